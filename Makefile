@@ -1,0 +1,97 @@
+# Quasineuron build. `make` builds build/qn; `make test` runs every test twice,
+# plainly and under AddressSanitizer + UndefinedBehaviorSanitizer; `make demo`
+# runs the main job; `make bench` prints the benchmarks. Every target that
+# builds first runs `make deps`, which installs missing Debian packages.
+#
+# Source files are found by wildcard: engine/, schema/ and server/ (all but
+# server/main.c) form build/libqn.a; each tests/<dir>/test_*.c is one cmocka
+# test program linked against it.
+
+BUILD ?= build
+CC ?= cc
+SAN ?=
+OPT ?= -O2
+
+PKGS := libmicrohttpd jansson sqlite3 gsl openblas zlib
+WARN := -Wall -Wextra -Wpedantic -Wstrict-prototypes -Werror
+CPPFLAGS_ALL := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iengine -Ischema -Iserver \
+	$(shell pkg-config --cflags $(PKGS) cmocka 2>/dev/null)
+CFLAGS_ALL := -std=c11 $(OPT) -g $(WARN) -pthread $(SAN) $(CFLAGS)
+LDLIBS_ALL := -lmicrohttpd -ljansson -lsqlite3 -lgsl -lopenblas -lz -lpthread -lm
+TEST_LIBS := -lcmocka
+
+LIB_SRC := $(wildcard engine/*.c) $(wildcard schema/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+TEST_SRC := $(wildcard tests/engine/test_*.c tests/schema/test_*.c tests/server/test_*.c tests/integration/test_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TEST_SUPPORT := $(wildcard tests/support/*.c)
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
+
+# Debian packages the build and the tests need, and how each is detected.
+DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev \
+	libgsl-dev libopenblas-dev libcmocka-dev zlib1g-dev dataset-fashion-mnist curl
+
+.PHONY: all deps test test-plain test-asan bench demo clean format
+
+all: deps $(BUILD)/qn
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install:$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	fi
+
+$(BUILD)/obj/%.o: %.c $(wildcard engine/*.h schema/*.h server/*.h tests/support/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/libqn.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/qn: $(BUILD)/obj/server/main.o $(BUILD)/libqn.a
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(BUILD)/libqn.a $(wildcard tests/support/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) -Itests/support -DQN_BIN='"$(abspath $(BUILD))/qn"' $(CFLAGS_ALL) \
+		-o $@ $< $(TEST_SUPPORT) $(BUILD)/libqn.a $(TEST_LIBS) $(LDLIBS_ALL)
+
+# Runs every test program of $(BUILD); fails when any fails.
+test-plain: $(BUILD)/qn $(TEST_BIN)
+	@fail=0; pass=0; \
+	for t in $(TEST_BIN); do \
+	  echo "== $$t"; \
+	  if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	done; \
+	echo "test programs ($(BUILD)): $$pass passed, $$fail failed"; \
+	[ $$fail -eq 0 ]
+
+test-asan:
+	$(MAKE) --no-print-directory test-plain BUILD=$(BUILD)/asan OPT=-O1 \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+test: deps
+	$(MAKE) --no-print-directory test-plain
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		$(MAKE) --no-print-directory test-asan
+
+bench: deps $(BUILD)/qn $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+
+demo: deps $(BUILD)/qn
+	@rm -f demo.db demo.db-wal demo.db-shm
+	$(BUILD)/qn run --db demo.db examples/crn-sweep.json
+	@echo "dataset stored in demo.db; export it with: $(BUILD)/qn dataset export --db demo.db 1"
+
+format:
+	clang-format -i engine/*.[ch] schema/*.[ch] server/*.[ch] tests/*/*.c
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,180 @@
+/*
+ * device.h: device models, the "almost neurons" of Quasineuron.
+ *
+ * A device maps its inputs to one output, out = f(inputs; params). What the
+ * inputs are depends on the drive:
+ *   dot     1 input  u1 = sum a_i x_i + b (the caller forms the sum)
+ *   dot_sq  2 inputs u1 = sum a_i x_i + b, u2 = sum a_i x_i^2
+ *   full    2k inputs x1..xk, a1..ak (fixed fan-in k; u1 = sum a_i x_i + b
+ *           with b the parameter "b", for kinds that think in drives)
+ * Analytic kinds (neuron, almost_neuron) are closed forms; every other kind is
+ * an ODE system solved with GSL's odeiv2 and read out (steady state, final
+ * state, time average, peak, spike rate).
+ *
+ * Trade-off: a model is a plain struct that the schema layer fills in from
+ * JSON and then hands to dev_model_prepare, which validates it and compiles
+ * expressions and reactions once. After that the model is immutable and
+ * shared by every thread; all mutable solver state lives in a per-thread
+ * struct dev_work.
+ */
+#ifndef QN_DEVICE_H
+#define QN_DEVICE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "act.h"
+
+#define DEV_NAME_MAX 32   /* bytes of a state, species or parameter name, with NUL */
+#define DEV_MAX_STATES 32 /* states (ode) or species (reactions) */
+#define DEV_MAX_PARAMS 32 /* named parameters */
+#define DEV_MAX_FANIN 16  /* k of a full drive */
+#define DEV_MAX_INPUTS (2 * DEV_MAX_FANIN)
+#define DEV_MAX_REACTIONS 64
+
+enum dev_kind { DEV_NEURON, DEV_ALMOST_NEURON, DEV_CRN_RELU, DEV_HODGKIN_HUXLEY, DEV_ODE, DEV_REACTIONS };
+enum dev_drive { DRIVE_DOT, DRIVE_DOT_SQ, DRIVE_FULL };
+enum dev_readout_kind { READ_STEADY_STATE, READ_FINAL, READ_TIME_AVERAGE, READ_PEAK, READ_SPIKE_RATE };
+enum dev_method { ODE_RK8PD, ODE_RKF45, ODE_MSBDF };
+
+/* How the output is read from the trajectory. */
+struct dev_readout {
+    enum dev_readout_kind kind;
+    double t_max;     /* integration horizon (model time units; ms for hodgkin_huxley) */
+    double tol;       /* steady_state: max-norm of the right-hand side that counts as steady */
+    double threshold; /* spike_rate: upward crossings of this output level count as spikes */
+};
+
+/* Which GSL stepper and how tightly. */
+struct dev_solver {
+    enum dev_method method;
+    double rtol;      /* relative tolerance */
+    double atol;      /* absolute tolerance */
+    double h0;        /* first step size */
+    size_t max_steps; /* cap on accepted steps per solve; exceeding it fails the solve */
+};
+
+/* A device model. Fill with dev_model_init's defaults, set fields, then prepare. */
+struct dev_model {
+    char name[64];             /* user's name, may be empty */
+    enum dev_kind kind;
+    enum dev_drive drive;
+    int fan_in;                /* k, full drive only (1..DEV_MAX_FANIN) */
+    enum act_kind activation;  /* neuron, almost_neuron */
+    double eps;                /* almost_neuron: f(u1 - eps*u2) */
+
+    size_t n_params;                                /* user-visible named parameters */
+    char param_names[DEV_MAX_PARAMS][DEV_NAME_MAX]; /* e.g. "kappa", "gain", "tau" */
+    double params[DEV_MAX_PARAMS];                  /* their values */
+
+    size_t n_states;                                /* ode: states; reactions: species */
+    char state_names[DEV_MAX_STATES][DEV_NAME_MAX];
+    double y0[DEV_MAX_STATES];                      /* initial state / amounts */
+    char *rhs_src[DEV_MAX_STATES];                  /* ode: right-hand side sources (owned) */
+    size_t n_reactions;
+    char *reaction_src[DEV_MAX_REACTIONS];          /* reactions: texts (owned) */
+    char *output_src;                               /* ode/reactions: output expression (owned) */
+
+    struct dev_readout readout;
+    struct dev_solver solver;
+
+    struct dev_compiled *compiled; /* set by dev_model_prepare (owned) */
+};
+
+/* Why a model did not prepare: the field and a sentence. */
+struct dev_error {
+    char field[64]; /* e.g. "rhs/y", "reactions/2", "params/kappa", "readout/t_max" */
+    char msg[200];
+};
+
+/*
+ * Fills *d with the defaults of `kind` (documented in schema/device.schema.json):
+ * drive dot; activation relu; eps 0.1; crn_relu kappa 0.01, y0 0;
+ * hodgkin_huxley gain 1 with readout spike_rate over 500 ms;
+ * readout steady_state, t_max 200, tol 1e-10, threshold 0;
+ * solver rk8pd, rtol 1e-8, atol 1e-10, h0 1e-3, max_steps 1000000.
+ */
+void dev_model_init(struct dev_model *d, enum dev_kind kind);
+
+/* Sets (or adds) the named parameter. Returns 0 or QN_ERANGE when full. */
+int dev_model_set_param(struct dev_model *d, const char *name, double value);
+
+/* Value of the named parameter into *out; QN_ENOTFOUND if absent. */
+int dev_model_param(const struct dev_model *d, const char *name, double *out);
+
+/*
+ * Validates the model and compiles its expressions or reactions. Returns 0,
+ * or QN_ESPEC / QN_EPARSE with *err naming the field (unknown symbols,
+ * readouts the kind cannot have, bad tolerances), or QN_ENOMEM.
+ */
+int dev_model_prepare(struct dev_model *d, struct dev_error *err);
+
+/* Frees what the model owns (sources, compiled form); the struct stays. */
+void dev_model_close(struct dev_model *d);
+
+/* Number of inputs (1 dot, 2 dot_sq, 2k full). */
+size_t dev_n_inputs(const struct dev_model *d);
+
+/* Name of input i ("u1", "u2", "x3", "a3") into buf. */
+void dev_input_name(const struct dev_model *d, size_t i, char *buf, size_t cap);
+
+/* Nonzero when the kind is solved as an ODE (not a closed form). */
+int dev_is_ode(const struct dev_model *d);
+
+/* Nonzero when dev_eval_grad can differentiate the readout. */
+int dev_is_differentiable(const struct dev_model *d);
+
+/* Per-thread scratch for solving a model: GSL stepper objects and buffers. */
+struct dev_work {
+    const struct dev_model *model; /* borrowed */
+    const atomic_int *cancel;      /* borrowed, may be NULL: nonzero stops solves */
+    struct dev_solver_state *st;   /* owned */
+};
+
+/* Prepares scratch for `d` (prepared, borrowed for the work's lifetime). */
+int dev_work_init(struct dev_work *w, const struct dev_model *d, const atomic_int *cancel);
+void dev_work_close(struct dev_work *w);
+
+/*
+ * Solves the device at inputs in[dev_n_inputs] and writes the readout to
+ * *out. Returns 0, or the reason this input has no output: QN_ENOTCONV (no
+ * steady state by t_max, or Newton polish failed), QN_EDIVERGED (non-finite
+ * state), QN_ESOLVER (step failure or max_steps), QN_ECANCELED. On failure
+ * *out is NaN; it is never a guess.
+ */
+int dev_eval(struct dev_work *w, const double *in, double *out);
+
+/*
+ * As dev_eval, and also d out / d in into dout_din[dev_n_inputs]: closed
+ * forms exactly; steady states by the implicit function theorem
+ * (dy*/dp = -J_y^-1 J_p); final/time_average/peak by forward sensitivities.
+ * QN_ENOTDIFF for spike_rate.
+ */
+int dev_eval_grad(struct dev_work *w, const double *in, double *out, double *dout_din);
+
+/* One solve's trajectory: accepted step times and states, for plotting. */
+struct dev_traj {
+    size_t n;        /* points */
+    size_t n_states; /* states per point */
+    double *t;       /* (n) times (owned) */
+    double *y;       /* (n, n_states) states (owned) */
+    double *out;     /* (n) output at each point (owned) */
+};
+
+/* Solves once recording at most max_points points (decimated evenly in
+ * time). Fills *tr (free with dev_traj_free) and *out as dev_eval would. */
+int dev_trajectory(struct dev_work *w, const double *in, size_t max_points,
+                   struct dev_traj *tr, double *out);
+void dev_traj_free(struct dev_traj *tr);
+
+/* Kind/drive/readout/method names both ways; *_from_name return QN_ESPEC. */
+const char *dev_kind_name(enum dev_kind k);
+int dev_kind_from_name(const char *s, enum dev_kind *out);
+const char *dev_drive_name(enum dev_drive k);
+int dev_drive_from_name(const char *s, enum dev_drive *out);
+const char *dev_readout_name(enum dev_readout_kind k);
+int dev_readout_from_name(const char *s, enum dev_readout_kind *out);
+const char *dev_method_name(enum dev_method k);
+int dev_method_from_name(const char *s, enum dev_method *out);
+
+#endif
