@@ -13,7 +13,8 @@ SAN ?=
 OPT ?= -O2
 
 PKGS := libmicrohttpd jansson sqlite3 gsl openblas zlib
-WARN := -Wall -Wextra -Wpedantic -Wstrict-prototypes -Werror
+# -Wno-format-truncation: snprintf into fixed message buffers truncates on purpose.
+WARN := -Wall -Wextra -Wpedantic -Wstrict-prototypes -Werror -Wno-format-truncation
 CPPFLAGS_ALL := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iengine -Ischema -Iserver \
 	$(shell pkg-config --cflags $(PKGS) cmocka 2>/dev/null)
 CFLAGS_ALL := -std=c11 $(OPT) -g $(WARN) -pthread $(SAN) $(CFLAGS)

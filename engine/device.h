@@ -147,7 +147,7 @@ int dev_eval(struct dev_work *w, const double *in, double *out);
 /*
  * As dev_eval, and also d out / d in into dout_din[dev_n_inputs]: closed
  * forms exactly; steady states by the implicit function theorem
- * (dy*/dp = -J_y^-1 J_p); final/time_average/peak by forward sensitivities.
+ * (dy_ss/dp = -J_y^-1 J_p); final/time_average/peak by forward sensitivities.
  * QN_ENOTDIFF for spike_rate.
  */
 int dev_eval_grad(struct dev_work *w, const double *in, double *out, double *dout_din);

@@ -1,0 +1,562 @@
+/*
+ * dev_solve.c: solving a device: integration, readouts, Newton polish, and
+ * gradients of the readout with respect to the inputs.
+ *
+ * One integration loop over GSL's odeiv2 evolve serves every readout. The
+ * state vector is the device's ODE, optionally followed by forward
+ * sensitivities S_k = dy/din_k (S_k' = J S_k + df/din_k) when a gradient of a
+ * time readout is asked for, and by a quadrature q' = out(t, y) (with its own
+ * sensitivities) for time averages. Steady states stop as soon as the
+ * right-hand side is below tolerance, are polished by Newton's method on the
+ * exact Jacobian, and are differentiated by the implicit function theorem
+ * (dy_ss/din = -J^-1 df/din), which needs no sensitivities at all.
+ *
+ * Trade-off: a GSL driver is allocated per state dimension in use (plain and
+ * with sensitivities) once per dev_work, so a sweep allocates nothing per row.
+ */
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_odeiv2.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_internal.h"
+#include "qn_err.h"
+
+#define DEV__HUGE 1e100        /* a state beyond this has diverged */
+#define DEV__CANCEL_EVERY 64   /* steps between checks of the cancel flag */
+#define DEV__NEWTON_ITERS 30
+
+/* What the GSL system callbacks see. */
+struct dev__ctx {
+    const struct dev_model *d; /* borrowed */
+    const double *in;          /* borrowed inputs of the current solve */
+    int sens;                  /* nonzero: sensitivities follow the state */
+    int quad;                  /* nonzero: a time-average quadrature follows */
+    double *J;                 /* (n, n) scratch */
+    double *Jp;                /* (n, n_in) scratch */
+    double *gy;                /* (n) scratch */
+    double *gin;               /* (n_in) scratch */
+};
+
+/* Accepted points of one solve, for dev_trajectory. */
+struct dev__rec {
+    size_t n, cap;
+    double *t, *y, *out; /* (cap), (cap, n_states), (cap) */
+};
+
+struct dev_solver_state {
+    struct dev__ctx ctx;
+    gsl_odeiv2_system sys[2];   /* 0: plain, 1: with sensitivities */
+    gsl_odeiv2_driver *drv[2];  /* owned, NULL when unused */
+    double *y;                  /* (max dim) state */
+    double *f;                  /* (n) right-hand side */
+    double *J, *Jp, *gy, *gin;  /* scratch for ctx */
+    double *best;               /* (n_in) gradient at the peak so far */
+    gsl_matrix *lu;             /* (n, n) Newton / IFT factorisation */
+    gsl_permutation *perm;      /* (n) */
+    gsl_vector *b, *x;          /* (n) */
+};
+
+/* ---- GSL callbacks ------------------------------------------------------------------------- */
+
+/* Index of the quadrature state. */
+static size_t dev__qidx(const struct dev__ctx *x)
+{
+    size_t n = x->d->compiled->n;
+    return n + (x->sens ? n * x->d->compiled->n_in : 0);
+}
+
+static int dev__gsl_rhs(double t, const double y[], double f[], void *params)
+{
+    struct dev__ctx *x = params;
+    const struct dev_model *d = x->d;
+    size_t n = d->compiled->n, n_in = d->compiled->n_in;
+    dev__sys_rhs(d, t, y, x->in, f);
+    if (x->sens) {
+        dev__sys_jac(d, t, y, x->in, x->J, NULL);
+        dev__sys_jin(d, t, y, x->in, x->Jp);
+        for (size_t k = 0; k < n_in; k++) {
+            const double *S = y + n + k * n;
+            double *dS = f + n + k * n;
+            for (size_t i = 0; i < n; i++) {
+                double s = x->Jp[i * n_in + k];
+                for (size_t j = 0; j < n; j++)
+                    s += x->J[i * n + j] * S[j];
+                dS[i] = s;
+            }
+        }
+    }
+    if (x->quad) {
+        size_t q = dev__qidx(x);
+        f[q] = dev__sys_out(d, t, y, x->in);
+        if (x->sens) {
+            dev__sys_out_grad(d, t, y, x->in, x->gy, x->gin);
+            for (size_t k = 0; k < n_in; k++) {
+                double s = x->gin[k];
+                for (size_t j = 0; j < n; j++)
+                    s += x->gy[j] * y[n + k * n + j];
+                f[q + 1 + k] = s;
+            }
+        }
+    }
+    return GSL_SUCCESS;
+}
+
+/* The Jacobian for implicit steppers: exact for the state and quadrature;
+ * block-diagonal J for the sensitivities (their dependence on y through J is
+ * left out, which only slows Newton inside the stepper, not the accuracy). */
+static int dev__gsl_jac(double t, const double y[], double *dfdy, double dfdt[], void *params)
+{
+    struct dev__ctx *x = params;
+    const struct dev_model *d = x->d;
+    size_t n = d->compiled->n, n_in = d->compiled->n_in;
+    size_t dim = n + (x->sens ? n * n_in : 0) + (x->quad ? 1 + (x->sens ? n_in : 0) : 0);
+    memset(dfdy, 0, dim * dim * sizeof *dfdy);
+    memset(dfdt, 0, dim * sizeof *dfdt);
+    dev__sys_jac(d, t, y, x->in, x->J, dfdt);
+    size_t blocks = x->sens ? 1 + n_in : 1;
+    for (size_t b = 0; b < blocks; b++)
+        for (size_t i = 0; i < n; i++)
+            memcpy(dfdy + (b * n + i) * dim + b * n, x->J + i * n, n * sizeof *dfdy);
+    if (x->quad) {
+        size_t q = dev__qidx(x);
+        dev__sys_out_grad(d, t, y, x->in, x->gy, NULL);
+        memcpy(dfdy + q * dim, x->gy, n * sizeof *dfdy);
+    }
+    return GSL_SUCCESS;
+}
+
+/* ---- work ---------------------------------------------------------------------------------- */
+
+static const gsl_odeiv2_step_type *dev__stepper(enum dev_method m)
+{
+    switch (m) {
+    case ODE_RKF45: return gsl_odeiv2_step_rkf45;
+    case ODE_MSBDF: return gsl_odeiv2_step_msbdf;
+    case ODE_RK8PD: break;
+    }
+    return gsl_odeiv2_step_rk8pd;
+}
+
+/* Allocates the driver of mode `sens` for dimension dim. */
+static int dev__driver_alloc(struct dev_solver_state *st, const struct dev_model *d, int sens,
+                             size_t dim)
+{
+    st->sys[sens] = (gsl_odeiv2_system){dev__gsl_rhs, dev__gsl_jac, dim, &st->ctx};
+    st->drv[sens] = gsl_odeiv2_driver_alloc_y_new(&st->sys[sens], dev__stepper(d->solver.method),
+                                                  d->solver.h0, d->solver.atol, d->solver.rtol);
+    return st->drv[sens] ? QN_OK : QN_ENOMEM;
+}
+
+/* Dimension of the integrated vector in mode sens. */
+static size_t dev__dim(const struct dev_model *d, int sens)
+{
+    size_t n = d->compiled->n, n_in = d->compiled->n_in;
+    int quad = d->readout.kind == READ_TIME_AVERAGE;
+    return n + (sens ? n * n_in : 0) + (quad ? 1 + (sens ? n_in : 0) : 0);
+}
+
+int dev_work_init(struct dev_work *w, const struct dev_model *d, const atomic_int *cancel)
+{
+    memset(w, 0, sizeof *w);
+    w->model = d;
+    w->cancel = cancel;
+    if (!dev_is_ode(d))
+        return QN_OK;
+    struct dev_solver_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return QN_ENOMEM;
+    w->st = st;
+    size_t n = d->compiled->n, n_in = d->compiled->n_in;
+    int sens = dev_is_differentiable(d) && d->readout.kind != READ_STEADY_STATE;
+    size_t maxdim = dev__dim(d, sens);
+    st->y = calloc(maxdim, sizeof *st->y);
+    st->f = calloc(n, sizeof *st->f);
+    st->J = calloc(n * n, sizeof *st->J);
+    st->Jp = calloc(n * n_in, sizeof *st->Jp);
+    st->gy = calloc(n, sizeof *st->gy);
+    st->gin = calloc(n_in, sizeof *st->gin);
+    st->best = calloc(n_in, sizeof *st->best);
+    st->lu = gsl_matrix_alloc(n, n);
+    st->perm = gsl_permutation_alloc(n);
+    st->b = gsl_vector_alloc(n);
+    st->x = gsl_vector_alloc(n);
+    st->ctx = (struct dev__ctx){d, NULL, 0, 0, st->J, st->Jp, st->gy, st->gin};
+    if (!st->y || !st->f || !st->J || !st->Jp || !st->gy || !st->gin || !st->best || !st->lu ||
+        !st->perm || !st->b || !st->x)
+        goto fail;
+    if (dev__driver_alloc(st, d, 0, dev__dim(d, 0)))
+        goto fail;
+    if (sens && dev__driver_alloc(st, d, 1, dev__dim(d, 1)))
+        goto fail;
+    return QN_OK;
+fail:
+    dev_work_close(w);
+    return QN_ENOMEM;
+}
+
+void dev_work_close(struct dev_work *w)
+{
+    struct dev_solver_state *st = w->st;
+    if (!st)
+        return;
+    for (int i = 0; i < 2; i++)
+        if (st->drv[i])
+            gsl_odeiv2_driver_free(st->drv[i]);
+    free(st->y), free(st->f), free(st->J), free(st->Jp), free(st->gy), free(st->gin);
+    free(st->best);
+    if (st->lu)
+        gsl_matrix_free(st->lu);
+    if (st->perm)
+        gsl_permutation_free(st->perm);
+    if (st->b)
+        gsl_vector_free(st->b);
+    if (st->x)
+        gsl_vector_free(st->x);
+    free(st);
+    w->st = NULL;
+}
+
+/* ---- the integration loop ------------------------------------------------------------------ */
+
+/* What the loop tracks for the readouts. */
+struct dev__track {
+    double peak;     /* largest output seen */
+    size_t spikes;   /* upward threshold crossings */
+    double last_out; /* output at the previous accepted point */
+    int steady;      /* steady_state: the right-hand side fell below tol */
+};
+
+static double dev__maxabs(const double *v, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double a = fabs(v[i]);
+        if (!(a <= m))
+            m = a; /* NaN propagates */
+    }
+    return m;
+}
+
+/* Appends the point (t, y) to rec, growing it. */
+static int dev__record(struct dev__rec *rec, size_t n, double t, const double *y, double out)
+{
+    if (rec->n == rec->cap) {
+        size_t cap = rec->cap ? 2 * rec->cap : 256;
+        double *tt = realloc(rec->t, cap * sizeof *tt);
+        if (tt)
+            rec->t = tt;
+        double *yy = realloc(rec->y, cap * n * sizeof *yy);
+        if (yy)
+            rec->y = yy;
+        double *oo = realloc(rec->out, cap * sizeof *oo);
+        if (oo)
+            rec->out = oo;
+        if (!tt || !yy || !oo)
+            return QN_ENOMEM;
+        rec->cap = cap;
+    }
+    rec->t[rec->n] = t;
+    memcpy(rec->y + rec->n * n, y, n * sizeof *y);
+    rec->out[rec->n++] = out;
+    return QN_OK;
+}
+
+/* Keeps the gradient of the output at the current point when it is the peak. */
+static void dev__peak_grad(struct dev_solver_state *st, const struct dev_model *d, double t,
+                           const double *y, const double *in)
+{
+    size_t n = d->compiled->n, n_in = d->compiled->n_in;
+    dev__sys_out_grad(d, t, y, in, st->gy, st->gin);
+    for (size_t k = 0; k < n_in; k++) {
+        double s = st->gin[k];
+        for (size_t j = 0; j < n; j++)
+            s += st->gy[j] * y[n + k * n + j];
+        st->best[k] = s;
+    }
+}
+
+/* Updates the readout trackers after an accepted point. */
+static void dev__observe(struct dev_work *w, struct dev__track *tr, double t, const double *y,
+                         const double *in, int sens)
+{
+    const struct dev_model *d = w->model;
+    double out = dev__sys_out(d, t, y, in);
+    if (d->readout.kind == READ_SPIKE_RATE && tr->last_out < d->readout.threshold &&
+        out >= d->readout.threshold)
+        tr->spikes++;
+    if (d->readout.kind == READ_PEAK && out > tr->peak) {
+        tr->peak = out;
+        if (sens)
+            dev__peak_grad(w->st, d, t, y, in);
+    }
+    if (d->readout.kind == READ_STEADY_STATE) {
+        dev__sys_rhs(d, t, y, in, w->st->f);
+        tr->steady = dev__maxabs(w->st->f, d->compiled->n) < d->readout.tol;
+    }
+    tr->last_out = out;
+}
+
+static int dev__canceled(const struct dev_work *w)
+{
+    return w->cancel && atomic_load(w->cancel);
+}
+
+/* Integrates from the initial state until t_max (or a steady state). On
+ * return *t is the final time and st->y the state. */
+static int dev__integrate(struct dev_work *w, const double *in, int sens, struct dev__track *tr,
+                          struct dev__rec *rec, double *t)
+{
+    const struct dev_model *d = w->model;
+    struct dev_solver_state *st = w->st;
+    size_t n = d->compiled->n, dim = dev__dim(d, sens);
+    gsl_odeiv2_driver *drv = st->drv[sens];
+    st->ctx.in = in;
+    st->ctx.sens = sens;
+    st->ctx.quad = d->readout.kind == READ_TIME_AVERAGE;
+    memset(st->y, 0, dim * sizeof *st->y);
+    memcpy(st->y, d->y0, n * sizeof *st->y);
+    gsl_odeiv2_driver_reset(drv);
+    double h = d->solver.h0, t_max = d->readout.t_max;
+    *t = 0;
+    *tr = (struct dev__track){-HUGE_VAL, 0, 0, 0};
+    dev__observe(w, tr, *t, st->y, in, sens);
+    if (rec && dev__record(rec, n, *t, st->y, tr->last_out))
+        return QN_ENOMEM;
+    for (size_t steps = 0; *t < t_max && !tr->steady; steps++) {
+        if (steps >= d->solver.max_steps)
+            return QN_ESOLVER;
+        if (steps % DEV__CANCEL_EVERY == 0 && dev__canceled(w))
+            return QN_ECANCELED;
+        int s = gsl_odeiv2_evolve_apply(drv->e, drv->c, drv->s, &st->sys[sens], t, t_max, &h,
+                                        st->y);
+        double m = dev__maxabs(st->y, dim);
+        if (!(m < DEV__HUGE))
+            return QN_EDIVERGED;
+        if (s != GSL_SUCCESS)
+            return QN_ESOLVER;
+        dev__observe(w, tr, *t, st->y, in, sens);
+        if (rec && dev__record(rec, n, *t, st->y, tr->last_out))
+            return QN_ENOMEM;
+    }
+    return QN_OK;
+}
+
+/* ---- steady states ------------------------------------------------------------------------- */
+
+/* LU-factorises J(y) into st->lu. QN_ESINGULAR when it is singular. */
+static int dev__factor(struct dev_solver_state *st, const struct dev_model *d, double t,
+                       const double *y, const double *in)
+{
+    size_t n = d->compiled->n;
+    int sign = 0;
+    dev__sys_jac(d, t, y, in, st->J, NULL);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            gsl_matrix_set(st->lu, i, j, st->J[i * n + j]);
+    if (gsl_linalg_LU_decomp(st->lu, st->perm, &sign) != GSL_SUCCESS)
+        return QN_ESINGULAR;
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs(gsl_matrix_get(st->lu, i, i)) > 1e-300))
+            return QN_ESINGULAR;
+    return QN_OK;
+}
+
+/* Polishes a near-steady state with Newton's method. The polish is kept only
+ * when it stays close (a jump would mean another fixed point). */
+static int dev__newton(struct dev_work *w, double t, const double *in)
+{
+    const struct dev_model *d = w->model;
+    struct dev_solver_state *st = w->st;
+    size_t n = d->compiled->n;
+    double y[DEV_MAX_STATES], y_in[DEV_MAX_STATES];
+    memcpy(y, st->y, n * sizeof *y);
+    memcpy(y_in, st->y, n * sizeof *y);
+    for (int it = 0; it < DEV__NEWTON_ITERS; it++) {
+        dev__sys_rhs(d, t, y, in, st->f);
+        if (dev__maxabs(st->f, n) == 0)
+            break;
+        if (dev__factor(st, d, t, y, in))
+            return QN_OK; /* keep the integrated state, which already meets tol */
+        for (size_t i = 0; i < n; i++)
+            gsl_vector_set(st->b, i, -st->f[i]);
+        gsl_linalg_LU_solve(st->lu, st->perm, st->b, st->x);
+        double step = 0, size = 0;
+        for (size_t i = 0; i < n; i++) {
+            y[i] += gsl_vector_get(st->x, i);
+            step = fmax(step, fabs(gsl_vector_get(st->x, i)));
+            size = fmax(size, fabs(y[i]));
+        }
+        if (!(step <= 1e-15 * (1 + size)))
+            continue;
+        break;
+    }
+    dev__sys_rhs(d, t, y, in, st->f);
+    double moved = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        moved = fmax(moved, fabs(y[i] - y_in[i]));
+        scale = fmax(scale, fabs(y_in[i]));
+    }
+    if (!(dev__maxabs(st->f, n) < d->readout.tol) || moved > 1e-3 * (1 + scale))
+        return QN_ENOTCONV;
+    memcpy(st->y, y, n * sizeof *y);
+    return QN_OK;
+}
+
+/* d out/d in at a steady state by the implicit function theorem. */
+static int dev__steady_grad(struct dev_work *w, double t, const double *in, double *g)
+{
+    const struct dev_model *d = w->model;
+    struct dev_solver_state *st = w->st;
+    size_t n = d->compiled->n, n_in = d->compiled->n_in;
+    int rc = dev__factor(st, d, t, st->y, in);
+    if (rc)
+        return rc;
+    dev__sys_jin(d, t, st->y, in, st->Jp);
+    dev__sys_out_grad(d, t, st->y, in, st->gy, st->gin);
+    for (size_t k = 0; k < n_in; k++) {
+        for (size_t i = 0; i < n; i++)
+            gsl_vector_set(st->b, i, -st->Jp[i * n_in + k]);
+        gsl_linalg_LU_solve(st->lu, st->perm, st->b, st->x);
+        double s = st->gin[k];
+        for (size_t i = 0; i < n; i++)
+            s += st->gy[i] * gsl_vector_get(st->x, i);
+        g[k] = s;
+    }
+    return QN_OK;
+}
+
+/* ---- readouts ------------------------------------------------------------------------------ */
+
+/* The readout value (and gradient when g is non-NULL) after integration. */
+static int dev__readout(struct dev_work *w, const double *in, const struct dev__track *tr,
+                        double t, double *out, double *g)
+{
+    const struct dev_model *d = w->model;
+    struct dev_solver_state *st = w->st;
+    size_t n = d->compiled->n, n_in = d->compiled->n_in;
+    const double *y = st->y;
+    int rc = QN_OK;
+    switch (d->readout.kind) {
+    case READ_STEADY_STATE:
+        if (!tr->steady)
+            return QN_ENOTCONV;
+        rc = dev__newton(w, t, in);
+        if (rc)
+            return rc;
+        *out = dev__sys_out(d, t, y, in);
+        return g ? dev__steady_grad(w, t, in, g) : QN_OK;
+    case READ_FINAL:
+        *out = dev__sys_out(d, t, y, in);
+        if (g) {
+            dev__peak_grad(st, d, t, y, in);
+            memcpy(g, st->best, n_in * sizeof *g);
+        }
+        return QN_OK;
+    case READ_TIME_AVERAGE: {
+        size_t q = n + (g ? n * n_in : 0);
+        *out = y[q] / d->readout.t_max;
+        for (size_t k = 0; g && k < n_in; k++)
+            g[k] = y[q + 1 + k] / d->readout.t_max;
+        return QN_OK;
+    }
+    case READ_PEAK:
+        *out = tr->peak;
+        if (g)
+            memcpy(g, st->best, n_in * sizeof *g);
+        return QN_OK;
+    case READ_SPIKE_RATE: *out = (double)tr->spikes * 1000.0 / d->readout.t_max; return QN_OK;
+    }
+    return QN_EINVAL;
+}
+
+/* Shared body of dev_eval, dev_eval_grad and dev_trajectory. */
+static int dev__solve(struct dev_work *w, const double *in, double *out, double *g,
+                      struct dev__rec *rec)
+{
+    const struct dev_model *d = w->model;
+    *out = NAN;
+    if (!dev_is_ode(d)) {
+        dev__closed_form(d, in, out, g);
+        return QN_OK;
+    }
+    if (g && !dev_is_differentiable(d))
+        return QN_ENOTDIFF;
+    for (size_t k = 0; k < d->compiled->n_in; k++)
+        if (!isfinite(in[k]))
+            return QN_EINVAL;
+    int sens = g && d->readout.kind != READ_STEADY_STATE;
+    struct dev__track tr;
+    double t = 0, value = NAN;
+    int rc = dev__integrate(w, in, sens, &tr, rec, &t);
+    if (rc == QN_OK)
+        rc = dev__readout(w, in, &tr, t, &value, g);
+    if (rc == QN_OK && !isfinite(value))
+        rc = QN_EDIVERGED;
+    if (rc == QN_OK)
+        *out = value;
+    return rc;
+}
+
+int dev_eval(struct dev_work *w, const double *in, double *out)
+{
+    return dev__solve(w, in, out, NULL, NULL);
+}
+
+int dev_eval_grad(struct dev_work *w, const double *in, double *out, double *dout_din)
+{
+    return dev__solve(w, in, out, dout_din, NULL);
+}
+
+/* Keeps at most max_points of rec, evenly spaced in time, into tr. */
+static int dev__decimate(const struct dev__rec *rec, size_t n, size_t max_points,
+                         struct dev_traj *tr)
+{
+    size_t m = rec->n < max_points ? rec->n : max_points;
+    if (m < 1)
+        m = 1;
+    tr->t = malloc(m * sizeof *tr->t);
+    tr->y = malloc(m * n * sizeof *tr->y);
+    tr->out = malloc(m * sizeof *tr->out);
+    if (!tr->t || !tr->y || !tr->out)
+        return QN_ENOMEM;
+    double t0 = rec->t[0], t1 = rec->t[rec->n - 1];
+    size_t src = 0;
+    for (size_t i = 0; i < m; i++) {
+        double target = m > 1 ? t0 + (t1 - t0) * (double)i / (double)(m - 1) : t1;
+        while (src + 1 < rec->n && rec->t[src] < target)
+            src++;
+        tr->t[i] = rec->t[src];
+        memcpy(tr->y + i * n, rec->y + src * n, n * sizeof *tr->y);
+        tr->out[i] = rec->out[src];
+    }
+    tr->n = m;
+    tr->n_states = n;
+    return QN_OK;
+}
+
+int dev_trajectory(struct dev_work *w, const double *in, size_t max_points, struct dev_traj *tr,
+                   double *out)
+{
+    memset(tr, 0, sizeof *tr);
+    *out = NAN;
+    if (!dev_is_ode(w->model))
+        return dev__solve(w, in, out, NULL, NULL);
+    struct dev__rec rec = {0};
+    int rc = dev__solve(w, in, out, NULL, &rec);
+    int rc2 = rec.n ? dev__decimate(&rec, w->model->compiled->n, max_points, tr) : QN_OK;
+    free(rec.t), free(rec.y), free(rec.out);
+    if (rc2) {
+        dev_traj_free(tr);
+        return rc2;
+    }
+    return rc;
+}
+
+void dev_traj_free(struct dev_traj *tr)
+{
+    free(tr->t), free(tr->y), free(tr->out);
+    memset(tr, 0, sizeof *tr);
+}
