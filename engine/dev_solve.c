@@ -14,6 +14,7 @@
  * Trade-off: a GSL driver is allocated per state dimension in use (plain and
  * with sensitivities) once per dev_work, so a sweep allocates nothing per row.
  */
+#include <gsl/gsl_eigen.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_odeiv2.h>
@@ -27,6 +28,7 @@
 #define DEV__HUGE 1e100        /* a state beyond this has diverged */
 #define DEV__CANCEL_EVERY 64   /* steps between checks of the cancel flag */
 #define DEV__NEWTON_ITERS 30
+#define DEV__NEWTON_TRIGGER 1e-5 /* |f| below which a Newton polish is first tried */
 
 /* What the GSL system callbacks see. */
 struct dev__ctx {
@@ -57,6 +59,9 @@ struct dev_solver_state {
     gsl_matrix *lu;             /* (n, n) Newton / IFT factorisation */
     gsl_permutation *perm;      /* (n) */
     gsl_vector *b, *x;          /* (n) */
+    gsl_matrix *A;              /* (n, n) copy of J for eigenvalues */
+    gsl_vector_complex *eval;   /* (n) eigenvalues */
+    gsl_eigen_nonsymm_workspace *eig; /* (n) */
 };
 
 /* ---- GSL callbacks ------------------------------------------------------------------------- */
@@ -183,9 +188,12 @@ int dev_work_init(struct dev_work *w, const struct dev_model *d, const atomic_in
     st->perm = gsl_permutation_alloc(n);
     st->b = gsl_vector_alloc(n);
     st->x = gsl_vector_alloc(n);
+    st->A = gsl_matrix_alloc(n, n);
+    st->eval = gsl_vector_complex_alloc(n);
+    st->eig = gsl_eigen_nonsymm_alloc(n);
     st->ctx = (struct dev__ctx){d, NULL, 0, 0, st->J, st->Jp, st->gy, st->gin};
     if (!st->y || !st->f || !st->J || !st->Jp || !st->gy || !st->gin || !st->best || !st->lu ||
-        !st->perm || !st->b || !st->x)
+        !st->perm || !st->b || !st->x || !st->A || !st->eval || !st->eig)
         goto fail;
     if (dev__driver_alloc(st, d, 0, dev__dim(d, 0)))
         goto fail;
@@ -215,6 +223,12 @@ void dev_work_close(struct dev_work *w)
         gsl_vector_free(st->b);
     if (st->x)
         gsl_vector_free(st->x);
+    if (st->A)
+        gsl_matrix_free(st->A);
+    if (st->eval)
+        gsl_vector_complex_free(st->eval);
+    if (st->eig)
+        gsl_eigen_nonsymm_free(st->eig);
     free(st);
     w->st = NULL;
 }
@@ -227,6 +241,7 @@ struct dev__track {
     size_t spikes;   /* upward threshold crossings */
     double last_out; /* output at the previous accepted point */
     int steady;      /* steady_state: the right-hand side fell below tol */
+    double try_below; /* steady_state: attempt a Newton polish when |f| falls below this */
 };
 
 static double dev__maxabs(const double *v, size_t n)
@@ -278,6 +293,9 @@ static void dev__peak_grad(struct dev_solver_state *st, const struct dev_model *
     }
 }
 
+static void dev__steady_check(struct dev_work *w, struct dev__track *tr, double t,
+                              const double *in);
+
 /* Updates the readout trackers after an accepted point. */
 static void dev__observe(struct dev_work *w, struct dev__track *tr, double t, const double *y,
                          const double *in, int sens)
@@ -292,10 +310,8 @@ static void dev__observe(struct dev_work *w, struct dev__track *tr, double t, co
         if (sens)
             dev__peak_grad(w->st, d, t, y, in);
     }
-    if (d->readout.kind == READ_STEADY_STATE) {
-        dev__sys_rhs(d, t, y, in, w->st->f);
-        tr->steady = dev__maxabs(w->st->f, d->compiled->n) < d->readout.tol;
-    }
+    if (d->readout.kind == READ_STEADY_STATE)
+        dev__steady_check(w, tr, t, in);
     tr->last_out = out;
 }
 
@@ -321,7 +337,7 @@ static int dev__integrate(struct dev_work *w, const double *in, int sens, struct
     gsl_odeiv2_driver_reset(drv);
     double h = d->solver.h0, t_max = d->readout.t_max;
     *t = 0;
-    *tr = (struct dev__track){-HUGE_VAL, 0, 0, 0};
+    *tr = (struct dev__track){-HUGE_VAL, 0, 0, 0, DEV__NEWTON_TRIGGER};
     dev__observe(w, tr, *t, st->y, in, sens);
     if (rec && dev__record(rec, n, *t, st->y, tr->last_out))
         return QN_ENOMEM;
@@ -364,22 +380,20 @@ static int dev__factor(struct dev_solver_state *st, const struct dev_model *d, d
     return QN_OK;
 }
 
-/* Polishes a near-steady state with Newton's method. The polish is kept only
- * when it stays close (a jump would mean another fixed point). */
-static int dev__newton(struct dev_work *w, double t, const double *in)
+/* Polishes the near-steady state st->y with Newton's method into y_out[n].
+ * The polish counts only when |f| ends below tol and the state moved little
+ * (a jump would mean another fixed point): QN_ENOTCONV otherwise. */
+static int dev__newton(struct dev_work *w, double t, const double *in, double *y_out)
 {
     const struct dev_model *d = w->model;
     struct dev_solver_state *st = w->st;
     size_t n = d->compiled->n;
-    double y[DEV_MAX_STATES], y_in[DEV_MAX_STATES];
+    double y[DEV_MAX_STATES];
     memcpy(y, st->y, n * sizeof *y);
-    memcpy(y_in, st->y, n * sizeof *y);
     for (int it = 0; it < DEV__NEWTON_ITERS; it++) {
         dev__sys_rhs(d, t, y, in, st->f);
-        if (dev__maxabs(st->f, n) == 0)
-            break;
-        if (dev__factor(st, d, t, y, in))
-            return QN_OK; /* keep the integrated state, which already meets tol */
+        if (dev__maxabs(st->f, n) == 0 || dev__factor(st, d, t, y, in))
+            break; /* exact, or singular: keep what we have */
         for (size_t i = 0; i < n; i++)
             gsl_vector_set(st->b, i, -st->f[i]);
         gsl_linalg_LU_solve(st->lu, st->perm, st->b, st->x);
@@ -389,20 +403,64 @@ static int dev__newton(struct dev_work *w, double t, const double *in)
             step = fmax(step, fabs(gsl_vector_get(st->x, i)));
             size = fmax(size, fabs(y[i]));
         }
-        if (!(step <= 1e-15 * (1 + size)))
-            continue;
-        break;
+        if (!(step > 1e-15 * (1 + size)))
+            break;
     }
     dev__sys_rhs(d, t, y, in, st->f);
     double moved = 0, scale = 0;
     for (size_t i = 0; i < n; i++) {
-        moved = fmax(moved, fabs(y[i] - y_in[i]));
-        scale = fmax(scale, fabs(y_in[i]));
+        moved = fmax(moved, fabs(y[i] - st->y[i]));
+        scale = fmax(scale, fabs(st->y[i]));
     }
     if (!(dev__maxabs(st->f, n) < d->readout.tol) || moved > 1e-3 * (1 + scale))
         return QN_ENOTCONV;
-    memcpy(st->y, y, n * sizeof *y);
+    memcpy(y_out, y, n * sizeof *y);
     return QN_OK;
+}
+
+/* Nonzero when every eigenvalue of J(y) has a negative real part. */
+static int dev__stable(struct dev_solver_state *st, const struct dev_model *d, double t,
+                       const double *y, const double *in)
+{
+    size_t n = d->compiled->n;
+    dev__sys_jac(d, t, y, in, st->J, NULL);
+    if (n == 1)
+        return st->J[0] < 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            gsl_matrix_set(st->A, i, j, st->J[i * n + j]);
+    if (gsl_eigen_nonsymm(st->A, st->eval, st->eig) != GSL_SUCCESS)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(GSL_REAL(gsl_vector_complex_get(st->eval, i)) < 0))
+            return 0;
+    return 1;
+}
+
+/* Decides whether the integration has reached a steady state: the right-hand
+ * side is below tol, or a Newton polish from here lands on a stable fixed
+ * point (large explicit steps near a fixed point jitter above tol, so the
+ * polish is what finishes the job). Tries again each time |f| drops 16x. */
+static void dev__steady_check(struct dev_work *w, struct dev__track *tr, double t,
+                              const double *in)
+{
+    const struct dev_model *d = w->model;
+    struct dev_solver_state *st = w->st;
+    size_t n = d->compiled->n;
+    double y[DEV_MAX_STATES];
+    dev__sys_rhs(d, t, st->y, in, st->f);
+    double fn = dev__maxabs(st->f, n);
+    if (fn < d->readout.tol) {
+        tr->steady = 1;
+        return;
+    }
+    if (!(fn < tr->try_below))
+        return;
+    tr->try_below = fn / 16;
+    if (dev__newton(w, t, in, y) == QN_OK && dev__stable(st, d, t, y, in)) {
+        memcpy(st->y, y, n * sizeof *y);
+        tr->steady = 1;
+    }
 }
 
 /* d out/d in at a steady state by the implicit function theorem. */
@@ -443,7 +501,7 @@ static int dev__readout(struct dev_work *w, const double *in, const struct dev__
     case READ_STEADY_STATE:
         if (!tr->steady)
             return QN_ENOTCONV;
-        rc = dev__newton(w, t, in);
+        rc = dev__newton(w, t, in, st->y);
         if (rc)
             return rc;
         *out = dev__sys_out(d, t, y, in);
