@@ -42,8 +42,10 @@ int expr_compile(const char *src, const char *const *names, size_t n_names,
 /*
  * The exact partial derivative of `e` with respect to variable `var`,
  * simplified (constants folded, x*0 and x+0 removed), as a new program in
- * *out. Returns 0, QN_EINVAL when var >= n_names, or QN_ENOMEM. min/max
- * differentiate piecewise (the derivative of the selected branch).
+ * *out. Returns 0, QN_EINVAL when var >= n_names, QN_ERANGE when the
+ * derivative is too deep or too large to compile (more than EXPR_MAX_STACK
+ * stack slots), or QN_ENOMEM. min/max differentiate piecewise (the derivative
+ * of the selected branch; a on ties). Works on derivatives too.
  */
 int expr_diff(const struct expr *e, size_t var, struct expr **out);
 
@@ -55,6 +57,9 @@ int expr_uses(const struct expr *e, size_t var);
 
 /* Nonzero when `e` is the constant 0 (e.g. a derivative that vanishes). */
 int expr_is_zero(const struct expr *e);
+
+/* Number of bytecode instructions of `e` (for tests and benchmarks). */
+size_t expr_n_ops(const struct expr *e);
 
 /* Frees a program; NULL is allowed. */
 void expr_destroy(struct expr *e);
