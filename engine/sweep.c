@@ -1,0 +1,176 @@
+/*
+ * sweep.c: solving a device over many input rows on a pool of threads.
+ *
+ * The calling thread and n_threads - 1 helpers each own a struct dev_work and
+ * take chunks of SWEEP_CHUNK rows from one atomic counter. Row i is only ever
+ * written by the thread that claimed it, to out[i] and status[i], and a solve
+ * depends only on its row, so the result is byte-identical for any number of
+ * threads. Progress is counted under a mutex, which also serialises the
+ * user's callback; it is called when at least ~1% more rows are done than at
+ * the last call (so at most once per chunk) and once at the end.
+ *
+ * Trade-off: if a helper thread cannot be created the sweep goes on with the
+ * threads it has (the output does not depend on the count); only a failure to
+ * set up a worker's scratch (out of memory) stops the sweep with an error.
+ */
+#include "sweep.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "qn_err.h"
+
+#define SWEEP_CHUNK 16        /* rows claimed at a time */
+#define SWEEP_MAX_THREADS 256 /* more threads than this are not created */
+
+/* State shared by all workers of one sweep. */
+struct sweep__shared {
+    const struct dev_model *d;       /* borrowed, prepared */
+    const double *in;                /* (n, n_in) input rows, borrowed */
+    size_t n;                        /* rows */
+    size_t n_in;                     /* inputs per row */
+    double *out;                     /* (n) outputs, borrowed */
+    int *status;                     /* (n) statuses, borrowed */
+    const struct sweep_hooks *hooks; /* borrowed, never NULL */
+    atomic_size_t next;              /* first row not yet claimed */
+    atomic_int stop;                 /* nonzero: a worker failed or the sweep was canceled */
+    atomic_int canceled;             /* nonzero: a solve was stopped by cancel */
+    pthread_mutex_t mu;              /* guards done, reported, err and the callback */
+    size_t done;                     /* rows finished */
+    size_t reported;                 /* done at the last progress call */
+    size_t step;                     /* rows between progress calls (~1%) */
+    int err;                         /* first setup failure of a worker (0 if none) */
+};
+
+static int sweep__cancel_requested(const struct sweep__shared *s)
+{
+    const atomic_int *c = s->hooks->cancel;
+    return (c && atomic_load_explicit(c, memory_order_relaxed)) ||
+           atomic_load_explicit(&s->stop, memory_order_relaxed);
+}
+
+/* Adds `rows` finished rows and calls the progress callback when due. */
+static void sweep__progress(struct sweep__shared *s, size_t rows)
+{
+    pthread_mutex_lock(&s->mu);
+    s->done += rows;
+    if (s->hooks->progress && (s->done - s->reported >= s->step || s->done == s->n)) {
+        s->reported = s->done;
+        s->hooks->progress(s->done, s->n, s->hooks->ctx);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Records a worker's setup failure and stops the others. */
+static void sweep__fail(struct sweep__shared *s, int err)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->err)
+        s->err = err;
+    pthread_mutex_unlock(&s->mu);
+    atomic_store(&s->stop, 1);
+}
+
+/* Solves rows [lo, hi); returns how many were attempted (fewer when canceled). */
+static size_t sweep__chunk(struct sweep__shared *s, struct dev_work *w, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++) {
+        if (sweep__cancel_requested(s))
+            return i - lo;
+        s->status[i] = dev_eval(w, s->in + i * s->n_in, &s->out[i]);
+        if (s->status[i] != 0)
+            s->out[i] = NAN;
+        if (s->status[i] == QN_ECANCELED)
+            atomic_store(&s->canceled, 1);
+    }
+    return hi - lo;
+}
+
+/* One worker: claims chunks until the rows run out or the sweep stops. */
+static void *sweep__worker(void *arg)
+{
+    struct sweep__shared *s = arg;
+    struct dev_work w;
+    int rc = dev_work_init(&w, s->d, s->hooks->cancel);
+    if (rc) {
+        sweep__fail(s, rc);
+        return NULL;
+    }
+    for (;;) {
+        size_t lo = atomic_fetch_add(&s->next, SWEEP_CHUNK);
+        if (lo >= s->n || sweep__cancel_requested(s))
+            break;
+        size_t hi = s->n - lo < SWEEP_CHUNK ? s->n : lo + SWEEP_CHUNK;
+        size_t rows = sweep__chunk(s, &w, lo, hi);
+        if (rows)
+            sweep__progress(s, rows);
+        if (rows < hi - lo)
+            break;
+    }
+    dev_work_close(&w);
+    return NULL;
+}
+
+/* Marks every row as not attempted, so rows a canceled sweep skips are defined. */
+static void sweep__prefill(double *out, int *status, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NAN;
+        status[i] = QN_ECANCELED;
+    }
+}
+
+/* Runs the calling thread plus up to n_threads - 1 helpers over s. */
+static int sweep__pool(struct sweep__shared *s, size_t n_threads)
+{
+    pthread_t *tid = NULL;
+    size_t started = 0;
+    if (n_threads > 1) {
+        tid = calloc(n_threads - 1, sizeof *tid);
+        if (!tid)
+            return QN_ENOMEM;
+        while (started < n_threads - 1 && pthread_create(&tid[started], NULL, sweep__worker, s) == 0)
+            started++;
+    }
+    sweep__worker(s);
+    for (size_t t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    free(tid);
+    return 0;
+}
+
+int sweep_run(const struct dev_model *d, const double *in, size_t n, size_t n_threads,
+              double *out, int *status, const struct sweep_hooks *hooks)
+{
+    static const struct sweep_hooks no_hooks = {NULL, NULL, NULL};
+    if (!d || (n && (!in || !out || !status)))
+        return QN_EINVAL;
+    if (n == 0)
+        return 0;
+    size_t n_in = dev_n_inputs(d);
+    if (n_in == 0 || n > SIZE_MAX / n_in - SWEEP_CHUNK * (SWEEP_MAX_THREADS + 1))
+        return QN_EINVAL;
+    size_t chunks = (n + SWEEP_CHUNK - 1) / SWEEP_CHUNK;
+    n_threads = n_threads == 0 ? 1 : n_threads;
+    n_threads = n_threads > SWEEP_MAX_THREADS ? SWEEP_MAX_THREADS : n_threads;
+    n_threads = n_threads > chunks ? chunks : n_threads;
+
+    struct sweep__shared s = {.d = d, .in = in, .n = n, .n_in = n_in, .out = out,
+                              .status = status, .hooks = hooks ? hooks : &no_hooks,
+                              .step = n / 100 ? n / 100 : 1};
+    atomic_init(&s.next, 0);
+    atomic_init(&s.stop, 0);
+    atomic_init(&s.canceled, 0);
+    if (pthread_mutex_init(&s.mu, NULL) != 0)
+        return QN_ENOMEM;
+    sweep__prefill(out, status, n);
+    int rc = sweep__pool(&s, n_threads);
+    if (rc == 0)
+        rc = s.err;
+    if (rc == 0 && (s.done < n || atomic_load(&s.canceled)))
+        rc = QN_ECANCELED;
+    pthread_mutex_destroy(&s.mu);
+    return rc;
+}
