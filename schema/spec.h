@@ -20,6 +20,11 @@
 
 #define SPEC_PATH_MAX 128
 #define SPEC_MAX_RANGES DEV_MAX_INPUTS
+#define SPEC_SAMPLES_MAX 10000000 /* sweep "samples" */
+#define SPEC_RANGE_ABS_MAX 1e15   /* |lo|, |hi| of a sweep range: hi - lo stays finite */
+#define SPEC_SRC_MAX 4096         /* bytes of one expression or reaction source */
+#define SPEC_T_MAX 1e9            /* readout t_max and solver h0 at most this */
+#define SPEC_MAX_STEPS 1000000000 /* solver max_steps at most this */
 
 /* The first problem found in a spec. */
 struct spec_error {
@@ -95,6 +100,47 @@ int spec_sweep_bind(struct sweep_spec *s, const struct dev_model *d, struct spec
 void spec_sweep_close(struct sweep_spec *s);
 
 /* Fills err with path and a printf-style message; returns QN_ESPEC. */
-int spec_fail(struct spec_error *err, const char *path, const char *fmt, ...);
+int spec_fail(struct spec_error *err, const char *path, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/*
+ * Parses JSON text (len bytes, borrowed) with duplicate keys rejected. Returns
+ * 0 and a new reference in *out, or QN_ESPEC with err->path "" and a message
+ * naming the line and column of the problem.
+ */
+int spec_load(const char *text, size_t len, json_t **out, struct spec_error *err);
+
+/*
+ * Helpers shared by the spec parsers (job, device, sweep, and later fit,
+ * train, evaluate). Each checks one value `v` found at JSON Pointer `path`
+ * (borrowed) and returns 0 or QN_ESPEC with *err.
+ */
+
+/* out (cap bytes) = base + "/" + key, the key escaped as JSON Pointer (~0, ~1). */
+void spec_path_key(char *out, size_t cap, const char *base, const char *key);
+/* out (cap bytes) = base + "/" + i. */
+void spec_path_index(char *out, size_t cap, const char *base, size_t i);
+
+/* v must be an object whose keys are all in allowed[0..n_allowed) ("unknown field"). */
+int spec_check_fields(const json_t *v, const char *path, const char *const *allowed,
+                      size_t n_allowed, struct spec_error *err);
+
+/* v must be an integer (or an integral real, as in JSON Schema) in [lo, hi]. */
+int spec_get_int(const json_t *v, const char *path, int64_t lo, int64_t hi, int64_t *out,
+                 struct spec_error *err);
+
+/* v must be a finite number (integer or real). */
+int spec_get_number(const json_t *v, const char *path, double *out, struct spec_error *err);
+
+/* v must be a string of 1..max_len bytes; *out borrows it from v. */
+int spec_get_string(const json_t *v, const char *path, size_t max_len, const char **out,
+                    struct spec_error *err);
+
+/* v must be one of the strings names[0..n); *out is its index. */
+int spec_get_enum(const json_t *v, const char *path, const char *const *names, size_t n,
+                  int *out, struct spec_error *err);
 
 #endif

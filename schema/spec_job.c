@@ -1,0 +1,66 @@
+/*
+ * spec_job.c: the job envelope {"type", "name", "priority", "spec"}.
+ *
+ * Only the envelope is checked here; the "spec" object is handed on (as a new
+ * reference) to the parser of the job's type, so each type's rules live in
+ * one place and the envelope never needs to change when a type grows fields.
+ */
+#include <string.h>
+
+#include "qn_err.h"
+#include "spec.h"
+
+#define SPEC__PRIORITY_MAX 100
+
+static const char *const spec__job_fields[] = {"type", "name", "priority", "spec"};
+static const char *const spec__job_types[] = {"sweep", "fit", "train", "evaluate"};
+
+#define SPEC__N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The optional "name" (default: the type) and "priority" (default 0). */
+static int spec__job_name_priority(const json_t *root, struct job_spec *out,
+                                   struct spec_error *err)
+{
+    const json_t *v = json_object_get(root, "name");
+    int rc;
+    if (v) {
+        const char *s;
+        if ((rc = spec_get_string(v, "/name", sizeof out->name - 1, &s, err)))
+            return rc;
+        memcpy(out->name, s, strlen(s) + 1);
+    } else {
+        memcpy(out->name, out->type, sizeof out->type);
+    }
+    if ((v = json_object_get(root, "priority"))) {
+        int64_t p;
+        if ((rc = spec_get_int(v, "/priority", -SPEC__PRIORITY_MAX, SPEC__PRIORITY_MAX, &p,
+                               err)))
+            return rc;
+        out->priority = (int)p;
+    }
+    return 0;
+}
+
+int spec_job_parse(const json_t *root, struct job_spec *out, struct spec_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = spec_check_fields(root, "", spec__job_fields, SPEC__N(spec__job_fields), err);
+    if (rc)
+        return rc;
+    const json_t *type = json_object_get(root, "type");
+    if (!type)
+        return spec_fail(err, "/type", "is required");
+    int t;
+    if ((rc = spec_get_enum(type, "/type", spec__job_types, SPEC__N(spec__job_types), &t, err)))
+        return rc;
+    memcpy(out->type, spec__job_types[t], strlen(spec__job_types[t]) + 1);
+    if ((rc = spec__job_name_priority(root, out, err)))
+        return rc;
+    const json_t *spec = json_object_get(root, "spec");
+    if (!spec)
+        return spec_fail(err, "/spec", "is required");
+    if (!json_is_object(spec))
+        return spec_fail(err, "/spec", "must be an object");
+    out->spec = json_incref((json_t *)spec);
+    return 0;
+}
