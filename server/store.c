@@ -1,0 +1,911 @@
+/*
+ * store.c: the SQLite store (see store.h for the contract).
+ *
+ * Statements are prepared per call: the store is not a hot path (a sweep
+ * writes a few blocks, a training run a few metrics per second), and this
+ * keeps every function self-contained with one cleanup ladder. SQLite's
+ * result codes become qn_err codes in store__err, the one mapping point.
+ */
+#include "store.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "migrate.h"
+#include "qn_err.h"
+
+struct store {
+    sqlite3 *db; /* the connection (owned) */
+};
+
+struct store_dswriter {
+    struct store *s;    /* borrowed */
+    int64_t id;         /* the dataset's row id */
+    size_t n_cols;      /* floats per row */
+    size_t n_rows;      /* rows appended so far */
+    int64_t block;      /* index of the block being filled */
+    size_t fill;        /* rows in buf */
+    float *buf;         /* (STORE_BLOCK_ROWS, n_cols) block being filled (owned) */
+};
+
+static const char *const store__states[] = {"waiting",   "queued", "running",
+                                            "succeeded", "failed", "canceled"};
+
+/* Maps an SQLite result code to the qn_err table. */
+static int store__err(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE: return 0;
+    case SQLITE_FULL: return QN_EFULL;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return QN_EBUSY;
+    case SQLITE_NOMEM: return QN_ENOMEM;
+    case SQLITE_CONSTRAINT:
+        return rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY ? QN_EEXIST
+                                                                                    : QN_EDB;
+    default: return QN_EDB;
+    }
+}
+
+/* Prepares sql on s; 0 or a qn_err code. */
+static int store__prep(struct store *s, const char *sql, sqlite3_stmt **st)
+{
+    return store__err(sqlite3_prepare_v2(s->db, sql, -1, st, NULL));
+}
+
+/* Steps a statement that returns no rows and finalizes it. */
+static int store__exec_stmt(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : store__err(rc);
+}
+
+static int store__exec(struct store *s, const char *sql)
+{
+    return store__err(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
+}
+
+/* Copies a text column into buf (cap bytes), "" for NULL. */
+static void store__col_text(sqlite3_stmt *st, int col, char *buf, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(buf, cap, "%s", t ? (const char *)t : "");
+}
+
+/* A new copy of a text column, NULL for NULL; *err = QN_ENOMEM on failure. */
+static char *store__col_dup(sqlite3_stmt *st, int col, int *err)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    if (!t)
+        return NULL;
+    char *d = strdup((const char *)t);
+    if (!d)
+        *err = QN_ENOMEM;
+    return d;
+}
+
+/* Binds text, or NULL when t is NULL. */
+static int store__bind_text(sqlite3_stmt *st, int i, const char *t)
+{
+    return t ? sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+/* Applies the connection settings every handle needs. */
+static int store__configure(sqlite3 *db)
+{
+    sqlite3_extended_result_codes(db, 1); /* tells UNIQUE from other constraints */
+    int rc = sqlite3_busy_timeout(db, 5000);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;"
+                              " PRAGMA synchronous = NORMAL",
+                          NULL, NULL, NULL);
+    return store__err(rc);
+}
+
+int store_open(const char *path, struct store **out, char *msg, size_t cap)
+{
+    *out = NULL;
+    if (msg && cap)
+        msg[0] = '\0';
+    struct store *s = calloc(1, sizeof *s);
+    if (!s)
+        return QN_ENOMEM;
+    int rc = store__err(sqlite3_open_v2(path, &s->db,
+                                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                            SQLITE_OPEN_NOMUTEX,
+                                        NULL));
+    if (rc) {
+        if (msg && cap)
+            snprintf(msg, cap, "cannot open database %s: %s", path,
+                     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto fail;
+    }
+    rc = store__configure(s->db);
+    if (rc) {
+        if (msg && cap)
+            snprintf(msg, cap, "cannot configure database %s: %s", path, sqlite3_errmsg(s->db));
+        goto fail;
+    }
+    rc = migrate_apply(s->db, msg, cap);
+    if (rc)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    sqlite3_close(s->db);
+    free(s);
+    return rc;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    sqlite3_close(s->db);
+    free(s);
+}
+
+const char *store_errmsg(const struct store *s)
+{
+    return sqlite3_errmsg(s->db);
+}
+
+int store_schema_version(struct store *s, int *out)
+{
+    return migrate_version(s->db, out);
+}
+
+int store_integrity_check(struct store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, "PRAGMA integrity_check", &st);
+    if (rc)
+        return rc;
+    rc = QN_EDB;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        if (t && strcmp((const char *)t, "ok") == 0 && sqlite3_step(st) == SQLITE_DONE)
+            rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- devices ---------------------------------------------------------- */
+
+int store_device_insert(struct store *s, const char *name, const char *kind, const char *spec,
+                        int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, "INSERT INTO devices (name, kind, spec) VALUES (?1, ?2, ?3)", &st);
+    if (rc)
+        return rc;
+    store__bind_text(st, 1, name);
+    store__bind_text(st, 2, kind);
+    store__bind_text(st, 3, spec);
+    rc = store__exec_stmt(st);
+    if (rc == 0 && id)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+#define STORE__DEVICE_COLS "SELECT id, name, kind, spec, created FROM devices "
+
+/* Fills *d from the current row of a STORE__DEVICE_COLS query. */
+static int store__device_row(sqlite3_stmt *st, struct store_device *d)
+{
+    int err = 0;
+    memset(d, 0, sizeof *d);
+    d->id = sqlite3_column_int64(st, 0);
+    d->has_name = sqlite3_column_type(st, 1) != SQLITE_NULL;
+    store__col_text(st, 1, d->name, sizeof d->name);
+    store__col_text(st, 2, d->kind, sizeof d->kind);
+    d->spec = store__col_dup(st, 3, &err);
+    store__col_text(st, 4, d->created, sizeof d->created);
+    return err;
+}
+
+/* Runs a device query expected to return at most one row. */
+static int store__device_one(sqlite3_stmt *st, struct store_device *out)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        rc = store__device_row(st, out);
+    else
+        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store__err(rc);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_device_get(struct store *s, int64_t id, struct store_device *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, STORE__DEVICE_COLS "WHERE id = ?1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    return store__device_one(st, out);
+}
+
+int store_device_get_by_name(struct store *s, const char *name, struct store_device *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, STORE__DEVICE_COLS "WHERE name = ?1", &st);
+    if (rc)
+        return rc;
+    store__bind_text(st, 1, name);
+    return store__device_one(st, out);
+}
+
+void store_device_free(struct store_device *d)
+{
+    if (d) {
+        free(d->spec);
+        d->spec = NULL;
+    }
+}
+
+void store_device_list_free(struct store_device *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        store_device_free(&list[i]);
+    free(list);
+}
+
+/*
+ * Collects the rows of a prepared list query (bound: ?1 after, ?2 limit)
+ * into a growing array of `size`-byte records filled by `row`; `release`
+ * frees one record. Shared by the device, dataset and job lists.
+ */
+static int store__collect(sqlite3_stmt *st, size_t size, int (*row)(sqlite3_stmt *, void *),
+                          void (*release)(void *), void **out, size_t *n)
+{
+    char *arr = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0, sr;
+    while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
+        if (len == cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            char *na = ncap > SIZE_MAX / size ? NULL : realloc(arr, ncap * size);
+            if (!na) {
+                rc = QN_ENOMEM;
+                break;
+            }
+            arr = na;
+            cap = ncap;
+        }
+        rc = row(st, arr + len * size);
+        len++;
+        if (rc)
+            break;
+    }
+    if (!rc && sr != SQLITE_DONE)
+        rc = store__err(sr);
+    sqlite3_finalize(st);
+    if (rc) {
+        for (size_t i = 0; i < len; i++)
+            release(arr + i * size);
+        free(arr);
+        return rc;
+    }
+    *out = arr;
+    *n = len;
+    return 0;
+}
+
+/* Prepares a list query: sql ends in "WHERE id > ?1 ORDER BY id LIMIT ?2". */
+static int store__list_prep(struct store *s, const char *sql, int64_t after, size_t limit,
+                            sqlite3_stmt **st)
+{
+    int rc = store__prep(s, sql, st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(*st, 1, after);
+    sqlite3_bind_int64(*st, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
+    return 0;
+}
+
+static int store__device_row_v(sqlite3_stmt *st, void *p) { return store__device_row(st, p); }
+static void store__device_free_v(void *p) { store_device_free(p); }
+
+int store_device_list(struct store *s, int64_t after, size_t limit, struct store_device **out,
+                      size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__list_prep(s, STORE__DEVICE_COLS "WHERE id > ?1 ORDER BY id LIMIT ?2", after,
+                              limit, &st);
+    if (rc)
+        return rc;
+    void *arr = NULL;
+    rc = store__collect(st, sizeof(struct store_device), store__device_row_v,
+                        store__device_free_v, &arr, n);
+    *out = arr;
+    return rc;
+}
+
+/* ---- datasets: writing -------------------------------------------------- */
+
+/* The JSON array text of column names cols[n] into a new string. */
+static int store__columns_json(size_t n, const char *const *cols, char **out)
+{
+    json_t *arr = json_array();
+    int rc = arr ? 0 : QN_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!cols[i] || json_array_append_new(arr, json_string(cols[i])) != 0)
+            rc = cols[i] ? QN_ENOMEM : QN_EINVAL;
+    if (rc == 0) {
+        *out = json_dumps(arr, JSON_COMPACT);
+        rc = *out ? 0 : QN_ENOMEM;
+    }
+    json_decref(arr);
+    return rc;
+}
+
+/* Inserts the dataset row (inside the writer's transaction). */
+static int store__dataset_row_insert(struct store *s, const char *name, const char *source,
+                                     size_t n_cols, const char *cols_json, int64_t job_id,
+                                     int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s,
+                         "INSERT INTO datasets (name, source, n_cols, columns, block_rows, job_id)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                         &st);
+    if (rc)
+        return rc;
+    store__bind_text(st, 1, name);
+    store__bind_text(st, 2, source);
+    sqlite3_bind_int64(st, 3, (int64_t)n_cols);
+    store__bind_text(st, 4, cols_json);
+    sqlite3_bind_int64(st, 5, STORE_BLOCK_ROWS);
+    if (job_id > 0)
+        sqlite3_bind_int64(st, 6, job_id);
+    else
+        sqlite3_bind_null(st, 6);
+    rc = store__exec_stmt(st);
+    if (rc == 0)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+int store_dataset_begin(struct store *s, const char *name, const char *source, size_t n_cols,
+                        const char *const *columns, int64_t job_id, struct store_dswriter **out)
+{
+    *out = NULL;
+    if (n_cols == 0 || n_cols > STORE_MAX_COLS)
+        return QN_EINVAL;
+    char *cols_json = NULL;
+    int rc = store__columns_json(n_cols, columns, &cols_json);
+    if (rc)
+        return rc;
+    struct store_dswriter *w = calloc(1, sizeof *w);
+    if (!w) {
+        rc = QN_ENOMEM;
+        goto fail_writer;
+    }
+    w->buf = malloc(STORE_BLOCK_ROWS * n_cols * sizeof(float));
+    if (!w->buf) {
+        rc = QN_ENOMEM;
+        goto fail_buf;
+    }
+    w->s = s;
+    w->n_cols = n_cols;
+    rc = store__exec(s, "BEGIN IMMEDIATE");
+    if (rc)
+        goto fail_buf;
+    rc = store__dataset_row_insert(s, name, source, n_cols, cols_json, job_id, &w->id);
+    if (rc)
+        goto fail_insert;
+    free(cols_json);
+    *out = w;
+    return 0;
+fail_insert:
+    store__exec(s, "ROLLBACK");
+fail_buf:
+    free(w->buf);
+    free(w);
+fail_writer:
+    free(cols_json);
+    return rc;
+}
+
+/* Writes the buffered rows as block w->block and starts the next one. */
+static int store__block_flush(struct store_dswriter *w)
+{
+    if (w->fill == 0)
+        return 0;
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(w->s,
+                         "INSERT INTO dataset_blocks (dataset_id, block, n_rows, data)"
+                         " VALUES (?1, ?2, ?3, ?4)",
+                         &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, w->id);
+    sqlite3_bind_int64(st, 2, w->block);
+    sqlite3_bind_int64(st, 3, (int64_t)w->fill);
+    sqlite3_bind_blob(st, 4, w->buf, (int)(w->fill * w->n_cols * sizeof(float)), SQLITE_STATIC);
+    rc = store__exec_stmt(st);
+    if (rc == 0) {
+        w->block++;
+        w->fill = 0;
+    }
+    return rc;
+}
+
+int store_dataset_append(struct store_dswriter *w, const float *rows, size_t n_rows)
+{
+    while (n_rows > 0) {
+        size_t take = STORE_BLOCK_ROWS - w->fill;
+        if (take > n_rows)
+            take = n_rows;
+        memcpy(w->buf + w->fill * w->n_cols, rows, take * w->n_cols * sizeof(float));
+        w->fill += take;
+        w->n_rows += take;
+        rows += take * w->n_cols;
+        n_rows -= take;
+        if (w->fill == STORE_BLOCK_ROWS) {
+            int rc = store__block_flush(w);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Records the final row count on the dataset row. */
+static int store__dataset_set_rows(struct store_dswriter *w)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(w->s, "UPDATE datasets SET n_rows = ?1 WHERE id = ?2", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, (int64_t)w->n_rows);
+    sqlite3_bind_int64(st, 2, w->id);
+    return store__exec_stmt(st);
+}
+
+int store_dataset_finish(struct store_dswriter *w, int64_t *id)
+{
+    int rc = store__block_flush(w);
+    if (rc == 0)
+        rc = store__dataset_set_rows(w);
+    if (rc == 0)
+        rc = store__exec(w->s, "COMMIT");
+    if (rc) {
+        store_dataset_abort(w);
+        return rc;
+    }
+    if (id)
+        *id = w->id;
+    free(w->buf);
+    free(w);
+    return 0;
+}
+
+void store_dataset_abort(struct store_dswriter *w)
+{
+    if (!w)
+        return;
+    if (!sqlite3_get_autocommit(w->s->db))
+        store__exec(w->s, "ROLLBACK");
+    free(w->buf);
+    free(w);
+}
+
+/* ---- datasets: reading -------------------------------------------------- */
+
+#define STORE__DATASET_COLS                                                                     \
+    "SELECT id, name, source, n_rows, n_cols, columns, block_rows, job_id, created FROM datasets "
+
+static int store__dataset_row(sqlite3_stmt *st, struct store_dataset *d)
+{
+    int err = 0;
+    memset(d, 0, sizeof *d);
+    d->id = sqlite3_column_int64(st, 0);
+    d->has_name = sqlite3_column_type(st, 1) != SQLITE_NULL;
+    store__col_text(st, 1, d->name, sizeof d->name);
+    store__col_text(st, 2, d->source, sizeof d->source);
+    d->n_rows = (size_t)sqlite3_column_int64(st, 3);
+    d->n_cols = (size_t)sqlite3_column_int64(st, 4);
+    d->columns = store__col_dup(st, 5, &err);
+    d->block_rows = (size_t)sqlite3_column_int64(st, 6);
+    d->job_id = sqlite3_column_int64(st, 7);
+    store__col_text(st, 8, d->created, sizeof d->created);
+    return err;
+}
+
+int store_dataset_get(struct store *s, int64_t id, struct store_dataset *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, STORE__DATASET_COLS "WHERE id = ?1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        rc = store__dataset_row(st, out);
+    else
+        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store__err(rc);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void store_dataset_free(struct store_dataset *d)
+{
+    if (d) {
+        free(d->columns);
+        d->columns = NULL;
+    }
+}
+
+void store_dataset_list_free(struct store_dataset *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        store_dataset_free(&list[i]);
+    free(list);
+}
+
+static int store__dataset_row_v(sqlite3_stmt *st, void *p) { return store__dataset_row(st, p); }
+static void store__dataset_free_v(void *p) { store_dataset_free(p); }
+
+int store_dataset_list(struct store *s, int64_t after, size_t limit, struct store_dataset **out,
+                       size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__list_prep(s, STORE__DATASET_COLS "WHERE id > ?1 ORDER BY id LIMIT ?2", after,
+                              limit, &st);
+    if (rc)
+        return rc;
+    void *arr = NULL;
+    rc = store__collect(st, sizeof(struct store_dataset), store__dataset_row_v,
+                        store__dataset_free_v, &arr, n);
+    *out = arr;
+    return rc;
+}
+
+/*
+ * Iterates the blocks holding rows [row0, row0 + n) of dataset d, calling
+ * fn(ctx, first_row_of_block, rows, n_rows_in_block) for each in order.
+ * Checks that blocks are contiguous and their sizes match their row counts.
+ */
+static int store__blocks_each(struct store *s, const struct store_dataset *d, size_t row0,
+                              size_t n, int (*fn)(void *, size_t, const float *, size_t),
+                              void *ctx)
+{
+    if (row0 > d->n_rows || n > d->n_rows - row0)
+        return QN_ERANGE;
+    if (n == 0)
+        return 0;
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s,
+                         "SELECT block, n_rows, data FROM dataset_blocks WHERE dataset_id = ?1"
+                         " AND block >= ?2 AND block <= ?3 ORDER BY block",
+                         &st);
+    if (rc)
+        return rc;
+    size_t b0 = row0 / d->block_rows, b1 = (row0 + n - 1) / d->block_rows;
+    sqlite3_bind_int64(st, 1, d->id);
+    sqlite3_bind_int64(st, 2, (int64_t)b0);
+    sqlite3_bind_int64(st, 3, (int64_t)b1);
+    size_t expect = b0;
+    int sr = SQLITE_DONE;
+    while (rc == 0 && (sr = sqlite3_step(st)) == SQLITE_ROW) {
+        size_t blk = (size_t)sqlite3_column_int64(st, 0);
+        size_t rows = (size_t)sqlite3_column_int64(st, 1);
+        const float *data = sqlite3_column_blob(st, 2);
+        size_t bytes = (size_t)sqlite3_column_bytes(st, 2);
+        if (blk != expect || rows == 0 || rows > d->block_rows ||
+            bytes != rows * d->n_cols * sizeof(float) || !data)
+            rc = QN_EFORMAT;
+        else
+            rc = fn(ctx, blk * d->block_rows, data, rows);
+        expect++;
+    }
+    if (rc == 0 && sr != SQLITE_DONE)
+        rc = store__err(sr);
+    if (rc == 0 && expect != b1 + 1)
+        rc = QN_EFORMAT;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* State of store_dataset_read's block callback. */
+struct store__read_ctx {
+    size_t row0, n, n_cols; /* the requested window */
+    float *out;             /* (n, n_cols) destination (borrowed) */
+};
+
+/* Copies the part of a block that falls in the window. */
+static int store__read_block(void *p, size_t first, const float *data, size_t rows)
+{
+    struct store__read_ctx *c = p;
+    size_t lo = first > c->row0 ? first : c->row0;
+    size_t hi = first + rows < c->row0 + c->n ? first + rows : c->row0 + c->n;
+    if (hi <= lo)
+        return QN_EFORMAT;
+    memcpy(c->out + (lo - c->row0) * c->n_cols, data + (lo - first) * c->n_cols,
+           (hi - lo) * c->n_cols * sizeof(float));
+    return 0;
+}
+
+int store_dataset_read(struct store *s, int64_t id, size_t row0, size_t n, float *out)
+{
+    struct store_dataset d;
+    int rc = store_dataset_get(s, id, &d);
+    if (rc)
+        return rc;
+    struct store__read_ctx c = {row0, n, d.n_cols, out};
+    rc = store__blocks_each(s, &d, row0, n, store__read_block, &c);
+    store_dataset_free(&d);
+    return rc;
+}
+
+/* ---- datasets: CSV export ------------------------------------------------ */
+
+/* State of the CSV export's block callback. */
+struct store__csv_ctx {
+    FILE *f;          /* destination (borrowed) */
+    size_t n_cols;
+    long status_col;  /* index of a sweep's status column, or -1 */
+};
+
+/* Writes one column name as a CSV field (quoted when it must be). */
+static void store__csv_field(FILE *f, const char *t)
+{
+    if (!strpbrk(t, ",\"\r\n")) {
+        fputs(t, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *t; t++) {
+        if (*t == '"')
+            fputc('"', f);
+        fputc(*t, f);
+    }
+    fputc('"', f);
+}
+
+/* Writes the header line from the JSON array text of column names and
+ * finds the column named "status". */
+static int store__csv_header(FILE *f, const char *cols_json, size_t n_cols, long *status_col)
+{
+    json_t *arr = json_loads(cols_json, 0, NULL);
+    int rc = json_is_array(arr) && json_array_size(arr) == n_cols ? 0 : QN_EFORMAT;
+    *status_col = -1;
+    for (size_t i = 0; rc == 0 && i < n_cols; i++) {
+        const char *name = json_string_value(json_array_get(arr, i));
+        if (!name) {
+            rc = QN_EFORMAT;
+            break;
+        }
+        if (i)
+            fputc(',', f);
+        store__csv_field(f, name);
+        if (strcmp(name, "status") == 0)
+            *status_col = (long)i;
+    }
+    if (rc == 0)
+        fputc('\n', f);
+    json_decref(arr);
+    return rc;
+}
+
+/* Writes the rows of one block. */
+static int store__csv_block(void *p, size_t first, const float *data, size_t rows)
+{
+    struct store__csv_ctx *c = p;
+    (void)first;
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t j = 0; j < c->n_cols; j++) {
+            float v = data[r * c->n_cols + j];
+            if (j)
+                fputc(',', c->f);
+            if ((long)j == c->status_col)
+                fputs(qn_err_name((int)v), c->f);
+            else if (isnan(v))
+                fputs("nan", c->f);
+            else
+                fprintf(c->f, "%.9g", (double)v);
+        }
+        if (fputc('\n', c->f) == EOF)
+            return QN_EIO;
+    }
+    return 0;
+}
+
+int store_dataset_export_csv(struct store *s, int64_t id, FILE *f)
+{
+    struct store_dataset d;
+    int rc = store_dataset_get(s, id, &d);
+    if (rc)
+        return rc;
+    struct store__csv_ctx c = {f, d.n_cols, -1};
+    rc = store__csv_header(f, d.columns, d.n_cols, &c.status_col);
+    if (strcmp(d.source, "sweep") != 0)
+        c.status_col = -1;
+    if (rc == 0)
+        rc = store__blocks_each(s, &d, 0, d.n_rows, store__csv_block, &c);
+    if (rc == 0 && (fflush(f) != 0 || ferror(f)))
+        rc = QN_EIO;
+    store_dataset_free(&d);
+    return rc;
+}
+
+/* ---- jobs --------------------------------------------------------------- */
+
+const char *store_job_state_name(enum store_job_state st)
+{
+    return (unsigned)st < sizeof store__states / sizeof store__states[0] ? store__states[st]
+                                                                         : "unknown";
+}
+
+int store_job_state_from_name(const char *name, enum store_job_state *out)
+{
+    for (size_t i = 0; i < sizeof store__states / sizeof store__states[0]; i++)
+        if (strcmp(name, store__states[i]) == 0) {
+            *out = (enum store_job_state)i;
+            return 0;
+        }
+    return QN_EINVAL;
+}
+
+int store_job_insert(struct store *s, const char *type, const char *name, const char *owner,
+                     int priority, enum store_job_state state, const char *spec, int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s,
+                         "INSERT INTO jobs (type, name, owner, priority, state, spec, started)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?5 = 'running' THEN"
+                         " strftime('%Y-%m-%dT%H:%M:%fZ', 'now') END)",
+                         &st);
+    if (rc)
+        return rc;
+    store__bind_text(st, 1, type);
+    store__bind_text(st, 2, name);
+    store__bind_text(st, 3, owner ? owner : "local");
+    sqlite3_bind_int(st, 4, priority);
+    store__bind_text(st, 5, store_job_state_name(state));
+    store__bind_text(st, 6, spec);
+    rc = store__exec_stmt(st);
+    if (rc == 0 && id)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+#define STORE__JOB_COLS                                                                         \
+    "SELECT id, type, name, owner, priority, state, spec, result, error, created, started,"     \
+    " finished FROM jobs "
+
+static int store__job_row(sqlite3_stmt *st, struct store_job *j)
+{
+    int err = 0;
+    char state[16];
+    memset(j, 0, sizeof *j);
+    j->id = sqlite3_column_int64(st, 0);
+    store__col_text(st, 1, j->type, sizeof j->type);
+    store__col_text(st, 2, j->name, sizeof j->name);
+    store__col_text(st, 3, j->owner, sizeof j->owner);
+    j->priority = sqlite3_column_int(st, 4);
+    store__col_text(st, 5, state, sizeof state);
+    if (store_job_state_from_name(state, &j->state))
+        err = QN_EFORMAT;
+    j->spec = store__col_dup(st, 6, &err);
+    j->result = store__col_dup(st, 7, &err);
+    j->error = store__col_dup(st, 8, &err);
+    store__col_text(st, 9, j->created, sizeof j->created);
+    store__col_text(st, 10, j->started, sizeof j->started);
+    store__col_text(st, 11, j->finished, sizeof j->finished);
+    return err;
+}
+
+int store_job_get(struct store *s, int64_t id, struct store_job *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, STORE__JOB_COLS "WHERE id = ?1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        rc = store__job_row(st, out);
+        if (rc)
+            store_job_free(out);
+    } else {
+        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store__err(rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_job_set_state(struct store *s, int64_t id, enum store_job_state state,
+                        const char *result, const char *error)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(
+        s,
+        "UPDATE jobs SET state = ?2, result = coalesce(?3, result), error = coalesce(?4, error),"
+        " started = CASE WHEN ?2 = 'running' AND started IS NULL"
+        "   THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE started END,"
+        " finished = CASE WHEN ?2 IN ('succeeded', 'failed', 'canceled')"
+        "   THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE NULL END"
+        " WHERE id = ?1",
+        &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    store__bind_text(st, 2, store_job_state_name(state));
+    store__bind_text(st, 3, result);
+    store__bind_text(st, 4, error);
+    rc = store__exec_stmt(st);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = QN_ENOTFOUND;
+    return rc;
+}
+
+void store_job_free(struct store_job *j)
+{
+    if (!j)
+        return;
+    free(j->spec);
+    free(j->result);
+    free(j->error);
+    j->spec = j->result = j->error = NULL;
+}
+
+void store_job_list_free(struct store_job *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        store_job_free(&list[i]);
+    free(list);
+}
+
+static int store__job_row_v(sqlite3_stmt *st, void *p) { return store__job_row(st, p); }
+static void store__job_free_v(void *p) { store_job_free(p); }
+
+int store_job_list(struct store *s, int64_t after, size_t limit, struct store_job **out, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__list_prep(s, STORE__JOB_COLS "WHERE id > ?1 ORDER BY id LIMIT ?2", after,
+                              limit, &st);
+    if (rc)
+        return rc;
+    void *arr = NULL;
+    rc = store__collect(st, sizeof(struct store_job), store__job_row_v, store__job_free_v, &arr,
+                        n);
+    *out = arr;
+    return rc;
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+int store_metric_insert(struct store *s, int64_t job, int64_t step, int64_t epoch,
+                        const char *name, double value)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s,
+                         "INSERT INTO metrics (job_id, step, epoch, name, value, time)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                         &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, step);
+    sqlite3_bind_int64(st, 3, epoch);
+    store__bind_text(st, 4, name);
+    if (isfinite(value))
+        sqlite3_bind_double(st, 5, value);
+    else
+        sqlite3_bind_null(st, 5);
+    sqlite3_bind_double(st, 6, (double)tv.tv_sec + tv.tv_usec * 1e-6);
+    return store__exec_stmt(st);
+}

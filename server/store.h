@@ -1,0 +1,176 @@
+/*
+ * store.h: the SQLite store of Quasineuron: devices, datasets, jobs, metrics.
+ *
+ * One struct store is one SQLite connection (WAL, busy_timeout 5000 ms,
+ * foreign keys on). It is not shared between threads: each thread that
+ * needs the database opens its own. Opening applies pending migrations
+ * (migrate.h) and refuses a database newer than the program.
+ *
+ * Every function returns 0 or a qn_err code: SQLITE_FULL -> QN_EFULL,
+ * SQLITE_BUSY/LOCKED -> QN_EBUSY, a UNIQUE violation -> QN_EEXIST, anything
+ * else -> QN_EDB (store_errmsg says what SQLite said). Lookups that find
+ * nothing return QN_ENOTFOUND.
+ *
+ * Times in records are ISO-8601 UTC text with milliseconds
+ * ("2026-11-23T11:01:20.123Z"); metric times are unix seconds.
+ *
+ * Datasets are written in one transaction (store_dataset_begin .. finish):
+ * a job that fails or is killed leaves no trace of its dataset, and readers
+ * never see a half-written one. The trade-off is that the write lock is
+ * held while the rows are appended, so callers append rows they already
+ * have (a sweep appends its finished arrays), not rows still being computed.
+ */
+#ifndef QN_STORE_H
+#define QN_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define STORE_BLOCK_ROWS 4096 /* rows per dataset block */
+#define STORE_MAX_COLS 100000 /* columns of a dataset (a block stays < 2 GiB) */
+#define STORE_NAME_MAX 128    /* bytes of a device, dataset or job name, with NUL */
+#define STORE_TIME_MAX 32     /* bytes of an ISO-8601 time, with NUL */
+#define STORE_MSG_MAX 256     /* bytes of an error message, with NUL */
+
+struct store; /* opaque: one connection */
+
+/*
+ * Opens (creating if needed) the database at `path` and migrates it. On
+ * success *out is a new handle (store_close it). On failure *out is NULL and
+ * msg (cap bytes, may be NULL) says why; QN_EVERSION when the database is
+ * newer than this program.
+ */
+int store_open(const char *path, struct store **out, char *msg, size_t cap);
+void store_close(struct store *s);
+
+/* The last SQLite error message of this connection (borrowed, until the next call). */
+const char *store_errmsg(const struct store *s);
+
+/* The applied schema version. */
+int store_schema_version(struct store *s, int *out);
+
+/* Runs PRAGMA integrity_check; 0 when it answers "ok", QN_EDB otherwise. */
+int store_integrity_check(struct store *s);
+
+/* ---- devices ---------------------------------------------------------- */
+
+struct store_device {
+    int64_t id;
+    int has_name;                 /* 0 when the device is unnamed */
+    char name[STORE_NAME_MAX];    /* "" when unnamed */
+    char kind[32];                /* "crn_relu", ... */
+    char *spec;                   /* the device JSON as submitted (owned) */
+    char created[STORE_TIME_MAX];
+};
+
+/* Stores a device. name may be NULL (unnamed); spec is its JSON text.
+ * QN_EEXIST when the name is taken. The new id into *id (may be NULL). */
+int store_device_insert(struct store *s, const char *name, const char *kind, const char *spec,
+                        int64_t *id);
+/* Fill *out (store_device_free it); QN_ENOTFOUND if absent. */
+int store_device_get(struct store *s, int64_t id, struct store_device *out);
+int store_device_get_by_name(struct store *s, const char *name, struct store_device *out);
+/* Devices with id > after, ascending, at most limit (0 = all), into a new
+ * array *out of *n (store_device_list_free it). */
+int store_device_list(struct store *s, int64_t after, size_t limit, struct store_device **out,
+                      size_t *n);
+void store_device_free(struct store_device *d);
+void store_device_list_free(struct store_device *list, size_t n);
+
+/* ---- datasets --------------------------------------------------------- */
+
+struct store_dataset {
+    int64_t id;
+    int has_name;
+    char name[STORE_NAME_MAX];
+    char source[8];               /* "sweep", "csv", "idx" */
+    size_t n_rows;
+    size_t n_cols;
+    char *columns;                /* JSON array of n_cols names (owned) */
+    size_t block_rows;            /* rows per block */
+    int64_t job_id;               /* 0 when not made by a job */
+    char created[STORE_TIME_MAX];
+};
+
+struct store_dswriter; /* an open dataset write (one transaction) */
+
+/*
+ * Starts a dataset: BEGIN IMMEDIATE and its row. name may be NULL; source is
+ * "sweep", "csv" or "idx"; columns[n_cols] its column names (borrowed);
+ * job_id 0 for none; 1 <= n_cols <= STORE_MAX_COLS. The connection is inside the transaction until finish
+ * or abort; do not start another transaction on it meanwhile.
+ */
+int store_dataset_begin(struct store *s, const char *name, const char *source, size_t n_cols,
+                        const char *const *columns, int64_t job_id, struct store_dswriter **out);
+/* Appends rows[n_rows, n_cols] (borrowed), writing full blocks as they fill. */
+int store_dataset_append(struct store_dswriter *w, const float *rows, size_t n_rows);
+/* Writes the last block, the row count, and commits. Frees w whatever the
+ * result; on failure everything is rolled back. The id into *id (may be NULL). */
+int store_dataset_finish(struct store_dswriter *w, int64_t *id);
+/* Rolls everything back and frees w (NULL is fine). */
+void store_dataset_abort(struct store_dswriter *w);
+
+int store_dataset_get(struct store *s, int64_t id, struct store_dataset *out);
+int store_dataset_list(struct store *s, int64_t after, size_t limit, struct store_dataset **out,
+                       size_t *n);
+void store_dataset_free(struct store_dataset *d);
+void store_dataset_list_free(struct store_dataset *list, size_t n);
+
+/* Reads rows [row0, row0 + n) of dataset id into out[n, n_cols].
+ * QN_ERANGE when they are not all there; QN_EFORMAT when a block is corrupt. */
+int store_dataset_read(struct store *s, int64_t id, size_t row0, size_t n, float *out);
+
+/*
+ * Writes dataset id as CSV to f: a header of the column names, then one line
+ * per row, values with 9 significant digits (float32 round-trips). A sweep's
+ * "status" column is written as names ("ok", "not_converged", ...).
+ * QN_EIO when f fails.
+ */
+int store_dataset_export_csv(struct store *s, int64_t id, FILE *f);
+
+/* ---- jobs --------------------------------------------------------------- */
+
+enum store_job_state { JOB_WAITING, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELED };
+
+const char *store_job_state_name(enum store_job_state st);
+int store_job_state_from_name(const char *name, enum store_job_state *out); /* QN_EINVAL */
+
+struct store_job {
+    int64_t id;
+    char type[16];
+    char name[STORE_NAME_MAX];
+    char owner[64];
+    int priority;
+    enum store_job_state state;
+    char *spec;                    /* JSON text (owned) */
+    char *result;                  /* JSON text or NULL (owned) */
+    char *error;                   /* reason or NULL (owned) */
+    char created[STORE_TIME_MAX];
+    char started[STORE_TIME_MAX];  /* "" until it runs */
+    char finished[STORE_TIME_MAX]; /* "" until it ends */
+};
+
+/* Stores a job. owner NULL means "local"; spec is the spec JSON text. */
+int store_job_insert(struct store *s, const char *type, const char *name, const char *owner,
+                     int priority, enum store_job_state state, const char *spec, int64_t *id);
+int store_job_get(struct store *s, int64_t id, struct store_job *out);
+/*
+ * Moves job id to `state`, stamping started on the first move to running and
+ * finished on a move to succeeded, failed or canceled. result (JSON text) and
+ * error may be NULL, which leaves the stored value unchanged.
+ */
+int store_job_set_state(struct store *s, int64_t id, enum store_job_state state,
+                        const char *result, const char *error);
+int store_job_list(struct store *s, int64_t after, size_t limit, struct store_job **out, size_t *n);
+void store_job_free(struct store_job *j);
+void store_job_list_free(struct store_job *list, size_t n);
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/* Records metric `name` = value of job at (step, epoch), time now. A
+ * non-finite value is stored as NULL. QN_EEXIST if (job, name, step) exists. */
+int store_metric_insert(struct store *s, int64_t job, int64_t step, int64_t epoch,
+                        const char *name, double value);
+
+#endif

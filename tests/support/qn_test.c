@@ -1,0 +1,165 @@
+/*
+ * qn_test.c: test helpers (see qn_test.h). A child's stdout and stderr go to
+ * files in a private temporary directory rather than pipes, so a chatty
+ * child can never deadlock against a parent that reads one pipe at a time.
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "qn_test.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int qt_tmpdir(char *buf, size_t cap)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    if ((size_t)snprintf(buf, cap, "%s/qn-test-XXXXXX", base) >= cap)
+        return -1;
+    return mkdtemp(buf) ? 0 : -1;
+}
+
+static int qt__rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path); /* best effort: a leftover temp file fails no test */
+    return 0;
+}
+
+void qt_rmtree(const char *path)
+{
+    nftw(path, qt__rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int qt_write_file(const char *dir, const char *name, const char *text)
+{
+    char path[4096];
+    if (dir)
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+    else
+        snprintf(path, sizeof path, "%s", name);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n;
+    ok = fclose(f) == 0 && ok;
+    return ok ? 0 : -1;
+}
+
+char *qt_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        n += fread(b + n, 1, cap - n - 1, f);
+        if (n < cap - 1)
+            break;
+        char *nb = realloc(b, cap * 2);
+        if (!nb)
+            free(b);
+        b = nb;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!b || bad) {
+        free(b);
+        return NULL;
+    }
+    b[n] = '\0';
+    if (len)
+        *len = n;
+    return b;
+}
+
+/* In the child: stdin from in_path, stdout/stderr to files, then exec. */
+static void qt__child(const char *cwd, const char *const *argv, const char *in_path,
+                      const char *out_path, const char *err_path)
+{
+    int in = open(in_path, O_RDONLY);
+    int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+        _exit(126);
+    if (cwd && chdir(cwd) != 0)
+        _exit(126);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
+int qt_run(const char *cwd, const char *const *argv, const char *input, struct qt_run *r)
+{
+    memset(r, 0, sizeof *r);
+    char dir[512], in_path[600], out_path[600], err_path[600];
+    if (qt_tmpdir(dir, sizeof dir) != 0)
+        return -1;
+    snprintf(in_path, sizeof in_path, "%s/stdin", dir);
+    snprintf(out_path, sizeof out_path, "%s/stdout", dir);
+    snprintf(err_path, sizeof err_path, "%s/stderr", dir);
+    int rc = qt_write_file(NULL, in_path, input ? input : "");
+    pid_t pid = rc == 0 ? fork() : -1;
+    if (pid == 0)
+        qt__child(cwd, argv, in_path, out_path, err_path);
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        rc = -1;
+    if (rc == 0) {
+        r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        r->out = qt_read_file(out_path, &r->out_len);
+        r->err = qt_read_file(err_path, &r->err_len);
+        if (!r->out || !r->err)
+            rc = -1;
+    }
+    qt_rmtree(dir);
+    return rc;
+}
+
+int qt_qn(const char *cwd, const char *input, struct qt_run *r, ...)
+{
+#ifdef QN_BIN
+    const char *argv[64];
+    size_t n = 0;
+    argv[n++] = QN_BIN;
+    va_list ap;
+    va_start(ap, r);
+    const char *a;
+    while (n < 63 && (a = va_arg(ap, const char *)) != NULL)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    return qt_run(cwd, argv, input, r);
+#else
+    (void)cwd;
+    (void)input;
+    memset(r, 0, sizeof *r);
+    return -1;
+#endif
+}
+
+void qt_run_free(struct qt_run *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+size_t qt_count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; s && *s; s++)
+        n += *s == '\n';
+    return n;
+}
