@@ -169,6 +169,24 @@ static int spec__fan_in(const json_t *v, const char *path, struct dev_model *d,
     return rc;
 }
 
+/* A user-defined name (ode, reactions) that expressions could not tell from
+ * something else: the time "t", a function, a drive input, a state. */
+static int spec__name_clash(const struct dev_model *d, const char *key, const char *p,
+                            int is_param, struct spec_error *err)
+{
+    static const char *const reserved[] = {"t",   "exp", "log", "sqrt", "sin",
+                                           "cos", "tanh", "pow", "min",  "max"};
+    for (size_t i = 0; i < SPEC__N(reserved); i++)
+        if (strcmp(key, reserved[i]) == 0)
+            return spec_fail(err, p, "'%s' is reserved (time or a function)", key);
+    if (spec__is_input(d, key))
+        return spec_fail(err, p, "clashes with the drive input of the same name");
+    if (is_param && spec__state_index(d, key) < d->n_states)
+        return spec_fail(err, p, "clashes with the %s of the same name",
+                         d->kind == DEV_REACTIONS ? "species" : "state");
+    return 0;
+}
+
 /* An object of name -> number into names/values (states or species). */
 static int spec__named_values(const json_t *v, const char *path, int non_negative,
                               struct dev_model *d, struct spec_error *err)
@@ -229,24 +247,6 @@ static int spec__builtin_param(const struct dev_model *d, const char *key)
     if (d->kind == DEV_ALMOST_NEURON && strcmp(key, "eps") == 0)
         return 1;
     return dev_model_param(d, key, &unused) == 0;
-}
-
-/* A user-defined name (ode, reactions) that expressions could not tell from
- * something else: the time "t", a function, a drive input, a state. */
-static int spec__name_clash(const struct dev_model *d, const char *key, const char *p,
-                            int is_param, struct spec_error *err)
-{
-    static const char *const reserved[] = {"t",   "exp", "log", "sqrt", "sin",
-                                           "cos", "tanh", "pow", "min",  "max"};
-    for (size_t i = 0; i < SPEC__N(reserved); i++)
-        if (strcmp(key, reserved[i]) == 0)
-            return spec_fail(err, p, "'%s' is reserved (time or a function)", key);
-    if (spec__is_input(d, key))
-        return spec_fail(err, p, "clashes with the drive input of the same name");
-    if (is_param && spec__state_index(d, key) < d->n_states)
-        return spec_fail(err, p, "clashes with the %s of the same name",
-                         d->kind == DEV_REACTIONS ? "species" : "state");
-    return 0;
 }
 
 /* One entry of "params" at path p. */
