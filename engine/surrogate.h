@@ -1,0 +1,94 @@
+/*
+ * surrogate.h: frozen MLP surrogates of devices.
+ *
+ * A surrogate learns a device's response out = f(drives) from a sweep: an
+ * MLP from the standardised drives (n_in of them) to the standardised output.
+ * Once fitted it is frozen: network training reads it, never writes it. It
+ * serialises to one little-endian blob (architecture, scaling, float32
+ * weights) so the store keeps it as a BLOB and every reader gets the same
+ * bits back.
+ */
+#ifndef QN_SURROGATE_H
+#define QN_SURROGATE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "act.h"
+#include "device.h"
+#include "mlp.h"
+
+#define FIT_MAX_HIDDEN 8
+
+struct surrogate {
+    struct mlp *mlp;                /* owned: n_in -> hidden... -> 1 (identity output) */
+    size_t n_in;                    /* drives (1 for dot, 2 for dot_sq) */
+    float in_mean[DEV_MAX_INPUTS];  /* standardisation of the drives */
+    float in_std[DEV_MAX_INPUTS];
+    float out_mean;                 /* standardisation of the output */
+    float out_std;
+};
+
+struct fit_config {
+    size_t n_hidden;                /* hidden layers, 1..FIT_MAX_HIDDEN (default 2) */
+    size_t hidden[FIT_MAX_HIDDEN];  /* their widths (default 32, 32) */
+    enum act_kind act;              /* hidden activation (default tanh) */
+    size_t epochs;                  /* default 300 */
+    size_t batch;                   /* default 256 */
+    float lr;                       /* Adam learning rate, default 3e-3 */
+    double validation;              /* held-out fraction in (0, 0.5], default 0.1 */
+    size_t patience;                /* epochs without val improvement before stopping, default 20 */
+    uint64_t seed;                  /* default 1 */
+};
+
+/* Called once per epoch with "train_loss" and "val_rmse" (value in output units). */
+typedef void (*fit_metric_fn)(const char *name, size_t step, size_t epoch, double value, void *ctx);
+
+struct fit_hooks {
+    fit_metric_fn metric;     /* may be NULL */
+    void *ctx;                /* borrowed, passed to metric */
+    const atomic_int *cancel; /* may be NULL; nonzero stops with QN_ECANCELED */
+};
+
+struct fit_result {
+    double val_rmse;   /* RMSE on the held-out rows, output units, best epoch */
+    double max_error;  /* max |error| on the held-out rows */
+    size_t n_train, n_val;
+    size_t n_excluded; /* rows with a failed status or non-finite values */
+    size_t epochs_run; /* epochs before stopping */
+    size_t best_epoch;
+};
+
+void fit_config_default(struct fit_config *c);
+
+/*
+ * Fits a surrogate to n rows: in (n, n_in) drives, out (n) outputs, status
+ * (n) row statuses (0 = ok; others are excluded and counted; NULL = all ok).
+ * All borrowed. Adam on MSE of standardised values, seeded split and
+ * shuffles, early stopping that keeps the best epoch's weights. Returns 0,
+ * QN_EINVAL (too few usable rows, bad config), QN_ECANCELED, or QN_ENOMEM.
+ * On success *s is filled (surrogate_close it).
+ */
+int surrogate_fit(const float *in, const float *out, const int *status, size_t n, size_t n_in,
+                  const struct fit_config *cfg, const struct fit_hooks *hooks,
+                  struct surrogate *s, struct fit_result *res);
+
+/*
+ * Evaluates the surrogate on B rows of raw drives u (B, n_in) into y (B), and
+ * when dy_du is non-NULL also dy/du (B, n_in). acts must be initialised for
+ * s->mlp with cap >= B; scratch holds at least B * (n_in + 1) floats. Never
+ * allocates. Returns 0 or QN_EINVAL (B > cap).
+ */
+int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float *u, size_t B,
+                   float *y, float *dy_du, float *scratch);
+
+/* Serialises into a new buffer *blob of *len bytes (free() it). Returns 0 or QN_ENOMEM. */
+int surrogate_to_blob(const struct surrogate *s, void **blob, size_t *len);
+
+/* Reads a blob (borrowed). Returns 0, QN_EFORMAT (bad magic, truncated, sizes), QN_ENOMEM. */
+int surrogate_from_blob(const void *blob, size_t len, struct surrogate *s);
+
+void surrogate_close(struct surrogate *s);
+
+#endif
