@@ -17,23 +17,23 @@ void optim_config_default(struct optim_config *c, enum optim_kind kind)
 {
     memset(c, 0, sizeof *c);
     c->kind = kind;
-    c->lr = kind == OPTIM_ADAM ? 1e-3f : 1e-2f;
-    c->beta1 = 0.9f;
-    c->beta2 = 0.999f;
-    c->eps = 1e-8f;
+    c->lr = kind == OPTIM_ADAM ? 1e-3 : 1e-2;
+    c->beta1 = 0.9;
+    c->beta2 = 0.999;
+    c->eps = 1e-8;
     c->decoupled = 1;
 }
 
-static int optim__in01(float x)
+static int optim__in01(double x)
 {
-    return isfinite(x) && x >= 0.0f && x < 1.0f;
+    return isfinite(x) && x >= 0.0 && x < 1.0;
 }
 
 static int optim__config_ok(const struct optim_config *c)
 {
-    if (!isfinite(c->lr) || c->lr <= 0.0f)
+    if (!isfinite(c->lr) || c->lr <= 0.0)
         return 0;
-    if (!isfinite(c->weight_decay) || c->weight_decay < 0.0f)
+    if (!isfinite(c->weight_decay) || c->weight_decay < 0.0)
         return 0;
     if (c->kind == OPTIM_SGD)
         return optim__in01(c->momentum);
@@ -122,7 +122,7 @@ int optim_freeze(struct optim *o, size_t off, size_t len)
 
 static void optim__sgd(const struct optim_config *c, float *p, const float *g, float *v, size_t n)
 {
-    const float lr = c->lr, mu = c->momentum, wd = c->weight_decay;
+    const float lr = (float)c->lr, mu = (float)c->momentum, wd = (float)c->weight_decay;
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] + wd * p[i];
         v[i] = mu * v[i] + gi;
@@ -130,19 +130,36 @@ static void optim__sgd(const struct optim_config *c, float *p, const float *g, f
     }
 }
 
-/* Adam on one segment; bc1 and bc2 are 1 - beta^t. */
-static void optim__adam(const struct optim_config *c, float *p, const float *g, float *m, float *v,
-                        size_t n, float bc1, float bc2)
+/* The float constants of one Adam step, formed in double. */
+struct optim__adam_k {
+    float lr, b1, b2, one_b1, one_b2, eps, l2, shrink, bc1, bc2;
+};
+
+static struct optim__adam_k optim__adam_consts(const struct optim_config *c, uint64_t t)
 {
-    const float lr = c->lr, b1 = c->beta1, b2 = c->beta2, eps = c->eps;
-    const float l2 = c->decoupled ? 0.0f : c->weight_decay;
-    const float shrink = c->decoupled ? 1.0f - c->lr * c->weight_decay : 1.0f;
+    struct optim__adam_k k;
+    k.lr = (float)c->lr;
+    k.b1 = (float)c->beta1;
+    k.b2 = (float)c->beta2;
+    k.one_b1 = (float)(1.0 - c->beta1);
+    k.one_b2 = (float)(1.0 - c->beta2);
+    k.eps = (float)c->eps;
+    k.l2 = c->decoupled ? 0.0f : (float)c->weight_decay;
+    k.shrink = c->decoupled ? (float)(1.0 - c->lr * c->weight_decay) : 1.0f;
+    k.bc1 = (float)(1.0 - pow(c->beta1, (double)t));
+    k.bc2 = (float)(1.0 - pow(c->beta2, (double)t));
+    return k;
+}
+
+static void optim__adam(const struct optim__adam_k *k, float *p, const float *g, float *m,
+                        float *v, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
-        float gi = g[i] + l2 * p[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        float mhat = m[i] / bc1, vhat = v[i] / bc2;
-        p[i] = p[i] * shrink - lr * mhat / (sqrtf(vhat) + eps);
+        float gi = g[i] + k->l2 * p[i];
+        m[i] = k->b1 * m[i] + k->one_b1 * gi;
+        v[i] = k->b2 * v[i] + k->one_b2 * gi * gi;
+        float mhat = m[i] / k->bc1, vhat = v[i] / k->bc2;
+        p[i] = p[i] * k->shrink - k->lr * mhat / (sqrtf(vhat) + k->eps);
     }
 }
 
@@ -150,14 +167,13 @@ void optim_step(struct optim *o, float *params, const float *grads)
 {
     const struct optim_config *c = &o->cfg;
     o->t++;
-    float bc1 = (float)(1.0 - pow((double)c->beta1, (double)o->t));
-    float bc2 = (float)(1.0 - pow((double)c->beta2, (double)o->t));
+    struct optim__adam_k k = optim__adam_consts(c, o->t);
     for (size_t s = 0; s < o->n_seg; s++) {
         size_t a = o->seg[s].off, n = o->seg[s].len;
         if (c->kind == OPTIM_SGD)
             optim__sgd(c, params + a, grads + a, o->m + a, n);
         else
-            optim__adam(c, params + a, grads + a, o->m + a, o->v + a, n, bc1, bc2);
+            optim__adam(&k, params + a, grads + a, o->m + a, o->v + a, n);
     }
 }
 

@@ -20,7 +20,10 @@
  *         L2 (decoupled = 0):             g' = g + weight_decay * p
  *         m = beta1 m + (1 - beta1) g';   v = beta2 v + (1 - beta2) g'^2
  *         p -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
- * The bias corrections are computed in double once per step.
+ * Hyperparameters are doubles; the per-step constants (1 - beta, the bias
+ * corrections, 1 - lr * weight_decay) are formed in double once per step and
+ * rounded to float, so 1 - beta2 is not lost to float cancellation. The
+ * element-wise arithmetic is float.
  */
 #ifndef QN_OPTIM_H
 #define QN_OPTIM_H
@@ -32,12 +35,12 @@ enum optim_kind { OPTIM_SGD, OPTIM_ADAM };
 
 struct optim_config {
     enum optim_kind kind;
-    float lr;           /* learning rate (> 0) */
-    float momentum;     /* SGD: in [0, 1); 0 is plain SGD */
-    float beta1;        /* Adam: default 0.9 */
-    float beta2;        /* Adam: default 0.999 */
-    float eps;          /* Adam: default 1e-8 */
-    float weight_decay; /* >= 0; default 0 */
+    double lr;           /* learning rate (> 0) */
+    double momentum;     /* SGD: in [0, 1); 0 is plain SGD */
+    double beta1;        /* Adam: default 0.9 */
+    double beta2;        /* Adam: default 0.999 */
+    double eps;          /* Adam: default 1e-8 */
+    double weight_decay; /* >= 0; default 0 */
     int decoupled;      /* Adam: 1 = AdamW (default), 0 = L2 added to the gradient */
 };
 
