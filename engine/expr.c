@@ -80,14 +80,22 @@ enum expr__opcode {
     OP_NEG, OP_SQR, OP_POWI,                      /* -acc, acc*acc, acc^i */
     OP_EXP, OP_LOG, OP_SQRT, OP_SIN, OP_COS, OP_TANH,
     OP_JNLE, /* c = st[sp-1] <= acc; acc = st[sp-2]; sp -= 2; if !c goto i */
-    OP_JMP   /* goto i */
+    OP_JMP,  /* goto i */
+    /* fused leaf-leaf forms: push acc; acc = vars[i] op vars[j] / vars[i] op k / k op vars[i] */
+    OP_VVADD, OP_VVSUB, OP_VVMUL, OP_VVDIV,
+    OP_VKADD, OP_VKSUB, OP_VKMUL, OP_VKDIV,
+    OP_KVSUB, OP_KVDIV,
+    OP_VSQR /* push acc; acc = vars[i] * vars[i] */
 };
 
 /* One instruction: 16 bytes, operands inline. */
 struct expr__op {
-    int32_t code; /* enum expr__opcode */
-    int32_t i;    /* variable index, integer exponent or jump target */
-    double k;     /* constant operand */
+    int32_t code;  /* enum expr__opcode */
+    int32_t i;     /* variable index, integer exponent or jump target */
+    union {
+        double k;  /* constant operand */
+        int32_t j; /* second variable index of the OP_VV* forms */
+    } u;
 };
 
 struct expr {
@@ -505,7 +513,9 @@ static void expr__token_text(const struct expr__parser *p, char out[32])
     out[o] = '\0';
 }
 
-/* Records a parse error at the current token; the message gets " at POS". */
+/* Records a parse error at the current token (err->pos, err->token); the
+ * message quotes the token when `quote` is set. Positions stay out of the
+ * message: callers print err->pos themselves. */
 static void expr__fail(struct expr__parser *p, int status, const char *what, int quote)
 {
     if (p->status)
@@ -518,9 +528,9 @@ static void expr__fail(struct expr__parser *p, int status, const char *what, int
     if (status == QN_ENOMEM)
         snprintf(p->err->msg, sizeof p->err->msg, "out of memory");
     else if (quote)
-        snprintf(p->err->msg, sizeof p->err->msg, "%s '%s' at %zu", what, p->err->token, p->pos);
+        snprintf(p->err->msg, sizeof p->err->msg, "%s '%s'", what, p->err->token);
     else
-        snprintf(p->err->msg, sizeof p->err->msg, "%s at %zu", what, p->pos);
+        snprintf(p->err->msg, sizeof p->err->msg, "%s", what);
 }
 
 /* Reports the builder's failure (out of memory, too deep, too large). */
@@ -826,7 +836,7 @@ static void expr__op(struct expr__emit *m, int code, int32_t i, double k)
         m->ops = o;
         m->cap = cap;
     }
-    m->ops[m->n++] = (struct expr__op){code, i, k};
+    m->ops[m->n++] = (struct expr__op){code, i, {.k = k}};
 }
 
 static void expr__push(struct expr__emit *m)
@@ -858,6 +868,11 @@ static const int expr__binops[][4] = {
 static void expr__emit_pow_const(struct expr__emit *m, const struct expr__node *x, double k)
 {
     int n;
+    if (x->kind == EK_VAR && k == 2) {
+        expr__push(m);
+        expr__op(m, OP_VSQR, (int32_t)x->a, 0);
+        return;
+    }
     expr__emit_node(m, (uint32_t)(x - m->nodes));
     if (k == 2)
         expr__op(m, OP_SQR, 0, 0);
@@ -867,6 +882,31 @@ static void expr__emit_pow_const(struct expr__emit *m, const struct expr__node *
         expr__op(m, OP_POWK, 0, k);
 }
 
+/* Emits x op y for two leaves (not both constants) as one fused op; 0 when there is none. */
+static int expr__emit_fused(struct expr__emit *m, int kind, const struct expr__node *x,
+                            const struct expr__node *y)
+{
+    static const int vv[] = {[EK_ADD] = OP_VVADD, [EK_SUB] = OP_VVSUB, [EK_MUL] = OP_VVMUL,
+                             [EK_DIV] = OP_VVDIV};
+    static const int vk[] = {[EK_ADD] = OP_VKADD, [EK_SUB] = OP_VKSUB, [EK_MUL] = OP_VKMUL,
+                             [EK_DIV] = OP_VKDIV};
+    static const int kv[] = {[EK_ADD] = OP_VKADD, [EK_SUB] = OP_KVSUB, [EK_MUL] = OP_VKMUL,
+                             [EK_DIV] = OP_KVDIV};
+    if (kind > EK_DIV || !expr__leaf(x) || !expr__leaf(y))
+        return 0;
+    expr__push(m);
+    if (x->kind == EK_VAR && y->kind == EK_VAR) {
+        expr__op(m, vv[kind], (int32_t)x->a, 0);
+        if (!m->status)
+            m->ops[m->n - 1].u.j = (int32_t)y->a;
+    } else if (x->kind == EK_VAR) {
+        expr__op(m, vk[kind], (int32_t)x->a, y->k);
+    } else {
+        expr__op(m, kv[kind], (int32_t)y->a, x->k);
+    }
+    return 1;
+}
+
 static void expr__emit_bin(struct expr__emit *m, const struct expr__node *n)
 {
     const struct expr__node *x = &m->nodes[n->a], *y = &m->nodes[n->b];
@@ -874,13 +914,16 @@ static void expr__emit_bin(struct expr__emit *m, const struct expr__node *n)
         expr__emit_pow_const(m, x, y->k);
         return;
     }
-    if (n->kind == EK_MIN || n->kind == EK_MAX) {
-        expr__emit_node(m, n->a);
-        expr__emit_node(m, n->b);
+    if (n->kind == EK_MIN || n->kind == EK_MAX) { /* commutative: deeper operand first */
+        int swap = m->need[n->b] > m->need[n->a];
+        expr__emit_node(m, swap ? n->b : n->a);
+        expr__emit_node(m, swap ? n->a : n->b);
         expr__op(m, n->kind == EK_MIN ? OP_MIN : OP_MAX, 0, 0);
         m->sp--;
         return;
     }
+    if (expr__emit_fused(m, n->kind, x, y))
+        return;
     const int *ops = expr__binops[n->kind];
     if (expr__leaf(y)) {
         expr__emit_node(m, n->a);
@@ -1175,11 +1218,12 @@ double expr_eval(const struct expr *e, const double *vars)
     double st[EXPR_MAX_STACK];
     double acc = 0;
     uint32_t sp = 0;
-    const struct expr__op *ops = e->ops, *o = ops;
-    for (;; o++) {
+    const struct expr__op *ops = e->ops, *next = ops;
+    for (;;) {
+        const struct expr__op *o = next++;
         switch (o->code) {
         case OP_END: return acc;
-        case OP_K: st[sp++] = acc; acc = o->k; break;
+        case OP_K: st[sp++] = acc; acc = o->u.k; break;
         case OP_V: st[sp++] = acc; acc = vars[o->i]; break;
         case OP_ADD: acc = st[--sp] + acc; break;
         case OP_SUB: acc = st[--sp] - acc; break;
@@ -1191,14 +1235,14 @@ double expr_eval(const struct expr *e, const double *vars)
         case OP_RPOW: acc = pow(acc, st[--sp]); break;
         case OP_MIN: acc = expr__min(st[--sp], acc); break;
         case OP_MAX: acc = expr__max(st[--sp], acc); break;
-        case OP_ADDK: acc += o->k; break;
-        case OP_SUBK: acc -= o->k; break;
-        case OP_MULK: acc *= o->k; break;
-        case OP_DIVK: acc /= o->k; break;
-        case OP_POWK: acc = pow(acc, o->k); break;
-        case OP_KSUB: acc = o->k - acc; break;
-        case OP_KDIV: acc = o->k / acc; break;
-        case OP_KPOW: acc = pow(o->k, acc); break;
+        case OP_ADDK: acc += o->u.k; break;
+        case OP_SUBK: acc -= o->u.k; break;
+        case OP_MULK: acc *= o->u.k; break;
+        case OP_DIVK: acc /= o->u.k; break;
+        case OP_POWK: acc = pow(acc, o->u.k); break;
+        case OP_KSUB: acc = o->u.k - acc; break;
+        case OP_KDIV: acc = o->u.k / acc; break;
+        case OP_KPOW: acc = pow(o->u.k, acc); break;
         case OP_ADDV: acc += vars[o->i]; break;
         case OP_SUBV: acc -= vars[o->i]; break;
         case OP_MULV: acc *= vars[o->i]; break;
@@ -1221,10 +1265,21 @@ double expr_eval(const struct expr *e, const double *vars)
             acc = st[sp - 2];
             sp -= 2;
             if (!c)
-                o = ops + o->i - 1;
+                next = ops + o->i;
             break;
         }
-        case OP_JMP: o = ops + o->i - 1; break;
+        case OP_JMP: next = ops + o->i; break;
+        case OP_VVADD: st[sp++] = acc; acc = vars[o->i] + vars[o->u.j]; break;
+        case OP_VVSUB: st[sp++] = acc; acc = vars[o->i] - vars[o->u.j]; break;
+        case OP_VVMUL: st[sp++] = acc; acc = vars[o->i] * vars[o->u.j]; break;
+        case OP_VVDIV: st[sp++] = acc; acc = vars[o->i] / vars[o->u.j]; break;
+        case OP_VKADD: st[sp++] = acc; acc = vars[o->i] + o->u.k; break;
+        case OP_VKSUB: st[sp++] = acc; acc = vars[o->i] - o->u.k; break;
+        case OP_VKMUL: st[sp++] = acc; acc = vars[o->i] * o->u.k; break;
+        case OP_VKDIV: st[sp++] = acc; acc = vars[o->i] / o->u.k; break;
+        case OP_KVSUB: st[sp++] = acc; acc = o->u.k - vars[o->i]; break;
+        case OP_KVDIV: st[sp++] = acc; acc = o->u.k / vars[o->i]; break;
+        case OP_VSQR: st[sp++] = acc; acc = vars[o->i] * vars[o->i]; break;
         }
     }
 }

@@ -63,7 +63,18 @@ static double f11(const double *v) { return v[0] - (v[1] - (v[2] - (v[0] * 3)));
 static double f12(const double *v) { return (v[0] + 1) * (v[1] + 2) - (v[2] + 3) / (v[0] + 4); }
 static double f13(const double *v) { return exp(-(v[0] * v[0]) / 2) * sin(3 * v[1]); }
 
+static double f14(const double *v)
+{
+    return v[0] / v[1] - 2 / v[2] + (v[0] - 3) * (v[1] / 4) + (5 - v[2]) + v[1] * v[1] +
+           (v[0] + 0.5) - (v[0] - v[2]) * (v[0] + v[1]);
+}
+static double f15(const double *v) { return pow(v[0], v[1]) + pow(1.5, v[2]) + pow(v[0] + 1, v[1] + 2); }
+static double f16(const double *v) { return pow(v[1], 5) - pow(v[0] + 1, -3) + pow(v[2], 2.5); }
+
 static const struct value_case value_cases[] = {
+    {"x/y - 2/z + (x - 3)*(y/4) + (5 - z) + y^2 + (x + 0.5) - (x - z)*(x + y)", f14},
+    {"x^y + 1.5^z + (x + 1)^(y + 2)", f15},
+    {"y^5 - (x + 1)^-3 + z^2.5", f16},
     {"x + y*z", f0},
     {"(x - y) / z", f1},
     {"exp(x) - log(y) + sqrt(z)", f2},
@@ -276,12 +287,12 @@ static void test_simplify(void **state)
     (void)state;
     assert_int_equal(n_ops_of("x*1 + 0"), 1);
     assert_int_equal(n_ops_of("1*x^1 - 0"), 1);
-    assert_int_equal(n_ops_of("(2+3)*x"), 2);
+    assert_int_equal(n_ops_of("(2+3)*x"), 1);
     assert_int_equal(n_ops_of("x*0 + y"), 1);
     assert_int_equal(n_ops_of("0/x"), 1);
     assert_int_equal(n_ops_of("x^0"), 1);
-    assert_int_equal(n_ops_of("y^2"), 2);             /* y*y */
-    assert_int_equal(n_ops_of("0.01 + x*y - y^2"), 6); /* the chemical rhs */
+    assert_int_equal(n_ops_of("y^2"), 1);             /* y*y in one op */
+    assert_int_equal(n_ops_of("0.01 + x*y - y^2"), 4); /* the chemical rhs */
     assert_true(eval_const("x*0 + 3") == 3);
     assert_true(eval_const("x - x") == 0);
 
@@ -313,28 +324,28 @@ struct error_case {
 };
 
 static const struct error_case error_cases[] = {
-    {"kapa + 1", 0, "kapa", "unknown symbol 'kapa' at 0"},
-    {"(x + 1))", 7, ")", "unexpected token ')' at 7"},
-    {"(x + 1", 6, "", "expected ')' at 6"},
-    {"pow(x)", 0, "pow", "function 'pow' takes 2 arguments at 0"},
-    {"1 + exp(x, y)", 4, "exp", "function 'exp' takes 1 argument at 4"},
-    {"min(x, y, z)", 0, "min", "function 'min' takes 2 arguments at 0"},
-    {"sin()", 0, "sin", "function 'sin' takes 1 argument at 0"},
-    {"", 0, "", "unexpected end of input at 0"},
-    {"   ", 3, "", "unexpected end of input at 3"},
-    {"x y", 2, "y", "unexpected token 'y' at 2"},
-    {"x + 2z", 5, "z", "unexpected token 'z' at 5"},
-    {"x $ y", 2, "$", "invalid character '$' at 2"},
-    {"x + \xc3\xa9", 4, "\\xc3", "invalid character '\\xc3' at 4"},
-    {"1e999 * x", 0, "1e999", "number out of range '1e999' at 0"},
-    {"x +", 3, "", "unexpected end of input at 3"},
-    {"x * * y", 4, "*", "unexpected token '*' at 4"},
-    {"foo(x)", 0, "foo", "unknown function 'foo' at 0"},
-    {"exp + 1", 0, "exp", "expected '(' after function 'exp' at 0"},
-    {"max(x y)", 6, "y", "expected ')' or ',' at 6"},
-    {"()", 1, ")", "unexpected token ')' at 1"},
-    {"x,y", 1, ",", "unexpected token ',' at 1"},
-    {"0x10", 1, "x10", "unexpected token 'x10' at 1"},
+    {"kapa + 1", 0, "kapa", "unknown symbol 'kapa'"},
+    {"(x + 1))", 7, ")", "unexpected token ')'"},
+    {"(x + 1", 6, "", "expected ')'"},
+    {"pow(x)", 0, "pow", "function 'pow' takes 2 arguments"},
+    {"1 + exp(x, y)", 4, "exp", "function 'exp' takes 1 argument"},
+    {"min(x, y, z)", 0, "min", "function 'min' takes 2 arguments"},
+    {"sin()", 0, "sin", "function 'sin' takes 1 argument"},
+    {"", 0, "", "unexpected end of input"},
+    {"   ", 3, "", "unexpected end of input"},
+    {"x y", 2, "y", "unexpected token 'y'"},
+    {"x + 2z", 5, "z", "unexpected token 'z'"},
+    {"x $ y", 2, "$", "invalid character '$'"},
+    {"x + \xc3\xa9", 4, "\\xc3", "invalid character '\\xc3'"},
+    {"1e999 * x", 0, "1e999", "number out of range '1e999'"},
+    {"x +", 3, "", "unexpected end of input"},
+    {"x * * y", 4, "*", "unexpected token '*'"},
+    {"foo(x)", 0, "foo", "unknown function 'foo'"},
+    {"exp + 1", 0, "exp", "expected '(' after function 'exp'"},
+    {"max(x y)", 6, "y", "expected ')' or ','"},
+    {"()", 1, ")", "unexpected token ')'"},
+    {"x,y", 1, ",", "unexpected token ','"},
+    {"0x10", 1, "x10", "unexpected token 'x10'"},
 };
 
 static void test_errors(void **state)
@@ -443,6 +454,18 @@ static void test_limits(void **state)
     assert_true(rc == 0 || rc == QN_ERANGE);
     if (rc == 0)
         assert_true(expr_eval(d, (const double[]){2, 1, 0}) == 1);
+    expr_destroy(d);
+    expr_destroy(e);
+
+    /* right-nested min needs a deep stack unless operands are reordered */
+    s = nested("min(z, ", "x", ")", 150);
+    assert_int_equal(expr_compile(s, names3, 3, &e, &err), 0);
+    free(s);
+    assert_true(expr_eval(e, (const double[]){1, 0, 2}) == 1);
+    assert_true(expr_eval(e, (const double[]){3, 0, 2}) == 2);
+    assert_int_equal(expr_diff(e, 0, &d), 0);
+    assert_true(expr_eval(d, (const double[]){1, 0, 2}) == 1);
+    assert_true(expr_eval(d, (const double[]){3, 0, 2}) == 0);
     expr_destroy(d);
     expr_destroy(e);
 
