@@ -107,7 +107,8 @@ int spec_fail(struct spec_error *err, const char *path, const char *fmt, ...)
     ;
 
 /*
- * Parses JSON text (len bytes, borrowed) with duplicate keys rejected. Returns
+ * Parses JSON text (len bytes, borrowed) with duplicate keys rejected and any
+ * value allowed at the top (the parsers then say "must be an object"). Returns
  * 0 and a new reference in *out, or QN_ESPEC with err->path "" and a message
  * naming the line and column of the problem.
  */

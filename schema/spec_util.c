@@ -31,7 +31,7 @@ int spec_fail(struct spec_error *err, const char *path, const char *fmt, ...)
 int spec_load(const char *text, size_t len, json_t **out, struct spec_error *err)
 {
     json_error_t je;
-    *out = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    *out = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (*out)
         return 0;
     return spec_fail(err, "", "invalid JSON at line %d column %d: %s", je.line, je.column,
