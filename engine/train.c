@@ -1,0 +1,221 @@
+/* train.c: the training loop and evaluation of device networks (see train.h). */
+#include "train.h"
+
+#include <gsl/gsl_rng.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nn.h"
+#include "qn_err.h"
+
+const char *train_loss_name(enum loss_kind k)
+{
+    return k == LOSS_MSE ? "mse" : "cross_entropy";
+}
+
+int train_loss_from_name(const char *s, enum loss_kind *out)
+{
+    if (strcmp(s, "mse") == 0)
+        *out = LOSS_MSE;
+    else if (strcmp(s, "cross_entropy") == 0)
+        *out = LOSS_CROSS_ENTROPY;
+    else
+        return QN_ESPEC;
+    return QN_OK;
+}
+
+int train_check_data(const struct net *n, const struct data_set *ds, enum loss_kind loss)
+{
+    if (ds->d != n->n_in || ds->n == 0)
+        return QN_EINVAL;
+    if (loss == LOSS_CROSS_ENTROPY) {
+        if (!ds->labels || ds->n_classes > n->n_out)
+            return QN_EINVAL;
+        for (size_t i = 0; i < ds->n; i++)
+            if (ds->labels[i] < 0 || (size_t)ds->labels[i] >= n->n_out)
+                return QN_EINVAL;
+        return QN_OK;
+    }
+    return ds->y && ds->t == n->n_out ? QN_OK : QN_EINVAL;
+}
+
+/* Scratch for one batch. */
+struct train__batch {
+    size_t *idx;  /* (n) permutation */
+    float *x;     /* (cap, d) */
+    int *labels;  /* (cap) */
+    float *y;     /* (cap, t) */
+    float *dout;  /* (cap, n_out) */
+};
+
+static int train__batch_init(struct train__batch *b, const struct net *n, const struct data_set *ds)
+{
+    b->idx = malloc(ds->n * sizeof *b->idx);
+    b->x = malloc(n->cap * ds->d * sizeof *b->x);
+    b->labels = malloc(n->cap * sizeof *b->labels);
+    b->y = malloc(n->cap * (ds->t ? ds->t : 1) * sizeof *b->y);
+    b->dout = malloc(n->cap * n->n_out * sizeof *b->dout);
+    return b->idx && b->x && b->labels && b->y && b->dout ? QN_OK : QN_ENOMEM;
+}
+
+static void train__batch_close(struct train__batch *b)
+{
+    free(b->idx), free(b->x), free(b->labels), free(b->y), free(b->dout);
+}
+
+/* Loss of the last forward on B rows; writes dout when asked; counts correct rows. */
+static int train__loss(const struct net *n, enum loss_kind loss, const struct train__batch *b,
+                       size_t B, float *dout, double *l, size_t *correct)
+{
+    const float *out = net_output(n);
+    if (loss == LOSS_MSE) {
+        *l = nn_mse_loss(dout, out, b->y, B, n->n_out);
+        return QN_OK;
+    }
+    *correct += nn_count_correct(out, b->labels, B, n->n_out);
+    return nn_xent_loss(l, dout, out, b->labels, B, n->n_out) ? QN_EINVAL : QN_OK;
+}
+
+static int train__canceled(const atomic_int *c)
+{
+    return c && atomic_load(c);
+}
+
+int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss, double *out_loss,
+                   double *out_accuracy)
+{
+    int rc = train_check_data(n, ds, loss);
+    if (rc)
+        return rc;
+    struct train__batch b = {0};
+    rc = train__batch_init(&b, n, ds);
+    double sum = 0;
+    size_t correct = 0;
+    for (size_t i = 0; rc == QN_OK && i < ds->n; i += n->cap) {
+        size_t B = ds->n - i < n->cap ? ds->n - i : n->cap;
+        for (size_t k = 0; k < B; k++)
+            b.idx[k] = i + k;
+        data_gather(ds, b.idx, B, b.x, ds->labels ? b.labels : NULL, ds->y ? b.y : NULL);
+        double l = 0;
+        rc = net_forward(n, b.x, B);
+        if (rc == QN_OK)
+            rc = train__loss(n, loss, &b, B, NULL, &l, &correct);
+        sum += l * (double)B;
+    }
+    train__batch_close(&b);
+    if (rc)
+        return rc;
+    *out_loss = sum / (double)ds->n;
+    *out_accuracy = loss == LOSS_CROSS_ENTROPY ? (double)correct / (double)ds->n : NAN;
+    return QN_OK;
+}
+
+static void train__metric(const struct train_hooks *h, const char *name, uint64_t step,
+                          size_t epoch, double v)
+{
+    if (h && h->metric)
+        h->metric(name, step, epoch, v, h->ctx);
+}
+
+/* One epoch over train in the order of a permutation drawn from (seed, epoch). */
+static int train__epoch(struct net *n, struct optim *o, const struct data_set *ds,
+                        const struct train_config *cfg, const struct train_hooks *h,
+                        struct train__batch *b, size_t epoch, double *loss, double *acc)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r)
+        return QN_ENOMEM;
+    gsl_rng_set(r, cfg->seed * 1000003u + epoch);
+    data_permute(b->idx, ds->n, r);
+    gsl_rng_free(r);
+    size_t steps_per_epoch = (ds->n + cfg->batch - 1) / cfg->batch, correct = 0;
+    uint64_t step = (uint64_t)epoch * steps_per_epoch;
+    size_t every = h && h->step_metric_every ? h->step_metric_every : 1;
+    double sum = 0;
+    for (size_t i = 0; i < ds->n; i += cfg->batch, step++) {
+        if (h && train__canceled(h->cancel))
+            return QN_ECANCELED;
+        size_t B = ds->n - i < cfg->batch ? ds->n - i : cfg->batch;
+        data_gather(ds, b->idx + i, B, b->x, ds->labels ? b->labels : NULL, ds->y ? b->y : NULL);
+        int rc = net_forward(n, b->x, B);
+        double l = 0;
+        if (rc == QN_OK)
+            rc = train__loss(n, cfg->loss, b, B, b->dout, &l, &correct);
+        if (rc)
+            return rc;
+        memset(n->grads, 0, n->n_params * sizeof *n->grads);
+        net_backward(n, b->x, b->dout, B);
+        optim_step(o, n->params, n->grads);
+        sum += l * (double)B;
+        if ((step + 1) % every == 0)
+            train__metric(h, "step_loss", step + 1, epoch + 1, l);
+    }
+    *loss = sum / (double)ds->n;
+    *acc = cfg->loss == LOSS_CROSS_ENTROPY ? (double)correct / (double)ds->n : NAN;
+    return QN_OK;
+}
+
+static double train__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Reports an epoch's metrics and evaluates on the test set. */
+static int train__report(struct net *n, const struct data_set *test, const struct train_config *cfg,
+                         const struct train_hooks *h, size_t epoch, uint64_t step, double secs,
+                         size_t failed_before, struct train_result *res)
+{
+    train__metric(h, "train_loss", step, epoch, res->train_loss);
+    if (cfg->loss == LOSS_CROSS_ENTROPY)
+        train__metric(h, "train_accuracy", step, epoch, res->train_accuracy);
+    if (test) {
+        int rc = train_evaluate(n, test, cfg->loss, &res->test_loss, &res->test_accuracy);
+        if (rc)
+            return rc;
+        train__metric(h, "test_loss", step, epoch, res->test_loss);
+        if (cfg->loss == LOSS_CROSS_ENTROPY)
+            train__metric(h, "test_accuracy", step, epoch, res->test_accuracy);
+    }
+    train__metric(h, "seconds", step, epoch, secs);
+    if (n->failed_solves > failed_before)
+        train__metric(h, "failed_solves", step, epoch, (double)(n->failed_solves - failed_before));
+    return QN_OK;
+}
+
+int train_run(struct net *n, struct optim *o, const struct data_set *train,
+              const struct data_set *test, const struct train_config *cfg,
+              const struct train_hooks *h, size_t start_epoch, struct train_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->test_loss = res->test_accuracy = NAN;
+    if (cfg->batch < 1 || cfg->batch > n->cap)
+        return QN_EINVAL;
+    int rc = train_check_data(n, train, cfg->loss);
+    if (rc == QN_OK && test)
+        rc = train_check_data(n, test, cfg->loss);
+    if (rc)
+        return rc;
+    struct train__batch b = {0};
+    rc = train__batch_init(&b, n, train);
+    size_t steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
+    for (size_t e = start_epoch; rc == QN_OK && e < cfg->epochs; e++) {
+        double t0 = train__now();
+        size_t failed_before = n->failed_solves;
+        rc = train__epoch(n, o, train, cfg, h, &b, e, &res->train_loss, &res->train_accuracy);
+        if (rc == QN_OK)
+            rc = train__report(n, test, cfg, h, e + 1, (uint64_t)(e + 1) * steps_per_epoch,
+                               train__now() - t0, failed_before, res);
+        if (rc == QN_OK)
+            res->epochs_done = e + 1;
+        int due = cfg->checkpoint_every && ((e + 1) % cfg->checkpoint_every == 0 ||
+                                            e + 1 == cfg->epochs);
+        if (rc == QN_OK && due && h && h->checkpoint)
+            rc = h->checkpoint(n, o, e + 1, h->ctx);
+    }
+    train__batch_close(&b);
+    return rc;
+}

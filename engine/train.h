@@ -1,0 +1,80 @@
+/*
+ * train.h: training and evaluating device networks.
+ *
+ * The loop reads like the pseudocode it is: for each epoch, shuffle (a
+ * permutation drawn from seed and epoch alone, so a run resumed at epoch k
+ * sees exactly the batches an uninterrupted run would), then per batch
+ * gather -> forward -> loss -> zero_grad -> backward -> update. Metrics and
+ * checkpoints leave through callbacks; the caller decides where they go.
+ */
+#ifndef QN_TRAIN_H
+#define QN_TRAIN_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data.h"
+#include "net.h"
+#include "optim.h"
+
+enum loss_kind { LOSS_MSE, LOSS_CROSS_ENTROPY };
+
+struct train_config {
+    enum loss_kind loss;
+    size_t epochs;           /* total epochs (a resumed run continues to this) */
+    size_t batch;            /* rows per step */
+    uint64_t seed;           /* shuffles */
+    size_t checkpoint_every; /* epochs between checkpoints; 0 = never */
+};
+
+/* A metric: name ("step_loss", "train_loss", "train_accuracy", "test_loss",
+ * "test_accuracy", "seconds", "failed_solves"), the global step, the epoch
+ * (1-based), the value. */
+typedef void (*train_metric_fn)(const char *name, uint64_t step, size_t epoch, double value,
+                                void *ctx);
+/* Called after `epoch` epochs when a checkpoint is due: save net->params and
+ * the optimizer (state slab and t). Returning non-zero stops training with
+ * that code. */
+typedef int (*train_checkpoint_fn)(const struct net *n, const struct optim *o, size_t epoch,
+                                   void *ctx);
+
+struct train_hooks {
+    train_metric_fn metric;         /* may be NULL */
+    train_checkpoint_fn checkpoint; /* may be NULL */
+    void *ctx;                      /* borrowed, passed to both */
+    const atomic_int *cancel;       /* may be NULL */
+    size_t step_metric_every;       /* steps between step_loss metrics (0 = 1) */
+};
+
+struct train_result {
+    double train_loss, train_accuracy; /* last epoch (accuracy NaN for mse) */
+    double test_loss, test_accuracy;   /* on the test set after the last epoch */
+    size_t epochs_done;
+};
+
+/*
+ * Trains n with optimizer o (initialised over n->n_params) on train,
+ * reporting test metrics each epoch on test (may be NULL), from epoch
+ * start_epoch (0 for a fresh run; k to resume after k completed epochs).
+ * Returns 0, QN_EINVAL (shapes or labels that do not fit the network),
+ * QN_ECANCELED, or a hook's or the forward pass's error.
+ */
+int train_run(struct net *n, struct optim *o, const struct data_set *train,
+              const struct data_set *test, const struct train_config *cfg,
+              const struct train_hooks *hooks, size_t start_epoch, struct train_result *res);
+
+/*
+ * Loss and accuracy (NaN for regression) of n on ds in batches of up to
+ * n->cap rows. Returns 0, QN_EINVAL (shapes), QN_ECANCELED.
+ */
+int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss, double *out_loss,
+                   double *out_accuracy);
+
+/* Checks that ds fits n under loss: inputs, outputs or classes, labels. */
+int train_check_data(const struct net *n, const struct data_set *ds, enum loss_kind loss);
+
+const char *train_loss_name(enum loss_kind k);
+int train_loss_from_name(const char *s, enum loss_kind *out);
+
+#endif
