@@ -16,6 +16,7 @@
  * (params after drive, rhs after state) and "only for kind ode" errors come
  * from data rather than a chain of ifs.
  */
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,7 @@ static int spec__enum(const json_t *v, const char *path, const char *(*name_of)(
                       int *out, struct spec_error *err)
 {
     const char *names[8];
+    assert(n > 0 && n <= 8);
     for (int i = 0; i < n; i++)
         names[i] = name_of(i);
     return spec_get_enum(v, path, names, (size_t)n, out, err);
