@@ -1,0 +1,90 @@
+/*
+ * job.h: job types and running one job against the store.
+ *
+ * A job type is one row of a table (job.c): its name and three functions.
+ * `prepare` parses and validates the spec and resolves its references
+ * without writing anything, so a bad spec is refused before the job exists;
+ * `run` does the work and fills in the result; `release` frees what prepare
+ * made. Adding a job type (fit, train, evaluate) is writing those three in
+ * server/job_<type>.c and adding one line to the table.
+ *
+ * job_run_local is the whole life of one job in-process (what `qn run`
+ * does); the daemon (a later issue) will call prepare at submission and run
+ * in a worker thread with that thread's own store connection.
+ */
+#ifndef QN_JOB_H
+#define QN_JOB_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spec.h"
+#include "store.h"
+
+/* Progress of a running job: `done` of `total` units (rows, steps). Called
+ * from worker threads, one call at a time. */
+typedef void (*job_progress_fn)(size_t done, size_t total, void *ctx);
+
+/* Everything a job type sees. The runner fills the inputs; the type fills the outputs. */
+struct job_ctx {
+    struct store *store;       /* this thread's connection (borrowed) */
+    int64_t job_id;            /* the job's row; 0 during prepare */
+    const char *name;          /* the job's name (borrowed) */
+    const json_t *spec;        /* the job's "spec" object (borrowed) */
+    size_t workers;            /* threads the job may use, >= 1 */
+    const atomic_int *cancel;  /* nonzero asks the job to stop (borrowed, may be NULL) */
+    job_progress_fn progress;  /* may be NULL */
+    void *progress_ctx;        /* passed to progress (borrowed) */
+
+    void *prep;                /* the type's prepared state: made by prepare, freed by release */
+    json_t *result;            /* out of run: the result object (new reference) */
+    struct spec_error err;     /* out of prepare: where the spec is wrong (QN_ESPEC) */
+    char reason[256];          /* out of run on failure: why, for the job's "error" */
+};
+
+struct job_type {
+    const char *name;                     /* "sweep", ... */
+    int (*prepare)(struct job_ctx *ctx);  /* 0, QN_ESPEC (ctx->err), or another code */
+    int (*run)(struct job_ctx *ctx);      /* 0 with ctx->result, or a code with ctx->reason */
+    void (*release)(struct job_ctx *ctx); /* frees ctx->prep (safe when NULL) */
+};
+
+/* The type named `name`, or NULL when this build cannot run it. */
+const struct job_type *job_type_find(const char *name);
+
+/*
+ * Runs the job `js` (parsed envelope, borrowed) to the end: prepare; insert
+ * it as running (owner NULL = "local"); run; record succeeded with the
+ * result, canceled, or failed with the reason. Returns:
+ *   0            the job ran and has a final state (read it with store_job_get(*job_id));
+ *   QN_ESPEC     the spec is wrong (*err says where); nothing was written;
+ *   QN_EINVAL    the type is not supported by this build (*err says so); nothing was written;
+ *   other codes  the job could not be recorded (database errors); *job_id is 0
+ *                if it was never inserted.
+ * When a final state cannot be written the job stays "running" and the code
+ * of that failure is returned.
+ */
+int job_run_local(struct store *s, const struct job_spec *js, const char *owner, size_t workers,
+                  const atomic_int *cancel, job_progress_fn progress, void *progress_ctx,
+                  int64_t *job_id, struct spec_error *err);
+
+/* The job record {"id","type","name","owner","state","created","started",
+ * "finished","error","result"} of j as a new reference (NULL: out of memory). */
+json_t *job_record_json(const struct store_job *j);
+
+/*
+ * Resolves the device reference at JSON path `path` into a prepared model
+ * (dev_model_close it): inline objects are parsed; ids and names are loaded
+ * from the store and parsed. Errors are QN_ESPEC with *err at `path`.
+ */
+int job_resolve_device(struct store *s, const struct spec_ref *ref, const char *path,
+                       struct dev_model *out, struct spec_error *err);
+
+/* The sweep type (job_sweep.c). */
+int job_sweep_prepare(struct job_ctx *ctx);
+int job_sweep_run(struct job_ctx *ctx);
+void job_sweep_release(struct job_ctx *ctx);
+
+#endif

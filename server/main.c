@@ -1,0 +1,555 @@
+/*
+ * main.c: the `qn` program: subcommand dispatch and the local runner.
+ *
+ *   qn run JOB.json|- [--db PATH] [--workers N]
+ *   qn device add DEVICE.json|- [--db PATH]
+ *   qn device list [--db PATH]
+ *   qn dataset list [--db PATH]
+ *   qn dataset export ID [--db PATH]
+ *   qn --help | --version
+ *
+ * Output for scripts on stdout (one JSON object per line; CSV for export),
+ * messages and the progress bar on stderr. Exit codes: 0 success, 1 a job
+ * that failed or another runtime error, 2 a usage or spec error (nothing was
+ * written to the database).
+ *
+ * The commands are a table (name, sub-name, handler). The only mutable
+ * global is the SIGINT flag, which a signal handler has to reach.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gsl/gsl_errno.h>
+
+#include "job.h"
+#include "qn_err.h"
+#include "spec.h"
+#include "store.h"
+
+#define QN_VERSION "0.1.0"
+#define QN_DEFAULT_DB "quasineuron.db"
+#define QN_EXIT_FAIL 1
+#define QN_EXIT_USAGE 2
+#define QN_MAX_ARGS 4        /* positional arguments of one command */
+#define QN_MAX_WORKERS 1024
+#define QN_FILE_MAX (64u << 20) /* bytes of a spec file */
+
+/* Set by SIGINT; the running job polls it (lock-free atomic: signal safe). */
+static atomic_int qn__interrupted;
+
+/* A command line after the subcommand words. */
+struct qn_args {
+    const char *db;                /* --db, default QN_DEFAULT_DB */
+    size_t workers;                /* --workers, 0 = number of CPUs */
+    int have_workers;              /* --workers was given */
+    size_t n_pos;                  /* positional arguments */
+    const char *pos[QN_MAX_ARGS];
+};
+
+struct qn_cmd {
+    const char *name;     /* "run", "device", ... */
+    const char *sub;      /* "add", "list", ... or NULL */
+    size_t n_pos;         /* positional arguments it takes */
+    int takes_workers;    /* accepts --workers */
+    int (*fn)(const struct qn_args *a);
+    const char *usage;
+};
+
+static const char qn__usage[] =
+    "usage: qn <command> [options]\n"
+    "\n"
+    "  qn run JOB.json [--db PATH] [--workers N]   run one job spec (\"-\" reads stdin)\n"
+    "  qn device add DEVICE.json [--db PATH]       store a device model\n"
+    "  qn device list [--db PATH]                  list stored devices (JSON lines)\n"
+    "  qn dataset list [--db PATH]                 list datasets (JSON lines)\n"
+    "  qn dataset export ID [--db PATH]            write a dataset as CSV to stdout\n"
+    "  qn --help | --version\n"
+    "\n"
+    "The database defaults to ./" QN_DEFAULT_DB ". --workers defaults to the number of CPUs.\n"
+    "Exit status: 0 ok, 1 the job failed (its record says why), 2 bad usage or spec.\n";
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+/* "qn: " + message on stderr. */
+static void qn__say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void qn__say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("qn: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* Prints a spec error as "qn: /path: message" (or without a path). */
+static void qn__spec_error(const struct spec_error *e, const char *fallback)
+{
+    if (e->path[0])
+        qn__say("%s: %s", e->path, e->msg);
+    else
+        qn__say("%s", e->msg[0] ? e->msg : fallback);
+}
+
+/* Reads a whole file ("-" = stdin) into a new buffer, at most QN_FILE_MAX bytes. */
+static int qn__read_file(const char *path, char **out, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f)
+        return QN_EIO;
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap);
+    int rc = b ? 0 : QN_ENOMEM;
+    while (rc == 0) {
+        n += fread(b + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *nb = cap >= QN_FILE_MAX ? NULL : realloc(b, cap * 2);
+        rc = nb ? 0 : (cap >= QN_FILE_MAX ? QN_ERANGE : QN_ENOMEM);
+        if (nb) {
+            b = nb;
+            cap *= 2;
+        }
+    }
+    if (rc == 0 && ferror(f))
+        rc = QN_EIO;
+    if (f != stdin)
+        fclose(f);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+/* Loads a JSON file; on failure says why and returns the exit code. */
+static int qn__load_json(const char *path, json_t **out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = qn__read_file(path, &text, &len);
+    if (rc) {
+        qn__say("%s: %s", path, rc == QN_EIO ? strerror(errno) : qn_err_msg(rc));
+        return QN_EXIT_USAGE;
+    }
+    struct spec_error e = {{0}, {0}};
+    rc = spec_load(text, len, out, &e);
+    free(text);
+    if (rc) {
+        qn__say("%s: %s", path, e.msg);
+        return QN_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Opens the database; on failure says why. */
+static int qn__open(const char *db, struct store **s)
+{
+    char msg[STORE_MSG_MAX];
+    int rc = store_open(db, s, msg, sizeof msg);
+    if (rc)
+        qn__say("%s: %s", db, msg[0] ? msg : qn_err_msg(rc));
+    return rc;
+}
+
+/* Prints a JSON value as one compact line on stdout; steals v. */
+static int qn__print_json(json_t *v)
+{
+    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (!text)
+        return QN_ENOMEM;
+    puts(text);
+    free(text);
+    return 0;
+}
+
+/* Parses a positive decimal id. */
+static int qn__parse_id(const char *s, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < 1)
+        return QN_EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* ---- qn run ------------------------------------------------------------------- */
+
+/* The progress bar's state: drawn only when stderr is a terminal. */
+struct qn_progress {
+    int last_pct; /* last percentage drawn, -1 before the first */
+};
+
+static void qn__progress(size_t done, size_t total, void *ctx)
+{
+    struct qn_progress *p = ctx;
+    int pct = total ? (int)(100.0 * (double)done / (double)total) : 100;
+    if (pct == p->last_pct)
+        return;
+    p->last_pct = pct;
+    char bar[41];
+    int fill = pct * 40 / 100;
+    memset(bar, '#', (size_t)fill);
+    memset(bar + fill, '.', (size_t)(40 - fill));
+    bar[40] = '\0';
+    fprintf(stderr, "\r[%s] %3d%% %zu/%zu", bar, pct, done, total);
+    if (done >= total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void qn__on_sigint(int sig)
+{
+    (void)sig;
+    atomic_store(&qn__interrupted, 1);
+}
+
+/* SIGINT asks the running job to stop; a second one kills (SA_RESETHAND). */
+static void qn__catch_sigint(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = qn__on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* The number of online CPUs, at least 1. */
+static size_t qn__cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (size_t)n : 1;
+}
+
+/* Prints the record of job id; exit 0 when it succeeded, else 1. */
+static int qn__print_job(struct store *s, int64_t id)
+{
+    struct store_job j;
+    int rc = store_job_get(s, id, &j);
+    if (rc) {
+        qn__say("cannot read job %" PRId64 ": %s", id, qn_err_msg(rc));
+        return QN_EXIT_FAIL;
+    }
+    int code = j.state == JOB_SUCCEEDED ? 0 : QN_EXIT_FAIL;
+    if (qn__print_json(job_record_json(&j)))
+        code = QN_EXIT_FAIL;
+    if (code && j.error)
+        qn__say("job %" PRId64 " %s: %s", id, store_job_state_name(j.state), j.error);
+    store_job_free(&j);
+    return code;
+}
+
+/* Runs the parsed job against an open store; returns the exit code. */
+static int qn__run_job(struct store *s, const struct job_spec *js, size_t workers)
+{
+    struct qn_progress prog = {-1};
+    int tty = isatty(STDERR_FILENO);
+    struct spec_error err = {{0}, {0}};
+    int64_t id = 0;
+    qn__catch_sigint();
+    int rc = job_run_local(s, js, NULL, workers, &qn__interrupted, tty ? qn__progress : NULL,
+                           &prog, &id, &err);
+    signal(SIGINT, SIG_DFL);
+    if (tty && prog.last_pct >= 0 && prog.last_pct < 100)
+        fputc('\n', stderr);
+    if (rc == QN_ESPEC || rc == QN_EINVAL) {
+        qn__spec_error(&err, qn_err_msg(rc));
+        return QN_EXIT_USAGE;
+    }
+    if (rc)
+        qn__spec_error(&err, qn_err_msg(rc));
+    if (id == 0)
+        return QN_EXIT_FAIL;
+    int code = qn__print_job(s, id);
+    return rc ? QN_EXIT_FAIL : code;
+}
+
+/* The envelope must name a type this build runs: checked before the store opens. */
+static int qn__check_type(const struct job_spec *js)
+{
+    if (job_type_find(js->type))
+        return 0;
+    qn__say("type '%s' is not supported yet", js->type);
+    return QN_EXIT_USAGE;
+}
+
+static int qn__cmd_run(const struct qn_args *a)
+{
+    json_t *root = NULL;
+    int code = qn__load_json(a->pos[0], &root);
+    if (code)
+        return code;
+    struct job_spec js;
+    struct spec_error err = {{0}, {0}};
+    if (spec_job_parse(root, &js, &err)) {
+        json_decref(root);
+        qn__spec_error(&err, "invalid job");
+        return QN_EXIT_USAGE;
+    }
+    json_decref(root);
+    code = qn__check_type(&js);
+    struct store *s = NULL;
+    if (code == 0)
+        code = qn__open(a->db, &s) ? QN_EXIT_FAIL : 0;
+    if (code == 0)
+        code = qn__run_job(s, &js, a->have_workers ? a->workers : qn__cpus());
+    store_close(s);
+    json_decref(js.spec);
+    return code;
+}
+
+/* ---- qn device ---------------------------------------------------------------- */
+
+static json_t *qn__device_json(const struct store_device *d)
+{
+    json_t *spec = json_loads(d->spec, 0, NULL);
+    return json_pack("{sI so ss so ss}", "id", (json_int_t)d->id, "name",
+                     d->has_name ? json_string(d->name) : json_null(), "kind", d->kind, "spec",
+                     spec ? spec : json_null(), "created", d->created);
+}
+
+/* Validates a device JSON fully (parse and prepare) without storing it. */
+static int qn__device_check(const json_t *root)
+{
+    struct dev_model m;
+    struct spec_error err = {{0}, {0}};
+    if (spec_device_parse(root, "", &m, &err)) {
+        qn__spec_error(&err, "invalid device");
+        return QN_EXIT_USAGE;
+    }
+    dev_model_close(&m);
+    return 0;
+}
+
+/* Stores a validated device and prints its record. */
+static int qn__device_store(const char *db, const json_t *root)
+{
+    const char *name = json_string_value(json_object_get(root, "name"));
+    const char *kind = json_string_value(json_object_get(root, "kind"));
+    char *text = json_dumps(root, JSON_COMPACT);
+    struct store *s = NULL;
+    int64_t id = 0;
+    int code = text ? 0 : QN_EXIT_FAIL;
+    if (code == 0 && qn__open(db, &s))
+        code = QN_EXIT_FAIL;
+    int rc = code ? 0 : store_device_insert(s, name && *name ? name : NULL, kind, text, &id);
+    if (rc == QN_EEXIST)
+        qn__say("/name: a device named '%s' already exists", name);
+    else if (rc)
+        qn__say("cannot store the device: %s", store_errmsg(s));
+    if (rc)
+        code = QN_EXIT_FAIL;
+    struct store_device d;
+    if (code == 0 && store_device_get(s, id, &d) == 0) {
+        qn__print_json(qn__device_json(&d));
+        store_device_free(&d);
+    }
+    free(text);
+    store_close(s);
+    return code;
+}
+
+static int qn__cmd_device_add(const struct qn_args *a)
+{
+    json_t *root = NULL;
+    int code = qn__load_json(a->pos[0], &root);
+    if (code == 0)
+        code = qn__device_check(root);
+    if (code == 0)
+        code = qn__device_store(a->db, root);
+    json_decref(root);
+    return code;
+}
+
+static int qn__cmd_device_list(const struct qn_args *a)
+{
+    struct store *s = NULL;
+    if (qn__open(a->db, &s))
+        return QN_EXIT_FAIL;
+    struct store_device *list = NULL;
+    size_t n = 0;
+    int rc = store_device_list(s, 0, 0, &list, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = qn__print_json(qn__device_json(&list[i]));
+    if (rc)
+        qn__say("cannot list devices: %s", qn_err_msg(rc));
+    store_device_list_free(list, n);
+    store_close(s);
+    return rc ? QN_EXIT_FAIL : 0;
+}
+
+/* ---- qn dataset --------------------------------------------------------------- */
+
+static json_t *qn__dataset_json(const struct store_dataset *d)
+{
+    json_t *cols = json_loads(d->columns, 0, NULL);
+    return json_pack("{sI so ss sI sI so so ss}", "id", (json_int_t)d->id, "name",
+                     d->has_name ? json_string(d->name) : json_null(), "source", d->source,
+                     "rows", (json_int_t)d->n_rows, "cols", (json_int_t)d->n_cols, "columns",
+                     cols ? cols : json_null(), "job",
+                     d->job_id ? json_integer(d->job_id) : json_null(), "created", d->created);
+}
+
+static int qn__cmd_dataset_list(const struct qn_args *a)
+{
+    struct store *s = NULL;
+    if (qn__open(a->db, &s))
+        return QN_EXIT_FAIL;
+    struct store_dataset *list = NULL;
+    size_t n = 0;
+    int rc = store_dataset_list(s, 0, 0, &list, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = qn__print_json(qn__dataset_json(&list[i]));
+    if (rc)
+        qn__say("cannot list datasets: %s", qn_err_msg(rc));
+    store_dataset_list_free(list, n);
+    store_close(s);
+    return rc ? QN_EXIT_FAIL : 0;
+}
+
+static int qn__cmd_dataset_export(const struct qn_args *a)
+{
+    int64_t id = 0;
+    if (qn__parse_id(a->pos[0], &id)) {
+        qn__say("dataset id must be a positive integer, not '%s'", a->pos[0]);
+        return QN_EXIT_USAGE;
+    }
+    struct store *s = NULL;
+    if (qn__open(a->db, &s))
+        return QN_EXIT_FAIL;
+    int rc = store_dataset_export_csv(s, id, stdout);
+    if (rc == QN_ENOTFOUND)
+        qn__say("no dataset with id %" PRId64, id);
+    else if (rc)
+        qn__say("cannot export dataset %" PRId64 ": %s", id, qn_err_msg(rc));
+    store_close(s);
+    return rc ? QN_EXIT_FAIL : 0;
+}
+
+/* ---- dispatch ----------------------------------------------------------------- */
+
+static const struct qn_cmd qn__cmds[] = {
+    {"run", NULL, 1, 1, qn__cmd_run, "qn run JOB.json [--db PATH] [--workers N]"},
+    {"device", "add", 1, 0, qn__cmd_device_add, "qn device add DEVICE.json [--db PATH]"},
+    {"device", "list", 0, 0, qn__cmd_device_list, "qn device list [--db PATH]"},
+    {"dataset", "list", 0, 0, qn__cmd_dataset_list, "qn dataset list [--db PATH]"},
+    {"dataset", "export", 1, 0, qn__cmd_dataset_export, "qn dataset export ID [--db PATH]"},
+};
+
+/* Reads the value of option argv[*i] ("--db X" or "--db=X"). */
+static const char *qn__opt_value(int argc, char **argv, int *i, const char *opt)
+{
+    size_t l = strlen(opt);
+    if (argv[*i][l] == '=')
+        return argv[*i] + l + 1;
+    return *i + 1 < argc ? argv[++*i] : NULL;
+}
+
+/* Parses one option at argv[*i] into a; 0 or QN_EINVAL. */
+static int qn__parse_opt(const struct qn_cmd *c, int argc, char **argv, int *i,
+                         struct qn_args *a)
+{
+    const char *arg = argv[*i], *v;
+    if (strncmp(arg, "--db", 4) == 0 && (arg[4] == '\0' || arg[4] == '=')) {
+        if (!(v = qn__opt_value(argc, argv, i, "--db")) || !*v)
+            return QN_EINVAL;
+        a->db = v;
+        return 0;
+    }
+    if (c->takes_workers && strncmp(arg, "--workers", 9) == 0 &&
+        (arg[9] == '\0' || arg[9] == '=')) {
+        int64_t w;
+        if (!(v = qn__opt_value(argc, argv, i, "--workers")) || qn__parse_id(v, &w) ||
+            w > QN_MAX_WORKERS)
+            return QN_EINVAL;
+        a->workers = (size_t)w;
+        a->have_workers = 1;
+        return 0;
+    }
+    return QN_EINVAL;
+}
+
+/* Parses the arguments after the command words into *a. */
+static int qn__parse_args(const struct qn_cmd *c, int argc, char **argv, int first,
+                          struct qn_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->db = QN_DEFAULT_DB;
+    for (int i = first; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            if (qn__parse_opt(c, argc, argv, &i, a)) {
+                qn__say("bad option '%s'", argv[i]);
+                return QN_EINVAL;
+            }
+        } else if (a->n_pos < QN_MAX_ARGS) {
+            a->pos[a->n_pos++] = argv[i];
+        } else {
+            return QN_EINVAL;
+        }
+    }
+    return a->n_pos == c->n_pos ? 0 : QN_EINVAL;
+}
+
+/* The command named by argv[1] (and argv[2]); *first = index of its first argument. */
+static const struct qn_cmd *qn__find(int argc, char **argv, int *first)
+{
+    for (size_t i = 0; i < sizeof qn__cmds / sizeof qn__cmds[0]; i++) {
+        const struct qn_cmd *c = &qn__cmds[i];
+        if (strcmp(argv[1], c->name) != 0)
+            continue;
+        if (!c->sub) {
+            *first = 2;
+            return c;
+        }
+        if (argc > 2 && strcmp(argv[2], c->sub) == 0) {
+            *first = 3;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(qn__usage, stderr);
+        return QN_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(qn__usage, stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("qn " QN_VERSION "\n");
+        return 0;
+    }
+    int first = 0;
+    const struct qn_cmd *c = qn__find(argc, argv, &first);
+    if (!c) {
+        qn__say("unknown command '%s%s%s'", argv[1], argc > 2 ? " " : "", argc > 2 ? argv[2] : "");
+        fputs(qn__usage, stderr);
+        return QN_EXIT_USAGE;
+    }
+    struct qn_args a;
+    if (qn__parse_args(c, argc, argv, first, &a)) {
+        fprintf(stderr, "usage: %s\n", c->usage);
+        return QN_EXIT_USAGE;
+    }
+    gsl_set_error_handler_off(); /* once, before any thread */
+    return c->fn(&a);
+}

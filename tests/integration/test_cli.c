@@ -1,0 +1,395 @@
+/*
+ * test_cli.c: the real `qn` binary (QN_BIN) end to end, in a temp directory.
+ *
+ * A sweep of an inline crn_relu device stored and exported as CSV whose
+ * values match the closed form; the same export whatever the worker count;
+ * bad specs refused with their JSON path, exit 2 and no job written; stored
+ * devices referred to by name and id; a database newer than the program
+ * refused; SIGINT cancels a running job and leaves no dataset.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qn_test.h"
+
+/* A crn_relu sweep of n sobol points over u1 in [-3, 3] (kappa defaults to 0.01). */
+#define CRN_JOB(n)                                                                              \
+    "{\"type\":\"sweep\",\"name\":\"crn\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"        \
+    "\"design\":\"sobol\",\"samples\":" #n ",\"seed\":1,\"ranges\":{\"u1\":[-3,3]}}}"
+
+struct fx {
+    char dir[512]; /* the working directory of every qn run */
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f || qt_tmpdir(f->dir, sizeof f->dir) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    qt_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Fails the test with qn's stderr when the exit status is not `want`. */
+static void expect_status(const struct qt_run *r, int want)
+{
+    if (r->status != want)
+        fail_msg("qn exited %d, wanted %d; stderr:\n%s\nstdout:\n%s", r->status, want, r->err,
+                 r->out);
+}
+
+/* Parses qn's stdout as exactly one JSON object line (new reference). */
+static json_t *one_record(const struct qt_run *r)
+{
+    assert_int_equal(qt_count_lines(r->out), 1);
+    json_error_t e;
+    json_t *j = json_loads(r->out, 0, &e);
+    if (!j)
+        fail_msg("stdout is not JSON (%s): %s", e.text, r->out);
+    assert_true(json_is_object(j));
+    return j;
+}
+
+/* Integer at record.result.<key>. */
+static long long result_int(const json_t *rec, const char *key)
+{
+    const json_t *v = json_object_get(json_object_get(rec, "result"), key);
+    assert_true(json_is_integer(v));
+    return json_integer_value(v);
+}
+
+/* Runs `sql` (one integer result) on dir/name; -1 when there is no database. */
+static long long db_int(const char *dir, const char *name, const char *sql)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (access(path, F_OK) != 0)
+        return -1;
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -2;
+    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+/* Runs a job given as text through stdin with --workers w; returns the record. */
+static json_t *run_job(const struct fx *f, const char *db, const char *job, const char *workers,
+                       int want_status)
+{
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, "--workers", workers, NULL),
+                     0);
+    expect_status(&r, want_status);
+    json_t *rec = one_record(&r);
+    qt_run_free(&r);
+    return rec;
+}
+
+/* Exports dataset id of db; returns the CSV (free it). */
+static char *export(const struct fx *f, const char *db, const char *id)
+{
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "dataset", "export", id, "--db", db, NULL), 0);
+    expect_status(&r, 0);
+    char *csv = r.out;
+    r.out = NULL;
+    qt_run_free(&r);
+    return csv;
+}
+
+static void test_sweep_and_export(void **state)
+{
+    struct fx *f = *state;
+    json_t *rec = run_job(f, "q.db", CRN_JOB(500), "2", 0);
+    assert_int_equal(json_integer_value(json_object_get(rec, "id")), 1);
+    assert_string_equal(json_string_value(json_object_get(rec, "type")), "sweep");
+    assert_string_equal(json_string_value(json_object_get(rec, "name")), "crn");
+    assert_string_equal(json_string_value(json_object_get(rec, "owner")), "local");
+    assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
+    assert_true(json_is_null(json_object_get(rec, "error")));
+    assert_true(json_is_string(json_object_get(rec, "finished")));
+    assert_int_equal(result_int(rec, "rows"), 500);
+    assert_int_equal(result_int(rec, "failed"), 0);
+    long long ds = result_int(rec, "dataset");
+    json_decref(rec);
+    assert_int_equal(ds, 1);
+
+    char *csv = export(f, "q.db", "1");
+    const char *header = "u1,out,status\n";
+    assert_memory_equal(csv, header, strlen(header));
+    assert_int_equal(qt_count_lines(csv), 501);
+    char *line = strchr(csv, '\n') + 1;
+    double worst = 0;
+    for (int i = 0; i < 500; i++) {
+        double u, out;
+        char status[32];
+        assert_int_equal(sscanf(line, "%lf,%lf,%31[^\n]", &u, &out, status), 3);
+        assert_string_equal(status, "ok");
+        assert_true(u >= -3 && u <= 3);
+        double want = (u + sqrt(u * u + 0.04)) / 2;
+        worst = fmax(worst, fabs(out - want));
+        line = strchr(line, '\n') + 1;
+    }
+    assert_true(worst < 1e-6);
+    free(csv);
+    assert_int_equal(db_int(f->dir, "q.db", "SELECT count(*) FROM dataset_blocks"), 1);
+}
+
+static void test_workers_identical(void **state)
+{
+    struct fx *f = *state;
+    json_decref(run_job(f, "w1.db", CRN_JOB(3000), "1", 0));
+    json_decref(run_job(f, "w2.db", CRN_JOB(3000), "2", 0));
+    char *a = export(f, "w1.db", "1"), *b = export(f, "w2.db", "1");
+    assert_int_equal(qt_count_lines(a), 3001);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+}
+
+/* Runs a bad job file; checks exit 2, the path on stderr, and no job rows. */
+static void expect_spec_error(const struct fx *f, const char *job, const char *path)
+{
+    struct qt_run r;
+    assert_int_equal(qt_write_file(f->dir, "bad.json", job), 0);
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "run", "bad.json", NULL), 0);
+    expect_status(&r, 2);
+    assert_string_equal(r.out, "");
+    if (!strstr(r.err, path))
+        fail_msg("stderr lacks %s: %s", path, r.err);
+    assert_memory_equal(r.err, "qn: ", 4);
+    qt_run_free(&r);
+    long long jobs = db_int(f->dir, "quasineuron.db", "SELECT count(*) FROM jobs");
+    assert_true(jobs == -1 || jobs == 0);
+}
+
+static void test_bad_specs(void **state)
+{
+    struct fx *f = *state;
+    expect_spec_error(f,
+                      "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"
+                      "\"sampels\":10,\"ranges\":{\"u1\":[-3,3]}}}",
+                      "/spec/sampels");
+    expect_spec_error(f,
+                      "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"
+                      "\"samples\":-1,\"ranges\":{\"u1\":[-3,3]}}}",
+                      "/spec/samples");
+    expect_spec_error(f,
+                      "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_rulu\"},"
+                      "\"samples\":5,\"ranges\":{\"u1\":[-3,3]}}}",
+                      "/spec/device/kind");
+    expect_spec_error(f,
+                      "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"
+                      "\"samples\":5,\"ranges\":{\"u2\":[-3,3]}}}",
+                      "/spec/ranges");
+    /* Found only after the store is open: the database exists, no job does. */
+    expect_spec_error(f,
+                      "{\"type\":\"sweep\",\"spec\":{\"device\":\"nope\",\"samples\":5,"
+                      "\"ranges\":{\"u1\":[-3,3]}}}",
+                      "/spec/device");
+    assert_int_equal(db_int(f->dir, "quasineuron.db", "SELECT count(*) FROM jobs"), 0);
+    expect_spec_error(f, "{\"type\":\"sweep\",\"spec\":{}, \"type\":\"fit\"}", "duplicate");
+    expect_spec_error(f, "{\"type\":\"fit\",\"spec\":{}}", "type 'fit' is not supported yet");
+    expect_spec_error(f, "{\"type\":\"sweep\"", "bad.json");
+}
+
+static void test_devices_by_name_and_id(void **state)
+{
+    struct fx *f = *state;
+    struct qt_run r;
+    assert_int_equal(qt_write_file(f->dir, "dev.json",
+                                   "{\"name\":\"crn\",\"kind\":\"crn_relu\","
+                                   "\"params\":{\"kappa\":0.04}}"),
+                     0);
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "add", "dev.json", NULL), 0);
+    expect_status(&r, 0);
+    json_t *rec = one_record(&r);
+    assert_int_equal(json_integer_value(json_object_get(rec, "id")), 1);
+    assert_string_equal(json_string_value(json_object_get(rec, "name")), "crn");
+    json_decref(rec);
+    qt_run_free(&r);
+
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "add", "dev.json", NULL), 0);
+    expect_status(&r, 1); /* the name is taken */
+    assert_non_null(strstr(r.err, "already exists"));
+    qt_run_free(&r);
+    assert_int_equal(qt_write_file(f->dir, "bad.json", "{\"kind\":\"crn_relu\",\"knd\":1}"), 0);
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "add", "bad.json", NULL), 0);
+    expect_status(&r, 2);
+    assert_non_null(strstr(r.err, "/knd"));
+    qt_run_free(&r);
+
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "list", NULL), 0);
+    expect_status(&r, 0);
+    rec = one_record(&r);
+    assert_string_equal(json_string_value(json_object_get(rec, "kind")), "crn_relu");
+    json_decref(rec);
+    qt_run_free(&r);
+
+    const char *by_name = "{\"type\":\"sweep\",\"spec\":{\"device\":\"crn\",\"samples\":64,"
+                          "\"ranges\":{\"u1\":[0,2]}}}";
+    rec = run_job(f, "quasineuron.db", by_name, "2", 0);
+    assert_int_equal(result_int(rec, "rows"), 64);
+    json_decref(rec);
+    const char *by_id = "{\"type\":\"sweep\",\"spec\":{\"device\":1,\"samples\":4,"
+                        "\"design\":\"grid\",\"ranges\":{\"u1\":[0,0]}}}";
+    rec = run_job(f, "quasineuron.db", by_id, "1", 0);
+    assert_int_equal(result_int(rec, "dataset"), 2);
+    json_decref(rec);
+    /* kappa 0.04 from the stored device: out(0) = sqrt(kappa) = 0.2. */
+    char *csv = export(f, "quasineuron.db", "2");
+    assert_string_equal(strchr(csv, '\n') + 1, "0,0.200000003,ok\n0,0.200000003,ok\n"
+                                                "0,0.200000003,ok\n0,0.200000003,ok\n");
+    free(csv);
+
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "dataset", "list", NULL), 0);
+    expect_status(&r, 0);
+    assert_int_equal(qt_count_lines(r.out), 2);
+    qt_run_free(&r);
+}
+
+static void test_newer_database_refused(void **state)
+{
+    struct fx *f = *state;
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "list", "--db", "v.db", NULL), 0);
+    expect_status(&r, 0);
+    qt_run_free(&r);
+    char path[700];
+    sqlite3 *h = NULL;
+    snprintf(path, sizeof path, "%s/v.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    assert_int_equal(db_int(f->dir, "v.db", "PRAGMA user_version"), 999);
+    assert_int_equal(qt_qn(f->dir, CRN_JOB(5), &r, "run", "-", "--db", "v.db", NULL), 0);
+    expect_status(&r, 1);
+    assert_non_null(strstr(r.err, "newer"));
+    assert_string_equal(r.out, "");
+    qt_run_free(&r);
+}
+
+static void test_usage(void **state)
+{
+    struct fx *f = *state;
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "--help", NULL), 0);
+    expect_status(&r, 0);
+    assert_non_null(strstr(r.out, "qn run"));
+    qt_run_free(&r);
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "--version", NULL), 0);
+    expect_status(&r, 0);
+    assert_memory_equal(r.out, "qn ", 3);
+    qt_run_free(&r);
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "frobnicate", NULL), 0);
+    expect_status(&r, 2);
+    qt_run_free(&r);
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "run", "x.json", "--workers", "0", NULL), 0);
+    expect_status(&r, 2);
+    qt_run_free(&r);
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "dataset", "export", "7", NULL), 0);
+    expect_status(&r, 1);
+    assert_non_null(strstr(r.err, "no dataset with id 7"));
+    qt_run_free(&r);
+}
+
+/* Sleeps ms milliseconds. */
+static void nap(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void test_sigint_cancels(void **state)
+{
+    struct fx *f = *state;
+    /* Hodgkin-Huxley over 500 ms is slow enough to be interrupted. */
+    assert_int_equal(qt_write_file(f->dir, "hh.json",
+                                   "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":"
+                                   "\"hodgkin_huxley\"},\"samples\":100000,"
+                                   "\"ranges\":{\"u1\":[0,20]}}}"),
+                     0);
+    char out_path[700];
+    snprintf(out_path, sizeof out_path, "%s/out.txt", f->dir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int null = open("/dev/null", O_RDWR);
+        if (fd < 0 || null < 0 || chdir(f->dir) || dup2(fd, 1) < 0 || dup2(null, 0) < 0 ||
+            dup2(null, 2) < 0)
+            _exit(126);
+        execl(QN_BIN, QN_BIN, "run", "hh.json", "--workers", "2", (char *)NULL);
+        _exit(127);
+    }
+    /* Wait until the job is running (its row exists), then interrupt. */
+    int seen = 0;
+    for (int i = 0; i < 400 && !seen; i++) {
+        nap(25);
+        seen = db_int(f->dir, "quasineuron.db", "SELECT count(*) FROM jobs WHERE state = "
+                                                "'running'") == 1;
+    }
+    assert_true(seen);
+    nap(100);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(kill(pid, SIGINT), 0);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 1);
+    assert_true(secs < 2.0);
+    char *out = qt_read_file(out_path, NULL);
+    assert_non_null(out);
+    struct qt_run fake = {.out = out};
+    json_t *rec = one_record(&fake);
+    assert_string_equal(json_string_value(json_object_get(rec, "state")), "canceled");
+    assert_true(json_is_null(json_object_get(rec, "result")));
+    json_decref(rec);
+    free(out);
+    assert_int_equal(db_int(f->dir, "quasineuron.db", "SELECT count(*) FROM datasets"), 0);
+    assert_int_equal(db_int(f->dir, "quasineuron.db", "SELECT count(*) FROM dataset_blocks"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sweep_and_export, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_workers_identical, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_specs, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_devices_by_name_and_id, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_newer_database_refused, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_usage, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sigint_cancels, fx_setup, fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
