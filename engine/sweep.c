@@ -34,10 +34,11 @@ struct sweep__shared {
     double *out;                     /* (n) outputs, borrowed */
     int *status;                     /* (n) statuses, borrowed */
     const struct sweep_hooks *hooks; /* borrowed, never NULL */
-    atomic_size_t next;              /* first row not yet claimed */
-    atomic_int stop;                 /* nonzero: a worker failed or the sweep was canceled */
+    _Alignas(64) atomic_size_t next; /* first row not yet claimed (own cache line:
+                                        every claim writes it) */
+    _Alignas(64) atomic_int stop;    /* nonzero: a worker failed or the sweep was canceled */
     atomic_int canceled;             /* nonzero: a solve was stopped by cancel */
-    pthread_mutex_t mu;              /* guards done, reported, err and the callback */
+    _Alignas(64) pthread_mutex_t mu; /* guards done, reported, err and the callback */
     size_t done;                     /* rows finished */
     size_t reported;                 /* done at the last progress call */
     size_t step;                     /* rows between progress calls (~1%) */
