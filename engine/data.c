@@ -528,7 +528,7 @@ static int data__cell(const struct data__csv *c, size_t j, const char *b, const 
     tmp[n] = 0;
     char *stop;
     *v = strtod(tmp, &stop);
-    if (*stop != 0 || stop == tmp)
+    if (stop != tmp + n || n == 0)
         return data__fail(err, QN_EFORMAT, c->line, j + 1,
                           "line %zu, column %zu ('%s'): '%s' is not a number", c->line, j + 1,
                           c->names[j], tmp);
