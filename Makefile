@@ -88,7 +88,7 @@ bench: deps $(BUILD)/qn $(BENCH_BIN)
 
 demo: deps $(BUILD)/qn
 	@rm -f demo.db demo.db-wal demo.db-shm
-	$(BUILD)/qn run --db demo.db examples/crn-sweep.json
+	$(BUILD)/qn run --db demo.db schema/examples/crn-sweep.json
 	@echo "dataset stored in demo.db; export it with: $(BUILD)/qn dataset export --db demo.db 1"
 
 format:

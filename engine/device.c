@@ -86,7 +86,7 @@ void dev_model_init(struct dev_model *d, enum dev_kind kind)
 {
     memset(d, 0, sizeof *d);
     d->kind = kind;
-    d->drive = DRIVE_DOT;
+    d->drive = kind == DEV_ALMOST_NEURON ? DRIVE_DOT_SQ : DRIVE_DOT;
     d->activation = ACT_RELU;
     d->eps = 0.1;
     for (size_t i = 0; i < sizeof dev__defaults / sizeof dev__defaults[0]; i++)

@@ -89,7 +89,7 @@ struct dev_error {
 
 /*
  * Fills *d with the defaults of `kind` (documented in schema/device.schema.json):
- * drive dot; activation relu; eps 0.1; crn_relu kappa 0.01, y0 0;
+ * drive dot (dot_sq for almost_neuron); activation relu; eps 0.1; crn_relu kappa 0.01, y0 0;
  * hodgkin_huxley gain 1 with readout spike_rate over 500 ms;
  * readout steady_state, t_max 200, tol 1e-10, threshold 0;
  * solver rk8pd, rtol 1e-8, atol 1e-10, h0 1e-3, max_steps 1000000.

@@ -479,6 +479,7 @@ static void test_prepare_errors(void **state)
     dev_model_close(&d);
 
     dev_model_init(&d, DEV_ALMOST_NEURON);
+    d.drive = DRIVE_DOT;
     assert_int_equal(dev_model_prepare(&d, &err), QN_ESPEC);
     assert_string_equal(err.field, "drive");
     dev_model_close(&d);
