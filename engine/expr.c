@@ -20,8 +20,9 @@
  * into the operator (MULV: acc *= vars[i]), small integer powers become
  * multiplications, and min/max derivatives branch with a compare-and-jump.
  *
- * Trade-offs. Simplifications such as x * 0 -> 0 are not IEEE-exact when x is
- * infinite or NaN; they are what a symbolic Jacobian needs. The compiled code
+ * Trade-offs. Simplifications such as x * 0 -> 0 and 0 / x -> 0 are not
+ * IEEE-exact when x is infinite, NaN or zero (they apply to constants too, so
+ * "0 * (1/0)" is 0); they are what a symbolic Jacobian needs. The compiled code
  * re-evaluates shared subtrees (no common-subexpression slots), which keeps
  * the evaluator stack-only and allocation-free; programs whose expansion would
  * exceed EXPR__MAX_OPS ops, whose trees are deeper than EXPR__MAX_DEPTH, or
@@ -415,6 +416,12 @@ static uint32_t expr__bin(struct expr__build *b, int kind, uint32_t x, uint32_t 
 {
     if (x == EXPR__NIL || y == EXPR__NIL)
         return EXPR__NIL;
+    /* A symbolic zero wins even over inf or NaN constants: the derivative of
+     * c^y by x is 0 * log(c) * ..., which must stay 0 when c is 0. */
+    if (kind == EK_MUL && (expr__is_k(b, x, 0) || expr__is_k(b, y, 0)))
+        return expr__num(b, 0);
+    if (kind == EK_DIV && expr__is_k(b, x, 0))
+        return x;
     if (expr__is_num(b, x) && expr__is_num(b, y))
         return expr__num(b, expr__fold2(kind, b->nodes[x].k, b->nodes[y].k));
     switch (kind) {
@@ -1172,6 +1179,8 @@ static uint32_t expr__diff_node(struct expr__build *b, uint32_t i, const uint32_
             double k = b->nodes[y].k;
             uint32_t p = expr__bin(b, EK_POW, a, expr__num(b, k - 1));
             return expr__bin(b, EK_MUL, expr__bin(b, EK_MUL, y, p), da);
+        } else if (expr__is_k(b, a, 0)) { /* 0^b is 0, 1 or inf: flat where finite */
+            return expr__num(b, 0);
         } else { /* a^b * (b' log a + b a' / a) */
             uint32_t t1 = expr__bin(b, EK_MUL, db, expr__un(b, EK_LOG, a));
             uint32_t t2 = expr__bin(b, EK_DIV, expr__bin(b, EK_MUL, y, da), a);
