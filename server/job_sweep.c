@@ -39,8 +39,10 @@ struct job_sweep_rows {
 int job_sweep_prepare(struct job_ctx *ctx)
 {
     struct job_sweep *p = calloc(1, sizeof *p);
-    if (!p)
-        return spec_fail(&ctx->err, "", "out of memory"), QN_ENOMEM;
+    if (!p) {
+        spec_fail(&ctx->err, "", "out of memory");
+        return QN_ENOMEM;
+    }
     ctx->prep = p;
     int rc = spec_sweep_parse(ctx->spec, &p->sw, &ctx->err);
     if (rc) {

@@ -42,6 +42,7 @@ struct store; /* opaque: one connection */
  * newer than this program.
  */
 int store_open(const char *path, struct store **out, char *msg, size_t cap);
+/* Closes the connection (NULL is fine). Finish or abort any dataset writer first. */
 void store_close(struct store *s);
 
 /* The last SQLite error message of this connection (borrowed, until the next call). */

@@ -162,6 +162,29 @@ static void test_sweep_and_export(void **state)
     assert_int_equal(db_int(f->dir, "q.db", "SELECT count(*) FROM dataset_blocks"), 1);
 }
 
+/* Rows that blow up are failed rows with a named status; the job still succeeds. */
+static void test_failed_rows(void **state)
+{
+    struct fx *f = *state;
+    const char *job = "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"ode\","
+                      "\"state\":{\"y\":1},\"rhs\":{\"y\":\"u1*y^2\"},\"output\":\"y\","
+                      "\"readout\":{\"kind\":\"final\",\"t_max\":3}},\"design\":\"grid\","
+                      "\"samples\":5,\"ranges\":{\"u1\":[-1,1]}}}";
+    json_t *rec = run_job(f, "q.db", job, "2", 0);
+    assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
+    assert_int_equal(result_int(rec, "rows"), 5);
+    assert_int_equal(result_int(rec, "failed"), 2); /* y = 1/(1 - u1 t) blows up for u1 >= 1/3 */
+    json_decref(rec);
+    char *csv = export(f, "q.db", "1");
+    assert_int_equal(qt_count_lines(csv), 6);
+    char *last = strstr(csv, "\n1,");
+    assert_non_null(last);
+    assert_non_null(strstr(last, ",nan,"));
+    assert_null(strstr(last, ",ok")); /* the reason, not ok */
+    assert_non_null(strstr(csv, "\n0,1,ok\n"));
+    free(csv);
+}
+
 static void test_workers_identical(void **state)
 {
     struct fx *f = *state;
@@ -384,6 +407,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sweep_and_export, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_rows, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_workers_identical, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_specs, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_devices_by_name_and_id, fx_setup, fx_teardown),
