@@ -16,7 +16,6 @@
  */
 #include <gsl/gsl_eigen.h>
 #include <gsl/gsl_errno.h>
-#include <gsl/gsl_linalg.h>
 #include <gsl/gsl_odeiv2.h>
 #include <math.h>
 #include <stdlib.h>
@@ -56,9 +55,9 @@ struct dev_solver_state {
     double *f;                  /* (n) right-hand side */
     double *J, *Jp, *gy, *gin;  /* scratch for ctx */
     double *best;               /* (n_in) gradient at the peak so far */
-    gsl_matrix *lu;             /* (n, n) Newton / IFT factorisation */
-    gsl_permutation *perm;      /* (n) */
-    gsl_vector *b, *x;          /* (n) */
+    double *lu;                 /* (n, n) Newton / IFT factorisation, row-major */
+    size_t *piv;                /* (n) its row pivots */
+    double *bx;                 /* (n) right-hand side, solved in place */
     gsl_matrix *A;              /* (n, n) copy of J for eigenvalues */
     gsl_vector_complex *eval;   /* (n) eigenvalues */
     gsl_eigen_nonsymm_workspace *eig; /* (n) */
@@ -184,16 +183,15 @@ int dev_work_init(struct dev_work *w, const struct dev_model *d, const atomic_in
     st->gy = calloc(n, sizeof *st->gy);
     st->gin = calloc(n_in, sizeof *st->gin);
     st->best = calloc(n_in, sizeof *st->best);
-    st->lu = gsl_matrix_alloc(n, n);
-    st->perm = gsl_permutation_alloc(n);
-    st->b = gsl_vector_alloc(n);
-    st->x = gsl_vector_alloc(n);
+    st->lu = calloc(n * n, sizeof *st->lu);
+    st->piv = calloc(n, sizeof *st->piv);
+    st->bx = calloc(n, sizeof *st->bx);
     st->A = gsl_matrix_alloc(n, n);
     st->eval = gsl_vector_complex_alloc(n);
     st->eig = gsl_eigen_nonsymm_alloc(n);
     st->ctx = (struct dev__ctx){d, NULL, 0, 0, st->J, st->Jp, st->gy, st->gin};
     if (!st->y || !st->f || !st->J || !st->Jp || !st->gy || !st->gin || !st->best || !st->lu ||
-        !st->perm || !st->b || !st->x || !st->A || !st->eval || !st->eig)
+        !st->piv || !st->bx || !st->A || !st->eval || !st->eig)
         goto fail;
     if (dev__driver_alloc(st, d, 0, dev__dim(d, 0)))
         goto fail;
@@ -215,14 +213,7 @@ void dev_work_close(struct dev_work *w)
             gsl_odeiv2_driver_free(st->drv[i]);
     free(st->y), free(st->f), free(st->J), free(st->Jp), free(st->gy), free(st->gin);
     free(st->best);
-    if (st->lu)
-        gsl_matrix_free(st->lu);
-    if (st->perm)
-        gsl_permutation_free(st->perm);
-    if (st->b)
-        gsl_vector_free(st->b);
-    if (st->x)
-        gsl_vector_free(st->x);
+    free(st->lu), free(st->piv), free(st->bx);
     if (st->A)
         gsl_matrix_free(st->A);
     if (st->eval)
@@ -362,22 +353,55 @@ static int dev__integrate(struct dev_work *w, const double *in, int sens, struct
 
 /* ---- steady states ------------------------------------------------------------------------- */
 
+/* In-place LU with partial pivoting of the row-major (n, n) matrix a. A
+ * hand-written one: these systems are tiny, and OpenBLAS's dtrsv (under GSL's
+ * LU) takes a process-wide lock that serialises the sweep threads. */
+static int dev__lu(double *a, size_t n, size_t *piv)
+{
+    for (size_t k = 0; k < n; k++) {
+        size_t p = k;
+        for (size_t i = k + 1; i < n; i++)
+            if (fabs(a[i * n + k]) > fabs(a[p * n + k]))
+                p = i;
+        piv[k] = p;
+        if (!(fabs(a[p * n + k]) > 1e-300))
+            return QN_ESINGULAR;
+        for (size_t j = 0; p != k && j < n; j++) {
+            double t = a[k * n + j];
+            a[k * n + j] = a[p * n + j], a[p * n + j] = t;
+        }
+        for (size_t i = k + 1; i < n; i++) {
+            double f = a[i * n + k] /= a[k * n + k];
+            for (size_t j = k + 1; j < n; j++)
+                a[i * n + j] -= f * a[k * n + j];
+        }
+    }
+    return QN_OK;
+}
+
+/* Solves (LU) x = b in place in b, with the pivots of dev__lu. */
+static void dev__lu_solve(const double *a, size_t n, const size_t *piv, double *b)
+{
+    for (size_t k = 0; k < n; k++) {
+        double t = b[k];
+        b[k] = b[piv[k]], b[piv[k]] = t;
+        for (size_t i = k + 1; i < n; i++)
+            b[i] -= a[i * n + k] * b[k];
+    }
+    for (size_t k = n; k-- > 0;) {
+        for (size_t j = k + 1; j < n; j++)
+            b[k] -= a[k * n + j] * b[j];
+        b[k] /= a[k * n + k];
+    }
+}
+
 /* LU-factorises J(y) into st->lu. QN_ESINGULAR when it is singular. */
 static int dev__factor(struct dev_solver_state *st, const struct dev_model *d, double t,
                        const double *y, const double *in)
 {
     size_t n = d->compiled->n;
-    int sign = 0;
-    dev__sys_jac(d, t, y, in, st->J, NULL);
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++)
-            gsl_matrix_set(st->lu, i, j, st->J[i * n + j]);
-    if (gsl_linalg_LU_decomp(st->lu, st->perm, &sign) != GSL_SUCCESS)
-        return QN_ESINGULAR;
-    for (size_t i = 0; i < n; i++)
-        if (!(fabs(gsl_matrix_get(st->lu, i, i)) > 1e-300))
-            return QN_ESINGULAR;
-    return QN_OK;
+    dev__sys_jac(d, t, y, in, st->lu, NULL);
+    return dev__lu(st->lu, n, st->piv);
 }
 
 /* Polishes the near-steady state st->y with Newton's method into y_out[n].
@@ -395,12 +419,12 @@ static int dev__newton(struct dev_work *w, double t, const double *in, double *y
         if (dev__maxabs(st->f, n) == 0 || dev__factor(st, d, t, y, in))
             break; /* exact, or singular: keep what we have */
         for (size_t i = 0; i < n; i++)
-            gsl_vector_set(st->b, i, -st->f[i]);
-        gsl_linalg_LU_solve(st->lu, st->perm, st->b, st->x);
+            st->bx[i] = -st->f[i];
+        dev__lu_solve(st->lu, n, st->piv, st->bx);
         double step = 0, size = 0;
         for (size_t i = 0; i < n; i++) {
-            y[i] += gsl_vector_get(st->x, i);
-            step = fmax(step, fabs(gsl_vector_get(st->x, i)));
+            y[i] += st->bx[i];
+            step = fmax(step, fabs(st->bx[i]));
             size = fmax(size, fabs(y[i]));
         }
         if (!(step > 1e-15 * (1 + size)))
@@ -476,11 +500,11 @@ static int dev__steady_grad(struct dev_work *w, double t, const double *in, doub
     dev__sys_out_grad(d, t, st->y, in, st->gy, st->gin);
     for (size_t k = 0; k < n_in; k++) {
         for (size_t i = 0; i < n; i++)
-            gsl_vector_set(st->b, i, -st->Jp[i * n_in + k]);
-        gsl_linalg_LU_solve(st->lu, st->perm, st->b, st->x);
+            st->bx[i] = -st->Jp[i * n_in + k];
+        dev__lu_solve(st->lu, n, st->piv, st->bx);
         double s = st->gin[k];
         for (size_t i = 0; i < n; i++)
-            s += st->gy[i] * gsl_vector_get(st->x, i);
+            s += st->gy[i] * st->bx[i];
         g[k] = s;
     }
     return QN_OK;

@@ -42,6 +42,19 @@ static void dev__drives(const struct dev_model *d, const double *in, double u[2]
     }
 }
 
+/* The drives u[2] only (the right-hand side needs no derivatives). */
+static void dev__drive_values(const struct dev_model *d, const double *in, double u[2])
+{
+    if (d->drive != DRIVE_FULL) {
+        u[0] = in[0], u[1] = d->drive == DRIVE_DOT_SQ ? in[1] : 0;
+        return;
+    }
+    size_t k = (size_t)d->fan_in;
+    u[0] = d->compiled->p[DEV__P_B], u[1] = 0;
+    for (size_t i = 0; i < k; i++)
+        u[0] += in[k + i] * in[i], u[1] += in[k + i] * in[i] * in[i];
+}
+
 void dev__closed_form(const struct dev_model *d, const double *in, double *out, double *dout_din)
 {
     double u[2], du[2 * DEV_MAX_INPUTS];
@@ -70,6 +83,24 @@ static double dev__vtrap(double x, double c, double *dv)
     double e = exp(-s), q = 1 - e;
     *dv = (q - s * e) / (q * q);
     return x / q;
+}
+
+/* x / (1 - exp(-x/c)), continuous through x = 0. */
+static double dev__vtrap0(double x, double c)
+{
+    double s = x / c;
+    return fabs(s) < 1e-6 ? c * (1 + s / 2 + s * s / 12) : x / (1 - exp(-s));
+}
+
+/* The six HH rate functions at V: order am bm ah bh an bn. */
+static void dev__hh_rates0(double V, double r[6])
+{
+    r[0] = 0.1 * dev__vtrap0(V + 40, 10);
+    r[1] = 4 * exp(-(V + 65) / 18);
+    r[2] = 0.07 * exp(-(V + 65) / 20);
+    r[3] = 1 / (1 + exp(-(V + 35) / 10));
+    r[4] = 0.01 * dev__vtrap0(V + 55, 10);
+    r[5] = 0.125 * exp(-(V + 65) / 80);
 }
 
 /* The six HH rate functions at V and their derivatives: order am bm ah bh an bn. */
@@ -101,8 +132,8 @@ void dev__hh_initial_state(struct dev_model *d)
 
 static void dev__hh_rhs(const double *p, double I, const double *y, double *f)
 {
-    double V = y[0], m = y[1], h = y[2], n = y[3], r[6], dr[6];
-    dev__hh_rates(V, r, dr);
+    double V = y[0], m = y[1], h = y[2], n = y[3], r[6];
+    dev__hh_rates0(V, r);
     double ina = p[DEV__P_GNA] * m * m * m * h * (V - p[DEV__P_ENA]);
     double ik = p[DEV__P_GK] * n * n * n * n * (V - p[DEV__P_EK]);
     double il = p[DEV__P_GL] * (V - p[DEV__P_EL]);
@@ -156,14 +187,14 @@ void dev__sys_rhs(const struct dev_model *d, double t, const double *y, const do
                   double *f)
 {
     const struct dev_compiled *c = d->compiled;
-    double u[2], du[2 * DEV_MAX_INPUTS], v[DEV__MAX_VARS];
+    double u[2], v[DEV__MAX_VARS];
     switch (d->kind) {
     case DEV_CRN_RELU:
-        dev__drives(d, in, u, du);
+        dev__drive_values(d, in, u);
         f[0] = c->p[DEV__P_KAPPA] + u[0] * y[0] - y[0] * y[0];
         return;
     case DEV_HODGKIN_HUXLEY:
-        dev__drives(d, in, u, du);
+        dev__drive_values(d, in, u);
         dev__hh_rhs(c->p, c->p[DEV__P_GAIN] * u[0], y, f);
         return;
     case DEV_ODE:
@@ -185,12 +216,12 @@ void dev__sys_jac(const struct dev_model *d, double t, const double *y, const do
 {
     const struct dev_compiled *c = d->compiled;
     size_t n = c->n;
-    double u[2], du[2 * DEV_MAX_INPUTS], v[DEV__MAX_VARS];
+    double u[2], v[DEV__MAX_VARS];
     if (dfdt)
         memset(dfdt, 0, n * sizeof *dfdt);
     switch (d->kind) {
     case DEV_CRN_RELU:
-        dev__drives(d, in, u, du);
+        dev__drive_values(d, in, u);
         J[0] = u[0] - 2 * y[0];
         return;
     case DEV_HODGKIN_HUXLEY: dev__hh_jac(c->p, y, J); return;
