@@ -17,6 +17,10 @@
 
 #include "design.h"
 #include "device.h"
+#include "net.h"
+#include "optim.h"
+#include "surrogate.h"
+#include "train.h"
 
 #define SPEC_PATH_MAX 128
 #define SPEC_MAX_RANGES DEV_MAX_INPUTS
@@ -143,5 +147,120 @@ int spec_get_string(const json_t *v, const char *path, size_t max_len, const cha
 /* v must be one of the strings names[0..n); *out is its index. */
 int spec_get_enum(const json_t *v, const char *path, const char *const *names, size_t n,
                   int *out, struct spec_error *err);
+
+/* ---- fit, train and evaluate jobs ---- */
+
+#define SPEC_DATASET_MAX_INPUTS 64 /* names in a dataset's "inputs" */
+#define SPEC_COLUMN_MAX 64         /* bytes of a column name, NUL included */
+#define SPEC_EPOCHS_MAX 100000
+#define SPEC_BATCH_MAX 65536
+#define SPEC_HIDDEN_MAX 4096       /* width of one fit hidden layer */
+#define SPEC_DEVICES_MAX 65536     /* devices in one network layer */
+#define SPEC_DATASET_SAMPLES_MAX 10000000 /* generator "samples" */
+
+/*
+ * A dataset reference with its options. The reference (ref) is an id, a name
+ * (a built-in: "fashion-mnist", "xor", "sine", "spirals", or a stored
+ * dataset's name), {"job": N} (a sweep's dataset), or the object forms
+ * {"id": N, ...options}, {"job": N, ...options}, {"name": S, ...options}.
+ * For every object form ref.inline_obj holds the whole object (new reference)
+ * and ref.kind is REF_ID, REF_JOB or REF_NAME (never REF_INLINE).
+ * Generator options ("samples", "noise", "arms") are refused unless the name
+ * is a generator; "label" and "target" exclude each other.
+ */
+struct dataset_spec {
+    struct spec_ref ref;
+    size_t n_inputs;                                      /* 0 = every column but the label/target */
+    char inputs[SPEC_DATASET_MAX_INPUTS][SPEC_COLUMN_MAX]; /* "inputs": column names (CSV/sweep) */
+    char label[SPEC_COLUMN_MAX];  /* "label": class column; "" = not given */
+    char target[SPEC_COLUMN_MAX]; /* "target": regression column; "" = not given (a sweep
+                                     dataset then uses "out") */
+    double test_fraction; /* "test_fraction" in (0, 1), default 0.2 (fashion-mnist: ignored, it
+                             has its own test set) */
+    size_t limit;         /* "limit": first N training rows only, 0 = all (default) */
+    size_t test_limit;    /* "test_limit": first N test rows only, 0 = all (default) */
+    size_t samples;       /* generators: "samples" 1..10,000,000, default 1000; xor: 0 = the 4
+                             exact corners (its default) */
+    double noise;         /* generators: "noise" >= 0, default 0 (xor, sine), 0.1 (spirals) */
+    size_t arms;          /* spirals: "arms" 2 or 3, default 2 */
+};
+
+/* Is `name` a built-in dataset ("fashion-mnist", "xor", "sine", "spirals")? */
+int spec_dataset_is_builtin(const char *name);
+
+/* Parses a dataset reference at `path` (e.g. "/spec/dataset"). Returns 0 or
+ * QN_ESPEC with *err. On success the caller spec_dataset_close's it. */
+int spec_dataset_parse(const json_t *v, const char *path, struct dataset_spec *out,
+                       struct spec_error *err);
+void spec_dataset_close(struct dataset_spec *d);
+
+/*
+ * A fit job: {"dataset", "hidden", "activation", "epochs", "batch", "lr",
+ * "validation", "patience", "seed"}; defaults from fit_config_default
+ * (hidden [32, 32], tanh, 300 epochs, batch 256, lr 3e-3, validation 0.1,
+ * patience 20, seed 1). "dataset" is required.
+ */
+struct fit_spec {
+    struct dataset_spec dataset;
+    struct fit_config cfg;
+};
+int spec_fit_parse(const json_t *spec, struct fit_spec *out, struct spec_error *err);
+void spec_fit_close(struct fit_spec *f);
+
+/* One layer of a train job's "network": {"devices", "device", "via", "surrogate"}. */
+struct train_layer_spec {
+    size_t devices;            /* required, 1..65536 */
+    struct spec_ref device;    /* required: id, name, {"id": N} or inline object */
+    enum net_via via;          /* default exact */
+    int has_surrogate;         /* "surrogate" given (required for surrogate, physics_aware) */
+    struct spec_ref surrogate; /* id, name, {"job": N} or {"id": N}; never inline */
+};
+
+/*
+ * A train job: {"dataset", "network", "loss", "optimizer", "epochs", "batch",
+ * "seed", "checkpoint_every", "calibrate"}. Inline devices are parsed (and
+ * prepared) here to check them, then released: the runner parses
+ * device.inline_obj again. With an inline device, via "exact" needs an
+ * analytic kind (neuron, almost_neuron) and via "device"/"physics_aware" a
+ * differentiable readout for "device" (not spike_rate).
+ */
+struct train_spec {
+    struct dataset_spec dataset;                     /* required */
+    size_t n_layers;                                 /* "network": 1..NET_MAX_LAYERS layers */
+    struct train_layer_spec layers[NET_MAX_LAYERS];
+    struct optim_config optim;  /* "optimizer": {"name": "adam"|"sgd", "lr", "momentum", "beta1",
+                                   "beta2", "eps", "weight_decay", "decoupled"}; default adam,
+                                   other fields from optim_config_default of that name */
+    struct train_config train;  /* "loss" (default cross_entropy), "epochs" (5), "batch" (128),
+                                   "seed" (1), "checkpoint_every" (1; 0 = never) */
+    int calibrate;              /* "calibrate": default 1 (data-dependent init, net_calibrate) */
+};
+int spec_train_parse(const json_t *spec, struct train_spec *out, struct spec_error *err);
+void spec_train_close(struct train_spec *t);
+
+enum spec_split { SPLIT_TEST, SPLIT_TRAIN, SPLIT_ALL };
+
+/*
+ * An evaluate job: {"model", "dataset", "split", "via", "surrogates", "seed"}.
+ * "via" and "surrogates" are objects keyed by layer index ("0".."15") whose
+ * layers the runner checks against the model. A layer switched to surrogate
+ * or physics_aware without an entry in "surrogates" uses the model's own.
+ */
+struct evaluate_spec {
+    struct spec_ref model;       /* required: id, name, {"job": N} (a train job) or {"id": N} */
+    struct dataset_spec dataset; /* required */
+    enum spec_split split;       /* "split": "test" (default), "train", "all" */
+    size_t n_via;                /* "via" overrides, in the spec's order */
+    size_t via_layer[NET_MAX_LAYERS];
+    enum net_via via[NET_MAX_LAYERS];
+    int has_surrogate[NET_MAX_LAYERS];              /* by layer index */
+    struct spec_ref surrogate[NET_MAX_LAYERS];      /* "surrogates": {"0": ref} */
+    int has_seed;                /* "seed" given; otherwise the model's training seed */
+    uint64_t seed;               /* the test_fraction split of a CSV/sweep dataset */
+};
+int spec_evaluate_parse(const json_t *spec, struct evaluate_spec *out, struct spec_error *err);
+void spec_evaluate_close(struct evaluate_spec *e);
+
+const char *spec_split_name(enum spec_split s);
 
 #endif
