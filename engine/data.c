@@ -22,8 +22,8 @@
 #include "qn_err.h"
 
 /* Fills *err (if any) with a printf-style message; returns code. */
-static int data__fail(struct data_error *err, int code, size_t line, size_t col,
-                      const char *fmt, ...)
+static int data__fail(struct data_error *err, int code, size_t line, size_t col, const char *fmt,
+                      ...)
 {
     if (err) {
         va_list ap;
@@ -240,15 +240,14 @@ static int data__idx_parse(struct data__src *s, struct data_idx *out, size_t wan
         rc = data__fail(err, QN_EFORMAT, 0, 0, "IDX: truncated: %lld of %zu data bytes", got,
                         out->len);
     else if (data__read(s, &extra, 1) != 0)
-        rc = data__fail(err, QN_EFORMAT, 0, 0, "IDX: trailing bytes after %zu data bytes",
-                        out->len);
+        rc =
+            data__fail(err, QN_EFORMAT, 0, 0, "IDX: trailing bytes after %zu data bytes", out->len);
     if (rc)
         data_idx_close(out);
     return rc;
 }
 
-int data_idx_read(struct data_idx *out, const char *path, size_t want_ndims,
-                  struct data_error *err)
+int data_idx_read(struct data_idx *out, const char *path, size_t want_ndims, struct data_error *err)
 {
     struct data__src s;
     memset(&s, 0, sizeof s);
@@ -287,8 +286,7 @@ static int data__idx_pair(struct data_set *out, const struct data_idx *img,
 {
     size_t n = img->dims[0], d = img->dims[1] * img->dims[2], max = 0;
     if (lab->dims[0] != n)
-        return data__fail(err, QN_EFORMAT, 0, 0, "IDX: %zu images but %zu labels", n,
-                          lab->dims[0]);
+        return data__fail(err, QN_EFORMAT, 0, 0, "IDX: %zu images but %zu labels", n, lab->dims[0]);
     for (size_t i = 0; i < n; i++)
         max = lab->data[i] > max ? lab->data[i] : max;
     int rc = data_alloc(out, n, d, max + 1, 0);
@@ -451,8 +449,7 @@ static int data__csv_header(struct data__csv *c, struct data_error *err)
         return data__fail(err, QN_EFORMAT, 1, 0, "line 1: missing header row");
     c->n_cols = data__count_fields(b, e);
     if (c->n_cols > DATA_CSV_MAX_COLS)
-        return data__fail(err, QN_ERANGE, 1, 0, "line 1: more than %d columns",
-                          DATA_CSV_MAX_COLS);
+        return data__fail(err, QN_ERANGE, 1, 0, "line 1: more than %d columns", DATA_CSV_MAX_COLS);
     c->names = calloc(c->n_cols, sizeof *c->names);
     c->role = malloc(c->n_cols * sizeof *c->role);
     if (!c->names || !c->role)
@@ -493,8 +490,8 @@ static int data__csv_roles(struct data__csv *c, const struct data_csv_opts *o, s
 {
     if ((o->label == NULL) == (o->target == NULL))
         return data__fail(err, QN_ESPEC, 0, 0, "choose exactly one of a label or a target column");
-    int rc = data__assign(c, o->label ? o->label : o->target, o->label ? ROLE_LABEL : ROLE_TARGET,
-                          err);
+    int rc =
+        data__assign(c, o->label ? o->label : o->target, o->label ? ROLE_LABEL : ROLE_TARGET, err);
     for (size_t k = 0; !rc && o->inputs && k < o->n_inputs; k++)
         rc = data__assign(c, o->inputs[k], (int)k, err);
     if (rc)
@@ -511,15 +508,15 @@ static int data__csv_roles(struct data__csv *c, const struct data_csv_opts *o, s
 }
 
 /* Parses a numeric cell [b, e) of column j into *v. */
-static int data__cell(const struct data__csv *c, size_t j, const char *b, const char *e,
-                      double *v, struct data_error *err)
+static int data__cell(const struct data__csv *c, size_t j, const char *b, const char *e, double *v,
+                      struct data_error *err)
 {
     char tmp[DATA_CSV_CELL_MAX];
     data__trim(&b, &e);
     size_t n = (size_t)(e - b);
     if (n == 0)
-        return data__fail(err, QN_EFORMAT, c->line, j + 1, "line %zu, column %zu ('%s'): empty cell",
-                          c->line, j + 1, c->names[j]);
+        return data__fail(err, QN_EFORMAT, c->line, j + 1,
+                          "line %zu, column %zu ('%s'): empty cell", c->line, j + 1, c->names[j]);
     if (n >= sizeof tmp)
         return data__fail(err, QN_EFORMAT, c->line, j + 1,
                           "line %zu, column %zu ('%s'): cell too long for a number", c->line, j + 1,
@@ -786,8 +783,7 @@ void data_gather(const struct data_set *ds, const size_t *idx, size_t B, float *
 }
 
 /* A dataset of B rows idx[0..B) of src, shaped like src. */
-static int data__take(const struct data_set *src, const size_t *idx, size_t B,
-                      struct data_set *out)
+static int data__take(const struct data_set *src, const size_t *idx, size_t B, struct data_set *out)
 {
     int rc = data_alloc(out, B, src->d, src->n_classes, src->t);
     if (!rc)

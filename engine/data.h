@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DATA_MAX_CLASSES 65536         /* labels must be below this */
+#define DATA_MAX_CLASSES 65536           /* labels must be below this */
 #define DATA_MAX_ELEMS ((size_t)1 << 30) /* cap on n*d (and n*t) of any dataset */
 #define DATA_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 
@@ -42,9 +42,10 @@ struct data_set {
 
 /* Where and why data was refused. */
 struct data_error {
-    size_t line;    /* CSV: 1-based line (the header is line 1); 0 when not about a line */
-    size_t column;  /* CSV: 1-based column; 0 when not about a column */
-    char msg[256];  /* a sentence naming the place: "line 7, column 3 ('x2'): 'abc' is not a number" */
+    size_t line;   /* CSV: 1-based line (the header is line 1); 0 when not about a line */
+    size_t column; /* CSV: 1-based column; 0 when not about a column */
+    char msg[256]; /* a sentence naming the place: "line 7, column 3 ('x2'): 'abc' is not a number"
+                    */
 };
 
 /*
@@ -66,10 +67,10 @@ int data_check(const struct data_set *ds, struct data_error *err);
 
 /* An IDX file's contents: unsigned bytes with their dimensions. */
 struct data_idx {
-    size_t ndims;    /* 1..4 */
-    size_t dims[4];  /* dims[0] is the item count */
-    size_t len;      /* product of dims: bytes in data */
-    uint8_t *data;   /* (len) owned */
+    size_t ndims;   /* 1..4 */
+    size_t dims[4]; /* dims[0] is the item count */
+    size_t len;     /* product of dims: bytes in data */
+    uint8_t *data;  /* (len) owned */
 };
 
 /*
@@ -109,8 +110,8 @@ int data_load_fashion_mnist(struct data_set *train, struct data_set *test, const
 struct data_csv_opts {
     const char *const *inputs; /* (n_inputs) column names, borrowed; NULL: every other column */
     size_t n_inputs;
-    const char *label;         /* classification: integer column in [0, DATA_MAX_CLASSES) */
-    const char *target;        /* regression: numeric column (t = 1) */
+    const char *label;  /* classification: integer column in [0, DATA_MAX_CLASSES) */
+    const char *target; /* regression: numeric column (t = 1) */
 };
 
 /*
@@ -185,10 +186,10 @@ void data_gather(const struct data_set *ds, const size_t *idx, size_t B, float *
  * unseen test value by 1e8.
  */
 struct data_scaler {
-    size_t d;     /* inputs */
-    float *slab;  /* (2, d) owned: mean then std */
-    float *mean;  /* (d) view */
-    float *std;   /* (d) view */
+    size_t d;    /* inputs */
+    float *slab; /* (2, d) owned: mean then std */
+    float *mean; /* (d) view */
+    float *std;  /* (d) view */
 };
 
 /* Fits on train (borrowed, n >= 1). Returns 0, QN_EINVAL (empty), QN_ENOMEM. */

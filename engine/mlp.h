@@ -28,13 +28,13 @@
 #define MLP_MAX_WIDTH (1u << 20) /* refuse layers wider than this */
 
 struct mlp {
-    size_t n_layers;                    /* L, 1..MLP_MAX_LAYERS */
-    size_t sizes[MLP_MAX_LAYERS + 1];   /* sizes[0] inputs, sizes[L] outputs */
-    enum act_kind act[MLP_MAX_LAYERS];  /* activation after layer l */
-    size_t n_params;                    /* floats in params (and grads) */
-    size_t offset[MLP_MAX_LAYERS];      /* where layer l's w starts in a slab; b follows it */
-    float *params;                      /* (n_params) owned */
-    float *grads;                       /* (n_params) owned; mlp_backward accumulates here when asked */
+    size_t n_layers;                   /* L, 1..MLP_MAX_LAYERS */
+    size_t sizes[MLP_MAX_LAYERS + 1];  /* sizes[0] inputs, sizes[L] outputs */
+    enum act_kind act[MLP_MAX_LAYERS]; /* activation after layer l */
+    size_t n_params;                   /* floats in params (and grads) */
+    size_t offset[MLP_MAX_LAYERS];     /* where layer l's w starts in a slab; b follows it */
+    float *params;                     /* (n_params) owned */
+    float *grads;                      /* (n_params) owned; backward's usual dparams */
 };
 
 /* Named views of one layer inside a slab with the MLP's layout. */
@@ -75,13 +75,13 @@ size_t mlp_max_width(const struct mlp *m);
 
 /* The activations of one batch of up to `cap` rows. */
 struct mlp_acts {
-    size_t cap;                      /* rows the buffers hold */
-    size_t n_layers;                 /* copied from the model */
-    float *z[MLP_MAX_LAYERS];        /* (cap, sizes[l+1]) pre-activations, views */
-    float *a[MLP_MAX_LAYERS];        /* (cap, sizes[l+1]) post-activations, views */
-    float *d0;                       /* (cap, max_width) backward scratch */
-    float *d1;                       /* (cap, max_width) backward scratch */
-    float *slab;                     /* owned memory behind every view above */
+    size_t cap;               /* rows the buffers hold */
+    size_t n_layers;          /* copied from the model */
+    float *z[MLP_MAX_LAYERS]; /* (cap, sizes[l+1]) pre-activations, views */
+    float *a[MLP_MAX_LAYERS]; /* (cap, sizes[l+1]) post-activations, views */
+    float *d0;                /* (cap, max_width) backward scratch */
+    float *d1;                /* (cap, max_width) backward scratch */
+    float *slab;              /* owned memory behind every view above */
 };
 
 /* Allocates activations of m for batches of up to cap rows. Returns 0,

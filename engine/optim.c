@@ -151,8 +151,8 @@ static struct optim__adam_k optim__adam_consts(const struct optim_config *c, uin
     return k;
 }
 
-static void optim__adam(const struct optim__adam_k *k, float *p, const float *g, float *m,
-                        float *v, size_t n)
+static void optim__adam(const struct optim__adam_k *k, float *p, const float *g, float *m, float *v,
+                        size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] + k->l2 * p[i];

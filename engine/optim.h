@@ -41,7 +41,7 @@ struct optim_config {
     double beta2;        /* Adam: default 0.999 */
     double eps;          /* Adam: default 1e-8 */
     double weight_decay; /* >= 0; default 0 */
-    int decoupled;      /* Adam: 1 = AdamW (default), 0 = L2 added to the gradient */
+    int decoupled;       /* Adam: 1 = AdamW (default), 0 = L2 added to the gradient */
 };
 
 /* A trainable stretch [off, off + len) of the parameter slab. */

@@ -144,9 +144,9 @@ static void test_freeze(void **state)
     optim_config_default(&c, OPTIM_ADAM);
     c.weight_decay = 0.5; /* decay must not leak into frozen weights either */
     assert_int_equal(optim_init(&o, &c, N), QN_OK);
-    assert_int_equal(optim_freeze(&o, 3, 4), QN_OK);   /* [3, 7) */
-    assert_int_equal(optim_freeze(&o, 6, 4), QN_OK);   /* overlapping: [3, 10) */
-    assert_int_equal(optim_freeze(&o, 19, 1), QN_OK);  /* the last one */
+    assert_int_equal(optim_freeze(&o, 3, 4), QN_OK);  /* [3, 7) */
+    assert_int_equal(optim_freeze(&o, 6, 4), QN_OK);  /* overlapping: [3, 10) */
+    assert_int_equal(optim_freeze(&o, 19, 1), QN_OK); /* the last one */
     assert_int_equal(optim_freeze(&o, 15, 6), QN_ERANGE);
     assert_int_equal(optim_freeze(&o, 21, 0), QN_ERANGE);
     float p[N], before[N], g[N];
