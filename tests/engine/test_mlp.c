@@ -400,6 +400,59 @@ static void test_repeatable(void **state)
     free(p2);
 }
 
+/* Parameters after `steps` Adam steps of a network big enough for OpenBLAS
+ * to use its threads (new array, free it). */
+static float *blas_run(size_t steps, size_t *n_params)
+{
+    enum { B = 256, D = 256, H = 512, C = 10 };
+    const size_t sizes[] = {D, H, C};
+    const enum act_kind act[] = {ACT_RELU, ACT_IDENTITY};
+    struct mlp *m;
+    struct mlp_acts a;
+    struct optim o;
+    struct optim_config c;
+    assert_int_equal(mlp_create(&m, 2, sizes, act), QN_OK);
+    assert_int_equal(mlp_init_params(m, 11), QN_OK);
+    assert_int_equal(mlp_acts_init(&a, m, B), QN_OK);
+    optim_config_default(&c, OPTIM_ADAM);
+    assert_int_equal(optim_init(&o, &c, m->n_params), QN_OK);
+    float *x = malloc(B * D * sizeof *x), *dout = malloc(B * C * sizeof *dout);
+    int labels[B];
+    for (size_t i = 0; i < B * D; i++)
+        x[i] = (float)sin(0.37 * (double)i);
+    for (size_t b = 0; b < B; b++)
+        labels[b] = (int)(b % C);
+    for (size_t s = 0; s < steps; s++) {
+        double loss;
+        assert_int_equal(mlp_forward(m, &a, x, B), QN_OK);
+        assert_int_equal(nn_xent_loss(&loss, dout, mlp_output(m, &a), labels, B, C), QN_OK);
+        mlp_zero_grad(m);
+        assert_int_equal(mlp_backward(m, &a, x, dout, B, m->grads, NULL), QN_OK);
+        optim_step(&o, m->params, m->grads);
+    }
+    float *p = malloc(m->n_params * sizeof *p);
+    memcpy(p, m->params, m->n_params * sizeof *p);
+    *n_params = m->n_params;
+    free(x);
+    free(dout);
+    optim_close(&o);
+    mlp_acts_close(&a);
+    mlp_destroy(m);
+    return p;
+}
+
+/* Bit-identical with sgemm large enough to be split across BLAS threads. */
+static void test_repeatable_blas(void **state)
+{
+    (void)state;
+    size_t n1, n2;
+    float *p1 = blas_run(5, &n1), *p2 = blas_run(5, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(p1, p2, n1 * sizeof *p1);
+    free(p1);
+    free(p2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_xor),
         cmocka_unit_test(test_sine),
         cmocka_unit_test(test_repeatable),
+        cmocka_unit_test(test_repeatable_blas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
