@@ -50,7 +50,7 @@ deps:
 
 $(BUILD)/obj/%.o: %.c $(wildcard engine/*.h schema/*.h server/*.h tests/support/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
+	@echo "CC $<"; $(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/libqn.a: $(LIB_OBJ)
 	@rm -f $@
