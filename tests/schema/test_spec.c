@@ -293,7 +293,7 @@ static const struct bad_case device_cases[] = {
     {"{\"kind\": \"neuron\", \"readout\": {}}", "/spec/device/readout", QN_ESPEC},
     {"{\"kind\": \"neuron\", \"solver\": {}}", "/spec/device/solver", QN_ESPEC},
     {"{\"kind\": \"neuron\", \"params\": []}", "/spec/device/params", QN_ESPEC},
-    {"{\"kind\": \"almost_neuron\"}", "/spec/device/drive", QN_ESPEC}, /* from dev_model_prepare */
+    {"{\"kind\": \"almost_neuron\", \"drive\": \"dot\"}", "/spec/device/drive", QN_ESPEC}, /* from dev_model_prepare */
     {"{\"kind\": \"almost_neuron\", \"drive\": \"dot_sq\", \"params\": {\"eps\": \"0.1\"}}",
      "/spec/device/params/eps", QN_ESPEC},
     {"{\"kind\": \"crn_relu\", \"params\": {\"kappa\": 0}}", "/spec/device/params/kappa", QN_ESPEC},
