@@ -29,6 +29,7 @@
 
 #include <gsl/gsl_errno.h>
 
+#include "blas_env.h"
 #include "job.h"
 #include "qn_err.h"
 #include "spec.h"
@@ -525,6 +526,7 @@ static const struct qn_cmd *qn__find(int argc, char **argv, int *first)
 
 int main(int argc, char **argv)
 {
+    blas_env_select(argc, argv); /* may re-execute with the AVX-512 kernels; never fails */
     if (argc < 2) {
         fputs(qn__usage, stderr);
         return QN_EXIT_USAGE;
