@@ -123,7 +123,7 @@ int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float
 {
     if (!s->mlp || B > acts->cap || acts->n_layers != s->mlp->n_layers)
         return QN_EINVAL;
-    float *x = scratch;              /* (B, n_in) standardised drives */
+    float *x = scratch;                  /* (B, n_in) standardised drives */
     float *ones = scratch + B * s->n_in; /* (B) dout for the backward pass */
     surr__standardise(s, u, B, x);
     int rc = mlp_forward(s->mlp, acts, x, B);
@@ -188,16 +188,16 @@ static void surr__moments(const float *v, size_t stride, size_t col, const size_
 /* Everything a fit allocates, freed at once by surr__work_close. */
 struct surr__work {
     size_t n_train, n_val;
-    size_t *rows;     /* (n_usable) usable row indices, permuted: val first, then train */
-    size_t *perm;     /* (n_train) this epoch's permutation */
-    float *x_train;   /* (n_train, n_in) standardised drives */
-    float *t_train;   /* (n_train) standardised outputs */
-    float *x_val;     /* (n_val, n_in) standardised drives */
-    float *y_val;     /* (n_val) outputs, output units */
-    float *xb, *tb;   /* (batch, n_in), (batch): one minibatch */
-    float *dpred;     /* (batch) loss gradient at the output */
-    float *best;      /* (n_params) the best epoch's parameters */
-    gsl_rng *rng;     /* split and shuffles */
+    size_t *rows;   /* (n_usable) usable row indices, permuted: val first, then train */
+    size_t *perm;   /* (n_train) this epoch's permutation */
+    float *x_train; /* (n_train, n_in) standardised drives */
+    float *t_train; /* (n_train) standardised outputs */
+    float *x_val;   /* (n_val, n_in) standardised drives */
+    float *y_val;   /* (n_val) outputs, output units */
+    float *xb, *tb; /* (batch, n_in), (batch): one minibatch */
+    float *dpred;   /* (batch) loss gradient at the output */
+    float *best;    /* (n_params) the best epoch's parameters */
+    gsl_rng *rng;   /* split and shuffles */
     struct mlp_acts acts;
     struct optim opt;
 };
@@ -460,8 +460,8 @@ static int surr__train(struct surrogate *s, struct surr__work *w, const struct f
 }
 
 int surrogate_fit(const float *in, const float *out, const int *status, size_t n, size_t n_in,
-                  const struct fit_config *cfg, const struct fit_hooks *hooks,
-                  struct surrogate *s, struct fit_result *res)
+                  const struct fit_config *cfg, const struct fit_hooks *hooks, struct surrogate *s,
+                  struct fit_result *res)
 {
     struct surr__work w;
     memset(&w, 0, sizeof w);

@@ -186,11 +186,6 @@ static void test_crn_fit_accuracy(void **state)
     double range = (double)hi - (double)lo, bound = 2e-3 * range;
     struct fit_config c;
     fit_config_default(&c);
-#ifdef __SANITIZE_ADDRESS__
-    /* Under ASan the full fit is slow: 120 epochs, and a looser bound of 1e-2 of the range. */
-    c.epochs = 120;
-    bound = 1e-2 * range;
-#endif
     struct seen seen = {0, 0, 0, 0, INFINITY, 1};
     struct fit_hooks hooks = {seen_metric, &seen, NULL};
     struct surrogate s;
@@ -280,7 +275,8 @@ static void test_dot_sq_gradient(void **state)
             worst64 = e > worst64 ? e : worst64;
         }
     }
-    /* Float central differences of surrogate_eval itself, h = 2e-2: float roundoff dominates below. */
+    /* Float central differences of surrogate_eval itself, h = 2e-2: float roundoff dominates below.
+     */
     for (size_t k = 0; k < 2; k++) {
         const float h = 2e-2f;
         memcpy(up, u, sizeof u);
@@ -648,9 +644,8 @@ static void test_bad_config(void **state)
         case 7: c.validation = 0.75; break;
         case 8: n_in = 0; break;
         }
-        assert_int_equal(surrogate_fit(in, out, NULL, 8 / (n_in ? n_in : 1), n_in, &c, NULL, &s,
-                                       &r),
-                         QN_EINVAL);
+        assert_int_equal(
+            surrogate_fit(in, out, NULL, 8 / (n_in ? n_in : 1), n_in, &c, NULL, &s, &r), QN_EINVAL);
         assert_null(s.mlp);
     }
 }
