@@ -522,6 +522,21 @@ static int store__dataset_row(sqlite3_stmt *st, struct store_dataset *d)
     return err;
 }
 
+/* Runs a dataset query expected to return at most one row (first wins). */
+static int store__dataset_one(sqlite3_stmt *st, struct store_dataset *out)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        rc = store__dataset_row(st, out);
+        if (rc)
+            store_dataset_free(out);
+    } else {
+        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store__err(rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int store_dataset_get(struct store *s, int64_t id, struct store_dataset *out)
 {
     sqlite3_stmt *st = NULL;
@@ -529,13 +544,27 @@ int store_dataset_get(struct store *s, int64_t id, struct store_dataset *out)
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        rc = store__dataset_row(st, out);
-    else
-        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store__err(rc);
-    sqlite3_finalize(st);
-    return rc;
+    return store__dataset_one(st, out);
+}
+
+int store_dataset_get_by_name(struct store *s, const char *name, struct store_dataset *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, STORE__DATASET_COLS "WHERE name = ?1 ORDER BY id DESC LIMIT 1", &st);
+    if (rc)
+        return rc;
+    store__bind_text(st, 1, name);
+    return store__dataset_one(st, out);
+}
+
+int store_dataset_get_by_job(struct store *s, int64_t job_id, struct store_dataset *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, STORE__DATASET_COLS "WHERE job_id = ?1 ORDER BY id DESC LIMIT 1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job_id);
+    return store__dataset_one(st, out);
 }
 
 void store_dataset_free(struct store_dataset *d)
@@ -850,6 +879,23 @@ int store_job_set_state(struct store *s, int64_t id, enum store_job_state state,
     return rc;
 }
 
+int store_job_restart(struct store *s, int64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s,
+                         "UPDATE jobs SET state = 'running', result = NULL, error = NULL,"
+                         " finished = NULL, started = coalesce(started,"
+                         " strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) WHERE id = ?1",
+                         &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    rc = store__exec_stmt(st);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = QN_ENOTFOUND;
+    return rc;
+}
+
 void store_job_free(struct store_job *j)
 {
     if (!j)
@@ -908,4 +954,364 @@ int store_metric_insert(struct store *s, int64_t job, int64_t step, int64_t epoc
         sqlite3_bind_null(st, 5);
     sqlite3_bind_double(st, 6, (double)tv.tv_sec + tv.tv_usec * 1e-6);
     return store__exec_stmt(st);
+}
+
+int store_metric_delete_after(struct store *s, int64_t job, int64_t epoch)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, "DELETE FROM metrics WHERE job_id = ?1 AND epoch > ?2", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, epoch);
+    return store__exec_stmt(st);
+}
+
+/* ---- blobs --------------------------------------------------------------- */
+
+/* Binds `bytes` bytes at p (borrowed until the step); a zero-length blob is
+ * bound as an empty blob, not NULL. */
+static int store__bind_blob(sqlite3_stmt *st, int i, const void *p, size_t bytes)
+{
+    if (bytes > INT32_MAX)
+        return QN_ERANGE;
+    if (bytes == 0)
+        return store__err(sqlite3_bind_zeroblob(st, i, 0));
+    return store__err(sqlite3_bind_blob(st, i, p, (int)bytes, SQLITE_STATIC));
+}
+
+/* A new copy of a blob column into *out (*len bytes; NULL when empty). */
+static int store__col_blob(sqlite3_stmt *st, int col, void **out, size_t *len)
+{
+    const void *p = sqlite3_column_blob(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    *out = NULL;
+    *len = n;
+    if (n == 0 || !p)
+        return 0;
+    *out = malloc(n);
+    if (!*out)
+        return QN_ENOMEM;
+    memcpy(*out, p, n);
+    return 0;
+}
+
+/* A float32 array column into a new array of *n floats; QN_EFORMAT when
+ * its size is not a multiple of 4. */
+static int store__col_floats(sqlite3_stmt *st, int col, float **out, size_t *n)
+{
+    size_t bytes = 0;
+    void *p = NULL;
+    int rc = store__col_blob(st, col, &p, &bytes);
+    if (rc == 0 && bytes % sizeof(float)) {
+        free(p);
+        p = NULL;
+        rc = QN_EFORMAT;
+    }
+    *out = p;
+    *n = bytes / sizeof(float);
+    return rc;
+}
+
+/* Binds a double, NULL when not finite. */
+static void store__bind_real(sqlite3_stmt *st, int i, double v)
+{
+    if (isfinite(v))
+        sqlite3_bind_double(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Binds an id, NULL when 0. */
+static void store__bind_id(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v > 0)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* A REAL column, NaN for NULL. */
+static double store__col_real(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);
+}
+
+/* Steps a one-row query and fills *out with row(); QN_ENOTFOUND when empty. */
+static int store__one(sqlite3_stmt *st, int (*row)(sqlite3_stmt *, void *), void (*release)(void *),
+                      void *out)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        rc = row(st, out);
+        if (rc)
+            release(out);
+    } else {
+        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store__err(rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Prepares `sql` (one parameter ?1) bound to an integer or a text. */
+static int store__prep_key(struct store *s, const char *sql, int64_t id, const char *text,
+                           sqlite3_stmt **st)
+{
+    int rc = store__prep(s, sql, st);
+    if (rc)
+        return rc;
+    if (text)
+        store__bind_text(*st, 1, text);
+    else
+        sqlite3_bind_int64(*st, 1, id);
+    return 0;
+}
+
+/* ---- surrogates ----------------------------------------------------------- */
+
+int store_surrogate_insert(struct store *s, const struct store_surrogate *in, int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s,
+                         "INSERT INTO surrogates (name, job_id, device, dataset_id, n_in,"
+                         " val_rmse, max_error, blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         &st);
+    if (rc)
+        return rc;
+    store__bind_text(st, 1, in->has_name ? in->name : NULL);
+    store__bind_id(st, 2, in->job_id);
+    store__bind_text(st, 3, in->device);
+    store__bind_id(st, 4, in->dataset_id);
+    sqlite3_bind_int64(st, 5, (int64_t)in->n_in);
+    store__bind_real(st, 6, in->val_rmse);
+    store__bind_real(st, 7, in->max_error);
+    rc = store__bind_blob(st, 8, in->blob, in->blob_len);
+    if (rc) {
+        sqlite3_finalize(st);
+        return rc;
+    }
+    rc = store__exec_stmt(st);
+    if (rc == 0 && id)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+#define STORE__SURROGATE_COLS                                                                   \
+    "SELECT id, name, job_id, device, dataset_id, n_in, val_rmse, max_error, blob, created"    \
+    " FROM surrogates "
+
+static int store__surrogate_row(sqlite3_stmt *st, void *p)
+{
+    struct store_surrogate *x = p;
+    int err = 0;
+    memset(x, 0, sizeof *x);
+    x->id = sqlite3_column_int64(st, 0);
+    x->has_name = sqlite3_column_type(st, 1) != SQLITE_NULL;
+    store__col_text(st, 1, x->name, sizeof x->name);
+    x->job_id = sqlite3_column_int64(st, 2);
+    x->device = store__col_dup(st, 3, &err);
+    x->dataset_id = sqlite3_column_int64(st, 4);
+    x->n_in = (size_t)sqlite3_column_int64(st, 5);
+    x->val_rmse = store__col_real(st, 6);
+    x->max_error = store__col_real(st, 7);
+    if (err == 0)
+        err = store__col_blob(st, 8, &x->blob, &x->blob_len);
+    store__col_text(st, 9, x->created, sizeof x->created);
+    return err;
+}
+
+static void store__surrogate_free_v(void *p) { store_surrogate_free(p); }
+
+/* One surrogate by a key query. */
+static int store__surrogate_by(struct store *s, const char *where, int64_t id, const char *text,
+                               struct store_surrogate *out)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, STORE__SURROGATE_COLS "%s", where);
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep_key(s, sql, id, text, &st);
+    return rc ? rc : store__one(st, store__surrogate_row, store__surrogate_free_v, out);
+}
+
+int store_surrogate_get(struct store *s, int64_t id, struct store_surrogate *out)
+{
+    return store__surrogate_by(s, "WHERE id = ?1", id, NULL, out);
+}
+
+int store_surrogate_get_by_name(struct store *s, const char *name, struct store_surrogate *out)
+{
+    return store__surrogate_by(s, "WHERE name = ?1 ORDER BY id DESC LIMIT 1", 0, name, out);
+}
+
+int store_surrogate_get_by_job(struct store *s, int64_t job_id, struct store_surrogate *out)
+{
+    return store__surrogate_by(s, "WHERE job_id = ?1 ORDER BY id DESC LIMIT 1", job_id, NULL, out);
+}
+
+void store_surrogate_free(struct store_surrogate *x)
+{
+    if (!x)
+        return;
+    free(x->device);
+    free(x->blob);
+    x->device = NULL;
+    x->blob = NULL;
+}
+
+/* ---- models ------------------------------------------------------------------ */
+
+int store_model_insert(struct store *s, const struct store_model *in, int64_t *id)
+{
+    if (in->n_params > SIZE_MAX / sizeof(float) || in->n_scaler > SIZE_MAX / sizeof(float))
+        return QN_ERANGE;
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s,
+                         "INSERT INTO models (name, job_id, spec, n_in, n_out, n_classes, loss,"
+                         " params, scaler) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                         &st);
+    if (rc)
+        return rc;
+    store__bind_text(st, 1, in->has_name ? in->name : NULL);
+    store__bind_id(st, 2, in->job_id);
+    store__bind_text(st, 3, in->spec);
+    sqlite3_bind_int64(st, 4, (int64_t)in->n_in);
+    sqlite3_bind_int64(st, 5, (int64_t)in->n_out);
+    sqlite3_bind_int64(st, 6, (int64_t)in->n_classes);
+    store__bind_text(st, 7, in->loss);
+    rc = store__bind_blob(st, 8, in->params, in->n_params * sizeof(float));
+    if (rc == 0)
+        rc = store__bind_blob(st, 9, in->scaler, in->n_scaler * sizeof(float));
+    if (rc) {
+        sqlite3_finalize(st);
+        return rc;
+    }
+    rc = store__exec_stmt(st);
+    if (rc == 0 && id)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+#define STORE__MODEL_COLS                                                                       \
+    "SELECT id, name, job_id, spec, n_in, n_out, n_classes, loss, params, scaler, created"     \
+    " FROM models "
+
+static int store__model_row(sqlite3_stmt *st, void *p)
+{
+    struct store_model *m = p;
+    int err = 0;
+    memset(m, 0, sizeof *m);
+    m->id = sqlite3_column_int64(st, 0);
+    m->has_name = sqlite3_column_type(st, 1) != SQLITE_NULL;
+    store__col_text(st, 1, m->name, sizeof m->name);
+    m->job_id = sqlite3_column_int64(st, 2);
+    m->spec = store__col_dup(st, 3, &err);
+    m->n_in = (size_t)sqlite3_column_int64(st, 4);
+    m->n_out = (size_t)sqlite3_column_int64(st, 5);
+    m->n_classes = (size_t)sqlite3_column_int64(st, 6);
+    store__col_text(st, 7, m->loss, sizeof m->loss);
+    if (err == 0)
+        err = store__col_floats(st, 8, &m->params, &m->n_params);
+    if (err == 0)
+        err = store__col_floats(st, 9, &m->scaler, &m->n_scaler);
+    store__col_text(st, 10, m->created, sizeof m->created);
+    return err;
+}
+
+static void store__model_free_v(void *p) { store_model_free(p); }
+
+static int store__model_by(struct store *s, const char *where, int64_t id, const char *text,
+                           struct store_model *out)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, STORE__MODEL_COLS "%s", where);
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep_key(s, sql, id, text, &st);
+    return rc ? rc : store__one(st, store__model_row, store__model_free_v, out);
+}
+
+int store_model_get(struct store *s, int64_t id, struct store_model *out)
+{
+    return store__model_by(s, "WHERE id = ?1", id, NULL, out);
+}
+
+int store_model_get_by_name(struct store *s, const char *name, struct store_model *out)
+{
+    return store__model_by(s, "WHERE name = ?1 ORDER BY id DESC LIMIT 1", 0, name, out);
+}
+
+int store_model_get_by_job(struct store *s, int64_t job_id, struct store_model *out)
+{
+    return store__model_by(s, "WHERE job_id = ?1 ORDER BY id DESC LIMIT 1", job_id, NULL, out);
+}
+
+void store_model_free(struct store_model *m)
+{
+    if (!m)
+        return;
+    free(m->spec);
+    free(m->params);
+    free(m->scaler);
+    m->spec = NULL;
+    m->params = m->scaler = NULL;
+}
+
+/* ---- checkpoints -------------------------------------------------------------- */
+
+int store_checkpoint_put(struct store *s, const struct store_checkpoint *c)
+{
+    if (c->n_params > SIZE_MAX / sizeof(float) || c->n_state > SIZE_MAX / sizeof(float) ||
+        c->t > INT64_MAX)
+        return QN_ERANGE;
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s,
+                         "INSERT OR REPLACE INTO checkpoints (job_id, epoch, params, optim_state,"
+                         " optim_t) VALUES (?1, ?2, ?3, ?4, ?5)",
+                         &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, c->job_id);
+    sqlite3_bind_int64(st, 2, (int64_t)c->epoch);
+    rc = store__bind_blob(st, 3, c->params, c->n_params * sizeof(float));
+    if (rc == 0)
+        rc = store__bind_blob(st, 4, c->state, c->n_state * sizeof(float));
+    sqlite3_bind_int64(st, 5, (int64_t)c->t);
+    if (rc) {
+        sqlite3_finalize(st);
+        return rc;
+    }
+    return store__exec_stmt(st);
+}
+
+static int store__checkpoint_row(sqlite3_stmt *st, void *p)
+{
+    struct store_checkpoint *c = p;
+    memset(c, 0, sizeof *c);
+    c->job_id = sqlite3_column_int64(st, 0);
+    c->epoch = (size_t)sqlite3_column_int64(st, 1);
+    c->t = (uint64_t)sqlite3_column_int64(st, 4);
+    int err = store__col_floats(st, 2, &c->params, &c->n_params);
+    if (err == 0)
+        err = store__col_floats(st, 3, &c->state, &c->n_state);
+    return err;
+}
+
+static void store__checkpoint_free_v(void *p) { store_checkpoint_free(p); }
+
+int store_checkpoint_last(struct store *s, int64_t job_id, struct store_checkpoint *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep_key(s,
+                             "SELECT job_id, epoch, params, optim_state, optim_t FROM checkpoints"
+                             " WHERE job_id = ?1 ORDER BY epoch DESC LIMIT 1",
+                             job_id, NULL, &st);
+    return rc ? rc : store__one(st, store__checkpoint_row, store__checkpoint_free_v, out);
+}
+
+void store_checkpoint_free(struct store_checkpoint *c)
+{
+    if (!c)
+        return;
+    free(c->params);
+    free(c->state);
+    c->params = c->state = NULL;
 }

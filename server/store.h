@@ -1,5 +1,6 @@
 /*
- * store.h: the SQLite store of Quasineuron: devices, datasets, jobs, metrics.
+ * store.h: the SQLite store of Quasineuron: devices, datasets, jobs, metrics,
+ * surrogates, models and training checkpoints.
  *
  * One struct store is one SQLite connection (WAL, busy_timeout 5000 ms,
  * foreign keys on). It is not shared between threads: each thread that
@@ -113,6 +114,10 @@ int store_dataset_finish(struct store_dswriter *w, int64_t *id);
 void store_dataset_abort(struct store_dswriter *w);
 
 int store_dataset_get(struct store *s, int64_t id, struct store_dataset *out);
+/* The newest dataset named `name` (names need not be unique). */
+int store_dataset_get_by_name(struct store *s, const char *name, struct store_dataset *out);
+/* The dataset made by job `job_id` (the newest if several). */
+int store_dataset_get_by_job(struct store *s, int64_t job_id, struct store_dataset *out);
 int store_dataset_list(struct store *s, int64_t after, size_t limit, struct store_dataset **out,
                        size_t *n);
 void store_dataset_free(struct store_dataset *d);
@@ -163,6 +168,9 @@ int store_job_get(struct store *s, int64_t id, struct store_job *out);
  */
 int store_job_set_state(struct store *s, int64_t id, enum store_job_state state,
                         const char *result, const char *error);
+/* Moves job id back to running for a new attempt: result, error and
+ * finished are cleared, started is kept. QN_ENOTFOUND if absent. */
+int store_job_restart(struct store *s, int64_t id);
 int store_job_list(struct store *s, int64_t after, size_t limit, struct store_job **out, size_t *n);
 void store_job_free(struct store_job *j);
 void store_job_list_free(struct store_job *list, size_t n);
@@ -173,5 +181,80 @@ void store_job_list_free(struct store_job *list, size_t n);
  * non-finite value is stored as NULL. QN_EEXIST if (job, name, step) exists. */
 int store_metric_insert(struct store *s, int64_t job, int64_t step, int64_t epoch,
                         const char *name, double value);
+
+/* Deletes job's metrics of epochs after `epoch` (a resumed run writes them
+ * again), so the history has neither duplicates nor gaps. */
+int store_metric_delete_after(struct store *s, int64_t job, int64_t epoch);
+
+/* ---- surrogates ----------------------------------------------------------- */
+
+/* A frozen surrogate. Inserting reads the fields marked "in"; reading fills all. */
+struct store_surrogate {
+    int64_t id;
+    int has_name;              /* in: 0 = unnamed */
+    char name[STORE_NAME_MAX]; /* in */
+    int64_t job_id;            /* in: the fit job, 0 = none */
+    char *device;              /* in: the device JSON it models (owned when read) */
+    int64_t dataset_id;        /* in: the sweep dataset it was fitted on, 0 = none */
+    size_t n_in;               /* in: drives */
+    double val_rmse;           /* in: held-out RMSE (NaN stored as NULL) */
+    double max_error;          /* in */
+    void *blob;                /* in: surrogate_to_blob bytes (owned when read) */
+    size_t blob_len;           /* in */
+    char created[STORE_TIME_MAX];
+};
+
+/* Stores a surrogate (fields borrowed); the new id into *id (may be NULL). */
+int store_surrogate_insert(struct store *s, const struct store_surrogate *in, int64_t *id);
+/* Fill *out (store_surrogate_free it); QN_ENOTFOUND when absent. By name:
+ * the newest of that name; by job: the surrogate job_id made. */
+int store_surrogate_get(struct store *s, int64_t id, struct store_surrogate *out);
+int store_surrogate_get_by_name(struct store *s, const char *name, struct store_surrogate *out);
+int store_surrogate_get_by_job(struct store *s, int64_t job_id, struct store_surrogate *out);
+void store_surrogate_free(struct store_surrogate *x);
+
+/* ---- models ------------------------------------------------------------------ */
+
+/* A trained network. Inserting reads every field but id and created. */
+struct store_model {
+    int64_t id;
+    int has_name;
+    char name[STORE_NAME_MAX];
+    int64_t job_id;            /* the train job, 0 = none */
+    char *spec;                /* train spec JSON, devices inline, surrogates by id (owned when read) */
+    size_t n_in, n_out;        /* network inputs and outputs */
+    size_t n_classes;          /* classes of its training data; 0 for regression */
+    char loss[16];             /* "mse", "cross_entropy" */
+    float *params;             /* (n_params) (owned when read) */
+    size_t n_params;
+    float *scaler;             /* (n_scaler) = (2, n_in): input mean then std (owned when read) */
+    size_t n_scaler;
+    char created[STORE_TIME_MAX];
+};
+
+int store_model_insert(struct store *s, const struct store_model *in, int64_t *id);
+int store_model_get(struct store *s, int64_t id, struct store_model *out);
+int store_model_get_by_name(struct store *s, const char *name, struct store_model *out);
+int store_model_get_by_job(struct store *s, int64_t job_id, struct store_model *out);
+void store_model_free(struct store_model *m);
+
+/* ---- checkpoints -------------------------------------------------------------- */
+
+/* The state of a train job after `epoch` completed epochs. */
+struct store_checkpoint {
+    int64_t job_id;
+    size_t epoch;
+    float *params;  /* (n_params) (owned when read) */
+    size_t n_params;
+    float *state;   /* (n_state) optimizer state slab (owned when read) */
+    size_t n_state;
+    uint64_t t;     /* optimizer steps */
+};
+
+/* Writes (or replaces) the checkpoint of (job_id, epoch); arrays borrowed. */
+int store_checkpoint_put(struct store *s, const struct store_checkpoint *c);
+/* The checkpoint of job_id with the largest epoch; QN_ENOTFOUND if none. */
+int store_checkpoint_last(struct store *s, int64_t job_id, struct store_checkpoint *out);
+void store_checkpoint_free(struct store_checkpoint *c);
 
 #endif
