@@ -179,8 +179,8 @@ struct dataset_spec {
                              has its own test set) */
     size_t limit;         /* "limit": first N training rows only, 0 = all (default) */
     size_t test_limit;    /* "test_limit": first N test rows only, 0 = all (default) */
-    size_t samples;       /* generators: "samples" 1..10,000,000, default 1000; xor: 0 = the 4
-                             exact corners (its default) */
+    size_t samples;       /* generators: "samples" 1..10,000,000, default 1000; xor: default 0 =
+                             the 4 exact corners; 0 for datasets that are not generators */
     double noise;         /* generators: "noise" >= 0, default 0 (xor, sine), 0.1 (spirals) */
     size_t arms;          /* spirals: "arms" 2 or 3, default 2 */
 };
@@ -196,9 +196,10 @@ void spec_dataset_close(struct dataset_spec *d);
 
 /*
  * A fit job: {"dataset", "hidden", "activation", "epochs", "batch", "lr",
- * "validation", "patience", "seed"}; defaults from fit_config_default
- * (hidden [32, 32], tanh, 300 epochs, batch 256, lr 3e-3, validation 0.1,
- * patience 20, seed 1). "dataset" is required.
+ * "validation", "patience", "seed"}; "dataset" is required, the rest default
+ * to fit_config_default (hidden [32, 32], tanh, 300 epochs, batch 32, lr
+ * 3e-3, validation 0.1, patience 50, seed 1 at the time of writing;
+ * schema/fit.schema.json documents them and a test keeps the two in step).
  */
 struct fit_spec {
     struct dataset_spec dataset;
@@ -211,7 +212,7 @@ void spec_fit_close(struct fit_spec *f);
 struct train_layer_spec {
     size_t devices;            /* required, 1..65536 */
     struct spec_ref device;    /* required: id, name, {"id": N} or inline object */
-    enum net_via via;          /* default exact */
+    enum net_via via;          /* default: surrogate when "surrogate" is given, else exact */
     int has_surrogate;         /* "surrogate" given (required for surrogate, physics_aware) */
     struct spec_ref surrogate; /* id, name, {"job": N} or {"id": N}; never inline */
 };
@@ -220,9 +221,11 @@ struct train_layer_spec {
  * A train job: {"dataset", "network", "loss", "optimizer", "epochs", "batch",
  * "seed", "checkpoint_every", "calibrate"}. Inline devices are parsed (and
  * prepared) here to check them, then released: the runner parses
- * device.inline_obj again. With an inline device, via "exact" needs an
- * analytic kind (neuron, almost_neuron) and via "device"/"physics_aware" a
- * differentiable readout for "device" (not spike_rate).
+ * device.inline_obj again. An inline device must have drive dot or dot_sq;
+ * via "exact" needs an analytic kind (neuron, almost_neuron) and via
+ * "device" a differentiable readout (not spike_rate). Returns 0, QN_ESPEC,
+ * or QN_EPARSE (an inline device's expression) with *err; on success the
+ * caller spec_train_close's *out (about 10 KB).
  */
 struct train_spec {
     struct dataset_spec dataset;                     /* required */

@@ -33,7 +33,7 @@ static const char *const spec__optim_fields[] = {"name",  "lr",  "momentum",    
 
 /* An inline device at `p` (".../device") must suit `via` (checked at `vp`). */
 static int spec__inline_device(const json_t *obj, const char *p, const char *vp,
-                               enum net_via via, struct spec_error *err)
+                               enum net_via via, int via_given, struct spec_error *err)
 {
     struct dev_model m;
     int rc = spec_device_parse(obj, p, &m, err);
@@ -45,8 +45,9 @@ static int spec__inline_device(const json_t *obj, const char *p, const char *vp,
         rc = spec_fail(err, dp, "network layers need drive dot or dot_sq, not full");
     else if (via == VIA_EXACT && dev_is_ode(&m))
         rc = spec_fail(err, vp,
-                       "\"exact\" needs an analytic device (neuron, almost_neuron); a %s "
+                       "%s\"exact\" needs an analytic device (neuron, almost_neuron); a %s "
                        "device trains via surrogate, device or physics_aware",
+                       via_given ? "" : "defaults to \"exact\" (no surrogate given), but ",
                        dev_kind_name(m.kind));
     else if (via == VIA_DEVICE && !dev_is_differentiable(&m))
         rc = spec_fail(err, vp,
@@ -108,7 +109,8 @@ static int spec__layer(const json_t *v, size_t i, struct train_layer_spec *L,
     if ((rc = spec_ref_parse(x, p, 1, &L->device, err)))
         return rc;
     if (L->device.kind == REF_INLINE)
-        return spec__inline_device(L->device.inline_obj, p, vp, L->via, err);
+        return spec__inline_device(L->device.inline_obj, p, vp, L->via,
+                                   json_object_get(v, "via") != NULL, err);
     return 0;
 }
 
