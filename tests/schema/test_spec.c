@@ -726,7 +726,10 @@ static void example_job(const char *name, json_t *root)
     struct spec_error err;
     if (spec_job_parse(root, &js, &err))
         fail_msg("%s: %s: %s", name, err.path, err.msg);
-    assert_string_equal(js.type, "sweep");
+    if (strcmp(js.type, "sweep") != 0) { /* fit/train/evaluate: tests/schema/test_spec_jobs.c */
+        json_decref(js.spec);
+        return;
+    }
     struct sweep_spec s;
     if (spec_sweep_parse(js.spec, &s, &err))
         fail_msg("%s: %s: %s", name, err.path, err.msg);
