@@ -14,11 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "job_data.h"
 #include "qn_err.h"
 
-/* Every job type this build can run. fit, train and evaluate join here. */
+/* Every job type this build can run. */
 static const struct job_type job__types[] = {
     {"sweep", job_sweep_prepare, job_sweep_run, job_sweep_release},
+    {"fit", job_fit_prepare, job_fit_run, job_fit_release},
+    {"train", job_train_prepare, job_train_run, job_train_release},
+    {"evaluate", job_evaluate_prepare, job_evaluate_run, job_evaluate_release},
 };
 
 const struct job_type *job_type_find(const char *name)
@@ -47,27 +51,34 @@ static int job__load_device(struct store *s, const struct spec_ref *ref, const c
     return rc;
 }
 
-/* Parses a stored device's JSON; its errors name the stored device. */
+/* Parses a stored device's JSON into *obj and *out; errors name the stored device. */
 static int job__parse_stored(const struct store_device *d, const char *path,
-                             struct dev_model *out, struct spec_error *err)
+                             struct dev_model *out, json_t **obj, struct spec_error *err)
 {
-    json_t *obj = NULL;
     struct spec_error e = {{0}, {0}};
-    int rc = spec_load(d->spec, strlen(d->spec), &obj, &e);
+    int rc = spec_load(d->spec, strlen(d->spec), obj, &e);
     if (rc == 0)
-        rc = spec_device_parse(obj, "", out, &e);
-    json_decref(obj);
-    if (rc)
+        rc = spec_device_parse(*obj, "", out, &e);
+    if (rc) {
+        json_decref(*obj);
+        *obj = NULL;
         return spec_fail(err, path, "stored device %" PRId64 " is not valid at '%s': %s", d->id,
                          e.path, e.msg);
+    }
     return 0;
 }
 
-int job_resolve_device(struct store *s, const struct spec_ref *ref, const char *path,
-                       struct dev_model *out, struct spec_error *err)
+int job_resolve_device_json(struct store *s, const struct spec_ref *ref, const char *path,
+                            struct dev_model *out, json_t **json, struct spec_error *err)
 {
-    if (ref->kind == REF_INLINE)
-        return spec_device_parse(ref->inline_obj, path, out, err);
+    if (json)
+        *json = NULL;
+    if (ref->kind == REF_INLINE) {
+        int rc = spec_device_parse(ref->inline_obj, path, out, err);
+        if (rc == 0 && json)
+            *json = json_incref(ref->inline_obj);
+        return rc;
+    }
     if (ref->kind == REF_JOB)
         return spec_fail(err, path, "a job's output is not a device; give an id, a name or an "
                                     "inline device");
@@ -75,8 +86,121 @@ int job_resolve_device(struct store *s, const struct spec_ref *ref, const char *
     int rc = job__load_device(s, ref, path, &d, err);
     if (rc)
         return rc;
-    rc = job__parse_stored(&d, path, out, err);
+    json_t *obj = NULL;
+    rc = job__parse_stored(&d, path, out, &obj, err);
     store_device_free(&d);
+    if (json)
+        *json = obj;
+    else
+        json_decref(obj);
+    return rc;
+}
+
+int job_resolve_device(struct store *s, const struct spec_ref *ref, const char *path,
+                       struct dev_model *out, struct spec_error *err)
+{
+    return job_resolve_device_json(s, ref, path, out, NULL, err);
+}
+
+/* ---- surrogate references ------------------------------------------------------- */
+
+/* Loads the surrogate row a reference names. */
+static int job__surrogate_row(struct store *s, const struct spec_ref *ref, const char *path,
+                              struct store_surrogate *row, struct spec_error *err)
+{
+    int rc;
+    if (ref->kind == REF_JOB) {
+        if ((rc = job_ref_check(s, ref->id, "fit", path, err)))
+            return rc;
+        rc = store_surrogate_get_by_job(s, ref->id, row);
+    } else if (ref->kind == REF_ID) {
+        rc = store_surrogate_get(s, ref->id, row);
+    } else if (ref->kind == REF_NAME) {
+        rc = store_surrogate_get_by_name(s, ref->name, row);
+    } else {
+        return spec_fail(err, path, "a surrogate is an id, a name or {\"job\": N}");
+    }
+    if (rc == QN_ENOTFOUND) {
+        if (ref->kind == REF_NAME)
+            return spec_fail(err, path, "no surrogate named '%s'", ref->name);
+        return spec_fail(err, path, "no surrogate %s %" PRId64,
+                         ref->kind == REF_JOB ? "made by job" : "with id", ref->id);
+    }
+    if (rc)
+        return spec_fail(err, path, "cannot read the surrogate: %s", qn_err_msg(rc));
+    return 0;
+}
+
+/* The surrogate's device must be of dev's kind and drive count. */
+static int job__surrogate_match(const struct store_surrogate *row, const char *path,
+                                const struct dev_model *dev, struct spec_error *err)
+{
+    struct store_device d = {.id = row->id, .spec = row->device};
+    struct dev_model m;
+    json_t *obj = NULL;
+    int rc = job__parse_stored(&d, path, &m, &obj, err);
+    if (rc)
+        return rc;
+    json_decref(obj);
+    if (m.kind != dev->kind || dev_n_inputs(&m) != dev_n_inputs(dev))
+        rc = spec_fail(err, path,
+                       "surrogate %" PRId64 " models a %s device with drive %s (%zu drive%s); "
+                       "this layer's device is %s with drive %s (%zu)",
+                       row->id, dev_kind_name(m.kind), dev_drive_name(m.drive), dev_n_inputs(&m),
+                       dev_n_inputs(&m) == 1 ? "" : "s", dev_kind_name(dev->kind),
+                       dev_drive_name(dev->drive), dev_n_inputs(dev));
+    dev_model_close(&m);
+    return rc;
+}
+
+int job_resolve_surrogate(struct store *s, const struct spec_ref *ref, const char *path,
+                          const struct dev_model *dev, struct surrogate *out, int64_t *id,
+                          struct spec_error *err)
+{
+    struct store_surrogate row;
+    int rc = job__surrogate_row(s, ref, path, &row, err);
+    if (rc)
+        return rc;
+    rc = job__surrogate_match(&row, path, dev, err);
+    if (rc == 0 && surrogate_from_blob(row.blob, row.blob_len, out) != 0)
+        rc = spec_fail(err, path, "surrogate %" PRId64 " has a corrupt blob", row.id);
+    if (rc == 0 && out->n_in != dev_n_inputs(dev)) {
+        surrogate_close(out);
+        rc = spec_fail(err, path, "surrogate %" PRId64 " takes %zu drives, the device %zu",
+                       row.id, out->n_in, dev_n_inputs(dev));
+    }
+    if (rc == 0)
+        *id = row.id;
+    store_surrogate_free(&row);
+    return rc;
+}
+
+int job_check_via(const struct dev_model *d, enum net_via via, int have_sur, const char *path,
+                  struct spec_error *err)
+{
+    if (d->drive == DRIVE_FULL)
+        return spec_fail(err, path, "network layers need drive dot or dot_sq, not full");
+    if (via == VIA_EXACT && dev_is_ode(d))
+        return spec_fail(err, path, "\"exact\" needs an analytic device (neuron, almost_neuron); "
+                         "a %s device is computed via surrogate, device or physics_aware",
+                         dev_kind_name(d->kind));
+    if (via == VIA_DEVICE && !dev_is_differentiable(d))
+        return spec_fail(err, path, "the %s readout cannot be differentiated, so \"device\" is "
+                         "refused; use surrogate or physics_aware (its forward pass is the "
+                         "device)", dev_readout_name(d->readout.kind));
+    if ((via == VIA_SURROGATE || via == VIA_PHYSICS_AWARE) && !have_sur)
+        return spec_fail(err, path, "via %s needs a surrogate for this layer",
+                         net_via_name(via));
+    return 0;
+}
+
+int job_fail(struct job_ctx *ctx, int rc, const char *what)
+{
+    if (rc == QN_EFULL || rc == QN_EDB || rc == QN_EBUSY)
+        snprintf(ctx->reason, sizeof ctx->reason, "%s: %s (%s)", what, qn_err_msg(rc),
+                 store_errmsg(ctx->store));
+    else
+        snprintf(ctx->reason, sizeof ctx->reason, "%s: %s", what, qn_err_msg(rc));
     return rc;
 }
 
@@ -146,6 +270,43 @@ static int job__insert(struct store *s, const struct job_spec *js, const char *o
     return rc;
 }
 
+/* Prepares and runs ctx (job_id set) as type t; records the end. */
+static int job__prepare_run(struct store *s, const struct job_type *t, struct job_ctx *ctx,
+                            int (*start)(struct store *, struct job_ctx *, const void *),
+                            const void *arg, int64_t *job_id, struct spec_error *err)
+{
+    int rc = t->prepare(ctx);
+    if (rc) {
+        *err = ctx->err;
+        return rc;
+    }
+    rc = start(s, ctx, arg);
+    if (rc) {
+        spec_fail(err, "", "cannot record the job: %s", store_errmsg(s));
+        return rc;
+    }
+    if (job_id)
+        *job_id = ctx->job_id;
+    rc = job__finish(s, ctx, t->run(ctx));
+    if (rc)
+        spec_fail(err, "", "cannot record the job's end: %s", store_errmsg(s));
+    return rc;
+}
+
+/* Start of a new job: insert it as running. */
+static int job__start_new(struct store *s, struct job_ctx *ctx, const void *arg)
+{
+    const struct job_spec *js = arg;
+    return job__insert(s, js, ctx->owner, &ctx->job_id);
+}
+
+/* Start of a resumed job: back to running. */
+static int job__start_again(struct store *s, struct job_ctx *ctx, const void *arg)
+{
+    (void)arg;
+    return store_job_restart(s, ctx->job_id);
+}
+
 int job_run_local(struct store *s, const struct job_spec *js, const char *owner, size_t workers,
                   const atomic_int *cancel, job_progress_fn progress, void *progress_ctx,
                   int64_t *job_id, struct spec_error *err)
@@ -156,25 +317,52 @@ int job_run_local(struct store *s, const struct job_spec *js, const char *owner,
         spec_fail(err, "/type", "type '%s' is not supported yet", js->type);
         return QN_EINVAL;
     }
-    struct job_ctx ctx = {.store = s, .name = js->name, .spec = js->spec,
+    struct job_ctx ctx = {.store = s, .name = js->name, .spec = js->spec, .owner = owner,
                           .workers = workers ? workers : 1, .cancel = cancel,
                           .progress = progress, .progress_ctx = progress_ctx};
-    int rc = t->prepare(&ctx);
-    if (rc) {
-        *err = ctx.err;
-        goto out;
-    }
-    rc = job__insert(s, js, owner, &ctx.job_id);
-    if (rc) {
-        spec_fail(err, "", "cannot record the job: %s", store_errmsg(s));
-        goto out;
-    }
-    *job_id = ctx.job_id;
-    rc = job__finish(s, &ctx, t->run(&ctx));
-    if (rc)
-        spec_fail(err, "", "cannot record the job's end: %s", store_errmsg(s));
-out:
+    int rc = job__prepare_run(s, t, &ctx, job__start_new, js, job_id, err);
     t->release(&ctx);
     json_decref(ctx.result);
+    return rc;
+}
+
+/* A job may be resumed unless it succeeded or never started. */
+static int job__resumable(const struct store_job *j, struct spec_error *err)
+{
+    if (j->state == JOB_SUCCEEDED)
+        return spec_fail(err, "", "job %" PRId64 " has already succeeded", j->id), QN_EINVAL;
+    if (j->state == JOB_WAITING || j->state == JOB_QUEUED)
+        return spec_fail(err, "", "job %" PRId64 " is %s, not started", j->id,
+                         store_job_state_name(j->state)),
+               QN_EINVAL;
+    if (!job_type_find(j->type))
+        return spec_fail(err, "", "type '%s' is not supported yet", j->type), QN_EINVAL;
+    return 0;
+}
+
+int job_resume_local(struct store *s, int64_t id, size_t workers, const atomic_int *cancel,
+                     job_progress_fn progress, void *progress_ctx, struct spec_error *err)
+{
+    struct store_job j;
+    int rc = store_job_get(s, id, &j);
+    if (rc) {
+        spec_fail(err, "", "cannot read job %" PRId64 ": %s", id, qn_err_msg(rc));
+        return rc;
+    }
+    json_t *spec = NULL;
+    rc = job__resumable(&j, err);
+    if (rc == 0 && spec_load(j.spec, strlen(j.spec), &spec, err) != 0)
+        rc = QN_EINVAL;
+    const struct job_type *t = job_type_find(j.type);
+    struct job_ctx ctx = {.store = s, .job_id = id, .name = j.name, .spec = spec,
+                          .owner = j.owner, .workers = workers ? workers : 1, .cancel = cancel,
+                          .progress = progress, .progress_ctx = progress_ctx};
+    if (rc == 0) {
+        rc = job__prepare_run(s, t, &ctx, job__start_again, NULL, NULL, err);
+        t->release(&ctx);
+    }
+    json_decref(ctx.result);
+    json_decref(spec);
+    store_job_free(&j);
     return rc;
 }

@@ -9,7 +9,8 @@
  * server/job_<type>.c and adding one line to the table.
  *
  * job_run_local is the whole life of one job in-process (what `qn run`
- * does); the daemon (a later issue) will call prepare at submission and run
+ * does), job_resume_local a second attempt of a job that did not succeed
+ * (what `qn resume` does, and the daemon after a crash); the daemon (a later issue) will call prepare at submission and run
  * in a worker thread with that thread's own store connection.
  */
 #ifndef QN_JOB_H
@@ -30,8 +31,9 @@ typedef void (*job_progress_fn)(size_t done, size_t total, void *ctx);
 /* Everything a job type sees. The runner fills the inputs; the type fills the outputs. */
 struct job_ctx {
     struct store *store;       /* this thread's connection (borrowed) */
-    int64_t job_id;            /* the job's row; 0 during prepare */
+    int64_t job_id;            /* the job's row; 0 during prepare of a new job */
     const char *name;          /* the job's name (borrowed) */
+    const char *owner;         /* the job's owner, NULL = "local" (borrowed) */
     const json_t *spec;        /* the job's "spec" object (borrowed) */
     size_t workers;            /* threads the job may use, >= 1 */
     const atomic_int *cancel;  /* nonzero asks the job to stop (borrowed, may be NULL) */
@@ -75,6 +77,16 @@ int job_run_local(struct store *s, const struct job_spec *js, const char *owner,
 json_t *job_record_json(const struct store_job *j);
 
 /*
+ * Runs job id again (`qn resume`): a job that is running (its process died),
+ * failed or canceled is prepared from its stored spec, moved back to running
+ * and run; a train job continues from its last checkpoint. Returns as
+ * job_run_local; QN_EINVAL (*err says why) for a job that succeeded or has
+ * not started, QN_ENOTFOUND when there is no such job.
+ */
+int job_resume_local(struct store *s, int64_t id, size_t workers, const atomic_int *cancel,
+                     job_progress_fn progress, void *progress_ctx, struct spec_error *err);
+
+/*
  * Resolves the device reference at JSON path `path` into a prepared model
  * (dev_model_close it): inline objects are parsed; ids and names are loaded
  * from the store and parsed. Errors are QN_ESPEC with *err at `path`.
@@ -82,9 +94,48 @@ json_t *job_record_json(const struct store_job *j);
 int job_resolve_device(struct store *s, const struct spec_ref *ref, const char *path,
                        struct dev_model *out, struct spec_error *err);
 
+/* As job_resolve_device, and the device's JSON object into *json (new
+ * reference; json_decref it) when json is not NULL. */
+int job_resolve_device_json(struct store *s, const struct spec_ref *ref, const char *path,
+                            struct dev_model *out, json_t **json, struct spec_error *err);
+
+/*
+ * Loads the surrogate a reference names (id, name: the newest of that name,
+ * {"job": N}: what fit job N made, which must have succeeded) and checks
+ * that it models a device of dev's kind and drive count. *out is filled
+ * (surrogate_close it) and its id put in *id. QN_ESPEC with *err at path.
+ */
+int job_resolve_surrogate(struct store *s, const struct spec_ref *ref, const char *path,
+                          const struct dev_model *dev, struct surrogate *out, int64_t *id,
+                          struct spec_error *err);
+
+/* Checks that a layer of device d can be computed with `via` (have_sur: a
+ * surrogate is at hand); QN_ESPEC with *err at path (the via's) otherwise. */
+int job_check_via(const struct dev_model *d, enum net_via via, int have_sur, const char *path,
+                  struct spec_error *err);
+
+/* Fills ctx->reason with `what: <code message>` (and SQLite's words for
+ * database codes); returns rc. */
+int job_fail(struct job_ctx *ctx, int rc, const char *what);
+
 /* The sweep type (job_sweep.c). */
 int job_sweep_prepare(struct job_ctx *ctx);
 int job_sweep_run(struct job_ctx *ctx);
 void job_sweep_release(struct job_ctx *ctx);
+
+/* The fit type (job_fit.c): a surrogate of a sweep dataset. */
+int job_fit_prepare(struct job_ctx *ctx);
+int job_fit_run(struct job_ctx *ctx);
+void job_fit_release(struct job_ctx *ctx);
+
+/* The train type (job_train.c): a device network; resumes from checkpoints. */
+int job_train_prepare(struct job_ctx *ctx);
+int job_train_run(struct job_ctx *ctx);
+void job_train_release(struct job_ctx *ctx);
+
+/* The evaluate type (job_evaluate.c): a stored model scored with any via. */
+int job_evaluate_prepare(struct job_ctx *ctx);
+int job_evaluate_run(struct job_ctx *ctx);
+void job_evaluate_release(struct job_ctx *ctx);
 
 #endif

@@ -6,6 +6,8 @@
  *   qn device list [--db PATH]
  *   qn dataset list [--db PATH]
  *   qn dataset export ID [--db PATH]
+ *   qn dataset import FILE [--name NAME] [--labels FILE] [--db PATH]
+ *   qn resume JOB_ID [--db PATH] [--workers N]
  *   qn --help | --version
  *
  * Output for scripts on stdout (one JSON object per line; CSV for export),
@@ -30,6 +32,7 @@
 #include <gsl/gsl_errno.h>
 
 #include "blas_env.h"
+#include "import.h"
 #include "job.h"
 #include "qn_err.h"
 #include "spec.h"
@@ -46,11 +49,18 @@
 /* Set by SIGINT; the running job polls it (lock-free atomic: signal safe). */
 static atomic_int qn__interrupted;
 
+/* Options a command may take (bits of qn_cmd.opts). */
+#define QN_OPT_WORKERS 1u
+#define QN_OPT_NAME 2u
+#define QN_OPT_LABELS 4u
+
 /* A command line after the subcommand words. */
 struct qn_args {
     const char *db;                /* --db, default QN_DEFAULT_DB */
     size_t workers;                /* --workers, 0 = number of CPUs */
     int have_workers;              /* --workers was given */
+    const char *name;              /* --name, NULL when not given */
+    const char *labels;            /* --labels, NULL when not given */
     size_t n_pos;                  /* positional arguments */
     const char *pos[QN_MAX_ARGS];
 };
@@ -59,7 +69,7 @@ struct qn_cmd {
     const char *name;     /* "run", "device", ... */
     const char *sub;      /* "add", "list", ... or NULL */
     size_t n_pos;         /* positional arguments it takes */
-    int takes_workers;    /* accepts --workers */
+    unsigned opts;        /* QN_OPT_* it accepts besides --db */
     int (*fn)(const struct qn_args *a);
     const char *usage;
 };
@@ -72,6 +82,10 @@ static const char qn__usage[] =
     "  qn device list [--db PATH]                  list stored devices (JSON lines)\n"
     "  qn dataset list [--db PATH]                 list datasets (JSON lines)\n"
     "  qn dataset export ID [--db PATH]            write a dataset as CSV to stdout\n"
+    "  qn dataset import FILE [--name NAME] [--labels FILE] [--db PATH]\n"
+    "                                              store a CSV or IDX file as a dataset\n"
+    "  qn resume JOB_ID [--db PATH] [--workers N]  run a job that did not succeed again\n"
+    "                                              (a train job from its last checkpoint)\n"
     "  qn --help | --version\n"
     "\n"
     "The database defaults to ./" QN_DEFAULT_DB ". --workers defaults to the number of CPUs.\n"
@@ -313,6 +327,48 @@ static int qn__cmd_run(const struct qn_args *a)
     return code;
 }
 
+/* Resumes job id against an open store; returns the exit code. */
+static int qn__resume_job(struct store *s, int64_t id, size_t workers)
+{
+    struct qn_progress prog = {-1};
+    int tty = isatty(STDERR_FILENO);
+    struct spec_error err = {{0}, {0}};
+    qn__catch_sigint();
+    int rc = job_resume_local(s, id, workers, &qn__interrupted, tty ? qn__progress : NULL,
+                              &prog, &err);
+    signal(SIGINT, SIG_DFL);
+    if (tty && prog.last_pct >= 0 && prog.last_pct < 100)
+        fputc('\n', stderr);
+    if (rc == QN_ENOTFOUND) {
+        qn__say("no job with id %" PRId64, id);
+        return QN_EXIT_USAGE;
+    }
+    if (rc == QN_ESPEC || rc == QN_EINVAL) {
+        qn__spec_error(&err, qn_err_msg(rc));
+        return QN_EXIT_USAGE;
+    }
+    if (rc) {
+        qn__spec_error(&err, qn_err_msg(rc));
+        return QN_EXIT_FAIL;
+    }
+    return qn__print_job(s, id);
+}
+
+static int qn__cmd_resume(const struct qn_args *a)
+{
+    int64_t id = 0;
+    if (qn__parse_id(a->pos[0], &id)) {
+        qn__say("job id must be a positive integer, not '%s'", a->pos[0]);
+        return QN_EXIT_USAGE;
+    }
+    struct store *s = NULL;
+    if (qn__open(a->db, &s))
+        return QN_EXIT_FAIL;
+    int code = qn__resume_job(s, id, a->have_workers ? a->workers : qn__cpus());
+    store_close(s);
+    return code;
+}
+
 /* ---- qn device ---------------------------------------------------------------- */
 
 static json_t *qn__device_json(const struct store_device *d)
@@ -441,14 +497,45 @@ static int qn__cmd_dataset_export(const struct qn_args *a)
     return rc ? QN_EXIT_FAIL : 0;
 }
 
+/* Imports a CSV or IDX file and prints the dataset's record. */
+static int qn__cmd_dataset_import(const struct qn_args *a)
+{
+    struct store *s = NULL;
+    if (qn__open(a->db, &s))
+        return QN_EXIT_FAIL;
+    char msg[STORE_MSG_MAX + 256];
+    int64_t id = 0;
+    int rc = import_file(s, a->pos[0], a->labels, a->name, &id, msg, sizeof msg);
+    int code = 0;
+    if (rc == QN_EFORMAT || rc == QN_EIO || rc == QN_ERANGE || rc == QN_EINVAL ||
+        rc == QN_ESPEC) {
+        qn__say("%s", msg[0] ? msg : qn_err_msg(rc));
+        code = QN_EXIT_USAGE;
+    } else if (rc) {
+        qn__say("cannot store the dataset: %s", msg[0] ? msg : store_errmsg(s));
+        code = QN_EXIT_FAIL;
+    }
+    struct store_dataset d;
+    if (code == 0 && store_dataset_get(s, id, &d) == 0) {
+        qn__print_json(qn__dataset_json(&d));
+        store_dataset_free(&d);
+    }
+    store_close(s);
+    return code;
+}
+
 /* ---- dispatch ----------------------------------------------------------------- */
 
 static const struct qn_cmd qn__cmds[] = {
-    {"run", NULL, 1, 1, qn__cmd_run, "qn run JOB.json [--db PATH] [--workers N]"},
+    {"run", NULL, 1, QN_OPT_WORKERS, qn__cmd_run, "qn run JOB.json [--db PATH] [--workers N]"},
+    {"resume", NULL, 1, QN_OPT_WORKERS, qn__cmd_resume,
+     "qn resume JOB_ID [--db PATH] [--workers N]"},
     {"device", "add", 1, 0, qn__cmd_device_add, "qn device add DEVICE.json [--db PATH]"},
     {"device", "list", 0, 0, qn__cmd_device_list, "qn device list [--db PATH]"},
     {"dataset", "list", 0, 0, qn__cmd_dataset_list, "qn dataset list [--db PATH]"},
     {"dataset", "export", 1, 0, qn__cmd_dataset_export, "qn dataset export ID [--db PATH]"},
+    {"dataset", "import", 1, QN_OPT_NAME | QN_OPT_LABELS, qn__cmd_dataset_import,
+     "qn dataset import FILE [--name NAME] [--labels FILE] [--db PATH]"},
 };
 
 /* Reads the value of option argv[*i] ("--db X" or "--db=X"). */
@@ -471,7 +558,21 @@ static int qn__parse_opt(const struct qn_cmd *c, int argc, char **argv, int *i,
         a->db = v;
         return 0;
     }
-    if (c->takes_workers && strncmp(arg, "--workers", 9) == 0 &&
+    if ((c->opts & QN_OPT_NAME) && strncmp(arg, "--name", 6) == 0 &&
+        (arg[6] == '\0' || arg[6] == '=')) {
+        if (!(v = qn__opt_value(argc, argv, i, "--name")) || !*v || strlen(v) >= STORE_NAME_MAX)
+            return QN_EINVAL;
+        a->name = v;
+        return 0;
+    }
+    if ((c->opts & QN_OPT_LABELS) && strncmp(arg, "--labels", 8) == 0 &&
+        (arg[8] == '\0' || arg[8] == '=')) {
+        if (!(v = qn__opt_value(argc, argv, i, "--labels")) || !*v)
+            return QN_EINVAL;
+        a->labels = v;
+        return 0;
+    }
+    if ((c->opts & QN_OPT_WORKERS) && strncmp(arg, "--workers", 9) == 0 &&
         (arg[9] == '\0' || arg[9] == '=')) {
         int64_t w;
         if (!(v = qn__opt_value(argc, argv, i, "--workers")) || qn__parse_id(v, &w) ||

@@ -1,0 +1,191 @@
+/*
+ * import.c: CSV and IDX files into stored datasets (see import.h).
+ *
+ * Trade-off: the file is parsed whole into an engine dataset first (the
+ * engine's loaders check every cell), then written to the store in one
+ * transaction; a file is held twice in memory for a moment (as text or
+ * bytes, then as floats) in exchange for one parser and one set of
+ * messages. The CSV loader wants one target column, so every column but the
+ * last is read as an input and the last as the target; together they are
+ * every column in the header's order.
+ */
+#include "import.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+#include "qn_err.h"
+
+#define IMPORT_MAX_COLS 4096 /* CSV header columns */
+#define IMPORT_NAME_MAX 256  /* bytes of a CSV column name */
+
+static int import__fail(char *msg, size_t cap, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int import__fail(char *msg, size_t cap, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* 1 when the file starts like IDX: gzip magic, or 00 00 08 (unsigned bytes). */
+static int import__is_idx(const char *path, int *is_idx)
+{
+    unsigned char b[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return QN_EIO;
+    size_t n = fread(b, 1, 4, f);
+    fclose(f);
+    *is_idx = n >= 2 && ((b[0] == 0x1f && b[1] == 0x8b) ||
+                         (n == 4 && b[0] == 0 && b[1] == 0 && b[2] == 0x08));
+    return 0;
+}
+
+/* Column names of a CSV header into names (each a new string). */
+static int import__csv_header(const char *path, char **names, size_t *n, char *msg, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return import__fail(msg, cap, QN_EIO, "%s: cannot open", path);
+    char field[IMPORT_NAME_MAX];
+    size_t len = 0;
+    int c, rc = 0;
+    *n = 0;
+    for (;;) {
+        c = fgetc(f);
+        if (c != ',' && c != '\n' && c != EOF) {
+            if (c != '"' && c != '\r' && !(c == ' ' && len == 0) && len + 1 < sizeof field)
+                field[len++] = (char)c;
+            continue;
+        }
+        while (len && field[len - 1] == ' ')
+            len--;
+        field[len] = '\0';
+        if (*n >= IMPORT_MAX_COLS)
+            rc = import__fail(msg, cap, QN_ERANGE, "more than %d columns", IMPORT_MAX_COLS);
+        else if (!(names[(*n)++] = strdup(field)))
+            rc = QN_ENOMEM;
+        len = 0;
+        if (rc || c != ',')
+            break;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Writes x (n, d) and, when given, labels (n) or y (n) as rows of d + 1 columns. */
+static int import__write(struct store *s, const char *name, const char *source,
+                         const struct data_set *ds, const char *const *cols, size_t n_cols,
+                         int64_t *id)
+{
+    struct store_dswriter *w = NULL;
+    int rc = store_dataset_begin(s, name, source, n_cols, cols, 0, &w);
+    if (rc)
+        return rc;
+    float *row = malloc(n_cols * sizeof *row);
+    rc = row ? 0 : QN_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < ds->n; i++) {
+        memcpy(row, ds->x + i * ds->d, ds->d * sizeof *row);
+        if (n_cols > ds->d)
+            row[ds->d] = ds->labels ? (float)ds->labels[i] : ds->y[i];
+        rc = store_dataset_append(w, row, 1);
+    }
+    free(row);
+    if (rc) {
+        store_dataset_abort(w);
+        return rc;
+    }
+    return store_dataset_finish(w, id);
+}
+
+static int import__csv(struct store *s, const char *path, const char *name, int64_t *id,
+                       char *msg, size_t cap)
+{
+    char **names = calloc(IMPORT_MAX_COLS, sizeof *names);
+    size_t n = 0;
+    struct data_set ds = {0};
+    int rc = names ? import__csv_header(path, names, &n, msg, cap) : QN_ENOMEM;
+    if (rc == 0 && n < 2)
+        rc = import__fail(msg, cap, QN_EFORMAT, "%s: a CSV dataset needs a header of at least "
+                          "two columns", path);
+    if (rc == 0) {
+        struct data_csv_opts o = {(const char *const *)names, n - 1, NULL, names[n - 1]};
+        struct data_error e = {0, 0, {0}};
+        rc = data_load_csv(&ds, path, &o, &e);
+        if (rc)
+            import__fail(msg, cap, rc, "%s: %s", path, e.msg[0] ? e.msg : qn_err_msg(rc));
+    }
+    if (rc == 0)
+        rc = import__write(s, name, "csv", &ds, (const char *const *)names, n, id);
+    data_close(&ds);
+    for (size_t i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* An images file without labels: pixels scaled to [0, 1]. */
+static int import__idx_images(struct data_set *ds, const char *path, char *msg, size_t cap)
+{
+    struct data_idx idx = {0};
+    struct data_error e = {0, 0, {0}};
+    int rc = data_idx_read(&idx, path, 3, &e);
+    if (rc)
+        return import__fail(msg, cap, rc, "%s: %s", path, e.msg[0] ? e.msg : qn_err_msg(rc));
+    rc = data_alloc(ds, idx.dims[0], idx.dims[1] * idx.dims[2], 0, 1);
+    for (size_t i = 0; rc == 0 && i < idx.len; i++)
+        ds->x[i] = (float)idx.data[i] / 255.0f;
+    data_idx_close(&idx);
+    return rc ? import__fail(msg, cap, rc, "%s: %s", path, qn_err_msg(rc)) : 0;
+}
+
+static int import__idx(struct store *s, const char *path, const char *labels, const char *name,
+                       int64_t *id, char *msg, size_t cap)
+{
+    struct data_set ds = {0};
+    struct data_error e = {0, 0, {0}};
+    int rc = 0;
+    if (labels) {
+        rc = data_load_idx(&ds, path, labels, &e);
+        if (rc)
+            import__fail(msg, cap, rc, "%s: %s", path, e.msg[0] ? e.msg : qn_err_msg(rc));
+    } else {
+        rc = import__idx_images(&ds, path, msg, cap);
+    }
+    size_t n_cols = ds.d + (labels ? 1 : 0);
+    char **cols = rc ? NULL : calloc(n_cols, sizeof *cols);
+    if (rc == 0 && !cols)
+        rc = QN_ENOMEM;
+    for (size_t j = 0; rc == 0 && j < n_cols; j++) {
+        char b[32];
+        snprintf(b, sizeof b, j < ds.d ? "p%zu" : "label", j);
+        rc = (cols[j] = strdup(b)) ? 0 : QN_ENOMEM;
+    }
+    if (rc == 0)
+        rc = import__write(s, name, "idx", &ds, (const char *const *)cols, n_cols, id);
+    for (size_t j = 0; cols && j < n_cols; j++)
+        free(cols[j]);
+    free(cols);
+    data_close(&ds);
+    return rc;
+}
+
+int import_file(struct store *s, const char *path, const char *labels, const char *name,
+                int64_t *id, char *msg, size_t cap)
+{
+    msg[0] = '\0';
+    int is_idx = 0;
+    if (import__is_idx(path, &is_idx))
+        return import__fail(msg, cap, QN_EIO, "%s: cannot open", path);
+    if (!is_idx && labels)
+        return import__fail(msg, cap, QN_EINVAL, "--labels applies to IDX images files; %s "
+                            "is not IDX", path);
+    return is_idx ? import__idx(s, path, labels, name, id, msg, cap)
+                  : import__csv(s, path, name, id, msg, cap);
+}

@@ -1,0 +1,29 @@
+/*
+ * import.h: storing a CSV or IDX file as a dataset (`qn dataset import`,
+ * and later POST /v1/datasets).
+ *
+ * CSV: a header row of column names, then numeric rows; every column is
+ * stored (source "csv"). IDX (the MNIST format, gzip or raw, recognised by
+ * its magic): an images file (n, rows, cols) becomes columns p0..p{rows*cols-1}
+ * scaled to [0, 1], plus "label" from an optional labels file (source "idx").
+ * Parsing is the engine's (engine/data.h), so a bad file is refused with the
+ * loader's sentence naming line and column, and nothing is stored.
+ */
+#ifndef QN_IMPORT_H
+#define QN_IMPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/*
+ * Imports `path` (labels: an IDX labels file for an IDX images file, else
+ * NULL) as dataset `name` (NULL: unnamed). Returns 0 and the id in *id, or
+ * QN_EFORMAT / QN_EIO / QN_ERANGE / QN_EINVAL (bad file or options) with a
+ * sentence in msg (cap bytes), or a store code.
+ */
+int import_file(struct store *s, const char *path, const char *labels, const char *name,
+                int64_t *id, char *msg, size_t cap);
+
+#endif

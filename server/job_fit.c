@@ -1,0 +1,186 @@
+/*
+ * job_fit.c: the fit job: a frozen MLP surrogate of the device a sweep
+ * dataset came from.
+ *
+ * prepare resolves the dataset (it must be a sweep's: inputs..., out,
+ * status) and, through the sweep job's stored spec, the device it swept; the
+ * surrogate row keeps that device's JSON, so a train job can check that a
+ * layer's device and its surrogate agree without the sweep. run reads the
+ * rows, fits (engine/surrogate.h) with one metric row per epoch (train_loss,
+ * val_rmse), and stores the surrogate blob. Rows whose solve failed are
+ * excluded by the fit and counted in the result.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+#include "job_data.h"
+#include "qn_err.h"
+
+/* What prepare made. */
+struct job_fit {
+    struct fit_spec fit;      /* parsed spec */
+    int have_fit;
+    struct job_dsref ds;      /* the sweep dataset */
+    struct dev_model dev;     /* the swept device */
+    int have_dev;
+    char *device_json;        /* its JSON text (owned) */
+};
+
+/* The metric hook's state. */
+struct job_fit_hooks {
+    struct job_ctx *ctx;
+    size_t epochs;  /* for progress */
+    int rc;         /* first failure to store a metric */
+};
+
+/* The device of the sweep job that made the dataset, with its JSON text. */
+static int job_fit__device(struct job_ctx *ctx, struct job_fit *p)
+{
+    const char *path = "/spec/dataset";
+    struct store_job j;
+    if (p->ds.rec.job_id <= 0 || store_job_get(ctx->store, p->ds.rec.job_id, &j) != 0)
+        return spec_fail(&ctx->err, path, "dataset %lld has no sweep job to say which device "
+                         "it swept", (long long)p->ds.rec.id);
+    json_t *spec = json_loads(j.spec, 0, NULL);
+    store_job_free(&j);
+    struct spec_ref ref = {0};
+    json_t *dev_json = NULL;
+    int rc = spec_ref_parse(json_object_get(spec, "device"), path, 1, &ref, &ctx->err);
+    if (rc == 0)
+        rc = job_resolve_device_json(ctx->store, &ref, path, &p->dev, &dev_json, &ctx->err);
+    p->have_dev = rc == 0;
+    spec_ref_close(&ref);
+    json_decref(spec);
+    if (rc)
+        return rc;
+    p->device_json = json_dumps(dev_json, JSON_COMPACT);
+    json_decref(dev_json);
+    if (!p->device_json)
+        return spec_fail(&ctx->err, path, "out of memory");
+    return 0;
+}
+
+/* The dataset must be a sweep's, its inputs the device's drives. */
+static int job_fit__check(struct job_ctx *ctx, struct job_fit *p)
+{
+    const char *path = "/spec/dataset";
+    if (p->ds.kind != JOB_DS_STORED || strcmp(p->ds.rec.source, "sweep") != 0 ||
+        p->ds.status_col < 0)
+        return spec_fail(&ctx->err, path, "a fit needs a sweep dataset (a stored dataset with "
+                                          "columns inputs..., out, status)");
+    if (p->ds.classify)
+        return spec_fail(&ctx->err, path, "a surrogate fits a regression target, not a label");
+    int rc = job_fit__device(ctx, p);
+    if (rc == 0 && p->ds.n_in != dev_n_inputs(&p->dev))
+        rc = spec_fail(&ctx->err, path, "the dataset has %zu input columns; its device takes %zu",
+                       p->ds.n_in, dev_n_inputs(&p->dev));
+    return rc;
+}
+
+int job_fit_prepare(struct job_ctx *ctx)
+{
+    struct job_fit *p = calloc(1, sizeof *p);
+    if (!p)
+        return spec_fail(&ctx->err, "", "out of memory"), QN_ENOMEM;
+    ctx->prep = p;
+    int rc = spec_fit_parse(ctx->spec, &p->fit, &ctx->err);
+    if (rc)
+        return rc;
+    p->have_fit = 1;
+    rc = job_data_resolve(ctx->store, &p->fit.dataset, "/spec/dataset", &p->ds, &ctx->err);
+    return rc ? rc : job_fit__check(ctx, p);
+}
+
+void job_fit_release(struct job_ctx *ctx)
+{
+    struct job_fit *p = ctx->prep;
+    if (!p)
+        return;
+    job_data_close(&p->ds);
+    if (p->have_fit)
+        spec_fit_close(&p->fit);
+    if (p->have_dev)
+        dev_model_close(&p->dev);
+    free(p->device_json);
+    free(p);
+    ctx->prep = NULL;
+}
+
+static void job_fit__metric(const char *name, size_t step, size_t epoch, double value, void *c)
+{
+    struct job_fit_hooks *h = c;
+    int rc = store_metric_insert(h->ctx->store, h->ctx->job_id, (int64_t)step, (int64_t)epoch,
+                                 name, value);
+    if (rc && !h->rc)
+        h->rc = rc;
+    if (h->ctx->progress && strcmp(name, "val_rmse") == 0)
+        h->ctx->progress(epoch, h->epochs, h->ctx->progress_ctx);
+}
+
+/* Stores the surrogate; its id into *id. */
+static int job_fit__store(struct job_ctx *ctx, const struct job_fit *p, const struct surrogate *sur,
+                          const struct fit_result *res, int64_t *id)
+{
+    struct store_surrogate row = {.has_name = 1, .job_id = ctx->job_id,
+                                  .device = p->device_json, .dataset_id = p->ds.rec.id,
+                                  .n_in = sur->n_in, .val_rmse = res->val_rmse,
+                                  .max_error = res->max_error};
+    snprintf(row.name, sizeof row.name, "%s", ctx->name);
+    int rc = surrogate_to_blob(sur, &row.blob, &row.blob_len);
+    if (rc == 0)
+        rc = store_surrogate_insert(ctx->store, &row, id);
+    free(row.blob);
+    return rc;
+}
+
+/* A number, or null when not finite (jansson refuses NaN). */
+static json_t *job_fit__real(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+static int job_fit__result(struct job_ctx *ctx, int64_t id, const struct fit_result *res,
+                           size_t rows)
+{
+    ctx->result = json_pack("{sI so so sI sI sI sI}", "surrogate", (json_int_t)id, "val_rmse",
+                            job_fit__real(res->val_rmse), "max_error",
+                            job_fit__real(res->max_error), "rows", (json_int_t)rows,
+                            "excluded", (json_int_t)res->n_excluded, "epochs",
+                            (json_int_t)res->epochs_run, "best_epoch",
+                            (json_int_t)res->best_epoch);
+    return ctx->result ? 0 : QN_ENOMEM;
+}
+
+int job_fit_run(struct job_ctx *ctx)
+{
+    const struct job_fit *p = ctx->prep;
+    struct job_sweep_data d;
+    int rc = job_data_sweep(ctx->store, &p->ds, &d, ctx->reason, sizeof ctx->reason);
+    if (rc)
+        return rc;
+    struct job_fit_hooks h = {ctx, p->fit.cfg.epochs, 0};
+    struct fit_hooks hooks = {job_fit__metric, &h, ctx->cancel};
+    struct surrogate sur = {0};
+    struct fit_result res;
+    memset(&res, 0, sizeof res);
+    int64_t id = 0;
+    rc = surrogate_fit(d.in, d.out, d.status, d.n, d.n_in, &p->fit.cfg, &hooks, &sur, &res);
+    if (rc == QN_EINVAL)
+        snprintf(ctx->reason, sizeof ctx->reason, "cannot fit: too few usable rows (%zu of %zu "
+                 "excluded) or a bad configuration", res.n_excluded, d.n);
+    else if (rc)
+        job_fail(ctx, rc, "fit stopped");
+    if (rc == 0 && h.rc)
+        rc = job_fail(ctx, h.rc, "cannot store a metric");
+    if (rc == 0 && (rc = job_fit__store(ctx, p, &sur, &res, &id)))
+        job_fail(ctx, rc, "cannot store the surrogate");
+    if (rc == 0)
+        rc = job_fit__result(ctx, id, &res, d.n);
+    if (sur.mlp)
+        surrogate_close(&sur);
+    job_data_sweep_free(&d);
+    return rc;
+}

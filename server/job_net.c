@@ -1,0 +1,96 @@
+/*
+ * job_net.c: network layers of a train spec resolved against the store (see
+ * job_net.h).
+ */
+#include "job_net.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "job.h"
+#include "qn_err.h"
+
+/* "/spec/network/<l>/<key>" into p. */
+static void job_net__path(char *p, size_t cap, size_t l, const char *key)
+{
+    snprintf(p, cap, "/spec/network/%zu/%s", l, key);
+}
+
+/* Resolves layer l: its device, its surrogate, its via. */
+static int job_net__layer(struct store *s, const struct train_layer_spec *L, size_t l,
+                          struct job_netdef *nd, struct spec_error *err)
+{
+    char p[SPEC_PATH_MAX];
+    job_net__path(p, sizeof p, l, "device");
+    int rc = job_resolve_device_json(s, &L->device, p, &nd->dev[l], &nd->dev_json[l], err);
+    if (rc)
+        return rc;
+    nd->have_dev[l] = 1;
+    nd->devices[l] = L->devices;
+    nd->via[l] = L->via;
+    if (L->has_surrogate) {
+        job_net__path(p, sizeof p, l, "surrogate");
+        rc = job_resolve_surrogate(s, &L->surrogate, p, &nd->dev[l], &nd->sur[l],
+                                   &nd->sur_id[l], err);
+        if (rc)
+            return rc;
+        nd->have_sur[l] = 1;
+    }
+    job_net__path(p, sizeof p, l, "via");
+    return job_check_via(&nd->dev[l], L->via, nd->have_sur[l], p, err);
+}
+
+int job_netdef_resolve(struct store *s, const struct train_spec *t, struct job_netdef *nd,
+                       struct spec_error *err)
+{
+    memset(nd, 0, sizeof *nd);
+    nd->n_layers = t->n_layers;
+    for (size_t l = 0; l < t->n_layers; l++) {
+        int rc = job_net__layer(s, &t->layers[l], l, nd, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void job_netdef_close(struct job_netdef *nd)
+{
+    for (size_t l = 0; l < NET_MAX_LAYERS; l++) {
+        if (nd->have_dev[l])
+            dev_model_close(&nd->dev[l]);
+        if (nd->have_sur[l])
+            surrogate_close(&nd->sur[l]);
+        json_decref(nd->dev_json[l]);
+    }
+    memset(nd, 0, sizeof *nd);
+}
+
+void job_netdef_layers(const struct job_netdef *nd, struct net_layer_spec *out)
+{
+    for (size_t l = 0; l < nd->n_layers; l++) {
+        out[l].devices = nd->devices[l];
+        out[l].dev = &nd->dev[l];
+        out[l].via = nd->via[l];
+        out[l].sur = nd->have_sur[l] ? &nd->sur[l] : NULL;
+    }
+}
+
+json_t *job_netdef_spec(const struct job_netdef *nd, const json_t *spec, uint64_t seed)
+{
+    json_t *copy = json_deep_copy(spec);
+    json_t *net = json_object_get(copy, "network");
+    int bad = !copy || json_array_size(net) != nd->n_layers;
+    for (size_t l = 0; !bad && l < nd->n_layers; l++) {
+        json_t *L = json_array_get(net, l);
+        bad = json_object_set(L, "device", nd->dev_json[l]) != 0;
+        if (!bad && nd->have_sur[l])
+            bad = json_object_set_new(L, "surrogate", json_integer(nd->sur_id[l])) != 0;
+    }
+    if (!bad)
+        bad = json_object_set_new(copy, "seed", json_integer((json_int_t)seed)) != 0;
+    if (bad) {
+        json_decref(copy);
+        return NULL;
+    }
+    return copy;
+}

@@ -1,0 +1,295 @@
+/*
+ * job_train.c: the train job: a network of device layers trained on a
+ * dataset, checkpointed, saved as a model.
+ *
+ * prepare resolves the dataset and every layer's device and surrogate (so a
+ * wrong reference is refused before the job exists); run loads the rows,
+ * standardises the inputs with statistics of the training split only, builds
+ * the network and trains it. Every checkpoint_every epochs the parameters and
+ * the optimizer state are written to the checkpoints table. A job that
+ * already has checkpoints (a second attempt: `qn resume`, or the daemon
+ * after a crash) loads the last one and continues from its epoch; since
+ * the engine's shuffles depend only on (seed, epoch), the resumed run ends
+ * with the same bits as an uninterrupted one. Metrics of epochs after that
+ * checkpoint are deleted first, so the history has no duplicates.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+#include "job_data.h"
+#include "job_net.h"
+#include "qn_err.h"
+
+#define JOB_TRAIN_STEP_EVERY 20 /* steps between step_loss metrics */
+
+/* What prepare made. */
+struct job_train {
+    struct train_spec t;  /* parsed spec */
+    int have_t;
+    struct job_dsref ds;  /* the dataset */
+    struct job_netdef nd; /* the layers */
+};
+
+/* What run holds. */
+struct job_train_run {
+    struct data_set train, test;
+    struct data_scaler scaler;
+    struct net *net;
+    struct optim o;
+    int have_o;
+    size_t start;      /* epochs done before this run (resume) */
+    uint64_t steps;    /* steps of the whole run, for progress */
+    int metric_rc;     /* first failure to store a metric */
+    struct job_ctx *ctx;
+};
+
+int job_train_prepare(struct job_ctx *ctx)
+{
+    struct job_train *p = calloc(1, sizeof *p);
+    if (!p)
+        return spec_fail(&ctx->err, "", "out of memory"), QN_ENOMEM;
+    ctx->prep = p;
+    int rc = spec_train_parse(ctx->spec, &p->t, &ctx->err);
+    if (rc)
+        return rc;
+    p->have_t = 1;
+    rc = job_data_resolve(ctx->store, &p->t.dataset, "/spec/dataset", &p->ds, &ctx->err);
+    if (rc)
+        return rc;
+    if (p->ds.classify != (p->t.train.loss == LOSS_CROSS_ENTROPY))
+        return spec_fail(&ctx->err, "/spec/loss", "loss %s needs a %s dataset; this one has a %s",
+                         train_loss_name(p->t.train.loss),
+                         p->t.train.loss == LOSS_CROSS_ENTROPY ? "labelled" : "regression",
+                         p->ds.classify ? "label" : "regression target");
+    return job_netdef_resolve(ctx->store, &p->t, &p->nd, &ctx->err);
+}
+
+void job_train_release(struct job_ctx *ctx)
+{
+    struct job_train *p = ctx->prep;
+    if (!p)
+        return;
+    job_netdef_close(&p->nd);
+    job_data_close(&p->ds);
+    if (p->have_t)
+        spec_train_close(&p->t);
+    free(p);
+    ctx->prep = NULL;
+}
+
+static void job_train__run_close(struct job_train_run *r)
+{
+    net_destroy(r->net);
+    if (r->have_o)
+        optim_close(&r->o);
+    data_scaler_close(&r->scaler);
+    data_close(&r->train);
+    data_close(&r->test);
+}
+
+/* The data must fit the last layer: classes or targets. */
+static int job_train__fits(struct job_ctx *ctx, const struct job_train *p,
+                           const struct data_set *ds)
+{
+    size_t n_out = p->nd.devices[p->nd.n_layers - 1];
+    if (ds->labels && ds->n_classes > n_out)
+        snprintf(ctx->reason, sizeof ctx->reason,
+                 "the dataset has labels up to %zu but the last layer has %zu devices (one per "
+                 "class)", ds->n_classes - 1, n_out);
+    else if (!ds->labels && ds->t != n_out)
+        snprintf(ctx->reason, sizeof ctx->reason,
+                 "the dataset has %zu target%s but the last layer has %zu devices", ds->t,
+                 ds->t == 1 ? "" : "s", n_out);
+    else
+        return 0;
+    return QN_EINVAL;
+}
+
+/* Loads, checks and standardises the data. */
+static int job_train__data(struct job_ctx *ctx, const struct job_train *p,
+                           struct job_train_run *r)
+{
+    int rc = job_data_load(ctx->store, &p->ds, p->t.train.seed, &r->train, &r->test,
+                           ctx->reason, sizeof ctx->reason);
+    if (rc)
+        return rc;
+    if ((rc = job_train__fits(ctx, p, &r->train)))
+        return rc;
+    rc = data_scaler_fit(&r->scaler, &r->train);
+    if (rc == 0)
+        rc = data_scaler_apply(&r->scaler, &r->train);
+    if (rc == 0)
+        rc = data_scaler_apply(&r->scaler, &r->test);
+    return rc ? job_fail(ctx, rc, "cannot standardise the inputs") : 0;
+}
+
+/* Builds the network and the optimizer. */
+static int job_train__build(struct job_ctx *ctx, const struct job_train *p,
+                            struct job_train_run *r)
+{
+    struct net_layer_spec ls[NET_MAX_LAYERS];
+    job_netdef_layers(&p->nd, ls);
+    int rc = net_create(&r->net, r->train.d, ls, p->nd.n_layers, p->t.train.batch, ctx->workers,
+                        p->t.train.seed, ctx->cancel);
+    if (rc)
+        return job_fail(ctx, rc, "cannot build the network");
+    rc = optim_init(&r->o, &p->t.optim, r->net->n_params);
+    if (rc)
+        return job_fail(ctx, rc, "cannot set up the optimizer");
+    r->have_o = 1;
+    return 0;
+}
+
+/* Loads the last checkpoint when there is one; else calibrates (if asked). */
+static int job_train__start(struct job_ctx *ctx, const struct job_train *p,
+                            struct job_train_run *r)
+{
+    struct store_checkpoint c;
+    int rc = store_checkpoint_last(ctx->store, ctx->job_id, &c);
+    if (rc == QN_ENOTFOUND) {
+        rc = 0;
+        if (p->t.calibrate) {
+            size_t B = r->train.n < r->net->cap ? r->train.n : r->net->cap;
+            rc = net_calibrate(r->net, r->train.x, B);
+            if (rc)
+                job_fail(ctx, rc, "cannot calibrate the network");
+        }
+    } else if (rc == 0) {
+        if (c.n_params != r->net->n_params || c.n_state != optim_state_len(&r->o)) {
+            snprintf(ctx->reason, sizeof ctx->reason, "checkpoint of epoch %zu does not fit "
+                     "the network (%zu parameters, %zu expected)", c.epoch, c.n_params,
+                     r->net->n_params);
+            rc = QN_EFORMAT;
+        } else {
+            memcpy(r->net->params, c.params, c.n_params * sizeof *c.params);
+            memcpy(r->o.state, c.state, c.n_state * sizeof *c.state);
+            r->o.t = c.t;
+            r->start = c.epoch;
+        }
+        store_checkpoint_free(&c);
+    } else {
+        job_fail(ctx, rc, "cannot read the checkpoints");
+    }
+    if (rc == 0 && (rc = store_metric_delete_after(ctx->store, ctx->job_id, (int64_t)r->start)))
+        job_fail(ctx, rc, "cannot trim the metrics");
+    return rc;
+}
+
+static void job_train__metric(const char *name, uint64_t step, size_t epoch, double value,
+                              void *c)
+{
+    struct job_train_run *r = c;
+    struct job_ctx *ctx = r->ctx;
+    int rc = store_metric_insert(ctx->store, ctx->job_id, (int64_t)step, (int64_t)epoch, name,
+                                 value);
+    if (rc && !r->metric_rc)
+        r->metric_rc = rc;
+    if (ctx->progress && (strcmp(name, "step_loss") == 0 || strcmp(name, "train_loss") == 0))
+        ctx->progress(step < r->steps ? step : r->steps, r->steps, ctx->progress_ctx);
+}
+
+static int job_train__checkpoint(const struct net *n, const struct optim *o, size_t epoch,
+                                 void *c)
+{
+    struct job_train_run *r = c;
+    struct store_checkpoint cp = {.job_id = r->ctx->job_id, .epoch = epoch, .params = n->params,
+                                  .n_params = n->n_params, .state = o->state,
+                                  .n_state = optim_state_len(o), .t = o->t};
+    int rc = store_checkpoint_put(r->ctx->store, &cp);
+    return rc ? job_fail(r->ctx, rc, "cannot write a checkpoint") : 0;
+}
+
+/* Trains from r->start to the last epoch; final figures into *res. */
+static int job_train__train(struct job_ctx *ctx, const struct job_train *p,
+                            struct job_train_run *r, struct train_result *res)
+{
+    size_t batch = p->t.train.batch;
+    r->steps = (uint64_t)((r->train.n + batch - 1) / batch) * p->t.train.epochs;
+    r->ctx = ctx;
+    struct train_hooks h = {job_train__metric, job_train__checkpoint, r, ctx->cancel,
+                            JOB_TRAIN_STEP_EVERY};
+    int rc = train_run(r->net, &r->o, &r->train, &r->test, &p->t.train, &h, r->start, res);
+    if (rc == QN_EINVAL && !ctx->reason[0])
+        snprintf(ctx->reason, sizeof ctx->reason, "the dataset does not fit the network "
+                 "(inputs, outputs or labels)");
+    else if (rc && !ctx->reason[0])
+        job_fail(ctx, rc, rc == QN_ECANCELED ? "training" : "training stopped");
+    if (rc == 0 && r->metric_rc)
+        rc = job_fail(ctx, r->metric_rc, "cannot store a metric");
+    if (rc || res->epochs_done > 0)
+        return rc;
+    /* Every epoch was done before (resumed after the last checkpoint): score it. */
+    rc = train_evaluate(r->net, &r->train, p->t.train.loss, &res->train_loss,
+                        &res->train_accuracy);
+    if (rc == 0)
+        rc = train_evaluate(r->net, &r->test, p->t.train.loss, &res->test_loss,
+                            &res->test_accuracy);
+    res->epochs_done = p->t.train.epochs;
+    return rc ? job_fail(ctx, rc, "cannot score the network") : 0;
+}
+
+/* Saves the model; its id into *id. */
+static int job_train__save(struct job_ctx *ctx, const struct job_train *p,
+                           const struct job_train_run *r, int64_t *id)
+{
+    json_t *spec = job_netdef_spec(&p->nd, ctx->spec, p->t.train.seed);
+    char *text = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
+    json_decref(spec);
+    if (!text)
+        return job_fail(ctx, QN_ENOMEM, "cannot save the model");
+    struct store_model m = {.has_name = 1, .job_id = ctx->job_id, .spec = text,
+                            .n_in = r->net->n_in, .n_out = r->net->n_out,
+                            .n_classes = r->train.labels ? r->train.n_classes : 0,
+                            .params = r->net->params, .n_params = r->net->n_params,
+                            .scaler = r->scaler.slab, .n_scaler = 2 * r->scaler.d};
+    snprintf(m.name, sizeof m.name, "%s", ctx->name);
+    snprintf(m.loss, sizeof m.loss, "%s", train_loss_name(p->t.train.loss));
+    int rc = store_model_insert(ctx->store, &m, id);
+    free(text);
+    return rc ? job_fail(ctx, rc, "cannot save the model") : 0;
+}
+
+/* A number, or null when not finite (NaN accuracy of a regression). */
+static json_t *job_train__real(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+static int job_train__result(struct job_ctx *ctx, int64_t id, const struct train_result *res,
+                             const struct job_train_run *r)
+{
+    ctx->result = json_pack("{sI so so so so sI sI sI sI}", "model", (json_int_t)id,
+                            "test_accuracy", job_train__real(res->test_accuracy), "test_loss",
+                            job_train__real(res->test_loss), "train_accuracy",
+                            job_train__real(res->train_accuracy), "train_loss",
+                            job_train__real(res->train_loss), "epochs",
+                            (json_int_t)res->epochs_done, "resumed_from", (json_int_t)r->start,
+                            "failed_solves", (json_int_t)r->net->failed_solves, "params",
+                            (json_int_t)r->net->n_params);
+    return ctx->result ? 0 : QN_ENOMEM;
+}
+
+int job_train_run(struct job_ctx *ctx)
+{
+    const struct job_train *p = ctx->prep;
+    struct job_train_run r;
+    memset(&r, 0, sizeof r);
+    struct train_result res;
+    int64_t id = 0;
+    int rc = job_train__data(ctx, p, &r);
+    if (rc == 0)
+        rc = job_train__build(ctx, p, &r);
+    if (rc == 0)
+        rc = job_train__start(ctx, p, &r);
+    if (rc == 0)
+        rc = job_train__train(ctx, p, &r, &res);
+    if (rc == 0)
+        rc = job_train__save(ctx, p, &r, &id);
+    if (rc == 0)
+        rc = job_train__result(ctx, id, &res, &r);
+    job_train__run_close(&r);
+    return rc;
+}
