@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "nn.h"
+#include "optim.h"
 #include "qn_err.h"
 
 static const char *const net__via_names[] = {"exact", "surrogate", "device", "physics_aware"};
@@ -76,7 +77,7 @@ static int net__layer_alloc_via(struct net *n, struct net_layer *L)
 
 static void net__layer_free(struct net *n, struct net_layer *L)
 {
-    free(L->u), free(L->y), free(L->g), free(L->xsq), free(L->tmp), free(L->tmp2);
+    free(L->u), free(L->y), free(L->g), free(L->xsq), free(L->tmp), free(L->tmp2), free(L->xs);
     free(L->sscratch);
     if (L->sacts.slab)
         mlp_acts_close(&L->sacts);
@@ -107,7 +108,8 @@ static int net__layer_init(struct net *n, struct net_layer *L, size_t n_in,
     L->tmp = malloc(c * (L->n_out > L->n_in ? L->n_out : L->n_in) * sizeof *L->tmp);
     L->xsq = L->n_drive == 2 ? malloc(c * n_in * sizeof *L->xsq) : NULL;
     L->tmp2 = L->n_drive == 2 ? malloc(c * n_in * sizeof *L->tmp2) : NULL;
-    if (!L->u || !L->g || !L->y || !L->tmp || (L->n_drive == 2 && (!L->xsq || !L->tmp2)))
+    L->xs = malloc(c * n_in * sizeof *L->xs);
+    if (!L->u || !L->g || !L->y || !L->tmp || !L->xs || (L->n_drive == 2 && (!L->xsq || !L->tmp2)))
         return QN_ENOMEM;
     return net__layer_alloc_via(n, L);
 }
@@ -124,6 +126,7 @@ static void net__init_params(struct net *n, uint64_t seed)
         float s = (float)sqrt(3.0 / (double)L->n_in);
         for (size_t i = 0; i < L->n_out * L->n_in; i++)
             n->params[L->off_w + i] = (float)((2 * gsl_rng_uniform(r) - 1) * s);
+        n->params[L->off_s] = 1.0f;
     }
     gsl_rng_free(r);
 }
@@ -146,7 +149,8 @@ int net_create(struct net **out, size_t n_in, const struct net_layer_spec *spec,
         rc = net__layer_init(n, L, width, &spec[l]);
         L->off_w = off;
         L->off_b = off + L->n_out * L->n_in;
-        off = L->off_b + L->n_out;
+        L->off_s = L->off_b + L->n_out;
+        off = L->off_s + 1;
         width = L->n_out;
         maxw = width > maxw ? width : maxw;
     }
@@ -289,10 +293,14 @@ static int net__respond(struct net *n, struct net_layer *L, size_t B)
 
 /* ---- forward and backward ------------------------------------------------------------------ */
 
-/* The drives of layer L from inputs x (B, n_in) into L->u. */
-static void net__drives(const struct net *n, struct net_layer *L, const float *x, size_t B)
+/* The drives of layer L from inputs x (B, n_in) into L->u (L->xs keeps s * x). */
+static void net__drives(const struct net *n, struct net_layer *L, const float *x_raw, size_t B)
 {
     const float *A = n->params + L->off_w, *b = n->params + L->off_b;
+    const float scale = n->params[L->off_s];
+    for (size_t i = 0; i < B * L->n_in; i++)
+        L->xs[i] = scale * x_raw[i];
+    const float *x = L->xs;
     if (L->n_drive == 1) {
         nn_dense_forward(L->u, x, A, b, B, L->n_in, L->n_out);
         return;
@@ -328,10 +336,12 @@ const float *net_output(const struct net *n)
     return n->layer[n->n_layers - 1].y;
 }
 
-/* Backward through layer L: dy (B, n_out) -> dx (B, n_in) (dx may be NULL). */
-static void net__layer_backward(struct net *n, struct net_layer *L, const float *x,
-                                const float *dy, float *dx, size_t B)
+/* Backward through layer L: dy (B, n_out) -> dx (B, n_in) (dx may be NULL),
+ * with x = L->xs the scaled inputs of the forward pass. */
+static void net__layer_backward(struct net *n, struct net_layer *L, const float *dy, float *dx,
+                                size_t B)
 {
+    const float *x = L->xs;
     const float *A = n->params + L->off_w;
     float *dA = n->grads + L->off_w, *db = n->grads + L->off_b, *du = L->tmp;
     size_t k = L->n_drive, E = B * L->n_out;
@@ -352,16 +362,36 @@ static void net__layer_backward(struct net *n, struct net_layer *L, const float 
         dx[i] += 2 * x[i] * t[i];
 }
 
+/* Backward through layer L, then from d(s x) to dx. */
+static void net__layer_backward_scaled(struct net *n, struct net_layer *L, const float *dy,
+                                       float *dx, size_t B)
+{
+    net__layer_backward(n, L, dy, dx, B);
+    const float scale = n->params[L->off_s];
+    for (size_t i = 0; dx && scale != 1.0f && i < B * L->n_in; i++)
+        dx[i] *= scale;
+}
+
 void net_backward(struct net *n, const float *x, const float *dout, size_t B)
 {
+    (void)x; /* each layer kept its scaled input in L->xs */
     const float *dy = dout;
     for (size_t l = n->n_layers; l-- > 0;) {
         struct net_layer *L = &n->layer[l];
-        const float *in = l ? n->layer[l - 1].y : x;
         float *dx = l ? (dy == n->d0 ? n->d1 : n->d0) : NULL;
-        net__layer_backward(n, L, in, dy, dx, B);
+        net__layer_backward_scaled(n, L, dy, dx, B);
         dy = dx;
     }
+}
+
+int net_freeze_fixed(const struct net *n, struct optim *o)
+{
+    for (size_t l = 0; l < n->n_layers; l++) {
+        int rc = optim_freeze(o, n->layer[l].off_s, 1);
+        if (rc)
+            return rc;
+    }
+    return QN_OK;
 }
 
 /* Mean and standard deviation of the first drive of layer L over B rows. */
@@ -378,6 +408,15 @@ static void net__drive_stats(const struct net_layer *L, size_t B, double *mean, 
     *std = var > 0 ? sqrt(var) : 0;
 }
 
+/* Root mean square of v[0..n). */
+static double net__rms(const float *v, size_t n)
+{
+    double ss = 0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)v[i] * v[i];
+    return n ? sqrt(ss / (double)n) : 0;
+}
+
 int net_calibrate(struct net *n, const float *x, size_t B)
 {
     if (B > n->cap || B == 0)
@@ -385,6 +424,8 @@ int net_calibrate(struct net *n, const float *x, size_t B)
     const float *in = x;
     for (size_t l = 0; l < n->n_layers; l++) {
         struct net_layer *L = &n->layer[l];
+        double in_rms = net__rms(in, B * L->n_in);
+        n->params[L->off_s] = in_rms > 1e-12 ? (float)(1.0 / in_rms) : 1.0f;
         net__drives(n, L, in, B);
         double mean, std;
         net__drive_stats(L, B, &mean, &std);

@@ -14,8 +14,14 @@
  * The forward pass records dy/du per device, so the backward pass is the
  * same for every via: du = dy * dy/du, then the dense backward.
  *
- * Parameters (every layer's A then b) and gradients are two float slabs, so
- * optimizers and checkpoints treat the whole network as one array. Nothing
+ * Each layer also has a fixed input scale s (one float, not trained): the
+ * layer sees s * x. net_calibrate sets it so every layer's inputs are of unit
+ * size whatever the device below outputs (spike rates of 50 Hz, say), which
+ * keeps A of order 1/sqrt(n_in) and Adam's fixed step size meaningful.
+ *
+ * Parameters (every layer's A, b, s) and gradients are two float slabs, so
+ * optimizers and checkpoints treat the whole network as one array; the s
+ * entries are frozen (net_freeze_fixed, which train_run calls). Nothing
  * allocates after net_create. A solve that fails during a forward pass gives
  * y = 0 and dy/du = 0 for that device and sample, and is counted
  * (net->failed_solves): training goes on, and the count is reported.
@@ -49,7 +55,8 @@ struct net_layer {
     const struct dev_model *dev;  /* borrowed */
     enum net_via via;
     const struct surrogate *sur;  /* borrowed */
-    size_t off_w, off_b;          /* A (n_out, n_in) and b (n_out) in the slabs */
+    size_t off_w, off_b, off_s;   /* A (n_out, n_in), b (n_out), s (1) in the slabs */
+    float *xs;                    /* (cap, n_in) the scaled inputs s * x of the last forward */
     float *u;                     /* (cap, n_out, n_drive) drives of the last forward */
     float *y;                     /* (cap, n_out) outputs */
     float *g;                     /* (cap, n_out, n_drive) dy/du */
@@ -66,7 +73,7 @@ struct net {
     struct net_layer layer[NET_MAX_LAYERS];
     size_t n_in, n_out;           /* network inputs and outputs */
     size_t n_params;
-    float *params;                /* (n_params) owned: layer 0 A, b, layer 1 A, b, ... */
+    float *params;                /* (n_params) owned: layer 0 A, b, s, layer 1 A, b, s, ... */
     float *grads;                 /* (n_params) owned, same layout */
     size_t cap;                   /* largest batch */
     size_t n_threads;             /* threads for device layers */
@@ -98,6 +105,11 @@ void net_destroy(struct net *n);
  * Returns 0 or what net_forward returns.
  */
 int net_calibrate(struct net *n, const float *x, size_t B);
+
+struct optim;
+/* Excludes every layer's fixed input scale from the optimizer o (built over
+ * n->n_params). Returns 0 or QN_ENOMEM. Idempotent. */
+int net_freeze_fixed(const struct net *n, struct optim *o);
 
 /* Changes how layer l is computed (evaluation with another via). Returns 0 or
  * QN_EINVAL as net_create would. sur may be NULL when not needed. */

@@ -200,7 +200,9 @@ int train_run(struct net *n, struct optim *o, const struct data_set *train,
     if (rc)
         return rc;
     struct train__batch b = {0};
-    rc = train__batch_init(&b, n, train);
+    rc = net_freeze_fixed(n, o);
+    if (rc == QN_OK)
+        rc = train__batch_init(&b, n, train);
     size_t steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
     for (size_t e = start_epoch; rc == QN_OK && e < cfg->epochs; e++) {
         double t0 = train__now();

@@ -80,7 +80,7 @@ static double ref_loss(const struct net *n, const double *p, const float *x, con
             for (size_t j = 0; j < L->n_out; j++) {
                 double u[2] = {p[L->off_b + j], 0};
                 for (size_t i = 0; i < width; i++) {
-                    double xi = in[b * width + i], a = p[L->off_w + j * width + i];
+                    double xi = p[L->off_s] * in[b * width + i], a = p[L->off_w + j * width + i];
                     u[0] += a * xi, u[1] += a * xi * xi;
                 }
                 double y = 0;
@@ -118,6 +118,13 @@ static void check_net_grad(struct net *n)
         p[i] = n->params[i];
     double worst = 0;
     for (size_t i = 0; i < n->n_params; i++) {
+        int fixed = 0;
+        for (size_t l = 0; l < n->n_layers; l++)
+            fixed |= i == n->layer[l].off_s;
+        if (fixed) {
+            assert_true(n->grads[i] == 0.0f); /* the input scale is not trained */
+            continue;
+        }
         double v = p[i], h = 1e-5;
         p[i] = v + h;
         double lp = ref_loss(n, p, x, target);
@@ -143,6 +150,8 @@ static void grad_case(struct dev_model *dev, enum net_via via, const struct surr
     struct net_layer_spec spec[2] = {{4, dev, via, sur}, {2, &ident, VIA_EXACT, NULL}};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, N_IN, spec, 2, 8, 2, 7, NULL), 0);
+    n->params[n->layer[0].off_s] = 0.8f; /* exercise the fixed input scales */
+    n->params[n->layer[1].off_s] = 1.3f;
     check_net_grad(n);
     net_destroy(n);
     dev_model_close(&ident);
