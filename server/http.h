@@ -1,0 +1,186 @@
+/*
+ * http.h: the HTTP layer of `qn serve` on libmicrohttpd: routing, request
+ * bodies, authentication, replies, access log and request counters.
+ *
+ * Routes are data: modules hand arrays of struct http_route to
+ * http_routes_add (daemon.c adds every module's array: routes.c for the
+ * device/dataset/surrogate/model routes, routes_jobs.c for the job routes)
+ * before http_start. A pattern is a path whose segments are literals or
+ * "{name}" placeholders matching one non-empty segment ("/v1/jobs/{id}").
+ * The dispatcher tries routes in order; a path that matches no pattern is a
+ * 404, one that matches with another method a 405 (with an Allow header),
+ * both as JSON.
+ *
+ * A handler runs once per request, after the whole body has arrived, on one
+ * of MHD's threads: it must not block for long (no waiting on a job). It
+ * answers through one http_reply_* call and returns 0, or returns a qn_err
+ * code without replying and the layer answers with the matching status
+ * (QN_ENOTFOUND 404, QN_EINVAL/QN_ESPEC 400, QN_EAUTH 401, QN_EFORBID 403,
+ * QN_EEXIST 409, QN_EBUSY/QN_ENOMEM 503, others 500).
+ *
+ * Bodies: a route flagged HTTP_F_JSON gets its body parsed (jansson, duplicate
+ * keys rejected, at most max_body bytes, valid UTF-8, nesting at most
+ * HTTP_JSON_DEPTH) before the handler runs; a bad body is answered 400/413/415
+ * without calling it. A route flagged HTTP_F_UPLOAD gets its body streamed to
+ * an unlinked temporary file (at most max_upload bytes), never held in
+ * memory. Other routes refuse a body larger than max_body.
+ *
+ * Authentication: when the users table has users, every route not flagged
+ * HTTP_F_PUBLIC needs "Authorization: Bearer <token>" (401 JSON otherwise);
+ * with no users every request is the built-in admin "local" (the daemon then
+ * listens on loopback only). http_req_user never returns NULL in a handler.
+ *
+ * Memory: each request has an arena (http_req_alloc) capped at
+ * HTTP_ARENA_MAX bytes, freed with the request.
+ */
+#ifndef QN_HTTP_H
+#define QN_HTTP_H
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "store.h"
+
+#define HTTP_JSON_DEPTH 64          /* deepest JSON nesting accepted in a body */
+#define HTTP_ARENA_MAX (4u << 20)   /* bytes one request may take from its arena */
+#define HTTP_MAX_PARAMS 4           /* {placeholders} in one pattern */
+#define HTTP_USER_MAX 64            /* bytes of a user name, with NUL */
+#define HTTP_LIST_LIMIT_DEFAULT 100 /* list routes: default `limit` */
+#define HTTP_LIST_LIMIT_MAX 1000    /* list routes: largest `limit` */
+
+struct http_server; /* opaque: the MHD daemon, routes, store pool, counters */
+struct http_req;    /* opaque: one request (valid during the handler call) */
+struct daemon;      /* daemon.h: the daemon's context */
+struct MHD_Connection;
+struct MHD_Response;
+
+/* Route flags. */
+#define HTTP_F_PUBLIC 1u /* no token needed (GET /healthz, GET /metrics) */
+#define HTTP_F_JSON 2u   /* the body is a JSON document (required) */
+#define HTTP_F_UPLOAD 4u /* the body is streamed to a temp file (http_req_upload) */
+#define HTTP_F_ADMIN 8u  /* only admins (403 for members) */
+
+/* Returns 0 after one http_reply_*, or a qn_err code (the layer replies). */
+typedef int (*http_handler_fn)(struct http_req *req);
+
+struct http_route {
+    const char *method;      /* "GET", "POST" (static) */
+    const char *pattern;     /* "/v1/jobs/{id}/cancel" (static) */
+    http_handler_fn handler;
+    unsigned flags;          /* HTTP_F_* */
+};
+
+/* The signed-in user of a request. */
+struct http_user {
+    int64_t id;               /* users.id; 0 for the built-in "local" */
+    char name[HTTP_USER_MAX]; /* owner name of jobs this user submits */
+    int admin;                /* 1: may cancel anyone's job */
+};
+
+/* What the server needs at creation; copied. */
+struct http_config {
+    const char *db;           /* database path (copied) */
+    const char *bind;         /* address to listen on, IPv4 or IPv6 literal (copied) */
+    unsigned port;            /* 0: an ephemeral port (http_port says which) */
+    unsigned threads;         /* MHD thread-pool size; 1: one internal polling thread */
+    size_t max_body;          /* bytes of a JSON body */
+    size_t max_upload;        /* bytes of an upload */
+    unsigned max_connections; /* concurrent connections */
+    unsigned timeout_s;       /* idle seconds before a connection is closed */
+    struct daemon *daemon;    /* passed to handlers (borrowed) */
+};
+
+/* Creates a server (not yet listening) into *out; msg (cap) says why not. */
+int http_create(const struct http_config *cfg, struct http_server **out, char *msg, size_t cap);
+/* Adds n routes (the array is borrowed: static storage). Before http_start. */
+int http_routes_add(struct http_server *srv, const struct http_route *routes, size_t n);
+/* The routes added so far, in dispatch order (borrowed), for the OpenAPI test. */
+size_t http_route_count(const struct http_server *srv);
+const struct http_route *http_route_at(const struct http_server *srv, size_t i);
+/* Starts listening (MHD threads run from here). */
+int http_start(struct http_server *srv, char *msg, size_t cap);
+/* The port actually bound (after http_start). */
+unsigned http_port(const struct http_server *srv);
+/* Stops accepting new connections (MHD_quiesce_daemon); requests in flight finish. */
+void http_quiesce(struct http_server *srv);
+/* Stops MHD (waits for its threads) and frees everything. NULL is fine.
+ * Resume every suspended connection first (events_stop does). */
+void http_destroy(struct http_server *srv);
+
+/* Registers a writer of extra Prometheus lines for GET /metrics (the worker
+ * pool: workers busy, solves/s). fn is called on a request thread; ctx borrowed. */
+typedef void (*http_metrics_fn)(FILE *out, void *ctx);
+int http_metrics_add(struct http_server *srv, http_metrics_fn fn, void *ctx);
+
+/* ---- store pool: connections for request threads and stream callbacks ---- */
+
+/* Borrows a connection (opens one when none is idle); NULL when the
+ * database cannot be opened. Give it back with http_store_release. */
+struct store *http_store_acquire(struct http_server *srv);
+void http_store_release(struct http_server *srv, struct store *s);
+
+/* ---- inside a handler ------------------------------------------------------ */
+
+struct daemon *http_req_daemon(struct http_req *req);
+struct http_server *http_req_server(struct http_req *req);
+const char *http_req_method(const struct http_req *req);
+const char *http_req_path(const struct http_req *req);
+/* A {placeholder}'s text (borrowed), NULL when the pattern has none of that name. */
+const char *http_req_param(const struct http_req *req, const char *name);
+/* The {name} placeholder as a positive id; on failure replies 404 "no such
+ * <what>" and returns QN_ENOTFOUND (return that from the handler). */
+int http_req_param_id(struct http_req *req, const char *name, const char *what, int64_t *out);
+/* A query argument (borrowed), NULL when absent. */
+const char *http_req_query(struct http_req *req, const char *name);
+/* A request header (borrowed), NULL when absent. */
+const char *http_req_header(struct http_req *req, const char *name);
+/* The signed-in user (borrowed; never NULL in a handler). */
+const struct http_user *http_req_user(const struct http_req *req);
+/* The parsed body of an HTTP_F_JSON route (borrowed; never NULL there). */
+json_t *http_req_json(const struct http_req *req);
+/* The raw body of other routes (borrowed, NUL-terminated) and its length. */
+const char *http_req_body(const struct http_req *req, size_t *len);
+/* The uploaded body of an HTTP_F_UPLOAD route: a file rewound to its start
+ * (borrowed, closed with the request) and its size. */
+FILE *http_req_upload(const struct http_req *req, size_t *size);
+/* A pooled store connection for this request (borrowed; given back when the
+ * handler returns). NULL when the database is unreachable: return QN_EDB. */
+struct store *http_req_store(struct http_req *req);
+/* The MHD connection (for MHD_suspend_connection / MHD_resume_connection). */
+struct MHD_Connection *http_req_connection(struct http_req *req);
+/* n bytes from the request's arena (freed with it); NULL past HTTP_ARENA_MAX. */
+void *http_req_alloc(struct http_req *req, size_t n);
+
+/*
+ * Pagination of list routes: `limit` (1..HTTP_LIST_LIMIT_MAX, default
+ * HTTP_LIST_LIMIT_DEFAULT) and `cursor` (opaque to clients; the id after
+ * which the next page starts; 0 = from the start). On a bad value replies
+ * 400 at the query parameter and returns QN_EINVAL.
+ */
+int http_req_page(struct http_req *req, size_t *limit, int64_t *after);
+
+/* ---- replies (exactly one per handler call) ----------------------------- */
+
+/* A JSON reply; steals body (NULL: 503 out of memory). */
+int http_reply_json(struct http_req *req, unsigned status, json_t *body);
+/* {"error":{"code","message","path"}}; path may be NULL (JSON null). */
+int http_reply_error(struct http_req *req, unsigned status, const char *code, const char *path,
+                     const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+/* A copy of text[len] with the given content type. */
+int http_reply_text(struct http_req *req, unsigned status, const char *content_type,
+                    const char *text, size_t len);
+/* A response the handler built (callback responses: SSE, CSV streams);
+ * steals resp. Headers the layer adds to every reply are added here too. */
+int http_reply_response(struct http_req *req, unsigned status, struct MHD_Response *resp);
+
+/* The HTTP status for a qn_err code (as the layer maps handler returns). */
+unsigned http_status_for(int err);
+
+#endif
