@@ -239,7 +239,7 @@ static void test_bad_specs(void **state)
                       "/spec/device");
     assert_int_equal(db_int(f->dir, "quasineuron.db", "SELECT count(*) FROM jobs"), 0);
     expect_spec_error(f, "{\"type\":\"sweep\",\"spec\":{}, \"type\":\"fit\"}", "duplicate");
-    expect_spec_error(f, "{\"type\":\"fit\",\"spec\":{}}", "type 'fit' is not supported yet");
+    expect_spec_error(f, "{\"type\":\"fit\",\"spec\":{}}", "/spec/dataset");
     expect_spec_error(f, "{\"type\":\"sweep\"", "bad.json");
 }
 
