@@ -482,6 +482,120 @@ static void test_jobs_and_metrics(void **state)
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM metrics WHERE time > 1.7e9"), 2);
 }
 
+/* Surrogates, models and checkpoints round-trip their blobs bit for bit; the
+ * newest of a name wins; the last checkpoint is the largest epoch. */
+static void test_surrogates_models_checkpoints(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = open_ok(f);
+    int64_t job = 0, id = 0;
+    assert_int_equal(store_job_insert(s, "fit", "f", NULL, 0, JOB_RUNNING, "{}", &job), 0);
+    unsigned char blob[5] = {1, 0, 2, 255, 7};
+    struct store_surrogate in = {.has_name = 1, .job_id = job, .device = "{\"kind\":\"crn_relu\"}",
+                                 .n_in = 1, .val_rmse = 1e-3, .max_error = NAN, .blob = blob,
+                                 .blob_len = sizeof blob};
+    snprintf(in.name, sizeof in.name, "crn");
+    assert_int_equal(store_surrogate_insert(s, &in, &id), 0);
+    assert_int_equal(store_surrogate_insert(s, &in, NULL), 0);
+    struct store_surrogate out;
+    assert_int_equal(store_surrogate_get(s, id, &out), 0);
+    assert_int_equal(out.blob_len, sizeof blob);
+    assert_memory_equal(out.blob, blob, sizeof blob);
+    assert_true(isnan(out.max_error));
+    assert_true(out.val_rmse == 1e-3);
+    assert_string_equal(out.device, "{\"kind\":\"crn_relu\"}");
+    store_surrogate_free(&out);
+    assert_int_equal(store_surrogate_get_by_name(s, "crn", &out), 0);
+    assert_int_equal(out.id, id + 1); /* the newest */
+    store_surrogate_free(&out);
+    assert_int_equal(store_surrogate_get_by_job(s, job, &out), 0);
+    store_surrogate_free(&out);
+    assert_int_equal(store_surrogate_get(s, 99, &out), QN_ENOTFOUND);
+    in.device = "not json";
+    assert_int_equal(store_surrogate_insert(s, &in, NULL), QN_EDB);
+
+    float params[3] = {1.5f, -0.0f, 3e-38f}, scaler[4] = {0, 1, 2, 3};
+    struct store_model m = {.has_name = 1, .job_id = job, .spec = "{}", .n_in = 2, .n_out = 1,
+                            .n_classes = 0, .params = params, .n_params = 3, .scaler = scaler,
+                            .n_scaler = 4};
+    snprintf(m.name, sizeof m.name, "net");
+    snprintf(m.loss, sizeof m.loss, "mse");
+    assert_int_equal(store_model_insert(s, &m, &id), 0);
+    struct store_model mo;
+    assert_int_equal(store_model_get_by_job(s, job, &mo), 0);
+    assert_int_equal(mo.id, id);
+    assert_int_equal(mo.n_params, 3);
+    assert_memory_equal(mo.params, params, sizeof params);
+    assert_int_equal(mo.n_scaler, 4);
+    assert_memory_equal(mo.scaler, scaler, sizeof scaler);
+    assert_string_equal(mo.loss, "mse");
+    store_model_free(&mo);
+    assert_int_equal(store_model_get_by_name(s, "nope", &mo), QN_ENOTFOUND);
+
+    struct store_checkpoint cp = {.job_id = job, .epoch = 1, .params = params, .n_params = 3,
+                                  .state = scaler, .n_state = 4, .t = 10};
+    struct store_checkpoint co;
+    assert_int_equal(store_checkpoint_last(s, job, &co), QN_ENOTFOUND);
+    assert_int_equal(store_checkpoint_put(s, &cp), 0);
+    cp.epoch = 3;
+    cp.t = 30;
+    assert_int_equal(store_checkpoint_put(s, &cp), 0);
+    cp.epoch = 2;
+    assert_int_equal(store_checkpoint_put(s, &cp), 0);
+    assert_int_equal(store_checkpoint_put(s, &cp), 0); /* replaced, not duplicated */
+    assert_int_equal(store_checkpoint_last(s, job, &co), 0);
+    assert_int_equal(co.epoch, 3);
+    assert_int_equal(co.t, 30);
+    assert_memory_equal(co.params, params, sizeof params);
+    assert_memory_equal(co.state, scaler, sizeof scaler);
+    store_checkpoint_free(&co);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM checkpoints"), 3);
+
+    /* Metrics of later epochs are trimmed; a restarted job loses its end. */
+    for (int e = 1; e <= 3; e++)
+        assert_int_equal(store_metric_insert(s, job, e * 10, e, "train_loss", 1.0 / e), 0);
+    assert_int_equal(store_metric_delete_after(s, job, 1), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM metrics"), 1);
+    assert_int_equal(store_job_set_state(s, job, JOB_FAILED, NULL, "boom"), 0);
+    assert_int_equal(store_job_restart(s, job), 0);
+    struct store_job j;
+    assert_int_equal(store_job_get(s, job, &j), 0);
+    assert_int_equal(j.state, JOB_RUNNING);
+    assert_null(j.error);
+    assert_string_equal(j.finished, "");
+    store_job_free(&j);
+    assert_int_equal(store_job_restart(s, 999), QN_ENOTFOUND);
+    store_close(s);
+}
+
+/* Datasets by name (newest wins) and by job. */
+static void test_dataset_lookups(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = open_ok(f);
+    int64_t job = 0;
+    assert_int_equal(store_job_insert(s, "sweep", "s", NULL, 0, JOB_RUNNING, "{}", &job), 0);
+    const char *cols[] = {"a"};
+    float row = 1;
+    int64_t ids[2];
+    for (int i = 0; i < 2; i++) {
+        struct store_dswriter *w = NULL;
+        assert_int_equal(store_dataset_begin(s, "d", "csv", 1, cols, i ? job : 0, &w), 0);
+        assert_int_equal(store_dataset_append(w, &row, 1), 0);
+        assert_int_equal(store_dataset_finish(w, &ids[i]), 0);
+    }
+    struct store_dataset d;
+    assert_int_equal(store_dataset_get_by_name(s, "d", &d), 0);
+    assert_int_equal(d.id, ids[1]);
+    store_dataset_free(&d);
+    assert_int_equal(store_dataset_get_by_job(s, job, &d), 0);
+    assert_int_equal(d.id, ids[1]);
+    store_dataset_free(&d);
+    assert_int_equal(store_dataset_get_by_name(s, "e", &d), QN_ENOTFOUND);
+    assert_int_equal(store_dataset_get_by_job(s, job + 1, &d), QN_ENOTFOUND);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +610,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_export_csv, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_devices, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_jobs_and_metrics, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_surrogates_models_checkpoints, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dataset_lookups, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
