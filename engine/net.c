@@ -430,7 +430,7 @@ int net_calibrate(struct net *n, const float *x, size_t B)
         double mean, std;
         net__drive_stats(L, B, &mean, &std);
         double want_mean = L->sur ? L->sur->in_mean[0] : 0.0;
-        double want_std = L->sur ? L->sur->in_std[0] : 1.0;
+        double want_std = L->sur ? 0.5 * L->sur->in_std[0] : 1.0;
         double scale = std > 1e-12 ? want_std / std : 1.0;
         float *A = n->params + L->off_w, *b = n->params + L->off_b;
         for (size_t i = 0; i < L->n_out * L->n_in; i++)
