@@ -265,13 +265,40 @@ static int net__solve_all(struct net *n, struct net_layer *L, size_t B, int grad
     return canceled ? QN_ECANCELED : QN_OK;
 }
 
-/* Closed forms, element by element. */
+/* f'(z) given z and y = f(z), for the float closed forms. */
+static float net__act_slope(enum act_kind k, float z, float y)
+{
+    switch (k) {
+    case ACT_IDENTITY: return 1.0f;
+    case ACT_RELU: return z > 0.0f ? 1.0f : 0.0f;
+    case ACT_SIGMOID: return y * (1.0f - y);
+    case ACT_TANH: return 1.0f - y * y;
+    case ACT_SOFTPLUS: return 1.0f / (1.0f + expf(-z));
+    }
+    return 1.0f;
+}
+
+/* Closed forms (neuron, almost_neuron) over the whole layer at once:
+ * z = u1 - eps u2, y = f(z), dy/du = f'(z) (1, -eps). */
 static void net__exact(struct net_layer *L, size_t B)
 {
-    struct dev_work w;
-    dev_work_init(&w, L->dev, NULL); /* closed forms allocate nothing */
-    struct net__job j = {L, &w, 0, B * L->n_out, 1, 0, 0};
-    net__solve_range(&j);
+    size_t E = B * L->n_out, k = L->n_drive;
+    float eps = L->dev->kind == DEV_ALMOST_NEURON ? (float)L->dev->eps : 0.0f;
+    float *z = L->tmp;
+    for (size_t e = 0; e < E; e++)
+        z[e] = k == 2 ? L->u[2 * e] - eps * L->u[2 * e + 1] : L->u[e];
+    nn_act_forward(L->y, z, E, L->dev->activation);
+    enum act_kind act = L->dev->activation;
+    if (k == 1) {
+        for (size_t e = 0; e < E; e++)
+            L->g[e] = net__act_slope(act, z[e], L->y[e]);
+        return;
+    }
+    for (size_t e = 0; e < E; e++) {
+        float slope = net__act_slope(act, z[e], L->y[e]);
+        L->g[2 * e] = slope;
+        L->g[2 * e + 1] = -eps * slope;
+    }
 }
 
 /* y and g of layer L for B rows whose drives are in L->u. */
