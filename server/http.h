@@ -104,6 +104,10 @@ const struct http_route *http_route_at(const struct http_server *srv, size_t i);
 int http_start(struct http_server *srv, char *msg, size_t cap);
 /* The port actually bound (after http_start). */
 unsigned http_port(const struct http_server *srv);
+/* Nonzero when the server is bound to a loopback address. */
+int http_loopback(const struct http_server *srv);
+/* Nonzero when addr (an IPv4 or IPv6 literal) is a loopback address. */
+int http_is_loopback(const char *addr);
 /* Stops accepting new connections (MHD_quiesce_daemon); requests in flight finish. */
 void http_quiesce(struct http_server *srv);
 /* Stops MHD (waits for its threads) and frees everything. NULL is fine.
@@ -114,6 +118,8 @@ void http_destroy(struct http_server *srv);
  * pool: workers busy, solves/s). fn is called on a request thread; ctx borrowed. */
 typedef void (*http_metrics_fn)(FILE *out, void *ctx);
 int http_metrics_add(struct http_server *srv, http_metrics_fn fn, void *ctx);
+/* Writes the HTTP counters, then every registered writer's lines, to out. */
+void http_metrics_write(struct http_server *srv, FILE *out);
 
 /* ---- store pool: connections for request threads and stream callbacks ---- */
 

@@ -147,6 +147,24 @@ const struct migration migrate_list[] = {
      "    PRIMARY KEY (job_id, epoch)\n"
      ");\n"
     },
+    {3, "0003_users",
+     "-- 0003_users.sql: lab members who may use the daemon.\n"
+     "--\n"
+     "-- A member signs in with a bearer token: 32 random bytes as 64 hex digits,\n"
+     "-- printed once by `qn user add`. Only its SHA-256 (hex) is stored. Revoking\n"
+     "-- keeps the row (who ran what stays readable) and frees the name for a new\n"
+     "-- account. Never edit this file once released; add 0004_*.sql instead.\n"
+     "\n"
+     "CREATE TABLE users (\n"
+     "    id         INTEGER PRIMARY KEY,\n"
+     "    name       TEXT NOT NULL,\n"
+     "    admin      INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),\n"
+     "    token_hash TEXT NOT NULL UNIQUE CHECK (length(token_hash) = 64),\n"
+     "    created    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),\n"
+     "    revoked    TEXT\n"
+     ");\n"
+     "CREATE UNIQUE INDEX users_active_name ON users (name) WHERE revoked IS NULL;\n"
+    },
 };
 
 const size_t migrate_count = sizeof migrate_list / sizeof migrate_list[0];

@@ -1,0 +1,1011 @@
+/*
+ * http.c: the HTTP layer of `qn serve` on libmicrohttpd (see http.h).
+ *
+ * MHD runs with its own threads (internal polling with epoll, optionally a
+ * pool of them, measured choice in daemon.c) and calls http__access for each
+ * request several times: first with the headers (we match the route, check
+ * the token and the declared length, and may answer at once: 401, 404, 405,
+ * 413), then with body chunks (appended to a buffer capped at max_body, or
+ * written to an unlinked temporary file for uploads), then once more with
+ * no data, when the handler runs. Everything a request allocates lives in
+ * struct http_req and its arena, freed in http__completed, which also writes
+ * the access log line and counts the reply for /metrics.
+ *
+ * The store pool is a mutex-protected stack of SQLite connections: a request
+ * borrows one only while its handler runs, so a thousand idle SSE streams
+ * hold no connection.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qn_err.h"
+#include "users.h"
+
+#define HTTP_POOL_IDLE_MAX 16   /* idle store connections kept */
+#define HTTP_MAX_ROUTES 128
+#define HTTP_MAX_COUNTERS 512   /* (route, method, status) series for /metrics */
+#define HTTP_MAX_HOOKS 8
+#define HTTP_ARENA_BLOCK 4096
+
+/* One series of the request counter. */
+struct http_counter {
+    int route;          /* index into routes, -1 = no route matched */
+    char method[8];
+    unsigned status;
+    uint64_t n;         /* requests */
+    double seconds;     /* summed handling time */
+};
+
+struct http_server {
+    struct MHD_Daemon *mhd;
+    struct http_config cfg;
+    char *db;                        /* owned copy of cfg.db */
+    char *bind;                      /* owned copy of cfg.bind */
+    char *tmpdir;                    /* directory for upload files (the database's) */
+    int loopback;                    /* bound to a loopback address */
+    unsigned port;                   /* bound port */
+    int quiesced_fd;                 /* listen socket returned by MHD_quiesce_daemon, or -1 */
+    const struct http_route *routes[HTTP_MAX_ROUTES]; /* borrowed */
+    size_t n_routes;
+
+    pthread_mutex_t pool_mu;
+    struct store *pool[HTTP_POOL_IDLE_MAX]; /* idle connections */
+    size_t n_pool;
+
+    pthread_mutex_t count_mu;
+    struct http_counter counters[HTTP_MAX_COUNTERS];
+    size_t n_counters;
+    uint64_t overflow;               /* requests not counted by series (table full) */
+
+    http_metrics_fn hooks[HTTP_MAX_HOOKS];
+    void *hook_ctx[HTTP_MAX_HOOKS];
+    size_t n_hooks;
+};
+
+struct http_arena {
+    struct http_arena *next;
+    size_t used, cap;
+    max_align_t data[];
+};
+
+struct http_req {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    const char *method;              /* MHD's string (valid for the request) */
+    char *path;                      /* arena copy */
+    int route;                       /* index, -1 when none matched */
+    size_t n_params;
+    const char *pname[HTTP_MAX_PARAMS]; /* point into the route's pattern... */
+    size_t pname_len[HTTP_MAX_PARAMS];
+    char *pval[HTTP_MAX_PARAMS];        /* arena copies */
+    char *body;                      /* malloc'd, NUL-terminated */
+    size_t body_len, body_cap;
+    FILE *upload;                    /* HTTP_F_UPLOAD: unlinked temp file */
+    size_t upload_len;
+    int too_big;                     /* the body went past its limit */
+    int io_error;                    /* the upload file could not be written */
+    json_t *json;
+    struct http_user user;
+    struct store *store;             /* borrowed from the pool during the handler */
+    int replied;
+    unsigned status;
+    struct timespec t0;
+    struct http_arena *arena;
+    size_t arena_total;
+};
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static double http__since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+void *http_req_alloc(struct http_req *req, size_t n)
+{
+    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    if (n == 0 || n > HTTP_ARENA_MAX || req->arena_total > HTTP_ARENA_MAX - n)
+        return NULL;
+    struct http_arena *a = req->arena;
+    if (!a || a->cap - a->used < n) {
+        size_t cap = n > HTTP_ARENA_BLOCK ? n : HTTP_ARENA_BLOCK;
+        a = malloc(sizeof *a + cap);
+        if (!a)
+            return NULL;
+        a->next = req->arena;
+        a->used = 0;
+        a->cap = cap;
+        req->arena = a;
+    }
+    void *p = (char *)a->data + a->used;
+    a->used += n;
+    req->arena_total += n;
+    return p;
+}
+
+static char *http__strdup(struct http_req *req, const char *s, size_t len)
+{
+    char *p = http_req_alloc(req, len + 1);
+    if (p) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+unsigned http_status_for(int err)
+{
+    switch (err) {
+    case QN_ENOTFOUND: return 404;
+    case QN_EINVAL:
+    case QN_ESPEC:
+    case QN_EPARSE:
+    case QN_ERANGE:
+    case QN_EFORMAT: return 400;
+    case QN_EAUTH: return 401;
+    case QN_EFORBID: return 403;
+    case QN_EEXIST: return 409;
+    case QN_EBUSY:
+    case QN_ENOMEM: return 503;
+    case QN_EFULL: return 507;
+    default: return 500;
+    }
+}
+
+/* ---- replies ------------------------------------------------------------------ */
+
+int http_reply_response(struct http_req *req, unsigned status, struct MHD_Response *resp)
+{
+    if (!resp)
+        return QN_ENOMEM;
+    if (req->replied) {
+        MHD_destroy_response(resp);
+        return QN_EINVAL;
+    }
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    if (r != MHD_YES)
+        return QN_EIO;
+    req->replied = 1;
+    req->status = status;
+    return 0;
+}
+
+int http_reply_text(struct http_req *req, unsigned status, const char *content_type,
+                    const char *text, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return QN_ENOMEM;
+    MHD_add_response_header(resp, "Content-Type", content_type);
+    return http_reply_response(req, status, resp);
+}
+
+int http_reply_json(struct http_req *req, unsigned status, json_t *body)
+{
+    /* JSON_ENSURE_ASCII: any byte sequence a handler echoes stays valid JSON text. */
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(body);
+    if (!text) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\",\"path\":null}}";
+        return http_reply_text(req, 503, "application/json", oom, sizeof oom - 1);
+    }
+    size_t len = strlen(text);
+    text[len] = '\n'; /* replace the NUL: curl users get a newline at the end */
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len + 1, text, free);
+    if (!resp) {
+        free(text);
+        return QN_ENOMEM;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    return http_reply_response(req, status, resp);
+}
+
+/* A JSON error response {"error":{"code","message","path"}} (NULL: out of memory). */
+static struct MHD_Response *http__error_resp(const char *code, const char *path, const char *msg)
+{
+    json_t *body = json_pack("{s{ss ss so}}", "error", "code", code, "message", msg, "path",
+                             path ? json_string(path) : json_null());
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(body);
+    if (!text)
+        return NULL;
+    size_t len = strlen(text);
+    text[len] = '\n';
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len + 1, text, free);
+    if (!resp) {
+        free(text);
+        return NULL;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    return resp;
+}
+
+/* Queues an error reply with one extra header (name NULL: none). */
+static int http__error_hdr(struct http_req *req, unsigned status, const char *code,
+                           const char *msg, const char *hname, const char *hval)
+{
+    struct MHD_Response *resp = http__error_resp(code, NULL, msg);
+    if (!resp) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\",\"path\":null}}";
+        return http_reply_text(req, 503, "application/json", oom, sizeof oom - 1);
+    }
+    if (hname)
+        MHD_add_response_header(resp, hname, hval);
+    return http_reply_response(req, status, resp);
+}
+
+/* As http_reply_error with a va_list. */
+static int http__verror(struct http_req *req, unsigned status, const char *code, const char *path,
+                        const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    struct MHD_Response *resp = http__error_resp(code, path, msg);
+    if (!resp)
+        return http__error_hdr(req, 503, "out_of_memory", "out of memory", NULL, NULL);
+    return http_reply_response(req, status, resp);
+}
+
+int http_reply_error(struct http_req *req, unsigned status, const char *code, const char *path,
+                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = http__verror(req, status, code, path, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* ---- accessors ---------------------------------------------------------------- */
+
+struct daemon *http_req_daemon(struct http_req *req) { return req->srv->cfg.daemon; }
+struct http_server *http_req_server(struct http_req *req) { return req->srv; }
+const char *http_req_method(const struct http_req *req) { return req->method; }
+const char *http_req_path(const struct http_req *req) { return req->path; }
+const struct http_user *http_req_user(const struct http_req *req) { return &req->user; }
+json_t *http_req_json(const struct http_req *req) { return req->json; }
+struct MHD_Connection *http_req_connection(struct http_req *req) { return req->conn; }
+
+const char *http_req_param(const struct http_req *req, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < req->n_params; i++)
+        if (req->pname_len[i] == len && memcmp(req->pname[i], name, len) == 0)
+            return req->pval[i];
+    return NULL;
+}
+
+const char *http_req_query(struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_req_header(struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_req_body(const struct http_req *req, size_t *len)
+{
+    if (len)
+        *len = req->body_len;
+    return req->body ? req->body : "";
+}
+
+FILE *http_req_upload(const struct http_req *req, size_t *size)
+{
+    if (size)
+        *size = req->upload_len;
+    return req->upload;
+}
+
+struct store *http_req_store(struct http_req *req)
+{
+    if (!req->store)
+        req->store = http_store_acquire(req->srv);
+    return req->store;
+}
+
+/* Parses a decimal integer in [lo, hi]; 0 or QN_EINVAL. */
+static int http__parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!s || !*s || strlen(s) > 19)
+        return QN_EINVAL;
+    int64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return QN_EINVAL;
+        v = v * 10 + (*p - '0');
+    }
+    if (v < lo || v > hi)
+        return QN_EINVAL;
+    *out = v;
+    return 0;
+}
+
+int http_req_param_id(struct http_req *req, const char *name, const char *what, int64_t *out)
+{
+    const char *v = http_req_param(req, name);
+    if (v && http__parse_i64(v, 1, INT64_MAX, out) == 0)
+        return 0;
+    http_reply_error(req, 404, "not_found", NULL, "no such %s: '%s'", what, v ? v : "");
+    return QN_ENOTFOUND;
+}
+
+int http_req_page(struct http_req *req, size_t *limit, int64_t *after)
+{
+    const char *l = http_req_query(req, "limit"), *c = http_req_query(req, "cursor");
+    int64_t v = HTTP_LIST_LIMIT_DEFAULT, a = 0;
+    if (l && http__parse_i64(l, 1, HTTP_LIST_LIMIT_MAX, &v)) {
+        http_reply_error(req, 400, "invalid", "?limit", "limit must be an integer from 1 to %d",
+                         HTTP_LIST_LIMIT_MAX);
+        return QN_EINVAL;
+    }
+    if (c && *c && http__parse_i64(c, 0, INT64_MAX, &a)) {
+        http_reply_error(req, 400, "invalid", "?cursor",
+                         "cursor must be the \"next\" value of a previous page");
+        return QN_EINVAL;
+    }
+    *limit = (size_t)v;
+    *after = a;
+    return 0;
+}
+
+/* ---- store pool ----------------------------------------------------------------- */
+
+struct store *http_store_acquire(struct http_server *srv)
+{
+    struct store *s = NULL;
+    pthread_mutex_lock(&srv->pool_mu);
+    if (srv->n_pool)
+        s = srv->pool[--srv->n_pool];
+    pthread_mutex_unlock(&srv->pool_mu);
+    if (s)
+        return s;
+    char msg[STORE_MSG_MAX];
+    if (store_open(srv->db, &s, msg, sizeof msg)) {
+        fprintf(stderr, "qn: http: cannot open %s: %s\n", srv->db, msg);
+        return NULL;
+    }
+    return s;
+}
+
+void http_store_release(struct http_server *srv, struct store *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&srv->pool_mu);
+    if (srv->n_pool < HTTP_POOL_IDLE_MAX) {
+        srv->pool[srv->n_pool++] = s;
+        s = NULL;
+    }
+    pthread_mutex_unlock(&srv->pool_mu);
+    store_close(s);
+}
+
+/* ---- routes ------------------------------------------------------------------- */
+
+int http_routes_add(struct http_server *srv, const struct http_route *routes, size_t n)
+{
+    if (srv->mhd || n > HTTP_MAX_ROUTES - srv->n_routes)
+        return QN_ERANGE;
+    for (size_t i = 0; i < n; i++)
+        srv->routes[srv->n_routes++] = &routes[i];
+    return 0;
+}
+
+size_t http_route_count(const struct http_server *srv) { return srv->n_routes; }
+
+const struct http_route *http_route_at(const struct http_server *srv, size_t i)
+{
+    return i < srv->n_routes ? srv->routes[i] : NULL;
+}
+
+/* Matches path against pattern; on success records the placeholders in req. */
+static int http__match(struct http_req *req, const char *pattern, const char *path)
+{
+    size_t np = 0;
+    const char *pp = pattern, *up = path;
+    while (*pp && *up) {
+        if (*pp != '/' || *up != '/')
+            return 0;
+        pp++, up++;
+        size_t pl = strcspn(pp, "/"), ul = strcspn(up, "/");
+        if (pl >= 2 && pp[0] == '{' && pp[pl - 1] == '}') {
+            if (ul == 0 || np == HTTP_MAX_PARAMS)
+                return 0;
+            req->pname[np] = pp + 1;
+            req->pname_len[np] = pl - 2;
+            req->pval[np] = http__strdup(req, up, ul);
+            if (!req->pval[np])
+                return 0;
+            np++;
+        } else if (pl != ul || memcmp(pp, up, pl) != 0) {
+            return 0;
+        }
+        pp += pl, up += ul;
+    }
+    if (*pp || *up)
+        return 0;
+    req->n_params = np;
+    return 1;
+}
+
+/* HEAD is served by the GET route (MHD drops the body). */
+static int http__method_is(const char *route_m, const char *m)
+{
+    return strcmp(route_m, m) == 0 || (strcmp(m, "HEAD") == 0 && strcmp(route_m, "GET") == 0);
+}
+
+/* Finds the route; 0, or 404/405 replied (returns 1). */
+static int http__route(struct http_req *req)
+{
+    struct http_server *srv = req->srv;
+    char allow[64] = "";
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        const struct http_route *r = srv->routes[i];
+        if (!http__match(req, r->pattern, req->path))
+            continue;
+        if (http__method_is(r->method, req->method)) {
+            req->route = (int)i;
+            return 0;
+        }
+        if (!strstr(allow, r->method) && strlen(allow) + strlen(r->method) + 3 < sizeof allow) {
+            if (allow[0])
+                strcat(allow, ", ");
+            strcat(allow, r->method);
+        }
+    }
+    req->n_params = 0;
+    if (!allow[0]) {
+        http_reply_error(req, 404, "not_found", NULL, "no route for %s %s", req->method,
+                         req->path);
+        return 1;
+    }
+    char msg[160];
+    snprintf(msg, sizeof msg, "method %s not allowed on %s; allowed: %s", req->method, req->path,
+             allow);
+    http__error_hdr(req, 405, "method_not_allowed", msg, "Allow", allow);
+    return 1;
+}
+
+/* ---- request life ----------------------------------------------------------------- */
+
+/* Checks the bearer token for a route that needs one; 0, or replied (1). */
+static int http__auth(struct http_req *req, unsigned flags)
+{
+    if (flags & HTTP_F_PUBLIC) {
+        snprintf(req->user.name, sizeof req->user.name, "anonymous");
+        return 0;
+    }
+    struct store *s = http_req_store(req);
+    if (!s) {
+        http_reply_error(req, 503, "database_error", NULL, "the database cannot be opened");
+        return 1;
+    }
+    char msg[256] = "";
+    int rc = users_authenticate(s, http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
+                                req->srv->loopback, &req->user, msg, sizeof msg);
+    http_store_release(req->srv, req->store);
+    req->store = NULL;
+    if (rc == QN_EAUTH) {
+        http__error_hdr(req, 401, "unauthorized", msg, "WWW-Authenticate",
+                        "Bearer realm=\"quasineuron\"");
+        return 1;
+    }
+    if (rc) {
+        http_reply_error(req, http_status_for(rc), qn_err_name(rc), NULL,
+                         "cannot check the token: %s", msg[0] ? msg : qn_err_msg(rc));
+        return 1;
+    }
+    if ((flags & HTTP_F_ADMIN) && !req->user.admin) {
+        http_reply_error(req, 403, "forbidden", NULL, "only an admin may do this");
+        return 1;
+    }
+    return 0;
+}
+
+/* The body limit of the request's route. */
+static size_t http__limit(const struct http_req *req)
+{
+    const struct http_route *r = req->srv->routes[req->route];
+    return (r->flags & HTTP_F_UPLOAD) ? req->srv->cfg.max_upload : req->srv->cfg.max_body;
+}
+
+static int http__reply_too_big(struct http_req *req)
+{
+    size_t lim = http__limit(req);
+    return http_reply_error(req, 413, "too_large", NULL,
+                            "the body is larger than the limit of %zu bytes (%s)", lim,
+                            (req->srv->routes[req->route]->flags & HTTP_F_UPLOAD)
+                                ? "--max-upload"
+                                : "--max-body");
+}
+
+/* Opens the unlinked temporary file an upload streams into. */
+static int http__open_upload(struct http_req *req)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.qn-upload-XXXXXX", req->srv->tmpdir);
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return QN_EIO;
+    unlink(path);
+    req->upload = fdopen(fd, "w+b");
+    if (!req->upload) {
+        close(fd);
+        return QN_EIO;
+    }
+    return 0;
+}
+
+/* The first call: route, auth, declared length. 0 to go on reading; 1 replied. */
+static int http__begin(struct http_req *req)
+{
+    if (http__route(req))
+        return 1;
+    const struct http_route *r = req->srv->routes[req->route];
+    if (http__auth(req, r->flags))
+        return 1;
+    const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int64_t len = 0;
+    if (cl && http__parse_i64(cl, 0, INT64_MAX, &len) == 0 && (uint64_t)len > http__limit(req)) {
+        http__reply_too_big(req);
+        return 1;
+    }
+    if ((r->flags & HTTP_F_UPLOAD) && http__open_upload(req)) {
+        http_reply_error(req, 500, "io_error", NULL, "cannot create a temporary file in %s: %s",
+                         req->srv->tmpdir, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* Takes one chunk of the body. */
+static void http__take(struct http_req *req, const char *data, size_t n)
+{
+    size_t lim = http__limit(req);
+    size_t have = req->upload ? req->upload_len : req->body_len;
+    if (req->too_big || req->io_error || n > lim - have) {
+        req->too_big = req->too_big || (!req->io_error && n > lim - have);
+        return;
+    }
+    if (req->upload) {
+        if (fwrite(data, 1, n, req->upload) != n)
+            req->io_error = 1;
+        req->upload_len += n;
+        return;
+    }
+    if (req->body_len + n + 1 > req->body_cap) {
+        size_t cap = req->body_cap ? req->body_cap : 4096;
+        while (cap < req->body_len + n + 1)
+            cap *= 2;
+        char *b = realloc(req->body, cap);
+        if (!b) {
+            req->io_error = 1;
+            return;
+        }
+        req->body = b;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, data, n);
+    req->body_len += n;
+    req->body[req->body_len] = '\0';
+}
+
+/* The deepest nesting of [ and { in JSON text (strings skipped). */
+static size_t http__json_depth(const char *s, size_t n)
+{
+    size_t depth = 0, max = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                max = depth;
+        } else if ((c == ']' || c == '}') && depth) {
+            depth--;
+        }
+    }
+    return max;
+}
+
+/* Parses the body of an HTTP_F_JSON route; 0, or replied (1). */
+static int http__parse_json(struct http_req *req)
+{
+    const char *ct = http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
+        http_reply_error(req, 415, "unsupported_media_type", NULL,
+                         "the body must be JSON (application/json), not %s", ct);
+        return 1;
+    }
+    if (req->body_len == 0) {
+        http_reply_error(req, 400, "invalid_json", "", "the body must be a JSON object");
+        return 1;
+    }
+    if (http__json_depth(req->body, req->body_len) > HTTP_JSON_DEPTH) {
+        http_reply_error(req, 400, "invalid_json", "", "JSON nested deeper than %d levels",
+                         HTTP_JSON_DEPTH);
+        return 1;
+    }
+    json_error_t e;
+    req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
+    if (!req->json) {
+        http_reply_error(req, 400, "invalid_json", "", "invalid JSON at line %d, column %d: %s",
+                         e.line, e.column, e.text);
+        return 1;
+    }
+    if (!json_is_object(req->json)) {
+        http_reply_error(req, 400, "invalid_json", "", "the body must be a JSON object");
+        return 1;
+    }
+    return 0;
+}
+
+/* The last call: limits, body parsing, the handler. */
+static void http__finish(struct http_req *req)
+{
+    const struct http_route *r = req->srv->routes[req->route];
+    if (req->too_big) {
+        http__reply_too_big(req);
+        return;
+    }
+    if (req->io_error) {
+        http_reply_error(req, 500, "io_error", NULL, "cannot buffer the body");
+        return;
+    }
+    if ((r->flags & HTTP_F_JSON) && http__parse_json(req))
+        return;
+    if (req->upload && (fflush(req->upload) != 0 || fseek(req->upload, 0, SEEK_SET) != 0)) {
+        http_reply_error(req, 500, "io_error", NULL, "cannot write the upload: %s",
+                         strerror(errno));
+        return;
+    }
+    int rc = r->handler(req);
+    http_store_release(req->srv, req->store);
+    req->store = NULL;
+    if (!req->replied) {
+        if (rc == 0)
+            rc = QN_EINVAL; /* a handler that forgot to reply: a bug, but answer anyway */
+        unsigned st = http_status_for(rc);
+        http_reply_error(req, st, qn_err_name(rc), NULL, "%s", st == 500 && rc == QN_EINVAL
+                                                                ? "internal error"
+                                                                : qn_err_msg(rc));
+    }
+}
+
+static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_data_size,
+                                    void **con_cls)
+{
+    (void)version;
+    struct http_server *srv = cls;
+    struct http_req *req = *con_cls;
+    if (!req) {
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        req->srv = srv;
+        req->conn = conn;
+        req->method = method;
+        req->route = -1;
+        clock_gettime(CLOCK_MONOTONIC, &req->t0);
+        req->path = http__strdup(req, url, strlen(url));
+        if (!req->path) {
+            http_reply_error(req, 503, "out_of_memory", NULL, "out of memory");
+            return MHD_YES;
+        }
+        http__begin(req);
+        return MHD_YES;
+    }
+    if (req->replied) { /* answered early: drop the rest of the body */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        http__take(req, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    http__finish(req);
+    return MHD_YES;
+}
+
+/* Counts the finished request for /metrics. */
+static void http__count(struct http_server *srv, const struct http_req *req, double sec)
+{
+    pthread_mutex_lock(&srv->count_mu);
+    size_t i = 0;
+    for (; i < srv->n_counters; i++) {
+        struct http_counter *c = &srv->counters[i];
+        if (c->route == req->route && c->status == req->status &&
+            strncmp(c->method, req->method, sizeof c->method - 1) == 0)
+            break;
+    }
+    if (i == srv->n_counters && i < HTTP_MAX_COUNTERS) {
+        struct http_counter *c = &srv->counters[srv->n_counters++];
+        c->route = req->route;
+        snprintf(c->method, sizeof c->method, "%s", req->method);
+        c->status = req->status;
+    }
+    if (i < srv->n_counters) {
+        srv->counters[i].n++;
+        srv->counters[i].seconds += sec;
+    } else {
+        srv->overflow++;
+    }
+    pthread_mutex_unlock(&srv->count_mu);
+}
+
+/* One access-log line: address, user, method, path, status, milliseconds. */
+static void http__log(const struct http_req *req, double sec)
+{
+    char addr[INET6_ADDRSTRLEN] = "-";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+                      sizeof addr);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                      addr, sizeof addr);
+    }
+    char line[1024];
+    int n = snprintf(line, sizeof line, "qn: http %s %s %s %s %u %.1fms\n", addr,
+                     req->user.name[0] ? req->user.name : "-", req->method,
+                     req->path ? req->path : "?", req->status, sec * 1e3);
+    if (n > 0) {
+        size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+        line[len - 1] = '\n';
+        ssize_t w = write(STDERR_FILENO, line, len); /* one write: lines never interleave */
+        (void)w;
+    }
+}
+
+static void http__free_req(struct http_req *req)
+{
+    http_store_release(req->srv, req->store);
+    json_decref(req->json);
+    free(req->body);
+    if (req->upload)
+        fclose(req->upload);
+    while (req->arena) {
+        struct http_arena *next = req->arena->next;
+        free(req->arena);
+        req->arena = next;
+    }
+    free(req);
+}
+
+static void http__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                            enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct http_req *req = *con_cls;
+    if (!req)
+        return;
+    double sec = http__since(&req->t0);
+    if (!req->replied)
+        req->status = 499; /* the client went away before an answer */
+    http__count(req->srv, req, sec);
+    http__log(req, sec);
+    http__free_req(req);
+    *con_cls = NULL;
+}
+
+/* ---- /metrics ------------------------------------------------------------------ */
+
+int http_metrics_add(struct http_server *srv, http_metrics_fn fn, void *ctx)
+{
+    if (srv->n_hooks == HTTP_MAX_HOOKS)
+        return QN_ERANGE;
+    srv->hooks[srv->n_hooks] = fn;
+    srv->hook_ctx[srv->n_hooks++] = ctx;
+    return 0;
+}
+
+void http_metrics_write(struct http_server *srv, FILE *out)
+{
+    fputs("# HELP qn_http_requests_total HTTP requests by route pattern, method and status.\n"
+          "# TYPE qn_http_requests_total counter\n",
+          out);
+    pthread_mutex_lock(&srv->count_mu);
+    for (size_t i = 0; i < srv->n_counters; i++) {
+        const struct http_counter *c = &srv->counters[i];
+        fprintf(out, "qn_http_requests_total{route=\"%s\",method=\"%s\",status=\"%u\"} %" PRIu64 "\n",
+                c->route >= 0 ? srv->routes[c->route]->pattern : "unmatched", c->method,
+                c->status, c->n);
+    }
+    fputs("# HELP qn_http_request_seconds_sum Time spent answering, by route pattern.\n"
+          "# TYPE qn_http_request_seconds_sum counter\n",
+          out);
+    for (size_t i = 0; i < srv->n_counters; i++) {
+        const struct http_counter *c = &srv->counters[i];
+        fprintf(out, "qn_http_request_seconds_sum{route=\"%s\",method=\"%s\",status=\"%u\"} %.6f\n",
+                c->route >= 0 ? srv->routes[c->route]->pattern : "unmatched", c->method,
+                c->status, c->seconds);
+    }
+    uint64_t overflow = srv->overflow;
+    pthread_mutex_unlock(&srv->count_mu);
+    if (overflow)
+        fprintf(out, "qn_http_requests_uncounted_total %" PRIu64 "\n", overflow);
+    for (size_t i = 0; i < srv->n_hooks; i++)
+        srv->hooks[i](out, srv->hook_ctx[i]);
+}
+
+/* ---- server life ------------------------------------------------------------------- */
+
+static void http__mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = strlen(buf);
+    while (n && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    fprintf(stderr, "qn: http: %s\n", buf);
+}
+
+/* The directory of the database file (uploads are written there, not to a RAM /tmp). */
+static char *http__dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    size_t n = (size_t)(slash - path);
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, path, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+int http_create(const struct http_config *cfg, struct http_server **out, char *msg, size_t cap)
+{
+    *out = NULL;
+    struct http_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return QN_ENOMEM;
+    srv->cfg = *cfg;
+    srv->db = strdup(cfg->db);
+    srv->bind = strdup(cfg->bind);
+    srv->tmpdir = http__dirname(cfg->db);
+    srv->quiesced_fd = -1;
+    pthread_mutex_init(&srv->pool_mu, NULL);
+    pthread_mutex_init(&srv->count_mu, NULL);
+    if (!srv->db || !srv->bind || !srv->tmpdir) {
+        http_destroy(srv);
+        snprintf(msg, cap, "out of memory");
+        return QN_ENOMEM;
+    }
+    srv->cfg.db = srv->db;
+    srv->cfg.bind = srv->bind;
+    *out = srv;
+    return 0;
+}
+
+/* Parses the bind address into ss; sets *v6 and srv->loopback. */
+static int http__addr(struct http_server *srv, struct sockaddr_storage *ss, int *v6)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, srv->bind, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)srv->cfg.port);
+        *v6 = 0;
+        srv->loopback = (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, srv->bind, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)srv->cfg.port);
+        *v6 = 1;
+        srv->loopback = IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr);
+        return 0;
+    }
+    return QN_EINVAL;
+}
+
+int http_is_loopback(const char *addr)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, addr, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, addr, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return 0;
+}
+
+int http_start(struct http_server *srv, char *msg, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int v6 = 0;
+    if (http__addr(srv, &ss, &v6)) {
+        snprintf(msg, cap, "--bind %s: not an IPv4 or IPv6 address", srv->bind);
+        return QN_EINVAL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    unsigned threads = srv->cfg.threads > 1 ? srv->cfg.threads : 0;
+    srv->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, http__access, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+        srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        http__completed, srv, MHD_OPTION_EXTERNAL_LOGGER, http__mhd_log, srv, MHD_OPTION_END);
+    if (!srv->mhd) {
+        snprintf(msg, cap, "cannot listen on %s port %u (address in use, or not an address of "
+                 "this machine?)", srv->bind, srv->cfg.port);
+        return QN_EIO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = di ? di->port : srv->cfg.port;
+    return 0;
+}
+
+unsigned http_port(const struct http_server *srv) { return srv->port; }
+int http_loopback(const struct http_server *srv) { return srv->loopback; }
+
+void http_quiesce(struct http_server *srv)
+{
+    if (srv && srv->mhd && srv->quiesced_fd < 0)
+        srv->quiesced_fd = MHD_quiesce_daemon(srv->mhd);
+}
+
+void http_destroy(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->mhd)
+        MHD_stop_daemon(srv->mhd);
+    if (srv->quiesced_fd >= 0)
+        close(srv->quiesced_fd);
+    for (size_t i = 0; i < srv->n_pool; i++)
+        store_close(srv->pool[i]);
+    pthread_mutex_destroy(&srv->pool_mu);
+    pthread_mutex_destroy(&srv->count_mu);
+    free(srv->db);
+    free(srv->bind);
+    free(srv->tmpdir);
+    free(srv);
+}

@@ -1,0 +1,358 @@
+/*
+ * users.c: lab members, their hashed tokens, and request authentication
+ * (see users.h). The SQL lives here, next to its logic, on the connection's
+ * raw handle (store_sqlite).
+ */
+#include "users.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "qn_err.h"
+#include "sha256.h"
+
+#define USERS_DEFAULT_DB "quasineuron.db"
+
+static int users__rc(int sqlite_rc)
+{
+    switch (sqlite_rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW: return 0;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return QN_EBUSY;
+    case SQLITE_FULL: return QN_EFULL;
+    case SQLITE_CONSTRAINT: return QN_EEXIST;
+    case SQLITE_NOMEM: return QN_ENOMEM;
+    default: return QN_EDB;
+    }
+}
+
+int users_name_check(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= HTTP_USER_MAX || !isalnum((unsigned char)name[0]))
+        return QN_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && !strchr("._-", name[i]))
+            return QN_EINVAL;
+    if (strcmp(name, "local") == 0 || strcmp(name, "anonymous") == 0)
+        return QN_EINVAL;
+    return 0;
+}
+
+/* 32 random bytes as 64 hex digits. */
+static int users__token(char *hex)
+{
+    unsigned char b[USERS_TOKEN_HEX / 2];
+    size_t got = 0;
+    while (got < sizeof b) {
+        ssize_t r = getrandom(b + got, sizeof b - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return QN_EIO;
+        got += (size_t)r;
+    }
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof b; i++) {
+        hex[2 * i] = digits[b[i] >> 4];
+        hex[2 * i + 1] = digits[b[i] & 15];
+    }
+    hex[USERS_TOKEN_HEX] = '\0';
+    return 0;
+}
+
+int users_add(struct store *s, const char *name, int admin, char *token, int64_t *id)
+{
+    if (users_name_check(name))
+        return QN_EINVAL;
+    int rc = users__token(token);
+    if (rc)
+        return rc;
+    char hash[2 * SHA256_LEN + 1];
+    sha256_hex(token, USERS_TOKEN_HEX, hash);
+    sqlite3 *db = store_sqlite(s);
+    sqlite3_stmt *st = NULL;
+    rc = users__rc(sqlite3_prepare_v2(
+        db, "INSERT INTO users (name, admin, token_hash) VALUES (?1, ?2, ?3)", -1, &st, NULL));
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, admin ? 1 : 0);
+        sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
+        rc = users__rc(sqlite3_step(st));
+    }
+    sqlite3_finalize(st);
+    if (rc == 0 && id)
+        *id = sqlite3_last_insert_rowid(db);
+    if (rc)
+        memset(token, 0, USERS_TOKEN_HEX);
+    return rc;
+}
+
+int users_revoke(struct store *s, const char *name)
+{
+    sqlite3 *db = store_sqlite(s);
+    sqlite3_stmt *st = NULL;
+    int rc = users__rc(sqlite3_prepare_v2(
+        db,
+        "UPDATE users SET revoked = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+        "WHERE name = ?1 AND revoked IS NULL",
+        -1, &st, NULL));
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        rc = users__rc(sqlite3_step(st));
+    }
+    sqlite3_finalize(st);
+    if (rc == 0 && sqlite3_changes(db) == 0)
+        rc = QN_ENOTFOUND;
+    return rc;
+}
+
+static json_t *users__text(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t ? json_string((const char *)t) : json_null();
+}
+
+int users_list(struct store *s, json_t **out)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array();
+    int rc = arr ? users__rc(sqlite3_prepare_v2(
+                       store_sqlite(s),
+                       "SELECT id, name, admin, created, revoked FROM users ORDER BY id", -1, &st,
+                       NULL))
+                 : QN_ENOMEM;
+    int step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *u = json_pack("{sI so sb so so}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+                              "name", users__text(st, 1), "admin", sqlite3_column_int(st, 2),
+                              "created", users__text(st, 3), "revoked", users__text(st, 4));
+        if (!u || json_array_append_new(arr, u))
+            rc = QN_ENOMEM;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = users__rc(step);
+    sqlite3_finalize(st);
+    if (rc) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return 0;
+}
+
+int users_count(struct store *s, int64_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = users__rc(sqlite3_prepare_v2(
+        store_sqlite(s), "SELECT count(*) FROM users WHERE revoked IS NULL", -1, &st, NULL));
+    if (rc == 0) {
+        int step = sqlite3_step(st);
+        rc = step == SQLITE_ROW ? 0 : users__rc(step == SQLITE_DONE ? SQLITE_ERROR : step);
+        if (rc == 0)
+            *n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The token of "Bearer <token>" (borrowed into h), or NULL. */
+static const char *users__bearer(const char *h)
+{
+    if (!h)
+        return NULL;
+    while (*h == ' ')
+        h++;
+    if (strncasecmp(h, "Bearer", 6) != 0 || h[6] != ' ')
+        return NULL;
+    h += 6;
+    while (*h == ' ')
+        h++;
+    return h;
+}
+
+/* Looks a token up; 0 and *user, QN_EAUTH, or a database code. */
+static int users__lookup(struct store *s, const char *token, struct http_user *user)
+{
+    size_t n = strlen(token);
+    while (n && token[n - 1] == ' ')
+        n--;
+    if (n != USERS_TOKEN_HEX)
+        return QN_EAUTH;
+    char hash[2 * SHA256_LEN + 1];
+    sha256_hex(token, n, hash);
+    sqlite3_stmt *st = NULL;
+    int rc = users__rc(sqlite3_prepare_v2(
+        store_sqlite(s),
+        "SELECT id, name, admin FROM users WHERE token_hash = ?1 AND revoked IS NULL", -1, &st,
+        NULL));
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            user->id = sqlite3_column_int64(st, 0);
+            snprintf(user->name, sizeof user->name, "%s",
+                     (const char *)sqlite3_column_text(st, 1));
+            user->admin = sqlite3_column_int(st, 2) != 0;
+        } else {
+            rc = step == SQLITE_DONE ? QN_EAUTH : users__rc(step);
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int users_authenticate(struct store *s, const char *authorization, int loopback,
+                       struct http_user *user, char *msg, size_t cap)
+{
+    memset(user, 0, sizeof *user);
+    int64_t n = 0;
+    int rc = users_count(s, &n);
+    if (rc) {
+        snprintf(msg, cap, "%s", store_errmsg(s));
+        return rc;
+    }
+    if (n == 0) {
+        if (!loopback) {
+            snprintf(msg, cap, "this daemon has no users; add one with `qn user add NAME`");
+            return QN_EAUTH;
+        }
+        snprintf(user->name, sizeof user->name, "local");
+        user->admin = 1;
+        return 0;
+    }
+    const char *token = users__bearer(authorization);
+    if (!token) {
+        snprintf(msg, cap, "%s", authorization ? "the Authorization header must be "
+                                                 "\"Bearer <token>\""
+                                               : "sign in: send Authorization: Bearer <token> "
+                                                 "(tokens come from `qn user add NAME`)");
+        return QN_EAUTH;
+    }
+    rc = users__lookup(s, token, user);
+    if (rc == QN_EAUTH)
+        snprintf(msg, cap, "invalid or revoked token");
+    else if (rc)
+        snprintf(msg, cap, "%s", store_errmsg(s));
+    return rc;
+}
+
+/* ---- qn user ---------------------------------------------------------------------- */
+
+static const char users__usage[] = "usage: qn user add NAME [--admin] [--db PATH]\n"
+                                   "       qn user list [--db PATH]\n"
+                                   "       qn user revoke NAME [--db PATH]\n";
+
+struct users_args {
+    const char *sub;  /* "add", "list", "revoke" */
+    const char *name; /* NAME or NULL */
+    const char *db;
+    int admin;
+};
+
+static int users__parse(int argc, char **argv, struct users_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->db = USERS_DEFAULT_DB;
+    if (argc < 2)
+        return QN_EINVAL;
+    a->sub = argv[1];
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--admin") == 0 && strcmp(a->sub, "add") == 0)
+            a->admin = 1;
+        else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc && argv[i + 1][0])
+            a->db = argv[++i];
+        else if (strncmp(argv[i], "--db=", 5) == 0 && argv[i][5])
+            a->db = argv[i] + 5;
+        else if (argv[i][0] != '-' && !a->name)
+            a->name = argv[i];
+        else
+            return QN_EINVAL;
+    }
+    int want_name = strcmp(a->sub, "add") == 0 || strcmp(a->sub, "revoke") == 0;
+    if (!want_name && strcmp(a->sub, "list") != 0)
+        return QN_EINVAL;
+    return (want_name != 0) == (a->name != NULL) ? 0 : QN_EINVAL;
+}
+
+static int users__cmd_add(struct store *s, const struct users_args *a)
+{
+    char token[USERS_TOKEN_HEX + 1];
+    int64_t id = 0;
+    int rc = users_add(s, a->name, a->admin, token, &id);
+    if (rc == QN_EINVAL)
+        fprintf(stderr, "qn: '%s' is not a valid user name (letters, digits, '.', '_', '-'; "
+                "at most %d bytes; not 'local' or 'anonymous')\n", a->name, HTTP_USER_MAX - 1);
+    else if (rc == QN_EEXIST)
+        fprintf(stderr, "qn: a user named '%s' already exists\n", a->name);
+    else if (rc)
+        fprintf(stderr, "qn: cannot add the user: %s\n",
+                rc == QN_EIO ? "no random bytes" : store_errmsg(s));
+    if (rc)
+        return rc == QN_EINVAL || rc == QN_EEXIST ? 2 : 1;
+    printf("%s\n", token);
+    fprintf(stderr, "qn: user '%s'%s added (id %lld); the token above is shown only once: "
+            "send it as \"Authorization: Bearer <token>\"\n",
+            a->name, a->admin ? " (admin)" : "", (long long)id);
+    memset(token, 0, sizeof token);
+    return 0;
+}
+
+static int users__cmd_list(struct store *s)
+{
+    json_t *arr = NULL;
+    int rc = users_list(s, &arr);
+    if (rc) {
+        fprintf(stderr, "qn: cannot list users: %s\n", store_errmsg(s));
+        return 1;
+    }
+    size_t i;
+    json_t *u;
+    json_array_foreach(arr, i, u) {
+        char *t = json_dumps(u, JSON_COMPACT);
+        if (t)
+            puts(t);
+        free(t);
+    }
+    json_decref(arr);
+    return 0;
+}
+
+static int users__cmd_revoke(struct store *s, const struct users_args *a)
+{
+    int rc = users_revoke(s, a->name);
+    if (rc == QN_ENOTFOUND)
+        fprintf(stderr, "qn: no active user named '%s'\n", a->name);
+    else if (rc)
+        fprintf(stderr, "qn: cannot revoke: %s\n", store_errmsg(s));
+    else
+        fprintf(stderr, "qn: user '%s' revoked; their token no longer works\n", a->name);
+    return rc == QN_ENOTFOUND ? 2 : rc ? 1 : 0;
+}
+
+int users_main(int argc, char **argv)
+{
+    struct users_args a;
+    if (users__parse(argc, argv, &a)) {
+        fputs(users__usage, stderr);
+        return 2;
+    }
+    struct store *s = NULL;
+    char msg[STORE_MSG_MAX];
+    if (store_open(a.db, &s, msg, sizeof msg)) {
+        fprintf(stderr, "qn: %s: %s\n", a.db, msg);
+        return 1;
+    }
+    int code = strcmp(a.sub, "add") == 0    ? users__cmd_add(s, &a)
+               : strcmp(a.sub, "list") == 0 ? users__cmd_list(s)
+                                            : users__cmd_revoke(s, &a);
+    store_close(s);
+    return code;
+}
