@@ -1315,3 +1315,8 @@ void store_checkpoint_free(struct store_checkpoint *c)
     free(c->state);
     c->params = c->state = NULL;
 }
+
+struct sqlite3 *store_sqlite(struct store *s)
+{
+    return s->db;
+}

@@ -257,4 +257,11 @@ int store_checkpoint_put(struct store *s, const struct store_checkpoint *c);
 int store_checkpoint_last(struct store *s, int64_t job_id, struct store_checkpoint *out);
 void store_checkpoint_free(struct store_checkpoint *c);
 
+/* ---- raw access --------------------------------------------------------- */
+
+struct sqlite3;
+/* The connection's SQLite handle (borrowed), for modules of the server that
+ * keep their own SQL next to their logic (the job queue). */
+struct sqlite3 *store_sqlite(struct store *s);
+
 #endif
