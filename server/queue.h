@@ -1,0 +1,111 @@
+/*
+ * queue.h: the persistent job queue of `qn serve`, kept in the jobs table.
+ *
+ * A job's life in the daemon:
+ *
+ *   submit ──▶ waiting ──(every {"job": N} it names succeeded)──▶ queued
+ *      │          └──(one of them failed or was canceled)──▶ failed "job N failed: ..."
+ *      └──▶ queued ──claim──▶ running ──▶ succeeded | failed | canceled
+ *                     ▲                     │
+ *                     └──── requeue ────────┘  (shutdown, or start-up after a crash)
+ *
+ * Every transition is one SQLite write transaction (BEGIN IMMEDIATE), so the
+ * database is the queue: several worker threads, each with its own
+ * connection, claim without handing out a job twice, and a crash leaves
+ * each job in exactly one state. Dependencies are not stored apart: they are
+ * the {"job": N} references of the stored spec, found with json_tree.
+ *
+ * Scheduling: claim takes the highest priority first; among the queued jobs
+ * of that priority it takes the oldest job of the owner who least recently
+ * had a job claimed (round-robin across owners), so one member's 200 sweeps
+ * do not starve another's single job. That memory (owner -> claim sequence)
+ * lives in struct queue, seeded at creation from the jobs' start times; it
+ * is the only in-process state and losing it on restart only loses the
+ * round-robin position. The struct queue is shared by every thread of the
+ * daemon (it has its own mutex); store connections are not.
+ *
+ * Every transition is logged as one line on the queue's log stream:
+ *   "qn: job 12 (sweep, alice): queued -> running"
+ *
+ * Functions return 0 or a qn_err code (store.h's mapping of SQLite codes).
+ */
+#ifndef QN_QUEUE_H
+#define QN_QUEUE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "spec.h"
+#include "store.h"
+
+#define QUEUE_MAX_DEPS 64 /* {"job": N} references in one spec */
+
+struct queue; /* opaque; thread-safe */
+
+/*
+ * Creates the scheduler state, seeding the round-robin order from the jobs
+ * in s (borrowed for the call only). log (borrowed, may be NULL: silent)
+ * receives one line per transition. *out is new: queue_destroy it.
+ */
+int queue_create(struct store *s, FILE *log, struct queue **out);
+void queue_destroy(struct queue *q); /* NULL is fine */
+
+/*
+ * Submits the job envelope `root` (borrowed: {"type","name","priority","spec"})
+ * for `owner`. The envelope and the type's spec are parsed; every {"job": N}
+ * in the spec must name an existing job that has not failed or been
+ * canceled. When every referenced job has succeeded the whole job type's
+ * prepare runs too (devices, datasets, surrogates are resolved), so a bad
+ * reference is refused now; otherwise the job is stored `waiting` and those
+ * checks happen when it runs. Returns 0 with *id and *state (queued or
+ * waiting); QN_ESPEC with *err (nothing stored); QN_EINVAL with *err for a
+ * type this build cannot run; store codes.
+ */
+int queue_submit(struct queue *q, struct store *s, const json_t *root, const char *owner,
+                 int64_t *id, enum store_job_state *state, struct spec_error *err);
+
+/*
+ * Claims the next job (priority, then round-robin across owners, then
+ * oldest) and moves it to running. Returns 0 with *out filled
+ * (store_job_free it); QN_ENOTFOUND when nothing is queued; QN_EBUSY when the
+ * database stayed locked.
+ */
+int queue_claim(struct queue *q, struct store *s, struct store_job *out);
+
+/*
+ * Records the end of a running job: succeeded (result JSON text), failed
+ * (error) or canceled; then promotes or fails the jobs waiting on it.
+ * QN_EINVAL for a state that is not final.
+ */
+int queue_finish(struct queue *q, struct store *s, int64_t id, enum store_job_state state,
+                 const char *result, const char *error);
+
+/* Puts a running job back to queued (shutdown); it resumes when claimed. */
+int queue_requeue(struct queue *q, struct store *s, int64_t id);
+
+/*
+ * Cancels job id if it is queued or waiting: 0 and it is canceled (its
+ * dependents fail). Otherwise QN_EBUSY when it is running (the worker must
+ * be told), QN_EEXIST when it had already ended (*state says how; may be
+ * NULL), QN_ENOTFOUND when there is no such job.
+ */
+int queue_cancel_pending(struct queue *q, struct store *s, int64_t id,
+                         enum store_job_state *state);
+
+/*
+ * Moves waiting jobs whose references all succeeded to queued, and fails
+ * those with a failed or canceled reference, until nothing changes (chains).
+ * The counts into *promoted and *failed (may be NULL).
+ */
+int queue_promote(struct queue *q, struct store *s, size_t *promoted, size_t *failed);
+
+/* Start-up after a crash or a stop: every running job back to queued, then
+ * a promotion pass. The count into *requeued (may be NULL). */
+int queue_recover(struct queue *q, struct store *s, size_t *requeued);
+
+/* Jobs in each state (indexed by enum store_job_state, 6 entries). */
+int queue_counts(struct store *s, int64_t counts[6]);
+
+#endif
