@@ -1,0 +1,523 @@
+/*
+ * workers.c: the worker pool (see workers.h).
+ *
+ * Each thread owns one slot of the registry: the id of the job it runs, that
+ * job's cancel flag and requeue marker, and its progress. The registry mutex
+ * is taken only for the few instructions that change or search slots, never
+ * across a database call, so a cancel request never waits behind a job and a
+ * job never waits behind a client. Progress counters are atomics written by
+ * the job's own threads.
+ */
+#include "workers.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "job.h"
+#include "qn_err.h"
+#include "queue.h"
+
+#define W_IDLE_POLL_MS 1000   /* an idle thread looks at the queue at least this often */
+#define W_CANCEL_TRIES 2000   /* cancel: waits up to ~2 s for a claimed job to register */
+
+/* Unit counters by job type, for /metrics. */
+enum w_kind { W_SWEEP, W_FIT, W_TRAIN, W_EVALUATE, W_KINDS };
+static const char *const w__kind_names[W_KINDS] = {"sweep", "fit", "train", "evaluate"};
+
+struct workers;
+
+/* One thread and what it runs. */
+struct w_slot {
+    struct workers *pool;
+    size_t index;
+    pthread_t thread;
+    int started;            /* the thread was created */
+    int64_t job_id;         /* the job it runs, 0 when idle (registry mutex) */
+    enum w_kind kind;       /* that job's type (registry mutex) */
+    atomic_int cancel;      /* the job's cancel flag (job_ctx.cancel) */
+    atomic_int requeue;     /* with cancel: put it back to queued, not canceled */
+    atomic_uint_fast64_t done, total; /* progress of the job */
+};
+
+struct workers {
+    char *db;                  /* database path (owned) */
+    size_t job_threads;        /* job_ctx.workers */
+    FILE *log;                 /* borrowed, may be NULL */
+    struct queue *q;           /* owned */
+    struct w_slot *slots;      /* (n) */
+    size_t n;
+    atomic_int stop;           /* 1: threads leave their loop */
+    atomic_int stop_requeue;   /* with stop: running jobs are requeued */
+    pthread_mutex_t reg_mu;    /* guards slots' job_id and kind */
+    pthread_mutex_t wake_mu;   /* guards wake_gen, with wake_cv */
+    pthread_cond_t wake_cv;
+    uint64_t wake_gen;         /* bumped by workers_wake */
+    atomic_uint_fast64_t units[W_KINDS];    /* progress units done, by type */
+    atomic_uint_fast64_t finished[6];       /* jobs ended here, by final state */
+    pthread_mutex_t stats_mu;  /* guards stats (the /metrics connection) */
+    struct store *stats;       /* a connection for /metrics (owned) */
+};
+
+static void w__log(struct workers *w, const char *fmt, const char *a, int64_t id)
+{
+    if (w->log) {
+        fprintf(w->log, fmt, a, id);
+        fflush(w->log);
+    }
+}
+
+static enum w_kind w__kind(const char *type)
+{
+    for (int k = 0; k < W_KINDS; k++)
+        if (strcmp(w__kind_names[k], type) == 0)
+            return (enum w_kind)k;
+    return W_SWEEP;
+}
+
+/* ---- the registry ---------------------------------------------------------------- */
+
+/* Marks slot t as running job id; a stop that began meanwhile reaches it too. */
+static void w__register(struct w_slot *t, const struct store_job *j)
+{
+    struct workers *w = t->pool;
+    atomic_store(&t->cancel, 0);
+    atomic_store(&t->requeue, 0);
+    atomic_store(&t->done, 0);
+    atomic_store(&t->total, 0);
+    pthread_mutex_lock(&w->reg_mu);
+    t->job_id = j->id;
+    t->kind = w__kind(j->type);
+    pthread_mutex_unlock(&w->reg_mu);
+    if (atomic_load(&w->stop) && atomic_load(&w->stop_requeue)) {
+        atomic_store(&t->requeue, 1);
+        atomic_store(&t->cancel, 1);
+    }
+}
+
+static void w__unregister(struct w_slot *t)
+{
+    pthread_mutex_lock(&t->pool->reg_mu);
+    t->job_id = 0;
+    pthread_mutex_unlock(&t->pool->reg_mu);
+}
+
+/* Sets the cancel flag of job id if a slot runs it; 1 if one did. */
+static int w__flag(struct workers *w, int64_t id)
+{
+    int found = 0;
+    pthread_mutex_lock(&w->reg_mu);
+    for (size_t i = 0; i < w->n; i++) {
+        if (id && w->slots[i].job_id == id) {
+            atomic_store(&w->slots[i].cancel, 1);
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&w->reg_mu);
+    return found;
+}
+
+/* Flags every running job for requeue (stop). */
+static void w__flag_all(struct workers *w)
+{
+    pthread_mutex_lock(&w->reg_mu);
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->slots[i].job_id) {
+            atomic_store(&w->slots[i].requeue, 1);
+            atomic_store(&w->slots[i].cancel, 1);
+        }
+    }
+    pthread_mutex_unlock(&w->reg_mu);
+}
+
+/* ---- running one job ---------------------------------------------------------------- */
+
+/* job_ctx.progress: keeps the job's progress and the pool's unit counter. */
+static void w__progress(size_t done, size_t total, void *c)
+{
+    struct w_slot *t = c;
+    uint64_t before = atomic_exchange(&t->done, (uint64_t)done);
+    atomic_store(&t->total, (uint64_t)total);
+    if (done > before)
+        atomic_fetch_add(&t->pool->units[t->kind], (uint64_t)done - before);
+}
+
+/* A job run again from the start must not meet its earlier attempt's metrics. */
+static int w__clear_metrics(struct store *s, const struct store_job *j)
+{
+    if (strcmp(j->type, "train") == 0) /* resumes from its checkpoint; trims its own */
+        return 0;
+    return store_metric_delete_after(s, j->id, INT64_MIN);
+}
+
+/* Prepares and runs the job; the run's code, with ctx->reason on failure. */
+static int w__execute(struct store *s, const struct store_job *j, const struct job_type *type,
+                      struct job_ctx *ctx)
+{
+    int rc = w__clear_metrics(s, j);
+    if (rc)
+        return job_fail(ctx, rc, "cannot clear the metrics of an earlier attempt");
+    rc = type->prepare(ctx);
+    if (rc) {
+        snprintf(ctx->reason, sizeof ctx->reason, "%s%s%s", ctx->err.path,
+                 ctx->err.path[0] ? ": " : "", ctx->err.msg[0] ? ctx->err.msg : qn_err_msg(rc));
+        return rc;
+    }
+    return type->run(ctx);
+}
+
+/* Writes how the run ended: succeeded, requeued, canceled or failed. */
+static void w__end(struct w_slot *t, struct store *s, const struct store_job *j,
+                   struct job_ctx *ctx, int rc)
+{
+    struct workers *w = t->pool;
+    struct queue *q = w->q;
+    enum store_job_state st = JOB_FAILED;
+    int wrc;
+    char *text = NULL;
+    if (rc == 0 && ctx->result && (text = json_dumps(ctx->result, JSON_COMPACT))) {
+        st = JOB_SUCCEEDED;
+        wrc = queue_finish(q, s, j->id, st, text, NULL);
+        free(text);
+    } else if (rc != 0 && atomic_load(&t->cancel) && atomic_load(&t->requeue)) {
+        st = JOB_QUEUED;
+        wrc = queue_requeue(q, s, j->id);
+    } else if (rc != 0 && atomic_load(&t->cancel)) {
+        st = JOB_CANCELED;
+        wrc = queue_finish(q, s, j->id, st, NULL, "canceled");
+    } else {
+        if (rc == 0)
+            snprintf(ctx->reason, sizeof ctx->reason, "cannot store the result: out of memory");
+        else if (!ctx->reason[0])
+            snprintf(ctx->reason, sizeof ctx->reason, "%s", qn_err_msg(rc));
+        wrc = queue_finish(q, s, j->id, st, NULL, ctx->reason);
+    }
+    if (wrc)
+        w__log(w, "qn: cannot record the end of a %s job %" PRId64 "\n", j->type, j->id);
+    else
+        atomic_fetch_add(&w->finished[st], 1);
+}
+
+/* The whole life of claimed job j on slot t. */
+static void w__run(struct w_slot *t, struct store *s, const struct store_job *j)
+{
+    struct workers *w = t->pool;
+    struct spec_error e = {{0}, {0}};
+    json_t *spec = NULL;
+    const struct job_type *type = job_type_find(j->type);
+    struct job_ctx ctx = {.store = s, .job_id = j->id, .name = j->name, .owner = j->owner,
+                          .workers = w->job_threads, .cancel = &t->cancel,
+                          .progress = w__progress, .progress_ctx = t};
+    int rc;
+    w__register(t, j);
+    if (!type) {
+        snprintf(ctx.reason, sizeof ctx.reason, "type '%s' is not supported by this build",
+                 j->type);
+        rc = QN_EINVAL;
+    } else if (spec_load(j->spec, strlen(j->spec), &spec, &e) != 0) {
+        snprintf(ctx.reason, sizeof ctx.reason, "the stored spec does not parse: %s", e.msg);
+        rc = QN_ESPEC;
+    } else {
+        ctx.spec = spec;
+        rc = w__execute(s, j, type, &ctx);
+        type->release(&ctx);
+    }
+    w__end(t, s, j, &ctx, rc);
+    w__unregister(t);
+    json_decref(ctx.result);
+    json_decref(spec);
+    workers_wake(w); /* promotions may have queued jobs */
+}
+
+/* ---- the thread loop ------------------------------------------------------------------- */
+
+/* Sleeps until woken, stopped, or W_IDLE_POLL_MS passed, unless a wake came after `seen`. */
+static void w__idle(struct workers *w, uint64_t seen)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += W_IDLE_POLL_MS / 1000;
+    until.tv_nsec += (long)(W_IDLE_POLL_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->wake_mu);
+    while (w->wake_gen == seen && !atomic_load(&w->stop))
+        if (pthread_cond_timedwait(&w->wake_cv, &w->wake_mu, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&w->wake_mu);
+}
+
+static uint64_t w__gen(struct workers *w)
+{
+    pthread_mutex_lock(&w->wake_mu);
+    uint64_t g = w->wake_gen;
+    pthread_mutex_unlock(&w->wake_mu);
+    return g;
+}
+
+static void *w__main(void *arg)
+{
+    struct w_slot *t = arg;
+    struct workers *w = t->pool;
+    struct store *s = NULL;
+    char msg[STORE_MSG_MAX];
+    if (store_open(w->db, &s, msg, sizeof msg) != 0) {
+        if (w->log)
+            fprintf(w->log, "qn: worker %zu cannot open the database: %s\n", t->index, msg);
+        return NULL;
+    }
+    while (!atomic_load(&w->stop)) {
+        uint64_t seen = w__gen(w);
+        struct store_job j;
+        int rc = queue_claim(w->q, s, &j);
+        if (rc == 0) {
+            w__run(t, s, &j);
+            store_job_free(&j);
+            continue;
+        }
+        if (rc != QN_ENOTFOUND && rc != QN_EBUSY && w->log)
+            fprintf(w->log, "qn: worker %zu cannot claim a job: %s (%s)\n", t->index,
+                    qn_err_msg(rc), store_errmsg(s));
+        if (rc != QN_ENOTFOUND) /* look again soon, but do not spin */
+            queue_promote(w->q, s, NULL, NULL);
+        w__idle(w, seen);
+    }
+    store_close(s);
+    return NULL;
+}
+
+/* ---- life of the pool ------------------------------------------------------------------- */
+
+static void w__say(char *msg, size_t cap, const char *what, const char *why)
+{
+    if (msg && cap)
+        snprintf(msg, cap, "%s%s%s", what, why && *why ? ": " : "", why ? why : "");
+}
+
+/* Allocates the pool and its locks (no threads, no database yet). */
+static struct workers *w__alloc(const struct workers_config *cfg)
+{
+    struct workers *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->n = cfg->n;
+    w->job_threads = cfg->job_threads ? cfg->job_threads : 1;
+    w->log = cfg->log;
+    w->db = strdup(cfg->db);
+    w->slots = calloc(cfg->n, sizeof *w->slots);
+    if (!w->db || !w->slots) {
+        free(w->db);
+        free(w->slots);
+        free(w);
+        return NULL;
+    }
+    pthread_mutex_init(&w->reg_mu, NULL);
+    pthread_mutex_init(&w->wake_mu, NULL);
+    pthread_mutex_init(&w->stats_mu, NULL);
+    pthread_cond_init(&w->wake_cv, NULL);
+    for (size_t i = 0; i < w->n; i++) {
+        w->slots[i].pool = w;
+        w->slots[i].index = i;
+    }
+    return w;
+}
+
+static void w__free(struct workers *w)
+{
+    queue_destroy(w->q);
+    store_close(w->stats);
+    pthread_cond_destroy(&w->wake_cv);
+    pthread_mutex_destroy(&w->stats_mu);
+    pthread_mutex_destroy(&w->wake_mu);
+    pthread_mutex_destroy(&w->reg_mu);
+    free(w->slots);
+    free(w->db);
+    free(w);
+}
+
+/* Opens the /metrics connection, makes the queue and recovers it. */
+static int w__open_queue(struct workers *w, char *msg, size_t cap)
+{
+    char why[STORE_MSG_MAX] = "";
+    size_t requeued = 0;
+    int rc = store_open(w->db, &w->stats, why, sizeof why);
+    if (rc)
+        return w__say(msg, cap, "cannot open the database", why), rc;
+    rc = queue_create(w->stats, w->log, &w->q);
+    if (rc == 0)
+        rc = queue_recover(w->q, w->stats, &requeued);
+    if (rc)
+        w__say(msg, cap, "cannot recover the job queue", store_errmsg(w->stats));
+    else if (requeued && w->log)
+        fprintf(w->log, "qn: %zu job%s that were running are queued again\n", requeued,
+                requeued == 1 ? "" : "s");
+    return rc;
+}
+
+int workers_create(const struct workers_config *cfg, struct workers **out, char *msg,
+                   size_t cap)
+{
+    *out = NULL;
+    if (!cfg->db || cfg->n == 0)
+        return w__say(msg, cap, "a worker pool needs a database and at least one thread", NULL),
+               QN_EINVAL;
+    struct workers *w = w__alloc(cfg);
+    if (!w)
+        return w__say(msg, cap, "out of memory", NULL), QN_ENOMEM;
+    int rc = w__open_queue(w, msg, cap);
+    for (size_t i = 0; rc == 0 && i < w->n; i++) {
+        if (pthread_create(&w->slots[i].thread, NULL, w__main, &w->slots[i]) != 0) {
+            w__say(msg, cap, "cannot start a worker thread", NULL);
+            rc = QN_ENOMEM;
+        } else {
+            w->slots[i].started = 1;
+        }
+    }
+    if (rc) {
+        workers_stop(w, 1);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int workers_start(struct daemon *d, struct workers **out)
+{
+    struct workers_config cfg = {.db = d->cfg.db, .n = d->cfg.workers ? d->cfg.workers : 1,
+                                 .job_threads = d->cfg.job_threads, .log = stderr};
+    char msg[STORE_MSG_MAX];
+    int rc = workers_create(&cfg, out, msg, sizeof msg);
+    if (rc)
+        fprintf(stderr, "qn serve: %s\n", msg);
+    return rc;
+}
+
+void workers_stop(struct workers *w, int requeue)
+{
+    if (!w)
+        return;
+    atomic_store(&w->stop_requeue, requeue);
+    atomic_store(&w->stop, 1);
+    if (requeue)
+        w__flag_all(w);
+    pthread_mutex_lock(&w->wake_mu);
+    w->wake_gen++;
+    pthread_cond_broadcast(&w->wake_cv);
+    pthread_mutex_unlock(&w->wake_mu);
+    for (size_t i = 0; i < w->n; i++)
+        if (w->slots[i].started)
+            pthread_join(w->slots[i].thread, NULL);
+    w__free(w);
+}
+
+struct queue *workers_queue(struct workers *w)
+{
+    return w->q;
+}
+
+void workers_wake(struct workers *w)
+{
+    pthread_mutex_lock(&w->wake_mu);
+    w->wake_gen++;
+    pthread_cond_broadcast(&w->wake_cv);
+    pthread_mutex_unlock(&w->wake_mu);
+}
+
+/* ---- cancel, progress, figures ---------------------------------------------------------- */
+
+int workers_cancel(struct workers *w, struct store *s, int64_t id, enum store_job_state *state)
+{
+    for (int i = 0; i < W_CANCEL_TRIES; i++) {
+        if (w__flag(w, id)) {
+            *state = JOB_RUNNING;
+            return 0;
+        }
+        int rc = queue_cancel_pending(w->q, s, id, state);
+        if (rc != QN_EBUSY)
+            return rc; /* 0: canceled at once; QN_EEXIST, QN_ENOTFOUND, store codes */
+        /* Running but not registered: claimed a moment ago, or run elsewhere. */
+        struct timespec ms = {0, 1000000L};
+        nanosleep(&ms, NULL);
+    }
+    *state = JOB_RUNNING;
+    return QN_EBUSY;
+}
+
+int workers_progress(struct workers *w, int64_t id, uint64_t *done, uint64_t *total)
+{
+    int rc = QN_ENOTFOUND;
+    pthread_mutex_lock(&w->reg_mu);
+    for (size_t i = 0; i < w->n && rc; i++) {
+        if (id && w->slots[i].job_id == id) {
+            *done = atomic_load(&w->slots[i].done);
+            *total = atomic_load(&w->slots[i].total);
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&w->reg_mu);
+    return rc;
+}
+
+size_t workers_size(const struct workers *w)
+{
+    return w->n;
+}
+
+size_t workers_busy(struct workers *w)
+{
+    size_t busy = 0;
+    pthread_mutex_lock(&w->reg_mu);
+    for (size_t i = 0; i < w->n; i++)
+        busy += w->slots[i].job_id != 0;
+    pthread_mutex_unlock(&w->reg_mu);
+    return busy;
+}
+
+/* Jobs by state from the database (the /metrics connection). */
+static void w__metrics_states(struct workers *w, FILE *out)
+{
+    int64_t c[6];
+    pthread_mutex_lock(&w->stats_mu);
+    int rc = queue_counts(w->stats, c);
+    pthread_mutex_unlock(&w->stats_mu);
+    if (rc)
+        return;
+    fprintf(out, "# HELP qn_jobs Jobs by state.\n# TYPE qn_jobs gauge\n");
+    for (int i = 0; i < 6; i++)
+        fprintf(out, "qn_jobs{state=\"%s\"} %" PRId64 "\n",
+                store_job_state_name((enum store_job_state)i), c[i]);
+    fprintf(out, "# HELP qn_queue_depth Jobs waiting for a worker (queued).\n"
+                 "# TYPE qn_queue_depth gauge\nqn_queue_depth %" PRId64 "\n",
+            c[JOB_QUEUED]);
+}
+
+void workers_metrics(FILE *out, void *ctx)
+{
+    struct workers *w = ctx;
+    fprintf(out, "# HELP qn_workers Worker threads.\n# TYPE qn_workers gauge\nqn_workers %zu\n",
+            w->n);
+    fprintf(out, "# HELP qn_workers_busy Worker threads running a job.\n"
+                 "# TYPE qn_workers_busy gauge\nqn_workers_busy %zu\n",
+            workers_busy(w));
+    fprintf(out, "# HELP qn_job_units_total Work done by jobs: sweep rows solved, train steps, "
+                 "by job type.\n# TYPE qn_job_units_total counter\n");
+    for (int k = 0; k < W_KINDS; k++)
+        fprintf(out, "qn_job_units_total{type=\"%s\"} %" PRIuFAST64 "\n", w__kind_names[k],
+                (uint_fast64_t)atomic_load(&w->units[k]));
+    fprintf(out, "# HELP qn_jobs_ended_total Jobs this process ran to an end, by outcome.\n"
+                 "# TYPE qn_jobs_ended_total counter\n");
+    for (int i = JOB_QUEUED; i < 6; i++)
+        if (i != JOB_RUNNING)
+            fprintf(out, "qn_jobs_ended_total{state=\"%s\"} %" PRIuFAST64 "\n",
+                    i == JOB_QUEUED ? "requeued" : store_job_state_name((enum store_job_state)i),
+                    (uint_fast64_t)atomic_load(&w->finished[i]));
+    w__metrics_states(w, out);
+}
