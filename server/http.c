@@ -968,11 +968,12 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
                      MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     unsigned threads = srv->cfg.threads > 1 ? srv->cfg.threads : 0;
     srv->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, http__access, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, NULL, NULL, http__access, srv, MHD_OPTION_EXTERNAL_LOGGER, http__mhd_log, srv,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
         srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        http__completed, srv, MHD_OPTION_EXTERNAL_LOGGER, http__mhd_log, srv, MHD_OPTION_END);
+        http__completed, srv, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(msg, cap, "cannot listen on %s port %u (address in use, or not an address of "
                  "this machine?)", srv->bind, srv->cfg.port);

@@ -32,11 +32,13 @@
 #include <gsl/gsl_errno.h>
 
 #include "blas_env.h"
+#include "daemon.h"
 #include "import.h"
 #include "job.h"
 #include "qn_err.h"
 #include "spec.h"
 #include "store.h"
+#include "users.h"
 
 #define QN_VERSION "0.1.0"
 #define QN_DEFAULT_DB "quasineuron.db"
@@ -86,6 +88,11 @@ static const char qn__usage[] =
     "                                              store a CSV or IDX file as a dataset\n"
     "  qn resume JOB_ID [--db PATH] [--workers N]  run a job that did not succeed again\n"
     "                                              (a train job from its last checkpoint)\n"
+    "  qn serve [--db PATH] [--bind ADDR] [--port N] [--workers N] ...\n"
+    "                                              run the daemon (qn serve --help for all)\n"
+    "  qn user add NAME [--admin] [--db PATH]      add a lab member; prints their token once\n"
+    "  qn user list [--db PATH]                    list users (JSON lines)\n"
+    "  qn user revoke NAME [--db PATH]             revoke a user's token\n"
     "  qn --help | --version\n"
     "\n"
     "The database defaults to ./" QN_DEFAULT_DB ". --workers defaults to the number of CPUs.\n"
@@ -640,6 +647,12 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0) {
         printf("qn " QN_VERSION "\n");
         return 0;
+    }
+    if (strcmp(argv[1], "serve") == 0 || strcmp(argv[1], "user") == 0) {
+        /* Their own option sets (daemon.c, users.c). */
+        gsl_set_error_handler_off(); /* once, before any thread */
+        return strcmp(argv[1], "serve") == 0 ? daemon_main(argc - 1, argv + 1)
+                                             : users_main(argc - 1, argv + 1);
     }
     int first = 0;
     const struct qn_cmd *c = qn__find(argc, argv, &first);

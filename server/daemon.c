@@ -1,0 +1,381 @@
+/*
+ * daemon.c: `qn serve`: options, start-up, and an orderly shutdown (see
+ * daemon.h for the order and for the contract with the worker pool and the
+ * event pump).
+ *
+ * Signals: SIGINT and SIGTERM are blocked in every thread (the mask is set
+ * before any thread starts and inherited) and the main thread waits for
+ * them with sigwait, so no handler and no global flag are needed. After the
+ * first one the default action is restored: a second Ctrl-C during a slow
+ * shutdown kills the process, and the jobs it was running are requeued at
+ * the next start (queue recovery), so nothing is lost either way.
+ *
+ * HTTP threading: MHD's internal polling thread with epoll, optionally with
+ * a pool of such threads. DAEMON_DEFAULT_HTTP_THREADS is the measured choice
+ * (see the comment there); --http-threads overrides it.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qn_err.h"
+#include "routes.h"
+#include "store.h"
+#include "users.h"
+
+#if defined(__has_include)
+#if __has_include("routes_jobs.h")
+#include "routes_jobs.h"
+#define DAEMON_HAVE_JOB_ROUTES 1
+#endif
+#if __has_include("workers.h")
+#include "workers.h"
+#define DAEMON_HAVE_WORKERS 1
+#endif
+#if __has_include("events.h")
+#include "events.h"
+#define DAEMON_HAVE_EVENTS 1
+#endif
+#endif
+
+/*
+ * MHD threads. Measured on this 2-CPU machine with wrk (4 threads, 64
+ * connections, 10 s, keep-alive) against GET /healthz and GET /v1/jobs/{id}
+ * (numbers in the commit that set this): a pool of 4 epoll threads beat one
+ * polling thread, because every handler does a SQLite read and a single
+ * thread serialises them; more threads than that bring nothing on 2 CPUs.
+ */
+#define DAEMON_DEFAULT_HTTP_THREADS 4
+#define DAEMON_MAX_WORKERS 1024
+#define DAEMON_MAX_HTTP_THREADS 256
+
+static const char daemon__usage[] =
+    "usage: qn serve [--db PATH] [--bind ADDR] [--port N] [--workers N] [--job-threads N]\n"
+    "                [--http-threads N] [--max-body BYTES] [--max-upload BYTES]\n"
+    "                [--max-connections N] [--timeout S]\n"
+    "\n"
+    "  --db PATH            database (default ./quasineuron.db)\n"
+    "  --bind ADDR          listen address (default 127.0.0.1; any other address needs\n"
+    "                       users: qn user add NAME)\n"
+    "  --port N             port (default 8080; 0 picks a free one, printed at start-up)\n"
+    "  --workers N          job worker threads (default: the number of CPUs)\n"
+    "  --job-threads N      threads one job may use (default 1)\n"
+    "  --http-threads N     HTTP threads (default 4)\n"
+    "  --max-body BYTES     largest JSON body (default 1M; suffixes K, M, G)\n"
+    "  --max-upload BYTES   largest dataset upload (default 256M)\n"
+    "  --max-connections N  concurrent connections (default 256)\n"
+    "  --timeout S          seconds an idle connection is kept (default 60)\n";
+
+/* Parses a decimal with an optional K/M/G suffix (binary) into [lo, hi]. */
+static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (!s || !*s)
+        return QN_EINVAL;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return QN_EINVAL;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30, end++;
+    if (*end || v > (hi >> shift))
+        return QN_EINVAL;
+    v <<= shift;
+    if (v < lo)
+        return QN_EINVAL;
+    *out = v;
+    return 0;
+}
+
+static size_t daemon__cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (size_t)n : 1;
+}
+
+static void daemon__defaults(struct daemon_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->db = "quasineuron.db";
+    c->bind = DAEMON_DEFAULT_BIND;
+    c->port = DAEMON_DEFAULT_PORT;
+    c->workers = daemon__cpus();
+    c->job_threads = 1;
+    c->http_threads = DAEMON_DEFAULT_HTTP_THREADS;
+    c->max_body = DAEMON_DEFAULT_MAX_BODY;
+    c->max_upload = DAEMON_DEFAULT_MAX_UPLOAD;
+    c->max_connections = DAEMON_DEFAULT_MAX_CONN;
+    c->timeout_s = DAEMON_DEFAULT_TIMEOUT;
+}
+
+/* One numeric option: name, bounds, where it goes. */
+struct daemon_opt {
+    const char *name;
+    uint64_t lo, hi;
+    int sized;    /* accepts K/M/G */
+    size_t off;   /* offsetof in daemon_config */
+    int is_unsigned; /* the field is unsigned (else size_t) */
+};
+
+#define DAEMON_OPT_U(n, lo, hi, f) {n, lo, hi, 0, offsetof(struct daemon_config, f), 1}
+#define DAEMON_OPT_Z(n, lo, hi, s, f) {n, lo, hi, s, offsetof(struct daemon_config, f), 0}
+
+static const struct daemon_opt daemon__opts[] = {
+    DAEMON_OPT_U("--port", 0, 65535, port),
+    DAEMON_OPT_Z("--workers", 1, DAEMON_MAX_WORKERS, 0, workers),
+    DAEMON_OPT_Z("--job-threads", 1, DAEMON_MAX_WORKERS, 0, job_threads),
+    DAEMON_OPT_U("--http-threads", 1, DAEMON_MAX_HTTP_THREADS, http_threads),
+    DAEMON_OPT_Z("--max-body", 64, (uint64_t)1 << 30, 1, max_body),
+    DAEMON_OPT_Z("--max-upload", 64, (uint64_t)1 << 40, 1, max_upload),
+    DAEMON_OPT_U("--max-connections", 1, 100000, max_connections),
+    DAEMON_OPT_U("--timeout", 1, 86400, timeout_s),
+};
+
+/* Applies one numeric option; 0, QN_EINVAL (bad value), QN_ENOTFOUND (not numeric). */
+static int daemon__num_opt(struct daemon_config *c, const char *name, const char *val)
+{
+    for (size_t i = 0; i < sizeof daemon__opts / sizeof daemon__opts[0]; i++) {
+        const struct daemon_opt *o = &daemon__opts[i];
+        if (strcmp(o->name, name) != 0)
+            continue;
+        uint64_t v;
+        if (o->sized ? daemon__parse_size(val, o->lo, o->hi, &v)
+                     : daemon__parse_size(val, o->lo, o->hi, &v) || strspn(val, "0123456789") !=
+                                                                          strlen(val)) {
+            fprintf(stderr, "qn: %s must be an integer from %llu to %llu%s, not '%s'\n", name,
+                    (unsigned long long)o->lo, (unsigned long long)o->hi,
+                    o->sized ? " (K, M, G suffixes allowed)" : "", val);
+            return QN_EINVAL;
+        }
+        char *field = (char *)c + o->off;
+        if (o->is_unsigned)
+            *(unsigned *)(void *)field = (unsigned)v;
+        else
+            *(size_t *)(void *)field = (size_t)v;
+        return 0;
+    }
+    return QN_ENOTFOUND;
+}
+
+/* Parses argv (argv[0] = "serve") into c. */
+static int daemon__parse(int argc, char **argv, struct daemon_config *c)
+{
+    daemon__defaults(c);
+    for (int i = 1; i < argc; i++) {
+        char name[32];
+        const char *arg = argv[i], *eq = strchr(arg, '='), *val;
+        size_t nl = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (strncmp(arg, "--", 2) != 0 || nl >= sizeof name) {
+            fprintf(stderr, "qn: unexpected argument '%s'\n", arg);
+            return QN_EINVAL;
+        }
+        memcpy(name, arg, nl);
+        name[nl] = '\0';
+        if (eq)
+            val = eq + 1;
+        else if (i + 1 < argc)
+            val = argv[++i];
+        else {
+            fprintf(stderr, "qn: %s needs a value\n", name);
+            return QN_EINVAL;
+        }
+        if (strcmp(name, "--db") == 0 && *val)
+            c->db = val;
+        else if (strcmp(name, "--bind") == 0 && *val)
+            c->bind = val;
+        else {
+            int rc = daemon__num_opt(c, name, val);
+            if (rc == QN_ENOTFOUND)
+                fprintf(stderr, "qn: unknown option '%s'\n", name);
+            if (rc)
+                return QN_EINVAL;
+        }
+    }
+    return 0;
+}
+
+int daemon_routes_register(struct http_server *srv)
+{
+    int rc = routes_register(srv);
+#ifdef DAEMON_HAVE_JOB_ROUTES
+    if (rc == 0)
+        rc = routes_jobs_register(srv);
+#endif
+    return rc;
+}
+
+/*
+ * Opens the database once before any thread (migrations run here) and
+ * refuses a non-loopback address when there are no users. Returns the exit
+ * status (0 to go on).
+ */
+static int daemon__check_db(const struct daemon_config *c)
+{
+    struct store *s = NULL;
+    char msg[STORE_MSG_MAX];
+    if (store_open(c->db, &s, msg, sizeof msg)) {
+        fprintf(stderr, "qn: %s: %s\n", c->db, msg);
+        return 1;
+    }
+    int64_t n = 0;
+    int rc = users_count(s, &n);
+    if (rc)
+        fprintf(stderr, "qn: %s: cannot read the users: %s\n", c->db, store_errmsg(s));
+    store_close(s);
+    if (rc)
+        return 1;
+    if (n == 0 && !http_is_loopback(c->bind)) {
+        fprintf(stderr,
+                "qn: refusing to listen on %s: the database has no users, so anyone who can "
+                "reach this address could run jobs and read every dataset. Add a user first "
+                "(qn user add NAME --db %s) or listen on 127.0.0.1.\n",
+                c->bind, c->db);
+        return 2;
+    }
+    return 0;
+}
+
+/* Starts the worker pool and the event pump when they are built in. */
+static int daemon__start_jobs(struct daemon *d)
+{
+#ifdef DAEMON_HAVE_WORKERS
+    if (workers_start(d, &d->workers)) {
+        fprintf(stderr, "qn: cannot start the worker pool\n");
+        return QN_EIO;
+    }
+    http_metrics_add(d->http, workers_metrics, d->workers);
+#else
+    fprintf(stderr, "qn: this build has no worker pool: jobs are stored but not run\n");
+#endif
+#ifdef DAEMON_HAVE_EVENTS
+    if (events_start(d, &d->events)) {
+        fprintf(stderr, "qn: cannot start the event pump\n");
+        return QN_EIO;
+    }
+#endif
+    return 0;
+}
+
+/* Stops in the order of daemon.h. */
+static void daemon__stop(struct daemon *d)
+{
+    atomic_store(&d->stopping, 1);
+    http_quiesce(d->http);
+#ifdef DAEMON_HAVE_WORKERS
+    workers_stop(d->workers, 1);
+    d->workers = NULL;
+#endif
+#ifdef DAEMON_HAVE_EVENTS
+    events_stop(d->events);
+    d->events = NULL;
+#endif
+    http_destroy(d->http);
+    d->http = NULL;
+}
+
+/* Blocks SIGINT and SIGTERM in this thread and every thread it starts. */
+static void daemon__block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Waits for SIGINT or SIGTERM; then lets a second one kill the process. */
+static int daemon__wait(const sigset_t *set)
+{
+    int sig = 0;
+    while (sigwait(set, &sig) != 0)
+        ;
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, set, NULL);
+    return sig;
+}
+
+/* Creates the HTTP server with every route; msg says why not. */
+static int daemon__http(struct daemon *d, char *msg, size_t cap)
+{
+    struct http_config hc = {
+        .db = d->cfg.db,
+        .bind = d->cfg.bind,
+        .port = d->cfg.port,
+        .threads = d->cfg.http_threads,
+        .max_body = d->cfg.max_body,
+        .max_upload = d->cfg.max_upload,
+        .max_connections = d->cfg.max_connections,
+        .timeout_s = d->cfg.timeout_s,
+        .daemon = d,
+    };
+    int rc = http_create(&hc, &d->http, msg, cap);
+    if (rc == 0 && (rc = daemon_routes_register(d->http)))
+        snprintf(msg, cap, "too many routes");
+    return rc;
+}
+
+/* Prints where the daemon listens: a JSON line on stdout, a sentence on stderr. */
+static void daemon__announce(const struct daemon *d)
+{
+    unsigned port = http_port(d->http);
+    int v6 = strchr(d->cfg.bind, ':') != NULL;
+    printf("{\"url\":\"http://%s%s%s:%u/\",\"port\":%u}\n", v6 ? "[" : "", d->cfg.bind,
+           v6 ? "]" : "", port, port);
+    fflush(stdout);
+    fprintf(stderr, "qn: serving %s on http://%s%s%s:%u/ (%zu workers, %u HTTP threads)\n",
+            d->cfg.db, v6 ? "[" : "", d->cfg.bind, v6 ? "]" : "", port, d->cfg.workers,
+            d->cfg.http_threads);
+}
+
+int daemon_main(int argc, char **argv)
+{
+    struct daemon d;
+    memset(&d, 0, sizeof d);
+    atomic_init(&d.stopping, 0);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(daemon__usage, stdout);
+            return 0;
+        }
+    if (daemon__parse(argc, argv, &d.cfg)) {
+        fputs(daemon__usage, stderr);
+        return 2;
+    }
+    int code = daemon__check_db(&d.cfg);
+    if (code)
+        return code;
+    sigset_t set;
+    daemon__block_signals(&set);
+    char msg[512] = "";
+    if (daemon__http(&d, msg, sizeof msg)) {
+        fprintf(stderr, "qn: %s\n", msg);
+        http_destroy(d.http);
+        return 1;
+    }
+    if (daemon__start_jobs(&d) || http_start(d.http, msg, sizeof msg)) {
+        if (msg[0])
+            fprintf(stderr, "qn: %s\n", msg);
+        daemon__stop(&d);
+        return 1;
+    }
+    daemon__announce(&d);
+    int sig = daemon__wait(&set);
+    fprintf(stderr, "qn: %s: stopping (running jobs are requeued)\n",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    daemon__stop(&d);
+    fprintf(stderr, "qn: stopped\n");
+    return 0;
+}
