@@ -21,7 +21,7 @@ CPPFLAGS_ALL := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iengine -Ischema -I
 # friends vectorise (the optimizer's inner loop).
 CFLAGS_ALL := -std=c11 $(OPT) -g -fno-math-errno $(WARN) -pthread $(SAN) $(CFLAGS)
 LDLIBS_ALL := -lmicrohttpd -ljansson -lsqlite3 -lgsl -lopenblas -lz -lpthread -lm
-TEST_LIBS := -lcmocka
+TEST_LIBS := -lcmocka -lcurl
 
 LIB_SRC := $(wildcard engine/*.c) $(wildcard schema/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
@@ -33,7 +33,8 @@ BENCH_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
 # Debian packages the build and the tests need, and how each is detected.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev \
-	libgsl-dev libopenblas-dev libcmocka-dev zlib1g-dev dataset-fashion-mnist curl
+	libgsl-dev libopenblas-dev libcmocka-dev zlib1g-dev dataset-fashion-mnist curl \
+	libcurl4-openssl-dev
 
 .PHONY: all deps test test-plain test-asan bench demo clean format
 
