@@ -83,6 +83,7 @@ void surrogate_close(struct surrogate *s)
     if (!s)
         return;
     mlp_destroy(s->mlp);
+    free(s->table);
     memset(s, 0, sizeof *s);
 }
 
@@ -118,8 +119,8 @@ static int surr__grad(const struct surrogate *s, struct mlp_acts *acts, const fl
     return QN_OK;
 }
 
-int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float *u, size_t B,
-                   float *y, float *dy_du, float *scratch)
+int surrogate_eval_mlp(const struct surrogate *s, struct mlp_acts *acts, const float *u, size_t B,
+                       float *y, float *dy_du, float *scratch)
 {
     if (!s->mlp || B > acts->cap || acts->n_layers != s->mlp->n_layers)
         return QN_EINVAL;
@@ -133,6 +134,100 @@ int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float
     for (size_t b = 0; b < B; b++)
         y[b] = surr__destandardise(s, o[b]);
     return dy_du ? surr__grad(s, acts, x, B, dy_du, ones) : QN_OK;
+}
+
+/* The table at drive u: y by cubic Hermite interpolation of the knots'
+ * values and slopes (error O(h^4)), and dy/du (when dy is non-NULL) by linear
+ * interpolation of the slopes (error O(h^2), and free of the cancellation
+ * that differentiating the cubic suffers in float). Returns 0 when u lies
+ * inside the table, 1 otherwise. */
+static int surr__table_at(const struct surrogate *s, float u, float *y, float *dy)
+{
+    float t = (u - s->table_lo) / s->table_h;
+    if (!(t >= 0.0f) || !(t < (float)(s->table_n - 1)))
+        return 1;
+    size_t i = (size_t)t;
+    float r = t - (float)i, h = s->table_h;
+    const float *k = s->table + 2 * i;
+    float y0 = k[0], d0 = k[1] * h, y1 = k[2], d1 = k[3] * h;
+    float r2 = r * r, r3 = r2 * r;
+    *y = (2 * r3 - 3 * r2 + 1) * y0 + (r3 - 2 * r2 + r) * d0 + (-2 * r3 + 3 * r2) * y1 +
+         (r3 - r2) * d1;
+    if (dy)
+        *dy = k[1] + r * (k[3] - k[1]);
+    return 0;
+}
+
+/* Runs the MLP on the rows of u that lie beyond the table, in chunks of c
+ * rows laid out in scratch (2B floats) as [u | y | dy | mlp scratch (2c)]. */
+static int surr__beyond_table(const struct surrogate *s, struct mlp_acts *acts, const float *u,
+                              size_t B, float *y, float *dy_du, float *scratch)
+{
+    size_t c = B / 5, next = 0;
+    float *cu = scratch, *cy = scratch + c, *cd = scratch + 2 * c, *cs = scratch + 3 * c;
+    size_t rows[64];
+    if (c > 64)
+        c = 64;
+    while (next < B) {
+        size_t m = 0;
+        float yy;
+        for (; next < B && m < c; next++)
+            if (surr__table_at(s, u[next], &yy, NULL))
+                rows[m] = next, cu[m++] = u[next];
+        if (m == 0)
+            break;
+        int rc = surrogate_eval_mlp(s, acts, cu, m, cy, dy_du ? cd : NULL, cs);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < m; j++) {
+            y[rows[j]] = cy[j];
+            if (dy_du)
+                dy_du[rows[j]] = cd[j];
+        }
+    }
+    return QN_OK;
+}
+
+int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float *u, size_t B,
+                   float *y, float *dy_du, float *scratch)
+{
+    if (!s->table || B < 5)
+        return surrogate_eval_mlp(s, acts, u, B, y, dy_du, scratch);
+    if (!s->mlp || B > acts->cap)
+        return QN_EINVAL;
+    size_t outside = 0;
+    for (size_t b = 0; b < B; b++)
+        outside += (size_t)surr__table_at(s, u[b], &y[b], dy_du ? &dy_du[b] : NULL);
+    /* drives beyond the table (rare: > 6 std from the sweep's mean) take the MLP */
+    return outside ? surr__beyond_table(s, acts, u, B, y, dy_du, scratch) : QN_OK;
+}
+
+int surrogate_tabulate(struct surrogate *s)
+{
+    if (!s->mlp || s->n_in != 1 || s->table)
+        return QN_OK;
+    size_t n = SURROGATE_TABLE_KNOTS;
+    float lo = s->in_mean[0] - 6 * s->in_std[0], h = 12 * s->in_std[0] / (float)(n - 1);
+    float *u = malloc(n * sizeof *u), *scratch = malloc(2 * n * sizeof *scratch);
+    float *y = malloc(n * sizeof *y), *dy = malloc(n * sizeof *dy);
+    float *table = malloc(2 * n * sizeof *table);
+    struct mlp_acts acts;
+    memset(&acts, 0, sizeof acts);
+    int rc = u && scratch && y && dy && table ? mlp_acts_init(&acts, s->mlp, n) : QN_ENOMEM;
+    for (size_t i = 0; rc == QN_OK && i < n; i++)
+        u[i] = lo + h * (float)i;
+    if (rc == QN_OK)
+        rc = surrogate_eval_mlp(s, &acts, u, n, y, dy, scratch);
+    for (size_t i = 0; rc == QN_OK && i < n; i++)
+        table[2 * i] = y[i], table[2 * i + 1] = dy[i];
+    if (rc == QN_OK) {
+        s->table = table, s->table_n = n, s->table_lo = lo, s->table_h = h;
+        table = NULL;
+    }
+    if (acts.slab)
+        mlp_acts_close(&acts);
+    free(u), free(scratch), free(y), free(dy), free(table);
+    return rc;
 }
 
 /* ---- fitting: configuration and data preparation ---- */
@@ -483,6 +578,8 @@ int surrogate_fit(const float *in, const float *out, const int *status, size_t n
         goto fail;
     res->n_train = w.n_train;
     res->n_val = w.n_val;
+    if ((rc = surrogate_tabulate(s)))
+        goto fail;
     surr__work_close(&w);
     return QN_OK;
 
@@ -693,6 +790,8 @@ int surrogate_from_blob(const void *blob, size_t len, struct surrogate *s)
         rc = surr__get_scaling(&c, s, a.n_in);
     if (!rc)
         rc = surr__get_params(&c, s, &a);
+    if (!rc)
+        rc = surrogate_tabulate(s);
     if (rc)
         surrogate_close(s);
     return rc;

@@ -28,6 +28,14 @@ struct surrogate {
     float in_std[DEV_MAX_INPUTS];
     float out_mean;                 /* standardisation of the output */
     float out_std;
+    /* One-drive surrogates only: a cubic Hermite table of the frozen MLP's
+     * value and slope, built once by one batched forward pass over the knots
+     * (surrogate_tabulate). surrogate_eval reads it instead of running the
+     * MLP when every row lies inside it; it agrees with the MLP to ~1e-6 of
+     * out_std. Derived data: never serialised, rebuilt on load and fit. */
+    size_t table_n;                 /* knots (0: no table) */
+    float table_lo, table_h;        /* first knot and spacing (raw drive units) */
+    float *table;                   /* (table_n, 2) owned: y, dy/du at each knot */
 };
 
 struct fit_config {
@@ -82,6 +90,16 @@ int surrogate_fit(const float *in, const float *out, const int *status, size_t n
  */
 int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float *u, size_t B,
                    float *y, float *dy_du, float *scratch);
+
+/* Builds the table of a one-drive surrogate over in_mean +- 6 in_std with
+ * SURROGATE_TABLE_KNOTS knots (a no-op for other surrogates). Called by
+ * surrogate_fit and surrogate_from_blob. Returns 0 or QN_ENOMEM. */
+#define SURROGATE_TABLE_KNOTS 8192
+int surrogate_tabulate(struct surrogate *s);
+
+/* Evaluates with the MLP alone (what the table stands for); as surrogate_eval. */
+int surrogate_eval_mlp(const struct surrogate *s, struct mlp_acts *acts, const float *u, size_t B,
+                       float *y, float *dy_du, float *scratch);
 
 /* Serialises into a new buffer *blob of *len bytes (free() it). Returns 0 or QN_ENOMEM. */
 int surrogate_to_blob(const struct surrogate *s, void **blob, size_t *len);

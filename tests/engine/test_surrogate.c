@@ -736,6 +736,50 @@ static void test_early_stopping(void **state)
     ds_free(&d);
 }
 
+/* The Hermite table of a one-drive surrogate agrees with its MLP, and rows
+ * beyond the table fall back to the MLP exactly. */
+static void test_table_matches_mlp(void **state)
+{
+    (void)state;
+    struct surrogate s;
+    memset(&s, 0, sizeof s);
+    size_t sizes[4] = {1, 32, 32, 1};
+    enum act_kind act[3] = {ACT_TANH, ACT_TANH, ACT_IDENTITY};
+    assert_int_equal(mlp_create(&s.mlp, 3, sizes, act), 0);
+    assert_int_equal(mlp_init_params(s.mlp, 11), 0);
+    s.n_in = 1;
+    s.in_mean[0] = 0.5f, s.in_std[0] = 2.0f, s.out_mean = 1.0f, s.out_std = 3.0f;
+    assert_int_equal(surrogate_tabulate(&s), 0);
+    assert_non_null(s.table);
+    enum { N = 4001 };
+    static float u[N], yt[N], dt[N], ym[N], dm[N], scratch[2 * N];
+    for (int i = 0; i < N; i++)
+        u[i] = 0.5f - 10.0f + 20.0f * (float)i / (N - 1); /* mean +- 5 std */
+    struct mlp_acts acts;
+    assert_int_equal(mlp_acts_init(&acts, s.mlp, N), 0);
+    assert_int_equal(surrogate_eval(&s, &acts, u, N, yt, dt, scratch), 0);
+    assert_int_equal(surrogate_eval_mlp(&s, &acts, u, N, ym, dm, scratch), 0);
+    double ey = 0, ed = 0, dmax = 0;
+    for (int i = 0; i < N; i++) {
+        ey = fmax(ey, fabs(yt[i] - ym[i]));
+        ed = fmax(ed, fabs(dt[i] - dm[i]));
+        dmax = fmax(dmax, fabs(dm[i]));
+    }
+    assert_true(ey < 1e-5 * s.out_std);
+    assert_true(ed < 1e-4 * dmax);
+    /* rows beyond the table come from the MLP (run on those rows alone, so equal
+     * to the full-batch MLP up to sgemm blocking: 1e-6); the others from the table */
+    u[7] = 100.0f, u[4000] = -90.0f;
+    assert_int_equal(surrogate_eval(&s, &acts, u, N, yt, dt, scratch), 0);
+    assert_int_equal(surrogate_eval_mlp(&s, &acts, u, N, ym, dm, scratch), 0);
+    assert_true(fabs(yt[7] - ym[7]) < 1e-6 * fabs(ym[7]) + 1e-6 && fabs(dt[7] - dm[7]) < 1e-6);
+    assert_true(fabs(yt[4000] - ym[4000]) < 1e-6 * fabs(ym[4000]) + 1e-6 &&
+                fabs(dt[4000] - dm[4000]) < 1e-6);
+    assert_true(fabs(yt[8] - ym[8]) < 1e-5 * s.out_std);
+    mlp_acts_close(&acts);
+    surrogate_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -751,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_same_seed_same_blob),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_early_stopping),
+        cmocka_unit_test(test_table_matches_mlp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
