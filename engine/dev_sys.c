@@ -169,9 +169,13 @@ static void dev__vars(const struct dev_model *d, double t, const double *y, cons
                       double *v)
 {
     size_t n = d->compiled->n, np = d->n_params, n_in = d->compiled->n_in;
-    memcpy(v, y, n * sizeof *v);
-    memcpy(v + n, d->params, np * sizeof *v);
-    memcpy(v + n + np, in, n_in * sizeof *v);
+    /* plain loops: these are a handful of values, and a memcpy call each costs more */
+    for (size_t i = 0; i < n; i++)
+        v[i] = y[i];
+    for (size_t i = 0; i < np; i++)
+        v[n + i] = d->params[i];
+    for (size_t i = 0; i < n_in; i++)
+        v[n + np + i] = in[i];
     v[n + np + n_in] = t;
 }
 

@@ -1248,7 +1248,7 @@ double expr_eval(const struct expr *e, const double *vars)
         case OP_SUBK: acc -= o->u.k; break;
         case OP_MULK: acc *= o->u.k; break;
         case OP_DIVK: acc /= o->u.k; break;
-        case OP_POWK: acc = pow(acc, o->u.k); break;
+        case OP_POWK: acc = expr__pow(acc, o->u.k); break;
         case OP_KSUB: acc = o->u.k - acc; break;
         case OP_KDIV: acc = o->u.k / acc; break;
         case OP_KPOW: acc = pow(o->u.k, acc); break;
@@ -1256,7 +1256,7 @@ double expr_eval(const struct expr *e, const double *vars)
         case OP_SUBV: acc -= vars[o->i]; break;
         case OP_MULV: acc *= vars[o->i]; break;
         case OP_DIVV: acc /= vars[o->i]; break;
-        case OP_POWV: acc = pow(acc, vars[o->i]); break;
+        case OP_POWV: acc = expr__pow(acc, vars[o->i]); break;
         case OP_VSUB: acc = vars[o->i] - acc; break;
         case OP_VDIV: acc = vars[o->i] / acc; break;
         case OP_VPOW: acc = pow(vars[o->i], acc); break;
