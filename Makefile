@@ -36,7 +36,7 @@ DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlit
 	libgsl-dev libopenblas-dev libcmocka-dev zlib1g-dev dataset-fashion-mnist curl \
 	libcurl4-openssl-dev
 
-.PHONY: all deps test test-plain test-asan bench demo clean format
+.PHONY: all deps test test-plain test-asan bench bench-torch demo clean format
 
 all: deps $(BUILD)/qn
 
@@ -88,6 +88,12 @@ test: deps
 
 bench: deps $(BUILD)/qn $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+
+# Our 784-256-128-10 training throughput over PyTorch's on the same CPU
+# (Debian's python3-torch; the system python, which sees Debian's packages).
+bench-torch: deps $(BUILD)/tests/bench/bench_train
+	@ours=$$($(BUILD)/tests/bench/bench_train | awk '/train_run:/{printf "%s%s",s,$$2; s=","}'); \
+	/usr/bin/python3 tests/bench/bench_torch.py --ours "$$ours"
 
 demo: deps $(BUILD)/qn
 	@rm -f demo.db demo.db-wal demo.db-shm
