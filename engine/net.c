@@ -46,7 +46,7 @@ static int net__check_via(const struct net_layer *L, enum net_via via, const str
         return QN_EINVAL;
     if (via == VIA_EXACT && dev_is_ode(L->dev))
         return QN_EINVAL;
-    if (via == VIA_DEVICE && !dev_is_differentiable(L->dev))
+    if (via == VIA_DEVICE && !dev_is_differentiable(L->dev) && !L->forward_only)
         return QN_ENOTDIFF;
     if (via == VIA_SURROGATE || via == VIA_PHYSICS_AWARE)
         if (!sur || sur->n_in != L->n_drive)
@@ -95,6 +95,7 @@ static int net__layer_init(struct net *n, struct net_layer *L, size_t n_in,
     L->dev = s->dev;
     L->via = s->via;
     L->sur = s->sur;
+    L->forward_only = s->forward_only;
     L->n_drive = s->dev->drive == DRIVE_DOT_SQ ? 2 : 1;
     if (s->devices == 0 || s->devices > MLP_MAX_WIDTH)
         return QN_EINVAL;
@@ -309,7 +310,10 @@ static int net__respond(struct net *n, struct net_layer *L, size_t B)
     case VIA_EXACT: net__exact(L, B); return QN_OK;
     case VIA_SURROGATE:
         return surrogate_eval(L->sur, &L->sacts, L->u, rows, L->y, L->g, L->sscratch);
-    case VIA_DEVICE: return net__solve_all(n, L, B, 1);
+    case VIA_DEVICE:
+        if (!dev_is_differentiable(L->dev)) /* a forward-only layer: dy/du is 0 */
+            memset(L->g, 0, rows * L->n_drive * sizeof *L->g);
+        return net__solve_all(n, L, B, dev_is_differentiable(L->dev));
     case VIA_PHYSICS_AWARE: {
         int rc = surrogate_eval(L->sur, &L->sacts, L->u, rows, L->tmp, L->g, L->sscratch);
         return rc ? rc : net__solve_all(n, L, B, 0);

@@ -47,6 +47,9 @@ struct net_layer_spec {
     const struct dev_model *dev;  /* prepared model */
     enum net_via via;
     const struct surrogate *sur;  /* surrogate and physics_aware; NULL otherwise */
+    int forward_only;             /* nonzero: only evaluated, never trained through; via
+                                     device then accepts readouts without a gradient
+                                     (spike_rate), whose dy/du is taken as 0 */
 };
 
 struct net_layer {
@@ -55,6 +58,7 @@ struct net_layer {
     const struct dev_model *dev;  /* borrowed */
     enum net_via via;
     const struct surrogate *sur;  /* borrowed */
+    int forward_only;             /* see net_layer_spec */
     size_t off_w, off_b, off_s;   /* A (n_out, n_in), b (n_out), s (1) in the slabs */
     float *xs;                    /* (cap, n_in) the scaled inputs s * x of the last forward */
     float *u;                     /* (cap, n_out, n_drive) drives of the last forward */

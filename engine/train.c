@@ -194,6 +194,9 @@ int train_run(struct net *n, struct optim *o, const struct data_set *train,
     res->test_loss = res->test_accuracy = NAN;
     if (cfg->batch < 1 || cfg->batch > n->cap)
         return QN_EINVAL;
+    for (size_t l = 0; l < n->n_layers; l++)
+        if (n->layer[l].via == VIA_DEVICE && !dev_is_differentiable(n->layer[l].dev))
+            return QN_ENOTDIFF; /* a forward-only layer cannot be trained through */
     int rc = train_check_data(n, train, cfg->loss);
     if (rc == QN_OK && test)
         rc = train_check_data(n, test, cfg->loss);

@@ -175,8 +175,8 @@ int job_resolve_surrogate(struct store *s, const struct spec_ref *ref, const cha
     return rc;
 }
 
-int job_check_via(const struct dev_model *d, enum net_via via, int have_sur, const char *path,
-                  struct spec_error *err)
+int job_check_via(const struct dev_model *d, enum net_via via, int have_sur, int forward_only,
+                  const char *path, struct spec_error *err)
 {
     if (d->drive == DRIVE_FULL)
         return spec_fail(err, path, "network layers need drive dot or dot_sq, not full");
@@ -184,7 +184,7 @@ int job_check_via(const struct dev_model *d, enum net_via via, int have_sur, con
         return spec_fail(err, path, "\"exact\" needs an analytic device (neuron, almost_neuron); "
                          "a %s device is computed via surrogate, device or physics_aware",
                          dev_kind_name(d->kind));
-    if (via == VIA_DEVICE && !dev_is_differentiable(d))
+    if (via == VIA_DEVICE && !dev_is_differentiable(d) && !forward_only)
         return spec_fail(err, path, "the %s readout cannot be differentiated, so \"device\" is "
                          "refused; use surrogate or physics_aware (its forward pass is the "
                          "device)", dev_readout_name(d->readout.kind));

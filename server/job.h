@@ -110,9 +110,11 @@ int job_resolve_surrogate(struct store *s, const struct spec_ref *ref, const cha
                           struct spec_error *err);
 
 /* Checks that a layer of device d can be computed with `via` (have_sur: a
- * surrogate is at hand); QN_ESPEC with *err at path (the via's) otherwise. */
-int job_check_via(const struct dev_model *d, enum net_via via, int have_sur, const char *path,
-                  struct spec_error *err);
+ * surrogate is at hand; forward_only: the layer is only scored, so a readout
+ * without a gradient may be used via device); QN_ESPEC with *err at path (the
+ * via's) otherwise. */
+int job_check_via(const struct dev_model *d, enum net_via via, int have_sur, int forward_only,
+                  const char *path, struct spec_error *err);
 
 /* Fills ctx->reason with `what: <code message>` (and SQLite's words for
  * database codes); returns rc. */

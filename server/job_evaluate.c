@@ -107,7 +107,7 @@ static int job_eval__override(struct job_ctx *ctx, struct job_evaluate *p, size_
     }
     snprintf(path, sizeof path, "/spec/via/%zu", l);
     p->nd.via[l] = via;
-    return job_check_via(&p->nd.dev[l], via, p->nd.have_sur[l], path, &ctx->err);
+    return job_check_via(&p->nd.dev[l], via, p->nd.have_sur[l], 1, path, &ctx->err);
 }
 
 /* Every "via" entry, then "surrogates" entries without one. */
@@ -234,6 +234,8 @@ static int job_eval__net(struct job_ctx *ctx, const struct job_evaluate *p, stru
 {
     struct net_layer_spec ls[NET_MAX_LAYERS];
     job_netdef_layers(&p->nd, ls);
+    for (size_t l = 0; l < p->nd.n_layers; l++)
+        ls[l].forward_only = 1; /* scoring only: a spike-rate device may be used via device */
     int rc = net_create(out, p->model.n_in, ls, p->nd.n_layers, JOB_EVAL_BATCH, ctx->workers,
                         p->t.train.seed, ctx->cancel);
     if (rc)

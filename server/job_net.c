@@ -37,7 +37,7 @@ static int job_net__layer(struct store *s, const struct train_layer_spec *L, siz
         nd->have_sur[l] = 1;
     }
     job_net__path(p, sizeof p, l, "via");
-    return job_check_via(&nd->dev[l], L->via, nd->have_sur[l], p, err);
+    return job_check_via(&nd->dev[l], L->via, nd->have_sur[l], 0, p, err);
 }
 
 int job_netdef_resolve(struct store *s, const struct train_spec *t, struct job_netdef *nd,
@@ -72,6 +72,7 @@ void job_netdef_layers(const struct job_netdef *nd, struct net_layer_spec *out)
         out[l].dev = &nd->dev[l];
         out[l].via = nd->via[l];
         out[l].sur = nd->have_sur[l] ? &nd->sur[l] : NULL;
+        out[l].forward_only = 0;
     }
 }
 

@@ -233,8 +233,8 @@ static int build(struct net **out, const struct data_set *train, const size_t *h
 {
     struct net_layer_spec spec[NET_MAX_LAYERS];
     for (size_t l = 0; l < nh; l++)
-        spec[l] = (struct net_layer_spec){h[l], hid, via, sur};
-    spec[nh] = (struct net_layer_spec){10, ident, VIA_EXACT, NULL};
+        spec[l] = (struct net_layer_spec){h[l], hid, via, sur, 0};
+    spec[nh] = (struct net_layer_spec){10, ident, VIA_EXACT, NULL, 0};
     int rc = net_create(out, train->d, spec, nh + 1, BATCH, 1, 7, NULL);
     if (!rc)
         rc = net_calibrate(*out, train->x, BATCH);

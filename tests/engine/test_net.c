@@ -147,7 +147,7 @@ static void grad_case(struct dev_model *dev, enum net_via via, const struct surr
     dev_model_init(&ident, DEV_NEURON);
     ident.activation = ACT_IDENTITY;
     prepare(&ident);
-    struct net_layer_spec spec[2] = {{4, dev, via, sur}, {2, &ident, VIA_EXACT, NULL}};
+    struct net_layer_spec spec[2] = {{4, dev, via, sur, 0}, {2, &ident, VIA_EXACT, NULL, 0}};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, N_IN, spec, 2, 8, 2, 7, NULL), 0);
     n->params[n->layer[0].off_s] = 0.8f; /* exercise the fixed input scales */
@@ -179,6 +179,37 @@ static void test_grad_exact(void **state)
     dev_model_close(&a);
 }
 
+/* physics_aware: the forward pass is the device's, dy/du the surrogate's. */
+static void test_physics_aware(void **state)
+{
+    (void)state;
+    struct surrogate sur;
+    make_surrogate(&sur, 1, 5);
+    struct dev_model crn;
+    dev_model_init(&crn, DEV_CRN_RELU);
+    prepare(&crn);
+    struct net_layer_spec pa = {3, &crn, VIA_PHYSICS_AWARE, &sur, 0};
+    struct net_layer_spec su = {3, &crn, VIA_SURROGATE, &sur, 0};
+    struct net *a = NULL, *b = NULL;
+    assert_int_equal(net_create(&a, N_IN, &pa, 1, 8, 2, 4, NULL), 0);
+    assert_int_equal(net_create(&b, N_IN, &su, 1, 8, 1, 4, NULL), 0);
+    float x[2 * N_IN] = {0.4f, -1, 0.2f, 1.5f, -0.3f, 0.9f};
+    assert_int_equal(net_forward(a, x, 2), 0);
+    assert_int_equal(net_forward(b, x, 2), 0);
+    struct dev_work w;
+    assert_int_equal(dev_work_init(&w, &crn, NULL), 0);
+    for (size_t e = 0; e < 6; e++) {
+        double u = a->layer[0].u[e], y;
+        assert_int_equal(dev_eval(&w, &u, &y), 0);
+        assert_true(fabsf(net_output(a)[e] - (float)y) < 1e-6f);
+        assert_true(a->layer[0].g[e] == b->layer[0].g[e]);
+    }
+    dev_work_close(&w);
+    net_destroy(a), net_destroy(b);
+    dev_model_close(&crn);
+    surrogate_close(&sur);
+}
+
 static void test_grad_surrogate(void **state)
 {
     (void)state;
@@ -194,7 +225,7 @@ static void test_grad_surrogate(void **state)
     prepare(&near);
     grad_case(&near, VIA_SURROGATE, &s2);
     /* a surrogate with the wrong number of drives is refused */
-    struct net_layer_spec bad = {4, &crn, VIA_SURROGATE, &s2};
+    struct net_layer_spec bad = {4, &crn, VIA_SURROGATE, &s2, 0};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, N_IN, &bad, 1, 8, 1, 1, NULL), QN_EINVAL);
     dev_model_close(&crn);
@@ -229,9 +260,37 @@ static void test_grad_device(void **state)
     struct dev_model hh;
     dev_model_init(&hh, DEV_HODGKIN_HUXLEY);
     prepare(&hh);
-    struct net_layer_spec spec = {4, &hh, VIA_DEVICE, NULL};
+    struct net_layer_spec spec = {4, &hh, VIA_DEVICE, NULL, 0};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, N_IN, &spec, 1, 8, 1, 1, NULL), QN_ENOTDIFF);
+    /* scored only (forward_only): the real spike rates, and training through it is refused */
+    spec.forward_only = 1;
+    assert_int_equal(net_create(&n, N_IN, &spec, 1, 8, 2, 1, NULL), 0);
+    float x[2 * N_IN] = {1, -0.5f, 2, 0.3f, 0.8f, -1};
+    for (size_t j = 0; j < 4; j++)
+        n->params[n->layer[0].off_b + j] = 8.0f; /* near the firing threshold */
+    assert_int_equal(net_forward(n, x, 2), 0);
+    struct dev_work w;
+    assert_int_equal(dev_work_init(&w, &hh, NULL), 0);
+    for (size_t e = 0; e < 8; e++) {
+        double u = n->layer[0].u[e], rate;
+        assert_int_equal(dev_eval(&w, &u, &rate), 0);
+        assert_true(net_output(n)[e] == (float)rate);
+        assert_true(n->layer[0].g[e] == 0.0f);
+    }
+    dev_work_close(&w);
+    struct data_set ds;
+    assert_int_equal(data_gen_spirals(&ds, 8, 2, 0.1, 1), 0);
+    struct optim o;
+    struct optim_config oc;
+    optim_config_default(&oc, OPTIM_ADAM);
+    assert_int_equal(optim_init(&o, &oc, n->n_params), 0);
+    struct train_config cfg = {LOSS_MSE, 1, 4, 1, 0};
+    struct train_result r;
+    assert_int_equal(train_run(n, &o, &ds, NULL, &cfg, NULL, 0, &r), QN_ENOTDIFF);
+    optim_close(&o);
+    data_close(&ds);
+    net_destroy(n);
     dev_model_close(&hh);
 }
 
@@ -276,7 +335,7 @@ static void test_resume_identical(void **state)
     dev_model_init(&ident, DEV_NEURON);
     ident.activation = ACT_IDENTITY;
     prepare(&ident);
-    struct net_layer_spec spec[2] = {{16, &tanhd, VIA_EXACT, NULL}, {2, &ident, VIA_EXACT, NULL}};
+    struct net_layer_spec spec[2] = {{16, &tanhd, VIA_EXACT, NULL, 0}, {2, &ident, VIA_EXACT, NULL, 0}};
     struct train_config cfg = {LOSS_CROSS_ENTROPY, 4, 32, 9, 2};
     struct optim_config oc;
     optim_config_default(&oc, OPTIM_ADAM);
@@ -330,7 +389,7 @@ static void test_xor_network(void **state)
     dev_model_init(&ident, DEV_NEURON);
     ident.activation = ACT_IDENTITY;
     prepare(&ident);
-    struct net_layer_spec spec[2] = {{4, &sig, VIA_EXACT, NULL}, {2, &ident, VIA_EXACT, NULL}};
+    struct net_layer_spec spec[2] = {{4, &sig, VIA_EXACT, NULL, 0}, {2, &ident, VIA_EXACT, NULL, 0}};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, 2, spec, 2, 4, 1, 2, NULL), 0);
     struct optim o;
@@ -360,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_grad_exact),
         cmocka_unit_test(test_grad_surrogate),
         cmocka_unit_test(test_grad_device),
+        cmocka_unit_test(test_physics_aware),
         cmocka_unit_test(test_resume_identical),
         cmocka_unit_test(test_xor_network),
     };
