@@ -135,9 +135,13 @@ static void q__log_one(struct queue *q, const struct q_event *x)
     if (!q->log)
         return;
     pthread_mutex_lock(&q->log_mu);
-    fprintf(q->log, "qn: job %" PRId64 " (%s, %s): %s -> %s%s%s\n", x->id, x->type, x->owner,
-            store_job_state_name(x->from), store_job_state_name(x->to), x->why[0] ? ": " : "",
-            x->why);
+    if (x->from == x->to) /* a new job */
+        fprintf(q->log, "qn: job %" PRId64 " (%s, %s): submitted -> %s%s%s\n", x->id, x->type,
+                x->owner, store_job_state_name(x->to), x->why[0] ? ": " : "", x->why);
+    else
+        fprintf(q->log, "qn: job %" PRId64 " (%s, %s): %s -> %s%s%s\n", x->id, x->type, x->owner,
+                store_job_state_name(x->from), store_job_state_name(x->to),
+                x->why[0] ? ": " : "", x->why);
     fflush(q->log);
     pthread_mutex_unlock(&q->log_mu);
 }
@@ -385,7 +389,7 @@ static int q__insert(struct queue *q, struct store *s, const struct job_spec *js
         struct q_event x = {.id = *id, .from = *state, .to = *state};
         snprintf(x.type, sizeof x.type, "%s", js->type);
         snprintf(x.owner, sizeof x.owner, "%s", owner ? owner : "local");
-        snprintf(x.why, sizeof x.why, "submitted (priority %d)", js->priority);
+        snprintf(x.why, sizeof x.why, "priority %d", js->priority);
         q__log_one(q, &x);
     }
     return rc;

@@ -61,8 +61,7 @@ struct workers {
     uint64_t wake_gen;         /* bumped by workers_wake */
     atomic_uint_fast64_t units[W_KINDS];    /* progress units done, by type */
     atomic_uint_fast64_t finished[6];       /* jobs ended here, by final state */
-    pthread_mutex_t stats_mu;  /* guards stats (the /metrics connection) */
-    struct store *stats;       /* a connection for /metrics (owned) */
+    struct store *boot;        /* the start-up connection (recovery), closed after it */
 };
 
 static void w__log(struct workers *w, const char *fmt, const char *a, int64_t id)
@@ -321,7 +320,6 @@ static struct workers *w__alloc(const struct workers_config *cfg)
     }
     pthread_mutex_init(&w->reg_mu, NULL);
     pthread_mutex_init(&w->wake_mu, NULL);
-    pthread_mutex_init(&w->stats_mu, NULL);
     pthread_cond_init(&w->wake_cv, NULL);
     for (size_t i = 0; i < w->n; i++) {
         w->slots[i].pool = w;
@@ -333,9 +331,8 @@ static struct workers *w__alloc(const struct workers_config *cfg)
 static void w__free(struct workers *w)
 {
     queue_destroy(w->q);
-    store_close(w->stats);
+    store_close(w->boot);
     pthread_cond_destroy(&w->wake_cv);
-    pthread_mutex_destroy(&w->stats_mu);
     pthread_mutex_destroy(&w->wake_mu);
     pthread_mutex_destroy(&w->reg_mu);
     free(w->slots);
@@ -343,22 +340,24 @@ static void w__free(struct workers *w)
     free(w);
 }
 
-/* Opens the /metrics connection, makes the queue and recovers it. */
+/* Makes the queue and recovers it on a start-up connection, then closes that. */
 static int w__open_queue(struct workers *w, char *msg, size_t cap)
 {
     char why[STORE_MSG_MAX] = "";
     size_t requeued = 0;
-    int rc = store_open(w->db, &w->stats, why, sizeof why);
+    int rc = store_open(w->db, &w->boot, why, sizeof why);
     if (rc)
         return w__say(msg, cap, "cannot open the database", why), rc;
-    rc = queue_create(w->stats, w->log, &w->q);
+    rc = queue_create(w->boot, w->log, &w->q);
     if (rc == 0)
-        rc = queue_recover(w->q, w->stats, &requeued);
+        rc = queue_recover(w->q, w->boot, &requeued);
     if (rc)
-        w__say(msg, cap, "cannot recover the job queue", store_errmsg(w->stats));
+        w__say(msg, cap, "cannot recover the job queue", store_errmsg(w->boot));
     else if (requeued && w->log)
         fprintf(w->log, "qn: %zu job%s that were running are queued again\n", requeued,
                 requeued == 1 ? "" : "s");
+    store_close(w->boot);
+    w->boot = NULL;
     return rc;
 }
 
@@ -481,24 +480,6 @@ size_t workers_busy(struct workers *w)
     return busy;
 }
 
-/* Jobs by state from the database (the /metrics connection). */
-static void w__metrics_states(struct workers *w, FILE *out)
-{
-    int64_t c[6];
-    pthread_mutex_lock(&w->stats_mu);
-    int rc = queue_counts(w->stats, c);
-    pthread_mutex_unlock(&w->stats_mu);
-    if (rc)
-        return;
-    fprintf(out, "# HELP qn_jobs Jobs by state.\n# TYPE qn_jobs gauge\n");
-    for (int i = 0; i < 6; i++)
-        fprintf(out, "qn_jobs{state=\"%s\"} %" PRId64 "\n",
-                store_job_state_name((enum store_job_state)i), c[i]);
-    fprintf(out, "# HELP qn_queue_depth Jobs waiting for a worker (queued).\n"
-                 "# TYPE qn_queue_depth gauge\nqn_queue_depth %" PRId64 "\n",
-            c[JOB_QUEUED]);
-}
-
 void workers_metrics(FILE *out, void *ctx)
 {
     struct workers *w = ctx;
@@ -519,5 +500,4 @@ void workers_metrics(FILE *out, void *ctx)
             fprintf(out, "qn_jobs_ended_total{state=\"%s\"} %" PRIuFAST64 "\n",
                     i == JOB_QUEUED ? "requeued" : store_job_state_name((enum store_job_state)i),
                     (uint_fast64_t)atomic_load(&w->finished[i]));
-    w__metrics_states(w, out);
 }

@@ -86,7 +86,8 @@ size_t workers_busy(struct workers *w);
 
 /* Writes the pool's Prometheus lines (http_metrics_fn; ctx is the pool):
  * qn_workers, qn_workers_busy, qn_job_units_total{type} (sweep rows solved,
- * fit epochs, train steps), qn_jobs_finished_total{state}. */
+ * train steps, by type), qn_jobs_ended_total{state} (requeued, succeeded, failed,
+ * canceled). Jobs by state and the queue depth are the HTTP layer's. */
 void workers_metrics(FILE *out, void *ctx);
 
 #endif

@@ -139,7 +139,7 @@ static void test_runs_jobs_and_dependencies(void **state)
     fclose(m);
     assert_non_null(strstr(text, "qn_workers 2\n"));
     assert_non_null(strstr(text, "qn_job_units_total{type=\"sweep\"} 128\n"));
-    assert_non_null(strstr(text, "qn_jobs{state=\"succeeded\"} 3\n"));
+    assert_non_null(strstr(text, "qn_jobs_ended_total{state=\"succeeded\"} 3\n"));
     free(text);
 }
 

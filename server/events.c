@@ -1,0 +1,487 @@
+/*
+ * events.c: SSE streams of job events and the pump thread (see events.h).
+ *
+ * Locking: one mutex (e->mu) guards the list of streams and every stream's
+ * buffer and flags. MHD is never called with it held: a reader that finds
+ * its buffer empty marks the stream suspended, unlocks, then suspends the
+ * connection; the pump collects the streams to wake under the lock and
+ * resumes them after unlocking. If the pump's resume comes before the
+ * reader's suspend, MHD cancels the suspension (its "resuming" flag), so no
+ * wake-up is lost. A suspended connection is never closed by MHD, which is
+ * why the pump may still use its pointer after unlocking.
+ *
+ * Lifetime: struct events is shared by the daemon and by every stream's
+ * response (MHD frees those, possibly after events_stop), so it is
+ * reference counted: one reference for events_stop's caller, one per stream.
+ */
+#include "events.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "http.h"
+#include "job.h"
+#include "qn_err.h"
+#include "store.h"
+#include "workers.h"
+
+/* One client's stream. Every field but conn, job and hub is guarded by hub->mu. */
+struct ev_stream {
+    struct ev_stream *next;
+    struct events *hub;
+    struct MHD_Connection *conn;
+    int64_t job;
+    int64_t last_id;       /* last metric id put in the buffer */
+    char state[16];        /* last state sent, "" before the first */
+    uint64_t pdone, ptotal; /* last progress sent */
+    char *buf;             /* pending bytes [off, len) of cap */
+    size_t off, len, cap;
+    int suspended;         /* the reader suspended (or is about to suspend) the connection */
+    int dirty;             /* look at the database for this stream at the next tick */
+    int eos;               /* nothing more will be added; end when drained */
+    double last_send;      /* monotonic seconds of the last event or heartbeat */
+};
+
+struct events {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;       /* wakes the pump early (a new stream) */
+    struct ev_stream *head;
+    size_t n;                /* streams in the list */
+    int refs;                /* 1 (the owner) + streams alive */
+    int stopping;
+    int kick;                /* a tick is wanted now */
+    pthread_t pump;
+    int have_pump;
+    struct store *s;         /* the pump's connection (pump thread only) */
+    struct workers *workers; /* borrowed, may be NULL */
+    const atomic_int *daemon_stopping; /* borrowed, may be NULL: workers are being stopped */
+    unsigned poll_ms, heartbeat_ms;
+    int64_t data_version;
+};
+
+static double ev__now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Drops one reference (mu held); frees the hub at zero. Returns 1 when freed (mu gone). */
+static int ev__unref_locked(struct events *e)
+{
+    if (--e->refs > 0)
+        return 0;
+    pthread_mutex_unlock(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+    return 1;
+}
+
+/* ---- buffers ------------------------------------------------------------------- */
+
+static int ev__append(struct ev_stream *s, const char *text, size_t n)
+{
+    if (s->off == s->len)
+        s->off = s->len = 0;
+    if (s->len + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + n)
+            cap *= 2;
+        char *b = realloc(s->buf, cap);
+        if (!b)
+            return QN_ENOMEM;
+        s->buf = b;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, text, n);
+    s->len += n;
+    return 0;
+}
+
+/* Appends "[id: N\n]event: NAME\ndata: JSON\n\n"; steals data. */
+static int ev__event(struct ev_stream *s, int64_t id, const char *name, json_t *data)
+{
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+    if (!text)
+        return QN_ENOMEM;
+    char head[96];
+    int k = id ? snprintf(head, sizeof head, "id: %" PRId64 "\nevent: %s\ndata: ", id, name)
+               : snprintf(head, sizeof head, "event: %s\ndata: ", name);
+    int rc = ev__append(s, head, (size_t)k);
+    if (rc == 0)
+        rc = ev__append(s, text, strlen(text));
+    if (rc == 0)
+        rc = ev__append(s, "\n\n", 2);
+    free(text);
+    return rc;
+}
+
+/* ---- what the pump reads ------------------------------------------------------------ */
+
+static int ev__final(enum store_job_state st)
+{
+    return st == JOB_SUCCEEDED || st == JOB_FAILED || st == JOB_CANCELED;
+}
+
+/* The job record for a state event (new reference), with priority. */
+static json_t *ev__record(const struct store_job *j)
+{
+    json_t *r = job_record_json(j);
+    if (r)
+        json_object_set_new(r, "priority", json_integer(j->priority));
+    return r;
+}
+
+/* A metric row as event data. */
+static json_t *ev__metric(sqlite3_stmt *st)
+{
+    json_t *v = sqlite3_column_type(st, 4) == SQLITE_NULL ? json_null()
+                                                           : json_real(sqlite3_column_double(st, 4));
+    return json_pack("{sI sI sI ss so sf}", "id", (json_int_t)sqlite3_column_int64(st, 0), "step",
+                     (json_int_t)sqlite3_column_int64(st, 1), "epoch",
+                     (json_int_t)sqlite3_column_int64(st, 2), "name",
+                     (const char *)sqlite3_column_text(st, 3), "value", v ? v : json_null(),
+                     "time", sqlite3_column_double(st, 5));
+}
+
+/* Appends the job's metrics after s->last_id (one batch); *n rows appended. */
+static int ev__metrics(struct events *e, struct ev_stream *s, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    *n = 0;
+    int rc = sqlite3_prepare_v2(store_sqlite(e->s),
+                                "SELECT id, step, epoch, name, value, time FROM metrics"
+                                " WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return QN_EDB;
+    sqlite3_bind_int64(st, 1, s->job);
+    sqlite3_bind_int64(st, 2, s->last_id);
+    sqlite3_bind_int(st, 3, EVENTS_BATCH);
+    int err = 0;
+    while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        err = ev__event(s, id, "metric", ev__metric(st));
+        if (err == 0) {
+            s->last_id = id;
+            (*n)++;
+        }
+    }
+    sqlite3_finalize(st);
+    return err ? err : (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : QN_EDB;
+}
+
+/*
+ * Brings stream s up to date: a state event when the state changed (before
+ * the metrics, or after them for a final state, so that the final state is
+ * the last event), one batch of metrics, and the end when the job is over.
+ */
+static int ev__fill(struct events *e, struct ev_stream *s)
+{
+    struct store_job j;
+    int rc = store_job_get(e->s, s->job, &j);
+    if (rc == QN_ENOTFOUND) {
+        s->eos = 1;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    const char *name = store_job_state_name(j.state);
+    int changed = strcmp(name, s->state) != 0;
+    int final = ev__final(j.state);
+    size_t n = 0;
+    if (changed && !final)
+        rc = ev__event(s, 0, "state", ev__record(&j));
+    if (rc == 0)
+        rc = ev__metrics(e, s, &n);
+    s->dirty = rc == 0 && n == EVENTS_BATCH; /* more rows wait */
+    if (rc == 0 && final && !s->dirty) {
+        if (changed)
+            rc = ev__event(s, 0, "state", ev__record(&j));
+        s->eos = 1;
+    }
+    if (rc == 0 && changed && (!final || s->eos))
+        snprintf(s->state, sizeof s->state, "%s", name);
+    store_job_free(&j);
+    return rc;
+}
+
+/* A progress event when the job's progress moved. */
+static int ev__progress(struct events *e, struct ev_stream *s)
+{
+    uint64_t done = 0, total = 0;
+    if (!e->workers || s->eos || (e->daemon_stopping && atomic_load(e->daemon_stopping)) ||
+        workers_progress(e->workers, s->job, &done, &total) != 0)
+        return 0;
+    if (done == s->pdone && total == s->ptotal)
+        return 0;
+    s->pdone = done;
+    s->ptotal = total;
+    return ev__event(s, 0, "progress",
+                     json_pack("{sI sI}", "done", (json_int_t)done, "total", (json_int_t)total));
+}
+
+/* Has anything been committed since the last tick? (1 on the first call.) */
+static int ev__db_changed(struct events *e)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(store_sqlite(e->s), "PRAGMA data_version", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    int changed = v != e->data_version || v < 0;
+    e->data_version = v;
+    return changed;
+}
+
+/* Updates one drained stream; 1 when it has something new for its client. */
+static int ev__tick_stream(struct events *e, struct ev_stream *s, int changed, double now)
+{
+    size_t before = s->len - s->off;
+    if (changed)
+        s->dirty = 1;
+    if (s->dirty && ev__fill(e, s) != 0)
+        s->dirty = 1; /* try again next tick */
+    ev__progress(e, s);
+    if (s->len - s->off == before && !s->eos && now - s->last_send >= e->heartbeat_ms / 1e3)
+        ev__append(s, ": heartbeat\n\n", 13);
+    if (s->len - s->off != before)
+        s->last_send = now;
+    return s->len - s->off != before || s->eos;
+}
+
+/* One pass over the streams; the connections to resume into wake[] (*n_wake). */
+static void ev__tick(struct events *e, struct MHD_Connection **wake, size_t *n_wake, size_t cap)
+{
+    int changed = ev__db_changed(e);
+    double now = ev__now();
+    *n_wake = 0;
+    for (struct ev_stream *s = e->head; s; s = s->next) {
+        if (s->eos || s->off < s->len)
+            continue; /* finished, or its client has not taken the last batch yet */
+        if (ev__tick_stream(e, s, changed, now) && s->suspended && *n_wake < cap) {
+            s->suspended = 0;
+            wake[(*n_wake)++] = s->conn;
+        }
+    }
+}
+
+static void *ev__pump(void *arg)
+{
+    struct events *e = arg;
+    struct MHD_Connection **wake = NULL;
+    size_t cap = 0, n_wake = 0;
+    pthread_mutex_lock(&e->mu);
+    while (!e->stopping) {
+        if (cap < e->n) { /* room to remember every stream's connection */
+            struct MHD_Connection **w = realloc(wake, e->n * sizeof *w);
+            if (w) {
+                wake = w;
+                cap = e->n;
+            }
+        }
+        ev__tick(e, wake, &n_wake, cap);
+        pthread_mutex_unlock(&e->mu);
+        for (size_t i = 0; i < n_wake; i++)
+            MHD_resume_connection(wake[i]);
+        pthread_mutex_lock(&e->mu);
+        if (!e->kick && !e->stopping) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            long ns = until.tv_nsec + (long)e->poll_ms * 1000000L;
+            until.tv_sec += ns / 1000000000L;
+            until.tv_nsec = ns % 1000000000L;
+            pthread_cond_timedwait(&e->cv, &e->mu, &until);
+        }
+        e->kick = 0;
+    }
+    pthread_mutex_unlock(&e->mu);
+    free(wake);
+    return NULL;
+}
+
+/* ---- the MHD side ---------------------------------------------------------------- */
+
+/* MHD's content reader: pending bytes, the end, or suspend until the pump has more. */
+static ssize_t ev__read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    struct ev_stream *s = cls;
+    struct events *e = s->hub;
+    (void)pos;
+    pthread_mutex_lock(&e->mu);
+    if (s->off < s->len) {
+        size_t n = s->len - s->off < max ? s->len - s->off : max;
+        memcpy(out, s->buf + s->off, n);
+        s->off += n;
+        if (s->off == s->len && s->dirty)
+            e->kick = 1, pthread_cond_signal(&e->cv); /* more rows wait: do not idle */
+        pthread_mutex_unlock(&e->mu);
+        return (ssize_t)n;
+    }
+    if (s->eos) {
+        pthread_mutex_unlock(&e->mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    s->suspended = 1;
+    pthread_mutex_unlock(&e->mu);
+    MHD_suspend_connection(s->conn);
+    return 0;
+}
+
+/* MHD frees the response: the stream goes away (and the hub, if it was the last). */
+static void ev__free(void *cls)
+{
+    struct ev_stream *s = cls;
+    struct events *e = s->hub;
+    pthread_mutex_lock(&e->mu);
+    for (struct ev_stream **p = &e->head; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            e->n--;
+            break;
+        }
+    }
+    free(s->buf);
+    free(s);
+    if (!ev__unref_locked(e))
+        pthread_mutex_unlock(&e->mu);
+}
+
+int events_open(struct events *e, struct http_req *req, int64_t job, int64_t last_id)
+{
+    struct ev_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return QN_ENOMEM;
+    s->hub = e;
+    s->conn = http_req_connection(req);
+    s->job = job;
+    s->last_id = last_id;
+    s->dirty = 1;
+    s->last_send = ev__now();
+    /* The client's reconnection delay, and a first line so proxies flush headers. */
+    if (ev__append(s, "retry: 2000\n\n", 13) != 0) {
+        free(s);
+        return QN_ENOMEM;
+    }
+    pthread_mutex_lock(&e->mu);
+    if (e->stopping) {
+        pthread_mutex_unlock(&e->mu);
+        free(s->buf);
+        free(s);
+        return QN_EBUSY;
+    }
+    s->next = e->head;
+    e->head = s;
+    e->n++;
+    e->refs++;
+    e->kick = 1;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, ev__read, s, ev__free);
+    if (!resp) {
+        ev__free(s);
+        return QN_ENOMEM;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream; charset=utf-8");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    int rc = http_reply_response(req, 200, resp); /* frees resp (and s) on failure */
+    return rc == QN_EINVAL ? QN_EIO : rc;
+}
+
+size_t events_count(struct events *e)
+{
+    pthread_mutex_lock(&e->mu);
+    size_t n = e->n;
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
+
+/* ---- life ------------------------------------------------------------------------ */
+
+int events_create(const struct events_config *cfg, struct events **out, char *msg, size_t cap)
+{
+    *out = NULL;
+    struct events *e = calloc(1, sizeof *e);
+    if (!e)
+        return QN_ENOMEM;
+    e->refs = 1;
+    e->workers = cfg->workers;
+    e->daemon_stopping = cfg->stopping;
+    e->poll_ms = cfg->poll_ms ? cfg->poll_ms : EVENTS_POLL_MS;
+    e->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : EVENTS_HEARTBEAT_MS;
+    e->data_version = -1;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    int rc = store_open(cfg->db, &e->s, msg, cap);
+    if (rc == 0 && pthread_create(&e->pump, NULL, ev__pump, e) != 0) {
+        if (msg && cap)
+            snprintf(msg, cap, "cannot start the event pump thread");
+        rc = QN_ENOMEM;
+    }
+    if (rc) {
+        store_close(e->s);
+        pthread_cond_destroy(&e->cv);
+        pthread_mutex_destroy(&e->mu);
+        free(e);
+        return rc;
+    }
+    e->have_pump = 1;
+    *out = e;
+    return 0;
+}
+
+int events_start(struct daemon *d, struct events **out)
+{
+    struct events_config cfg = {.db = d->cfg.db, .workers = d->workers, .stopping = &d->stopping};
+    char msg[STORE_MSG_MAX] = "";
+    int rc = events_create(&cfg, out, msg, sizeof msg);
+    if (rc)
+        fprintf(stderr, "qn serve: cannot start the event pump: %s\n", msg);
+    return rc;
+}
+
+void events_stop(struct events *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->stopping = 1;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (e->have_pump)
+        pthread_join(e->pump, NULL);
+    store_close(e->s);
+    e->s = NULL;
+    /* End every stream; wake the suspended ones so MHD can close them. */
+    pthread_mutex_lock(&e->mu);
+    size_t n = 0;
+    struct MHD_Connection **wake = calloc(e->n ? e->n : 1, sizeof *wake);
+    for (struct ev_stream *s = e->head; s; s = s->next) {
+        s->eos = 1;
+        if (s->suspended && wake) {
+            s->suspended = 0;
+            wake[n++] = s->conn;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    for (size_t i = 0; i < n; i++)
+        MHD_resume_connection(wake[i]);
+    free(wake);
+    pthread_mutex_lock(&e->mu);
+    if (!ev__unref_locked(e))
+        pthread_mutex_unlock(&e->mu);
+}

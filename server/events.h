@@ -1,0 +1,75 @@
+/*
+ * events.h: Server-Sent Events for GET /v1/jobs/{id}/events, and the event
+ * pump that feeds them.
+ *
+ * A stream carries three kinds of events:
+ *
+ *   event: state      data: the job record (GET /v1/jobs/{id})   -- no id
+ *   id: 345
+ *   event: metric     data: {"id","step","epoch","name","value","time"}
+ *   event: progress   data: {"done","total"}                     -- no id
+ *
+ * A metric's SSE id is its row id in the metrics table, so a client that
+ * reconnects with Last-Event-ID: N gets exactly the rows after N (state and
+ * progress are snapshots: a (re)connected stream starts with the current
+ * state). The stream ends after the job's final state, sent once every
+ * metric before it has been sent; a client should then stop reconnecting.
+ * A comment line (": heartbeat") goes out after 15 s without events.
+ *
+ * How it avoids blocking: the connection is served by an MHD callback
+ * response that suspends its connection (MHD_suspend_connection) when its
+ * buffer is empty. One pump thread polls the database (its own connection;
+ * PRAGMA data_version tells it cheaply whether anything was committed)
+ * every ~100 ms, fills the buffers of streams that have drained, and
+ * resumes their connections. Workers never see the streams; a slow client
+ * only makes its own stream lag (one batch of at most EVENTS_BATCH rows is
+ * buffered per stream); a vanished one is noticed at the next heartbeat.
+ */
+#ifndef QN_EVENTS_H
+#define QN_EVENTS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct daemon;
+struct events;  /* opaque */
+struct http_req;
+struct workers;
+
+#define EVENTS_BATCH 256          /* metric rows buffered per stream at a time */
+#define EVENTS_POLL_MS 100        /* pump period */
+#define EVENTS_HEARTBEAT_MS 15000 /* ": heartbeat" after this long without events */
+
+struct events_config {
+    const char *db;          /* database path (copied) */
+    struct workers *workers; /* for progress events (borrowed, may be NULL) */
+    const atomic_int *stopping; /* nonzero: workers may be gone, send no progress (may be NULL) */
+    unsigned poll_ms;        /* 0: EVENTS_POLL_MS */
+    unsigned heartbeat_ms;   /* 0: EVENTS_HEARTBEAT_MS */
+};
+
+/* Opens the pump's connection and starts its thread; *out is new (events_stop it). */
+int events_create(const struct events_config *cfg, struct events **out, char *msg, size_t cap);
+
+/* events_create for the daemon (d->cfg.db, d->workers). The contract of daemon.h. */
+int events_start(struct daemon *d, struct events **out);
+
+/*
+ * Stops the pump, ends every stream and resumes every suspended connection,
+ * so that MHD_stop_daemon may follow. Memory still referenced by open
+ * connections is freed when MHD frees their responses. NULL is fine.
+ */
+void events_stop(struct events *e);
+
+/*
+ * Answers req with the event stream of job `job` (which the caller checked
+ * exists), starting after metric row `last_id` (0: from the start). Returns 0
+ * after replying, or a qn_err code without replying (QN_EBUSY when stopping).
+ */
+int events_open(struct events *e, struct http_req *req, int64_t job, int64_t last_id);
+
+/* Open streams (for /metrics and tests). */
+size_t events_count(struct events *e);
+
+#endif
