@@ -1,0 +1,757 @@
+/*
+ * test_daemon_jobs.c: the job queue, workers and event streams of a real
+ * `qn serve` (QN_BIN) on an ephemeral loopback port, driven with libcurl.
+ *
+ * Covers: a sweep submitted over HTTP runs to success; a chain sweep -> fit
+ * -> train through {"job": N} (the dependents wait, then run) and a
+ * dependent of a canceled job failing with the reason; two users' jobs
+ * interleaving on one worker (start order from the daemon's transition
+ * log), 401 without a token, 403 when a member cancels another's job, an
+ * admin may; a running job canceled within a second (202, then `canceled`);
+ * kill -9 during a train job, restart: the job is requeued, resumes from its
+ * checkpoint and finishes, its metrics have no duplicates and no gaps, and
+ * PRAGMA integrity_check is ok; SIGTERM requeues a running job and the next
+ * start finishes it; SSE: read some events, disconnect, reconnect with
+ * Last-Event-ID, and the two parts are exactly the job's metric rows.
+ *
+ * No fixed sleeps: every wait is a poll with a deadline. The daemon started
+ * by a test is killed in the teardown whatever happened.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qn_test.h"
+
+#define NEURON "{\"kind\": \"neuron\", \"params\": {\"activation\": \"tanh\"}}"
+#define HH "{\"kind\": \"hodgkin_huxley\", \"params\": {\"gain\": 1.0}, " \
+           "\"readout\": {\"kind\": \"spike_rate\", \"t_max\": 200}}"
+
+/* A train job of a few seconds with a checkpoint every epoch. */
+#define TRAIN_JOB(epochs, samples, width)                                                     \
+    "{\"type\": \"train\", \"name\": \"spirals\", \"spec\": {\"dataset\": {\"name\": "         \
+    "\"spirals\", \"samples\": " #samples "}, \"network\": [{\"devices\": " #width ", "        \
+    "\"device\": " NEURON "}, {\"devices\": " #width ", \"device\": " NEURON "}, "            \
+    "{\"devices\": 2, \"device\": {\"kind\": \"neuron\", \"params\": {\"activation\": "     \
+    "\"identity\"}}}], \"epochs\": " #epochs ", \"batch\": 32, \"checkpoint_every\": 1}}"
+
+struct fx {
+    char dir[512];
+    char db[600];
+    char log[600];   /* the daemon's stderr */
+    pid_t pid;       /* the running daemon, 0 when none */
+    unsigned port;
+    char tok_alice[80], tok_bob[80];
+    const char *tok; /* the token of requests made without one (NULL: none) */
+};
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+/* ---- the daemon --------------------------------------------------------------- */
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* The port the daemon printed after offset `from` of its log, or 0. */
+static unsigned port_from_log(const char *path, long from)
+{
+    char *text = qt_read_file(path, NULL);
+    unsigned port = 0;
+    if (text && (long)strlen(text) > from) {
+        const char *p = strstr(text + from, " on http://");
+        const char *slash = p ? strchr(p + 11, '/') : NULL;
+        if (slash) {
+            const char *colon = slash;
+            while (colon > p && *colon != ':')
+                colon--;
+            port = (unsigned)strtoul(colon + 1, NULL, 10);
+        }
+    }
+    free(text);
+    return port;
+}
+
+static void daemon_start(struct fx *f, int workers)
+{
+    long from = file_size(f->log);
+    char nw[16];
+    snprintf(nw, sizeof nw, "%d", workers);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(f->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int null = open("/dev/null", O_RDWR);
+        if (fd < 0 || null < 0)
+            _exit(127);
+        dup2(fd, 2);
+        dup2(null, 1);
+        dup2(null, 0);
+        execl(QN_BIN, "qn", "serve", "--db", f->db, "--port", "0", "--workers", nw, (char *)NULL);
+        _exit(127);
+    }
+    f->pid = pid;
+    double t0 = now_s();
+    while ((f->port = port_from_log(f->log, from)) == 0) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            f->pid = 0;
+            fail_msg("qn serve exited at start-up; log:\n%s", qt_read_file(f->log, NULL));
+        }
+        if (now_s() - t0 > 20)
+            fail_msg("qn serve did not print its port within 20 s");
+        nap_ms(5);
+    }
+}
+
+/* Sends sig and waits for the daemon to exit (SIGKILL after 20 s). */
+static int daemon_stop(struct fx *f, int sig)
+{
+    if (!f->pid)
+        return -1;
+    kill(f->pid, sig);
+    int st = 0;
+    double t0 = now_s();
+    while (waitpid(f->pid, &st, WNOHANG) == 0) {
+        if (now_s() - t0 > 20) {
+            kill(f->pid, SIGKILL);
+            waitpid(f->pid, &st, 0);
+            break;
+        }
+        nap_ms(5);
+    }
+    f->pid = 0;
+    return st;
+}
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f || qt_tmpdir(f->dir, sizeof f->dir) != 0)
+        return -1;
+    snprintf(f->db, sizeof f->db, "%s/qn.db", f->dir);
+    snprintf(f->log, sizeof f->log, "%s/daemon.log", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    if (f->pid) {
+        kill(f->pid, SIGKILL);
+        waitpid(f->pid, NULL, 0);
+    }
+    qt_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- HTTP ------------------------------------------------------------------------ */
+
+struct buf {
+    char *p;
+    size_t n;
+};
+
+static size_t buf_write(char *d, size_t sz, size_t nm, void *u)
+{
+    struct buf *b = u;
+    char *p = realloc(b->p, b->n + sz * nm + 1);
+    if (!p)
+        return 0;
+    memcpy(p + b->n, d, sz * nm);
+    b->n += sz * nm;
+    p[b->n] = 0;
+    b->p = p;
+    return sz * nm;
+}
+
+/* One request; the status, and the body parsed into *out (may be NULL). */
+static long http(struct fx *f, const char *method, const char *path, const char *token,
+                 const char *body, json_t **out)
+{
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    char url[256], auth[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", f->port, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (!token)
+        token = f->tok;
+    if (token && *token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth);
+    }
+    struct buf b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    else if (strcmp(method, "POST") == 0)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK)
+        fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
+    if (out) {
+        *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
+        if (!*out)
+            fail_msg("%s %s: not JSON: %s", method, path, b.p ? b.p : "(empty)");
+    }
+    free(b.p);
+    return status;
+}
+
+/* POST /v1/jobs; the new id (201 expected). */
+static int64_t submit(struct fx *f, const char *token, const char *job)
+{
+    json_t *r = NULL;
+    long st = http(f, "POST", "/v1/jobs", token, job, &r);
+    if (st != 201)
+        fail_msg("submit: %ld %s", st, json_dumps(r, 0));
+    int64_t id = json_integer_value(json_object_get(r, "id"));
+    json_decref(r);
+    assert_true(id > 0);
+    return id;
+}
+
+/* The job's state (copied into out). */
+static void job_state(struct fx *f, int64_t id, char *out, size_t cap)
+{
+    char path[64];
+    json_t *r = NULL;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
+    assert_int_equal(http(f, "GET", path, NULL, NULL, &r), 200);
+    snprintf(out, cap, "%s", json_string_value(json_object_get(r, "state")));
+    json_decref(r);
+}
+
+/* Polls until the job is in `want`; fails after `timeout` s or on another final state. */
+static double wait_state(struct fx *f, int64_t id, const char *want, double timeout)
+{
+    double t0 = now_s();
+    char st[32];
+    for (;;) {
+        job_state(f, id, st, sizeof st);
+        if (strcmp(st, want) == 0)
+            return now_s() - t0;
+        int final = !strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "canceled");
+        if (final || now_s() - t0 > timeout) {
+            char path[64];
+            json_t *r = NULL;
+            snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
+            http(f, "GET", path, NULL, NULL, &r);
+            fail_msg("job %" PRId64 " is %s, waited for %s: %s", id, st, want, json_dumps(r, 0));
+        }
+        nap_ms(2);
+    }
+}
+
+/* Every metric of a job (id, name, epoch, step), oldest first. */
+static json_t *all_metrics(struct fx *f, int64_t id)
+{
+    char path[96];
+    json_t *r = NULL;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/metrics?limit=100000", id);
+    assert_int_equal(http(f, "GET", path, NULL, NULL, &r), 200);
+    assert_true(json_is_false(json_object_get(r, "more")));
+    json_t *m = json_incref(json_object_get(r, "metrics"));
+    json_decref(r);
+    return m;
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+static void test_sweep_to_success(void **state)
+{
+    struct fx *f = *state;
+    daemon_start(f, 2);
+    int64_t id = submit(f, NULL,
+                        "{\"type\": \"sweep\", \"spec\": {\"device\": " NEURON ", \"samples\": 500,"
+                        " \"ranges\": {\"u1\": [-2, 2]}}}");
+    wait_state(f, id, "succeeded", 30);
+    json_t *r = NULL;
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
+    assert_int_equal(http(f, "GET", path, NULL, NULL, &r), 200);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "result"), "rows")),
+                     500);
+    assert_string_equal(json_string_value(json_object_get(r, "owner")), "local");
+    json_decref(r);
+    /* Listing with filters. */
+    assert_int_equal(http(f, "GET", "/v1/jobs?state=succeeded&type=sweep", NULL, NULL, &r), 200);
+    assert_int_equal(json_array_size(json_object_get(r, "jobs")), 1);
+    json_decref(r);
+    assert_int_equal(http(f, "GET", "/v1/jobs?state=running", NULL, NULL, &r), 200);
+    assert_int_equal(json_array_size(json_object_get(r, "jobs")), 0);
+    json_decref(r);
+    /* Errors: a bad spec names its path; unknown job; bad filter. */
+    assert_int_equal(http(f, "POST", "/v1/jobs", NULL,
+                          "{\"type\": \"sweep\", \"spec\": {\"device\": " NEURON
+                          ", \"samples\": 0, \"ranges\": {\"u1\": [0, 1]}}}",
+                          &r),
+                     400);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "path")),
+                        "/spec/samples");
+    json_decref(r);
+    assert_int_equal(http(f, "GET", "/v1/jobs/999", NULL, NULL, &r), 404);
+    json_decref(r);
+    assert_int_equal(http(f, "GET", "/v1/jobs?state=done", NULL, NULL, &r), 400);
+    json_decref(r);
+    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+}
+
+static void test_dependency_chain(void **state)
+{
+    struct fx *f = *state;
+    daemon_start(f, 2);
+    char job[1024];
+    int64_t sweep = submit(f, NULL,
+                           "{\"type\": \"sweep\", \"spec\": {\"device\": " HH ", \"samples\": 400,"
+                           " \"ranges\": {\"u1\": [0, 15]}}}");
+    snprintf(job, sizeof job,
+             "{\"type\": \"fit\", \"spec\": {\"dataset\": {\"job\": %" PRId64 "}, \"hidden\": [8],"
+             " \"epochs\": 20, \"batch\": 32}}",
+             sweep);
+    int64_t fit = submit(f, NULL, job);
+    snprintf(job, sizeof job,
+             "{\"type\": \"train\", \"spec\": {\"dataset\": {\"name\": \"xor\"}, \"network\": "
+             "[{\"devices\": 4, \"device\": " HH ", \"via\": \"surrogate\", \"surrogate\": "
+             "{\"job\": %" PRId64 "}}, {\"devices\": 2, \"device\": {\"kind\": \"neuron\", "
+             "\"params\": {\"activation\": \"identity\"}}}], \"epochs\": 3, \"batch\": 4}}",
+             fit);
+    int64_t train = submit(f, NULL, job);
+    char st[32];
+    job_state(f, train, st, sizeof st);
+    assert_string_equal(st, "waiting");
+    wait_state(f, sweep, "succeeded", 30);
+    wait_state(f, fit, "succeeded", 30);
+    wait_state(f, train, "succeeded", 30);
+    /* A dependent of a canceled job fails with the reason. */
+    int64_t s2 = submit(f, NULL,
+                        "{\"type\": \"sweep\", \"spec\": {\"device\": " HH ", \"samples\": 100000,"
+                        " \"ranges\": {\"u1\": [0, 15]}}}");
+    snprintf(job, sizeof job, "{\"type\": \"fit\", \"spec\": {\"dataset\": {\"job\": %" PRId64 "}}}",
+             s2);
+    int64_t f2 = submit(f, NULL, job);
+    char path[64];
+    json_t *r = NULL;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/cancel", s2);
+    long code = http(f, "POST", path, NULL, NULL, &r);
+    assert_true(code == 200 || code == 202);
+    json_decref(r);
+    wait_state(f, s2, "canceled", 5);
+    wait_state(f, f2, "failed", 5);
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, f2);
+    assert_int_equal(http(f, "GET", path, NULL, NULL, &r), 200);
+    char want[64];
+    snprintf(want, sizeof want, "job %" PRId64 " was canceled", s2);
+    assert_string_equal(json_string_value(json_object_get(r, "error")), want);
+    json_decref(r);
+    /* A reference to a job that does not exist is refused at submission. */
+    assert_int_equal(http(f, "POST", "/v1/jobs", NULL,
+                          "{\"type\": \"fit\", \"spec\": {\"dataset\": {\"job\": 4242}}}", &r),
+                     400);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "path")),
+                        "/spec/dataset");
+    json_decref(r);
+    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+}
+
+/* Adds a user with qn user add; the token into tok. */
+static void add_user(struct fx *f, const char *name, int admin, char *tok, size_t cap)
+{
+    struct qt_run r;
+    if (admin)
+        assert_int_equal(qt_qn(f->dir, NULL, &r, "user", "add", name, "--admin", "--db", f->db,
+                               (char *)NULL),
+                         0);
+    else
+        assert_int_equal(qt_qn(f->dir, NULL, &r, "user", "add", name, "--db", f->db, (char *)NULL),
+                         0);
+    assert_int_equal(r.status, 0);
+    size_t n = strcspn(r.out, "\n");
+    assert_true(n > 0 && n < cap);
+    memcpy(tok, r.out, n);
+    tok[n] = 0;
+    qt_run_free(&r);
+}
+
+/* The job ids in the order the daemon's log says they started. */
+static size_t start_order(struct fx *f, int64_t *ids, size_t cap)
+{
+    char *text = qt_read_file(f->log, NULL);
+    size_t n = 0;
+    for (const char *p = text; p && (p = strstr(p, "qn: job ")) && n < cap; p++) {
+        const char *eol = strchr(p, '\n');
+        const char *run = strstr(p, ": queued -> running");
+        if (run && (!eol || run < eol))
+            ids[n++] = strtoll(p + 8, NULL, 10);
+    }
+    free(text);
+    return n;
+}
+
+static void test_two_users_fairness_and_permissions(void **state)
+{
+    struct fx *f = *state;
+    add_user(f, "alice", 0, f->tok_alice, sizeof f->tok_alice);
+    add_user(f, "bob", 1, f->tok_bob, sizeof f->tok_bob);
+    daemon_start(f, 1);
+    const char *slow = "{\"type\": \"sweep\", \"spec\": {\"device\": " HH ", \"samples\": 300,"
+                       " \"ranges\": {\"u1\": [0, 15]}}}";
+    const char *quick = "{\"type\": \"sweep\", \"spec\": {\"device\": " NEURON
+                        ", \"samples\": 50, \"ranges\": {\"u1\": [0, 1]}}}";
+    json_t *r = NULL;
+    /* 401 without a token. */
+    f->tok = "";
+    assert_int_equal(http(f, "POST", "/v1/jobs", NULL, quick, &r), 401);
+    f->tok = f->tok_alice; /* polls read as alice */
+    json_decref(r);
+    /* Alice fills the queue first; Bob's two jobs arrive after hers. */
+    int64_t a[4], b[2];
+    a[0] = submit(f, f->tok_alice, slow);
+    for (int i = 1; i < 4; i++)
+        a[i] = submit(f, f->tok_alice, quick);
+    for (int i = 0; i < 2; i++)
+        b[i] = submit(f, f->tok_bob, quick);
+    for (int i = 0; i < 2; i++)
+        wait_state(f, b[i], "succeeded", 30);
+    for (int i = 0; i < 4; i++)
+        wait_state(f, a[i], "succeeded", 30);
+    int64_t order[16];
+    size_t n = start_order(f, order, 16);
+    assert_int_equal(n, 6);
+    int64_t want[6] = {a[0], b[0], a[1], b[1], a[2], a[3]};
+    printf("start order:");
+    for (size_t i = 0; i < n; i++)
+        printf(" %s%" PRId64, order[i] == b[0] || order[i] == b[1] ? "bob:" : "alice:", order[i]);
+    printf("\n");
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(order[i], want[i]);
+    /* Owner is the signed-in user. */
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, b[0]);
+    assert_int_equal(http(f, "GET", path, f->tok_alice, NULL, &r), 200);
+    assert_string_equal(json_string_value(json_object_get(r, "owner")), "bob");
+    json_decref(r);
+    /* 403: a member cancels another's job; an admin may; 409 once ended. */
+    int64_t bj = submit(f, f->tok_bob, "{\"type\": \"sweep\", \"spec\": {\"device\": " HH
+                                       ", \"samples\": 100000, \"ranges\": {\"u1\": [0, 15]}}}");
+    int64_t aj = submit(f, f->tok_alice, quick);
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/cancel", bj);
+    assert_int_equal(http(f, "POST", path, f->tok_alice, NULL, &r), 403);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "code")),
+                        "forbidden");
+    json_decref(r);
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/cancel", aj);
+    long code = http(f, "POST", path, f->tok_bob, NULL, &r);
+    assert_true(code == 200 || code == 202 || code == 409);
+    json_decref(r);
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/cancel", bj);
+    code = http(f, "POST", path, f->tok_bob, NULL, &r);
+    assert_true(code == 200 || code == 202);
+    json_decref(r);
+    wait_state(f, bj, "canceled", 5);
+    assert_int_equal(http(f, "POST", path, f->tok_bob, NULL, &r), 409);
+    json_decref(r);
+    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+}
+
+static void test_cancel_running_within_a_second(void **state)
+{
+    struct fx *f = *state;
+    daemon_start(f, 1);
+    int64_t id = submit(f, NULL,
+                        "{\"type\": \"sweep\", \"spec\": {\"device\": " HH ", \"samples\": 100000,"
+                        " \"ranges\": {\"u1\": [0, 15]}}}");
+    wait_state(f, id, "running", 10);
+    char path[64];
+    json_t *r = NULL;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/cancel", id);
+    double t0 = now_s();
+    assert_int_equal(http(f, "POST", path, NULL, NULL, &r), 202);
+    assert_true(json_is_true(json_object_get(r, "cancel_requested")));
+    json_decref(r);
+    wait_state(f, id, "canceled", 2);
+    double took = now_s() - t0;
+    printf("cancel of a running sweep over HTTP: %.1f ms to `canceled`\n", 1e3 * took);
+    assert_true(took < 1.0);
+    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+}
+
+/* The largest epoch among a job's train_loss rows so far. */
+static int64_t epochs_done(struct fx *f, int64_t id)
+{
+    char path[128];
+    json_t *r = NULL;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/metrics?name=train_loss&limit=100000", id);
+    assert_int_equal(http(f, "GET", path, NULL, NULL, &r), 200);
+    json_t *m = json_object_get(r, "metrics");
+    size_t n = json_array_size(m);
+    int64_t e = n ? json_integer_value(json_object_get(json_array_get(m, n - 1), "epoch")) : 0;
+    json_decref(r);
+    return e;
+}
+
+/* Metrics of a finished train job: each epoch's train_loss once, epochs 1..E; step_loss steps
+ * strictly increasing without holes (every 20 steps); no (name, step) twice. */
+static void check_history(struct fx *f, int64_t id, int64_t epochs)
+{
+    json_t *m = all_metrics(f, id);
+    int64_t next_epoch = 1, last_step = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(m, i, row)
+    {
+        const char *name = json_string_value(json_object_get(row, "name"));
+        int64_t step = json_integer_value(json_object_get(row, "step"));
+        int64_t epoch = json_integer_value(json_object_get(row, "epoch"));
+        if (strcmp(name, "train_loss") == 0) {
+            assert_int_equal(epoch, next_epoch);
+            next_epoch++;
+        } else if (strcmp(name, "step_loss") == 0) {
+            assert_int_equal(step, last_step + 20);
+            last_step = step;
+        }
+    }
+    assert_int_equal(next_epoch, epochs + 1);
+    json_decref(m);
+}
+
+static void check_integrity(struct fx *f)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void test_kill9_during_train_resumes(void **state)
+{
+    struct fx *f = *state;
+    daemon_start(f, 1);
+    int64_t id = submit(f, NULL, TRAIN_JOB(16, 20000, 96));
+    double t0 = now_s();
+    while (epochs_done(f, id) < 2) {
+        if (now_s() - t0 > 60)
+            fail_msg("train job did not reach epoch 2 within 60 s");
+        nap_ms(2);
+    }
+    int64_t at = epochs_done(f, id);
+    daemon_stop(f, SIGKILL);
+    printf("kill -9 after epoch %" PRId64 " of 16\n", at);
+    assert_true(at < 16);
+    daemon_start(f, 1);
+    wait_state(f, id, "succeeded", 120);
+    json_t *r = NULL;
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
+    assert_int_equal(http(f, "GET", path, NULL, NULL, &r), 200);
+    int64_t resumed = json_integer_value(json_object_get(json_object_get(r, "result"),
+                                                         "resumed_from"));
+    printf("restarted: resumed from the checkpoint of epoch %" PRId64 "\n", resumed);
+    assert_true(resumed >= 1);
+    json_decref(r);
+    check_history(f, id, 16);
+    char *log = qt_read_file(f->log, NULL);
+    assert_non_null(strstr(log, "running -> queued: requeued at start-up"));
+    free(log);
+    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+    check_integrity(f);
+}
+
+static void test_sigterm_requeues_and_next_start_finishes(void **state)
+{
+    struct fx *f = *state;
+    daemon_start(f, 1);
+    int64_t id = submit(f, NULL, TRAIN_JOB(12, 20000, 96));
+    double t0 = now_s();
+    while (epochs_done(f, id) < 1) {
+        if (now_s() - t0 > 60)
+            fail_msg("train job did not reach epoch 1 within 60 s");
+        nap_ms(2);
+    }
+    t0 = now_s();
+    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+    printf("SIGTERM with a train job running: stopped in %.0f ms\n", 1e3 * (now_s() - t0));
+    /* Stopped: the job is queued in the database, not failed. */
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT state FROM jobs WHERE id = ?1", -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, id);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "queued");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    daemon_start(f, 1);
+    wait_state(f, id, "succeeded", 120);
+    check_history(f, id, 12);
+    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+}
+
+/* ---- SSE -------------------------------------------------------------------------------- */
+
+struct sse {
+    struct buf b;
+    size_t off;        /* parsed up to here */
+    int64_t ids[65536]; /* metric ids received */
+    size_t n;
+    size_t stop_after; /* abort the transfer after this many metrics (0: read to the end) */
+    char state[32];    /* last state event's state */
+    char first[32];    /* first state event's state */
+};
+
+/* Parses complete events in the buffer. */
+static void sse_parse(struct sse *s)
+{
+    for (;;) {
+        if (s->stop_after && s->n >= s->stop_after)
+            return; /* the client stops reading here */
+        char *end = strstr(s->b.p + s->off, "\n\n");
+        if (!end)
+            return;
+        *end = 0;
+        char *ev = s->b.p + s->off;
+        s->off = (size_t)(end - s->b.p) + 2;
+        char *id = strstr(ev, "id: ");
+        if (strstr(ev, "event: metric") && id && (id == ev || id[-1] == '\n') && s->n < 65536)
+            s->ids[s->n++] = strtoll(id + 4, NULL, 10);
+        char *st = strstr(ev, "event: state");
+        char *data = st ? strstr(st, "\"state\":\"") : NULL;
+        if (data)
+            snprintf(s->state, sizeof s->state, "%.*s", (int)strcspn(data + 9, "\""), data + 9);
+        if (data && !s->first[0])
+            snprintf(s->first, sizeof s->first, "%s", s->state);
+    }
+}
+
+static size_t sse_write(char *d, size_t sz, size_t nm, void *u)
+{
+    struct sse *s = u;
+    if (buf_write(d, sz, nm, &s->b) != sz * nm)
+        return 0;
+    sse_parse(s);
+    if (s->stop_after && s->n >= s->stop_after)
+        return 0; /* hang up */
+    return sz * nm;
+}
+
+/* Reads the job's event stream (after last_id); returns curl's code. */
+static CURLcode sse_read(struct fx *f, int64_t id, int64_t last_id, struct sse *s)
+{
+    CURL *c = curl_easy_init();
+    char url[128], hdr[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/jobs/%" PRId64 "/events", f->port, id);
+    struct curl_slist *h = NULL;
+    if (last_id) {
+        snprintf(hdr, sizeof hdr, "Last-Event-ID: %" PRId64, last_id);
+        h = curl_slist_append(h, hdr);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sse_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    assert_int_equal(status, 200);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+static void test_sse_reconnect_misses_nothing(void **state)
+{
+    struct fx *f = *state;
+    daemon_start(f, 1);
+    int64_t id = submit(f, NULL, TRAIN_JOB(10, 20000, 96));
+    struct sse *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    assert_true(a && b);
+    a->stop_after = 25;
+    assert_int_equal(sse_read(f, id, 0, a), CURLE_WRITE_ERROR); /* we hung up */
+    assert_int_equal(a->n, 25);
+    printf("SSE: the stream began with state %s\n", a->first);
+    assert_true(!strcmp(a->first, "queued") || !strcmp(a->first, "running")); /* live */
+    assert_int_equal(sse_read(f, id, a->ids[a->n - 1], b), CURLE_OK); /* the server ended it */
+    assert_string_equal(b->state, "succeeded");
+    json_t *m = all_metrics(f, id);
+    size_t total = json_array_size(m);
+    printf("SSE: %zu events, hung up, reconnected with Last-Event-ID %" PRId64 ", got %zu more "
+           "(job has %zu metric rows)\n",
+           a->n, a->ids[a->n - 1], b->n, total);
+    assert_int_equal(a->n + b->n, total);
+    for (size_t i = 0; i < total; i++) {
+        int64_t want = json_integer_value(json_object_get(json_array_get(m, i), "id"));
+        assert_int_equal(i < a->n ? a->ids[i] : b->ids[i - a->n], want);
+    }
+    json_decref(m);
+    free(a->b.p);
+    free(b->b.p);
+    free(a);
+    free(b);
+    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sweep_to_success, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dependency_chain, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_two_users_fairness_and_permissions, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_running_within_a_second, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_during_train_resumes, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_requeues_and_next_start_finishes, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sse_reconnect_misses_nothing, fx_setup, fx_teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
