@@ -30,7 +30,8 @@
 #include "store.h"
 #include "users.h"
 
-#if defined(__has_include)
+/* QN_NO_JOBS builds the daemon without the job modules (while they are being written). */
+#if defined(__has_include) && !defined(QN_NO_JOBS)
 #if __has_include("routes_jobs.h")
 #include "routes_jobs.h"
 #define DAEMON_HAVE_JOB_ROUTES 1
@@ -58,7 +59,8 @@
 
 static const char daemon__usage[] =
     "usage: qn serve [--db PATH] [--bind ADDR] [--port N] [--workers N] [--job-threads N]\n"
-    "                [--http-threads N] [--max-body BYTES] [--max-upload BYTES]\n"
+    "                [--http-threads N] [--compute-threads N] [--max-body BYTES]\n"
+    "                [--max-upload BYTES]\n"
     "                [--max-connections N] [--timeout S]\n"
     "\n"
     "  --db PATH            database (default ./quasineuron.db)\n"
@@ -68,6 +70,7 @@ static const char daemon__usage[] =
     "  --workers N          job worker threads (default: the number of CPUs)\n"
     "  --job-threads N      threads one job may use (default 1)\n"
     "  --http-threads N     HTTP threads (default 4)\n"
+    "  --compute-threads N  threads for simulate, predict and uploads (default: CPUs, at most 4)\n"
     "  --max-body BYTES     largest JSON body (default 1M; suffixes K, M, G)\n"
     "  --max-upload BYTES   largest dataset upload (default 256M)\n"
     "  --max-connections N  concurrent connections (default 256)\n"
@@ -114,6 +117,7 @@ static void daemon__defaults(struct daemon_config *c)
     c->workers = daemon__cpus();
     c->job_threads = 1;
     c->http_threads = DAEMON_DEFAULT_HTTP_THREADS;
+    c->compute_threads = c->workers < 4 ? (unsigned)c->workers : 4;
     c->max_body = DAEMON_DEFAULT_MAX_BODY;
     c->max_upload = DAEMON_DEFAULT_MAX_UPLOAD;
     c->max_connections = DAEMON_DEFAULT_MAX_CONN;
@@ -137,6 +141,7 @@ static const struct daemon_opt daemon__opts[] = {
     DAEMON_OPT_Z("--workers", 1, DAEMON_MAX_WORKERS, 0, workers),
     DAEMON_OPT_Z("--job-threads", 1, DAEMON_MAX_WORKERS, 0, job_threads),
     DAEMON_OPT_U("--http-threads", 1, DAEMON_MAX_HTTP_THREADS, http_threads),
+    DAEMON_OPT_U("--compute-threads", 1, 64, compute_threads),
     DAEMON_OPT_Z("--max-body", 64, (uint64_t)1 << 30, 1, max_body),
     DAEMON_OPT_Z("--max-upload", 64, (uint64_t)1 << 40, 1, max_upload),
     DAEMON_OPT_U("--max-connections", 1, 100000, max_connections),
@@ -257,6 +262,7 @@ static int daemon__start_jobs(struct daemon *d)
     }
     http_metrics_add(d->http, workers_metrics, d->workers);
 #else
+    (void)d;
     fprintf(stderr, "qn: this build has no worker pool: jobs are stored but not run\n");
 #endif
 #ifdef DAEMON_HAVE_EVENTS
@@ -319,6 +325,7 @@ static int daemon__http(struct daemon *d, char *msg, size_t cap)
         .max_upload = d->cfg.max_upload,
         .max_connections = d->cfg.max_connections,
         .timeout_s = d->cfg.timeout_s,
+        .compute_threads = d->cfg.compute_threads,
         .daemon = d,
     };
     int rc = http_create(&hc, &d->http, msg, cap);

@@ -53,6 +53,7 @@ struct daemon_config {
     size_t workers;           /* job worker threads (default: CPUs) */
     size_t job_threads;       /* threads one job may use (default 1) */
     unsigned http_threads;    /* MHD thread pool (default: measured choice, daemon.c) */
+    unsigned compute_threads; /* threads for simulate/predict/upload (default: CPUs, <= 4) */
     size_t max_body;          /* bytes of a JSON body */
     size_t max_upload;        /* bytes of a dataset upload */
     unsigned max_connections; /* concurrent HTTP connections */

@@ -38,6 +38,7 @@
 #define HTTP_MAX_COUNTERS 512   /* (route, method, status) series for /metrics */
 #define HTTP_MAX_HOOKS 8
 #define HTTP_ARENA_BLOCK 4096
+#define HTTP_MAX_COMPUTE 64
 
 /* One series of the request counter. */
 struct http_counter {
@@ -68,6 +69,13 @@ struct http_server {
     struct http_counter counters[HTTP_MAX_COUNTERS];
     size_t n_counters;
     uint64_t overflow;               /* requests not counted by series (table full) */
+
+    pthread_t compute[HTTP_MAX_COMPUTE]; /* threads running HTTP_F_SLOW handlers */
+    size_t n_compute;
+    pthread_mutex_t cq_mu;
+    pthread_cond_t cq_cv;
+    struct http_req *cq_head, *cq_tail;  /* requests waiting for a compute thread */
+    int cq_stop;                         /* 1: compute threads drain and exit */
 
     http_metrics_fn hooks[HTTP_MAX_HOOKS];
     void *hook_ctx[HTTP_MAX_HOOKS];
@@ -101,6 +109,9 @@ struct http_req {
     struct store *store;             /* borrowed from the pool during the handler */
     int replied;
     unsigned status;
+    int offloaded;                   /* handed to a compute thread, connection suspended */
+    struct MHD_Response *pending;    /* the reply a compute thread made, queued on resume */
+    struct http_req *cq_next;
     struct timespec t0;
     struct http_arena *arena;
     size_t arena_total;
@@ -178,6 +189,12 @@ int http_reply_response(struct http_req *req, unsigned status, struct MHD_Respon
     }
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (req->offloaded) { /* off MHD's threads: queued when the connection resumes */
+        req->pending = resp;
+        req->replied = 1;
+        req->status = status;
+        return 0;
+    }
     enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
     if (r != MHD_YES)
@@ -671,6 +688,63 @@ static int http__parse_json(struct http_req *req)
     return 0;
 }
 
+static void http__run(struct http_req *req);
+
+/* Suspends the connection and queues the request for a compute thread. */
+static void http__offload(struct http_req *req)
+{
+    struct http_server *srv = req->srv;
+    req->offloaded = 1;
+    MHD_suspend_connection(req->conn);
+    pthread_mutex_lock(&srv->cq_mu);
+    if (srv->cq_tail)
+        srv->cq_tail->cq_next = req;
+    else
+        srv->cq_head = req;
+    srv->cq_tail = req;
+    pthread_cond_signal(&srv->cq_cv);
+    pthread_mutex_unlock(&srv->cq_mu);
+}
+
+/* A compute thread: runs queued handlers; when stopping, answers the rest 503. */
+static void *http__compute(void *arg)
+{
+    struct http_server *srv = arg;
+    pthread_mutex_lock(&srv->cq_mu);
+    for (;;) {
+        while (!srv->cq_head && !srv->cq_stop)
+            pthread_cond_wait(&srv->cq_cv, &srv->cq_mu);
+        struct http_req *req = srv->cq_head;
+        if (!req)
+            break;
+        srv->cq_head = req->cq_next;
+        if (!srv->cq_head)
+            srv->cq_tail = NULL;
+        int stop = srv->cq_stop;
+        pthread_mutex_unlock(&srv->cq_mu);
+        if (stop)
+            http_reply_error(req, 503, "busy", NULL, "the daemon is stopping");
+        else
+            http__run(req);
+        MHD_resume_connection(req->conn);
+        pthread_mutex_lock(&srv->cq_mu);
+    }
+    pthread_mutex_unlock(&srv->cq_mu);
+    return NULL;
+}
+
+/* Queues the reply a compute thread left (the connection has resumed). */
+static void http__queue_pending(struct http_req *req)
+{
+    struct MHD_Response *resp = req->pending;
+    req->pending = NULL;
+    if (resp) {
+        if (MHD_queue_response(req->conn, req->status, resp) != MHD_YES)
+            req->status = 500;
+        MHD_destroy_response(resp);
+    }
+}
+
 /* The last call: limits, body parsing, the handler. */
 static void http__finish(struct http_req *req)
 {
@@ -690,7 +764,17 @@ static void http__finish(struct http_req *req)
                          strerror(errno));
         return;
     }
-    int rc = r->handler(req);
+    if ((r->flags & HTTP_F_SLOW) && req->srv->n_compute) {
+        http__offload(req);
+        return;
+    }
+    http__run(req);
+}
+
+/* Runs the handler and makes sure there is a reply. */
+static void http__run(struct http_req *req)
+{
+    int rc = req->srv->routes[req->route]->handler(req);
     http_store_release(req->srv, req->store);
     req->store = NULL;
     if (!req->replied) {
@@ -727,6 +811,10 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
             return MHD_YES;
         }
         http__begin(req);
+        return MHD_YES;
+    }
+    if (req->offloaded) { /* resumed after a compute thread replied */
+        http__queue_pending(req);
         return MHD_YES;
     }
     if (req->replied) { /* answered early: drop the rest of the body */
@@ -797,6 +885,8 @@ static void http__log(const struct http_req *req, double sec)
 
 static void http__free_req(struct http_req *req)
 {
+    if (req->pending)
+        MHD_destroy_response(req->pending);
     http_store_release(req->srv, req->store);
     json_decref(req->json);
     free(req->body);
@@ -911,6 +1001,8 @@ int http_create(const struct http_config *cfg, struct http_server **out, char *m
     srv->quiesced_fd = -1;
     pthread_mutex_init(&srv->pool_mu, NULL);
     pthread_mutex_init(&srv->count_mu, NULL);
+    pthread_mutex_init(&srv->cq_mu, NULL);
+    pthread_cond_init(&srv->cq_cv, NULL);
     if (!srv->db || !srv->bind || !srv->tmpdir) {
         http_destroy(srv);
         snprintf(msg, cap, "out of memory");
@@ -979,6 +1071,11 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
                  "this machine?)", srv->bind, srv->cfg.port);
         return QN_EIO;
     }
+    size_t nc = srv->cfg.compute_threads < HTTP_MAX_COMPUTE ? srv->cfg.compute_threads
+                                                             : HTTP_MAX_COMPUTE;
+    for (; srv->n_compute < nc; srv->n_compute++)
+        if (pthread_create(&srv->compute[srv->n_compute], NULL, http__compute, srv) != 0)
+            break; /* fewer compute threads (none: slow routes run inline) */
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : srv->cfg.port;
     return 0;
@@ -997,6 +1094,12 @@ void http_destroy(struct http_server *srv)
 {
     if (!srv)
         return;
+    pthread_mutex_lock(&srv->cq_mu);
+    srv->cq_stop = 1;
+    pthread_cond_broadcast(&srv->cq_cv);
+    pthread_mutex_unlock(&srv->cq_mu);
+    for (size_t i = 0; i < srv->n_compute; i++)
+        pthread_join(srv->compute[i], NULL); /* every offloaded connection is resumed */
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd);
     if (srv->quiesced_fd >= 0)
@@ -1005,6 +1108,8 @@ void http_destroy(struct http_server *srv)
         store_close(srv->pool[i]);
     pthread_mutex_destroy(&srv->pool_mu);
     pthread_mutex_destroy(&srv->count_mu);
+    pthread_mutex_destroy(&srv->cq_mu);
+    pthread_cond_destroy(&srv->cq_cv);
     free(srv->db);
     free(srv->bind);
     free(srv->tmpdir);

@@ -12,7 +12,9 @@
  * both as JSON.
  *
  * A handler runs once per request, after the whole body has arrived, on one
- * of MHD's threads: it must not block for long (no waiting on a job). It
+ * of MHD's threads: it must not block for long (no waiting on a job). A
+ * route that computes (HTTP_F_SLOW) runs on one of the compute threads
+ * instead, with its connection suspended until it has replied. It
  * answers through one http_reply_* call and returns 0, or returns a qn_err
  * code without replying and the layer answers with the matching status
  * (QN_ENOTFOUND 404, QN_EINVAL/QN_ESPEC 400, QN_EAUTH 401, QN_EFORBID 403,
@@ -62,6 +64,9 @@ struct MHD_Response;
 #define HTTP_F_JSON 2u   /* the body is a JSON document (required) */
 #define HTTP_F_UPLOAD 4u /* the body is streamed to a temp file (http_req_upload) */
 #define HTTP_F_ADMIN 8u  /* only admins (403 for members) */
+#define HTTP_F_SLOW 16u  /* runs on a compute thread, its connection suspended meanwhile
+                            (simulate, predict, uploads): a long handler never holds up
+                            the other connections of an MHD thread */
 
 /* Returns 0 after one http_reply_*, or a qn_err code (the layer replies). */
 typedef int (*http_handler_fn)(struct http_req *req);
@@ -90,6 +95,7 @@ struct http_config {
     size_t max_upload;        /* bytes of an upload */
     unsigned max_connections; /* concurrent connections */
     unsigned timeout_s;       /* idle seconds before a connection is closed */
+    unsigned compute_threads; /* threads for HTTP_F_SLOW handlers; 0: run them inline */
     struct daemon *daemon;    /* passed to handlers (borrowed) */
 };
 

@@ -7,8 +7,9 @@
  * as everywhere else in Quasineuron. Lists are pages ordered by id:
  * {"<things>": [...], "next": <cursor or null>}.
  *
- * simulate and predict compute on the request thread. Their size is capped
- * (ROUTES_* below) so one call stays short, and they stop when the daemon
+ * simulate, predict and uploads compute: they are HTTP_F_SLOW (a compute
+ * thread runs them, so they never hold up other connections), their size
+ * is capped (ROUTES_* below), and simulate and predict stop when the daemon
  * shuts down (the daemon's stopping flag is their cancel flag).
  */
 #include "routes.h"
@@ -1035,8 +1036,8 @@ static const struct http_route routes__table[] = {
     {"POST", "/v1/devices", routes__device_create, HTTP_F_JSON},
     {"GET", "/v1/devices", routes__device_list, 0},
     {"GET", "/v1/devices/{id}", routes__device_one, 0},
-    {"POST", "/v1/devices/{id}/simulate", routes__device_simulate, HTTP_F_JSON},
-    {"POST", "/v1/datasets", routes__dataset_upload, HTTP_F_UPLOAD},
+    {"POST", "/v1/devices/{id}/simulate", routes__device_simulate, HTTP_F_JSON | HTTP_F_SLOW},
+    {"POST", "/v1/datasets", routes__dataset_upload, HTTP_F_UPLOAD | HTTP_F_SLOW},
     {"GET", "/v1/datasets", routes__dataset_list, 0},
     {"GET", "/v1/datasets/{id}", routes__dataset_one, 0},
     {"GET", "/v1/datasets/{id}/data", routes__dataset_data, 0},
@@ -1044,7 +1045,7 @@ static const struct http_route routes__table[] = {
     {"GET", "/v1/surrogates/{id}", routes__surrogate_one, 0},
     {"GET", "/v1/models", routes__model_list, 0},
     {"GET", "/v1/models/{id}", routes__model_one, 0},
-    {"POST", "/v1/models/{id}/predict", routes__model_predict, HTTP_F_JSON},
+    {"POST", "/v1/models/{id}/predict", routes__model_predict, HTTP_F_JSON | HTTP_F_SLOW},
 };
 
 int routes_register(struct http_server *srv)
