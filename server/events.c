@@ -464,12 +464,17 @@ void events_stop(struct events *e)
     pthread_mutex_unlock(&e->mu);
     if (e->have_pump)
         pthread_join(e->pump, NULL);
-    store_close(e->s);
-    e->s = NULL;
-    /* End every stream; wake the suspended ones so MHD can close them. */
+    /* A last look at the database, so clients see their job requeued, then the
+     * end of every stream; the suspended ones are woken so MHD can close them. */
     pthread_mutex_lock(&e->mu);
     size_t n = 0;
     struct MHD_Connection **wake = calloc(e->n ? e->n : 1, sizeof *wake);
+    e->data_version = -2; /* forces the look */
+    for (struct ev_stream *s = e->head; s; s = s->next)
+        if (!s->eos && s->off == s->len)
+            ev__tick_stream(e, s, 1, ev__now());
+    store_close(e->s);
+    e->s = NULL;
     for (struct ev_stream *s = e->head; s; s = s->next) {
         s->eos = 1;
         if (s->suspended && wake) {
