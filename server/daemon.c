@@ -29,6 +29,7 @@
 #include "routes.h"
 #include "store.h"
 #include "users.h"
+#include "web_assets.h"
 
 /* QN_NO_JOBS builds the daemon without the job modules (while they are being written). */
 #if defined(__has_include) && !defined(QN_NO_JOBS)
@@ -47,11 +48,22 @@
 #endif
 
 /*
- * MHD threads. Measured on this 2-CPU machine with wrk (4 threads, 64
- * connections, 10 s, keep-alive) against GET /healthz and GET /v1/jobs/{id}
- * (numbers in the commit that set this): a pool of 4 epoll threads beat one
- * polling thread, because every handler does a SQLite read and a single
- * thread serialises them; more threads than that bring nothing on 2 CPUs.
+ * MHD threads: a pool of 4 epoll threads, measured against one internal
+ * polling thread on the 2-CPU development machine with wrk (2 threads, 32
+ * keep-alive connections, 8 s) while two HH sweeps kept both job workers
+ * busy (two runs each):
+ *
+ *                     GET /v1/jobs/{id}              GET /healthz
+ *   1 thread      11.7k-12.4k req/s, p99 9-24 ms   46k-62k req/s, p99 6 ms
+ *   4 threads     16.6k-18.0k req/s, p99 12-17 ms  49k-56k req/s, p99 10-11 ms
+ *
+ * Routes that read the database gain 40% with the pool (a handler's SQLite
+ * read no longer serialises every connection) and their p99 is steadier;
+ * the trivial route loses a few ms of p99 to thread switches. Slow routes
+ * (simulate, predict, uploads) run on compute threads either way: with
+ * them inline, a 0.25 s simulate pushed /healthz's p99 to 235 ms (1
+ * thread) and 433 ms (4 threads, connections are bound to one thread);
+ * offloaded it stays at 1-6 ms.
  */
 #define DAEMON_DEFAULT_HTTP_THREADS 4
 #define DAEMON_MAX_WORKERS 1024
@@ -218,6 +230,8 @@ int daemon_routes_register(struct http_server *srv)
     if (rc == 0)
         rc = routes_jobs_register(srv);
 #endif
+    if (rc == 0)
+        rc = web_routes_register(srv); /* the page: GET /, GET /assets/{name} */
     return rc;
 }
 
