@@ -20,6 +20,7 @@
 #include "qn_err.h"
 
 static const char *const net__via_names[] = {"exact", "surrogate", "device", "physics_aware"};
+static const char *const net__connect_names[] = {"random", "local", "tree"};
 
 const char *net_via_name(enum net_via v)
 {
@@ -37,12 +38,34 @@ int net_via_from_name(const char *s, enum net_via *out)
     return QN_ESPEC;
 }
 
+const char *net_connect_name(enum net_connect c)
+{
+    return net__connect_names[c];
+}
+
+int net_connect_from_name(const char *s, enum net_connect *out)
+{
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(s, net__connect_names[i]) == 0) {
+            *out = (enum net_connect)i;
+            return QN_OK;
+        }
+    }
+    return QN_ESPEC;
+}
+
 /* ---- construction -------------------------------------------------------------------------- */
+
+/* Whether layer L is a layer of full devices. */
+static int net__is_full(const struct net_layer *L)
+{
+    return L->k > 0;
+}
 
 /* Whether layer L can be computed with via using surrogate sur. */
 static int net__check_via(const struct net_layer *L, enum net_via via, const struct surrogate *sur)
 {
-    if (L->dev->drive == DRIVE_FULL)
+    if (net__is_full(L) && (L->k > L->n_in || L->k > DEV_MAX_FANIN))
         return QN_EINVAL;
     if (via == VIA_EXACT && dev_is_ode(L->dev))
         return QN_EINVAL;
@@ -63,7 +86,8 @@ static int net__layer_alloc_via(struct net *n, struct net_layer *L)
         if (!L->sscratch || mlp_acts_init(&L->sacts, L->sur->mlp, rows))
             return QN_ENOMEM;
     }
-    int solves = L->via == VIA_DEVICE || L->via == VIA_PHYSICS_AWARE;
+    int solves = L->via == VIA_DEVICE || L->via == VIA_PHYSICS_AWARE ||
+                 (L->via == VIA_EXACT && net__is_full(L)); /* closed forms per device */
     if (solves && !L->works) {
         L->works = calloc(n->n_threads, sizeof *L->works);
         if (!L->works)
@@ -78,7 +102,7 @@ static int net__layer_alloc_via(struct net *n, struct net_layer *L)
 static void net__layer_free(struct net *n, struct net_layer *L)
 {
     free(L->u), free(L->y), free(L->g), free(L->xsq), free(L->tmp), free(L->tmp2), free(L->xs);
-    free(L->sscratch);
+    free(L->sscratch), free(L->conn), free(L->act_sum);
     if (L->sacts.slab)
         mlp_acts_close(&L->sacts);
     for (size_t t = 0; L->works && t < n->n_threads; t++)
@@ -96,40 +120,120 @@ static int net__layer_init(struct net *n, struct net_layer *L, size_t n_in,
     L->via = s->via;
     L->sur = s->sur;
     L->forward_only = s->forward_only;
-    L->n_drive = s->dev->drive == DRIVE_DOT_SQ ? 2 : 1;
-    if (s->devices == 0 || s->devices > MLP_MAX_WIDTH)
+    L->connect = s->connect;
+    L->k = s->dev->drive == DRIVE_FULL ? (size_t)s->dev->fan_in : 0;
+    L->n_drive = L->k ? 2 * L->k : s->dev->drive == DRIVE_DOT_SQ ? 2 : 1;
+    L->n_w = L->k ? L->k : n_in;
+    if (s->devices == 0 || s->devices > MLP_MAX_WIDTH || (L->k && L->k < 1))
         return QN_EINVAL;
     int rc = net__check_via(L, s->via, s->sur);
     if (rc)
         return rc;
     size_t c = n->cap;
+    L->act_sum = calloc(L->n_out, sizeof *L->act_sum);
+    if (!L->act_sum)
+        return QN_ENOMEM;
     L->u = malloc(c * L->n_out * L->n_drive * sizeof *L->u);
     L->g = malloc(c * L->n_out * L->n_drive * sizeof *L->g);
     L->y = malloc(c * L->n_out * sizeof *L->y);
     L->tmp = malloc(c * (L->n_out > L->n_in ? L->n_out : L->n_in) * sizeof *L->tmp);
-    L->xsq = L->n_drive == 2 ? malloc(c * n_in * sizeof *L->xsq) : NULL;
-    L->tmp2 = L->n_drive == 2 ? malloc(c * n_in * sizeof *L->tmp2) : NULL;
+    int sq = s->dev->drive == DRIVE_DOT_SQ;
+    L->xsq = sq ? malloc(c * n_in * sizeof *L->xsq) : NULL;
+    L->tmp2 = sq ? malloc(c * n_in * sizeof *L->tmp2) : NULL;
     L->xs = malloc(c * n_in * sizeof *L->xs);
-    if (!L->u || !L->g || !L->y || !L->tmp || !L->xs || (L->n_drive == 2 && (!L->xsq || !L->tmp2)))
+    L->conn = L->k ? malloc(L->n_out * L->k * sizeof *L->conn) : NULL;
+    if (!L->u || !L->g || !L->y || !L->tmp || !L->xs || (sq && (!L->xsq || !L->tmp2)) ||
+        (L->k && !L->conn))
         return QN_ENOMEM;
     return net__layer_alloc_via(n, L);
 }
 
-/* Uniform initial weights U(-s, s) with s = sqrt(3 / n_in) (unit drive variance for unit inputs). */
-static void net__init_params(struct net *n, uint64_t seed)
+/* Random wiring: k distinct inputs per device (a partial Fisher-Yates shuffle of
+ * perm, n_in entries of scratch), from rng r. */
+static void net__connect_random(struct net_layer *L, gsl_rng *r, size_t *perm)
+{
+    for (size_t j = 0; j < L->n_out; j++) {
+        for (size_t i = 0; i < L->n_in; i++)
+            perm[i] = i;
+        for (size_t i = 0; i < L->k; i++) {
+            size_t pick = i + gsl_rng_uniform_int(r, L->n_in - i);
+            size_t t = perm[i];
+            perm[i] = perm[pick], perm[pick] = t;
+            L->conn[j * L->k + i] = perm[i];
+        }
+    }
+}
+
+/* Local wiring: device j reads k consecutive inputs from a start sliding evenly from 0
+ * to n_in - k over the devices. */
+static void net__connect_local(struct net_layer *L)
+{
+    size_t span = L->n_in - L->k, last = L->n_out > 1 ? L->n_out - 1 : 1;
+    for (size_t j = 0; j < L->n_out; j++) {
+        size_t start = (size_t)(((uint64_t)j * span + last / 2) / last);
+        for (size_t i = 0; i < L->k; i++)
+            L->conn[j * L->k + i] = start + i;
+    }
+}
+
+/* Tree wiring: the inputs form ceil(n_in / k) blocks of k consecutive inputs (the last
+ * block ends at the last input); device j reads block floor(j * blocks / n_out), so
+ * consecutive devices share a block and blocks are disjoint when k divides n_in. */
+static void net__connect_tree(struct net_layer *L)
+{
+    size_t blocks = (L->n_in + L->k - 1) / L->k;
+    for (size_t j = 0; j < L->n_out; j++) {
+        size_t blk = (size_t)((uint64_t)j * blocks / L->n_out);
+        size_t start = blk * L->k + L->k > L->n_in ? L->n_in - L->k : blk * L->k;
+        for (size_t i = 0; i < L->k; i++)
+            L->conn[j * L->k + i] = start + i;
+    }
+}
+
+/* The wiring of every full layer (random: from seed and the layer index). */
+static int net__connect(struct net *n, uint64_t seed)
+{
+    for (size_t l = 0; l < n->n_layers; l++) {
+        struct net_layer *L = &n->layer[l];
+        if (!net__is_full(L))
+            continue;
+        if (L->connect == NET_CONNECT_LOCAL)
+            net__connect_local(L);
+        else if (L->connect == NET_CONNECT_TREE)
+            net__connect_tree(L);
+        else {
+            gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+            size_t *perm = malloc(L->n_in * sizeof *perm);
+            if (r && perm) {
+                gsl_rng_set(r, seed * 2654435761u + 17 * (l + 1));
+                net__connect_random(L, r, perm);
+            }
+            gsl_rng_free(r);
+            free(perm);
+            if (!r || !perm)
+                return QN_ENOMEM;
+        }
+    }
+    return QN_OK;
+}
+
+/* Uniform initial weights U(-s, s) with s = sqrt(3 / n_w) (unit drive variance for unit
+ * inputs; n_w = n_in, or k for full layers). */
+static int net__init_params(struct net *n, uint64_t seed)
 {
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     if (!r)
-        return;
+        return QN_ENOMEM;
     gsl_rng_set(r, seed);
     for (size_t l = 0; l < n->n_layers; l++) {
         struct net_layer *L = &n->layer[l];
-        float s = (float)sqrt(3.0 / (double)L->n_in);
-        for (size_t i = 0; i < L->n_out * L->n_in; i++)
+        float s = (float)sqrt(3.0 / (double)L->n_w);
+        for (size_t i = 0; i < L->n_out * L->n_w; i++)
             n->params[L->off_w + i] = (float)((2 * gsl_rng_uniform(r) - 1) * s);
         n->params[L->off_s] = 1.0f;
     }
     gsl_rng_free(r);
+    return net__connect(n, seed);
 }
 
 int net_create(struct net **out, size_t n_in, const struct net_layer_spec *spec, size_t n_layers,
@@ -141,7 +245,7 @@ int net_create(struct net **out, size_t n_in, const struct net_layer_spec *spec,
     struct net *n = calloc(1, sizeof *n);
     if (!n)
         return QN_ENOMEM;
-    n->n_layers = n_layers, n->n_in = n_in, n->cap = cap, n->cancel = cancel;
+    n->n_layers = n_layers, n->n_in = n_in, n->cap = cap, n->cancel = cancel, n->seed = seed;
     n->n_threads = n_threads ? n_threads : 1;
     size_t width = n_in, off = 0, maxw = n_in;
     int rc = QN_OK;
@@ -149,8 +253,8 @@ int net_create(struct net **out, size_t n_in, const struct net_layer_spec *spec,
         struct net_layer *L = &n->layer[l];
         rc = net__layer_init(n, L, width, &spec[l]);
         L->off_w = off;
-        L->off_b = off + L->n_out * L->n_in;
-        L->off_s = L->off_b + L->n_out;
+        L->off_b = off + L->n_out * L->n_w;
+        L->off_s = L->off_b + (net__is_full(L) ? 0 : L->n_out);
         off = L->off_s + 1;
         width = L->n_out;
         maxw = width > maxw ? width : maxw;
@@ -165,11 +269,12 @@ int net_create(struct net **out, size_t n_in, const struct net_layer_spec *spec,
         if (!n->params || !n->grads || !n->d0 || !n->d1)
             rc = QN_ENOMEM;
     }
+    if (rc == QN_OK)
+        rc = net__init_params(n, seed);
     if (rc) {
         net_destroy(n);
         return rc;
     }
-    net__init_params(n, seed);
     *out = n;
     return QN_OK;
 }
@@ -222,7 +327,9 @@ static void *net__solve_range(void *arg)
     struct net_layer *L = j->L;
     size_t k = L->n_drive;
     for (size_t e = j->lo; e < j->hi; e++) {
-        double in[2] = {L->u[e * k], k == 2 ? L->u[e * k + 1] : 0}, out = 0, g[2] = {0, 0};
+        double in[DEV_MAX_INPUTS], out = 0, g[DEV_MAX_INPUTS] = {0};
+        for (size_t d = 0; d < k; d++)
+            in[d] = L->u[e * k + d];
         int rc = j->grad ? dev_eval_grad(j->w, in, &out, g) : dev_eval(j->w, in, &out);
         if (rc == QN_ECANCELED) {
             j->canceled = 1;
@@ -230,7 +337,8 @@ static void *net__solve_range(void *arg)
         }
         if (rc || !isfinite(out)) {
             j->failed++;
-            out = 0, g[0] = g[1] = 0;
+            out = 0;
+            memset(g, 0, sizeof g);
         }
         L->y[e] = (float)out;
         for (size_t d = 0; j->grad && d < k; d++)
@@ -307,7 +415,11 @@ static int net__respond(struct net *n, struct net_layer *L, size_t B)
 {
     size_t rows = B * L->n_out;
     switch (L->via) {
-    case VIA_EXACT: net__exact(L, B); return QN_OK;
+    case VIA_EXACT:
+        if (net__is_full(L))
+            return net__solve_all(n, L, B, 1);
+        net__exact(L, B);
+        return QN_OK;
     case VIA_SURROGATE:
         return surrogate_eval(L->sur, &L->sacts, L->u, rows, L->y, L->g, L->sscratch);
     case VIA_DEVICE:
@@ -324,6 +436,37 @@ static int net__respond(struct net *n, struct net_layer *L, size_t B)
 
 /* ---- forward and backward ------------------------------------------------------------------ */
 
+/* The inputs (x_1..x_k, a_1..a_k) of every full device for B rows of L->xs into L->u. */
+static void net__drives_full(struct net_layer *L, const float *A, size_t B)
+{
+    size_t k = L->k, K = L->n_drive;
+    for (size_t r = 0; r < B; r++) {
+        const float *x = L->xs + r * L->n_in;
+        for (size_t j = 0; j < L->n_out; j++) {
+            float *u = L->u + (r * L->n_out + j) * K;
+            for (size_t i = 0; i < k; i++)
+                u[i] = x[L->conn[j * k + i]], u[k + i] = A[j * k + i];
+        }
+    }
+}
+
+/* Adds |y| of B rows into L->act_sum (tracking for adaptive structure). */
+static void net__track(struct net_layer *L, size_t B)
+{
+    for (size_t r = 0; r < B; r++)
+        for (size_t j = 0; j < L->n_out; j++)
+            L->act_sum[j] += fabs((double)L->y[r * L->n_out + j]);
+    L->act_rows += B;
+}
+
+void net_track_reset(struct net *n)
+{
+    for (size_t l = 0; l < n->n_layers; l++) {
+        memset(n->layer[l].act_sum, 0, n->layer[l].n_out * sizeof *n->layer[l].act_sum);
+        n->layer[l].act_rows = 0;
+    }
+}
+
 /* The drives of layer L from inputs x (B, n_in) into L->u (L->xs keeps s * x). */
 static void net__drives(const struct net *n, struct net_layer *L, const float *x_raw, size_t B)
 {
@@ -332,6 +475,10 @@ static void net__drives(const struct net *n, struct net_layer *L, const float *x
     for (size_t i = 0; i < B * L->n_in; i++)
         L->xs[i] = scale * x_raw[i];
     const float *x = L->xs;
+    if (net__is_full(L)) {
+        net__drives_full(L, A, B);
+        return;
+    }
     if (L->n_drive == 1) {
         nn_dense_forward(L->u, x, A, b, B, L->n_in, L->n_out);
         return;
@@ -357,6 +504,8 @@ int net_forward(struct net *n, const float *x, size_t B)
         int rc = net__respond(n, L, B);
         if (rc)
             return rc;
+        if (n->track)
+            net__track(L, B);
         in = L->y;
     }
     return QN_OK;
@@ -365,6 +514,25 @@ int net_forward(struct net *n, const float *x, size_t B)
 const float *net_output(const struct net *n)
 {
     return n->layer[n->n_layers - 1].y;
+}
+
+/* Backward through a full layer: dA[j][i] += dy * dout/da_i; dx[conn[j][i]] += dy * dout/dx_i. */
+static void net__layer_backward_full(const struct net_layer *L, float *dA, const float *dy,
+                                     float *dx, size_t B)
+{
+    size_t k = L->k, K = L->n_drive;
+    for (size_t r = 0; r < B; r++) {
+        for (size_t j = 0; j < L->n_out; j++) {
+            size_t e = r * L->n_out + j;
+            const float *g = L->g + e * K;
+            float d = dy[e];
+            for (size_t i = 0; i < k; i++) {
+                dA[j * k + i] += d * g[k + i];
+                if (dx)
+                    dx[r * L->n_in + L->conn[j * k + i]] += d * g[i];
+            }
+        }
+    }
 }
 
 /* Backward through layer L: dy (B, n_out) -> dx (B, n_in) (dx may be NULL),
@@ -378,6 +546,10 @@ static void net__layer_backward(struct net *n, struct net_layer *L, const float 
     size_t k = L->n_drive, E = B * L->n_out;
     if (dx)
         memset(dx, 0, B * L->n_in * sizeof *dx);
+    if (net__is_full(L)) {
+        net__layer_backward_full(L, dA, dy, dx, B);
+        return;
+    }
     for (size_t e = 0; e < E; e++)
         du[e] = dy[e] * L->g[e * k];
     nn_dense_backward(dx, dA, db, du, x, A, B, L->n_in, L->n_out);
@@ -448,6 +620,39 @@ static double net__rms(const float *v, size_t n)
     return n ? sqrt(ss / (double)n) : 0;
 }
 
+/* Calibrates full layer L on B rows of its inputs `in` (see net_calibrate). */
+static void net__calibrate_full(struct net *n, struct net_layer *L, const float *in, size_t B)
+{
+    double in_rms = net__rms(in, B * L->n_in), unit = sqrt(3.0 / (double)L->k);
+    float *A = n->params + L->off_w;
+    size_t k = L->k, W = L->n_out * k;
+    if (L->sur) {
+        double x_std = 0;
+        for (size_t i = 0; i < k; i++)
+            x_std += L->sur->in_std[i] / (double)k;
+        n->params[L->off_s] = in_rms > 1e-12 ? (float)(0.5 * x_std / in_rms) : 1.0f;
+        for (size_t w = 0; w < W; w++) {
+            size_t i = w % k;
+            A[w] = (float)(L->sur->in_mean[k + i] + 0.5 * L->sur->in_std[k + i] * A[w] / unit);
+        }
+        return;
+    }
+    n->params[L->off_s] = in_rms > 1e-12 ? (float)(1.0 / in_rms) : 1.0f;
+    net__drives(n, L, in, B);
+    double s = 0, ss = 0; /* z = sum a_i x_i over rows and devices */
+    for (size_t e = 0; e < B * L->n_out; e++) {
+        const float *u = L->u + e * L->n_drive;
+        double z = 0;
+        for (size_t i = 0; i < k; i++)
+            z += (double)u[i] * u[k + i];
+        s += z, ss += z * z;
+    }
+    double E = (double)(B * L->n_out), mean = s / E, var = ss / E - mean * mean;
+    double scale = var > 1e-24 ? 1.0 / sqrt(var) : 1.0;
+    for (size_t w = 0; w < W; w++)
+        A[w] = (float)(A[w] * scale);
+}
+
 int net_calibrate(struct net *n, const float *x, size_t B)
 {
     if (B > n->cap || B == 0)
@@ -455,6 +660,15 @@ int net_calibrate(struct net *n, const float *x, size_t B)
     const float *in = x;
     for (size_t l = 0; l < n->n_layers; l++) {
         struct net_layer *L = &n->layer[l];
+        if (net__is_full(L)) {
+            net__calibrate_full(n, L, in, B);
+            net__drives(n, L, in, B);
+            int rc = net__respond(n, L, B);
+            if (rc)
+                return rc;
+            in = L->y;
+            continue;
+        }
         double in_rms = net__rms(in, B * L->n_in);
         n->params[L->off_s] = in_rms > 1e-12 ? (float)(1.0 / in_rms) : 1.0f;
         net__drives(n, L, in, B);
@@ -475,4 +689,108 @@ int net_calibrate(struct net *n, const float *x, size_t B)
         in = L->y;
     }
     return QN_OK;
+}
+
+/* ---- changes of architecture --------------------------------------------------------------- */
+
+/* Whether remap m fits n (see net_remap). */
+static int net__remap_check(const struct net *n, const struct net_remap *m)
+{
+    for (size_t l = 0; l < n->n_layers; l++) {
+        const struct net_layer *L = &n->layer[l];
+        size_t w = m->width[l];
+        if (w == 0 || w > MLP_MAX_WIDTH || (!m->src[l] && w != L->n_out))
+            return QN_EINVAL;
+        if (l + 1 == n->n_layers && m->src[l])
+            return QN_EINVAL; /* the outputs are the task's */
+        if (net__is_full(L) && (m->src[l] || (l > 0 && m->src[l - 1])))
+            return QN_EINVAL; /* the wiring is not remapped */
+        for (size_t j = 0; m->src[l] && j < w; j++)
+            if (m->src[l][j] >= L->n_out)
+                return QN_EINVAL;
+    }
+    return QN_OK;
+}
+
+/* For every parameter i of the new network nn, the old parameter map[i] it comes from
+ * and the factor fac[i] it is multiplied by. */
+static void net__remap_index(const struct net *n, const struct net *nn, const struct net_remap *m,
+                             size_t *map, float *fac)
+{
+    for (size_t l = 0; l < nn->n_layers; l++) {
+        const struct net_layer *O = &n->layer[l], *N = &nn->layer[l];
+        const size_t *src = m->src[l], *psrc = l ? m->src[l - 1] : NULL;
+        const float *psh = l ? m->share[l - 1] : NULL;
+        for (size_t j = 0; j < N->n_out; j++) {
+            size_t sj = src ? src[j] : j;
+            for (size_t i = 0; i < N->n_w; i++) {
+                size_t to = N->off_w + j * N->n_w + i;
+                map[to] = O->off_w + sj * O->n_w + (psrc && !net__is_full(N) ? psrc[i] : i);
+                fac[to] = psh && !net__is_full(N) ? psh[i] : 1.0f;
+            }
+            if (!net__is_full(N))
+                map[N->off_b + j] = O->off_b + sj, fac[N->off_b + j] = 1.0f;
+        }
+        map[N->off_s] = O->off_s, fac[N->off_s] = 1.0f;
+    }
+}
+
+/* The optimizer of nn from o through map: moments follow their parameters. */
+static int net__remap_optim(const struct net *nn, const struct optim *o, const size_t *map,
+                            struct optim *out)
+{
+    int rc = optim_init(out, &o->cfg, nn->n_params);
+    if (rc)
+        return rc;
+    out->t = o->t;
+    for (size_t i = 0; i < nn->n_params; i++) {
+        out->m[i] = o->m[map[i]];
+        if (out->v)
+            out->v[i] = o->v[map[i]];
+    }
+    rc = net_freeze_fixed(nn, out);
+    if (rc)
+        optim_close(out);
+    return rc;
+}
+
+int net_remap(struct net *n, const struct net_remap *m, struct optim *o)
+{
+    int rc = net__remap_check(n, m);
+    if (rc)
+        return rc;
+    struct net_layer_spec spec[NET_MAX_LAYERS];
+    for (size_t l = 0; l < n->n_layers; l++) {
+        const struct net_layer *L = &n->layer[l];
+        spec[l] = (struct net_layer_spec){m->width[l], L->dev, L->via, L->sur, L->forward_only,
+                                          L->connect};
+    }
+    struct net *nn = NULL;
+    rc = net_create(&nn, n->n_in, spec, n->n_layers, n->cap, n->n_threads, n->seed, n->cancel);
+    if (rc)
+        return rc;
+    size_t *map = malloc(nn->n_params * sizeof *map);
+    float *fac = malloc(nn->n_params * sizeof *fac);
+    struct optim no;
+    if (!map || !fac) {
+        rc = QN_ENOMEM;
+        goto fail;
+    }
+    net__remap_index(n, nn, m, map, fac);
+    for (size_t i = 0; i < nn->n_params; i++)
+        nn->params[i] = n->params[map[i]] * fac[i];
+    if (o && (rc = net__remap_optim(nn, o, map, &no)))
+        goto fail;
+    nn->failed_solves = n->failed_solves;
+    nn->track = n->track;
+    struct net old = *n;
+    *n = *nn, *nn = old; /* nn now holds the old network's buffers */
+    if (o) {
+        optim_close(o);
+        *o = no;
+    }
+fail:
+    free(map), free(fac);
+    net_destroy(nn);
+    return rc;
 }

@@ -19,6 +19,18 @@
  * size whatever the device below outputs (spike rates of 50 Hz, say), which
  * keeps A of order 1/sqrt(n_in) and Adam's fixed step size meaningful.
  *
+ * A layer of `full` devices (fixed fan-in k, DESIGN.md) is not a matrix
+ * product: device j is wired to k inputs conn[j][0..k) of the layer below
+ * (connect random: k distinct inputs drawn from the seed; local: a window of
+ * k consecutive inputs sliding evenly over the layer below; tree: disjoint
+ * blocks of k consecutive inputs, consecutive devices sharing a block, as the
+ * children of one node in a neural tree). Its weights A are (n_out, k), one
+ * row of k weights per device, and it has no trained bias (a full device's
+ * bias is its parameter "b"). The device's inputs are (x_1..x_k, a_1..a_k);
+ * every via yields d out / d x_i and d out / d a_i (the layer's g), so the
+ * backward pass scatters dy * dout/dx_i to input conn[j][i] and accumulates
+ * dy * dout/da_i into dA[j][i]. Surrogates of full devices take 2k inputs.
+ *
  * Parameters (every layer's A, b, s) and gradients are two float slabs, so
  * optimizers and checkpoints treat the whole network as one array; the s
  * entries are frozen (net_freeze_fixed, which train_run calls). Nothing
@@ -41,6 +53,9 @@
 
 enum net_via { VIA_EXACT, VIA_SURROGATE, VIA_DEVICE, VIA_PHYSICS_AWARE };
 
+/* How a layer of full devices is wired to the layer below (see above). */
+enum net_connect { NET_CONNECT_RANDOM, NET_CONNECT_LOCAL, NET_CONNECT_TREE };
+
 /* What a layer is made of (all pointers borrowed; they must outlive the net). */
 struct net_layer_spec {
     size_t devices;               /* n */
@@ -50,26 +65,34 @@ struct net_layer_spec {
     int forward_only;             /* nonzero: only evaluated, never trained through; via
                                      device then accepts readouts without a gradient
                                      (spike_rate), whose dy/du is taken as 0 */
+    enum net_connect connect;     /* full drive only: the wiring (fan-in is dev->fan_in) */
 };
 
 struct net_layer {
     size_t n_in, n_out;           /* inputs from the layer below, devices */
-    size_t n_drive;               /* drives per device: 1 (dot) or 2 (dot_sq) */
+    size_t n_drive;               /* inputs per device: 1 (dot), 2 (dot_sq) or 2k (full) */
+    size_t k;                     /* fan-in of a full layer; 0 for dot and dot_sq */
+    size_t n_w;                   /* weights per device: n_in (dot, dot_sq) or k (full) */
+    enum net_connect connect;     /* full only */
+    size_t *conn;                 /* (n_out, k) owned: input index of device j's i-th input (full) */
     const struct dev_model *dev;  /* borrowed */
     enum net_via via;
     const struct surrogate *sur;  /* borrowed */
     int forward_only;             /* see net_layer_spec */
-    size_t off_w, off_b, off_s;   /* A (n_out, n_in), b (n_out), s (1) in the slabs */
+    size_t off_w, off_b, off_s;   /* A (n_out, n_w), b (n_out; none for full), s (1) in the slabs */
     float *xs;                    /* (cap, n_in) the scaled inputs s * x of the last forward */
-    float *u;                     /* (cap, n_out, n_drive) drives of the last forward */
+    float *u;                     /* (cap, n_out, n_drive) drives (full: the device inputs x, a)
+                                     of the last forward */
     float *y;                     /* (cap, n_out) outputs */
-    float *g;                     /* (cap, n_out, n_drive) dy/du */
+    float *g;                     /* (cap, n_out, n_drive) dy/du (full: dy/dx_i, dy/da_i) */
     float *xsq;                   /* (cap, n_in) squared inputs (dot_sq) */
     float *tmp;                   /* (cap, max(n_in, n_out)) scratch */
     float *tmp2;                  /* (cap, n_in) backward scratch (dot_sq) */
     struct mlp_acts sacts;        /* surrogate activations for cap * n_out rows */
     float *sscratch;              /* surrogate scratch */
     struct dev_work *works;       /* (n_threads) per-thread device solvers */
+    double *act_sum;              /* (n_out) sum of |y| over the rows forwarded while tracking */
+    size_t act_rows;              /* rows in act_sum */
 };
 
 struct net {
@@ -84,16 +107,19 @@ struct net {
     const atomic_int *cancel;     /* borrowed, may be NULL */
     size_t failed_solves;         /* device solves that failed since creation */
     float *d0, *d1;               /* (cap, max width) backward scratch */
+    uint64_t seed;                /* of net_create: initial weights, random connectivity */
+    int track;                    /* nonzero: net_forward adds |y| into every layer's act_sum */
 };
 
 /*
  * Builds a network with n_in inputs and layers spec[0..n_layers), for
  * batches of up to cap rows, with n_threads device threads (0 = 1).
  * Parameters are initialised from seed (uniform, scaled by 1/sqrt(n_in) as
- * for linear layers; He for relu neurons). Returns 0 and a new network in
- * *out (net_destroy it), QN_EINVAL (a via the device cannot do: exact on an
- * ODE kind, device on spike_rate (QN_ENOTDIFF), a missing or mismatched
- * surrogate, a full drive), or QN_ENOMEM.
+ * for linear layers, with fan-in k for full layers), and random connectivity
+ * from seed and the layer's index. Returns 0 and a new network in *out
+ * (net_destroy it), QN_EINVAL (a via the device cannot do: exact on an ODE
+ * kind, device on spike_rate (QN_ENOTDIFF), a missing or mismatched
+ * surrogate, a full layer whose fan-in exceeds the layer below), or QN_ENOMEM.
  */
 int net_create(struct net **out, size_t n_in, const struct net_layer_spec *spec,
                size_t n_layers, size_t cap, size_t n_threads, uint64_t seed,
@@ -106,6 +132,11 @@ void net_destroy(struct net *n);
  * the batch and the layer's devices, the mean and spread the device expects:
  * the surrogate's training range (mean and std of its sweep) when the layer
  * has one, else mean 0 and std 1. Deterministic for a given batch.
+ * A full layer has no drive to rescale: its input scale s makes the inputs
+ * x_i of unit size (or, with a surrogate, of half the spread of the x inputs
+ * it was fitted on, centred weights then scaled to half the spread of its a
+ * inputs around their mean); without a surrogate its A is rescaled so that
+ * sum a_i x_i has unit spread.
  * Returns 0 or what net_forward returns.
  */
 int net_calibrate(struct net *n, const float *x, size_t B);
@@ -136,5 +167,39 @@ const float *net_output(const struct net *n);
 /* Names of vias both ways; from_name returns QN_ESPEC. */
 const char *net_via_name(enum net_via v);
 int net_via_from_name(const char *s, enum net_via *out);
+
+/* Names of connectivities ("random", "local", "tree") both ways; QN_ESPEC. */
+const char *net_connect_name(enum net_connect c);
+int net_connect_from_name(const char *s, enum net_connect *out);
+
+/* Sets every layer's act_sum and act_rows to zero. */
+void net_track_reset(struct net *n);
+
+/*
+ * A change of architecture (growth and pruning, adapt.h). Device j of layer
+ * l in the new network is device src[l][j] of the old one (NULL: the
+ * identity; the width must then be unchanged); its incoming weights and bias
+ * are copied from that device, and its outgoing weights (the columns of
+ * layer l + 1) are the old device's times share[l][j] (NULL: 1). Input
+ * scales are kept. Both arrays are borrowed, of width[l] entries.
+ */
+struct net_remap {
+    size_t width[NET_MAX_LAYERS];
+    const size_t *src[NET_MAX_LAYERS];
+    const float *share[NET_MAX_LAYERS];
+};
+
+/*
+ * Rebuilds n in place with the architecture m (same devices, vias,
+ * surrogates, cap, threads, seed). When o is not NULL the optimizer is
+ * rebuilt over the new slab: the moments of every new parameter are the
+ * moments of the old parameter it was copied from (split: copied; pruned:
+ * dropped), t is kept, and the fixed input scales are frozen again (other
+ * frozen ranges are not carried over). Returns 0, QN_EINVAL (a full layer
+ * whose wiring would change, widths out of range, the last layer's width
+ * changed, an index out of range), or QN_ENOMEM; on failure n and o are
+ * unchanged.
+ */
+int net_remap(struct net *n, const struct net_remap *m, struct optim *o);
 
 #endif

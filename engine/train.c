@@ -186,6 +186,28 @@ static int train__report(struct net *n, const struct data_set *test, const struc
     return QN_OK;
 }
 
+/* After epoch `epoch` (1-based): an extinction event when one is due, and its metrics. */
+static int train__adapt(struct net *n, struct optim *o, const struct train_config *cfg,
+                        const struct train_hooks *h, struct adapt_state *as, size_t epoch,
+                        uint64_t step, struct train_result *res)
+{
+    if (!adapt_due(&cfg->adapt, as, epoch, cfg->epochs, res->train_loss))
+        return QN_OK;
+    struct adapt_event ev[NET_MAX_LAYERS];
+    size_t n_ev = 0;
+    int rc = adapt_event(n, o, &cfg->adapt, cfg->seed, as, ev, &n_ev);
+    if (rc)
+        return rc;
+    res->events++;
+    for (size_t i = 0; i < n_ev; i++) {
+        train__metric(h, "structure", step + i, epoch, (double)ev[i].width);
+        train__metric(h, "structure_layer", step + i, epoch, (double)ev[i].layer);
+        train__metric(h, "structure_grown", step + i, epoch, (double)ev[i].grown);
+        train__metric(h, "structure_pruned", step + i, epoch, (double)ev[i].pruned);
+    }
+    return QN_OK;
+}
+
 int train_run(struct net *n, struct optim *o, const struct data_set *train,
               const struct data_set *test, const struct train_config *cfg,
               const struct train_hooks *h, size_t start_epoch, struct train_result *res)
@@ -202,6 +224,10 @@ int train_run(struct net *n, struct optim *o, const struct data_set *train,
         rc = train_check_data(n, test, cfg->loss);
     if (rc)
         return rc;
+    if (cfg->adapt.enabled && adapt_config_check(&cfg->adapt))
+        return QN_EINVAL;
+    struct adapt_state fresh, *as = h && h->adapt_state ? h->adapt_state : &fresh;
+    adapt_state_init(&fresh);
     struct train__batch b = {0};
     rc = net_freeze_fixed(n, o);
     if (rc == QN_OK)
@@ -210,12 +236,17 @@ int train_run(struct net *n, struct optim *o, const struct data_set *train,
     for (size_t e = start_epoch; rc == QN_OK && e < cfg->epochs; e++) {
         double t0 = train__now();
         size_t failed_before = n->failed_solves;
+        net_track_reset(n);
+        n->track = cfg->adapt.enabled;
         rc = train__epoch(n, o, train, cfg, h, &b, e, &res->train_loss, &res->train_accuracy);
+        n->track = 0;
         if (rc == QN_OK)
             rc = train__report(n, test, cfg, h, e + 1, (uint64_t)(e + 1) * steps_per_epoch,
                                train__now() - t0, failed_before, res);
         if (rc == QN_OK)
             res->epochs_done = e + 1;
+        if (rc == QN_OK && cfg->adapt.enabled)
+            rc = train__adapt(n, o, cfg, h, as, e + 1, (uint64_t)(e + 1) * steps_per_epoch, res);
         int due = cfg->checkpoint_every && ((e + 1) % cfg->checkpoint_every == 0 ||
                                             e + 1 == cfg->epochs);
         if (rc == QN_OK && due && h && h->checkpoint)

@@ -6,6 +6,17 @@
  * sees exactly the batches an uninterrupted run would), then per batch
  * gather -> forward -> loss -> zero_grad -> backward -> update. Metrics and
  * checkpoints leave through callbacks; the caller decides where they go.
+ *
+ * With cfg->adapt enabled, the forward passes of each epoch track every
+ * layer's mean |output|, and after the epoch's report an extinction event
+ * may change the hidden layers' widths (adapt.h): the network and the
+ * optimizer are rebuilt in place (net_remap), so n->params, n->n_params and
+ * o->state change; read them again after train_run. Each layer's part of an
+ * event is four metrics at step (epoch's last step + i), i the layer's
+ * index: "structure" (its width after the event), "structure_layer",
+ * "structure_grown", "structure_pruned". A checkpoint taken after an event
+ * holds the new widths; to resume, rebuild the network with them and restore
+ * *hooks->adapt_state saved with the checkpoint.
  */
 #ifndef QN_TRAIN_H
 #define QN_TRAIN_H
@@ -14,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adapt.h"
 #include "data.h"
 #include "net.h"
 #include "optim.h"
@@ -26,6 +38,7 @@ struct train_config {
     size_t batch;            /* rows per step */
     uint64_t seed;           /* shuffles */
     size_t checkpoint_every; /* epochs between checkpoints; 0 = never */
+    struct adapt_config adapt; /* growth and pruning; adapt.enabled 0 = fixed structure */
 };
 
 /* A metric: name ("step_loss", "train_loss", "train_accuracy", "test_loss",
@@ -45,20 +58,26 @@ struct train_hooks {
     void *ctx;                      /* borrowed, passed to both */
     const atomic_int *cancel;       /* may be NULL */
     size_t step_metric_every;       /* steps between step_loss metrics (0 = 1) */
+    struct adapt_state *adapt_state; /* may be NULL (a fresh state); borrowed: the state
+                                        to start from (adapt_state_init, or restored with
+                                        a checkpoint), updated as epochs pass, so the
+                                        checkpoint hook can save it */
 };
 
 struct train_result {
     double train_loss, train_accuracy; /* last epoch (accuracy NaN for mse) */
     double test_loss, test_accuracy;   /* on the test set after the last epoch */
     size_t epochs_done;
+    size_t events;                     /* extinction events in this call */
 };
 
 /*
  * Trains n with optimizer o (initialised over n->n_params) on train,
  * reporting test metrics each epoch on test (may be NULL), from epoch
  * start_epoch (0 for a fresh run; k to resume after k completed epochs).
- * Returns 0, QN_EINVAL (shapes or labels that do not fit the network),
- * QN_ECANCELED, or a hook's or the forward pass's error.
+ * Returns 0, QN_EINVAL (shapes or labels that do not fit the network, a bad
+ * adapt config), QN_ECANCELED, QN_ENOMEM, or a hook's or the forward pass's
+ * error. n and o may have been rebuilt (adaptive structure), also on failure.
  */
 int train_run(struct net *n, struct optim *o, const struct data_set *train,
               const struct data_set *test, const struct train_config *cfg,

@@ -208,22 +208,32 @@ struct fit_spec {
 int spec_fit_parse(const json_t *spec, struct fit_spec *out, struct spec_error *err);
 void spec_fit_close(struct fit_spec *f);
 
-/* One layer of a train job's "network": {"devices", "device", "via", "surrogate"}. */
+/* One layer of a train job's "network": {"devices", "device", "via", "surrogate", "connect",
+ * "fan_in"}. */
 struct train_layer_spec {
     size_t devices;            /* required, 1..65536 */
     struct spec_ref device;    /* required: id, name, {"id": N} or inline object */
     enum net_via via;          /* default: surrogate when "surrogate" is given, else exact */
     int has_surrogate;         /* "surrogate" given (required for surrogate, physics_aware) */
     struct spec_ref surrogate; /* id, name, {"job": N} or {"id": N}; never inline */
+    int has_connect;           /* "connect" given: required for (only allowed with) full devices */
+    enum net_connect connect;  /* "random" | "local" | "tree" */
+    size_t fan_in;             /* "fan_in" 1..16: must equal the full device's fan_in; 0 = not
+                                  given (the device's) */
 };
 
 /*
  * A train job: {"dataset", "network", "loss", "optimizer", "epochs", "batch",
- * "seed", "checkpoint_every", "calibrate"}. Inline devices are parsed (and
- * prepared) here to check them, then released: the runner parses
- * device.inline_obj again. An inline device must have drive dot or dot_sq;
- * via "exact" needs an analytic kind (neuron, almost_neuron) and via
- * "device" a differentiable readout (not spike_rate). Returns 0, QN_ESPEC,
+ * "seed", "checkpoint_every", "calibrate", "adapt"}. Inline devices are
+ * parsed (and prepared) here to check them, then released: the runner parses
+ * device.inline_obj again. An inline full device needs the layer's
+ * "connect" (and a "fan_in" that matches, if given); via "exact" needs an
+ * analytic kind (neuron, almost_neuron) and via "device" a differentiable
+ * readout (not spike_rate). "adapt" {"after_epochs", "patience", "grow",
+ * "prune", "max_devices", "min_devices", "score", "perturb"} goes into
+ * train.adapt (adapt.h; defaults from adapt_config_default) and needs two or
+ * more layers, no full layer, and hidden widths within [min_devices,
+ * max_devices]. Returns 0, QN_ESPEC,
  * or QN_EPARSE (an inline device's expression) with *err; on success the
  * caller spec_train_close's *out (about 10 KB).
  */
@@ -235,7 +245,8 @@ struct train_spec {
                                    "beta2", "eps", "weight_decay", "decoupled"}; default adam,
                                    other fields from optim_config_default of that name */
     struct train_config train;  /* "loss" (default cross_entropy), "epochs" (5), "batch" (128),
-                                   "seed" (1), "checkpoint_every" (1; 0 = never) */
+                                   "seed" (1), "checkpoint_every" (1; 0 = never), "adapt"
+                                   (train.adapt.enabled when given) */
     int calibrate;              /* "calibrate": default 1 (data-dependent init, net_calibrate) */
 };
 int spec_train_parse(const json_t *spec, struct train_spec *out, struct spec_error *err);

@@ -24,32 +24,59 @@
 
 static const char *const spec__train_fields[] = {
     "dataset", "network", "loss", "optimizer", "epochs", "batch", "seed", "checkpoint_every",
-    "calibrate"};
-static const char *const spec__layer_fields[] = {"devices", "device", "via", "surrogate"};
+    "calibrate", "adapt"};
+static const char *const spec__layer_fields[] = {"devices", "device", "via",
+                                                 "surrogate", "connect", "fan_in"};
+static const char *const spec__adapt_fields[] = {"after_epochs", "patience",    "grow",
+                                                 "prune",        "max_devices", "min_devices",
+                                                 "score",        "perturb"};
 static const char *const spec__optim_fields[] = {"name",  "lr",  "momentum",     "beta1",
                                                  "beta2", "eps", "weight_decay", "decoupled"};
 
 /* ---- network layers ---- */
 
-/* An inline device at `p` (".../device") must suit `via` (checked at `vp`). */
+/* A layer's "connect" and "fan_in" against its device's drive and fan-in (base: the
+ * layer's path). */
+static int spec__wiring(const struct train_layer_spec *L, const struct dev_model *m,
+                        const char *base, struct spec_error *err)
+{
+    char p[SPEC_PATH_MAX];
+    if (m->drive != DRIVE_FULL) {
+        spec_path_key(p, sizeof p, base, L->has_connect ? "connect" : "fan_in");
+        if (L->has_connect || L->fan_in)
+            return spec_fail(err, p, "applies only to layers of full devices; this device's "
+                             "drive is %s", dev_drive_name(m->drive));
+        return 0;
+    }
+    spec_path_key(p, sizeof p, base, "connect");
+    if (!L->has_connect)
+        return spec_fail(err, p, "is required for a layer of full devices (\"random\", "
+                         "\"local\" or \"tree\")");
+    spec_path_key(p, sizeof p, base, "fan_in");
+    if (L->fan_in && L->fan_in != (size_t)m->fan_in)
+        return spec_fail(err, p, "is %zu but the device's fan_in is %d", L->fan_in, m->fan_in);
+    return 0;
+}
+
+/* An inline device at `p` (".../device") must suit `via` (checked at `vp`) and the
+ * layer's wiring. */
 static int spec__inline_device(const json_t *obj, const char *p, const char *vp,
-                               enum net_via via, int via_given, struct spec_error *err)
+                               const char *base, const struct train_layer_spec *L,
+                               int via_given, struct spec_error *err)
 {
     struct dev_model m;
+    enum net_via via = L->via;
     int rc = spec_device_parse(obj, p, &m, err);
     if (rc)
         return rc;
-    char dp[SPEC_PATH_MAX];
-    spec_path_key(dp, sizeof dp, p, "drive");
-    if (m.drive == DRIVE_FULL)
-        rc = spec_fail(err, dp, "network layers need drive dot or dot_sq, not full");
-    else if (via == VIA_EXACT && dev_is_ode(&m))
+    rc = spec__wiring(L, &m, base, err);
+    if (rc == 0 && via == VIA_EXACT && dev_is_ode(&m))
         rc = spec_fail(err, vp,
                        "%s\"exact\" needs an analytic device (neuron, almost_neuron); a %s "
                        "device trains via surrogate, device or physics_aware",
                        via_given ? "" : "defaults to \"exact\" (no surrogate given), but ",
                        dev_kind_name(m.kind));
-    else if (via == VIA_DEVICE && !dev_is_differentiable(&m))
+    else if (rc == 0 && via == VIA_DEVICE && !dev_is_differentiable(&m))
         rc = spec_fail(err, vp,
                        "the %s readout cannot be differentiated; train via surrogate or "
                        "physics_aware",
@@ -75,6 +102,34 @@ static int spec__via(const json_t *v, const char *p, int has_sur, enum net_via *
     return rc;
 }
 
+/* "connect" and "fan_in" of a layer (checked against its device later). */
+static int spec__layer_wiring(const json_t *v, const char *base, struct train_layer_spec *L,
+                              struct spec_error *err)
+{
+    char p[SPEC_PATH_MAX];
+    const json_t *x;
+    int rc;
+    if ((x = json_object_get(v, "connect"))) {
+        const char *names[] = {net_connect_name(NET_CONNECT_RANDOM),
+                               net_connect_name(NET_CONNECT_LOCAL),
+                               net_connect_name(NET_CONNECT_TREE)};
+        int c;
+        spec_path_key(p, sizeof p, base, "connect");
+        if ((rc = spec_get_enum(x, p, names, 3, &c, err)))
+            return rc;
+        L->has_connect = 1;
+        L->connect = (enum net_connect)c;
+    }
+    if ((x = json_object_get(v, "fan_in"))) {
+        int64_t k;
+        spec_path_key(p, sizeof p, base, "fan_in");
+        if ((rc = spec_get_int(x, p, 1, DEV_MAX_FANIN, &k, err)))
+            return rc;
+        L->fan_in = (size_t)k;
+    }
+    return 0;
+}
+
 /* Layer i of "network". */
 static int spec__layer(const json_t *v, size_t i, struct train_layer_spec *L,
                        struct spec_error *err)
@@ -92,6 +147,8 @@ static int spec__layer(const json_t *v, size_t i, struct train_layer_spec *L,
     if ((rc = spec_get_int(x, p, 1, SPEC_DEVICES_MAX, &n, err)))
         return rc;
     L->devices = (size_t)n;
+    if ((rc = spec__layer_wiring(v, base, L, err)))
+        return rc;
     spec_path_key(p, sizeof p, base, "surrogate");
     if ((x = json_object_get(v, "surrogate"))) {
         if ((rc = spec_ref_parse(x, p, 0, &L->surrogate, err)))
@@ -109,8 +166,105 @@ static int spec__layer(const json_t *v, size_t i, struct train_layer_spec *L,
     if ((rc = spec_ref_parse(x, p, 1, &L->device, err)))
         return rc;
     if (L->device.kind == REF_INLINE)
-        return spec__inline_device(L->device.inline_obj, p, vp, L->via,
+        return spec__inline_device(L->device.inline_obj, p, vp, base, L,
                                    json_object_get(v, "via") != NULL, err);
+    return 0;
+}
+
+/* Whether layer i (with an inline device) is a layer of full devices. */
+static int spec__layer_is_full(const struct train_layer_spec *L)
+{
+    if (L->has_connect || L->fan_in)
+        return 1;
+    if (L->device.kind != REF_INLINE)
+        return 0;
+    const char *d = json_string_value(json_object_get(L->device.inline_obj, "drive"));
+    return d && strcmp(d, "full") == 0;
+}
+
+/* Number field `key` of "adapt" in [lo, hi] into *out when present. */
+static int spec__adapt_num(const json_t *v, const char *key, double lo, double hi, int hi_open,
+                           double *out, struct spec_error *err)
+{
+    const json_t *x = json_object_get(v, key);
+    if (!x)
+        return 0;
+    char p[SPEC_PATH_MAX];
+    spec_path_key(p, sizeof p, "/spec/adapt", key);
+    int rc = spec_get_number(x, p, out, err);
+    if (rc == 0 && (*out < lo || (hi_open ? *out >= hi : *out > hi)))
+        rc = spec_fail(err, p, "must be a number in [%g, %g%c", lo, hi, hi_open ? ')' : ']');
+    return rc;
+}
+
+/* Integer field `key` of "adapt" in [lo, hi] into *out when present. */
+static int spec__adapt_int(const json_t *v, const char *key, int64_t lo, int64_t hi, size_t *out,
+                           struct spec_error *err)
+{
+    const json_t *x = json_object_get(v, key);
+    if (!x)
+        return 0;
+    char p[SPEC_PATH_MAX];
+    spec_path_key(p, sizeof p, "/spec/adapt", key);
+    int64_t n;
+    int rc = spec_get_int(x, p, lo, hi, &n, err);
+    if (rc == 0)
+        *out = (size_t)n;
+    return rc;
+}
+
+/* The fields of "adapt" into c. */
+static int spec__adapt_values(const json_t *v, struct adapt_config *c, struct spec_error *err)
+{
+    int rc, x;
+    const char *names[] = {adapt_score_name(ADAPT_PASSTHROUGH), adapt_score_name(ADAPT_WEIGHT)};
+    const json_t *sc = json_object_get(v, "score");
+    if ((rc = spec__adapt_int(v, "after_epochs", 0, SPEC_EPOCHS_MAX, &c->after_epochs, err)) ||
+        (rc = spec__adapt_int(v, "patience", 0, SPEC_EPOCHS_MAX, &c->patience, err)) ||
+        (rc = spec__adapt_int(v, "max_devices", 1, SPEC_DEVICES_MAX, &c->max_devices, err)) ||
+        (rc = spec__adapt_int(v, "min_devices", 1, SPEC_DEVICES_MAX, &c->min_devices, err)) ||
+        (rc = spec__adapt_num(v, "grow", 0, 1, 0, &c->grow, err)) ||
+        (rc = spec__adapt_num(v, "prune", 0, 1, 1, &c->prune, err)) ||
+        (rc = spec__adapt_num(v, "perturb", 0, 1e-3, 0, &c->perturb, err)) ||
+        (sc && (rc = spec_get_enum(sc, "/spec/adapt/score", names, 2, &x, err))))
+        return rc;
+    if (sc)
+        c->score = (enum adapt_score)x;
+    if (c->min_devices > c->max_devices)
+        return spec_fail(err, "/spec/adapt/min_devices", "must not exceed max_devices (%zu)",
+                         c->max_devices);
+    return 0;
+}
+
+/* "adapt": checked against the network (parsed before it). */
+static int spec__adapt(const json_t *v, struct train_spec *t, struct spec_error *err)
+{
+    if (!v)
+        return 0;
+    if (!json_is_object(v))
+        return spec_fail(err, "/spec/adapt", "must be an object");
+    int rc = spec_check_fields(v, "/spec/adapt", spec__adapt_fields, SPEC__N(spec__adapt_fields),
+                               err);
+    struct adapt_config *c = &t->train.adapt;
+    adapt_config_default(c);
+    c->enabled = 1;
+    if (rc || (rc = spec__adapt_values(v, c, err)))
+        return rc;
+    if (t->n_layers < 2)
+        return spec_fail(err, "/spec/adapt", "needs a hidden layer (a network of 2 or more "
+                         "layers); the last layer never adapts");
+    char base[SPEC_PATH_MAX], p[SPEC_PATH_MAX];
+    for (size_t i = 0; i < t->n_layers; i++) {
+        spec_path_index(base, sizeof base, "/spec/network", i);
+        if (spec__layer_is_full(&t->layers[i]))
+            return spec_fail(err, base, "a layer of full devices has a fixed wiring; \"adapt\" "
+                             "needs dot or dot_sq layers");
+        size_t w = t->layers[i].devices;
+        spec_path_key(p, sizeof p, base, "devices");
+        if (i + 1 < t->n_layers && (w < c->min_devices || w > c->max_devices))
+            return spec_fail(err, p, "must be within adapt's min_devices and max_devices "
+                             "(%zu to %zu)", c->min_devices, c->max_devices);
+    }
     return 0;
 }
 
@@ -279,7 +433,8 @@ int spec_train_parse(const json_t *spec, struct train_spec *out, struct spec_err
     const json_t *opt = json_object_get(spec, "optimizer");
     if ((rc = spec__network(json_object_get(spec, "network"), out, err)) ||
         (opt && (rc = spec__optimizer(opt, &out->optim, err))) ||
-        (rc = spec__schedule(spec, out, err)))
+        (rc = spec__schedule(spec, out, err)) ||
+        (rc = spec__adapt(json_object_get(spec, "adapt"), out, err)))
         spec_train_close(out);
     return rc;
 }

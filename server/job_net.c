@@ -16,6 +16,28 @@ static void job_net__path(char *p, size_t cap, size_t l, const char *key)
     snprintf(p, cap, "/spec/network/%zu/%s", l, key);
 }
 
+/* A layer's "connect" and "fan_in" against its resolved device. */
+static int job_net__wiring(const struct train_layer_spec *L, const struct dev_model *d, size_t l,
+                           struct spec_error *err)
+{
+    char p[SPEC_PATH_MAX];
+    if (d->drive != DRIVE_FULL) {
+        job_net__path(p, sizeof p, l, L->has_connect ? "connect" : "fan_in");
+        if (L->has_connect || L->fan_in)
+            return spec_fail(err, p, "applies only to layers of full devices; this device's "
+                             "drive is %s", dev_drive_name(d->drive));
+        return 0;
+    }
+    job_net__path(p, sizeof p, l, "connect");
+    if (!L->has_connect)
+        return spec_fail(err, p, "is required for a layer of full devices (\"random\", "
+                         "\"local\" or \"tree\")");
+    job_net__path(p, sizeof p, l, "fan_in");
+    if (L->fan_in && L->fan_in != (size_t)d->fan_in)
+        return spec_fail(err, p, "is %zu but the device's fan_in is %d", L->fan_in, d->fan_in);
+    return 0;
+}
+
 /* Resolves layer l: its device, its surrogate, its via. */
 static int job_net__layer(struct store *s, const struct train_layer_spec *L, size_t l,
                           struct job_netdef *nd, struct spec_error *err)
@@ -28,6 +50,9 @@ static int job_net__layer(struct store *s, const struct train_layer_spec *L, siz
     nd->have_dev[l] = 1;
     nd->devices[l] = L->devices;
     nd->via[l] = L->via;
+    nd->connect[l] = L->connect;
+    if ((rc = job_net__wiring(L, &nd->dev[l], l, err)))
+        return rc;
     if (L->has_surrogate) {
         job_net__path(p, sizeof p, l, "surrogate");
         rc = job_resolve_surrogate(s, &L->surrogate, p, &nd->dev[l], &nd->sur[l],
@@ -37,7 +62,18 @@ static int job_net__layer(struct store *s, const struct train_layer_spec *L, siz
         nd->have_sur[l] = 1;
     }
     job_net__path(p, sizeof p, l, "via");
-    return job_check_via(&nd->dev[l], L->via, nd->have_sur[l], 0, p, err);
+    return job_netdef_check_via(&nd->dev[l], L->via, nd->have_sur[l], 0, p, err);
+}
+
+int job_netdef_check_via(const struct dev_model *d, enum net_via via, int have_sur,
+                         int forward_only, const char *path, struct spec_error *err)
+{
+    if (d->drive != DRIVE_FULL)
+        return job_check_via(d, via, have_sur, forward_only, path, err);
+    /* job_check_via refuses full drives; check a full device's dot twin for the rest */
+    struct dev_model twin = *d;
+    twin.drive = DRIVE_DOT;
+    return job_check_via(&twin, via, have_sur, forward_only, path, err);
 }
 
 int job_netdef_resolve(struct store *s, const struct train_spec *t, struct job_netdef *nd,
@@ -45,10 +81,20 @@ int job_netdef_resolve(struct store *s, const struct train_spec *t, struct job_n
 {
     memset(nd, 0, sizeof *nd);
     nd->n_layers = t->n_layers;
+    size_t in = 0; /* inputs of layer l (0: the data's, unknown here) */
     for (size_t l = 0; l < t->n_layers; l++) {
         int rc = job_net__layer(s, &t->layers[l], l, nd, err);
         if (rc)
             return rc;
+        char p[SPEC_PATH_MAX];
+        snprintf(p, sizeof p, "/spec/network/%zu", l);
+        if (nd->dev[l].drive == DRIVE_FULL && t->train.adapt.enabled)
+            return spec_fail(err, p, "a layer of full devices has a fixed wiring; \"adapt\" "
+                             "needs dot or dot_sq layers");
+        if (nd->dev[l].drive == DRIVE_FULL && in && (size_t)nd->dev[l].fan_in > in)
+            return spec_fail(err, p, "fan_in %d exceeds the %zu devices of layer %zu",
+                             nd->dev[l].fan_in, in, l - 1);
+        in = nd->devices[l];
     }
     return 0;
 }
@@ -73,6 +119,7 @@ void job_netdef_layers(const struct job_netdef *nd, struct net_layer_spec *out)
         out[l].via = nd->via[l];
         out[l].sur = nd->have_sur[l] ? &nd->sur[l] : NULL;
         out[l].forward_only = 0;
+        out[l].connect = nd->connect[l];
     }
 }
 

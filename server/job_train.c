@@ -12,8 +12,18 @@
  * the engine's shuffles depend only on (seed, epoch), the resumed run ends
  * with the same bits as an uninterrupted one. Metrics of epochs after that
  * checkpoint are deleted first, so the history has no duplicates.
+ *
+ * Adaptive structure ("adapt"): the hidden layers' widths change during
+ * training, so each checkpoint row also gets an "arch" JSON column
+ * (migration 0004) with the widths and the schedule's state, written in the
+ * same transaction; a resumed run builds the network at those widths. The
+ * saved model's spec gives every layer its final width ("devices"), so
+ * evaluation and prediction rebuild it as it is; the result adds "widths".
+ * Structure events are metric rows ("structure", "structure_layer",
+ * "structure_grown", "structure_pruned"; see train.h).
  */
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +51,10 @@ struct job_train_run {
     struct optim o;
     int have_o;
     size_t start;      /* epochs done before this run (resume) */
+    size_t widths[NET_MAX_LAYERS]; /* the widths to build with (the spec's, or a checkpoint's) */
+    struct adapt_state as; /* the adaptive schedule (restored with a checkpoint) */
+    struct store_checkpoint cp; /* the checkpoint to resume from */
+    int have_cp;
     uint64_t steps;    /* steps of the whole run, for progress */
     int metric_rc;     /* first failure to store a metric */
     struct job_ctx *ctx;
@@ -82,6 +96,8 @@ void job_train_release(struct job_ctx *ctx)
 
 static void job_train__run_close(struct job_train_run *r)
 {
+    if (r->have_cp)
+        store_checkpoint_free(&r->cp);
     net_destroy(r->net);
     if (r->have_o)
         optim_close(&r->o);
@@ -132,6 +148,8 @@ static int job_train__build(struct job_ctx *ctx, const struct job_train *p,
 {
     struct net_layer_spec ls[NET_MAX_LAYERS];
     job_netdef_layers(&p->nd, ls);
+    for (size_t l = 0; l < p->nd.n_layers; l++)
+        ls[l].devices = r->widths[l];
     int rc = net_create(&r->net, r->train.d, ls, p->nd.n_layers, p->t.train.batch, ctx->workers,
                         p->t.train.seed, ctx->cancel);
     if (rc)
@@ -143,35 +161,82 @@ static int job_train__build(struct job_ctx *ctx, const struct job_train *p,
     return 0;
 }
 
-/* Loads the last checkpoint when there is one; else calibrates (if asked). */
+/* The "arch" JSON of job's checkpoint at epoch into widths and *as; a NULL column
+ * leaves them alone. Returns 0 or QN_EFORMAT / a store code. */
+static int job_train__arch_read(struct store *s, int64_t job, size_t epoch, size_t n_layers,
+                                size_t *widths, struct adapt_state *as)
+{
+    sqlite3 *db = store_sqlite(s);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT arch FROM checkpoints WHERE job_id = ?1 AND epoch = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return QN_EDB;
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, (int64_t)epoch);
+    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : QN_EDB;
+    const char *text = rc ? NULL : (const char *)sqlite3_column_text(st, 0);
+    json_t *a = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    json_t *w = json_object_get(a, "widths"), *best = json_object_get(a, "best_loss");
+    if (text && (json_array_size(w) != n_layers || !json_is_integer(json_object_get(a, "stale")) ||
+                 !json_is_integer(json_object_get(a, "events"))))
+        rc = QN_EFORMAT;
+    for (size_t l = 0; text && rc == 0 && l < n_layers; l++) {
+        json_int_t v = json_integer_value(json_array_get(w, l));
+        if (v < 1 || v > SPEC_DEVICES_MAX)
+            rc = QN_EFORMAT;
+        widths[l] = (size_t)v;
+    }
+    if (text && rc == 0) {
+        as->best_loss = json_is_number(best) ? json_number_value(best) : INFINITY;
+        as->stale = (size_t)json_integer_value(json_object_get(a, "stale"));
+        as->events = (size_t)json_integer_value(json_object_get(a, "events"));
+    }
+    json_decref(a);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Reads the last checkpoint when there is one (r->cp, with its widths and schedule). */
+static int job_train__resume_point(struct job_ctx *ctx, const struct job_train *p,
+                                   struct job_train_run *r)
+{
+    for (size_t l = 0; l < p->nd.n_layers; l++)
+        r->widths[l] = p->nd.devices[l];
+    adapt_state_init(&r->as);
+    int rc = store_checkpoint_last(ctx->store, ctx->job_id, &r->cp);
+    if (rc == QN_ENOTFOUND)
+        return 0;
+    if (rc)
+        return job_fail(ctx, rc, "cannot read the checkpoints");
+    r->have_cp = 1;
+    rc = job_train__arch_read(ctx->store, ctx->job_id, r->cp.epoch, p->nd.n_layers, r->widths,
+                              &r->as);
+    return rc ? job_fail(ctx, rc, "cannot read the checkpoint's architecture") : 0;
+}
+
+/* Restores the checkpoint when there is one; else calibrates (if asked). */
 static int job_train__start(struct job_ctx *ctx, const struct job_train *p,
                             struct job_train_run *r)
 {
-    struct store_checkpoint c;
-    int rc = store_checkpoint_last(ctx->store, ctx->job_id, &c);
-    if (rc == QN_ENOTFOUND) {
-        rc = 0;
+    int rc = 0;
+    const struct store_checkpoint *c = &r->cp;
+    if (!r->have_cp) {
         if (p->t.calibrate) {
             size_t B = r->train.n < r->net->cap ? r->train.n : r->net->cap;
             rc = net_calibrate(r->net, r->train.x, B);
             if (rc)
                 job_fail(ctx, rc, "cannot calibrate the network");
         }
-    } else if (rc == 0) {
-        if (c.n_params != r->net->n_params || c.n_state != optim_state_len(&r->o)) {
-            snprintf(ctx->reason, sizeof ctx->reason, "checkpoint of epoch %zu does not fit "
-                     "the network (%zu parameters, %zu expected)", c.epoch, c.n_params,
-                     r->net->n_params);
-            rc = QN_EFORMAT;
-        } else {
-            memcpy(r->net->params, c.params, c.n_params * sizeof *c.params);
-            memcpy(r->o.state, c.state, c.n_state * sizeof *c.state);
-            r->o.t = c.t;
-            r->start = c.epoch;
-        }
-        store_checkpoint_free(&c);
+    } else if (c->n_params != r->net->n_params || c->n_state != optim_state_len(&r->o)) {
+        snprintf(ctx->reason, sizeof ctx->reason, "checkpoint of epoch %zu does not fit "
+                 "the network (%zu parameters, %zu expected)", c->epoch, c->n_params,
+                 r->net->n_params);
+        rc = QN_EFORMAT;
     } else {
-        job_fail(ctx, rc, "cannot read the checkpoints");
+        memcpy(r->net->params, c->params, c->n_params * sizeof *c->params);
+        memcpy(r->o.state, c->state, c->n_state * sizeof *c->state);
+        r->o.t = c->t;
+        r->start = c->epoch;
     }
     if (rc == 0 && (rc = store_metric_delete_after(ctx->store, ctx->job_id, (int64_t)r->start)))
         job_fail(ctx, rc, "cannot trim the metrics");
@@ -191,14 +256,64 @@ static void job_train__metric(const char *name, uint64_t step, size_t epoch, dou
         ctx->progress(step < r->steps ? step : r->steps, r->steps, ctx->progress_ctx);
 }
 
+/* The "arch" JSON of n and the schedule as (new text, free() it; NULL: no memory). */
+static char *job_train__arch_text(const struct net *n, const struct adapt_state *as)
+{
+    json_t *w = json_array();
+    for (size_t l = 0; w && l < n->n_layers; l++)
+        if (json_array_append_new(w, json_integer((json_int_t)n->layer[l].n_out)))
+            break;
+    json_t *a = json_pack("{so so sI sI}", "widths", w, "best_loss",
+                          isfinite(as->best_loss) ? json_real(as->best_loss) : json_null(),
+                          "stale", (json_int_t)as->stale, "events", (json_int_t)as->events);
+    char *text = a ? json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(a);
+    return text;
+}
+
+/* Sets the arch column of (job, epoch). */
+static int job_train__arch_write(struct store *s, int64_t job, size_t epoch, const char *text)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store_sqlite(s),
+                           "UPDATE checkpoints SET arch = ?3 WHERE job_id = ?1 AND epoch = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return QN_EDB;
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, (int64_t)epoch);
+    sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : QN_EDB;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Runs one SQL statement without results on s. */
+static int job_train__exec(struct store *s, const char *sql)
+{
+    int rc = sqlite3_exec(store_sqlite(s), sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? QN_EBUSY : QN_EDB;
+}
+
+/* Writes the checkpoint row and its architecture in one transaction. */
 static int job_train__checkpoint(const struct net *n, const struct optim *o, size_t epoch,
                                  void *c)
 {
     struct job_train_run *r = c;
+    struct store *s = r->ctx->store;
     struct store_checkpoint cp = {.job_id = r->ctx->job_id, .epoch = epoch, .params = n->params,
                                   .n_params = n->n_params, .state = o->state,
                                   .n_state = optim_state_len(o), .t = o->t};
-    int rc = store_checkpoint_put(r->ctx->store, &cp);
+    char *arch = job_train__arch_text(n, &r->as);
+    int rc = arch ? job_train__exec(s, "BEGIN IMMEDIATE") : QN_ENOMEM;
+    if (rc == 0) {
+        rc = store_checkpoint_put(s, &cp);
+        if (rc == 0)
+            rc = job_train__arch_write(s, cp.job_id, epoch, arch);
+        int end = job_train__exec(s, rc ? "ROLLBACK" : "COMMIT");
+        if (rc == 0)
+            rc = end;
+    }
+    free(arch);
     return rc ? job_fail(r->ctx, rc, "cannot write a checkpoint") : 0;
 }
 
@@ -210,7 +325,7 @@ static int job_train__train(struct job_ctx *ctx, const struct job_train *p,
     r->steps = (uint64_t)((r->train.n + batch - 1) / batch) * p->t.train.epochs;
     r->ctx = ctx;
     struct train_hooks h = {job_train__metric, job_train__checkpoint, r, ctx->cancel,
-                            JOB_TRAIN_STEP_EVERY};
+                            JOB_TRAIN_STEP_EVERY, &r->as};
     int rc = train_run(r->net, &r->o, &r->train, &r->test, &p->t.train, &h, r->start, res);
     if (rc == QN_EINVAL && !ctx->reason[0])
         snprintf(ctx->reason, sizeof ctx->reason, "the dataset does not fit the network "
@@ -236,6 +351,13 @@ static int job_train__save(struct job_ctx *ctx, const struct job_train *p,
                            const struct job_train_run *r, int64_t *id)
 {
     json_t *spec = job_netdef_spec(&p->nd, ctx->spec, p->t.train.seed);
+    json_t *layers = json_object_get(spec, "network");
+    for (size_t l = 0; spec && l < r->net->n_layers; l++) /* the widths it ended with */
+        if (json_object_set_new(json_array_get(layers, l), "devices",
+                                json_integer((json_int_t)r->net->layer[l].n_out))) {
+            json_decref(spec);
+            spec = NULL;
+        }
     char *text = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
     json_decref(spec);
     if (!text)
@@ -261,14 +383,19 @@ static json_t *job_train__real(double v)
 static int job_train__result(struct job_ctx *ctx, int64_t id, const struct train_result *res,
                              const struct job_train_run *r)
 {
-    ctx->result = json_pack("{sI so so so so sI sI sI sI}", "model", (json_int_t)id,
+    json_t *w = json_array();
+    for (size_t l = 0; w && l < r->net->n_layers; l++)
+        if (json_array_append_new(w, json_integer((json_int_t)r->net->layer[l].n_out)))
+            break;
+    ctx->result = json_pack("{sI so so so so sI sI sI sI so sI}", "model", (json_int_t)id,
                             "test_accuracy", job_train__real(res->test_accuracy), "test_loss",
                             job_train__real(res->test_loss), "train_accuracy",
                             job_train__real(res->train_accuracy), "train_loss",
                             job_train__real(res->train_loss), "epochs",
                             (json_int_t)res->epochs_done, "resumed_from", (json_int_t)r->start,
                             "failed_solves", (json_int_t)r->net->failed_solves, "params",
-                            (json_int_t)r->net->n_params);
+                            (json_int_t)r->net->n_params, "widths", w, "events",
+                            (json_int_t)r->as.events);
     return ctx->result ? 0 : QN_ENOMEM;
 }
 
@@ -280,6 +407,8 @@ int job_train_run(struct job_ctx *ctx)
     struct train_result res;
     int64_t id = 0;
     int rc = job_train__data(ctx, p, &r);
+    if (rc == 0)
+        rc = job_train__resume_point(ctx, p, &r);
     if (rc == 0)
         rc = job_train__build(ctx, p, &r);
     if (rc == 0)

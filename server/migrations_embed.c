@@ -165,6 +165,21 @@ const struct migration migrate_list[] = {
      ");\n"
      "CREATE UNIQUE INDEX users_active_name ON users (name) WHERE revoked IS NULL;\n"
     },
+    {4, "0004_checkpoint_arch",
+     "-- 0004_checkpoint_arch.sql: the architecture beside a training checkpoint.\n"
+     "--\n"
+     "-- A network with adaptive structure (growth and pruning) changes its hidden\n"
+     "-- layers' widths during training, so a checkpoint's parameters only make\n"
+     "-- sense with the widths they were saved at. arch is JSON written by the\n"
+     "-- train job in the same transaction as the checkpoint row:\n"
+     "-- {\"widths\": [w0, w1, ...], \"best_loss\": x or null, \"stale\": k, \"events\": e}\n"
+     "-- (widths per layer, and the adaptive schedule's state so a resumed run\n"
+     "-- repeats the same events). NULL for checkpoints of fixed networks and of\n"
+     "-- older databases: their widths are the spec's. Never edit this file once\n"
+     "-- released; add 0005_*.sql instead.\n"
+     "\n"
+     "ALTER TABLE checkpoints ADD COLUMN arch TEXT CHECK (arch IS NULL OR json_valid(arch));\n"
+    },
 };
 
 const size_t migrate_count = sizeof migrate_list / sizeof migrate_list[0];

@@ -147,7 +147,7 @@ static void grad_case(struct dev_model *dev, enum net_via via, const struct surr
     dev_model_init(&ident, DEV_NEURON);
     ident.activation = ACT_IDENTITY;
     prepare(&ident);
-    struct net_layer_spec spec[2] = {{4, dev, via, sur, 0}, {2, &ident, VIA_EXACT, NULL, 0}};
+    struct net_layer_spec spec[2] = {{4, dev, via, sur, 0, 0}, {2, &ident, VIA_EXACT, NULL, 0, 0}};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, N_IN, spec, 2, 8, 2, 7, NULL), 0);
     n->params[n->layer[0].off_s] = 0.8f; /* exercise the fixed input scales */
@@ -188,8 +188,8 @@ static void test_physics_aware(void **state)
     struct dev_model crn;
     dev_model_init(&crn, DEV_CRN_RELU);
     prepare(&crn);
-    struct net_layer_spec pa = {3, &crn, VIA_PHYSICS_AWARE, &sur, 0};
-    struct net_layer_spec su = {3, &crn, VIA_SURROGATE, &sur, 0};
+    struct net_layer_spec pa = {3, &crn, VIA_PHYSICS_AWARE, &sur, 0, 0};
+    struct net_layer_spec su = {3, &crn, VIA_SURROGATE, &sur, 0, 0};
     struct net *a = NULL, *b = NULL;
     assert_int_equal(net_create(&a, N_IN, &pa, 1, 8, 2, 4, NULL), 0);
     assert_int_equal(net_create(&b, N_IN, &su, 1, 8, 1, 4, NULL), 0);
@@ -225,7 +225,7 @@ static void test_grad_surrogate(void **state)
     prepare(&near);
     grad_case(&near, VIA_SURROGATE, &s2);
     /* a surrogate with the wrong number of drives is refused */
-    struct net_layer_spec bad = {4, &crn, VIA_SURROGATE, &s2, 0};
+    struct net_layer_spec bad = {4, &crn, VIA_SURROGATE, &s2, 0, 0};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, N_IN, &bad, 1, 8, 1, 1, NULL), QN_EINVAL);
     dev_model_close(&crn);
@@ -260,7 +260,7 @@ static void test_grad_device(void **state)
     struct dev_model hh;
     dev_model_init(&hh, DEV_HODGKIN_HUXLEY);
     prepare(&hh);
-    struct net_layer_spec spec = {4, &hh, VIA_DEVICE, NULL, 0};
+    struct net_layer_spec spec = {4, &hh, VIA_DEVICE, NULL, 0, 0};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, N_IN, &spec, 1, 8, 1, 1, NULL), QN_ENOTDIFF);
     /* scored only (forward_only): the real spike rates, and training through it is refused */
@@ -285,7 +285,7 @@ static void test_grad_device(void **state)
     struct optim_config oc;
     optim_config_default(&oc, OPTIM_ADAM);
     assert_int_equal(optim_init(&o, &oc, n->n_params), 0);
-    struct train_config cfg = {LOSS_MSE, 1, 4, 1, 0};
+    struct train_config cfg = {LOSS_MSE, 1, 4, 1, 0, {0}};
     struct train_result r;
     assert_int_equal(train_run(n, &o, &ds, NULL, &cfg, NULL, 0, &r), QN_ENOTDIFF);
     optim_close(&o);
@@ -335,8 +335,8 @@ static void test_resume_identical(void **state)
     dev_model_init(&ident, DEV_NEURON);
     ident.activation = ACT_IDENTITY;
     prepare(&ident);
-    struct net_layer_spec spec[2] = {{16, &tanhd, VIA_EXACT, NULL, 0}, {2, &ident, VIA_EXACT, NULL, 0}};
-    struct train_config cfg = {LOSS_CROSS_ENTROPY, 4, 32, 9, 2};
+    struct net_layer_spec spec[2] = {{16, &tanhd, VIA_EXACT, NULL, 0, 0}, {2, &ident, VIA_EXACT, NULL, 0, 0}};
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 4, 32, 9, 2, {0}};
     struct optim_config oc;
     optim_config_default(&oc, OPTIM_ADAM);
     oc.lr = 0.01;
@@ -349,7 +349,7 @@ static void test_resume_identical(void **state)
     struct run_log la = {0};
     la.saved_params = malloc(a->n_params * sizeof(float));
     la.saved_state = malloc(optim_state_len(&oa) * sizeof(float));
-    struct train_hooks ha = {log_metric, save_checkpoint, &la, NULL, 0};
+    struct train_hooks ha = {log_metric, save_checkpoint, &la, NULL, 0, NULL};
     struct train_result ra;
     assert_int_equal(train_run(a, &oa, &tr, &te, &cfg, &ha, 0, &ra), 0);
     assert_int_equal(la.checkpoints, 1);
@@ -363,7 +363,7 @@ static void test_resume_identical(void **state)
     memcpy(ob.state, la.saved_state, optim_state_len(&ob) * sizeof(float));
     ob.t = la.saved_t;
     struct run_log lb = {0};
-    struct train_hooks hb = {log_metric, NULL, &lb, NULL, 0};
+    struct train_hooks hb = {log_metric, NULL, &lb, NULL, 0, NULL};
     struct train_result rb;
     assert_int_equal(train_run(b, &ob, &tr, &te, &cfg, &hb, 2, &rb), 0);
     assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
@@ -389,7 +389,7 @@ static void test_xor_network(void **state)
     dev_model_init(&ident, DEV_NEURON);
     ident.activation = ACT_IDENTITY;
     prepare(&ident);
-    struct net_layer_spec spec[2] = {{4, &sig, VIA_EXACT, NULL, 0}, {2, &ident, VIA_EXACT, NULL, 0}};
+    struct net_layer_spec spec[2] = {{4, &sig, VIA_EXACT, NULL, 0, 0}, {2, &ident, VIA_EXACT, NULL, 0, 0}};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, 2, spec, 2, 4, 1, 2, NULL), 0);
     struct optim o;
@@ -397,7 +397,7 @@ static void test_xor_network(void **state)
     optim_config_default(&oc, OPTIM_ADAM);
     oc.lr = 0.05;
     assert_int_equal(optim_init(&o, &oc, n->n_params), 0);
-    struct train_config cfg = {LOSS_CROSS_ENTROPY, 1000, 4, 1, 0};
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 1000, 4, 1, 0, {0}};
     struct train_result r;
     assert_int_equal(train_run(n, &o, &ds, &ds, &cfg, NULL, 0, &r), 0);
     if (r.test_accuracy != 1.0)

@@ -1,0 +1,115 @@
+/*
+ * adapt.h: adaptive structure of device networks: growth, pruning and
+ * extinction events.
+ *
+ * Some users grow networks the way a Hebbian picture suggests: devices that
+ * carry a lot of signal split, devices that carry little die, and this
+ * happens in bursts when training stalls. Every hidden layer (all but the
+ * last) adapts; layers of full devices do not (their wiring is fixed).
+ *
+ * When: after an epoch whose training loss is not below the best so far,
+ * the epoch is "stale". After epoch e (1-based), when e >= after_epochs and
+ * at least `patience` consecutive epochs were stale (patience 0: after every
+ * epoch from after_epochs on), an extinction event happens in every hidden
+ * layer, and the count restarts with the loss of that epoch as the best.
+ * Never after the last epoch (the reported figures are of the saved net).
+ *
+ * Scores: passthrough of device j of layer l = (mean |y_j| over the rows of
+ * the last epoch) x (L2 norm of its outgoing weights, column j of layer
+ * l + 1's A); "weight" is the norm alone.
+ *
+ * An event in a layer of width w: the round(prune * w) lowest-scoring
+ * devices are removed with their incoming and outgoing weights (fewer if the
+ * width would fall below min_devices); then the round(grow * w)
+ * highest-scoring survivors split (fewer if the width would exceed
+ * max_devices). A split device and its copy keep the same incoming weights
+ * and bias and each take half of the outgoing weights, so the network
+ * computes the same function; then the copy's incoming weights and bias are
+ * multiplied by (1 + d) with d uniform in [-perturb, perturb] (a seeded,
+ * relative symmetry-breaking perturbation, default 1e-3), so a split moves
+ * the outputs by at most ~ perturb x |drive| x |slope| x |outgoing weight| / 2.
+ * Ties in score go to the lower index. Copies sit right after their
+ * originals. Adam (or SGD) moments follow the devices: copied on split,
+ * dropped on prune (net_remap).
+ *
+ * Everything is a function of the network, the last epoch's statistics,
+ * the seed and the event count, so a run resumed from a checkpoint (which
+ * must store the widths and struct adapt_state) repeats the same events.
+ */
+#ifndef QN_ADAPT_H
+#define QN_ADAPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net.h"
+#include "optim.h"
+
+enum adapt_score { ADAPT_PASSTHROUGH, ADAPT_WEIGHT };
+
+struct adapt_config {
+    int enabled;          /* 0: fixed structure (the default) */
+    size_t after_epochs;  /* no event before this many epochs (default 1) */
+    size_t patience;      /* stale epochs before an event (default 1; 0 = every epoch) */
+    double grow;          /* fraction of a layer's devices that split, [0, 1] (default 0.1) */
+    double prune;         /* fraction removed, [0, 1) (default 0.1) */
+    size_t max_devices;   /* width bound of every hidden layer (default 4096) */
+    size_t min_devices;   /* lower bound (default 1) */
+    enum adapt_score score; /* default passthrough */
+    double perturb;       /* relative perturbation of a copy's incoming weights (default 1e-3) */
+};
+
+/* What survives between epochs (and must be checkpointed). */
+struct adapt_state {
+    double best_loss;     /* best training loss since the last event (+inf at first) */
+    size_t stale;         /* consecutive epochs without improvement */
+    size_t events;        /* events so far (seeds the perturbation) */
+};
+
+/* One layer's part of an event. */
+struct adapt_event {
+    size_t layer;         /* layer index */
+    size_t width;         /* width after the event */
+    size_t grown;         /* devices that split */
+    size_t pruned;        /* devices removed */
+};
+
+void adapt_config_default(struct adapt_config *c);
+void adapt_state_init(struct adapt_state *s);
+
+/* Checks c (bounds and fractions; min <= max). Returns 0 or QN_EINVAL. */
+int adapt_config_check(const struct adapt_config *c);
+
+/* Records the training loss of epoch `epoch` (1-based, of `total`) in s and says
+ * whether an event is due now (then s is rebaselined and s->events counts it). */
+int adapt_due(const struct adapt_config *c, struct adapt_state *s, size_t epoch, size_t total,
+              double loss);
+
+/* Scores of layer l's devices into score (n_out) (l must not be the last layer). */
+void adapt_scores(const struct net *n, size_t l, enum adapt_score kind, double *score);
+
+/*
+ * The plan for one layer of width w with scores score[w] (borrowed): src
+ * (at least 2w entries) and share (as many) of the new devices, their number
+ * in *width, and the counts. Used by adapt_event and by tests. Returns 0 or
+ * QN_ENOMEM (sort scratch).
+ */
+int adapt_plan(const double *score, size_t w, const struct adapt_config *c, size_t *src,
+               float *share, size_t *width, size_t *grown, size_t *pruned);
+
+/*
+ * An extinction event in every hidden layer of n (and its optimizer o, may be
+ * NULL), with scores from the statistics net_forward tracked since the last
+ * net_track_reset. seed and s->events seed the perturbation. The layers'
+ * outcomes go into ev (NET_MAX_LAYERS entries) and their number into *n_ev.
+ * Returns 0, QN_EINVAL (a full layer, no hidden layer), or QN_ENOMEM (then
+ * n and o are unchanged).
+ */
+int adapt_event(struct net *n, struct optim *o, const struct adapt_config *c, uint64_t seed,
+                const struct adapt_state *s, struct adapt_event *ev, size_t *n_ev);
+
+/* Score names ("passthrough", "weight") both ways; QN_ESPEC. */
+const char *adapt_score_name(enum adapt_score k);
+int adapt_score_from_name(const char *s, enum adapt_score *out);
+
+#endif
