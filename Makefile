@@ -37,9 +37,11 @@ BENCH_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 # Debian packages the build and the tests need, and how each is detected.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev \
 	libgsl-dev libopenblas-dev libcmocka-dev zlib1g-dev dataset-fashion-mnist curl \
-	libcurl4-openssl-dev
+	libcurl4-openssl-dev chromium
+# The browser test's node and npm (Debian's, unless a node with npm is already installed).
+DEB_PKGS += $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 
-.PHONY: all deps test test-plain test-asan bench bench-torch demo clean format
+.PHONY: all deps test test-plain test-asan test-web bench bench-torch demo clean format
 
 all: deps $(BUILD)/qn
 
@@ -57,6 +59,10 @@ deps:
 $(BUILD)/obj/%.o: %.c $(wildcard engine/*.h schema/*.h server/*.h tests/support/*.h)
 	@mkdir -p $(dir $@)
 	@echo "CC $<"; $(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
+
+# The monitoring page, embedded in qn (web/embed.sh; the output is checked in too).
+server/web_assets_data.c: web/embed.sh $(wildcard web/*.html web/*.js web/*.css web/vendor/*/*)
+	sh web/embed.sh > $@.tmp.$$$$ && mv $@.tmp.$$$$ $@
 
 $(BUILD)/libqn.a: $(LIB_OBJ)
 	@rm -f $@
@@ -88,6 +94,15 @@ test: deps
 	$(MAKE) --no-print-directory test-plain
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory test-web
+
+# The page in headless Chromium against a live daemon running a short job
+# (tests/web; screenshots in $(BUILD)/test-artifacts).
+tests/web/node_modules/.package-lock.json: tests/web/package-lock.json
+	cd tests/web && npm ci --no-audit --no-fund
+
+test-web: $(BUILD)/qn tests/web/node_modules/.package-lock.json
+	QN_BIN=$(abspath $(BUILD))/qn ARTIFACTS=$(abspath $(BUILD))/test-artifacts node tests/web/test_page.mjs
 
 bench: deps $(BUILD)/qn $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
@@ -98,13 +113,51 @@ bench-torch: deps $(BUILD)/tests/bench/bench_train
 	@ours=$$($(BUILD)/tests/bench/bench_train | awk '/train_run:/{printf "%s%s",s,$$2; s=","}'); \
 	/usr/bin/python3 tests/bench/bench_torch.py --ours "$$ours"
 
+# The main job: qn serve on 127.0.0.1:8080 (or the next free port) with a fresh
+# demo.db, the whole pipeline submitted over HTTP, a table of results; the
+# daemon keeps serving until Ctrl-C.
 demo: deps $(BUILD)/qn
-	@rm -f demo.db demo.db-wal demo.db-shm
-	$(BUILD)/qn run --db demo.db schema/examples/crn-sweep.json
-	@echo "dataset stored in demo.db; export it with: $(BUILD)/qn dataset export --db demo.db 1"
+	$(BUILD)/qn demo --db demo.db
 
 format:
 	clang-format -i engine/*.[ch] schema/*.[ch] server/*.[ch] tests/*/*.c
 
 clean:
 	rm -rf $(BUILD)
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c): `make fuzz FUZZ_SECONDS=N` builds
+# each with clang into $(BUILD)/fuzz/ (the library too, instrumented) and runs
+# it for N seconds on its seeds (tests/fuzz/corpus/<target>/, read-only); new
+# inputs go to $(BUILD)/fuzz/corpus/<target>/, crashes to
+# $(BUILD)/fuzz/crashes/<target>/. Fails when any target crashed.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -pthread \
+	-fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRC))
+
+$(FUZZ_DIR)/obj/%.o: %.c $(wildcard engine/*.h schema/*.h server/*.h)
+	@mkdir -p $(dir $@)
+	@echo "FUZZ-CC $<"; $(FUZZ_CC) $(CPPFLAGS_ALL) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/libqn.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libqn.a
+	$(FUZZ_CC) $(CPPFLAGS_ALL) -Itests/fuzz $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(FUZZ_DIR)/libqn.a $(LDLIBS_ALL)
+
+.PHONY: fuzz
+fuzz: deps $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
+	@fail=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/crashes/$$t; \
+	  echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
+	  $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/$$t/ \
+	    $(FUZZ_DIR)/corpus/$$t tests/fuzz/corpus/$$t 2>$(FUZZ_DIR)/fuzz_$$t.log; \
+	  rc=$$?; grep -E '^stat::number_of_executed_units|^Done|ERROR:|SUMMARY:' $(FUZZ_DIR)/fuzz_$$t.log; \
+	  if [ $$rc -ne 0 ]; then fail=$$((fail+1)); echo "FAILED: fuzz_$$t (log: $(FUZZ_DIR)/fuzz_$$t.log)"; fi; \
+	done; [ $$fail -eq 0 ]

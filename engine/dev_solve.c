@@ -605,16 +605,18 @@ static int dev__decimate(const struct dev__rec *rec, size_t n, size_t max_points
     if (!tr->t || !tr->y || !tr->out)
         return QN_ENOMEM;
     double t0 = rec->t[0], t1 = rec->t[rec->n - 1];
-    size_t src = 0;
+    size_t src = 0, k = 0;
     for (size_t i = 0; i < m; i++) {
         double target = m > 1 ? t0 + (t1 - t0) * (double)i / (double)(m - 1) : t1;
         while (src + 1 < rec->n && rec->t[src] < target)
             src++;
-        tr->t[i] = rec->t[src];
-        memcpy(tr->y + i * n, rec->y + src * n, n * sizeof *tr->y);
-        tr->out[i] = rec->out[src];
+        if (k > 0 && tr->t[k - 1] == rec->t[src])
+            continue; /* an accepted step spans several targets: keep the point once */
+        tr->t[k] = rec->t[src];
+        memcpy(tr->y + k * n, rec->y + src * n, n * sizeof *tr->y);
+        tr->out[k++] = rec->out[src];
     }
-    tr->n = m;
+    tr->n = k;
     tr->n_states = n;
     return QN_OK;
 }

@@ -32,6 +32,7 @@
 #include <gsl/gsl_errno.h>
 
 #include "blas_env.h"
+#include "demo.h"
 #include "daemon.h"
 #include "import.h"
 #include "job.h"
@@ -88,6 +89,7 @@ static const char qn__usage[] =
     "                                              store a CSV or IDX file as a dataset\n"
     "  qn resume JOB_ID [--db PATH] [--workers N]  run a job that did not succeed again\n"
     "                                              (a train job from its last checkpoint)\n"
+    "  qn demo [--db PATH] [--port N] [--epochs N] start a daemon and run the whole pipeline\n"
     "  qn serve [--db PATH] [--bind ADDR] [--port N] [--workers N] ...\n"
     "                                              run the daemon (qn serve --help for all)\n"
     "  qn user add NAME [--admin] [--db PATH]      add a lab member; prints their token once\n"
@@ -648,6 +650,8 @@ int main(int argc, char **argv)
         printf("qn " QN_VERSION "\n");
         return 0;
     }
+    if (strcmp(argv[1], "demo") == 0)
+        return demo_main(argc - 1, argv + 1, "/proc/self/exe");
     if (strcmp(argv[1], "serve") == 0 || strcmp(argv[1], "user") == 0) {
         /* Their own option sets (daemon.c, users.c). */
         gsl_set_error_handler_off(); /* once, before any thread */
