@@ -1,7 +1,9 @@
 /*
  * test_net.c: device networks: gradients against central finite differences
  * of a float64 reference forward pass, for every via and drive; resume
- * equivalence of training; XOR through the network path.
+ * equivalence of training; XOR through the network path. Layers of full
+ * devices (fixed fan-in k, random/local/tree wiring): their wiring, gradient
+ * checks for every via, and XOR-of-pairs learned by a k = 3 tree.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -78,6 +80,19 @@ static double ref_loss(const struct net *n, const double *p, const float *x, con
         assert_int_equal(dev_work_init(&w, L->dev, NULL), 0);
         for (size_t b = 0; b < B_ROWS; b++) {
             for (size_t j = 0; j < L->n_out; j++) {
+                if (L->k) { /* full: inputs (x_conn, a) */
+                    double v[DEV_MAX_INPUTS], y = 0;
+                    for (size_t i = 0; i < L->k; i++) {
+                        v[i] = p[L->off_s] * in[b * width + L->conn[j * L->k + i]];
+                        v[L->k + i] = p[L->off_w + j * L->k + i];
+                    }
+                    if (L->via == VIA_SURROGATE)
+                        y = ref_surrogate(L->sur, v);
+                    else
+                        assert_int_equal(dev_eval(&w, v, &y), 0);
+                    out[b * L->n_out + j] = y;
+                    continue;
+                }
                 double u[2] = {p[L->off_b + j], 0};
                 for (size_t i = 0; i < width; i++) {
                     double xi = p[L->off_s] * in[b * width + i], a = p[L->off_w + j * width + i];
@@ -412,6 +427,152 @@ static void test_xor_network(void **state)
     data_close(&ds);
 }
 
+/* Three layers: 4 devices `dev` (full, fan-in 3) via `via` wired by c, 3 full tanh
+ * neurons (fan-in 3) wired by c, then a dense identity readout. */
+static void full_grad_case(struct dev_model *dev, enum net_via via, const struct surrogate *sur,
+                           enum net_connect c)
+{
+    struct dev_model ident, fid;
+    dev_model_init(&ident, DEV_NEURON);
+    ident.activation = ACT_IDENTITY;
+    prepare(&ident);
+    dev_model_init(&fid, DEV_NEURON);
+    fid.activation = ACT_TANH;
+    fid.drive = DRIVE_FULL;
+    fid.fan_in = 3;
+    prepare(&fid);
+    struct net_layer_spec spec[3] = {{4, dev, via, sur, 0, c},
+                                     {3, &fid, VIA_EXACT, NULL, 0, c},
+                                     {2, &ident, VIA_EXACT, NULL, 0, 0}};
+    struct net *n = NULL;
+    assert_int_equal(net_create(&n, N_IN, spec, 3, 8, 2, 7, NULL), 0);
+    assert_int_equal(n->n_params, 4 * 3 + 1 + 3 * 3 + 1 + 2 * 3 + 2 + 1);
+    n->params[n->layer[0].off_s] = 0.8f;
+    n->params[n->layer[1].off_s] = 1.3f;
+    check_net_grad(n);
+    net_destroy(n);
+    dev_model_close(&ident), dev_model_close(&fid);
+}
+
+static void test_full_grad(void **state)
+{
+    (void)state;
+    struct dev_model tn, crn;
+    dev_model_init(&tn, DEV_ALMOST_NEURON);
+    tn.activation = ACT_SIGMOID;
+    tn.drive = DRIVE_FULL;
+    tn.fan_in = 3;
+    prepare(&tn);
+    for (int c = NET_CONNECT_RANDOM; c <= NET_CONNECT_TREE; c++)
+        full_grad_case(&tn, VIA_EXACT, NULL, (enum net_connect)c);
+    dev_model_init(&crn, DEV_CRN_RELU);
+    dev_model_set_param(&crn, "kappa", 0.1);
+    crn.drive = DRIVE_FULL;
+    crn.fan_in = 3;
+    prepare(&crn);
+    full_grad_case(&crn, VIA_DEVICE, NULL, NET_CONNECT_TREE); /* implicit function theorem */
+    struct surrogate s6, s2;
+    make_surrogate(&s6, 6, 8);
+    full_grad_case(&crn, VIA_SURROGATE, &s6, NET_CONNECT_LOCAL);
+    /* a surrogate must take the 2k inputs; the fan-in must fit the layer below */
+    make_surrogate(&s2, 2, 9);
+    struct net_layer_spec bad = {4, &crn, VIA_SURROGATE, &s2, 0, 0};
+    struct net *n = NULL;
+    assert_int_equal(net_create(&n, N_IN, &bad, 1, 8, 1, 1, NULL), QN_EINVAL);
+    bad.sur = &s6;
+    assert_int_equal(net_create(&n, 2, &bad, 1, 8, 1, 1, NULL), QN_EINVAL);
+    surrogate_close(&s6), surrogate_close(&s2);
+    dev_model_close(&tn), dev_model_close(&crn);
+}
+
+/* The wiring: tree blocks, local windows, random distinct inputs; same seed, same wiring. */
+static void test_full_wiring(void **state)
+{
+    (void)state;
+    struct dev_model f;
+    dev_model_init(&f, DEV_NEURON);
+    f.drive = DRIVE_FULL;
+    f.fan_in = 3;
+    prepare(&f);
+    struct net *n = NULL, *m = NULL;
+    struct net_layer_spec tree = {4, &f, VIA_EXACT, NULL, 0, NET_CONNECT_TREE};
+    assert_int_equal(net_create(&n, 6, &tree, 1, 2, 1, 1, NULL), 0);
+    size_t want_tree[12] = {0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5};
+    assert_memory_equal(n->layer[0].conn, want_tree, sizeof want_tree);
+    net_destroy(n);
+    struct net_layer_spec local = {3, &f, VIA_EXACT, NULL, 0, NET_CONNECT_LOCAL};
+    assert_int_equal(net_create(&n, 7, &local, 1, 2, 1, 1, NULL), 0);
+    size_t want_local[9] = {0, 1, 2, 2, 3, 4, 4, 5, 6};
+    assert_memory_equal(n->layer[0].conn, want_local, sizeof want_local);
+    net_destroy(n);
+    struct net_layer_spec rnd = {50, &f, VIA_EXACT, NULL, 0, NET_CONNECT_RANDOM};
+    assert_int_equal(net_create(&n, 10, &rnd, 1, 2, 1, 5, NULL), 0);
+    assert_int_equal(net_create(&m, 10, &rnd, 1, 2, 1, 5, NULL), 0);
+    assert_memory_equal(n->layer[0].conn, m->layer[0].conn, 150 * sizeof(size_t));
+    size_t hits[10] = {0};
+    for (size_t j = 0; j < 50; j++) {
+        const size_t *c = n->layer[0].conn + 3 * j;
+        assert_true(c[0] < 10 && c[1] < 10 && c[2] < 10);
+        assert_true(c[0] != c[1] && c[0] != c[2] && c[1] != c[2]);
+        hits[c[0]]++, hits[c[1]]++, hits[c[2]]++;
+    }
+    for (size_t i = 0; i < 10; i++)
+        assert_true(hits[i] > 0); /* 150 draws reach every input */
+    net_destroy(n), net_destroy(m);
+    dev_model_close(&f);
+}
+
+/* XOR of two pairs: inputs (x1, x2, 1, x3, x4, 1), targets (xor(x1, x2), xor(x3, x4)) as
+ * +-1; a k = 3 tree of tanh neurons (6 devices, three per pair) and a k = 3 tree of
+ * identity readouts (one per pair of the tree). */
+static void test_full_xor_pairs(void **state)
+{
+    (void)state;
+    struct data_set ds;
+    assert_int_equal(data_alloc(&ds, 16, 6, 0, 2), 0);
+    for (size_t r = 0; r < 16; r++) {
+        float b[4] = {(float)(r & 1), (float)((r >> 1) & 1), (float)((r >> 2) & 1),
+                      (float)((r >> 3) & 1)};
+        float *x = ds.x + 6 * r;
+        x[0] = b[0], x[1] = b[1], x[2] = 1, x[3] = b[2], x[4] = b[3], x[5] = 1;
+        ds.y[2 * r] = b[0] != b[1] ? 1.0f : -1.0f;
+        ds.y[2 * r + 1] = b[2] != b[3] ? 1.0f : -1.0f;
+    }
+    struct dev_model th, id;
+    dev_model_init(&th, DEV_NEURON);
+    th.activation = ACT_TANH, th.drive = DRIVE_FULL, th.fan_in = 3;
+    prepare(&th);
+    dev_model_init(&id, DEV_NEURON);
+    id.activation = ACT_IDENTITY, id.drive = DRIVE_FULL, id.fan_in = 3;
+    prepare(&id);
+    struct net_layer_spec spec[2] = {{6, &th, VIA_EXACT, NULL, 0, NET_CONNECT_TREE},
+                                     {2, &id, VIA_EXACT, NULL, 0, NET_CONNECT_TREE}};
+    struct net *n = NULL;
+    assert_int_equal(net_create(&n, 6, spec, 2, 16, 1, 3, NULL), 0);
+    /* the tree: devices 0-2 see pair 1, 3-5 pair 2; readout 0 sees 0-2, readout 1 sees 3-5 */
+    assert_int_equal(n->layer[0].conn[2 * 3], 0);
+    assert_int_equal(n->layer[0].conn[3 * 3], 3);
+    assert_int_equal(n->layer[1].conn[3], 3);
+    struct optim o;
+    struct optim_config oc;
+    optim_config_default(&oc, OPTIM_ADAM);
+    oc.lr = 0.03;
+    assert_int_equal(optim_init(&o, &oc, n->n_params), 0);
+    struct train_config cfg = {LOSS_MSE, 1500, 16, 1, 0, {0}};
+    struct train_result r;
+    assert_int_equal(train_run(n, &o, &ds, &ds, &cfg, NULL, 0, &r), 0);
+    assert_int_equal(net_forward(n, ds.x, 16), 0);
+    for (size_t i = 0; i < 32; i++)
+        if (net_output(n)[i] * ds.y[i] <= 0.5f)
+            fail_msg("row %zu output %zu: %g for target %g (loss %g)", i / 2, i % 2,
+                     net_output(n)[i], ds.y[i], r.test_loss);
+    assert_true(r.test_loss < 0.05);
+    optim_close(&o);
+    net_destroy(n);
+    dev_model_close(&th), dev_model_close(&id);
+    data_close(&ds);
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -422,6 +583,9 @@ int main(void)
         cmocka_unit_test(test_physics_aware),
         cmocka_unit_test(test_resume_identical),
         cmocka_unit_test(test_xor_network),
+        cmocka_unit_test(test_full_grad),
+        cmocka_unit_test(test_full_wiring),
+        cmocka_unit_test(test_full_xor_pairs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
