@@ -37,7 +37,7 @@ BENCH_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 # Debian packages the build and the tests need, and how each is detected.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev \
 	libgsl-dev libopenblas-dev libcmocka-dev zlib1g-dev dataset-fashion-mnist curl \
-	libcurl4-openssl-dev chromium
+	libcurl4-openssl-dev chromium clang libclang-rt-14-dev
 # The browser test's node and npm (Debian's, unless a node with npm is already installed).
 DEB_PKGS += $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 
