@@ -370,6 +370,12 @@ int rxn_parse(const char *const *texts, size_t n_texts, const char *const *speci
     r->rx = calloc(n_texts ? n_texts : 1, sizeof *r->rx);
     if (!r->rx)
         goto fail_rx;
+    /* The term pool is never NULL, even for networks without terms ("0 -> 0"):
+     * evaluation forms r->terms + offset, undefined on a null pointer. */
+    r->cap_terms = 16;
+    r->terms = malloc(r->cap_terms * sizeof *r->terms);
+    if (!r->terms)
+        goto fail_scratch;
     int *scratch = calloc(n_species ? 2 * n_species : 1, sizeof *scratch);
     if (!scratch)
         goto fail_scratch;
