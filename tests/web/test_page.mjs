@@ -1,0 +1,223 @@
+// test_page.mjs: the monitoring page in headless Chromium against a live daemon.
+//
+// Starts `qn serve` (QN_BIN, default build/qn) on a free loopback port with a
+// temporary database, from a temporary working directory (the page is
+// embedded in the binary, so it must not matter where qn runs); registers a
+// crn_relu device and submits a training job that runs the real ODE in the
+// loop for several seconds; then drives Debian's chromium
+// (CHROMIUM, default /usr/bin/chromium) with playwright-core and checks:
+//   - the run's loss chart has points and gains more while the job runs;
+//   - the runs table shows the job's state change to `succeeded`;
+//   - the device page draws a response curve and a trajectory;
+//   - no console errors or uncaught exceptions;
+//   - with a user added, the page asks for a token, says so clearly on a
+//     wrong one (401) and signs in with the right one.
+// Screenshots at 1280 and 800 px go to ARTIFACTS (default build/test-artifacts).
+// Ends with the line "web: N passed, N failed"; exit status 1 on a failure.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..', '..');
+const QN = resolve(process.env.QN_BIN || join(root, 'build', 'qn'));
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ART = resolve(process.env.ARTIFACTS || join(root, 'build', 'test-artifacts'));
+const EPOCHS = Number(process.env.QN_WEB_EPOCHS || 300);
+
+let passed = 0, failed = 0;
+function check(ok, what, detail) {
+  if (ok) { passed++; console.log(`ok   ${what}`); }
+  else { failed++; console.log(`FAIL ${what}${detail ? ': ' + detail : ''}`); }
+  return ok;
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/* Starts qn serve in dir; resolves to {proc, base} once it printed its port. */
+function startDaemon(dir) {
+  return new Promise((res, rej) => {
+    const proc = spawn(QN, ['serve', '--db', join(dir, 'web.db'), '--port', '0', '--workers', '2'],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    const t = setTimeout(() => rej(new Error('qn serve did not start: ' + err)), 15000);
+    proc.stderr.on('data', (d) => { err += d; });
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(t);
+      try { res({ proc, base: `http://127.0.0.1:${JSON.parse(out.slice(0, nl)).port}` }); } catch (e) { rej(e); }
+    });
+    proc.on('exit', (code) => { clearTimeout(t); rej(new Error(`qn serve exited ${code}: ${err}`)); });
+  });
+}
+
+async function http(base, path, opts = {}) {
+  const res = await fetch(base + path, {
+    method: opts.method || 'GET',
+    headers: Object.assign({ 'Content-Type': 'application/json' }, opts.headers || {}),
+    body: opts.body ? JSON.stringify(opts.body) : undefined,
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch (e) { /* not JSON */ }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+const TRAIN = {
+  type: 'train', name: 'web test: crn spirals',
+  spec: {
+    dataset: 'spirals',
+    network: [{ devices: 8, device: 'crn', via: 'device' },
+      { devices: 2, device: { kind: 'neuron', params: { activation: 'identity' } }, via: 'exact' }],
+    loss: 'cross_entropy', optimizer: { name: 'adam', lr: 0.01 },
+    epochs: EPOCHS, batch: 32, seed: 1, checkpoint_every: 50,
+  },
+};
+
+/* The number in the data-points attribute of chart `key` (0 when absent). */
+async function chartPoints(page, key) {
+  return page.evaluate((k) => {
+    const e = document.querySelector(`[data-chart="${k}"]`);
+    return e ? Number(e.getAttribute('data-points')) : 0;
+  }, key);
+}
+
+async function shot(page, name, width) {
+  await page.setViewportSize({ width, height: 900 });
+  await sleep(400); // charts follow the window's resize event
+  await page.screenshot({ path: join(ART, `${name}-${width}.png`), fullPage: true });
+}
+
+async function main() {
+  mkdirSync(ART, { recursive: true });
+  const dir = mkdtempSync(join(tmpdir(), 'qn-web-'));
+  const { proc, base } = await startDaemon(dir);
+  let browser = null;
+  try {
+    // The static routes.
+    const index = await http(base, '/');
+    check(index.status === 200 && /text\/html/.test(index.headers.get('content-type')) && index.text.includes('/assets/app.js'),
+      'GET / serves the page from any working directory', `${index.status}`);
+    check(/script-src 'self'/.test(index.headers.get('content-security-policy') || ''), 'the page has a CSP');
+    const asset = await http(base, '/assets/uPlot.iife.min.js');
+    check(asset.status === 200 && asset.text.includes('uPlot'), 'GET /assets/uPlot.iife.min.js');
+    check((await http(base, '/assets/nope.js')).status === 404, 'an unknown asset is a 404');
+
+    // A device and a training job that runs the ODE in the loop.
+    const dev = await http(base, '/v1/devices', { method: 'POST', body: { name: 'crn', kind: 'crn_relu', drive: 'dot', params: { kappa: 0.01 } } });
+    check(dev.status === 201, 'device registered', dev.text);
+    const sub = await http(base, '/v1/jobs', { method: 'POST', body: TRAIN });
+    check(sub.status === 201, 'training job submitted', sub.text);
+    const jobId = sub.json.id;
+    const t0 = Date.now();
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await ctx.newPage();
+    const errors = [];
+    page.on('console', (m) => { if (m.type() === 'error') errors.push('console: ' + m.text()); });
+    page.on('pageerror', (e) => errors.push('exception: ' + e.message));
+
+    // The run view: points arrive, then more while the job runs.
+    await page.goto(`${base}/#/jobs/${jobId}`);
+    await page.waitForFunction(() => window.__qn && document.querySelector('[data-chart="loss"]'));
+    await page.waitForFunction(() => Number(document.querySelector('[data-chart="loss"]').getAttribute('data-points')) > 0,
+      null, { timeout: 30000 });
+    const stateAt1 = (await http(base, `/v1/jobs/${jobId}`)).json.state;
+    const n1 = await chartPoints(page, 'loss');
+    check(n1 > 0 && (await page.locator('[data-chart="loss"] canvas').count()) === 1, 'the run chart has points', `${n1}`);
+    let n2 = n1;
+    for (let i = 0; i < 40 && n2 <= n1; i++) { await sleep(250); n2 = await chartPoints(page, 'loss'); }
+    check(stateAt1 === 'running' && n2 > n1, 'the run chart gains points while the job runs (over SSE)',
+      `state ${stateAt1} at the first count, points ${n1} -> ${n2}; raise QN_WEB_EPOCHS if the job ends too soon`);
+    check(await chartPoints(page, 'step_loss') > 0, 'the step-loss chart has points');
+    await shot(page, 'run', 1280);
+    await shot(page, 'run', 800);
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    // The runs table follows the job to `succeeded`.
+    await page.goto(`${base}/#/`);
+    await page.waitForSelector(`#runs tr[data-job="${jobId}"]`);
+    const before = await page.getAttribute(`#runs tr[data-job="${jobId}"]`, 'data-state');
+    await page.waitForSelector(`#runs tr[data-job="${jobId}"][data-state="succeeded"]`, { timeout: 180000 });
+    check(before !== 'succeeded', `the runs table shows job ${jobId} change from ${before} to succeeded`,
+      'it had already succeeded when the table first showed it');
+    console.log(`     (the job ran ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    // Keyboard: the row's link is reachable and opens the run.
+    await page.focus(`#runs tr[data-job="${jobId}"] a`);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((id) => location.hash === `#/jobs/${id}`, jobId);
+    check(true, 'a run opens from the table with the keyboard');
+    await page.waitForSelector('h1[data-state="succeeded"]');
+    await page.waitForFunction((n) => Number(document.querySelector('[data-chart="loss"]').getAttribute('data-points')) >= n,
+      2 * EPOCHS, { timeout: 15000 }).catch(() => {});
+    const finalPts = await chartPoints(page, 'loss');
+    check(finalPts === 2 * EPOCHS, 'a finished run shows every epoch of train and test loss', `${finalPts} points`);
+    await page.goto(`${base}/#/`);
+    await page.waitForSelector(`#runs tr[data-job="${jobId}"][data-state="succeeded"]`);
+    await shot(page, 'runs', 1280);
+    await shot(page, 'runs', 800);
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    // The device page draws its response curve and a trajectory.
+    await page.goto(`${base}/#/devices/${dev.json.id}`);
+    await page.waitForFunction(() => Number(document.querySelector('[data-chart="response"]')?.getAttribute('data-points')) >= 101,
+      null, { timeout: 30000 });
+    check(true, 'the device page draws a response curve (101 points)');
+    await page.waitForFunction(() => Number(document.querySelector('[data-chart="trajectory"]')?.getAttribute('data-points')) > 1,
+      null, { timeout: 30000 });
+    check(true, 'the device page draws a trajectory');
+    await shot(page, 'device', 1280);
+    await shot(page, 'device', 800);
+
+    // Compare, datasets and surrogates views open without errors.
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${base}/#/compare?ids=${jobId}&metric=test_loss`);
+    await page.waitForFunction(() => Number(document.querySelector('[data-chart="compare"]')?.getAttribute('data-points')) > 0);
+    check(true, 'the compare view overlays a metric');
+    for (const v of ['datasets', 'surrogates', 'devices']) {
+      await page.goto(`${base}/#/${v}`);
+      await page.waitForSelector('table');
+    }
+    check(errors.length === 0, 'no console errors', errors.join(' | '));
+
+    // With a user, the page asks for a token.
+    const tok = execFileSync(QN, ['user', 'add', 'alice', '--db', join(dir, 'web.db')], { encoding: 'utf8' });
+    const token = (tok.match(/[A-Za-z0-9_-]{20,}/) || [''])[0];
+    check(token.length > 0, 'qn user add printed a token', tok);
+    const page2 = await ctx.newPage();
+    const thrown = [];
+    page2.on('pageerror', (e) => thrown.push(e.message));
+    await page2.goto(`${base}/#/`);
+    await page2.waitForSelector('form.signin');
+    await page2.fill('#token', 'not-a-token');
+    await page2.press('#token', 'Enter');
+    await page2.waitForSelector('form.signin .error');
+    const msg = await page2.textContent('form.signin .error');
+    check(/401/.test(msg), 'a wrong token gets a clear 401 message', msg);
+    await page2.fill('#token', token);
+    await page2.press('#token', 'Enter');
+    await page2.waitForSelector(`#runs tr[data-job="${jobId}"]`);
+    check(true, 'the right token signs in and shows the runs');
+    await page2.reload();
+    await page2.waitForSelector(`#runs tr[data-job="${jobId}"]`);
+    check(true, 'the token is kept across reloads');
+    check(thrown.length === 0, 'no exceptions while signing in', thrown.join(' | '));
+  } finally {
+    if (browser) await browser.close();
+    proc.kill('SIGTERM');
+    await new Promise((r) => { proc.once('exit', r); setTimeout(r, 10000); });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => { check(false, 'the test ran to the end', e.stack || String(e)); }).finally(() => {
+  console.log(`screenshots in ${ART}`);
+  console.log(`web: ${passed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : 0;
+});

@@ -1,0 +1,931 @@
+/*
+ * app.js: the monitoring page of `qn serve` (runs, live curves, devices,
+ * surrogates, datasets). Plain JavaScript and the vendored uPlot; no build
+ * step.
+ *
+ * Views are chosen by the address's hash (#/, #/jobs/7, #/compare?ids=1,2,
+ * #/devices/3, #/surrogates/2, #/datasets/4) so every view can be shared.
+ * Data comes from the REST API with the user's bearer token (kept in
+ * localStorage). The runs table polls GET /v1/jobs (the daemon has no global
+ * stream); a run's curves load their history once (decimated by the
+ * server) and then follow the job's Server-Sent Events stream. The stream
+ * is read with fetch() rather than EventSource because EventSource cannot
+ * send an Authorization header; the page holds at most one stream open.
+ *
+ * Nothing from the server is ever inserted as HTML: every text goes
+ * through textContent (el() below), so a job name cannot inject markup.
+ */
+'use strict';
+
+(function () {
+  const TOKEN_KEY = 'qn.token';
+  const POLL_MS = 3000;
+  const HISTORY_POINTS = 4000;
+  const FINAL = new Set(['succeeded', 'failed', 'canceled']);
+  const COLORS = ['#1f5fbf', '#d9480f', '#2b8a3e', '#862e9c', '#c2255c', '#0b7285', '#5f3dc4', '#e67700'];
+
+  // ---- small helpers ----------------------------------------------------------
+
+  /* Element with attributes and children (strings become text nodes). */
+  function el(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'class') e.className = v;
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+      else if (k === 'text') e.textContent = v;
+      else e.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const k of kids.flat()) {
+      if (k === null || k === undefined || k === false) continue;
+      e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+    }
+    return e;
+  }
+  const $ = (sel, root) => (root || document).querySelector(sel);
+
+  function fmtNum(v, digits) {
+    if (v === null || v === undefined || Number.isNaN(v)) return '–';
+    if (typeof v !== 'number') return String(v);
+    if (Number.isInteger(v)) return String(v);
+    const a = Math.abs(v);
+    if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(digits || 3);
+    return v.toPrecision(digits || 4);
+  }
+  function fmtTime(iso) {
+    if (!iso) return '–';
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return iso;
+    const p = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  }
+  function fmtDuration(job) {
+    if (!job.started) return '–';
+    const end = job.finished ? new Date(job.finished) : new Date();
+    let s = Math.max(0, (end - new Date(job.started)) / 1000);
+    if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + ' s';
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    s = Math.floor(s % 60);
+    return h ? `${h} h ${m} min` : `${m} min ${s} s`;
+  }
+  function pct(v) { return typeof v === 'number' ? (100 * v).toFixed(1) + ' %' : '–'; }
+
+  /* The figure that sums a job up, as text. */
+  function headline(job) {
+    const r = job.result;
+    if (!r) return '';
+    switch (job.type) {
+      case 'train':
+        return typeof r.test_accuracy === 'number' ? 'test acc ' + pct(r.test_accuracy)
+          : 'test loss ' + fmtNum(r.test_loss);
+      case 'fit': return 'val RMSE ' + fmtNum(r.val_rmse);
+      case 'sweep': return `${r.rows} rows` + (r.failed ? `, ${r.failed} failed` : '');
+      case 'evaluate':
+        return typeof r.accuracy === 'number' ? 'accuracy ' + pct(r.accuracy) : 'loss ' + fmtNum(r.loss);
+      default: return '';
+    }
+  }
+
+  function stateBadge(state) { return el('span', { class: 'state ' + state, text: state }); }
+  function progressBar(job) {
+    const p = job.progress;
+    if (!p || !p.total) return job.state === 'succeeded' ? '100 %' : '';
+    const f = Math.min(1, p.done / p.total);
+    const bar = el('span', { class: 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100,
+      'aria-valuenow': Math.round(100 * f) }, el('span'));
+    bar.firstChild.style.width = (100 * f).toFixed(1) + '%';
+    return el('span', {}, bar, (100 * f).toFixed(0) + ' %');
+  }
+
+  // ---- the API --------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      const e = body && body.error;
+      super(e ? e.message + (e.path ? ` (at ${e.path})` : '') : `HTTP ${status}`);
+      this.status = status;
+      this.code = e ? e.code : null;
+    }
+  }
+
+  const auth = { token: localStorage.getItem(TOKEN_KEY) || '', needed: false };
+
+  function headers(extra) {
+    const h = Object.assign({ Accept: 'application/json' }, extra || {});
+    if (auth.token) h.Authorization = 'Bearer ' + auth.token;
+    return h;
+  }
+
+  /* JSON from the API; throws ApiError (a 401 also shows the sign-in form). */
+  async function api(path, opts) {
+    opts = opts || {};
+    const init = { method: opts.method || 'GET', headers: headers(opts.body ? { 'Content-Type': 'application/json' } : null),
+      signal: opts.signal };
+    if (opts.body) init.body = JSON.stringify(opts.body);
+    const res = await fetch(path, init);
+    const text = await res.text();
+    let body = null;
+    try { body = text ? JSON.parse(text) : null; } catch (e) { body = opts.raw ? null : { error: { message: text } }; }
+    if (res.status === 401) {
+      signinNeeded(auth.token ? 'The daemon refused this token (401): ' + (body && body.error ? body.error.message : '') : '');
+      throw new ApiError(401, body);
+    }
+    if (!res.ok) throw new ApiError(res.status, body);
+    return opts.raw ? text : body;
+  }
+
+  /* Every page of a list route ({"<key>": [...], "next": cursor}). */
+  async function apiList(path, key, maxPages) {
+    let out = [], cursor = null;
+    for (let i = 0; i < (maxPages || 20); i++) {
+      const sep = path.includes('?') ? '&' : '?';
+      const page = await api(path + sep + 'limit=1000' + (cursor ? '&cursor=' + cursor : ''));
+      out = out.concat(page[key] || []);
+      if (page.next === null || page.next === undefined) break;
+      cursor = page.next;
+    }
+    return out;
+  }
+
+  // ---- Server-Sent Events over fetch -------------------------------------
+
+  /*
+   * Follows an SSE stream at path: onEvent(type, data, id) per event.
+   * Reconnects with Last-Event-ID after a drop, unless done() says the
+   * stream has nothing more (the job ended) or stop() was called.
+   */
+  function sseFollow(path, lastId, onEvent, done) {
+    const ctl = { stopped: false, abort: null, lastId: lastId || 0, retry: 2000 };
+    async function once() {
+      const ac = new AbortController();
+      ctl.abort = ac;
+      const h = headers({ Accept: 'text/event-stream' });
+      if (ctl.lastId) h['Last-Event-ID'] = String(ctl.lastId);
+      const res = await fetch(path, { headers: h, signal: ac.signal, cache: 'no-store' });
+      if (res.status === 401) { signinNeeded('The daemon refused this token (401).'); ctl.stopped = true; return; }
+      if (!res.ok || !res.body) throw new Error('event stream: HTTP ' + res.status);
+      const reader = res.body.getReader();
+      const dec = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { value, done: eof } = await reader.read();
+        if (eof) break;
+        buf += dec.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+        let k;
+        while ((k = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, k);
+          buf = buf.slice(k + 2);
+          dispatch(block);
+        }
+      }
+    }
+    function dispatch(block) {
+      let type = 'message', data = [], id = null;
+      for (const line of block.split('\n')) {
+        if (!line || line[0] === ':') continue;
+        const c = line.indexOf(':');
+        const f = c < 0 ? line : line.slice(0, c);
+        let v = c < 0 ? '' : line.slice(c + 1);
+        if (v[0] === ' ') v = v.slice(1);
+        if (f === 'event') type = v;
+        else if (f === 'data') data.push(v);
+        else if (f === 'id') id = v;
+        else if (f === 'retry' && /^\d+$/.test(v)) ctl.retry = Math.max(500, +v);
+      }
+      if (id !== null && /^\d+$/.test(id)) ctl.lastId = +id;
+      if (!data.length) return;
+      let parsed;
+      try { parsed = JSON.parse(data.join('\n')); } catch (e) { return; }
+      onEvent(type, parsed, id);
+    }
+    (async function loop() {
+      while (!ctl.stopped) {
+        try { await once(); } catch (e) { if (ctl.stopped) return; }
+        if (ctl.stopped || done()) return;
+        await new Promise((r) => setTimeout(r, ctl.retry));
+      }
+    })();
+    ctl.stop = () => { ctl.stopped = true; if (ctl.abort) ctl.abort.abort(); };
+    return ctl;
+  }
+
+  // ---- charts --------------------------------------------------------------
+
+  /* Exponential moving average with TensorBoard's debiasing; w in [0, 1). */
+  function smooth(ys, w) {
+    if (!w) return ys;
+    const out = new Array(ys.length);
+    let last = 0, n = 0;
+    for (let i = 0; i < ys.length; i++) {
+      const y = ys[i];
+      if (y === null || !Number.isFinite(y)) { out[i] = y; continue; }
+      last = last * w + (1 - w) * y;
+      n++;
+      out[i] = last / (1 - Math.pow(w, n));
+    }
+    return out;
+  }
+
+  /* Aligns series [{label, xs, ys}] on the union of their x values (null gaps). */
+  function align(series) {
+    const set = new Set();
+    for (const s of series) for (const x of s.xs) set.add(x);
+    const xs = Array.from(set).sort((a, b) => a - b);
+    const at = new Map(xs.map((x, i) => [x, i]));
+    const cols = series.map((s) => {
+      const c = new Array(xs.length).fill(null);
+      for (let i = 0; i < s.xs.length; i++) c[at.get(s.xs[i])] = s.ys[i];
+      return c;
+    });
+    return [xs, ...cols];
+  }
+
+  /* A uPlot plugin drawing vertical marker lines: markers() -> [{x, color, dash}]. */
+  function markerPlugin(markers) {
+    return {
+      hooks: {
+        draw: [(u) => {
+          const list = markers();
+          if (!list.length) return;
+          const ctx = u.ctx, top = u.bbox.top, h = u.bbox.height;
+          ctx.save();
+          ctx.lineWidth = 1;
+          for (const m of list) {
+            const x = Math.round(u.valToPos(m.x, 'x', true));
+            if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+            ctx.strokeStyle = m.color;
+            ctx.setLineDash(m.dash || []);
+            ctx.beginPath();
+            ctx.moveTo(x + 0.5, top);
+            ctx.lineTo(x + 0.5, top + h);
+            ctx.stroke();
+          }
+          ctx.restore();
+        }],
+      },
+    };
+  }
+
+  /*
+   * A chart in a card: host element, title, x label, series names; update()
+   * takes [{label, xs, ys}] and redraws. opts: log (y log scale allowed),
+   * points (scatter), markers (function), smooth (function -> weight).
+   */
+  class Chart {
+    constructor(parent, key, title, xLabel, opts) {
+      this.opts = opts || {};
+      this.key = key;
+      this.xLabel = xLabel;
+      this.card = el('section', { class: 'card', 'aria-label': title }, el('h2', { text: title }));
+      this.host = el('div', { class: 'chart', 'data-chart': key, 'data-points': 0 });
+      this.note = el('div', { class: 'legend-note' });
+      this.card.append(this.host, this.note);
+      parent.append(this.card);
+      this.series = [];
+      this.u = null;
+      this.sig = '';
+      this.log = false;
+    }
+    width() { return Math.max(260, this.host.clientWidth || this.card.clientWidth - 24 || 500); }
+    build(data) {
+      if (this.u) this.u.destroy();
+      const o = this.opts;
+      const series = [{ label: this.xLabel, value: (u, v) => fmtNum(v) }].concat(this.series.map((s, i) => ({
+        label: s.label,
+        stroke: s.color || COLORS[i % COLORS.length],
+        width: o.points ? 0 : 1.5,
+        spanGaps: true,
+        paths: o.points ? () => null : undefined,
+        points: o.points ? { show: true, size: 4, width: 0, fill: s.color || COLORS[i % COLORS.length] } : { show: false },
+        value: (u, v) => fmtNum(v),
+      })));
+      const logY = this.log && o.log;
+      this.u = new uPlot({
+        width: this.width(),
+        height: o.height || 260,
+        series,
+        scales: { x: { time: false }, y: logY ? { distr: 3 } : {} },
+        axes: [{ label: this.xLabel, size: 40 }, { size: 60, values: (u, vals) => vals.map((v) => fmtNum(v, 3)) }],
+        legend: { live: true },
+        cursor: { drag: { x: true, y: false } },
+        plugins: o.markers ? [markerPlugin(o.markers)] : [],
+      }, data, this.host);
+    }
+    /* series: [{label, xs, ys, color?}] */
+    update(series) {
+      this.series = series;
+      const w = this.opts.smooth ? this.opts.smooth() : 0;
+      let data = align(series.map((s) => ({ xs: s.xs, ys: this.opts.points ? s.ys : smooth(s.ys, w) })));
+      if (this.log && this.opts.log) data = [data[0], ...data.slice(1).map((c) => c.map((v) => (v > 0 ? v : null)))];
+      const sig = series.map((s) => s.label).join('|') + (this.log ? ':log' : '');
+      if (!this.u || sig !== this.sig) { this.sig = sig; this.build(data); } else this.u.setData(data);
+      let n = 0;
+      for (const s of series) n += s.xs.length;
+      this.host.setAttribute('data-points', String(n));
+    }
+    setLog(on) { this.log = on; this.sig = ''; if (this.series.length) this.update(this.series); }
+    resize() { if (this.u) this.u.setSize({ width: this.width(), height: this.u.height }); }
+    destroy() { if (this.u) this.u.destroy(); this.u = null; }
+  }
+
+  // ---- the shell: sign-in, banner, routing ---------------------------------
+
+  const view = () => $('#view');
+  let current = null; // the view's teardown: {stop()}
+
+  function banner(msg) {
+    const b = $('#banner');
+    b.textContent = msg || '';
+    b.hidden = !msg;
+  }
+
+  function renderWho() {
+    const w = $('#who');
+    w.replaceChildren();
+    if (auth.needed && auth.token) {
+      w.append(el('span', { text: 'signed in with a token' }),
+        el('button', { type: 'button', onclick: () => { auth.token = ''; localStorage.removeItem(TOKEN_KEY); signinNeeded(''); } }, 'Sign out'));
+    } else if (!auth.needed) {
+      w.append(el('span', { text: 'local daemon (no users)' }));
+    }
+  }
+
+  let signinShown = false;
+  function signinNeeded(msg) {
+    auth.needed = true;
+    teardown();
+    signinShown = true;
+    renderWho();
+    const input = el('input', { type: 'password', id: 'token', autocomplete: 'current-password', required: true });
+    const form = el('form', { class: 'signin', 'aria-label': 'Sign in' },
+      el('h1', { text: 'Sign in' }),
+      el('p', { class: 'muted', text: 'This daemon has users. Paste the token `qn user add NAME` printed for you; it is kept in this browser only.' }),
+      msg ? el('p', { class: 'error', role: 'alert', text: msg }) : null,
+      el('label', { for: 'token', text: 'Token' }), input,
+      el('button', { class: 'primary', type: 'submit' }, 'Sign in'));
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      auth.token = input.value.trim();
+      localStorage.setItem(TOKEN_KEY, auth.token);
+      signinShown = false;
+      renderWho();
+      route();
+    });
+    view().replaceChildren(form);
+    input.focus();
+  }
+
+  function teardown() {
+    if (current && current.stop) current.stop();
+    current = null;
+  }
+
+  const routes = [
+    [/^\/?$/, viewRuns, 'runs'],
+    [/^\/jobs\/(\d+)$/, viewJob, 'runs'],
+    [/^\/compare$/, viewCompare, 'compare'],
+    [/^\/devices$/, viewDevices, 'devices'],
+    [/^\/devices\/([^/]+)$/, viewDevice, 'devices'],
+    [/^\/surrogates$/, viewSurrogates, 'surrogates'],
+    [/^\/surrogates\/(\d+)$/, viewSurrogate, 'surrogates'],
+    [/^\/datasets$/, viewDatasets, 'datasets'],
+    [/^\/datasets\/([^/]+)$/, viewDataset, 'datasets'],
+  ];
+
+  function parseHash() {
+    const h = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
+    const q = h.indexOf('?');
+    return { path: q < 0 ? h : h.slice(0, q), query: new URLSearchParams(q < 0 ? '' : h.slice(q + 1)) };
+  }
+
+  function route() {
+    teardown();
+    banner('');
+    const { path, query } = parseHash();
+    for (const [re, fn, nav] of routes) {
+      const m = path.match(re);
+      if (!m) continue;
+      for (const a of document.querySelectorAll('[data-nav]'))
+        if (a.dataset.nav === nav) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+      const root = el('div');
+      view().replaceChildren(root);
+      current = { stop: null };
+      const mine = current;
+      Promise.resolve(fn(root, m.slice(1), query, mine)).catch((e) => {
+        if (e && e.status === 401) return;
+        if (e && e.name === 'AbortError') return;
+        if (mine === current) root.append(el('p', { class: 'error', role: 'alert', text: 'Could not load this view: ' + (e && e.message ? e.message : e) }));
+      });
+      return;
+    }
+    view().replaceChildren(el('h1', { text: 'Not found' }), el('p', {}, 'No view at ', el('code', { text: path }), '. ', el('a', { href: '#/' }, 'Back to the runs')));
+  }
+
+  function stopper(obj) { if (current) current.stop = obj; }
+
+  // ---- the runs table ----------------------------------------------------------
+
+  const runsState = { filter: { state: '', type: '', owner: '' }, selected: new Set() };
+
+  async function viewRuns(root, _m, _q, me) {
+    root.append(el('h1', { text: 'Runs' }));
+    const mk = (id, label, opts) => {
+      const s = el('select', { id, 'data-filter': id.replace('f-', '') }, el('option', { value: '', text: 'any' }),
+        opts.map((o) => el('option', { value: o, text: o })));
+      return [el('label', { for: id, text: label + ' ' }), s];
+    };
+    const [lState, sState] = mk('f-state', 'State', ['waiting', 'queued', 'running', 'succeeded', 'failed', 'canceled']);
+    const [lType, sType] = mk('f-type', 'Type', ['sweep', 'fit', 'train', 'evaluate']);
+    const [lOwner, sOwner] = mk('f-owner', 'Owner', []);
+    const cmp = el('button', { type: 'button', class: 'primary', id: 'compare-btn', disabled: true }, 'Compare selected');
+    const status = el('span', { class: 'muted', 'aria-live': 'polite' });
+    root.append(el('div', { class: 'row' }, el('span', {}, lState, sState), el('span', {}, lType, sType),
+      el('span', {}, lOwner, sOwner), cmp, status));
+    const tbody = el('tbody');
+    const table = el('table', { id: 'runs' },
+      el('caption', { class: 'skip', text: 'Jobs, newest first' }),
+      el('thead', {}, el('tr', {}, ['', 'id', 'name', 'type', 'owner', 'state', 'progress', 'started', 'duration', 'headline']
+        .map((t, i) => el('th', { scope: 'col', class: i === 1 || i === 8 ? 'num' : i === 7 ? 'wide' : null, text: t })))),
+      tbody);
+    root.append(el('div', { class: 'table-wrap' }, table));
+    sState.value = runsState.filter.state;
+    sType.value = runsState.filter.type;
+    let jobs = [];
+    const updateCmp = () => {
+      cmp.disabled = runsState.selected.size < 1;
+      cmp.textContent = runsState.selected.size ? `Compare selected (${runsState.selected.size})` : 'Compare selected';
+    };
+    cmp.addEventListener('click', () => { location.hash = '#/compare?ids=' + Array.from(runsState.selected).join(','); });
+    const render = () => {
+      const f = runsState.filter;
+      const owners = Array.from(new Set(jobs.map((j) => j.owner))).sort();
+      if (owners.join('\n') !== Array.from(sOwner.options).slice(1).map((o) => o.value).join('\n')) {
+        sOwner.replaceChildren(el('option', { value: '', text: 'any' }), owners.map((o) => el('option', { value: o, text: o })));
+      }
+      sOwner.value = f.owner;
+      const rows = jobs.filter((j) => (!f.state || j.state === f.state) && (!f.type || j.type === f.type) &&
+        (!f.owner || j.owner === f.owner)).sort((a, b) => b.id - a.id);
+      tbody.replaceChildren(...rows.map((j) => {
+        const box = el('input', { type: 'checkbox', 'aria-label': `select job ${j.id} for comparison` });
+        box.checked = runsState.selected.has(j.id);
+        box.addEventListener('change', () => {
+          if (box.checked) runsState.selected.add(j.id); else runsState.selected.delete(j.id);
+          updateCmp();
+        });
+        return el('tr', { 'data-job': j.id, 'data-state': j.state },
+          el('td', {}, box), el('td', { class: 'num', text: j.id }),
+          el('td', { class: 'name' }, el('a', { href: '#/jobs/' + j.id, text: j.name || '(unnamed)' })),
+          el('td', { text: j.type }), el('td', { text: j.owner }), el('td', {}, stateBadge(j.state)),
+          el('td', {}, progressBar(j)), el('td', { class: 'wide', text: fmtTime(j.started) }),
+          el('td', { class: 'num', text: fmtDuration(j) }), el('td', { text: headline(j) }));
+      }));
+      if (!rows.length) tbody.append(el('tr', {}, el('td', { colspan: 10, class: 'muted', text: jobs.length ? 'No job matches these filters.' : 'No jobs yet. Submit one with POST /v1/jobs or qn run.' })));
+      updateCmp();
+    };
+    for (const s of [sState, sType, sOwner]) {
+      s.addEventListener('change', () => { runsState.filter[s.dataset.filter] = s.value; render(); });
+    }
+    let timer = null, stopped = false;
+    const poll = async () => {
+      try {
+        jobs = await apiList('/v1/jobs', 'jobs');
+        if (stopped) return;
+        status.textContent = 'updated ' + new Date().toLocaleTimeString();
+        render();
+      } catch (e) {
+        if (e.status === 401) return;
+        status.textContent = 'cannot reach the daemon: ' + e.message;
+      }
+      if (!stopped) timer = setTimeout(poll, POLL_MS);
+    };
+    stopper(() => { stopped = true; clearTimeout(timer); });
+    await poll();
+  }
+
+  // ---- one run -----------------------------------------------------------------
+
+  /* Which charts a job type shows: key, title, x ('epoch'|'step'), metric names, log allowed. */
+  const CHARTS = {
+    train: [
+      { key: 'loss', title: 'Loss per epoch', x: 'epoch', names: ['train_loss', 'test_loss'], log: true },
+      { key: 'accuracy', title: 'Accuracy per epoch', x: 'epoch', names: ['train_accuracy', 'test_accuracy'] },
+      { key: 'step_loss', title: 'Step loss', x: 'step', names: ['step_loss'], log: true },
+    ],
+    fit: [
+      { key: 'val_rmse', title: 'Validation RMSE per epoch', x: 'epoch', names: ['val_rmse'], log: true },
+      { key: 'loss', title: 'Training loss per epoch', x: 'epoch', names: ['train_loss'], log: true },
+    ],
+    sweep: [{ key: 'solves', title: 'Solves', x: 'step', names: ['solves'] }],
+    evaluate: [],
+  };
+  const KNOWN = new Set(['step_loss', 'train_loss', 'train_accuracy', 'test_loss', 'test_accuracy', 'val_rmse',
+    'solves', 'seconds', 'failed_solves', 'loss', 'accuracy']);
+
+  async function viewJob(root, [id]) {
+    let job = await api('/v1/jobs/' + id);
+    const metrics = new Map(); // name -> {steps: [], epochs: [], ys: []}
+    const events = [];         // structure events: {epoch, step, name, value}
+    let lastId = 0;
+    const add = (m) => {
+      if (m.id <= lastId) return;
+      lastId = m.id;
+      if (!KNOWN.has(m.name)) { events.push(m); return; }
+      let s = metrics.get(m.name);
+      if (!s) metrics.set(m.name, (s = { steps: [], epochs: [], ys: [] }));
+      s.steps.push(m.step); s.epochs.push(m.epoch);
+      s.ys.push(m.value === null ? null : m.value);
+    };
+
+    const title = el('h1', {});
+    const facts = el('dl', { class: 'facts' });
+    const cancel = el('button', { type: 'button', class: 'danger', id: 'cancel' }, 'Cancel this run');
+    const cancelMsg = el('span', { role: 'status' });
+    const log = el('input', { type: 'checkbox', id: 'logscale' });
+    const sm = el('input', { type: 'range', id: 'smoothing', min: 0, max: 0.99, step: 0.01, value: 0 });
+    const smVal = el('output', { for: 'smoothing', text: '0' });
+    const charts = el('div', { class: 'grid' });
+    const specPre = el('pre', { id: 'spec' }), resultPre = el('pre', { id: 'result' });
+    root.append(el('p', {}, el('a', { href: '#/', text: '← Runs' })), title,
+      el('div', { class: 'row' }, facts), el('div', { class: 'row' }, cancel, cancelMsg),
+      el('div', { class: 'row', role: 'group', 'aria-label': 'Chart options' },
+        el('label', {}, log, ' log scale (losses)'),
+        el('label', { for: 'smoothing' }, 'smoothing '), sm, smVal,
+        el('span', { class: 'legend-note', text: 'markers: grey = epoch, blue dashed = checkpoint, red = structure change' })),
+      charts,
+      el('div', { class: 'grid spaced' },
+        el('section', { class: 'card' }, el('h2', { text: 'Spec' }), specPre),
+        el('section', { class: 'card' }, el('h2', { text: 'Result' }), resultPre)));
+
+    const ckEvery = () => (job.spec && job.spec.checkpoint_every) || 0;
+    const epochMarkers = (useStep) => {
+      const out = [];
+      const tl = metrics.get('train_loss') || metrics.get('val_rmse');
+      if (tl) {
+        const n = tl.epochs.length, every = Math.max(1, Math.ceil(n / 60));
+        const ck = ckEvery();
+        for (let i = 0; i < n; i++) {
+          const e = tl.epochs[i], x = useStep ? tl.steps[i] : e;
+          if (ck && e % ck === 0) out.push({ x, color: 'rgba(31,95,191,0.55)', dash: [4, 3] });
+          else if (useStep && i % every === 0) out.push({ x, color: 'rgba(120,120,120,0.25)' });
+        }
+      }
+      for (const ev of events) out.push({ x: useStep ? ev.step : ev.epoch, color: 'rgba(179,38,30,0.8)' });
+      return out;
+    };
+    const defs = CHARTS[job.type] || [];
+    const chartObjs = defs.map((d) => ({ d, c: new Chart(charts, d.key, d.title, d.x, {
+      log: d.log, smooth: () => +sm.value, markers: () => epochMarkers(d.x === 'step') }) }));
+    let other = null;
+
+    const drawCharts = () => {
+      for (const { d, c } of chartObjs) {
+        const series = d.names.filter((n) => metrics.has(n)).map((n) => {
+          const s = metrics.get(n);
+          return { label: n, xs: d.x === 'step' ? s.steps : s.epochs, ys: s.ys };
+        });
+        c.update(series);
+      }
+      if (job.type === 'evaluate') {
+        const rows = Array.from(metrics.entries()).map(([n, s]) => el('tr', {}, el('th', { scope: 'row', text: n }),
+          el('td', { class: 'num', text: fmtNum(s.ys[s.ys.length - 1]) })));
+        if (!other) { other = el('section', { class: 'card' }, el('h2', { text: 'Figures' })); charts.append(other); }
+        other.replaceChildren(el('h2', { text: 'Figures' }), el('table', {}, el('tbody', {}, rows)));
+      }
+    };
+    let pending = null;
+    const schedule = () => { if (!pending) pending = setTimeout(() => { pending = null; drawCharts(); }, 200); };
+
+    const renderJob = () => {
+      title.replaceChildren(`${job.name || '(unnamed)'} `, el('span', { class: 'muted', text: `#${job.id} · ${job.type} ` }), stateBadge(job.state));
+      title.setAttribute('data-state', job.state);
+      const f = [['owner', job.owner], ['state', job.state], ['created', fmtTime(job.created)], ['started', fmtTime(job.started)],
+        ['finished', fmtTime(job.finished)], ['duration', fmtDuration(job)], ['headline', headline(job) || '–']];
+      facts.replaceChildren(...f.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]),
+        el('dt', { text: 'progress' }), el('dd', {}, progressBar(job) || '–'));
+      if (job.error) facts.append(el('dt', { text: 'error' }), el('dd', { class: 'error', text: job.error }));
+      cancel.hidden = FINAL.has(job.state);
+      specPre.textContent = JSON.stringify(job.spec, null, 2);
+      resultPre.textContent = job.result ? JSON.stringify(job.result, null, 2) : (FINAL.has(job.state) ? 'none' : 'not yet');
+    };
+    cancel.addEventListener('click', async () => {
+      if (!confirm(`Cancel job ${job.id} (${job.name})?`)) return;
+      cancel.disabled = true;
+      try {
+        const r = await api(`/v1/jobs/${job.id}/cancel`, { method: 'POST' });
+        cancelMsg.textContent = r.cancel_requested ? 'cancel requested; the run stops at its next step' : 'canceled';
+      } catch (e) {
+        cancelMsg.textContent = e.status === 403 ? 'only the owner or an admin may cancel this run' : 'cannot cancel: ' + e.message;
+        cancelMsg.className = 'error';
+      }
+      cancel.disabled = false;
+    });
+    log.addEventListener('change', () => { for (const { c } of chartObjs) c.setLog(log.checked); });
+    sm.addEventListener('input', () => { smVal.textContent = (+sm.value).toFixed(2); schedule(); });
+    renderJob();
+
+    // History first (decimated by the server), then the live stream from there.
+    const hist = await api(`/v1/jobs/${job.id}/metrics?max_points=${HISTORY_POINTS}`);
+    for (const m of hist.metrics) add(m);
+    if (hist.next > lastId) lastId = hist.next;
+    drawCharts();
+    const onResize = () => { for (const { c } of chartObjs) c.resize(); };
+    window.addEventListener('resize', onResize);
+    const timer = setInterval(() => { if (!FINAL.has(job.state)) renderJob(); }, 1000);
+    const sse = sseFollow(`/v1/jobs/${job.id}/events`, lastId, (type, data) => {
+      if (type === 'metric') { add(data); schedule(); }
+      else if (type === 'state') { job = Object.assign({}, job, data, { spec: data.spec || job.spec }); renderJob(); schedule(); }
+      else if (type === 'progress') { job.progress = data; renderJob(); }
+    }, () => FINAL.has(job.state));
+    stopper(() => { sse.stop(); clearInterval(timer); clearTimeout(pending); window.removeEventListener('resize', onResize);
+      for (const { c } of chartObjs) c.destroy(); });
+  }
+
+  // ---- compare -------------------------------------------------------------------
+
+  async function viewCompare(root, _m, query) {
+    root.append(el('h1', { text: 'Compare runs' }));
+    const ids = (query.get('ids') || '').split(',').filter((s) => /^\d+$/.test(s)).map(Number);
+    const metric = query.get('metric') || 'test_loss';
+    const all = await apiList('/v1/jobs', 'jobs');
+    const sel = el('select', { id: 'cmp-metric' }, ['train_loss', 'test_loss', 'train_accuracy', 'test_accuracy', 'step_loss', 'val_rmse']
+      .map((n) => el('option', { value: n, text: n })));
+    sel.value = metric;
+    const list = el('fieldset', { class: 'row' }, el('legend', { text: 'Runs' }),
+      all.filter((j) => j.type === 'train' || j.type === 'fit').sort((a, b) => b.id - a.id).slice(0, 200).map((j) => {
+        const box = el('input', { type: 'checkbox', value: j.id, id: 'cmp-' + j.id });
+        box.checked = ids.includes(j.id);
+        return el('label', { for: 'cmp-' + j.id }, box, ` #${j.id} ${j.name}`);
+      }));
+    const go = el('button', { type: 'button', class: 'primary' }, 'Show');
+    go.addEventListener('click', () => {
+      const chosen = Array.from(list.querySelectorAll('input:checked')).map((b) => b.value);
+      location.hash = `#/compare?ids=${chosen.join(',')}&metric=${sel.value}`;
+    });
+    sel.addEventListener('change', () => go.click());
+    root.append(el('div', { class: 'row' }, el('label', { for: 'cmp-metric', text: 'Metric ' }), sel, go), list);
+    if (!ids.length) { root.append(el('p', { class: 'muted', text: 'Choose runs above (or tick them in the runs table) to overlay one metric.' })); return; }
+    const log = el('input', { type: 'checkbox', id: 'cmp-log' });
+    root.append(el('div', { class: 'row' }, el('label', {}, log, ' log scale')));
+    const box = el('div');
+    root.append(box);
+    const x = metric === 'step_loss' ? 'step' : 'epoch';
+    const chart = new Chart(box, 'compare', `${metric} by ${x}`, x, { log: true, height: 380 });
+    const series = [];
+    for (const id of ids) {
+      const job = all.find((j) => j.id === id);
+      const r = await api(`/v1/jobs/${id}/metrics?name=${encodeURIComponent(metric)}&max_points=${HISTORY_POINTS}`);
+      series.push({ label: `#${id} ${job ? job.name : ''}`, xs: r.metrics.map((m) => m[x]), ys: r.metrics.map((m) => m.value) });
+    }
+    chart.update(series);
+    log.addEventListener('change', () => chart.setLog(log.checked));
+    const onResize = () => chart.resize();
+    window.addEventListener('resize', onResize);
+    stopper(() => { window.removeEventListener('resize', onResize); chart.destroy(); });
+  }
+
+  // ---- devices -------------------------------------------------------------------
+
+  function simpleList(root, items, cols, href) {
+    const tbody = el('tbody', {}, items.map((it) => el('tr', {}, cols.map(([k, f], i) =>
+      el('td', {}, i === 0 ? el('a', { href: href(it), text: f ? f(it) : it[k] }) : (f ? f(it) : (it[k] === null ? '–' : String(it[k]))))))));
+    if (!items.length) tbody.append(el('tr', {}, el('td', { colspan: cols.length, class: 'muted', text: 'None yet.' })));
+    root.append(el('div', { class: 'table-wrap' }, el('table', {},
+      el('thead', {}, el('tr', {}, cols.map(([k]) => el('th', { scope: 'col', text: k })))), tbody)));
+  }
+
+  async function viewDevices(root) {
+    root.append(el('h1', { text: 'Devices' }));
+    const items = await apiList('/v1/devices', 'devices');
+    simpleList(root, items, [['name', (d) => d.name || `device ${d.id}`], ['id'], ['kind'], ['created', (d) => fmtTime(d.created)]],
+      (d) => '#/devices/' + d.id);
+  }
+
+  /* The drive names of a device spec (dot: u1; dot_sq: u1, u2). */
+  function driveNames(spec) {
+    const drive = (spec && spec.drive) || 'dot';
+    if (drive === 'dot_sq') return ['u1', 'u2'];
+    if (drive === 'full') { const k = (spec && spec.fan_in) || 1; const n = []; for (let i = 1; i <= k; i++) n.push('x' + i); for (let i = 1; i <= k; i++) n.push('a' + i); return n; }
+    return ['u1'];
+  }
+
+  function numInput(id, label, value, step) {
+    const i = el('input', { type: 'number', id, value, step: step || 'any' });
+    return [el('label', { for: id, text: label + ' ' }), i];
+  }
+
+  async function viewDevice(root, [id]) {
+    const dev = await api('/v1/devices/' + encodeURIComponent(id));
+    const names = driveNames(dev.spec);
+    root.append(el('p', {}, el('a', { href: '#/devices', text: '← Devices' })),
+      el('h1', { text: `${dev.name || 'device ' + dev.id} ` }, el('span', { class: 'muted', text: `#${dev.id} · ${dev.kind}` })));
+    const inSel = el('select', { id: 'sim-input' }, names.map((n) => el('option', { value: n, text: n })));
+    const [lFrom, from] = numInput('sim-from', 'from', -4);
+    const [lTo, to] = numInput('sim-to', 'to', 4);
+    const [lPts, pts] = numInput('sim-points', 'points', 101, 1);
+    const [lAt, at] = numInput('sim-at', 'trajectory at', 1);
+    const fixed = el('input', { type: 'text', id: 'sim-fixed', value: JSON.stringify(Object.fromEntries(names.slice(1).map((n) => [n, 0]))) });
+    const run = el('button', { type: 'button', class: 'primary', id: 'sim-run' }, 'Simulate');
+    const msg = el('p', { role: 'status', class: 'muted' });
+    const grid = el('div', { class: 'grid' });
+    root.append(el('div', { class: 'row', role: 'group', 'aria-label': 'Response curve' },
+      el('span', {}, el('label', { for: 'sim-input', text: 'drive ' }), inSel), el('span', {}, lFrom, from), el('span', {}, lTo, to),
+      el('span', {}, lPts, pts), el('span', {}, lAt, at),
+      names.length > 1 ? el('span', {}, el('label', { for: 'sim-fixed', text: 'other inputs ' }), fixed) : null, run), msg, grid);
+    const curve = new Chart(grid, 'response', 'Response curve: output against the drive', 'drive', {});
+    const traj = new Chart(grid, 'trajectory', 'Trajectory', 't', {});
+    const info = el('section', { class: 'card spaced' }, el('h2', { text: 'Spec' }), el('pre', { text: JSON.stringify(dev.spec, null, 2) }));
+    root.append(info);
+    const simulate = async () => {
+      run.disabled = true;
+      msg.textContent = 'solving…';
+      try {
+        let others = {};
+        if (names.length > 1) others = JSON.parse(fixed.value || '{}');
+        const input = inSel.value;
+        delete others[input];
+        const body = { curve: { input, from: +from.value, to: +to.value, points: Math.max(2, Math.min(1000, +pts.value | 0)) } };
+        if (names.length > 1) body.inputs = others;
+        const c = await api(`/v1/devices/${dev.id}/simulate`, { method: 'POST', body });
+        curve.xLabel = input;
+        curve.update([{ label: 'output', xs: c.curve.x, ys: c.curve.out }]);
+        const bad = c.curve.status.filter((s) => s !== 'ok').length;
+        const tin = Object.assign({}, others, { [input]: +at.value });
+        const t = await api(`/v1/devices/${dev.id}/simulate`, { method: 'POST', body: { inputs: tin, max_points: 500 } });
+        if (t.trajectory) {
+          const series = t.trajectory.states.map((n, j) => ({ label: n, xs: t.trajectory.t, ys: t.trajectory.y.map((r) => r[j]) }));
+          if (t.trajectory.states.length > 1) series.push({ label: 'output', xs: t.trajectory.t, ys: t.trajectory.out });
+          traj.update(series);
+        }
+        msg.textContent = `${c.curve.x.length} points` + (bad ? `, ${bad} failed to solve` : '') +
+          `; trajectory at ${input} = ${at.value}: output ${fmtNum(t.output)} (${t.status})`;
+      } catch (e) {
+        if (e.status !== 401) { msg.textContent = 'cannot simulate: ' + e.message; msg.className = 'error'; }
+      }
+      run.disabled = false;
+    };
+    run.addEventListener('click', simulate);
+    const onResize = () => { curve.resize(); traj.resize(); };
+    window.addEventListener('resize', onResize);
+    stopper(() => { window.removeEventListener('resize', onResize); curve.destroy(); traj.destroy(); });
+    await simulate();
+  }
+
+  // ---- datasets and surrogates ------------------------------------------------
+
+  /* Parses the CSV the daemon writes (a header, then numbers; `status` may be text). */
+  function parseCsv(text) {
+    const lines = text.split('\n').filter((l) => l.length);
+    const head = lines[0].split(',').map((s) => s.trim().replace(/^"|"$/g, ''));
+    const cols = head.map(() => []);
+    for (let i = 1; i < lines.length; i++) {
+      const f = lines[i].split(',');
+      for (let j = 0; j < head.length; j++) {
+        const v = f[j] === undefined ? '' : f[j].trim();
+        const n = Number(v);
+        cols[j].push(v === '' ? null : Number.isNaN(n) ? v : n);
+      }
+    }
+    return { head, cols, n: lines.length - 1 };
+  }
+
+  /* Rows sorted by column xi: [xs, ...other columns]. */
+  function sortBy(cols, xi) {
+    const idx = cols[xi].map((_, i) => i).sort((a, b) => cols[xi][a] - cols[xi][b]);
+    return cols.map((c) => idx.map((i) => c[i]));
+  }
+
+  const PLOT_MAX_CELLS = 400000;
+
+  async function datasetCsv(ds) {
+    if (ds.rows * ds.cols > PLOT_MAX_CELLS) return null;
+    return parseCsv(await api(`/v1/datasets/${ds.id}/data`, { raw: true }));
+  }
+
+  async function viewDatasets(root) {
+    root.append(el('h1', { text: 'Datasets' }));
+    const items = await apiList('/v1/datasets', 'datasets');
+    simpleList(root, items, [['name', (d) => d.name || `dataset ${d.id}`], ['id'], ['source'], ['rows'], ['cols'],
+      ['job', (d) => (d.job ? '#' + d.job : '–')], ['created', (d) => fmtTime(d.created)]], (d) => '#/datasets/' + d.id);
+  }
+
+  async function viewDataset(root, [id]) {
+    const ds = await api('/v1/datasets/' + encodeURIComponent(id));
+    root.append(el('p', {}, el('a', { href: '#/datasets', text: '← Datasets' })),
+      el('h1', { text: `${ds.name || 'dataset ' + ds.id} ` }, el('span', { class: 'muted', text: `#${ds.id} · ${ds.source}` })),
+      el('dl', { class: 'facts' }, [['rows', ds.rows], ['columns', (ds.columns || []).join(', ')], ['made by job', ds.job ? '#' + ds.job : '–'],
+        ['created', fmtTime(ds.created)]].flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })])));
+    const csv = await datasetCsv(ds);
+    if (!csv) { root.append(el('p', { class: 'muted', text: 'Too large to plot here; download it from GET /v1/datasets/' + ds.id + '/data.' })); return; }
+    const grid = el('div', { class: 'grid' });
+    root.append(grid);
+    const oi = csv.head.indexOf('out'), si = csv.head.indexOf('status');
+    const inputs = csv.head.map((h, i) => i).filter((i) => i !== oi && i !== si);
+    const charts = [];
+    if (inputs.length && oi >= 0) {
+      const s = sortBy(csv.cols, inputs[0]);
+      const ok = s[0].map((_, i) => si < 0 || s[si][i] === 'ok' || s[si][i] === 0);
+      const c = new Chart(grid, 'samples', `Sampled points: out against ${csv.head[inputs[0]]}`, csv.head[inputs[0]], { points: true });
+      const series = [{ label: 'out (solved)', xs: s[0].filter((_, i) => ok[i]), ys: s[oi].filter((_, i) => ok[i]) }];
+      const nbad = ok.filter((v) => !v).length;
+      if (nbad) series.push({ label: 'failed', color: '#b3261e', xs: s[0].filter((_, i) => !ok[i]), ys: s[0].filter((_, i) => !ok[i]).map(() => 0) });
+      c.update(series);
+      c.note.textContent = `${csv.n} rows` + (nbad ? `, ${nbad} failed (drawn at 0)` : '');
+      charts.push(c);
+      if (inputs.length >= 2) {
+        const s2 = sortBy(csv.cols, inputs[0]);
+        const d = new Chart(grid, 'design', `Design: ${csv.head[inputs[1]]} against ${csv.head[inputs[0]]}`, csv.head[inputs[0]], { points: true });
+        d.update([{ label: csv.head[inputs[1]], xs: s2[0], ys: s2[inputs[1]] }]);
+        charts.push(d);
+      }
+    } else {
+      root.append(el('p', { class: 'muted', text: 'Columns: ' + csv.head.join(', ') }));
+    }
+    const onResize = () => charts.forEach((c) => c.resize());
+    window.addEventListener('resize', onResize);
+    stopper(() => { window.removeEventListener('resize', onResize); charts.forEach((c) => c.destroy()); });
+  }
+
+  async function viewSurrogates(root) {
+    root.append(el('h1', { text: 'Surrogates' }));
+    const items = await apiList('/v1/surrogates', 'surrogates');
+    simpleList(root, items, [['name', (s) => s.name || `surrogate ${s.id}`], ['id'], ['inputs'], ['val_rmse', (s) => fmtNum(s.val_rmse)],
+      ['max_error', (s) => fmtNum(s.max_error)], ['job', (s) => (s.job ? '#' + s.job : '–')], ['created', (s) => fmtTime(s.created)]],
+    (s) => '#/surrogates/' + s.id);
+  }
+
+  const ACT = {
+    identity: (v) => v, relu: (v) => (v > 0 ? v : 0), sigmoid: (v) => 1 / (1 + Math.exp(-v)), tanh: Math.tanh,
+    softplus: (v) => (v > 20 ? v : Math.log1p(Math.exp(v))),
+  };
+
+  /* The frozen surrogate's output for drives u (as the engine computes it, in double). */
+  function surrogateEval(w, u) {
+    let h = u.map((v, k) => (v - w.in_mean[k]) / w.in_std[k]);
+    for (const L of w.layers) {
+      const f = ACT[L.activation] || ACT.identity, o = new Array(L.out);
+      for (let r = 0; r < L.out; r++) {
+        let z = L.b[r];
+        for (let c = 0; c < L.in; c++) z += L.w[r * L.in + c] * h[c];
+        o[r] = f(z);
+      }
+      h = o;
+    }
+    return h[0] * w.out_std + w.out_mean;
+  }
+
+  async function viewSurrogate(root, [id]) {
+    const s = await api('/v1/surrogates/' + id);
+    root.append(el('p', {}, el('a', { href: '#/surrogates', text: '← Surrogates' })),
+      el('h1', { text: `${s.name || 'surrogate ' + s.id} ` }, el('span', { class: 'muted', text: `#${s.id}` })),
+      el('dl', { class: 'facts' }, [['device', s.device ? (s.device.name || s.device.id || JSON.stringify(s.device)) : '–'],
+        ['dataset', s.dataset ? '#' + s.dataset : '–'], ['inputs', s.inputs], ['val RMSE', fmtNum(s.val_rmse)], ['max error', fmtNum(s.max_error)],
+        ['made by job', s.job ? '#' + s.job : '–']].flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: String(v) })])));
+    if (!s.dataset || !s.weights) { root.append(el('p', { class: 'muted', text: 'No sweep dataset to compare against.' })); return; }
+    const ds = await api('/v1/datasets/' + s.dataset);
+    const csv = await datasetCsv(ds);
+    if (!csv) { root.append(el('p', { class: 'muted', text: 'The sweep is too large to plot here.' })); return; }
+    const oi = csv.head.indexOf('out'), si = csv.head.indexOf('status');
+    const inputs = csv.head.map((h, i) => i).filter((i) => i !== oi && i !== si).slice(0, s.inputs);
+    const srt = sortBy(csv.cols, inputs[0]);
+    const xs = [], dev = [], sur = [], res = [];
+    for (let i = 0; i < srt[0].length; i++) {
+      if (si >= 0 && !(srt[si][i] === 'ok' || srt[si][i] === 0)) continue;
+      const y = surrogateEval(s.weights, inputs.map((k) => srt[k][i]));
+      xs.push(srt[inputs[0]][i]); dev.push(srt[oi][i]); sur.push(y); res.push(y - srt[oi][i]);
+    }
+    let rmse = 0, maxe = 0;
+    for (const r of res) { rmse += r * r; maxe = Math.max(maxe, Math.abs(r)); }
+    rmse = Math.sqrt(rmse / Math.max(1, res.length));
+    const grid = el('div', { class: 'grid' });
+    root.append(grid);
+    const xl = csv.head[inputs[0]];
+    const c1 = new Chart(grid, 'surrogate', `Device points and the surrogate against ${xl}`, xl, { points: true });
+    c1.update([{ label: 'device', xs, ys: dev, color: '#868e96' }, { label: 'surrogate', xs, ys: sur, color: '#1f5fbf' }]);
+    c1.note.textContent = `${xs.length} sweep points` + (inputs.length > 1 ? ` (${inputs.length} drives; plotted against ${xl})` : '');
+    const c2 = new Chart(grid, 'residuals', 'Residuals (surrogate − device)', xl, { points: true });
+    c2.update([{ label: 'residual', xs, ys: res, color: '#d9480f' }]);
+    c2.note.textContent = `RMSE over every point ${fmtNum(rmse)}, max |error| ${fmtNum(maxe)}`;
+    const onResize = () => { c1.resize(); c2.resize(); };
+    window.addEventListener('resize', onResize);
+    stopper(() => { window.removeEventListener('resize', onResize); c1.destroy(); c2.destroy(); });
+  }
+
+  // ---- start ---------------------------------------------------------------------
+
+  /* Whether the daemon wants a token: a token-less request to a protected route. */
+  async function start() {
+    try {
+      const res = await fetch('/v1/jobs?limit=1', { headers: headers() });
+      auth.needed = res.status === 401 || !!auth.token;
+      if (res.status === 401) { signinNeeded(auth.token ? 'The daemon refused the stored token (401). Sign in again.' : ''); return; }
+    } catch (e) {
+      banner('Cannot reach the daemon: ' + e.message);
+    }
+    renderWho();
+    route();
+  }
+
+  window.addEventListener('hashchange', () => { if (!signinShown) route(); });
+  window.__qn = { version: 1 }; // a marker the browser test waits for
+  start();
+})();
