@@ -393,7 +393,15 @@ static void demo__line(const struct demo_job *j, const json_t *rec, char *buf, s
              state ? state : "?", bar);
 }
 
-/* Shows every job's line until all are final; redraws in place on a terminal. */
+/* Nonzero when two progress lines show the same state (bars aside). */
+static int demo__same_state(const char *a, const char *b)
+{
+    size_t la = strcspn(a, ".#"), lb = strcspn(b, ".#");
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
+/* Shows every job's line until all are final; redraws in place on a terminal,
+ * else prints a line whenever a job changes state. */
 static int demo__watch(unsigned port, const char *token, const struct demo_plan *p, json_t **rec)
 {
     int tty = isatty(STDOUT_FILENO);
@@ -409,7 +417,7 @@ static int demo__watch(unsigned port, const char *token, const struct demo_plan 
             finished += (size_t)demo__final(json_string_value(json_object_get(rec[i], "state")));
             if (tty)
                 printf("\r\033[K%s\n", line);
-            else if (strcmp(line, last[i]) != 0 && !strstr(line, "#"))
+            else if (!demo__same_state(line, last[i]))
                 printf("%s\n", line);
             snprintf(last[i], sizeof last[i], "%s", line);
         }
