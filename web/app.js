@@ -285,8 +285,12 @@
       this.u = null;
       this.sig = '';
       this.log = false;
+      // The card's width follows the layout (grid columns, the window): follow it.
+      this.lastW = 0;
+      this.ro = new ResizeObserver(() => { if (this.width() !== this.lastW) this.resize(); });
+      this.ro.observe(this.card);
     }
-    width() { return Math.max(260, this.host.clientWidth || this.card.clientWidth - 24 || 500); }
+    width() { return Math.max(240, Math.floor((this.card.clientWidth || 524) - 26)); }
     build(data) {
       if (this.u) this.u.destroy();
       const o = this.opts;
@@ -300,8 +304,9 @@
         value: (u, v) => fmtNum(v),
       })));
       const logY = this.log && o.log;
+      this.lastW = this.width();
       this.u = new uPlot({
-        width: this.width(),
+        width: this.lastW,
         height: o.height || 260,
         series,
         scales: { x: { time: false }, y: logY ? { distr: 3 } : {} },
@@ -324,8 +329,8 @@
       this.host.setAttribute('data-points', String(n));
     }
     setLog(on) { this.log = on; this.sig = ''; if (this.series.length) this.update(this.series); }
-    resize() { if (this.u) this.u.setSize({ width: this.width(), height: this.u.height }); }
-    destroy() { if (this.u) this.u.destroy(); this.u = null; }
+    resize() { this.lastW = this.width(); if (this.u) this.u.setSize({ width: this.lastW, height: this.u.height }); }
+    destroy() { this.ro.disconnect(); if (this.u) this.u.destroy(); this.u = null; }
   }
 
   // ---- the shell: sign-in, banner, routing ---------------------------------

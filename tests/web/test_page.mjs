@@ -180,6 +180,29 @@ async function main() {
     await page.goto(`${base}/#/compare?ids=${jobId}&metric=test_loss`);
     await page.waitForFunction(() => Number(document.querySelector('[data-chart="compare"]')?.getAttribute('data-points')) > 0);
     check(true, 'the compare view overlays a metric');
+    // A sweep and a surrogate fit: the dataset's points, the surrogate against them.
+    const sw = await http(base, '/v1/jobs', { method: 'POST', body: { type: 'sweep', name: 'web test sweep',
+      spec: { device: 'crn', design: 'sobol', samples: 300, seed: 1, ranges: { u1: [-4, 4] } } } });
+    const fit = await http(base, '/v1/jobs', { method: 'POST', body: { type: 'fit', name: 'web test surrogate',
+      spec: { dataset: { job: sw.json.id }, hidden: [16, 16], epochs: 60, batch: 64, seed: 1 } } });
+    let fj = null;
+    for (let i = 0; i < 120 && !(fj && ['succeeded', 'failed', 'canceled'].includes(fj.state)); i++) {
+      await sleep(250);
+      fj = (await http(base, `/v1/jobs/${fit.json.id}`)).json;
+    }
+    if (check(fj && fj.state === 'succeeded', 'sweep and fit succeeded', JSON.stringify(fj))) {
+      await page.goto(`${base}/#/datasets/${(await http(base, `/v1/jobs/${sw.json.id}`)).json.result.dataset}`);
+      await page.waitForFunction(() => Number(document.querySelector('[data-chart="samples"]')?.getAttribute('data-points')) === 300);
+      check(true, 'the sweep dataset view draws its 300 points');
+      await page.goto(`${base}/#/surrogates/${fj.result.surrogate}`);
+      await page.waitForFunction(() => Number(document.querySelector('[data-chart="residuals"]')?.getAttribute('data-points')) === 300);
+      const note = await page.textContent('[data-chart="residuals"] + .legend-note');
+      const maxe = Number((note.match(/max \|error\| ([0-9.e-]+)/) || [])[1]);
+      check(Math.abs(maxe - fj.result.max_error) <= 1e-3 * Math.max(1, fj.result.max_error) || maxe <= fj.result.max_error * 1.5,
+        'the surrogate view draws residuals that agree with the fit', `${note} vs max_error ${fj.result.max_error}`);
+      await shot(page, 'surrogate', 1280);
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
     for (const v of ['datasets', 'surrogates', 'devices']) {
       await page.goto(`${base}/#/${v}`);
       await page.waitForSelector('table');
