@@ -1,0 +1,276 @@
+/*
+ * test_adapt.c: adaptive structure and full-drive layers through the real
+ * `qn` binary (QN_BIN): a train job with "adapt" records "structure" metric
+ * rows and reports "widths"; the saved model has the final widths and an
+ * evaluate job rebuilds it; a run resumed (`qn resume`) from a checkpoint
+ * taken after extinction events ends with the same parameters, byte for
+ * byte, as the uninterrupted run; a network of full devices (random and tree
+ * wiring) trains and is scored via device; specs that cannot work are
+ * refused with the field's path.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qn_test.h"
+
+struct fx {
+    char dir[512];
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f || qt_tmpdir(f->dir, sizeof f->dir) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    qt_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Runs `qn ARGS... --db db --workers 1` and checks the exit status; the stdout record
+ * (new reference) when want is 0 or 1, else NULL (stderr must then hold needle). */
+static json_t *qn(const struct fx *f, const char *db, const char *job, const char *resume_id,
+                  int want, const char *needle)
+{
+    struct qt_run r;
+    if (resume_id)
+        assert_int_equal(qt_qn(f->dir, NULL, &r, "resume", resume_id, "--db", db, "--workers",
+                               "1", NULL), 0);
+    else
+        assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, "--workers", "1", NULL),
+                         0);
+    if (r.status != want)
+        fail_msg("qn exited %d, wanted %d; stderr:\n%s\nstdout:\n%s", r.status, want, r.err,
+                 r.out);
+    json_t *rec = NULL;
+    if (want == 2) {
+        if (needle && !strstr(r.err, needle))
+            fail_msg("stderr lacks '%s': %s", needle, r.err);
+    } else {
+        rec = json_loads(r.out, 0, NULL);
+        if (!rec)
+            fail_msg("stdout is not JSON: %s", r.out);
+    }
+    qt_run_free(&r);
+    return rec;
+}
+
+static const json_t *result(const json_t *rec, const char *key)
+{
+    const json_t *v = json_object_get(json_object_get(rec, "result"), key);
+    if (!v)
+        fail_msg("result has no '%s'", key);
+    return v;
+}
+
+/* Runs sql on dir/db; the first column of the first row as an integer (-1: none). */
+static long long db_int(const struct fx *f, const char *db, const char *sql)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", f->dir, db);
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open(path, &h) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        else if (rc != SQLITE_DONE)
+            fail_msg("%s: %s", sql, sqlite3_errmsg(h));
+    } else {
+        fail_msg("%s: %s", sql, h ? sqlite3_errmsg(h) : "cannot open");
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+/* The newest model's params blob (malloc'd) and its size. */
+static void *model_params(const struct fx *f, const char *db, size_t *len)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", f->dir, db);
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    void *out = NULL;
+    *len = 0;
+    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, "SELECT params FROM models ORDER BY id DESC LIMIT 1", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        *len = (size_t)sqlite3_column_bytes(st, 0);
+        out = malloc(*len ? *len : 1);
+        memcpy(out, sqlite3_column_blob(st, 0), *len);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return out;
+}
+
+/* Two tanh hidden layers (12 and 8) that adapt after every epoch from the first. */
+static const char adapt_job[] =
+    "{\"type\":\"train\",\"name\":\"adaptive\",\"spec\":{\"dataset\":{\"name\":\"spirals\","
+    "\"samples\":600},\"network\":[{\"devices\":12,\"device\":{\"kind\":\"neuron\",\"params\":"
+    "{\"activation\":\"tanh\"}}},{\"devices\":8,\"device\":{\"kind\":\"neuron\",\"params\":"
+    "{\"activation\":\"tanh\"}}},{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":"
+    "{\"activation\":\"identity\"}}}],\"optimizer\":{\"name\":\"adam\",\"lr\":0.01},"
+    "\"epochs\":6,\"batch\":32,\"seed\":4,\"adapt\":{\"after_epochs\":1,\"patience\":0,"
+    "\"grow\":0.5,\"prune\":0.25,\"max_devices\":20,\"min_devices\":4}}}";
+
+/* The widths array of a train record as w[0..3). */
+static void widths_of(const json_t *rec, long long *w)
+{
+    const json_t *a = result(rec, "widths");
+    assert_int_equal(json_array_size(a), 3);
+    for (size_t l = 0; l < 3; l++)
+        w[l] = json_integer_value(json_array_get(a, l));
+}
+
+static void test_adapt_run(void **state)
+{
+    struct fx *f = *state;
+    json_t *rec = qn(f, "a.db", adapt_job, NULL, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
+    long long w[3];
+    widths_of(rec, w);
+    assert_int_equal(w[2], 2);
+    assert_true(w[0] >= 4 && w[0] <= 20 && w[1] >= 4 && w[1] <= 20);
+    assert_true(w[0] != 12 || w[1] != 8);
+    assert_int_equal(json_integer_value(result(rec, "events")), 5); /* after epochs 1..5 */
+    /* one structure row per event and hidden layer, with layer, grown, pruned beside it */
+    assert_int_equal(db_int(f, "a.db", "SELECT count(*) FROM metrics WHERE name = 'structure'"),
+                     10);
+    assert_int_equal(db_int(f, "a.db", "SELECT count(*) FROM metrics m JOIN metrics g ON "
+                                       "g.job_id = m.job_id AND g.step = m.step AND g.name = "
+                                       "'structure_grown' WHERE m.name = 'structure'"),
+                     10);
+    char q[256];
+    snprintf(q, sizeof q, "SELECT value FROM metrics WHERE name = 'structure' AND epoch = 5 "
+             "AND step = (SELECT step FROM metrics WHERE name = 'structure_layer' AND epoch = 5 "
+             "AND value = 1)");
+    assert_int_equal(db_int(f, "a.db", q), w[1]);
+    /* the model has the final widths: params and spec */
+    long long n_params = (2 * w[0] + w[0] + 1) + (w[0] * w[1] + w[1] + 1) + (w[1] * 2 + 2 + 1);
+    assert_int_equal(json_integer_value(result(rec, "params")), n_params);
+    assert_int_equal(db_int(f, "a.db", "SELECT json_extract(spec, '$.network[0].devices') "
+                                       "FROM models"), w[0]);
+    /* checkpoints carry the architecture */
+    assert_int_equal(db_int(f, "a.db", "SELECT json_extract(arch, '$.widths[1]') FROM "
+                                       "checkpoints WHERE epoch = 6"), w[1]);
+    json_decref(rec);
+    /* an evaluation rebuilds the adapted model */
+    rec = qn(f, "a.db", "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":"
+                        "{\"name\":\"spirals\",\"samples\":600}}}", NULL, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
+    json_decref(rec);
+}
+
+/* Resumed from the checkpoint of epoch 3 (after the events of epochs 1, 2 and 3). */
+static void test_adapt_resume(void **state)
+{
+    struct fx *f = *state;
+    json_t *a = qn(f, "a.db", adapt_job, NULL, 0, NULL), *b = qn(f, "b.db", adapt_job, NULL, 0,
+                                                                 NULL);
+    json_decref(b);
+    /* as if job 1 of b.db had died after its epoch-3 checkpoint */
+    db_int(f, "b.db", "DELETE FROM checkpoints WHERE epoch > 3");
+    db_int(f, "b.db", "DELETE FROM models");
+    db_int(f, "b.db", "UPDATE jobs SET state = 'failed'");
+    assert_true(db_int(f, "b.db", "SELECT json_extract(arch, '$.widths[0]') FROM checkpoints "
+                                  "WHERE epoch = 3") != 12);
+    b = qn(f, "b.db", NULL, "1", 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(b, "state")), "succeeded");
+    assert_int_equal(json_integer_value(result(b, "resumed_from")), 3);
+    long long wa[3], wb[3];
+    widths_of(a, wa);
+    widths_of(b, wb);
+    assert_memory_equal(wa, wb, sizeof wa);
+    assert_true(json_equal(result(a, "test_accuracy"), result(b, "test_accuracy")));
+    size_t la, lb;
+    void *pa = model_params(f, "a.db", &la), *pb = model_params(f, "b.db", &lb);
+    assert_non_null(pa);
+    assert_non_null(pb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(pa, pb, la);
+    free(pa), free(pb);
+    const char *q = "SELECT count(*) FROM metrics WHERE name LIKE 'structure%'";
+    assert_int_equal(db_int(f, "b.db", q), db_int(f, "a.db", q));
+    json_decref(a), json_decref(b);
+}
+
+/* Full devices: a random then a tree layer; evaluated via device; refusals. */
+static void test_full_layers(void **state)
+{
+    struct fx *f = *state;
+    const char *job =
+        "{\"type\":\"train\",\"spec\":{\"dataset\":{\"name\":\"xor\",\"samples\":400,\"noise\":"
+        "0.1},\"epochs\":150,\"batch\":32,\"optimizer\":{\"name\":\"adam\",\"lr\":0.01},"
+        "\"network\":[{\"devices\":6,\"device\":{\"kind\":\"neuron\",\"drive\":\"full\","
+        "\"fan_in\":2,\"params\":{\"activation\":\"tanh\",\"b\":0.1}},\"connect\":\"random\"},"
+        "{\"devices\":8,\"device\":{\"kind\":\"neuron\",\"drive\":\"full\",\"fan_in\":3,"
+        "\"params\":{\"activation\":\"tanh\"}},\"connect\":\"tree\",\"fan_in\":3},"
+        "{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":"
+        "\"identity\"}}}]}}";
+    json_t *rec = qn(f, "c.db", job, NULL, 0, NULL);
+    assert_true(json_real_value(result(rec, "test_accuracy")) >= 0.95);
+    assert_int_equal(json_integer_value(result(rec, "params")), 6 * 2 + 1 + 8 * 3 + 1 + 8 * 2 +
+                                                                    2 + 1);
+    json_decref(rec);
+    rec = qn(f, "c.db", "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":"
+                        "{\"name\":\"xor\",\"samples\":400,\"noise\":0.1},\"via\":{\"1\":"
+                        "\"device\"}}}", NULL, 0, NULL);
+    assert_true(json_real_value(result(rec, "accuracy")) >= 0.95);
+    json_decref(rec);
+    const char *no_connect =
+        "{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
+        "\"device\":{\"kind\":\"neuron\",\"drive\":\"full\",\"fan_in\":2}},{\"devices\":2,"
+        "\"device\":{\"kind\":\"neuron\"}}]}}";
+    json_decref(qn(f, "c.db", no_connect, NULL, 2, "/spec/network/0/connect"));
+    const char *bad_fan =
+        "{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
+        "\"device\":{\"kind\":\"neuron\",\"drive\":\"full\",\"fan_in\":2},\"connect\":\"local\","
+        "\"fan_in\":3},{\"devices\":2,\"device\":{\"kind\":\"neuron\"}}]}}";
+    json_decref(qn(f, "c.db", bad_fan, NULL, 2, "/spec/network/0/fan_in"));
+    const char *adapt_full =
+        "{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"adapt\":{},\"network\":[{\"devices\":"
+        "2,\"device\":{\"kind\":\"neuron\",\"drive\":\"full\",\"fan_in\":2},\"connect\":\"tree\"},"
+        "{\"devices\":2,\"device\":{\"kind\":\"neuron\"}}]}}";
+    json_decref(qn(f, "c.db", adapt_full, NULL, 2, "fixed wiring"));
+    const char *dot_connect =
+        "{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
+        "\"device\":{\"kind\":\"neuron\"},\"connect\":\"tree\"},{\"devices\":2,\"device\":"
+        "{\"kind\":\"neuron\"}}]}}";
+    json_decref(qn(f, "c.db", dot_connect, NULL, 2, "only to layers of full devices"));
+    const char *adapt_bounds =
+        "{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"adapt\":{\"max_devices\":4},"
+        "\"network\":[{\"devices\":8,\"device\":{\"kind\":\"neuron\"}},{\"devices\":2,\"device\":"
+        "{\"kind\":\"neuron\"}}]}}";
+    json_decref(qn(f, "c.db", adapt_bounds, NULL, 2, "/spec/network/0/devices"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_adapt_run, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_adapt_resume, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_full_layers, fx_setup, fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
