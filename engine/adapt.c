@@ -143,18 +143,23 @@ int adapt_plan(const double *score, size_t w, const struct adapt_config *c, size
     return QN_OK;
 }
 
-/* Multiplies the incoming weights and bias of every copy (the second of a pair with
- * the same src) in layer l by (1 + d), d uniform in [-perturb, perturb]. */
+/* Breaks the symmetry of every split pair (a device and its copy, adjacent with the
+ * same src) in layer l: each incoming weight and the bias get d added on the copy and
+ * subtracted on the original, d uniform in [-perturb, perturb] (absolute). The pair's
+ * summed contribution then changes only to second order in d. */
 static void adapt__perturb(struct net *n, size_t l, const size_t *src, double perturb, gsl_rng *r)
 {
     struct net_layer *L = &n->layer[l];
     for (size_t j = 1; j < L->n_out; j++) {
         if (src[j] != src[j - 1])
             continue;
-        float *a = n->params + L->off_w + j * L->n_w;
-        for (size_t i = 0; i < L->n_w; i++)
-            a[i] *= (float)(1.0 + perturb * (2 * gsl_rng_uniform(r) - 1));
-        n->params[L->off_b + j] *= (float)(1.0 + perturb * (2 * gsl_rng_uniform(r) - 1));
+        float *orig = n->params + L->off_w + (j - 1) * L->n_w, *copy = orig + L->n_w;
+        for (size_t i = 0; i < L->n_w; i++) {
+            float d = (float)(perturb * (2 * gsl_rng_uniform(r) - 1));
+            copy[i] += d, orig[i] -= d;
+        }
+        float d = (float)(perturb * (2 * gsl_rng_uniform(r) - 1));
+        n->params[L->off_b + j] += d, n->params[L->off_b + j - 1] -= d;
     }
 }
 

@@ -24,10 +24,13 @@
  * highest-scoring survivors split (fewer if the width would exceed
  * max_devices). A split device and its copy keep the same incoming weights
  * and bias and each take half of the outgoing weights, so the network
- * computes the same function; then the copy's incoming weights and bias are
- * multiplied by (1 + d) with d uniform in [-perturb, perturb] (a seeded,
- * relative symmetry-breaking perturbation, default 1e-3), so a split moves
- * the outputs by at most ~ perturb x |drive| x |slope| x |outgoing weight| / 2.
+ * computes the same function; then, to break the symmetry, each incoming
+ * weight and the bias get d added on the copy and subtracted on the original,
+ * d uniform in [-perturb, perturb] (absolute, seeded; default 1e-3). The
+ * pair's summed contribution changes only to second order in d, so the
+ * outputs move by far less than 1e-3 (test_adapt checks 1e-3 on a batch);
+ * with perturb 0 the function is unchanged (to float rounding: the sums run
+ * in another order).
  * Ties in score go to the lower index. Copies sit right after their
  * originals. Adam (or SGD) moments follow the devices: copied on split,
  * dropped on prune (net_remap).
@@ -56,7 +59,8 @@ struct adapt_config {
     size_t max_devices;   /* width bound of every hidden layer (default 4096) */
     size_t min_devices;   /* lower bound (default 1) */
     enum adapt_score score; /* default passthrough */
-    double perturb;       /* relative perturbation of a copy's incoming weights (default 1e-3) */
+    double perturb;       /* absolute +-perturbation of a split pair's incoming weights, [0, 1e-3]
+                             (default 1e-3); 0 = exact copies */
 };
 
 /* What survives between epochs (and must be checkpointed). */
