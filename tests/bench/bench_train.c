@@ -215,7 +215,7 @@ static int epoch(struct net *n, const struct data_set *train, uint64_t seed, dou
     int rc = optim_init(&o, &oc, n->n_params);
     if (rc)
         return rc;
-    struct train_config cfg = {LOSS_CROSS_ENTROPY, 1, BATCH, seed, 0};
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 1, BATCH, seed, 0, {0}};
     struct train_result res;
     double t0 = now();
     rc = train_run(n, &o, train, NULL, &cfg, NULL, 0, &res);
@@ -233,8 +233,8 @@ static int build(struct net **out, const struct data_set *train, const size_t *h
 {
     struct net_layer_spec spec[NET_MAX_LAYERS];
     for (size_t l = 0; l < nh; l++)
-        spec[l] = (struct net_layer_spec){h[l], hid, via, sur, 0};
-    spec[nh] = (struct net_layer_spec){10, ident, VIA_EXACT, NULL, 0};
+        spec[l] = (struct net_layer_spec){h[l], hid, via, sur, 0, 0};
+    spec[nh] = (struct net_layer_spec){10, ident, VIA_EXACT, NULL, 0, 0};
     int rc = net_create(out, train->d, spec, nh + 1, BATCH, 1, 7, NULL);
     if (!rc)
         rc = net_calibrate(*out, train->x, BATCH);

@@ -563,7 +563,7 @@ static const struct bad bad_cases[] = {
      "/spec/network/0/via", "spike_rate"},
     {K_TRAIN, NET1("{\"devices\": 1, \"device\": {\"kind\": \"neuron\", \"drive\": \"full\", "
                    "\"fan_in\": 2}}"),
-     "/spec/network/0/device/drive", "dot or dot_sq"},
+     "/spec/network/0/connect", "is required"},
     {K_TRAIN, NET1("{\"devices\": 1, \"device\": {\"kind\": \"nueron\"}}"),
      "/spec/network/0/device/kind", NULL},
     {K_TRAIN, NET1("{\"devices\": 1, \"device\": {\"kind\": \"ode\", \"state\": {\"y\": 0}, "
