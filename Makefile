@@ -28,7 +28,8 @@ TEST_LIBS := -lcmocka -lcurl
 
 LIB_SRC := $(wildcard engine/*.c) $(wildcard schema/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
-TEST_SRC := $(wildcard tests/engine/test_*.c tests/schema/test_*.c tests/server/test_*.c tests/integration/test_*.c)
+TEST_SRC := $(wildcard tests/engine/test_*.c tests/schema/test_*.c tests/server/test_*.c \
+	tests/integration/test_*.c tests/fuzz_regress/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
