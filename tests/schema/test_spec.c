@@ -840,6 +840,27 @@ static void test_schemas_are_json(void **state)
     }
 }
 
+/* Every device kind of the engine has its own schema document, which fixes
+ * the kind and refers to the shared definition. */
+static void test_device_kind_schemas(void **state)
+{
+    (void)state;
+    for (int k = DEV_NEURON; k <= DEV_REACTIONS; k++) {
+        const char *kind = dev_kind_name((enum dev_kind)k);
+        char path[128];
+        snprintf(path, sizeof path, "schema/devices/%s.schema.json", kind);
+        json_t *s = load_file(path);
+        assert_string_equal(json_string_value(json_object_get(s, "$schema")),
+                            "https://json-schema.org/draft/2020-12/schema");
+        json_t *c = json_object_get(json_object_get(json_object_get(s, "properties"), "kind"),
+                                    "const");
+        assert_string_equal(json_string_value(c), kind);
+        json_t *ref = json_object_get(json_array_get(json_object_get(s, "allOf"), 0), "$ref");
+        assert_string_equal(json_string_value(ref), "../device.schema.json");
+        json_decref(s);
+    }
+}
+
 /* Collects every "default" under schema `s` ("properties" recursively) into
  * out as path -> value, e.g. "readout/t_max" -> 200; later calls overwrite. */
 static void collect_defaults(const json_t *s, const char *prefix, json_t *out)
@@ -1017,6 +1038,7 @@ int main(void)
         cmocka_unit_test(test_refs),             cmocka_unit_test(test_job),
         cmocka_unit_test(test_sweep_parse),      cmocka_unit_test(test_sweep_bind),
         cmocka_unit_test(test_example_files),    cmocka_unit_test(test_schemas_are_json),
+        cmocka_unit_test(test_device_kind_schemas),
         cmocka_unit_test(test_schema_defaults_match), cmocka_unit_test(test_type_confusion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
