@@ -1,0 +1,621 @@
+/*
+ * bench_http.c: the daemon's HTTP latency while training keeps its workers
+ * busy (issue 4, "Speed").
+ *
+ * Starts the build's `qn serve` (QN_BIN) on an ephemeral loopback port with
+ * a temporary database and 2 workers, submits two train jobs that keep both
+ * workers busy for the whole measurement (a Fashion-MNIST subset through a
+ * 784-128-10 network; spirals where the dataset is not installed), then runs
+ * 32 client threads, each with its own keep-alive connection (one libcurl
+ * easy handle), alternating GET /v1/jobs/{id} and GET /v1/jobs/{id}/metrics
+ * (the plain first page, default limit) for QN_BENCH_SECONDS seconds
+ * (default 20). Prints requests/s, p50 and p99 latency per route and in all,
+ * the error count (transport failures and non-200 replies) and whether the
+ * target (p99 < 20 ms, no errors) is met.
+ *
+ * The reference: the same load on the same two jobs once they are canceled,
+ * so the workers are idle; the ratio shows what the training load costs.
+ * The jobs' metric pages are larger then (the rows written during the first
+ * run), so the mean reply sizes are printed beside the latencies. The client
+ * threads share the machine with the daemon: on a 2-CPU machine with two
+ * busy workers they compete for the same cores, as a lab's dashboard on the
+ * server itself would.
+ *
+ * A missed target is reported, not fatal (timings on a shared machine are
+ * noisy); the program fails only when the daemon or the jobs cannot be set
+ * up. The daemon is stopped with SIGTERM at the end (SIGKILL after 20 s).
+ */
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qn_test.h"
+
+#define BENCH_CLIENTS 32       /* concurrent clients, one connection each */
+#define BENCH_SECONDS 20.0     /* default length of each run */
+#define BENCH_TARGET_MS 20.0   /* p99 target under training load */
+#define BENCH_START_WAIT 120.0 /* seconds the jobs may take to write their first metric */
+#define BENCH_QUIET_MS 3000   /* training speed without HTTP load is measured this long */
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+
+#define NEURON "{\"kind\": \"neuron\", \"params\": {\"activation\": \"tanh\"}}"
+#define IDENTITY "{\"kind\": \"neuron\", \"params\": {\"activation\": \"identity\"}}"
+/* Each job runs far longer than the benchmark; it is canceled at the end. */
+#define JOB_FASHION                                                                            \
+    "{\"type\": \"train\", \"name\": \"bench fashion\", \"spec\": {\"dataset\": {\"name\": "  \
+    "\"fashion-mnist\", \"limit\": 10000, \"test_limit\": 1000}, \"network\": [{\"devices\": " \
+    "128, \"device\": " NEURON "}, {\"devices\": 10, \"device\": " IDENTITY "}], "           \
+    "\"epochs\": 100000, \"batch\": 64}}"
+#define JOB_SPIRALS                                                                            \
+    "{\"type\": \"train\", \"name\": \"bench spirals\", \"spec\": {\"dataset\": {\"name\": "  \
+    "\"spirals\", \"samples\": 20000}, \"network\": [{\"devices\": 64, \"device\": " NEURON   \
+    "}, {\"devices\": 64, \"device\": " NEURON "}, {\"devices\": 2, \"device\": " IDENTITY   \
+    "}], \"epochs\": 100000, \"batch\": 32}}"
+
+enum { ROUTE_JOB, ROUTE_METRICS, ROUTE_N };
+static const char *const bench_route_names[ROUTE_N] = {"GET /v1/jobs/{id}",
+                                                       "GET /v1/jobs/{id}/metrics"};
+
+/* The daemon under test. */
+struct bench_daemon {
+    char dir[512]; /* temporary directory (database, logs) */
+    char db[600];  /* database path */
+    char out[600]; /* the daemon's stdout (its port as JSON) */
+    char log[600]; /* the daemon's stderr (one line per request) */
+    pid_t pid;     /* 0 when not running */
+    unsigned port;
+};
+
+/* Latencies of one route (ms), grown by doubling. */
+struct bench_lat {
+    double *ms; /* (n) of cap (owned) */
+    size_t n, cap;
+    size_t bytes; /* reply bytes in all */
+};
+
+/* Every client starts when main says go; t_end 0 means stop at once. */
+struct bench_start {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int go;       /* 1 once t_end is set */
+    double t_end; /* monotonic deadline */
+};
+
+/* One client thread and what it measured. */
+struct bench_client {
+    pthread_t th;
+    unsigned port;
+    int64_t job;                 /* the job this client asks about */
+    struct bench_start *start;   /* the start signal and deadline (borrowed) */
+    struct bench_lat lat[ROUTE_N];
+    size_t errors;               /* transport failures and non-200 replies */
+    char first_error[160];       /* the first one, "" when none */
+    size_t rx;                   /* bytes of the current reply */
+};
+
+/* What one run measured. */
+struct bench_result {
+    double seconds;  /* wall time from start to the last reply */
+    size_t requests; /* replies and failures */
+    size_t errors;
+    double p50, p99, max;             /* all routes, ms */
+    double r_p50[ROUTE_N], r_p99[ROUTE_N];
+    size_t r_n[ROUTE_N];
+    double r_bytes[ROUTE_N];          /* mean reply bytes */
+    char first_error[160];
+};
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+/* ---- the daemon ------------------------------------------------------------------ */
+
+/* The port in the daemon's stdout line {"url":..., "port":N}, 0 before it. */
+static unsigned bench_port_from(const char *path)
+{
+    char *text = qt_read_file(path, NULL);
+    const char *p = text ? strstr(text, "\"port\":") : NULL;
+    unsigned port = p ? (unsigned)strtoul(p + 7, NULL, 10) : 0;
+    free(text);
+    return port;
+}
+
+/* Forks `qn serve` on port 0 with 2 workers; waits for its port. 0 or -1. */
+static int bench_daemon_start(struct bench_daemon *d)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int out = open(d->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int null = open("/dev/null", O_RDONLY);
+        if (out < 0 || err < 0 || null < 0)
+            _exit(127);
+        dup2(null, 0);
+        dup2(out, 1);
+        dup2(err, 2);
+        execl(QN_BIN, "qn", "serve", "--db", d->db, "--port", "0", "--workers", "2",
+              (char *)NULL);
+        _exit(127);
+    }
+    d->pid = pid;
+    double t0 = now_s();
+    while ((d->port = bench_port_from(d->out)) == 0) {
+        if (waitpid(pid, NULL, WNOHANG) == pid || now_s() - t0 > 20) {
+            d->pid = 0;
+            char *log = qt_read_file(d->log, NULL);
+            fprintf(stderr, "bench_http: qn serve did not start (%s); log:\n%s\n", QN_BIN,
+                    log ? log : "");
+            free(log);
+            return -1;
+        }
+        nap_ms(5);
+    }
+    return 0;
+}
+
+/* SIGTERM, then SIGKILL when the daemon is still there after 20 s. */
+static void bench_daemon_stop(struct bench_daemon *d)
+{
+    if (!d->pid)
+        return;
+    kill(d->pid, SIGTERM);
+    double t0 = now_s();
+    while (waitpid(d->pid, NULL, WNOHANG) == 0) {
+        if (now_s() - t0 > 20) {
+            fprintf(stderr, "bench_http: qn serve ignored SIGTERM for 20 s; killed\n");
+            kill(d->pid, SIGKILL);
+            waitpid(d->pid, NULL, 0);
+            break;
+        }
+        nap_ms(5);
+    }
+    d->pid = 0;
+}
+
+/* ---- single requests (set-up and checks) ----------------------------------------- */
+
+struct bench_buf {
+    char *p;
+    size_t n;
+};
+
+static size_t bench_buf_write(char *data, size_t size, size_t nmemb, void *user)
+{
+    struct bench_buf *b = user;
+    size_t n = size * nmemb;
+    char *p = realloc(b->p, b->n + n + 1);
+    if (!p)
+        return 0;
+    memcpy(p + b->n, data, n);
+    b->n += n;
+    p[b->n] = '\0';
+    b->p = p;
+    return n;
+}
+
+/* One request on a new connection; the status (0 on a transport failure)
+ * and the reply parsed into *out (new reference; NULL when not JSON). */
+static long bench_call(unsigned port, const char *method, const char *path, const char *body,
+                       json_t **out)
+{
+    CURL *c = curl_easy_init();
+    if (!c)
+        return 0;
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    struct bench_buf b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, bench_buf_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body || strcmp(method, "POST") == 0)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (out)
+        *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
+    free(b.p);
+    return status;
+}
+
+/* Submits a job; its id into *id. 0 or -1. */
+static int bench_submit(unsigned port, const char *job, int64_t *id)
+{
+    json_t *r = NULL;
+    long st = bench_call(port, "POST", "/v1/jobs", job, &r);
+    *id = json_integer_value(json_object_get(r, "id"));
+    if (st != 201 || *id <= 0) {
+        char *text = r ? json_dumps(r, 0) : NULL;
+        fprintf(stderr, "bench_http: submit answered %ld: %s\n", st, text ? text : "");
+        free(text);
+        json_decref(r);
+        return -1;
+    }
+    json_decref(r);
+    return 0;
+}
+
+/* The job's state into buf ("" when it cannot be read). */
+static void bench_state(unsigned port, int64_t id, char *buf, size_t cap)
+{
+    char path[64];
+    json_t *r = NULL;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
+    bench_call(port, "GET", path, NULL, &r);
+    const char *s = json_string_value(json_object_get(r, "state"));
+    snprintf(buf, cap, "%s", s ? s : "");
+    json_decref(r);
+}
+
+/* The training steps both jobs have done (their records' progress.done). */
+static double bench_steps(unsigned port, const int64_t jobs[2])
+{
+    double steps = 0;
+    for (int i = 0; i < 2; i++) {
+        char path[64];
+        json_t *r = NULL;
+        snprintf(path, sizeof path, "/v1/jobs/%" PRId64, jobs[i]);
+        bench_call(port, "GET", path, NULL, &r);
+        steps += (double)json_integer_value(json_object_get(json_object_get(r, "progress"),
+                                                            "done"));
+        json_decref(r);
+    }
+    return steps;
+}
+
+/* 1 when the job has written at least one metric. */
+static int bench_has_metrics(unsigned port, int64_t id)
+{
+    char path[64];
+    json_t *r = NULL;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/metrics?limit=1", id);
+    bench_call(port, "GET", path, NULL, &r);
+    int has = json_array_size(json_object_get(r, "metrics")) > 0;
+    json_decref(r);
+    return has;
+}
+
+/* Waits until both jobs run and have metrics; 0, or -1 (with the reason). */
+static int bench_wait_training(unsigned port, const int64_t jobs[2])
+{
+    double t0 = now_s();
+    for (int i = 0; i < 2; i++) {
+        char st[32];
+        for (;;) {
+            bench_state(port, jobs[i], st, sizeof st);
+            if (strcmp(st, "running") == 0 && bench_has_metrics(port, jobs[i]))
+                break;
+            if ((strcmp(st, "queued") != 0 && strcmp(st, "running") != 0) ||
+                now_s() - t0 > BENCH_START_WAIT) {
+                fprintf(stderr, "bench_http: job %" PRId64 " is '%s', not training\n", jobs[i],
+                        st);
+                return -1;
+            }
+            nap_ms(50);
+        }
+    }
+    return 0;
+}
+
+/* Cancels both jobs and waits (10 s at most) until neither runs. 0 or -1. */
+static int bench_cancel(unsigned port, const int64_t jobs[2])
+{
+    char path[64], st[32];
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/cancel", jobs[i]);
+        bench_call(port, "POST", path, NULL, NULL);
+    }
+    double t0 = now_s();
+    for (int i = 0; i < 2; i++)
+        for (;;) {
+            bench_state(port, jobs[i], st, sizeof st);
+            if (strcmp(st, "canceled") == 0 || strcmp(st, "succeeded") == 0 ||
+                strcmp(st, "failed") == 0)
+                break;
+            if (now_s() - t0 > 10) {
+                fprintf(stderr, "bench_http: job %" PRId64 " still '%s' 10 s after cancel\n",
+                        jobs[i], st);
+                return -1;
+            }
+            nap_ms(20);
+        }
+    return 0;
+}
+
+/* ---- the load -------------------------------------------------------------------- */
+
+static int bench_lat_push(struct bench_lat *l, double ms)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 4096;
+        double *p = realloc(l->ms, cap * sizeof *p);
+        if (!p)
+            return -1;
+        l->ms = p;
+        l->cap = cap;
+    }
+    l->ms[l->n++] = ms;
+    return 0;
+}
+
+static size_t bench_count(char *data, size_t size, size_t nmemb, void *user)
+{
+    (void)data;
+    ((struct bench_client *)user)->rx += size * nmemb;
+    return size * nmemb;
+}
+
+/* Records a failed request (keeping the first reason). */
+static void bench_fail(struct bench_client *c, const char *route, const char *what, long status)
+{
+    if (c->errors++ == 0)
+        snprintf(c->first_error, sizeof c->first_error, "%s: %s %ld", route, what, status);
+}
+
+/* Waits for main's go; the deadline. */
+static double bench_wait_go(struct bench_start *s)
+{
+    pthread_mutex_lock(&s->mu);
+    while (!s->go)
+        pthread_cond_wait(&s->cv, &s->mu);
+    double t_end = s->t_end;
+    pthread_mutex_unlock(&s->mu);
+    return t_end;
+}
+
+/* A client: one keep-alive connection, the two routes in turn until the deadline. */
+static void *bench_client_main(void *arg)
+{
+    struct bench_client *c = arg;
+    char url[ROUTE_N][128];
+    snprintf(url[ROUTE_JOB], sizeof url[0], "http://127.0.0.1:%u/v1/jobs/%" PRId64, c->port,
+             c->job);
+    snprintf(url[ROUTE_METRICS], sizeof url[0], "http://127.0.0.1:%u/v1/jobs/%" PRId64 "/metrics",
+             c->port, c->job);
+    CURL *h = curl_easy_init();
+    if (h) {
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, bench_count);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    }
+    double t_end = bench_wait_go(c->start);
+    for (unsigned i = 0; h && now_s() < t_end; i++) {
+        int r = (int)(i % ROUTE_N);
+        curl_easy_setopt(h, CURLOPT_URL, url[r]);
+        c->rx = 0;
+        double t0 = now_s();
+        CURLcode rc = curl_easy_perform(h);
+        double ms = (now_s() - t0) * 1e3;
+        long status = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (rc != CURLE_OK)
+            bench_fail(c, bench_route_names[r], curl_easy_strerror(rc), (long)rc);
+        else if (status != 200)
+            bench_fail(c, bench_route_names[r], "status", status);
+        if (bench_lat_push(&c->lat[r], ms) != 0)
+            break;
+        c->lat[r].bytes += c->rx;
+    }
+    if (!h)
+        bench_fail(c, "client", "curl_easy_init failed", 0);
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+static int bench_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile (nearest rank) of sorted v[n]; 0 when n is 0. */
+static double bench_quantile(const double *v, size_t n, double q)
+{
+    if (n == 0)
+        return 0;
+    size_t k = (size_t)(q * (double)n);
+    return v[k < n ? k : n - 1];
+}
+
+/* Sorts the clients' latencies and fills r. 0 or -1 (out of memory). */
+static int bench_summarise(struct bench_client *cl, size_t n, struct bench_result *r)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < ROUTE_N; k++)
+            total += cl[i].lat[k].n;
+    double *all = malloc((total ? total : 1) * sizeof *all);
+    double *route = malloc((total ? total : 1) * sizeof *route);
+    if (!all || !route) {
+        free(all);
+        free(route);
+        return -1;
+    }
+    size_t m = 0;
+    for (int k = 0; k < ROUTE_N; k++) {
+        size_t mk = 0, bytes = 0;
+        for (size_t i = 0; i < n; i++) {
+            memcpy(route + mk, cl[i].lat[k].ms, cl[i].lat[k].n * sizeof *route);
+            mk += cl[i].lat[k].n;
+            bytes += cl[i].lat[k].bytes;
+        }
+        memcpy(all + m, route, mk * sizeof *all);
+        m += mk;
+        qsort(route, mk, sizeof *route, bench_cmp);
+        r->r_n[k] = mk;
+        r->r_p50[k] = bench_quantile(route, mk, 0.50);
+        r->r_p99[k] = bench_quantile(route, mk, 0.99);
+        r->r_bytes[k] = mk ? (double)bytes / (double)mk : 0;
+    }
+    qsort(all, m, sizeof *all, bench_cmp);
+    r->requests = m;
+    r->p50 = bench_quantile(all, m, 0.50);
+    r->p99 = bench_quantile(all, m, 0.99);
+    r->max = m ? all[m - 1] : 0;
+    r->errors = 0;
+    r->first_error[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (cl[i].errors && !r->first_error[0])
+            snprintf(r->first_error, sizeof r->first_error, "%s", cl[i].first_error);
+        r->errors += cl[i].errors;
+    }
+    free(all);
+    free(route);
+    return 0;
+}
+
+/* BENCH_CLIENTS clients for `seconds` on jobs[0] and jobs[1] (half each). 0 or -1. */
+static int bench_load(unsigned port, const int64_t jobs[2], double seconds, struct bench_result *r)
+{
+    struct bench_client cl[BENCH_CLIENTS];
+    struct bench_start start = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    size_t started = 0;
+    memset(cl, 0, sizeof cl);
+    for (; started < BENCH_CLIENTS; started++) {
+        struct bench_client *c = &cl[started];
+        c->port = port;
+        c->job = jobs[started % 2];
+        c->start = &start;
+        if (pthread_create(&c->th, NULL, bench_client_main, c) != 0)
+            break;
+    }
+    double t0 = now_s();
+    pthread_mutex_lock(&start.mu);
+    start.go = 1;
+    start.t_end = started == BENCH_CLIENTS ? t0 + seconds : 0; /* else stop at once */
+    pthread_cond_broadcast(&start.cv);
+    pthread_mutex_unlock(&start.mu);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(cl[i].th, NULL);
+    r->seconds = now_s() - t0;
+    int rc = -1;
+    if (started < BENCH_CLIENTS)
+        fprintf(stderr, "bench_http: cannot start %d client threads\n", BENCH_CLIENTS);
+    else
+        rc = bench_summarise(cl, started, r);
+    for (size_t i = 0; i < started; i++)
+        for (int k = 0; k < ROUTE_N; k++)
+            free(cl[i].lat[k].ms);
+    return rc;
+}
+
+static void bench_print(const char *title, const struct bench_result *r)
+{
+    printf("  %s: %.0f req/s (%zu in %.1f s), p50 %.2f ms, p99 %.2f ms, max %.1f ms, errors %zu\n",
+           title, (double)r->requests / r->seconds, r->requests, r->seconds, r->p50, r->p99,
+           r->max, r->errors);
+    for (int k = 0; k < ROUTE_N; k++)
+        printf("    %-27s %8zu requests, p50 %6.2f ms, p99 %6.2f ms, %7.0f bytes/reply\n",
+               bench_route_names[k], r->r_n[k], r->r_p50[k], r->r_p99[k], r->r_bytes[k]);
+    if (r->errors)
+        printf("    first error: %s\n", r->first_error);
+}
+
+/* ---- main -------------------------------------------------------------------------- */
+
+/* QN_BENCH_SECONDS, or the default. */
+static double bench_seconds(void)
+{
+    const char *v = getenv("QN_BENCH_SECONDS");
+    double s = v ? strtod(v, NULL) : BENCH_SECONDS;
+    return s > 0 && s <= 3600 ? s : BENCH_SECONDS;
+}
+
+/* Both runs on a started daemon; 0 or -1 when the set-up failed. */
+static int bench_run(struct bench_daemon *d, double seconds)
+{
+    int fashion = access(FASHION_DIR "/train-images-idx3-ubyte.gz", R_OK) == 0;
+    int64_t jobs[2];
+    for (int i = 0; i < 2; i++)
+        if (bench_submit(d->port, fashion ? JOB_FASHION : JOB_SPIRALS, &jobs[i]) != 0)
+            return -1;
+    if (bench_wait_training(d->port, jobs) != 0)
+        return -1;
+    printf("bench_http: qn serve (2 workers), jobs %" PRId64 " and %" PRId64 " training %s,\n"
+           "  %d clients with keep-alive connections for %.0f s, alternating the two routes\n",
+           jobs[0], jobs[1],
+           fashion ? "Fashion-MNIST (10000 images, 784-128-10)"
+                   : "spirals (20000 points, 2-64-64-2; Fashion-MNIST is not installed)",
+           BENCH_CLIENTS, seconds);
+    fflush(stdout);
+    struct bench_result busy, idle;
+    double s0 = bench_steps(d->port, jobs), t0 = now_s();
+    nap_ms(BENCH_QUIET_MS);
+    double s1 = bench_steps(d->port, jobs), t1 = now_s();
+    if (bench_load(d->port, jobs, seconds, &busy) != 0)
+        return -1;
+    double s2 = bench_steps(d->port, jobs), t2 = now_s();
+    char st[2][32];
+    bench_state(d->port, jobs[0], st[0], sizeof st[0]);
+    bench_state(d->port, jobs[1], st[1], sizeof st[1]);
+    int trained = !strcmp(st[0], "running") && !strcmp(st[1], "running");
+    if (bench_cancel(d->port, jobs) != 0 || bench_load(d->port, jobs, seconds, &idle) != 0)
+        return -1;
+    bench_print("under training load", &busy);
+    printf("    training: %.0f steps/s (both jobs) under this load, %.0f steps/s in the %.0f s "
+           "before it\n", (s2 - s1) / (t2 - t1), (s1 - s0) / (t1 - t0), BENCH_QUIET_MS / 1e3);
+    if (!trained)
+        printf("    (the jobs were '%s' and '%s' at the end, not both running)\n", st[0],
+               st[1]);
+    int met = trained && busy.p99 < BENCH_TARGET_MS && busy.errors == 0;
+    printf("  target (p99 < %.0f ms, no errors, both workers busy): %s\n", BENCH_TARGET_MS,
+           met ? "met" : "NOT MET");
+    bench_print("reference, workers idle", &idle);
+    printf("  training load / idle: req/s x%.2f, p50 x%.2f, p99 x%.2f\n",
+           ((double)busy.requests / busy.seconds) / ((double)idle.requests / idle.seconds),
+           busy.p50 / idle.p50, busy.p99 / idle.p99);
+    return 0;
+}
+
+int main(void)
+{
+    struct bench_daemon d;
+    int rc = 1;
+    memset(&d, 0, sizeof d);
+    signal(SIGPIPE, SIG_IGN);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+        return 1;
+    if (qt_tmpdir(d.dir, sizeof d.dir) != 0)
+        goto fail_tmp;
+    snprintf(d.db, sizeof d.db, "%s/qn.db", d.dir);
+    snprintf(d.out, sizeof d.out, "%s/daemon.out", d.dir);
+    snprintf(d.log, sizeof d.log, "%s/daemon.log", d.dir);
+    if (bench_daemon_start(&d) != 0)
+        goto fail_daemon;
+    rc = bench_run(&d, bench_seconds()) == 0 ? 0 : 1;
+    bench_daemon_stop(&d);
+fail_daemon:
+    qt_rmtree(d.dir);
+fail_tmp:
+    curl_global_cleanup();
+    return rc;
+}
