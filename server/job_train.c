@@ -271,6 +271,24 @@ static char *job_train__arch_text(const struct net *n, const struct adapt_state 
     return text;
 }
 
+/* A SQLite result code of this file's own SQL as a qn_err code, as store.h maps
+ * them (a full disk must read "disk full", not "database error"). */
+static int job_train__sqlrc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+        return 0;
+    case SQLITE_FULL:
+        return QN_EFULL;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return QN_EBUSY;
+    default:
+        return QN_EDB;
+    }
+}
+
 /* Sets the arch column of (job, epoch). */
 static int job_train__arch_write(struct store *s, int64_t job, size_t epoch, const char *text)
 {
@@ -282,7 +300,7 @@ static int job_train__arch_write(struct store *s, int64_t job, size_t epoch, con
     sqlite3_bind_int64(st, 1, job);
     sqlite3_bind_int64(st, 2, (int64_t)epoch);
     sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : QN_EDB;
+    int rc = job_train__sqlrc(sqlite3_step(st));
     sqlite3_finalize(st);
     return rc;
 }
@@ -290,8 +308,7 @@ static int job_train__arch_write(struct store *s, int64_t job, size_t epoch, con
 /* Runs one SQL statement without results on s. */
 static int job_train__exec(struct store *s, const char *sql)
 {
-    int rc = sqlite3_exec(store_sqlite(s), sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : rc == SQLITE_BUSY ? QN_EBUSY : QN_EDB;
+    return job_train__sqlrc(sqlite3_exec(store_sqlite(s), sql, NULL, NULL, NULL));
 }
 
 /* Writes the checkpoint row and its architecture in one transaction. */
