@@ -5,8 +5,9 @@
  * migrations apply once (also with several processes opening a new database
  * at once) and reopening is a no-op; a database newer than the program is
  * refused; datasets round-trip across block boundaries; a failed or killed
- * dataset write leaves nothing; devices, jobs and metrics; CSV export; and
- * PRAGMA integrity_check afterwards.
+ * dataset write leaves nothing; devices, jobs and metrics; metric ids never
+ * reused after a trim, and migration 0005 keeping every metric row and id;
+ * CSV export; and PRAGMA integrity_check afterwards.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -482,6 +483,103 @@ static void test_jobs_and_metrics(void **state)
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM metrics WHERE time > 1.7e9"), 2);
 }
 
+/* Metric ids are SSE event ids: after store_metric_delete_after (a resumed
+ * train job) the rows written next get ids above every id ever given. */
+static void test_metric_ids_never_reused(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = open_ok(f);
+    int64_t job = 0;
+    assert_int_equal(store_job_insert(s, "train", "t", NULL, 0, JOB_RUNNING, "{}", &job), 0);
+    long long max_given = 0;
+    for (int round = 0; round < 3; round++) {
+        /* Epochs 1..3, then 2..3 again after each trim, two metrics each. */
+        for (int64_t e = round ? 2 : 1; e <= 3; e++) {
+            assert_int_equal(store_metric_insert(s, job, e, e, "step_loss", 1.0 / (double)e), 0);
+            assert_int_equal(store_metric_insert(s, job, e, e, "train_loss", 0.5), 0);
+        }
+        if (round > 0) /* the rewritten rows */
+            assert_true(sql_int(f->db, "SELECT min(id) FROM metrics WHERE epoch > 1") > max_given);
+        long long mx = sql_int(f->db, "SELECT max(id) FROM metrics");
+        assert_true(mx > max_given);
+        max_given = mx;
+        assert_int_equal(store_metric_delete_after(s, job, 1), 0); /* epochs 2, 3 go */
+        assert_int_equal(sql_int(f->db, "SELECT count(*) FROM metrics"), 2);
+    }
+    /* Even with every row gone the next id is new. */
+    assert_int_equal(store_metric_delete_after(s, job, 0), 0);
+    assert_int_equal(store_metric_insert(s, job, 1, 1, "step_loss", 0.1), 0);
+    assert_true(sql_int(f->db, "SELECT max(id) FROM metrics") > max_given);
+    assert_int_equal(store_integrity_check(s), 0);
+    store_close(s);
+}
+
+/* 0005_metric_ids on a version-4 database keeps every row and id, the UNIQUE
+ * index and the foreign key, continues the ids after the largest, and gives
+ * the metric query its (job_id, id) index. */
+static void test_metric_ids_migration_keeps_rows(void **state)
+{
+    struct fx *f = *state;
+    assert_true(migrate_count >= 5);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(sqlite3_exec(h, migrate_list[i].sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h,
+                                  "PRAGMA user_version = 4;"
+                                  "INSERT INTO jobs (id, type, name, state, spec) VALUES"
+                                  " (1, 'train', 'a', 'running', '{}'),"
+                                  " (2, 'train', 'b', 'running', '{}');"
+                                  "INSERT INTO metrics (id, job_id, step, epoch, name, value, time)"
+                                  " VALUES (3, 1, 10, 0, 'step_loss', 0.5, 1.8e9),"
+                                  " (7, 2, 10, 0, 'step_loss', NULL, 1.8e9),"
+                                  " (40, 1, 20, 1, 'step_loss', 0.25, 1.8e9)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+
+    struct store *s = open_ok(f);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), migrate_latest());
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM metrics WHERE (id, job_id, step, epoch,"
+                                    " name, value IS NULL, coalesce(value, 0), time) IN (VALUES"
+                                    " (3, 1, 10, 0, 'step_loss', 0, 0.5, 1.8e9),"
+                                    " (7, 2, 10, 0, 'step_loss', 1, 0, 1.8e9),"
+                                    " (40, 1, 20, 1, 'step_loss', 0, 0.25, 1.8e9))"),
+                     3);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM metrics"), 3);
+    assert_int_equal(sql_int(f->db, "SELECT seq FROM sqlite_sequence WHERE name = 'metrics'"), 40);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_schema WHERE name IN"
+                                    " ('sqlite_autoindex_metrics_1', 'metrics_by_job')"),
+                     2);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE"
+                                    " '%metrics_new%' OR sql LIKE '%metrics_new%'"),
+                     0);
+    assert_int_equal(store_metric_insert(s, 1, 20, 1, "step_loss", 0.1), QN_EEXIST); /* UNIQUE */
+    assert_int_equal(store_metric_insert(s, 3, 1, 0, "step_loss", 0.1), QN_EDB); /* no job 3 */
+    assert_int_equal(store_metric_insert(s, 2, 20, 1, "step_loss", 0.1), 0);
+    assert_int_equal(sql_int(f->db, "SELECT max(id) FROM metrics"), 41);
+
+    sqlite3_stmt *st = NULL; /* the metric route's query walks the new index */
+    assert_int_equal(sqlite3_prepare_v2(store_sqlite(s),
+                                        "EXPLAIN QUERY PLAN SELECT id FROM metrics WHERE job_id ="
+                                        " ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    int uses = 0;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        uses |= strstr((const char *)sqlite3_column_text(st, 3), "metrics_by_job") != NULL;
+    sqlite3_finalize(st);
+    assert_true(uses);
+
+    assert_int_equal(sqlite3_exec(store_sqlite(s), "DELETE FROM jobs WHERE id = 1", NULL, NULL,
+                                  NULL),
+                     SQLITE_OK); /* ON DELETE CASCADE */
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM metrics"), 2);
+    assert_int_equal(store_integrity_check(s), 0);
+    store_close(s);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+}
+
 /* Surrogates, models and checkpoints round-trip their blobs bit for bit; the
  * newest of a name wins; the last checkpoint is the largest epoch. */
 static void test_surrogates_models_checkpoints(void **state)
@@ -610,6 +708,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_export_csv, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_devices, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_jobs_and_metrics, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_metric_ids_never_reused, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_metric_ids_migration_keeps_rows, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_surrogates_models_checkpoints, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_dataset_lookups, fx_setup, fx_teardown),
     };
