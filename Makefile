@@ -151,6 +151,12 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libqn.a
 	$(FUZZ_CC) $(CPPFLAGS_ALL) -Itests/fuzz $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
 		$(FUZZ_DIR)/libqn.a $(LDLIBS_ALL)
 
+# The crash test's long form: kill -9 `qn serve` 20 times while jobs run
+# (tests/integration/test_crash.c; make test runs it with 3 kills).
+.PHONY: crashtest
+crashtest: deps $(BUILD)/qn $(BUILD)/tests/integration/test_crash
+	QN_CRASH_KILLS=20 $(BUILD)/tests/integration/test_crash
+
 .PHONY: fuzz
 fuzz: deps $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
 	@fail=0; for t in $(FUZZ_TARGETS); do \
