@@ -219,6 +219,34 @@ static int data__idx_header(struct data__src *s, struct data_idx *out, size_t wa
     return QN_OK;
 }
 
+/* Reads up to out->len data bytes into out->data, growing the buffer as the
+ * bytes arrive (from 1 MiB, doubling), so a header that claims a gigabyte
+ * costs memory only when the gigabyte is there. Returns the bytes read, -1
+ * for corrupt data, -2 when out of memory. */
+static long long data__idx_data(struct data__src *s, struct data_idx *out)
+{
+    size_t cap = out->len < ((size_t)1 << 20) ? out->len : ((size_t)1 << 20), got = 0;
+    out->data = malloc(cap);
+    if (!out->data)
+        return -2;
+    while (got < out->len) {
+        if (got == cap) {
+            size_t ncap = cap > out->len / 2 ? out->len : 2 * cap;
+            unsigned char *p = realloc(out->data, ncap);
+            if (!p)
+                return -2;
+            out->data = p, cap = ncap;
+        }
+        long long r = data__read(s, out->data + got, cap - got);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (long long)got;
+}
+
 /* Header, then exactly len bytes of data and nothing after them. */
 static int data__idx_parse(struct data__src *s, struct data_idx *out, size_t want,
                            struct data_error *err)
@@ -230,11 +258,10 @@ static int data__idx_parse(struct data__src *s, struct data_idx *out, size_t wan
     int rc = data__idx_header(s, out, want, err);
     if (rc)
         return rc;
-    out->data = malloc(out->len);
-    if (!out->data)
-        return data__fail(err, QN_ENOMEM, 0, 0, "IDX: out of memory for %zu bytes", out->len);
-    long long got = data__read(s, out->data, out->len);
-    if (got < 0)
+    long long got = data__idx_data(s, out);
+    if (got == -2)
+        rc = data__fail(err, QN_ENOMEM, 0, 0, "IDX: out of memory for %zu bytes", out->len);
+    else if (got < 0)
         rc = data__fail(err, QN_EFORMAT, 0, 0, "IDX: corrupt compressed data");
     else if ((size_t)got != out->len)
         rc = data__fail(err, QN_EFORMAT, 0, 0, "IDX: truncated: %lld of %zu data bytes", got,
