@@ -8,18 +8,23 @@
  * 784-128-10 network; spirals where the dataset is not installed), then runs
  * 32 client threads, each with its own keep-alive connection (one libcurl
  * easy handle), alternating GET /v1/jobs/{id} and GET /v1/jobs/{id}/metrics
- * (the plain first page, default limit) for QN_BENCH_SECONDS seconds
- * (default 20). Prints requests/s, p50 and p99 latency per route and in all,
- * the error count (transport failures and non-200 replies) and whether the
- * target (p99 < 20 ms, no errors) is met.
+ * for QN_BENCH_SECONDS seconds (default 20). Prints requests/s, mean, p50
+ * and p99 latency per route and in all, the error count (transport failures
+ * and non-200 replies), whether the target (p99 < 20 ms, no errors) is met,
+ * and the jobs' training steps/s under the load and just before it.
  *
  * The reference: the same load on the same two jobs once they are canceled,
  * so the workers are idle; the ratio shows what the training load costs.
- * The jobs' metric pages are larger then (the rows written during the first
- * run), so the mean reply sizes are printed beside the latencies. The client
- * threads share the machine with the daemon: on a 2-CPU machine with two
- * busy workers they compete for the same cores, as a lab's dashboard on the
- * server itself would.
+ * For the two runs to ask the same work of the daemon, the metric requests
+ * take a fixed page, ?limit=QN_BENCH_METRICS_LIMIT (default 100 rows, about
+ * 10 KB), and the load starts once each job has that many rows: the plain
+ * first page (up to 1000 rows) would grow during the first run and be larger
+ * in the reference. QN_BENCH_METRICS_LIMIT=0 asks for the plain page anyway.
+ * Mean reply sizes are printed beside the latencies. The client threads
+ * share the machine with the daemon: on a 2-CPU machine with two busy
+ * workers they compete for the same cores, as a dashboard on the server
+ * itself would. With 32 closed-loop clients the mean latency is 32 divided
+ * by the request rate; p50 and p99 show how the scheduler spreads it.
  *
  * A missed target is reported, not fatal (timings on a shared machine are
  * noisy); the program fails only when the daemon or the jobs cannot be set
@@ -44,6 +49,7 @@
 #define BENCH_SECONDS 20.0     /* default length of each run */
 #define BENCH_TARGET_MS 20.0   /* p99 target under training load */
 #define BENCH_START_WAIT 120.0 /* seconds the jobs may take to write their first metric */
+#define BENCH_METRICS_LIMIT 100 /* rows per metric page (see the header) */
 #define BENCH_QUIET_MS 3000   /* training speed without HTTP load is measured this long */
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
@@ -95,6 +101,7 @@ struct bench_client {
     pthread_t th;
     unsigned port;
     int64_t job;                 /* the job this client asks about */
+    long limit;                  /* the metric page's ?limit, 0: none */
     struct bench_start *start;   /* the start signal and deadline (borrowed) */
     struct bench_lat lat[ROUTE_N];
     size_t errors;               /* transport failures and non-200 replies */
@@ -107,7 +114,7 @@ struct bench_result {
     double seconds;  /* wall time from start to the last reply */
     size_t requests; /* replies and failures */
     size_t errors;
-    double p50, p99, max;             /* all routes, ms */
+    double mean, p50, p99, max;       /* all routes, ms */
     double r_p50[ROUTE_N], r_p99[ROUTE_N];
     size_t r_n[ROUTE_N];
     double r_bytes[ROUTE_N];          /* mean reply bytes */
@@ -291,27 +298,29 @@ static double bench_steps(unsigned port, const int64_t jobs[2])
     return steps;
 }
 
-/* 1 when the job has written at least one metric. */
-static int bench_has_metrics(unsigned port, int64_t id)
+/* 1 when the job has written at least `rows` metrics (and one at least). */
+static int bench_has_metrics(unsigned port, int64_t id, long rows)
 {
-    char path[64];
+    char path[80];
     json_t *r = NULL;
-    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/metrics?limit=1", id);
+    if (rows < 1)
+        rows = 1;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/metrics?limit=%ld", id, rows);
     bench_call(port, "GET", path, NULL, &r);
-    int has = json_array_size(json_object_get(r, "metrics")) > 0;
+    int has = json_array_size(json_object_get(r, "metrics")) == (size_t)rows;
     json_decref(r);
     return has;
 }
 
-/* Waits until both jobs run and have metrics; 0, or -1 (with the reason). */
-static int bench_wait_training(unsigned port, const int64_t jobs[2])
+/* Waits until both jobs run and have `rows` metrics; 0, or -1 (with the reason). */
+static int bench_wait_training(unsigned port, const int64_t jobs[2], long rows)
 {
     double t0 = now_s();
     for (int i = 0; i < 2; i++) {
         char st[32];
         for (;;) {
             bench_state(port, jobs[i], st, sizeof st);
-            if (strcmp(st, "running") == 0 && bench_has_metrics(port, jobs[i]))
+            if (strcmp(st, "running") == 0 && bench_has_metrics(port, jobs[i], rows))
                 break;
             if ((strcmp(st, "queued") != 0 && strcmp(st, "running") != 0) ||
                 now_s() - t0 > BENCH_START_WAIT) {
@@ -400,6 +409,9 @@ static void *bench_client_main(void *arg)
              c->job);
     snprintf(url[ROUTE_METRICS], sizeof url[0], "http://127.0.0.1:%u/v1/jobs/%" PRId64 "/metrics",
              c->port, c->job);
+    if (c->limit > 0)
+        snprintf(url[ROUTE_METRICS] + strlen(url[ROUTE_METRICS]),
+                 sizeof url[0] - strlen(url[ROUTE_METRICS]), "?limit=%ld", c->limit);
     CURL *h = curl_easy_init();
     if (h) {
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, bench_count);
@@ -478,6 +490,9 @@ static int bench_summarise(struct bench_client *cl, size_t n, struct bench_resul
     }
     qsort(all, m, sizeof *all, bench_cmp);
     r->requests = m;
+    r->mean = 0;
+    for (size_t i = 0; i < m; i++)
+        r->mean += all[i] / (double)m;
     r->p50 = bench_quantile(all, m, 0.50);
     r->p99 = bench_quantile(all, m, 0.99);
     r->max = m ? all[m - 1] : 0;
@@ -494,7 +509,8 @@ static int bench_summarise(struct bench_client *cl, size_t n, struct bench_resul
 }
 
 /* BENCH_CLIENTS clients for `seconds` on jobs[0] and jobs[1] (half each). 0 or -1. */
-static int bench_load(unsigned port, const int64_t jobs[2], double seconds, struct bench_result *r)
+static int bench_load(unsigned port, const int64_t jobs[2], long limit, double seconds,
+                      struct bench_result *r)
 {
     struct bench_client cl[BENCH_CLIENTS];
     struct bench_start start = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
@@ -504,6 +520,7 @@ static int bench_load(unsigned port, const int64_t jobs[2], double seconds, stru
         struct bench_client *c = &cl[started];
         c->port = port;
         c->job = jobs[started % 2];
+        c->limit = limit;
         c->start = &start;
         if (pthread_create(&c->th, NULL, bench_client_main, c) != 0)
             break;
@@ -530,9 +547,10 @@ static int bench_load(unsigned port, const int64_t jobs[2], double seconds, stru
 
 static void bench_print(const char *title, const struct bench_result *r)
 {
-    printf("  %s: %.0f req/s (%zu in %.1f s), p50 %.2f ms, p99 %.2f ms, max %.1f ms, errors %zu\n",
-           title, (double)r->requests / r->seconds, r->requests, r->seconds, r->p50, r->p99,
-           r->max, r->errors);
+    printf("  %s: %.0f req/s (%zu in %.1f s), mean %.2f ms, p50 %.2f ms, p99 %.2f ms,\n"
+           "    max %.1f ms, errors %zu\n",
+           title, (double)r->requests / r->seconds, r->requests, r->seconds, r->mean, r->p50,
+           r->p99, r->max, r->errors);
     for (int k = 0; k < ROUTE_N; k++)
         printf("    %-27s %8zu requests, p50 %6.2f ms, p99 %6.2f ms, %7.0f bytes/reply\n",
                bench_route_names[k], r->r_n[k], r->r_p50[k], r->r_p99[k], r->r_bytes[k]);
@@ -541,6 +559,14 @@ static void bench_print(const char *title, const struct bench_result *r)
 }
 
 /* ---- main -------------------------------------------------------------------------- */
+
+/* QN_BENCH_METRICS_LIMIT (0..1000), or the default. */
+static long bench_metrics_limit(void)
+{
+    const char *v = getenv("QN_BENCH_METRICS_LIMIT");
+    long n = v ? strtol(v, NULL, 10) : BENCH_METRICS_LIMIT;
+    return n >= 0 && n <= 1000 ? n : BENCH_METRICS_LIMIT;
+}
 
 /* QN_BENCH_SECONDS, or the default. */
 static double bench_seconds(void)
@@ -558,27 +584,32 @@ static int bench_run(struct bench_daemon *d, double seconds)
     for (int i = 0; i < 2; i++)
         if (bench_submit(d->port, fashion ? JOB_FASHION : JOB_SPIRALS, &jobs[i]) != 0)
             return -1;
-    if (bench_wait_training(d->port, jobs) != 0)
+    long limit = bench_metrics_limit();
+    if (bench_wait_training(d->port, jobs, limit) != 0)
         return -1;
+    char q[32] = "";
+    if (limit > 0)
+        snprintf(q, sizeof q, "?limit=%ld", limit);
     printf("bench_http: qn serve (2 workers), jobs %" PRId64 " and %" PRId64 " training %s,\n"
-           "  %d clients with keep-alive connections for %.0f s, alternating the two routes\n",
+           "  %d clients with keep-alive connections for %.0f s, alternating GET /v1/jobs/{id}\n"
+           "  and GET /v1/jobs/{id}/metrics%s\n",
            jobs[0], jobs[1],
            fashion ? "Fashion-MNIST (10000 images, 784-128-10)"
                    : "spirals (20000 points, 2-64-64-2; Fashion-MNIST is not installed)",
-           BENCH_CLIENTS, seconds);
+           BENCH_CLIENTS, seconds, q);
     fflush(stdout);
     struct bench_result busy, idle;
     double s0 = bench_steps(d->port, jobs), t0 = now_s();
     nap_ms(BENCH_QUIET_MS);
     double s1 = bench_steps(d->port, jobs), t1 = now_s();
-    if (bench_load(d->port, jobs, seconds, &busy) != 0)
+    if (bench_load(d->port, jobs, limit, seconds, &busy) != 0)
         return -1;
     double s2 = bench_steps(d->port, jobs), t2 = now_s();
     char st[2][32];
     bench_state(d->port, jobs[0], st[0], sizeof st[0]);
     bench_state(d->port, jobs[1], st[1], sizeof st[1]);
     int trained = !strcmp(st[0], "running") && !strcmp(st[1], "running");
-    if (bench_cancel(d->port, jobs) != 0 || bench_load(d->port, jobs, seconds, &idle) != 0)
+    if (bench_cancel(d->port, jobs) != 0 || bench_load(d->port, jobs, limit, seconds, &idle) != 0)
         return -1;
     bench_print("under training load", &busy);
     printf("    training: %.0f steps/s (both jobs) under this load, %.0f steps/s in the %.0f s "
