@@ -35,27 +35,43 @@ TEST_SUPPORT := $(wildcard tests/support/*.c)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
-# Debian packages the build and the tests need, and how each is detected.
+# Debian packages, by what needs them: building qn and running it (with the
+# Fashion-MNIST data, and cmocka), then the tests (libcurl for the HTTP tests,
+# Chromium and node for the browser test), then the fuzzers (clang). Each
+# target installs only what it needs: `make demo` does not fetch a browser.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev \
-	libgsl-dev libopenblas-dev libcmocka-dev zlib1g-dev dataset-fashion-mnist curl \
-	libcurl4-openssl-dev chromium clang libclang-rt-14-dev
+	libgsl-dev libopenblas-dev libcmocka-dev zlib1g-dev dataset-fashion-mnist
+DEB_TEST_PKGS := libcurl4-openssl-dev curl chromium
 # The browser test's node and npm (Debian's, unless a node with npm is already installed).
-DEB_PKGS += $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
+DEB_TEST_PKGS += $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
+DEB_FUZZ_PKGS := clang libclang-rt-14-dev
 
-.PHONY: all deps test test-plain test-asan test-web bench bench-torch demo clean format
+.PHONY: all deps deps-test deps-fuzz test test-plain test-asan test-web bench bench-torch demo \
+	clean format
 
 all: deps $(BUILD)/qn
 
-deps:
+# Installs the packages of $(1) that dpkg does not have (as root, apt-get).
+define install_missing
 	@missing=""; \
-	for p in $(DEB_PKGS); do \
+	for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
-	  echo "make deps: installing$$missing"; \
-	  if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install:$$missing" >&2; exit 1; fi; \
+	  echo "make: installing$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "make: run as root to install:$$missing" >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PKGS))
+
+deps-test: deps
+	$(call install_missing,$(DEB_TEST_PKGS))
+
+deps-fuzz: deps-test
+	$(call install_missing,$(DEB_FUZZ_PKGS))
 
 $(BUILD)/obj/%.o: %.c $(wildcard engine/*.h schema/*.h server/*.h tests/support/*.h)
 	@mkdir -p $(dir $@)
@@ -91,7 +107,7 @@ test-asan:
 	$(MAKE) --no-print-directory test-plain BUILD=$(BUILD)/asan OPT=-O1 \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
-test: deps
+test: deps-test
 	$(MAKE) --no-print-directory test-plain
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(MAKE) --no-print-directory test-asan
@@ -105,12 +121,12 @@ tests/web/node_modules/.package-lock.json: tests/web/package-lock.json
 test-web: $(BUILD)/qn tests/web/node_modules/.package-lock.json
 	QN_BIN=$(abspath $(BUILD))/qn ARTIFACTS=$(abspath $(BUILD))/test-artifacts node tests/web/test_page.mjs
 
-bench: deps $(BUILD)/qn $(BENCH_BIN)
+bench: deps-test $(BUILD)/qn $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 
 # Our 784-256-128-10 training throughput over PyTorch's on the same CPU
 # (Debian's python3-torch; the system python, which sees Debian's packages).
-bench-torch: deps $(BUILD)/tests/bench/bench_train
+bench-torch: deps-test $(BUILD)/tests/bench/bench_train
 	@ours=$$($(BUILD)/tests/bench/bench_train | awk '/train_run:/{printf "%s%s",s,$$2; s=","}'); \
 	/usr/bin/python3 tests/bench/bench_torch.py --ours "$$ours"
 
@@ -154,11 +170,11 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libqn.a
 # The crash test's long form: kill -9 `qn serve` 20 times while jobs run
 # (tests/integration/test_crash.c; make test runs it with 3 kills).
 .PHONY: crashtest
-crashtest: deps $(BUILD)/qn $(BUILD)/tests/integration/test_crash
+crashtest: deps-test $(BUILD)/qn $(BUILD)/tests/integration/test_crash
 	QN_CRASH_KILLS=20 $(BUILD)/tests/integration/test_crash
 
 .PHONY: fuzz
-fuzz: deps $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
+fuzz: deps-fuzz $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
 	@fail=0; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/crashes/$$t; \
 	  echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
