@@ -16,6 +16,7 @@
  */
 #include "daemon.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
@@ -266,9 +267,14 @@ static int daemon__check_db(const struct daemon_config *c)
     return 0;
 }
 
-/* Starts the worker pool and the event pump when they are built in. */
+/* Starts the worker pool and the event pump when they are built in. With
+ * more than one worker, jobs already run side by side, so OpenBLAS keeps to
+ * the calling thread: its own threads would only oversubscribe the cores and
+ * spin (sched_yield) between the small products of a training step. */
 static int daemon__start_jobs(struct daemon *d)
 {
+    if (d->cfg.workers > 1)
+        openblas_set_num_threads(1);
 #ifdef DAEMON_HAVE_WORKERS
     if (workers_start(d, &d->workers)) {
         fprintf(stderr, "qn: cannot start the worker pool\n");

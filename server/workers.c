@@ -17,13 +17,17 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "job.h"
 #include "qn_err.h"
 #include "queue.h"
 
+#define W_NICE 5               /* workers run this much nicer than HTTP threads */
 #define W_IDLE_POLL_MS 1000   /* an idle thread looks at the queue at least this often */
 #define W_CANCEL_TRIES 2000   /* cancel: waits up to ~2 s for a claimed job to register */
 
@@ -262,12 +266,24 @@ static uint64_t w__gen(struct workers *w)
     return g;
 }
 
+/* Lowers the calling thread's scheduling priority (Linux nice is per thread;
+ * threads the job starts inherit it): on a shared server, requests from
+ * people waiting at a browser or a curl come before computation. */
+static void w__lower_priority(void)
+{
+    errno = 0;
+    int now = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    if (errno == 0)
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), now + W_NICE);
+}
+
 static void *w__main(void *arg)
 {
     struct w_slot *t = arg;
     struct workers *w = t->pool;
     struct store *s = NULL;
     char msg[STORE_MSG_MAX];
+    w__lower_priority();
     if (store_open(w->db, &s, msg, sizeof msg) != 0) {
         if (w->log)
             fprintf(w->log, "qn: worker %zu cannot open the database: %s\n", t->index, msg);
