@@ -36,20 +36,22 @@
 
 #include "../crash/qn_daemon.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CR_CRN_SAMPLES 40000  /* rows of a crn_relu sweep */
-#define CR_HH_SAMPLES 200     /* rows of a hodgkin_huxley sweep */
-#define CR_FIT_EPOCHS 10
-#define CR_TRAIN_SAMPLES 4000 /* spirals points */
-#define CR_TRAIN_EPOCHS 10
-#define CR_KILL_MAX_MS 2500   /* kill moments are uniform in [0, this] after start-up */
+#if defined(__SANITIZE_ADDRESS__) /* the solvers are slower; BLAS is not */
+#define CR_CRN_SAMPLES 30000  /* rows of a crn_relu sweep */
+#define CR_HH_SAMPLES 150     /* rows of a hodgkin_huxley sweep */
+#define CR_FIT_EPOCHS 30
+#define CR_TRAIN_SAMPLES 6000 /* spirals points */
+#define CR_TRAIN_EPOCHS 20
+#define CR_KILL_MAX_MS 3000   /* kill moments are uniform in [0, this] after start-up */
 #else
-#define CR_CRN_SAMPLES 200000
-#define CR_HH_SAMPLES 1000
-#define CR_FIT_EPOCHS 20
+/* Sweeps of a few tenths of a second, so that most finish between kills and
+ * the kills also find fits and trains running. */
+#define CR_CRN_SAMPLES 50000
+#define CR_HH_SAMPLES 300
+#define CR_FIT_EPOCHS 40
 #define CR_TRAIN_SAMPLES 10000
 #define CR_TRAIN_EPOCHS 30
-#define CR_KILL_MAX_MS 1500
+#define CR_KILL_MAX_MS 2500
 #endif
 #define CR_MAX_JOBS 1024
 #define CR_STEP_EVERY 20  /* train jobs record step_loss every 20 steps (job_train.c) */

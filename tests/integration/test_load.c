@@ -14,7 +14,8 @@
  * order of the log's "queued -> running" lines): between two consecutive
  * starts of an owner X, and before X's first start, no other owner starts
  * more than one job after X's next job was submitted (from then on X was
- * waiting). That is "no owner waits more than one job's length behind
+ * waiting); a start in the same millisecond as one of X's two is not counted,
+ * since the log lines of two claims a moment apart may come out swapped. That is "no owner waits more than one job's length behind
  * another's backlog" with round-robin across owners.
  */
 #include <stdarg.h>
@@ -250,10 +251,19 @@ static struct ld_job *ld_start_order(struct ld *l)
     return jobs;
 }
 
+/* Whether start m is surely after start prev (-1: none): the times have
+ * milliseconds, and two claims in the same millisecond are in either order. */
+static int ld_after(const struct ld_job *jobs, long prev, long m)
+{
+    return prev < 0 || strcmp(jobs[m].started, jobs[prev].started) > 0;
+}
+
 /*
  * The largest number of starts of one other owner between consecutive starts
  * of the same owner (or before its first), counting only starts after that
- * owner's next job was submitted. Prints the worst case.
+ * owner's next job was submitted, and not those in the same millisecond as
+ * either of the owner's two starts (their order is not known). Prints the
+ * worst case.
  */
 static size_t ld_worst_wait(const struct ld_job *jobs)
 {
@@ -265,13 +275,16 @@ static size_t ld_worst_wait(const struct ld_job *jobs)
                 continue;
             size_t others[LD_USERS] = {0};
             for (long m = prev + 1; m < k; m++)
-                if (strcmp(jobs[m].started, jobs[k].created) > 0)
+                if (strcmp(jobs[m].started, jobs[k].created) > 0 && ld_after(jobs, prev, m) &&
+                    strcmp(jobs[m].started, jobs[k].started) < 0)
                     others[jobs[m].owner]++;
             for (int y = 0; y < LD_USERS; y++) {
                 if (others[y] > worst) {
                     worst = others[y];
-                    printf("  %s's job %" PRId64 " (start #%ld) waited behind %zu starts of %s\n",
-                           ld_names[x], jobs[k].id, k + 1, others[y], ld_names[y]);
+                    printf("  %s's job %" PRId64 " (start #%ld at %s) waited behind %zu "
+                           "starts of %s\n",
+                           ld_names[x], jobs[k].id, k + 1, jobs[k].started, others[y],
+                           ld_names[y]);
                 }
             }
             prev = k;
