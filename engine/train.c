@@ -119,24 +119,30 @@ static void train__metric(const struct train_hooks *h, const char *name, uint64_
         h->metric(name, step, epoch, v, h->ctx);
 }
 
-/* One epoch over train in the order of a permutation drawn from (seed, epoch). */
+/* One epoch over ds in the order of a permutation drawn from (seed, epoch),
+ * from step at->step on (at->epoch == epoch). On cancel, *at says where it
+ * stopped. */
 static int train__epoch(struct net *n, struct optim *o, const struct data_set *ds,
                         const struct train_config *cfg, const struct train_hooks *h,
-                        struct train__batch *b, size_t epoch, double *loss, double *acc)
+                        struct train__batch *b, struct train_position *at, double *loss,
+                        double *acc)
 {
+    size_t epoch = at->epoch;
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     if (!r)
         return QN_ENOMEM;
     gsl_rng_set(r, cfg->seed * 1000003u + epoch);
     data_permute(b->idx, ds->n, r);
     gsl_rng_free(r);
-    size_t steps_per_epoch = (ds->n + cfg->batch - 1) / cfg->batch, correct = 0;
-    uint64_t step = (uint64_t)epoch * steps_per_epoch;
+    size_t steps_per_epoch = (ds->n + cfg->batch - 1) / cfg->batch, correct = at->correct;
+    uint64_t step = (uint64_t)epoch * steps_per_epoch + at->step;
     size_t every = h && h->step_metric_every ? h->step_metric_every : 1;
-    double sum = 0;
-    for (size_t i = 0; i < ds->n; i += cfg->batch, step++) {
-        if (h && train__canceled(h->cancel))
+    double sum = at->loss_sum;
+    for (size_t i = at->step * cfg->batch; i < ds->n; i += cfg->batch, step++) {
+        if (h && train__canceled(h->cancel)) {
+            *at = (struct train_position){epoch, i / cfg->batch, sum, correct};
             return QN_ECANCELED;
+        }
         size_t B = ds->n - i < cfg->batch ? ds->n - i : cfg->batch;
         data_gather(ds, b->idx + i, B, b->x, ds->labels ? b->labels : NULL, ds->y ? b->y : NULL);
         int rc = net_forward(n, b->x, B);
@@ -212,6 +218,25 @@ int train_run(struct net *n, struct optim *o, const struct data_set *train,
               const struct data_set *test, const struct train_config *cfg,
               const struct train_hooks *h, size_t start_epoch, struct train_result *res)
 {
+    struct train_position from = {start_epoch, 0, 0, 0};
+    return train_run_from(n, o, train, test, cfg, h, &from, res);
+}
+
+/* Saves a mid-epoch checkpoint after a cancel, when the hooks ask for one. */
+static int train__partial(const struct net *n, const struct optim *o,
+                          const struct train_config *cfg, const struct train_hooks *h,
+                          const struct train_position *at)
+{
+    if (!h || !h->partial || cfg->adapt.enabled || at->step == 0)
+        return QN_OK;
+    return h->partial(n, o, at, h->ctx);
+}
+
+int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
+                   const struct data_set *test, const struct train_config *cfg,
+                   const struct train_hooks *h, const struct train_position *from,
+                   struct train_result *res)
+{
     memset(res, 0, sizeof *res);
     res->test_loss = res->test_accuracy = NAN;
     if (cfg->batch < 1 || cfg->batch > n->cap)
@@ -224,7 +249,10 @@ int train_run(struct net *n, struct optim *o, const struct data_set *train,
         rc = train_check_data(n, test, cfg->loss);
     if (rc)
         return rc;
+    size_t steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
     if (cfg->adapt.enabled && adapt_config_check(&cfg->adapt))
+        return QN_EINVAL;
+    if (from->step >= steps_per_epoch || (from->step && cfg->adapt.enabled))
         return QN_EINVAL;
     struct adapt_state fresh, *as = h && h->adapt_state ? h->adapt_state : &fresh;
     adapt_state_init(&fresh);
@@ -232,14 +260,20 @@ int train_run(struct net *n, struct optim *o, const struct data_set *train,
     rc = net_freeze_fixed(n, o);
     if (rc == QN_OK)
         rc = train__batch_init(&b, n, train);
-    size_t steps_per_epoch = (train->n + cfg->batch - 1) / cfg->batch;
-    for (size_t e = start_epoch; rc == QN_OK && e < cfg->epochs; e++) {
+    struct train_position at = *from;
+    for (size_t e = from->epoch; rc == QN_OK && e < cfg->epochs; e++) {
         double t0 = train__now();
         size_t failed_before = n->failed_solves;
         net_track_reset(n);
         n->track = cfg->adapt.enabled;
-        rc = train__epoch(n, o, train, cfg, h, &b, e, &res->train_loss, &res->train_accuracy);
+        if (e != from->epoch)
+            at = (struct train_position){e, 0, 0, 0};
+        rc = train__epoch(n, o, train, cfg, h, &b, &at, &res->train_loss, &res->train_accuracy);
         n->track = 0;
+        if (rc == QN_ECANCELED) {
+            int prc = train__partial(n, o, cfg, h, &at);
+            rc = prc ? prc : rc;
+        }
         if (rc == QN_OK)
             rc = train__report(n, test, cfg, h, e + 1, (uint64_t)(e + 1) * steps_per_epoch,
                                train__now() - t0, failed_before, res);

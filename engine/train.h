@@ -52,6 +52,22 @@ typedef void (*train_metric_fn)(const char *name, uint64_t step, size_t epoch, d
 typedef int (*train_checkpoint_fn)(const struct net *n, const struct optim *o, size_t epoch,
                                    void *ctx);
 
+/* Where a run stands inside an epoch: `epoch` epochs done, then `step` steps
+ * of the next, whose running loss sum and correct count are kept so that the
+ * epoch's train_loss and train_accuracy come out as if nothing had stopped. */
+struct train_position {
+    size_t epoch;    /* completed epochs */
+    size_t step;     /* steps done in epoch `epoch` + 1 (0: at an epoch boundary) */
+    double loss_sum; /* sum over those steps of loss * rows */
+    size_t correct;  /* rows classified right in those steps */
+};
+
+/* Called when a run is canceled in the middle of an epoch (not with adapt):
+ * save n->params, the optimizer and *at, and a run started from *at with
+ * train_run_from continues exactly where this one stopped. */
+typedef int (*train_partial_fn)(const struct net *n, const struct optim *o,
+                                const struct train_position *at, void *ctx);
+
 struct train_hooks {
     train_metric_fn metric;         /* may be NULL */
     train_checkpoint_fn checkpoint; /* may be NULL */
@@ -62,6 +78,7 @@ struct train_hooks {
                                         to start from (adapt_state_init, or restored with
                                         a checkpoint), updated as epochs pass, so the
                                         checkpoint hook can save it */
+    train_partial_fn partial;       /* may be NULL: no checkpoint on cancel */
 };
 
 struct train_result {
@@ -82,6 +99,12 @@ struct train_result {
 int train_run(struct net *n, struct optim *o, const struct data_set *train,
               const struct data_set *test, const struct train_config *cfg,
               const struct train_hooks *hooks, size_t start_epoch, struct train_result *res);
+
+/* As train_run, from a position inside an epoch (a partial checkpoint). */
+int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
+                   const struct data_set *test, const struct train_config *cfg,
+                   const struct train_hooks *hooks, const struct train_position *from,
+                   struct train_result *res);
 
 /*
  * Loss and accuracy (NaN for regression) of n on ds in batches of up to

@@ -51,6 +51,7 @@ struct job_train_run {
     struct optim o;
     int have_o;
     size_t start;      /* epochs done before this run (resume) */
+    struct train_position from; /* where to start: start epochs, then from.step steps */
     size_t widths[NET_MAX_LAYERS]; /* the widths to build with (the spec's, or a checkpoint's) */
     struct adapt_state as; /* the adaptive schedule (restored with a checkpoint) */
     struct store_checkpoint cp; /* the checkpoint to resume from */
@@ -164,7 +165,8 @@ static int job_train__build(struct job_ctx *ctx, const struct job_train *p,
 /* The "arch" JSON of job's checkpoint at epoch into widths and *as; a NULL column
  * leaves them alone. Returns 0 or QN_EFORMAT / a store code. */
 static int job_train__arch_read(struct store *s, int64_t job, size_t epoch, size_t n_layers,
-                                size_t *widths, struct adapt_state *as)
+                                size_t *widths, struct adapt_state *as,
+                                struct train_position *at)
 {
     sqlite3 *db = store_sqlite(s);
     sqlite3_stmt *st = NULL;
@@ -185,6 +187,18 @@ static int job_train__arch_read(struct store *s, int64_t job, size_t epoch, size
         if (v < 1 || v > SPEC_DEVICES_MAX)
             rc = QN_EFORMAT;
         widths[l] = (size_t)v;
+    }
+    *at = (struct train_position){epoch, 0, 0, 0};
+    json_t *step = json_object_get(a, "step");
+    if (text && rc == 0 && step) {
+        json_t *sum = json_object_get(a, "loss_sum"), *cor = json_object_get(a, "correct");
+        if (!json_is_integer(step) || json_integer_value(step) < 1 || !json_is_number(sum) ||
+            !json_is_integer(cor) || json_integer_value(cor) < 0)
+            rc = QN_EFORMAT;
+        else
+            *at = (struct train_position){epoch, (size_t)json_integer_value(step),
+                                          json_number_value(sum),
+                                          (size_t)json_integer_value(cor)};
     }
     if (text && rc == 0) {
         as->best_loss = json_is_number(best) ? json_number_value(best) : INFINITY;
@@ -210,8 +224,32 @@ static int job_train__resume_point(struct job_ctx *ctx, const struct job_train *
         return job_fail(ctx, rc, "cannot read the checkpoints");
     r->have_cp = 1;
     rc = job_train__arch_read(ctx->store, ctx->job_id, r->cp.epoch, p->nd.n_layers, r->widths,
-                              &r->as);
+                              &r->as, &r->from);
     return rc ? job_fail(ctx, rc, "cannot read the checkpoint's architecture") : 0;
+}
+
+static int job_train__sqlrc(int rc);
+
+/* Deletes the metrics a resumed run will write again: every epoch after the
+ * checkpoint's, except (for a checkpoint inside an epoch) the step losses
+ * of the steps it had already done. */
+static int job_train__trim(struct job_ctx *ctx, const struct job_train *p,
+                           const struct job_train_run *r)
+{
+    if (r->from.step == 0)
+        return store_metric_delete_after(ctx->store, ctx->job_id, (int64_t)r->start);
+    size_t batch = p->t.train.batch, spe = (r->train.n + batch - 1) / batch;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store_sqlite(ctx->store),
+                           "DELETE FROM metrics WHERE job_id = ?1 AND epoch > ?2 AND step > ?3",
+                           -1, &st, NULL) != SQLITE_OK)
+        return QN_EDB;
+    sqlite3_bind_int64(st, 1, ctx->job_id);
+    sqlite3_bind_int64(st, 2, (int64_t)r->start);
+    sqlite3_bind_int64(st, 3, (int64_t)(r->start * spe + r->from.step));
+    int rc = job_train__sqlrc(sqlite3_step(st));
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* Restores the checkpoint when there is one; else calibrates (if asked). */
@@ -238,7 +276,9 @@ static int job_train__start(struct job_ctx *ctx, const struct job_train *p,
         r->o.t = c->t;
         r->start = c->epoch;
     }
-    if (rc == 0 && (rc = store_metric_delete_after(ctx->store, ctx->job_id, (int64_t)r->start)))
+    if (!r->have_cp)
+        r->from = (struct train_position){0, 0, 0, 0};
+    if (rc == 0 && (rc = job_train__trim(ctx, p, r)))
         job_fail(ctx, rc, "cannot trim the metrics");
     return rc;
 }
@@ -257,7 +297,8 @@ static void job_train__metric(const char *name, uint64_t step, size_t epoch, dou
 }
 
 /* The "arch" JSON of n and the schedule as (new text, free() it; NULL: no memory). */
-static char *job_train__arch_text(const struct net *n, const struct adapt_state *as)
+static char *job_train__arch_text(const struct net *n, const struct adapt_state *as,
+                                  const struct train_position *at)
 {
     json_t *w = json_array();
     for (size_t l = 0; w && l < n->n_layers; l++)
@@ -266,6 +307,13 @@ static char *job_train__arch_text(const struct net *n, const struct adapt_state 
     json_t *a = json_pack("{so so sI sI}", "widths", w, "best_loss",
                           isfinite(as->best_loss) ? json_real(as->best_loss) : json_null(),
                           "stale", (json_int_t)as->stale, "events", (json_int_t)as->events);
+    if (a && at && at->step && /* a checkpoint inside an epoch (taken on cancel) */
+        json_object_update_new(a, json_pack("{sI sf sI}", "step", (json_int_t)at->step,
+                                            "loss_sum", at->loss_sum, "correct",
+                                            (json_int_t)at->correct))) {
+        json_decref(a);
+        a = NULL;
+    }
     char *text = a ? json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(a);
     return text;
@@ -311,16 +359,16 @@ static int job_train__exec(struct store *s, const char *sql)
     return job_train__sqlrc(sqlite3_exec(store_sqlite(s), sql, NULL, NULL, NULL));
 }
 
-/* Writes the checkpoint row and its architecture in one transaction. */
-static int job_train__checkpoint(const struct net *n, const struct optim *o, size_t epoch,
-                                 void *c)
+/* Writes the checkpoint row (after `epoch` epochs, plus at->step steps when
+ * at is non-NULL) and its architecture in one transaction. */
+static int job_train__save_checkpoint(const struct net *n, const struct optim *o, size_t epoch,
+                                      const struct train_position *at, struct job_train_run *r)
 {
-    struct job_train_run *r = c;
     struct store *s = r->ctx->store;
     struct store_checkpoint cp = {.job_id = r->ctx->job_id, .epoch = epoch, .params = n->params,
                                   .n_params = n->n_params, .state = o->state,
                                   .n_state = optim_state_len(o), .t = o->t};
-    char *arch = job_train__arch_text(n, &r->as);
+    char *arch = job_train__arch_text(n, &r->as, at);
     int rc = arch ? job_train__exec(s, "BEGIN IMMEDIATE") : QN_ENOMEM;
     if (rc == 0) {
         rc = store_checkpoint_put(s, &cp);
@@ -334,6 +382,23 @@ static int job_train__checkpoint(const struct net *n, const struct optim *o, siz
     return rc ? job_fail(r->ctx, rc, "cannot write a checkpoint") : 0;
 }
 
+/* train_hooks.checkpoint: every checkpoint_every epochs. */
+static int job_train__checkpoint(const struct net *n, const struct optim *o, size_t epoch,
+                                 void *c)
+{
+    return job_train__save_checkpoint(n, o, epoch, NULL, c);
+}
+
+/* train_hooks.partial: the run was canceled inside an epoch (the daemon
+ * stopping, or a user's cancel); keep where it stood, so that a requeued or
+ * resumed job loses no step. Keeps the cancel as the run's outcome. */
+static int job_train__partial(const struct net *n, const struct optim *o,
+                              const struct train_position *at, void *c)
+{
+    int rc = job_train__save_checkpoint(n, o, at->epoch, at, c);
+    return rc ? rc : QN_ECANCELED;
+}
+
 /* Trains from r->start to the last epoch; final figures into *res. */
 static int job_train__train(struct job_ctx *ctx, const struct job_train *p,
                             struct job_train_run *r, struct train_result *res)
@@ -342,8 +407,8 @@ static int job_train__train(struct job_ctx *ctx, const struct job_train *p,
     r->steps = (uint64_t)((r->train.n + batch - 1) / batch) * p->t.train.epochs;
     r->ctx = ctx;
     struct train_hooks h = {job_train__metric, job_train__checkpoint, r, ctx->cancel,
-                            JOB_TRAIN_STEP_EVERY, &r->as};
-    int rc = train_run(r->net, &r->o, &r->train, &r->test, &p->t.train, &h, r->start, res);
+                            JOB_TRAIN_STEP_EVERY, &r->as, job_train__partial};
+    int rc = train_run_from(r->net, &r->o, &r->train, &r->test, &p->t.train, &h, &r->from, res);
     if (rc == QN_EINVAL && !ctx->reason[0])
         snprintf(ctx->reason, sizeof ctx->reason, "the dataset does not fit the network "
                  "(inputs, outputs or labels)");

@@ -364,7 +364,7 @@ static void test_resume_identical(void **state)
     struct run_log la = {0};
     la.saved_params = malloc(a->n_params * sizeof(float));
     la.saved_state = malloc(optim_state_len(&oa) * sizeof(float));
-    struct train_hooks ha = {log_metric, save_checkpoint, &la, NULL, 0, NULL};
+    struct train_hooks ha = {log_metric, save_checkpoint, &la, NULL, 0, NULL, NULL};
     struct train_result ra;
     assert_int_equal(train_run(a, &oa, &tr, &te, &cfg, &ha, 0, &ra), 0);
     assert_int_equal(la.checkpoints, 1);
@@ -378,7 +378,7 @@ static void test_resume_identical(void **state)
     memcpy(ob.state, la.saved_state, optim_state_len(&ob) * sizeof(float));
     ob.t = la.saved_t;
     struct run_log lb = {0};
-    struct train_hooks hb = {log_metric, NULL, &lb, NULL, 0, NULL};
+    struct train_hooks hb = {log_metric, NULL, &lb, NULL, 0, NULL, NULL};
     struct train_result rb;
     assert_int_equal(train_run(b, &ob, &tr, &te, &cfg, &hb, 2, &rb), 0);
     assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
@@ -387,6 +387,93 @@ static void test_resume_identical(void **state)
     free(la.saved_params), free(la.saved_state);
     optim_close(&oa), optim_close(&ob);
     net_destroy(a), net_destroy(b);
+    dev_model_close(&tanhd), dev_model_close(&ident);
+    data_close(&ds), data_close(&tr), data_close(&te);
+}
+
+/* A run canceled inside an epoch, saved by the partial hook. */
+struct cut_log {
+    atomic_int cancel;     /* set at step cut_at */
+    uint64_t cut_at;
+    double last_loss;
+    struct train_position at;
+    float *params, *state; /* saved */
+    uint64_t t;
+};
+
+static void cut_metric(const char *name, uint64_t step, size_t epoch, double v, void *ctx)
+{
+    (void)epoch;
+    struct cut_log *c = ctx;
+    if (strcmp(name, "step_loss") == 0 && step == c->cut_at)
+        atomic_store(&c->cancel, 1);
+    if (strcmp(name, "train_loss") == 0)
+        c->last_loss = v;
+}
+
+static int cut_partial(const struct net *n, const struct optim *o, const struct train_position *at,
+                       void *ctx)
+{
+    struct cut_log *c = ctx;
+    c->at = *at;
+    memcpy(c->params, n->params, n->n_params * sizeof(float));
+    memcpy(c->state, o->state, optim_state_len(o) * sizeof(float));
+    c->t = o->t;
+    return 0;
+}
+
+/* Canceled in the middle of epoch 2, saved by the partial hook, resumed with
+ * train_run_from: the same weights and the same epoch losses as a run that
+ * never stopped. */
+static void test_resume_mid_epoch(void **state)
+{
+    (void)state;
+    struct data_set ds, tr, te;
+    assert_int_equal(data_gen_spirals(&ds, 300, 2, 0.1, 5), 0);
+    assert_int_equal(data_split(&ds, 0.2, 1, &tr, &te), 0);
+    struct dev_model tanhd, ident;
+    dev_model_init(&tanhd, DEV_NEURON);
+    tanhd.activation = ACT_TANH;
+    prepare(&tanhd);
+    dev_model_init(&ident, DEV_NEURON);
+    ident.activation = ACT_IDENTITY;
+    prepare(&ident);
+    struct net_layer_spec spec[2] = {{16, &tanhd, VIA_EXACT, NULL, 0, 0},
+                                     {2, &ident, VIA_EXACT, NULL, 0, 0}};
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 3, 32, 9, 0, {0}};
+    struct optim_config oc;
+    optim_config_default(&oc, OPTIM_ADAM);
+    oc.lr = 0.01;
+    struct net *a = NULL, *b = NULL, *c = NULL;
+    struct optim oa, ob, ocut;
+    assert_int_equal(net_create(&a, 2, spec, 2, 32, 1, 3, NULL), 0);
+    assert_int_equal(net_create(&b, 2, spec, 2, 32, 1, 3, NULL), 0);
+    assert_int_equal(net_create(&c, 2, spec, 2, 32, 1, 77, NULL), 0);
+    assert_int_equal(optim_init(&oa, &oc, a->n_params), 0);
+    assert_int_equal(optim_init(&ob, &oc, b->n_params), 0);
+    assert_int_equal(optim_init(&ocut, &oc, c->n_params), 0);
+    struct cut_log full = {0}, cut = {0}, rest = {0};
+    full.cut_at = rest.cut_at = UINT64_MAX;
+    cut.cut_at = 11; /* 8 steps an epoch: the 3rd step of epoch 2 */
+    cut.params = malloc(b->n_params * sizeof(float));
+    cut.state = malloc(optim_state_len(&ob) * sizeof(float));
+    struct train_hooks hf = {cut_metric, NULL, &full, NULL, 1, NULL, NULL};
+    struct train_hooks hc = {cut_metric, NULL, &cut, &cut.cancel, 1, NULL, cut_partial};
+    struct train_hooks hr = {cut_metric, NULL, &rest, NULL, 1, NULL, NULL};
+    struct train_result r;
+    assert_int_equal(train_run(a, &oa, &tr, &te, &cfg, &hf, 0, &r), 0);
+    assert_int_equal(train_run(b, &ob, &tr, &te, &cfg, &hc, 0, &r), QN_ECANCELED);
+    assert_int_equal(cut.at.epoch, 1);
+    assert_int_equal(cut.at.step, 3);
+    memcpy(c->params, cut.params, c->n_params * sizeof(float));
+    memcpy(ocut.state, cut.state, optim_state_len(&ocut) * sizeof(float));
+    ocut.t = cut.t;
+    assert_int_equal(train_run_from(c, &ocut, &tr, &te, &cfg, &hr, &cut.at, &r), 0);
+    assert_memory_equal(a->params, c->params, a->n_params * sizeof(float));
+    assert_true(full.last_loss == rest.last_loss);
+    free(cut.params), free(cut.state);
+    optim_close(&oa), optim_close(&ob), optim_close(&ocut);
+    net_destroy(a), net_destroy(b), net_destroy(c);
     dev_model_close(&tanhd), dev_model_close(&ident);
     data_close(&ds), data_close(&tr), data_close(&te);
 }
@@ -582,6 +669,7 @@ int main(void)
         cmocka_unit_test(test_grad_device),
         cmocka_unit_test(test_physics_aware),
         cmocka_unit_test(test_resume_identical),
+        cmocka_unit_test(test_resume_mid_epoch),
         cmocka_unit_test(test_xor_network),
         cmocka_unit_test(test_full_grad),
         cmocka_unit_test(test_full_wiring),
