@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "qn_test.h"
+#include "qt_daemon.h"
 
 #define BENCH_CLIENTS 32       /* concurrent clients, one connection each */
 #define BENCH_SECONDS 20.0     /* default length of each run */
@@ -70,16 +71,6 @@
 enum { ROUTE_JOB, ROUTE_METRICS, ROUTE_N };
 static const char *const bench_route_names[ROUTE_N] = {"GET /v1/jobs/{id}",
                                                        "GET /v1/jobs/{id}/metrics"};
-
-/* The daemon under test. */
-struct bench_daemon {
-    char dir[512]; /* temporary directory (database, logs) */
-    char db[600];  /* database path */
-    char out[600]; /* the daemon's stdout (its port as JSON) */
-    char log[600]; /* the daemon's stderr (one line per request) */
-    pid_t pid;     /* 0 when not running */
-    unsigned port;
-};
 
 /* Latencies of one route (ms), grown by doubling. */
 struct bench_lat {
@@ -121,136 +112,15 @@ struct bench_result {
     char first_error[160];
 };
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
-/* ---- the daemon ------------------------------------------------------------------ */
-
-/* The port in the daemon's stdout line {"url":..., "port":N}, 0 before it. */
-static unsigned bench_port_from(const char *path)
-{
-    char *text = qt_read_file(path, NULL);
-    const char *p = text ? strstr(text, "\"port\":") : NULL;
-    unsigned port = p ? (unsigned)strtoul(p + 7, NULL, 10) : 0;
-    free(text);
-    return port;
-}
-
-/* Forks `qn serve` on port 0 with 2 workers; waits for its port. 0 or -1. */
-static int bench_daemon_start(struct bench_daemon *d)
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int out = open(d->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int null = open("/dev/null", O_RDONLY);
-        if (out < 0 || err < 0 || null < 0)
-            _exit(127);
-        dup2(null, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        execl(QN_BIN, "qn", "serve", "--db", d->db, "--port", "0", "--workers", "2",
-              (char *)NULL);
-        _exit(127);
-    }
-    d->pid = pid;
-    double t0 = now_s();
-    while ((d->port = bench_port_from(d->out)) == 0) {
-        if (waitpid(pid, NULL, WNOHANG) == pid || now_s() - t0 > 20) {
-            d->pid = 0;
-            char *log = qt_read_file(d->log, NULL);
-            fprintf(stderr, "bench_http: qn serve did not start (%s); log:\n%s\n", QN_BIN,
-                    log ? log : "");
-            free(log);
-            return -1;
-        }
-        nap_ms(5);
-    }
-    return 0;
-}
-
-/* SIGTERM, then SIGKILL when the daemon is still there after 20 s. */
-static void bench_daemon_stop(struct bench_daemon *d)
-{
-    if (!d->pid)
-        return;
-    kill(d->pid, SIGTERM);
-    double t0 = now_s();
-    while (waitpid(d->pid, NULL, WNOHANG) == 0) {
-        if (now_s() - t0 > 20) {
-            fprintf(stderr, "bench_http: qn serve ignored SIGTERM for 20 s; killed\n");
-            kill(d->pid, SIGKILL);
-            waitpid(d->pid, NULL, 0);
-            break;
-        }
-        nap_ms(5);
-    }
-    d->pid = 0;
-}
-
 /* ---- single requests (set-up and checks) ----------------------------------------- */
 
-struct bench_buf {
-    char *p;
-    size_t n;
-};
-
-static size_t bench_buf_write(char *data, size_t size, size_t nmemb, void *user)
-{
-    struct bench_buf *b = user;
-    size_t n = size * nmemb;
-    char *p = realloc(b->p, b->n + n + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->n, data, n);
-    b->n += n;
-    p[b->n] = '\0';
-    b->p = p;
-    return n;
-}
-
-/* One request on a new connection; the status (0 on a transport failure)
- * and the reply parsed into *out (new reference; NULL when not JSON). */
+/* One request on a new connection (30 s at most); the status (0 on a
+ * transport failure) and the reply parsed into *out (new reference; NULL
+ * when not JSON). */
 static long bench_call(unsigned port, const char *method, const char *path, const char *body,
                        json_t **out)
 {
-    CURL *c = curl_easy_init();
-    if (!c)
-        return 0;
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    struct bench_buf b = {NULL, 0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, bench_buf_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (body || strcmp(method, "POST") == 0)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (out)
-        *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
-    free(b.p);
-    return status;
+    return qd_http_raw_t(port, method, path, NULL, body, out, 30L);
 }
 
 /* Submits a job; its id into *id. 0 or -1. */
@@ -315,7 +185,7 @@ static int bench_has_metrics(unsigned port, int64_t id, long rows)
 /* Waits until both jobs run and have `rows` metrics; 0, or -1 (with the reason). */
 static int bench_wait_training(unsigned port, const int64_t jobs[2], long rows)
 {
-    double t0 = now_s();
+    double t0 = qd_now();
     for (int i = 0; i < 2; i++) {
         char st[32];
         for (;;) {
@@ -323,12 +193,12 @@ static int bench_wait_training(unsigned port, const int64_t jobs[2], long rows)
             if (strcmp(st, "running") == 0 && bench_has_metrics(port, jobs[i], rows))
                 break;
             if ((strcmp(st, "queued") != 0 && strcmp(st, "running") != 0) ||
-                now_s() - t0 > BENCH_START_WAIT) {
+                qd_now() - t0 > BENCH_START_WAIT) {
                 fprintf(stderr, "bench_http: job %" PRId64 " is '%s', not training\n", jobs[i],
                         st);
                 return -1;
             }
-            nap_ms(50);
+            qd_nap_ms(50);
         }
     }
     return 0;
@@ -342,19 +212,19 @@ static int bench_cancel(unsigned port, const int64_t jobs[2])
         snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/cancel", jobs[i]);
         bench_call(port, "POST", path, NULL, NULL);
     }
-    double t0 = now_s();
+    double t0 = qd_now();
     for (int i = 0; i < 2; i++)
         for (;;) {
             bench_state(port, jobs[i], st, sizeof st);
             if (strcmp(st, "canceled") == 0 || strcmp(st, "succeeded") == 0 ||
                 strcmp(st, "failed") == 0)
                 break;
-            if (now_s() - t0 > 10) {
+            if (qd_now() - t0 > 10) {
                 fprintf(stderr, "bench_http: job %" PRId64 " still '%s' 10 s after cancel\n",
                         jobs[i], st);
                 return -1;
             }
-            nap_ms(20);
+            qd_nap_ms(20);
         }
     return 0;
 }
@@ -420,13 +290,13 @@ static void *bench_client_main(void *arg)
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     }
     double t_end = bench_wait_go(c->start);
-    for (unsigned i = 0; h && now_s() < t_end; i++) {
+    for (unsigned i = 0; h && qd_now() < t_end; i++) {
         int r = (int)(i % ROUTE_N);
         curl_easy_setopt(h, CURLOPT_URL, url[r]);
         c->rx = 0;
-        double t0 = now_s();
+        double t0 = qd_now();
         CURLcode rc = curl_easy_perform(h);
-        double ms = (now_s() - t0) * 1e3;
+        double ms = (qd_now() - t0) * 1e3;
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         if (rc != CURLE_OK)
@@ -525,7 +395,7 @@ static int bench_load(unsigned port, const int64_t jobs[2], long limit, double s
         if (pthread_create(&c->th, NULL, bench_client_main, c) != 0)
             break;
     }
-    double t0 = now_s();
+    double t0 = qd_now();
     pthread_mutex_lock(&start.mu);
     start.go = 1;
     start.t_end = started == BENCH_CLIENTS ? t0 + seconds : 0; /* else stop at once */
@@ -533,7 +403,7 @@ static int bench_load(unsigned port, const int64_t jobs[2], long limit, double s
     pthread_mutex_unlock(&start.mu);
     for (size_t i = 0; i < started; i++)
         pthread_join(cl[i].th, NULL);
-    r->seconds = now_s() - t0;
+    r->seconds = qd_now() - t0;
     int rc = -1;
     if (started < BENCH_CLIENTS)
         fprintf(stderr, "bench_http: cannot start %d client threads\n", BENCH_CLIENTS);
@@ -577,7 +447,7 @@ static double bench_seconds(void)
 }
 
 /* Both runs on a started daemon; 0 or -1 when the set-up failed. */
-static int bench_run(struct bench_daemon *d, double seconds)
+static int bench_run(struct qd *d, double seconds)
 {
     int fashion = access(FASHION_DIR "/train-images-idx3-ubyte.gz", R_OK) == 0;
     int64_t jobs[2];
@@ -599,12 +469,12 @@ static int bench_run(struct bench_daemon *d, double seconds)
            BENCH_CLIENTS, seconds, q);
     fflush(stdout);
     struct bench_result busy, idle;
-    double s0 = bench_steps(d->port, jobs), t0 = now_s();
-    nap_ms(BENCH_QUIET_MS);
-    double s1 = bench_steps(d->port, jobs), t1 = now_s();
+    double s0 = bench_steps(d->port, jobs), t0 = qd_now();
+    qd_nap_ms(BENCH_QUIET_MS);
+    double s1 = bench_steps(d->port, jobs), t1 = qd_now();
     if (bench_load(d->port, jobs, limit, seconds, &busy) != 0)
         return -1;
-    double s2 = bench_steps(d->port, jobs), t2 = now_s();
+    double s2 = bench_steps(d->port, jobs), t2 = qd_now();
     char st[2][32];
     bench_state(d->port, jobs[0], st[0], sizeof st[0]);
     bench_state(d->port, jobs[1], st[1], sizeof st[1]);
@@ -629,21 +499,22 @@ static int bench_run(struct bench_daemon *d, double seconds)
 
 int main(void)
 {
-    struct bench_daemon d;
+    struct qd d;
     int rc = 1;
-    memset(&d, 0, sizeof d);
     signal(SIGPIPE, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         return 1;
-    if (qt_tmpdir(d.dir, sizeof d.dir) != 0)
+    if (qd_init(&d, 2) != 0)
         goto fail_tmp;
-    snprintf(d.db, sizeof d.db, "%s/qn.db", d.dir);
-    snprintf(d.out, sizeof d.out, "%s/daemon.out", d.dir);
-    snprintf(d.log, sizeof d.log, "%s/daemon.log", d.dir);
-    if (bench_daemon_start(&d) != 0)
+    if (qd_spawn(&d, NULL, 20) != 0) {
+        char *log = qt_read_file(d.log, NULL);
+        fprintf(stderr, "bench_http: qn serve did not start (%s); log:\n%s\n", QN_BIN,
+                log ? log : "");
+        free(log);
         goto fail_daemon;
+    }
     rc = bench_run(&d, bench_seconds()) == 0 ? 0 : 1;
-    bench_daemon_stop(&d);
+    qd_stop(&d, SIGTERM);
 fail_daemon:
     qt_rmtree(d.dir);
 fail_tmp:

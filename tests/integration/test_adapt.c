@@ -22,30 +22,9 @@
 
 #include "qn_test.h"
 
-struct fx {
-    char dir[512];
-};
-
-static int fx_setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    if (!f || qt_tmpdir(f->dir, sizeof f->dir) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    qt_rmtree(f->dir);
-    free(f);
-    return 0;
-}
-
 /* Runs `qn ARGS... --db db --workers 1` and checks the exit status; the stdout record
  * (new reference) when want is 0 or 1, else NULL (stderr must then hold needle). */
-static json_t *qn(const struct fx *f, const char *db, const char *job, const char *resume_id,
+static json_t *qn(const struct qt_dir *f, const char *db, const char *job, const char *resume_id,
                   int want, const char *needle)
 {
     struct qt_run r;
@@ -80,7 +59,7 @@ static const json_t *result(const json_t *rec, const char *key)
 }
 
 /* Runs sql on dir/db; the first column of the first row as an integer (-1: none). */
-static long long db_int(const struct fx *f, const char *db, const char *sql)
+static long long db_int(const struct qt_dir *f, const char *db, const char *sql)
 {
     char path[700];
     snprintf(path, sizeof path, "%s/%s", f->dir, db);
@@ -103,7 +82,7 @@ static long long db_int(const struct fx *f, const char *db, const char *sql)
 }
 
 /* The newest model's params blob (malloc'd) and its size. */
-static void *model_params(const struct fx *f, const char *db, size_t *len)
+static void *model_params(const struct qt_dir *f, const char *db, size_t *len)
 {
     char path[700];
     snprintf(path, sizeof path, "%s/%s", f->dir, db);
@@ -145,7 +124,7 @@ static void widths_of(const json_t *rec, long long *w)
 
 static void test_adapt_run(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     json_t *rec = qn(f, "a.db", adapt_job, NULL, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
     long long w[3];
@@ -185,7 +164,7 @@ static void test_adapt_run(void **state)
 /* Resumed from the checkpoint of epoch 3 (after the events of epochs 1, 2 and 3). */
 static void test_adapt_resume(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     json_t *a = qn(f, "a.db", adapt_job, NULL, 0, NULL), *b = qn(f, "b.db", adapt_job, NULL, 0,
                                                                  NULL);
     json_decref(b);
@@ -218,7 +197,7 @@ static void test_adapt_resume(void **state)
 /* Full devices: a random then a tree layer; evaluated via device; refusals. */
 static void test_full_layers(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     const char *job =
         "{\"type\":\"train\",\"spec\":{\"dataset\":{\"name\":\"xor\",\"samples\":400,\"noise\":"
         "0.1},\"epochs\":150,\"batch\":32,\"optimizer\":{\"name\":\"adam\",\"lr\":0.01},"
@@ -268,9 +247,9 @@ static void test_full_layers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_adapt_run, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_adapt_resume, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_full_layers, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_adapt_run, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_adapt_resume, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_full_layers, qt_dir_setup, qt_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,43 +32,10 @@
     "{\"type\":\"sweep\",\"name\":\"crn\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"        \
     "\"design\":\"sobol\",\"samples\":" #n ",\"seed\":1,\"ranges\":{\"u1\":[-3,3]}}}"
 
-struct fx {
-    char dir[512]; /* the working directory of every qn run */
-};
-
-static int fx_setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    if (!f || qt_tmpdir(f->dir, sizeof f->dir) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    qt_rmtree(f->dir);
-    free(f);
-    return 0;
-}
-
-/* Fails the test with qn's stderr when the exit status is not `want`. */
-static void expect_status(const struct qt_run *r, int want)
-{
-    if (r->status != want)
-        fail_msg("qn exited %d, wanted %d; stderr:\n%s\nstdout:\n%s", r->status, want, r->err,
-                 r->out);
-}
-
-/* Parses qn's stdout as exactly one JSON object line (new reference). */
+/* qn's stdout as exactly one JSON object line (new reference). */
 static json_t *one_record(const struct qt_run *r)
 {
-    assert_int_equal(qt_count_lines(r->out), 1);
-    json_error_t e;
-    json_t *j = json_loads(r->out, 0, &e);
-    if (!j)
-        fail_msg("stdout is not JSON (%s): %s", e.text, r->out);
+    json_t *j = qt_one_record(r);
     assert_true(json_is_object(j));
     return j;
 }
@@ -100,24 +67,24 @@ static long long db_int(const char *dir, const char *name, const char *sql)
 }
 
 /* Runs a job given as text through stdin with --workers w; returns the record. */
-static json_t *run_job(const struct fx *f, const char *db, const char *job, const char *workers,
+static json_t *run_job(const struct qt_dir *f, const char *db, const char *job, const char *workers,
                        int want_status)
 {
     struct qt_run r;
     assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, "--workers", workers, NULL),
                      0);
-    expect_status(&r, want_status);
+    qt_expect_status(&r, want_status);
     json_t *rec = one_record(&r);
     qt_run_free(&r);
     return rec;
 }
 
 /* Exports dataset id of db; returns the CSV (free it). */
-static char *export(const struct fx *f, const char *db, const char *id)
+static char *export(const struct qt_dir *f, const char *db, const char *id)
 {
     struct qt_run r;
     assert_int_equal(qt_qn(f->dir, NULL, &r, "dataset", "export", id, "--db", db, NULL), 0);
-    expect_status(&r, 0);
+    qt_expect_status(&r, 0);
     char *csv = r.out;
     r.out = NULL;
     qt_run_free(&r);
@@ -126,7 +93,7 @@ static char *export(const struct fx *f, const char *db, const char *id)
 
 static void test_sweep_and_export(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     json_t *rec = run_job(f, "q.db", CRN_JOB(500), "2", 0);
     assert_int_equal(json_integer_value(json_object_get(rec, "id")), 1);
     assert_string_equal(json_string_value(json_object_get(rec, "type")), "sweep");
@@ -165,7 +132,7 @@ static void test_sweep_and_export(void **state)
 /* Rows that blow up are failed rows with a named status; the job still succeeds. */
 static void test_failed_rows(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     const char *job = "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"ode\","
                       "\"state\":{\"y\":1},\"rhs\":{\"y\":\"u1*y^2\"},\"output\":\"y\","
                       "\"readout\":{\"kind\":\"final\",\"t_max\":3}},\"design\":\"grid\","
@@ -187,7 +154,7 @@ static void test_failed_rows(void **state)
 
 static void test_workers_identical(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     json_decref(run_job(f, "w1.db", CRN_JOB(3000), "1", 0));
     json_decref(run_job(f, "w2.db", CRN_JOB(3000), "2", 0));
     char *a = export(f, "w1.db", "1"), *b = export(f, "w2.db", "1");
@@ -198,12 +165,12 @@ static void test_workers_identical(void **state)
 }
 
 /* Runs a bad job file; checks exit 2, the path on stderr, and no job rows. */
-static void expect_spec_error(const struct fx *f, const char *job, const char *path)
+static void expect_spec_error(const struct qt_dir *f, const char *job, const char *path)
 {
     struct qt_run r;
     assert_int_equal(qt_write_file(f->dir, "bad.json", job), 0);
     assert_int_equal(qt_qn(f->dir, NULL, &r, "run", "bad.json", NULL), 0);
-    expect_status(&r, 2);
+    qt_expect_status(&r, 2);
     assert_string_equal(r.out, "");
     if (!strstr(r.err, path))
         fail_msg("stderr lacks %s: %s", path, r.err);
@@ -215,7 +182,7 @@ static void expect_spec_error(const struct fx *f, const char *job, const char *p
 
 static void test_bad_specs(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     expect_spec_error(f,
                       "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"
                       "\"sampels\":10,\"ranges\":{\"u1\":[-3,3]}}}",
@@ -245,14 +212,14 @@ static void test_bad_specs(void **state)
 
 static void test_devices_by_name_and_id(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     struct qt_run r;
     assert_int_equal(qt_write_file(f->dir, "dev.json",
                                    "{\"name\":\"crn\",\"kind\":\"crn_relu\","
                                    "\"params\":{\"kappa\":0.04}}"),
                      0);
     assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "add", "dev.json", NULL), 0);
-    expect_status(&r, 0);
+    qt_expect_status(&r, 0);
     json_t *rec = one_record(&r);
     assert_int_equal(json_integer_value(json_object_get(rec, "id")), 1);
     assert_string_equal(json_string_value(json_object_get(rec, "name")), "crn");
@@ -260,17 +227,17 @@ static void test_devices_by_name_and_id(void **state)
     qt_run_free(&r);
 
     assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "add", "dev.json", NULL), 0);
-    expect_status(&r, 1); /* the name is taken */
+    qt_expect_status(&r, 1); /* the name is taken */
     assert_non_null(strstr(r.err, "already exists"));
     qt_run_free(&r);
     assert_int_equal(qt_write_file(f->dir, "bad.json", "{\"kind\":\"crn_relu\",\"knd\":1}"), 0);
     assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "add", "bad.json", NULL), 0);
-    expect_status(&r, 2);
+    qt_expect_status(&r, 2);
     assert_non_null(strstr(r.err, "/knd"));
     qt_run_free(&r);
 
     assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "list", NULL), 0);
-    expect_status(&r, 0);
+    qt_expect_status(&r, 0);
     rec = one_record(&r);
     assert_string_equal(json_string_value(json_object_get(rec, "kind")), "crn_relu");
     json_decref(rec);
@@ -293,17 +260,17 @@ static void test_devices_by_name_and_id(void **state)
     free(csv);
 
     assert_int_equal(qt_qn(f->dir, NULL, &r, "dataset", "list", NULL), 0);
-    expect_status(&r, 0);
+    qt_expect_status(&r, 0);
     assert_int_equal(qt_count_lines(r.out), 2);
     qt_run_free(&r);
 }
 
 static void test_newer_database_refused(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     struct qt_run r;
     assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "list", "--db", "v.db", NULL), 0);
-    expect_status(&r, 0);
+    qt_expect_status(&r, 0);
     qt_run_free(&r);
     char path[700];
     sqlite3 *h = NULL;
@@ -313,7 +280,7 @@ static void test_newer_database_refused(void **state)
     sqlite3_close(h);
     assert_int_equal(db_int(f->dir, "v.db", "PRAGMA user_version"), 999);
     assert_int_equal(qt_qn(f->dir, CRN_JOB(5), &r, "run", "-", "--db", "v.db", NULL), 0);
-    expect_status(&r, 1);
+    qt_expect_status(&r, 1);
     assert_non_null(strstr(r.err, "newer"));
     assert_string_equal(r.out, "");
     qt_run_free(&r);
@@ -321,24 +288,24 @@ static void test_newer_database_refused(void **state)
 
 static void test_usage(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     struct qt_run r;
     assert_int_equal(qt_qn(f->dir, NULL, &r, "--help", NULL), 0);
-    expect_status(&r, 0);
+    qt_expect_status(&r, 0);
     assert_non_null(strstr(r.out, "qn run"));
     qt_run_free(&r);
     assert_int_equal(qt_qn(f->dir, NULL, &r, "--version", NULL), 0);
-    expect_status(&r, 0);
+    qt_expect_status(&r, 0);
     assert_memory_equal(r.out, "qn ", 3);
     qt_run_free(&r);
     assert_int_equal(qt_qn(f->dir, NULL, &r, "frobnicate", NULL), 0);
-    expect_status(&r, 2);
+    qt_expect_status(&r, 2);
     qt_run_free(&r);
     assert_int_equal(qt_qn(f->dir, NULL, &r, "run", "x.json", "--workers", "0", NULL), 0);
-    expect_status(&r, 2);
+    qt_expect_status(&r, 2);
     qt_run_free(&r);
     assert_int_equal(qt_qn(f->dir, NULL, &r, "dataset", "export", "7", NULL), 0);
-    expect_status(&r, 1);
+    qt_expect_status(&r, 1);
     assert_non_null(strstr(r.err, "no dataset with id 7"));
     qt_run_free(&r);
 }
@@ -352,7 +319,7 @@ static void nap(long ms)
 
 static void test_sigint_cancels(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     /* Hodgkin-Huxley over 500 ms is slow enough to be interrupted. */
     assert_int_equal(qt_write_file(f->dir, "hh.json",
                                    "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":"
@@ -406,14 +373,14 @@ static void test_sigint_cancels(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sweep_and_export, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_failed_rows, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_workers_identical, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_specs, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_devices_by_name_and_id, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_newer_database_refused, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_usage, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_sigint_cancels, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_and_export, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_rows, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_workers_identical, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_specs, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_devices_by_name_and_id, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_newer_database_refused, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_usage, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_sigint_cancels, qt_dir_setup, qt_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

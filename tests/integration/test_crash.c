@@ -34,7 +34,22 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "../crash/qn_daemon.h"
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qn_test.h"
+#include "qt_daemon.h"
 
 #if defined(__SANITIZE_ADDRESS__) /* the solvers are slower; BLAS is not */
 #define CR_CRN_SAMPLES 30000  /* rows of a crn_relu sweep */

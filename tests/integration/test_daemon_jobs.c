@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "qn_test.h"
+#include "qt_daemon.h"
 
 #define NEURON "{\"kind\": \"neuron\", \"params\": {\"activation\": \"tanh\"}}"
 #define HH "{\"kind\": \"hodgkin_huxley\", \"params\": {\"gain\": 1.0}, " \
@@ -52,114 +53,24 @@
     "\"identity\"}}}], \"epochs\": " #epochs ", \"batch\": 32, \"checkpoint_every\": 1}}"
 
 struct fx {
-    char dir[512];
-    char db[600];
-    char log[600];   /* the daemon's stderr */
-    pid_t pid;       /* the running daemon, 0 when none */
-    unsigned port;
+    struct qd d;     /* the daemon: directory, database, log, pid, port */
     char tok_alice[80], tok_bob[80];
     const char *tok; /* the token of requests made without one (NULL: none) */
 };
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
 /* ---- the daemon --------------------------------------------------------------- */
-
-static long file_size(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (long)st.st_size : 0;
-}
-
-/* The port the daemon printed after offset `from` of its log, or 0. */
-static unsigned port_from_log(const char *path, long from)
-{
-    char *text = qt_read_file(path, NULL);
-    unsigned port = 0;
-    if (text && (long)strlen(text) > from) {
-        const char *p = strstr(text + from, " on http://");
-        const char *slash = p ? strchr(p + 11, '/') : NULL;
-        if (slash) {
-            const char *colon = slash;
-            while (colon > p && *colon != ':')
-                colon--;
-            port = (unsigned)strtoul(colon + 1, NULL, 10);
-        }
-    }
-    free(text);
-    return port;
-}
 
 static void daemon_start(struct fx *f, int workers)
 {
-    long from = file_size(f->log);
-    char nw[16];
-    snprintf(nw, sizeof nw, "%d", workers);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(f->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int null = open("/dev/null", O_RDWR);
-        if (fd < 0 || null < 0)
-            _exit(127);
-        dup2(fd, 2);
-        dup2(null, 1);
-        dup2(null, 0);
-        execl(QN_BIN, "qn", "serve", "--db", f->db, "--port", "0", "--workers", nw, (char *)NULL);
-        _exit(127);
-    }
-    f->pid = pid;
-    double t0 = now_s();
-    while ((f->port = port_from_log(f->log, from)) == 0) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            f->pid = 0;
-            fail_msg("qn serve exited at start-up; log:\n%s", qt_read_file(f->log, NULL));
-        }
-        if (now_s() - t0 > 20)
-            fail_msg("qn serve did not print its port within 20 s");
-        nap_ms(5);
-    }
-}
-
-/* Sends sig and waits for the daemon to exit (SIGKILL after 20 s). */
-static int daemon_stop(struct fx *f, int sig)
-{
-    if (!f->pid)
-        return -1;
-    kill(f->pid, sig);
-    int st = 0;
-    double t0 = now_s();
-    while (waitpid(f->pid, &st, WNOHANG) == 0) {
-        if (now_s() - t0 > 20) {
-            kill(f->pid, SIGKILL);
-            waitpid(f->pid, &st, 0);
-            break;
-        }
-        nap_ms(5);
-    }
-    f->pid = 0;
-    return st;
+    f->d.workers = workers;
+    qd_start(&f->d);
 }
 
 static int fx_setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    if (!f || qt_tmpdir(f->dir, sizeof f->dir) != 0)
+    if (!f || qd_init(&f->d, 1) != 0)
         return -1;
-    snprintf(f->db, sizeof f->db, "%s/qn.db", f->dir);
-    snprintf(f->log, sizeof f->log, "%s/daemon.log", f->dir);
     *state = f;
     return 0;
 }
@@ -167,75 +78,20 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
     struct fx *f = *state;
-    if (f->pid) {
-        kill(f->pid, SIGKILL);
-        waitpid(f->pid, NULL, 0);
-    }
-    qt_rmtree(f->dir);
+    qd_kill(&f->d);
+    qt_rmtree(f->d.dir);
     free(f);
     return 0;
 }
 
 /* ---- HTTP ------------------------------------------------------------------------ */
 
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t buf_write(char *d, size_t sz, size_t nm, void *u)
-{
-    struct buf *b = u;
-    char *p = realloc(b->p, b->n + sz * nm + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->n, d, sz * nm);
-    b->n += sz * nm;
-    p[b->n] = 0;
-    b->p = p;
-    return sz * nm;
-}
-
-/* One request; the status, and the body parsed into *out (may be NULL). */
+/* One request (token NULL: the fixture's); the status, the body parsed into
+ * *out (may be NULL). */
 static long http(struct fx *f, const char *method, const char *path, const char *token,
                  const char *body, json_t **out)
 {
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    char url[256], auth[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", f->port, path);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (!token)
-        token = f->tok;
-    if (token && *token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    struct buf b = {NULL, 0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    else if (strcmp(method, "POST") == 0)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    if (rc != CURLE_OK)
-        fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
-    if (out) {
-        *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
-        if (!*out)
-            fail_msg("%s %s: not JSON: %s", method, path, b.p ? b.p : "(empty)");
-    }
-    free(b.p);
-    return status;
+    return qd_http(&f->d, method, path, token ? token : f->tok, body, out);
 }
 
 /* POST /v1/jobs; the new id (201 expected). */
@@ -265,21 +121,21 @@ static void job_state(struct fx *f, int64_t id, char *out, size_t cap)
 /* Polls until the job is in `want`; fails after `timeout` s or on another final state. */
 static double wait_state(struct fx *f, int64_t id, const char *want, double timeout)
 {
-    double t0 = now_s();
+    double t0 = qd_now();
     char st[32];
     for (;;) {
         job_state(f, id, st, sizeof st);
         if (strcmp(st, want) == 0)
-            return now_s() - t0;
+            return qd_now() - t0;
         int final = !strcmp(st, "succeeded") || !strcmp(st, "failed") || !strcmp(st, "canceled");
-        if (final || now_s() - t0 > timeout) {
+        if (final || qd_now() - t0 > timeout) {
             char path[64];
             json_t *r = NULL;
             snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
             http(f, "GET", path, NULL, NULL, &r);
             fail_msg("job %" PRId64 " is %s, waited for %s: %s", id, st, want, json_dumps(r, 0));
         }
-        nap_ms(2);
+        qd_nap_ms(2);
     }
 }
 
@@ -334,7 +190,7 @@ static void test_sweep_to_success(void **state)
     json_decref(r);
     assert_int_equal(http(f, "GET", "/v1/jobs?state=done", NULL, NULL, &r), 400);
     json_decref(r);
-    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
 }
 
 static void test_dependency_chain(void **state)
@@ -391,7 +247,7 @@ static void test_dependency_chain(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "path")),
                         "/spec/dataset");
     json_decref(r);
-    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
 }
 
 /* Adds a user with qn user add; the token into tok. */
@@ -399,12 +255,12 @@ static void add_user(struct fx *f, const char *name, int admin, char *tok, size_
 {
     struct qt_run r;
     if (admin)
-        assert_int_equal(qt_qn(f->dir, NULL, &r, "user", "add", name, "--admin", "--db", f->db,
+        assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "add", name, "--admin", "--db", f->d.db,
                                (char *)NULL),
                          0);
     else
-        assert_int_equal(qt_qn(f->dir, NULL, &r, "user", "add", name, "--db", f->db, (char *)NULL),
-                         0);
+        assert_int_equal(
+            qt_qn(f->d.dir, NULL, &r, "user", "add", name, "--db", f->d.db, (char *)NULL), 0);
     assert_int_equal(r.status, 0);
     size_t n = strcspn(r.out, "\n");
     assert_true(n > 0 && n < cap);
@@ -416,7 +272,7 @@ static void add_user(struct fx *f, const char *name, int admin, char *tok, size_
 /* The job ids in the order the daemon's log says they started. */
 static size_t start_order(struct fx *f, int64_t *ids, size_t cap)
 {
-    char *text = qt_read_file(f->log, NULL);
+    char *text = qt_read_file(f->d.log, NULL);
     size_t n = 0;
     for (const char *p = text; p && (p = strstr(p, "qn: job ")) && n < cap; p++) {
         const char *eol = strchr(p, '\n');
@@ -491,7 +347,7 @@ static void test_two_users_fairness_and_permissions(void **state)
     wait_state(f, bj, "canceled", 5);
     assert_int_equal(http(f, "POST", path, f->tok_bob, NULL, &r), 409);
     json_decref(r);
-    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
 }
 
 static void test_cancel_running_within_a_second(void **state)
@@ -505,15 +361,15 @@ static void test_cancel_running_within_a_second(void **state)
     char path[64];
     json_t *r = NULL;
     snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/cancel", id);
-    double t0 = now_s();
+    double t0 = qd_now();
     assert_int_equal(http(f, "POST", path, NULL, NULL, &r), 202);
     assert_true(json_is_true(json_object_get(r, "cancel_requested")));
     json_decref(r);
     wait_state(f, id, "canceled", 2);
-    double took = now_s() - t0;
+    double took = qd_now() - t0;
     printf("cancel of a running sweep over HTTP: %.1f ms to `canceled`\n", 1e3 * took);
     assert_true(took < 1.0);
-    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
 }
 
 /* The largest epoch among a job's train_loss rows so far. */
@@ -559,7 +415,7 @@ static void check_integrity(struct fx *f)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(f->d.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
@@ -572,14 +428,14 @@ static void test_kill9_during_train_resumes(void **state)
     struct fx *f = *state;
     daemon_start(f, 1);
     int64_t id = submit(f, NULL, TRAIN_JOB(16, 20000, 96));
-    double t0 = now_s();
+    double t0 = qd_now();
     while (epochs_done(f, id) < 2) {
-        if (now_s() - t0 > 60)
+        if (qd_now() - t0 > 60)
             fail_msg("train job did not reach epoch 2 within 60 s");
-        nap_ms(2);
+        qd_nap_ms(2);
     }
     int64_t at = epochs_done(f, id);
-    daemon_stop(f, SIGKILL);
+    qd_stop(&f->d, SIGKILL);
     printf("kill -9 after epoch %" PRId64 " of 16\n", at);
     assert_true(at < 16);
     daemon_start(f, 1);
@@ -594,10 +450,10 @@ static void test_kill9_during_train_resumes(void **state)
     assert_true(resumed >= 1);
     json_decref(r);
     check_history(f, id, 16);
-    char *log = qt_read_file(f->log, NULL);
+    char *log = qt_read_file(f->d.log, NULL);
     assert_non_null(strstr(log, "running -> queued: requeued at start-up"));
     free(log);
-    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
     check_integrity(f);
 }
 
@@ -606,19 +462,19 @@ static void test_sigterm_requeues_and_next_start_finishes(void **state)
     struct fx *f = *state;
     daemon_start(f, 1);
     int64_t id = submit(f, NULL, TRAIN_JOB(12, 20000, 96));
-    double t0 = now_s();
+    double t0 = qd_now();
     while (epochs_done(f, id) < 1) {
-        if (now_s() - t0 > 60)
+        if (qd_now() - t0 > 60)
             fail_msg("train job did not reach epoch 1 within 60 s");
-        nap_ms(2);
+        qd_nap_ms(2);
     }
-    t0 = now_s();
-    assert_int_equal(daemon_stop(f, SIGTERM), 0);
-    printf("SIGTERM with a train job running: stopped in %.0f ms\n", 1e3 * (now_s() - t0));
+    t0 = qd_now();
+    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
+    printf("SIGTERM with a train job running: stopped in %.0f ms\n", 1e3 * (qd_now() - t0));
     /* Stopped: the job is queued in the database, not failed. */
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(f->d.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT state FROM jobs WHERE id = ?1", -1, &st, NULL),
                      SQLITE_OK);
     sqlite3_bind_int64(st, 1, id);
@@ -629,13 +485,13 @@ static void test_sigterm_requeues_and_next_start_finishes(void **state)
     daemon_start(f, 1);
     wait_state(f, id, "succeeded", 120);
     check_history(f, id, 12);
-    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
 }
 
 /* ---- SSE -------------------------------------------------------------------------------- */
 
 struct sse {
-    struct buf b;
+    struct qd_buf b;
     size_t off;        /* parsed up to here */
     int64_t ids[65536]; /* metric ids received */
     size_t n;
@@ -671,7 +527,7 @@ static void sse_parse(struct sse *s)
 static size_t sse_write(char *d, size_t sz, size_t nm, void *u)
 {
     struct sse *s = u;
-    if (buf_write(d, sz, nm, &s->b) != sz * nm)
+    if (qd_buf_write(d, sz, nm, &s->b) != sz * nm)
         return 0;
     sse_parse(s);
     if (s->stop_after && s->n >= s->stop_after)
@@ -684,7 +540,7 @@ static CURLcode sse_read(struct fx *f, int64_t id, int64_t last_id, struct sse *
 {
     CURL *c = curl_easy_init();
     char url[128], hdr[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/jobs/%" PRId64 "/events", f->port, id);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/jobs/%" PRId64 "/events", f->d.port, id);
     struct curl_slist *h = NULL;
     if (last_id) {
         snprintf(hdr, sizeof hdr, "Last-Event-ID: %" PRId64, last_id);
@@ -733,7 +589,7 @@ static void test_sse_reconnect_misses_nothing(void **state)
     free(b->b.p);
     free(a);
     free(b);
-    assert_int_equal(daemon_stop(f, SIGTERM), 0);
+    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
 }
 
 int main(void)

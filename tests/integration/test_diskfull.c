@@ -23,7 +23,22 @@
 #include <errno.h>
 #include <sys/mount.h>
 
-#include "../crash/qn_daemon.h"
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qn_test.h"
+#include "qt_daemon.h"
 
 #define DF_SIZE "size=2m"
 #define NEURON "{\"kind\": \"neuron\", \"params\": {\"activation\": \"tanh\"}}"

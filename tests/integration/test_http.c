@@ -32,13 +32,10 @@
 #include <unistd.h>
 
 #include "qn_test.h"
+#include "qt_daemon.h"
 
 struct fx {
-    char dir[512];
-    char db[600];
-    char log[600];
-    pid_t pid;
-    unsigned port;
+    struct qd d;    /* the daemon: directory, database, log, pid, port */
     char admin[80]; /* tokens (auth group) */
     char alice[80];
     char bob[80];
@@ -53,87 +50,24 @@ struct resp {
     char www_auth[128];
 };
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
 /* ---- the daemon ---------------------------------------------------------------- */
 
-/* Starts qn serve with extra arguments (NULL-terminated); reads its port. */
+/* Starts qn serve (1 worker, small body limits) with extra arguments
+ * (NULL-terminated); reads its port. */
 static void daemon_start(struct fx *f, const char *const *extra)
 {
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(f->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int null = open("/dev/null", O_RDWR);
-        if (fd < 0 || null < 0)
-            _exit(127);
-        dup2(fd, 2);
-        dup2(out[1], 1);
-        dup2(null, 0);
-        close(out[0]);
-        const char *argv[32] = {"qn", "serve", "--db", f->db, "--port", "0", "--workers", "1",
-                                "--max-body", "16K", "--max-upload", "64K"};
-        size_t n = 12;
-        for (size_t i = 0; extra && extra[i] && n < 31; i++)
-            argv[n++] = extra[i];
-        argv[n] = NULL;
-        execv(QN_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    f->pid = pid;
-    char line[256] = "";
-    size_t got = 0;
-    double t0 = now_s();
-    while (!strchr(line, '\n') && now_s() - t0 < 20) {
-        struct pollfd p = {out[0], POLLIN, 0};
-        if (poll(&p, 1, 100) > 0) {
-            ssize_t r = read(out[0], line + got, sizeof line - 1 - got);
-            if (r <= 0)
-                break;
-            got += (size_t)r;
-            line[got] = '\0';
-        }
-    }
-    close(out[0]);
-    json_t *j = json_loads(line, JSON_DISABLE_EOF_CHECK, NULL);
-    f->port = (unsigned)json_integer_value(json_object_get(j, "port"));
-    json_decref(j);
-    if (!f->port)
-        fail_msg("qn serve did not print its port; log:\n%s", qt_read_file(f->log, NULL));
+    const char *argv[32] = {"--max-body", "16K", "--max-upload", "64K"};
+    size_t n = 4;
+    for (size_t i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    qd_start_with(&f->d, argv);
 }
 
-/* SIGTERM and wait (SIGKILL after 20 s); the exit status, or -1. */
+/* SIGTERM and wait (SIGKILL after 30 s); the exit status, or -1. */
 static int daemon_stop(struct fx *f)
 {
-    if (!f->pid)
-        return -1;
-    kill(f->pid, SIGTERM);
-    int st = 0;
-    double t0 = now_s();
-    while (waitpid(f->pid, &st, WNOHANG) == 0) {
-        if (now_s() - t0 > 20) {
-            kill(f->pid, SIGKILL);
-            waitpid(f->pid, &st, 0);
-            break;
-        }
-        nap_ms(5);
-    }
-    f->pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return qd_exit_code(qd_stop(&f->d, SIGTERM));
 }
 
 /* ---- HTTP --------------------------------------------------------------------- */
@@ -200,7 +134,7 @@ static long http_req(struct fx *f, const char *method, const char *path, const c
     CURL *c = curl_easy_init();
     assert_non_null(c);
     char url[1024];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", f->port, path);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", f->d.port, path);
     struct curl_slist *h = NULL;
     char auth[160];
     if (token) {
@@ -289,10 +223,8 @@ static void expect_healthy(struct fx *f)
 static int fx_new(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    if (!f || qt_tmpdir(f->dir, sizeof f->dir) != 0)
+    if (!f || qd_init(&f->d, 1) != 0)
         return -1;
-    snprintf(f->db, sizeof f->db, "%s/qn.db", f->dir);
-    snprintf(f->log, sizeof f->log, "%s/qn.log", f->dir);
     *state = f;
     return 0;
 }
@@ -310,7 +242,7 @@ static int group_open_setup(void **state)
 static void add_user(struct fx *f, const char *name, int admin, char *tok, size_t cap)
 {
     struct qt_run r;
-    assert_int_equal(qt_qn(f->dir, NULL, &r, "user", "add", name, "--db", f->db,
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "add", name, "--db", f->d.db,
                            admin ? "--admin" : NULL, NULL),
                      0);
     if (r.status != 0)
@@ -339,13 +271,13 @@ static int group_teardown(void **state)
 {
     struct fx *f = *state;
     int st = daemon_stop(f);
-    char *log = qt_read_file(f->log, NULL);
+    char *log = qt_read_file(f->d.log, NULL);
     int ok = st == 0 && log && strstr(log, "qn: stopped");
     if (!ok)
         fprintf(stderr, "daemon exit %d; log tail:\n%s\n", st,
                 log ? log + (strlen(log) > 2000 ? strlen(log) - 2000 : 0) : "");
     free(log);
-    qt_rmtree(f->dir);
+    qt_rmtree(f->d.dir);
     free(f);
     curl_global_cleanup();
     return ok ? 0 : -1;
@@ -362,7 +294,7 @@ static void test_health_and_metrics(void **state)
     free(r.body);
     /* a request is counted when its connection is done with it: poll */
     const char *want = "qn_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}";
-    double t0 = now_s();
+    double t0 = qd_now();
     for (;;) {
         assert_int_equal(http_req(f, "GET", "/metrics", NULL, NULL, 0, 0, &r), 200);
         assert_non_null(strstr(r.ctype, "text/plain"));
@@ -372,11 +304,11 @@ static void test_health_and_metrics(void **state)
         free(r.body);
         if (found)
             break;
-        if (now_s() - t0 > 5)
+        if (qd_now() - t0 > 5)
             fail_msg("/metrics never counted GET /healthz");
-        nap_ms(10);
+        qd_nap_ms(10);
     }
-    char *log = qt_read_file(f->log, NULL);
+    char *log = qt_read_file(f->d.log, NULL);
     assert_non_null(strstr(log, "GET /healthz 200"));
     free(log);
 }
@@ -573,8 +505,8 @@ static void wait_success(struct fx *f, int64_t id)
 {
     char path[64], st[32] = "";
     snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
-    double t0 = now_s();
-    while (now_s() - t0 < 45) {
+    double t0 = qd_now();
+    while (qd_now() - t0 < 45) {
         json_t *j = call(f, "GET", path, NULL, NULL, 200);
         snprintf(st, sizeof st, "%s", json_string_value(json_object_get(j, "state")));
         if (strcmp(st, "failed") == 0 || strcmp(st, "canceled") == 0)
@@ -583,7 +515,7 @@ static void wait_success(struct fx *f, int64_t id)
         json_decref(j);
         if (strcmp(st, "succeeded") == 0)
             return;
-        nap_ms(50);
+        qd_nap_ms(50);
     }
     fail_msg("job %" PRId64 " still %s after 45 s", id, st);
 }
@@ -795,28 +727,28 @@ static void test_auth_revoke(void **state)
     struct fx *f = *state;
     json_decref(call(f, "GET", "/v1/devices", f->bob, NULL, 200));
     struct qt_run r;
-    assert_int_equal(qt_qn(f->dir, NULL, &r, "user", "revoke", "bob", "--db", f->db, NULL), 0);
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "revoke", "bob", "--db", f->d.db, NULL), 0);
     assert_int_equal(r.status, 0);
     qt_run_free(&r);
     expect_error(f, "GET", "/v1/devices", f->bob, NULL, 0, 0, 401, "unauthorized");
     json_decref(call(f, "GET", "/v1/devices", f->alice, NULL, 200)); /* others unaffected */
-    assert_int_equal(qt_qn(f->dir, NULL, &r, "user", "list", "--db", f->db, NULL), 0);
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "list", "--db", f->d.db, NULL), 0);
     assert_int_equal(r.status, 0);
     assert_int_equal(qt_count_lines(r.out), 3);
     assert_non_null(strstr(r.out, "\"name\":\"bob\""));
     assert_null(strstr(r.out, "token"));
     qt_run_free(&r);
     /* revoking twice, bad names, a taken name */
-    assert_int_equal(qt_qn(f->dir, NULL, &r, "user", "revoke", "bob", "--db", f->db, NULL), 0);
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "revoke", "bob", "--db", f->d.db, NULL), 0);
     assert_int_equal(r.status, 2);
     qt_run_free(&r);
-    assert_int_equal(qt_qn(f->dir, NULL, &r, "user", "add", "local", "--db", f->db, NULL), 0);
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "add", "local", "--db", f->d.db, NULL), 0);
     assert_int_equal(r.status, 2);
     qt_run_free(&r);
-    assert_int_equal(qt_qn(f->dir, NULL, &r, "user", "add", "a b", "--db", f->db, NULL), 0);
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "add", "a b", "--db", f->d.db, NULL), 0);
     assert_int_equal(r.status, 2);
     qt_run_free(&r);
-    assert_int_equal(qt_qn(f->dir, NULL, &r, "user", "add", "alice", "--db", f->db, NULL), 0);
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "add", "alice", "--db", f->d.db, NULL), 0);
     assert_int_equal(r.status, 2);
     qt_run_free(&r);
     /* the name of a revoked user is free again, with a new token */
@@ -841,9 +773,9 @@ static void test_tokens_not_stored(void **state)
 {
     struct fx *f = *state;
     size_t len = 0;
-    char *db = qt_read_file(f->db, &len);
-    char *wal_path = malloc(strlen(f->db) + 5);
-    sprintf(wal_path, "%s-wal", f->db);
+    char *db = qt_read_file(f->d.db, &len);
+    char *wal_path = malloc(strlen(f->d.db) + 5);
+    sprintf(wal_path, "%s-wal", f->d.db);
     size_t wlen = 0;
     char *wal = qt_read_file(wal_path, &wlen);
     const char *tok = f->alice + 7; /* after "Bearer " */
@@ -896,11 +828,11 @@ static void test_public_bind_with_users(void **state)
     json_decref(call(f, "GET", "/v1/devices", tok, NULL, 200));
     /* revoking the last user must not open the daemon up */
     struct qt_run r;
-    assert_int_equal(qt_qn(f->dir, NULL, &r, "user", "revoke", "dora", "--db", f->db, NULL), 0);
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "revoke", "dora", "--db", f->d.db, NULL), 0);
     qt_run_free(&r);
     expect_error(f, "GET", "/v1/devices", NULL, NULL, 0, 0, 401, "unauthorized");
     assert_int_equal(daemon_stop(f), 0);
-    qt_rmtree(f->dir);
+    qt_rmtree(f->d.dir);
     free(f);
 }
 

@@ -26,7 +26,22 @@
 
 #include <pthread.h>
 
-#include "../crash/qn_daemon.h"
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qn_test.h"
+#include "qt_daemon.h"
 
 #define LD_USERS 4
 #define LD_PER_USER 50

@@ -33,64 +33,25 @@
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
-struct fx {
-    char dir[512]; /* the working directory of every qn run */
-};
-
-static int fx_setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    if (!f || qt_tmpdir(f->dir, sizeof f->dir) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    qt_rmtree(f->dir);
-    free(f);
-    return 0;
-}
-
-static void expect_status(const struct qt_run *r, int want)
-{
-    if (r->status != want)
-        fail_msg("qn exited %d, wanted %d; stderr:\n%s\nstdout:\n%s", r->status, want, r->err,
-                 r->out);
-}
-
-/* qn's stdout as exactly one JSON object line (new reference). */
-static json_t *one_record(const struct qt_run *r)
-{
-    assert_int_equal(qt_count_lines(r->out), 1);
-    json_error_t e;
-    json_t *j = json_loads(r->out, 0, &e);
-    if (!j)
-        fail_msg("stdout is not JSON (%s): %s", e.text, r->out);
-    return j;
-}
-
 /* Runs job text through stdin; checks the exit status; returns the record. */
-static json_t *run_job(const struct fx *f, const char *job, int want_status)
+static json_t *run_job(const struct qt_dir *f, const char *job, int want_status)
 {
     struct qt_run r;
     assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", "q.db", "--workers", "2", NULL),
                      0);
-    expect_status(&r, want_status);
-    json_t *rec = one_record(&r);
+    qt_expect_status(&r, want_status);
+    json_t *rec = qt_one_record(&r);
     qt_run_free(&r);
     return rec;
 }
 
 /* Runs a job that must be refused (exit 2, nothing on stdout); stderr must
  * hold `needle`. */
-static void expect_refused(const struct fx *f, const char *job, const char *needle)
+static void expect_refused(const struct qt_dir *f, const char *job, const char *needle)
 {
     struct qt_run r;
     assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", "q.db", NULL), 0);
-    expect_status(&r, 2);
+    qt_expect_status(&r, 2);
     assert_string_equal(r.out, "");
     if (!strstr(r.err, needle))
         fail_msg("stderr lacks '%s': %s", needle, r.err);
@@ -98,7 +59,7 @@ static void expect_refused(const struct fx *f, const char *job, const char *need
 }
 
 /* Runs a job that must fail (exit 1, state failed) with `needle` in its error. */
-static void expect_failed(const struct fx *f, const char *job, const char *needle)
+static void expect_failed(const struct qt_dir *f, const char *job, const char *needle)
 {
     json_t *rec = run_job(f, job, 1);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "failed");
@@ -171,7 +132,7 @@ static const char crn_sweep[] =
 
 static void test_pipeline(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     json_t *rec = run_job(f, crn_sweep, 0);
     assert_int_equal(json_integer_value(result(rec, "rows")), 4000);
     json_decref(rec);
@@ -204,7 +165,7 @@ static void test_pipeline(void **state)
                      0);
     assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "add", "crn.json", "--db", "q.db", NULL),
                      0);
-    expect_status(&r, 0);
+    qt_expect_status(&r, 0);
     qt_run_free(&r);
     rec = run_job(f, job, 0);
     assert_int_equal(json_integer_value(json_object_get(rec, "id")), 3);
@@ -234,7 +195,7 @@ static void test_pipeline(void **state)
 }
 
 /* Imports text as a CSV file; returns qn's exit status (record in *rec when 0). */
-static int import_csv(const struct fx *f, const char *file, const char *text, const char *name,
+static int import_csv(const struct qt_dir *f, const char *file, const char *text, const char *name,
                       char **err)
 {
     struct qt_run r;
@@ -244,7 +205,7 @@ static int import_csv(const struct fx *f, const char *file, const char *text, co
                      0);
     int st = r.status;
     if (st == 0) {
-        json_t *rec = one_record(&r);
+        json_t *rec = qt_one_record(&r);
         assert_string_equal(json_string_value(json_object_get(rec, "source")), "csv");
         assert_string_equal(json_string_value(json_object_get(rec, "name")), name);
         json_decref(rec);
@@ -266,7 +227,7 @@ static int import_csv(const struct fx *f, const char *file, const char *text, co
 
 static void test_import_and_bad_inputs(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     const char *xor = "x1,x2,label\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n";
     assert_int_equal(import_csv(f, "xor.csv", xor, "xor8", NULL), 0);
     json_t *rec = run_job(f, XOR_TRAIN("\"xor8\"", ""), 0);
@@ -333,7 +294,7 @@ static void test_import_and_bad_inputs(void **state)
 
 static void test_import_idx(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     struct qt_run r;
     if (access(FASHION_DIR "/t10k-images-idx3-ubyte.gz", R_OK) != 0)
         skip();
@@ -342,8 +303,8 @@ static void test_import_idx(void **state)
                            FASHION_DIR "/t10k-labels-idx1-ubyte.gz", "--name", "fm", "--db",
                            "q.db", NULL),
                      0);
-    expect_status(&r, 0);
-    json_t *rec = one_record(&r);
+    qt_expect_status(&r, 0);
+    json_t *rec = qt_one_record(&r);
     qt_run_free(&r);
     assert_string_equal(json_string_value(json_object_get(rec, "source")), "idx");
     assert_int_equal(json_integer_value(json_object_get(rec, "rows")), 10000);
@@ -364,14 +325,14 @@ static void test_import_idx(void **state)
     assert_int_equal(qt_write_file(f->dir, "bad.idx", "\x00\x00\x08\x03garbage"), 0);
     assert_int_equal(qt_qn(f->dir, NULL, &r, "dataset", "import", "bad.idx", "--db", "q.db", NULL),
                      0);
-    expect_status(&r, 2);
+    qt_expect_status(&r, 2);
     assert_memory_equal(r.err, "qn: bad.idx: ", 13);
     qt_run_free(&r);
 }
 
 static void test_regression(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     json_t *rec = run_job(f, "{\"type\":\"train\",\"spec\":{\"dataset\":{\"name\":\"sine\","
                              "\"samples\":500},\"network\":[{\"devices\":16,\"device\":{\"kind\":"
                              "\"neuron\",\"params\":{\"activation\":\"tanh\"}}},{\"devices\":1,"
@@ -407,7 +368,7 @@ static const char resume_job[] =
     "\"epochs\":8,\"batch\":16,\"seed\":3}}";
 
 /* Starts `qn run job.json --db db --workers 1` in the background. */
-static pid_t start_job(const struct fx *f, const char *db)
+static pid_t start_job(const struct qt_dir *f, const char *db)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -424,13 +385,13 @@ static pid_t start_job(const struct fx *f, const char *db)
 
 static void test_resume_identical(void **state)
 {
-    struct fx *f = *state;
+    struct qt_dir *f = *state;
     struct qt_run r;
     assert_int_equal(qt_write_file(f->dir, "job.json", resume_job), 0);
     assert_int_equal(qt_qn(f->dir, NULL, &r, "run", "job.json", "--db", "a.db", "--workers", "1",
                            NULL),
                      0);
-    expect_status(&r, 0);
+    qt_expect_status(&r, 0);
     qt_run_free(&r);
 
     /* Interrupt a second run once its epoch-2 checkpoint exists. */
@@ -455,8 +416,8 @@ static void test_resume_identical(void **state)
     assert_int_equal(qt_qn(f->dir, NULL, &r, "resume", "1", "--db", "b.db", "--workers", "1",
                            NULL),
                      0);
-    expect_status(&r, 0);
-    json_t *rec = one_record(&r);
+    qt_expect_status(&r, 0);
+    json_t *rec = qt_one_record(&r);
     qt_run_free(&r);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
     assert_int_equal(json_integer_value(result(rec, "resumed_from")), last);
@@ -480,22 +441,22 @@ static void test_resume_identical(void **state)
 
     /* A job that succeeded is not resumed; nor is one that does not exist. */
     assert_int_equal(qt_qn(f->dir, NULL, &r, "resume", "1", "--db", "b.db", NULL), 0);
-    expect_status(&r, 2);
+    qt_expect_status(&r, 2);
     assert_non_null(strstr(r.err, "already succeeded"));
     qt_run_free(&r);
     assert_int_equal(qt_qn(f->dir, NULL, &r, "resume", "5", "--db", "b.db", NULL), 0);
-    expect_status(&r, 2);
+    qt_expect_status(&r, 2);
     qt_run_free(&r);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_pipeline, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_import_and_bad_inputs, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_import_idx, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_regression, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_resume_identical, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_import_and_bad_inputs, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_import_idx, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_regression, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_resume_identical, qt_dir_setup, qt_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,15 @@
  * child can never deadlock against a parent that reads one pipe at a time.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
 #include "qn_test.h"
+
+#include <jansson.h>
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -162,4 +170,40 @@ size_t qt_count_lines(const char *s)
     for (; s && *s; s++)
         n += *s == '\n';
     return n;
+}
+
+int qt_dir_setup(void **state)
+{
+    struct qt_dir *f = calloc(1, sizeof *f);
+    if (!f || qt_tmpdir(f->dir, sizeof f->dir) != 0) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+int qt_dir_teardown(void **state)
+{
+    struct qt_dir *f = *state;
+    qt_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+void qt_expect_status(const struct qt_run *r, int want)
+{
+    if (r->status != want)
+        fail_msg("qn exited %d, wanted %d; stderr:\n%s\nstdout:\n%s", r->status, want, r->err,
+                 r->out);
+}
+
+void *qt_one_record(const struct qt_run *r)
+{
+    assert_int_equal(qt_count_lines(r->out), 1);
+    json_error_t e;
+    json_t *j = json_loads(r->out, 0, &e);
+    if (!j)
+        fail_msg("stdout is not JSON (%s): %s", e.text, r->out);
+    return j;
 }

@@ -1,9 +1,10 @@
 /*
  * qn_test.h: helpers shared by every test program (compiled into each):
  * temporary directories, whole-file reads and writes, and running the real
- * `qn` binary (QN_BIN, defined by the Makefile) with captured output.
+ * `qn` binary (QN_BIN, defined by the Makefile) with captured output, and
+ * the checks of such a run shared by the command-line tests.
  *
- * Plain libc and POSIX only, so any test can link it.
+ * libc, POSIX, jansson and cmocka only (what every test program links).
  */
 #ifndef QN_TEST_H
 #define QN_TEST_H
@@ -47,5 +48,23 @@ void qt_run_free(struct qt_run *r);
 
 /* Number of lines (newline-terminated) in s. */
 size_t qt_count_lines(const char *s);
+
+/* A cmocka fixture: a fresh temporary directory, removed in the teardown. */
+struct qt_dir {
+    char dir[512]; /* the working directory of every qn run */
+};
+
+/* cmocka setup: *state = a new struct qt_dir; 0 or -1. */
+int qt_dir_setup(void **state);
+
+/* cmocka teardown: removes the directory and frees *state. */
+int qt_dir_teardown(void **state);
+
+/* Fails the test with qn's stderr and stdout when the exit status is not `want`. */
+void qt_expect_status(const struct qt_run *r, int want);
+
+/* qn's stdout as exactly one JSON line (new reference; fails the test otherwise).
+ * The return is a json_t * (void * here so that this header needs no jansson). */
+void *qt_one_record(const struct qt_run *r);
 
 #endif
