@@ -1096,6 +1096,20 @@ int store_surrogate_insert(struct store *s, const struct store_surrogate *in, in
     return rc;
 }
 
+/* The key clauses of the get functions: by id, and the newest by name or by job. */
+#define STORE__BY_ID "WHERE id = ?1"
+#define STORE__BY_NAME "WHERE name = ?1 ORDER BY id DESC LIMIT 1"
+#define STORE__BY_JOB "WHERE job_id = ?1 ORDER BY id DESC LIMIT 1"
+
+/* One row of `sql` (keyed by id, or by text when not NULL) read into out. */
+static int store__get_by(struct store *s, const char *sql, int64_t id, const char *text,
+                         int (*row)(sqlite3_stmt *, void *), void (*free_row)(void *), void *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep_key(s, sql, id, text, &st);
+    return rc ? rc : store__one(st, row, free_row, out);
+}
+
 #define STORE__SURROGATE_COLS                                                                   \
     "SELECT id, name, job_id, device, dataset_id, n_in, val_rmse, max_error, blob, created"    \
     " FROM surrogates "
@@ -1122,30 +1136,22 @@ static int store__surrogate_row(sqlite3_stmt *st, void *p)
 
 static void store__surrogate_free_v(void *p) { store_surrogate_free(p); }
 
-/* One surrogate by a key query. */
-static int store__surrogate_by(struct store *s, const char *where, int64_t id, const char *text,
-                               struct store_surrogate *out)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql, STORE__SURROGATE_COLS "%s", where);
-    sqlite3_stmt *st = NULL;
-    int rc = store__prep_key(s, sql, id, text, &st);
-    return rc ? rc : store__one(st, store__surrogate_row, store__surrogate_free_v, out);
-}
-
 int store_surrogate_get(struct store *s, int64_t id, struct store_surrogate *out)
 {
-    return store__surrogate_by(s, "WHERE id = ?1", id, NULL, out);
+    return store__get_by(s, STORE__SURROGATE_COLS STORE__BY_ID, id, NULL, store__surrogate_row,
+                         store__surrogate_free_v, out);
 }
 
 int store_surrogate_get_by_name(struct store *s, const char *name, struct store_surrogate *out)
 {
-    return store__surrogate_by(s, "WHERE name = ?1 ORDER BY id DESC LIMIT 1", 0, name, out);
+    return store__get_by(s, STORE__SURROGATE_COLS STORE__BY_NAME, 0, name, store__surrogate_row,
+                         store__surrogate_free_v, out);
 }
 
 int store_surrogate_get_by_job(struct store *s, int64_t job_id, struct store_surrogate *out)
 {
-    return store__surrogate_by(s, "WHERE job_id = ?1 ORDER BY id DESC LIMIT 1", job_id, NULL, out);
+    return store__get_by(s, STORE__SURROGATE_COLS STORE__BY_JOB, job_id, NULL,
+                         store__surrogate_row, store__surrogate_free_v, out);
 }
 
 void store_surrogate_free(struct store_surrogate *x)
@@ -1219,29 +1225,22 @@ static int store__model_row(sqlite3_stmt *st, void *p)
 
 static void store__model_free_v(void *p) { store_model_free(p); }
 
-static int store__model_by(struct store *s, const char *where, int64_t id, const char *text,
-                           struct store_model *out)
-{
-    char sql[256];
-    snprintf(sql, sizeof sql, STORE__MODEL_COLS "%s", where);
-    sqlite3_stmt *st = NULL;
-    int rc = store__prep_key(s, sql, id, text, &st);
-    return rc ? rc : store__one(st, store__model_row, store__model_free_v, out);
-}
-
 int store_model_get(struct store *s, int64_t id, struct store_model *out)
 {
-    return store__model_by(s, "WHERE id = ?1", id, NULL, out);
+    return store__get_by(s, STORE__MODEL_COLS STORE__BY_ID, id, NULL, store__model_row,
+                         store__model_free_v, out);
 }
 
 int store_model_get_by_name(struct store *s, const char *name, struct store_model *out)
 {
-    return store__model_by(s, "WHERE name = ?1 ORDER BY id DESC LIMIT 1", 0, name, out);
+    return store__get_by(s, STORE__MODEL_COLS STORE__BY_NAME, 0, name, store__model_row,
+                         store__model_free_v, out);
 }
 
 int store_model_get_by_job(struct store *s, int64_t job_id, struct store_model *out)
 {
-    return store__model_by(s, "WHERE job_id = ?1 ORDER BY id DESC LIMIT 1", job_id, NULL, out);
+    return store__get_by(s, STORE__MODEL_COLS STORE__BY_JOB, job_id, NULL, store__model_row,
+                         store__model_free_v, out);
 }
 
 void store_model_free(struct store_model *m)
