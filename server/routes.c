@@ -27,6 +27,7 @@
 #include "job_net.h"
 #include "qn_err.h"
 #include "spec.h"
+#include "users.h"
 
 #define ROUTES_TRAJ_DEFAULT 500     /* simulate: default max_points */
 #define ROUTES_TRAJ_MAX 100000      /* simulate: largest max_points */
@@ -100,11 +101,24 @@ static int routes__healthz(struct http_req *req)
     if (rc)
         return http_reply_error(req, 503, "database_error", NULL, "database unreachable: %s",
                                 s ? store_errmsg(s) : "cannot open it");
+    int64_t users = 0;
+    if (users_count(s, &users))
+        return http_reply_error(req, 503, "database_error", NULL, "database unreachable: %s",
+                                store_errmsg(s));
     struct daemon *d = http_req_daemon(req);
     int stopping = d ? atomic_load(&d->stopping) : 0;
     return http_reply_json(req, stopping ? 503 : 200,
-                           json_pack("{ss ss si}", "status", stopping ? "stopping" : "ok",
-                                     "database", "ok", "schema", version));
+                           json_pack("{ss ss si ss}", "status", stopping ? "stopping" : "ok",
+                                     "database", "ok", "schema", version, "auth",
+                                     users ? "token" : "none"));
+}
+
+/* Who the request is signed in as: {"name", "admin"}. */
+static int routes__whoami(struct http_req *req)
+{
+    const struct http_user *u = http_req_user(req);
+    return http_reply_json(req, 200, json_pack("{ss sb}", "name", u ? u->name : "",
+                                               "admin", u && u->admin));
 }
 
 /* Jobs by state and the queue depth, from the database. */
@@ -1032,6 +1046,7 @@ static int routes__model_predict(struct http_req *req)
 
 static const struct http_route routes__table[] = {
     {"GET", "/healthz", routes__healthz, HTTP_F_PUBLIC},
+    {"GET", "/v1/whoami", routes__whoami, 0},
     {"GET", "/metrics", routes__metrics, HTTP_F_PUBLIC},
     {"POST", "/v1/devices", routes__device_create, HTTP_F_JSON},
     {"GET", "/v1/devices", routes__device_list, 0},

@@ -108,7 +108,7 @@
     }
   }
 
-  const auth = { token: localStorage.getItem(TOKEN_KEY) || '', needed: false };
+  const auth = { token: localStorage.getItem(TOKEN_KEY) || '', needed: false, who: null };
 
   function headers(extra) {
     const h = Object.assign({ Accept: 'application/json' }, extra || {});
@@ -348,7 +348,7 @@
     const w = $('#who');
     w.replaceChildren();
     if (auth.needed && auth.token) {
-      w.append(el('span', { text: 'signed in with a token' }),
+      w.append(el('span', { text: auth.who ? `signed in as ${auth.who.name}${auth.who.admin ? ' (admin)' : ''}` : 'signed in with a token' }),
         el('button', { type: 'button', onclick: () => { auth.token = ''; localStorage.removeItem(TOKEN_KEY); signinNeeded(''); } }, 'Sign out'));
     } else if (!auth.needed) {
       w.append(el('span', { text: 'local daemon (no users)' }));
@@ -373,8 +373,7 @@
       auth.token = input.value.trim();
       localStorage.setItem(TOKEN_KEY, auth.token);
       signinShown = false;
-      renderWho();
-      route();
+      start(); // who the token belongs to, then the page
     });
     view().replaceChildren(form);
     input.focus();
@@ -608,7 +607,8 @@
       facts.replaceChildren(...f.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]),
         el('dt', { text: 'progress' }), el('dd', {}, progressBar(job) || '–'));
       if (job.error) facts.append(el('dt', { text: 'error' }), el('dd', { class: 'error', text: job.error }));
-      cancel.hidden = FINAL.has(job.state);
+      const mine = !auth.who || auth.who.admin || auth.who.name === job.owner;
+      cancel.hidden = FINAL.has(job.state) || !mine; // only the owner or an admin may cancel
       specPre.textContent = JSON.stringify(job.spec, null, 2);
       resultPre.textContent = job.result ? JSON.stringify(job.result, null, 2) : (FINAL.has(job.state) ? 'none' : 'not yet');
     };
@@ -917,12 +917,16 @@
 
   // ---- start ---------------------------------------------------------------------
 
-  /* Whether the daemon wants a token: a token-less request to a protected route. */
+  /* Whether the daemon wants a token (GET /healthz says), and who we are
+   * (GET /v1/whoami), so the page never has to provoke a 401 to find out. */
   async function start() {
     try {
-      const res = await fetch('/v1/jobs?limit=1', { headers: headers() });
-      auth.needed = res.status === 401 || !!auth.token;
-      if (res.status === 401) { signinNeeded(auth.token ? 'The daemon refused the stored token (401). Sign in again.' : ''); return; }
+      const health = await (await fetch('/healthz')).json();
+      auth.needed = health.auth === 'token';
+      if (auth.needed && !auth.token) { signinNeeded(''); return; }
+      const res = await fetch('/v1/whoami', { headers: headers() });
+      if (res.status === 401) { signinNeeded('The daemon refused the stored token (401). Sign in again.'); return; }
+      auth.who = await res.json();
     } catch (e) {
       banner('Cannot reach the daemon: ' + e.message);
     }

@@ -215,6 +215,7 @@ static void expect_healthy(struct fx *f)
 {
     json_t *j = call(f, "GET", "/healthz", NULL, NULL, 200);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
+    assert_non_null(json_string_value(json_object_get(j, "auth")));
     json_decref(j);
 }
 
@@ -700,6 +701,18 @@ static void test_auth_401(void **state)
     expect_error(f, "GET", "/v1/jobs/1", NULL, NULL, 0, 0, 401, "unauthorized");
     json_decref(call(f, "GET", "/v1/devices", f->alice, NULL, 200));
     json_decref(call(f, "GET", "/v1/devices", f->admin, NULL, 200));
+    /* /healthz tells a client a token is needed; /v1/whoami says whose it is */
+    json_t *h = call(f, "GET", "/healthz", NULL, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(h, "auth")), "token");
+    json_decref(h);
+    expect_error(f, "GET", "/v1/whoami", NULL, NULL, 0, 0, 401, "unauthorized");
+    json_t *w = call(f, "GET", "/v1/whoami", f->alice, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(w, "name")), "alice");
+    assert_true(json_is_false(json_object_get(w, "admin")));
+    json_decref(w);
+    w = call(f, "GET", "/v1/whoami", f->admin, NULL, 200);
+    assert_true(json_is_true(json_object_get(w, "admin")));
+    json_decref(w);
 }
 
 static void test_auth_owner_and_403(void **state)

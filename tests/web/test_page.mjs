@@ -227,6 +227,12 @@ async function main() {
     await page2.press('#token', 'Enter');
     await page2.waitForSelector(`#runs tr[data-job="${jobId}"]`);
     check(true, 'the right token signs in and shows the runs');
+    const who = await page2.textContent('#who');
+    check(/signed in as alice/.test(who), 'the page says who is signed in', who);
+    await page2.goto(`${base}/#/jobs/${jobId}`);
+    await page2.waitForSelector('#cancel', { state: 'attached' });
+    check(await page2.$eval('#cancel', (b) => b.hidden), 'no cancel button on a run of another owner');
+    await page2.goto(`${base}/#/`);
     await page2.reload();
     await page2.waitForSelector(`#runs tr[data-job="${jobId}"]`);
     check(true, 'the token is kept across reloads');
