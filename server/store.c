@@ -97,6 +97,128 @@ static int store__bind_text(sqlite3_stmt *st, int i, const char *t)
     return t ? sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
 }
 
+/* The key clauses of the get functions: by id, and the newest by name or by job. */
+#define STORE__BY_ID "WHERE id = ?1"
+#define STORE__BY_NAME "WHERE name = ?1 ORDER BY id DESC LIMIT 1"
+#define STORE__BY_JOB "WHERE job_id = ?1 ORDER BY id DESC LIMIT 1"
+
+/*
+ * Reads the first row of `sql` (one parameter ?1: the text when not NULL,
+ * else id) into out with `row`; what a failing row read left is freed with
+ * free_row. 0, QN_ENOTFOUND when there is no row, or another qn_err code.
+ */
+static int store__get_by(struct store *s, const char *sql, int64_t id, const char *text,
+                         int (*row)(sqlite3_stmt *, void *), void (*free_row)(void *), void *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, sql, &st);
+    if (rc)
+        return rc;
+    if (text)
+        store__bind_text(st, 1, text);
+    else
+        sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        rc = row(st, out);
+        if (rc)
+            free_row(out);
+    } else {
+        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store__err(rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Frees an array of n `size`-byte records, each through `release`. */
+static void store__free_array(void *arr, size_t n, size_t size, void (*release)(void *))
+{
+    for (size_t i = 0; arr && i < n; i++)
+        release((char *)arr + i * size);
+    free(arr);
+}
+
+/* Steps st, appending each row (filled by `row`) to the growing array
+ * *arr of `size`-byte records (*len used, *cap allocated); finalizes st. */
+static int store__collect(sqlite3_stmt *st, size_t size, int (*row)(sqlite3_stmt *, void *),
+                          char **arr, size_t *len)
+{
+    size_t cap = 0;
+    int rc = 0, sr;
+    while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*len == cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            char *na = ncap > SIZE_MAX / size ? NULL : realloc(*arr, ncap * size);
+            if (!na) {
+                rc = QN_ENOMEM;
+                break;
+            }
+            *arr = na;
+            cap = ncap;
+        }
+        rc = row(st, *arr + *len * size);
+        (*len)++;
+        if (rc)
+            break;
+    }
+    if (!rc && sr != SQLITE_DONE)
+        rc = store__err(sr);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The list page end every list query shares: ?1 after, ?2 limit. */
+#define STORE__PAGE "WHERE id > ?1 ORDER BY id LIMIT ?2"
+
+/*
+ * One page of a list query `sql` (ending in STORE__PAGE): the rows with
+ * id > after, at most limit (0: all), as a new array *out of *n `size`-byte
+ * records filled by `row`; on failure *out is NULL and what was read is
+ * freed through `release`. Shared by the device, dataset and job lists.
+ */
+static int store__list(struct store *s, const char *sql, int64_t after, size_t limit,
+                       size_t size, int (*row)(sqlite3_stmt *, void *), void (*release)(void *),
+                       void **out, size_t *n)
+{
+    *out = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, sql, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
+    char *arr = NULL;
+    size_t len = 0;
+    rc = store__collect(st, size, row, &arr, &len);
+    if (rc) {
+        store__free_array(arr, len, size, release);
+        return rc;
+    }
+    *out = arr;
+    *n = len;
+    return 0;
+}
+
+/* Finalizes st and returns rc when a bind failed (rc != 0), else steps it
+ * as store__exec_stmt. */
+static int store__exec_bound(sqlite3_stmt *st, int rc)
+{
+    if (rc) {
+        sqlite3_finalize(st);
+        return rc;
+    }
+    return store__exec_stmt(st);
+}
+
+/* store__exec_bound for an INSERT; the new row id in *id (may be NULL). */
+static int store__exec_insert(struct store *s, sqlite3_stmt *st, int rc, int64_t *id)
+{
+    rc = store__exec_bound(st, rc);
+    if (rc == 0 && id)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
 /* Applies the connection settings every handle needs. */
 static int store__configure(sqlite3 *db)
 {
@@ -190,17 +312,15 @@ int store_device_insert(struct store *s, const char *name, const char *kind, con
     store__bind_text(st, 1, name);
     store__bind_text(st, 2, kind);
     store__bind_text(st, 3, spec);
-    rc = store__exec_stmt(st);
-    if (rc == 0 && id)
-        *id = sqlite3_last_insert_rowid(s->db);
-    return rc;
+    return store__exec_insert(s, st, 0, id);
 }
 
 #define STORE__DEVICE_COLS "SELECT id, name, kind, spec, created FROM devices "
 
 /* Fills *d from the current row of a STORE__DEVICE_COLS query. */
-static int store__device_row(sqlite3_stmt *st, struct store_device *d)
+static int store__device_row(sqlite3_stmt *st, void *p)
 {
+    struct store_device *d = p;
     int err = 0;
     memset(d, 0, sizeof *d);
     d->id = sqlite3_column_int64(st, 0);
@@ -212,36 +332,18 @@ static int store__device_row(sqlite3_stmt *st, struct store_device *d)
     return err;
 }
 
-/* Runs a device query expected to return at most one row. */
-static int store__device_one(sqlite3_stmt *st, struct store_device *out)
-{
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        rc = store__device_row(st, out);
-    else
-        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store__err(rc);
-    sqlite3_finalize(st);
-    return rc;
-}
+static void store__device_free_v(void *p) { store_device_free(p); }
 
 int store_device_get(struct store *s, int64_t id, struct store_device *out)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store__prep(s, STORE__DEVICE_COLS "WHERE id = ?1", &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, id);
-    return store__device_one(st, out);
+    return store__get_by(s, STORE__DEVICE_COLS STORE__BY_ID, id, NULL, store__device_row,
+                         store__device_free_v, out);
 }
 
 int store_device_get_by_name(struct store *s, const char *name, struct store_device *out)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store__prep(s, STORE__DEVICE_COLS "WHERE name = ?1", &st);
-    if (rc)
-        return rc;
-    store__bind_text(st, 1, name);
-    return store__device_one(st, out);
+    return store__get_by(s, STORE__DEVICE_COLS "WHERE name = ?1", 0, name, store__device_row,
+                         store__device_free_v, out);
 }
 
 void store_device_free(struct store_device *d)
@@ -254,78 +356,15 @@ void store_device_free(struct store_device *d)
 
 void store_device_list_free(struct store_device *list, size_t n)
 {
-    for (size_t i = 0; list && i < n; i++)
-        store_device_free(&list[i]);
-    free(list);
+    store__free_array(list, n, sizeof *list, store__device_free_v);
 }
-
-/*
- * Collects the rows of a prepared list query (bound: ?1 after, ?2 limit)
- * into a growing array of `size`-byte records filled by `row`; `release`
- * frees one record. Shared by the device, dataset and job lists.
- */
-static int store__collect(sqlite3_stmt *st, size_t size, int (*row)(sqlite3_stmt *, void *),
-                          void (*release)(void *), void **out, size_t *n)
-{
-    char *arr = NULL;
-    size_t len = 0, cap = 0;
-    int rc = 0, sr;
-    while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
-        if (len == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            char *na = ncap > SIZE_MAX / size ? NULL : realloc(arr, ncap * size);
-            if (!na) {
-                rc = QN_ENOMEM;
-                break;
-            }
-            arr = na;
-            cap = ncap;
-        }
-        rc = row(st, arr + len * size);
-        len++;
-        if (rc)
-            break;
-    }
-    if (!rc && sr != SQLITE_DONE)
-        rc = store__err(sr);
-    sqlite3_finalize(st);
-    if (rc) {
-        for (size_t i = 0; i < len; i++)
-            release(arr + i * size);
-        free(arr);
-        return rc;
-    }
-    *out = arr;
-    *n = len;
-    return 0;
-}
-
-/* Prepares a list query: sql ends in "WHERE id > ?1 ORDER BY id LIMIT ?2". */
-static int store__list_prep(struct store *s, const char *sql, int64_t after, size_t limit,
-                            sqlite3_stmt **st)
-{
-    int rc = store__prep(s, sql, st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(*st, 1, after);
-    sqlite3_bind_int64(*st, 2, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
-    return 0;
-}
-
-static int store__device_row_v(sqlite3_stmt *st, void *p) { return store__device_row(st, p); }
-static void store__device_free_v(void *p) { store_device_free(p); }
 
 int store_device_list(struct store *s, int64_t after, size_t limit, struct store_device **out,
                       size_t *n)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store__list_prep(s, STORE__DEVICE_COLS "WHERE id > ?1 ORDER BY id LIMIT ?2", after,
-                              limit, &st);
-    if (rc)
-        return rc;
     void *arr = NULL;
-    rc = store__collect(st, sizeof(struct store_device), store__device_row_v,
-                        store__device_free_v, &arr, n);
+    int rc = store__list(s, STORE__DEVICE_COLS STORE__PAGE, after, limit, sizeof **out,
+                         store__device_row, store__device_free_v, &arr, n);
     *out = arr;
     return rc;
 }
@@ -369,10 +408,7 @@ static int store__dataset_row_insert(struct store *s, const char *name, const ch
         sqlite3_bind_int64(st, 6, job_id);
     else
         sqlite3_bind_null(st, 6);
-    rc = store__exec_stmt(st);
-    if (rc == 0)
-        *id = sqlite3_last_insert_rowid(s->db);
-    return rc;
+    return store__exec_insert(s, st, 0, id);
 }
 
 int store_dataset_begin(struct store *s, const char *name, const char *source, size_t n_cols,
@@ -505,8 +541,9 @@ void store_dataset_abort(struct store_dswriter *w)
 #define STORE__DATASET_COLS                                                                     \
     "SELECT id, name, source, n_rows, n_cols, columns, block_rows, job_id, created FROM datasets "
 
-static int store__dataset_row(sqlite3_stmt *st, struct store_dataset *d)
+static int store__dataset_row(sqlite3_stmt *st, void *p)
 {
+    struct store_dataset *d = p;
     int err = 0;
     memset(d, 0, sizeof *d);
     d->id = sqlite3_column_int64(st, 0);
@@ -522,49 +559,24 @@ static int store__dataset_row(sqlite3_stmt *st, struct store_dataset *d)
     return err;
 }
 
-/* Runs a dataset query expected to return at most one row (first wins). */
-static int store__dataset_one(sqlite3_stmt *st, struct store_dataset *out)
-{
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        rc = store__dataset_row(st, out);
-        if (rc)
-            store_dataset_free(out);
-    } else {
-        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store__err(rc);
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
+static void store__dataset_free_v(void *p) { store_dataset_free(p); }
 
 int store_dataset_get(struct store *s, int64_t id, struct store_dataset *out)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store__prep(s, STORE__DATASET_COLS "WHERE id = ?1", &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, id);
-    return store__dataset_one(st, out);
+    return store__get_by(s, STORE__DATASET_COLS STORE__BY_ID, id, NULL, store__dataset_row,
+                         store__dataset_free_v, out);
 }
 
 int store_dataset_get_by_name(struct store *s, const char *name, struct store_dataset *out)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store__prep(s, STORE__DATASET_COLS "WHERE name = ?1 ORDER BY id DESC LIMIT 1", &st);
-    if (rc)
-        return rc;
-    store__bind_text(st, 1, name);
-    return store__dataset_one(st, out);
+    return store__get_by(s, STORE__DATASET_COLS STORE__BY_NAME, 0, name, store__dataset_row,
+                         store__dataset_free_v, out);
 }
 
 int store_dataset_get_by_job(struct store *s, int64_t job_id, struct store_dataset *out)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store__prep(s, STORE__DATASET_COLS "WHERE job_id = ?1 ORDER BY id DESC LIMIT 1", &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, job_id);
-    return store__dataset_one(st, out);
+    return store__get_by(s, STORE__DATASET_COLS STORE__BY_JOB, job_id, NULL, store__dataset_row,
+                         store__dataset_free_v, out);
 }
 
 void store_dataset_free(struct store_dataset *d)
@@ -577,25 +589,15 @@ void store_dataset_free(struct store_dataset *d)
 
 void store_dataset_list_free(struct store_dataset *list, size_t n)
 {
-    for (size_t i = 0; list && i < n; i++)
-        store_dataset_free(&list[i]);
-    free(list);
+    store__free_array(list, n, sizeof *list, store__dataset_free_v);
 }
-
-static int store__dataset_row_v(sqlite3_stmt *st, void *p) { return store__dataset_row(st, p); }
-static void store__dataset_free_v(void *p) { store_dataset_free(p); }
 
 int store_dataset_list(struct store *s, int64_t after, size_t limit, struct store_dataset **out,
                        size_t *n)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store__list_prep(s, STORE__DATASET_COLS "WHERE id > ?1 ORDER BY id LIMIT ?2", after,
-                              limit, &st);
-    if (rc)
-        return rc;
     void *arr = NULL;
-    rc = store__collect(st, sizeof(struct store_dataset), store__dataset_row_v,
-                        store__dataset_free_v, &arr, n);
+    int rc = store__list(s, STORE__DATASET_COLS STORE__PAGE, after, limit, sizeof **out,
+                         store__dataset_row, store__dataset_free_v, &arr, n);
     *out = arr;
     return rc;
 }
@@ -803,18 +805,16 @@ int store_job_insert(struct store *s, const char *type, const char *name, const 
     sqlite3_bind_int(st, 4, priority);
     store__bind_text(st, 5, store_job_state_name(state));
     store__bind_text(st, 6, spec);
-    rc = store__exec_stmt(st);
-    if (rc == 0 && id)
-        *id = sqlite3_last_insert_rowid(s->db);
-    return rc;
+    return store__exec_insert(s, st, 0, id);
 }
 
 #define STORE__JOB_COLS                                                                         \
     "SELECT id, type, name, owner, priority, state, spec, result, error, created, started,"     \
     " finished FROM jobs "
 
-static int store__job_row(sqlite3_stmt *st, struct store_job *j)
+static int store__job_row(sqlite3_stmt *st, void *p)
 {
+    struct store_job *j = p;
     int err = 0;
     char state[16];
     memset(j, 0, sizeof *j);
@@ -835,23 +835,12 @@ static int store__job_row(sqlite3_stmt *st, struct store_job *j)
     return err;
 }
 
+static void store__job_free_v(void *p) { store_job_free(p); }
+
 int store_job_get(struct store *s, int64_t id, struct store_job *out)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store__prep(s, STORE__JOB_COLS "WHERE id = ?1", &st);
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        rc = store__job_row(st, out);
-        if (rc)
-            store_job_free(out);
-    } else {
-        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store__err(rc);
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return store__get_by(s, STORE__JOB_COLS STORE__BY_ID, id, NULL, store__job_row,
+                         store__job_free_v, out);
 }
 
 int store_job_set_state(struct store *s, int64_t id, enum store_job_state state,
@@ -908,24 +897,14 @@ void store_job_free(struct store_job *j)
 
 void store_job_list_free(struct store_job *list, size_t n)
 {
-    for (size_t i = 0; list && i < n; i++)
-        store_job_free(&list[i]);
-    free(list);
+    store__free_array(list, n, sizeof *list, store__job_free_v);
 }
-
-static int store__job_row_v(sqlite3_stmt *st, void *p) { return store__job_row(st, p); }
-static void store__job_free_v(void *p) { store_job_free(p); }
 
 int store_job_list(struct store *s, int64_t after, size_t limit, struct store_job **out, size_t *n)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store__list_prep(s, STORE__JOB_COLS "WHERE id > ?1 ORDER BY id LIMIT ?2", after,
-                              limit, &st);
-    if (rc)
-        return rc;
     void *arr = NULL;
-    rc = store__collect(st, sizeof(struct store_job), store__job_row_v, store__job_free_v, &arr,
-                        n);
+    int rc = store__list(s, STORE__JOB_COLS STORE__PAGE, after, limit, sizeof **out,
+                         store__job_row, store__job_free_v, &arr, n);
     *out = arr;
     return rc;
 }
@@ -1037,36 +1016,6 @@ static double store__col_real(sqlite3_stmt *st, int col)
     return sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);
 }
 
-/* Steps a one-row query and fills *out with row(); QN_ENOTFOUND when empty. */
-static int store__one(sqlite3_stmt *st, int (*row)(sqlite3_stmt *, void *), void (*release)(void *),
-                      void *out)
-{
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        rc = row(st, out);
-        if (rc)
-            release(out);
-    } else {
-        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store__err(rc);
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-/* Prepares `sql` (one parameter ?1) bound to an integer or a text. */
-static int store__prep_key(struct store *s, const char *sql, int64_t id, const char *text,
-                           sqlite3_stmt **st)
-{
-    int rc = store__prep(s, sql, st);
-    if (rc)
-        return rc;
-    if (text)
-        store__bind_text(*st, 1, text);
-    else
-        sqlite3_bind_int64(*st, 1, id);
-    return 0;
-}
-
 /* ---- surrogates ----------------------------------------------------------- */
 
 int store_surrogate_insert(struct store *s, const struct store_surrogate *in, int64_t *id)
@@ -1086,28 +1035,7 @@ int store_surrogate_insert(struct store *s, const struct store_surrogate *in, in
     store__bind_real(st, 6, in->val_rmse);
     store__bind_real(st, 7, in->max_error);
     rc = store__bind_blob(st, 8, in->blob, in->blob_len);
-    if (rc) {
-        sqlite3_finalize(st);
-        return rc;
-    }
-    rc = store__exec_stmt(st);
-    if (rc == 0 && id)
-        *id = sqlite3_last_insert_rowid(s->db);
-    return rc;
-}
-
-/* The key clauses of the get functions: by id, and the newest by name or by job. */
-#define STORE__BY_ID "WHERE id = ?1"
-#define STORE__BY_NAME "WHERE name = ?1 ORDER BY id DESC LIMIT 1"
-#define STORE__BY_JOB "WHERE job_id = ?1 ORDER BY id DESC LIMIT 1"
-
-/* One row of `sql` (keyed by id, or by text when not NULL) read into out. */
-static int store__get_by(struct store *s, const char *sql, int64_t id, const char *text,
-                         int (*row)(sqlite3_stmt *, void *), void (*free_row)(void *), void *out)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = store__prep_key(s, sql, id, text, &st);
-    return rc ? rc : store__one(st, row, free_row, out);
+    return store__exec_insert(s, st, rc, id);
 }
 
 #define STORE__SURROGATE_COLS                                                                   \
@@ -1187,14 +1115,7 @@ int store_model_insert(struct store *s, const struct store_model *in, int64_t *i
     rc = store__bind_blob(st, 8, in->params, in->n_params * sizeof(float));
     if (rc == 0)
         rc = store__bind_blob(st, 9, in->scaler, in->n_scaler * sizeof(float));
-    if (rc) {
-        sqlite3_finalize(st);
-        return rc;
-    }
-    rc = store__exec_stmt(st);
-    if (rc == 0 && id)
-        *id = sqlite3_last_insert_rowid(s->db);
-    return rc;
+    return store__exec_insert(s, st, rc, id);
 }
 
 #define STORE__MODEL_COLS                                                                       \
@@ -1274,11 +1195,7 @@ int store_checkpoint_put(struct store *s, const struct store_checkpoint *c)
     if (rc == 0)
         rc = store__bind_blob(st, 4, c->state, c->n_state * sizeof(float));
     sqlite3_bind_int64(st, 5, (int64_t)c->t);
-    if (rc) {
-        sqlite3_finalize(st);
-        return rc;
-    }
-    return store__exec_stmt(st);
+    return store__exec_bound(st, rc);
 }
 
 static int store__checkpoint_row(sqlite3_stmt *st, void *p)
@@ -1298,12 +1215,10 @@ static void store__checkpoint_free_v(void *p) { store_checkpoint_free(p); }
 
 int store_checkpoint_last(struct store *s, int64_t job_id, struct store_checkpoint *out)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store__prep_key(s,
-                             "SELECT job_id, epoch, params, optim_state, optim_t FROM checkpoints"
-                             " WHERE job_id = ?1 ORDER BY epoch DESC LIMIT 1",
-                             job_id, NULL, &st);
-    return rc ? rc : store__one(st, store__checkpoint_row, store__checkpoint_free_v, out);
+    return store__get_by(s,
+                         "SELECT job_id, epoch, params, optim_state, optim_t FROM checkpoints"
+                         " WHERE job_id = ?1 ORDER BY epoch DESC LIMIT 1",
+                         job_id, NULL, store__checkpoint_row, store__checkpoint_free_v, out);
 }
 
 void store_checkpoint_free(struct store_checkpoint *c)
