@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "qn_test.h"
+#include "qt_daemon.h"
 
 /* Runs `qn ARGS... --db db --workers 1` and checks the exit status; the stdout record
  * (new reference) when want is 0 or 1, else NULL (stderr must then hold needle). */
@@ -58,49 +59,11 @@ static const json_t *result(const json_t *rec, const char *key)
     return v;
 }
 
-/* Runs sql on dir/db; the first column of the first row as an integer (-1: none). */
+/* Runs sql on dir/db (read-write); the first column of the first row as an
+ * integer (-1: none); an SQLite error fails the test. */
 static long long db_int(const struct qt_dir *f, const char *db, const char *sql)
 {
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", f->dir, db);
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    if (sqlite3_open(path, &h) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-        else if (rc != SQLITE_DONE)
-            fail_msg("%s: %s", sql, sqlite3_errmsg(h));
-    } else {
-        fail_msg("%s: %s", sql, h ? sqlite3_errmsg(h) : "cannot open");
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
-}
-
-/* The newest model's params blob (malloc'd) and its size. */
-static void *model_params(const struct qt_dir *f, const char *db, size_t *len)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", f->dir, db);
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    void *out = NULL;
-    *len = 0;
-    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, "SELECT params FROM models ORDER BY id DESC LIMIT 1", -1, &st,
-                           NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        *len = (size_t)sqlite3_column_bytes(st, 0);
-        out = malloc(*len ? *len : 1);
-        memcpy(out, sqlite3_column_blob(st, 0), *len);
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return out;
+    return qd_db_file_int(f->dir, db, SQLITE_OPEN_READWRITE, 1, sql);
 }
 
 /* Two tanh hidden layers (12 and 8) that adapt after every epoch from the first. */
@@ -183,7 +146,7 @@ static void test_adapt_resume(void **state)
     assert_memory_equal(wa, wb, sizeof wa);
     assert_true(json_equal(result(a, "test_accuracy"), result(b, "test_accuracy")));
     size_t la, lb;
-    void *pa = model_params(f, "a.db", &la), *pb = model_params(f, "b.db", &lb);
+    void *pa = qd_db_model_params(f->dir, "a.db", &la), *pb = qd_db_model_params(f->dir, "b.db", &lb);
     assert_non_null(pa);
     assert_non_null(pb);
     assert_int_equal(la, lb);

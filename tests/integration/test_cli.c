@@ -26,19 +26,12 @@
 #include <unistd.h>
 
 #include "qn_test.h"
+#include "qt_daemon.h"
 
 /* A crn_relu sweep of n sobol points over u1 in [-3, 3] (kappa defaults to 0.01). */
 #define CRN_JOB(n)                                                                              \
     "{\"type\":\"sweep\",\"name\":\"crn\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"        \
     "\"design\":\"sobol\",\"samples\":" #n ",\"seed\":1,\"ranges\":{\"u1\":[-3,3]}}}"
-
-/* qn's stdout as exactly one JSON object line (new reference). */
-static json_t *one_record(const struct qt_run *r)
-{
-    json_t *j = qt_one_record(r);
-    assert_true(json_is_object(j));
-    return j;
-}
 
 /* Integer at record.result.<key>. */
 static long long result_int(const json_t *rec, const char *key)
@@ -46,37 +39,6 @@ static long long result_int(const json_t *rec, const char *key)
     const json_t *v = json_object_get(json_object_get(rec, "result"), key);
     assert_true(json_is_integer(v));
     return json_integer_value(v);
-}
-
-/* Runs `sql` (one integer result) on dir/name; -1 when there is no database. */
-static long long db_int(const char *dir, const char *name, const char *sql)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (access(path, F_OK) != 0)
-        return -1;
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    long long v = -2;
-    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
-}
-
-/* Runs a job given as text through stdin with --workers w; returns the record. */
-static json_t *run_job(const struct qt_dir *f, const char *db, const char *job, const char *workers,
-                       int want_status)
-{
-    struct qt_run r;
-    assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, "--workers", workers, NULL),
-                     0);
-    qt_expect_status(&r, want_status);
-    json_t *rec = one_record(&r);
-    qt_run_free(&r);
-    return rec;
 }
 
 /* Exports dataset id of db; returns the CSV (free it). */
@@ -94,7 +56,7 @@ static char *export(const struct qt_dir *f, const char *db, const char *id)
 static void test_sweep_and_export(void **state)
 {
     struct qt_dir *f = *state;
-    json_t *rec = run_job(f, "q.db", CRN_JOB(500), "2", 0);
+    json_t *rec = qt_run_job(f, "q.db", CRN_JOB(500), "2", 0);
     assert_int_equal(json_integer_value(json_object_get(rec, "id")), 1);
     assert_string_equal(json_string_value(json_object_get(rec, "type")), "sweep");
     assert_string_equal(json_string_value(json_object_get(rec, "name")), "crn");
@@ -126,7 +88,7 @@ static void test_sweep_and_export(void **state)
     }
     assert_true(worst < 1e-6);
     free(csv);
-    assert_int_equal(db_int(f->dir, "q.db", "SELECT count(*) FROM dataset_blocks"), 1);
+    assert_int_equal(qd_db_file_int(f->dir, "q.db", SQLITE_OPEN_READWRITE, 0, "SELECT count(*) FROM dataset_blocks"), 1);
 }
 
 /* Rows that blow up are failed rows with a named status; the job still succeeds. */
@@ -137,7 +99,7 @@ static void test_failed_rows(void **state)
                       "\"state\":{\"y\":1},\"rhs\":{\"y\":\"u1*y^2\"},\"output\":\"y\","
                       "\"readout\":{\"kind\":\"final\",\"t_max\":3}},\"design\":\"grid\","
                       "\"samples\":5,\"ranges\":{\"u1\":[-1,1]}}}";
-    json_t *rec = run_job(f, "q.db", job, "2", 0);
+    json_t *rec = qt_run_job(f, "q.db", job, "2", 0);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
     assert_int_equal(result_int(rec, "rows"), 5);
     assert_int_equal(result_int(rec, "failed"), 2); /* y = 1/(1 - u1 t) blows up for u1 >= 1/3 */
@@ -155,8 +117,8 @@ static void test_failed_rows(void **state)
 static void test_workers_identical(void **state)
 {
     struct qt_dir *f = *state;
-    json_decref(run_job(f, "w1.db", CRN_JOB(3000), "1", 0));
-    json_decref(run_job(f, "w2.db", CRN_JOB(3000), "2", 0));
+    json_decref(qt_run_job(f, "w1.db", CRN_JOB(3000), "1", 0));
+    json_decref(qt_run_job(f, "w2.db", CRN_JOB(3000), "2", 0));
     char *a = export(f, "w1.db", "1"), *b = export(f, "w2.db", "1");
     assert_int_equal(qt_count_lines(a), 3001);
     assert_string_equal(a, b);
@@ -176,7 +138,7 @@ static void expect_spec_error(const struct qt_dir *f, const char *job, const cha
         fail_msg("stderr lacks %s: %s", path, r.err);
     assert_memory_equal(r.err, "qn: ", 4);
     qt_run_free(&r);
-    long long jobs = db_int(f->dir, "quasineuron.db", "SELECT count(*) FROM jobs");
+    long long jobs = qd_db_file_int(f->dir, "quasineuron.db", SQLITE_OPEN_READWRITE, 0, "SELECT count(*) FROM jobs");
     assert_true(jobs == -1 || jobs == 0);
 }
 
@@ -204,7 +166,7 @@ static void test_bad_specs(void **state)
                       "{\"type\":\"sweep\",\"spec\":{\"device\":\"nope\",\"samples\":5,"
                       "\"ranges\":{\"u1\":[-3,3]}}}",
                       "/spec/device");
-    assert_int_equal(db_int(f->dir, "quasineuron.db", "SELECT count(*) FROM jobs"), 0);
+    assert_int_equal(qd_db_file_int(f->dir, "quasineuron.db", SQLITE_OPEN_READWRITE, 0, "SELECT count(*) FROM jobs"), 0);
     expect_spec_error(f, "{\"type\":\"sweep\",\"spec\":{}, \"type\":\"fit\"}", "duplicate");
     expect_spec_error(f, "{\"type\":\"fit\",\"spec\":{}}", "/spec/dataset");
     expect_spec_error(f, "{\"type\":\"sweep\"", "bad.json");
@@ -220,7 +182,7 @@ static void test_devices_by_name_and_id(void **state)
                      0);
     assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "add", "dev.json", NULL), 0);
     qt_expect_status(&r, 0);
-    json_t *rec = one_record(&r);
+    json_t *rec = qt_one_record(&r);
     assert_int_equal(json_integer_value(json_object_get(rec, "id")), 1);
     assert_string_equal(json_string_value(json_object_get(rec, "name")), "crn");
     json_decref(rec);
@@ -238,19 +200,19 @@ static void test_devices_by_name_and_id(void **state)
 
     assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "list", NULL), 0);
     qt_expect_status(&r, 0);
-    rec = one_record(&r);
+    rec = qt_one_record(&r);
     assert_string_equal(json_string_value(json_object_get(rec, "kind")), "crn_relu");
     json_decref(rec);
     qt_run_free(&r);
 
     const char *by_name = "{\"type\":\"sweep\",\"spec\":{\"device\":\"crn\",\"samples\":64,"
                           "\"ranges\":{\"u1\":[0,2]}}}";
-    rec = run_job(f, "quasineuron.db", by_name, "2", 0);
+    rec = qt_run_job(f, "quasineuron.db", by_name, "2", 0);
     assert_int_equal(result_int(rec, "rows"), 64);
     json_decref(rec);
     const char *by_id = "{\"type\":\"sweep\",\"spec\":{\"device\":1,\"samples\":4,"
                         "\"design\":\"grid\",\"ranges\":{\"u1\":[0,0]}}}";
-    rec = run_job(f, "quasineuron.db", by_id, "1", 0);
+    rec = qt_run_job(f, "quasineuron.db", by_id, "1", 0);
     assert_int_equal(result_int(rec, "dataset"), 2);
     json_decref(rec);
     /* kappa 0.04 from the stored device: out(0) = sqrt(kappa) = 0.2. */
@@ -278,7 +240,7 @@ static void test_newer_database_refused(void **state)
     assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
     assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(h);
-    assert_int_equal(db_int(f->dir, "v.db", "PRAGMA user_version"), 999);
+    assert_int_equal(qd_db_file_int(f->dir, "v.db", SQLITE_OPEN_READWRITE, 0, "PRAGMA user_version"), 999);
     assert_int_equal(qt_qn(f->dir, CRN_JOB(5), &r, "run", "-", "--db", "v.db", NULL), 0);
     qt_expect_status(&r, 1);
     assert_non_null(strstr(r.err, "newer"));
@@ -343,7 +305,7 @@ static void test_sigint_cancels(void **state)
     int seen = 0;
     for (int i = 0; i < 400 && !seen; i++) {
         nap(25);
-        seen = db_int(f->dir, "quasineuron.db", "SELECT count(*) FROM jobs WHERE state = "
+        seen = qd_db_file_int(f->dir, "quasineuron.db", SQLITE_OPEN_READWRITE, 0, "SELECT count(*) FROM jobs WHERE state = "
                                                 "'running'") == 1;
     }
     assert_true(seen);
@@ -361,13 +323,13 @@ static void test_sigint_cancels(void **state)
     char *out = qt_read_file(out_path, NULL);
     assert_non_null(out);
     struct qt_run fake = {.out = out};
-    json_t *rec = one_record(&fake);
+    json_t *rec = qt_one_record(&fake);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "canceled");
     assert_true(json_is_null(json_object_get(rec, "result")));
     json_decref(rec);
     free(out);
-    assert_int_equal(db_int(f->dir, "quasineuron.db", "SELECT count(*) FROM datasets"), 0);
-    assert_int_equal(db_int(f->dir, "quasineuron.db", "SELECT count(*) FROM dataset_blocks"), 0);
+    assert_int_equal(qd_db_file_int(f->dir, "quasineuron.db", SQLITE_OPEN_READWRITE, 0, "SELECT count(*) FROM datasets"), 0);
+    assert_int_equal(qd_db_file_int(f->dir, "quasineuron.db", SQLITE_OPEN_READWRITE, 0, "SELECT count(*) FROM dataset_blocks"), 0);
 }
 
 int main(void)

@@ -413,13 +413,8 @@ static void check_history(struct fx *f, int64_t id, int64_t epochs)
 
 static void check_integrity(struct fx *f)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open_v2(f->d.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-    sqlite3_finalize(st);
+    sqlite3 *db = qd_db_open(f->d.db);
+    qd_db_integrity_ok(db);
     sqlite3_close(db);
 }
 
@@ -472,9 +467,8 @@ static void test_sigterm_requeues_and_next_start_finishes(void **state)
     assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
     printf("SIGTERM with a train job running: stopped in %.0f ms\n", 1e3 * (qd_now() - t0));
     /* Stopped: the job is queued in the database, not failed. */
-    sqlite3 *db = NULL;
+    sqlite3 *db = qd_db_open(f->d.db);
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open_v2(f->d.db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT state FROM jobs WHERE id = ?1", -1, &st, NULL),
                      SQLITE_OK);
     sqlite3_bind_int64(st, 1, id);

@@ -30,19 +30,15 @@
 #include <unistd.h>
 
 #include "qn_test.h"
+#include "qt_daemon.h"
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
-/* Runs job text through stdin; checks the exit status; returns the record. */
+/* Runs job text through stdin on q.db with 2 workers; checks the exit status;
+ * returns the record. */
 static json_t *run_job(const struct qt_dir *f, const char *job, int want_status)
 {
-    struct qt_run r;
-    assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", "q.db", "--workers", "2", NULL),
-                     0);
-    qt_expect_status(&r, want_status);
-    json_t *rec = qt_one_record(&r);
-    qt_run_free(&r);
-    return rec;
+    return qt_run_job(f, "q.db", job, "2", want_status);
 }
 
 /* Runs a job that must be refused (exit 2, nothing on stdout); stderr must
@@ -84,46 +80,6 @@ static double result_num(const json_t *rec, const char *key)
     return json_number_value(v);
 }
 
-/* One integer from `sql` on dir/db; -1 when there is no database. */
-static long long db_int(const char *dir, const char *db, const char *sql)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", dir, db);
-    if (access(path, F_OK) != 0)
-        return -1;
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    long long v = -2;
-    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
-}
-
-/* The params blob of the newest model in dir/db (new buffer, *len bytes). */
-static void *model_params(const char *dir, const char *db, size_t *len)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", dir, db);
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    void *out = NULL;
-    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(h, "SELECT params FROM models ORDER BY id DESC LIMIT 1", -1, &st,
-                           NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        *len = (size_t)sqlite3_column_bytes(st, 0);
-        out = malloc(*len ? *len : 1);
-        if (out)
-            memcpy(out, sqlite3_column_blob(st, 0), *len);
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return out;
-}
-
 /* The sweep of the pipeline: crn_relu over u1 in [-4, 4]. */
 static const char crn_sweep[] =
     "{\"type\":\"sweep\",\"name\":\"crn sweep\",\"spec\":{\"device\":{\"name\":\"crn\","
@@ -144,7 +100,7 @@ static void test_pipeline(void **state)
     assert_true(rmse > 0 && rmse < 0.02 && maxe >= rmse); /* outputs span [0, 4] */
     assert_int_equal(json_integer_value(result(rec, "excluded")), 0);
     json_decref(rec);
-    assert_true(db_int(f->dir, "q.db", "SELECT count(*) FROM metrics WHERE job_id = 2 AND "
+    assert_true(qd_db_file_int(f->dir, "q.db", SQLITE_OPEN_READONLY, 0, "SELECT count(*) FROM metrics WHERE job_id = 2 AND "
                                        "name = 'val_rmse'") > 0);
 
     /* Fashion-MNIST (make deps installs it); spirals where it is missing. */
@@ -175,7 +131,7 @@ static void test_pipeline(void **state)
     assert_true(result_num(rec, "test_loss") > 0);
     assert_int_equal(json_integer_value(result(rec, "failed_solves")), 0);
     json_decref(rec);
-    assert_true(db_int(f->dir, "q.db", "SELECT count(*) FROM checkpoints WHERE job_id = 3") >= 1);
+    assert_true(qd_db_file_int(f->dir, "q.db", SQLITE_OPEN_READONLY, 0, "SELECT count(*) FROM checkpoints WHERE job_id = 3") >= 1);
 
     snprintf(job, sizeof job,
              "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":3},\"dataset\":%s,"
@@ -242,7 +198,7 @@ static void test_import_and_bad_inputs(void **state)
     /* A non-numeric cell and a short row, likewise. */
     assert_int_equal(import_csv(f, "abc.csv", "a,label\n1,0\nx,1\n", "abc", NULL), 2);
     assert_int_equal(import_csv(f, "short.csv", "a,b,label\n1,2,0\n3,1\n", "short", NULL), 2);
-    assert_int_equal(db_int(f->dir, "q.db", "SELECT count(*) FROM datasets"), 1);
+    assert_int_equal(qd_db_file_int(f->dir, "q.db", SQLITE_OPEN_READONLY, 0, "SELECT count(*) FROM datasets"), 1);
 
     /* Labels out of range for the last layer: the job fails and says so. */
     assert_int_equal(import_csv(f, "big.csv", "x1,x2,label\n0,0,0\n0,1,7\n1,0,1\n1,1,0\n0,0,1\n",
@@ -399,7 +355,7 @@ static void test_resume_identical(void **state)
     int seen = 0;
     for (int i = 0; i < 6000 && !seen; i++) {
         nap(5);
-        seen = db_int(f->dir, "b.db", "SELECT count(*) FROM checkpoints WHERE epoch = 2") == 1;
+        seen = qd_db_file_int(f->dir, "b.db", SQLITE_OPEN_READONLY, 0, "SELECT count(*) FROM checkpoints WHERE epoch = 2") == 1;
     }
     assert_true(seen);
     assert_int_equal(kill(pid, SIGINT), 0);
@@ -407,10 +363,10 @@ static void test_resume_identical(void **state)
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 1);
-    assert_int_equal(db_int(f->dir, "b.db", "SELECT count(*) FROM jobs WHERE state = 'canceled'"),
+    assert_int_equal(qd_db_file_int(f->dir, "b.db", SQLITE_OPEN_READONLY, 0, "SELECT count(*) FROM jobs WHERE state = 'canceled'"),
                      1);
-    assert_int_equal(db_int(f->dir, "b.db", "SELECT count(*) FROM models"), 0);
-    long long last = db_int(f->dir, "b.db", "SELECT max(epoch) FROM checkpoints");
+    assert_int_equal(qd_db_file_int(f->dir, "b.db", SQLITE_OPEN_READONLY, 0, "SELECT count(*) FROM models"), 0);
+    long long last = qd_db_file_int(f->dir, "b.db", SQLITE_OPEN_READONLY, 0, "SELECT max(epoch) FROM checkpoints");
     assert_true(last >= 2 && last < 8);
 
     assert_int_equal(qt_qn(f->dir, NULL, &r, "resume", "1", "--db", "b.db", "--workers", "1",
@@ -425,7 +381,7 @@ static void test_resume_identical(void **state)
     json_decref(rec);
 
     size_t la = 0, lb = 0;
-    void *a = model_params(f->dir, "a.db", &la), *b = model_params(f->dir, "b.db", &lb);
+    void *a = qd_db_model_params(f->dir, "a.db", &la), *b = qd_db_model_params(f->dir, "b.db", &lb);
     assert_non_null(a);
     assert_non_null(b);
     assert_int_equal(la, lb);
@@ -435,9 +391,9 @@ static void test_resume_identical(void **state)
     free(b);
     /* The metric history: the same rows as the uninterrupted run, no duplicates. */
     const char *q = "SELECT count(*) FROM metrics";
-    assert_int_equal(db_int(f->dir, "b.db", q), db_int(f->dir, "a.db", q));
+    assert_int_equal(qd_db_file_int(f->dir, "b.db", SQLITE_OPEN_READONLY, 0, q), qd_db_file_int(f->dir, "a.db", SQLITE_OPEN_READONLY, 0, q));
     q = "SELECT count(*) FROM metrics WHERE name = 'train_loss'";
-    assert_int_equal(db_int(f->dir, "b.db", q), 8);
+    assert_int_equal(qd_db_file_int(f->dir, "b.db", SQLITE_OPEN_READONLY, 0, q), 8);
 
     /* A job that succeeded is not resumed; nor is one that does not exist. */
     assert_int_equal(qt_qn(f->dir, NULL, &r, "resume", "1", "--db", "b.db", NULL), 0);

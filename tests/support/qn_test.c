@@ -205,5 +205,18 @@ void *qt_one_record(const struct qt_run *r)
     json_t *j = json_loads(r->out, 0, &e);
     if (!j)
         fail_msg("stdout is not JSON (%s): %s", e.text, r->out);
+    assert_true(json_is_object(j));
     return j;
+}
+
+void *qt_run_job(const struct qt_dir *f, const char *db, const char *job, const char *workers,
+                 int want_status)
+{
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, "--workers", workers, NULL),
+                     0);
+    qt_expect_status(&r, want_status);
+    json_t *rec = qt_one_record(&r);
+    qt_run_free(&r);
+    return rec;
 }

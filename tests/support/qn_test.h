@@ -63,8 +63,14 @@ int qt_dir_teardown(void **state);
 /* Fails the test with qn's stderr and stdout when the exit status is not `want`. */
 void qt_expect_status(const struct qt_run *r, int want);
 
-/* qn's stdout as exactly one JSON line (new reference; fails the test otherwise).
- * The return is a json_t * (void * here so that this header needs no jansson). */
+/* qn's stdout as exactly one JSON object line (new reference; fails the test
+ * otherwise). The return is a json_t * (void * here so that this header needs
+ * no jansson). */
 void *qt_one_record(const struct qt_run *r);
+
+/* Runs `qn run - --db db --workers workers` in f->dir with the job text on
+ * stdin, checks the exit status, and returns the record (as qt_one_record). */
+void *qt_run_job(const struct qt_dir *f, const char *db, const char *job, const char *workers,
+                 int want_status);
 
 #endif

@@ -304,6 +304,57 @@ int64_t qd_db_int(sqlite3 *db, const char *sql)
     return v;
 }
 
+long long qd_db_file_int(const char *dir, const char *name, int flags, int strict,
+                         const char *sql)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (access(path, F_OK) != 0) {
+        if (strict)
+            fail_msg("%s: no database %s", sql, path);
+        return -1;
+    }
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -2;
+    int rc = sqlite3_open_v2(path, &h, flags, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(h, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    else if (strict && rc == SQLITE_DONE)
+        v = -1;
+    else if (strict)
+        fail_msg("%s: %s", sql, h ? sqlite3_errmsg(h) : "cannot open");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+void *qd_db_model_params(const char *dir, const char *name, size_t *len)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    void *out = NULL;
+    *len = 0;
+    if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, "SELECT params FROM models ORDER BY id DESC LIMIT 1", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        *len = (size_t)sqlite3_column_bytes(st, 0);
+        out = malloc(*len ? *len : 1);
+        if (out)
+            memcpy(out, sqlite3_column_blob(st, 0), *len);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return out;
+}
+
 void qd_db_integrity_ok(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;

@@ -126,4 +126,18 @@ int64_t qd_db_int(sqlite3 *db, const char *sql);
 /* PRAGMA integrity_check answers "ok" (prints what it says otherwise). */
 void qd_db_integrity_ok(sqlite3 *db);
 
+/*
+ * Runs sql on dir/name, opened with sqlite3_open_v2 `flags` (e.g.
+ * SQLITE_OPEN_READONLY), for the first column of its first row as an
+ * integer; -1 when the file does not exist. Not strict: -2 when SQLite fails
+ * or there is no row. Strict: SQLite failing (or no file) fails the test, and
+ * no row answers -1 (so statements that return nothing may be run too).
+ */
+long long qd_db_file_int(const char *dir, const char *name, int flags, int strict,
+                         const char *sql);
+
+/* The params blob of the newest model in dir/name, read-only: a new buffer
+ * (free it) of *len bytes, NULL (*len 0) when there is none. */
+void *qd_db_model_params(const char *dir, const char *name, size_t *len);
+
 #endif
