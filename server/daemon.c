@@ -299,9 +299,11 @@ static void daemon__stop(struct daemon *d)
 {
     atomic_store(&d->stopping, 1);
     http_quiesce(d->http);
+#ifdef DAEMON_HAVE_EVENTS
+    events_halt(d->events); /* the pump reads the workers' registry: stop it first */
+#endif
 #ifdef DAEMON_HAVE_WORKERS
-    workers_stop(d->workers, 1);
-    d->workers = NULL;
+    workers_halt(d->workers, 1);
 #endif
 #ifdef DAEMON_HAVE_EVENTS
     events_stop(d->events);
@@ -309,6 +311,10 @@ static void daemon__stop(struct daemon *d)
 #endif
     http_destroy(d->http);
     d->http = NULL;
+#ifdef DAEMON_HAVE_WORKERS
+    workers_stop(d->workers, 1); /* frees the pool once no request thread can reach it */
+    d->workers = NULL;
+#endif
 }
 
 /* Blocks SIGINT and SIGTERM in this thread and every thread it starts. */

@@ -9,10 +9,12 @@
  * here, before any thread); refuse a non-loopback address when the users
  * table is empty; create the HTTP server and add every module's routes;
  * workers_start; events_start; http_start. Shutdown (SIGTERM or SIGINT):
- * http_quiesce (stop accepting); workers_stop(requeue: running jobs are
+ * http_quiesce (stop accepting); events_halt (the pump reads the workers'
+ * registry, so it stops first); workers_halt (requeue: running jobs are
  * canceled with the requeue marker and go back to `queued`); events_stop
  * (resumes every suspended SSE connection and ends their streams);
- * http_destroy (MHD_stop_daemon).
+ * http_destroy (MHD_stop_daemon); workers_stop frees the pool last, when no
+ * request thread can hold it any more.
  *
  * The worker pool and the event pump (server/workers.h, server/events.h,
  * server/routes_jobs.h) are optional at compile time: daemon.c uses them
@@ -20,7 +22,9 @@
  *
  *   int  routes_jobs_register(struct http_server *srv);   -- http_routes_add of the job routes
  *   int  workers_start(struct daemon *d, struct workers **out);
- *   void workers_stop(struct workers *w, int requeue);    -- joins the threads, frees w
+ *   void workers_halt(struct workers *w, int requeue);    -- joins the threads
+ *   void workers_stop(struct workers *w, int requeue);    -- halts if needed, frees w
+ *   void events_halt(struct events *e);                   -- joins the pump
  *   int  events_start(struct daemon *d, struct events **out);
  *   void events_stop(struct events *e);                   -- resumes all, joins, frees e
  *

@@ -454,7 +454,7 @@ int events_start(struct daemon *d, struct events **out)
     return rc;
 }
 
-void events_stop(struct events *e)
+void events_halt(struct events *e)
 {
     if (!e)
         return;
@@ -464,6 +464,15 @@ void events_stop(struct events *e)
     pthread_mutex_unlock(&e->mu);
     if (e->have_pump)
         pthread_join(e->pump, NULL);
+    e->have_pump = 0;
+    e->workers = NULL; /* the pool may be gone from here on */
+}
+
+void events_stop(struct events *e)
+{
+    if (!e)
+        return;
+    events_halt(e);
     /* A last look at the database, so clients see their job requeued, then the
      * end of every stream; the suspended ones are woken so MHD can close them. */
     pthread_mutex_lock(&e->mu);

@@ -56,6 +56,13 @@ int events_create(const struct events_config *cfg, struct events **out, char *ms
 int events_start(struct daemon *d, struct events **out);
 
 /*
+ * Stops the pump thread only (streams stay open, nothing is sent until
+ * events_stop). The daemon calls it before stopping the worker pool, because
+ * the pump reads the pool's progress registry. Idempotent; NULL is fine.
+ */
+void events_halt(struct events *e);
+
+/*
  * Stops the pump, ends every stream and resumes every suspended connection,
  * so that MHD_stop_daemon may follow. Memory still referenced by open
  * connections is freed when MHD frees their responses. NULL is fine.

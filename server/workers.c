@@ -59,6 +59,7 @@ struct workers {
     size_t n;
     atomic_int stop;           /* 1: threads leave their loop */
     atomic_int stop_requeue;   /* with stop: running jobs are requeued */
+    atomic_int halted;         /* 1: workers_halt ran (threads joined) */
     pthread_mutex_t reg_mu;    /* guards slots' job_id and kind */
     pthread_mutex_t wake_mu;   /* guards wake_gen, with wake_cv */
     pthread_cond_t wake_cv;
@@ -415,10 +416,11 @@ int workers_start(struct daemon *d, struct workers **out)
     return rc;
 }
 
-void workers_stop(struct workers *w, int requeue)
+void workers_halt(struct workers *w, int requeue)
 {
-    if (!w)
+    if (!w || atomic_load(&w->halted))
         return;
+    atomic_store(&w->halted, 1);
     atomic_store(&w->stop_requeue, requeue);
     atomic_store(&w->stop, 1);
     if (requeue)
@@ -430,6 +432,13 @@ void workers_stop(struct workers *w, int requeue)
     for (size_t i = 0; i < w->n; i++)
         if (w->slots[i].started)
             pthread_join(w->slots[i].thread, NULL);
+}
+
+void workers_stop(struct workers *w, int requeue)
+{
+    if (!w)
+        return;
+    workers_halt(w, requeue);
     w__free(w);
 }
 

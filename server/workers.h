@@ -60,6 +60,11 @@ int workers_start(struct daemon *d, struct workers **out);
  */
 void workers_stop(struct workers *w, int requeue);
 
+/* The first half of workers_stop: stops and joins the threads (requeue as
+ * there) but keeps w, so request threads still holding it read an empty
+ * registry instead of freed memory; workers_stop frees it later. */
+void workers_halt(struct workers *w, int requeue);
+
 /* The queue the pool takes jobs from (borrowed; lives as long as w). */
 struct queue *workers_queue(struct workers *w);
 

@@ -84,6 +84,15 @@ static int fx_teardown(void **state)
     return 0;
 }
 
+/* Stops the daemon with SIGTERM; it must exit 0 (else its log is shown). */
+static void stop_cleanly(struct fx *f)
+{
+    int st = qd_stop(&f->d, SIGTERM);
+    if (st != 0)
+        fail_msg("qn serve did not stop cleanly (wait status %d); its log ends:\n%s", st,
+                 qd_log_tail(f->d.log));
+}
+
 /* ---- HTTP ------------------------------------------------------------------------ */
 
 /* One request (token NULL: the fixture's); the status, the body parsed into
@@ -190,7 +199,7 @@ static void test_sweep_to_success(void **state)
     json_decref(r);
     assert_int_equal(http(f, "GET", "/v1/jobs?state=done", NULL, NULL, &r), 400);
     json_decref(r);
-    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
+    stop_cleanly(f);
 }
 
 static void test_dependency_chain(void **state)
@@ -247,7 +256,7 @@ static void test_dependency_chain(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "path")),
                         "/spec/dataset");
     json_decref(r);
-    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
+    stop_cleanly(f);
 }
 
 /* Adds a user with qn user add; the token into tok. */
@@ -347,7 +356,7 @@ static void test_two_users_fairness_and_permissions(void **state)
     wait_state(f, bj, "canceled", 5);
     assert_int_equal(http(f, "POST", path, f->tok_bob, NULL, &r), 409);
     json_decref(r);
-    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
+    stop_cleanly(f);
 }
 
 static void test_cancel_running_within_a_second(void **state)
@@ -369,7 +378,7 @@ static void test_cancel_running_within_a_second(void **state)
     double took = qd_now() - t0;
     printf("cancel of a running sweep over HTTP: %.1f ms to `canceled`\n", 1e3 * took);
     assert_true(took < 1.0);
-    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
+    stop_cleanly(f);
 }
 
 /* The largest epoch among a job's train_loss rows so far. */
@@ -448,7 +457,7 @@ static void test_kill9_during_train_resumes(void **state)
     char *log = qt_read_file(f->d.log, NULL);
     assert_non_null(strstr(log, "running -> queued: requeued at start-up"));
     free(log);
-    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
+    stop_cleanly(f);
     check_integrity(f);
 }
 
@@ -464,7 +473,7 @@ static void test_sigterm_requeues_and_next_start_finishes(void **state)
         qd_nap_ms(2);
     }
     t0 = qd_now();
-    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
+    stop_cleanly(f);
     printf("SIGTERM with a train job running: stopped in %.0f ms\n", 1e3 * (qd_now() - t0));
     /* Stopped: the job is queued in the database, not failed. */
     sqlite3 *db = qd_db_open(f->d.db);
@@ -479,7 +488,7 @@ static void test_sigterm_requeues_and_next_start_finishes(void **state)
     daemon_start(f, 1);
     wait_state(f, id, "succeeded", 120);
     check_history(f, id, 12);
-    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
+    stop_cleanly(f);
 }
 
 /* ---- SSE -------------------------------------------------------------------------------- */
@@ -583,7 +592,7 @@ static void test_sse_reconnect_misses_nothing(void **state)
     free(b->b.p);
     free(a);
     free(b);
-    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
+    stop_cleanly(f);
 }
 
 int main(void)

@@ -369,3 +369,31 @@ void qd_db_integrity_ok(sqlite3 *db)
     }
     sqlite3_finalize(st);
 }
+
+char *qd_log_tail(const char *path)
+{
+    char *all = qt_read_file(path, NULL);
+    size_t cap = 8192, n = 0;
+    char *out = calloc(cap, 1);
+    if (!out)
+        return all;
+    for (char *line = all ? strtok(all, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "qn: http ", 9) == 0)
+            continue;
+        size_t l = strlen(line);
+        while (n + l + 2 > cap && n > 0) { /* keep the newest lines */
+            char *nl = memchr(out, '\n', n);
+            size_t cut = nl ? (size_t)(nl - out) + 1 : n;
+            memmove(out, out + cut, n - cut);
+            n -= cut;
+        }
+        if (l + 2 <= cap) {
+            memcpy(out + n, line, l);
+            n += l;
+            out[n++] = '\n';
+        }
+    }
+    out[n < cap ? n : cap - 1] = '\0';
+    free(all);
+    return out;
+}

@@ -140,4 +140,8 @@ long long qd_db_file_int(const char *dir, const char *name, int flags, int stric
  * (free it) of *len bytes, NULL (*len 0) when there is none. */
 void *qd_db_model_params(const char *dir, const char *name, size_t *len);
 
+/* The last lines of a daemon log without the per-request access lines, for
+ * failure messages (a new string, owned by the caller; never NULL). */
+char *qd_log_tail(const char *path);
+
 #endif
