@@ -337,20 +337,39 @@ static int save_checkpoint(const struct net *n, const struct optim *o, size_t ep
     return 0;
 }
 
+/* Spirals (240 train, 60 test rows) and a 2-16-2 tanh network's devices:
+ * what the resume tests train. */
+struct spirals_fx {
+    struct data_set ds, tr, te;
+    struct dev_model tanhd, ident;
+    struct net_layer_spec spec[2];
+};
+
+static void spirals_fx_init(struct spirals_fx *x)
+{
+    assert_int_equal(data_gen_spirals(&x->ds, 300, 2, 0.1, 5), 0);
+    assert_int_equal(data_split(&x->ds, 0.2, 1, &x->tr, &x->te), 0);
+    dev_model_init(&x->tanhd, DEV_NEURON);
+    x->tanhd.activation = ACT_TANH;
+    prepare(&x->tanhd);
+    dev_model_init(&x->ident, DEV_NEURON);
+    x->ident.activation = ACT_IDENTITY;
+    prepare(&x->ident);
+    x->spec[0] = (struct net_layer_spec){16, &x->tanhd, VIA_EXACT, NULL, 0, 0};
+    x->spec[1] = (struct net_layer_spec){2, &x->ident, VIA_EXACT, NULL, 0, 0};
+}
+
+static void spirals_fx_close(struct spirals_fx *x)
+{
+    dev_model_close(&x->tanhd), dev_model_close(&x->ident);
+    data_close(&x->ds), data_close(&x->tr), data_close(&x->te);
+}
+
 static void test_resume_identical(void **state)
 {
     (void)state;
-    struct data_set ds, tr, te;
-    assert_int_equal(data_gen_spirals(&ds, 300, 2, 0.1, 5), 0);
-    assert_int_equal(data_split(&ds, 0.2, 1, &tr, &te), 0);
-    struct dev_model tanhd, ident;
-    dev_model_init(&tanhd, DEV_NEURON);
-    tanhd.activation = ACT_TANH;
-    prepare(&tanhd);
-    dev_model_init(&ident, DEV_NEURON);
-    ident.activation = ACT_IDENTITY;
-    prepare(&ident);
-    struct net_layer_spec spec[2] = {{16, &tanhd, VIA_EXACT, NULL, 0, 0}, {2, &ident, VIA_EXACT, NULL, 0, 0}};
+    struct spirals_fx x;
+    spirals_fx_init(&x);
     struct train_config cfg = {LOSS_CROSS_ENTROPY, 4, 32, 9, 2, {0}};
     struct optim_config oc;
     optim_config_default(&oc, OPTIM_ADAM);
@@ -359,20 +378,20 @@ static void test_resume_identical(void **state)
     /* uninterrupted */
     struct net *a = NULL;
     struct optim oa;
-    assert_int_equal(net_create(&a, 2, spec, 2, 32, 1, 3, NULL), 0);
+    assert_int_equal(net_create(&a, 2, x.spec, 2, 32, 1, 3, NULL), 0);
     assert_int_equal(optim_init(&oa, &oc, a->n_params), 0);
     struct run_log la = {0};
     la.saved_params = malloc(a->n_params * sizeof(float));
     la.saved_state = malloc(optim_state_len(&oa) * sizeof(float));
     struct train_hooks ha = {log_metric, save_checkpoint, &la, NULL, 0, NULL, NULL};
     struct train_result ra;
-    assert_int_equal(train_run(a, &oa, &tr, &te, &cfg, &ha, 0, &ra), 0);
+    assert_int_equal(train_run(a, &oa, &x.tr, &x.te, &cfg, &ha, 0, &ra), 0);
     assert_int_equal(la.checkpoints, 1);
 
     /* resumed from the epoch-2 checkpoint of the first run */
     struct net *b = NULL;
     struct optim ob;
-    assert_int_equal(net_create(&b, 2, spec, 2, 32, 1, 99, NULL), 0);
+    assert_int_equal(net_create(&b, 2, x.spec, 2, 32, 1, 99, NULL), 0);
     assert_int_equal(optim_init(&ob, &oc, b->n_params), 0);
     memcpy(b->params, la.saved_params, b->n_params * sizeof(float));
     memcpy(ob.state, la.saved_state, optim_state_len(&ob) * sizeof(float));
@@ -380,15 +399,14 @@ static void test_resume_identical(void **state)
     struct run_log lb = {0};
     struct train_hooks hb = {log_metric, NULL, &lb, NULL, 0, NULL, NULL};
     struct train_result rb;
-    assert_int_equal(train_run(b, &ob, &tr, &te, &cfg, &hb, 2, &rb), 0);
+    assert_int_equal(train_run(b, &ob, &x.tr, &x.te, &cfg, &hb, 2, &rb), 0);
     assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
     assert_true(la.last_loss == lb.last_loss);
 
     free(la.saved_params), free(la.saved_state);
     optim_close(&oa), optim_close(&ob);
     net_destroy(a), net_destroy(b);
-    dev_model_close(&tanhd), dev_model_close(&ident);
-    data_close(&ds), data_close(&tr), data_close(&te);
+    spirals_fx_close(&x);
 }
 
 /* A run canceled inside an epoch, saved by the partial hook. */
@@ -428,27 +446,17 @@ static int cut_partial(const struct net *n, const struct optim *o, const struct 
 static void test_resume_mid_epoch(void **state)
 {
     (void)state;
-    struct data_set ds, tr, te;
-    assert_int_equal(data_gen_spirals(&ds, 300, 2, 0.1, 5), 0);
-    assert_int_equal(data_split(&ds, 0.2, 1, &tr, &te), 0);
-    struct dev_model tanhd, ident;
-    dev_model_init(&tanhd, DEV_NEURON);
-    tanhd.activation = ACT_TANH;
-    prepare(&tanhd);
-    dev_model_init(&ident, DEV_NEURON);
-    ident.activation = ACT_IDENTITY;
-    prepare(&ident);
-    struct net_layer_spec spec[2] = {{16, &tanhd, VIA_EXACT, NULL, 0, 0},
-                                     {2, &ident, VIA_EXACT, NULL, 0, 0}};
+    struct spirals_fx x;
+    spirals_fx_init(&x);
     struct train_config cfg = {LOSS_CROSS_ENTROPY, 3, 32, 9, 0, {0}};
     struct optim_config oc;
     optim_config_default(&oc, OPTIM_ADAM);
     oc.lr = 0.01;
     struct net *a = NULL, *b = NULL, *c = NULL;
     struct optim oa, ob, ocut;
-    assert_int_equal(net_create(&a, 2, spec, 2, 32, 1, 3, NULL), 0);
-    assert_int_equal(net_create(&b, 2, spec, 2, 32, 1, 3, NULL), 0);
-    assert_int_equal(net_create(&c, 2, spec, 2, 32, 1, 77, NULL), 0);
+    assert_int_equal(net_create(&a, 2, x.spec, 2, 32, 1, 3, NULL), 0);
+    assert_int_equal(net_create(&b, 2, x.spec, 2, 32, 1, 3, NULL), 0);
+    assert_int_equal(net_create(&c, 2, x.spec, 2, 32, 1, 77, NULL), 0);
     assert_int_equal(optim_init(&oa, &oc, a->n_params), 0);
     assert_int_equal(optim_init(&ob, &oc, b->n_params), 0);
     assert_int_equal(optim_init(&ocut, &oc, c->n_params), 0);
@@ -461,21 +469,20 @@ static void test_resume_mid_epoch(void **state)
     struct train_hooks hc = {cut_metric, NULL, &cut, &cut.cancel, 1, NULL, cut_partial};
     struct train_hooks hr = {cut_metric, NULL, &rest, NULL, 1, NULL, NULL};
     struct train_result r;
-    assert_int_equal(train_run(a, &oa, &tr, &te, &cfg, &hf, 0, &r), 0);
-    assert_int_equal(train_run(b, &ob, &tr, &te, &cfg, &hc, 0, &r), QN_ECANCELED);
+    assert_int_equal(train_run(a, &oa, &x.tr, &x.te, &cfg, &hf, 0, &r), 0);
+    assert_int_equal(train_run(b, &ob, &x.tr, &x.te, &cfg, &hc, 0, &r), QN_ECANCELED);
     assert_int_equal(cut.at.epoch, 1);
     assert_int_equal(cut.at.step, 3);
     memcpy(c->params, cut.params, c->n_params * sizeof(float));
     memcpy(ocut.state, cut.state, optim_state_len(&ocut) * sizeof(float));
     ocut.t = cut.t;
-    assert_int_equal(train_run_from(c, &ocut, &tr, &te, &cfg, &hr, &cut.at, &r), 0);
+    assert_int_equal(train_run_from(c, &ocut, &x.tr, &x.te, &cfg, &hr, &cut.at, &r), 0);
     assert_memory_equal(a->params, c->params, a->n_params * sizeof(float));
     assert_true(full.last_loss == rest.last_loss);
     free(cut.params), free(cut.state);
     optim_close(&oa), optim_close(&ob), optim_close(&ocut);
     net_destroy(a), net_destroy(b), net_destroy(c);
-    dev_model_close(&tanhd), dev_model_close(&ident);
-    data_close(&ds), data_close(&tr), data_close(&te);
+    spirals_fx_close(&x);
 }
 
 static void test_xor_network(void **state)
