@@ -14,7 +14,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,43 +21,9 @@
 
 #include "qn_err.h"
 #include "spec.h"
+#include "spec_test_util.h"
 
 /* ---- helpers ---- */
-
-/* |a - b| <= eps in double precision (cmocka 1.1's float compare casts to float). */
-#define assert_double_equal(a, b, eps) check_double((double)(a), (double)(b), (eps), #a, __LINE__)
-static void check_double(double a, double b, double eps, const char *what, int line)
-{
-    if (!(fabs(a - b) <= eps))
-        fail_msg("line %d: %s = %.17g, expected %.17g", line, what, a, b);
-}
-
-static const char *src_dir(void)
-{
-    const char *d = getenv("QN_SRC_DIR");
-    return d && *d ? d : ".";
-}
-
-static json_t *load(const char *text)
-{
-    json_t *j = NULL;
-    struct spec_error err;
-    int rc = spec_load(text, strlen(text), &j, &err);
-    if (rc)
-        fail_msg("bad test JSON: %s: %s\n%s", err.path, err.msg, text);
-    return j;
-}
-
-static json_t *load_file(const char *rel)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", src_dir(), rel);
-    json_error_t je;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!j)
-        fail_msg("%s: %s (line %d)", path, je.text, je.line);
-    return j;
-}
 
 /* Parses a device at "/spec/device"; fails the test on error. */
 static void device_ok(const char *text, struct dev_model *d)
@@ -744,37 +709,26 @@ static void example_job(const char *name, json_t *root)
     json_decref(js.spec);
 }
 
+/* One file of schema/examples: a job (see example_job) or a bare device. */
+static void example_file(const char *name, json_t *root, void *ctx)
+{
+    if (json_object_get(root, "type")) {
+        example_job(name, root);
+    } else {
+        struct dev_model d;
+        struct spec_error err;
+        if (spec_device_parse(root, "", &d, &err))
+            fail_msg("%s: %s: %s", name, err.path, err.msg);
+        dev_model_close(&d);
+    }
+    *(int *)ctx += strcmp(name, "crn-sweep.json") == 0;
+}
+
 static void test_example_files(void **state)
 {
     (void)state;
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/schema/examples", src_dir());
-    DIR *dh = opendir(dir);
-    if (!dh)
-        fail_msg("cannot open %s (run from the repository root or set QN_SRC_DIR)", dir);
-    int n = 0, crn_sweep = 0;
-    struct dirent *e;
-    while ((e = readdir(dh))) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
-            continue;
-        char rel[600];
-        snprintf(rel, sizeof rel, "schema/examples/%s", e->d_name);
-        json_t *root = load_file(rel);
-        if (json_object_get(root, "type")) {
-            example_job(e->d_name, root);
-        } else {
-            struct dev_model d;
-            struct spec_error err;
-            if (spec_device_parse(root, "", &d, &err))
-                fail_msg("%s: %s: %s", e->d_name, err.path, err.msg);
-            dev_model_close(&d);
-        }
-        crn_sweep += strcmp(e->d_name, "crn-sweep.json") == 0;
-        json_decref(root);
-        n++;
-    }
-    closedir(dh);
+    int crn_sweep = 0;
+    int n = for_each_example(example_file, &crn_sweep);
     assert_true(n >= 6);
     assert_int_equal(crn_sweep, 1); /* make demo needs it */
 }

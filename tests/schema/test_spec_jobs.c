@@ -17,7 +17,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,41 +24,9 @@
 
 #include "qn_err.h"
 #include "spec.h"
+#include "spec_test_util.h"
 
 /* ---- helpers ---- */
-
-#define assert_double_equal(a, b, eps) check_double((double)(a), (double)(b), (eps), #a, __LINE__)
-static void check_double(double a, double b, double eps, const char *what, int line)
-{
-    if (!(fabs(a - b) <= eps))
-        fail_msg("line %d: %s = %.17g, expected %.17g", line, what, a, b);
-}
-
-static const char *src_dir(void)
-{
-    const char *d = getenv("QN_SRC_DIR");
-    return d && *d ? d : ".";
-}
-
-static json_t *load(const char *text)
-{
-    json_t *j = NULL;
-    struct spec_error err;
-    if (spec_load(text, strlen(text), &j, &err))
-        fail_msg("bad test JSON: %s: %s\n%s", err.path, err.msg, text);
-    return j;
-}
-
-static json_t *load_file(const char *rel)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", src_dir(), rel);
-    json_error_t je;
-    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!j)
-        fail_msg("%s: %s (line %d)", path, je.text, je.line);
-    return j;
-}
 
 enum kind { K_FIT, K_TRAIN, K_EVAL, K_DATASET };
 
@@ -223,47 +190,38 @@ static void example_evaluate(const char *name, const json_t *spec)
     spec_evaluate_close(&e);
 }
 
+/* One file of schema/examples: a fit/train/evaluate job is parsed and checked
+ * (example_fit, example_train, example_evaluate) and counted in ctx (int[3]). */
+static void example_file(const char *name, json_t *root, void *ctx)
+{
+    int *n = ctx;
+    const char *prefix[3] = {"fit", "train", "evaluate"};
+    struct job_spec js;
+    struct spec_error err;
+    const json_t *type = json_object_get(root, "type");
+    for (int k = 0; k < 3 && type; k++) {
+        if (strcmp(json_string_value(type), prefix[k]) != 0)
+            continue;
+        if (strncmp(name, prefix[k], strlen(prefix[k])) != 0)
+            fail_msg("%s: a %s job should be named %s-*.json", name, prefix[k], prefix[k]);
+        if (spec_job_parse(root, &js, &err))
+            fail_msg("%s: %s: %s", name, err.path, err.msg);
+        if (k == 0)
+            example_fit(name, js.spec);
+        else if (k == 1)
+            example_train(name, js.spec);
+        else
+            example_evaluate(name, js.spec);
+        json_decref(js.spec);
+        n[k]++;
+    }
+}
+
 static void test_example_files(void **state)
 {
     (void)state;
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/schema/examples", src_dir());
-    DIR *dh = opendir(dir);
-    if (!dh)
-        fail_msg("cannot open %s (run from the repository root or set QN_SRC_DIR)", dir);
     int n[3] = {0, 0, 0};
-    const char *prefix[3] = {"fit", "train", "evaluate"};
-    struct dirent *e;
-    while ((e = readdir(dh))) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
-            continue;
-        char rel[600];
-        snprintf(rel, sizeof rel, "schema/examples/%s", e->d_name);
-        json_t *root = load_file(rel);
-        struct job_spec js;
-        struct spec_error err;
-        const json_t *type = json_object_get(root, "type");
-        for (int k = 0; k < 3 && type; k++) {
-            if (strcmp(json_string_value(type), prefix[k]) != 0)
-                continue;
-            if (strncmp(e->d_name, prefix[k], strlen(prefix[k])) != 0)
-                fail_msg("%s: a %s job should be named %s-*.json", e->d_name, prefix[k],
-                         prefix[k]);
-            if (spec_job_parse(root, &js, &err))
-                fail_msg("%s: %s: %s", e->d_name, err.path, err.msg);
-            if (k == 0)
-                example_fit(e->d_name, js.spec);
-            else if (k == 1)
-                example_train(e->d_name, js.spec);
-            else
-                example_evaluate(e->d_name, js.spec);
-            json_decref(js.spec);
-            n[k]++;
-        }
-        json_decref(root);
-    }
-    closedir(dh);
+    for_each_example(example_file, n);
     assert_true(n[0] >= 1);
     assert_true(n[1] >= 3);
     assert_true(n[2] >= 1);
