@@ -38,17 +38,6 @@ double act_deriv(enum act_kind k, double z)
     return 1;
 }
 
-int act_from_name(const char *name, enum act_kind *out)
-{
-    for (int i = 0; i < (int)(sizeof act__names / sizeof act__names[0]); i++) {
-        if (strcmp(name, act__names[i]) == 0) {
-            *out = (enum act_kind)i;
-            return QN_OK;
-        }
-    }
-    return QN_ESPEC;
-}
-
 const char *act_name(enum act_kind k)
 {
     return act__names[k];

@@ -13,9 +13,6 @@ double act_eval(enum act_kind k, double z);
 /* f'(z) for activation k (relu: 0 at z <= 0, 1 above). */
 double act_deriv(enum act_kind k, double z);
 
-/* The activation named `name` ("relu", ...) into *out; QN_ESPEC if unknown. */
-int act_from_name(const char *name, enum act_kind *out);
-
 /* The name of activation k. */
 const char *act_name(enum act_kind k);
 

@@ -72,24 +72,21 @@ void dev__closed_form(const struct dev_model *d, const double *in, double *out, 
 
 /* ---- Hodgkin-Huxley ------------------------------------------------------------------------ */
 
-/* x / (1 - exp(-x/c)) and its derivative, continuous through x = 0. */
-static double dev__vtrap(double x, double c, double *dv)
-{
-    double s = x / c;
-    if (fabs(s) < 1e-6) {
-        *dv = 0.5 + s / 6;
-        return c * (1 + s / 2 + s * s / 12);
-    }
-    double e = exp(-s), q = 1 - e;
-    *dv = (q - s * e) / (q * q);
-    return x / q;
-}
-
 /* x / (1 - exp(-x/c)), continuous through x = 0. */
 static double dev__vtrap0(double x, double c)
 {
     double s = x / c;
     return fabs(s) < 1e-6 ? c * (1 + s / 2 + s * s / 12) : x / (1 - exp(-s));
+}
+
+/* d/dx of x / (1 - exp(-x/c)), continuous through x = 0. */
+static double dev__dvtrap(double x, double c)
+{
+    double s = x / c;
+    if (fabs(s) < 1e-6)
+        return 0.5 + s / 6;
+    double e = exp(-s), q = 1 - e;
+    return (q - s * e) / (q * q);
 }
 
 /* The six HH rate functions at V: order am bm ah bh an bn. */
@@ -103,24 +100,23 @@ static void dev__hh_rates0(double V, double r[6])
     r[5] = 0.125 * exp(-(V + 65) / 80);
 }
 
-/* The six HH rate functions at V and their derivatives: order am bm ah bh an bn. */
+/* The rates at V (dev__hh_rates0) and their derivatives dr/dV. */
 static void dev__hh_rates(double V, double r[6], double dr[6])
 {
-    double dv;
-    r[0] = 0.1 * dev__vtrap(V + 40, 10, &dv), dr[0] = 0.1 * dv;
-    r[1] = 4 * exp(-(V + 65) / 18), dr[1] = -r[1] / 18;
-    r[2] = 0.07 * exp(-(V + 65) / 20), dr[2] = -r[2] / 20;
-    double e = exp(-(V + 35) / 10);
-    r[3] = 1 / (1 + e), dr[3] = r[3] * r[3] * e / 10;
-    r[4] = 0.01 * dev__vtrap(V + 55, 10, &dv), dr[4] = 0.01 * dv;
-    r[5] = 0.125 * exp(-(V + 65) / 80), dr[5] = -r[5] / 80;
+    dev__hh_rates0(V, r);
+    dr[0] = 0.1 * dev__dvtrap(V + 40, 10);
+    dr[1] = -r[1] / 18;
+    dr[2] = -r[2] / 20;
+    dr[3] = r[3] * (1 - r[3]) / 10; /* beta_h = 1/(1+e): beta_h' = beta_h^2 e / 10 */
+    dr[4] = 0.01 * dev__dvtrap(V + 55, 10);
+    dr[5] = -r[5] / 80;
 }
 
 void dev__hh_initial_state(struct dev_model *d)
 {
-    double v0 = -65, r[6], dr[6];
+    double v0 = -65, r[6];
     dev_model_param(d, "v0", &v0);
-    dev__hh_rates(v0, r, dr);
+    dev__hh_rates0(v0, r);
     static const char names[4][2] = {"V", "m", "h", "n"};
     d->n_states = 4;
     for (int i = 0; i < 4; i++)

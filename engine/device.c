@@ -27,36 +27,25 @@ static const char *const dev__readout_names[] = {"steady_state", "final", "time_
                                                  "spike_rate"};
 static const char *const dev__method_names[] = {"rk8pd", "rkf45", "msbdf"};
 
-/* Finds s in names[0..n); QN_ESPEC when absent. */
-static int dev__lookup(const char *const *names, int n, const char *s, int *out)
+const char *dev_kind_name(enum dev_kind k)
 {
-    for (int i = 0; i < n; i++) {
-        if (strcmp(names[i], s) == 0) {
-            *out = i;
-            return QN_OK;
-        }
-    }
-    return QN_ESPEC;
+    return dev__kind_names[k];
 }
 
-#define DEV__NAMES_FN(fn, type, table)                                                             \
-    const char *dev_##fn##_name(type k)                                                            \
-    {                                                                                              \
-        return table[k];                                                                           \
-    }                                                                                              \
-    int dev_##fn##_from_name(const char *s, type *out)                                             \
-    {                                                                                              \
-        int i = 0;                                                                                 \
-        int rc = dev__lookup(table, (int)(sizeof table / sizeof table[0]), s, &i);                 \
-        if (rc == QN_OK)                                                                           \
-            *out = (type)i;                                                                        \
-        return rc;                                                                                 \
-    }
+const char *dev_drive_name(enum dev_drive k)
+{
+    return dev__drive_names[k];
+}
 
-DEV__NAMES_FN(kind, enum dev_kind, dev__kind_names)
-DEV__NAMES_FN(drive, enum dev_drive, dev__drive_names)
-DEV__NAMES_FN(readout, enum dev_readout_kind, dev__readout_names)
-DEV__NAMES_FN(method, enum dev_method, dev__method_names)
+const char *dev_readout_name(enum dev_readout_kind k)
+{
+    return dev__readout_names[k];
+}
+
+const char *dev_method_name(enum dev_method k)
+{
+    return dev__method_names[k];
+}
 
 /* The built-in parameters of each kind with their defaults. */
 struct dev__param_default {

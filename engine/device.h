@@ -167,14 +167,11 @@ int dev_trajectory(struct dev_work *w, const double *in, size_t max_points,
                    struct dev_traj *tr, double *out);
 void dev_traj_free(struct dev_traj *tr);
 
-/* Kind/drive/readout/method names both ways; *_from_name return QN_ESPEC. */
+/* The names of kinds, drives, readouts and methods as the specs spell them
+ * (the schema layer parses names against these). */
 const char *dev_kind_name(enum dev_kind k);
-int dev_kind_from_name(const char *s, enum dev_kind *out);
 const char *dev_drive_name(enum dev_drive k);
-int dev_drive_from_name(const char *s, enum dev_drive *out);
 const char *dev_readout_name(enum dev_readout_kind k);
-int dev_readout_from_name(const char *s, enum dev_readout_kind *out);
 const char *dev_method_name(enum dev_method k);
-int dev_method_from_name(const char *s, enum dev_method *out);
 
 #endif

@@ -27,31 +27,9 @@ const char *net_via_name(enum net_via v)
     return net__via_names[v];
 }
 
-int net_via_from_name(const char *s, enum net_via *out)
-{
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(s, net__via_names[i]) == 0) {
-            *out = (enum net_via)i;
-            return QN_OK;
-        }
-    }
-    return QN_ESPEC;
-}
-
 const char *net_connect_name(enum net_connect c)
 {
     return net__connect_names[c];
-}
-
-int net_connect_from_name(const char *s, enum net_connect *out)
-{
-    for (int i = 0; i < 3; i++) {
-        if (strcmp(s, net__connect_names[i]) == 0) {
-            *out = (enum net_connect)i;
-            return QN_OK;
-        }
-    }
-    return QN_ESPEC;
 }
 
 /* ---- construction -------------------------------------------------------------------------- */

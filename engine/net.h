@@ -114,8 +114,8 @@ struct net {
 /*
  * Builds a network with n_in inputs and layers spec[0..n_layers), for
  * batches of up to cap rows, with n_threads device threads (0 = 1).
- * Parameters are initialised from seed (uniform, scaled by 1/sqrt(n_in) as
- * for linear layers, with fan-in k for full layers), and random connectivity
+ * Parameters are initialised from seed (uniform in +-sqrt(3 / fan-in): unit
+ * drive variance for unit inputs; fan-in k for full layers), and random connectivity
  * from seed and the layer's index. Returns 0 and a new network in *out
  * (net_destroy it), QN_EINVAL (a via the device cannot do: exact on an ODE
  * kind, device on spike_rate (QN_ENOTDIFF), a missing or mismatched
@@ -164,13 +164,11 @@ void net_backward(struct net *n, const float *x, const float *dout, size_t B);
 /* The output of the last forward, (B, n_out), borrowed. */
 const float *net_output(const struct net *n);
 
-/* Names of vias both ways; from_name returns QN_ESPEC. */
+/* The name of a via ("exact", "surrogate", "device", "physics_aware"). */
 const char *net_via_name(enum net_via v);
-int net_via_from_name(const char *s, enum net_via *out);
 
-/* Names of connectivities ("random", "local", "tree") both ways; QN_ESPEC. */
+/* The name of a connectivity ("random", "local", "tree"). */
 const char *net_connect_name(enum net_connect c);
-int net_connect_from_name(const char *s, enum net_connect *out);
 
 /* Sets every layer's act_sum and act_rows to zero. */
 void net_track_reset(struct net *n);

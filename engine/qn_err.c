@@ -35,10 +35,3 @@ const char *qn_err_msg(int err)
     return e ? e->msg : "unknown error";
 }
 
-int qn_err_from_name(const char *name)
-{
-    for (size_t i = 0; i < sizeof qn__errs / sizeof qn__errs[0]; i++)
-        if (strcmp(qn__errs[i].name, name) == 0)
-            return qn__errs[i].code;
-    return QN_EINVAL;
-}

@@ -49,7 +49,4 @@ const char *qn_err_name(int err);
 /* The human message of a code; "unknown error" for codes not in the table. */
 const char *qn_err_msg(int err);
 
-/* The code whose short name is `name`, or QN_EINVAL when none is. */
-int qn_err_from_name(const char *name);
-
 #endif

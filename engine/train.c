@@ -15,17 +15,6 @@ const char *train_loss_name(enum loss_kind k)
     return k == LOSS_MSE ? "mse" : "cross_entropy";
 }
 
-int train_loss_from_name(const char *s, enum loss_kind *out)
-{
-    if (strcmp(s, "mse") == 0)
-        *out = LOSS_MSE;
-    else if (strcmp(s, "cross_entropy") == 0)
-        *out = LOSS_CROSS_ENTROPY;
-    else
-        return QN_ESPEC;
-    return QN_OK;
-}
-
 int train_check_data(const struct net *n, const struct data_set *ds, enum loss_kind loss)
 {
     if (ds->d != n->n_in || ds->n == 0)

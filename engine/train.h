@@ -117,6 +117,5 @@ int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss
 int train_check_data(const struct net *n, const struct data_set *ds, enum loss_kind loss);
 
 const char *train_loss_name(enum loss_kind k);
-int train_loss_from_name(const char *s, enum loss_kind *out);
 
 #endif
