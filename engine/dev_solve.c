@@ -270,8 +270,9 @@ static int dev__record(struct dev__rec *rec, size_t n, double t, const double *y
     return QN_OK;
 }
 
-/* Keeps the gradient of the output at the current point when it is the peak. */
-static void dev__peak_grad(struct dev_solver_state *st, const struct dev_model *d, double t,
+/* d out / d in at the point (t, y) from the sensitivities that follow y, into
+ * st->best (the peak readout keeps the one at its maximum; final, the last). */
+static void dev__point_grad(struct dev_solver_state *st, const struct dev_model *d, double t,
                            const double *y, const double *in)
 {
     size_t n = d->compiled->n, n_in = d->compiled->n_in;
@@ -299,7 +300,7 @@ static void dev__observe(struct dev_work *w, struct dev__track *tr, double t, co
     if (d->readout.kind == READ_PEAK && out > tr->peak) {
         tr->peak = out;
         if (sens)
-            dev__peak_grad(w->st, d, t, y, in);
+            dev__point_grad(w->st, d, t, y, in);
     }
     if (d->readout.kind == READ_STEADY_STATE)
         dev__steady_check(w, tr, t, in);
@@ -533,7 +534,7 @@ static int dev__readout(struct dev_work *w, const double *in, const struct dev__
     case READ_FINAL:
         *out = dev__sys_out(d, t, y, in);
         if (g) {
-            dev__peak_grad(st, d, t, y, in);
+            dev__point_grad(st, d, t, y, in);
             memcpy(g, st->best, n_in * sizeof *g);
         }
         return QN_OK;
