@@ -1,7 +1,8 @@
 # Quasineuron build. `make` builds build/qn; `make test` runs every test twice,
 # plainly and under AddressSanitizer + UndefinedBehaviorSanitizer; `make demo`
 # runs the main job; `make bench` prints the benchmarks. Every target that
-# builds first runs `make deps`, which installs missing Debian packages.
+# builds first installs the Debian packages it needs that are missing (deps,
+# deps-test, deps-fuzz below).
 #
 # Source files are found by wildcard: engine/, schema/ and server/ (all but
 # server/main.c) form build/libqn.a; each tests/<dir>/test_*.c is one cmocka
@@ -47,7 +48,7 @@ DEB_TEST_PKGS += $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 DEB_FUZZ_PKGS := clang libclang-rt-14-dev
 
 .PHONY: all deps deps-test deps-fuzz test test-plain test-asan test-web bench bench-torch demo \
-	clean format
+	clean format crashtest fuzz
 
 all: deps $(BUILD)/qn
 
@@ -169,11 +170,9 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libqn.a
 
 # The crash test's long form: kill -9 `qn serve` 20 times while jobs run
 # (tests/integration/test_crash.c; make test runs it with 3 kills).
-.PHONY: crashtest
 crashtest: deps-test $(BUILD)/qn $(BUILD)/tests/integration/test_crash
 	QN_CRASH_KILLS=20 $(BUILD)/tests/integration/test_crash
 
-.PHONY: fuzz
 fuzz: deps-fuzz $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
 	@fail=0; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/crashes/$$t; \
