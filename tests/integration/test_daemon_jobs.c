@@ -53,7 +53,7 @@
     "\"identity\"}}}], \"epochs\": " #epochs ", \"batch\": 32, \"checkpoint_every\": 1}}"
 
 struct fx {
-    struct qd d;     /* the daemon: directory, database, log, pid, port */
+    struct qd d;     /* first (qd_fixture_new): the daemon's directory, database, log, pid, port */
     char tok_alice[80], tok_bob[80];
     const char *tok; /* the token of requests made without one (NULL: none) */
 };
@@ -68,19 +68,13 @@ static void daemon_start(struct fx *f, int workers)
 
 static int fx_setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    if (!f || qd_init(&f->d, 1) != 0)
-        return -1;
-    *state = f;
-    return 0;
+    *state = qd_fixture_new(sizeof(struct fx), 1);
+    return *state ? 0 : -1;
 }
 
 static int fx_teardown(void **state)
 {
-    struct fx *f = *state;
-    qd_kill(&f->d);
-    qt_rmtree(f->d.dir);
-    free(f);
+    qd_fixture_free(*state);
     return 0;
 }
 
@@ -395,6 +389,17 @@ static int64_t epochs_done(struct fx *f, int64_t id)
     return e;
 }
 
+/* Polls until train job id has finished `n` epochs; fails after 60 s. */
+static void wait_epochs(struct fx *f, int64_t id, int64_t n)
+{
+    double t0 = qd_now();
+    while (epochs_done(f, id) < n) {
+        if (qd_now() - t0 > 60)
+            fail_msg("train job did not reach epoch %" PRId64 " within 60 s", n);
+        qd_nap_ms(2);
+    }
+}
+
 /* Metrics of a finished train job: each epoch's train_loss once, epochs 1..E; step_loss steps
  * strictly increasing without holes (every 20 steps); no (name, step) twice. */
 static void check_history(struct fx *f, int64_t id, int64_t epochs)
@@ -432,12 +437,7 @@ static void test_kill9_during_train_resumes(void **state)
     struct fx *f = *state;
     daemon_start(f, 1);
     int64_t id = submit(f, NULL, TRAIN_JOB(16, 20000, 96));
-    double t0 = qd_now();
-    while (epochs_done(f, id) < 2) {
-        if (qd_now() - t0 > 60)
-            fail_msg("train job did not reach epoch 2 within 60 s");
-        qd_nap_ms(2);
-    }
+    wait_epochs(f, id, 2);
     int64_t at = epochs_done(f, id);
     qd_stop(&f->d, SIGKILL);
     printf("kill -9 after epoch %" PRId64 " of 16\n", at);
@@ -466,13 +466,8 @@ static void test_sigterm_requeues_and_next_start_finishes(void **state)
     struct fx *f = *state;
     daemon_start(f, 1);
     int64_t id = submit(f, NULL, TRAIN_JOB(12, 20000, 96));
+    wait_epochs(f, id, 1);
     double t0 = qd_now();
-    while (epochs_done(f, id) < 1) {
-        if (qd_now() - t0 > 60)
-            fail_msg("train job did not reach epoch 1 within 60 s");
-        qd_nap_ms(2);
-    }
-    t0 = qd_now();
     stop_cleanly(f);
     printf("SIGTERM with a train job running: stopped in %.0f ms\n", 1e3 * (qd_now() - t0));
     /* Stopped: the job is queued in the database, not failed. */

@@ -76,25 +76,19 @@ struct ld_job {
 };
 
 struct ld {
-    struct qd d;
+    struct qd d; /* first (qd_fixture_new) */
     struct ld_user users[LD_USERS];
 };
 
 static int ld_setup(void **state)
 {
-    struct ld *l = calloc(1, sizeof *l);
-    if (!l || qd_init(&l->d, 2) != 0)
-        return -1;
-    *state = l;
-    return 0;
+    *state = qd_fixture_new(sizeof(struct ld), 2);
+    return *state ? 0 : -1;
 }
 
 static int ld_teardown(void **state)
 {
-    struct ld *l = *state;
-    qd_kill(&l->d);
-    qt_rmtree(l->d.dir);
-    free(l);
+    qd_fixture_free(*state);
     return 0;
 }
 

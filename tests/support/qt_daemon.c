@@ -168,6 +168,26 @@ void qd_kill(struct qd *d)
     }
 }
 
+void *qd_fixture_new(size_t size, int workers)
+{
+    struct qd *d = calloc(1, size);
+    if (d && qd_init(d, workers) != 0) {
+        free(d);
+        d = NULL;
+    }
+    return d;
+}
+
+void qd_fixture_free(void *state)
+{
+    struct qd *d = state;
+    if (!d)
+        return;
+    qd_kill(d);
+    qt_rmtree(d->dir);
+    free(d);
+}
+
 /* ---- HTTP ------------------------------------------------------------------------ */
 
 size_t qd_buf_write(char *data, size_t sz, size_t nm, void *u)

@@ -74,6 +74,13 @@ int qd_exit_code(int wait_status);
 /* For teardowns: kills whatever is still running. */
 void qd_kill(struct qd *d);
 
+/* A cmocka fixture state: a zeroed struct of `size` bytes whose first member
+ * is a struct qd, qd_init'ed with `workers`; NULL when that fails. */
+void *qd_fixture_new(size_t size, int workers);
+
+/* Its teardown: qd_kill, removes the directory, frees the state (may be NULL). */
+void qd_fixture_free(void *state);
+
 /* ---- HTTP ------------------------------------------------------------------------ */
 
 /* A growing NUL-terminated byte buffer for curl replies (p owned). */
