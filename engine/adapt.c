@@ -4,7 +4,6 @@
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "qn_err.h"
 
@@ -13,17 +12,6 @@ static const char *const adapt__score_names[] = {"passthrough", "weight"};
 const char *adapt_score_name(enum adapt_score k)
 {
     return adapt__score_names[k];
-}
-
-int adapt_score_from_name(const char *s, enum adapt_score *out)
-{
-    for (int i = 0; i < 2; i++) {
-        if (strcmp(s, adapt__score_names[i]) == 0) {
-            *out = (enum adapt_score)i;
-            return QN_OK;
-        }
-    }
-    return QN_ESPEC;
 }
 
 void adapt_config_default(struct adapt_config *c)

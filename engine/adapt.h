@@ -112,8 +112,7 @@ int adapt_plan(const double *score, size_t w, const struct adapt_config *c, size
 int adapt_event(struct net *n, struct optim *o, const struct adapt_config *c, uint64_t seed,
                 const struct adapt_state *s, struct adapt_event *ev, size_t *n_ev);
 
-/* Score names ("passthrough", "weight") both ways; QN_ESPEC. */
+/* A score's name: "passthrough" or "weight". */
 const char *adapt_score_name(enum adapt_score k);
-int adapt_score_from_name(const char *s, enum adapt_score *out);
 
 #endif
