@@ -180,31 +180,33 @@ static void test_full_layers(void **state)
                         "\"device\"}}}", NULL, 0, NULL);
     assert_true(json_real_value(result(rec, "accuracy")) >= 0.95);
     json_decref(rec);
-    const char *no_connect =
-        "{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
-        "\"device\":{\"kind\":\"neuron\",\"drive\":\"full\",\"fan_in\":2}},{\"devices\":2,"
-        "\"device\":{\"kind\":\"neuron\"}}]}}";
-    json_decref(qn(f, "c.db", no_connect, NULL, 2, "/spec/network/0/connect"));
-    const char *bad_fan =
-        "{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
-        "\"device\":{\"kind\":\"neuron\",\"drive\":\"full\",\"fan_in\":2},\"connect\":\"local\","
-        "\"fan_in\":3},{\"devices\":2,\"device\":{\"kind\":\"neuron\"}}]}}";
-    json_decref(qn(f, "c.db", bad_fan, NULL, 2, "/spec/network/0/fan_in"));
-    const char *adapt_full =
-        "{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"adapt\":{},\"network\":[{\"devices\":"
-        "2,\"device\":{\"kind\":\"neuron\",\"drive\":\"full\",\"fan_in\":2},\"connect\":\"tree\"},"
-        "{\"devices\":2,\"device\":{\"kind\":\"neuron\"}}]}}";
-    json_decref(qn(f, "c.db", adapt_full, NULL, 2, "fixed wiring"));
-    const char *dot_connect =
-        "{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
-        "\"device\":{\"kind\":\"neuron\"},\"connect\":\"tree\"},{\"devices\":2,\"device\":"
-        "{\"kind\":\"neuron\"}}]}}";
-    json_decref(qn(f, "c.db", dot_connect, NULL, 2, "only to layers of full devices"));
-    const char *adapt_bounds =
-        "{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"adapt\":{\"max_devices\":4},"
-        "\"network\":[{\"devices\":8,\"device\":{\"kind\":\"neuron\"}},{\"devices\":2,\"device\":"
-        "{\"kind\":\"neuron\"}}]}}";
-    json_decref(qn(f, "c.db", adapt_bounds, NULL, 2, "/spec/network/0/devices"));
+    /* Specs qn run refuses (exit 2), each with words its message must hold. */
+    static const struct {
+        const char *spec, *says;
+    } bad[] = {
+        {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
+         "\"device\":{\"kind\":\"neuron\",\"drive\":\"full\",\"fan_in\":2}},{\"devices\":2,"
+         "\"device\":{\"kind\":\"neuron\"}}]}}",
+         "/spec/network/0/connect"},
+        {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
+         "\"device\":{\"kind\":\"neuron\",\"drive\":\"full\",\"fan_in\":2},\"connect\":\"local\","
+         "\"fan_in\":3},{\"devices\":2,\"device\":{\"kind\":\"neuron\"}}]}}",
+         "/spec/network/0/fan_in"},
+        {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"adapt\":{},\"network\":[{\"devices\":"
+         "2,\"device\":{\"kind\":\"neuron\",\"drive\":\"full\",\"fan_in\":2},\"connect\":\"tree\"},"
+         "{\"devices\":2,\"device\":{\"kind\":\"neuron\"}}]}}",
+         "fixed wiring"},
+        {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
+         "\"device\":{\"kind\":\"neuron\"},\"connect\":\"tree\"},{\"devices\":2,\"device\":"
+         "{\"kind\":\"neuron\"}}]}}",
+         "only to layers of full devices"},
+        {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"adapt\":{\"max_devices\":4},"
+         "\"network\":[{\"devices\":8,\"device\":{\"kind\":\"neuron\"}},{\"devices\":2,\"device\":"
+         "{\"kind\":\"neuron\"}}]}}",
+         "/spec/network/0/devices"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        json_decref(qn(f, "c.db", bad[i].spec, NULL, 2, bad[i].says));
 }
 
 int main(void)
