@@ -89,7 +89,7 @@ $(BUILD)/libqn.a: $(LIB_OBJ)
 $(BUILD)/qn: $(BUILD)/obj/server/main.o $(BUILD)/libqn.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(BUILD)/libqn.a $(wildcard tests/support/*.h)
+$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(BUILD)/libqn.a $(wildcard tests/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) -Itests/support -DQN_BIN='"$(abspath $(BUILD))/qn"' $(CFLAGS_ALL) \
 		-o $@ $< $(TEST_SUPPORT) $(BUILD)/libqn.a $(TEST_LIBS) $(LDLIBS_ALL)
