@@ -143,8 +143,7 @@ static json_t *ev__record(const struct store_job *j)
     return r;
 }
 
-/* A metric row as event data. */
-static json_t *ev__metric(sqlite3_stmt *st)
+json_t *events_metric_json(sqlite3_stmt *st)
 {
     json_t *v = sqlite3_column_type(st, 4) == SQLITE_NULL ? json_null()
                                                            : json_real(sqlite3_column_double(st, 4));
@@ -172,7 +171,7 @@ static int ev__metrics(struct events *e, struct ev_stream *s, size_t *n)
     int err = 0;
     while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
-        err = ev__event(s, id, "metric", ev__metric(st));
+        err = ev__event(s, id, "metric", events_metric_json(st));
         if (err == 0) {
             s->last_id = id;
             (*n)++;
@@ -400,14 +399,6 @@ int events_open(struct events *e, struct http_req *req, int64_t job, int64_t las
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     int rc = http_reply_response(req, 200, resp); /* frees resp (and s) on failure */
     return rc == QN_EINVAL ? QN_EIO : rc;
-}
-
-size_t events_count(struct events *e)
-{
-    pthread_mutex_lock(&e->mu);
-    size_t n = e->n;
-    pthread_mutex_unlock(&e->mu);
-    return n;
 }
 
 /* ---- life ------------------------------------------------------------------------ */

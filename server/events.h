@@ -28,6 +28,8 @@
 #ifndef QN_EVENTS_H
 #define QN_EVENTS_H
 
+#include <jansson.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,7 +78,8 @@ void events_stop(struct events *e);
  */
 int events_open(struct events *e, struct http_req *req, int64_t job, int64_t last_id);
 
-/* Open streams (for /metrics and tests). */
-size_t events_count(struct events *e);
+/* A metrics row (SELECT id, step, epoch, name, value, time) as JSON: the data of a
+ * metric event, and a row of GET /v1/jobs/{id}/metrics. New reference. */
+json_t *events_metric_json(sqlite3_stmt *st);
 
 #endif

@@ -299,8 +299,6 @@ int http_reply_error(struct http_req *req, unsigned status, const char *code, co
 
 struct daemon *http_req_daemon(struct http_req *req) { return req->srv->cfg.daemon; }
 struct http_server *http_req_server(struct http_req *req) { return req->srv; }
-const char *http_req_method(const struct http_req *req) { return req->method; }
-const char *http_req_path(const struct http_req *req) { return req->path; }
 const struct http_user *http_req_user(const struct http_req *req) { return &req->user; }
 json_t *http_req_json(const struct http_req *req) { return req->json; }
 struct MHD_Connection *http_req_connection(struct http_req *req) { return req->conn; }
@@ -322,13 +320,6 @@ const char *http_req_query(struct http_req *req, const char *name)
 const char *http_req_header(struct http_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-const char *http_req_body(const struct http_req *req, size_t *len)
-{
-    if (len)
-        *len = req->body_len;
-    return req->body ? req->body : "";
 }
 
 FILE *http_req_upload(const struct http_req *req, size_t *size)
@@ -1014,7 +1005,7 @@ int http_create(const struct http_config *cfg, struct http_server **out, char *m
     return 0;
 }
 
-/* Parses the bind address into ss; sets *v6 and srv->loopback. */
+/* Parses the bind address into ss; sets *v6. */
 static int http__addr(struct http_server *srv, struct sockaddr_storage *ss, int *v6)
 {
     memset(ss, 0, sizeof *ss);
@@ -1024,14 +1015,12 @@ static int http__addr(struct http_server *srv, struct sockaddr_storage *ss, int 
         a4->sin_family = AF_INET;
         a4->sin_port = htons((uint16_t)srv->cfg.port);
         *v6 = 0;
-        srv->loopback = (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
         return 0;
     }
     if (inet_pton(AF_INET6, srv->bind, &a6->sin6_addr) == 1) {
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons((uint16_t)srv->cfg.port);
         *v6 = 1;
-        srv->loopback = IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr);
         return 0;
     }
     return QN_EINVAL;
@@ -1056,6 +1045,7 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
         snprintf(msg, cap, "--bind %s: not an IPv4 or IPv6 address", srv->bind);
         return QN_EINVAL;
     }
+    srv->loopback = http_is_loopback(srv->bind);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     unsigned threads = srv->cfg.threads > 1 ? srv->cfg.threads : 0;
@@ -1082,7 +1072,6 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
 }
 
 unsigned http_port(const struct http_server *srv) { return srv->port; }
-int http_loopback(const struct http_server *srv) { return srv->loopback; }
 
 void http_quiesce(struct http_server *srv)
 {

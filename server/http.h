@@ -110,8 +110,6 @@ const struct http_route *http_route_at(const struct http_server *srv, size_t i);
 int http_start(struct http_server *srv, char *msg, size_t cap);
 /* The port actually bound (after http_start). */
 unsigned http_port(const struct http_server *srv);
-/* Nonzero when the server is bound to a loopback address. */
-int http_loopback(const struct http_server *srv);
 /* Nonzero when addr (an IPv4 or IPv6 literal) is a loopback address. */
 int http_is_loopback(const char *addr);
 /* Stops accepting new connections (MHD_quiesce_daemon); requests in flight finish. */
@@ -138,8 +136,6 @@ void http_store_release(struct http_server *srv, struct store *s);
 
 struct daemon *http_req_daemon(struct http_req *req);
 struct http_server *http_req_server(struct http_req *req);
-const char *http_req_method(const struct http_req *req);
-const char *http_req_path(const struct http_req *req);
 /* A {placeholder}'s text (borrowed), NULL when the pattern has none of that name. */
 const char *http_req_param(const struct http_req *req, const char *name);
 /* The {name} placeholder as a positive id; on failure replies 404 "no such
@@ -153,8 +149,6 @@ const char *http_req_header(struct http_req *req, const char *name);
 const struct http_user *http_req_user(const struct http_req *req);
 /* The parsed body of an HTTP_F_JSON route (borrowed; never NULL there). */
 json_t *http_req_json(const struct http_req *req);
-/* The raw body of other routes (borrowed, NUL-terminated) and its length. */
-const char *http_req_body(const struct http_req *req, size_t *len);
 /* The uploaded body of an HTTP_F_UPLOAD route: a file rewound to its start
  * (borrowed, closed with the request) and its size. */
 FILE *http_req_upload(const struct http_req *req, size_t *size);

@@ -333,17 +333,6 @@ static const char rj__decimate_sql[] =
     " WHERE n <= ?4 OR k = 0 OR (k * (?4 - 1)) / (n - 1) != ((k - 1) * (?4 - 1)) / (n - 1)"
     " ORDER BY id";
 
-static json_t *rj__metric_row(sqlite3_stmt *st)
-{
-    json_t *v = sqlite3_column_type(st, 4) == SQLITE_NULL ? json_null()
-                                                           : json_real(sqlite3_column_double(st, 4));
-    return json_pack("{sI sI sI ss so sf}", "id", (json_int_t)sqlite3_column_int64(st, 0), "step",
-                     (json_int_t)sqlite3_column_int64(st, 1), "epoch",
-                     (json_int_t)sqlite3_column_int64(st, 2), "name",
-                     (const char *)sqlite3_column_text(st, 3), "value", v ? v : json_null(),
-                     "time", sqlite3_column_double(st, 5));
-}
-
 /* Runs the metric query into a new array; *last the last id, *more when cut by limit. */
 static int rj__metric_rows(struct store *s, int64_t job, const struct rj_mq *q, json_t **out,
                            int64_t *last, int *more)
@@ -366,7 +355,7 @@ static int rj__metric_rows(struct store *s, int64_t job, const struct rj_mq *q, 
             break;
         }
         *last = sqlite3_column_int64(st, 0);
-        rc = json_array_append_new(rows, rj__metric_row(st)) ? QN_ENOMEM : 0;
+        rc = json_array_append_new(rows, events_metric_json(st)) ? QN_ENOMEM : 0;
     }
     if (rc == 0 && s_rc != SQLITE_DONE && s_rc != SQLITE_ROW)
         rc = QN_EDB;

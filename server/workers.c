@@ -490,11 +490,6 @@ int workers_progress(struct workers *w, int64_t id, uint64_t *done, uint64_t *to
     return rc;
 }
 
-size_t workers_size(const struct workers *w)
-{
-    return w->n;
-}
-
 size_t workers_busy(struct workers *w)
 {
     size_t busy = 0;

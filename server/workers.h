@@ -85,8 +85,7 @@ int workers_cancel(struct workers *w, struct store *s, int64_t id, enum store_jo
  * (units of its type: sweep rows, train steps), QN_ENOTFOUND otherwise. */
 int workers_progress(struct workers *w, int64_t id, uint64_t *done, uint64_t *total);
 
-/* Threads of the pool, and those running a job now. */
-size_t workers_size(const struct workers *w);
+/* Threads of the pool running a job now. */
 size_t workers_busy(struct workers *w);
 
 /* Writes the pool's Prometheus lines (http_metrics_fn; ctx is the pool):
