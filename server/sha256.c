@@ -66,14 +66,19 @@ void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN])
             out[4 * i + j] = (uint8_t)(h[i] >> (24 - 8 * j));
 }
 
-void sha256_hex(const void *data, size_t len, char hex[2 * SHA256_LEN + 1])
+void sha256_hex_encode(const uint8_t *b, size_t n, char *hex)
 {
     static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        hex[2 * i] = digits[b[i] >> 4];
+        hex[2 * i + 1] = digits[b[i] & 15];
+    }
+    hex[2 * n] = '\0';
+}
+
+void sha256_hex(const void *data, size_t len, char hex[2 * SHA256_LEN + 1])
+{
     uint8_t d[SHA256_LEN];
     sha256(data, len, d);
-    for (int i = 0; i < SHA256_LEN; i++) {
-        hex[2 * i] = digits[d[i] >> 4];
-        hex[2 * i + 1] = digits[d[i] & 15];
-    }
-    hex[2 * SHA256_LEN] = '\0';
+    sha256_hex_encode(d, SHA256_LEN, hex);
 }

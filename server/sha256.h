@@ -17,4 +17,7 @@ void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN]);
 /* The digest of data[len] as 64 lower-case hex digits and a NUL into hex[65]. */
 void sha256_hex(const void *data, size_t len, char hex[2 * SHA256_LEN + 1]);
 
+/* Bytes b[n] as 2n lower-case hex digits and a NUL into hex[2n + 1]. */
+void sha256_hex_encode(const uint8_t *b, size_t n, char *hex);
+
 #endif

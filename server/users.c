@@ -49,7 +49,7 @@ int users_name_check(const char *name)
 /* 32 random bytes as 64 hex digits. */
 static int users__token(char *hex)
 {
-    unsigned char b[USERS_TOKEN_HEX / 2];
+    uint8_t b[USERS_TOKEN_HEX / 2];
     size_t got = 0;
     while (got < sizeof b) {
         ssize_t r = getrandom(b + got, sizeof b - got, 0);
@@ -59,12 +59,7 @@ static int users__token(char *hex)
             return QN_EIO;
         got += (size_t)r;
     }
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < sizeof b; i++) {
-        hex[2 * i] = digits[b[i] >> 4];
-        hex[2 * i + 1] = digits[b[i] & 15];
-    }
-    hex[USERS_TOKEN_HEX] = '\0';
+    sha256_hex_encode(b, sizeof b, hex);
     return 0;
 }
 
