@@ -35,7 +35,7 @@
 #include "qt_daemon.h"
 
 struct fx {
-    struct qd d;    /* the daemon: directory, database, log, pid, port */
+    struct qd d;    /* first (qd_fixture_new): the daemon's directory, database, log, pid, port */
     char admin[80]; /* tokens (auth group) */
     char alice[80];
     char bob[80];
@@ -223,11 +223,8 @@ static void expect_healthy(struct fx *f)
 
 static int fx_new(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    if (!f || qd_init(&f->d, 1) != 0)
-        return -1;
-    *state = f;
-    return 0;
+    *state = qd_fixture_new(sizeof(struct fx), 1);
+    return *state ? 0 : -1;
 }
 
 static int group_open_setup(void **state)
@@ -252,6 +249,16 @@ static void add_user(struct fx *f, const char *name, int admin, char *tok, size_
     assert_int_equal(n, 64);
     snprintf(tok, cap, "Bearer %.*s", (int)n, r.out);
     qt_run_free(&r);
+}
+
+/* qn user VERB NAME --db: its exit status. */
+static int user_cmd(struct fx *f, const char *verb, const char *name)
+{
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", verb, name, "--db", f->d.db, NULL), 0);
+    int st = r.status;
+    qt_run_free(&r);
+    return st;
 }
 
 static int group_auth_setup(void **state)
@@ -740,9 +747,7 @@ static void test_auth_revoke(void **state)
     struct fx *f = *state;
     json_decref(call(f, "GET", "/v1/devices", f->bob, NULL, 200));
     struct qt_run r;
-    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "revoke", "bob", "--db", f->d.db, NULL), 0);
-    assert_int_equal(r.status, 0);
-    qt_run_free(&r);
+    assert_int_equal(user_cmd(f, "revoke", "bob"), 0);
     expect_error(f, "GET", "/v1/devices", f->bob, NULL, 0, 0, 401, "unauthorized");
     json_decref(call(f, "GET", "/v1/devices", f->alice, NULL, 200)); /* others unaffected */
     assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "list", "--db", f->d.db, NULL), 0);
@@ -752,18 +757,10 @@ static void test_auth_revoke(void **state)
     assert_null(strstr(r.out, "token"));
     qt_run_free(&r);
     /* revoking twice, bad names, a taken name */
-    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "revoke", "bob", "--db", f->d.db, NULL), 0);
-    assert_int_equal(r.status, 2);
-    qt_run_free(&r);
-    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "add", "local", "--db", f->d.db, NULL), 0);
-    assert_int_equal(r.status, 2);
-    qt_run_free(&r);
-    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "add", "a b", "--db", f->d.db, NULL), 0);
-    assert_int_equal(r.status, 2);
-    qt_run_free(&r);
-    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "add", "alice", "--db", f->d.db, NULL), 0);
-    assert_int_equal(r.status, 2);
-    qt_run_free(&r);
+    assert_int_equal(user_cmd(f, "revoke", "bob"), 2);
+    assert_int_equal(user_cmd(f, "add", "local"), 2);
+    assert_int_equal(user_cmd(f, "add", "a b"), 2);
+    assert_int_equal(user_cmd(f, "add", "alice"), 2);
     /* the name of a revoked user is free again, with a new token */
     char tok[80];
     add_user(f, "bob", 0, tok, sizeof tok);
@@ -840,9 +837,7 @@ static void test_public_bind_with_users(void **state)
     expect_error(f, "GET", "/v1/devices", NULL, NULL, 0, 0, 401, "unauthorized");
     json_decref(call(f, "GET", "/v1/devices", tok, NULL, 200));
     /* revoking the last user must not open the daemon up */
-    struct qt_run r;
-    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "user", "revoke", "dora", "--db", f->d.db, NULL), 0);
-    qt_run_free(&r);
+    user_cmd(f, "revoke", "dora");
     expect_error(f, "GET", "/v1/devices", NULL, NULL, 0, 0, 401, "unauthorized");
     assert_int_equal(daemon_stop(f), 0);
     qt_rmtree(f->d.dir);
