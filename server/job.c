@@ -10,6 +10,7 @@
 #include "job.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,11 @@ int job_fail(struct job_ctx *ctx, int rc, const char *what)
     return rc;
 }
 
+json_t *job_real(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
 /* ---- the job record -------------------------------------------------------- */
 
 /* A string, or null for "" / NULL. */
@@ -270,17 +276,17 @@ static int job__insert(struct store *s, const struct job_spec *js, const char *o
     return rc;
 }
 
-/* Prepares and runs ctx (job_id set) as type t; records the end. */
+/* Prepares and runs ctx as type t, inserting js as a new running job, or (js NULL)
+ * setting the job ctx->job_id back to running; records the end. */
 static int job__prepare_run(struct store *s, const struct job_type *t, struct job_ctx *ctx,
-                            int (*start)(struct store *, struct job_ctx *, const void *),
-                            const void *arg, int64_t *job_id, struct spec_error *err)
+                            const struct job_spec *js, int64_t *job_id, struct spec_error *err)
 {
     int rc = t->prepare(ctx);
     if (rc) {
         *err = ctx->err;
         return rc;
     }
-    rc = start(s, ctx, arg);
+    rc = js ? job__insert(s, js, ctx->owner, &ctx->job_id) : store_job_restart(s, ctx->job_id);
     if (rc) {
         spec_fail(err, "", "cannot record the job: %s", store_errmsg(s));
         return rc;
@@ -291,20 +297,6 @@ static int job__prepare_run(struct store *s, const struct job_type *t, struct jo
     if (rc)
         spec_fail(err, "", "cannot record the job's end: %s", store_errmsg(s));
     return rc;
-}
-
-/* Start of a new job: insert it as running. */
-static int job__start_new(struct store *s, struct job_ctx *ctx, const void *arg)
-{
-    const struct job_spec *js = arg;
-    return job__insert(s, js, ctx->owner, &ctx->job_id);
-}
-
-/* Start of a resumed job: back to running. */
-static int job__start_again(struct store *s, struct job_ctx *ctx, const void *arg)
-{
-    (void)arg;
-    return store_job_restart(s, ctx->job_id);
 }
 
 int job_run_local(struct store *s, const struct job_spec *js, const char *owner, size_t workers,
@@ -320,7 +312,7 @@ int job_run_local(struct store *s, const struct job_spec *js, const char *owner,
     struct job_ctx ctx = {.store = s, .name = js->name, .spec = js->spec, .owner = owner,
                           .workers = workers ? workers : 1, .cancel = cancel,
                           .progress = progress, .progress_ctx = progress_ctx};
-    int rc = job__prepare_run(s, t, &ctx, job__start_new, js, job_id, err);
+    int rc = job__prepare_run(s, t, &ctx, js, job_id, err);
     t->release(&ctx);
     json_decref(ctx.result);
     return rc;
@@ -358,7 +350,7 @@ int job_resume_local(struct store *s, int64_t id, size_t workers, const atomic_i
                           .owner = j.owner, .workers = workers ? workers : 1, .cancel = cancel,
                           .progress = progress, .progress_ctx = progress_ctx};
     if (rc == 0) {
-        rc = job__prepare_run(s, t, &ctx, job__start_again, NULL, NULL, err);
+        rc = job__prepare_run(s, t, &ctx, NULL, NULL, err);
         t->release(&ctx);
     }
     json_decref(ctx.result);

@@ -120,6 +120,10 @@ int job_check_via(const struct dev_model *d, enum net_via via, int have_sur, int
  * database codes); returns rc. */
 int job_fail(struct job_ctx *ctx, int rc, const char *what);
 
+/* v as a JSON number, or null when not finite (jansson refuses NaN; the
+ * accuracy of a regression is NaN). */
+json_t *job_real(double v);
+
 /* The sweep type (job_sweep.c). */
 int job_sweep_prepare(struct job_ctx *ctx);
 int job_sweep_run(struct job_ctx *ctx);

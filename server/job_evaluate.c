@@ -249,11 +249,6 @@ static int job_eval__net(struct job_ctx *ctx, const struct job_evaluate *p, stru
     return 0;
 }
 
-static json_t *job_eval__real(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
 /* Metric rows and the result. */
 static int job_eval__report(struct job_ctx *ctx, const struct job_evaluate *p,
                             const struct net *n, size_t rows, double loss, double acc)
@@ -267,7 +262,7 @@ static int job_eval__report(struct job_ctx *ctx, const struct job_evaluate *p,
     if (rc)
         return job_fail(ctx, rc, "cannot store the metrics");
     ctx->result = json_pack("{sI so so sI sI ss}", "model", (json_int_t)p->model.id, "accuracy",
-                            job_eval__real(acc), "loss", job_eval__real(loss), "failed_solves",
+                            job_real(acc), "loss", job_real(loss), "failed_solves",
                             (json_int_t)n->failed_solves, "rows", (json_int_t)rows, "split",
                             spec_split_name(p->e.split));
     return ctx->result ? 0 : QN_ENOMEM;

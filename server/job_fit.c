@@ -10,7 +10,6 @@
  * val_rmse), and stores the surrogate blob. Rows whose solve failed are
  * excluded by the fit and counted in the result.
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,18 +135,12 @@ static int job_fit__store(struct job_ctx *ctx, const struct job_fit *p, const st
     return rc;
 }
 
-/* A number, or null when not finite (jansson refuses NaN). */
-static json_t *job_fit__real(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
 static int job_fit__result(struct job_ctx *ctx, int64_t id, const struct fit_result *res,
                            size_t rows)
 {
     ctx->result = json_pack("{sI so so sI sI sI sI}", "surrogate", (json_int_t)id, "val_rmse",
-                            job_fit__real(res->val_rmse), "max_error",
-                            job_fit__real(res->max_error), "rows", (json_int_t)rows,
+                            job_real(res->val_rmse), "max_error",
+                            job_real(res->max_error), "rows", (json_int_t)rows,
                             "excluded", (json_int_t)res->n_excluded, "epochs",
                             (json_int_t)res->epochs_run, "best_epoch",
                             (json_int_t)res->best_epoch);

@@ -10,7 +10,6 @@
  * The dataset's columns are the device's inputs in its own order, then
  * "out", then "status" (0 = ok, else the row's qn_err code, as a float).
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,16 +156,6 @@ static int job_sweep__result(struct job_ctx *ctx, int64_t id, const struct job_s
     return ctx->result ? 0 : QN_ENOMEM;
 }
 
-/* Fills ctx->reason with `what` and the code's message; returns rc. */
-static int job_sweep__fail(struct job_ctx *ctx, int rc, const char *what)
-{
-    snprintf(ctx->reason, sizeof ctx->reason, "%s: %s", what, qn_err_msg(rc));
-    if (rc == QN_EFULL || rc == QN_EDB || rc == QN_EBUSY)
-        snprintf(ctx->reason, sizeof ctx->reason, "%s: %s (%s)", what, qn_err_msg(rc),
-                 store_errmsg(ctx->store));
-    return rc;
-}
-
 int job_sweep_run(struct job_ctx *ctx)
 {
     const struct job_sweep *p = ctx->prep;
@@ -175,17 +164,17 @@ int job_sweep_run(struct job_ctx *ctx)
     struct sweep_hooks hooks = {ctx->progress, ctx->progress_ctx, ctx->cancel};
     int rc = job_sweep__design(p, &r);
     if (rc) {
-        job_sweep__fail(ctx, rc, "cannot generate the design");
+        job_fail(ctx, rc, "cannot generate the design");
         goto out;
     }
     rc = sweep_run(&p->dev, r.in, r.n, ctx->workers, r.out, r.status, &hooks);
     if (rc) {
-        job_sweep__fail(ctx, rc, "sweep stopped");
+        job_fail(ctx, rc, "sweep stopped");
         goto out;
     }
     rc = job_sweep__store(ctx, p, &r, &id);
     if (rc) {
-        job_sweep__fail(ctx, rc, "cannot store the dataset");
+        job_fail(ctx, rc, "cannot store the dataset");
         goto out;
     }
     rc = job_sweep__result(ctx, id, &r);

@@ -304,8 +304,7 @@ static char *job_train__arch_text(const struct net *n, const struct adapt_state 
     for (size_t l = 0; w && l < n->n_layers; l++)
         if (json_array_append_new(w, json_integer((json_int_t)n->layer[l].n_out)))
             break;
-    json_t *a = json_pack("{so so sI sI}", "widths", w, "best_loss",
-                          isfinite(as->best_loss) ? json_real(as->best_loss) : json_null(),
+    json_t *a = json_pack("{so so sI sI}", "widths", w, "best_loss", job_real(as->best_loss),
                           "stale", (json_int_t)as->stale, "events", (json_int_t)as->events);
     if (a && at && at->step && /* a checkpoint inside an epoch (taken on cancel) */
         json_object_update_new(a, json_pack("{sI sf sI}", "step", (json_int_t)at->step,
@@ -456,12 +455,6 @@ static int job_train__save(struct job_ctx *ctx, const struct job_train *p,
     return rc ? job_fail(ctx, rc, "cannot save the model") : 0;
 }
 
-/* A number, or null when not finite (NaN accuracy of a regression). */
-static json_t *job_train__real(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
 static int job_train__result(struct job_ctx *ctx, int64_t id, const struct train_result *res,
                              const struct job_train_run *r)
 {
@@ -470,10 +463,10 @@ static int job_train__result(struct job_ctx *ctx, int64_t id, const struct train
         if (json_array_append_new(w, json_integer((json_int_t)r->net->layer[l].n_out)))
             break;
     ctx->result = json_pack("{sI so so so so sI sI sI sI so sI}", "model", (json_int_t)id,
-                            "test_accuracy", job_train__real(res->test_accuracy), "test_loss",
-                            job_train__real(res->test_loss), "train_accuracy",
-                            job_train__real(res->train_accuracy), "train_loss",
-                            job_train__real(res->train_loss), "epochs",
+                            "test_accuracy", job_real(res->test_accuracy), "test_loss",
+                            job_real(res->test_loss), "train_accuracy",
+                            job_real(res->train_accuracy), "train_loss",
+                            job_real(res->train_loss), "epochs",
                             (json_int_t)res->epochs_done, "resumed_from", (json_int_t)r->start,
                             "failed_solves", (json_int_t)r->net->failed_solves, "params",
                             (json_int_t)r->net->n_params, "widths", w, "events",
