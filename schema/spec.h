@@ -249,6 +249,11 @@ struct train_spec {
                                    (train.adapt.enabled when given) */
     int calibrate;              /* "calibrate": default 1 (data-dependent init, net_calibrate) */
 };
+/* A layer's "connect" and "fan_in" against its prepared device m (drive and
+ * fan-in); base is the layer's path ("/spec/network/1"). Also used once a
+ * referenced device is resolved. Returns 0 or QN_ESPEC. */
+int spec_layer_wiring(const struct train_layer_spec *L, const struct dev_model *m,
+                      const char *base, struct spec_error *err);
 int spec_train_parse(const json_t *spec, struct train_spec *out, struct spec_error *err);
 void spec_train_close(struct train_spec *t);
 

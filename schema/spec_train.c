@@ -35,10 +35,8 @@ static const char *const spec__optim_fields[] = {"name",  "lr",  "momentum",    
 
 /* ---- network layers ---- */
 
-/* A layer's "connect" and "fan_in" against its device's drive and fan-in (base: the
- * layer's path). */
-static int spec__wiring(const struct train_layer_spec *L, const struct dev_model *m,
-                        const char *base, struct spec_error *err)
+int spec_layer_wiring(const struct train_layer_spec *L, const struct dev_model *m,
+                      const char *base, struct spec_error *err)
 {
     char p[SPEC_PATH_MAX];
     if (m->drive != DRIVE_FULL) {
@@ -69,7 +67,7 @@ static int spec__inline_device(const json_t *obj, const char *p, const char *vp,
     int rc = spec_device_parse(obj, p, &m, err);
     if (rc)
         return rc;
-    rc = spec__wiring(L, &m, base, err);
+    rc = spec_layer_wiring(L, &m, base, err);
     if (rc == 0 && via == VIA_EXACT && dev_is_ode(&m))
         rc = spec_fail(err, vp,
                        "%s\"exact\" needs an analytic device (neuron, almost_neuron); a %s "

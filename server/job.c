@@ -179,8 +179,6 @@ int job_resolve_surrogate(struct store *s, const struct spec_ref *ref, const cha
 int job_check_via(const struct dev_model *d, enum net_via via, int have_sur, int forward_only,
                   const char *path, struct spec_error *err)
 {
-    if (d->drive == DRIVE_FULL)
-        return spec_fail(err, path, "network layers need drive dot or dot_sq, not full");
     if (via == VIA_EXACT && dev_is_ode(d))
         return spec_fail(err, path, "\"exact\" needs an analytic device (neuron, almost_neuron); "
                          "a %s device is computed via surrogate, device or physics_aware",

@@ -107,7 +107,7 @@ static int job_eval__override(struct job_ctx *ctx, struct job_evaluate *p, size_
     }
     snprintf(path, sizeof path, "/spec/via/%zu", l);
     p->nd.via[l] = via;
-    return job_netdef_check_via(&p->nd.dev[l], via, p->nd.have_sur[l], 1, path, &ctx->err);
+    return job_check_via(&p->nd.dev[l], via, p->nd.have_sur[l], 1, path, &ctx->err);
 }
 
 /* Every "via" entry, then "surrogates" entries without one. */

@@ -16,28 +16,6 @@ static void job_net__path(char *p, size_t cap, size_t l, const char *key)
     snprintf(p, cap, "/spec/network/%zu/%s", l, key);
 }
 
-/* A layer's "connect" and "fan_in" against its resolved device. */
-static int job_net__wiring(const struct train_layer_spec *L, const struct dev_model *d, size_t l,
-                           struct spec_error *err)
-{
-    char p[SPEC_PATH_MAX];
-    if (d->drive != DRIVE_FULL) {
-        job_net__path(p, sizeof p, l, L->has_connect ? "connect" : "fan_in");
-        if (L->has_connect || L->fan_in)
-            return spec_fail(err, p, "applies only to layers of full devices; this device's "
-                             "drive is %s", dev_drive_name(d->drive));
-        return 0;
-    }
-    job_net__path(p, sizeof p, l, "connect");
-    if (!L->has_connect)
-        return spec_fail(err, p, "is required for a layer of full devices (\"random\", "
-                         "\"local\" or \"tree\")");
-    job_net__path(p, sizeof p, l, "fan_in");
-    if (L->fan_in && L->fan_in != (size_t)d->fan_in)
-        return spec_fail(err, p, "is %zu but the device's fan_in is %d", L->fan_in, d->fan_in);
-    return 0;
-}
-
 /* Resolves layer l: its device, its surrogate, its via. */
 static int job_net__layer(struct store *s, const struct train_layer_spec *L, size_t l,
                           struct job_netdef *nd, struct spec_error *err)
@@ -51,7 +29,8 @@ static int job_net__layer(struct store *s, const struct train_layer_spec *L, siz
     nd->devices[l] = L->devices;
     nd->via[l] = L->via;
     nd->connect[l] = L->connect;
-    if ((rc = job_net__wiring(L, &nd->dev[l], l, err)))
+    snprintf(p, sizeof p, "/spec/network/%zu", l);
+    if ((rc = spec_layer_wiring(L, &nd->dev[l], p, err)))
         return rc;
     if (L->has_surrogate) {
         job_net__path(p, sizeof p, l, "surrogate");
@@ -62,18 +41,7 @@ static int job_net__layer(struct store *s, const struct train_layer_spec *L, siz
         nd->have_sur[l] = 1;
     }
     job_net__path(p, sizeof p, l, "via");
-    return job_netdef_check_via(&nd->dev[l], L->via, nd->have_sur[l], 0, p, err);
-}
-
-int job_netdef_check_via(const struct dev_model *d, enum net_via via, int have_sur,
-                         int forward_only, const char *path, struct spec_error *err)
-{
-    if (d->drive != DRIVE_FULL)
-        return job_check_via(d, via, have_sur, forward_only, path, err);
-    /* job_check_via refuses full drives; check a full device's dot twin for the rest */
-    struct dev_model twin = *d;
-    twin.drive = DRIVE_DOT;
-    return job_check_via(&twin, via, have_sur, forward_only, path, err);
+    return job_check_via(&nd->dev[l], L->via, nd->have_sur[l], 0, p, err);
 }
 
 int job_netdef_resolve(struct store *s, const struct train_spec *t, struct job_netdef *nd,

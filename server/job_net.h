@@ -38,14 +38,6 @@ int job_netdef_resolve(struct store *s, const struct train_spec *t, struct job_n
                        struct spec_error *err);
 void job_netdef_close(struct job_netdef *nd);
 
-/*
- * As job_check_via (job.h), and also for full devices (which job_check_via
- * refuses): a layer of full devices is computed like any other, the
- * surrogate taking 2k inputs. QN_ESPEC with *err at path.
- */
-int job_netdef_check_via(const struct dev_model *d, enum net_via via, int have_sur,
-                         int forward_only, const char *path, struct spec_error *err);
-
 /* The engine's layer specs (pointing into nd, which must outlive the net). */
 void job_netdef_layers(const struct job_netdef *nd, struct net_layer_spec *out);
 

@@ -228,8 +228,6 @@ static int job_train__resume_point(struct job_ctx *ctx, const struct job_train *
     return rc ? job_fail(ctx, rc, "cannot read the checkpoint's architecture") : 0;
 }
 
-static int job_train__sqlrc(int rc);
-
 /* Deletes the metrics a resumed run will write again: every epoch after the
  * checkpoint's, except (for a checkpoint inside an epoch) the step losses
  * of the steps it had already done. */
@@ -247,7 +245,7 @@ static int job_train__trim(struct job_ctx *ctx, const struct job_train *p,
     sqlite3_bind_int64(st, 1, ctx->job_id);
     sqlite3_bind_int64(st, 2, (int64_t)r->start);
     sqlite3_bind_int64(st, 3, (int64_t)(r->start * spe + r->from.step));
-    int rc = job_train__sqlrc(sqlite3_step(st));
+    int rc = store_sqlite_err(sqlite3_step(st));
     sqlite3_finalize(st);
     return rc;
 }
@@ -318,24 +316,6 @@ static char *job_train__arch_text(const struct net *n, const struct adapt_state 
     return text;
 }
 
-/* A SQLite result code of this file's own SQL as a qn_err code, as store.h maps
- * them (a full disk must read "disk full", not "database error"). */
-static int job_train__sqlrc(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-        return 0;
-    case SQLITE_FULL:
-        return QN_EFULL;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return QN_EBUSY;
-    default:
-        return QN_EDB;
-    }
-}
-
 /* Sets the arch column of (job, epoch). */
 static int job_train__arch_write(struct store *s, int64_t job, size_t epoch, const char *text)
 {
@@ -347,7 +327,7 @@ static int job_train__arch_write(struct store *s, int64_t job, size_t epoch, con
     sqlite3_bind_int64(st, 1, job);
     sqlite3_bind_int64(st, 2, (int64_t)epoch);
     sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
-    int rc = job_train__sqlrc(sqlite3_step(st));
+    int rc = store_sqlite_err(sqlite3_step(st));
     sqlite3_finalize(st);
     return rc;
 }
@@ -355,7 +335,7 @@ static int job_train__arch_write(struct store *s, int64_t job, size_t epoch, con
 /* Runs one SQL statement without results on s. */
 static int job_train__exec(struct store *s, const char *sql)
 {
-    return job_train__sqlrc(sqlite3_exec(store_sqlite(s), sql, NULL, NULL, NULL));
+    return store_sqlite_err(sqlite3_exec(store_sqlite(s), sql, NULL, NULL, NULL));
 }
 
 /* Writes the checkpoint row (after `epoch` epochs, plus at->step steps when

@@ -4,7 +4,8 @@
  * Statements are prepared per call: the store is not a hot path (a sweep
  * writes a few blocks, a training run a few metrics per second), and this
  * keeps every function self-contained with one cleanup ladder. SQLite's
- * result codes become qn_err codes in store__err, the one mapping point.
+ * result codes become qn_err codes in store_sqlite_err, the one mapping point
+ * (public, so modules that keep their own SQL map errors the same way).
  */
 #include "store.h"
 
@@ -36,7 +37,7 @@ static const char *const store__states[] = {"waiting",   "queued", "running",
                                             "succeeded", "failed", "canceled"};
 
 /* Maps an SQLite result code to the qn_err table. */
-static int store__err(int rc)
+int store_sqlite_err(int rc)
 {
     switch (rc & 0xff) {
     case SQLITE_OK:
@@ -56,7 +57,7 @@ static int store__err(int rc)
 /* Prepares sql on s; 0 or a qn_err code. */
 static int store__prep(struct store *s, const char *sql, sqlite3_stmt **st)
 {
-    return store__err(sqlite3_prepare_v2(s->db, sql, -1, st, NULL));
+    return store_sqlite_err(sqlite3_prepare_v2(s->db, sql, -1, st, NULL));
 }
 
 /* Steps a statement that returns no rows and finalizes it. */
@@ -64,12 +65,12 @@ static int store__exec_stmt(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : store__err(rc);
+    return rc == SQLITE_DONE ? 0 : store_sqlite_err(rc);
 }
 
 static int store__exec(struct store *s, const char *sql)
 {
-    return store__err(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
+    return store_sqlite_err(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
 }
 
 /* Copies a text column into buf (cap bytes), "" for NULL. */
@@ -124,7 +125,7 @@ static int store__get_by(struct store *s, const char *sql, int64_t id, const cha
         if (rc)
             free_row(out);
     } else {
-        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store__err(rc);
+        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store_sqlite_err(rc);
     }
     sqlite3_finalize(st);
     return rc;
@@ -162,7 +163,7 @@ static int store__collect(sqlite3_stmt *st, size_t size, int (*row)(sqlite3_stmt
             break;
     }
     if (!rc && sr != SQLITE_DONE)
-        rc = store__err(sr);
+        rc = store_sqlite_err(sr);
     sqlite3_finalize(st);
     return rc;
 }
@@ -228,7 +229,7 @@ static int store__configure(sqlite3 *db)
         rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;"
                               " PRAGMA synchronous = NORMAL",
                           NULL, NULL, NULL);
-    return store__err(rc);
+    return store_sqlite_err(rc);
 }
 
 int store_open(const char *path, struct store **out, char *msg, size_t cap)
@@ -239,7 +240,7 @@ int store_open(const char *path, struct store **out, char *msg, size_t cap)
     struct store *s = calloc(1, sizeof *s);
     if (!s)
         return QN_ENOMEM;
-    int rc = store__err(sqlite3_open_v2(path, &s->db,
+    int rc = store_sqlite_err(sqlite3_open_v2(path, &s->db,
                                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                             SQLITE_OPEN_NOMUTEX,
                                         NULL));
@@ -641,7 +642,7 @@ static int store__blocks_each(struct store *s, const struct store_dataset *d, si
         expect++;
     }
     if (rc == 0 && sr != SQLITE_DONE)
-        rc = store__err(sr);
+        rc = store_sqlite_err(sr);
     if (rc == 0 && expect != b1 + 1)
         rc = QN_EFORMAT;
     sqlite3_finalize(st);
@@ -955,8 +956,8 @@ static int store__bind_blob(sqlite3_stmt *st, int i, const void *p, size_t bytes
     if (bytes > INT32_MAX)
         return QN_ERANGE;
     if (bytes == 0)
-        return store__err(sqlite3_bind_zeroblob(st, i, 0));
-    return store__err(sqlite3_bind_blob(st, i, p, (int)bytes, SQLITE_STATIC));
+        return store_sqlite_err(sqlite3_bind_zeroblob(st, i, 0));
+    return store_sqlite_err(sqlite3_bind_blob(st, i, p, (int)bytes, SQLITE_STATIC));
 }
 
 /* A new copy of a blob column into *out (*len bytes; NULL when empty). */

@@ -264,4 +264,8 @@ struct sqlite3;
  * keep their own SQL next to their logic (the job queue). */
 struct sqlite3 *store_sqlite(struct store *s);
 
+/* A SQLite result code as a qn_err code, mapped as every store function maps
+ * them (for that same SQL kept elsewhere): 0 for OK/ROW/DONE. */
+int store_sqlite_err(int sqlite_rc);
+
 #endif
