@@ -115,7 +115,7 @@ static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t 
     return 0;
 }
 
-static size_t daemon__cpus(void)
+size_t daemon_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (size_t)n : 1;
@@ -127,7 +127,7 @@ static void daemon__defaults(struct daemon_config *c)
     c->db = "quasineuron.db";
     c->bind = DAEMON_DEFAULT_BIND;
     c->port = DAEMON_DEFAULT_PORT;
-    c->workers = daemon__cpus();
+    c->workers = daemon_cpus();
     c->job_threads = 1;
     c->http_threads = DAEMON_DEFAULT_HTTP_THREADS;
     c->compute_threads = c->workers < 4 ? (unsigned)c->workers : 4;

@@ -76,6 +76,9 @@ struct daemon {
  * process exit status (0 clean stop, 1 runtime failure, 2 usage). */
 int daemon_main(int argc, char **argv);
 
+/* Online CPUs (at least 1): the default worker count of `qn serve` and `qn run`. */
+size_t daemon_cpus(void);
+
 /* Adds every route of the daemon (all modules) to srv: what daemon_main
  * serves and what tests/server/test_openapi.c checks against openapi.yaml. */
 int daemon_routes_register(struct http_server *srv);

@@ -252,13 +252,6 @@ static void qn__catch_sigint(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
-/* The number of online CPUs, at least 1. */
-static size_t qn__cpus(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (size_t)n : 1;
-}
-
 /* Prints the record of job id; exit 0 when it succeeded, else 1. */
 static int qn__print_job(struct store *s, int64_t id)
 {
@@ -330,7 +323,7 @@ static int qn__cmd_run(const struct qn_args *a)
     if (code == 0)
         code = qn__open(a->db, &s) ? QN_EXIT_FAIL : 0;
     if (code == 0)
-        code = qn__run_job(s, &js, a->have_workers ? a->workers : qn__cpus());
+        code = qn__run_job(s, &js, a->have_workers ? a->workers : daemon_cpus());
     store_close(s);
     json_decref(js.spec);
     return code;
@@ -373,7 +366,7 @@ static int qn__cmd_resume(const struct qn_args *a)
     struct store *s = NULL;
     if (qn__open(a->db, &s))
         return QN_EXIT_FAIL;
-    int code = qn__resume_job(s, id, a->have_workers ? a->workers : qn__cpus());
+    int code = qn__resume_job(s, id, a->have_workers ? a->workers : daemon_cpus());
     store_close(s);
     return code;
 }
