@@ -112,6 +112,34 @@ static double wait_state(struct fx *f, int64_t id, enum store_job_state want, do
     return -1;
 }
 
+/* The pool's Prometheus text (caller frees). */
+static char *metrics_text(struct fx *f)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    assert_non_null(m);
+    workers_metrics(m, f->w);
+    fclose(m);
+    return text;
+}
+
+/* Polls until the metrics contain `line` (1 ms steps); seconds it took, or -1 on timeout. */
+static double wait_metric(struct fx *f, const char *line, double timeout)
+{
+    double t0 = now_s();
+    while (now_s() - t0 < timeout) {
+        char *text = metrics_text(f);
+        int found = strstr(text, line) != NULL;
+        free(text);
+        if (found)
+            return now_s() - t0;
+        struct timespec ms = {0, 1000000L};
+        nanosleep(&ms, NULL);
+    }
+    return -1;
+}
+
 static void test_runs_jobs_and_dependencies(void **state)
 {
     struct fx *f = *state;
@@ -132,14 +160,11 @@ static void test_runs_jobs_and_dependencies(void **state)
     assert_non_null(strstr(j.result, "\"rows\":64"));
     assert_true(j.finished[0] != 0);
     store_job_free(&j);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-    workers_metrics(m, f->w);
-    fclose(m);
+    /* A worker counts the end just after it stores it: the counter may trail the row. */
+    assert_true(wait_metric(f, "qn_jobs_ended_total{state=\"succeeded\"} 3\n", 5) >= 0);
+    char *text = metrics_text(f);
     assert_non_null(strstr(text, "qn_workers 2\n"));
     assert_non_null(strstr(text, "qn_job_units_total{type=\"sweep\"} 128\n"));
-    assert_non_null(strstr(text, "qn_jobs_ended_total{state=\"succeeded\"} 3\n"));
     free(text);
 }
 
