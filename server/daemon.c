@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dblock.h"
 #include "qn_err.h"
 #include "routes.h"
 #include "store.h"
@@ -373,6 +374,32 @@ static void daemon__announce(const struct daemon *d)
             d->cfg.http_threads);
 }
 
+/* Serves until a signal: HTTP, workers, events; then the orderly stop. */
+static int daemon__serve(struct daemon *d)
+{
+    sigset_t set;
+    daemon__block_signals(&set);
+    char msg[512] = "";
+    if (daemon__http(d, msg, sizeof msg)) {
+        fprintf(stderr, "qn: %s\n", msg);
+        http_destroy(d->http);
+        return 1;
+    }
+    if (daemon__start_jobs(d) || http_start(d->http, msg, sizeof msg)) {
+        if (msg[0])
+            fprintf(stderr, "qn: %s\n", msg);
+        daemon__stop(d);
+        return 1;
+    }
+    daemon__announce(d);
+    int sig = daemon__wait(&set);
+    fprintf(stderr, "qn: %s: stopping (running jobs are requeued)\n",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    daemon__stop(d);
+    fprintf(stderr, "qn: stopped\n");
+    return 0;
+}
+
 int daemon_main(int argc, char **argv)
 {
     struct daemon d;
@@ -387,28 +414,15 @@ int daemon_main(int argc, char **argv)
         fputs(daemon__usage, stderr);
         return 2;
     }
-    int code = daemon__check_db(&d.cfg);
-    if (code)
-        return code;
-    sigset_t set;
-    daemon__block_signals(&set);
     char msg[512] = "";
-    if (daemon__http(&d, msg, sizeof msg)) {
+    int lock = -1;
+    if (dblock_take(d.cfg.db, DBLOCK_SERVE, &lock, msg, sizeof msg)) {
         fprintf(stderr, "qn: %s\n", msg);
-        http_destroy(d.http);
         return 1;
     }
-    if (daemon__start_jobs(&d) || http_start(d.http, msg, sizeof msg)) {
-        if (msg[0])
-            fprintf(stderr, "qn: %s\n", msg);
-        daemon__stop(&d);
-        return 1;
-    }
-    daemon__announce(&d);
-    int sig = daemon__wait(&set);
-    fprintf(stderr, "qn: %s: stopping (running jobs are requeued)\n",
-            sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    daemon__stop(&d);
-    fprintf(stderr, "qn: stopped\n");
-    return 0;
+    int code = daemon__check_db(&d.cfg);
+    if (code == 0)
+        code = daemon__serve(&d);
+    dblock_release(lock);
+    return code;
 }

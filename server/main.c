@@ -34,6 +34,7 @@
 #include "blas_env.h"
 #include "demo.h"
 #include "daemon.h"
+#include "dblock.h"
 #include "import.h"
 #include "job.h"
 #include "qn_err.h"
@@ -186,6 +187,20 @@ static int qn__open(const char *db, struct store **s)
     return rc;
 }
 
+/* Opens the database for running jobs here: the shared run lock first (a
+ * daemon serving it would requeue them, see dblock.h), then the store.
+ * *lock is released by the caller with dblock_release. */
+static int qn__open_to_run(const char *db, int *lock, struct store **s)
+{
+    char msg[512];
+    int rc = dblock_take(db, DBLOCK_RUN, lock, msg, sizeof msg);
+    if (rc) {
+        qn__say("%s", msg);
+        return rc;
+    }
+    return qn__open(db, s);
+}
+
 /* Prints a JSON value as one compact line on stdout; steals v. */
 static int qn__print_json(json_t *v)
 {
@@ -320,11 +335,13 @@ static int qn__cmd_run(const struct qn_args *a)
     json_decref(root);
     code = qn__check_type(&js);
     struct store *s = NULL;
+    int lock = -1;
     if (code == 0)
-        code = qn__open(a->db, &s) ? QN_EXIT_FAIL : 0;
+        code = qn__open_to_run(a->db, &lock, &s) ? QN_EXIT_FAIL : 0;
     if (code == 0)
         code = qn__run_job(s, &js, a->have_workers ? a->workers : daemon_cpus());
     store_close(s);
+    dblock_release(lock);
     json_decref(js.spec);
     return code;
 }
@@ -364,10 +381,12 @@ static int qn__cmd_resume(const struct qn_args *a)
         return QN_EXIT_USAGE;
     }
     struct store *s = NULL;
-    if (qn__open(a->db, &s))
-        return QN_EXIT_FAIL;
-    int code = qn__resume_job(s, id, a->have_workers ? a->workers : daemon_cpus());
+    int lock = -1;
+    int code = QN_EXIT_FAIL;
+    if (qn__open_to_run(a->db, &lock, &s) == 0)
+        code = qn__resume_job(s, id, a->have_workers ? a->workers : daemon_cpus());
     store_close(s);
+    dblock_release(lock);
     return code;
 }
 

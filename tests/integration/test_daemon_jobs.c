@@ -12,7 +12,9 @@
  * checkpoint and finishes, its metrics have no duplicates and no gaps, and
  * PRAGMA integrity_check is ok; SIGTERM requeues a running job and the next
  * start finishes it; SSE: read some events, disconnect, reconnect with
- * Last-Event-ID, and the two parts are exactly the job's metric rows.
+ * Last-Event-ID, and the two parts are exactly the job's metric rows; one
+ * runner per database (a second daemon, or `qn run` beside a daemon, is
+ * refused, and a daemon beside `qn run`; kill -9 leaves no stale lock).
  *
  * No fixed sleeps: every wait is a poll with a deadline. The daemon started
  * by a test is killed in the teardown whatever happened.
@@ -590,6 +592,86 @@ static void test_sse_reconnect_misses_nothing(void **state)
     stop_cleanly(f);
 }
 
+/* ---- one runner per database ---------------------------------------------------- */
+
+#define QUICK_SWEEP_JOB                                                                       \
+    "{\"type\": \"sweep\", \"spec\": {\"device\": {\"kind\": \"crn_relu\"}, \"samples\": 8," \
+    " \"ranges\": {\"u1\": [-1, 1]}}}"
+
+/* Starts `qn run slow.json --db qn.db` (a long HH sweep) in dir, output to /dev/null. */
+static pid_t start_slow_run(const char *dir)
+{
+    assert_int_equal(qt_write_file(dir, "slow.json",
+                                   "{\"type\":\"sweep\",\"spec\":{\"device\":" HH
+                                   ",\"samples\":100000,\"ranges\":{\"u1\":[0,20]}}}"),
+                     0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        if (null < 0 || chdir(dir) || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+            dup2(null, 2) < 0)
+            _exit(126);
+        execl(QN_BIN, QN_BIN, "run", "slow.json", "--db", "qn.db", "--workers", "1",
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* While a daemon serves a database, neither a second daemon nor `qn run` may
+ * run jobs on it (the daemon's start-up recovery would requeue theirs), and
+ * while `qn run` runs a job, no daemon may start on it; kill -9 leaves no
+ * stale lock behind. */
+static void test_one_runner_per_database(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(qt_write_file(f->d.dir, "quick.json", QUICK_SWEEP_JOB), 0);
+    daemon_start(f, 1);
+    char holder[64];
+    snprintf(holder, sizeof holder, "served by a qn daemon (pid %ld)", (long)f->d.pid);
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "serve", "--db", "qn.db", "--port", "0", NULL), 0);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, holder));
+    qt_run_free(&r);
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "run", "quick.json", "--db", "qn.db", NULL), 0);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, holder));
+    assert_non_null(strstr(r.err, "POST /v1/jobs"));
+    qt_run_free(&r);
+    assert_int_equal(qd_db_file_int(f->d.dir, "qn.db", SQLITE_OPEN_READONLY, 1,
+                                    "SELECT count(*) FROM jobs"),
+                     0);
+    qd_stop(&f->d, SIGKILL);
+    /* Two local runners side by side; meanwhile no daemon. */
+    pid_t slow = start_slow_run(f->d.dir);
+    int running = 0;
+    for (double t0 = qd_now(); qd_now() - t0 < 30 && !running;) {
+        qd_nap_ms(20);
+        running = qd_db_file_int(f->d.dir, "qn.db", SQLITE_OPEN_READONLY, 0,
+                                 "SELECT count(*) FROM jobs WHERE state = 'running'") == 1;
+    }
+    assert_true(running);
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "run", "quick.json", "--db", "qn.db", NULL), 0);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\"succeeded\""));
+    qt_run_free(&r);
+    assert_int_equal(qt_qn(f->d.dir, NULL, &r, "serve", "--db", "qn.db", "--port", "0", NULL), 0);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "has jobs running in qn run or qn resume"));
+    qt_run_free(&r);
+    int st = 0;
+    assert_int_equal(kill(slow, SIGINT), 0);
+    assert_int_equal(waitpid(slow, &st, 0), slow);
+    /* The runner is gone: the daemon starts, and finds nothing to recover. */
+    daemon_start(f, 1);
+    assert_int_equal(qd_db_file_int(f->d.dir, "qn.db", SQLITE_OPEN_READONLY, 1,
+                                    "SELECT count(*) FROM jobs WHERE state = 'canceled'"),
+                     1);
+    stop_cleanly(f);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -604,6 +686,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigterm_requeues_and_next_start_finishes, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_sse_reconnect_misses_nothing, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_one_runner_per_database, fx_setup, fx_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
