@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dblock.h"
 #include "qn_err.h"
 
 #define DEMO_MAX_JOBS 16
@@ -499,6 +500,14 @@ int demo_main(int argc, char **argv, const char *self)
             return 2;
         }
     }
+    /* An earlier demo may still be serving this database: never delete it under it. */
+    char msg[512];
+    int lock = -1;
+    if (dblock_take(db, DBLOCK_SERVE, &lock, msg, sizeof msg)) {
+        fprintf(stderr, "qn demo: %s\n", msg);
+        return 1;
+    }
+    dblock_release(lock); /* the daemon about to start takes it */
     char wal[4200];
     remove(db);
     snprintf(wal, sizeof wal, "%s-wal", db), remove(wal);
