@@ -569,10 +569,53 @@ static int http__open_upload(struct http_req *req)
     return 0;
 }
 
-/* The first call: route, auth, declared length. 0 to go on reading; 1 replied. */
+/* Adds the bytes of one key and value to the sum in cls (MHD's iterator). */
+static enum MHD_Result http__sum_kv(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) + 1 : 0);
+    return MHD_YES;
+}
+
+/* Bytes of the connection's values of one kind (query arguments, headers). */
+static size_t http__values_size(struct MHD_Connection *conn, enum MHD_ValueKind kind)
+{
+    size_t n = 0;
+    MHD_get_connection_values(conn, kind, http__sum_kv, &n);
+    return n;
+}
+
+/*
+ * Request line and headers within our limits, else 414 or 431 with a JSON
+ * body; 0 to go on, 1 replied. MHD's own buffer (HTTP_MHD_MEMORY) is a few
+ * times larger, so requests between the two sizes get our JSON answer, not
+ * MHD's HTML one; only beyond it does MHD answer (and close) by itself.
+ */
+static int http__check_head(struct http_req *req)
+{
+    size_t uri = strlen(req->path) + http__values_size(req->conn, MHD_GET_ARGUMENT_KIND);
+    if (uri > HTTP_MAX_URI) {
+        http_reply_error(req, 414, "uri_too_long", "url",
+                         "the request target has %zu bytes; at most %d are served", uri,
+                         HTTP_MAX_URI);
+        return 1;
+    }
+    size_t head = http__values_size(req->conn, MHD_HEADER_KIND);
+    if (head > HTTP_MAX_HEADERS) {
+        http_reply_error(req, 431, "headers_too_large", "headers",
+                         "the request headers have %zu bytes; at most %d are served", head,
+                         HTTP_MAX_HEADERS);
+        return 1;
+    }
+    return 0;
+}
+
+/* The first call: size of the head, route, auth, declared length. 0 to go on
+ * reading; 1 replied. */
 static int http__begin(struct http_req *req)
 {
-    if (http__route(req))
+    if (http__check_head(req) || http__route(req))
         return 1;
     const struct http_route *r = req->srv->routes[req->route];
     if (http__auth(req, r->flags))
@@ -1054,7 +1097,7 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
         srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MHD_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
         http__completed, srv, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(msg, cap, "cannot listen on %s port %u (address in use, or not an address of "

@@ -52,6 +52,9 @@
 #define HTTP_USER_MAX 64            /* bytes of a user name, with NUL */
 #define HTTP_LIST_LIMIT_DEFAULT 100 /* list routes: default `limit` */
 #define HTTP_LIST_LIMIT_MAX 1000    /* list routes: largest `limit` */
+#define HTTP_MAX_URI 8192           /* bytes of path + query: 414 JSON beyond */
+#define HTTP_MAX_HEADERS 32768      /* bytes of all request headers: 431 JSON beyond */
+#define HTTP_MHD_MEMORY (256u << 10) /* MHD's per-connection buffer: beyond it MHD answers */
 
 struct http_server; /* opaque: the MHD daemon, routes, store pool, counters */
 struct http_req;    /* opaque: one request (valid during the handler call) */

@@ -133,12 +133,14 @@ static long http_req(struct fx *f, const char *method, const char *path, const c
     memset(r, 0, sizeof *r);
     CURL *c = curl_easy_init();
     assert_non_null(c);
-    char url[1024];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", f->d.port, path);
+    char *url = malloc(strlen(path) + 64), *auth = NULL;
+    assert_non_null(url);
+    sprintf(url, "http://127.0.0.1:%u%s", f->d.port, path);
     struct curl_slist *h = NULL;
-    char auth[160];
     if (token) {
-        snprintf(auth, sizeof auth, "Authorization: %s", token);
+        auth = malloc(strlen(token) + 32);
+        assert_non_null(auth);
+        sprintf(auth, "Authorization: %s", token);
         h = curl_slist_append(h, auth);
     }
     h = curl_slist_append(h, "Expect:");
@@ -169,6 +171,8 @@ static long http_req(struct fx *f, const char *method, const char *path, const c
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
+    free(url);
+    free(auth);
     if (!r->body)
         r->body = calloc(1, 1);
     return cc == CURLE_OK ? r->status : -1;
@@ -646,6 +650,21 @@ static void test_bad_input_catalogue(void **state)
         expect_healthy(f);
     }
     free(big);
+    /* an oversized request line or header block: our JSON reply, not the HTTP library's */
+    size_t huge = 40 * 1024;
+    char *long_path = malloc(huge + 32), *long_token = malloc(huge + 1);
+    assert_non_null(long_path);
+    assert_non_null(long_token);
+    strcpy(long_path, "/v1/jobs?name=");
+    memset(long_path + strlen(long_path), 'a', huge);
+    long_path[huge + 14] = '\0';
+    memset(long_token, 'b', huge);
+    long_token[huge] = '\0';
+    expect_error(f, "GET", long_path, NULL, NULL, 0, 0, 414, "uri_too_long");
+    expect_error(f, "GET", "/v1/jobs", long_token, NULL, 0, 0, 431, "headers_too_large");
+    free(long_path);
+    free(long_token);
+    expect_healthy(f);
     /* wrong types and huge numbers inside otherwise valid JSON */
     expect_error(f, "POST", "/v1/devices", NULL, "{\"kind\":5}", (size_t)-1, 0, 400,
                  "invalid_spec");
