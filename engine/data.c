@@ -247,11 +247,10 @@ static long long data__idx_data(struct data__src *s, struct data_idx *out)
     return (long long)got;
 }
 
-/* Header, then exactly len bytes of data and nothing after them. */
-static int data__idx_parse(struct data__src *s, struct data_idx *out, size_t want,
-                           struct data_error *err)
+/* Header, then exactly len bytes of data (what follows is the caller's). */
+static int data__idx_body(struct data__src *s, struct data_idx *out, size_t want,
+                          struct data_error *err)
 {
-    unsigned char extra;
     memset(out, 0, sizeof *out);
     if (want < 1 || want > 4)
         return data__fail(err, QN_EINVAL, 0, 0, "IDX: unsupported rank %zu", want);
@@ -266,12 +265,28 @@ static int data__idx_parse(struct data__src *s, struct data_idx *out, size_t wan
     else if ((size_t)got != out->len)
         rc = data__fail(err, QN_EFORMAT, 0, 0, "IDX: truncated: %lld of %zu data bytes", got,
                         out->len);
-    else if (data__read(s, &extra, 1) != 0)
-        rc =
-            data__fail(err, QN_EFORMAT, 0, 0, "IDX: trailing bytes after %zu data bytes", out->len);
     if (rc)
         data_idx_close(out);
     return rc;
+}
+
+/* The end of the input must follow out's data. */
+static int data__idx_end(struct data__src *s, struct data_idx *out, struct data_error *err)
+{
+    unsigned char extra;
+    if (data__read(s, &extra, 1) == 0)
+        return QN_OK;
+    data_idx_close(out);
+    return data__fail(err, QN_EFORMAT, 0, 0, "IDX: trailing bytes after %zu data bytes",
+                      out->len);
+}
+
+/* Header, then exactly len bytes of data and nothing after them. */
+static int data__idx_parse(struct data__src *s, struct data_idx *out, size_t want,
+                           struct data_error *err)
+{
+    int rc = data__idx_body(s, out, want, err);
+    return rc ? rc : data__idx_end(s, out, err);
 }
 
 int data_idx_read(struct data_idx *out, const char *path, size_t want_ndims, struct data_error *err)
@@ -301,27 +316,62 @@ int data_idx_read_mem(struct data_idx *out, const void *buf, size_t len, size_t 
     return rc;
 }
 
+/* 1 when more input follows (the byte peeked is put back), 0 at its end. */
+static int data__gz_more(gzFile gz)
+{
+    int c = gzgetc(gz);
+    if (c < 0)
+        return 0;
+    return gzungetc(c, gz) >= 0;
+}
+
+int data_idx_read_joined(struct data_idx *images, struct data_idx *labels, const char *path,
+                         struct data_error *err)
+{
+    struct data__src s;
+    memset(&s, 0, sizeof s);
+    memset(images, 0, sizeof *images);
+    memset(labels, 0, sizeof *labels);
+    s.gz = gzopen(path, "rb");
+    if (!s.gz)
+        return data__fail(err, QN_EIO, 0, 0, "cannot open %s: %s", path,
+                          errno ? strerror(errno) : "out of memory");
+    int rc = data__idx_body(&s, images, 3, err);
+    if (rc == 0 && data__gz_more(s.gz)) {
+        rc = data__idx_parse(&s, labels, 1, err);
+        if (rc) {
+            data_idx_close(images);
+            char why[sizeof err->msg];
+            const char *m = strncmp(err->msg, "IDX: ", 5) == 0 ? err->msg + 5 : err->msg;
+            snprintf(why, sizeof why, "%s", m);
+            snprintf(err->msg, sizeof err->msg, "IDX: the labels after the images: %s", why);
+        }
+    }
+    data__src_close(&s);
+    return rc;
+}
+
 void data_idx_close(struct data_idx *idx)
 {
     free(idx->data);
     memset(idx, 0, sizeof *idx);
 }
 
-/* Images (n, rows, cols) and labels (n) into a classification set. */
-static int data__idx_pair(struct data_set *out, const struct data_idx *img,
-                          const struct data_idx *lab, struct data_error *err)
+int data_idx_to_set(struct data_set *out, const struct data_idx *img, const struct data_idx *lab,
+                    struct data_error *err)
 {
     size_t n = img->dims[0], d = img->dims[1] * img->dims[2], max = 0;
-    if (lab->dims[0] != n)
+    memset(out, 0, sizeof *out);
+    if (lab && lab->dims[0] != n)
         return data__fail(err, QN_EFORMAT, 0, 0, "IDX: %zu images but %zu labels", n, lab->dims[0]);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; lab && i < n; i++)
         max = lab->data[i] > max ? lab->data[i] : max;
-    int rc = data_alloc(out, n, d, max + 1, 0);
+    int rc = lab ? data_alloc(out, n, d, max + 1, 0) : data_alloc(out, n, d, 0, 1);
     if (rc)
         return data__fail(err, rc, 0, 0, "IDX: cannot allocate %zu x %zu inputs", n, d);
     for (size_t i = 0; i < n * d; i++)
         out->x[i] = (float)img->data[i] / 255.0f;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; lab && i < n; i++)
         out->labels[i] = lab->data[i];
     return QN_OK;
 }
@@ -337,7 +387,7 @@ int data_load_idx(struct data_set *out, const char *images_path, const char *lab
     rc = data_idx_read(&lab, labels_path, 1, err);
     if (rc)
         goto fail_labels;
-    rc = data__idx_pair(out, &img, &lab, err);
+    rc = data_idx_to_set(out, &img, &lab, err);
     data_idx_close(&lab);
 fail_labels:
     data_idx_close(&img);
@@ -356,7 +406,7 @@ int data_load_idx_mem(struct data_set *out, const void *images, size_t images_le
     rc = data_idx_read_mem(&lab, labels, labels_len, 1, err);
     if (rc)
         goto fail_labels;
-    rc = data__idx_pair(out, &img, &lab, err);
+    rc = data_idx_to_set(out, &img, &lab, err);
     data_idx_close(&lab);
 fail_labels:
     data_idx_close(&img);

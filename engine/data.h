@@ -87,7 +87,25 @@ int data_idx_read(struct data_idx *out, const char *path, size_t want_ndims,
 int data_idx_read_mem(struct data_idx *out, const void *buf, size_t len, size_t want_ndims,
                       struct data_error *err);
 
+/*
+ * One file (gzip or raw) holding an images IDX (n, rows, cols), optionally
+ * followed by its labels IDX (n): `cat images.gz labels.gz` makes one, since
+ * concatenated gzip members read as one stream. *labels is left empty
+ * (len 0) when the file ends after the images. Errors as data_idx_read.
+ */
+int data_idx_read_joined(struct data_idx *images, struct data_idx *labels, const char *path,
+                         struct data_error *err);
+
 void data_idx_close(struct data_idx *idx);
+
+/*
+ * Images (n, rows, cols) into a dataset of d = rows*cols inputs scaled to
+ * [0, 1]: a classification set when lab (n labels) is given, n_classes =
+ * largest label + 1; else one zero target per row. QN_EFORMAT when the
+ * counts differ, QN_ENOMEM.
+ */
+int data_idx_to_set(struct data_set *out, const struct data_idx *img, const struct data_idx *lab,
+                    struct data_error *err);
 
 /*
  * An images file (n, rows, cols) and a labels file (n) into a classification

@@ -130,19 +130,18 @@ static int import__csv(struct store *s, const char *path, const char *name, int6
     return rc;
 }
 
-/* An images file without labels: pixels scaled to [0, 1]. */
-static int import__idx_images(struct data_set *ds, const char *path, char *msg, size_t cap)
+/* An images file, followed in the same file by its labels or not. */
+static int import__idx_joined(struct data_set *ds, const char *path, char *msg, size_t cap)
 {
-    struct data_idx idx = {0};
+    struct data_idx img, lab;
     struct data_error e = {0, 0, {0}};
-    int rc = data_idx_read(&idx, path, 3, &e);
-    if (rc)
-        return import__fail(msg, cap, rc, "%s: %s", path, e.msg[0] ? e.msg : qn_err_msg(rc));
-    rc = data_alloc(ds, idx.dims[0], idx.dims[1] * idx.dims[2], 0, 1);
-    for (size_t i = 0; rc == 0 && i < idx.len; i++)
-        ds->x[i] = (float)idx.data[i] / 255.0f;
-    data_idx_close(&idx);
-    return rc ? import__fail(msg, cap, rc, "%s: %s", path, qn_err_msg(rc)) : 0;
+    int rc = data_idx_read_joined(&img, &lab, path, &e);
+    if (rc == 0) {
+        rc = data_idx_to_set(ds, &img, lab.len ? &lab : NULL, &e);
+        data_idx_close(&img);
+        data_idx_close(&lab);
+    }
+    return rc ? import__fail(msg, cap, rc, "%s: %s", path, e.msg[0] ? e.msg : qn_err_msg(rc)) : 0;
 }
 
 static int import__idx(struct store *s, const char *path, const char *labels, const char *name,
@@ -156,9 +155,9 @@ static int import__idx(struct store *s, const char *path, const char *labels, co
         if (rc)
             import__fail(msg, cap, rc, "%s: %s", path, e.msg[0] ? e.msg : qn_err_msg(rc));
     } else {
-        rc = import__idx_images(&ds, path, msg, cap);
+        rc = import__idx_joined(&ds, path, msg, cap);
     }
-    size_t n_cols = ds.d + (labels ? 1 : 0);
+    size_t n_cols = ds.d + (ds.labels ? 1 : 0);
     char **cols = rc ? NULL : calloc(n_cols, sizeof *cols);
     if (rc == 0 && !cols)
         rc = QN_ENOMEM;

@@ -5,7 +5,8 @@
  * CSV: a header row of column names, then numeric rows; every column is
  * stored (source "csv"). IDX (the MNIST format, gzip or raw, recognised by
  * its magic): an images file (n, rows, cols) becomes columns p0..p{rows*cols-1}
- * scaled to [0, 1], plus "label" from an optional labels file (source "idx").
+ * scaled to [0, 1], plus "label" from an optional labels file, given apart
+ * or following the images in the same file (source "idx").
  * Parsing is the engine's (engine/data.h), so a bad file is refused with the
  * loader's sentence naming line and column, and nothing is stored.
  */

@@ -500,6 +500,16 @@ static int routes__dataset_get(struct http_req *req, struct store *s, struct sto
     return rc;
 }
 
+/* The importer's sentence about the temp file at path, as one about "the body". */
+static const char *routes__body_msg(const char *msg, const char *path, char *buf, size_t cap)
+{
+    size_t n = strlen(path);
+    if (strncmp(msg, path, n) != 0)
+        return msg;
+    snprintf(buf, cap, "the body%s", msg + n);
+    return buf;
+}
+
 static int routes__dataset_upload(struct http_req *req)
 {
     size_t size = 0;
@@ -507,7 +517,8 @@ static int routes__dataset_upload(struct http_req *req)
     if (!f || size == 0)
         return http_reply_error(req, 400, "bad_format", NULL,
                                 "the body must be a CSV file (a header row of column names, "
-                                "then numeric rows) or an IDX file");
+                                "then numeric rows) or an IDX images file, optionally "
+                                "followed by its labels file");
     const char *name = http_req_query(req, "name");
     if (name && (!*name || strlen(name) >= STORE_NAME_MAX))
         return http_reply_error(req, 400, "invalid", "?name", "name must be 1 to %d bytes",
@@ -519,9 +530,11 @@ static int routes__dataset_upload(struct http_req *req)
     snprintf(path, sizeof path, "/proc/self/fd/%d", fileno(f)); /* the unlinked temp file */
     int64_t id = 0;
     int rc = import_file(s, path, NULL, name, &id, msg, sizeof msg);
+    char said[sizeof msg + 16];
     if (rc == QN_EFORMAT || rc == QN_EIO || rc == QN_ERANGE || rc == QN_EINVAL || rc == QN_ESPEC)
         return http_reply_error(req, 400, "bad_format", NULL, "%s",
-                                msg[0] ? msg : qn_err_msg(rc));
+                                msg[0] ? routes__body_msg(msg, path, said, sizeof said)
+                                       : qn_err_msg(rc));
     if (rc)
         return http_reply_error(req, http_status_for(rc), qn_err_name(rc), NULL,
                                 "cannot store the dataset: %s", msg[0] ? msg : store_errmsg(s));

@@ -225,6 +225,59 @@ static void test_idx_files(void **state)
     unlink(pt);
 }
 
+/* Images followed by their labels in one file: raw + raw, and two gzip members
+ * (`cat images.gz labels.gz`); images alone; images followed by junk. */
+static void test_idx_joined(void **state)
+{
+    (void)state;
+    unsigned char img[64], lab[64], both[128], gz[512], junk[128];
+    size_t ni = small_images(img), nl = small_labels(lab, 2);
+    memcpy(both, img, ni);
+    memcpy(both + ni, lab, nl);
+    size_t gi = gzip_mem(gz, sizeof gz, img, ni);
+    size_t gl = gzip_mem(gz + gi, sizeof gz - gi, lab, nl);
+    char p_raw[64], p_gz[64], p_img[64], p_junk[64];
+    write_temp(p_raw, both, ni + nl, 0);
+    write_temp(p_gz, gz, gi + gl, 0); /* already two gzip members: written as they are */
+    write_temp(p_img, img, ni, 1);
+    memcpy(junk, img, ni);
+    memcpy(junk + ni, img, ni); /* images where the labels belong */
+    write_temp(p_junk, junk, 2 * ni, 0);
+    const char *const joined[] = {p_raw, p_gz};
+    struct data_idx im, lb;
+    struct data_error err = {0};
+    struct data_set ds;
+    for (size_t k = 0; k < 2; k++) {
+        assert_int_equal(data_idx_read_joined(&im, &lb, joined[k], &err), QN_OK);
+        assert_int_equal(im.dims[0], 2);
+        assert_int_equal(lb.len, 2);
+        assert_int_equal(data_idx_to_set(&ds, &im, &lb, &err), QN_OK);
+        assert_int_equal(ds.n_classes, 2);
+        assert_int_equal(ds.labels[0], 0);
+        assert_int_equal(ds.labels[1], 1);
+        assert_true(ds.x[5] == 2.0f / 255.0f);
+        data_close(&ds);
+        data_idx_close(&im);
+        data_idx_close(&lb);
+    }
+    assert_int_equal(data_idx_read_joined(&im, &lb, p_img, &err), QN_OK);
+    assert_int_equal(lb.len, 0);
+    assert_null(lb.data);
+    assert_int_equal(data_idx_to_set(&ds, &im, NULL, &err), QN_OK);
+    assert_int_equal(ds.n_classes, 0);
+    assert_null(ds.labels);
+    data_close(&ds);
+    data_idx_close(&im);
+    assert_int_equal(data_idx_read_joined(&im, &lb, p_junk, &err), QN_EFORMAT);
+    assert_non_null(strstr(err.msg, "IDX: the labels after the images: bad magic 00000803"));
+    assert_null(im.data);
+    assert_null(lb.data);
+    unlink(p_raw);
+    unlink(p_gz);
+    unlink(p_img);
+    unlink(p_junk);
+}
+
 /* ---- CSV ---- */
 
 static const char *const two_inputs[] = {"b", "a"};
@@ -491,6 +544,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fashion_mnist),   cmocka_unit_test(test_idx_mem),
         cmocka_unit_test(test_idx_malformed),   cmocka_unit_test(test_idx_files),
+        cmocka_unit_test(test_idx_joined),
         cmocka_unit_test(test_csv_good),        cmocka_unit_test(test_csv_errors),
         cmocka_unit_test(test_csv_file),        cmocka_unit_test(test_generators),
         cmocka_unit_test(test_split),           cmocka_unit_test(test_scaler),

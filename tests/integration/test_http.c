@@ -487,7 +487,33 @@ static void test_datasets(void **state)
     assert_string_equal(r.body, big);
     free(r.body);
     free(big);
+    /* IDX: three 2x2 images followed by their labels in one body (`cat images labels`) */
+    static const unsigned char idx[] = {
+        0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2, /* images: 3 x 2 x 2 */
+        0, 51, 102, 255, 255, 0, 0, 0, 1, 2, 3, 4,       /* pixels */
+        0, 0, 8, 1, 0, 0, 0, 3,                          /* labels: 3 */
+        2, 0, 1};
+    assert_int_equal(http_req(f, "POST", "/v1/datasets?name=joined", NULL, (const char *)idx,
+                              sizeof idx, 0, &r),
+                     201);
+    d = json_loads(r.body, 0, NULL);
+    free(r.body);
+    assert_string_equal(json_string_value(json_object_get(d, "source")), "idx");
+    assert_int_equal(json_integer_value(json_object_get(d, "rows")), 3);
+    assert_int_equal(json_integer_value(json_object_get(d, "cols")), 5);
+    id = json_integer_value(json_object_get(d, "id"));
+    json_decref(d);
+    snprintf(path, sizeof path, "/v1/datasets/%" PRId64 "/data", id);
+    assert_int_equal(http_req(f, "GET", path, NULL, NULL, 0, 0, &r), 200);
+    assert_string_equal(r.body, "p0,p1,p2,p3,label\n0,0.200000003,0.400000006,1,2\n1,0,0,0,0\n"
+                                "0.00392156886,0.00784313772,0.0117647061,0.0156862754,1\n");
+    free(r.body);
     /* errors */
+    assert_int_equal(http_req(f, "POST", "/v1/datasets", NULL, (const char *)idx, sizeof idx - 1,
+                              0, &r),
+                     400);
+    assert_non_null(strstr(r.body, "\"the body: IDX: the labels after the images: truncated: 2 of 3 data bytes\""));
+    free(r.body);
     expect_error(f, "POST", "/v1/datasets", NULL, "this is not,a dataset\n1,x,3\n", (size_t)-1, 0,
                  400, "bad_format");
     expect_error(f, "POST", "/v1/datasets", NULL, "", 0, 0, 400, "bad_format");
