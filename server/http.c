@@ -724,13 +724,27 @@ static int http__parse_json(struct http_req *req)
 
 static void http__run(struct http_req *req);
 
-/* Suspends the connection and queues the request for a compute thread. */
-static void http__offload(struct http_req *req)
+/*
+ * Suspends the connection and queues the request for a compute thread; 0,
+ * or QN_EBUSY when the compute threads are stopping (nothing suspended).
+ * http_destroy joins the compute threads before MHD_stop_daemon, and MHD
+ * aborts the process (MHD_PANIC) when it stops with a connection still
+ * suspended: a request offloaded once they had left, from a keep-alive
+ * connection the quiesced daemon still serves, was never resumed. So the
+ * stop flag is tested and the connection suspended under cq_mu, the lock
+ * http_destroy takes to set it: either a compute thread will take this
+ * request (and resume it), or it is not suspended at all.
+ */
+static int http__offload(struct http_req *req)
 {
     struct http_server *srv = req->srv;
+    pthread_mutex_lock(&srv->cq_mu);
+    if (srv->cq_stop) {
+        pthread_mutex_unlock(&srv->cq_mu);
+        return QN_EBUSY;
+    }
     req->offloaded = 1;
     MHD_suspend_connection(req->conn);
-    pthread_mutex_lock(&srv->cq_mu);
     if (srv->cq_tail)
         srv->cq_tail->cq_next = req;
     else
@@ -738,6 +752,7 @@ static void http__offload(struct http_req *req)
     srv->cq_tail = req;
     pthread_cond_signal(&srv->cq_cv);
     pthread_mutex_unlock(&srv->cq_mu);
+    return 0;
 }
 
 /* A compute thread: runs queued handlers; when stopping, answers the rest 503. */
@@ -799,7 +814,8 @@ static void http__finish(struct http_req *req)
         return;
     }
     if ((r->flags & HTTP_F_SLOW) && req->srv->n_compute) {
-        http__offload(req);
+        if (http__offload(req) != 0)
+            http_reply_error(req, 503, "busy", NULL, "the daemon is stopping");
         return;
     }
     http__run(req);
