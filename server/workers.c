@@ -457,13 +457,31 @@ void workers_wake(struct workers *w)
 
 /* ---- cancel, progress, figures ---------------------------------------------------------- */
 
+/*
+ * After w__flag found job id registered: 0 (*state running), or QN_EEXIST
+ * when its row already says how it ended. A worker stores the end before it
+ * leaves the registry (w__run), so for a moment an ended job is still
+ * registered; without this look, a cancel of a job that GET already shows
+ * `canceled` answered "cancel requested" (202) instead of 409.
+ */
+static int w__flagged_state(struct store *s, int64_t id, enum store_job_state *state)
+{
+    struct store_job j;
+    *state = JOB_RUNNING;
+    if (store_job_get(s, id, &j) != 0)
+        return 0; /* the flag is set: report what it did */
+    int ended = j.state == JOB_SUCCEEDED || j.state == JOB_FAILED || j.state == JOB_CANCELED;
+    if (ended)
+        *state = j.state;
+    store_job_free(&j);
+    return ended ? QN_EEXIST : 0;
+}
+
 int workers_cancel(struct workers *w, struct store *s, int64_t id, enum store_job_state *state)
 {
     for (int i = 0; i < W_CANCEL_TRIES; i++) {
-        if (w__flag(w, id)) {
-            *state = JOB_RUNNING;
-            return 0;
-        }
+        if (w__flag(w, id))
+            return w__flagged_state(s, id, state);
         int rc = queue_cancel_pending(w->q, s, id, state);
         if (rc != QN_EBUSY)
             return rc; /* 0: canceled at once; QN_EEXIST, QN_ENOTFOUND, store codes */
