@@ -490,6 +490,9 @@ static void test_sigterm_requeues_and_next_start_finishes(void **state)
 
 /* ---- SSE -------------------------------------------------------------------------------- */
 
+#define SSE_SILENCE_S 60L   /* seconds without a byte: the stream stalled */
+#define SSE_DEADLINE_S 900L /* seconds a whole read may take */
+
 struct sse {
     struct qd_buf b;
     size_t off;        /* parsed up to here */
@@ -550,7 +553,14 @@ static CURLcode sse_read(struct fx *f, int64_t id, int64_t last_id, struct sse *
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sse_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    /* A read lasts as long as the rest of the job, which ASan on a loaded CI
+     * machine stretches past a minute (a 60 s deadline cut a live stream at
+     * 164 of 275 metrics). A stalled stream is still caught: the pump sends
+     * an event or a heartbeat at least every 15 s, so 60 s without a byte
+     * means it stopped. */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, SSE_SILENCE_S);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, SSE_DEADLINE_S);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
