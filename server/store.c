@@ -412,6 +412,47 @@ static int store__dataset_row_insert(struct store *s, const char *name, const ch
     return store__exec_insert(s, st, 0, id);
 }
 
+/*
+ * Deletes what an earlier attempt of job job_id stored in `table` (datasets,
+ * surrogates or models; blocks go with their dataset). A job commits its
+ * output before its end, so a kill -9 between the two leaves the job
+ * `running` with its output stored; the restart runs it again, and the new
+ * output must replace that one, not sit beside it. Nothing can use the old
+ * row: the job's dependents wait for it to succeed. In the caller's
+ * transaction.
+ */
+static int store__drop_attempt(struct store *s, const char *table, int64_t job_id)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE job_id = ?1", table);
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, sql, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job_id);
+    return store__exec_stmt(st);
+}
+
+/* Inserts one output row of a job with add(s, row, id), in place of an earlier attempt's. */
+static int store__job_output(struct store *s, const char *table, int64_t job_id,
+                             int (*add)(struct store *, const void *, int64_t *),
+                             const void *row, int64_t *id)
+{
+    if (job_id <= 0)
+        return add(s, row, id);
+    int rc = store__exec(s, "BEGIN IMMEDIATE");
+    if (rc)
+        return rc;
+    rc = store__drop_attempt(s, table, job_id);
+    if (rc == 0)
+        rc = add(s, row, id);
+    if (rc == 0)
+        rc = store__exec(s, "COMMIT");
+    if (rc)
+        store__exec(s, "ROLLBACK");
+    return rc;
+}
+
 int store_dataset_begin(struct store *s, const char *name, const char *source, size_t n_cols,
                         const char *const *columns, int64_t job_id, struct store_dswriter **out)
 {
@@ -437,7 +478,9 @@ int store_dataset_begin(struct store *s, const char *name, const char *source, s
     rc = store__exec(s, "BEGIN IMMEDIATE");
     if (rc)
         goto fail_buf;
-    rc = store__dataset_row_insert(s, name, source, n_cols, cols_json, job_id, &w->id);
+    rc = job_id > 0 ? store__drop_attempt(s, "datasets", job_id) : 0;
+    if (rc == 0)
+        rc = store__dataset_row_insert(s, name, source, n_cols, cols_json, job_id, &w->id);
     if (rc)
         goto fail_insert;
     free(cols_json);
@@ -1019,8 +1062,10 @@ static double store__col_real(sqlite3_stmt *st, int col)
 
 /* ---- surrogates ----------------------------------------------------------- */
 
-int store_surrogate_insert(struct store *s, const struct store_surrogate *in, int64_t *id)
+/* The INSERT of store_surrogate_insert (row: a struct store_surrogate). */
+static int store__surrogate_add(struct store *s, const void *row, int64_t *id)
 {
+    const struct store_surrogate *in = row;
     sqlite3_stmt *st = NULL;
     int rc = store__prep(s,
                          "INSERT INTO surrogates (name, job_id, device, dataset_id, n_in,"
@@ -1037,6 +1082,11 @@ int store_surrogate_insert(struct store *s, const struct store_surrogate *in, in
     store__bind_real(st, 7, in->max_error);
     rc = store__bind_blob(st, 8, in->blob, in->blob_len);
     return store__exec_insert(s, st, rc, id);
+}
+
+int store_surrogate_insert(struct store *s, const struct store_surrogate *in, int64_t *id)
+{
+    return store__job_output(s, "surrogates", in->job_id, store__surrogate_add, in, id);
 }
 
 #define STORE__SURROGATE_COLS                                                                   \
@@ -1095,8 +1145,10 @@ void store_surrogate_free(struct store_surrogate *x)
 
 /* ---- models ------------------------------------------------------------------ */
 
-int store_model_insert(struct store *s, const struct store_model *in, int64_t *id)
+/* The INSERT of store_model_insert (row: a struct store_model). */
+static int store__model_add(struct store *s, const void *row, int64_t *id)
 {
+    const struct store_model *in = row;
     if (in->n_params > SIZE_MAX / sizeof(float) || in->n_scaler > SIZE_MAX / sizeof(float))
         return QN_ERANGE;
     sqlite3_stmt *st = NULL;
@@ -1117,6 +1169,11 @@ int store_model_insert(struct store *s, const struct store_model *in, int64_t *i
     if (rc == 0)
         rc = store__bind_blob(st, 9, in->scaler, in->n_scaler * sizeof(float));
     return store__exec_insert(s, st, rc, id);
+}
+
+int store_model_insert(struct store *s, const struct store_model *in, int64_t *id)
+{
+    return store__job_output(s, "models", in->job_id, store__model_add, in, id);
 }
 
 #define STORE__MODEL_COLS                                                                       \

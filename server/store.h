@@ -101,7 +101,9 @@ struct store_dswriter; /* an open dataset write (one transaction) */
  * Starts a dataset: BEGIN IMMEDIATE and its row. name may be NULL; source is
  * "sweep", "csv" or "idx"; columns[n_cols] its column names (borrowed);
  * job_id 0 for none; 1 <= n_cols <= STORE_MAX_COLS. The connection is inside the transaction until finish
- * or abort; do not start another transaction on it meanwhile.
+ * or abort; do not start another transaction on it meanwhile. A job makes one
+ * dataset: one an earlier attempt of job_id stored (it was killed before its
+ * end was) is deleted in the same transaction.
  */
 int store_dataset_begin(struct store *s, const char *name, const char *source, size_t n_cols,
                         const char *const *columns, int64_t job_id, struct store_dswriter **out);
@@ -204,7 +206,8 @@ struct store_surrogate {
     char created[STORE_TIME_MAX];
 };
 
-/* Stores a surrogate (fields borrowed); the new id into *id (may be NULL). */
+/* Stores a surrogate (fields borrowed); the new id into *id (may be NULL).
+ * Replaces the one an earlier attempt of in->job_id stored, in one transaction. */
 int store_surrogate_insert(struct store *s, const struct store_surrogate *in, int64_t *id);
 /* Fill *out (store_surrogate_free it); QN_ENOTFOUND when absent. By name:
  * the newest of that name; by job: the surrogate job_id made. */
@@ -232,6 +235,8 @@ struct store_model {
     char created[STORE_TIME_MAX];
 };
 
+/* Stores a model (fields borrowed); the new id into *id (may be NULL). Replaces
+ * the one an earlier attempt of in->job_id stored, in one transaction. */
 int store_model_insert(struct store *s, const struct store_model *in, int64_t *id);
 int store_model_get(struct store *s, int64_t id, struct store_model *out);
 int store_model_get_by_name(struct store *s, const char *name, struct store_model *out);

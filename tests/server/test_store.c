@@ -586,15 +586,18 @@ static void test_surrogates_models_checkpoints(void **state)
 {
     struct fx *f = *state;
     struct store *s = open_ok(f);
-    int64_t job = 0, id = 0;
+    int64_t job = 0, job2 = 0, id = 0;
     assert_int_equal(store_job_insert(s, "fit", "f", NULL, 0, JOB_RUNNING, "{}", &job), 0);
+    assert_int_equal(store_job_insert(s, "fit", "f2", NULL, 0, JOB_RUNNING, "{}", &job2), 0);
     unsigned char blob[5] = {1, 0, 2, 255, 7};
     struct store_surrogate in = {.has_name = 1, .job_id = job, .device = "{\"kind\":\"crn_relu\"}",
                                  .n_in = 1, .val_rmse = 1e-3, .max_error = NAN, .blob = blob,
                                  .blob_len = sizeof blob};
     snprintf(in.name, sizeof in.name, "crn");
     assert_int_equal(store_surrogate_insert(s, &in, &id), 0);
+    in.job_id = job2; /* another fit of the same name (a rerun of `job` would replace) */
     assert_int_equal(store_surrogate_insert(s, &in, NULL), 0);
+    in.job_id = job;
     struct store_surrogate out;
     assert_int_equal(store_surrogate_get(s, id, &out), 0);
     assert_int_equal(out.blob_len, sizeof blob);
@@ -611,6 +614,7 @@ static void test_surrogates_models_checkpoints(void **state)
     assert_int_equal(store_surrogate_get(s, 99, &out), QN_ENOTFOUND);
     in.device = "not json";
     assert_int_equal(store_surrogate_insert(s, &in, NULL), QN_EDB);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM surrogates"), 2); /* rolled back */
 
     float params[3] = {1.5f, -0.0f, 3e-38f}, scaler[4] = {0, 1, 2, 3};
     struct store_model m = {.has_name = 1, .job_id = job, .spec = "{}", .n_in = 2, .n_out = 1,

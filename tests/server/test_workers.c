@@ -6,7 +6,8 @@
  * canceled within a second and ends `canceled` (latency printed); stopping
  * the pool with requeue puts the running job back to `queued` (started
  * kept) and a new pool picks it up again; progress is visible while a job
- * runs; the /metrics lines.
+ * runs; the /metrics lines; a sweep run again after a crash replaces the
+ * dataset its first attempt stored.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +251,51 @@ static void test_recovers_running_jobs(void **state)
     assert_int_equal(store_metric_insert(f->s, id, 1, 1, "solves", 8.0), 0);
 }
 
+/* The datasets job id made: how many, and their rows in all. */
+static int64_t job_datasets(struct fx *f, int64_t id, int64_t *rows)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(store_sqlite(f->s),
+                           "SELECT count(*), total(n_rows) FROM datasets WHERE job_id = ?1", -1,
+                           &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_int64(st, 1, id);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    *rows = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* A sweep killed after it stored its dataset, before its end was stored, runs
+ * again at the next start: the new dataset replaces the old one (the crash
+ * test once found two). */
+static void test_rerun_replaces_earlier_dataset(void **state)
+{
+    struct fx *f = *state;
+    workers_stop(f->w, 1);
+    f->w = NULL;
+    int64_t id = 0, old = 0, rows = 0;
+    assert_int_equal(store_job_insert(f->s, "sweep", "orphan", "alice", 0, JOB_RUNNING,
+                                      "{\"device\": {\"kind\": \"neuron\"}, \"samples\": 8,"
+                                      " \"ranges\": {\"u1\": [0, 1]}}",
+                                      &id),
+                     0);
+    const char *cols[] = {"u1", "out", "status"};
+    const float row[3] = {0.5f, 0.5f, 0.0f}; /* the earlier attempt: one row */
+    struct store_dswriter *w = NULL;
+    assert_int_equal(store_dataset_begin(f->s, "orphan", "sweep", 3, cols, id, &w), 0);
+    assert_int_equal(store_dataset_append(w, row, 1), 0);
+    assert_int_equal(store_dataset_finish(w, &old), 0);
+    struct workers_config cfg = {.db = f->db, .n = 1, .job_threads = 1, .log = NULL};
+    char msg[STORE_MSG_MAX];
+    assert_int_equal(workers_create(&cfg, &f->w, msg, sizeof msg), 0);
+    assert_true(wait_state(f, id, JOB_SUCCEEDED, 10) >= 0);
+    assert_int_equal(job_datasets(f, id, &rows), 1);
+    assert_int_equal(rows, 8); /* the rerun's 8 rows, not the 1 stored before */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +305,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_requeues_and_restart_resumes, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_recovers_running_jobs, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_rerun_replaces_earlier_dataset, fx_setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
