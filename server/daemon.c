@@ -308,10 +308,13 @@ static void daemon__stop(struct daemon *d)
 #endif
 #ifdef DAEMON_HAVE_EVENTS
     events_stop(d->events);
-    d->events = NULL;
 #endif
     http_destroy(d->http);
     d->http = NULL;
+#ifdef DAEMON_HAVE_EVENTS
+    events_release(d->events); /* no request thread is left to reach it */
+    d->events = NULL;
+#endif
 #ifdef DAEMON_HAVE_WORKERS
     workers_stop(d->workers, 1); /* frees the pool once no request thread can reach it */
     d->workers = NULL;

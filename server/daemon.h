@@ -13,8 +13,8 @@
  * registry, so it stops first); workers_halt (requeue: running jobs are
  * canceled with the requeue marker and go back to `queued`); events_stop
  * (resumes every suspended SSE connection and ends their streams);
- * http_destroy (MHD_stop_daemon); workers_stop frees the pool last, when no
- * request thread can hold it any more.
+ * http_destroy (MHD_stop_daemon); events_release and workers_stop free the
+ * hub and the pool last, when no request thread can hold them any more.
  *
  * The worker pool and the event pump (server/workers.h, server/events.h,
  * server/routes_jobs.h) are optional at compile time: daemon.c uses them
@@ -26,7 +26,8 @@
  *   void workers_stop(struct workers *w, int requeue);    -- halts if needed, frees w
  *   void events_halt(struct events *e);                   -- joins the pump
  *   int  events_start(struct daemon *d, struct events **out);
- *   void events_stop(struct events *e);                   -- resumes all, joins, frees e
+ *   void events_stop(struct events *e);                   -- ends streams, resumes all
+ *   void events_release(struct events *e);                -- drops the daemon's reference
  *
  * and stores their handles in d->workers and d->events, where the job
  * handlers find them (submit wakes the workers; cancel reaches a running

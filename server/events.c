@@ -12,7 +12,8 @@
  *
  * Lifetime: struct events is shared by the daemon and by every stream's
  * response (MHD frees those, possibly after events_stop), so it is
- * reference counted: one reference for events_stop's caller, one per stream.
+ * reference counted: one reference for the daemon (dropped by events_release,
+ * once no request thread can reach the hub any more), one per stream.
  */
 #include "events.h"
 
@@ -486,6 +487,12 @@ void events_stop(struct events *e)
     for (size_t i = 0; i < n; i++)
         MHD_resume_connection(wake[i]);
     free(wake);
+}
+
+void events_release(struct events *e)
+{
+    if (!e)
+        return;
     pthread_mutex_lock(&e->mu);
     if (!ev__unref_locked(e))
         pthread_mutex_unlock(&e->mu);

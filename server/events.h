@@ -66,10 +66,17 @@ void events_halt(struct events *e);
 
 /*
  * Stops the pump, ends every stream and resumes every suspended connection,
- * so that MHD_stop_daemon may follow. Memory still referenced by open
- * connections is freed when MHD frees their responses. NULL is fine.
+ * so that MHD_stop_daemon may follow; later events_open calls answer
+ * QN_EBUSY. The hub stays valid until events_release. NULL is fine.
  */
 void events_stop(struct events *e);
+
+/*
+ * Drops the daemon's reference, after MHD_stop_daemon (a request thread may
+ * still be in events_open until then). Memory still referenced by open
+ * connections is freed when MHD frees their responses. NULL is fine.
+ */
+void events_release(struct events *e);
 
 /*
  * Answers req with the event stream of job `job` (which the caller checked

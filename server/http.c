@@ -1108,6 +1108,12 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     unsigned threads = srv->cfg.threads > 1 ? srv->cfg.threads : 0;
+    /* Before MHD's threads, which read n_compute (http_destroy joins them). */
+    size_t nc = srv->cfg.compute_threads < HTTP_MAX_COMPUTE ? srv->cfg.compute_threads
+                                                             : HTTP_MAX_COMPUTE;
+    for (; srv->n_compute < nc; srv->n_compute++)
+        if (pthread_create(&srv->compute[srv->n_compute], NULL, http__compute, srv) != 0)
+            break; /* fewer compute threads (none: slow routes run inline) */
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, http__access, srv, MHD_OPTION_EXTERNAL_LOGGER, http__mhd_log, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -1120,11 +1126,6 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
                  "this machine?)", srv->bind, srv->cfg.port);
         return QN_EIO;
     }
-    size_t nc = srv->cfg.compute_threads < HTTP_MAX_COMPUTE ? srv->cfg.compute_threads
-                                                             : HTTP_MAX_COMPUTE;
-    for (; srv->n_compute < nc; srv->n_compute++)
-        if (pthread_create(&srv->compute[srv->n_compute], NULL, http__compute, srv) != 0)
-            break; /* fewer compute threads (none: slow routes run inline) */
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : srv->cfg.port;
     return 0;

@@ -410,9 +410,10 @@ void fuzz_http_fini(void)
     workers_stop(d->workers, 1);
     d->workers = NULL;
     events_stop(d->events);
-    d->events = NULL;
     http_destroy(d->http);
     d->http = NULL;
+    events_release(d->events);
+    d->events = NULL;
     store_close(fuzz_http__g.s);
     fuzz_http__g.s = NULL;
     fuzz_http__rmdir();
