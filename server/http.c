@@ -215,37 +215,11 @@ int http_reply_text(struct http_req *req, unsigned status, const char *content_t
     return http_reply_response(req, status, resp);
 }
 
-int http_reply_json(struct http_req *req, unsigned status, json_t *body)
+/* An application/json response that owns `text` (json_dumps output), its NUL
+ * replaced by a newline so curl users get one at the end (NULL: out of memory,
+ * `text` freed). */
+static struct MHD_Response *http__json_text_resp(char *text)
 {
-    /* JSON_ENSURE_ASCII: any byte sequence a handler echoes stays valid JSON text. */
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(body);
-    if (!text) {
-        static const char oom[] =
-            "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\",\"path\":null}}";
-        return http_reply_text(req, 503, "application/json", oom, sizeof oom - 1);
-    }
-    size_t len = strlen(text);
-    text[len] = '\n'; /* replace the NUL: curl users get a newline at the end */
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(len + 1, text, free);
-    if (!resp) {
-        free(text);
-        return QN_ENOMEM;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    return http_reply_response(req, status, resp);
-}
-
-/* A JSON error response {"error":{"code","message","path"}} (NULL: out of memory). */
-static struct MHD_Response *http__error_resp(const char *code, const char *path, const char *msg)
-{
-    json_t *body = json_pack("{s{ss ss so}}", "error", "code", code, "message", msg, "path",
-                             path ? json_string(path) : json_null());
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(body);
-    if (!text)
-        return NULL;
     size_t len = strlen(text);
     text[len] = '\n';
     struct MHD_Response *resp =
@@ -256,6 +230,32 @@ static struct MHD_Response *http__error_resp(const char *code, const char *path,
     }
     MHD_add_response_header(resp, "Content-Type", "application/json");
     return resp;
+}
+
+int http_reply_json(struct http_req *req, unsigned status, json_t *body)
+{
+    /* JSON_ENSURE_ASCII: any byte sequence a handler echoes stays valid JSON text. */
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(body);
+    if (!text) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\",\"path\":null}}";
+        return http_reply_text(req, 503, "application/json", oom, sizeof oom - 1);
+    }
+    struct MHD_Response *resp = http__json_text_resp(text);
+    if (!resp)
+        return QN_ENOMEM;
+    return http_reply_response(req, status, resp);
+}
+
+/* A JSON error response {"error":{"code","message","path"}} (NULL: out of memory). */
+static struct MHD_Response *http__error_resp(const char *code, const char *path, const char *msg)
+{
+    json_t *body = json_pack("{s{ss ss so}}", "error", "code", code, "message", msg, "path",
+                             path ? json_string(path) : json_null());
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(body);
+    return text ? http__json_text_resp(text) : NULL;
 }
 
 /* Queues an error reply with one extra header (name NULL: none). */
