@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qn_test.h"
+
 #define QN_FUZZ_REPLAY 1
 #include "../fuzz/fuzz_csv.c"
 #include "../fuzz/fuzz_expr.c"
@@ -53,25 +55,8 @@ static void replay__root(char *out, size_t cap)
 /* Reads a whole file into a new buffer (exact size; free it). */
 static uint8_t *replay__read(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        uint8_t *b = realloc(buf, cap * 2);
-        if (!b) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = b;
-        cap *= 2;
-    }
-    fclose(f);
+    size_t n = 0;
+    char *buf = qt_read_file(path, &n);
     if (!buf)
         return NULL;
     uint8_t *exact = malloc(n ? n : 1); /* exact size: a read past the end is caught */
