@@ -55,28 +55,9 @@ struct q_events {
 
 /* ---- small SQL helpers ---------------------------------------------------- */
 
-static int q__err(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return QN_EBUSY;
-    case SQLITE_FULL:
-        return QN_EFULL;
-    case SQLITE_NOMEM:
-        return QN_ENOMEM;
-    default:
-        return QN_EDB;
-    }
-}
-
 static int q__exec(sqlite3 *db, const char *sql)
 {
-    return q__err(sqlite3_exec(db, sql, NULL, NULL, NULL));
+    return store_sqlite_err(sqlite3_exec(db, sql, NULL, NULL, NULL));
 }
 
 static int q__begin(sqlite3 *db)
@@ -96,13 +77,13 @@ static int q__end(sqlite3 *db, int rc)
 
 static int q__prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
-    return q__err(sqlite3_prepare_v2(db, sql, -1, st, NULL));
+    return store_sqlite_err(sqlite3_prepare_v2(db, sql, -1, st, NULL));
 }
 
 /* Steps a statement that returns no rows and finalizes it. */
 static int q__run(sqlite3_stmt *st)
 {
-    int rc = q__err(sqlite3_step(st));
+    int rc = store_sqlite_err(sqlite3_step(st));
     sqlite3_finalize(st);
     return rc;
 }
@@ -308,7 +289,7 @@ static int q__deps_check(sqlite3 *db, const struct q_deps *d, int *pending,
             break;
         }
         if (s != SQLITE_ROW) {
-            rc = q__err(s);
+            rc = store_sqlite_err(s);
             break;
         }
         const char *state = (const char *)sqlite3_column_text(st, 0);
@@ -529,7 +510,7 @@ static int q__fail_dependents(sqlite3 *db, struct q_events *ev, size_t *n)
         sqlite3_reset(up);
         sqlite3_bind_int64(up, 1, sqlite3_column_int64(st, 0));
         sqlite3_bind_text(up, 2, why, -1, SQLITE_TRANSIENT);
-        rc = q__err(sqlite3_step(up));
+        rc = store_sqlite_err(sqlite3_step(up));
         if (rc == 0 && sqlite3_changes(db) > 0) {
             (*n)++;
             rc = q__ev_add(ev, sqlite3_column_int64(st, 0),
@@ -558,7 +539,7 @@ static int q__promote_ready(sqlite3 *db, struct q_events *ev, size_t *n)
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
         sqlite3_reset(up);
         sqlite3_bind_int64(up, 1, sqlite3_column_int64(st, 0));
-        rc = q__err(sqlite3_step(up));
+        rc = store_sqlite_err(sqlite3_step(up));
         if (rc == 0 && sqlite3_changes(db) > 0) {
             (*n)++;
             rc = q__ev_add(ev, sqlite3_column_int64(st, 0),
@@ -579,7 +560,7 @@ static int q__any_waiting(sqlite3 *db, int *any)
     int rc = q__prep(db, "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'waiting')", &st);
     if (rc == 0) {
         int s = sqlite3_step(st);
-        rc = s == SQLITE_ROW ? 0 : q__err(s);
+        rc = s == SQLITE_ROW ? 0 : store_sqlite_err(s);
         *any = rc == 0 && sqlite3_column_int(st, 0);
     }
     sqlite3_finalize(st);
@@ -670,7 +651,7 @@ static int q__state_of(sqlite3 *db, int64_t id, enum store_job_state *out)
     if (s == SQLITE_ROW)
         rc = store_job_state_from_name((const char *)sqlite3_column_text(st, 0), out);
     else
-        rc = s == SQLITE_DONE ? QN_ENOTFOUND : q__err(s);
+        rc = s == SQLITE_DONE ? QN_ENOTFOUND : store_sqlite_err(s);
     sqlite3_finalize(st);
     return rc;
 }
