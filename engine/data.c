@@ -176,6 +176,17 @@ static int data__src_mem(struct data__src *s, const void *buf, size_t len)
     return QN_OK;
 }
 
+/* Opens path (plain or gzip) as a file source. */
+static int data__src_file(struct data__src *s, const char *path, struct data_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->gz = gzopen(path, "rb");
+    if (!s->gz)
+        return data__fail(err, QN_EIO, 0, 0, "cannot open %s: %s", path,
+                          errno ? strerror(errno) : "out of memory");
+    return QN_OK;
+}
+
 static void data__src_close(struct data__src *s)
 {
     if (s->gz)
@@ -292,13 +303,11 @@ static int data__idx_parse(struct data__src *s, struct data_idx *out, size_t wan
 int data_idx_read(struct data_idx *out, const char *path, size_t want_ndims, struct data_error *err)
 {
     struct data__src s;
-    memset(&s, 0, sizeof s);
     memset(out, 0, sizeof *out);
-    s.gz = gzopen(path, "rb");
-    if (!s.gz)
-        return data__fail(err, QN_EIO, 0, 0, "cannot open %s: %s", path,
-                          errno ? strerror(errno) : "out of memory");
-    int rc = data__idx_parse(&s, out, want_ndims, err);
+    int rc = data__src_file(&s, path, err);
+    if (rc)
+        return rc;
+    rc = data__idx_parse(&s, out, want_ndims, err);
     data__src_close(&s);
     return rc;
 }
@@ -329,14 +338,12 @@ int data_idx_read_joined(struct data_idx *images, struct data_idx *labels, const
                          struct data_error *err)
 {
     struct data__src s;
-    memset(&s, 0, sizeof s);
     memset(images, 0, sizeof *images);
     memset(labels, 0, sizeof *labels);
-    s.gz = gzopen(path, "rb");
-    if (!s.gz)
-        return data__fail(err, QN_EIO, 0, 0, "cannot open %s: %s", path,
-                          errno ? strerror(errno) : "out of memory");
-    int rc = data__idx_body(&s, images, 3, err);
+    int rc = data__src_file(&s, path, err);
+    if (rc)
+        return rc;
+    rc = data__idx_body(&s, images, 3, err);
     if (rc == 0 && data__gz_more(s.gz)) {
         rc = data__idx_parse(&s, labels, 1, err);
         if (rc) {
