@@ -537,7 +537,8 @@ static void net__layer_backward(struct net *n, struct net_layer *L, const float 
         du[e] = dy[e] * L->g[e * k + 1];
     /* u2 = A x^2: dA += du2^T x^2; dx += 2 x (du2 A) */
     float *t = L->tmp2;
-    memset(t, 0, B * L->n_in * sizeof *t);
+    if (dx) /* t is read only for dx: the first layer (dx NULL) skips the clear */
+        memset(t, 0, B * L->n_in * sizeof *t);
     nn_dense_backward(dx ? t : NULL, dA, NULL, du, L->xsq, A, B, L->n_in, L->n_out);
     for (size_t i = 0; dx && i < B * L->n_in; i++)
         dx[i] += 2 * x[i] * t[i];
