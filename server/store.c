@@ -98,6 +98,15 @@ static int store__bind_text(sqlite3_stmt *st, int i, const char *t)
     return t ? sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
 }
 
+/* Binds a double, NULL when not finite. */
+static void store__bind_real(sqlite3_stmt *st, int i, double v)
+{
+    if (isfinite(v))
+        sqlite3_bind_double(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
 /* The key clauses of the get functions: by id, and the newest by name or by job. */
 #define STORE__BY_ID "WHERE id = ?1"
 #define STORE__BY_NAME "WHERE name = ?1 ORDER BY id DESC LIMIT 1"
@@ -994,10 +1003,7 @@ int store_metric_insert(struct store *s, int64_t job, int64_t step, int64_t epoc
     sqlite3_bind_int64(st, 2, step);
     sqlite3_bind_int64(st, 3, epoch);
     store__bind_text(st, 4, name);
-    if (isfinite(value))
-        sqlite3_bind_double(st, 5, value);
-    else
-        sqlite3_bind_null(st, 5);
+    store__bind_real(st, 5, value);
     sqlite3_bind_double(st, 6, (double)tv.tv_sec + tv.tv_usec * 1e-6);
     return store__exec_stmt(st);
 }
@@ -1057,15 +1063,6 @@ static int store__col_floats(sqlite3_stmt *st, int col, float **out, size_t *n)
     *out = p;
     *n = bytes / sizeof(float);
     return rc;
-}
-
-/* Binds a double, NULL when not finite. */
-static void store__bind_real(sqlite3_stmt *st, int i, double v)
-{
-    if (isfinite(v))
-        sqlite3_bind_double(st, i, v);
-    else
-        sqlite3_bind_null(st, i);
 }
 
 /* Binds an id, NULL when 0. */
