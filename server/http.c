@@ -336,6 +336,15 @@ struct store *http_req_store(struct http_req *req)
     return req->store;
 }
 
+int http_req_store_or_reply(struct http_req *req, struct store **s)
+{
+    *s = http_req_store(req);
+    if (*s)
+        return 0;
+    http_reply_error(req, 503, "database_error", NULL, "the database cannot be opened");
+    return QN_EDB;
+}
+
 /* Parses a decimal integer in [lo, hi]; 0 or QN_EINVAL. */
 static int http__parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
@@ -508,11 +517,9 @@ static int http__auth(struct http_req *req, unsigned flags)
         snprintf(req->user.name, sizeof req->user.name, "anonymous");
         return 0;
     }
-    struct store *s = http_req_store(req);
-    if (!s) {
-        http_reply_error(req, 503, "database_error", NULL, "the database cannot be opened");
+    struct store *s;
+    if (http_req_store_or_reply(req, &s))
         return 1;
-    }
     char msg[256] = "";
     int rc = users_authenticate(s, http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
                                 req->srv->loopback, &req->user, msg, sizeof msg);

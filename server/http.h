@@ -158,6 +158,8 @@ FILE *http_req_upload(const struct http_req *req, size_t *size);
 /* A pooled store connection for this request (borrowed; given back when the
  * handler returns). NULL when the database is unreachable: return QN_EDB. */
 struct store *http_req_store(struct http_req *req);
+/* http_req_store into *s, or a 503 database_error reply and QN_EDB. */
+int http_req_store_or_reply(struct http_req *req, struct store **s);
 /* The MHD connection (for MHD_suspend_connection / MHD_resume_connection). */
 struct MHD_Connection *http_req_connection(struct http_req *req);
 /* n bytes from the request's arena (freed with it); NULL past HTTP_ARENA_MAX. */

@@ -72,15 +72,6 @@ static int routes__is_id(const char *v, int64_t *id)
     return *id > 0;
 }
 
-static int routes__store(struct http_req *req, struct store **s)
-{
-    *s = http_req_store(req);
-    if (*s)
-        return 0;
-    http_reply_error(req, 503, "database_error", NULL, "the database cannot be opened");
-    return QN_EDB;
-}
-
 /* Replies for a store error code rc (not 0). */
 static int routes__store_fail(struct http_req *req, struct store *s, int rc, const char *what)
 {
@@ -200,7 +191,7 @@ static int routes__device_create(struct http_req *req)
     const char *name = json_string_value(json_object_get(root, "name"));
     const char *kind = json_string_value(json_object_get(root, "kind"));
     struct store *s;
-    if (routes__store(req, &s))
+    if (http_req_store_or_reply(req, &s))
         return QN_EDB;
     char *text = json_dumps(root, JSON_COMPACT);
     if (!text)
@@ -226,7 +217,7 @@ static int routes__device_list(struct http_req *req)
     size_t limit;
     int64_t after;
     struct store *s;
-    if (http_req_page(req, &limit, &after) || routes__store(req, &s))
+    if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
         return QN_EINVAL;
     struct store_device *list = NULL;
     size_t n = 0;
@@ -245,7 +236,7 @@ static int routes__device_one(struct http_req *req)
 {
     struct store *s;
     struct store_device d;
-    if (routes__store(req, &s) || routes__device_get(req, s, &d))
+    if (http_req_store_or_reply(req, &s) || routes__device_get(req, s, &d))
         return QN_EINVAL;
     int rc = http_reply_json(req, 200, routes__device_json(&d));
     store_device_free(&d);
@@ -450,7 +441,7 @@ static int routes__device_simulate(struct http_req *req)
 {
     struct store *s;
     struct store_device d;
-    if (routes__store(req, &s) || routes__device_get(req, s, &d))
+    if (http_req_store_or_reply(req, &s) || routes__device_get(req, s, &d))
         return QN_EINVAL;
     struct dev_model m;
     struct spec_error e = {{0}, {0}};
@@ -524,7 +515,7 @@ static int routes__dataset_upload(struct http_req *req)
         return http_reply_error(req, 400, "invalid", "?name", "name must be 1 to %d bytes",
                                 STORE_NAME_MAX - 1);
     struct store *s;
-    if (routes__store(req, &s))
+    if (http_req_store_or_reply(req, &s))
         return QN_EDB;
     char path[64], msg[STORE_MSG_MAX + 256] = "";
     snprintf(path, sizeof path, "/proc/self/fd/%d", fileno(f)); /* the unlinked temp file */
@@ -551,7 +542,7 @@ static int routes__dataset_list(struct http_req *req)
     size_t limit;
     int64_t after;
     struct store *s;
-    if (http_req_page(req, &limit, &after) || routes__store(req, &s))
+    if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
         return QN_EINVAL;
     struct store_dataset *list = NULL;
     size_t n = 0;
@@ -570,7 +561,7 @@ static int routes__dataset_one(struct http_req *req)
 {
     struct store *s;
     struct store_dataset d;
-    if (routes__store(req, &s) || routes__dataset_get(req, s, &d))
+    if (http_req_store_or_reply(req, &s) || routes__dataset_get(req, s, &d))
         return QN_EINVAL;
     int rc = http_reply_json(req, 200, routes__dataset_json(&d));
     store_dataset_free(&d);
@@ -683,7 +674,7 @@ static int routes__dataset_data(struct http_req *req)
 {
     struct store *s;
     struct store_dataset d;
-    if (routes__store(req, &s) || routes__dataset_get(req, s, &d))
+    if (http_req_store_or_reply(req, &s) || routes__dataset_get(req, s, &d))
         return QN_EINVAL;
     struct routes_csv *c = calloc(1, sizeof *c);
     /* A value takes at most 16 bytes ("-1.23456791e+38,"); names are at most 128. */
@@ -779,7 +770,7 @@ static int routes__sql_list(struct http_req *req, const char *cols, const char *
     size_t limit;
     int64_t after;
     struct store *s;
-    if (http_req_page(req, &limit, &after) || routes__store(req, &s))
+    if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
         return QN_EINVAL;
     char sql[512];
     snprintf(sql, sizeof sql, "%sWHERE id > ?1 ORDER BY id LIMIT ?2", cols);
@@ -808,7 +799,7 @@ static int routes__sql_one(struct http_req *req, const char *cols, const char *w
                            json_t *(*row)(sqlite3_stmt *))
 {
     struct store *s;
-    if (routes__store(req, &s))
+    if (http_req_store_or_reply(req, &s))
         return QN_EDB;
     const char *v = http_req_param(req, "id");
     int64_t id = 0;
@@ -872,7 +863,7 @@ static int routes__surrogate_list(struct http_req *req)
 static int routes__surrogate_one(struct http_req *req)
 {
     struct store *s;
-    if (routes__store(req, &s))
+    if (http_req_store_or_reply(req, &s))
         return QN_EDB;
     const char *v = http_req_param(req, "id");
     int64_t id = 0;
@@ -1032,7 +1023,7 @@ static int routes__predict_run(struct http_req *req, struct store *s, const stru
 static int routes__model_predict(struct http_req *req)
 {
     struct store *s;
-    if (routes__store(req, &s))
+    if (http_req_store_or_reply(req, &s))
         return QN_EDB;
     const char *v = http_req_param(req, "id");
     int64_t id = 0;

@@ -29,15 +29,6 @@
 
 /* ---- helpers --------------------------------------------------------------------- */
 
-static int rj__store(struct http_req *req, struct store **s)
-{
-    *s = http_req_store(req);
-    if (*s)
-        return 0;
-    http_reply_error(req, 503, "database_error", NULL, "the database cannot be opened");
-    return QN_EDB;
-}
-
 /* 503 while the daemon shuts down (or runs without a pool). */
 static int rj__available(struct http_req *req, struct daemon *d)
 {
@@ -135,7 +126,7 @@ static int rj__submit(struct http_req *req)
 {
     struct daemon *d = http_req_daemon(req);
     struct store *s;
-    if (rj__available(req, d) || rj__store(req, &s))
+    if (rj__available(req, d) || http_req_store_or_reply(req, &s))
         return 0;
     const struct http_user *u = http_req_user(req);
     struct spec_error err = {{0}, {0}};
@@ -209,7 +200,8 @@ static int rj__list(struct http_req *req)
     size_t limit;
     int64_t after, last = 0;
     struct store *s;
-    if (rj__filter(req, &f) || http_req_page(req, &limit, &after) || rj__store(req, &s))
+    if (rj__filter(req, &f) || http_req_page(req, &limit, &after) ||
+        http_req_store_or_reply(req, &s))
         return 0;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(store_sqlite(s),
@@ -248,7 +240,7 @@ static int rj__get(struct http_req *req)
     struct store *s;
     struct store_job j;
     int64_t id;
-    if (rj__store(req, &s) || rj__load(req, s, &id, &j))
+    if (http_req_store_or_reply(req, &s) || rj__load(req, s, &id, &j))
         return 0;
     json_t *r = rj__record(http_req_daemon(req), &j, 1);
     store_job_free(&j);
@@ -264,7 +256,7 @@ static int rj__cancel(struct http_req *req)
     struct store *s;
     struct store_job j;
     int64_t id;
-    if (rj__store(req, &s) || rj__load(req, s, &id, &j))
+    if (http_req_store_or_reply(req, &s) || rj__load(req, s, &id, &j))
         return 0;
     int mine = strcmp(j.owner, u->name) == 0;
     char owner[sizeof j.owner];
@@ -375,7 +367,7 @@ static int rj__metrics(struct http_req *req)
     int64_t id, last;
     int more;
     json_t *rows = NULL;
-    if (rj__mq(req, &q) || rj__store(req, &s) || rj__load(req, s, &id, &j))
+    if (rj__mq(req, &q) || http_req_store_or_reply(req, &s) || rj__load(req, s, &id, &j))
         return 0;
     store_job_free(&j);
     int rc = rj__metric_rows(s, id, &q, &rows, &last, &more);
@@ -394,7 +386,7 @@ static int rj__events(struct http_req *req)
     struct store *s;
     struct store_job j;
     int64_t id, last = 0;
-    if (rj__store(req, &s) || rj__load(req, s, &id, &j))
+    if (http_req_store_or_reply(req, &s) || rj__load(req, s, &id, &j))
         return 0;
     store_job_free(&j);
     const char *h = http_req_header(req, "Last-Event-ID");
