@@ -170,9 +170,8 @@ static int daemon__num_opt(struct daemon_config *c, const char *name, const char
         if (strcmp(o->name, name) != 0)
             continue;
         uint64_t v;
-        if (o->sized ? daemon__parse_size(val, o->lo, o->hi, &v)
-                     : daemon__parse_size(val, o->lo, o->hi, &v) || strspn(val, "0123456789") !=
-                                                                          strlen(val)) {
+        if (daemon__parse_size(val, o->lo, o->hi, &v) ||
+            (!o->sized && strspn(val, "0123456789") != strlen(val))) {
             fprintf(stderr, "qn: %s must be an integer from %llu to %llu%s, not '%s'\n", name,
                     (unsigned long long)o->lo, (unsigned long long)o->hi,
                     o->sized ? " (K, M, G suffixes allowed)" : "", val);
