@@ -135,9 +135,7 @@ static int job_sweep__store(struct job_ctx *ctx, const struct job_sweep *p,
                                  &w);
     if (rc)
         return rc;
-    rc = job_sweep__append(ctx, r, w);
-    if (rc == 0 && ctx->cancel && atomic_load(ctx->cancel))
-        rc = QN_ECANCELED;
+    rc = job_sweep__append(ctx, r, w); /* checks the cancel flag after the last chunk too */
     if (rc) {
         store_dataset_abort(w);
         return rc;
