@@ -27,27 +27,14 @@
 #include <unistd.h>
 
 #include "dblock.h"
+#include "events.h"
 #include "qn_err.h"
 #include "routes.h"
+#include "routes_jobs.h"
 #include "store.h"
 #include "users.h"
 #include "web_assets.h"
-
-/* QN_NO_JOBS builds the daemon without the job modules (while they are being written). */
-#if defined(__has_include) && !defined(QN_NO_JOBS)
-#if __has_include("routes_jobs.h")
-#include "routes_jobs.h"
-#define DAEMON_HAVE_JOB_ROUTES 1
-#endif
-#if __has_include("workers.h")
 #include "workers.h"
-#define DAEMON_HAVE_WORKERS 1
-#endif
-#if __has_include("events.h")
-#include "events.h"
-#define DAEMON_HAVE_EVENTS 1
-#endif
-#endif
 
 /*
  * MHD threads: a pool of 4 epoll threads, measured against one internal
@@ -227,10 +214,8 @@ static int daemon__parse(int argc, char **argv, struct daemon_config *c)
 int daemon_routes_register(struct http_server *srv)
 {
     int rc = routes_register(srv);
-#ifdef DAEMON_HAVE_JOB_ROUTES
     if (rc == 0)
         rc = routes_jobs_register(srv);
-#endif
     if (rc == 0)
         rc = web_routes_register(srv); /* the page: GET /, GET /assets/{name} */
     return rc;
@@ -275,22 +260,15 @@ static int daemon__start_jobs(struct daemon *d)
 {
     if (d->cfg.workers > 1)
         openblas_set_num_threads(1);
-#ifdef DAEMON_HAVE_WORKERS
     if (workers_start(d, &d->workers)) {
         fprintf(stderr, "qn: cannot start the worker pool\n");
         return QN_EIO;
     }
     http_metrics_add(d->http, workers_metrics, d->workers);
-#else
-    (void)d;
-    fprintf(stderr, "qn: this build has no worker pool: jobs are stored but not run\n");
-#endif
-#ifdef DAEMON_HAVE_EVENTS
     if (events_start(d, &d->events)) {
         fprintf(stderr, "qn: cannot start the event pump\n");
         return QN_EIO;
     }
-#endif
     return 0;
 }
 
@@ -299,25 +277,15 @@ static void daemon__stop(struct daemon *d)
 {
     atomic_store(&d->stopping, 1);
     http_quiesce(d->http);
-#ifdef DAEMON_HAVE_EVENTS
     events_halt(d->events); /* the pump reads the workers' registry: stop it first */
-#endif
-#ifdef DAEMON_HAVE_WORKERS
     workers_halt(d->workers, 1);
-#endif
-#ifdef DAEMON_HAVE_EVENTS
     events_stop(d->events);
-#endif
     http_destroy(d->http);
     d->http = NULL;
-#ifdef DAEMON_HAVE_EVENTS
     events_release(d->events); /* no request thread is left to reach it */
     d->events = NULL;
-#endif
-#ifdef DAEMON_HAVE_WORKERS
     workers_stop(d->workers, 1); /* frees the pool once no request thread can reach it */
     d->workers = NULL;
-#endif
 }
 
 /* Blocks SIGINT and SIGTERM in this thread and every thread it starts. */
