@@ -76,7 +76,7 @@ struct workers {
     pthread_cond_t wake_cv;
     uint64_t wake_gen;         /* bumped by workers_wake */
     atomic_uint_fast64_t units[W_KINDS];    /* progress units done, by type */
-    atomic_uint_fast64_t finished[6];       /* jobs ended here, by final state */
+    atomic_uint_fast64_t finished[JOB_CANCELED + 1]; /* jobs ended here, by final state */
     struct store *boot;        /* the start-up connection (recovery), closed after it */
 };
 
@@ -544,7 +544,7 @@ void workers_metrics(FILE *out, void *ctx)
                 (uint_fast64_t)atomic_load(&w->units[k]));
     fprintf(out, "# HELP qn_jobs_ended_total Jobs this process ran to an end, by outcome.\n"
                  "# TYPE qn_jobs_ended_total counter\n");
-    for (int i = JOB_QUEUED; i < 6; i++)
+    for (int i = JOB_QUEUED; i <= JOB_CANCELED; i++)
         if (i != JOB_RUNNING)
             fprintf(out, "qn_jobs_ended_total{state=\"%s\"} %" PRIuFAST64 "\n",
                     i == JOB_QUEUED ? "requeued" : store_job_state_name((enum store_job_state)i),
