@@ -38,6 +38,7 @@
 #include "import.h"
 #include "job.h"
 #include "qn_err.h"
+#include "routes.h"
 #include "spec.h"
 #include "store.h"
 #include "users.h"
@@ -392,14 +393,6 @@ static int qn__cmd_resume(const struct qn_args *a)
 
 /* ---- qn device ---------------------------------------------------------------- */
 
-static json_t *qn__device_json(const struct store_device *d)
-{
-    json_t *spec = json_loads(d->spec, 0, NULL);
-    return json_pack("{sI so ss so ss}", "id", (json_int_t)d->id, "name",
-                     d->has_name ? json_string(d->name) : json_null(), "kind", d->kind, "spec",
-                     spec ? spec : json_null(), "created", d->created);
-}
-
 /* Validates a device JSON fully (parse and prepare) without storing it. */
 static int qn__device_check(const json_t *root)
 {
@@ -433,7 +426,7 @@ static int qn__device_store(const char *db, const json_t *root)
         code = QN_EXIT_FAIL;
     struct store_device d;
     if (code == 0 && store_device_get(s, id, &d) == 0) {
-        qn__print_json(qn__device_json(&d));
+        qn__print_json(routes_device_json(&d));
         store_device_free(&d);
     }
     free(text);
@@ -462,7 +455,7 @@ static int qn__cmd_device_list(const struct qn_args *a)
     size_t n = 0;
     int rc = store_device_list(s, 0, 0, &list, &n);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = qn__print_json(qn__device_json(&list[i]));
+        rc = qn__print_json(routes_device_json(&list[i]));
     if (rc)
         qn__say("cannot list devices: %s", qn_err_msg(rc));
     store_device_list_free(list, n);
@@ -471,16 +464,6 @@ static int qn__cmd_device_list(const struct qn_args *a)
 }
 
 /* ---- qn dataset --------------------------------------------------------------- */
-
-static json_t *qn__dataset_json(const struct store_dataset *d)
-{
-    json_t *cols = json_loads(d->columns, 0, NULL);
-    return json_pack("{sI so ss sI sI so so ss}", "id", (json_int_t)d->id, "name",
-                     d->has_name ? json_string(d->name) : json_null(), "source", d->source,
-                     "rows", (json_int_t)d->n_rows, "cols", (json_int_t)d->n_cols, "columns",
-                     cols ? cols : json_null(), "job",
-                     d->job_id ? json_integer(d->job_id) : json_null(), "created", d->created);
-}
 
 static int qn__cmd_dataset_list(const struct qn_args *a)
 {
@@ -491,7 +474,7 @@ static int qn__cmd_dataset_list(const struct qn_args *a)
     size_t n = 0;
     int rc = store_dataset_list(s, 0, 0, &list, &n);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = qn__print_json(qn__dataset_json(&list[i]));
+        rc = qn__print_json(routes_dataset_json(&list[i]));
     if (rc)
         qn__say("cannot list datasets: %s", qn_err_msg(rc));
     store_dataset_list_free(list, n);
@@ -538,7 +521,7 @@ static int qn__cmd_dataset_import(const struct qn_args *a)
     }
     struct store_dataset d;
     if (code == 0 && store_dataset_get(s, id, &d) == 0) {
-        qn__print_json(qn__dataset_json(&d));
+        qn__print_json(routes_dataset_json(&d));
         store_dataset_free(&d);
     }
     store_close(s);

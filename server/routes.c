@@ -160,7 +160,7 @@ static int routes__metrics(struct http_req *req)
 
 /* ---- devices -------------------------------------------------------------------- */
 
-static json_t *routes__device_json(const struct store_device *d)
+json_t *routes_device_json(const struct store_device *d)
 {
     json_t *spec = json_loads(d->spec, 0, NULL);
     return json_pack("{sI so ss so ss}", "id", (json_int_t)d->id, "name",
@@ -207,7 +207,7 @@ static int routes__device_create(struct http_req *req)
     struct store_device d;
     if ((rc = store_device_get(s, id, &d)))
         return routes__store_fail(req, s, rc, "device");
-    rc = http_reply_json(req, 201, routes__device_json(&d));
+    rc = http_reply_json(req, 201, routes_device_json(&d));
     store_device_free(&d);
     return rc;
 }
@@ -226,7 +226,7 @@ static int routes__device_list(struct http_req *req)
         return routes__store_fail(req, s, rc, "device");
     json_t *items = json_array();
     for (size_t i = 0; items && i < n; i++)
-        json_array_append_new(items, routes__device_json(&list[i]));
+        json_array_append_new(items, routes_device_json(&list[i]));
     int64_t last = n ? list[n - 1].id : 0;
     store_device_list_free(list, n);
     return routes__page(req, "devices", items, limit, last);
@@ -238,7 +238,7 @@ static int routes__device_one(struct http_req *req)
     struct store_device d;
     if (http_req_store_or_reply(req, &s) || routes__device_get(req, s, &d))
         return QN_EINVAL;
-    int rc = http_reply_json(req, 200, routes__device_json(&d));
+    int rc = http_reply_json(req, 200, routes_device_json(&d));
     store_device_free(&d);
     return rc;
 }
@@ -470,7 +470,7 @@ static int routes__device_simulate(struct http_req *req)
 
 /* ---- datasets ------------------------------------------------------------------------ */
 
-static json_t *routes__dataset_json(const struct store_dataset *d)
+json_t *routes_dataset_json(const struct store_dataset *d)
 {
     json_t *cols = json_loads(d->columns, 0, NULL);
     return json_pack("{sI so ss sI sI so so ss}", "id", (json_int_t)d->id, "name",
@@ -532,7 +532,7 @@ static int routes__dataset_upload(struct http_req *req)
     struct store_dataset d;
     if ((rc = store_dataset_get(s, id, &d)))
         return routes__store_fail(req, s, rc, "dataset");
-    rc = http_reply_json(req, 201, routes__dataset_json(&d));
+    rc = http_reply_json(req, 201, routes_dataset_json(&d));
     store_dataset_free(&d);
     return rc;
 }
@@ -551,7 +551,7 @@ static int routes__dataset_list(struct http_req *req)
         return routes__store_fail(req, s, rc, "dataset");
     json_t *items = json_array();
     for (size_t i = 0; items && i < n; i++)
-        json_array_append_new(items, routes__dataset_json(&list[i]));
+        json_array_append_new(items, routes_dataset_json(&list[i]));
     int64_t last = n ? list[n - 1].id : 0;
     store_dataset_list_free(list, n);
     return routes__page(req, "datasets", items, limit, last);
@@ -563,7 +563,7 @@ static int routes__dataset_one(struct http_req *req)
     struct store_dataset d;
     if (http_req_store_or_reply(req, &s) || routes__dataset_get(req, s, &d))
         return QN_EINVAL;
-    int rc = http_reply_json(req, 200, routes__dataset_json(&d));
+    int rc = http_reply_json(req, 200, routes_dataset_json(&d));
     store_dataset_free(&d);
     return rc;
 }
