@@ -107,6 +107,15 @@ static void store__bind_real(sqlite3_stmt *st, int i, double v)
         sqlite3_bind_null(st, i);
 }
 
+/* Binds an id, NULL when 0. */
+static void store__bind_id(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v > 0)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
 /* The key clauses of the get functions: by id, and the newest by name or by job. */
 #define STORE__BY_ID "WHERE id = ?1"
 #define STORE__BY_NAME "WHERE name = ?1 ORDER BY id DESC LIMIT 1"
@@ -437,10 +446,7 @@ static int store__dataset_row_insert(struct store *s, const char *name, const ch
     sqlite3_bind_int64(st, 3, (int64_t)n_cols);
     store__bind_text(st, 4, cols_json);
     sqlite3_bind_int64(st, 5, STORE_BLOCK_ROWS);
-    if (job_id > 0)
-        sqlite3_bind_int64(st, 6, job_id);
-    else
-        sqlite3_bind_null(st, 6);
+    store__bind_id(st, 6, job_id);
     return store__exec_insert(s, st, 0, id);
 }
 
@@ -1063,15 +1069,6 @@ static int store__col_floats(sqlite3_stmt *st, int col, float **out, size_t *n)
     *out = p;
     *n = bytes / sizeof(float);
     return rc;
-}
-
-/* Binds an id, NULL when 0. */
-static void store__bind_id(sqlite3_stmt *st, int i, int64_t v)
-{
-    if (v > 0)
-        sqlite3_bind_int64(st, i, v);
-    else
-        sqlite3_bind_null(st, i);
 }
 
 /* A REAL column, NaN for NULL. */
