@@ -345,14 +345,15 @@ int http_req_store_or_reply(struct http_req *req, struct store **s)
     return QN_EDB;
 }
 
-/* Parses a decimal integer in [lo, hi]; 0 or QN_EINVAL. */
+/* Parses a decimal integer in [lo, hi] (lo >= 0); 0 or QN_EINVAL. Digits
+ * beyond INT64_MAX are refused before they overflow. */
 static int http__parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
     if (!s || !*s || strlen(s) > 19)
         return QN_EINVAL;
     int64_t v = 0;
     for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
+        if (*p < '0' || *p > '9' || v > (INT64_MAX - (*p - '0')) / 10)
             return QN_EINVAL;
         v = v * 10 + (*p - '0');
     }

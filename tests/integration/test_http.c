@@ -398,6 +398,10 @@ static void test_pagination(void **state)
     expect_error(f, "GET", "/v1/devices?limit=abc", NULL, NULL, 0, 0, 400, "invalid");
     expect_error(f, "GET", "/v1/devices?limit=1001", NULL, NULL, 0, 0, 400, "invalid");
     expect_error(f, "GET", "/v1/devices?cursor=-1", NULL, NULL, 0, 0, 400, "invalid");
+    /* one past INT64_MAX: refused, not overflowed (UBSan would report it) */
+    expect_error(f, "GET", "/v1/devices?cursor=9223372036854775808", NULL, NULL, 0, 0, 400,
+                 "invalid");
+    expect_error(f, "GET", "/v1/jobs/9999999999999999999", NULL, NULL, 0, 0, 404, "not_found");
 }
 
 static void test_simulate(void **state)
