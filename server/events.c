@@ -130,11 +130,6 @@ static int ev__event(struct ev_stream *s, int64_t id, const char *name, json_t *
 
 /* ---- what the pump reads ------------------------------------------------------------ */
 
-static int ev__final(enum store_job_state st)
-{
-    return st == JOB_SUCCEEDED || st == JOB_FAILED || st == JOB_CANCELED;
-}
-
 /* The job record for a state event (new reference), with priority. */
 static json_t *ev__record(const struct store_job *j)
 {
@@ -199,7 +194,7 @@ static int ev__fill(struct events *e, struct ev_stream *s)
         return rc;
     const char *name = store_job_state_name(j.state);
     int changed = strcmp(name, s->state) != 0;
-    int final = ev__final(j.state);
+    int final = store_job_state_final(j.state);
     size_t n = 0;
     if (changed && !final)
         rc = ev__event(s, 0, "state", ev__record(&j));

@@ -614,7 +614,7 @@ static void q__log_job(struct queue *q, struct store *s, int64_t id, enum store_
 int queue_finish(struct queue *q, struct store *s, int64_t id, enum store_job_state state,
                  const char *result, const char *error)
 {
-    if (state != JOB_SUCCEEDED && state != JOB_FAILED && state != JOB_CANCELED)
+    if (!store_job_state_final(state))
         return QN_EINVAL;
     int rc = store_job_set_state(s, id, state, result, error);
     if (rc)

@@ -854,6 +854,11 @@ int store_dataset_export_csv(struct store *s, int64_t id, FILE *f)
 
 /* ---- jobs --------------------------------------------------------------- */
 
+int store_job_state_final(enum store_job_state st)
+{
+    return st == JOB_SUCCEEDED || st == JOB_FAILED || st == JOB_CANCELED;
+}
+
 const char *store_job_state_name(enum store_job_state st)
 {
     return (unsigned)st < sizeof store__states / sizeof store__states[0] ? store__states[st]

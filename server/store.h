@@ -142,6 +142,8 @@ int store_dataset_export_csv(struct store *s, int64_t id, FILE *f);
 enum store_job_state { JOB_WAITING, JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELED };
 
 const char *store_job_state_name(enum store_job_state st);
+/* 1 when st is an end: succeeded, failed or canceled. */
+int store_job_state_final(enum store_job_state st);
 int store_job_state_from_name(const char *name, enum store_job_state *out); /* QN_EINVAL */
 
 struct store_job {

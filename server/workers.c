@@ -481,7 +481,7 @@ static int w__flagged_state(struct store *s, int64_t id, enum store_job_state *s
     *state = JOB_RUNNING;
     if (store_job_get(s, id, &j) != 0)
         return 0; /* the flag is set: report what it did */
-    int ended = j.state == JOB_SUCCEEDED || j.state == JOB_FAILED || j.state == JOB_CANCELED;
+    int ended = store_job_state_final(j.state);
     if (ended)
         *state = j.state;
     store_job_free(&j);
