@@ -4,9 +4,14 @@
 # builds first installs the Debian packages it needs that are missing (deps,
 # deps-test, deps-fuzz below).
 #
-# Source files are found by wildcard: engine/, schema/ and server/ (all but
-# server/main.c) form build/libqn.a; each tests/<dir>/test_*.c is one cmocka
-# test program linked against it.
+# Source files are found by wildcard: engine/, schema/ and the server's
+# layers (server/store, server/jobs, server/http, server/cli but its main.c)
+# form build/libqn.a; each tests/<dir>/test_*.c is one cmocka test program
+# linked against it.
+#
+# Layers: engine <- schema <- store <- jobs <- http, cli. A folder's files are
+# compiled with the include paths of their own layer and the layers below it
+# only (LAYER_INC), so an include of a higher layer fails to compile.
 
 BUILD ?= build
 CC ?= cc
@@ -16,8 +21,20 @@ OPT ?= -O2
 PKGS := libmicrohttpd jansson sqlite3 gsl openblas zlib
 # -Wno-format-truncation: snprintf into fixed message buffers truncates on purpose.
 WARN := -Wall -Wextra -Wpedantic -Wstrict-prototypes -Werror -Wno-format-truncation
-CPPFLAGS_ALL := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iengine -Ischema -Iserver \
+CPPFLAGS_ALL := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
 	$(shell pkg-config --cflags $(PKGS) cmocka 2>/dev/null)
+# Each layer's include paths: itself and the layers below it.
+INC_engine := -Iengine
+INC_schema := $(INC_engine) -Ischema
+INC_store := $(INC_schema) -Iserver/store
+INC_jobs := $(INC_store) -Iserver/jobs
+INC_http := $(INC_jobs) -Iserver/http
+INC_cli := $(INC_http) -Iserver/cli
+# The layer of a source file from its folder (tests see every layer).
+layer_of = $(or $(if $(filter engine/%,$(1)),engine),$(if $(filter schema/%,$(1)),schema),$(if $(filter server/store/%,$(1)),store),$(if $(filter server/jobs/%,$(1)),jobs),$(if $(filter server/http/%,$(1)),http),cli)
+LAYER_INC = $(INC_$(call layer_of,$(1)))
+SERVER_DIRS := server/store server/jobs server/http server/cli
+ALL_H := $(wildcard engine/*.h schema/*.h $(addsuffix /*.h,$(SERVER_DIRS)))
 # -fno-math-errno: no code reads errno after a math call; it lets sqrtf and
 # friends vectorise. -fvect-cost-model=dynamic: GCC 12's -O2 only vectorises
 # loops that need no runtime alias check; elementwise loops such as Adam's
@@ -27,9 +44,11 @@ CFLAGS_ALL := -std=c11 $(OPT) -g -fno-math-errno -fvect-cost-model=dynamic $(WAR
 LDLIBS_ALL := -lmicrohttpd -ljansson -lsqlite3 -lgsl -lopenblas -lz -lpthread -lm
 TEST_LIBS := -lcmocka -lcurl
 
-LIB_SRC := $(wildcard engine/*.c) $(wildcard schema/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_SRC := $(wildcard engine/*.c) $(wildcard schema/*.c) \
+	$(filter-out server/cli/main.c,$(wildcard $(addsuffix /*.c,$(SERVER_DIRS))))
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
-TEST_SRC := $(wildcard tests/engine/test_*.c tests/schema/test_*.c tests/server/test_*.c \
+TEST_SRC := $(wildcard tests/engine/test_*.c tests/schema/test_*.c tests/store/test_*.c \
+	tests/jobs/test_*.c tests/http/test_*.c tests/cli/test_*.c \
 	tests/integration/test_*.c tests/fuzz_regress/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
@@ -74,24 +93,24 @@ deps-test: deps
 deps-fuzz: deps-test
 	$(call install_missing,$(DEB_FUZZ_PKGS))
 
-$(BUILD)/obj/%.o: %.c $(wildcard engine/*.h schema/*.h server/*.h tests/support/*.h)
+$(BUILD)/obj/%.o: %.c $(ALL_H)
 	@mkdir -p $(dir $@)
-	@echo "CC $<"; $(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -c $< -o $@
+	@echo "CC $<"; $(CC) $(CPPFLAGS_ALL) $(call LAYER_INC,$<) $(CFLAGS_ALL) -c $< -o $@
 
 # The monitoring page, embedded in qn (web/embed.sh; the output is checked in too).
-server/web_assets_data.c: web/embed.sh $(wildcard web/*.html web/*.js web/*.css web/vendor/*/*)
+server/http/web_assets_data.c: web/embed.sh $(wildcard web/*.html web/*.js web/*.css web/vendor/*/*)
 	sh web/embed.sh > $@.tmp.$$$$ && mv $@.tmp.$$$$ $@
 
 $(BUILD)/libqn.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/qn: $(BUILD)/obj/server/main.o $(BUILD)/libqn.a
+$(BUILD)/qn: $(BUILD)/obj/server/cli/main.o $(BUILD)/libqn.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(BUILD)/libqn.a $(wildcard tests/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) -Itests/support -DQN_BIN='"$(abspath $(BUILD))/qn"' $(CFLAGS_ALL) \
+	$(CC) $(CPPFLAGS_ALL) $(INC_cli) -Itests/support -DQN_BIN='"$(abspath $(BUILD))/qn"' $(CFLAGS_ALL) \
 		-o $@ $< $(TEST_SUPPORT) $(BUILD)/libqn.a $(TEST_LIBS) $(LDLIBS_ALL)
 
 # Runs every test program of $(BUILD); fails when any fails.
@@ -138,7 +157,7 @@ demo: deps $(BUILD)/qn
 	$(BUILD)/qn demo --db demo.db
 
 format:
-	clang-format -i engine/*.[ch] schema/*.[ch] server/*.[ch] tests/*/*.c
+	clang-format -i engine/*.[ch] schema/*.[ch] $(addsuffix /*.[ch],$(SERVER_DIRS)) tests/*/*.c
 
 clean:
 	rm -rf $(BUILD)
@@ -156,16 +175,16 @@ FUZZ_CFLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -pthread \
 	-fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRC))
 
-$(FUZZ_DIR)/obj/%.o: %.c $(wildcard engine/*.h schema/*.h server/*.h)
+$(FUZZ_DIR)/obj/%.o: %.c $(ALL_H)
 	@mkdir -p $(dir $@)
-	@echo "FUZZ-CC $<"; $(FUZZ_CC) $(CPPFLAGS_ALL) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	@echo "FUZZ-CC $<"; $(FUZZ_CC) $(CPPFLAGS_ALL) $(call LAYER_INC,$<) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(FUZZ_DIR)/libqn.a: $(FUZZ_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libqn.a
-	$(FUZZ_CC) $(CPPFLAGS_ALL) -Itests/fuzz $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+	$(FUZZ_CC) $(CPPFLAGS_ALL) $(INC_cli) -Itests/fuzz $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
 		$(FUZZ_DIR)/libqn.a $(LDLIBS_ALL)
 
 # The crash test's long form: kill -9 `qn serve` 20 times while jobs run

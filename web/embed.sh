@@ -1,7 +1,7 @@
 #!/bin/sh
-# embed.sh: writes server/web_assets_data.c, the files of the monitoring page
+# embed.sh: writes server/http/web_assets_data.c, the files of the monitoring page
 # as C byte arrays, to standard output (the Makefile runs it when a file in
-# web/ changes: sh web/embed.sh > server/web_assets_data.c). Run it from the
+# web/ changes: sh web/embed.sh > server/http/web_assets_data.c). Run it from the
 # repository root. POSIX sh and od only, so a fresh Debian needs nothing
 # more; the output depends only on the files, so regenerating an unchanged
 # page changes nothing.

@@ -209,7 +209,6 @@ static int fuzz_http__start(void)
 {
     struct daemon *d = &fuzz_http__g.d;
     memset(d, 0, sizeof *d);
-    atomic_init(&d->stopping, 0);
     d->cfg = (struct daemon_config){.db = fuzz_http__g.db,
                                     .bind = "127.0.0.1",
                                     .port = 0,
@@ -221,29 +220,8 @@ static int fuzz_http__start(void)
                                     .max_upload = 1u << 20,
                                     .max_connections = 64,
                                     .timeout_s = 5};
-    struct http_config hc = {.db = d->cfg.db,
-                             .bind = d->cfg.bind,
-                             .port = 0,
-                             .threads = 1,
-                             .max_body = d->cfg.max_body,
-                             .max_upload = d->cfg.max_upload,
-                             .max_connections = d->cfg.max_connections,
-                             .timeout_s = d->cfg.timeout_s,
-                             .compute_threads = 0,
-                             .daemon = d};
     char msg[512] = "";
-    struct workers_config wc = {.db = d->cfg.db, .n = 1, .job_threads = 1, .log = NULL};
-    int rc = http_create(&hc, &d->http, msg, sizeof msg);
-    if (!rc)
-        rc = daemon_routes_register(d->http);
-    if (!rc)
-        rc = workers_create(&wc, &d->workers, msg, sizeof msg);
-    if (!rc)
-        http_metrics_add(d->http, workers_metrics, d->workers);
-    if (!rc)
-        rc = events_start(d, &d->events);
-    if (!rc)
-        rc = http_start(d->http, msg, sizeof msg);
+    int rc = daemon_start(d, msg, sizeof msg);
     if (rc) {
         fprintf(stderr, "fuzz_http: cannot start the daemon: %s\n", msg);
         return rc;
@@ -350,7 +328,7 @@ static void fuzz_http__cancel_new(void)
     sqlite3_finalize(st);
     for (size_t i = 0; i < n; i++) {
         enum store_job_state s;
-        (void)workers_cancel(fuzz_http__g.d.workers, fuzz_http__g.s, ids[i], &s);
+        (void)workers_cancel(fuzz_http__g.d.routes.workers, fuzz_http__g.s, ids[i], &s);
     }
 }
 
@@ -404,16 +382,7 @@ void fuzz_http_fini(void)
     if (!fuzz_http__g.up)
         return;
     struct daemon *d = &fuzz_http__g.d;
-    atomic_store(&d->stopping, 1);
-    if (d->http)
-        http_quiesce(d->http);
-    workers_stop(d->workers, 1);
-    d->workers = NULL;
-    events_stop(d->events);
-    http_destroy(d->http);
-    d->http = NULL;
-    events_release(d->events);
-    d->events = NULL;
+    daemon_stop(d);
     store_close(fuzz_http__g.s);
     fuzz_http__g.s = NULL;
     fuzz_http__rmdir();

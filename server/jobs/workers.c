@@ -22,7 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "job.h"
 #include "qn_err.h"
 #include "queue.h"
@@ -414,17 +413,6 @@ int workers_create(const struct workers_config *cfg, struct workers **out, char 
     }
     *out = w;
     return 0;
-}
-
-int workers_start(struct daemon *d, struct workers **out)
-{
-    struct workers_config cfg = {.db = d->cfg.db, .n = d->cfg.workers ? d->cfg.workers : 1,
-                                 .job_threads = d->cfg.job_threads, .log = stderr};
-    char msg[STORE_MSG_MAX];
-    int rc = workers_create(&cfg, out, msg, sizeof msg);
-    if (rc)
-        fprintf(stderr, "qn serve: %s\n", msg);
-    return rc;
 }
 
 void workers_halt(struct workers *w, int requeue)

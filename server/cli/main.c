@@ -41,6 +41,7 @@
 #include "routes.h"
 #include "spec.h"
 #include "store.h"
+#include "cmd_user.h"
 #include "users.h"
 
 #define QN_VERSION "0.1.0"
@@ -651,7 +652,7 @@ int main(int argc, char **argv)
         /* Their own option sets (daemon.c, users.c). */
         gsl_set_error_handler_off(); /* once, before any thread */
         return strcmp(argv[1], "serve") == 0 ? daemon_main(argc - 1, argv + 1)
-                                             : users_main(argc - 1, argv + 1);
+                                             : cmd_user_main(argc - 1, argv + 1);
     }
     int first = 0;
     const struct qn_cmd *c = qn__find(argc, argv, &first);

@@ -101,7 +101,7 @@ static void stored_hash(struct store *s, const char *name, char *out)
 static void test_add_auth_revoke(void **state)
 {
     struct fx *f = *state;
-    struct http_user u;
+    struct user u;
     char msg[256], a[65], b[65], hash[65], want[65];
     int64_t n = -1, id = 0;
     /* no users: local admin on loopback, nothing elsewhere */

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "routes.h"
 #include "events.h"
 #include "http.h"
 #include "job.h"
@@ -30,7 +30,7 @@
 /* ---- helpers --------------------------------------------------------------------- */
 
 /* 503 while the daemon shuts down (or runs without a pool). */
-static int rj__available(struct http_req *req, struct daemon *d)
+static int rj__available(struct http_req *req, struct routes_ctx *d)
 {
     if (!atomic_load(&d->stopping) && d->workers)
         return 0;
@@ -82,7 +82,7 @@ static int rj__load(struct http_req *req, struct store *s, int64_t *id, struct s
 }
 
 /* The job record with priority, the progress of a running job and (full) its spec. */
-static json_t *rj__record(struct daemon *d, const struct store_job *j, int full)
+static json_t *rj__record(struct routes_ctx *d, const struct store_job *j, int full)
 {
     json_t *r = job_record_json(j);
     if (!r)
@@ -113,7 +113,7 @@ static int rj__reply_job(struct http_req *req, struct store *s, int64_t id, unsi
     int rc = store_job_get(s, id, &j);
     if (rc)
         return rc;
-    json_t *r = rj__record(http_req_daemon(req), &j, 1);
+    json_t *r = rj__record(routes_ctx(req), &j, 1);
     store_job_free(&j);
     if (r && cancel_requested)
         json_object_set_new(r, "cancel_requested", json_true());
@@ -124,11 +124,11 @@ static int rj__reply_job(struct http_req *req, struct store *s, int64_t id, unsi
 
 static int rj__submit(struct http_req *req)
 {
-    struct daemon *d = http_req_daemon(req);
+    struct routes_ctx *d = routes_ctx(req);
     struct store *s;
     if (rj__available(req, d) || http_req_store_or_reply(req, &s))
         return 0;
-    const struct http_user *u = http_req_user(req);
+    const struct user *u = http_req_user(req);
     struct spec_error err = {{0}, {0}};
     int64_t id = 0;
     enum store_job_state st;
@@ -172,7 +172,7 @@ static int rj__filter(struct http_req *req, struct rj_filter *f)
 }
 
 /* A list row as a record (the struct borrows the statement's text). */
-static json_t *rj__row(struct daemon *d, sqlite3_stmt *st)
+static json_t *rj__row(struct routes_ctx *d, sqlite3_stmt *st)
 {
     struct store_job j;
     memset(&j, 0, sizeof j);
@@ -220,7 +220,7 @@ static int rj__list(struct http_req *req)
     int rc = items ? 0 : QN_ENOMEM, s_rc;
     while (rc == 0 && (s_rc = sqlite3_step(st)) == SQLITE_ROW) {
         last = sqlite3_column_int64(st, 0);
-        rc = json_array_append_new(items, rj__row(http_req_daemon(req), st)) ? QN_ENOMEM : 0;
+        rc = json_array_append_new(items, rj__row(routes_ctx(req), st)) ? QN_ENOMEM : 0;
     }
     if (rc == 0 && s_rc != SQLITE_DONE)
         rc = QN_EDB;
@@ -242,7 +242,7 @@ static int rj__get(struct http_req *req)
     int64_t id;
     if (http_req_store_or_reply(req, &s) || rj__load(req, s, &id, &j))
         return 0;
-    json_t *r = rj__record(http_req_daemon(req), &j, 1);
+    json_t *r = rj__record(routes_ctx(req), &j, 1);
     store_job_free(&j);
     return http_reply_json(req, 200, r);
 }
@@ -251,8 +251,8 @@ static int rj__get(struct http_req *req)
 
 static int rj__cancel(struct http_req *req)
 {
-    struct daemon *d = http_req_daemon(req);
-    const struct http_user *u = http_req_user(req);
+    struct routes_ctx *d = routes_ctx(req);
+    const struct user *u = http_req_user(req);
     struct store *s;
     struct store_job j;
     int64_t id;
@@ -382,7 +382,7 @@ static int rj__metrics(struct http_req *req)
 
 static int rj__events(struct http_req *req)
 {
-    struct daemon *d = http_req_daemon(req);
+    struct routes_ctx *d = routes_ctx(req);
     struct store *s;
     struct store_job j;
     int64_t id, last = 0;

@@ -22,12 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
 #include "import.h"
 #include "job_net.h"
 #include "qn_err.h"
+#include "routes_jobs.h"
 #include "spec.h"
 #include "users.h"
+#include "web_assets.h"
 
 #define ROUTES_TRAJ_DEFAULT 500     /* simulate: default max_points */
 #define ROUTES_TRAJ_MAX 100000      /* simulate: largest max_points */
@@ -96,7 +97,7 @@ static int routes__healthz(struct http_req *req)
     if (users_count(s, &users))
         return http_reply_error(req, 503, "database_error", NULL, "database unreachable: %s",
                                 store_errmsg(s));
-    struct daemon *d = http_req_daemon(req);
+    struct routes_ctx *d = routes_ctx(req);
     int stopping = d ? atomic_load(&d->stopping) : 0;
     return http_reply_json(req, stopping ? 503 : 200,
                            json_pack("{ss ss si ss}", "status", stopping ? "stopping" : "ok",
@@ -107,7 +108,7 @@ static int routes__healthz(struct http_req *req)
 /* Who the request is signed in as: {"name", "admin"}. */
 static int routes__whoami(struct http_req *req)
 {
-    const struct http_user *u = http_req_user(req);
+    const struct user *u = http_req_user(req);
     return http_reply_json(req, 200, json_pack("{ss sb}", "name", u ? u->name : "",
                                                "admin", u && u->admin));
 }
@@ -458,7 +459,7 @@ static int routes__device_simulate(struct http_req *req)
     struct dev_work w;
     if (routes__sim_parse(http_req_json(req), &m, &sim, &e)) {
         rc = routes__spec_error(req, &e);
-    } else if ((rc = dev_work_init(&w, &m, &http_req_daemon(req)->stopping)) == 0) {
+    } else if ((rc = dev_work_init(&w, &m, &routes_ctx(req)->stopping)) == 0) {
         rc = sim.curve ? routes__sim_curve_run(req, &d, &w, &m, &sim)
                        : routes__sim_one(req, &d, &w, &m, &sim);
         dev_work_close(&w);
@@ -571,7 +572,7 @@ static int routes__dataset_one(struct http_req *req)
 /* The state of one CSV download: rows are read and formatted a chunk at a
  * time, each chunk with a connection borrowed from the pool. */
 struct routes_csv {
-    struct http_server *srv;
+    struct catalog *cat;        /* where the rows are read (borrowed) */
     int64_t id;
     size_t n_rows, n_cols, row; /* next row to format */
     long status_col;            /* a sweep's status column, else -1 */
@@ -608,9 +609,9 @@ static void routes__csv_field(struct routes_csv *c, const char *t)
 static int routes__csv_fill(struct routes_csv *c)
 {
     size_t n = c->n_rows - c->row < c->chunk_rows ? c->n_rows - c->row : c->chunk_rows;
-    struct store *s = http_store_acquire(c->srv);
+    struct store *s = catalog_acquire(c->cat);
     int rc = s ? store_dataset_read(s, c->id, c->row, n, c->vals) : QN_EDB;
-    http_store_release(c->srv, s);
+    catalog_release(c->cat, s);
     if (rc)
         return rc;
     c->len = c->off = 0;
@@ -682,7 +683,7 @@ static int routes__dataset_data(struct http_req *req)
     size_t chunk = ROUTES_CSV_CHUNK / row_bytes ? ROUTES_CSV_CHUNK / row_bytes : 1;
     size_t head = d.n_cols * (2 * STORE_NAME_MAX + 3) + 1;
     if (c) {
-        c->srv = http_req_server(req);
+        c->cat = http_req_catalog(req);
         c->id = d.id;
         c->n_rows = d.n_rows;
         c->n_cols = d.n_cols;
@@ -1001,7 +1002,7 @@ static int routes__predict_run(struct http_req *req, struct store *s, const stru
         struct net_layer_spec ls[NET_MAX_LAYERS];
         job_netdef_layers(&nd, ls);
         rc = net_create(&n, m->n_in, ls, nd.n_layers, B, 1, t.train.seed,
-                        &http_req_daemon(req)->stopping);
+                        &routes_ctx(req)->stopping);
         if (rc == 0 && (n->n_params != m->n_params || n->n_out != m->n_out))
             rc = http_reply_error(req, 500, "bad_format", NULL,
                                   "model %" PRId64 " has %zu parameters; its network has %zu",
@@ -1066,6 +1067,18 @@ static const struct http_route routes__table[] = {
     {"GET", "/v1/models/{id}", routes__model_one, 0},
     {"POST", "/v1/models/{id}/predict", routes__model_predict, HTTP_F_JSON | HTTP_F_SLOW},
 };
+
+struct routes_ctx *routes_ctx(struct http_req *req) { return http_req_app(req); }
+
+int routes_register_all(struct http_server *srv)
+{
+    int rc = routes_register(srv);
+    if (rc == 0)
+        rc = routes_jobs_register(srv);
+    if (rc == 0)
+        rc = web_routes_register(srv); /* the page: GET /, GET /assets/{name} */
+    return rc;
+}
 
 int routes_register(struct http_server *srv)
 {

@@ -1,7 +1,7 @@
 /*
  * test_openapi.c: schema/openapi.yaml and the daemon's route table agree.
  *
- * The routes are what `qn serve` registers (daemon_routes_register on a
+ * The routes are what `qn serve` registers (routes_register_all on a
  * server that is created but never started); the document's routes are the
  * method keys under each path of its `paths` map. The test fails when one
  * serves or documents a route the other lacks, and when the table holds a
@@ -20,8 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "catalog.h"
 #include "http.h"
+#include "routes.h"
 #include "qn_test.h"
 
 #define MAX_ROUTES 128
@@ -104,19 +105,22 @@ static void parse_openapi(char *text, struct route_set *out)
 /* The served routes, from the daemon's own registration. */
 static void served_routes(struct route_set *out)
 {
-    struct http_config cfg = {.db = ":memory:", .bind = "127.0.0.1", .threads = 1,
+    struct catalog *cat = NULL;
+    assert_int_equal(catalog_create(":memory:", &cat), 0);
+    struct http_config cfg = {.catalog = cat, .bind = "127.0.0.1", .threads = 1,
                               .max_body = 1024, .max_upload = 1024, .max_connections = 1,
                               .timeout_s = 1};
     struct http_server *srv = NULL;
     char msg[256];
     assert_int_equal(http_create(&cfg, &srv, msg, sizeof msg), 0);
-    assert_int_equal(daemon_routes_register(srv), 0);
+    assert_int_equal(routes_register_all(srv), 0);
     for (size_t i = 0; i < http_route_count(srv); i++) {
         const struct http_route *r = http_route_at(srv, i);
         assert_true(out->n < MAX_ROUTES);
         snprintf(out->item[out->n++], sizeof out->item[0], "%s %s", r->method, r->pattern);
     }
     http_destroy(srv);
+    catalog_destroy(cat);
 }
 
 static void test_openapi_matches_router(void **state)

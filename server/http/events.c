@@ -28,7 +28,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon.h"
 #include "http.h"
 #include "job.h"
 #include "qn_err.h"
@@ -429,16 +428,6 @@ int events_create(const struct events_config *cfg, struct events **out, char *ms
     e->have_pump = 1;
     *out = e;
     return 0;
-}
-
-int events_start(struct daemon *d, struct events **out)
-{
-    struct events_config cfg = {.db = d->cfg.db, .workers = d->workers, .stopping = &d->stopping};
-    char msg[STORE_MSG_MAX] = "";
-    int rc = events_create(&cfg, out, msg, sizeof msg);
-    if (rc)
-        fprintf(stderr, "qn serve: cannot start the event pump: %s\n", msg);
-    return rc;
 }
 
 void events_halt(struct events *e)

@@ -7,14 +7,32 @@
 #define QN_ROUTES_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 
 #include "http.h"
 
+struct events;
 struct store_device;
 struct store_dataset;
+struct workers;
 
 /* Adds this module's routes to srv (http_routes_add). */
 int routes_register(struct http_server *srv);
+
+/* What every route's handler reaches through http_req_app: the daemon's
+ * parts that live above the database. */
+struct routes_ctx {
+    struct workers *workers; /* the job worker pool (borrowed) */
+    struct events *events;   /* the SSE event pump (borrowed) */
+    atomic_int stopping;     /* 1 once shutdown began: new submissions get 503 */
+};
+
+/* The context of req's server (borrowed). */
+struct routes_ctx *routes_ctx(struct http_req *req);
+
+/* Adds every route of the daemon (all modules) to srv: what `qn serve`
+ * serves and what tests/http/test_openapi.c checks against openapi.yaml. */
+int routes_register_all(struct http_server *srv);
 
 /* The API's JSON of a device and of a dataset record (new references; NULL:
  * out of memory), also printed by the CLI's list commands. */

@@ -19,10 +19,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http.h"
 #include "store.h"
 
 #define USERS_TOKEN_HEX 64 /* hex digits of a token */
+#define USERS_NAME_MAX 64  /* bytes of a user name, with NUL */
+
+/* A signed-in user: who a request acts as. */
+struct user {
+    int64_t id;                 /* users.id; 0 for the built-in "local" */
+    char name[USERS_NAME_MAX];  /* owner name of the jobs this user submits */
+    int admin;                  /* 1: may cancel anyone's job, use high priorities */
+};
 
 /* 0 when name is a valid user name, QN_EINVAL otherwise. */
 int users_name_check(const char *name);
@@ -52,10 +59,6 @@ int users_count(struct store *s, int64_t *n);
  * why. Other codes are database errors.
  */
 int users_authenticate(struct store *s, const char *authorization, int loopback,
-                       struct http_user *user, char *msg, size_t cap);
-
-/* `qn user add NAME [--admin] | list | revoke NAME` [--db PATH]: argv[0] is
- * "user". Returns the exit status. */
-int users_main(int argc, char **argv);
+                       struct user *user, char *msg, size_t cap);
 
 #endif

@@ -34,7 +34,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct daemon;
 struct events;  /* opaque */
 struct http_req;
 struct workers;
@@ -53,9 +52,6 @@ struct events_config {
 
 /* Opens the pump's connection and starts its thread; *out is new (events_stop it). */
 int events_create(const struct events_config *cfg, struct events **out, char *msg, size_t cap);
-
-/* events_create for the daemon (d->cfg.db, d->workers). The contract of daemon.h. */
-int events_start(struct daemon *d, struct events **out);
 
 /*
  * Stops the pump thread only (streams stay open, nothing is sent until

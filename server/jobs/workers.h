@@ -30,7 +30,6 @@
 
 #include "store.h"
 
-struct daemon;
 struct queue;
 struct workers; /* opaque */
 
@@ -48,10 +47,6 @@ struct workers_config {
  */
 int workers_create(const struct workers_config *cfg, struct workers **out, char *msg,
                    size_t cap);
-
-/* workers_create with the daemon's configuration (d->cfg: db, workers,
- * job_threads; log on stderr). The contract of daemon.h. */
-int workers_start(struct daemon *d, struct workers **out);
 
 /*
  * Stops the pool and frees it (NULL is fine). requeue = 1: running jobs are

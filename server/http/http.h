@@ -44,12 +44,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "store.h"
+#include "catalog.h"
+#include "users.h"
 
 #define HTTP_JSON_DEPTH 64          /* deepest JSON nesting accepted in a body */
 #define HTTP_ARENA_MAX (4u << 20)   /* bytes one request may take from its arena */
 #define HTTP_MAX_PARAMS 4           /* {placeholders} in one pattern */
-#define HTTP_USER_MAX 64            /* bytes of a user name, with NUL */
 #define HTTP_LIST_LIMIT_DEFAULT 100 /* list routes: default `limit` */
 #define HTTP_LIST_LIMIT_MAX 1000    /* list routes: largest `limit` */
 #define HTTP_MAX_URI 8192           /* bytes of path + query: 414 JSON beyond */
@@ -58,7 +58,6 @@
 
 struct http_server; /* opaque: the MHD daemon, routes, store pool, counters */
 struct http_req;    /* opaque: one request (valid during the handler call) */
-struct daemon;      /* daemon.h: the daemon's context */
 struct MHD_Connection;
 struct MHD_Response;
 
@@ -81,16 +80,17 @@ struct http_route {
     unsigned flags;          /* HTTP_F_* */
 };
 
-/* The signed-in user of a request. */
-struct http_user {
-    int64_t id;               /* users.id; 0 for the built-in "local" */
-    char name[HTTP_USER_MAX]; /* owner name of jobs this user submits */
-    int admin;                /* 1: may cancel anyone's job */
-};
+/*
+ * Authentication, supplied by whoever wires the server (the daemon): checks
+ * an Authorization header value (may be NULL; loopback: the client is on a
+ * loopback address) and fills *user. Returns 0, QN_EAUTH (msg says why: 401)
+ * or another code (msg says why: 5xx). Called on MHD's threads.
+ */
+typedef int (*http_auth_fn)(void *ctx, const char *authorization, int loopback,
+                            struct user *user, char *msg, size_t cap);
 
 /* What the server needs at creation; copied. */
 struct http_config {
-    const char *db;           /* database path (copied) */
     const char *bind;         /* address to listen on, IPv4 or IPv6 literal (copied) */
     unsigned port;            /* 0: an ephemeral port (http_port says which) */
     unsigned threads;         /* MHD thread-pool size; 1: one internal polling thread */
@@ -99,7 +99,10 @@ struct http_config {
     unsigned max_connections; /* concurrent connections */
     unsigned timeout_s;       /* idle seconds before a connection is closed */
     unsigned compute_threads; /* threads for HTTP_F_SLOW handlers; 0: run them inline */
-    struct daemon *daemon;    /* passed to handlers (borrowed) */
+    struct catalog *catalog;  /* the database's connection pool (borrowed) */
+    http_auth_fn auth;        /* checks tokens (NULL: everyone is "local", an admin) */
+    void *auth_ctx;           /* passed to auth (borrowed) */
+    void *app;                /* what handlers reach with http_req_app (borrowed) */
 };
 
 /* Creates a server (not yet listening) into *out; msg (cap) says why not. */
@@ -128,16 +131,13 @@ int http_metrics_add(struct http_server *srv, http_metrics_fn fn, void *ctx);
 /* Writes the HTTP counters, then every registered writer's lines, to out. */
 void http_metrics_write(struct http_server *srv, FILE *out);
 
-/* ---- store pool: connections for request threads and stream callbacks ---- */
-
-/* Borrows a connection (opens one when none is idle); NULL when the
- * database cannot be opened. Give it back with http_store_release. */
-struct store *http_store_acquire(struct http_server *srv);
-void http_store_release(struct http_server *srv, struct store *s);
-
 /* ---- inside a handler ------------------------------------------------------ */
 
-struct daemon *http_req_daemon(struct http_req *req);
+/* The server's catalog (borrowed): for work that outlives the handler
+ * (a streamed CSV borrows a connection per chunk). */
+struct catalog *http_req_catalog(struct http_req *req);
+/* The config's `app` pointer (borrowed): the routes' context. */
+void *http_req_app(struct http_req *req);
 struct http_server *http_req_server(struct http_req *req);
 /* A {placeholder}'s text (borrowed), NULL when the pattern has none of that name. */
 const char *http_req_param(const struct http_req *req, const char *name);
@@ -149,7 +149,7 @@ const char *http_req_query(struct http_req *req, const char *name);
 /* A request header (borrowed), NULL when absent. */
 const char *http_req_header(struct http_req *req, const char *name);
 /* The signed-in user (borrowed; never NULL in a handler). */
-const struct http_user *http_req_user(const struct http_req *req);
+const struct user *http_req_user(const struct http_req *req);
 /* The parsed body of an HTTP_F_JSON route (borrowed; never NULL there). */
 json_t *http_req_json(const struct http_req *req);
 /* The uploaded body of an HTTP_F_UPLOAD route: a file rewound to its start

@@ -3,7 +3,7 @@
  * is opened.
  *
  * The SQL of migrations/NNNN_name.sql is compiled into the program (see
- * server/migrations_embed.c) so `qn` works from any working directory. The
+ * server/store/migrations_embed.c) so `qn` works from any working directory. The
  * applied version is PRAGMA user_version (authoritative; set inside each
  * migration's transaction) and a row in schema_migrations (version, name,
  * applied_at) for the record. A database whose version is newer than the
@@ -22,7 +22,7 @@ struct migration {
     const char *sql;  /* the file's bytes, NUL-terminated (static) */
 };
 
-/* The compiled-in migrations in version order (server/migrations_embed.c). */
+/* The compiled-in migrations in version order (server/store/migrations_embed.c). */
 extern const struct migration migrate_list[];
 extern const size_t migrate_count;
 

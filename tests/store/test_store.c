@@ -126,7 +126,7 @@ static void test_embedded_sql_matches_files(void **state)
         if (!text)
             fail_msg("%s is embedded but cannot be read", path);
         if (len != strlen(migrate_list[i].sql) || memcmp(text, migrate_list[i].sql, len) != 0)
-            fail_msg("server/migrations_embed.c differs from %s: regenerate it", path);
+            fail_msg("server/store/migrations_embed.c differs from %s: regenerate it", path);
         free(text);
     }
     size_t files = 0;
@@ -141,7 +141,7 @@ static void test_embedded_sql_matches_files(void **state)
     }
     closedir(d);
     if (files != migrate_count)
-        fail_msg("%zu migration files but %zu embedded: regenerate server/migrations_embed.c",
+        fail_msg("%zu migration files but %zu embedded: regenerate server/store/migrations_embed.c",
                  files, migrate_count);
 }
 

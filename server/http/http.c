@@ -11,9 +11,10 @@
  * struct http_req and its arena, freed in http__completed, which also writes
  * the access log line and counts the reply for /metrics.
  *
- * The store pool is a mutex-protected stack of SQLite connections: a request
- * borrows one only while its handler runs, so a thousand idle SSE streams
- * hold no connection.
+ * A request borrows a store connection from the catalog's pool only while
+ * its handler runs, so a thousand idle SSE streams hold no connection.
+ * Tokens are checked by the auth callback of the config: this layer knows
+ * no users table.
  */
 #include "http.h"
 
@@ -31,9 +32,7 @@
 #include <unistd.h>
 
 #include "qn_err.h"
-#include "users.h"
 
-#define HTTP_POOL_IDLE_MAX 16   /* idle store connections kept */
 #define HTTP_MAX_ROUTES 128
 #define HTTP_MAX_COUNTERS 512   /* (route, method, status) series for /metrics */
 #define HTTP_MAX_HOOKS 8
@@ -52,7 +51,6 @@ struct http_counter {
 struct http_server {
     struct MHD_Daemon *mhd;
     struct http_config cfg;
-    char *db;                        /* owned copy of cfg.db */
     char *bind;                      /* owned copy of cfg.bind */
     char *tmpdir;                    /* directory for upload files (the database's) */
     int loopback;                    /* bound to a loopback address */
@@ -61,9 +59,6 @@ struct http_server {
     const struct http_route *routes[HTTP_MAX_ROUTES]; /* borrowed */
     size_t n_routes;
 
-    pthread_mutex_t pool_mu;
-    struct store *pool[HTTP_POOL_IDLE_MAX]; /* idle connections */
-    size_t n_pool;
 
     pthread_mutex_t count_mu;
     struct http_counter counters[HTTP_MAX_COUNTERS];
@@ -105,7 +100,7 @@ struct http_req {
     int too_big;                     /* the body went past its limit */
     int io_error;                    /* the upload file could not be written */
     json_t *json;
-    struct http_user user;
+    struct user user;
     struct store *store;             /* borrowed from the pool during the handler */
     int replied;
     unsigned status;
@@ -297,9 +292,11 @@ int http_reply_error(struct http_req *req, unsigned status, const char *code, co
 
 /* ---- accessors ---------------------------------------------------------------- */
 
-struct daemon *http_req_daemon(struct http_req *req) { return req->srv->cfg.daemon; }
+void *http_req_app(struct http_req *req) { return req->srv->cfg.app; }
+
+struct catalog *http_req_catalog(struct http_req *req) { return req->srv->cfg.catalog; }
 struct http_server *http_req_server(struct http_req *req) { return req->srv; }
-const struct http_user *http_req_user(const struct http_req *req) { return &req->user; }
+const struct user *http_req_user(const struct http_req *req) { return &req->user; }
 json_t *http_req_json(const struct http_req *req) { return req->json; }
 struct MHD_Connection *http_req_connection(struct http_req *req) { return req->conn; }
 
@@ -332,7 +329,7 @@ FILE *http_req_upload(const struct http_req *req, size_t *size)
 struct store *http_req_store(struct http_req *req)
 {
     if (!req->store)
-        req->store = http_store_acquire(req->srv);
+        req->store = catalog_acquire(req->srv->cfg.catalog);
     return req->store;
 }
 
@@ -389,38 +386,6 @@ int http_req_page(struct http_req *req, size_t *limit, int64_t *after)
     *limit = (size_t)v;
     *after = a;
     return 0;
-}
-
-/* ---- store pool ----------------------------------------------------------------- */
-
-struct store *http_store_acquire(struct http_server *srv)
-{
-    struct store *s = NULL;
-    pthread_mutex_lock(&srv->pool_mu);
-    if (srv->n_pool)
-        s = srv->pool[--srv->n_pool];
-    pthread_mutex_unlock(&srv->pool_mu);
-    if (s)
-        return s;
-    char msg[STORE_MSG_MAX];
-    if (store_open(srv->db, &s, msg, sizeof msg)) {
-        fprintf(stderr, "qn: http: cannot open %s: %s\n", srv->db, msg);
-        return NULL;
-    }
-    return s;
-}
-
-void http_store_release(struct http_server *srv, struct store *s)
-{
-    if (!s)
-        return;
-    pthread_mutex_lock(&srv->pool_mu);
-    if (srv->n_pool < HTTP_POOL_IDLE_MAX) {
-        srv->pool[srv->n_pool++] = s;
-        s = NULL;
-    }
-    pthread_mutex_unlock(&srv->pool_mu);
-    store_close(s);
 }
 
 /* ---- routes ------------------------------------------------------------------- */
@@ -511,6 +476,21 @@ static int http__route(struct http_req *req)
 
 /* ---- request life ----------------------------------------------------------------- */
 
+/* The config's auth callback on this request's Authorization header; with
+ * none configured everyone is the built-in admin "local". */
+static int http__authenticate(struct http_req *req, char *msg, size_t cap)
+{
+    const struct http_config *cfg = &req->srv->cfg;
+    if (!cfg->auth) {
+        memset(&req->user, 0, sizeof req->user);
+        snprintf(req->user.name, sizeof req->user.name, "local");
+        req->user.admin = 1;
+        return 0;
+    }
+    return cfg->auth(cfg->auth_ctx, http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
+                     req->srv->loopback, &req->user, msg, cap);
+}
+
 /* Checks the bearer token for a route that needs one; 0, or replied (1). */
 static int http__auth(struct http_req *req, unsigned flags)
 {
@@ -518,14 +498,8 @@ static int http__auth(struct http_req *req, unsigned flags)
         snprintf(req->user.name, sizeof req->user.name, "anonymous");
         return 0;
     }
-    struct store *s;
-    if (http_req_store_or_reply(req, &s))
-        return 1;
     char msg[256] = "";
-    int rc = users_authenticate(s, http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
-                                req->srv->loopback, &req->user, msg, sizeof msg);
-    http_store_release(req->srv, req->store);
-    req->store = NULL;
+    int rc = http__authenticate(req, msg, sizeof msg);
     if (rc == QN_EAUTH) {
         http__error_hdr(req, 401, "unauthorized", msg, "WWW-Authenticate",
                         "Bearer realm=\"quasineuron\"");
@@ -833,7 +807,7 @@ static void http__finish(struct http_req *req)
 static void http__run(struct http_req *req)
 {
     int rc = req->srv->routes[req->route]->handler(req);
-    http_store_release(req->srv, req->store);
+    catalog_release(req->srv->cfg.catalog, req->store);
     req->store = NULL;
     if (!req->replied) {
         if (rc == 0)
@@ -945,7 +919,7 @@ static void http__free_req(struct http_req *req)
 {
     if (req->pending)
         MHD_destroy_response(req->pending);
-    http_store_release(req->srv, req->store);
+    catalog_release(req->srv->cfg.catalog, req->store);
     json_decref(req->json);
     free(req->body);
     if (req->upload)
@@ -1053,20 +1027,17 @@ int http_create(const struct http_config *cfg, struct http_server **out, char *m
     if (!srv)
         return QN_ENOMEM;
     srv->cfg = *cfg;
-    srv->db = strdup(cfg->db);
     srv->bind = strdup(cfg->bind);
-    srv->tmpdir = http__dirname(cfg->db);
+    srv->tmpdir = http__dirname(catalog_db(cfg->catalog));
     srv->quiesced_fd = -1;
-    pthread_mutex_init(&srv->pool_mu, NULL);
     pthread_mutex_init(&srv->count_mu, NULL);
     pthread_mutex_init(&srv->cq_mu, NULL);
     pthread_cond_init(&srv->cq_cv, NULL);
-    if (!srv->db || !srv->bind || !srv->tmpdir) {
+    if (!srv->bind || !srv->tmpdir) {
         http_destroy(srv);
         snprintf(msg, cap, "out of memory");
         return QN_ENOMEM;
     }
-    srv->cfg.db = srv->db;
     srv->cfg.bind = srv->bind;
     *out = srv;
     return 0;
@@ -1161,13 +1132,9 @@ void http_destroy(struct http_server *srv)
         MHD_stop_daemon(srv->mhd);
     if (srv->quiesced_fd >= 0)
         close(srv->quiesced_fd);
-    for (size_t i = 0; i < srv->n_pool; i++)
-        store_close(srv->pool[i]);
-    pthread_mutex_destroy(&srv->pool_mu);
     pthread_mutex_destroy(&srv->count_mu);
     pthread_mutex_destroy(&srv->cq_mu);
     pthread_cond_destroy(&srv->cq_cv);
-    free(srv->db);
     free(srv->bind);
     free(srv->tmpdir);
     free(srv);

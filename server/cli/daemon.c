@@ -30,10 +30,8 @@
 #include "events.h"
 #include "qn_err.h"
 #include "routes.h"
-#include "routes_jobs.h"
 #include "store.h"
 #include "users.h"
-#include "web_assets.h"
 #include "workers.h"
 
 /*
@@ -211,16 +209,6 @@ static int daemon__parse(int argc, char **argv, struct daemon_config *c)
     return 0;
 }
 
-int daemon_routes_register(struct http_server *srv)
-{
-    int rc = routes_register(srv);
-    if (rc == 0)
-        rc = routes_jobs_register(srv);
-    if (rc == 0)
-        rc = web_routes_register(srv); /* the page: GET /, GET /assets/{name} */
-    return rc;
-}
-
 /*
  * Opens the database once before any thread (migrations run here) and
  * refuses a non-loopback address when there are no users. Returns the exit
@@ -260,32 +248,39 @@ static int daemon__start_jobs(struct daemon *d)
 {
     if (d->cfg.workers > 1)
         openblas_set_num_threads(1);
-    if (workers_start(d, &d->workers)) {
-        fprintf(stderr, "qn: cannot start the worker pool\n");
+    struct routes_ctx *r = &d->routes;
+    struct workers_config wc = {.db = d->cfg.db, .n = d->cfg.workers ? d->cfg.workers : 1,
+                                .job_threads = d->cfg.job_threads, .log = stderr};
+    char msg[STORE_MSG_MAX] = "";
+    if (workers_create(&wc, &r->workers, msg, sizeof msg)) {
+        fprintf(stderr, "qn: cannot start the worker pool: %s\n", msg);
         return QN_EIO;
     }
-    http_metrics_add(d->http, workers_metrics, d->workers);
-    if (events_start(d, &d->events)) {
-        fprintf(stderr, "qn: cannot start the event pump\n");
+    http_metrics_add(d->http, workers_metrics, r->workers);
+    struct events_config ec = {.db = d->cfg.db, .workers = r->workers, .stopping = &r->stopping};
+    if (events_create(&ec, &r->events, msg, sizeof msg)) {
+        fprintf(stderr, "qn: cannot start the event pump: %s\n", msg);
         return QN_EIO;
     }
     return 0;
 }
 
-/* Stops in the order of daemon.h. */
-static void daemon__stop(struct daemon *d)
+void daemon_stop(struct daemon *d)
 {
-    atomic_store(&d->stopping, 1);
+    struct routes_ctx *r = &d->routes;
+    atomic_store(&r->stopping, 1);
     http_quiesce(d->http);
-    events_halt(d->events); /* the pump reads the workers' registry: stop it first */
-    workers_halt(d->workers, 1);
-    events_stop(d->events);
+    events_halt(r->events); /* the pump reads the workers' registry: stop it first */
+    workers_halt(r->workers, 1);
+    events_stop(r->events);
     http_destroy(d->http);
     d->http = NULL;
-    events_release(d->events); /* no request thread is left to reach it */
-    d->events = NULL;
-    workers_stop(d->workers, 1); /* frees the pool once no request thread can reach it */
-    d->workers = NULL;
+    events_release(r->events); /* no request thread is left to reach it */
+    r->events = NULL;
+    workers_stop(r->workers, 1); /* frees the pool once no request thread can reach it */
+    r->workers = NULL;
+    catalog_destroy(d->catalog);
+    d->catalog = NULL;
 }
 
 /* Blocks SIGINT and SIGTERM in this thread and every thread it starts. */
@@ -310,11 +305,26 @@ static int daemon__wait(const sigset_t *set)
     return sig;
 }
 
+/* The HTTP layer's token check: users_authenticate on a pooled connection. */
+static int daemon__auth(void *ctx, const char *authorization, int loopback, struct user *user,
+                        char *msg, size_t cap)
+{
+    struct catalog *cat = ctx;
+    struct store *s = catalog_acquire(cat);
+    if (!s) {
+        snprintf(msg, cap, "the database cannot be opened");
+        return QN_EDB;
+    }
+    int rc = users_authenticate(s, authorization, loopback, user, msg, cap);
+    catalog_release(cat, s);
+    return rc;
+}
+
 /* Creates the HTTP server with every route; msg says why not. */
 static int daemon__http(struct daemon *d, char *msg, size_t cap)
 {
     struct http_config hc = {
-        .db = d->cfg.db,
+        .catalog = d->catalog,
         .bind = d->cfg.bind,
         .port = d->cfg.port,
         .threads = d->cfg.http_threads,
@@ -323,10 +333,12 @@ static int daemon__http(struct daemon *d, char *msg, size_t cap)
         .max_connections = d->cfg.max_connections,
         .timeout_s = d->cfg.timeout_s,
         .compute_threads = d->cfg.compute_threads,
-        .daemon = d,
+        .auth = daemon__auth,
+        .auth_ctx = d->catalog,
+        .app = &d->routes,
     };
     int rc = http_create(&hc, &d->http, msg, cap);
-    if (rc == 0 && (rc = daemon_routes_register(d->http)))
+    if (rc == 0 && (rc = routes_register_all(d->http)))
         snprintf(msg, cap, "too many routes");
     return rc;
 }
@@ -344,28 +356,37 @@ static void daemon__announce(const struct daemon *d)
             d->cfg.http_threads);
 }
 
+int daemon_start(struct daemon *d, char *msg, size_t cap)
+{
+    atomic_init(&d->routes.stopping, 0);
+    int rc = catalog_create(d->cfg.db, &d->catalog);
+    if (rc) {
+        snprintf(msg, cap, "out of memory");
+        return rc;
+    }
+    if ((rc = daemon__http(d, msg, cap)) == 0 && (rc = daemon__start_jobs(d)) == 0)
+        rc = http_start(d->http, msg, cap);
+    if (rc)
+        daemon_stop(d);
+    return rc;
+}
+
 /* Serves until a signal: HTTP, workers, events; then the orderly stop. */
 static int daemon__serve(struct daemon *d)
 {
     sigset_t set;
     daemon__block_signals(&set);
     char msg[512] = "";
-    if (daemon__http(d, msg, sizeof msg)) {
-        fprintf(stderr, "qn: %s\n", msg);
-        http_destroy(d->http);
-        return 1;
-    }
-    if (daemon__start_jobs(d) || http_start(d->http, msg, sizeof msg)) {
+    if (daemon_start(d, msg, sizeof msg)) {
         if (msg[0])
             fprintf(stderr, "qn: %s\n", msg);
-        daemon__stop(d);
         return 1;
     }
     daemon__announce(d);
     int sig = daemon__wait(&set);
     fprintf(stderr, "qn: %s: stopping (running jobs are requeued)\n",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    daemon__stop(d);
+    daemon_stop(d);
     fprintf(stderr, "qn: stopped\n");
     return 0;
 }
@@ -374,7 +395,6 @@ int daemon_main(int argc, char **argv)
 {
     struct daemon d;
     memset(&d, 0, sizeof d);
-    atomic_init(&d.stopping, 0);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(daemon__usage, stdout);

@@ -1,0 +1,78 @@
+/*
+ * daemon.h: `qn serve`: the daemon's context, start-up and shutdown.
+ *
+ * One struct daemon is made in daemon_main: the catalog (the database's
+ * connection pool), the HTTP server, and the routes' context (worker pool,
+ * event pump, stopping flag) that handlers reach with routes_ctx. It is the
+ * only mutable state of the server besides the signal flag.
+ *
+ * Start-up order: parse options; open the database once (migrations run
+ * here, before any thread); refuse a non-loopback address when the users
+ * table is empty; create the catalog and the HTTP server (tokens checked by
+ * users_authenticate through the server's auth callback) and add every
+ * route (routes_register_all); the worker pool; the event pump; http_start.
+ * Shutdown (SIGTERM or SIGINT): http_quiesce (stop accepting); events_halt
+ * (the pump reads the workers' registry, so it stops first); workers_halt
+ * (requeue: running jobs are canceled with the requeue marker and go back to
+ * `queued`); events_stop (resumes every suspended SSE connection and ends
+ * their streams); http_destroy (MHD_stop_daemon); events_release and
+ * workers_stop free the hub and the pool last, when no request thread can
+ * hold them any more; the catalog closes its connections after that.
+ */
+#ifndef QN_DAEMON_H
+#define QN_DAEMON_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "catalog.h"
+#include "http.h"
+#include "routes.h"
+
+#define DAEMON_DEFAULT_PORT 8080
+#define DAEMON_DEFAULT_BIND "127.0.0.1"
+#define DAEMON_DEFAULT_MAX_BODY (1u << 20)           /* 1 MiB JSON bodies */
+#define DAEMON_DEFAULT_MAX_UPLOAD ((size_t)256 << 20) /* 256 MiB uploads */
+#define DAEMON_DEFAULT_MAX_CONN 256
+#define DAEMON_DEFAULT_TIMEOUT 60 /* seconds a connection may stay idle */
+
+struct daemon_config {
+    const char *db;           /* database path */
+    const char *bind;         /* listen address (IPv4 or IPv6 literal) */
+    unsigned port;            /* 0: an ephemeral port, printed at start-up */
+    size_t workers;           /* job worker threads (default: CPUs) */
+    size_t job_threads;       /* threads one job may use (default 1) */
+    unsigned http_threads;    /* MHD thread pool (default: measured choice, daemon.c) */
+    unsigned compute_threads; /* threads for simulate/predict/upload (default: CPUs, <= 4) */
+    size_t max_body;          /* bytes of a JSON body */
+    size_t max_upload;        /* bytes of a dataset upload */
+    unsigned max_connections; /* concurrent HTTP connections */
+    unsigned timeout_s;       /* idle connection timeout */
+};
+
+struct daemon {
+    struct daemon_config cfg;  /* as parsed (strings borrowed from argv) */
+    struct catalog *catalog;   /* the database's connection pool */
+    struct http_server *http;  /* the HTTP layer */
+    struct routes_ctx routes;  /* workers, events, stopping: what handlers reach */
+};
+
+/* `qn serve ...`: argv[0] is "serve". Runs until SIGTERM/SIGINT; returns the
+ * process exit status (0 clean stop, 1 runtime failure, 2 usage). */
+int daemon_main(int argc, char **argv);
+
+/*
+ * Starts d (d->cfg filled, everything else zero): the catalog, the HTTP
+ * server with every route, the worker pool, the event pump, listening.
+ * Returns 0, or a code with msg (cap) saying why and everything stopped.
+ * The caller blocks signals first if it wants them (daemon_main does).
+ */
+int daemon_start(struct daemon *d, char *msg, size_t cap);
+/* The orderly stop of the comment above, whatever part of d runs; d can be
+ * started again. */
+void daemon_stop(struct daemon *d);
+
+/* Online CPUs (at least 1): the default worker count of `qn serve` and `qn run`. */
+size_t daemon_cpus(void);
+
+#endif
