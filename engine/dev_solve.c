@@ -11,9 +11,21 @@
  * exact Jacobian, and are differentiated by the implicit function theorem
  * (dy_ss/din = -J^-1 df/din), which needs no sensitivities at all.
  *
+ * Events between steps: a peak and a spike crossing fall between accepted
+ * steps, which for a smooth trajectory are long. Sampling only the accepted
+ * points biased the peak (low, with the gradient taken at the wrong time)
+ * and the spike times. Readouts that need them keep the previous accepted
+ * point and, when a step brackets an event (d out/dt changes from + to -;
+ * out crosses the threshold upwards), locate it by the Illinois variant of
+ * regula falsi, each trial time reached by integrating from the previous
+ * point with a second driver at the same tolerances. At a located interior
+ * maximum the peak's gradient is the sensitivity there (the time derivative
+ * term vanishes). The cost is a few short integrations per event.
+ *
  * Trade-off: a GSL driver is allocated per state dimension in use (plain and
  * with sensitivities) once per dev_work, so a sweep allocates nothing per row.
  */
+#include <assert.h>
 #include <gsl/gsl_eigen.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_odeiv2.h>
@@ -28,6 +40,8 @@
 #define DEV__CANCEL_EVERY 64   /* steps between checks of the cancel flag */
 #define DEV__NEWTON_ITERS 30
 #define DEV__NEWTON_TRIGGER 1e-5 /* |f| below which a Newton polish is first tried */
+#define DEV__LOCATE_ITERS 60     /* regula falsi iterations per event, at most */
+#define DEV__LOCATE_TOL 1e-11    /* relative width at which an event's bracket is narrow enough */
 
 /* What the GSL system callbacks see. */
 struct dev__ctx {
@@ -51,6 +65,9 @@ struct dev_solver_state {
     struct dev__ctx ctx;
     gsl_odeiv2_system sys[2];   /* 0: plain, 1: with sensitivities */
     gsl_odeiv2_driver *drv[2];  /* owned, NULL when unused */
+    gsl_odeiv2_driver *loc[2];  /* event location drivers (owned, NULL when unused) */
+    double *yp;                 /* (max dim) the previous accepted point, when events are located */
+    double *yr;                 /* (max dim) the state at a trial event time */
     double *y;                  /* (max dim) state */
     double *f;                  /* (n) right-hand side */
     double *J, *Jp, *gy, *gin;  /* scratch for ctx */
@@ -134,6 +151,20 @@ static int dev__gsl_jac(double t, const double y[], double *dfdy, double dfdt[],
 
 /* ---- work ---------------------------------------------------------------------------------- */
 
+/* Nonzero when the readout locates events between accepted points. */
+static int dev__locates(const struct dev_model *d)
+{
+    return d->readout.kind == READ_PEAK || d->readout.kind == READ_SPIKE_RATE;
+}
+
+/* Dimension of the integrated vector in mode sens. */
+static size_t dev__dim(const struct dev_model *d, int sens)
+{
+    size_t n = d->compiled->n, n_in = d->compiled->n_in;
+    int quad = d->readout.kind == READ_TIME_AVERAGE;
+    return n + (sens ? n * n_in : 0) + (quad ? 1 + (sens ? n_in : 0) : 0);
+}
+
 static const gsl_odeiv2_step_type *dev__stepper(enum dev_method m)
 {
     switch (m) {
@@ -144,22 +175,24 @@ static const gsl_odeiv2_step_type *dev__stepper(enum dev_method m)
     return gsl_odeiv2_step_rk8pd;
 }
 
-/* Allocates the driver of mode `sens` for dimension dim. */
+/* A driver of the system of mode `sens` at the model's tolerances; NULL when out of memory. */
+static gsl_odeiv2_driver *dev__driver_new(struct dev_solver_state *st, const struct dev_model *d,
+                                          int sens)
+{
+    return gsl_odeiv2_driver_alloc_y_new(&st->sys[sens], dev__stepper(d->solver.method),
+                                         d->solver.h0, d->solver.atol, d->solver.rtol);
+}
+
+/* Allocates the driver of mode `sens` for dimension dim (and the event
+ * location driver when the readout locates events). */
 static int dev__driver_alloc(struct dev_solver_state *st, const struct dev_model *d, int sens,
                              size_t dim)
 {
     st->sys[sens] = (gsl_odeiv2_system){dev__gsl_rhs, dev__gsl_jac, dim, &st->ctx};
-    st->drv[sens] = gsl_odeiv2_driver_alloc_y_new(&st->sys[sens], dev__stepper(d->solver.method),
-                                                  d->solver.h0, d->solver.atol, d->solver.rtol);
-    return st->drv[sens] ? QN_OK : QN_ENOMEM;
-}
-
-/* Dimension of the integrated vector in mode sens. */
-static size_t dev__dim(const struct dev_model *d, int sens)
-{
-    size_t n = d->compiled->n, n_in = d->compiled->n_in;
-    int quad = d->readout.kind == READ_TIME_AVERAGE;
-    return n + (sens ? n * n_in : 0) + (quad ? 1 + (sens ? n_in : 0) : 0);
+    st->drv[sens] = dev__driver_new(st, d, sens);
+    if (st->drv[sens] && dev__locates(d))
+        st->loc[sens] = dev__driver_new(st, d, sens);
+    return st->drv[sens] && (st->loc[sens] || !dev__locates(d)) ? QN_OK : QN_ENOMEM;
 }
 
 int dev_work_init(struct dev_work *w, const struct dev_model *d, const atomic_int *cancel)
@@ -183,6 +216,12 @@ int dev_work_init(struct dev_work *w, const struct dev_model *d, const atomic_in
     st->gy = calloc(n, sizeof *st->gy);
     st->gin = calloc(n_in, sizeof *st->gin);
     st->best = calloc(n_in, sizeof *st->best);
+    if (dev__locates(d)) {
+        st->yp = calloc(maxdim, sizeof *st->yp);
+        st->yr = calloc(maxdim, sizeof *st->yr);
+        if (!st->yp || !st->yr)
+            goto fail;
+    }
     st->lu = calloc(n * n, sizeof *st->lu);
     st->piv = calloc(n, sizeof *st->piv);
     st->bx = calloc(n, sizeof *st->bx);
@@ -208,9 +247,13 @@ void dev_work_close(struct dev_work *w)
     struct dev_solver_state *st = w->st;
     if (!st)
         return;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         if (st->drv[i])
             gsl_odeiv2_driver_free(st->drv[i]);
+        if (st->loc[i])
+            gsl_odeiv2_driver_free(st->loc[i]);
+    }
+    free(st->yp), free(st->yr);
     free(st->y), free(st->f), free(st->J), free(st->Jp), free(st->gy), free(st->gin);
     free(st->best);
     free(st->lu), free(st->piv), free(st->bx);
@@ -233,6 +276,10 @@ struct dev__track {
     double last_out; /* output at the previous accepted point */
     int steady;      /* steady_state: the right-hand side fell below tol */
     double try_below; /* steady_state: attempt a Newton polish when |f| falls below this */
+    double t_prev;   /* time of the previous accepted point (st->yp), when events are located */
+    double rate_prev; /* peak: d out/dt at the previous accepted point */
+    size_t n_late;   /* spike_rate: spikes located after the transient */
+    double first_late, last_late; /* spike_rate: their first and last times */
 };
 
 static double dev__maxabs(const double *v, size_t n)
@@ -288,23 +335,133 @@ static void dev__point_grad(struct dev_solver_state *st, const struct dev_model 
 static void dev__steady_check(struct dev_work *w, struct dev__track *tr, double t,
                               const double *in);
 
-/* Updates the readout trackers after an accepted point. */
-static void dev__observe(struct dev_work *w, struct dev__track *tr, double t, const double *y,
-                         const double *in, int sens)
+/* Integrates from the previous accepted point (t0, st->yp) to t1 into st->yr. */
+static int dev__reach(struct dev_work *w, int sens, double t0, double t1)
+{
+    struct dev_solver_state *st = w->st;
+    memcpy(st->yr, st->yp, dev__dim(w->model, sens) * sizeof *st->yr);
+    if (!(t1 > t0))
+        return QN_OK;
+    gsl_odeiv2_driver *drv = st->loc[sens];
+    gsl_odeiv2_driver_reset_hstart(drv, t1 - t0);
+    double t = t0;
+    return gsl_odeiv2_driver_apply(drv, &t, t1, st->yr) == GSL_SUCCESS ? QN_OK : QN_ESOLVER;
+}
+
+/* The event function: d out/dt for a peak, out - threshold for a spike. */
+static double dev__event(struct dev_work *w, double t, const double *y, const double *in)
 {
     const struct dev_model *d = w->model;
-    double out = dev__sys_out(d, t, y, in);
-    if (d->readout.kind == READ_SPIKE_RATE && tr->last_out < d->readout.threshold &&
-        out >= d->readout.threshold)
-        tr->spikes++;
-    if (d->readout.kind == READ_PEAK && out > tr->peak) {
+    if (d->readout.kind == READ_PEAK)
+        return dev__sys_out_rate(d, t, y, in, w->st->gy, w->st->f);
+    return dev__sys_out(d, t, y, in) - d->readout.threshold;
+}
+
+/*
+ * Locates the event in [a, b] (a: the previous accepted point; fa, fb: the
+ * event function there, of opposite signs) by the Illinois variant of regula
+ * falsi. The time into *tc, the state there in st->yr.
+ */
+static int dev__locate(struct dev_work *w, int sens, const double *in, double a, double fa,
+                       double b, double fb, double *tc)
+{
+    double t0 = a, c = b;
+    for (int it = 0; it < DEV__LOCATE_ITERS; it++) {
+        c = (a * fb - b * fa) / (fb - fa);
+        if (!(c > fmin(a, b) && c < fmax(a, b)))
+            c = 0.5 * (a + b);
+        int rc = dev__reach(w, sens, t0, c);
+        if (rc)
+            return rc;
+        double fc = dev__event(w, c, w->st->yr, in);
+        if (fc == 0 || !isfinite(fc))
+            break;
+        if ((fc > 0) == (fb > 0)) {
+            fa /= 2; /* the same end moved twice: halve the other's weight */
+        } else {
+            a = b;
+            fa = fb;
+        }
+        b = c;
+        fb = fc;
+        if (fabs(b - a) <= DEV__LOCATE_TOL * (1 + fabs(b)))
+            break;
+    }
+    *tc = c;
+    return QN_OK;
+}
+
+/* peak: the step just taken brackets an interior maximum; locates it and
+ * keeps it (and its gradient) when it is the largest so far. */
+static int dev__peak_between(struct dev_work *w, struct dev__track *tr, double t, double rate,
+                             const double *in, int sens)
+{
+    const struct dev_model *d = w->model;
+    double tc;
+    int rc = dev__locate(w, sens, in, tr->t_prev, tr->rate_prev, t, rate, &tc);
+    if (rc)
+        return rc;
+    double out = dev__sys_out(d, tc, w->st->yr, in);
+    if (out > tr->peak) {
         tr->peak = out;
         if (sens)
-            dev__point_grad(w->st, d, t, y, in);
+            dev__point_grad(w->st, d, tc, w->st->yr, in);
     }
-    if (d->readout.kind == READ_STEADY_STATE)
+    return QN_OK;
+}
+
+/* spike_rate: the step just taken crossed the threshold upwards; locates
+ * the crossing and counts it when it falls after the transient. */
+static int dev__spike_between(struct dev_work *w, struct dev__track *tr, double t, double out,
+                              const double *in)
+{
+    const struct dev_model *d = w->model;
+    double thr = d->readout.threshold, tc = t, transient = dev_transient(&d->readout);
+    if (!(t > transient))
+        return QN_OK;
+    if (out > thr) {
+        int rc = dev__locate(w, 0, in, tr->t_prev, tr->last_out - thr, t, out - thr, &tc);
+        if (rc)
+            return rc;
+    }
+    if (!(tc >= transient))
+        return QN_OK;
+    if (tr->n_late++ == 0)
+        tr->first_late = tc;
+    tr->last_late = tc;
+    return QN_OK;
+}
+
+/* Updates the readout trackers after an accepted point (t, y); the previous
+ * one is (tr->t_prev, st->yp) when the readout locates events. */
+static int dev__observe(struct dev_work *w, struct dev__track *tr, double t, const double *y,
+                        const double *in, int sens, int first)
+{
+    const struct dev_model *d = w->model;
+    enum dev_readout_kind k = d->readout.kind;
+    double out = dev__sys_out(d, t, y, in);
+    int rc = QN_OK;
+    if ((k == READ_SPIKE_RATE || k == READ_SPIKE_COUNT) && !first &&
+        tr->last_out < d->readout.threshold && out >= d->readout.threshold) {
+        tr->spikes++;
+        if (k == READ_SPIKE_RATE)
+            rc = dev__spike_between(w, tr, t, out, in);
+    }
+    if (k == READ_PEAK) {
+        double rate = dev__sys_out_rate(d, t, y, in, w->st->gy, w->st->f);
+        if (!first && tr->rate_prev > 0 && rate <= 0)
+            rc = dev__peak_between(w, tr, t, rate, in, sens);
+        tr->rate_prev = rate;
+        if (out > tr->peak) {
+            tr->peak = out;
+            if (sens)
+                dev__point_grad(w->st, d, t, y, in);
+        }
+    }
+    if (k == READ_STEADY_STATE)
         dev__steady_check(w, tr, t, in);
     tr->last_out = out;
+    return rc;
 }
 
 static int dev__canceled(const struct dev_work *w)
@@ -329,15 +486,21 @@ static int dev__integrate(struct dev_work *w, const double *in, int sens, struct
     gsl_odeiv2_driver_reset(drv);
     double h = d->solver.h0, t_max = d->readout.t_max;
     *t = 0;
-    *tr = (struct dev__track){-HUGE_VAL, 0, 0, 0, DEV__NEWTON_TRIGGER};
-    dev__observe(w, tr, *t, st->y, in, sens);
-    if (rec && dev__record(rec, n, *t, st->y, tr->last_out))
-        return QN_ENOMEM;
-    for (size_t steps = 0; *t < t_max && !tr->steady; steps++) {
+    *tr = (struct dev__track){.peak = -HUGE_VAL, .try_below = DEV__NEWTON_TRIGGER};
+    int rc = dev__observe(w, tr, *t, st->y, in, sens, 1);
+    if (rc == QN_OK && rec && dev__record(rec, n, *t, st->y, tr->last_out))
+        rc = QN_ENOMEM;
+    int locates = dev__locates(d);
+    assert(!locates || st->yp); /* dev_work_init allocated it for this readout */
+    for (size_t steps = 0; rc == QN_OK && *t < t_max && !tr->steady; steps++) {
         if (steps >= d->solver.max_steps)
             return QN_ESOLVER;
         if (steps % DEV__CANCEL_EVERY == 0 && dev__canceled(w))
             return QN_ECANCELED;
+        if (locates) {
+            memcpy(st->yp, st->y, dim * sizeof *st->yp);
+            tr->t_prev = *t;
+        }
         int s = gsl_odeiv2_evolve_apply(drv->e, drv->c, drv->s, &st->sys[sens], t, t_max, &h,
                                         st->y);
         double m = dev__maxabs(st->y, dim);
@@ -345,11 +508,11 @@ static int dev__integrate(struct dev_work *w, const double *in, int sens, struct
             return QN_EDIVERGED;
         if (s != GSL_SUCCESS)
             return QN_ESOLVER;
-        dev__observe(w, tr, *t, st->y, in, sens);
-        if (rec && dev__record(rec, n, *t, st->y, tr->last_out))
-            return QN_ENOMEM;
+        rc = dev__observe(w, tr, *t, st->y, in, sens, 0);
+        if (rc == QN_OK && rec && dev__record(rec, n, *t, st->y, tr->last_out))
+            rc = QN_ENOMEM;
     }
-    return QN_OK;
+    return rc;
 }
 
 /* ---- steady states ------------------------------------------------------------------------- */
@@ -550,7 +713,12 @@ static int dev__readout(struct dev_work *w, const double *in, const struct dev__
         if (g)
             memcpy(g, st->best, n_in * sizeof *g);
         return QN_OK;
-    case READ_SPIKE_RATE: *out = (double)tr->spikes * 1000.0 / d->readout.t_max; return QN_OK;
+    case READ_SPIKE_RATE: /* spikes per second, t in ms */
+        *out = tr->n_late >= 2
+                   ? 1000.0 * (double)(tr->n_late - 1) / (tr->last_late - tr->first_late)
+                   : 0.0;
+        return QN_OK;
+    case READ_SPIKE_COUNT: *out = (double)tr->spikes; return QN_OK;
     }
     return QN_EINVAL;
 }
@@ -570,10 +738,13 @@ static int dev__solve(struct dev_work *w, const double *in, double *out, double 
     for (size_t k = 0; k < d->compiled->n_in; k++)
         if (!isfinite(in[k]))
             return QN_EINVAL;
+    int rc = dev__sys_check_rates(d, in);
+    if (rc)
+        return rc;
     int sens = g && d->readout.kind != READ_STEADY_STATE;
     struct dev__track tr;
     double t = 0, value = NAN;
-    int rc = dev__integrate(w, in, sens, &tr, rec, &t);
+    rc = dev__integrate(w, in, sens, &tr, rec, &t);
     if (rc == QN_OK)
         rc = dev__readout(w, in, &tr, t, &value, g);
     if (rc == QN_OK && !isfinite(value))

@@ -310,6 +310,33 @@ void dev__sys_out_grad(const struct dev_model *d, double t, const double *y, con
         gin[k] = dev__eval0(c->dout_din[k], v);
 }
 
+int dev__sys_check_rates(const struct dev_model *d, const double *in)
+{
+    const struct dev_compiled *c = d->compiled;
+    if (d->kind != DEV_REACTIONS)
+        return QN_OK;
+    double v[DEV__MAX_VARS];
+    dev__vars(d, 0.0, d->y0, in, v);
+    return rxn_check_rates(c->rxn, v + c->n) < 0 ? QN_OK : QN_ERATE;
+}
+
+double dev__sys_out_rate(const struct dev_model *d, double t, const double *y, const double *in,
+                         double *gy, double *f)
+{
+    const struct dev_compiled *c = d->compiled;
+    dev__sys_rhs(d, t, y, in, f);
+    dev__sys_out_grad(d, t, y, in, gy, NULL);
+    double r = 0;
+    for (size_t i = 0; i < c->n; i++)
+        r += gy[i] * f[i];
+    if (c->out && c->dout_dt) {
+        double v[DEV__MAX_VARS];
+        dev__vars(d, t, y, in, v);
+        r += expr_eval(c->dout_dt, v);
+    }
+    return r;
+}
+
 /* ---- compilation --------------------------------------------------------------------------- */
 
 /* The variable names [states, params, inputs, t] of d into names/storage. */

@@ -24,7 +24,7 @@ static const char *const dev__kind_names[] = {"neuron", "almost_neuron", "crn_re
                                               "hodgkin_huxley", "ode", "reactions"};
 static const char *const dev__drive_names[] = {"dot", "dot_sq", "full"};
 static const char *const dev__readout_names[] = {"steady_state", "final", "time_average", "peak",
-                                                 "spike_rate"};
+                                                 "spike_rate", "spike_count"};
 static const char *const dev__method_names[] = {"rk8pd", "rkf45", "msbdf"};
 
 const char *dev_kind_name(enum dev_kind k)
@@ -35,6 +35,11 @@ const char *dev_kind_name(enum dev_kind k)
 const char *dev_drive_name(enum dev_drive k)
 {
     return dev__drive_names[k];
+}
+
+double dev_transient(const struct dev_readout *r)
+{
+    return r->transient_set ? r->transient : fmin(r->transient, r->t_max / 2);
 }
 
 const char *dev_readout_name(enum dev_readout_kind k)
@@ -81,7 +86,7 @@ void dev_model_init(struct dev_model *d, enum dev_kind kind)
     for (size_t i = 0; i < sizeof dev__defaults / sizeof dev__defaults[0]; i++)
         if (dev__defaults[i].kind == kind)
             dev_model_set_param(d, dev__defaults[i].name, dev__defaults[i].value);
-    d->readout = (struct dev_readout){READ_STEADY_STATE, 200.0, 1e-10, 0.0};
+    d->readout = (struct dev_readout){READ_STEADY_STATE, 200.0, 1e-10, 0.0, 50.0, 0};
     d->solver = (struct dev_solver){ODE_RK8PD, 1e-8, 1e-10, 1e-3, 1000000};
     if (kind == DEV_CRN_RELU) {
         d->n_states = 1;
@@ -150,7 +155,8 @@ int dev_is_ode(const struct dev_model *d)
 
 int dev_is_differentiable(const struct dev_model *d)
 {
-    return !dev_is_ode(d) || d->readout.kind != READ_SPIKE_RATE;
+    return !dev_is_ode(d) ||
+           (d->readout.kind != READ_SPIKE_RATE && d->readout.kind != READ_SPIKE_COUNT);
 }
 
 /* Fills err and returns code. */
@@ -202,6 +208,11 @@ static int dev__check_common(const struct dev_model *d, struct dev_error *err)
         return dev__fail(err, QN_ESPEC, "readout/tol", "must be a positive number");
     if (!isfinite(r->threshold))
         return dev__fail(err, QN_ESPEC, "readout/threshold", "must be a finite number");
+    if (!(r->transient >= 0) || !isfinite(r->transient))
+        return dev__fail(err, QN_ESPEC, "readout/transient", "must be a number >= 0");
+    if (r->kind == READ_SPIKE_RATE && !(dev_transient(r) < r->t_max))
+        return dev__fail(err, QN_ESPEC, "readout/transient",
+                         "must be below t_max: the rate is measured after the transient");
     const struct dev_solver *s = &d->solver;
     if (!(s->rtol >= 0) || !(s->atol >= 0) || s->rtol + s->atol <= 0 || !isfinite(s->rtol) ||
         !isfinite(s->atol))

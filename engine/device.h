@@ -34,7 +34,14 @@
 
 enum dev_kind { DEV_NEURON, DEV_ALMOST_NEURON, DEV_CRN_RELU, DEV_HODGKIN_HUXLEY, DEV_ODE, DEV_REACTIONS };
 enum dev_drive { DRIVE_DOT, DRIVE_DOT_SQ, DRIVE_FULL };
-enum dev_readout_kind { READ_STEADY_STATE, READ_FINAL, READ_TIME_AVERAGE, READ_PEAK, READ_SPIKE_RATE };
+enum dev_readout_kind {
+    READ_STEADY_STATE,
+    READ_FINAL,
+    READ_TIME_AVERAGE,
+    READ_PEAK,
+    READ_SPIKE_RATE,
+    READ_SPIKE_COUNT
+};
 enum dev_method { ODE_RK8PD, ODE_RKF45, ODE_MSBDF };
 
 /* How the output is read from the trajectory. */
@@ -42,7 +49,9 @@ struct dev_readout {
     enum dev_readout_kind kind;
     double t_max;     /* integration horizon (model time units; ms for hodgkin_huxley) */
     double tol;       /* steady_state: max-norm of the right-hand side that counts as steady */
-    double threshold; /* spike_rate: upward crossings of this output level count as spikes */
+    double threshold; /* spike_rate, spike_count: upward crossings of this level are spikes */
+    double transient; /* spike_rate: spikes before this time are the onset, not counted (ms) */
+    int transient_set; /* 0: transient is the default, min(50, t_max / 2) (dev_transient) */
 };
 
 /* Which GSL stepper and how tightly. */
@@ -171,6 +180,9 @@ void dev_traj_free(struct dev_traj *tr);
  * (the schema layer parses names against these). */
 const char *dev_kind_name(enum dev_kind k);
 const char *dev_drive_name(enum dev_drive k);
+/* The spike_rate transient in force: readout.transient when set, else
+ * min(50, t_max / 2) (a short simulation still has a second half to measure). */
+double dev_transient(const struct dev_readout *r);
 const char *dev_readout_name(enum dev_readout_kind k);
 const char *dev_method_name(enum dev_method k);
 

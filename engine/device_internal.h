@@ -55,6 +55,15 @@ double dev__sys_out(const struct dev_model *d, double t, const double *y, const 
 void dev__sys_out_grad(const struct dev_model *d, double t, const double *y, const double *in,
                        double *gy, double *gin);
 
+/* reactions: QN_ERATE when a rate is negative at inputs in (its parameter
+ * or drive is), else 0. Rates do not change during a solve: checked once. */
+int dev__sys_check_rates(const struct dev_model *d, const double *in);
+
+/* d out/dt along the solution at (t, y): dout/dy . f + the explicit dout/dt.
+ * gy[n] and f[n] are scratch (they hold dout/dy and f on return). */
+double dev__sys_out_rate(const struct dev_model *d, double t, const double *y, const double *in,
+                         double *gy, double *f);
+
 /* Closed forms (neuron, almost_neuron): out and (if non-NULL) dout_din. */
 void dev__closed_form(const struct dev_model *d, const double *in, double *out, double *dout_din);
 

@@ -33,7 +33,8 @@
     X(QN_EBUSY, -18, "busy", "resource busy")                                  \
     X(QN_EFULL, -19, "disk_full", "disk full")                                 \
     X(QN_EAUTH, -20, "unauthorized", "unauthorized")                           \
-    X(QN_EFORBID, -21, "forbidden", "forbidden")
+    X(QN_EFORBID, -21, "forbidden", "forbidden")                               \
+    X(QN_ERATE, -22, "invalid_rate", "a reaction rate is negative")
 
 enum qn_err {
 #define QN_ERR_ENUM(sym, val, name, msg) sym = val,
@@ -41,7 +42,7 @@ enum qn_err {
 #undef QN_ERR_ENUM
 };
 
-#define QN_ERR_COUNT 22
+#define QN_ERR_COUNT 23
 
 /* The short name of a code ("not_converged"); "unknown" for codes not in the table. */
 const char *qn_err_name(int err);

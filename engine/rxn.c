@@ -34,8 +34,12 @@ struct rxn_term {
 };
 
 /* One parsed reaction. */
+/* How a symbol rate is read: as it is, or its positive or negative part. */
+enum rxn_part { RXN_PLAIN, RXN_POS, RXN_NEG };
+
 struct rxn_reaction {
     long sym;     /* symbol index of the rate, or -1 for a numeric rate */
+    enum rxn_part part; /* a symbol rate: plain, pos(symbol) or neg(symbol) */
     double rate;  /* the numeric rate (sym == -1) */
     size_t r_off; /* first reactant term in the pool */
     size_t r_n;   /* number of reactant terms */
@@ -261,24 +265,65 @@ static int rxn__number(struct rxn_parser *p, double *v)
     return 0;
 }
 
-/* The rate after '@': a number or a symbol name. */
+/* A symbol name at the cursor into rx->sym. */
+static int rxn__symbol(struct rxn_parser *p, struct rxn_reaction *rx)
+{
+    size_t at = p->pos;
+    if (!rxn__is_ident_start(p->s[at]))
+        return rxn__fail(p, at, p->s[at] ? "expected a symbol, found '%s'"
+                                         : "expected a symbol at end of input%s");
+    while (rxn__is_ident(p->s[p->pos]))
+        p->pos++;
+    rx->sym = rxn__lookup(p->symbols, p->n_symbols, p->s + at, p->pos - at);
+    rx->rate = 0.0;
+    return rx->sym < 0 ? rxn__fail(p, at, "unknown rate symbol '%s'") : 0;
+}
+
+/* The part function of a rate at the cursor ("pos(" or "neg("), consumed; RXN_PLAIN when none. */
+static enum rxn_part rxn__part(struct rxn_parser *p)
+{
+    const char *s = p->s + p->pos;
+    enum rxn_part part = strncmp(s, "pos", 3) == 0 ? RXN_POS
+                         : strncmp(s, "neg", 3) == 0 ? RXN_NEG
+                                                     : RXN_PLAIN;
+    size_t q = 3;
+    while (part != RXN_PLAIN && (s[q] == ' ' || s[q] == '\t'))
+        q++;
+    if (part == RXN_PLAIN || s[q] != '(')
+        return RXN_PLAIN;
+    p->pos += q + 1;
+    return part;
+}
+
+/* pos(symbol) or neg(symbol), after its "(". */
+static int rxn__part_rate(struct rxn_parser *p, struct rxn_reaction *rx)
+{
+    rxn__skip_ws(p);
+    int rc = rxn__symbol(p, rx);
+    if (rc)
+        return rc;
+    rxn__skip_ws(p);
+    if (p->s[p->pos] != ')')
+        return rxn__fail(p, p->pos, p->s[p->pos] ? "expected ')', found '%s'"
+                                                 : "expected ')' at end of input%s");
+    p->pos++;
+    return 0;
+}
+
+/* The rate after '@': a number, a symbol name, pos(symbol) or neg(symbol). */
 static int rxn__rate(struct rxn_parser *p, struct rxn_reaction *rx)
 {
     rxn__skip_ws(p);
     size_t at = p->pos;
     char c = p->s[at];
+    rx->part = RXN_PLAIN;
     if (rxn__is_digit(c) || c == '.') {
         rx->sym = -1;
         return rxn__number(p, &rx->rate);
     }
     if (rxn__is_ident_start(c)) {
-        while (rxn__is_ident(p->s[p->pos]))
-            p->pos++;
-        rx->sym = rxn__lookup(p->symbols, p->n_symbols, p->s + at, p->pos - at);
-        rx->rate = 0.0;
-        if (rx->sym < 0)
-            return rxn__fail(p, at, "unknown rate symbol '%s'");
-        return 0;
+        rx->part = rxn__part(p);
+        return rx->part == RXN_PLAIN ? rxn__symbol(p, rx) : rxn__part_rate(p, rx);
     }
     if (c == '-')
         return rxn__fail(p, at, "rate must be non-negative, found '%s'");
@@ -422,7 +467,19 @@ static double rxn__ipow(double x, int n)
 
 static double rxn__rate_of(const struct rxn_reaction *rx, const double *sym)
 {
-    return rx->sym < 0 ? rx->rate : sym[rx->sym];
+    if (rx->sym < 0)
+        return rx->rate;
+    double v = sym[rx->sym];
+    return rx->part == RXN_POS ? fmax(v, 0) : rx->part == RXN_NEG ? fmax(-v, 0) : v;
+}
+
+/* d rate / d symbol (one-sided 0 at the kink of pos and neg). */
+static double rxn__drate(const struct rxn_reaction *rx, const double *sym)
+{
+    double v = sym[rx->sym];
+    return rx->part == RXN_POS ? (v > 0 ? 1.0 : 0.0)
+           : rx->part == RXN_NEG ? (v < 0 ? -1.0 : 0.0)
+                                 : 1.0;
 }
 
 /* prod y_i^c_i over the reactants of rx. */
@@ -485,15 +542,23 @@ void rxn_jac(const struct rxn_net *r, const double *y, const double *sym, double
 
 void rxn_jac_sym(const struct rxn_net *r, const double *y, const double *sym, double *jsym)
 {
-    (void)sym;
     size_t m = r->n_symbols;
     for (size_t i = 0; i < r->n_species * m; i++)
         jsym[i] = 0.0;
     for (size_t k = 0; k < r->n_rx; k++) {
         const struct rxn_reaction *rx = &r->rx[k];
         if (rx->sym >= 0)
-            rxn__scatter(r, rx, rxn__monomial(r, rx, y), jsym, m, (size_t)rx->sym);
+            rxn__scatter(r, rx, rxn__drate(rx, sym) * rxn__monomial(r, rx, y), jsym, m,
+                         (size_t)rx->sym);
     }
+}
+
+long rxn_check_rates(const struct rxn_net *r, const double *sym)
+{
+    for (size_t k = 0; k < r->n_rx; k++)
+        if (!(rxn__rate_of(&r->rx[k], sym) >= 0))
+            return (long)k;
+    return -1;
 }
 
 size_t rxn_n_reactions(const struct rxn_net *r)

@@ -3,8 +3,13 @@
  *
  * A reaction is "A + 2 B -> C @ k": reactant and product complexes of species
  * with integer stoichiometric coefficients ("0" is the empty complex), and a
- * rate that is a number, or a symbol (a parameter or a drive such as u1). The
- * flux of a reaction is rate * prod(amount_i ^ coefficient_i) over its
+ * rate that is a non-negative number, a symbol (a parameter or a drive such
+ * as u1), or pos(symbol) / neg(symbol): max(symbol, 0) and max(-symbol, 0),
+ * the construction the CRN literature uses to feed a signed drive to a mass
+ * action network ("Y -> 2 Y @ pos(u1)", "Y -> 0 @ neg(u1)"). Their derivative
+ * is one-sided at 0 (taken as 0 there). A plain symbol rate must not be
+ * negative when the network is evaluated: rxn_check_rates says which one is.
+ * The flux of a reaction is rate * prod(amount_i ^ coefficient_i) over its
  * reactants; each species changes by (product coeff - reactant coeff) * flux.
  * From the parsed network this module evaluates the ODE right-hand side, its
  * exact Jacobian with respect to the amounts, and its derivative with respect
@@ -47,6 +52,10 @@ void rxn_jac(const struct rxn_net *r, const double *y, const double *sym, double
 void rxn_jac_sym(const struct rxn_net *r, const double *y, const double *sym, double *jsym);
 
 size_t rxn_n_reactions(const struct rxn_net *r);
+
+/* The index of the first reaction whose rate is negative at symbol values
+ * sym[n_symbols] (a plain symbol rate: not a mass-action network), or -1. */
+long rxn_check_rates(const struct rxn_net *r, const double *sym);
 
 /* Frees a network; NULL is allowed. */
 void rxn_destroy(struct rxn_net *r);

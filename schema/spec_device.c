@@ -32,7 +32,7 @@
 
 #define SPEC__N_KINDS 6
 #define SPEC__N_DRIVES 3
-#define SPEC__N_READOUTS 5
+#define SPEC__N_READOUTS 6
 #define SPEC__N_METHODS 3
 #define SPEC__N_ACTS 5
 
@@ -345,7 +345,8 @@ static int spec__reactions(const json_t *v, const char *path, struct dev_model *
     return 0;
 }
 
-static const char *const spec__readout_fields[] = {"kind", "t_max", "tol", "threshold"};
+static const char *const spec__readout_fields[] = {"kind", "t_max", "tol", "threshold",
+                                                   "transient"};
 
 static int spec__readout(const json_t *v, const char *path, struct dev_model *d,
                          struct spec_error *err)
@@ -370,6 +371,11 @@ static int spec__readout(const json_t *v, const char *path, struct dev_model *d,
     if (!rc && (f = json_object_get(v, "threshold"))) {
         spec_path_key(p, sizeof p, path, "threshold");
         rc = spec_get_number(f, p, &d->readout.threshold, err);
+    }
+    if (!rc && (f = json_object_get(v, "transient"))) {
+        spec_path_key(p, sizeof p, path, "transient");
+        rc = spec_get_number(f, p, &d->readout.transient, err);
+        d->readout.transient_set = 1;
     }
     return rc;
 }

@@ -4,8 +4,8 @@
  *
  *   crn_relu    built in: dy/dt = kappa + u1 y - y^2, hand-written rhs and Jacobian
  *   ode         "kappa + u1*y - y^2", compiled expressions (engine/expr)
- *   reactions   "0 -> Y @ kappa", "2 Y -> Y @ 1", "Y -> 2 Y @ u1" (mass action,
- *               engine/rxn), the same ODE
+ *   reactions   "0 -> Y @ kappa", "2 Y -> Y @ 1", "Y -> 2 Y @ pos(u1)",
+ *               "Y -> 0 @ neg(u1)" (mass action, engine/rxn), the same ODE
  * All three: kappa 0.01, y0 0, steady_state readout and solver defaults, 20000
  * Sobol' points u1 in [-4, 4], sweep_run on 1 worker (the form's cost, not the
  * pool's), best of REPS interleaved. Printed: solves/s, the ratio of each form
@@ -53,13 +53,14 @@ static int setup_ode(struct dev_model *d)
 /* The reactions form: species Y, three mass-action reactions. */
 static int setup_reactions(struct dev_model *d)
 {
-    static const char *const rx[3] = {"0 -> Y @ kappa", "2 Y -> Y @ 1", "Y -> 2 Y @ u1"};
+    static const char *const rx[4] = {"0 -> Y @ kappa", "2 Y -> Y @ 1", "Y -> 2 Y @ pos(u1)",
+                                      "Y -> 0 @ neg(u1)"};
     dev_model_init(d, DEV_REACTIONS);
     d->n_states = 1;
     strcpy(d->state_names[0], "Y");
     d->y0[0] = 0.0;
-    d->n_reactions = 3;
-    for (size_t i = 0; i < 3; i++)
+    d->n_reactions = 4;
+    for (size_t i = 0; i < 4; i++)
         if (!(d->reaction_src[i] = strdup(rx[i])))
             return QN_ENOMEM;
     d->output_src = strdup("Y");

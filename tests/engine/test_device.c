@@ -55,9 +55,10 @@ static void crn_reactions(struct dev_model *d)
     d->n_states = 1;
     strcpy(d->state_names[0], "Y");
     dev_model_set_param(d, "kappa", 0.01);
-    const char *rx[] = {"0 -> Y @ kappa", "2 Y -> Y @ 1", "Y -> 2 Y @ u1"};
-    d->n_reactions = 3;
-    for (int i = 0; i < 3; i++)
+    const char *rx[] = {"0 -> Y @ kappa", "2 Y -> Y @ 1", "Y -> 2 Y @ pos(u1)",
+                        "Y -> 0 @ neg(u1)"};
+    d->n_reactions = 4;
+    for (int i = 0; i < 4; i++)
         d->reaction_src[i] = strdup(rx[i]);
     d->output_src = strdup("Y");
     prepare(d);
@@ -170,6 +171,37 @@ static void test_almost_neuron_formula(void **state)
     dev_model_close(&d);
 }
 
+/* A plain drive as a rate constant is a negative rate for u1 < 0: that is
+ * not a mass-action network, and the solve says so instead of integrating. */
+static void test_negative_rate_refused(void **state)
+{
+    (void)state;
+    struct dev_model d;
+    dev_model_init(&d, DEV_REACTIONS);
+    d.n_states = 1;
+    strcpy(d.state_names[0], "Y");
+    d.y0[0] = 1.0;
+    dev_model_set_param(&d, "kappa", 0.01);
+    const char *rx[] = {"0 -> Y @ kappa", "2 Y -> Y @ 1", "Y -> 2 Y @ u1"};
+    d.n_reactions = 3;
+    for (int i = 0; i < 3; i++)
+        d.reaction_src[i] = strdup(rx[i]);
+    d.output_src = strdup("Y");
+    prepare(&d);
+    struct dev_work w;
+    assert_int_equal(dev_work_init(&w, &d, NULL), 0);
+    double u = 1.5, out = 0, g = 0;
+    assert_int_equal(dev_eval(&w, &u, &out), 0);
+    assert_true(fabs(out - crn_closed(1.5, 0.01)) < 1e-8);
+    u = -0.5;
+    assert_int_equal(dev_eval(&w, &u, &out), QN_ERATE);
+    assert_true(isnan(out));
+    assert_int_equal(dev_eval_grad(&w, &u, &out, &g), QN_ERATE);
+    assert_string_equal(qn_err_name(QN_ERATE), "invalid_rate");
+    dev_work_close(&w);
+    dev_model_close(&d);
+}
+
 /* ---- Hodgkin-Huxley against an independent solve ------------------------------------------- */
 
 static double ref_vtrap(double x)
@@ -212,10 +244,13 @@ static int ref_hh_spikes(double I)
     return spikes;
 }
 
-static double hh_rate(double I)
+/* HH's rate at I with readout `kind` over t_max ms. */
+static double hh_readout(double I, enum dev_readout_kind kind, double t_max)
 {
     struct dev_model d;
     dev_model_init(&d, DEV_HODGKIN_HUXLEY);
+    d.readout.kind = kind;
+    d.readout.t_max = t_max;
     prepare(&d);
     struct dev_work w;
     assert_int_equal(dev_work_init(&w, &d, NULL), 0);
@@ -229,13 +264,143 @@ static double hh_rate(double I)
 static void test_hh_spiking(void **state)
 {
     (void)state;
-    assert_true(hh_rate(2.0) == 0.0);
+    assert_true(hh_readout(2.0, READ_SPIKE_COUNT, 500) == 0.0);
     assert_int_equal(ref_hh_spikes(2.0), 0);
-    double rate = hh_rate(10.0); /* spikes per second over 500 ms */
+    double count = hh_readout(10.0, READ_SPIKE_COUNT, 500); /* every crossing in 500 ms */
     int ref = ref_hh_spikes(10.0);
     assert_true(ref >= 25); /* repetitive firing: ~68 Hz */
-    if (fabs(rate * 0.5 - ref) > 1.0)
-        fail_msg("HH at 10 uA/cm2: %g spikes vs reference %d", rate * 0.5, ref);
+    if (fabs(count - ref) > 0.5)
+        fail_msg("HH at 10 uA/cm2: %g spikes vs reference %d", count, ref);
+}
+
+/*
+ * The reference sustained rate: classic RK4 at a fixed 0.005 ms (no GSL),
+ * upward crossings of 0 mV located by linear interpolation, and 1000 / the
+ * mean interval between the crossings after 50 ms (0 with fewer than two).
+ */
+static double ref_hh_rate(double I, double t_max)
+{
+    const double dt = 0.005, transient = 50;
+    double am = 0.1 * ref_vtrap(-25), bm = 4, ah = 0.07, bh = 1 / (1 + exp(3));
+    double an = 0.01 * ref_vtrap(-10), bn = 0.125;
+    double y[4] = {-65, am / (am + bm), ah / (ah + bh), an / (an + bn)};
+    double k[4][4], tmp[4], first = 0, last = 0;
+    long n_late = 0, steps = lround(t_max / dt);
+    for (long s = 0; s < steps; s++) {
+        double t = s * dt, v0 = y[0];
+        ref_hh(t, y, k[0], &I);
+        for (int i = 0; i < 4; i++)
+            tmp[i] = y[i] + 0.5 * dt * k[0][i];
+        ref_hh(t, tmp, k[1], &I);
+        for (int i = 0; i < 4; i++)
+            tmp[i] = y[i] + 0.5 * dt * k[1][i];
+        ref_hh(t, tmp, k[2], &I);
+        for (int i = 0; i < 4; i++)
+            tmp[i] = y[i] + dt * k[2][i];
+        ref_hh(t, tmp, k[3], &I);
+        for (int i = 0; i < 4; i++)
+            y[i] += dt / 6 * (k[0][i] + 2 * k[1][i] + 2 * k[2][i] + k[3][i]);
+        if (v0 < 0 && y[0] >= 0) {
+            double tc = t + dt * (0 - v0) / (y[0] - v0);
+            if (tc >= transient) {
+                if (n_late++ == 0)
+                    first = tc;
+                last = tc;
+            }
+        }
+    }
+    return n_late >= 2 ? 1000.0 * (double)(n_late - 1) / (last - first) : 0.0;
+}
+
+/* spike_rate is the sustained rate: the onset spike of a sub-threshold step
+ * is not a rate, and the rate does not depend on how long one looks. */
+static void test_hh_sustained_rate(void **state)
+{
+    (void)state;
+    const double I[] = {2, 3, 5, 6.5, 7, 10, 20};
+    for (size_t i = 0; i < sizeof I / sizeof I[0]; i++) {
+        double ref = ref_hh_rate(I[i], 500), rate = hh_readout(I[i], READ_SPIKE_RATE, 500);
+        double rate_long = hh_readout(I[i], READ_SPIKE_RATE, 2000);
+        if (fabs(rate - ref) > 1.0)
+            fail_msg("HH at %g uA/cm2: %.3f Hz vs reference %.3f Hz", I[i], rate, ref);
+        if (fabs(rate_long - rate) > 1.0)
+            fail_msg("HH at %g uA/cm2: %.3f Hz over 2000 ms vs %.3f Hz over 500 ms", I[i],
+                     rate_long, rate);
+    }
+    /* one onset spike and silence (2.3 to 6.2 uA/cm2): 0 Hz, though it crossed once */
+    assert_true(hh_readout(3.0, READ_SPIKE_COUNT, 500) == 1.0);
+    assert_true(hh_readout(3.0, READ_SPIKE_RATE, 500) == 0.0);
+    assert_true(ref_hh_rate(7.0, 500) > 40); /* the table above covers repetitive firing */
+}
+
+/* ---- a peak between solver steps ------------------------------------------------------------ */
+
+/*
+ * x' = -a x, y' = k (x - y), x(0) = 1, y(0) = 0 with a = exp(u1 / 2) and
+ * k = 2 + u2^2 peaks in the interior at t* = ln(k/a) / (k - a) with
+ * y* = (a/k)^(a/(k - a)): the closed form the readout must meet.
+ */
+static double peak_closed(double u1, double u2)
+{
+    double a = exp(0.5 * u1), k = 2 + u2 * u2;
+    return pow(a / k, a / (k - a));
+}
+
+static void peak_model(struct dev_model *d, double rtol)
+{
+    dev_model_init(d, DEV_ODE);
+    d->drive = DRIVE_DOT_SQ;
+    d->n_states = 2;
+    strcpy(d->state_names[0], "x");
+    strcpy(d->state_names[1], "y");
+    d->y0[0] = 1;
+    d->rhs_src[0] = strdup("-exp(0.5*u1)*x");
+    d->rhs_src[1] = strdup("(2 + u2^2)*(x - y)");
+    d->output_src = strdup("y");
+    d->readout.kind = READ_PEAK;
+    d->readout.t_max = 10;
+    d->solver.rtol = rtol;
+    prepare(d);
+}
+
+static void test_peak_between_steps(void **state)
+{
+    (void)state;
+    const double rtols[] = {1e-6, 1e-8};
+    const double us[][2] = {{0.3, 0.5}, {-0.8, 1.2}, {1.0, 0.0}};
+    for (size_t r = 0; r < 2; r++) {
+        struct dev_model d;
+        peak_model(&d, rtols[r]);
+        struct dev_work w;
+        assert_int_equal(dev_work_init(&w, &d, NULL), 0);
+        for (size_t i = 0; i < 3; i++) {
+            double in[2] = {us[i][0], us[i][1]}, out, g[2];
+            double ref = peak_closed(in[0], in[1]);
+            /* the maximum falls between accepted steps: no step lands near t* */
+            double a = exp(0.5 * in[0]), k = 2 + in[1] * in[1], ts = log(k / a) / (k - a);
+            struct dev_traj tr;
+            assert_int_equal(dev_trajectory(&w, in, 100000, &tr, &out), 0);
+            double nearest = HUGE_VAL;
+            for (size_t j = 0; j < tr.n; j++)
+                nearest = fmin(nearest, fabs(tr.t[j] - ts));
+            dev_traj_free(&tr);
+            assert_true(nearest > 1e-3);
+            assert_int_equal(dev_eval_grad(&w, in, &out, g), 0);
+            if (fabs(out - ref) > 1e-7 * ref)
+                fail_msg("rtol %g u (%g, %g): peak %.12g vs closed form %.12g", rtols[r], in[0],
+                         in[1], out, ref);
+            for (int j = 0; j < 2; j++) {
+                double h = 1e-5, up[2] = {in[0], in[1]}, um[2] = {in[0], in[1]};
+                up[j] += h, um[j] -= h;
+                double fd = (peak_closed(up[0], up[1]) - peak_closed(um[0], um[1])) / (2 * h);
+                if (fabs(g[j] - fd) > 1e-5)
+                    fail_msg("rtol %g u (%g, %g): d peak/d u%d %.10g vs central difference "
+                             "%.10g", rtols[r], in[0], in[1], j + 1, g[j], fd);
+            }
+        }
+        dev_work_close(&w);
+        dev_model_close(&d);
+    }
 }
 
 /* ---- exact Jacobians ------------------------------------------------------------------------ */
@@ -525,7 +690,10 @@ int main(void)
         cmocka_unit_test(test_crn_ode_and_reactions_match),
         cmocka_unit_test(test_neuron_formulas),
         cmocka_unit_test(test_almost_neuron_formula),
+        cmocka_unit_test(test_negative_rate_refused),
         cmocka_unit_test(test_hh_spiking),
+        cmocka_unit_test(test_hh_sustained_rate),
+        cmocka_unit_test(test_peak_between_steps),
         cmocka_unit_test(test_jacobians_exact),
         cmocka_unit_test(test_gradients),
         cmocka_unit_test(test_time_average_closed_form),

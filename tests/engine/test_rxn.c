@@ -49,6 +49,57 @@ static void test_relu_network(void **state)
     rxn_destroy(r);
 }
 
+/* The signed drive as mass action: pos(u1) and neg(u1) split u1 into two
+ * non-negative rates, so the network is valid for every u1 and its ODE is
+ * still kappa + u1*y - y^2; the plain "@ u1" form is flagged when u1 < 0. */
+static void test_signed_drive(void **state)
+{
+    (void)state;
+    const char *texts[] = {"0 -> Y @ kappa", "2 Y -> Y @ 1", "Y -> 2 Y @ pos(u1)",
+                           "Y -> 0 @ neg( u1 )"};
+    const char *plain[] = {"0 -> Y @ kappa", "2 Y -> Y @ 1", "Y -> 2 Y @ u1"};
+    const char *species[] = {"Y"};
+    const char *symbols[] = {"kappa", "u1"};
+    struct rxn_net *r = NULL, *rp = NULL;
+    struct rxn_error err;
+    assert_int_equal(rxn_parse(texts, 4, species, 1, symbols, 2, &r, &err), 0);
+    assert_int_equal(rxn_parse(plain, 3, species, 1, symbols, 2, &rp, &err), 0);
+    const double us[] = {-4.0, -0.5, 0.0, 2.25};
+    for (size_t j = 0; j < 4; j++) {
+        double y = 0.7, sym[2] = {0.01, us[j]}, f, jac, js[2];
+        rxn_rhs(r, &y, sym, &f);
+        assert_true(fabs(f - (0.01 + us[j] * y - y * y)) <= 1e-15);
+        rxn_jac(r, &y, sym, &jac);
+        assert_true(fabs(jac - (us[j] - 2 * y)) <= 1e-15);
+        rxn_jac_sym(r, &y, sym, js);
+        assert_true(js[0] == 1.0);
+        /* d f / d u1 = y on both sides; at the kink (u1 = 0) one-sided: 0 */
+        assert_true(js[1] == (us[j] == 0.0 ? 0.0 : y));
+        assert_int_equal(rxn_check_rates(r, sym), -1);
+        assert_int_equal(rxn_check_rates(rp, sym), us[j] < 0 ? 2 : -1);
+    }
+    rxn_destroy(r);
+    rxn_destroy(rp);
+    /* a symbol named like the functions is still a symbol */
+    const char *syms2[] = {"pos", "neg"};
+    const char *t2[] = {"Y -> 0 @ pos", "0 -> Y @ neg"};
+    assert_int_equal(rxn_parse(t2, 2, species, 1, syms2, 2, &r, &err), 0);
+    rxn_destroy(r);
+    /* malformed part functions name the token */
+    const char *bad[][2] = {{"Y -> 0 @ pos(u1", "expected ')' at end of input"},
+                            {"Y -> 0 @ neg()", "expected a symbol, found ')'"},
+                            {"Y -> 0 @ pos(zz)", "unknown rate symbol 'zz'"},
+                            {"Y -> 0 @ pos(u1) x", "unexpected 'x' after the rate"}};
+    for (size_t i = 0; i < 4; i++) {
+        const char *one[] = {bad[i][0]};
+        r = NULL;
+        assert_int_equal(rxn_parse(one, 1, species, 1, symbols, 2, &r, &err), QN_EPARSE);
+        assert_null(r);
+        if (strcmp(err.msg, bad[i][1]) != 0)
+            fail_msg("'%s': got '%s', want '%s'", bad[i][0], err.msg, bad[i][1]);
+    }
+}
+
 /* A network with 2nd- and 3rd-order reactions, coefficients 2 and 3, a
  * repeated species and "2Y"-style coefficients without a space. */
 static const char *big_texts[] = {
@@ -286,6 +337,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relu_network),
+        cmocka_unit_test(test_signed_drive),
         cmocka_unit_test(test_big_rhs_by_hand),
         cmocka_unit_test(test_big_jacobian_fd),
         cmocka_unit_test(test_big_symbol_derivative_fd),

@@ -860,6 +860,7 @@ static json_t *model_value(const struct dev_model *d, const char *p)
     if (strcmp(p, "readout/t_max") == 0) return json_real(d->readout.t_max);
     if (strcmp(p, "readout/tol") == 0) return json_real(d->readout.tol);
     if (strcmp(p, "readout/threshold") == 0) return json_real(d->readout.threshold);
+    if (strcmp(p, "readout/transient") == 0) return json_real(d->readout.transient);
     if (strcmp(p, "solver/method") == 0) return json_string(dev_method_name(d->solver.method));
     if (strcmp(p, "solver/rtol") == 0) return json_real(d->solver.rtol);
     if (strcmp(p, "solver/atol") == 0) return json_real(d->solver.atol);
