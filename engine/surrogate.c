@@ -36,9 +36,10 @@
  * threads, so the same data and config give the same bits.
  *
  * Blob (all fields little-endian, fixed width):
- *   "QNSG" | u32 version (1) | u32 n_in | u32 n_layers | u32 sizes[n_layers+1]
+ *   "QNSG" | u32 version (2) | u32 n_in | u32 n_layers | u32 sizes[n_layers+1]
  *   | u32 act[n_layers] | f32 in_mean[n_in] | f32 in_std[n_in] | f32 out_mean
  *   | f32 out_std | u64 n_params | f32 params[n_params]
+ *   | f32 dom_lo[n_in] | f32 dom_hi[n_in]         (version 2; version 1 ends before)
  * The reader checks every count against the bytes that remain before it
  * allocates anything, so a blob can never make it allocate more than its own
  * length, and refuses trailing bytes and non-finite numbers.
@@ -56,7 +57,7 @@
 #include "qn_err.h"
 
 #define SURR__MAGIC "QNSG"
-#define SURR__VERSION 1u
+#define SURR__VERSION 2u     /* written; version 1 (no domain) is still read */
 #define SURR__LR_FLOOR 0.01  /* final learning rate as a fraction of cfg->lr */
 #define SURR__STD_MIN 1e-8   /* below this a column counts as constant (std 1) */
 #define SURR__N_ACTS 5u      /* enum act_kind values a blob may hold */
@@ -365,6 +366,14 @@ static void surr__scaling(struct surrogate *s, const struct surr__work *w, const
     for (size_t k = 0; k < n_in; k++)
         surr__moments(in, n_in, k, train, w->n_train, &s->in_mean[k], &s->in_std[k]);
     surr__moments(out, 1, 0, train, w->n_train, &s->out_mean, &s->out_std);
+    for (size_t k = 0; k < n_in; k++) { /* the domain: every usable row, held-out ones too */
+        s->dom_lo[k] = HUGE_VALF, s->dom_hi[k] = -HUGE_VALF;
+        for (size_t i = 0; i < w->n_train + w->n_val; i++) {
+            float v = in[w->rows[i] * n_in + k];
+            s->dom_lo[k] = fminf(s->dom_lo[k], v), s->dom_hi[k] = fmaxf(s->dom_hi[k], v);
+        }
+    }
+    s->has_domain = 1;
 }
 
 /* Fills the standardised training arrays and the validation arrays. */
@@ -620,7 +629,7 @@ static int surr__blob_len(const struct surrogate *s, size_t *len)
 {
     const struct mlp *m = s->mlp;
     size_t head = 4 + 4 + 4 + 4 + 4 * (m->n_layers + 1) + 4 * m->n_layers;
-    size_t scale = 4 * (2 * s->n_in + 2);
+    size_t scale = 4 * (2 * s->n_in + 2) + 4 * 2 * s->n_in; /* scaling and domain */
     if (m->n_params > (SIZE_MAX - head - scale - 8) / 4)
         return QN_ENOMEM;
     *len = head + scale + 8 + 4 * m->n_params;
@@ -655,6 +664,10 @@ int surrogate_to_blob(const struct surrogate *s, void **blob, size_t *len)
     surr__put_u64(&c, (uint64_t)m->n_params);
     for (size_t i = 0; i < m->n_params; i++)
         surr__put_f32(&c, m->params[i]);
+    for (size_t k = 0; k < s->n_in; k++)
+        surr__put_f32(&c, s->has_domain ? s->dom_lo[k] : -HUGE_VALF);
+    for (size_t k = 0; k < s->n_in; k++)
+        surr__put_f32(&c, s->has_domain ? s->dom_hi[k] : HUGE_VALF);
     *blob = buf;
     *len = n;
     return QN_OK;
@@ -703,6 +716,7 @@ static int surr__get_f32(struct surr__rd *c, float *f)
 
 /* The architecture read from a blob, validated, before anything is allocated. */
 struct surr__arch {
+    uint32_t version;
     size_t n_in, n_layers;
     size_t sizes[MLP_MAX_LAYERS + 1];
     enum act_kind act[MLP_MAX_LAYERS];
@@ -716,9 +730,10 @@ static int surr__get_arch(struct surr__rd *c, struct surr__arch *a)
         return QN_EFORMAT;
     c->p += 4;
     c->left -= 4;
-    if (surr__get_u32(c, &v) || v != SURR__VERSION || surr__get_u32(c, &n_in) ||
+    if (surr__get_u32(c, &v) || (v != 1 && v != SURR__VERSION) || surr__get_u32(c, &n_in) ||
         surr__get_u32(c, &L))
         return QN_EFORMAT;
+    a->version = v;
     if (n_in == 0 || n_in > DEV_MAX_INPUTS || L == 0 || L > MLP_MAX_LAYERS)
         return QN_EFORMAT;
     a->n_in = n_in;
@@ -766,8 +781,9 @@ static uint64_t surr__arch_params(const struct surr__arch *a)
 static int surr__get_params(struct surr__rd *c, struct surrogate *s, const struct surr__arch *a)
 {
     uint64_t np;
-    if (surr__get_u64(c, &np) || np != surr__arch_params(a) || np != c->left / 4 ||
-        c->left % 4 != 0)
+    size_t tail = a->version >= 2 ? 8 * a->n_in : 0; /* the domain after the weights */
+    if (surr__get_u64(c, &np) || np != surr__arch_params(a) || c->left < tail ||
+        np != (c->left - tail) / 4 || c->left % 4 != 0)
         return QN_EFORMAT;
     int rc = mlp_create(&s->mlp, a->n_layers, a->sizes, a->act);
     if (rc)
@@ -780,6 +796,50 @@ static int surr__get_params(struct surr__rd *c, struct surrogate *s, const struc
     return QN_OK;
 }
 
+/* The domain of a version-2 blob: n_in lows then n_in highs, lo <= hi, finite
+ * (a surrogate written without one, all infinite, has none). */
+static int surr__get_domain(struct surr__rd *c, struct surrogate *s)
+{
+    uint32_t v;
+    int finite = 1;
+    for (size_t k = 0; k < 2 * s->n_in; k++) {
+        if (surr__get_u32(c, &v))
+            return QN_EFORMAT;
+        float f;
+        memcpy(&f, &v, sizeof f);
+        if (isnan(f))
+            return QN_EFORMAT;
+        finite = finite && isfinite(f);
+        (k < s->n_in ? s->dom_lo : s->dom_hi)[k % s->n_in] = f;
+    }
+    for (size_t k = 0; finite && k < s->n_in; k++)
+        if (!(s->dom_lo[k] <= s->dom_hi[k]))
+            return QN_EFORMAT;
+    s->has_domain = finite;
+    return c->left == 0 ? QN_OK : QN_EFORMAT;
+}
+
+size_t surrogate_clamp(const struct surrogate *s, float *u, size_t B, float *mask)
+{
+    size_t n = s->n_in, outside = 0;
+    for (size_t b = 0; b < B; b++) {
+        int out = 0;
+        for (size_t k = 0; k < n; k++) {
+            float *x = &u[b * n + k];
+            int lo = s->has_domain && *x < s->dom_lo[k], hi = s->has_domain && *x > s->dom_hi[k];
+            if (lo)
+                *x = s->dom_lo[k];
+            if (hi)
+                *x = s->dom_hi[k];
+            if (mask)
+                mask[b * n + k] = lo || hi ? 0.0f : 1.0f;
+            out |= lo | hi;
+        }
+        outside += (size_t)out;
+    }
+    return outside;
+}
+
 int surrogate_from_blob(const void *blob, size_t len, struct surrogate *s)
 {
     struct surr__rd c = {blob, blob ? len : 0};
@@ -790,6 +850,8 @@ int surrogate_from_blob(const void *blob, size_t len, struct surrogate *s)
         rc = surr__get_scaling(&c, s, a.n_in);
     if (!rc)
         rc = surr__get_params(&c, s, &a);
+    if (!rc && a.version >= 2)
+        rc = surr__get_domain(&c, s);
     if (!rc)
         rc = surrogate_tabulate(s);
     if (rc)

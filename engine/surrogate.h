@@ -28,6 +28,14 @@ struct surrogate {
     float in_std[DEV_MAX_INPUTS];
     float out_mean;                 /* standardisation of the output */
     float out_std;
+    /* The domain: the box of the drives (and swept parameters) it was fitted
+     * on, the smallest and largest of each input over the usable rows. Outside
+     * it the MLP is unconstrained (it extrapolates freely), so callers clamp
+     * to it (surrogate_clamp) and count what fell outside. has_domain is 0 for
+     * a surrogate read from a version-1 blob, which did not record it. */
+    int has_domain;
+    float dom_lo[DEV_MAX_INPUTS];
+    float dom_hi[DEV_MAX_INPUTS];
     /* One-drive surrogates only: a cubic Hermite table of the frozen MLP's
      * value and slope, built once by one batched forward pass over the knots
      * (surrogate_tabulate). surrogate_eval reads it instead of running the
@@ -100,6 +108,15 @@ int surrogate_tabulate(struct surrogate *s);
 /* Evaluates with the MLP alone (what the table stands for); as surrogate_eval. */
 int surrogate_eval_mlp(const struct surrogate *s, struct mlp_acts *acts, const float *u, size_t B,
                        float *y, float *dy_du, float *scratch);
+
+/*
+ * Clamps the B rows of u (B, n_in) in place into the surrogate's domain and
+ * returns how many rows had an input outside it (0, touching nothing, when
+ * the surrogate has no domain). mask (B, n_in), when non-NULL, gets 1 for an
+ * input that was inside and 0 for one that was clamped: the derivative of
+ * the clamped response with respect to that input is 0.
+ */
+size_t surrogate_clamp(const struct surrogate *s, float *u, size_t B, float *mask);
 
 /* Serialises into a new buffer *blob of *len bytes (free() it). Returns 0 or QN_ENOMEM. */
 int surrogate_to_blob(const struct surrogate *s, void **blob, size_t *len);

@@ -396,6 +396,58 @@ static void test_blob_round_trip(void **state)
     free(blob);
 }
 
+/* The domain is the box of the usable rows, survives the blob, and a
+ * version-1 blob (written before domains) still loads, without one. */
+static void test_domain(void **state)
+{
+    (void)state;
+    struct ds d;
+    ds_dot_sq(&d, 300);
+    float lo[2] = {HUGE_VALF, HUGE_VALF}, hi[2] = {-HUGE_VALF, -HUGE_VALF};
+    d.status[7] = QN_ENOTCONV;
+    d.in[7 * 2] = -100.0f; /* a failed row is not part of the domain */
+    for (size_t i = 0; i < d.n; i++)
+        for (size_t k = 0; i != 7 && k < 2; k++)
+            lo[k] = fminf(lo[k], d.in[i * 2 + k]), hi[k] = fmaxf(hi[k], d.in[i * 2 + k]);
+    struct fit_config c;
+    quick_config(&c, 3);
+    struct surrogate s, b;
+    struct fit_result r;
+    fit_ok(&d, &c, &s, &r);
+    assert_true(s.has_domain);
+    for (int k = 0; k < 2; k++)
+        assert_true(s.dom_lo[k] == lo[k] && s.dom_hi[k] == hi[k]);
+    assert_true(lo[0] > -3.01f && lo[0] < -2.9f && hi[1] > 3.9f && hi[1] < 4.01f);
+    /* clamping: rows inside untouched, outside pulled to the box, mask says which */
+    float u[6] = {0.5f, 1.0f, -7.0f, 2.0f, 1.0f, 9.0f}, mask[6];
+    assert_int_equal(surrogate_clamp(&s, u, 3, mask), 2);
+    assert_true(u[0] == 0.5f && u[1] == 1.0f && mask[0] == 1 && mask[1] == 1);
+    assert_true(u[2] == lo[0] && mask[2] == 0 && u[3] == 2.0f && mask[3] == 1);
+    assert_true(u[5] == hi[1] && mask[5] == 0 && mask[4] == 1);
+    /* the blob keeps it */
+    void *blob;
+    size_t len;
+    assert_int_equal(surrogate_to_blob(&s, &blob, &len), 0);
+    assert_int_equal(load_copy(blob, len, &b), 0);
+    assert_true(b.has_domain && b.dom_lo[0] == lo[0] && b.dom_hi[1] == hi[1]);
+    surrogate_close(&b);
+    /* version 1: the same bytes without the domain, version field 1 */
+    unsigned char *v1 = malloc(len - 16);
+    assert_non_null(v1);
+    memcpy(v1, blob, len - 16);
+    v1[4] = 1;
+    assert_int_equal(load_copy(v1, len - 16, &b), 0);
+    assert_false(b.has_domain);
+    float w[2] = {-7.0f, 9.0f};
+    assert_int_equal(surrogate_clamp(&b, w, 1, NULL), 0);
+    assert_true(w[0] == -7.0f && w[1] == 9.0f);
+    surrogate_close(&b);
+    free(v1);
+    free(blob);
+    surrogate_close(&s);
+    ds_free(&d);
+}
+
 static void test_blob_truncated(void **state)
 {
     (void)state;
@@ -456,7 +508,8 @@ static void test_blob_corrupted_headers(void **state)
         const char *what;
     } bad[] = {
         {0, 4, 0x47534e52, "magic"},
-        {4, 4, 2, "version 2"},
+        {4, 4, 3, "version 3"},
+        {4, 4, 1, "version 1 (no domain) with a domain behind the weights"},
         {4, 4, 0, "version 0"},
         {8, 4, 0, "n_in 0"},
         {8, 4, 33, "n_in 33"},
@@ -480,7 +533,9 @@ static void test_blob_corrupted_headers(void **state)
         {o_np, 8, 0, "n_params 0"},
         {o_np, 8, 1e18, "n_params huge"},
         {o_np + 8, -4, NAN, "a NaN weight"},
-        {len - 4, -4, INFINITY, "an infinite bias"},
+        {len - 4 - 16, -4, INFINITY, "an infinite bias"},
+        {len - 16, -4, NAN, "a NaN domain bound"},
+        {len - 16, -4, 10.0, "a domain whose low is above its high"},
     };
     unsigned char *c = malloc(len);
     assert_non_null(c);
@@ -787,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_dot_sq_gradient),
         cmocka_unit_test(test_eval_keeps_weights),
         cmocka_unit_test(test_blob_round_trip),
+        cmocka_unit_test(test_domain),
         cmocka_unit_test(test_blob_truncated),
         cmocka_unit_test(test_blob_corrupted_headers),
         cmocka_unit_test(test_blob_random_flips),
