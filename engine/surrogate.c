@@ -796,26 +796,27 @@ static int surr__get_params(struct surr__rd *c, struct surrogate *s, const struc
     return QN_OK;
 }
 
-/* The domain of a version-2 blob: n_in lows then n_in highs, lo <= hi, finite
- * (a surrogate written without one, all infinite, has none). */
+/* The domain of a version-2 blob: n_in lows then n_in highs, finite with
+ * lo <= hi; or every low -inf and every high +inf (written without one). */
 static int surr__get_domain(struct surr__rd *c, struct surrogate *s)
 {
     uint32_t v;
-    int finite = 1;
-    for (size_t k = 0; k < 2 * s->n_in; k++) {
+    size_t n = s->n_in, finite = 0, open = 0;
+    for (size_t k = 0; k < 2 * n; k++) {
         if (surr__get_u32(c, &v))
             return QN_EFORMAT;
         float f;
         memcpy(&f, &v, sizeof f);
-        if (isnan(f))
-            return QN_EFORMAT;
-        finite = finite && isfinite(f);
-        (k < s->n_in ? s->dom_lo : s->dom_hi)[k % s->n_in] = f;
+        (k < n ? s->dom_lo : s->dom_hi)[k % n] = f;
+        finite += isfinite(f) != 0;
+        open += k < n ? f == -HUGE_VALF : f == HUGE_VALF;
     }
-    for (size_t k = 0; finite && k < s->n_in; k++)
+    for (size_t k = 0; finite == 2 * n && k < n; k++)
         if (!(s->dom_lo[k] <= s->dom_hi[k]))
             return QN_EFORMAT;
-    s->has_domain = finite;
+    if (finite != 2 * n && open != 2 * n)
+        return QN_EFORMAT;
+    s->has_domain = finite == 2 * n;
     return c->left == 0 ? QN_OK : QN_EFORMAT;
 }
 
