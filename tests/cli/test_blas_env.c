@@ -1,5 +1,5 @@
 /*
- * test_blas_env.c: server/blas_env.c, and the claim it rests on: OpenBLAS's
+ * test_blas_env.c: server/cli/blas_env.c, and the claim it rests on: OpenBLAS's
  * Prescott and SkylakeX kernels give the same results.
  *
  * The kernel is fixed when OpenBLAS loads, so each kernel runs in a child:
