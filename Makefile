@@ -113,14 +113,31 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(BUILD)/libqn.a $(wildcard tests/*/
 	$(CC) $(CPPFLAGS_ALL) $(INC_cli) -Itests/support -DQN_BIN='"$(abspath $(BUILD))/qn"' $(CFLAGS_ALL) \
 		-o $@ $< $(TEST_SUPPORT) $(BUILD)/libqn.a $(TEST_LIBS) $(LDLIBS_ALL)
 
-# Runs every test program of $(BUILD); fails when any fails.
+# Runs every test program of $(BUILD); fails when any fails. Each program's
+# output (stdout and stderr) is shown and kept in <program>.log beside it.
+# The closing line counts programs that passed and failed, then the tests
+# that cmocka skipped (summed from its "[  SKIPPED ] N test(s)" lines; their
+# programs count as passed); under it, each skip with the reason its test
+# printed ("SKIP: test: why", qt_skip in tests/support/qn_test.h). CI reads
+# the line's "N passed, N failed, N skipped".
 test-plain: $(BUILD)/qn $(TEST_BIN)
-	@fail=0; pass=0; \
+	@fail=0; pass=0; skipped=0; reasons=$(BUILD)/tests/skipped.txt; : > $$reasons; \
 	for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
-	  if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	  { $$t; echo $$? > $$t.rc; } 2>&1 | tee $$t.log; \
+	  if [ "$$(cat $$t.rc)" = 0 ]; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	  n=$$(sed -n 's/^\[  SKIPPED \] \([0-9][0-9]*\) test(s), listed below:$$/\1/p' $$t.log | \
+	    awk '{ s += $$1 } END { print s + 0 }'); \
+	  skipped=$$((skipped + n)); \
+	  sed -n "s|^SKIP: |  skipped $${t#$(BUILD)/tests/}: |p" $$t.log >> $$reasons; \
+	  given=$$(grep -c '^SKIP: ' $$t.log); \
+	  if [ $$n -gt $$given ]; then \
+	    echo "  skipped $${t#$(BUILD)/tests/}: $$((n - given)) test(s) gave no reason (use qt_skip)" >> $$reasons; \
+	  fi; \
+	  rm -f $$t.rc; \
 	done; \
-	echo "test programs ($(BUILD)): $$pass passed, $$fail failed"; \
+	echo "test programs ($(BUILD)): $$pass passed, $$fail failed, $$skipped skipped"; \
+	cat $$reasons; \
 	[ $$fail -eq 0 ]
 
 test-asan:

@@ -6,9 +6,16 @@
  * Device solves (via device and physics_aware) are spread over n_threads
  * threads, each with its own dev_work per layer; element ranges are fixed by
  * index, so results do not depend on scheduling.
+ *
+ * Shapes that the constructor establishes and every pass relies on (each
+ * layer reads the width of the one below, the slabs hold every layer's
+ * parameters in order, a device's inputs fit DEV_MAX_INPUTS, a batch fits
+ * cap) are asserted once per call, never per element; what a spec or a
+ * caller's data can get wrong is refused with a code instead.
  */
 #include "net.h"
 
+#include <assert.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <pthread.h>
@@ -24,11 +31,13 @@ static const char *const net__connect_names[] = {"random", "local", "tree"};
 
 const char *net_via_name(enum net_via v)
 {
+    assert((size_t)v < sizeof net__via_names / sizeof net__via_names[0]);
     return net__via_names[v];
 }
 
 const char *net_connect_name(enum net_connect c)
 {
+    assert((size_t)c < sizeof net__connect_names / sizeof net__connect_names[0]);
     return net__connect_names[c];
 }
 
@@ -39,6 +48,43 @@ static int net__is_full(const struct net_layer *L)
 {
     return L->k > 0;
 }
+
+#ifndef NDEBUG
+/* Whether layer L's buffers and drive count fit its shape (for asserts). */
+static int net__layer_ok(const struct net_layer *L)
+{
+    int sur = L->via == VIA_SURROGATE || L->via == VIA_PHYSICS_AWARE;
+    int solves = L->via == VIA_DEVICE || L->via == VIA_PHYSICS_AWARE ||
+                 (L->via == VIA_EXACT && net__is_full(L));
+    return L->n_out > 0 && L->n_in > 0 && L->n_w == (L->k ? L->k : L->n_in) &&
+           L->k <= L->n_in && (L->k ? L->n_drive == 2 * L->k : L->n_drive <= 2) &&
+           L->n_drive >= 1 && L->n_drive <= DEV_MAX_INPUTS && L->u && L->g && L->y && L->tmp &&
+           L->xs && (L->n_drive != 2 || L->k || (L->xsq && L->tmp2)) && (!L->k || L->conn) &&
+           (!sur || (L->sur && L->sur->n_in == L->n_drive && L->sscratch)) &&
+           (!solves || L->works);
+}
+
+/* Whether n's shapes hold together: each layer reads the width of the layer below (the
+ * first, the network's inputs), the slabs hold every layer's A, b and s in order, and
+ * the last layer's width is the network's output (for asserts). */
+static int net__shapes_ok(const struct net *n)
+{
+    if (n->n_layers < 1 || n->n_layers > NET_MAX_LAYERS || !n->params || !n->grads || !n->d0 ||
+        !n->d1 || n->cap < 1 || n->n_threads < 1)
+        return 0;
+    size_t width = n->n_in, off = 0;
+    for (size_t l = 0; l < n->n_layers; l++) {
+        const struct net_layer *L = &n->layer[l];
+        if (L->n_in != width || L->off_w != off || !net__layer_ok(L) ||
+            L->off_b != off + L->n_out * L->n_w ||
+            L->off_s != L->off_b + (net__is_full(L) ? 0 : L->n_out))
+            return 0;
+        width = L->n_out;
+        off = L->off_s + 1;
+    }
+    return width == n->n_out && off == n->n_params;
+}
+#endif
 
 /* Whether layer L can be computed with via using surrogate sur. */
 static int net__check_via(const struct net_layer *L, enum net_via via, const struct surrogate *sur)
@@ -130,6 +176,7 @@ static int net__layer_init(struct net *n, struct net_layer *L, size_t n_in,
  * perm, n_in entries of scratch), from rng r. */
 static void net__connect_random(struct net_layer *L, gsl_rng *r, size_t *perm)
 {
+    assert(L->k >= 1 && L->k <= L->n_in); /* net__check_via refused the rest */
     for (size_t j = 0; j < L->n_out; j++) {
         for (size_t i = 0; i < L->n_in; i++)
             perm[i] = i;
@@ -146,6 +193,7 @@ static void net__connect_random(struct net_layer *L, gsl_rng *r, size_t *perm)
  * to n_in - k over the devices. */
 static void net__connect_local(struct net_layer *L)
 {
+    assert(L->k >= 1 && L->k <= L->n_in); /* net__check_via refused the rest */
     size_t span = L->n_in - L->k, last = L->n_out > 1 ? L->n_out - 1 : 1;
     for (size_t j = 0; j < L->n_out; j++) {
         size_t start = (size_t)(((uint64_t)j * span + last / 2) / last);
@@ -159,6 +207,7 @@ static void net__connect_local(struct net_layer *L)
  * consecutive devices share a block and blocks are disjoint when k divides n_in. */
 static void net__connect_tree(struct net_layer *L)
 {
+    assert(L->k >= 1 && L->k <= L->n_in); /* net__check_via refused the rest */
     size_t blocks = (L->n_in + L->k - 1) / L->k;
     for (size_t j = 0; j < L->n_out; j++) {
         size_t blk = (size_t)((uint64_t)j * blocks / L->n_out);
@@ -205,6 +254,7 @@ static int net__init_params(struct net *n, uint64_t seed)
     gsl_rng_set(r, seed);
     for (size_t l = 0; l < n->n_layers; l++) {
         struct net_layer *L = &n->layer[l];
+        assert(L->n_w > 0);
         float s = (float)sqrt(3.0 / (double)L->n_w);
         for (size_t i = 0; i < L->n_out * L->n_w; i++)
             n->params[L->off_w + i] = (float)((2 * gsl_rng_uniform(r) - 1) * s);
@@ -253,6 +303,7 @@ int net_create(struct net **out, size_t n_in, const struct net_layer_spec *spec,
         net_destroy(n);
         return rc;
     }
+    assert(net__shapes_ok(n));
     *out = n;
     return QN_OK;
 }
@@ -331,6 +382,8 @@ static int net__solve_all(struct net *n, struct net_layer *L, size_t B, int grad
     size_t total = B * L->n_out, T = n->n_threads;
     struct net__job jobs[64];
     pthread_t tid[64];
+    assert(L->works && T >= 1);
+    assert(L->n_drive <= DEV_MAX_INPUTS); /* net__solve_range's in[] and g[] */
     if (T > 64)
         T = 64;
     for (size_t t = 0; t < T; t++)
@@ -399,12 +452,14 @@ static int net__respond(struct net *n, struct net_layer *L, size_t B)
         net__exact(L, B);
         return QN_OK;
     case VIA_SURROGATE:
+        assert(L->sur && L->sscratch && L->sur->n_in == L->n_drive);
         return surrogate_eval(L->sur, &L->sacts, L->u, rows, L->y, L->g, L->sscratch);
     case VIA_DEVICE:
         if (!dev_is_differentiable(L->dev)) /* a forward-only layer: dy/du is 0 */
             memset(L->g, 0, rows * L->n_drive * sizeof *L->g);
         return net__solve_all(n, L, B, dev_is_differentiable(L->dev));
     case VIA_PHYSICS_AWARE: {
+        assert(L->sur && L->sscratch && L->sur->n_in == L->n_drive);
         int rc = surrogate_eval(L->sur, &L->sacts, L->u, rows, L->tmp, L->g, L->sscratch);
         return rc ? rc : net__solve_all(n, L, B, 0);
     }
@@ -473,6 +528,8 @@ static void net__drives(const struct net *n, struct net_layer *L, const float *x
 
 int net_forward(struct net *n, const float *x, size_t B)
 {
+    assert(net__shapes_ok(n));
+    assert(x || B == 0);
     if (B > n->cap)
         return QN_EINVAL;
     const float *in = x;
@@ -491,6 +548,7 @@ int net_forward(struct net *n, const float *x, size_t B)
 
 const float *net_output(const struct net *n)
 {
+    assert(n->n_layers >= 1);
     return n->layer[n->n_layers - 1].y;
 }
 
@@ -557,6 +615,9 @@ static void net__layer_backward_scaled(struct net *n, struct net_layer *L, const
 void net_backward(struct net *n, const float *x, const float *dout, size_t B)
 {
     (void)x; /* each layer kept its scaled input in L->xs */
+    assert(net__shapes_ok(n));
+    assert(B <= n->cap); /* as the net_forward before it, which refuses more */
+    assert(dout || B == 0);
     const float *dy = dout;
     for (size_t l = n->n_layers; l-- > 0;) {
         struct net_layer *L = &n->layer[l];
@@ -568,6 +629,7 @@ void net_backward(struct net *n, const float *x, const float *dout, size_t B)
 
 int net_freeze_fixed(const struct net *n, struct optim *o)
 {
+    assert(o->n == n->n_params);
     for (size_t l = 0; l < n->n_layers; l++) {
         int rc = optim_freeze(o, n->layer[l].off_s, 1);
         if (rc)
@@ -580,6 +642,7 @@ int net_freeze_fixed(const struct net *n, struct optim *o)
 static void net__drive_stats(const struct net_layer *L, size_t B, double *mean, double *std)
 {
     size_t E = B * L->n_out, k = L->n_drive;
+    assert(E > 0); /* net_calibrate refuses B == 0 */
     double s = 0, ss = 0;
     for (size_t e = 0; e < E; e++) {
         double u = L->u[e * k];
@@ -602,6 +665,7 @@ static double net__rms(const float *v, size_t n)
 /* Calibrates full layer L on B rows of its inputs `in` (see net_calibrate). */
 static void net__calibrate_full(struct net *n, struct net_layer *L, const float *in, size_t B)
 {
+    assert(net__is_full(L) && B > 0); /* the divisions by k and by B n_out below */
     double in_rms = net__rms(in, B * L->n_in), unit = sqrt(3.0 / (double)L->k);
     float *A = n->params + L->off_w;
     size_t k = L->k, W = L->n_out * k;
@@ -634,8 +698,10 @@ static void net__calibrate_full(struct net *n, struct net_layer *L, const float 
 
 int net_calibrate(struct net *n, const float *x, size_t B)
 {
+    assert(net__shapes_ok(n));
     if (B > n->cap || B == 0)
         return QN_EINVAL;
+    assert(x);
     const float *in = x;
     for (size_t l = 0; l < n->n_layers; l++) {
         struct net_layer *L = &n->layer[l];
@@ -696,6 +762,7 @@ static int net__remap_check(const struct net *n, const struct net_remap *m)
 static void net__remap_index(const struct net *n, const struct net *nn, const struct net_remap *m,
                              size_t *map, float *fac)
 {
+    assert(nn->n_layers == n->n_layers && nn->n_in == n->n_in && nn->n_out == n->n_out);
     for (size_t l = 0; l < nn->n_layers; l++) {
         const struct net_layer *O = &n->layer[l], *N = &nn->layer[l];
         const size_t *src = m->src[l], *psrc = l ? m->src[l - 1] : NULL;
@@ -735,6 +802,7 @@ static int net__remap_optim(const struct net *nn, const struct optim *o, const s
 
 int net_remap(struct net *n, const struct net_remap *m, struct optim *o)
 {
+    assert(!o || o->n == n->n_params); /* o was built over n's slab */
     int rc = net__remap_check(n, m);
     if (rc)
         return rc;
@@ -764,6 +832,7 @@ int net_remap(struct net *n, const struct net_remap *m, struct optim *o)
     nn->track = n->track;
     struct net old = *n;
     *n = *nn, *nn = old; /* nn now holds the old network's buffers */
+    assert(net__shapes_ok(n));
     if (o) {
         optim_close(o);
         *o = no;

@@ -6,6 +6,9 @@
  * the transcendental ones cost one expf/tanhf per element. Losses accumulate
  * in double: a batch of 60000 float terms summed in float loses digits that
  * the early-stopping logic of surrogate fits would notice.
+ *
+ * The callers (mlp.c, net.c) size every buffer from shapes they checked, so
+ * the kernels only assert them: once per call, outside the element loops.
  */
 #include "nn.h"
 
@@ -13,6 +16,7 @@
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "qn_err.h"
@@ -30,6 +34,7 @@ void nn_dense_forward(float *out, const float *inp, const float *w, const float 
     float beta = 0.0f;
     if (B == 0 || OC == 0)
         return;
+    assert(out && (IC == 0 || (inp && w && out != inp)));
     if (b) {
         for (size_t r = 0; r < B; r++)
             memcpy(out + r * OC, b, OC * sizeof *out);
@@ -59,6 +64,7 @@ void nn_dense_backward(float *dinp, float *dw, float *db, const float *dout, con
 {
     if (B == 0 || OC == 0)
         return;
+    assert(dout && (IC == 0 || ((!dinp || (w && dinp != dout)) && (!dw || inp))));
     if (dinp && IC > 0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nn__i(B), nn__i(IC), nn__i(OC), 1.0f,
                     dout, nn__i(OC), w, nn__i(IC), 1.0f, dinp, nn__i(IC));
@@ -84,6 +90,7 @@ static float nn__softplusf(float z)
 
 void nn_act_forward(float *out, const float *inp, size_t n, enum act_kind k)
 {
+    assert(n == 0 || (out && inp));
     switch (k) {
     case ACT_IDENTITY:
         if (out != inp)
@@ -112,6 +119,7 @@ void nn_act_forward(float *out, const float *inp, size_t n, enum act_kind k)
 void nn_act_backward(float *dinp, const float *dout, const float *inp, const float *out, size_t n,
                      enum act_kind k)
 {
+    assert(n == 0 || (dinp && dout && inp && out && dinp != dout));
     switch (k) {
     case ACT_IDENTITY:
         for (size_t i = 0; i < n; i++)
@@ -139,10 +147,12 @@ void nn_act_backward(float *dinp, const float *dout, const float *inp, const flo
 
 double nn_mse_loss(float *dpred, const float *pred, const float *target, size_t B, size_t T)
 {
+    assert(T == 0 || B <= SIZE_MAX / T);
     size_t n = B * T;
     double sum = 0.0;
     if (n == 0)
         return 0.0;
+    assert(pred && target);
     float scale = (float)(2.0 / (double)n);
     for (size_t i = 0; i < n; i++) {
         float e = pred[i] - target[i];
@@ -176,6 +186,7 @@ int nn_xent_loss(double *loss, float *dlogits, const float *logits, const int *l
 {
     double sum = 0.0;
     float inv_b = B ? (float)(1.0 / (double)B) : 0.0f;
+    assert(loss && (B == 0 || (logits && labels && dlogits != logits)));
     for (size_t b = 0; b < B; b++)
         if (labels[b] < 0 || (size_t)labels[b] >= C)
             return QN_ERANGE;
@@ -197,12 +208,14 @@ static size_t nn__argmax_row(const float *row, size_t C)
 
 void nn_argmax(int *pred, const float *logits, size_t B, size_t C)
 {
+    assert(B == 0 || (pred && logits && C > 0));
     for (size_t b = 0; b < B; b++)
         pred[b] = (int)nn__argmax_row(logits + b * C, C);
 }
 
 size_t nn_count_correct(const float *logits, const int *labels, size_t B, size_t C)
 {
+    assert(B == 0 || (logits && labels && C > 0));
     size_t n = 0;
     for (size_t b = 0; b < B; b++)
         n += labels[b] >= 0 && (size_t)labels[b] == nn__argmax_row(logits + b * C, C);

@@ -30,6 +30,7 @@
  *   inp (B, IC)   borrowed
  *   w   (OC, IC)  borrowed
  *   b   (OC)      borrowed, may be NULL (no bias)
+ * out must not alias inp.
  */
 void nn_dense_forward(float *out, const float *inp, const float *w, const float *b, size_t B,
                       size_t IC, size_t OC);
@@ -40,6 +41,7 @@ void nn_dense_forward(float *out, const float *inp, const float *w, const float 
  *   dw   (OC, IC)  += dout^T inp  (may be NULL: frozen weights)
  *   db   (OC)      += sum_b dout  (may be NULL)
  *   dout (B, OC), inp (B, IC), w (OC, IC) borrowed.
+ * dinp must not alias dout.
  */
 void nn_dense_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                        const float *w, size_t B, size_t IC, size_t OC);
@@ -69,7 +71,8 @@ double nn_mse_loss(float *dpred, const float *pred, const float *target, size_t 
  *   loss = 1/B * sum_b (logsumexp(logits[b,:]) - logits[b, labels[b]])
  *   dlogits[b,c] = (softmax(logits[b,:])_c - [c == labels[b]]) / B  (written; may be NULL)
  * logits (B, C) and labels (B) borrowed. The log-sum-exp subtracts the row
- * maximum, so large logits do not overflow. *loss gets the loss.
+ * maximum, so large logits do not overflow. *loss gets the loss. dlogits
+ * must not alias logits.
  * Returns 0, or QN_ERANGE when a label is outside [0, C) (nothing is written
  * to *loss then; dlogits may be partly written).
  */

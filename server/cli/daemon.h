@@ -4,7 +4,8 @@
  * One struct daemon is made in daemon_main: the catalog (the database's
  * connection pool), the HTTP server, and the routes' context (worker pool,
  * event pump, stopping flag) that handlers reach with routes_ctx. It is the
- * only mutable state of the server besides the signal flag.
+ * server's only mutable state: daemon_main takes SIGTERM and SIGINT with
+ * sigwait, so there is no signal flag either.
  *
  * Start-up order: parse options; open the database once (migrations run
  * here, before any thread); refuse a non-loopback address when the users

@@ -649,7 +649,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "demo") == 0)
         return demo_main(argc - 1, argv + 1, "/proc/self/exe");
     if (strcmp(argv[1], "serve") == 0 || strcmp(argv[1], "user") == 0) {
-        /* Their own option sets (daemon.c, users.c). */
+        /* Their own option sets (daemon.c, cmd_user.c). */
         gsl_set_error_handler_off(); /* once, before any thread */
         return strcmp(argv[1], "serve") == 0 ? daemon_main(argc - 1, argv + 1)
                                              : cmd_user_main(argc - 1, argv + 1);

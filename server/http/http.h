@@ -1,11 +1,12 @@
 /*
  * http.h: the HTTP layer of `qn serve` on libmicrohttpd: routing, request
- * bodies, authentication, replies, access log and request counters.
+ * bodies, authentication through a callback, replies, access log and
+ * request counters.
  *
  * Routes are data: modules hand arrays of struct http_route to
- * http_routes_add (daemon.c adds every module's array: routes.c for the
- * device/dataset/surrogate/model routes, routes_jobs.c for the job routes)
- * before http_start. A pattern is a path whose segments are literals or
+ * http_routes_add before http_start (routes_register_all, which the daemon
+ * calls, adds routes.c's device/dataset/surrogate/model routes,
+ * routes_jobs.c's job routes and web_assets.c's page). A pattern is a path whose segments are literals or
  * "{name}" placeholders matching one non-empty segment ("/v1/jobs/{id}").
  * The dispatcher tries routes in order; a path that matches no pattern is a
  * 404, one that matches with another method a 405 (with an Allow header),
@@ -27,10 +28,19 @@
  * an unlinked temporary file (at most max_upload bytes), never held in
  * memory. Other routes refuse a body larger than max_body.
  *
- * Authentication: when the users table has users, every route not flagged
- * HTTP_F_PUBLIC needs "Authorization: Bearer <token>" (401 JSON otherwise);
- * with no users every request is the built-in admin "local" (the daemon then
- * listens on loopback only). http_req_user never returns NULL in a handler.
+ * Authentication: this layer reads no users itself. For every route not
+ * flagged HTTP_F_PUBLIC it hands the Authorization header to the config's
+ * callback (http_config.auth); QN_EAUTH from it is a 401 JSON reply, another
+ * code the matching 5xx, and an HTTP_F_ADMIN route refuses a member with 403.
+ * The daemon wires users_authenticate: a bearer token is needed once the
+ * database has users, and while it has none every request is the built-in
+ * admin "local" (the daemon then listens on loopback only). Without a
+ * callback every request is "local" too; a public route's user is
+ * "anonymous". http_req_user never returns NULL in a handler.
+ *
+ * Database: the server owns no connections. A request borrows one from the
+ * config's catalog (http_config.catalog) when its handler asks
+ * (http_req_store) and gives it back when the handler returns.
  *
  * Memory: each request has an arena (http_req_alloc) capped at
  * HTTP_ARENA_MAX bytes, freed with the request.
@@ -56,7 +66,7 @@
 #define HTTP_MAX_HEADERS 32768      /* bytes of all request headers: 431 JSON beyond */
 #define HTTP_MHD_MEMORY (256u << 10) /* MHD's per-connection buffer: beyond it MHD answers */
 
-struct http_server; /* opaque: the MHD daemon, routes, store pool, counters */
+struct http_server; /* opaque: the MHD daemon, routes, the borrowed catalog, counters */
 struct http_req;    /* opaque: one request (valid during the handler call) */
 struct MHD_Connection;
 struct MHD_Response;

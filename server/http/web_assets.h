@@ -2,7 +2,7 @@
  * web_assets.h: the monitoring page (web/) embedded in the qn binary, and
  * the routes that serve it: GET / (index.html) and GET /assets/{name}.
  *
- * The files are compiled in (server/web_assets_data.c, generated from web/
+ * The files are compiled in (server/http/web_assets_data.c, generated from web/
  * by web/embed.sh; the Makefile regenerates it when a file in web/ changes)
  * so that `qn serve` answers the page from any working directory, with no
  * file lookups and no build step at run time. Both routes are public: the

@@ -4,7 +4,7 @@
  *
  * GENERATED from migrations/ -- do not edit by hand. gcc 12 has no C23
  * #embed and the Makefile has no generation step, so this file is checked
- * in, and tests/server/test_store.c fails unless every string below is
+ * in, and tests/store/test_store.c fails unless every string below is
  * byte-identical to its file in migrations/ (and every file is here).
  * After adding a migration, print the new table rows with (bash, repo root):
  *
@@ -13,7 +13,7 @@
  *     sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/     "/' -e 's/$/\\n"/' $f;
  *     echo "    },"; done
  *
- * and paste the output into migrate_list (tests/server/test_store.c tells
+ * and paste the output into migrate_list (tests/store/test_store.c tells
  * you when you forgot).
  */
 #include "migrate.h"

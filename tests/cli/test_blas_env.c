@@ -1,5 +1,5 @@
 /*
- * test_blas_env.c: server/blas_env.c, and the claim it rests on: OpenBLAS's
+ * test_blas_env.c: server/cli/blas_env.c, and the claim it rests on: OpenBLAS's
  * Prescott and SkylakeX kernels give the same results.
  *
  * The kernel is fixed when OpenBLAS loads, so each kernel runs in a child:
@@ -254,7 +254,7 @@ static void test_kernels_agree(void **state)
 {
     (void)state;
     if (!blas_env_cpu_avx512())
-        skip();
+        qt_skip("this CPU has no AVX-512, so there is no second OpenBLAS kernel to compare");
     char dir[256], fp[300], fs[300];
     assert_int_equal(qt_tmpdir(dir, sizeof dir), 0);
     snprintf(fp, sizeof fp, "%s/prescott", dir);
@@ -282,7 +282,7 @@ static void test_select_end_to_end(void **state)
 {
     (void)state;
     if (!blas_env_cpu_avx512())
-        skip();
+        qt_skip("this CPU has no AVX-512, so qn never selects AVX-512 kernels here");
     char dir[256], f1[300], f2[300];
     assert_int_equal(qt_tmpdir(dir, sizeof dir), 0);
     snprintf(f1, sizeof f1, "%s/auto", dir);

@@ -21,6 +21,7 @@
 
 #include "data.h"
 #include "qn_err.h"
+#include "qn_test.h"
 
 /* ---- IDX ---- */
 
@@ -30,7 +31,8 @@ static void test_fashion_mnist(void **state)
     struct data_set tr, te;
     struct data_error err;
     if (access(DATA_FASHION_MNIST_DIR "/train-labels-idx1-ubyte.gz", R_OK) != 0)
-        skip(); /* dataset-fashion-mnist not installed: `make deps` installs it */
+        qt_skip("the package dataset-fashion-mnist is not installed (no " DATA_FASHION_MNIST_DIR
+                "/train-labels-idx1-ubyte.gz; `make deps` installs it)");
     int rc = data_load_fashion_mnist(&tr, &te, NULL, &err);
     if (rc)
         fail_msg("%s", err.msg);

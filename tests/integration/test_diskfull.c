@@ -94,13 +94,11 @@ static int df_teardown(void **state)
     return 0;
 }
 
-/* Skips the test when the fixture could not mount its tmpfs. */
-static void df_need_mount(struct df *f)
+/* Skips test `test` with the reason when the fixture could not mount its tmpfs. */
+static void df_need_mount(struct df *f, const char *test)
 {
-    if (!f->mounted) {
-        printf("skipped: %s\n", f->why);
-        skip();
-    }
+    if (!f->mounted)
+        qt_skip_test(test, f->why);
 }
 
 /* GET /healthz answers 200 with database "ok". */
@@ -145,7 +143,7 @@ static int64_t df_check_db(struct df *f, const char *sql)
 static void test_sweep_fills_the_disk(void **state)
 {
     struct df *f = *state;
-    df_need_mount(f);
+    df_need_mount(f, __func__);
     qd_start(&f->d);
     df_healthy(f);
     json_t *r = df_run(f, DF_BIG_SWEEP, "failed");
@@ -168,7 +166,7 @@ static void test_sweep_fills_the_disk(void **state)
 static void test_train_fills_the_disk_then_space_is_freed(void **state)
 {
     struct df *f = *state;
-    df_need_mount(f);
+    df_need_mount(f, __func__);
     qd_start(&f->d);
     json_t *r = df_run(f, DF_BIG_TRAIN, "failed");
     df_failed_full(r, "a train job writing 0.8 MB checkpoints on a 2 MiB filesystem");

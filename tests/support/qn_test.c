@@ -24,6 +24,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Line-buffered stdout before main (see qn_test.h); a GCC and Clang extension. */
+__attribute__((constructor)) static void qt__stdout_by_line(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+void qt_skip_test(const char *test, const char *why)
+{
+    printf("SKIP: %s: %s\n", test, why);
+    fflush(stdout);
+    skip();
+}
+
 int qt_tmpdir(char *buf, size_t cap)
 {
     const char *base = getenv("TMPDIR");

@@ -2,7 +2,13 @@
  * qn_test.h: helpers shared by every test program (compiled into each):
  * temporary directories, whole-file reads and writes, and running the real
  * `qn` binary (QN_BIN, defined by the Makefile) with captured output, and
- * the checks of such a run shared by the command-line tests.
+ * the checks of such a run shared by the command-line tests, and skipping a
+ * test with its reason.
+ *
+ * stdout is line-buffered from the program's start (a constructor in
+ * qn_test.c), also when it is a pipe: `make test` tees each program's
+ * output, and a failure message on stderr then still follows the
+ * "[ RUN      ]" line it belongs to.
  *
  * libc, POSIX, jansson and cmocka only (what every test program links).
  */
@@ -72,5 +78,17 @@ void *qt_one_record(const struct qt_run *r);
  * stdin, checks the exit status, and returns the record (as qt_one_record). */
 void *qt_run_job(const struct qt_dir *f, const char *db, const char *job, const char *workers,
                  int want_status);
+
+/*
+ * Skips the running cmocka test for a reason that lies outside the code under
+ * test (a package, a CPU feature or a privilege this machine lacks; never a
+ * failure): prints "SKIP: <test>: <why>" on stdout, then calls cmocka's
+ * skip(), which does not return. The Makefile's test-plain counts cmocka's
+ * skipped tests in its closing line and lists these reasons under it.
+ * qt_skip uses the calling function's name as <test>; a helper that skips on
+ * behalf of a test passes the test's name to qt_skip_test.
+ */
+#define qt_skip(why) qt_skip_test(__func__, (why))
+void qt_skip_test(const char *test, const char *why);
 
 #endif
