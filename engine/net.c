@@ -110,6 +110,8 @@ static int net__layer_alloc_via(struct net *n, struct net_layer *L)
         if (!L->sscratch || mlp_acts_init(&L->sacts, L->sur->mlp, rows))
             return QN_ENOMEM;
     }
+    if (L->sur && !L->uc && !(L->uc = malloc(rows * L->n_drive * sizeof *L->uc)))
+        return QN_ENOMEM;
     int solves = L->via == VIA_DEVICE || L->via == VIA_PHYSICS_AWARE ||
                  (L->via == VIA_EXACT && net__is_full(L)); /* closed forms per device */
     if (solves && !L->works) {
@@ -126,7 +128,7 @@ static int net__layer_alloc_via(struct net *n, struct net_layer *L)
 static void net__layer_free(struct net *n, struct net_layer *L)
 {
     free(L->u), free(L->y), free(L->g), free(L->xsq), free(L->tmp), free(L->tmp2), free(L->xs);
-    free(L->sscratch), free(L->conn), free(L->act_sum);
+    free(L->sscratch), free(L->conn), free(L->act_sum), free(L->uc);
     if (L->sacts.slab)
         mlp_acts_close(&L->sacts);
     for (size_t t = 0; L->works && t < n->n_threads; t++)
@@ -331,6 +333,8 @@ int net_set_via(struct net *n, size_t l, enum net_via via, const struct surrogat
         mlp_acts_close(&L->sacts);
         free(L->sscratch);
         L->sscratch = NULL;
+        free(L->uc);
+        L->uc = NULL;
     }
     L->via = via;
     L->sur = s;
@@ -441,6 +445,25 @@ static void net__exact(struct net_layer *L, size_t B)
     }
 }
 
+/*
+ * The surrogate's answer for `rows` drives of L->u into y and L->g, with the
+ * drives beyond its domain clamped into it (in L->uc; L->u stays as it was,
+ * for the device) and counted: the slope across a clamped input is 0.
+ */
+static int net__surrogate(struct net_layer *L, size_t rows, float *y)
+{
+    size_t m = rows * L->n_drive;
+    memcpy(L->uc, L->u, m * sizeof *L->uc);
+    size_t outside = surrogate_clamp(L->sur, L->uc, rows, NULL);
+    int rc = surrogate_eval(L->sur, &L->sacts, L->uc, rows, y, L->g, L->sscratch);
+    for (size_t i = 0; rc == QN_OK && outside && i < m; i++)
+        if (L->uc[i] != L->u[i])
+            L->g[i] = 0.0f;
+    L->sur_rows += rows;
+    L->ood_rows += outside;
+    return rc;
+}
+
 /* y and g of layer L for B rows whose drives are in L->u. */
 static int net__respond(struct net *n, struct net_layer *L, size_t B)
 {
@@ -452,15 +475,15 @@ static int net__respond(struct net *n, struct net_layer *L, size_t B)
         net__exact(L, B);
         return QN_OK;
     case VIA_SURROGATE:
-        assert(L->sur && L->sscratch && L->sur->n_in == L->n_drive);
-        return surrogate_eval(L->sur, &L->sacts, L->u, rows, L->y, L->g, L->sscratch);
+        assert(L->sur && L->sscratch && L->uc && L->sur->n_in == L->n_drive);
+        return net__surrogate(L, rows, L->y);
     case VIA_DEVICE:
         if (!dev_is_differentiable(L->dev)) /* a forward-only layer: dy/du is 0 */
             memset(L->g, 0, rows * L->n_drive * sizeof *L->g);
         return net__solve_all(n, L, B, dev_is_differentiable(L->dev));
     case VIA_PHYSICS_AWARE: {
-        assert(L->sur && L->sscratch && L->sur->n_in == L->n_drive);
-        int rc = surrogate_eval(L->sur, &L->sacts, L->u, rows, L->tmp, L->g, L->sscratch);
+        assert(L->sur && L->sscratch && L->uc && L->sur->n_in == L->n_drive);
+        int rc = net__surrogate(L, rows, L->tmp);
         return rc ? rc : net__solve_all(n, L, B, 0);
     }
     }
@@ -498,6 +521,20 @@ void net_track_reset(struct net *n)
         memset(n->layer[l].act_sum, 0, n->layer[l].n_out * sizeof *n->layer[l].act_sum);
         n->layer[l].act_rows = 0;
     }
+}
+
+void net_domain_reset(struct net *n)
+{
+    for (size_t l = 0; l < n->n_layers; l++)
+        n->layer[l].sur_rows = n->layer[l].ood_rows = 0;
+}
+
+int net_domain_fraction(const struct net *n, size_t l, double *out)
+{
+    if (l >= n->n_layers || n->layer[l].sur_rows == 0)
+        return QN_ENOTFOUND;
+    *out = (double)n->layer[l].ood_rows / (double)n->layer[l].sur_rows;
+    return QN_OK;
 }
 
 /* The drives of layer L from inputs x (B, n_in) into L->u (L->xs keeps s * x). */
@@ -696,6 +733,34 @@ static void net__calibrate_full(struct net *n, struct net_layer *L, const float 
         A[w] = (float)(A[w] * scale);
 }
 
+/*
+ * Shrinks layer L's weights about the drives' mean `mean` so that the first
+ * drive of every row of the last net__drives lies inside the surrogate's
+ * domain (u1 - mean scales by the same factor; see net_calibrate).
+ */
+static void net__calibrate_domain(struct net *n, struct net_layer *L, size_t B, double mean)
+{
+    const struct surrogate *s = L->sur;
+    if (!s || !s->has_domain || !(mean > s->dom_lo[0] && mean < s->dom_hi[0]))
+        return;
+    double lo = HUGE_VAL, hi = -HUGE_VAL, f = 1.0;
+    for (size_t e = 0; e < B * L->n_out; e++) {
+        double u = L->u[e * L->n_drive];
+        lo = fmin(lo, u), hi = fmax(hi, u);
+    }
+    if (hi > s->dom_hi[0])
+        f = fmin(f, 0.999 * (s->dom_hi[0] - mean) / (hi - mean));
+    if (lo < s->dom_lo[0])
+        f = fmin(f, 0.999 * (mean - s->dom_lo[0]) / (mean - lo));
+    if (f >= 1.0)
+        return;
+    float *A = n->params + L->off_w, *b = n->params + L->off_b;
+    for (size_t i = 0; i < L->n_out * L->n_in; i++)
+        A[i] = (float)(A[i] * f);
+    for (size_t j = 0; j < L->n_out; j++)
+        b[j] = (float)(f * b[j] + (1 - f) * mean);
+}
+
 int net_calibrate(struct net *n, const float *x, size_t B)
 {
     assert(net__shapes_ok(n));
@@ -727,6 +792,8 @@ int net_calibrate(struct net *n, const float *x, size_t B)
             A[i] = (float)(A[i] * scale);
         for (size_t j = 0; j < L->n_out; j++)
             b[j] = (float)(want_mean - (mean - b[j]) * scale);
+        net__drives(n, L, in, B);
+        net__calibrate_domain(n, L, B, want_mean);
         net__drives(n, L, in, B);
         int rc = net__respond(n, L, B);
         if (rc)

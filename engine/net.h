@@ -31,6 +31,14 @@
  * backward pass scatters dy * dout/dx_i to input conn[j][i] and accumulates
  * dy * dout/da_i into dA[j][i]. Surrogates of full devices take 2k inputs.
  *
+ * A surrogate answers only inside its domain (the box of the drives it was
+ * fitted on): drives beyond it are clamped to the box before the surrogate
+ * sees them (the response of the nearest point it knows, with slope 0
+ * across the boundary, instead of an unconstrained extrapolation), and
+ * counted per layer (ood_rows of sur_rows since net_domain_reset), for
+ * surrogate and physics_aware layers alike (physics_aware's forward is the
+ * device's own; only its slope is clamped).
+ *
  * Parameters (every layer's A, b, s) and gradients are two float slabs, so
  * optimizers and checkpoints treat the whole network as one array; the s
  * entries are frozen (net_freeze_fixed, which train_run calls). Nothing
@@ -89,6 +97,9 @@ struct net_layer {
     float *tmp;                   /* (cap, max(n_in, n_out)) scratch */
     float *tmp2;                  /* (cap, n_in) backward scratch (dot_sq) */
     struct mlp_acts sacts;        /* surrogate activations for cap * n_out rows */
+    float *uc;                    /* (cap, n_out, n_drive) the drives clamped to the surrogate's domain */
+    size_t sur_rows;              /* device evaluations through the surrogate since net_domain_reset */
+    size_t ood_rows;              /* of which had a drive outside its domain (and were clamped) */
     float *sscratch;              /* surrogate scratch */
     struct dev_work *works;       /* (n_threads) per-thread device solvers */
     double *act_sum;              /* (n_out) sum of |y| over the rows forwarded while tracking */
@@ -136,7 +147,9 @@ void net_destroy(struct net *n);
  * x_i of unit size (or, with a surrogate, of half the spread of the x inputs
  * it was fitted on, centred weights then scaled to half the spread of its a
  * inputs around their mean); without a surrogate its A is rescaled so that
- * sum a_i x_i has unit spread.
+ * sum a_i x_i has unit spread. A dot or dot_sq layer whose surrogate has a
+ * domain is then shrunk about that mean until the batch's u1 lies inside it,
+ * so training starts where the surrogate was fitted.
  * Returns 0 or what net_forward returns.
  */
 int net_calibrate(struct net *n, const float *x, size_t B);
@@ -172,6 +185,14 @@ const char *net_connect_name(enum net_connect c);
 
 /* Sets every layer's act_sum and act_rows to zero. */
 void net_track_reset(struct net *n);
+
+/* Sets every layer's sur_rows and ood_rows to zero. */
+void net_domain_reset(struct net *n);
+
+/* The fraction of layer l's surrogate evaluations since net_domain_reset whose
+ * drives were outside the surrogate's domain into *out; QN_ENOTFOUND when the
+ * layer made none (it has no surrogate, or nothing ran). */
+int net_domain_fraction(const struct net *n, size_t l, double *out);
 
 /*
  * A change of architecture (growth and pruning, adapt.h). Device j of layer

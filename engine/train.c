@@ -3,6 +3,7 @@
 
 #include <gsl/gsl_rng.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -159,12 +160,35 @@ static double train__now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The epoch's out-of-domain fractions (net_domain_fraction) into res and as
+ * metrics: one over every surrogate layer, one per such layer. */
+static void train__domain(const struct net *n, const struct train_hooks *h, size_t epoch,
+                          uint64_t step, struct train_result *res)
+{
+    size_t sur = 0, ood = 0;
+    char name[32];
+    for (size_t l = 0; l < n->n_layers; l++) {
+        double f;
+        res->out_of_domain_layer[l] = NAN;
+        if (net_domain_fraction(n, l, &f))
+            continue;
+        res->out_of_domain_layer[l] = f;
+        sur += n->layer[l].sur_rows, ood += n->layer[l].ood_rows;
+        snprintf(name, sizeof name, "out_of_domain_%zu", l);
+        train__metric(h, name, step, epoch, f);
+    }
+    res->out_of_domain = sur ? (double)ood / (double)sur : NAN;
+    if (sur)
+        train__metric(h, "out_of_domain", step, epoch, res->out_of_domain);
+}
+
 /* Reports an epoch's metrics and evaluates on the test set. */
 static int train__report(struct net *n, const struct data_set *test, const struct train_config *cfg,
                          const struct train_hooks *h, size_t epoch, uint64_t step, double secs,
                          size_t failed_before, struct train_result *res)
 {
     train__metric(h, "train_loss", step, epoch, res->train_loss);
+    train__domain(n, h, epoch, step, res); /* before the test set's forward passes count */
     if (cfg->loss == LOSS_CROSS_ENTROPY)
         train__metric(h, "train_accuracy", step, epoch, res->train_accuracy);
     if (test) {
@@ -227,7 +251,9 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
                    struct train_result *res)
 {
     memset(res, 0, sizeof *res);
-    res->test_loss = res->test_accuracy = NAN;
+    res->test_loss = res->test_accuracy = res->out_of_domain = NAN;
+    for (size_t l = 0; l < NET_MAX_LAYERS; l++)
+        res->out_of_domain_layer[l] = NAN;
     if (cfg->batch < 1 || cfg->batch > n->cap)
         return QN_EINVAL;
     for (size_t l = 0; l < n->n_layers; l++)
@@ -254,6 +280,7 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
         double t0 = train__now();
         size_t failed_before = n->failed_solves;
         net_track_reset(n);
+        net_domain_reset(n);
         n->track = cfg->adapt.enabled;
         if (e != from->epoch)
             at = (struct train_position){e, 0, 0, 0};

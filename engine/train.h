@@ -42,7 +42,8 @@ struct train_config {
 };
 
 /* A metric: name ("step_loss", "train_loss", "train_accuracy", "test_loss",
- * "test_accuracy", "seconds", "failed_solves"), the global step, the epoch
+ * "test_accuracy", "seconds", "failed_solves", "out_of_domain" and
+ * "out_of_domain_<layer>" for the epoch's surrogate layers), the global step, the epoch
  * (1-based), the value. */
 typedef void (*train_metric_fn)(const char *name, uint64_t step, size_t epoch, double value,
                                 void *ctx);
@@ -86,6 +87,10 @@ struct train_result {
     double test_loss, test_accuracy;   /* on the test set after the last epoch */
     size_t epochs_done;
     size_t events;                     /* extinction events in this call */
+    double out_of_domain;              /* last epoch: fraction of surrogate evaluations whose
+                                          drives were outside the surrogate's domain (NaN: no
+                                          surrogate layer) */
+    double out_of_domain_layer[NET_MAX_LAYERS]; /* the same per layer (NaN: none there) */
 };
 
 /*

@@ -225,6 +225,49 @@ static void test_physics_aware(void **state)
     surrogate_close(&sur);
 }
 
+/* Outside its domain a surrogate answers for the nearest point of it, with
+ * slope 0 across the boundary, and every such evaluation is counted;
+ * calibration starts the drives inside the domain. */
+static void test_surrogate_domain(void **state)
+{
+    (void)state;
+    struct surrogate sur;
+    make_surrogate(&sur, 1, 5);
+    sur.has_domain = 1, sur.dom_lo[0] = -0.5f, sur.dom_hi[0] = 0.7f;
+    struct dev_model crn;
+    dev_model_init(&crn, DEV_CRN_RELU);
+    prepare(&crn);
+    struct net_layer_spec su = {3, &crn, VIA_SURROGATE, &sur, 0, 0};
+    struct net *n = NULL;
+    assert_int_equal(net_create(&n, N_IN, &su, 1, 8, 1, 4, NULL), 0);
+    float x[2 * N_IN] = {0.4f, -1, 0.2f, 1.5f, -0.3f, 0.9f};
+    double frac;
+    assert_int_equal(net_domain_fraction(n, 0, &frac), QN_ENOTFOUND);
+    assert_int_equal(net_forward(n, x, 2), 0);
+    size_t outside = 0;
+    for (size_t e = 0; e < 6; e++) {
+        double u = n->layer[0].u[e], uc = fmin(fmax(u, -0.5), 0.7), h = 1e-3;
+        int out = uc != u;
+        outside += (size_t)out;
+        assert_true(fabs(net_output(n)[e] - ref_surrogate(&sur, &uc)) < 1e-5);
+        double up = uc + h, um = uc - h;
+        double slope = (ref_surrogate(&sur, &up) - ref_surrogate(&sur, &um)) / (2 * h);
+        assert_true(out ? n->layer[0].g[e] == 0.0f : fabs(n->layer[0].g[e] - slope) < 1e-3);
+    }
+    assert_true(outside > 0 && outside < 6); /* the case covers both sides */
+    assert_int_equal(net_domain_fraction(n, 0, &frac), 0);
+    assert_true(fabs(frac - (double)outside / 6) < 1e-12);
+    /* calibration keeps the calibration batch's drives inside */
+    assert_int_equal(net_calibrate(n, x, 2), 0);
+    net_domain_reset(n);
+    assert_int_equal(net_forward(n, x, 2), 0);
+    assert_int_equal(net_domain_fraction(n, 0, &frac), 0);
+    assert_true(frac == 0.0);
+    net_destroy(n);
+    dev_model_close(&crn);
+    surrogate_close(&sur);
+}
+
 static void test_grad_surrogate(void **state)
 {
     (void)state;
@@ -675,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_grad_surrogate),
         cmocka_unit_test(test_grad_device),
         cmocka_unit_test(test_physics_aware),
+        cmocka_unit_test(test_surrogate_domain),
         cmocka_unit_test(test_resume_identical),
         cmocka_unit_test(test_resume_mid_epoch),
         cmocka_unit_test(test_xor_network),
