@@ -10,6 +10,7 @@
  * The dataset's columns are the device's inputs in its own order, then
  * "out", then "status" (0 = ok, else the row's qn_err code, as a float).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,15 +144,53 @@ static int job_sweep__store(struct job_ctx *ctx, const struct job_sweep *p,
     return store_dataset_finish(w, id);
 }
 
-/* {"dataset": id, "rows": n, "failed": k} into ctx->result. */
-static int job_sweep__result(struct job_ctx *ctx, int64_t id, const struct job_sweep_rows *r)
+/* Rows per status: counts[-code] for every code of the table (0: ok). */
+static void job_sweep__count(const struct job_sweep_rows *r, size_t counts[QN_ERR_COUNT])
 {
-    size_t failed = 0;
+    memset(counts, 0, QN_ERR_COUNT * sizeof *counts);
     for (size_t i = 0; i < r->n; i++)
-        failed += r->status[i] != 0;
-    ctx->result = json_pack("{sI sI sI}", "dataset", (json_int_t)id, "rows", (json_int_t)r->n,
-                            "failed", (json_int_t)failed);
+        if (r->status[i] <= 0 && r->status[i] > -QN_ERR_COUNT)
+            counts[-r->status[i]]++;
+}
+
+/* The counts as "solver_failed 48, not_converged 2" (failures only) into buf. */
+static void job_sweep__count_text(const size_t counts[QN_ERR_COUNT], char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int k = 1; k < QN_ERR_COUNT && len < cap; k++)
+        if (counts[k])
+            len += (size_t)snprintf(buf + len, cap - len, "%s%s %zu", len ? ", " : "",
+                                    qn_err_name(-k), counts[k]);
+}
+
+/* {"dataset", "rows", "failed", "statuses": {"ok": n, "solver_failed": k, ...}} into ctx->result. */
+static int job_sweep__result(struct job_ctx *ctx, int64_t id, const struct job_sweep_rows *r,
+                             const size_t counts[QN_ERR_COUNT])
+{
+    json_t *st = json_object();
+    for (int k = 0; st && k < QN_ERR_COUNT; k++) {
+        json_t *v = counts[k] ? json_integer((json_int_t)counts[k]) : NULL;
+        if (counts[k] && json_object_set_new(st, qn_err_name(-k), v))
+            json_decref(st), st = NULL;
+    }
+    if (!st)
+        return QN_ENOMEM;
+    ctx->result = json_pack("{sI sI sI so}", "dataset", (json_int_t)id, "rows", (json_int_t)r->n,
+                            "failed", (json_int_t)(r->n - counts[0]), "statuses", st);
     return ctx->result ? 0 : QN_ENOMEM;
+}
+
+/* A sweep none of whose rows could be solved has nothing to fit: it fails,
+ * saying how its rows failed, and stores nothing. */
+static int job_sweep__none_usable(struct job_ctx *ctx, const struct job_sweep_rows *r,
+                                  const size_t counts[QN_ERR_COUNT])
+{
+    char text[200];
+    job_sweep__count_text(counts, text, sizeof text);
+    snprintf(ctx->reason, sizeof ctx->reason, "no usable row: all %zu solves failed (%s)", r->n,
+             text);
+    return QN_ESOLVER;
 }
 
 int job_sweep_run(struct job_ctx *ctx)
@@ -170,12 +209,18 @@ int job_sweep_run(struct job_ctx *ctx)
         job_fail(ctx, rc, "sweep stopped");
         goto out;
     }
+    size_t counts[QN_ERR_COUNT];
+    job_sweep__count(&r, counts);
+    if (counts[0] == 0) {
+        rc = job_sweep__none_usable(ctx, &r, counts);
+        goto out;
+    }
     rc = job_sweep__store(ctx, p, &r, &id);
     if (rc) {
         job_fail(ctx, rc, "cannot store the dataset");
         goto out;
     }
-    rc = job_sweep__result(ctx, id, &r);
+    rc = job_sweep__result(ctx, id, &r, counts);
 out:
     job_sweep__rows_free(&r);
     return rc;

@@ -114,6 +114,41 @@ static void test_failed_rows(void **state)
     free(csv);
 }
 
+/* Status counts in the result; a sweep whose every row failed fails, saying
+ * how, and stores no dataset. */
+static void test_sweep_statuses(void **state)
+{
+    struct qt_dir *f = *state;
+    const char *some = "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"reactions\","
+                       "\"species\":{\"Y\":1},\"params\":{\"kappa\":0.01},\"reactions\":"
+                       "[\"0 -> Y @ kappa\",\"2 Y -> Y @ 1\",\"Y -> 2 Y @ u1\"],"
+                       "\"output\":\"Y\"},\"design\":\"grid\",\"samples\":5,"
+                       "\"ranges\":{\"u1\":[-1,1]}}}";
+    json_t *rec = qt_run_job(f, "s.db", some, "1", 0);
+    assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
+    json_t *st = json_object_get(json_object_get(rec, "result"), "statuses");
+    assert_int_equal(json_integer_value(json_object_get(st, "ok")), 3); /* u1 = 0, 0.5, 1 */
+    assert_int_equal(json_integer_value(json_object_get(st, "invalid_rate")), 2);
+    assert_int_equal(json_object_size(st), 2);
+    assert_int_equal(result_int(rec, "failed"), 2);
+    json_decref(rec);
+    const char *none = "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"reactions\","
+                       "\"species\":{\"Y\":1},\"params\":{\"kappa\":0.01},\"reactions\":"
+                       "[\"0 -> Y @ kappa\",\"2 Y -> Y @ 1\",\"Y -> 2 Y @ u1\"],"
+                       "\"output\":\"Y\"},\"design\":\"grid\",\"samples\":4,"
+                       "\"ranges\":{\"u1\":[-2,-1]}}}";
+    rec = qt_run_job(f, "s.db", none, "1", 1);
+    assert_string_equal(json_string_value(json_object_get(rec, "state")), "failed");
+    assert_string_equal(json_string_value(json_object_get(rec, "error")),
+                        "no usable row: all 4 solves failed (invalid_rate 4)");
+    json_decref(rec);
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "dataset", "list", "--db", "s.db", NULL), 0);
+    qt_expect_status(&r, 0);
+    assert_int_equal(qt_count_lines(r.out), 1); /* only the first sweep's dataset */
+    qt_run_free(&r);
+}
+
 static void test_workers_identical(void **state)
 {
     struct qt_dir *f = *state;
@@ -337,6 +372,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sweep_and_export, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_failed_rows, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_statuses, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_workers_identical, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_bad_specs, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_devices_by_name_and_id, qt_dir_setup, qt_dir_teardown),
