@@ -16,9 +16,10 @@
  * route that computes (HTTP_F_SLOW) runs on one of the compute threads
  * instead, with its connection suspended until it has replied. It
  * answers through one http_reply_* call and returns 0, or returns a qn_err
- * code without replying and the layer answers with the matching status
- * (QN_ENOTFOUND 404, QN_EINVAL/QN_ESPEC 400, QN_EAUTH 401, QN_EFORBID 403,
- * QN_EEXIST 409, QN_EBUSY/QN_ENOMEM 503, others 500).
+ * code without replying and the layer answers with that code's row of the
+ * error table (qn_err.h: its HTTP status, its wire name, its message).
+ * Every error reply, the layer's own included, goes through http_reply_err,
+ * so error bodies have one shape and a code one status.
  *
  * Bodies: a route flagged HTTP_F_JSON gets its body parsed (jansson, duplicate
  * keys rejected, at most max_body bytes, valid UTF-8, nesting at most
@@ -177,11 +178,15 @@ int http_req_page(struct http_req *req, size_t *limit, int64_t *after);
 
 /* A JSON reply; steals body (NULL: 503 out of memory). */
 int http_reply_json(struct http_req *req, unsigned status, json_t *body);
-/* {"error":{"code","message","path"}}; path may be NULL (JSON null). */
-int http_reply_error(struct http_req *req, unsigned status, const char *code, const char *path,
-                     const char *fmt, ...)
+/*
+ * The error reply of `code` (negative, from qn_err.h): its row's HTTP status
+ * and {"error":{"code": <its wire name>, "message", "path"}}; path may be NULL
+ * (JSON null). Returns 0 once replied (so `return http_reply_err(...)` ends a
+ * handler by its contract), or the code of a failure to reply.
+ */
+int http_reply_err(struct http_req *req, int code, const char *path, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
+    __attribute__((format(printf, 4, 5)))
 #endif
     ;
 /* A copy of text[len] with the given content type. */
@@ -191,7 +196,7 @@ int http_reply_text(struct http_req *req, unsigned status, const char *content_t
  * steals resp. Headers the layer adds to every reply are added here too. */
 int http_reply_response(struct http_req *req, unsigned status, struct MHD_Response *resp);
 
-/* The HTTP status for a qn_err code (as the layer maps handler returns). */
+/* The HTTP status for a qn_err code: its row's in the error table (qn_err_status). */
 unsigned http_status_for(int err);
 
 #endif

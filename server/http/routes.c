@@ -50,8 +50,7 @@ static json_t *routes__id_or_null(int64_t id) { return id ? json_integer(id) : j
 /* 400 invalid_spec at the spec error's path. */
 static int routes__spec_error(struct http_req *req, const struct spec_error *e)
 {
-    return http_reply_error(req, 400, "invalid_spec", e->path, "%s",
-                            e->msg[0] ? e->msg : "invalid");
+    return http_reply_err(req, QN_ESPEC, e->path, "%s", e->msg[0] ? e->msg : "invalid");
 }
 
 /* A page: {"<key>": items (stolen), "next": last id when the page is full}. */
@@ -77,10 +76,9 @@ static int routes__is_id(const char *v, int64_t *id)
 static int routes__store_fail(struct http_req *req, struct store *s, int rc, const char *what)
 {
     if (rc == QN_ENOTFOUND)
-        return http_reply_error(req, 404, "not_found", NULL, "no such %s: '%s'", what,
-                                http_req_param(req, "id") ? http_req_param(req, "id") : "");
-    return http_reply_error(req, http_status_for(rc), qn_err_name(rc), NULL, "%s: %s",
-                            qn_err_msg(rc), s ? store_errmsg(s) : "");
+        return http_reply_err(req, QN_ENOTFOUND, NULL, "no such %s: '%s'", what,
+                              http_req_param(req, "id") ? http_req_param(req, "id") : "");
+    return http_reply_err(req, rc, NULL, "%s: %s", qn_err_msg(rc), s ? store_errmsg(s) : "");
 }
 
 /* ---- health and metrics --------------------------------------------------------- */
@@ -91,12 +89,11 @@ static int routes__healthz(struct http_req *req)
     int version = 0;
     int rc = s ? store_schema_version(s, &version) : QN_EDB;
     if (rc)
-        return http_reply_error(req, 503, "database_error", NULL, "database unreachable: %s",
-                                s ? store_errmsg(s) : "cannot open it");
+        return http_reply_err(req, QN_EDBDOWN, NULL, "database unreachable: %s",
+                              s ? store_errmsg(s) : "cannot open it");
     int64_t users = 0;
     if (users_count(s, &users))
-        return http_reply_error(req, 503, "database_error", NULL, "database unreachable: %s",
-                                store_errmsg(s));
+        return http_reply_err(req, QN_EDBDOWN, NULL, "database unreachable: %s", store_errmsg(s));
     struct routes_ctx *d = routes_ctx(req);
     int stopping = d ? atomic_load(&d->stopping) : 0;
     return http_reply_json(req, stopping ? 503 : 200,
@@ -201,8 +198,7 @@ static int routes__device_create(struct http_req *req)
     int rc = store_device_insert(s, name && *name ? name : NULL, kind, text, &id);
     free(text);
     if (rc == QN_EEXIST)
-        return http_reply_error(req, 409, "exists", "/name", "a device named '%s' already exists",
-                                name);
+        return http_reply_err(req, QN_EEXIST, "/name", "a device named '%s' already exists", name);
     if (rc)
         return routes__store_fail(req, s, rc, "device");
     struct store_device d;
@@ -451,9 +447,8 @@ static int routes__device_simulate(struct http_req *req)
     json_decref(spec);
     if (rc) {
         store_device_free(&d);
-        return http_reply_error(req, 500, "invalid_spec", NULL,
-                                "the stored device does not parse any more: %s: %s", e.path,
-                                e.msg);
+        return http_reply_err(req, QN_ESTORED, NULL,
+                              "the stored device does not parse any more: %s: %s", e.path, e.msg);
     }
     struct routes_sim sim;
     struct dev_work w;
@@ -507,14 +502,14 @@ static int routes__dataset_upload(struct http_req *req)
     size_t size = 0;
     FILE *f = http_req_upload(req, &size);
     if (!f || size == 0)
-        return http_reply_error(req, 400, "bad_format", NULL,
-                                "the body must be a CSV file (a header row of column names, "
-                                "then numeric rows) or an IDX images file, optionally "
-                                "followed by its labels file");
+        return http_reply_err(req, QN_EFORMAT, NULL,
+                              "the body must be a CSV file (a header row of column names, "
+                              "then numeric rows) or an IDX images file, optionally "
+                              "followed by its labels file");
     const char *name = http_req_query(req, "name");
     if (name && (!*name || strlen(name) >= STORE_NAME_MAX))
-        return http_reply_error(req, 400, "invalid", "?name", "name must be 1 to %d bytes",
-                                STORE_NAME_MAX - 1);
+        return http_reply_err(req, QN_EINVAL, "?name", "name must be 1 to %d bytes",
+                              STORE_NAME_MAX - 1);
     struct store *s;
     if (http_req_store_or_reply(req, &s))
         return QN_EDB;
@@ -524,12 +519,12 @@ static int routes__dataset_upload(struct http_req *req)
     int rc = import_file(s, path, NULL, name, &id, msg, sizeof msg);
     char said[sizeof msg + 16];
     if (rc == QN_EFORMAT || rc == QN_EIO || rc == QN_ERANGE || rc == QN_EINVAL || rc == QN_ESPEC)
-        return http_reply_error(req, 400, "bad_format", NULL, "%s",
-                                msg[0] ? routes__body_msg(msg, path, said, sizeof said)
-                                       : qn_err_msg(rc));
+        return http_reply_err(req, QN_EFORMAT, NULL, "%s",
+                              msg[0] ? routes__body_msg(msg, path, said, sizeof said)
+                                     : qn_err_msg(rc));
     if (rc)
-        return http_reply_error(req, http_status_for(rc), qn_err_name(rc), NULL,
-                                "cannot store the dataset: %s", msg[0] ? msg : store_errmsg(s));
+        return http_reply_err(req, rc, NULL, "cannot store the dataset: %s",
+                              msg[0] ? msg : store_errmsg(s));
     struct store_dataset d;
     if ((rc = store_dataset_get(s, id, &d)))
         return routes__store_fail(req, s, rc, "dataset");
@@ -996,17 +991,17 @@ static int routes__predict_run(struct http_req *req, struct store *s, const stru
         rc = job_netdef_resolve(s, &t, &nd, &e);
     struct net *n = NULL;
     if (rc) {
-        rc = http_reply_error(req, 500, "invalid_spec", NULL,
-                              "model %" PRId64 " cannot be rebuilt: %s: %s", m->id, e.path, e.msg);
+        rc = http_reply_err(req, QN_EMODEL, NULL, "model %" PRId64 " cannot be rebuilt: %s: %s",
+                            m->id, e.path, e.msg);
     } else {
         struct net_layer_spec ls[NET_MAX_LAYERS];
         job_netdef_layers(&nd, ls);
         rc = net_create(&n, m->n_in, ls, nd.n_layers, B, 1, t.train.seed,
                         &routes_ctx(req)->stopping);
         if (rc == 0 && (n->n_params != m->n_params || n->n_out != m->n_out))
-            rc = http_reply_error(req, 500, "bad_format", NULL,
-                                  "model %" PRId64 " has %zu parameters; its network has %zu",
-                                  m->id, m->n_params, n->n_params);
+            rc = http_reply_err(req, QN_EMODEL, NULL,
+                                "model %" PRId64 " has %zu parameters; its network has %zu", m->id,
+                                m->n_params, n->n_params);
         else if (rc == 0) {
             memcpy(n->params, m->params, m->n_params * sizeof *m->params);
             rc = net_forward(n, x, B);
@@ -1036,8 +1031,7 @@ static int routes__model_predict(struct http_req *req)
     size_t B = 0;
     struct spec_error e = {{0}, {0}};
     if (m.n_scaler != 2 * m.n_in)
-        rc = http_reply_error(req, 500, "bad_format", NULL, "model %" PRId64 " has a corrupt "
-                              "scaler", m.id);
+        rc = http_reply_err(req, QN_EMODEL, NULL, "model %" PRId64 " has a corrupt scaler", m.id);
     else if ((rc = routes__predict_rows(http_req_json(req), &m, &x, &B, &e)) == QN_ESPEC)
         rc = routes__spec_error(req, &e);
     else if (rc == 0)

@@ -562,6 +562,42 @@ static void wait_success(struct fx *f, int64_t id)
     fail_msg("job %" PRId64 " still %s after 45 s", id, st);
 }
 
+/* Runs one statement on the daemon's database (read-write, waiting out its locks). */
+static void db_exec(struct fx *f, const char *sql)
+{
+    sqlite3 *h = NULL;
+    char *err = NULL;
+    assert_int_equal(sqlite3_open_v2(f->d.db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(h, 10000);
+    if (sqlite3_exec(h, sql, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("%s: %s", sql, err ? err : sqlite3_errmsg(h));
+    sqlite3_close(h);
+}
+
+/* Copies of model mid whose spec, parameters or scaler do not fit together:
+ * each predict answers 409 model_unusable (it was a 500). */
+static void expect_unusable_models(struct fx *f, int64_t mid)
+{
+    static const struct {
+        const char *name, *cols;
+    } bad[] = {
+        {"cut-params", "spec, n_in, n_out, n_classes, loss, substr(params, 1, 8), scaler"},
+        {"cut-scaler", "spec, n_in, n_out, n_classes, loss, params, substr(scaler, 1, 4)"},
+        {"no-network", "'{\"dataset\": \"xor\"}', n_in, n_out, n_classes, loss, params, scaler"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char sql[512], path[128];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO models (name, spec, n_in, n_out, n_classes, loss, params, scaler)"
+                 " SELECT '%s', %s FROM models WHERE id = %" PRId64,
+                 bad[i].name, bad[i].cols, mid);
+        db_exec(f, sql);
+        snprintf(path, sizeof path, "/v1/models/%s/predict", bad[i].name);
+        expect_error(f, "POST", path, NULL, "{\"rows\":[[0,0]]}", (size_t)-1, 0, 409,
+                     "model_unusable");
+    }
+}
+
 static void test_surrogates_models_predict(void **state)
 {
     struct fx *f = *state;
@@ -634,6 +670,7 @@ static void test_surrogates_models_predict(void **state)
                  "invalid_spec");
     expect_error(f, "POST", path, NULL, "{\"rows\":[[0,1e39]]}", (size_t)-1, 0, 400,
                  "invalid_spec");
+    expect_unusable_models(f, mid);
 }
 
 /* ---- the bad-input catalogue ----------------------------------------------------------- */
