@@ -19,6 +19,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -335,7 +336,7 @@ int http_req_store_or_reply(struct http_req *req, struct store **s)
     if (*s)
         return 0;
     http_reply_err(req, QN_EDBDOWN, NULL, "the database cannot be opened");
-    return QN_EDB;
+    return QN_EDBDOWN;
 }
 
 /* Parses a decimal integer in [lo, hi] (lo >= 0); 0 or QN_EINVAL. Digits
@@ -797,6 +798,9 @@ static void http__run(struct http_req *req)
     int rc = req->srv->routes[req->route]->handler(req);
     catalog_release(req->srv->cfg.catalog, req->store);
     req->store = NULL;
+    /* The handler contract (http.h): a code is returned only by a handler that
+     * has not replied; after a reply it returns 0. */
+    assert(rc == 0 || !req->replied);
     if (!req->replied) {
         if (rc == 0)
             rc = QN_EINVAL; /* a handler that forgot to reply: a bug, but answer anyway */

@@ -71,7 +71,9 @@ struct MHD_Response;
                             (simulate, predict, uploads): a long handler never holds up
                             the other connections of an MHD thread */
 
-/* Returns 0 after one http_reply_*, or a qn_err code (the layer replies). */
+/* Returns 0 after one http_reply_* (http_reply_err included), or a qn_err code
+ * without having replied (the layer replies); never a code after a reply (the
+ * dispatcher asserts it). */
 typedef int (*http_handler_fn)(struct http_req *req);
 
 struct http_route {
@@ -143,7 +145,7 @@ struct http_server *http_req_server(struct http_req *req);
 /* A {placeholder}'s text (borrowed), NULL when the pattern has none of that name. */
 const char *http_req_param(const struct http_req *req, const char *name);
 /* The {name} placeholder as a positive id; on failure replies 404 "no such
- * <what>" and returns QN_ENOTFOUND (return that from the handler). */
+ * <what>" and returns QN_ENOTFOUND (the handler, having replied, returns 0). */
 int http_req_param_id(struct http_req *req, const char *name, const char *what, int64_t *out);
 /* A query argument (borrowed), NULL when absent. */
 const char *http_req_query(struct http_req *req, const char *name);
@@ -159,7 +161,8 @@ FILE *http_req_upload(const struct http_req *req, size_t *size);
 /* A pooled store connection for this request (borrowed; given back when the
  * handler returns). NULL when the database is unreachable: return QN_EDB. */
 struct store *http_req_store(struct http_req *req);
-/* http_req_store into *s, or a 503 database_error reply and QN_EDB. */
+/* http_req_store into *s, or a 503 database_error reply (QN_EDBDOWN) and
+ * QN_EDBDOWN (the handler, having replied, returns 0). */
 int http_req_store_or_reply(struct http_req *req, struct store **s);
 /* The MHD connection (for MHD_suspend_connection / MHD_resume_connection). */
 struct MHD_Connection *http_req_connection(struct http_req *req);
@@ -170,7 +173,8 @@ void *http_req_alloc(struct http_req *req, size_t n);
  * Pagination of list routes: `limit` (1..HTTP_LIST_LIMIT_MAX, default
  * HTTP_LIST_LIMIT_DEFAULT) and `cursor` (opaque to clients; the id after
  * which the next page starts; 0 = from the start). On a bad value replies
- * 400 at the query parameter and returns QN_EINVAL.
+ * 400 at the query parameter and returns QN_EINVAL (the handler, having
+ * replied, returns 0).
  */
 int http_req_page(struct http_req *req, size_t *limit, int64_t *after);
 

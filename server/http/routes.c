@@ -190,7 +190,7 @@ static int routes__device_create(struct http_req *req)
     const char *kind = json_string_value(json_object_get(root, "kind"));
     struct store *s;
     if (http_req_store_or_reply(req, &s))
-        return QN_EDB;
+        return 0;
     char *text = json_dumps(root, JSON_COMPACT);
     if (!text)
         return QN_ENOMEM;
@@ -215,7 +215,7 @@ static int routes__device_list(struct http_req *req)
     int64_t after;
     struct store *s;
     if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
-        return QN_EINVAL;
+        return 0;
     struct store_device *list = NULL;
     size_t n = 0;
     int rc = store_device_list(s, after, limit, &list, &n);
@@ -234,7 +234,7 @@ static int routes__device_one(struct http_req *req)
     struct store *s;
     struct store_device d;
     if (http_req_store_or_reply(req, &s) || routes__device_get(req, s, &d))
-        return QN_EINVAL;
+        return 0;
     int rc = http_reply_json(req, 200, routes_device_json(&d));
     store_device_free(&d);
     return rc;
@@ -439,7 +439,7 @@ static int routes__device_simulate(struct http_req *req)
     struct store *s;
     struct store_device d;
     if (http_req_store_or_reply(req, &s) || routes__device_get(req, s, &d))
-        return QN_EINVAL;
+        return 0;
     struct dev_model m;
     struct spec_error e = {{0}, {0}};
     json_t *spec = json_loads(d.spec, 0, NULL);
@@ -512,7 +512,7 @@ static int routes__dataset_upload(struct http_req *req)
                               STORE_NAME_MAX - 1);
     struct store *s;
     if (http_req_store_or_reply(req, &s))
-        return QN_EDB;
+        return 0;
     char path[64], msg[STORE_MSG_MAX + 256] = "";
     snprintf(path, sizeof path, "/proc/self/fd/%d", fileno(f)); /* the unlinked temp file */
     int64_t id = 0;
@@ -539,7 +539,7 @@ static int routes__dataset_list(struct http_req *req)
     int64_t after;
     struct store *s;
     if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
-        return QN_EINVAL;
+        return 0;
     struct store_dataset *list = NULL;
     size_t n = 0;
     int rc = store_dataset_list(s, after, limit, &list, &n);
@@ -558,7 +558,7 @@ static int routes__dataset_one(struct http_req *req)
     struct store *s;
     struct store_dataset d;
     if (http_req_store_or_reply(req, &s) || routes__dataset_get(req, s, &d))
-        return QN_EINVAL;
+        return 0;
     int rc = http_reply_json(req, 200, routes_dataset_json(&d));
     store_dataset_free(&d);
     return rc;
@@ -671,7 +671,7 @@ static int routes__dataset_data(struct http_req *req)
     struct store *s;
     struct store_dataset d;
     if (http_req_store_or_reply(req, &s) || routes__dataset_get(req, s, &d))
-        return QN_EINVAL;
+        return 0;
     struct routes_csv *c = calloc(1, sizeof *c);
     /* A value takes at most 16 bytes ("-1.23456791e+38,"); names are at most 128. */
     size_t row_bytes = d.n_cols * 17 + 1;
@@ -767,7 +767,7 @@ static int routes__sql_list(struct http_req *req, const char *cols, const char *
     int64_t after;
     struct store *s;
     if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
-        return QN_EINVAL;
+        return 0;
     char sql[512];
     snprintf(sql, sizeof sql, "%sWHERE id > ?1 ORDER BY id LIMIT ?2", cols);
     sqlite3_stmt *st = NULL;
@@ -796,7 +796,7 @@ static int routes__sql_one(struct http_req *req, const char *cols, const char *w
 {
     struct store *s;
     if (http_req_store_or_reply(req, &s))
-        return QN_EDB;
+        return 0;
     const char *v = http_req_param(req, "id");
     int64_t id = 0;
     int by_id = routes__is_id(v, &id);
@@ -860,7 +860,7 @@ static int routes__surrogate_one(struct http_req *req)
 {
     struct store *s;
     if (http_req_store_or_reply(req, &s))
-        return QN_EDB;
+        return 0;
     const char *v = http_req_param(req, "id");
     int64_t id = 0;
     struct store_surrogate x;
@@ -1020,7 +1020,7 @@ static int routes__model_predict(struct http_req *req)
 {
     struct store *s;
     if (http_req_store_or_reply(req, &s))
-        return QN_EDB;
+        return 0;
     const char *v = http_req_param(req, "id");
     int64_t id = 0;
     struct store_model m;
