@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "import.h"
-#include "job_net.h"
+#include "job_model.h"
 #include "qn_err.h"
 #include "routes_jobs.h"
 #include "spec.h"
@@ -898,7 +898,7 @@ static int routes__model_one(struct http_req *req)
 
 /* ---- predict ------------------------------------------------------------------------ */
 
-/* Reads {"rows": [[n_in numbers], ...]} into a new (n, n_in) array, standardised. */
+/* Reads {"rows": [[n_in numbers], ...]} into a new (n, n_in) array of raw inputs. */
 static int routes__predict_rows(const json_t *body, const struct store_model *m, float **out,
                                 size_t *n, struct spec_error *e)
 {
@@ -933,7 +933,7 @@ static int routes__predict_rows(const json_t *body, const struct store_model *m,
                 free(x);
                 return QN_ESPEC;
             }
-            x[i * m->n_in + j] = ((float)v - m->scaler[j]) / m->scaler[m->n_in + j];
+            x[i * m->n_in + j] = (float)v;
         }
     }
     *out = x;
@@ -974,46 +974,33 @@ static json_t *routes__predict_json(const struct store_model *m, const float *y,
     return o;
 }
 
-/* Rebuilds the model's network and runs x (B, n_in) through it. */
-static int routes__predict_run(struct http_req *req, struct store *s, const struct store_model *m,
-                               const float *x, size_t B)
+/* Runs the raw rows x (B, n_in) through the opened model (job_model.h
+ * standardises them) and replies with the outputs. */
+static int routes__predict_run(struct http_req *req, const struct job_model *m, float *x, size_t B)
 {
     struct spec_error e = {{0}, {0}};
-    json_t *root = NULL;
-    struct train_spec t;
-    struct job_netdef nd;
-    memset(&nd, 0, sizeof nd);
-    int have_t = 0, rc = spec_load(m->spec, strlen(m->spec), &root, &e);
-    if (rc == 0)
-        have_t = (rc = spec_train_parse(root, &t, &e)) == 0;
-    json_decref(root);
-    if (rc == 0)
-        rc = job_netdef_resolve(s, &t, &nd, &e);
     struct net *n = NULL;
-    if (rc) {
-        rc = http_reply_err(req, QN_EMODEL, NULL, "model %" PRId64 " cannot be rebuilt: %s: %s",
-                            m->id, e.path, e.msg);
-    } else {
-        struct net_layer_spec ls[NET_MAX_LAYERS];
-        job_netdef_layers(&nd, ls);
-        rc = net_create(&n, m->n_in, ls, nd.n_layers, B, 1, t.train.seed,
-                        &routes_ctx(req)->stopping);
-        if (rc == 0 && (n->n_params != m->n_params || n->n_out != m->n_out))
-            rc = http_reply_err(req, QN_EMODEL, NULL,
-                                "model %" PRId64 " has %zu parameters; its network has %zu", m->id,
-                                m->n_params, n->n_params);
-        else if (rc == 0) {
-            memcpy(n->params, m->params, m->n_params * sizeof *m->params);
-            rc = net_forward(n, x, B);
-            if (rc == 0)
-                rc = http_reply_json(req, 200, routes__predict_json(m, net_output(n), B));
-        }
-    }
+    int rc = job_model_net(m, B, 1, &routes_ctx(req)->stopping, &n, &e);
+    if (rc == QN_EMODEL)
+        return http_reply_err(req, QN_EMODEL, NULL, "%s", e.msg);
+    if (rc == 0 && (rc = job_model_forward(m, n, x, B)) == 0)
+        rc = http_reply_json(req, 200, routes__predict_json(&m->row, net_output(n), B));
     net_destroy(n);
-    job_netdef_close(&nd);
-    if (have_t)
-        spec_train_close(&t);
     return rc == QN_ECANCELED ? QN_EBUSY : rc;
+}
+
+/* The model {id} names: an id, or the newest model of that name; QN_ENOTFOUND
+ * for a name longer than any stored one. */
+static int routes__model_ref(const char *v, struct spec_ref *ref)
+{
+    memset(ref, 0, sizeof *ref);
+    ref->kind = routes__is_id(v, &ref->id) ? REF_ID : REF_NAME;
+    if (ref->kind == REF_ID)
+        return 0;
+    if (!v || strlen(v) >= sizeof ref->name)
+        return QN_ENOTFOUND;
+    snprintf(ref->name, sizeof ref->name, "%s", v);
+    return 0;
 }
 
 static int routes__model_predict(struct http_req *req)
@@ -1021,23 +1008,24 @@ static int routes__model_predict(struct http_req *req)
     struct store *s;
     if (http_req_store_or_reply(req, &s))
         return 0;
-    const char *v = http_req_param(req, "id");
-    int64_t id = 0;
-    struct store_model m;
-    int rc = routes__is_id(v, &id) ? store_model_get(s, id, &m) : store_model_get_by_name(s, v, &m);
-    if (rc)
-        return routes__store_fail(req, s, rc, "model");
+    struct spec_ref ref;
+    if (routes__model_ref(http_req_param(req, "id"), &ref))
+        return routes__store_fail(req, s, QN_ENOTFOUND, "model");
+    struct job_model m;
+    struct spec_error e = {{0}, {0}};
+    int rc = job_model_open(s, &ref, &m, &e);
     float *x = NULL;
     size_t B = 0;
-    struct spec_error e = {{0}, {0}};
-    if (m.n_scaler != 2 * m.n_in)
-        rc = http_reply_err(req, QN_EMODEL, NULL, "model %" PRId64 " has a corrupt scaler", m.id);
-    else if ((rc = routes__predict_rows(http_req_json(req), &m, &x, &B, &e)) == QN_ESPEC)
+    if (rc == QN_EMODEL)
+        rc = http_reply_err(req, QN_EMODEL, NULL, "%s", e.msg);
+    else if (rc)
+        rc = routes__store_fail(req, s, rc, "model");
+    else if ((rc = routes__predict_rows(http_req_json(req), &m.row, &x, &B, &e)) == QN_ESPEC)
         rc = routes__spec_error(req, &e);
     else if (rc == 0)
-        rc = routes__predict_run(req, s, &m, x, B);
+        rc = routes__predict_run(req, &m, x, B);
     free(x);
-    store_model_free(&m);
+    job_model_close(&m);
     return rc;
 }
 
