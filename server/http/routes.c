@@ -9,8 +9,9 @@
  *
  * simulate, predict and uploads compute: they are HTTP_F_SLOW (a compute
  * thread runs them, so they never hold up other connections), their size
- * is capped (ROUTES_* below), and simulate and predict stop when the daemon
- * shuts down (the daemon's stopping flag is their cancel flag).
+ * is capped (SPEC_SIM_* and SPEC_PREDICT_ROWS_MAX in spec.h, whose parsers
+ * read their bodies), and simulate and predict stop when the daemon shuts
+ * down (the daemon's stopping flag is their cancel flag).
  */
 #include "routes.h"
 
@@ -30,10 +31,6 @@
 #include "users.h"
 #include "web_assets.h"
 
-#define ROUTES_TRAJ_DEFAULT 500     /* simulate: default max_points */
-#define ROUTES_TRAJ_MAX 100000      /* simulate: largest max_points */
-#define ROUTES_CURVE_MAX 1000       /* simulate: points of a response curve */
-#define ROUTES_PREDICT_MAX 1024     /* predict: rows per call */
 #define ROUTES_CSV_CHUNK (256u << 10) /* bytes of CSV formatted per read */
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -242,107 +239,6 @@ static int routes__device_one(struct http_req *req)
 
 /* ---- simulate ---------------------------------------------------------------------- */
 
-/* What a simulate body asks for. */
-struct routes_sim {
-    double in[DEV_MAX_INPUTS]; /* the inputs of the one solve, or the fixed ones of a curve */
-    size_t max_points;         /* trajectory points */
-    int curve;                 /* 1: a response curve over one input */
-    size_t curve_input;        /* which input the curve varies */
-    double from, to;
-    size_t points;
-};
-
-/* Reads the inputs object at `path` (every input of the device, by name). */
-static int routes__sim_inputs(const json_t *obj, const char *path, const struct dev_model *m,
-                              int skip, size_t skip_i, double *in, struct spec_error *e)
-{
-    if (!json_is_object(obj))
-        return spec_fail(e, path, "must be an object of the device's inputs");
-    size_t n = dev_n_inputs(m);
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
-        char p[SPEC_PATH_MAX], name[DEV_NAME_MAX];
-        spec_path_key(p, sizeof p, path, key);
-        size_t i = 0;
-        for (; i < n; i++) {
-            dev_input_name(m, i, name, sizeof name);
-            if (strcmp(name, key) == 0)
-                break;
-        }
-        if (i == n)
-            return spec_fail(e, p, "the device has no input named '%s'", key);
-        if (spec_get_number(v, p, &in[i], e))
-            return QN_ESPEC;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char name[DEV_NAME_MAX];
-        dev_input_name(m, i, name, sizeof name);
-        if (!(skip && i == skip_i) && !json_object_get(obj, name))
-            return spec_fail(e, path, "missing input '%s'", name);
-    }
-    return 0;
-}
-
-/* Parses {"curve": {"input", "from", "to", "points"}}. */
-static int routes__sim_curve(const json_t *c, const struct dev_model *m, struct routes_sim *sim,
-                             struct spec_error *e)
-{
-    static const char *const fields[] = {"input", "from", "to", "points"};
-    if (spec_check_fields(c, "/curve", fields, 4, e))
-        return QN_ESPEC;
-    const char *input = NULL;
-    int64_t pts = 101;
-    if (spec_get_string(json_object_get(c, "input"), "/curve/input", DEV_NAME_MAX - 1, &input, e))
-        return QN_ESPEC;
-    size_t n = dev_n_inputs(m), i = 0;
-    for (; i < n; i++) {
-        char name[DEV_NAME_MAX];
-        dev_input_name(m, i, name, sizeof name);
-        if (strcmp(name, input) == 0)
-            break;
-    }
-    if (i == n)
-        return spec_fail(e, "/curve/input", "the device has no input named '%s'", input);
-    if (spec_get_number(json_object_get(c, "from"), "/curve/from", &sim->from, e) ||
-        spec_get_number(json_object_get(c, "to"), "/curve/to", &sim->to, e))
-        return QN_ESPEC;
-    if (json_object_get(c, "points") &&
-        spec_get_int(json_object_get(c, "points"), "/curve/points", 2, ROUTES_CURVE_MAX, &pts, e))
-        return QN_ESPEC;
-    sim->curve = 1;
-    sim->curve_input = i;
-    sim->points = (size_t)pts;
-    return 0;
-}
-
-/* Parses a simulate body against the prepared device. */
-static int routes__sim_parse(const json_t *body, const struct dev_model *m,
-                             struct routes_sim *sim, struct spec_error *e)
-{
-    static const char *const fields[] = {"inputs", "max_points", "curve"};
-    memset(sim, 0, sizeof *sim);
-    sim->max_points = ROUTES_TRAJ_DEFAULT;
-    if (spec_check_fields(body, "", fields, 3, e))
-        return QN_ESPEC;
-    const json_t *mp = json_object_get(body, "max_points"), *c = json_object_get(body, "curve");
-    int64_t v;
-    if (mp) {
-        if (spec_get_int(mp, "/max_points", 2, ROUTES_TRAJ_MAX, &v, e))
-            return QN_ESPEC;
-        sim->max_points = (size_t)v;
-    }
-    if (c && routes__sim_curve(c, m, sim, e))
-        return QN_ESPEC;
-    const json_t *in = json_object_get(body, "inputs");
-    if (!in && dev_n_inputs(m) == (sim->curve ? 1u : 0u))
-        return 0;
-    if (!in)
-        return spec_fail(e, "/inputs", "required: an object of the device's inputs, e.g. "
-                         "{\"u1\": 0.5}");
-    return routes__sim_inputs(in, "/inputs", m, sim->curve, sim->curve_input, sim->in, e);
-}
-
 /* The states of a trajectory as names (the model's when it has them). */
 static json_t *routes__state_names(const struct dev_model *m, size_t n)
 {
@@ -386,9 +282,8 @@ static json_t *routes__inputs_json(const struct dev_model *m, const double *in)
 }
 
 /* One solve with its trajectory. */
-static int routes__sim_one(struct http_req *req, const struct store_device *d,
-                           struct dev_work *w, const struct dev_model *m,
-                           const struct routes_sim *sim)
+static int routes__sim_one(struct http_req *req, const struct store_device *d, struct dev_work *w,
+                           const struct dev_model *m, const struct simulate_spec *sim)
 {
     struct dev_traj tr;
     double out = NAN;
@@ -408,7 +303,7 @@ static int routes__sim_one(struct http_req *req, const struct store_device *d,
 /* A response curve: the output over `points` values of one input. */
 static int routes__sim_curve_run(struct http_req *req, const struct store_device *d,
                                  struct dev_work *w, const struct dev_model *m,
-                                 struct routes_sim *sim)
+                                 struct simulate_spec *sim)
 {
     json_t *xs = json_array(), *ys = json_array(), *st = json_array();
     for (size_t i = 0; xs && ys && st && i < sim->points; i++) {
@@ -450,9 +345,9 @@ static int routes__device_simulate(struct http_req *req)
         return http_reply_err(req, QN_ESTORED, NULL,
                               "the stored device does not parse any more: %s: %s", e.path, e.msg);
     }
-    struct routes_sim sim;
+    struct simulate_spec sim;
     struct dev_work w;
-    if (routes__sim_parse(http_req_json(req), &m, &sim, &e)) {
+    if (spec_simulate_parse(http_req_json(req), &m, &sim, &e)) {
         rc = routes__spec_error(req, &e);
     } else if ((rc = dev_work_init(&w, &m, &routes_ctx(req)->stopping)) == 0) {
         rc = sim.curve ? routes__sim_curve_run(req, &d, &w, &m, &sim)
@@ -898,49 +793,6 @@ static int routes__model_one(struct http_req *req)
 
 /* ---- predict ------------------------------------------------------------------------ */
 
-/* Reads {"rows": [[n_in numbers], ...]} into a new (n, n_in) array of raw inputs. */
-static int routes__predict_rows(const json_t *body, const struct store_model *m, float **out,
-                                size_t *n, struct spec_error *e)
-{
-    static const char *const fields[] = {"rows"};
-    if (spec_check_fields(body, "", fields, 1, e))
-        return QN_ESPEC;
-    const json_t *rows = json_object_get(body, "rows");
-    if (!json_is_array(rows) || json_array_size(rows) == 0)
-        return spec_fail(e, "/rows", "required: a non-empty array of rows of %zu numbers",
-                         m->n_in);
-    if (json_array_size(rows) > ROUTES_PREDICT_MAX)
-        return spec_fail(e, "/rows", "at most %d rows per request", ROUTES_PREDICT_MAX);
-    size_t B = json_array_size(rows);
-    float *x = malloc(B * m->n_in * sizeof *x);
-    if (!x)
-        return QN_ENOMEM;
-    for (size_t i = 0; i < B; i++) {
-        const json_t *r = json_array_get(rows, i);
-        char p[SPEC_PATH_MAX];
-        spec_path_index(p, sizeof p, "/rows", i);
-        if (!json_is_array(r) || json_array_size(r) != m->n_in) {
-            free(x);
-            return spec_fail(e, p, "must be an array of %zu numbers (the model's inputs)",
-                             m->n_in);
-        }
-        for (size_t j = 0; j < m->n_in; j++) {
-            char pj[SPEC_PATH_MAX];
-            double v;
-            spec_path_index(pj, sizeof pj, p, j);
-            if (spec_get_number(json_array_get(r, j), pj, &v, e) ||
-                (fabs(v) > 3e38 && spec_fail(e, pj, "must fit in a float"))) {
-                free(x);
-                return QN_ESPEC;
-            }
-            x[i * m->n_in + j] = (float)v;
-        }
-    }
-    *out = x;
-    *n = B;
-    return 0;
-}
-
 /* {"outputs": [[...]], "classes": [...], "probabilities": [[...]]} of a forward pass. */
 static json_t *routes__predict_json(const struct store_model *m, const float *y, size_t B)
 {
@@ -1014,17 +866,16 @@ static int routes__model_predict(struct http_req *req)
     struct job_model m;
     struct spec_error e = {{0}, {0}};
     int rc = job_model_open(s, &ref, &m, &e);
-    float *x = NULL;
-    size_t B = 0;
+    struct predict_spec rows = {0, 0, NULL};
     if (rc == QN_EMODEL)
         rc = http_reply_err(req, QN_EMODEL, NULL, "%s", e.msg);
     else if (rc)
         rc = routes__store_fail(req, s, rc, "model");
-    else if ((rc = routes__predict_rows(http_req_json(req), &m.row, &x, &B, &e)) == QN_ESPEC)
+    else if ((rc = spec_predict_parse(http_req_json(req), m.row.n_in, &rows, &e)) == QN_ESPEC)
         rc = routes__spec_error(req, &e);
     else if (rc == 0)
-        rc = routes__predict_run(req, &m, x, B);
-    free(x);
+        rc = routes__predict_run(req, &m, rows.x, rows.n);
+    spec_predict_close(&rows);
     job_model_close(&m);
     return rc;
 }
