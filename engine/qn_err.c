@@ -52,7 +52,10 @@ const char *qn_err_wire(int err)
     return e ? e->wire : "unknown";
 }
 
-int qn_err_at(int i)
+int qn_err_at(int i, int *code)
 {
-    return i >= 0 && i < QN_ERR_COUNT ? qn__errs[i].code : QN_EINVAL;
+    if (i < 0 || i >= QN_ERR_COUNT)
+        return QN_ERANGE;
+    *code = qn__errs[i].code;
+    return 0;
 }

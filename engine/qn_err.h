@@ -86,8 +86,8 @@ unsigned qn_err_status(int err);
 /* The wire name of a code (the JSON error "code"); "unknown" for codes not in the table. */
 const char *qn_err_wire(int err);
 
-/* The code of row i (0 <= i < QN_ERR_COUNT), in table order: for tests and documents
- * that list every code. */
-int qn_err_at(int i);
+/* The code of row i of the table into *code, for tests and documents that list every
+ * code. Returns 0, or QN_ERANGE when i is not in [0, QN_ERR_COUNT). */
+int qn_err_at(int i, int *code);
 
 #endif

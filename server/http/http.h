@@ -159,7 +159,8 @@ json_t *http_req_json(const struct http_req *req);
  * (borrowed, closed with the request) and its size. */
 FILE *http_req_upload(const struct http_req *req, size_t *size);
 /* A pooled store connection for this request (borrowed; given back when the
- * handler returns). NULL when the database is unreachable: return QN_EDB. */
+ * handler returns). NULL when the database is unreachable: return QN_EDBDOWN
+ * (503 database_error). */
 struct store *http_req_store(struct http_req *req);
 /* http_req_store into *s, or a 503 database_error reply (QN_EDBDOWN) and
  * QN_EDBDOWN (the handler, having replied, returns 0). */
