@@ -978,16 +978,21 @@ int data_scaler_fit(struct data_scaler *s, const struct data_set *train)
     return QN_OK;
 }
 
-int data_scaler_apply(const struct data_scaler *s, struct data_set *ds)
+int data_scaler_apply_rows(const struct data_scaler *s, float *x, size_t n, size_t d)
 {
-    if (s->d != ds->d)
+    if (s->d != d)
         return QN_EINVAL;
-    for (size_t i = 0; i < ds->n; i++) {
-        float *row = ds->x + i * ds->d;
-        for (size_t j = 0; j < ds->d; j++)
+    for (size_t i = 0; i < n; i++) {
+        float *row = x + i * d;
+        for (size_t j = 0; j < d; j++)
             row[j] = (row[j] - s->mean[j]) / s->std[j];
     }
     return QN_OK;
+}
+
+int data_scaler_apply(const struct data_scaler *s, struct data_set *ds)
+{
+    return data_scaler_apply_rows(s, ds->x, ds->n, ds->d);
 }
 
 void data_scaler_close(struct data_scaler *s)

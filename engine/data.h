@@ -220,6 +220,10 @@ int data_scaler_init(struct data_scaler *s, size_t d);
 /* x = (x - mean) / std on every row of ds. Returns 0 or QN_EINVAL (d differs). */
 int data_scaler_apply(const struct data_scaler *s, struct data_set *ds);
 
+/* The same on n rows x (n, d) (borrowed, changed in place) that are not a
+ * struct data_set (a request's rows). Returns 0 or QN_EINVAL (d differs). */
+int data_scaler_apply_rows(const struct data_scaler *s, float *x, size_t n, size_t d);
+
 void data_scaler_close(struct data_scaler *s);
 
 #endif

@@ -1,12 +1,16 @@
 /*
- * spec.h: JSON job and device specs into engine structs.
+ * spec.h: JSON job specs, devices and request bodies into plain structs.
  *
- * The schema layer is the only place that reads user JSON. It checks types,
+ * The schema layer is the only place that parses and checks user JSON:
+ * every job spec, every device, and the bodies of the daemon's compute
+ * routes (simulate, predict) are read here, and the other layers act on the
+ * structs it fills (or on a document it has accepted). It checks types,
  * ranges and unknown fields, fills in documented defaults (the JSON Schema
- * documents in this folder are the contract), and reports the first problem
- * as a JSON Pointer path plus a sentence: "/spec/samples: must be a positive
- * integer". It knows no SQL: references to stored things (a device by id or
- * name, {"job": N}) are returned as struct spec_ref for the server to resolve.
+ * documents in this folder and openapi.yaml are the contract), and reports
+ * the first problem as a JSON Pointer path plus a sentence: "/spec/samples:
+ * must be a positive integer". It knows no SQL: references to stored things
+ * (a device by id or name, {"job": N}) are returned as struct spec_ref for
+ * the server to resolve.
  */
 #ifndef QN_SPEC_H
 #define QN_SPEC_H
@@ -281,5 +285,48 @@ int spec_evaluate_parse(const json_t *spec, struct evaluate_spec *out, struct sp
 void spec_evaluate_close(struct evaluate_spec *e);
 
 const char *spec_split_name(enum spec_split s);
+
+/* ---- bodies of the daemon's compute routes ---- */
+
+#define SPEC_SIM_POINTS_DEFAULT 500 /* simulate: default "max_points" */
+#define SPEC_SIM_POINTS_MAX 100000  /* simulate: largest "max_points" */
+#define SPEC_SIM_CURVE_DEFAULT 101  /* simulate: default "curve" "points" */
+#define SPEC_SIM_CURVE_MAX 1000     /* simulate: largest "curve" "points" */
+#define SPEC_PREDICT_ROWS_MAX 1024  /* predict: rows per request */
+
+/*
+ * The body of POST /v1/devices/{id}/simulate, read against the prepared
+ * device m (borrowed): {"inputs": {"u1": 0.5, ...}, "max_points", "curve":
+ * {"input", "from", "to", "points"}}. "inputs" names every input of the
+ * device but the one a curve varies, and may be left out when that leaves
+ * none. Returns 0 or QN_ESPEC with *err (paths "/inputs/u9", "/curve/to"...).
+ */
+struct simulate_spec {
+    double in[DEV_MAX_INPUTS]; /* the one solve's inputs, or a curve's fixed ones, in the
+                                  device's input order */
+    size_t max_points;         /* trajectory points: 2..SPEC_SIM_POINTS_MAX */
+    int curve;                 /* 1: a response curve over one input */
+    size_t curve_input;        /* the input the curve varies */
+    double from, to;           /* its range */
+    size_t points;             /* its points: 2..SPEC_SIM_CURVE_MAX */
+};
+int spec_simulate_parse(const json_t *body, const struct dev_model *m, struct simulate_spec *out,
+                        struct spec_error *err);
+
+/*
+ * The body of POST /v1/models/{id}/predict for a model of n_in (> 0) inputs:
+ * {"rows": [[n_in numbers], ...]}, 1..SPEC_PREDICT_ROWS_MAX rows of finite
+ * numbers that fit a float. The rows are kept raw (the model standardises
+ * them). Returns 0 (spec_predict_close *out), QN_ESPEC with *err (paths
+ * "/rows", "/rows/2", "/rows/2/0"), QN_EINVAL (n_in is 0) or QN_ENOMEM.
+ */
+struct predict_spec {
+    size_t n; /* rows */
+    size_t d; /* numbers per row: n_in */
+    float *x; /* (n, d) owned: the inputs as sent */
+};
+int spec_predict_parse(const json_t *body, size_t n_in, struct predict_spec *out,
+                       struct spec_error *err);
+void spec_predict_close(struct predict_spec *p);
 
 #endif

@@ -19,6 +19,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -153,24 +154,7 @@ static char *http__strdup(struct http_req *req, const char *s, size_t len)
     return p;
 }
 
-unsigned http_status_for(int err)
-{
-    switch (err) {
-    case QN_ENOTFOUND: return 404;
-    case QN_EINVAL:
-    case QN_ESPEC:
-    case QN_EPARSE:
-    case QN_ERANGE:
-    case QN_EFORMAT: return 400;
-    case QN_EAUTH: return 401;
-    case QN_EFORBID: return 403;
-    case QN_EEXIST: return 409;
-    case QN_EBUSY:
-    case QN_ENOMEM: return 503;
-    case QN_EFULL: return 507;
-    default: return 500;
-    }
-}
+unsigned http_status_for(int err) { return qn_err_status(err); }
 
 /* ---- replies ------------------------------------------------------------------ */
 
@@ -227,16 +211,24 @@ static struct MHD_Response *http__json_text_resp(char *text)
     return resp;
 }
 
+/* The last resort when an error body cannot be built: QN_ENOMEM's row, formatted
+ * on the stack. */
+static int http__reply_oom(struct http_req *req)
+{
+    char text[160];
+    int n = snprintf(text, sizeof text,
+                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"path\":null}}",
+                     qn_err_wire(QN_ENOMEM), qn_err_msg(QN_ENOMEM));
+    return http_reply_text(req, qn_err_status(QN_ENOMEM), "application/json", text, (size_t)n);
+}
+
 int http_reply_json(struct http_req *req, unsigned status, json_t *body)
 {
     /* JSON_ENSURE_ASCII: any byte sequence a handler echoes stays valid JSON text. */
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(body);
-    if (!text) {
-        static const char oom[] =
-            "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\",\"path\":null}}";
-        return http_reply_text(req, 503, "application/json", oom, sizeof oom - 1);
-    }
+    if (!text)
+        return http__reply_oom(req);
     struct MHD_Response *resp = http__json_text_resp(text);
     if (!resp)
         return QN_ENOMEM;
@@ -253,39 +245,44 @@ static struct MHD_Response *http__error_resp(const char *code, const char *path,
     return text ? http__json_text_resp(text) : NULL;
 }
 
-/* Queues an error reply with one extra header (name NULL: none). */
-static int http__error_hdr(struct http_req *req, unsigned status, const char *code,
-                           const char *msg, const char *hname, const char *hval)
-{
-    struct MHD_Response *resp = http__error_resp(code, NULL, msg);
-    if (!resp) {
-        static const char oom[] =
-            "{\"error\":{\"code\":\"out_of_memory\",\"message\":\"out of memory\",\"path\":null}}";
-        return http_reply_text(req, 503, "application/json", oom, sizeof oom - 1);
-    }
-    if (hname)
-        MHD_add_response_header(resp, hname, hval);
-    return http_reply_response(req, status, resp);
-}
-
-/* As http_reply_error with a va_list. */
-static int http__verror(struct http_req *req, unsigned status, const char *code, const char *path,
-                        const char *fmt, va_list ap)
+/* The error reply of `code` (its row's status and wire name) with one extra
+ * header (hname NULL: none). */
+static int http__verr(struct http_req *req, int code, const char *path, const char *hname,
+                      const char *hval, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    struct MHD_Response *resp = http__error_resp(code, path, msg);
+    struct MHD_Response *resp = http__error_resp(qn_err_wire(code), path, msg);
     if (!resp)
-        return http__error_hdr(req, 503, "out_of_memory", "out of memory", NULL, NULL);
-    return http_reply_response(req, status, resp);
+        return http__reply_oom(req);
+    if (hname)
+        MHD_add_response_header(resp, hname, hval);
+    return http_reply_response(req, qn_err_status(code), resp);
 }
 
-int http_reply_error(struct http_req *req, unsigned status, const char *code, const char *path,
-                     const char *fmt, ...)
+int http_reply_err(struct http_req *req, int code, const char *path, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = http__verror(req, status, code, path, fmt, ap);
+    int rc = http__verr(req, code, path, NULL, NULL, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* http_reply_err with one extra header (the 401's WWW-Authenticate, the 405's Allow). */
+static int http__reply_err_hdr(struct http_req *req, int code, const char *hname, const char *hval,
+                               const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+static int http__reply_err_hdr(struct http_req *req, int code, const char *hname, const char *hval,
+                               const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = http__verr(req, code, NULL, hname, hval, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -338,8 +335,8 @@ int http_req_store_or_reply(struct http_req *req, struct store **s)
     *s = http_req_store(req);
     if (*s)
         return 0;
-    http_reply_error(req, 503, "database_error", NULL, "the database cannot be opened");
-    return QN_EDB;
+    http_reply_err(req, QN_EDBDOWN, NULL, "the database cannot be opened");
+    return QN_EDBDOWN;
 }
 
 /* Parses a decimal integer in [lo, hi] (lo >= 0); 0 or QN_EINVAL. Digits
@@ -365,7 +362,7 @@ int http_req_param_id(struct http_req *req, const char *name, const char *what, 
     const char *v = http_req_param(req, name);
     if (v && http__parse_i64(v, 1, INT64_MAX, out) == 0)
         return 0;
-    http_reply_error(req, 404, "not_found", NULL, "no such %s: '%s'", what, v ? v : "");
+    http_reply_err(req, QN_ENOTFOUND, NULL, "no such %s: '%s'", what, v ? v : "");
     return QN_ENOTFOUND;
 }
 
@@ -374,13 +371,13 @@ int http_req_page(struct http_req *req, size_t *limit, int64_t *after)
     const char *l = http_req_query(req, "limit"), *c = http_req_query(req, "cursor");
     int64_t v = HTTP_LIST_LIMIT_DEFAULT, a = 0;
     if (l && http__parse_i64(l, 1, HTTP_LIST_LIMIT_MAX, &v)) {
-        http_reply_error(req, 400, "invalid", "?limit", "limit must be an integer from 1 to %d",
-                         HTTP_LIST_LIMIT_MAX);
+        http_reply_err(req, QN_EINVAL, "?limit", "limit must be an integer from 1 to %d",
+                       HTTP_LIST_LIMIT_MAX);
         return QN_EINVAL;
     }
     if (c && *c && http__parse_i64(c, 0, INT64_MAX, &a)) {
-        http_reply_error(req, 400, "invalid", "?cursor",
-                         "cursor must be the \"next\" value of a previous page");
+        http_reply_err(req, QN_EINVAL, "?cursor",
+                       "cursor must be the \"next\" value of a previous page");
         return QN_EINVAL;
     }
     *limit = (size_t)v;
@@ -463,14 +460,11 @@ static int http__route(struct http_req *req)
     }
     req->n_params = 0;
     if (!allow[0]) {
-        http_reply_error(req, 404, "not_found", NULL, "no route for %s %s", req->method,
-                         req->path);
+        http_reply_err(req, QN_ENOTFOUND, NULL, "no route for %s %s", req->method, req->path);
         return 1;
     }
-    char msg[160];
-    snprintf(msg, sizeof msg, "method %s not allowed on %s; allowed: %s", req->method, req->path,
-             allow);
-    http__error_hdr(req, 405, "method_not_allowed", msg, "Allow", allow);
+    http__reply_err_hdr(req, QN_EMETHOD, "Allow", allow, "method %s not allowed on %s; allowed: %s",
+                        req->method, req->path, allow);
     return 1;
 }
 
@@ -501,17 +495,16 @@ static int http__auth(struct http_req *req, unsigned flags)
     char msg[256] = "";
     int rc = http__authenticate(req, msg, sizeof msg);
     if (rc == QN_EAUTH) {
-        http__error_hdr(req, 401, "unauthorized", msg, "WWW-Authenticate",
-                        "Bearer realm=\"quasineuron\"");
+        http__reply_err_hdr(req, QN_EAUTH, "WWW-Authenticate", "Bearer realm=\"quasineuron\"", "%s",
+                            msg);
         return 1;
     }
     if (rc) {
-        http_reply_error(req, http_status_for(rc), qn_err_name(rc), NULL,
-                         "cannot check the token: %s", msg[0] ? msg : qn_err_msg(rc));
+        http_reply_err(req, rc, NULL, "cannot check the token: %s", msg[0] ? msg : qn_err_msg(rc));
         return 1;
     }
     if ((flags & HTTP_F_ADMIN) && !req->user.admin) {
-        http_reply_error(req, 403, "forbidden", NULL, "only an admin may do this");
+        http_reply_err(req, QN_EFORBID, NULL, "only an admin may do this");
         return 1;
     }
     return 0;
@@ -527,11 +520,9 @@ static size_t http__limit(const struct http_req *req)
 static int http__reply_too_big(struct http_req *req)
 {
     size_t lim = http__limit(req);
-    return http_reply_error(req, 413, "too_large", NULL,
-                            "the body is larger than the limit of %zu bytes (%s)", lim,
-                            (req->srv->routes[req->route]->flags & HTTP_F_UPLOAD)
-                                ? "--max-upload"
-                                : "--max-body");
+    return http_reply_err(
+        req, QN_ETOOLARGE, NULL, "the body is larger than the limit of %zu bytes (%s)", lim,
+        (req->srv->routes[req->route]->flags & HTTP_F_UPLOAD) ? "--max-upload" : "--max-body");
 }
 
 /* Opens the unlinked temporary file an upload streams into. */
@@ -578,16 +569,16 @@ static int http__check_head(struct http_req *req)
 {
     size_t uri = strlen(req->path) + http__values_size(req->conn, MHD_GET_ARGUMENT_KIND);
     if (uri > HTTP_MAX_URI) {
-        http_reply_error(req, 414, "uri_too_long", "url",
-                         "the request target has %zu bytes; at most %d are served", uri,
-                         HTTP_MAX_URI);
+        http_reply_err(req, QN_EURI, "url",
+                       "the request target has %zu bytes; at most %d are served", uri,
+                       HTTP_MAX_URI);
         return 1;
     }
     size_t head = http__values_size(req->conn, MHD_HEADER_KIND);
     if (head > HTTP_MAX_HEADERS) {
-        http_reply_error(req, 431, "headers_too_large", "headers",
-                         "the request headers have %zu bytes; at most %d are served", head,
-                         HTTP_MAX_HEADERS);
+        http_reply_err(req, QN_EHEADERS, "headers",
+                       "the request headers have %zu bytes; at most %d are served", head,
+                       HTTP_MAX_HEADERS);
         return 1;
     }
     return 0;
@@ -609,8 +600,8 @@ static int http__begin(struct http_req *req)
         return 1;
     }
     if ((r->flags & HTTP_F_UPLOAD) && http__open_upload(req)) {
-        http_reply_error(req, 500, "io_error", NULL, "cannot create a temporary file in %s: %s",
-                         req->srv->tmpdir, strerror(errno));
+        http_reply_err(req, QN_EIO, NULL, "cannot create a temporary file in %s: %s",
+                       req->srv->tmpdir, strerror(errno));
         return 1;
     }
     return 0;
@@ -677,28 +668,27 @@ static int http__parse_json(struct http_req *req)
 {
     const char *ct = http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
-        http_reply_error(req, 415, "unsupported_media_type", NULL,
-                         "the body must be JSON (application/json), not %s", ct);
+        http_reply_err(req, QN_EMEDIA, NULL, "the body must be JSON (application/json), not %s",
+                       ct);
         return 1;
     }
     if (req->body_len == 0) {
-        http_reply_error(req, 400, "invalid_json", "", "the body must be a JSON object");
+        http_reply_err(req, QN_EJSON, "", "the body must be a JSON object");
         return 1;
     }
     if (http__json_depth(req->body, req->body_len) > HTTP_JSON_DEPTH) {
-        http_reply_error(req, 400, "invalid_json", "", "JSON nested deeper than %d levels",
-                         HTTP_JSON_DEPTH);
+        http_reply_err(req, QN_EJSON, "", "JSON nested deeper than %d levels", HTTP_JSON_DEPTH);
         return 1;
     }
     json_error_t e;
     req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
     if (!req->json) {
-        http_reply_error(req, 400, "invalid_json", "", "invalid JSON at line %d, column %d: %s",
-                         e.line, e.column, e.text);
+        http_reply_err(req, QN_EJSON, "", "invalid JSON at line %d, column %d: %s", e.line,
+                       e.column, e.text);
         return 1;
     }
     if (!json_is_object(req->json)) {
-        http_reply_error(req, 400, "invalid_json", "", "the body must be a JSON object");
+        http_reply_err(req, QN_EJSON, "", "the body must be a JSON object");
         return 1;
     }
     return 0;
@@ -754,7 +744,7 @@ static void *http__compute(void *arg)
         int stop = srv->cq_stop;
         pthread_mutex_unlock(&srv->cq_mu);
         if (stop)
-            http_reply_error(req, 503, "busy", NULL, "the daemon is stopping");
+            http_reply_err(req, QN_EBUSY, NULL, "the daemon is stopping");
         else
             http__run(req);
         MHD_resume_connection(req->conn);
@@ -785,19 +775,18 @@ static void http__finish(struct http_req *req)
         return;
     }
     if (req->io_error) {
-        http_reply_error(req, 500, "io_error", NULL, "cannot buffer the body");
+        http_reply_err(req, QN_EIO, NULL, "cannot buffer the body");
         return;
     }
     if ((r->flags & HTTP_F_JSON) && http__parse_json(req))
         return;
     if (req->upload && (fflush(req->upload) != 0 || fseek(req->upload, 0, SEEK_SET) != 0)) {
-        http_reply_error(req, 500, "io_error", NULL, "cannot write the upload: %s",
-                         strerror(errno));
+        http_reply_err(req, QN_EIO, NULL, "cannot write the upload: %s", strerror(errno));
         return;
     }
     if ((r->flags & HTTP_F_SLOW) && req->srv->n_compute) {
         if (http__offload(req) != 0)
-            http_reply_error(req, 503, "busy", NULL, "the daemon is stopping");
+            http_reply_err(req, QN_EBUSY, NULL, "the daemon is stopping");
         return;
     }
     http__run(req);
@@ -809,13 +798,13 @@ static void http__run(struct http_req *req)
     int rc = req->srv->routes[req->route]->handler(req);
     catalog_release(req->srv->cfg.catalog, req->store);
     req->store = NULL;
+    /* The handler contract (http.h): a code is returned only by a handler that
+     * has not replied; after a reply it returns 0. */
+    assert(rc == 0 || !req->replied);
     if (!req->replied) {
         if (rc == 0)
             rc = QN_EINVAL; /* a handler that forgot to reply: a bug, but answer anyway */
-        unsigned st = http_status_for(rc);
-        http_reply_error(req, st, qn_err_name(rc), NULL, "%s", st == 500 && rc == QN_EINVAL
-                                                                ? "internal error"
-                                                                : qn_err_msg(rc));
+        http_reply_err(req, rc, NULL, "%s", qn_err_msg(rc));
     }
 }
 
@@ -839,7 +828,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         clock_gettime(CLOCK_MONOTONIC, &req->t0);
         req->path = http__strdup(req, url, strlen(url));
         if (!req->path) {
-            http_reply_error(req, 503, "out_of_memory", NULL, "out of memory");
+            http_reply_err(req, QN_ENOMEM, NULL, "out of memory");
             return MHD_YES;
         }
         http__begin(req);

@@ -17,9 +17,10 @@
  * route that computes (HTTP_F_SLOW) runs on one of the compute threads
  * instead, with its connection suspended until it has replied. It
  * answers through one http_reply_* call and returns 0, or returns a qn_err
- * code without replying and the layer answers with the matching status
- * (QN_ENOTFOUND 404, QN_EINVAL/QN_ESPEC 400, QN_EAUTH 401, QN_EFORBID 403,
- * QN_EEXIST 409, QN_EBUSY/QN_ENOMEM 503, others 500).
+ * code without replying and the layer answers with that code's row of the
+ * error table (qn_err.h: its HTTP status, its wire name, its message).
+ * Every error reply, the layer's own included, goes through http_reply_err,
+ * so error bodies have one shape and a code one status.
  *
  * Bodies: a route flagged HTTP_F_JSON gets its body parsed (jansson, duplicate
  * keys rejected, at most max_body bytes, valid UTF-8, nesting at most
@@ -80,7 +81,9 @@ struct MHD_Response;
                             (simulate, predict, uploads): a long handler never holds up
                             the other connections of an MHD thread */
 
-/* Returns 0 after one http_reply_*, or a qn_err code (the layer replies). */
+/* Returns 0 after one http_reply_* (http_reply_err included), or a qn_err code
+ * without having replied (the layer replies); never a code after a reply (the
+ * dispatcher asserts it). */
 typedef int (*http_handler_fn)(struct http_req *req);
 
 struct http_route {
@@ -152,7 +155,7 @@ struct http_server *http_req_server(struct http_req *req);
 /* A {placeholder}'s text (borrowed), NULL when the pattern has none of that name. */
 const char *http_req_param(const struct http_req *req, const char *name);
 /* The {name} placeholder as a positive id; on failure replies 404 "no such
- * <what>" and returns QN_ENOTFOUND (return that from the handler). */
+ * <what>" and returns QN_ENOTFOUND (the handler, having replied, returns 0). */
 int http_req_param_id(struct http_req *req, const char *name, const char *what, int64_t *out);
 /* A query argument (borrowed), NULL when absent. */
 const char *http_req_query(struct http_req *req, const char *name);
@@ -166,9 +169,11 @@ json_t *http_req_json(const struct http_req *req);
  * (borrowed, closed with the request) and its size. */
 FILE *http_req_upload(const struct http_req *req, size_t *size);
 /* A pooled store connection for this request (borrowed; given back when the
- * handler returns). NULL when the database is unreachable: return QN_EDB. */
+ * handler returns). NULL when the database is unreachable: return QN_EDBDOWN
+ * (503 database_error). */
 struct store *http_req_store(struct http_req *req);
-/* http_req_store into *s, or a 503 database_error reply and QN_EDB. */
+/* http_req_store into *s, or a 503 database_error reply (QN_EDBDOWN) and
+ * QN_EDBDOWN (the handler, having replied, returns 0). */
 int http_req_store_or_reply(struct http_req *req, struct store **s);
 /* The MHD connection (for MHD_suspend_connection / MHD_resume_connection). */
 struct MHD_Connection *http_req_connection(struct http_req *req);
@@ -179,7 +184,8 @@ void *http_req_alloc(struct http_req *req, size_t n);
  * Pagination of list routes: `limit` (1..HTTP_LIST_LIMIT_MAX, default
  * HTTP_LIST_LIMIT_DEFAULT) and `cursor` (opaque to clients; the id after
  * which the next page starts; 0 = from the start). On a bad value replies
- * 400 at the query parameter and returns QN_EINVAL.
+ * 400 at the query parameter and returns QN_EINVAL (the handler, having
+ * replied, returns 0).
  */
 int http_req_page(struct http_req *req, size_t *limit, int64_t *after);
 
@@ -187,11 +193,15 @@ int http_req_page(struct http_req *req, size_t *limit, int64_t *after);
 
 /* A JSON reply; steals body (NULL: 503 out of memory). */
 int http_reply_json(struct http_req *req, unsigned status, json_t *body);
-/* {"error":{"code","message","path"}}; path may be NULL (JSON null). */
-int http_reply_error(struct http_req *req, unsigned status, const char *code, const char *path,
-                     const char *fmt, ...)
+/*
+ * The error reply of `code` (negative, from qn_err.h): its row's HTTP status
+ * and {"error":{"code": <its wire name>, "message", "path"}}; path may be NULL
+ * (JSON null). Returns 0 once replied (so `return http_reply_err(...)` ends a
+ * handler by its contract), or the code of a failure to reply.
+ */
+int http_reply_err(struct http_req *req, int code, const char *path, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
+    __attribute__((format(printf, 4, 5)))
 #endif
     ;
 /* A copy of text[len] with the given content type. */
@@ -201,7 +211,7 @@ int http_reply_text(struct http_req *req, unsigned status, const char *content_t
  * steals resp. Headers the layer adds to every reply are added here too. */
 int http_reply_response(struct http_req *req, unsigned status, struct MHD_Response *resp);
 
-/* The HTTP status for a qn_err code (as the layer maps handler returns). */
+/* The HTTP status for a qn_err code: its row's in the error table (qn_err_status). */
 unsigned http_status_for(int err);
 
 #endif

@@ -9,8 +9,9 @@
  *
  * simulate, predict and uploads compute: they are HTTP_F_SLOW (a compute
  * thread runs them, so they never hold up other connections), their size
- * is capped (ROUTES_* below), and simulate and predict stop when the daemon
- * shuts down (the daemon's stopping flag is their cancel flag).
+ * is capped (SPEC_SIM_* and SPEC_PREDICT_ROWS_MAX in spec.h, whose parsers
+ * read their bodies), and simulate and predict stop when the daemon shuts
+ * down (the daemon's stopping flag is their cancel flag).
  */
 #include "routes.h"
 
@@ -23,17 +24,13 @@
 #include <string.h>
 
 #include "import.h"
-#include "job_net.h"
+#include "job_model.h"
 #include "qn_err.h"
 #include "routes_jobs.h"
 #include "spec.h"
 #include "users.h"
 #include "web_assets.h"
 
-#define ROUTES_TRAJ_DEFAULT 500     /* simulate: default max_points */
-#define ROUTES_TRAJ_MAX 100000      /* simulate: largest max_points */
-#define ROUTES_CURVE_MAX 1000       /* simulate: points of a response curve */
-#define ROUTES_PREDICT_MAX 1024     /* predict: rows per call */
 #define ROUTES_CSV_CHUNK (256u << 10) /* bytes of CSV formatted per read */
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -50,8 +47,7 @@ static json_t *routes__id_or_null(int64_t id) { return id ? json_integer(id) : j
 /* 400 invalid_spec at the spec error's path. */
 static int routes__spec_error(struct http_req *req, const struct spec_error *e)
 {
-    return http_reply_error(req, 400, "invalid_spec", e->path, "%s",
-                            e->msg[0] ? e->msg : "invalid");
+    return http_reply_err(req, QN_ESPEC, e->path, "%s", e->msg[0] ? e->msg : "invalid");
 }
 
 /* A page: {"<key>": items (stolen), "next": last id when the page is full}. */
@@ -77,10 +73,9 @@ static int routes__is_id(const char *v, int64_t *id)
 static int routes__store_fail(struct http_req *req, struct store *s, int rc, const char *what)
 {
     if (rc == QN_ENOTFOUND)
-        return http_reply_error(req, 404, "not_found", NULL, "no such %s: '%s'", what,
-                                http_req_param(req, "id") ? http_req_param(req, "id") : "");
-    return http_reply_error(req, http_status_for(rc), qn_err_name(rc), NULL, "%s: %s",
-                            qn_err_msg(rc), s ? store_errmsg(s) : "");
+        return http_reply_err(req, QN_ENOTFOUND, NULL, "no such %s: '%s'", what,
+                              http_req_param(req, "id") ? http_req_param(req, "id") : "");
+    return http_reply_err(req, rc, NULL, "%s: %s", qn_err_msg(rc), s ? store_errmsg(s) : "");
 }
 
 /* ---- health and metrics --------------------------------------------------------- */
@@ -91,12 +86,11 @@ static int routes__healthz(struct http_req *req)
     int version = 0;
     int rc = s ? store_schema_version(s, &version) : QN_EDB;
     if (rc)
-        return http_reply_error(req, 503, "database_error", NULL, "database unreachable: %s",
-                                s ? store_errmsg(s) : "cannot open it");
+        return http_reply_err(req, QN_EDBDOWN, NULL, "database unreachable: %s",
+                              s ? store_errmsg(s) : "cannot open it");
     int64_t users = 0;
     if (users_count(s, &users))
-        return http_reply_error(req, 503, "database_error", NULL, "database unreachable: %s",
-                                store_errmsg(s));
+        return http_reply_err(req, QN_EDBDOWN, NULL, "database unreachable: %s", store_errmsg(s));
     struct routes_ctx *d = routes_ctx(req);
     int stopping = d ? atomic_load(&d->stopping) : 0;
     return http_reply_json(req, stopping ? 503 : 200,
@@ -193,7 +187,7 @@ static int routes__device_create(struct http_req *req)
     const char *kind = json_string_value(json_object_get(root, "kind"));
     struct store *s;
     if (http_req_store_or_reply(req, &s))
-        return QN_EDB;
+        return 0;
     char *text = json_dumps(root, JSON_COMPACT);
     if (!text)
         return QN_ENOMEM;
@@ -201,8 +195,7 @@ static int routes__device_create(struct http_req *req)
     int rc = store_device_insert(s, name && *name ? name : NULL, kind, text, &id);
     free(text);
     if (rc == QN_EEXIST)
-        return http_reply_error(req, 409, "exists", "/name", "a device named '%s' already exists",
-                                name);
+        return http_reply_err(req, QN_EEXIST, "/name", "a device named '%s' already exists", name);
     if (rc)
         return routes__store_fail(req, s, rc, "device");
     struct store_device d;
@@ -219,7 +212,7 @@ static int routes__device_list(struct http_req *req)
     int64_t after;
     struct store *s;
     if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
-        return QN_EINVAL;
+        return 0;
     struct store_device *list = NULL;
     size_t n = 0;
     int rc = store_device_list(s, after, limit, &list, &n);
@@ -238,114 +231,13 @@ static int routes__device_one(struct http_req *req)
     struct store *s;
     struct store_device d;
     if (http_req_store_or_reply(req, &s) || routes__device_get(req, s, &d))
-        return QN_EINVAL;
+        return 0;
     int rc = http_reply_json(req, 200, routes_device_json(&d));
     store_device_free(&d);
     return rc;
 }
 
 /* ---- simulate ---------------------------------------------------------------------- */
-
-/* What a simulate body asks for. */
-struct routes_sim {
-    double in[DEV_MAX_INPUTS]; /* the inputs of the one solve, or the fixed ones of a curve */
-    size_t max_points;         /* trajectory points */
-    int curve;                 /* 1: a response curve over one input */
-    size_t curve_input;        /* which input the curve varies */
-    double from, to;
-    size_t points;
-};
-
-/* Reads the inputs object at `path` (every input of the device, by name). */
-static int routes__sim_inputs(const json_t *obj, const char *path, const struct dev_model *m,
-                              int skip, size_t skip_i, double *in, struct spec_error *e)
-{
-    if (!json_is_object(obj))
-        return spec_fail(e, path, "must be an object of the device's inputs");
-    size_t n = dev_n_inputs(m);
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
-        char p[SPEC_PATH_MAX], name[DEV_NAME_MAX];
-        spec_path_key(p, sizeof p, path, key);
-        size_t i = 0;
-        for (; i < n; i++) {
-            dev_input_name(m, i, name, sizeof name);
-            if (strcmp(name, key) == 0)
-                break;
-        }
-        if (i == n)
-            return spec_fail(e, p, "the device has no input named '%s'", key);
-        if (spec_get_number(v, p, &in[i], e))
-            return QN_ESPEC;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char name[DEV_NAME_MAX];
-        dev_input_name(m, i, name, sizeof name);
-        if (!(skip && i == skip_i) && !json_object_get(obj, name))
-            return spec_fail(e, path, "missing input '%s'", name);
-    }
-    return 0;
-}
-
-/* Parses {"curve": {"input", "from", "to", "points"}}. */
-static int routes__sim_curve(const json_t *c, const struct dev_model *m, struct routes_sim *sim,
-                             struct spec_error *e)
-{
-    static const char *const fields[] = {"input", "from", "to", "points"};
-    if (spec_check_fields(c, "/curve", fields, 4, e))
-        return QN_ESPEC;
-    const char *input = NULL;
-    int64_t pts = 101;
-    if (spec_get_string(json_object_get(c, "input"), "/curve/input", DEV_NAME_MAX - 1, &input, e))
-        return QN_ESPEC;
-    size_t n = dev_n_inputs(m), i = 0;
-    for (; i < n; i++) {
-        char name[DEV_NAME_MAX];
-        dev_input_name(m, i, name, sizeof name);
-        if (strcmp(name, input) == 0)
-            break;
-    }
-    if (i == n)
-        return spec_fail(e, "/curve/input", "the device has no input named '%s'", input);
-    if (spec_get_number(json_object_get(c, "from"), "/curve/from", &sim->from, e) ||
-        spec_get_number(json_object_get(c, "to"), "/curve/to", &sim->to, e))
-        return QN_ESPEC;
-    if (json_object_get(c, "points") &&
-        spec_get_int(json_object_get(c, "points"), "/curve/points", 2, ROUTES_CURVE_MAX, &pts, e))
-        return QN_ESPEC;
-    sim->curve = 1;
-    sim->curve_input = i;
-    sim->points = (size_t)pts;
-    return 0;
-}
-
-/* Parses a simulate body against the prepared device. */
-static int routes__sim_parse(const json_t *body, const struct dev_model *m,
-                             struct routes_sim *sim, struct spec_error *e)
-{
-    static const char *const fields[] = {"inputs", "max_points", "curve"};
-    memset(sim, 0, sizeof *sim);
-    sim->max_points = ROUTES_TRAJ_DEFAULT;
-    if (spec_check_fields(body, "", fields, 3, e))
-        return QN_ESPEC;
-    const json_t *mp = json_object_get(body, "max_points"), *c = json_object_get(body, "curve");
-    int64_t v;
-    if (mp) {
-        if (spec_get_int(mp, "/max_points", 2, ROUTES_TRAJ_MAX, &v, e))
-            return QN_ESPEC;
-        sim->max_points = (size_t)v;
-    }
-    if (c && routes__sim_curve(c, m, sim, e))
-        return QN_ESPEC;
-    const json_t *in = json_object_get(body, "inputs");
-    if (!in && dev_n_inputs(m) == (sim->curve ? 1u : 0u))
-        return 0;
-    if (!in)
-        return spec_fail(e, "/inputs", "required: an object of the device's inputs, e.g. "
-                         "{\"u1\": 0.5}");
-    return routes__sim_inputs(in, "/inputs", m, sim->curve, sim->curve_input, sim->in, e);
-}
 
 /* The states of a trajectory as names (the model's when it has them). */
 static json_t *routes__state_names(const struct dev_model *m, size_t n)
@@ -390,9 +282,8 @@ static json_t *routes__inputs_json(const struct dev_model *m, const double *in)
 }
 
 /* One solve with its trajectory. */
-static int routes__sim_one(struct http_req *req, const struct store_device *d,
-                           struct dev_work *w, const struct dev_model *m,
-                           const struct routes_sim *sim)
+static int routes__sim_one(struct http_req *req, const struct store_device *d, struct dev_work *w,
+                           const struct dev_model *m, const struct simulate_spec *sim)
 {
     struct dev_traj tr;
     double out = NAN;
@@ -412,7 +303,7 @@ static int routes__sim_one(struct http_req *req, const struct store_device *d,
 /* A response curve: the output over `points` values of one input. */
 static int routes__sim_curve_run(struct http_req *req, const struct store_device *d,
                                  struct dev_work *w, const struct dev_model *m,
-                                 struct routes_sim *sim)
+                                 struct simulate_spec *sim)
 {
     json_t *xs = json_array(), *ys = json_array(), *st = json_array();
     for (size_t i = 0; xs && ys && st && i < sim->points; i++) {
@@ -443,7 +334,7 @@ static int routes__device_simulate(struct http_req *req)
     struct store *s;
     struct store_device d;
     if (http_req_store_or_reply(req, &s) || routes__device_get(req, s, &d))
-        return QN_EINVAL;
+        return 0;
     struct dev_model m;
     struct spec_error e = {{0}, {0}};
     json_t *spec = json_loads(d.spec, 0, NULL);
@@ -451,13 +342,12 @@ static int routes__device_simulate(struct http_req *req)
     json_decref(spec);
     if (rc) {
         store_device_free(&d);
-        return http_reply_error(req, 500, "invalid_spec", NULL,
-                                "the stored device does not parse any more: %s: %s", e.path,
-                                e.msg);
+        return http_reply_err(req, QN_ESTORED, NULL,
+                              "the stored device does not parse any more: %s: %s", e.path, e.msg);
     }
-    struct routes_sim sim;
+    struct simulate_spec sim;
     struct dev_work w;
-    if (routes__sim_parse(http_req_json(req), &m, &sim, &e)) {
+    if (spec_simulate_parse(http_req_json(req), &m, &sim, &e)) {
         rc = routes__spec_error(req, &e);
     } else if ((rc = dev_work_init(&w, &m, &routes_ctx(req)->stopping)) == 0) {
         rc = sim.curve ? routes__sim_curve_run(req, &d, &w, &m, &sim)
@@ -507,29 +397,29 @@ static int routes__dataset_upload(struct http_req *req)
     size_t size = 0;
     FILE *f = http_req_upload(req, &size);
     if (!f || size == 0)
-        return http_reply_error(req, 400, "bad_format", NULL,
-                                "the body must be a CSV file (a header row of column names, "
-                                "then numeric rows) or an IDX images file, optionally "
-                                "followed by its labels file");
+        return http_reply_err(req, QN_EFORMAT, NULL,
+                              "the body must be a CSV file (a header row of column names, "
+                              "then numeric rows) or an IDX images file, optionally "
+                              "followed by its labels file");
     const char *name = http_req_query(req, "name");
     if (name && (!*name || strlen(name) >= STORE_NAME_MAX))
-        return http_reply_error(req, 400, "invalid", "?name", "name must be 1 to %d bytes",
-                                STORE_NAME_MAX - 1);
+        return http_reply_err(req, QN_EINVAL, "?name", "name must be 1 to %d bytes",
+                              STORE_NAME_MAX - 1);
     struct store *s;
     if (http_req_store_or_reply(req, &s))
-        return QN_EDB;
+        return 0;
     char path[64], msg[STORE_MSG_MAX + 256] = "";
     snprintf(path, sizeof path, "/proc/self/fd/%d", fileno(f)); /* the unlinked temp file */
     int64_t id = 0;
     int rc = import_file(s, path, NULL, name, &id, msg, sizeof msg);
     char said[sizeof msg + 16];
     if (rc == QN_EFORMAT || rc == QN_EIO || rc == QN_ERANGE || rc == QN_EINVAL || rc == QN_ESPEC)
-        return http_reply_error(req, 400, "bad_format", NULL, "%s",
-                                msg[0] ? routes__body_msg(msg, path, said, sizeof said)
-                                       : qn_err_msg(rc));
+        return http_reply_err(req, QN_EFORMAT, NULL, "%s",
+                              msg[0] ? routes__body_msg(msg, path, said, sizeof said)
+                                     : qn_err_msg(rc));
     if (rc)
-        return http_reply_error(req, http_status_for(rc), qn_err_name(rc), NULL,
-                                "cannot store the dataset: %s", msg[0] ? msg : store_errmsg(s));
+        return http_reply_err(req, rc, NULL, "cannot store the dataset: %s",
+                              msg[0] ? msg : store_errmsg(s));
     struct store_dataset d;
     if ((rc = store_dataset_get(s, id, &d)))
         return routes__store_fail(req, s, rc, "dataset");
@@ -544,7 +434,7 @@ static int routes__dataset_list(struct http_req *req)
     int64_t after;
     struct store *s;
     if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
-        return QN_EINVAL;
+        return 0;
     struct store_dataset *list = NULL;
     size_t n = 0;
     int rc = store_dataset_list(s, after, limit, &list, &n);
@@ -563,7 +453,7 @@ static int routes__dataset_one(struct http_req *req)
     struct store *s;
     struct store_dataset d;
     if (http_req_store_or_reply(req, &s) || routes__dataset_get(req, s, &d))
-        return QN_EINVAL;
+        return 0;
     int rc = http_reply_json(req, 200, routes_dataset_json(&d));
     store_dataset_free(&d);
     return rc;
@@ -676,7 +566,7 @@ static int routes__dataset_data(struct http_req *req)
     struct store *s;
     struct store_dataset d;
     if (http_req_store_or_reply(req, &s) || routes__dataset_get(req, s, &d))
-        return QN_EINVAL;
+        return 0;
     struct routes_csv *c = calloc(1, sizeof *c);
     /* A value takes at most 16 bytes ("-1.23456791e+38,"); names are at most 128. */
     size_t row_bytes = d.n_cols * 17 + 1;
@@ -772,7 +662,7 @@ static int routes__sql_list(struct http_req *req, const char *cols, const char *
     int64_t after;
     struct store *s;
     if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
-        return QN_EINVAL;
+        return 0;
     char sql[512];
     snprintf(sql, sizeof sql, "%sWHERE id > ?1 ORDER BY id LIMIT ?2", cols);
     sqlite3_stmt *st = NULL;
@@ -801,7 +691,7 @@ static int routes__sql_one(struct http_req *req, const char *cols, const char *w
 {
     struct store *s;
     if (http_req_store_or_reply(req, &s))
-        return QN_EDB;
+        return 0;
     const char *v = http_req_param(req, "id");
     int64_t id = 0;
     int by_id = routes__is_id(v, &id);
@@ -865,7 +755,7 @@ static int routes__surrogate_one(struct http_req *req)
 {
     struct store *s;
     if (http_req_store_or_reply(req, &s))
-        return QN_EDB;
+        return 0;
     const char *v = http_req_param(req, "id");
     int64_t id = 0;
     struct store_surrogate x;
@@ -903,49 +793,6 @@ static int routes__model_one(struct http_req *req)
 
 /* ---- predict ------------------------------------------------------------------------ */
 
-/* Reads {"rows": [[n_in numbers], ...]} into a new (n, n_in) array, standardised. */
-static int routes__predict_rows(const json_t *body, const struct store_model *m, float **out,
-                                size_t *n, struct spec_error *e)
-{
-    static const char *const fields[] = {"rows"};
-    if (spec_check_fields(body, "", fields, 1, e))
-        return QN_ESPEC;
-    const json_t *rows = json_object_get(body, "rows");
-    if (!json_is_array(rows) || json_array_size(rows) == 0)
-        return spec_fail(e, "/rows", "required: a non-empty array of rows of %zu numbers",
-                         m->n_in);
-    if (json_array_size(rows) > ROUTES_PREDICT_MAX)
-        return spec_fail(e, "/rows", "at most %d rows per request", ROUTES_PREDICT_MAX);
-    size_t B = json_array_size(rows);
-    float *x = malloc(B * m->n_in * sizeof *x);
-    if (!x)
-        return QN_ENOMEM;
-    for (size_t i = 0; i < B; i++) {
-        const json_t *r = json_array_get(rows, i);
-        char p[SPEC_PATH_MAX];
-        spec_path_index(p, sizeof p, "/rows", i);
-        if (!json_is_array(r) || json_array_size(r) != m->n_in) {
-            free(x);
-            return spec_fail(e, p, "must be an array of %zu numbers (the model's inputs)",
-                             m->n_in);
-        }
-        for (size_t j = 0; j < m->n_in; j++) {
-            char pj[SPEC_PATH_MAX];
-            double v;
-            spec_path_index(pj, sizeof pj, p, j);
-            if (spec_get_number(json_array_get(r, j), pj, &v, e) ||
-                (fabs(v) > 3e38 && spec_fail(e, pj, "must fit in a float"))) {
-                free(x);
-                return QN_ESPEC;
-            }
-            x[i * m->n_in + j] = ((float)v - m->scaler[j]) / m->scaler[m->n_in + j];
-        }
-    }
-    *out = x;
-    *n = B;
-    return 0;
-}
-
 /* {"outputs": [[...]], "classes": [...], "probabilities": [[...]]} of a forward pass. */
 static json_t *routes__predict_json(const struct store_model *m, const float *y, size_t B)
 {
@@ -979,71 +826,57 @@ static json_t *routes__predict_json(const struct store_model *m, const float *y,
     return o;
 }
 
-/* Rebuilds the model's network and runs x (B, n_in) through it. */
-static int routes__predict_run(struct http_req *req, struct store *s, const struct store_model *m,
-                               const float *x, size_t B)
+/* Runs the raw rows x (B, n_in) through the opened model (job_model.h
+ * standardises them) and replies with the outputs. */
+static int routes__predict_run(struct http_req *req, const struct job_model *m, float *x, size_t B)
 {
     struct spec_error e = {{0}, {0}};
-    json_t *root = NULL;
-    struct train_spec t;
-    struct job_netdef nd;
-    memset(&nd, 0, sizeof nd);
-    int have_t = 0, rc = spec_load(m->spec, strlen(m->spec), &root, &e);
-    if (rc == 0)
-        have_t = (rc = spec_train_parse(root, &t, &e)) == 0;
-    json_decref(root);
-    if (rc == 0)
-        rc = job_netdef_resolve(s, &t, &nd, &e);
     struct net *n = NULL;
-    if (rc) {
-        rc = http_reply_error(req, 500, "invalid_spec", NULL,
-                              "model %" PRId64 " cannot be rebuilt: %s: %s", m->id, e.path, e.msg);
-    } else {
-        struct net_layer_spec ls[NET_MAX_LAYERS];
-        job_netdef_layers(&nd, ls);
-        rc = net_create(&n, m->n_in, ls, nd.n_layers, B, 1, t.train.seed,
-                        &routes_ctx(req)->stopping);
-        if (rc == 0 && (n->n_params != m->n_params || n->n_out != m->n_out))
-            rc = http_reply_error(req, 500, "bad_format", NULL,
-                                  "model %" PRId64 " has %zu parameters; its network has %zu",
-                                  m->id, m->n_params, n->n_params);
-        else if (rc == 0) {
-            memcpy(n->params, m->params, m->n_params * sizeof *m->params);
-            rc = net_forward(n, x, B);
-            if (rc == 0)
-                rc = http_reply_json(req, 200, routes__predict_json(m, net_output(n), B));
-        }
-    }
+    int rc = job_model_net(m, B, 1, &routes_ctx(req)->stopping, &n, &e);
+    if (rc == QN_EMODEL)
+        return http_reply_err(req, QN_EMODEL, NULL, "%s", e.msg);
+    if (rc == 0 && (rc = job_model_forward(m, n, x, B)) == 0)
+        rc = http_reply_json(req, 200, routes__predict_json(&m->row, net_output(n), B));
     net_destroy(n);
-    job_netdef_close(&nd);
-    if (have_t)
-        spec_train_close(&t);
     return rc == QN_ECANCELED ? QN_EBUSY : rc;
+}
+
+/* The model {id} names: an id, or the newest model of that name; QN_ENOTFOUND
+ * for a name longer than any stored one. */
+static int routes__model_ref(const char *v, struct spec_ref *ref)
+{
+    memset(ref, 0, sizeof *ref);
+    ref->kind = routes__is_id(v, &ref->id) ? REF_ID : REF_NAME;
+    if (ref->kind == REF_ID)
+        return 0;
+    if (!v || strlen(v) >= sizeof ref->name)
+        return QN_ENOTFOUND;
+    snprintf(ref->name, sizeof ref->name, "%s", v);
+    return 0;
 }
 
 static int routes__model_predict(struct http_req *req)
 {
     struct store *s;
     if (http_req_store_or_reply(req, &s))
-        return QN_EDB;
-    const char *v = http_req_param(req, "id");
-    int64_t id = 0;
-    struct store_model m;
-    int rc = routes__is_id(v, &id) ? store_model_get(s, id, &m) : store_model_get_by_name(s, v, &m);
-    if (rc)
-        return routes__store_fail(req, s, rc, "model");
-    float *x = NULL;
-    size_t B = 0;
+        return 0;
+    struct spec_ref ref;
+    if (routes__model_ref(http_req_param(req, "id"), &ref))
+        return routes__store_fail(req, s, QN_ENOTFOUND, "model");
+    struct job_model m;
     struct spec_error e = {{0}, {0}};
-    if (m.n_scaler != 2 * m.n_in)
-        rc = http_reply_error(req, 500, "bad_format", NULL, "model %" PRId64 " has a corrupt "
-                              "scaler", m.id);
-    else if ((rc = routes__predict_rows(http_req_json(req), &m, &x, &B, &e)) == QN_ESPEC)
+    int rc = job_model_open(s, &ref, &m, &e);
+    struct predict_spec rows = {0, 0, NULL};
+    if (rc == QN_EMODEL)
+        rc = http_reply_err(req, QN_EMODEL, NULL, "%s", e.msg);
+    else if (rc)
+        rc = routes__store_fail(req, s, rc, "model");
+    else if ((rc = spec_predict_parse(http_req_json(req), m.row.n_in, &rows, &e)) == QN_ESPEC)
         rc = routes__spec_error(req, &e);
     else if (rc == 0)
-        rc = routes__predict_run(req, s, &m, x, B);
-    free(x);
-    store_model_free(&m);
+        rc = routes__predict_run(req, &m, rows.x, rows.n);
+    spec_predict_close(&rows);
+    job_model_close(&m);
     return rc;
 }
 

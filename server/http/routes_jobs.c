@@ -34,7 +34,7 @@ static int rj__available(struct http_req *req, struct routes_ctx *d)
 {
     if (!atomic_load(&d->stopping) && d->workers)
         return 0;
-    http_reply_error(req, 503, "unavailable", NULL, "the daemon is shutting down");
+    http_reply_err(req, QN_EUNAVAIL, NULL, "the daemon is shutting down");
     return QN_EBUSY;
 }
 
@@ -61,8 +61,8 @@ static int rj__query_int(struct http_req *req, const char *name, int64_t lo, int
         return 0;
     char path[64];
     snprintf(path, sizeof path, "?%s", name);
-    http_reply_error(req, 400, "invalid", path, "%s must be an integer from %" PRId64 " to %" PRId64,
-                     name, lo, hi);
+    http_reply_err(req, QN_EINVAL, path, "%s must be an integer from %" PRId64 " to %" PRId64, name,
+                   lo, hi);
     return QN_EINVAL;
 }
 
@@ -74,10 +74,9 @@ static int rj__load(struct http_req *req, struct store *s, int64_t *id, struct s
         return rc;
     rc = store_job_get(s, *id, j);
     if (rc == QN_ENOTFOUND)
-        http_reply_error(req, 404, "not_found", NULL, "no such job: %" PRId64, *id);
+        http_reply_err(req, QN_ENOTFOUND, NULL, "no such job: %" PRId64, *id);
     else if (rc)
-        http_reply_error(req, http_status_for(rc), qn_err_name(rc), NULL,
-                         "cannot read job %" PRId64 ": %s", *id, store_errmsg(s));
+        http_reply_err(req, rc, NULL, "cannot read job %" PRId64 ": %s", *id, store_errmsg(s));
     return rc;
 }
 
@@ -135,11 +134,9 @@ static int rj__submit(struct http_req *req)
     int rc = queue_submit(workers_queue(d->workers), s, http_req_json(req), u->name, &id, &st,
                           &err);
     if (rc == QN_ESPEC || rc == QN_EINVAL)
-        return http_reply_error(req, 400, "invalid_spec", err.path, "%s",
-                                err.msg[0] ? err.msg : "invalid job");
+        return http_reply_err(req, QN_ESPEC, err.path, "%s", err.msg[0] ? err.msg : "invalid job");
     if (rc)
-        return http_reply_error(req, http_status_for(rc), qn_err_name(rc), NULL,
-                                "cannot store the job: %s", store_errmsg(s));
+        return http_reply_err(req, rc, NULL, "cannot store the job: %s", store_errmsg(s));
     workers_wake(d->workers);
     return rj__reply_job(req, s, id, 201, 0);
 }
@@ -158,14 +155,13 @@ static int rj__filter(struct http_req *req, struct rj_filter *f)
     f->type = http_req_query(req, "type");
     f->owner = http_req_query(req, "owner");
     if (f->state && store_job_state_from_name(f->state, &st) != 0) {
-        http_reply_error(req, 400, "invalid", "?state",
-                         "state must be one of waiting, queued, running, succeeded, failed, "
-                         "canceled");
+        http_reply_err(req, QN_EINVAL, "?state",
+                       "state must be one of waiting, queued, running, succeeded, failed, "
+                       "canceled");
         return QN_EINVAL;
     }
     if (f->type && !job_type_find(f->type)) {
-        http_reply_error(req, 400, "invalid", "?type",
-                         "type must be one of sweep, fit, train, evaluate");
+        http_reply_err(req, QN_EINVAL, "?type", "type must be one of sweep, fit, train, evaluate");
         return QN_EINVAL;
     }
     return 0;
@@ -263,25 +259,25 @@ static int rj__cancel(struct http_req *req)
     snprintf(owner, sizeof owner, "%s", j.owner);
     store_job_free(&j);
     if (!mine && !u->admin)
-        return http_reply_error(req, 403, "forbidden", NULL,
-                                "job %" PRId64 " belongs to %s: only its owner or an admin may "
-                                "cancel it",
-                                id, owner);
+        return http_reply_err(req, QN_EFORBID, NULL,
+                              "job %" PRId64 " belongs to %s: only its owner or an admin may "
+                              "cancel it",
+                              id, owner);
     if (rj__available(req, d))
         return 0;
     enum store_job_state st = JOB_QUEUED;
     int rc = workers_cancel(d->workers, s, id, &st);
     if (rc == QN_EEXIST)
-        return http_reply_error(req, 409, "already_ended", NULL, "job %" PRId64 " has already %s",
-                                id, st == JOB_SUCCEEDED ? "succeeded"
-                                    : st == JOB_FAILED  ? "failed"
-                                                        : "been canceled");
+        return http_reply_err(req, QN_EENDED, NULL, "job %" PRId64 " has already %s", id,
+                              st == JOB_SUCCEEDED ? "succeeded"
+                              : st == JOB_FAILED  ? "failed"
+                                                  : "been canceled");
     if (rc == QN_EBUSY)
-        return http_reply_error(req, 409, "busy", NULL,
-                                "job %" PRId64 " is running outside this daemon's workers", id);
+        return http_reply_err(req, QN_EELSEWHERE, NULL,
+                              "job %" PRId64 " is running outside this daemon's workers", id);
     if (rc)
-        return http_reply_error(req, http_status_for(rc), qn_err_name(rc), NULL,
-                                "cannot cancel job %" PRId64 ": %s", id, qn_err_msg(rc));
+        return http_reply_err(req, rc, NULL, "cannot cancel job %" PRId64 ": %s", id,
+                              qn_err_msg(rc));
     return rj__reply_job(req, s, id, st == JOB_RUNNING ? 202 : 200, st == JOB_RUNNING);
 }
 
@@ -306,7 +302,7 @@ static int rj__mq(struct http_req *req, struct rj_mq *q)
         rj__query_int(req, "max_points", 2, ROUTES_JOBS_METRICS_MAX, &q->max_points))
         return QN_EINVAL;
     if (q->name && (!*q->name || strlen(q->name) > 63)) {
-        http_reply_error(req, 400, "invalid", "?name", "name must be 1 to 63 bytes");
+        http_reply_err(req, QN_EINVAL, "?name", "name must be 1 to 63 bytes");
         return QN_EINVAL;
     }
     return 0;
@@ -372,8 +368,7 @@ static int rj__metrics(struct http_req *req)
     store_job_free(&j);
     int rc = rj__metric_rows(s, id, &q, &rows, &last, &more);
     if (rc)
-        return http_reply_error(req, http_status_for(rc), qn_err_name(rc), NULL,
-                                "cannot read the metrics: %s", store_errmsg(s));
+        return http_reply_err(req, rc, NULL, "cannot read the metrics: %s", store_errmsg(s));
     return http_reply_json(req, 200, json_pack("{so sI sb}", "metrics", rows, "next",
                                                (json_int_t)last, "more", more));
 }
@@ -391,12 +386,12 @@ static int rj__events(struct http_req *req)
     store_job_free(&j);
     const char *h = http_req_header(req, "Last-Event-ID");
     if (h && *h && rj__int(h, 0, INT64_MAX, &last) != 0)
-        return http_reply_error(req, 400, "invalid", "Last-Event-ID",
-                                "Last-Event-ID must be the id of an event of this stream");
+        return http_reply_err(req, QN_EINVAL, "Last-Event-ID",
+                              "Last-Event-ID must be the id of an event of this stream");
     if ((!h || !*h) && rj__query_int(req, "last_event_id", 0, INT64_MAX, &last))
         return 0;
     if (!d->events || atomic_load(&d->stopping))
-        return http_reply_error(req, 503, "unavailable", NULL, "the daemon is shutting down");
+        return http_reply_err(req, QN_EUNAVAIL, NULL, "the daemon is shutting down");
     return events_open(d->events, req, id, last);
 }
 

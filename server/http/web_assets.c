@@ -48,7 +48,7 @@ static int web__index(struct http_req *req)
 {
     const struct web_asset *a = web_asset_find("index.html");
     if (!a)
-        return http_reply_error(req, 404, "not_found", NULL, "this build has no page");
+        return http_reply_err(req, QN_ENOTFOUND, NULL, "this build has no page");
     return web__reply(req, a);
 }
 
@@ -58,8 +58,7 @@ static int web__asset(struct http_req *req)
     const char *name = http_req_param(req, "name");
     const struct web_asset *a = web_asset_find(name);
     if (!a || strcmp(name, "index.html") == 0)
-        return http_reply_error(req, 404, "not_found", NULL, "no asset named '%s'",
-                                name ? name : "");
+        return http_reply_err(req, QN_ENOTFOUND, NULL, "no asset named '%s'", name ? name : "");
     return web__reply(req, a);
 }
 

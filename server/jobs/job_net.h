@@ -1,9 +1,9 @@
 /*
  * job_net.h: the network of a train spec resolved against the store: each
  * layer's device (a prepared model and its JSON), its via, and its frozen
- * surrogate. Shared by train jobs (from the user's spec) and evaluate jobs
+ * surrogate. Shared by train jobs (from the user's spec) and job_model.c
  * (from a model's stored spec, where every device is inline and every
- * surrogate an id).
+ * surrogate an id: what evaluate jobs and predict rebuild).
  */
 #ifndef QN_JOB_NET_H
 #define QN_JOB_NET_H

@@ -485,6 +485,11 @@ static void test_scaler(void **state)
         v += (tr.x[2 * i] - m / 4) * (tr.x[2 * i] - m / 4);
     assert_true(fabs(m) < 1e-6 && fabs(v / 4 - 1) < 1e-6);
     assert_true(te.x[0] == 0.0f && te.x[1] == 2.0f); /* test rows use the train statistics */
+    float rows[4] = {2.5f, 7.0f, 1.0f, 5.0f}; /* rows outside a data_set: the same arithmetic */
+    assert_int_equal(data_scaler_apply_rows(&s, rows, 2, 2), QN_OK);
+    assert_true(rows[0] == te.x[0] && rows[1] == te.x[1] && rows[3] == 0.0f);
+    assert_true(rows[2] == (1.0f - 2.5f) / s.std[0]);
+    assert_int_equal(data_scaler_apply_rows(&s, rows, 1, 3), QN_EINVAL);
     struct data_set wrong;
     assert_int_equal(data_alloc(&wrong, 1, 3, 0, 1), QN_OK);
     assert_int_equal(data_scaler_apply(&s, &wrong), QN_EINVAL);

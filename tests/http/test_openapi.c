@@ -7,7 +7,9 @@
  * serves or documents a route the other lacks, and when the table holds a
  * route twice. The YAML is read by indentation (paths at two spaces,
  * methods at four), the layout openapi.yaml's header promises; no YAML
- * library is needed.
+ * library is needed. The error codes documented in the Error schema (its
+ * `code` enum, "- name  # statuses" a line) are those of the error table,
+ * each with its row's HTTP status.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,8 +24,9 @@
 
 #include "catalog.h"
 #include "http.h"
-#include "routes.h"
+#include "qn_err.h"
 #include "qn_test.h"
+#include "routes.h"
 
 #define MAX_ROUTES 128
 
@@ -181,12 +184,89 @@ static void test_design_routes_served(void **state)
             fail_msg("DESIGN.md route not served: %s", want[i]);
 }
 
+/* One documented error code: its name and the comment that gives its statuses. */
+struct doc_code {
+    char name[64];
+    char note[256];
+};
+
+/* The items of the Error schema's `code` enum: after "  schemas:", "    Error:",
+ * then "enum:", each following "- name  # note" line; returns how many. */
+static size_t parse_error_codes(char *text, struct doc_code *out, size_t cap)
+{
+    char *p = strstr(text, "\n  schemas:\n");
+    p = p ? strstr(p, "\n    Error:\n") : NULL;
+    p = p ? strstr(p, "enum:\n") : NULL;
+    if (!p)
+        return 0;
+    size_t n = 0;
+    for (char *line = strtok(p + 6, "\n"); line && n < cap; line = strtok(NULL, "\n")) {
+        const char *l = line + indent_of(line);
+        if (strncmp(l, "- ", 2) != 0)
+            break;
+        const char *hash = strchr(l, '#');
+        snprintf(out[n].name, sizeof out[n].name, "%.*s", (int)strcspn(l + 2, " #"), l + 2);
+        snprintf(out[n].note, sizeof out[n].note, "%s", hash ? hash + 1 : "");
+        n++;
+    }
+    return n;
+}
+
+static const struct doc_code *doc_code_find(const struct doc_code *c, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c[i].name, name) == 0)
+            return &c[i];
+    return NULL;
+}
+
+/* Every row of the error table but QN_OK is documented with its status, and
+ * nothing else is. */
+static void test_openapi_error_codes(void **state)
+{
+    (void)state;
+    char *text = load_openapi();
+    assert_non_null(text);
+    static struct doc_code doc[QN_ERR_COUNT + 16];
+    size_t n = parse_error_codes(text, doc, sizeof doc / sizeof doc[0]);
+    free(text);
+    assert_true(n >= 10);
+    int bad = 0;
+    int code = 0;
+    for (int i = 0; i < QN_ERR_COUNT; i++) {
+        assert_int_equal(qn_err_at(i, &code), 0);
+        if (code == QN_OK)
+            continue;
+        const struct doc_code *d = doc_code_find(doc, n, qn_err_wire(code));
+        char status[8];
+        snprintf(status, sizeof status, "%u", qn_err_status(code));
+        if (!d || !strstr(d->note, status)) {
+            fprintf(stderr, "%s (%s, %s) is not in openapi.yaml's error codes with status %s\n",
+                    qn_err_wire(code), qn_err_name(code), qn_err_msg(code), status);
+            bad++;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        int found = 0;
+        for (int k = 0; k < QN_ERR_COUNT && !found; k++)
+            found = qn_err_at(k, &code) == 0 && strcmp(qn_err_wire(code), doc[i].name) == 0;
+        if (!found) {
+            fprintf(stderr, "openapi.yaml documents error code %s, which no row has\n",
+                    doc[i].name);
+            bad++;
+        }
+    }
+    assert_int_equal(bad, 0);
+    assert_int_equal(qn_err_at(QN_ERR_COUNT, &code), QN_ERANGE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_openapi_matches_router),
         cmocka_unit_test(test_router_has_no_duplicates),
         cmocka_unit_test(test_design_routes_served),
+        cmocka_unit_test(test_openapi_error_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -562,6 +562,81 @@ static void wait_success(struct fx *f, int64_t id)
     fail_msg("job %" PRId64 " still %s after 45 s", id, st);
 }
 
+/* Cross-entropy of the four XOR corners (labels 0 1 1 0) from predict's logits. */
+static double xor_xent(const json_t *pred)
+{
+    static const int label[4] = {0, 1, 1, 0};
+    const json_t *outs = json_object_get(pred, "outputs");
+    double sum = 0;
+    for (size_t i = 0; i < 4; i++) {
+        const json_t *r = json_array_get(outs, i);
+        double z0 = json_real_value(json_array_get(r, 0)),
+               z1 = json_real_value(json_array_get(r, 1));
+        double mx = z0 > z1 ? z0 : z1;
+        double lse = mx + log(exp(z0 - mx) + exp(z1 - mx));
+        sum += lse - (label[i] ? z1 : z0);
+    }
+    return sum / 4;
+}
+
+/* An evaluate job of model mid on the same four rows (the test split of
+ * "xor" is its four corners) reports the loss that predict's outputs `pred`
+ * give: both rebuild and standardise alike. */
+static void expect_evaluate_agrees(struct fx *f, int64_t mid, const json_t *pred)
+{
+    char job[256], path[64];
+    snprintf(job, sizeof job,
+             "{\"type\":\"evaluate\",\"spec\":{\"model\":%" PRId64 ",\"dataset\":\"xor\","
+             "\"split\":\"test\"}}",
+             mid);
+    int64_t ev = submit(f, job);
+    wait_success(f, ev);
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, ev);
+    json_t *j = call(f, "GET", path, NULL, NULL, 200);
+    json_t *res = json_object_get(j, "result");
+    assert_int_equal(json_integer_value(json_object_get(res, "rows")), 4);
+    double loss = json_real_value(json_object_get(res, "loss")), want = xor_xent(pred);
+    if (!(fabs(loss - want) <= 1e-7 + 1e-6 * want))
+        fail_msg("evaluate's loss %.9g; predict's outputs give %.9g", loss, want);
+    json_decref(j);
+}
+
+/* Runs one statement on the daemon's database (read-write, waiting out its locks). */
+static void db_exec(struct fx *f, const char *sql)
+{
+    sqlite3 *h = NULL;
+    char *err = NULL;
+    assert_int_equal(sqlite3_open_v2(f->d.db, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(h, 10000);
+    if (sqlite3_exec(h, sql, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("%s: %s", sql, err ? err : sqlite3_errmsg(h));
+    sqlite3_close(h);
+}
+
+/* Copies of model mid whose spec, parameters or scaler do not fit together:
+ * each predict answers 409 model_unusable (it was a 500). */
+static void expect_unusable_models(struct fx *f, int64_t mid)
+{
+    static const struct {
+        const char *name, *cols;
+    } bad[] = {
+        {"cut-params", "spec, n_in, n_out, n_classes, loss, substr(params, 1, 8), scaler"},
+        {"cut-scaler", "spec, n_in, n_out, n_classes, loss, params, substr(scaler, 1, 4)"},
+        {"no-network", "'{\"dataset\": \"xor\"}', n_in, n_out, n_classes, loss, params, scaler"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char sql[512], path[128];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO models (name, spec, n_in, n_out, n_classes, loss, params, scaler)"
+                 " SELECT '%s', %s FROM models WHERE id = %" PRId64,
+                 bad[i].name, bad[i].cols, mid);
+        db_exec(f, sql);
+        snprintf(path, sizeof path, "/v1/models/%s/predict", bad[i].name);
+        expect_error(f, "POST", path, NULL, "{\"rows\":[[0,0]]}", (size_t)-1, 0, 409,
+                     "model_unusable");
+    }
+}
+
 static void test_surrogates_models_predict(void **state)
 {
     struct fx *f = *state;
@@ -626,6 +701,7 @@ static void test_surrogates_models_predict(void **state)
     assert_int_equal(json_integer_value(json_array_get(cls, 1)), 1);
     assert_int_equal(json_integer_value(json_array_get(cls, 2)), 1);
     assert_int_equal(json_integer_value(json_array_get(cls, 3)), 0);
+    expect_evaluate_agrees(f, mid, p);
     json_decref(p);
     expect_error(f, "POST", path, NULL, "{\"rows\":[[0,0,0]]}", (size_t)-1, 0, 400,
                  "invalid_spec");
@@ -634,6 +710,7 @@ static void test_surrogates_models_predict(void **state)
                  "invalid_spec");
     expect_error(f, "POST", path, NULL, "{\"rows\":[[0,1e39]]}", (size_t)-1, 0, 400,
                  "invalid_spec");
+    expect_unusable_models(f, mid);
 }
 
 /* ---- the bad-input catalogue ----------------------------------------------------------- */
