@@ -380,16 +380,22 @@ static void cr_check_metrics(sqlite3 *db, const struct cr_job *j)
     assert_true(j->epochs >= 1);
     for (const char *const *n = train ? train_names : fit_names; *n; n++)
         cr_check_history(db, j, *n);
-    char sql[256];
+    char sql[320];
     snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM metrics WHERE job_id = %" PRId64 " AND name NOT IN (%s)",
+             "SELECT count(*) FROM metrics WHERE job_id = %" PRId64 " AND name NOT IN (%s",
              j->id,
              train ? "'step_loss', 'train_loss', 'train_accuracy', 'test_loss', 'test_accuracy',"
-                     " 'seconds'"
-                   : "'train_loss', 'val_rmse'");
+                     " 'seconds') AND name NOT LIKE 'out_of_domain%%'"
+                   : "'train_loss', 'val_rmse')");
     assert_int_equal(qd_db_int(db, sql), 0); /* nothing unexpected (checked above) */
     if (!train)
         return;
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) > 0 FROM metrics WHERE job_id = %" PRId64
+             " AND name = 'out_of_domain'",
+             j->id);
+    if (qd_db_int(db, sql)) /* a surrogate layer: its domain counts are per epoch too */
+        cr_check_history(db, j, "out_of_domain");
     snprintf(sql, sizeof sql,
              "SELECT count(*) = %" PRId64 " AND min(epoch) = 1 AND max(epoch) = %" PRId64
              " FROM checkpoints WHERE job_id = %" PRId64,
