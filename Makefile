@@ -11,7 +11,8 @@
 #
 # Layers: engine <- schema <- store <- jobs <- http, cli. A folder's files are
 # compiled with the include paths of their own layer and the layers below it
-# only (LAYER_INC), so an include of a higher layer fails to compile.
+# only (LAYER_INC), so an include of a higher layer fails to compile; what
+# include paths cannot see (http and cli calling the store) check-layers does.
 
 BUILD ?= build
 CC ?= cc
@@ -67,7 +68,7 @@ DEB_TEST_PKGS += $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 DEB_FUZZ_PKGS := clang libclang-rt-14-dev
 
 .PHONY: all deps deps-test deps-fuzz test test-plain test-asan test-web bench bench-torch demo \
-	clean format crashtest fuzz
+	clean format crashtest fuzz check-layers
 
 all: deps $(BUILD)/qn
 
@@ -113,6 +114,22 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(BUILD)/libqn.a $(wildcard tests/*/
 	$(CC) $(CPPFLAGS_ALL) $(INC_cli) -Itests/support -DQN_BIN='"$(abspath $(BUILD))/qn"' $(CFLAGS_ALL) \
 		-o $@ $< $(TEST_SUPPORT) $(BUILD)/libqn.a $(TEST_LIBS) $(LDLIBS_ALL)
 
+# What the include paths cannot enforce, checked in the sources: server/http/
+# asks the jobs layer and never the store (no SQLite, no store_* call;
+# store types pass through as opaque handles), and server/cli/ only opens
+# and closes the store (store_open, store_close) and asks the jobs layer for
+# the rest. Fails with every offending line.
+LAYER_CALL := \bstore_[a-z0-9_]+[[:space:]]*\(
+check-layers:
+	@bad=$$( { grep -nE '<sqlite3\.h>|\bsqlite3_' server/http/*.[ch] server/cli/*.[ch]; \
+	  grep -nE '$(LAYER_CALL)' server/http/*.[ch]; \
+	  grep -nE '$(LAYER_CALL)' server/cli/*.[ch] | grep -vE '\bstore_(open|close)[[:space:]]*\('; \
+	  } ); \
+	if [ -n "$$bad" ]; then \
+	  echo "check-layers: server/http and server/cli must ask server/jobs, not the store:" >&2; \
+	  echo "$$bad" >&2; exit 1; \
+	fi; echo "check-layers: server/http and server/cli speak no SQL and call no store_* (cli: open, close)"
+
 # Runs every test program of $(BUILD); fails when any fails. Each program's
 # output (stdout and stderr) is shown and kept in <program>.log beside it.
 # The closing line counts programs that passed and failed, then the tests
@@ -120,7 +137,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(BUILD)/libqn.a $(wildcard tests/*/
 # programs count as passed); under it, each skip with the reason its test
 # printed ("SKIP: test: why", qt_skip in tests/support/qn_test.h). CI reads
 # the line's "N passed, N failed, N skipped".
-test-plain: $(BUILD)/qn $(TEST_BIN)
+test-plain: check-layers $(BUILD)/qn $(TEST_BIN)
 	@fail=0; pass=0; skipped=0; reasons=$(BUILD)/tests/skipped.txt; : > $$reasons; \
 	for t in $(TEST_BIN); do \
 	  echo "== $$t"; \

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "catalog.h"
 #include "qn_err.h"
 #include "store.h"
 #include "users.h"
@@ -65,7 +66,7 @@ static int cmd_user__cmd_add(struct store *s, const struct cmd_user_args *a)
         fprintf(stderr, "qn: a user named '%s' already exists\n", a->name);
     else if (rc)
         fprintf(stderr, "qn: cannot add the user: %s\n",
-                rc == QN_EIO ? "no random bytes" : store_errmsg(s));
+                rc == QN_EIO ? "no random bytes" : catalog_errmsg(s));
     if (rc)
         return rc == QN_EINVAL || rc == QN_EEXIST ? 2 : 1;
     printf("%s\n", token);
@@ -81,7 +82,7 @@ static int cmd_user__cmd_list(struct store *s)
     json_t *arr = NULL;
     int rc = users_list(s, &arr);
     if (rc) {
-        fprintf(stderr, "qn: cannot list users: %s\n", store_errmsg(s));
+        fprintf(stderr, "qn: cannot list users: %s\n", catalog_errmsg(s));
         return 1;
     }
     size_t i;
@@ -102,7 +103,7 @@ static int cmd_user__cmd_revoke(struct store *s, const struct cmd_user_args *a)
     if (rc == QN_ENOTFOUND)
         fprintf(stderr, "qn: no active user named '%s'\n", a->name);
     else if (rc)
-        fprintf(stderr, "qn: cannot revoke: %s\n", store_errmsg(s));
+        fprintf(stderr, "qn: cannot revoke: %s\n", catalog_errmsg(s));
     else
         fprintf(stderr, "qn: user '%s' revoked; their token no longer works\n", a->name);
     return rc == QN_ENOTFOUND ? 2 : rc ? 1 : 0;

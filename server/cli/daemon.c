@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "catalog.h"
 #include "dblock.h"
 #include "events.h"
 #include "qn_err.h"
@@ -225,7 +226,7 @@ static int daemon__check_db(const struct daemon_config *c)
     int64_t n = 0;
     int rc = users_count(s, &n);
     if (rc)
-        fprintf(stderr, "qn: %s: cannot read the users: %s\n", c->db, store_errmsg(s));
+        fprintf(stderr, "qn: %s: cannot read the users: %s\n", c->db, catalog_errmsg(s));
     store_close(s);
     if (rc)
         return 1;
@@ -257,7 +258,8 @@ static int daemon__start_jobs(struct daemon *d)
         return QN_EIO;
     }
     http_metrics_add(d->http, workers_metrics, r->workers);
-    struct events_config ec = {.db = d->cfg.db, .workers = r->workers, .stopping = &r->stopping};
+    struct events_config ec = {.catalog = d->catalog, .workers = r->workers,
+                               .stopping = &r->stopping};
     if (events_create(&ec, &r->events, msg, sizeof msg)) {
         fprintf(stderr, "qn: cannot start the event pump: %s\n", msg);
         return QN_EIO;

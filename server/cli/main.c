@@ -32,13 +32,12 @@
 #include <gsl/gsl_errno.h>
 
 #include "blas_env.h"
+#include "catalog.h"
 #include "demo.h"
 #include "daemon.h"
 #include "dblock.h"
-#include "import.h"
 #include "job.h"
 #include "qn_err.h"
-#include "routes.h"
 #include "spec.h"
 #include "store.h"
 #include "cmd_user.h"
@@ -272,18 +271,19 @@ static void qn__catch_sigint(void)
 /* Prints the record of job id; exit 0 when it succeeded, else 1. */
 static int qn__print_job(struct store *s, int64_t id)
 {
-    struct store_job j;
-    int rc = store_job_get(s, id, &j);
+    struct catalog_job j;
+    int rc = catalog_job_get(s, id, 0, &j);
     if (rc) {
         qn__say("cannot read job %" PRId64 ": %s", id, qn_err_msg(rc));
         return QN_EXIT_FAIL;
     }
     int code = j.state == JOB_SUCCEEDED ? 0 : QN_EXIT_FAIL;
-    if (qn__print_json(job_record_json(&j)))
+    if (qn__print_json(json_incref(j.record)))
         code = QN_EXIT_FAIL;
-    if (code && j.error)
-        qn__say("job %" PRId64 " %s: %s", id, store_job_state_name(j.state), j.error);
-    store_job_free(&j);
+    const char *error = json_string_value(json_object_get(j.record, "error"));
+    if (code && error)
+        qn__say("job %" PRId64 " %s: %s", id, catalog_job_state_name(j.state), error);
+    catalog_job_close(&j);
     return code;
 }
 
@@ -392,95 +392,63 @@ static int qn__cmd_resume(const struct qn_args *a)
     return code;
 }
 
-/* ---- qn device ---------------------------------------------------------------- */
+/* ---- qn device, qn dataset ------------------------------------------------------ */
 
-/* Validates a device JSON fully (parse and prepare) without storing it. */
-static int qn__device_check(const json_t *root)
+/* Prints every record list() reads (what: "devices", ...), one JSON line each. */
+static int qn__print_list(const char *db, const char *what,
+                          int (*list)(struct store *, int64_t, size_t, json_t **, int64_t *))
 {
-    struct dev_model m;
-    struct spec_error err = {{0}, {0}};
-    if (spec_device_parse(root, "", &m, &err)) {
-        qn__spec_error(&err, "invalid device");
-        return QN_EXIT_USAGE;
-    }
-    dev_model_close(&m);
-    return 0;
-}
-
-/* Stores a validated device and prints its record. */
-static int qn__device_store(const char *db, const json_t *root)
-{
-    const char *name = json_string_value(json_object_get(root, "name"));
-    const char *kind = json_string_value(json_object_get(root, "kind"));
-    char *text = json_dumps(root, JSON_COMPACT);
     struct store *s = NULL;
-    int64_t id = 0;
-    int code = text ? 0 : QN_EXIT_FAIL;
-    if (code == 0 && qn__open(db, &s))
-        code = QN_EXIT_FAIL;
-    int rc = code ? 0 : store_device_insert(s, name && *name ? name : NULL, kind, text, &id);
-    if (rc == QN_EEXIST)
-        qn__say("/name: a device named '%s' already exists", name);
-    else if (rc)
-        qn__say("cannot store the device: %s", store_errmsg(s));
+    if (qn__open(db, &s))
+        return QN_EXIT_FAIL;
+    json_t *items = NULL;
+    int64_t last = 0;
+    int rc = list(s, 0, 0, &items, &last);
+    for (size_t i = 0; rc == 0 && i < json_array_size(items); i++)
+        rc = qn__print_json(json_incref(json_array_get(items, i)));
     if (rc)
-        code = QN_EXIT_FAIL;
-    struct store_device d;
-    if (code == 0 && store_device_get(s, id, &d) == 0) {
-        qn__print_json(routes_device_json(&d));
-        store_device_free(&d);
-    }
-    free(text);
+        qn__say("cannot list %s: %s", what, qn_err_msg(rc));
+    json_decref(items);
     store_close(s);
-    return code;
+    return rc ? QN_EXIT_FAIL : 0;
 }
 
+/* Stores a device and prints its record. A bad device is refused before the
+ * database is opened (or created). */
 static int qn__cmd_device_add(const struct qn_args *a)
 {
-    json_t *root = NULL;
+    json_t *root = NULL, *record = NULL;
+    struct spec_error err = {{0}, {0}};
+    struct store *s = NULL;
     int code = qn__load_json(a->pos[0], &root);
+    if (code == 0 && catalog_device_check(root, &err)) {
+        qn__spec_error(&err, "invalid device");
+        code = QN_EXIT_USAGE;
+    }
+    if (code == 0 && qn__open(a->db, &s))
+        code = QN_EXIT_FAIL;
+    int rc = code ? 0 : catalog_device_add(s, root, &record, &err);
+    if (rc == QN_EEXIST)
+        qn__spec_error(&err, qn_err_msg(rc));
+    else if (rc)
+        qn__say("cannot store the device: %s", catalog_errmsg(s));
+    if (rc)
+        code = QN_EXIT_FAIL;
     if (code == 0)
-        code = qn__device_check(root);
-    if (code == 0)
-        code = qn__device_store(a->db, root);
+        qn__print_json(record);
+    store_close(s);
     json_decref(root);
     return code;
 }
 
 static int qn__cmd_device_list(const struct qn_args *a)
 {
-    struct store *s = NULL;
-    if (qn__open(a->db, &s))
-        return QN_EXIT_FAIL;
-    struct store_device *list = NULL;
-    size_t n = 0;
-    int rc = store_device_list(s, 0, 0, &list, &n);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = qn__print_json(routes_device_json(&list[i]));
-    if (rc)
-        qn__say("cannot list devices: %s", qn_err_msg(rc));
-    store_device_list_free(list, n);
-    store_close(s);
-    return rc ? QN_EXIT_FAIL : 0;
+    return qn__print_list(a->db, "devices", catalog_device_list);
 }
-
-/* ---- qn dataset --------------------------------------------------------------- */
 
 static int qn__cmd_dataset_list(const struct qn_args *a)
 {
-    struct store *s = NULL;
-    if (qn__open(a->db, &s))
-        return QN_EXIT_FAIL;
-    struct store_dataset *list = NULL;
-    size_t n = 0;
-    int rc = store_dataset_list(s, 0, 0, &list, &n);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = qn__print_json(routes_dataset_json(&list[i]));
-    if (rc)
-        qn__say("cannot list datasets: %s", qn_err_msg(rc));
-    store_dataset_list_free(list, n);
-    store_close(s);
-    return rc ? QN_EXIT_FAIL : 0;
+    return qn__print_list(a->db, "datasets", catalog_dataset_list);
 }
 
 static int qn__cmd_dataset_export(const struct qn_args *a)
@@ -493,7 +461,7 @@ static int qn__cmd_dataset_export(const struct qn_args *a)
     struct store *s = NULL;
     if (qn__open(a->db, &s))
         return QN_EXIT_FAIL;
-    int rc = store_dataset_export_csv(s, id, stdout);
+    int rc = catalog_dataset_export_csv(s, id, stdout);
     if (rc == QN_ENOTFOUND)
         qn__say("no dataset with id %" PRId64, id);
     else if (rc)
@@ -508,23 +476,20 @@ static int qn__cmd_dataset_import(const struct qn_args *a)
     struct store *s = NULL;
     if (qn__open(a->db, &s))
         return QN_EXIT_FAIL;
-    char msg[STORE_MSG_MAX + 256];
-    int64_t id = 0;
-    int rc = import_file(s, a->pos[0], a->labels, a->name, &id, msg, sizeof msg);
+    char msg[STORE_MSG_MAX + 256] = "";
+    json_t *record = NULL;
+    int rc = catalog_dataset_import(s, a->pos[0], a->labels, a->name, &record, msg, sizeof msg);
     int code = 0;
     if (rc == QN_EFORMAT || rc == QN_EIO || rc == QN_ERANGE || rc == QN_EINVAL ||
         rc == QN_ESPEC) {
         qn__say("%s", msg[0] ? msg : qn_err_msg(rc));
         code = QN_EXIT_USAGE;
     } else if (rc) {
-        qn__say("cannot store the dataset: %s", msg[0] ? msg : store_errmsg(s));
+        qn__say("cannot store the dataset: %s", msg[0] ? msg : catalog_errmsg(s));
         code = QN_EXIT_FAIL;
     }
-    struct store_dataset d;
-    if (code == 0 && store_dataset_get(s, id, &d) == 0) {
-        qn__print_json(routes_dataset_json(&d));
-        store_dataset_free(&d);
-    }
+    if (code == 0)
+        qn__print_json(record);
     store_close(s);
     return code;
 }

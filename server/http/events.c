@@ -21,17 +21,15 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "catalog.h"
 #include "http.h"
-#include "job.h"
 #include "qn_err.h"
-#include "store.h"
 #include "workers.h"
 
 /* One client's stream. Every field but conn, job and hub is guarded by hub->mu. */
@@ -61,7 +59,8 @@ struct events {
     int kick;                /* a tick is wanted now */
     pthread_t pump;
     int have_pump;
-    struct store *s;         /* the pump's connection (pump thread only) */
+    struct catalog *catalog; /* where the pump's connection comes from (borrowed) */
+    struct store *s;         /* the pump's connection, held while it runs (pump thread only) */
     struct workers *workers; /* borrowed, may be NULL */
     const atomic_int *daemon_stopping; /* borrowed, may be NULL: workers are being stopped */
     unsigned poll_ms, heartbeat_ms;
@@ -129,51 +128,23 @@ static int ev__event(struct ev_stream *s, int64_t id, const char *name, json_t *
 
 /* ---- what the pump reads ------------------------------------------------------------ */
 
-/* The job record for a state event (new reference), with priority. */
-static json_t *ev__record(const struct store_job *j)
-{
-    json_t *r = job_record_json(j);
-    if (r)
-        json_object_set_new(r, "priority", json_integer(j->priority));
-    return r;
-}
-
-json_t *events_metric_json(sqlite3_stmt *st)
-{
-    json_t *v = sqlite3_column_type(st, 4) == SQLITE_NULL ? json_null()
-                                                           : json_real(sqlite3_column_double(st, 4));
-    return json_pack("{sI sI sI ss so sf}", "id", (json_int_t)sqlite3_column_int64(st, 0), "step",
-                     (json_int_t)sqlite3_column_int64(st, 1), "epoch",
-                     (json_int_t)sqlite3_column_int64(st, 2), "name",
-                     (const char *)sqlite3_column_text(st, 3), "value", v ? v : json_null(),
-                     "time", sqlite3_column_double(st, 5));
-}
-
 /* Appends the job's metrics after s->last_id (one batch); *n rows appended. */
 static int ev__metrics(struct events *e, struct ev_stream *s, size_t *n)
 {
-    sqlite3_stmt *st = NULL;
+    struct store_metric_query q = {.job = s->job, .after = s->last_id, .limit = EVENTS_BATCH};
+    struct store_metric *rows = NULL;
+    size_t len = 0;
     *n = 0;
-    int rc = sqlite3_prepare_v2(store_sqlite(e->s),
-                                "SELECT id, step, epoch, name, value, time FROM metrics"
-                                " WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return QN_EDB;
-    sqlite3_bind_int64(st, 1, s->job);
-    sqlite3_bind_int64(st, 2, s->last_id);
-    sqlite3_bind_int(st, 3, EVENTS_BATCH);
-    int err = 0;
-    while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        err = ev__event(s, id, "metric", events_metric_json(st));
-        if (err == 0) {
-            s->last_id = id;
+    int rc = catalog_metric_list(e->s, &q, &rows, &len);
+    for (size_t i = 0; rc == 0 && i < len; i++) {
+        rc = ev__event(s, rows[i].id, "metric", catalog_metric_json(&rows[i]));
+        if (rc == 0) {
+            s->last_id = rows[i].id;
             (*n)++;
         }
     }
-    sqlite3_finalize(st);
-    return err ? err : (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : QN_EDB;
+    catalog_metric_list_free(rows, len);
+    return rc;
 }
 
 /*
@@ -183,31 +154,31 @@ static int ev__metrics(struct events *e, struct ev_stream *s, size_t *n)
  */
 static int ev__fill(struct events *e, struct ev_stream *s)
 {
-    struct store_job j;
-    int rc = store_job_get(e->s, s->job, &j);
+    struct catalog_job j;
+    int rc = catalog_job_get(e->s, s->job, CATALOG_JOB_PRIORITY, &j);
     if (rc == QN_ENOTFOUND) {
         s->eos = 1;
         return 0;
     }
     if (rc)
         return rc;
-    const char *name = store_job_state_name(j.state);
+    const char *name = catalog_job_state_name(j.state);
     int changed = strcmp(name, s->state) != 0;
-    int final = store_job_state_final(j.state);
+    int final = j.ended;
     size_t n = 0;
     if (changed && !final)
-        rc = ev__event(s, 0, "state", ev__record(&j));
+        rc = ev__event(s, 0, "state", json_incref(j.record));
     if (rc == 0)
         rc = ev__metrics(e, s, &n);
     s->dirty = rc == 0 && n == EVENTS_BATCH; /* more rows wait */
     if (rc == 0 && final && !s->dirty) {
         if (changed)
-            rc = ev__event(s, 0, "state", ev__record(&j));
+            rc = ev__event(s, 0, "state", json_incref(j.record));
         s->eos = 1;
     }
     if (rc == 0 && changed && (!final || s->eos))
         snprintf(s->state, sizeof s->state, "%s", name);
-    store_job_free(&j);
+    catalog_job_close(&j);
     return rc;
 }
 
@@ -229,13 +200,9 @@ static int ev__progress(struct events *e, struct ev_stream *s)
 /* Has anything been committed since the last tick? (1 on the first call.) */
 static int ev__db_changed(struct events *e)
 {
-    sqlite3_stmt *st = NULL;
     int64_t v = -1;
-    if (sqlite3_prepare_v2(store_sqlite(e->s), "PRAGMA data_version", -1, &st, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    if (catalog_data_version(e->s, &v))
+        v = -1;
     int changed = v != e->data_version || v < 0;
     e->data_version = v;
     return changed;
@@ -405,6 +372,7 @@ int events_create(const struct events_config *cfg, struct events **out, char *ms
     if (!e)
         return QN_ENOMEM;
     e->refs = 1;
+    e->catalog = cfg->catalog;
     e->workers = cfg->workers;
     e->daemon_stopping = cfg->stopping;
     e->poll_ms = cfg->poll_ms ? cfg->poll_ms : EVENTS_POLL_MS;
@@ -412,14 +380,17 @@ int events_create(const struct events_config *cfg, struct events **out, char *ms
     e->data_version = -1;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);
-    int rc = store_open(cfg->db, &e->s, msg, cap);
+    e->s = catalog_acquire(e->catalog);
+    int rc = e->s ? 0 : QN_EDB;
+    if (rc && msg && cap)
+        snprintf(msg, cap, "cannot open the database");
     if (rc == 0 && pthread_create(&e->pump, NULL, ev__pump, e) != 0) {
         if (msg && cap)
             snprintf(msg, cap, "cannot start the event pump thread");
         rc = QN_ENOMEM;
     }
     if (rc) {
-        store_close(e->s);
+        catalog_release(e->catalog, e->s);
         pthread_cond_destroy(&e->cv);
         pthread_mutex_destroy(&e->mu);
         free(e);
@@ -458,7 +429,7 @@ void events_stop(struct events *e)
     for (struct ev_stream *s = e->head; s; s = s->next)
         if (!s->eos && s->off == s->len)
             ev__tick_stream(e, s, 1, ev__now());
-    store_close(e->s);
+    catalog_release(e->catalog, e->s);
     e->s = NULL;
     for (struct ev_stream *s = e->head; s; s = s->next) {
         s->eos = 1;

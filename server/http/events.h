@@ -18,22 +18,22 @@
  *
  * How it avoids blocking: the connection is served by an MHD callback
  * response that suspends its connection (MHD_suspend_connection) when its
- * buffer is empty. One pump thread polls the database (its own connection;
- * PRAGMA data_version tells it cheaply whether anything was committed)
- * every ~100 ms, fills the buffers of streams that have drained, and
- * resumes their connections. Workers never see the streams; a slow client
+ * buffer is empty. One pump thread polls the database every ~100 ms
+ * through a connection it borrows from the catalog for as long as it runs
+ * (the connection's data version tells it cheaply whether anything was
+ * committed), fills the buffers of streams that have drained, and resumes
+ * their connections. Workers never see the streams; a slow client
  * only makes its own stream lag (one batch of at most EVENTS_BATCH rows is
  * buffered per stream); a vanished one is noticed at the next heartbeat.
  */
 #ifndef QN_EVENTS_H
 #define QN_EVENTS_H
 
-#include <jansson.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+struct catalog;
 struct events;  /* opaque */
 struct http_req;
 struct workers;
@@ -43,14 +43,14 @@ struct workers;
 #define EVENTS_HEARTBEAT_MS 15000 /* ": heartbeat" after this long without events */
 
 struct events_config {
-    const char *db;          /* database path (copied) */
+    struct catalog *catalog; /* lends the pump its connection (borrowed; outlives events_stop) */
     struct workers *workers; /* for progress events (borrowed, may be NULL) */
     const atomic_int *stopping; /* nonzero: workers may be gone, send no progress (may be NULL) */
     unsigned poll_ms;        /* 0: EVENTS_POLL_MS */
     unsigned heartbeat_ms;   /* 0: EVENTS_HEARTBEAT_MS */
 };
 
-/* Opens the pump's connection and starts its thread; *out is new (events_stop it). */
+/* Borrows the pump's connection and starts its thread; *out is new (events_stop it). */
 int events_create(const struct events_config *cfg, struct events **out, char *msg, size_t cap);
 
 /*
@@ -80,9 +80,5 @@ void events_release(struct events *e);
  * after replying, or a qn_err code without replying (QN_EBUSY when stopping).
  */
 int events_open(struct events *e, struct http_req *req, int64_t job, int64_t last_id);
-
-/* A metrics row (SELECT id, step, epoch, name, value, time) as JSON: the data of a
- * metric event, and a row of GET /v1/jobs/{id}/metrics. New reference. */
-json_t *events_metric_json(sqlite3_stmt *st);
 
 #endif

@@ -5,7 +5,9 @@
  *
  * Stored things are addressed by id or by name in {id} ("/v1/devices/crn"),
  * as everywhere else in Quasineuron. Lists are pages ordered by id:
- * {"<things>": [...], "next": <cursor or null>}.
+ * {"<things>": [...], "next": <cursor or null>}. The records, their JSON
+ * and the lookups are the catalog's (catalog.h); this file maps them to
+ * HTTP and never speaks to the store.
  *
  * simulate, predict and uploads compute: they are HTTP_F_SLOW (a compute
  * thread runs them, so they never hold up other connections), their size
@@ -18,12 +20,11 @@
 #include <inttypes.h>
 #include <math.h>
 #include <microhttpd.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "import.h"
+#include "catalog.h"
 #include "job_model.h"
 #include "qn_err.h"
 #include "routes_jobs.h"
@@ -36,13 +37,6 @@
 /* ---- helpers ------------------------------------------------------------------ */
 
 static json_t *routes__real(double v) { return isfinite(v) ? json_real(v) : json_null(); }
-
-static json_t *routes__str_or_null(int has, const char *s)
-{
-    return has ? json_string(s) : json_null();
-}
-
-static json_t *routes__id_or_null(int64_t id) { return id ? json_integer(id) : json_null(); }
 
 /* 400 invalid_spec at the spec error's path. */
 static int routes__spec_error(struct http_req *req, const struct spec_error *e)
@@ -60,22 +54,43 @@ static int routes__page(struct http_req *req, const char *key, json_t *items, si
     return http_reply_json(req, 200, json_pack("{so so}", key, items, "next", next));
 }
 
-/* Whether an {id} is a number (an id) or a name. */
-static int routes__is_id(const char *v, int64_t *id)
-{
-    if (!v || !*v || strlen(v) > 18 || strspn(v, "0123456789") != strlen(v))
-        return 0;
-    *id = strtoll(v, NULL, 10);
-    return *id > 0;
-}
-
 /* Replies for a store error code rc (not 0). */
 static int routes__store_fail(struct http_req *req, struct store *s, int rc, const char *what)
 {
     if (rc == QN_ENOTFOUND)
         return http_reply_err(req, QN_ENOTFOUND, NULL, "no such %s: '%s'", what,
                               http_req_param(req, "id") ? http_req_param(req, "id") : "");
-    return http_reply_err(req, rc, NULL, "%s: %s", qn_err_msg(rc), s ? store_errmsg(s) : "");
+    return http_reply_err(req, rc, NULL, "%s: %s", qn_err_msg(rc), s ? catalog_errmsg(s) : "");
+}
+
+/* A list route: the page of `key` that list() reads. */
+static int routes__list(struct http_req *req, const char *key,
+                        int (*list)(struct store *, int64_t, size_t, json_t **, int64_t *))
+{
+    size_t limit;
+    int64_t after, last = 0;
+    struct store *s;
+    if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
+        return 0;
+    json_t *items = NULL;
+    int rc = list(s, after, limit, &items, &last);
+    if (rc)
+        return routes__store_fail(req, s, rc, key);
+    return routes__page(req, key, items, limit, last);
+}
+
+/* A record route: the record of the `what` that {id} names, as get() makes it. */
+static int routes__one(struct http_req *req, const char *what,
+                       int (*get)(struct store *, const char *, json_t **))
+{
+    struct store *s;
+    if (http_req_store_or_reply(req, &s))
+        return 0;
+    json_t *record = NULL;
+    int rc = get(s, http_req_param(req, "id"), &record);
+    if (rc)
+        return routes__store_fail(req, s, rc, what);
+    return http_reply_json(req, 200, record);
 }
 
 /* ---- health and metrics --------------------------------------------------------- */
@@ -84,13 +99,11 @@ static int routes__healthz(struct http_req *req)
 {
     struct store *s = http_req_store(req);
     int version = 0;
-    int rc = s ? store_schema_version(s, &version) : QN_EDB;
+    int64_t users = 0;
+    int rc = s ? catalog_health(s, &version, &users) : QN_EDB;
     if (rc)
         return http_reply_err(req, QN_EDBDOWN, NULL, "database unreachable: %s",
-                              s ? store_errmsg(s) : "cannot open it");
-    int64_t users = 0;
-    if (users_count(s, &users))
-        return http_reply_err(req, QN_EDBDOWN, NULL, "database unreachable: %s", store_errmsg(s));
+                              s ? catalog_errmsg(s) : "cannot open it");
     struct routes_ctx *d = routes_ctx(req);
     int stopping = d ? atomic_load(&d->stopping) : 0;
     return http_reply_json(req, stopping ? 503 : 200,
@@ -107,28 +120,18 @@ static int routes__whoami(struct http_req *req)
                                                "admin", u && u->admin));
 }
 
-/* Jobs by state and the queue depth, from the database. */
+/* Jobs by state and the queue depth, from the database (zeros when it cannot say). */
 static void routes__metrics_jobs(struct store *s, FILE *out)
 {
-    static const char *const states[] = {"waiting", "queued", "running",
-                                         "succeeded", "failed", "canceled"};
-    int64_t n[6] = {0};
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(store_sqlite(s), "SELECT state, count(*) FROM jobs GROUP BY state", -1,
-                           &st, NULL) == SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const char *name = (const char *)sqlite3_column_text(st, 0);
-            for (size_t i = 0; name && i < 6; i++)
-                if (strcmp(name, states[i]) == 0)
-                    n[i] = sqlite3_column_int64(st, 1);
-        }
-    }
-    sqlite3_finalize(st);
+    int64_t n[JOB_CANCELED + 1];
+    if (catalog_job_counts(s, n))
+        memset(n, 0, sizeof n);
     fputs("# HELP qn_jobs Jobs by state.\n# TYPE qn_jobs gauge\n", out);
-    for (size_t i = 0; i < 6; i++)
-        fprintf(out, "qn_jobs{state=\"%s\"} %" PRId64 "\n", states[i], n[i]);
+    for (int i = 0; i <= JOB_CANCELED; i++)
+        fprintf(out, "qn_jobs{state=\"%s\"} %" PRId64 "\n",
+                catalog_job_state_name((enum store_job_state)i), n[i]);
     fprintf(out, "# HELP qn_queue_depth Jobs waiting for a worker (queued).\n"
-                 "# TYPE qn_queue_depth gauge\nqn_queue_depth %" PRId64 "\n", n[1]);
+                 "# TYPE qn_queue_depth gauge\nqn_queue_depth %" PRId64 "\n", n[JOB_QUEUED]);
 }
 
 static int routes__metrics(struct http_req *req)
@@ -155,86 +158,45 @@ static int routes__metrics(struct http_req *req)
 
 /* ---- devices -------------------------------------------------------------------- */
 
-json_t *routes_device_json(const struct store_device *d)
-{
-    json_t *spec = json_loads(d->spec, 0, NULL);
-    return json_pack("{sI so ss so ss}", "id", (json_int_t)d->id, "name",
-                     routes__str_or_null(d->has_name, d->name), "kind", d->kind, "spec",
-                     spec ? spec : json_null(), "created", d->created);
-}
-
 /* The device named by {id} (an id or a name); replies 404 itself. */
 static int routes__device_get(struct http_req *req, struct store *s, struct store_device *out)
 {
-    const char *v = http_req_param(req, "id");
-    int64_t id;
-    int rc = routes__is_id(v, &id) ? store_device_get(s, id, out)
-                                   : store_device_get_by_name(s, v, out);
+    int rc = catalog_device_find(s, http_req_param(req, "id"), out);
     if (rc)
         routes__store_fail(req, s, rc, "device");
     return rc;
 }
 
+/* A device is validated before the database is reached (then stored by
+ * catalog_device_add, which validates it again). */
 static int routes__device_create(struct http_req *req)
 {
     json_t *root = http_req_json(req);
-    struct dev_model m;
     struct spec_error e = {{0}, {0}};
-    if (spec_device_parse(root, "", &m, &e))
+    if (catalog_device_check(root, &e))
         return routes__spec_error(req, &e);
-    dev_model_close(&m);
-    const char *name = json_string_value(json_object_get(root, "name"));
-    const char *kind = json_string_value(json_object_get(root, "kind"));
     struct store *s;
     if (http_req_store_or_reply(req, &s))
         return 0;
-    char *text = json_dumps(root, JSON_COMPACT);
-    if (!text)
-        return QN_ENOMEM;
-    int64_t id = 0;
-    int rc = store_device_insert(s, name && *name ? name : NULL, kind, text, &id);
-    free(text);
+    json_t *record = NULL;
+    int rc = catalog_device_add(s, root, &record, &e);
+    if (rc == QN_ESPEC)
+        return routes__spec_error(req, &e);
     if (rc == QN_EEXIST)
-        return http_reply_err(req, QN_EEXIST, "/name", "a device named '%s' already exists", name);
+        return http_reply_err(req, QN_EEXIST, e.path, "%s", e.msg);
     if (rc)
         return routes__store_fail(req, s, rc, "device");
-    struct store_device d;
-    if ((rc = store_device_get(s, id, &d)))
-        return routes__store_fail(req, s, rc, "device");
-    rc = http_reply_json(req, 201, routes_device_json(&d));
-    store_device_free(&d);
-    return rc;
+    return http_reply_json(req, 201, record);
 }
 
 static int routes__device_list(struct http_req *req)
 {
-    size_t limit;
-    int64_t after;
-    struct store *s;
-    if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
-        return 0;
-    struct store_device *list = NULL;
-    size_t n = 0;
-    int rc = store_device_list(s, after, limit, &list, &n);
-    if (rc)
-        return routes__store_fail(req, s, rc, "device");
-    json_t *items = json_array();
-    for (size_t i = 0; items && i < n; i++)
-        json_array_append_new(items, routes_device_json(&list[i]));
-    int64_t last = n ? list[n - 1].id : 0;
-    store_device_list_free(list, n);
-    return routes__page(req, "devices", items, limit, last);
+    return routes__list(req, "devices", catalog_device_list);
 }
 
 static int routes__device_one(struct http_req *req)
 {
-    struct store *s;
-    struct store_device d;
-    if (http_req_store_or_reply(req, &s) || routes__device_get(req, s, &d))
-        return 0;
-    int rc = http_reply_json(req, 200, routes_device_json(&d));
-    store_device_free(&d);
-    return rc;
+    return routes__one(req, "device", catalog_device_get);
 }
 
 /* ---- simulate ---------------------------------------------------------------------- */
@@ -341,7 +303,7 @@ static int routes__device_simulate(struct http_req *req)
     int rc = spec ? spec_device_parse(spec, "", &m, &e) : QN_ENOMEM;
     json_decref(spec);
     if (rc) {
-        store_device_free(&d);
+        catalog_device_free(&d);
         return http_reply_err(req, QN_ESTORED, NULL,
                               "the stored device does not parse any more: %s: %s", e.path, e.msg);
     }
@@ -355,28 +317,16 @@ static int routes__device_simulate(struct http_req *req)
         dev_work_close(&w);
     }
     dev_model_close(&m);
-    store_device_free(&d);
+    catalog_device_free(&d);
     return rc;
 }
 
 /* ---- datasets ------------------------------------------------------------------------ */
 
-json_t *routes_dataset_json(const struct store_dataset *d)
-{
-    json_t *cols = json_loads(d->columns, 0, NULL);
-    return json_pack("{sI so ss sI sI so so ss}", "id", (json_int_t)d->id, "name",
-                     routes__str_or_null(d->has_name, d->name), "source", d->source, "rows",
-                     (json_int_t)d->n_rows, "cols", (json_int_t)d->n_cols, "columns",
-                     cols ? cols : json_null(), "job", routes__id_or_null(d->job_id), "created",
-                     d->created);
-}
-
+/* The dataset named by {id}; replies 404 itself. */
 static int routes__dataset_get(struct http_req *req, struct store *s, struct store_dataset *out)
 {
-    const char *v = http_req_param(req, "id");
-    int64_t id;
-    int rc = routes__is_id(v, &id) ? store_dataset_get(s, id, out)
-                                   : store_dataset_get_by_name(s, v, out);
+    int rc = catalog_dataset_find(s, http_req_param(req, "id"), out);
     if (rc)
         routes__store_fail(req, s, rc, "dataset");
     return rc;
@@ -410,8 +360,8 @@ static int routes__dataset_upload(struct http_req *req)
         return 0;
     char path[64], msg[STORE_MSG_MAX + 256] = "";
     snprintf(path, sizeof path, "/proc/self/fd/%d", fileno(f)); /* the unlinked temp file */
-    int64_t id = 0;
-    int rc = import_file(s, path, NULL, name, &id, msg, sizeof msg);
+    json_t *record = NULL;
+    int rc = catalog_dataset_import(s, path, NULL, name, &record, msg, sizeof msg);
     char said[sizeof msg + 16];
     if (rc == QN_EFORMAT || rc == QN_EIO || rc == QN_ERANGE || rc == QN_EINVAL || rc == QN_ESPEC)
         return http_reply_err(req, QN_EFORMAT, NULL, "%s",
@@ -419,44 +369,18 @@ static int routes__dataset_upload(struct http_req *req)
                                      : qn_err_msg(rc));
     if (rc)
         return http_reply_err(req, rc, NULL, "cannot store the dataset: %s",
-                              msg[0] ? msg : store_errmsg(s));
-    struct store_dataset d;
-    if ((rc = store_dataset_get(s, id, &d)))
-        return routes__store_fail(req, s, rc, "dataset");
-    rc = http_reply_json(req, 201, routes_dataset_json(&d));
-    store_dataset_free(&d);
-    return rc;
+                              msg[0] ? msg : catalog_errmsg(s));
+    return http_reply_json(req, 201, record);
 }
 
 static int routes__dataset_list(struct http_req *req)
 {
-    size_t limit;
-    int64_t after;
-    struct store *s;
-    if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
-        return 0;
-    struct store_dataset *list = NULL;
-    size_t n = 0;
-    int rc = store_dataset_list(s, after, limit, &list, &n);
-    if (rc)
-        return routes__store_fail(req, s, rc, "dataset");
-    json_t *items = json_array();
-    for (size_t i = 0; items && i < n; i++)
-        json_array_append_new(items, routes_dataset_json(&list[i]));
-    int64_t last = n ? list[n - 1].id : 0;
-    store_dataset_list_free(list, n);
-    return routes__page(req, "datasets", items, limit, last);
+    return routes__list(req, "datasets", catalog_dataset_list);
 }
 
 static int routes__dataset_one(struct http_req *req)
 {
-    struct store *s;
-    struct store_dataset d;
-    if (http_req_store_or_reply(req, &s) || routes__dataset_get(req, s, &d))
-        return 0;
-    int rc = http_reply_json(req, 200, routes_dataset_json(&d));
-    store_dataset_free(&d);
-    return rc;
+    return routes__one(req, "dataset", catalog_dataset_get);
 }
 
 /* The state of one CSV download: rows are read and formatted a chunk at a
@@ -500,7 +424,7 @@ static int routes__csv_fill(struct routes_csv *c)
 {
     size_t n = c->n_rows - c->row < c->chunk_rows ? c->n_rows - c->row : c->chunk_rows;
     struct store *s = catalog_acquire(c->cat);
-    int rc = s ? store_dataset_read(s, c->id, c->row, n, c->vals) : QN_EDB;
+    int rc = s ? catalog_dataset_read(s, c->id, c->row, n, c->vals) : QN_EDB;
     catalog_release(c->cat, s);
     if (rc)
         return rc;
@@ -584,7 +508,7 @@ static int routes__dataset_data(struct http_req *req)
         c->buf = malloc(c->cap);
     }
     int rc = c && c->vals && c->buf ? routes__csv_header(c, &d) : QN_ENOMEM;
-    store_dataset_free(&d);
+    catalog_dataset_free(&d);
     struct MHD_Response *resp =
         rc ? NULL
            : MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, routes__csv_read, c,
@@ -598,122 +522,26 @@ static int routes__dataset_data(struct http_req *req)
     return http_reply_response(req, 200, resp);
 }
 
-/* ---- surrogates and models (SQL of their own: the store has no list calls) ----------- */
+/* ---- surrogates and models ---------------------------------------------------------- */
 
-static int routes__sql_rc(int rc)
+static int routes__surrogate_list(struct http_req *req)
 {
-    return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? QN_EBUSY
-           : rc == SQLITE_NOMEM                     ? QN_ENOMEM
-                                                    : QN_EDB;
+    return routes__list(req, "surrogates", catalog_surrogate_list);
 }
 
-static json_t *routes__col_real(sqlite3_stmt *st, int i)
+static int routes__surrogate_one(struct http_req *req)
 {
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null()
-                                                     : routes__real(sqlite3_column_double(st, i));
+    return routes__one(req, "surrogate", catalog_surrogate_get);
 }
 
-static json_t *routes__col_text(sqlite3_stmt *st, int i)
+static int routes__model_list(struct http_req *req)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? json_string((const char *)t) : json_null();
+    return routes__list(req, "models", catalog_model_list);
 }
 
-static json_t *routes__col_id(sqlite3_stmt *st, int i)
+static int routes__model_one(struct http_req *req)
 {
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null()
-                                                     : json_integer(sqlite3_column_int64(st, i));
-}
-
-#define ROUTES_SUR_COLS "SELECT id, name, job_id, device, dataset_id, n_in, val_rmse, max_error, created FROM surrogates "
-
-static json_t *routes__surrogate_row(sqlite3_stmt *st)
-{
-    const char *dev = (const char *)sqlite3_column_text(st, 3);
-    json_t *device = dev ? json_loads(dev, 0, NULL) : NULL;
-    return json_pack("{sI so so so so sI so so so}", "id", (json_int_t)sqlite3_column_int64(st, 0),
-                     "name", routes__col_text(st, 1), "job", routes__col_id(st, 2), "device",
-                     device ? device : json_null(), "dataset", routes__col_id(st, 4), "inputs",
-                     (json_int_t)sqlite3_column_int64(st, 5), "val_rmse", routes__col_real(st, 6),
-                     "max_error", routes__col_real(st, 7), "created", routes__col_text(st, 8));
-}
-
-#define ROUTES_MODEL_COLS "SELECT id, name, job_id, spec, n_in, n_out, n_classes, loss, length(params) / 4, created FROM models "
-
-static json_t *routes__model_row(sqlite3_stmt *st)
-{
-    const char *sp = (const char *)sqlite3_column_text(st, 3);
-    json_t *spec = sp ? json_loads(sp, 0, NULL) : NULL;
-    return json_pack("{sI so so so sI sI sI so sI so}", "id",
-                     (json_int_t)sqlite3_column_int64(st, 0), "name", routes__col_text(st, 1),
-                     "job", routes__col_id(st, 2), "spec", spec ? spec : json_null(), "inputs",
-                     (json_int_t)sqlite3_column_int64(st, 4), "outputs",
-                     (json_int_t)sqlite3_column_int64(st, 5), "classes",
-                     (json_int_t)sqlite3_column_int64(st, 6), "loss", routes__col_text(st, 7),
-                     "params", (json_int_t)sqlite3_column_int64(st, 8), "created",
-                     routes__col_text(st, 9));
-}
-
-/* A page of rows of `cols` ("SELECT ... FROM t ") with id > after. */
-static int routes__sql_list(struct http_req *req, const char *cols, const char *key,
-                            json_t *(*row)(sqlite3_stmt *))
-{
-    size_t limit;
-    int64_t after;
-    struct store *s;
-    if (http_req_page(req, &limit, &after) || http_req_store_or_reply(req, &s))
-        return 0;
-    char sql[512];
-    snprintf(sql, sizeof sql, "%sWHERE id > ?1 ORDER BY id LIMIT ?2", cols);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(store_sqlite(s), sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return routes__store_fail(req, s, routes__sql_rc(rc), key);
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-    json_t *items = json_array();
-    int64_t last = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        last = sqlite3_column_int64(st, 0);
-        json_array_append_new(items, row(st));
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        json_decref(items);
-        return routes__store_fail(req, s, routes__sql_rc(rc), key);
-    }
-    return routes__page(req, key, items, limit, last);
-}
-
-/* One row of `cols` by {id} (an id, or the newest of that name); 404 itself. */
-static int routes__sql_one(struct http_req *req, const char *cols, const char *what,
-                           json_t *(*row)(sqlite3_stmt *))
-{
-    struct store *s;
-    if (http_req_store_or_reply(req, &s))
-        return 0;
-    const char *v = http_req_param(req, "id");
-    int64_t id = 0;
-    int by_id = routes__is_id(v, &id);
-    char sql[512];
-    snprintf(sql, sizeof sql, "%s%s", cols,
-             by_id ? "WHERE id = ?1" : "WHERE name = ?1 ORDER BY id DESC LIMIT 1");
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(store_sqlite(s), sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return routes__store_fail(req, s, routes__sql_rc(rc), what);
-    if (by_id)
-        sqlite3_bind_int64(st, 1, id);
-    else
-        sqlite3_bind_text(st, 1, v, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(st);
-    json_t *obj = rc == SQLITE_ROW ? row(st) : NULL;
-    sqlite3_finalize(st);
-    if (rc == SQLITE_DONE)
-        return routes__store_fail(req, s, QN_ENOTFOUND, what);
-    if (rc != SQLITE_ROW)
-        return routes__store_fail(req, s, routes__sql_rc(rc), what);
-    return http_reply_json(req, 200, obj);
+    return routes__one(req, "model", catalog_model_get);
 }
 
 /* A float array as JSON. */
@@ -723,72 +551,6 @@ static json_t *routes__floats(const float *v, size_t n)
     for (size_t i = 0; a && i < n; i++)
         json_array_append_new(a, routes__real((double)v[i]));
     return a;
-}
-
-/* The surrogate's network: layers of {"w" (out, in) row-major, "b", "activation"}
- * and the standardisation, so a page can evaluate it. */
-static json_t *routes__surrogate_weights(const struct surrogate *sur)
-{
-    const struct mlp *m = sur->mlp;
-    json_t *layers = json_array();
-    for (size_t l = 0; layers && l < m->n_layers; l++) {
-        struct mlp_layer_view lv = mlp_layer_view(m, m->params, l);
-        json_array_append_new(
-            layers, json_pack("{sI sI so so ss}", "in", (json_int_t)m->sizes[l], "out",
-                              (json_int_t)m->sizes[l + 1], "w",
-                              routes__floats(lv.w, m->sizes[l] * m->sizes[l + 1]), "b",
-                              routes__floats(lv.b, m->sizes[l + 1]), "activation",
-                              act_name(m->act[l])));
-    }
-    return json_pack("{so so so sf sf}", "layers", layers ? layers : json_null(), "in_mean",
-                     routes__floats(sur->in_mean, sur->n_in), "in_std",
-                     routes__floats(sur->in_std, sur->n_in), "out_mean", (double)sur->out_mean,
-                     "out_std", (double)sur->out_std);
-}
-
-static int routes__surrogate_list(struct http_req *req)
-{
-    return routes__sql_list(req, ROUTES_SUR_COLS, "surrogates", routes__surrogate_row);
-}
-
-static int routes__surrogate_one(struct http_req *req)
-{
-    struct store *s;
-    if (http_req_store_or_reply(req, &s))
-        return 0;
-    const char *v = http_req_param(req, "id");
-    int64_t id = 0;
-    struct store_surrogate x;
-    int rc = routes__is_id(v, &id) ? store_surrogate_get(s, id, &x)
-                                   : store_surrogate_get_by_name(s, v, &x);
-    if (rc)
-        return routes__store_fail(req, s, rc, "surrogate");
-    struct surrogate sur;
-    json_t *weights = NULL;
-    if (surrogate_from_blob(x.blob, x.blob_len, &sur) == 0) {
-        weights = routes__surrogate_weights(&sur);
-        surrogate_close(&sur);
-    }
-    json_t *device = json_loads(x.device, 0, NULL);
-    json_t *body = json_pack(
-        "{sI so so so so sI so so ss so}", "id", (json_int_t)x.id, "name",
-        routes__str_or_null(x.has_name, x.name), "job", routes__id_or_null(x.job_id), "device",
-        device ? device : json_null(), "dataset", routes__id_or_null(x.dataset_id), "inputs",
-        (json_int_t)x.n_in, "val_rmse", routes__real(x.val_rmse), "max_error",
-        routes__real(x.max_error), "created", x.created, "weights",
-        weights ? weights : json_null());
-    store_surrogate_free(&x);
-    return http_reply_json(req, 200, body);
-}
-
-static int routes__model_list(struct http_req *req)
-{
-    return routes__sql_list(req, ROUTES_MODEL_COLS, "models", routes__model_row);
-}
-
-static int routes__model_one(struct http_req *req)
-{
-    return routes__sql_one(req, ROUTES_MODEL_COLS, "model", routes__model_row);
 }
 
 /* ---- predict ------------------------------------------------------------------------ */
@@ -841,27 +603,13 @@ static int routes__predict_run(struct http_req *req, const struct job_model *m, 
     return rc == QN_ECANCELED ? QN_EBUSY : rc;
 }
 
-/* The model {id} names: an id, or the newest model of that name; QN_ENOTFOUND
- * for a name longer than any stored one. */
-static int routes__model_ref(const char *v, struct spec_ref *ref)
-{
-    memset(ref, 0, sizeof *ref);
-    ref->kind = routes__is_id(v, &ref->id) ? REF_ID : REF_NAME;
-    if (ref->kind == REF_ID)
-        return 0;
-    if (!v || strlen(v) >= sizeof ref->name)
-        return QN_ENOTFOUND;
-    snprintf(ref->name, sizeof ref->name, "%s", v);
-    return 0;
-}
-
 static int routes__model_predict(struct http_req *req)
 {
     struct store *s;
     if (http_req_store_or_reply(req, &s))
         return 0;
     struct spec_ref ref;
-    if (routes__model_ref(http_req_param(req, "id"), &ref))
+    if (catalog_ref(http_req_param(req, "id"), &ref))
         return routes__store_fail(req, s, QN_ENOTFOUND, "model");
     struct job_model m;
     struct spec_error e = {{0}, {0}};

@@ -12,8 +12,6 @@
 #include "http.h"
 
 struct events;
-struct store_device;
-struct store_dataset;
 struct workers;
 
 /* Adds this module's routes to srv (http_routes_add). */
@@ -33,10 +31,5 @@ struct routes_ctx *routes_ctx(struct http_req *req);
 /* Adds every route of the daemon (all modules) to srv: what `qn serve`
  * serves and what tests/http/test_openapi.c checks against openapi.yaml. */
 int routes_register_all(struct http_server *srv);
-
-/* The API's JSON of a device and of a dataset record (new references; NULL:
- * out of memory), also printed by the CLI's list commands. */
-json_t *routes_device_json(const struct store_device *d);
-json_t *routes_dataset_json(const struct store_dataset *d);
 
 #endif

@@ -6,8 +6,11 @@
  * keeps every function self-contained with one cleanup ladder. SQLite's
  * result codes become qn_err codes in store_sqlite_err, the one mapping point
  * (public, so modules that keep their own SQL map errors the same way).
+ * The helpers and row readers the store's other files use (store_catalog.c)
+ * are declared in store_sql.h.
  */
 #include "store.h"
+#include "store_sql.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -55,7 +58,7 @@ int store_sqlite_err(int rc)
 }
 
 /* Prepares sql on s; 0 or a qn_err code. */
-static int store__prep(struct store *s, const char *sql, sqlite3_stmt **st)
+int store__prep(struct store *s, const char *sql, sqlite3_stmt **st)
 {
     return store_sqlite_err(sqlite3_prepare_v2(s->db, sql, -1, st, NULL));
 }
@@ -74,14 +77,14 @@ static int store__exec(struct store *s, const char *sql)
 }
 
 /* Copies a text column into buf (cap bytes), "" for NULL. */
-static void store__col_text(sqlite3_stmt *st, int col, char *buf, size_t cap)
+void store__col_text(sqlite3_stmt *st, int col, char *buf, size_t cap)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     snprintf(buf, cap, "%s", t ? (const char *)t : "");
 }
 
 /* A new copy of a text column, NULL for NULL; *err = QN_ENOMEM on failure. */
-static char *store__col_dup(sqlite3_stmt *st, int col, int *err)
+char *store__col_dup(sqlite3_stmt *st, int col, int *err)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     if (!t)
@@ -93,7 +96,7 @@ static char *store__col_dup(sqlite3_stmt *st, int col, int *err)
 }
 
 /* Binds text, or NULL when t is NULL. */
-static int store__bind_text(sqlite3_stmt *st, int i, const char *t)
+int store__bind_text(sqlite3_stmt *st, int i, const char *t)
 {
     return t ? sqlite3_bind_text(st, i, t, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
 }
@@ -116,17 +119,12 @@ static void store__bind_id(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_null(st, i);
 }
 
-/* The key clauses of the get functions: by id, and the newest by name or by job. */
-#define STORE__BY_ID "WHERE id = ?1"
-#define STORE__BY_NAME "WHERE name = ?1 ORDER BY id DESC LIMIT 1"
-#define STORE__BY_JOB "WHERE job_id = ?1 ORDER BY id DESC LIMIT 1"
-
 /*
  * Reads the first row of `sql` (one parameter ?1: the text when not NULL,
  * else id) into out with `row`; what a failing row read left is freed with
  * free_row. 0, QN_ENOTFOUND when there is no row, or another qn_err code.
  */
-static int store__get_by(struct store *s, const char *sql, int64_t id, const char *text,
+int store__get_by(struct store *s, const char *sql, int64_t id, const char *text,
                          int (*row)(sqlite3_stmt *, void *), void (*free_row)(void *), void *out)
 {
     sqlite3_stmt *st = NULL;
@@ -150,7 +148,7 @@ static int store__get_by(struct store *s, const char *sql, int64_t id, const cha
 }
 
 /* Frees an array of n `size`-byte records, each through `release`. */
-static void store__free_array(void *arr, size_t n, size_t size, void (*release)(void *))
+void store__free_array(void *arr, size_t n, size_t size, void (*release)(void *))
 {
     for (size_t i = 0; arr && i < n; i++)
         release((char *)arr + i * size);
@@ -159,7 +157,7 @@ static void store__free_array(void *arr, size_t n, size_t size, void (*release)(
 
 /* Steps st, appending each row (filled by `row`) to the growing array
  * *arr of `size`-byte records (*len used, *cap allocated); finalizes st. */
-static int store__collect(sqlite3_stmt *st, size_t size, int (*row)(sqlite3_stmt *, void *),
+int store__collect(sqlite3_stmt *st, size_t size, int (*row)(sqlite3_stmt *, void *),
                           char **arr, size_t *len)
 {
     size_t cap = 0;
@@ -186,16 +184,13 @@ static int store__collect(sqlite3_stmt *st, size_t size, int (*row)(sqlite3_stmt
     return rc;
 }
 
-/* The list page end every list query shares: ?1 after, ?2 limit. */
-#define STORE__PAGE "WHERE id > ?1 ORDER BY id LIMIT ?2"
-
 /*
  * One page of a list query `sql` (ending in STORE__PAGE): the rows with
  * id > after, at most limit (0: all), as a new array *out of *n `size`-byte
  * records filled by `row`; on failure *out is NULL and what was read is
  * freed through `release`. Shared by the device, dataset and job lists.
  */
-static int store__list(struct store *s, const char *sql, int64_t after, size_t limit,
+int store__list(struct store *s, const char *sql, int64_t after, size_t limit,
                        size_t size, int (*row)(sqlite3_stmt *, void *), void (*release)(void *),
                        void **out, size_t *n)
 {
@@ -895,11 +890,7 @@ int store_job_insert(struct store *s, const char *type, const char *name, const 
     return store__exec_insert(s, st, 0, id);
 }
 
-#define STORE__JOB_COLS                                                                         \
-    "SELECT id, type, name, owner, priority, state, spec, result, error, created, started,"     \
-    " finished FROM jobs "
-
-static int store__job_row(sqlite3_stmt *st, void *p)
+int store__job_row(sqlite3_stmt *st, void *p)
 {
     struct store_job *j = p;
     int err = 0;
@@ -922,7 +913,7 @@ static int store__job_row(sqlite3_stmt *st, void *p)
     return err;
 }
 
-static void store__job_free_v(void *p) { store_job_free(p); }
+void store__job_free_v(void *p) { store_job_free(p); }
 
 int store_job_get(struct store *s, int64_t id, struct store_job *out)
 {
@@ -980,20 +971,6 @@ void store_job_free(struct store_job *j)
     free(j->result);
     free(j->error);
     j->spec = j->result = j->error = NULL;
-}
-
-void store_job_list_free(struct store_job *list, size_t n)
-{
-    store__free_array(list, n, sizeof *list, store__job_free_v);
-}
-
-int store_job_list(struct store *s, int64_t after, size_t limit, struct store_job **out, size_t *n)
-{
-    void *arr = NULL;
-    int rc = store__list(s, STORE__JOB_COLS STORE__PAGE, after, limit, sizeof **out,
-                         store__job_row, store__job_free_v, &arr, n);
-    *out = arr;
-    return rc;
 }
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -1077,7 +1054,7 @@ static int store__col_floats(sqlite3_stmt *st, int col, float **out, size_t *n)
 }
 
 /* A REAL column, NaN for NULL. */
-static double store__col_real(sqlite3_stmt *st, int col)
+double store__col_real(sqlite3_stmt *st, int col)
 {
     return sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);
 }
@@ -1115,7 +1092,7 @@ int store_surrogate_insert(struct store *s, const struct store_surrogate *in, in
     "SELECT id, name, job_id, device, dataset_id, n_in, val_rmse, max_error, blob, created"    \
     " FROM surrogates "
 
-static int store__surrogate_row(sqlite3_stmt *st, void *p)
+int store__surrogate_row(sqlite3_stmt *st, void *p)
 {
     struct store_surrogate *x = p;
     int err = 0;
@@ -1135,7 +1112,7 @@ static int store__surrogate_row(sqlite3_stmt *st, void *p)
     return err;
 }
 
-static void store__surrogate_free_v(void *p) { store_surrogate_free(p); }
+void store__surrogate_free_v(void *p) { store_surrogate_free(p); }
 
 int store_surrogate_get(struct store *s, int64_t id, struct store_surrogate *out)
 {
@@ -1202,7 +1179,7 @@ int store_model_insert(struct store *s, const struct store_model *in, int64_t *i
     "SELECT id, name, job_id, spec, n_in, n_out, n_classes, loss, params, scaler, created"     \
     " FROM models "
 
-static int store__model_row(sqlite3_stmt *st, void *p)
+int store__model_row(sqlite3_stmt *st, void *p)
 {
     struct store_model *m = p;
     int err = 0;
@@ -1224,7 +1201,7 @@ static int store__model_row(sqlite3_stmt *st, void *p)
     return err;
 }
 
-static void store__model_free_v(void *p) { store_model_free(p); }
+void store__model_free_v(void *p) { store_model_free(p); }
 
 int store_model_get(struct store *s, int64_t id, struct store_model *out)
 {

@@ -175,9 +175,7 @@ int store_job_set_state(struct store *s, int64_t id, enum store_job_state state,
 /* Moves job id back to running for a new attempt: result, error and
  * finished are cleared, started is kept. QN_ENOTFOUND if absent. */
 int store_job_restart(struct store *s, int64_t id);
-int store_job_list(struct store *s, int64_t after, size_t limit, struct store_job **out, size_t *n);
 void store_job_free(struct store_job *j);
-void store_job_list_free(struct store_job *list, size_t n);
 
 /* ---- metrics ------------------------------------------------------------ */
 

@@ -28,6 +28,7 @@
 #include "qn_err.h"
 #include "qn_test.h"
 #include "store.h"
+#include "store_catalog.h"
 
 /* Per-test state: a temp dir and the database path in it. */
 struct fx {
@@ -459,7 +460,7 @@ static void test_jobs_and_metrics(void **state)
 
     struct store_job *list = NULL;
     size_t n = 0;
-    assert_int_equal(store_job_list(s, 0, 0, &list, &n), 0);
+    assert_int_equal(store_job_list(s, NULL, 0, 0, &list, &n), 0);
     assert_int_equal(n, 2);
     assert_string_equal(list[1].owner, "ann");
     assert_int_equal(list[1].state, JOB_FAILED);
