@@ -350,6 +350,7 @@ struct net__job {
     size_t lo, hi;         /* elements [lo, hi) of (B, n_out) */
     int grad;              /* also write g */
     size_t failed;         /* solves that failed (out) */
+    size_t solved;         /* solves attempted (out) */
     int canceled;          /* a solve saw the cancel flag (out) */
 };
 
@@ -364,6 +365,7 @@ static void *net__solve_range(void *arg)
         for (size_t d = 0; d < k; d++)
             in[d] = L->u[e * k + d];
         int rc = j->grad ? dev_eval_grad(j->w, in, &out, g) : dev_eval(j->w, in, &out);
+        j->solved++;
         if (rc == QN_ECANCELED) {
             j->canceled = 1;
             return NULL;
@@ -391,7 +393,8 @@ static int net__solve_all(struct net *n, struct net_layer *L, size_t B, int grad
     if (T > 64)
         T = 64;
     for (size_t t = 0; t < T; t++)
-        jobs[t] = (struct net__job){L, &L->works[t], total * t / T, total * (t + 1) / T, grad, 0, 0};
+        jobs[t] = (struct net__job){L, &L->works[t], total * t / T, total * (t + 1) / T, grad,
+                                    0, 0, 0};
     size_t started = 0;
     for (size_t t = 1; t < T; t++, started++)
         if (pthread_create(&tid[t], NULL, net__solve_range, &jobs[t]) != 0)
@@ -402,8 +405,10 @@ static int net__solve_all(struct net *n, struct net_layer *L, size_t B, int grad
     for (size_t t = 1 + started; t < T; t++) /* threads that could not start */
         net__solve_range(&jobs[t]);
     int canceled = 0;
+    int ode = dev_is_ode(L->dev); /* closed forms are not solves */
     for (size_t t = 0; t < T; t++) {
         n->failed_solves += jobs[t].failed;
+        n->solves += ode ? jobs[t].solved - (size_t)jobs[t].canceled : 0;
         canceled |= jobs[t].canceled;
     }
     return canceled ? QN_ECANCELED : QN_OK;
@@ -896,6 +901,7 @@ int net_remap(struct net *n, const struct net_remap *m, struct optim *o)
     if (o && (rc = net__remap_optim(nn, o, map, &no)))
         goto fail;
     nn->failed_solves = n->failed_solves;
+    nn->solves = n->solves;
     nn->track = n->track;
     struct net old = *n;
     *n = *nn, *nn = old; /* nn now holds the old network's buffers */

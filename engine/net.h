@@ -44,7 +44,8 @@
  * entries are frozen (net_freeze_fixed, which train_run calls). Nothing
  * allocates after net_create. A solve that fails during a forward pass gives
  * y = 0 and dy/du = 0 for that device and sample, and is counted
- * (net->failed_solves): training goes on, and the count is reported.
+ * (net->failed_solves, of net->solves): training goes on, and the count is
+ * reported.
  */
 #ifndef QN_NET_H
 #define QN_NET_H
@@ -116,7 +117,8 @@ struct net {
     size_t cap;                   /* largest batch */
     size_t n_threads;             /* threads for device layers */
     const atomic_int *cancel;     /* borrowed, may be NULL */
-    size_t failed_solves;         /* device solves that failed since creation */
+    size_t solves;                /* device (ODE) solves performed since creation */
+    size_t failed_solves;         /* of which failed */
     float *d0, *d1;               /* (cap, max width) backward scratch */
     uint64_t seed;                /* of net_create: initial weights, random connectivity */
     int track;                    /* nonzero: net_forward adds |y| into every layer's act_sum */

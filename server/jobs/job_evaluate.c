@@ -20,6 +20,7 @@
 #include "qn_err.h"
 
 #define JOB_EVAL_BATCH 256 /* rows per forward pass */
+#define JOB_EVAL_DOMAIN_WARN 0.01 /* a layer with more of its surrogate inputs outside: a warning */
 
 /* What prepare made. */
 struct job_evaluate {
@@ -192,6 +193,42 @@ static int job_eval__net(struct job_ctx *ctx, const struct job_evaluate *p, stru
     return rc;
 }
 
+/*
+ * The out-of-domain fraction of each surrogate layer ({"0": 0.012}; null
+ * when the network has none) and, when one is large, a warning that says the
+ * score is not the surrogate's to stand behind.
+ */
+static int job_eval__domain(const struct net *n, json_t **fractions, json_t **warning)
+{
+    char text[256] = "";
+    size_t len = 0;
+    *fractions = json_object();
+    *warning = NULL;
+    if (!*fractions)
+        return QN_ENOMEM;
+    for (size_t l = 0; l < n->n_layers; l++) {
+        double f;
+        char key[24];
+        if (net_domain_fraction(n, l, &f))
+            continue;
+        snprintf(key, sizeof key, "%zu", l);
+        if (json_object_set_new(*fractions, key, json_real(f)))
+            return QN_ENOMEM;
+        if (f > JOB_EVAL_DOMAIN_WARN && len < sizeof text)
+            len += (size_t)snprintf(text + len, sizeof text - len,
+                                    "%slayer %zu: %.1f%% of its surrogate's evaluations were "
+                                    "outside the surrogate's domain (clamped to it)",
+                                    len ? "; " : "", l, 100 * f);
+    }
+    if (json_object_size(*fractions) == 0) {
+        json_decref(*fractions);
+        *fractions = json_null();
+    }
+    if (len && !(*warning = json_string(text)))
+        return QN_ENOMEM;
+    return 0;
+}
+
 /* Metric rows and the result. */
 static int job_eval__report(struct job_ctx *ctx, const struct job_evaluate *p,
                             const struct net *n, size_t rows, double loss, double acc)
@@ -201,13 +238,25 @@ static int job_eval__report(struct job_ctx *ctx, const struct job_evaluate *p,
     if (rc == 0 && isfinite(acc))
         rc = store_metric_insert(s, ctx->job_id, 0, 0, "accuracy", acc);
     if (rc == 0)
+        rc = store_metric_insert(s, ctx->job_id, 0, 0, "solves", (double)n->solves);
+    if (rc == 0)
         rc = store_metric_insert(s, ctx->job_id, 0, 0, "failed_solves", (double)n->failed_solves);
     if (rc)
         return job_fail(ctx, rc, "cannot store the metrics");
-    ctx->result = json_pack("{sI so so sI sI ss}", "model", (json_int_t)p->model.row.id, "accuracy",
-                            job_real(acc), "loss", job_real(loss), "failed_solves",
-                            (json_int_t)n->failed_solves, "rows", (json_int_t)rows, "split",
-                            spec_split_name(p->e.split));
+    json_t *ood = NULL, *warning = NULL;
+    if ((rc = job_eval__domain(n, &ood, &warning))) {
+        json_decref(ood);
+        return rc;
+    }
+    ctx->result = json_pack("{sI so so sI sI sI ss so}", "model", (json_int_t)p->model.row.id,
+                            "accuracy", job_real(acc), "loss", job_real(loss), "solves",
+                            (json_int_t)n->solves, "failed_solves", (json_int_t)n->failed_solves,
+                            "rows", (json_int_t)rows, "split", spec_split_name(p->e.split),
+                            "out_of_domain", ood);
+    if (ctx->result && warning && json_object_set_new(ctx->result, "warning", warning))
+        return QN_ENOMEM;
+    if (!ctx->result)
+        json_decref(warning);
     return ctx->result ? 0 : QN_ENOMEM;
 }
 
