@@ -61,7 +61,29 @@ struct job_train_run {
     struct job_ctx *ctx;
 };
 
-int job_train_prepare(struct job_ctx *ctx)
+/* job_type.validate: the spec alone; its dataset may be a sweep's and each
+ * layer's surrogate a fit's {"job": N}. */
+static int job_train_validate(const json_t *spec, struct job_refs *refs, struct spec_error *err)
+{
+    struct train_spec *t = malloc(sizeof *t); /* about 10 KB */
+    if (!t)
+        return spec_fail(err, "", "out of memory"), QN_ENOMEM;
+    int rc = spec_train_parse(spec, t, err);
+    if (rc == 0) {
+        job_refs_add(refs, &t->dataset.ref, "/spec/dataset", "sweep");
+        for (size_t l = 0; l < t->n_layers; l++) {
+            char path[SPEC_PATH_MAX];
+            snprintf(path, sizeof path, "/spec/network/%zu/surrogate", l);
+            if (t->layers[l].has_surrogate)
+                job_refs_add(refs, &t->layers[l].surrogate, path, "fit");
+        }
+        spec_train_close(t);
+    }
+    free(t);
+    return rc;
+}
+
+static int job_train_prepare(struct job_ctx *ctx)
 {
     struct job_train *p = calloc(1, sizeof *p);
     if (!p)
@@ -82,7 +104,7 @@ int job_train_prepare(struct job_ctx *ctx)
     return job_netdef_resolve(ctx->store, &p->t, &p->nd, &ctx->err);
 }
 
-void job_train_release(struct job_ctx *ctx)
+static void job_train_release(struct job_ctx *ctx)
 {
     struct job_train *p = ctx->prep;
     if (!p)
@@ -454,7 +476,7 @@ static int job_train__result(struct job_ctx *ctx, int64_t id, const struct train
     return ctx->result ? 0 : QN_ENOMEM;
 }
 
-int job_train_run(struct job_ctx *ctx)
+static int job_train_run(struct job_ctx *ctx)
 {
     const struct job_train *p = ctx->prep;
     struct job_train_run r;
@@ -477,3 +499,11 @@ int job_train_run(struct job_ctx *ctx)
     job_train__run_close(&r);
     return rc;
 }
+
+/* A train job resumes from its last checkpoint (and trims its own metrics). */
+const struct job_type job_train_type = {.name = "train",
+                                        .resumes = 1,
+                                        .validate = job_train_validate,
+                                        .prepare = job_train_prepare,
+                                        .run = job_train_run,
+                                        .release = job_train_release};

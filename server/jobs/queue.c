@@ -307,30 +307,11 @@ static int q__deps_check(sqlite3 *db, const struct q_deps *d, int *pending,
 }
 
 /* Parses the type's spec without the store (a job whose inputs do not exist yet). */
-static int q__parse_only(const struct job_spec *js, struct spec_error *err)
+static int q__parse_only(const struct job_type *t, const struct job_spec *js,
+                         struct spec_error *err)
 {
-    int rc = QN_ENOMEM;
-    if (strcmp(js->type, "sweep") == 0) {
-        struct sweep_spec sw;
-        if ((rc = spec_sweep_parse(js->spec, &sw, err)) == 0)
-            spec_sweep_close(&sw);
-    } else if (strcmp(js->type, "fit") == 0) {
-        struct fit_spec f;
-        if ((rc = spec_fit_parse(js->spec, &f, err)) == 0)
-            spec_fit_close(&f);
-    } else if (strcmp(js->type, "train") == 0) {
-        struct train_spec *t = malloc(sizeof *t);
-        if (t && (rc = spec_train_parse(js->spec, t, err)) == 0)
-            spec_train_close(t);
-        free(t);
-    } else if (strcmp(js->type, "evaluate") == 0) {
-        struct evaluate_spec *e = malloc(sizeof *e);
-        if (e && (rc = spec_evaluate_parse(js->spec, e, err)) == 0)
-            spec_evaluate_close(e);
-        free(e);
-    } else {
-        rc = spec_fail(err, "/type", "type '%s' is not supported", js->type);
-    }
+    struct job_refs refs = {.n = 0};
+    int rc = t->validate(js->spec, &refs, err);
     return rc == QN_EPARSE ? QN_ESPEC : rc;
 }
 
@@ -381,7 +362,7 @@ int queue_submit(struct queue *q, struct store *s, const json_t *root, const cha
 {
     struct job_spec js;
     *id = 0;
-    int rc = spec_job_parse(root, &js, err);
+    int rc = job_spec_parse(root, &js, err);
     if (rc)
         return rc;
     const struct job_type *t = job_type_find(js.type);
@@ -397,7 +378,7 @@ int queue_submit(struct queue *q, struct store *s, const json_t *root, const cha
     if (rc == 0)
         rc = q__deps_check(store_sqlite(s), d, &pending, err);
     if (rc == 0)
-        rc = pending ? q__parse_only(&js, err) : q__prepare(s, t, &js, owner, err);
+        rc = pending ? q__parse_only(t, &js, err) : q__prepare(s, t, &js, owner, err);
     if (rc == 0)
         rc = q__insert(q, s, &js, owner, d, id, state, err);
     free(d);
