@@ -5,12 +5,14 @@
  * Statements are prepared per call: the store is not a hot path (a sweep
  * writes a few blocks, a training run a few metrics per second), and this
  * keeps every function self-contained with one cleanup ladder. SQLite's
- * result codes become qn_err codes in store_sqlite_err, the one mapping point
- * (public, so modules that keep their own SQL map errors the same way).
+ * result codes become qn_err codes in store_sqlite_err (store_err.c), the
+ * one mapping point.
  *
  * The store is split by concept: store_sql.c holds the statement helpers the
- * files share (store_internal.h), store_data.c datasets, store_jobs.c jobs
- * and metrics, store_models.c surrogates, models and checkpoints.
+ * files share (store_internal.h) and the transactions (store_tx.h),
+ * store_data.c datasets, store_jobs.c jobs and metrics, store_models.c
+ * surrogates, models and checkpoints, store_queue.c the job queue's
+ * statements, store_users.c users.
  */
 #include "store.h"
 
@@ -21,24 +23,6 @@
 #include "migrate.h"
 #include "qn_err.h"
 #include "store_internal.h"
-
-/* Maps an SQLite result code to the qn_err table. */
-int store_sqlite_err(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_ROW:
-    case SQLITE_DONE: return 0;
-    case SQLITE_FULL: return QN_EFULL;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return QN_EBUSY;
-    case SQLITE_NOMEM: return QN_ENOMEM;
-    case SQLITE_CONSTRAINT:
-        return rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY ? QN_EEXIST
-                                                                                    : QN_EDB;
-    default: return QN_EDB;
-    }
-}
 
 #define STORE__BUSY_MS 5000 /* how long a connection waits for another's lock */
 
@@ -99,7 +83,7 @@ int store_open(const char *path, struct store **out, char *msg, size_t cap)
             snprintf(msg, cap, "cannot configure database %s: %s", path, sqlite3_errmsg(s->db));
         goto fail;
     }
-    rc = migrate_apply(s->db, msg, cap);
+    rc = migrate_apply(s, msg, cap);
     if (rc)
         goto fail;
     *out = s;
@@ -125,7 +109,7 @@ const char *store_errmsg(const struct store *s)
 
 int store_schema_version(struct store *s, int *out)
 {
-    return migrate_version(s->db, out);
+    return migrate_version(s, out);
 }
 
 int store_integrity_check(struct store *s)

@@ -82,7 +82,7 @@ int store_dataset_begin(struct store *s, const char *name, const char *source, s
     }
     w->s = s;
     w->n_cols = n_cols;
-    rc = store__exec(s, "BEGIN IMMEDIATE");
+    rc = store_begin(s);
     if (rc)
         goto fail_buf;
     rc = job_id > 0 ? store__drop_attempt(s, "datasets", job_id) : 0;
@@ -94,7 +94,7 @@ int store_dataset_begin(struct store *s, const char *name, const char *source, s
     *out = w;
     return 0;
 fail_insert:
-    store__exec(s, "ROLLBACK");
+    store_end(s, rc); /* rolls back */
 fail_buf:
     free(w->buf);
     free(w);
@@ -164,17 +164,12 @@ int store_dataset_finish(struct store_dswriter *w, int64_t *id)
     int rc = store__block_flush(w);
     if (rc == 0)
         rc = store__dataset_set_rows(w);
-    if (rc == 0)
-        rc = store__exec(w->s, "COMMIT");
-    if (rc) {
-        store_dataset_abort(w);
-        return rc;
-    }
-    if (id)
+    rc = store_end(w->s, rc);
+    if (rc == 0 && id)
         *id = w->id;
     free(w->buf);
     free(w);
-    return 0;
+    return rc;
 }
 
 void store_dataset_abort(struct store_dswriter *w)

@@ -1,7 +1,8 @@
 /*
  * store_internal.h: what the store's files (store.c, store_sql.c,
- * store_data.c, store_jobs.c, store_models.c) share and nothing outside
- * server/store/ includes: the connection struct and the statement helpers.
+ * store_data.c, store_jobs.c, store_models.c, store_queue.c, store_users.c,
+ * migrate.c) share and nothing outside server/store/ includes: the
+ * connection struct and the statement helpers.
  *
  * Every helper returns 0 or a qn_err code mapped by store_sqlite_err.
  */
@@ -13,6 +14,7 @@
 #include <stdint.h>
 
 #include "store.h"
+#include "store_tx.h"
 
 struct store {
     sqlite3 *db; /* the connection (owned) */
@@ -52,8 +54,7 @@ int store__get_by(struct store *s, const char *sql, int64_t id, const char *text
 void store__free_array(void *arr, size_t n, size_t size, void (*release)(void *));
 /* One page of a list query ending in STORE__PAGE, as a new array *out of *n records. */
 int store__list(struct store *s, const char *sql, int64_t after, size_t limit, size_t size,
-                int (*row)(sqlite3_stmt *, void *), void (*release)(void *), void **out,
-                size_t *n);
+                int (*row)(sqlite3_stmt *, void *), void (*release)(void *), void **out, size_t *n);
 /* Finalizes st and returns rc when a bind failed (rc != 0), else steps it. */
 int store__exec_bound(sqlite3_stmt *st, int rc);
 /* store__exec_bound for an INSERT; the new row id in *id (may be NULL). */

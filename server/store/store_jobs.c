@@ -42,17 +42,13 @@ int store__job_output(struct store *s, const char *table, int64_t job_id,
 {
     if (job_id <= 0)
         return add(s, row, id);
-    int rc = store__exec(s, "BEGIN IMMEDIATE");
+    int rc = store_begin(s);
     if (rc)
         return rc;
     rc = store__drop_attempt(s, table, job_id);
     if (rc == 0)
         rc = add(s, row, id);
-    if (rc == 0)
-        rc = store__exec(s, "COMMIT");
-    if (rc)
-        store__exec(s, "ROLLBACK");
-    return rc;
+    return store_end(s, rc);
 }
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -219,6 +215,19 @@ int store_metric_insert(struct store *s, int64_t job, int64_t step, int64_t epoc
     store__bind_text(st, 4, name);
     store__bind_real(st, 5, value);
     sqlite3_bind_double(st, 6, (double)tv.tv_sec + tv.tv_usec * 1e-6);
+    return store__exec_stmt(st);
+}
+
+int store_metric_delete_after_step(struct store *s, int64_t job, int64_t epoch, int64_t step)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, "DELETE FROM metrics WHERE job_id = ?1 AND epoch > ?2 AND step > ?3",
+                         &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, epoch);
+    sqlite3_bind_int64(st, 3, step);
     return store__exec_stmt(st);
 }
 

@@ -245,7 +245,7 @@ int store_checkpoint_put(struct store *s, const struct store_checkpoint *c)
     sqlite3_stmt *st = NULL;
     int rc = store__prep(s,
                          "INSERT OR REPLACE INTO checkpoints (job_id, epoch, params, optim_state,"
-                         " optim_t) VALUES (?1, ?2, ?3, ?4, ?5)",
+                         " optim_t, arch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                          &st);
     if (rc)
         return rc;
@@ -255,6 +255,7 @@ int store_checkpoint_put(struct store *s, const struct store_checkpoint *c)
     if (rc == 0)
         rc = store__bind_blob(st, 4, c->state, c->n_state * sizeof(float));
     sqlite3_bind_int64(st, 5, (int64_t)c->t);
+    store__bind_text(st, 6, c->arch);
     return store__exec_bound(st, rc);
 }
 
@@ -268,6 +269,8 @@ static int store__checkpoint_row(sqlite3_stmt *st, void *p)
     int err = store__col_floats(st, 2, &c->params, &c->n_params);
     if (err == 0)
         err = store__col_floats(st, 3, &c->state, &c->n_state);
+    if (err == 0)
+        c->arch = store__col_dup(st, 5, &err);
     return err;
 }
 
@@ -276,7 +279,7 @@ static void store__checkpoint_free_v(void *p) { store_checkpoint_free(p); }
 int store_checkpoint_last(struct store *s, int64_t job_id, struct store_checkpoint *out)
 {
     return store__get_by(s,
-                         "SELECT job_id, epoch, params, optim_state, optim_t FROM checkpoints"
+                         "SELECT job_id, epoch, params, optim_state, optim_t, arch FROM checkpoints"
                          " WHERE job_id = ?1 ORDER BY epoch DESC LIMIT 1",
                          job_id, NULL, store__checkpoint_row, store__checkpoint_free_v, out);
 }
@@ -287,5 +290,7 @@ void store_checkpoint_free(struct store_checkpoint *c)
         return;
     free(c->params);
     free(c->state);
+    free(c->arch);
     c->params = c->state = NULL;
+    c->arch = NULL;
 }

@@ -1,7 +1,7 @@
 /*
  * store_sql.c: the statement helpers every file of the store shares
  * (store_internal.h): prepare, step, bind, read columns, get one row, list
- * a page.
+ * a page; and the write transactions (store_tx.h).
  */
 #include <math.h>
 #include <sqlite3.h>
@@ -11,6 +11,20 @@
 
 #include "qn_err.h"
 #include "store_internal.h"
+
+int store_begin(struct store *s)
+{
+    return store__exec(s, "BEGIN IMMEDIATE");
+}
+
+int store_end(struct store *s, int rc)
+{
+    if (rc == 0)
+        rc = store__exec(s, "COMMIT");
+    if (rc)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
 
 /* Prepares sql on s; 0 or a qn_err code. */
 int store__prep(struct store *s, const char *sql, sqlite3_stmt **st)

@@ -109,13 +109,14 @@ static void test_validate_lists_references(void **state)
     assert_int_equal(refs.n, 0); /* a dataset id is not a job */
 
     assert_int_equal(
-        validate("train",
-                 "{\"dataset\": {\"job\": 1, \"target\": \"out\"}, \"loss\": \"mse\","
-                 " \"network\": ["
-                 "{\"devices\": 2, \"device\": {\"kind\": \"crn_relu\"}, \"surrogate\": {\"job\": 2}},"
-                 "{\"devices\": 2, \"device\": {\"kind\": \"crn_relu\"}, \"surrogate\": 5},"
-                 "{\"devices\": 1, \"device\": {\"kind\": \"crn_relu\"}, \"surrogate\": {\"job\": 3}}]}",
-                 &refs, &err),
+        validate(
+            "train",
+            "{\"dataset\": {\"job\": 1, \"target\": \"out\"}, \"loss\": \"mse\","
+            " \"network\": ["
+            "{\"devices\": 2, \"device\": {\"kind\": \"crn_relu\"}, \"surrogate\": {\"job\": 2}},"
+            "{\"devices\": 2, \"device\": {\"kind\": \"crn_relu\"}, \"surrogate\": 5},"
+            "{\"devices\": 1, \"device\": {\"kind\": \"crn_relu\"}, \"surrogate\": {\"job\": 3}}]}",
+            &refs, &err),
         0);
     assert_int_equal(refs.n, 3);
     assert_ref(&refs.v[0], 1, "/spec/dataset", "sweep");
