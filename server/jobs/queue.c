@@ -10,6 +10,7 @@
  */
 #include "queue.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -178,89 +179,42 @@ void queue_destroy(struct queue *q)
 
 /* ---- submit ----------------------------------------------------------------------- */
 
-/* A {"job": N} reference found in a spec. */
-struct q_dep {
-    int64_t id;
-    char path[SPEC_PATH_MAX]; /* JSON Pointer of the reference object */
-};
-
-struct q_deps {
-    struct q_dep v[QUEUE_MAX_DEPS];
-    size_t n;
-};
-
-/* Collects every object member "job" with an integer value under v (at path). */
-static int q__deps_walk(const json_t *v, const char *path, struct q_deps *d,
+/* Checks one reference against the job it names: it must exist, be of the
+ * type the reference needs, and not have failed or been canceled. *pending
+ * = 1 when it has not succeeded yet. */
+static int q__dep_check(struct store *s, const struct job_ref *r, int *pending,
                         struct spec_error *err)
 {
-    char sub[SPEC_PATH_MAX];
-    if (json_is_array(v)) {
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            spec_path_index(sub, sizeof sub, path, i);
-            int rc = q__deps_walk(json_array_get(v, i), sub, d, err);
-            if (rc)
-                return rc;
-        }
-        return 0;
-    }
-    if (!json_is_object(v))
-        return 0;
-    const json_t *job = json_object_get(v, "job");
-    if (json_is_integer(job)) {
-        if (d->n == QUEUE_MAX_DEPS)
-            return spec_fail(err, path, "a spec may reference at most %d jobs", QUEUE_MAX_DEPS);
-        d->v[d->n].id = json_integer_value(job);
-        snprintf(d->v[d->n].path, sizeof d->v[d->n].path, "%s", path);
-        d->n++;
-    }
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)v, key, val)
-    {
-        spec_path_key(sub, sizeof sub, path, key);
-        int rc = q__deps_walk(val, sub, d, err);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    struct store_job j;
+    int rc = store_job_get(s, r->job, &j);
+    if (rc == QN_ENOTFOUND)
+        return spec_fail(err, r->path, "no job with id %" PRId64, r->job);
+    if (rc)
+        return rc;
+    if (strcmp(j.type, r->type) != 0)
+        rc = spec_fail(err, r->path, "job %" PRId64 " is a %s job, not a %s job", r->job, j.type,
+                       r->type);
+    else if (j.state == JOB_FAILED)
+        rc = spec_fail(err, r->path, "job %" PRId64 " failed: %s", r->job,
+                       j.error ? j.error : "no reason recorded");
+    else if (j.state == JOB_CANCELED)
+        rc = spec_fail(err, r->path, "job %" PRId64 " was canceled", r->job);
+    else if (j.state != JOB_SUCCEEDED)
+        *pending = 1;
+    store_job_free(&j);
+    return rc;
 }
 
-/*
- * Checks the references against the jobs table: each must exist and must not
- * have failed or been canceled. *pending = 1 when one has not succeeded yet.
- */
-static int q__deps_check(struct store *s, const struct q_deps *d, int *pending,
+/* Checks every reference (q__dep_check); *pending = 1 when one has not
+ * succeeded yet. */
+static int q__deps_check(struct store *s, const struct job_refs *refs, int *pending,
                          struct spec_error *err)
 {
     *pending = 0;
-    for (size_t i = 0; i < d->n; i++) {
-        struct store_job j;
-        int rc = store_job_get(s, d->v[i].id, &j);
-        if (rc == QN_ENOTFOUND)
-            return spec_fail(err, d->v[i].path, "no job with id %" PRId64, d->v[i].id);
-        if (rc)
-            return rc;
-        if (j.state == JOB_FAILED)
-            rc = spec_fail(err, d->v[i].path, "job %" PRId64 " failed: %s", d->v[i].id,
-                           j.error ? j.error : "no reason recorded");
-        else if (j.state == JOB_CANCELED)
-            rc = spec_fail(err, d->v[i].path, "job %" PRId64 " was canceled", d->v[i].id);
-        else if (j.state != JOB_SUCCEEDED)
-            *pending = 1;
-        store_job_free(&j);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-/* Parses the type's spec without the store (a job whose inputs do not exist yet). */
-static int q__parse_only(const struct job_type *t, const struct job_spec *js,
-                         struct spec_error *err)
-{
-    struct job_refs refs = {.n = 0};
-    int rc = t->validate(js->spec, &refs, err);
-    return rc == QN_EPARSE ? QN_ESPEC : rc;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < refs->n; i++)
+        rc = q__dep_check(s, &refs->v[i], pending, err);
+    return rc;
 }
 
 /* Runs the type's prepare (full resolution against the store) and releases it. */
@@ -276,23 +230,33 @@ static int q__prepare(struct store *s, const struct job_type *t, const struct jo
     return rc == QN_EPARSE ? QN_ESPEC : rc;
 }
 
-/* Inserts the job (references re-checked inside the transaction). */
+/* Inserts the job (waiting or queued) and its dependency rows; in the
+ * caller's transaction, references re-checked in it. */
+static int q__insert_rows(struct store *s, const struct job_spec *js, const char *owner,
+                          const struct job_refs *refs, const char *text, int64_t *id,
+                          enum store_job_state *state, struct spec_error *err)
+{
+    int pending = 0;
+    int rc = q__deps_check(s, refs, &pending, err);
+    *state = pending ? JOB_WAITING : JOB_QUEUED;
+    if (rc == 0)
+        rc = store_job_insert(s, js->type, js->name, owner, js->priority, *state, text, id);
+    for (size_t i = 0; rc == 0 && i < refs->n; i++)
+        rc = store_queue_dep_insert(s, *id, refs->v[i].job, refs->v[i].path, refs->v[i].type);
+    return rc;
+}
+
+/* Inserts the job and its dependencies in one transaction, and logs it. */
 static int q__insert(struct queue *q, struct store *s, const struct job_spec *js,
-                     const char *owner, const struct q_deps *d, int64_t *id,
+                     const char *owner, const struct job_refs *refs, int64_t *id,
                      enum store_job_state *state, struct spec_error *err)
 {
     char *text = json_dumps(js->spec, JSON_COMPACT);
     if (!text)
         return QN_ENOMEM;
-    int pending = 0;
     int rc = store_begin(s);
-    if (rc == 0) {
-        rc = q__deps_check(s, d, &pending, err);
-        *state = pending ? JOB_WAITING : JOB_QUEUED;
-        if (rc == 0)
-            rc = store_job_insert(s, js->type, js->name, owner, js->priority, *state, text, id);
-        rc = store_end(s, rc);
-    }
+    if (rc == 0)
+        rc = store_end(s, q__insert_rows(s, js, owner, refs, text, id, state, err));
     free(text);
     if (rc == 0 && q->log) {
         struct q_event x = {.id = *id, .from = *state, .to = *state};
@@ -313,22 +277,19 @@ int queue_submit(struct queue *q, struct store *s, const json_t *root, const cha
     if (rc)
         return rc;
     const struct job_type *t = job_type_find(js.type);
-    struct q_deps *d = calloc(1, sizeof *d);
+    assert(t); /* job_spec_parse accepts the table's types only */
+    struct job_refs *refs = calloc(1, sizeof *refs);
     int pending = 0;
-    if (!t)
-        rc = spec_fail(err, "/type", "type '%s' is not supported by this build", js.type),
-        rc = QN_EINVAL;
-    else if (!d)
-        rc = QN_ENOMEM;
-    else
-        rc = q__deps_walk(js.spec, "/spec", d, err);
+    rc = refs ? t->validate(js.spec, refs, err) : QN_ENOMEM;
+    if (rc == QN_EPARSE)
+        rc = QN_ESPEC;
     if (rc == 0)
-        rc = q__deps_check(s, d, &pending, err);
+        rc = q__deps_check(s, refs, &pending, err);
+    if (rc == 0 && !pending) /* every input exists: resolve them all now */
+        rc = q__prepare(s, t, &js, owner, err);
     if (rc == 0)
-        rc = pending ? q__parse_only(t, &js, err) : q__prepare(s, t, &js, owner, err);
-    if (rc == 0)
-        rc = q__insert(q, s, &js, owner, d, id, state, err);
-    free(d);
+        rc = q__insert(q, s, &js, owner, refs, id, state, err);
+    free(refs);
     json_decref(js.spec);
     return rc;
 }

@@ -4,7 +4,7 @@
  *
  * GENERATED from migrations/ -- do not edit by hand. gcc 12 has no C23
  * #embed and the Makefile has no generation step, so this file is checked
- * in, and tests/server/test_store.c fails unless every string below is
+ * in, and tests/store/test_store.c fails unless every string below is
  * byte-identical to its file in migrations/ (and every file is here).
  * After adding a migration, print the new table rows with (bash, repo root):
  *
@@ -13,7 +13,7 @@
  *     sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/     "/' -e 's/$/\\n"/' $f;
  *     echo "    },"; done
  *
- * and paste the output into migrate_list (tests/server/test_store.c tells
+ * and paste the output into migrate_list (tests/store/test_store.c tells
  * you when you forgot).
  */
 #include "migrate.h"
@@ -217,6 +217,49 @@ const struct migration migrate_list[] = {
      "DROP TABLE metrics;\n"
      "ALTER TABLE metrics_new RENAME TO metrics;\n"
      "CREATE INDEX metrics_by_job ON metrics (job_id, id);\n"
+    },
+    {6, "0006_job_deps",
+     "-- 0006_job_deps.sql: a job's dependencies, stored when it is submitted.\n"
+     "--\n"
+     "-- A spec can use another job's output before that job has finished\n"
+     "-- ({\"dataset\": {\"job\": 12}}); the new job waits for it. Each such reference\n"
+     "-- the spec's parser finds is one row: the job, the job it depends on, the\n"
+     "-- reference's JSON Pointer in the envelope (\"/spec/network/0/surrogate\"),\n"
+     "-- and the type the referenced job must be (a fit's dataset a sweep, a\n"
+     "-- train's surrogate a fit, an evaluation's model a train). The queue promotes\n"
+     "-- a waiting job when every dependency succeeded and fails it when one failed\n"
+     "-- or was canceled, by joining on this table; it used to find the references\n"
+     "-- by walking every stored spec for an integer \"job\" member.\n"
+     "--\n"
+     "-- Jobs stored before this migration get their rows here, once, from their\n"
+     "-- specs, at the places the parsers read references from (references to jobs\n"
+     "-- that no longer exist are left out). Never edit this file once released;\n"
+     "-- add 0007_*.sql instead.\n"
+     "\n"
+     "CREATE TABLE job_deps (\n"
+     "    job           INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,\n"
+     "    dependency    INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,\n"
+     "    path          TEXT NOT NULL,\n"
+     "    expected_type TEXT NOT NULL,\n"
+     "    PRIMARY KEY (job, path)\n"
+     ");\n"
+     "CREATE INDEX job_deps_by_dependency ON job_deps (dependency);\n"
+     "\n"
+     "INSERT INTO job_deps (job, dependency, path, expected_type)\n"
+     "SELECT job, dependency, path, expected_type FROM (\n"
+     "    SELECT j.id AS job, t.value AS dependency,\n"
+     "           '/spec' || replace(replace(replace(replace(substr(t.path, 2), '.', '/'), '[', '/'),\n"
+     "                                      ']', ''), '\"', '') AS path,\n"
+     "           CASE\n"
+     "               WHEN t.path = '$.dataset' AND j.type IN ('fit', 'train', 'evaluate') THEN 'sweep'\n"
+     "               WHEN t.path = '$.model' AND j.type = 'evaluate' THEN 'train'\n"
+     "               WHEN t.path GLOB '$.network[[][0-9]*].surrogate' AND j.type = 'train' THEN 'fit'\n"
+     "               WHEN t.path GLOB '$.surrogates.*' AND j.type = 'evaluate' THEN 'fit'\n"
+     "           END AS expected_type\n"
+     "    FROM jobs j, json_tree(j.spec) t\n"
+     "    WHERE t.key = 'job' AND t.type = 'integer' AND t.value IN (SELECT id FROM jobs)\n"
+     ")\n"
+     "WHERE expected_type IS NOT NULL;\n"
     },
 };
 

@@ -1,9 +1,8 @@
 /*
  * store_queue.c: the job queue's statements (see store_queue.h).
  *
- * A waiting job's dependencies are the {"job": N} references of its stored
- * spec, found with json_tree: the spec is the single source, and a daemon
- * has few waiting jobs at a time.
+ * A waiting job's dependencies are its rows of job_deps (migration 0006),
+ * written with the job itself from the references its spec's parser found.
  */
 #include "store_queue.h"
 
@@ -158,9 +157,10 @@ int store_queue_fail_dependents(struct store *s, store_queue_move_fn fn, void *c
     sqlite3_stmt *st = NULL, *up = NULL;
     int rc = store__prep(s,
                          "SELECT w.id, w.type, w.owner, d.id, d.state, d.error"
-                         " FROM jobs w, json_tree(w.spec) t JOIN jobs d ON d.id = t.value"
-                         " WHERE w.state = 'waiting' AND t.key = 'job' AND t.type = 'integer'"
-                         " AND d.state IN ('failed', 'canceled') ORDER BY w.id, d.id",
+                         " FROM jobs w JOIN job_deps x ON x.job = w.id"
+                         " JOIN jobs d ON d.id = x.dependency"
+                         " WHERE w.state = 'waiting' AND d.state IN ('failed', 'canceled')"
+                         " ORDER BY w.id, d.id",
                          &st);
     if (rc == 0)
         rc = store__prep(s,
@@ -194,8 +194,8 @@ int store_queue_promote_ready(struct store *s, store_queue_move_fn fn, void *ctx
     sqlite3_stmt *st = NULL, *up = NULL;
     int rc = store__prep(s,
                          "SELECT w.id, w.type, w.owner FROM jobs w WHERE w.state = 'waiting'"
-                         " AND NOT EXISTS (SELECT 1 FROM json_tree(w.spec) t JOIN jobs d"
-                         "  ON d.id = t.value WHERE t.key = 'job' AND t.type = 'integer'"
+                         " AND NOT EXISTS (SELECT 1 FROM job_deps x JOIN jobs d"
+                         "  ON d.id = x.dependency WHERE x.job = w.id"
                          "  AND d.state != 'succeeded') ORDER BY w.id",
                          &st);
     if (rc == 0)
@@ -217,6 +217,23 @@ int store_queue_promote_ready(struct store *s, store_queue_move_fn fn, void *ctx
     sqlite3_finalize(up);
     sqlite3_finalize(st);
     return rc;
+}
+
+int store_queue_dep_insert(struct store *s, int64_t job, int64_t dependency, const char *path,
+                           const char *type)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s,
+                         "INSERT INTO job_deps (job, dependency, path, expected_type)"
+                         " VALUES (?1, ?2, ?3, ?4)",
+                         &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job);
+    sqlite3_bind_int64(st, 2, dependency);
+    store__bind_text(st, 3, path);
+    store__bind_text(st, 4, type);
+    return store__exec_stmt(st);
 }
 
 int store_queue_counts(struct store *s, int64_t counts[JOB_CANCELED + 1])

@@ -1,6 +1,7 @@
 /*
  * store_queue.h: the statements of the job queue (server/jobs/queue.c): the
- * jobs table read as a queue, and the moves between states.
+ * jobs table read as a queue, the moves between states, and the
+ * dependencies between jobs (job_deps, migration 0006).
  *
  * The scheduling rules stay with the queue: it chooses among the heads this
  * file lists, holds the transactions (store_tx.h) that make a transition
@@ -62,17 +63,24 @@ int store_queue_state(struct store *s, int64_t id, enum store_job_state *out);
 int store_queue_any_waiting(struct store *s, int *any);
 
 /*
- * Fails every waiting job that depends on a failed or canceled job, with
+ * Fails every waiting job that depends (job_deps) on a failed or canceled job, with
  * the error "job N failed: <its error>" or "job N was canceled", each
  * reported to fn; *n is increased by their number. In the caller's
  * transaction.
  */
 int store_queue_fail_dependents(struct store *s, store_queue_move_fn fn, void *ctx, size_t *n);
 
-/* Queues every waiting job whose dependencies have all succeeded, each
+/* Queues every waiting job whose dependencies (job_deps) have all succeeded, each
  * reported to fn; *n is increased by their number. In the caller's
  * transaction. */
 int store_queue_promote_ready(struct store *s, store_queue_move_fn fn, void *ctx, size_t *n);
+
+/* Records that job `job` uses the output of job `dependency`: its reference
+ * at JSON Pointer `path` of the envelope, which must name a job of type
+ * `type`. In the caller's transaction (the one that inserts the job).
+ * QN_EEXIST when job already has a reference at path. */
+int store_queue_dep_insert(struct store *s, int64_t job, int64_t dependency, const char *path,
+                           const char *type);
 
 /* The number of jobs in each state into counts[] (indexed by enum
  * store_job_state, JOB_CANCELED + 1 entries). */
