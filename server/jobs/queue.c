@@ -52,11 +52,28 @@ struct q_events {
 
 /* ---- transition log --------------------------------------------------------- */
 
+/*
+ * 1 when a job may move from `from` to `to` (queue.h's diagram); from == to
+ * is a new job, which starts waiting or queued. Every move the queue makes
+ * or the store reports to it passes here.
+ */
+static int q__legal(enum store_job_state from, enum store_job_state to)
+{
+    switch (from) {
+    case JOB_WAITING: return to == JOB_WAITING || to == JOB_QUEUED || to == JOB_FAILED ||
+                             to == JOB_CANCELED;
+    case JOB_QUEUED: return to == JOB_QUEUED || to == JOB_RUNNING || to == JOB_CANCELED;
+    case JOB_RUNNING: return to == JOB_QUEUED || store_job_state_final(to);
+    default: return 0; /* an ended job stays ended (a resume is `qn resume`, not the queue) */
+    }
+}
+
 /* store_queue_move_fn: records a move (ctx: the struct q_events) to log after the commit. */
 static int q__ev_add(void *ctx, int64_t id, const char *type, const char *owner,
                      enum store_job_state from, enum store_job_state to, const char *why)
 {
     struct q_events *e = ctx;
+    assert(q__legal(from, to));
     if (e->n == e->cap) {
         size_t cap = e->cap ? 2 * e->cap : 8;
         struct q_event *v = realloc(e->v, cap * sizeof *v);
@@ -77,6 +94,7 @@ static int q__ev_add(void *ctx, int64_t id, const char *type, const char *owner,
 
 static void q__log_one(struct queue *q, const struct q_event *x)
 {
+    assert(q__legal(x->from, x->to));
     if (!q->log)
         return;
     pthread_mutex_lock(&q->log_mu);
@@ -328,8 +346,10 @@ static int q__claim_one(struct queue *q, struct store *s, struct q_pick *p)
     int rc = store_queue_heads(s, q__pick_head, p);
     if (rc == 0 && !p->have)
         rc = QN_ENOTFOUND;
-    if (rc == 0)
+    if (rc == 0) {
         rc = store_queue_mark_running(s, p->id);
+        assert(rc != QN_ENOTFOUND); /* this transaction just read it queued */
+    }
     return rc;
 }
 

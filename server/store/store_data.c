@@ -2,6 +2,7 @@
  * store_data.c: datasets: written in one transaction block by block, read
  * back by row windows, exported as CSV (see store.h).
  */
+#include <assert.h>
 #include <jansson.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -106,6 +107,7 @@ fail_writer:
 /* Writes the buffered rows as block w->block and starts the next one. */
 static int store__block_flush(struct store_dswriter *w)
 {
+    assert(w->fill <= STORE_BLOCK_ROWS);
     if (w->fill == 0)
         return 0;
     sqlite3_stmt *st = NULL;
@@ -121,6 +123,7 @@ static int store__block_flush(struct store_dswriter *w)
     sqlite3_bind_blob(st, 4, w->buf, (int)(w->fill * w->n_cols * sizeof(float)), SQLITE_STATIC);
     rc = store__exec_stmt(st);
     if (rc == 0) {
+        assert(sqlite3_changes(w->s->db) == 1);
         w->block++;
         w->fill = 0;
     }
@@ -156,11 +159,15 @@ static int store__dataset_set_rows(struct store_dswriter *w)
         return rc;
     sqlite3_bind_int64(st, 1, (int64_t)w->n_rows);
     sqlite3_bind_int64(st, 2, w->id);
-    return store__exec_stmt(st);
+    rc = store__exec_stmt(st);
+    assert(rc || sqlite3_changes(w->s->db) == 1); /* the row begin inserted, in this transaction */
+    return rc;
 }
 
 int store_dataset_finish(struct store_dswriter *w, int64_t *id)
 {
+    /* Every appended row is in a written block or in the one being filled. */
+    assert(w->n_rows == (size_t)w->block * STORE_BLOCK_ROWS + w->fill);
     int rc = store__block_flush(w);
     if (rc == 0)
         rc = store__dataset_set_rows(w);

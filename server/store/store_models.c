@@ -2,6 +2,7 @@
  * store_models.c: frozen surrogates, trained models and training
  * checkpoints, with their float32 blobs (see store.h).
  */
+#include <assert.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -256,7 +257,9 @@ int store_checkpoint_put(struct store *s, const struct store_checkpoint *c)
         rc = store__bind_blob(st, 4, c->state, c->n_state * sizeof(float));
     sqlite3_bind_int64(st, 5, (int64_t)c->t);
     store__bind_text(st, 6, c->arch);
-    return store__exec_bound(st, rc);
+    rc = store__exec_bound(st, rc);
+    assert(rc || sqlite3_changes(s->db) == 1); /* a replaced row counts once */
+    return rc;
 }
 
 static int store__checkpoint_row(sqlite3_stmt *st, void *p)

@@ -6,6 +6,7 @@
  */
 #include "store_queue.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -73,6 +74,7 @@ static int store_q__update_one(struct store *s, const char *sql, int64_t id)
         return rc;
     sqlite3_bind_int64(st, 1, id);
     rc = store__exec_stmt(st);
+    assert(rc || sqlite3_changes(s->db) <= 1); /* by primary key */
     if (rc == 0 && sqlite3_changes(s->db) == 0)
         rc = QN_ENOTFOUND;
     return rc;
@@ -110,6 +112,7 @@ int store_queue_requeue_all(struct store *s, store_queue_move_fn fn, void *ctx, 
     sqlite3_finalize(st);
     if (rc == 0)
         rc = store__exec(s, "UPDATE jobs SET state = 'queued' WHERE state = 'running'");
+    assert(rc || (size_t)sqlite3_changes(s->db) == *n); /* the rows just listed */
     return rc;
 }
 
@@ -176,6 +179,7 @@ int store_queue_fail_dependents(struct store *s, store_queue_move_fn fn, void *c
         sqlite3_bind_int64(up, 1, sqlite3_column_int64(st, 0));
         store__bind_text(up, 2, why);
         rc = store_sqlite_err(sqlite3_step(up));
+        assert(rc || sqlite3_changes(s->db) <= 1); /* by primary key; 0: failed by an earlier row */
         if (rc == 0 && sqlite3_changes(s->db) > 0) {
             (*n)++;
             rc = fn(ctx, sqlite3_column_int64(st, 0), store_q__text(st, 1), store_q__text(st, 2),
@@ -206,6 +210,7 @@ int store_queue_promote_ready(struct store *s, store_queue_move_fn fn, void *ctx
         sqlite3_reset(up);
         sqlite3_bind_int64(up, 1, sqlite3_column_int64(st, 0));
         rc = store_sqlite_err(sqlite3_step(up));
+        assert(rc || sqlite3_changes(s->db) <= 1); /* by primary key */
         if (rc == 0 && sqlite3_changes(s->db) > 0) {
             (*n)++;
             rc = fn(ctx, sqlite3_column_int64(st, 0), store_q__text(st, 1), store_q__text(st, 2),
@@ -233,7 +238,7 @@ int store_queue_dep_insert(struct store *s, int64_t job, int64_t dependency, con
     sqlite3_bind_int64(st, 2, dependency);
     store__bind_text(st, 3, path);
     store__bind_text(st, 4, type);
-    return store__exec_stmt(st);
+    return store__exec_insert(s, st, 0, NULL);
 }
 
 int store_queue_counts(struct store *s, int64_t counts[JOB_CANCELED + 1])

@@ -3,6 +3,7 @@
  * (store_internal.h): prepare, step, bind, read columns, get one row, list
  * a page; and the write transactions (store_tx.h).
  */
+#include <assert.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -193,10 +194,11 @@ int store__exec_bound(sqlite3_stmt *st, int rc)
     return store__exec_stmt(st);
 }
 
-/* store__exec_bound for an INSERT; the new row id in *id (may be NULL). */
+/* store__exec_bound for an INSERT of one row; the new row id in *id (may be NULL). */
 int store__exec_insert(struct store *s, sqlite3_stmt *st, int rc, int64_t *id)
 {
     rc = store__exec_bound(st, rc);
+    assert(rc || sqlite3_changes(s->db) == 1);
     if (rc == 0 && id)
         *id = sqlite3_last_insert_rowid(s->db);
     return rc;

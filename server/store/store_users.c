@@ -3,6 +3,7 @@
  */
 #include "store_users.h"
 
+#include <assert.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ int store_user_revoke(struct store *s, const char *name)
         return rc;
     store__bind_text(st, 1, name);
     rc = store__exec_stmt(st);
+    assert(rc || sqlite3_changes(s->db) <= 1); /* users_active_name: one active per name */
     if (rc == 0 && sqlite3_changes(s->db) == 0)
         rc = QN_ENOTFOUND;
     return rc;
