@@ -276,8 +276,8 @@ void store_checkpoint_free(struct store_checkpoint *c);
 /* ---- raw access --------------------------------------------------------- */
 
 struct sqlite3;
-/* The connection's SQLite handle (borrowed), for modules of the server that
- * keep their own SQL next to their logic (the job queue). */
+/* The connection's SQLite handle (borrowed), for the server's SQL that has
+ * not moved into the store yet (server/http/'s routes and events). */
 struct sqlite3 *store_sqlite(struct store *s);
 
 #endif
