@@ -30,6 +30,7 @@
 #include "migrate.h"
 #include "qn_err.h"
 #include "qn_test.h"
+#include "qt_daemon.h"
 #include "queue.h"
 #include "spec.h"
 #include "store.h"
@@ -106,6 +107,19 @@ static int submit_fit(struct fx *f, int64_t dep, int64_t *id, enum store_job_sta
              "{\"type\": \"fit\", \"spec\": {\"dataset\": {\"job\": %lld}, \"epochs\": 5}}",
              (long long)dep);
     return submit_text(f, "alice", text, id, st, err);
+}
+
+/* A train on `dataset` (JSON) whose crn_relu layer's surrogate is job sur's. */
+static int submit_train(struct fx *f, const char *dataset, int64_t sur, int64_t *id,
+                        enum store_job_state *st, struct spec_error *err)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"type\": \"train\", \"spec\": {\"dataset\": %s, \"network\":"
+             " [{\"devices\": 2, \"device\": {\"kind\": \"crn_relu\", \"params\": {\"kappa\":"
+             " 0.01}}, \"surrogate\": {\"job\": %lld}}]}}",
+             dataset, (long long)sur);
+    return submit_text(f, "bob", text, id, st, err);
 }
 
 static int64_t claim_id(struct fx *f)
@@ -211,12 +225,7 @@ static void test_failure_propagates_along_chain(void **state)
     struct spec_error err;
     assert_int_equal(submit_fit(f, sweep, &fit, &st, &err), 0);
     char text[512];
-    snprintf(text, sizeof text,
-             "{\"type\": \"train\", \"spec\": {\"dataset\": \"xor\", \"network\": [{\"devices\": 2,"
-             " \"device\": {\"kind\": \"crn_relu\", \"params\": {\"kappa\": 0.01}},"
-             " \"surrogate\": {\"job\": %lld}}]}}",
-             (long long)fit);
-    assert_int_equal(submit_text(f, "bob", text, &train, &st, &err), 0);
+    assert_int_equal(submit_train(f, "\"xor\"", fit, &train, &st, &err), 0);
     assert_int_equal(st, JOB_WAITING);
     assert_int_equal(claim_id(f), sweep);
     assert_int_equal(queue_finish(f->q, f->s, sweep, JOB_FAILED, NULL, "disk on fire"), 0);
@@ -289,20 +298,11 @@ static void test_submit_refuses_bad_references(void **state)
     assert_int_equal(after, before + 1);
 }
 
-/* Runs SQL on the fixture's database through a connection of its own; the
- * first column of the first row as an integer (-1 when there is none). */
+/* Runs one SQL statement on the fixture's database through a connection of
+ * its own; the integer it answers (-1: no row). */
 static long long sql_int(const struct fx *f, const char *sql)
 {
-    sqlite3 *h = NULL;
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return v;
+    return qd_db_file_int(f->dir, strrchr(f->db, '/') + 1, SQLITE_OPEN_READWRITE, 1, sql);
 }
 
 static int64_t jobs_stored(struct fx *f)
@@ -330,17 +330,12 @@ static void test_submit_refuses_wrong_type(void **state)
     assert_int_equal(submit_fit(f, queued, &fit, &st, &err), 0);
     assert_int_equal(st, JOB_WAITING);
     int64_t before = jobs_stored(f);
-    char text[512];
-    snprintf(text, sizeof text,
-             "{\"type\": \"train\", \"spec\": {\"dataset\": \"xor\", \"network\": [{\"devices\": 2,"
-             " \"device\": {\"kind\": \"crn_relu\", \"params\": {\"kappa\": 0.01}},"
-             " \"surrogate\": {\"job\": %lld}}]}}",
-             (long long)queued);
-    assert_int_equal(submit_text(f, "bob", text, &id, &st, &err), QN_ESPEC);
+    assert_int_equal(submit_train(f, "\"xor\"", queued, &id, &st, &err), QN_ESPEC);
     assert_string_equal(err.path, "/spec/network/0/surrogate");
     char want[64];
     snprintf(want, sizeof want, "job %lld is a sweep job, not a fit job", (long long)queued);
     assert_string_equal(err.msg, want);
+    char text[512];
     snprintf(text, sizeof text,
              "{\"type\": \"evaluate\", \"spec\": {\"model\": {\"job\": %lld},"
              " \"dataset\": \"xor\"}}",
@@ -367,13 +362,9 @@ static void test_dependencies_stored(void **state)
     enum store_job_state st;
     struct spec_error err;
     assert_int_equal(submit_fit(f, sweep, &fit, &st, &err), 0);
-    char text[512], sql[256];
-    snprintf(text, sizeof text,
-             "{\"type\": \"train\", \"spec\": {\"dataset\": {\"job\": %lld, \"target\": \"out\"},"
-             " \"loss\": \"mse\", \"network\": [{\"devices\": 2, \"device\": {\"kind\":"
-             " \"crn_relu\", \"params\": {\"kappa\": 0.01}}, \"surrogate\": {\"job\": %lld}}]}}",
-             (long long)sweep, (long long)fit);
-    assert_int_equal(submit_text(f, "bob", text, &train, &st, &err), 0);
+    char dataset[64], sql[256];
+    snprintf(dataset, sizeof dataset, "{\"job\": %lld, \"target\": \"out\"}", (long long)sweep);
+    assert_int_equal(submit_train(f, dataset, fit, &train, &st, &err), 0);
     assert_int_equal(st, JOB_WAITING);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM job_deps"), 3);
     snprintf(sql, sizeof sql,
@@ -386,13 +377,9 @@ static void test_dependencies_stored(void **state)
     /* The rows decide, not the spec: without its row for the fit, the train
      * is promoted once the sweep succeeds although its spec still names it. */
     snprintf(sql, sizeof sql,
-             "DELETE FROM job_deps WHERE job = %lld AND dependency = %lld",
+             "DELETE FROM job_deps WHERE job = %lld AND dependency = %lld RETURNING 1",
              (long long)train, (long long)fit);
-    sqlite3 *h = NULL;
-    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_changes(h), 1);
-    sqlite3_close(h);
+    assert_int_equal(sql_int(f, sql), 1);
     assert_int_equal(claim_id(f), sweep);
     assert_int_equal(queue_finish(f->q, f->s, sweep, JOB_SUCCEEDED, "{}", NULL), 0);
     assert_int_equal(state_of(f, fit, NULL, 0), JOB_QUEUED);
