@@ -20,8 +20,9 @@
  * job_run_local is the whole life of one job in-process (what `qn run`
  * does), job_resume_local a second attempt of a job that did not succeed
  * (what `qn resume` does). The daemon (queue.h, workers.h) calls validate
- * or prepare at submission and prepare and run in a worker thread with that
- * thread's own store connection.
+ * at submission, and prepare too when every job the spec references has
+ * succeeded; then prepare and run in a worker thread with that thread's own
+ * store connection.
  */
 #ifndef QN_JOB_H
 #define QN_JOB_H
