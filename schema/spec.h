@@ -63,18 +63,21 @@ struct sweep_spec {
 
 /* A job submission: {"type", "name", "priority", "spec"}. */
 struct job_spec {
-    char type[16];     /* "sweep", "fit", "train", "evaluate" */
+    char type[16];     /* one of the caller's types: "sweep", "fit", ... */
     char name[128];    /* default: the type */
     int priority;      /* default 0; higher runs first */
     json_t *spec;      /* new reference to the "spec" object */
 };
 
 /*
- * Parses a job envelope. Unknown top-level fields and unknown types are
- * errors at their path. Returns 0 or QN_ESPEC with *err. On success the
- * caller json_decref's out->spec.
+ * Parses a job envelope. The type must be one of types[n_types] (borrowed:
+ * the job types the caller runs; the schema layer does not know them, the
+ * jobs layer's table does), each shorter than sizeof out->type. Unknown
+ * top-level fields and unknown types are errors at their path. Returns 0 or
+ * QN_ESPEC with *err. On success the caller json_decref's out->spec.
  */
-int spec_job_parse(const json_t *root, struct job_spec *out, struct spec_error *err);
+int spec_job_parse(const json_t *root, const char *const *types, size_t n_types,
+                   struct job_spec *out, struct spec_error *err);
 
 /*
  * Parses an inline device object at JSON path `path` (e.g. "/spec/device")

@@ -4,7 +4,9 @@
  * Only the envelope is checked here; the "spec" object is handed on (as a new
  * reference) to the parser of the job's type, so each type's rules live in
  * one place and the envelope never needs to change when a type grows fields.
+ * Which types exist is the caller's to say (the jobs layer's type table).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "qn_err.h"
@@ -13,7 +15,6 @@
 #define SPEC__PRIORITY_MAX 100
 
 static const char *const spec__job_fields[] = {"type", "name", "priority", "spec"};
-static const char *const spec__job_types[] = {"sweep", "fit", "train", "evaluate"};
 
 #define SPEC__N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -41,7 +42,8 @@ static int spec__job_name_priority(const json_t *root, struct job_spec *out,
     return 0;
 }
 
-int spec_job_parse(const json_t *root, struct job_spec *out, struct spec_error *err)
+int spec_job_parse(const json_t *root, const char *const *types, size_t n_types,
+                   struct job_spec *out, struct spec_error *err)
 {
     memset(out, 0, sizeof *out);
     int rc = spec_check_fields(root, "", spec__job_fields, SPEC__N(spec__job_fields), err);
@@ -51,9 +53,9 @@ int spec_job_parse(const json_t *root, struct job_spec *out, struct spec_error *
     if (!type)
         return spec_fail(err, "/type", "is required");
     int t;
-    if ((rc = spec_get_enum(type, "/type", spec__job_types, SPEC__N(spec__job_types), &t, err)))
+    if ((rc = spec_get_enum(type, "/type", types, n_types, &t, err)))
         return rc;
-    memcpy(out->type, spec__job_types[t], strlen(spec__job_types[t]) + 1);
+    snprintf(out->type, sizeof out->type, "%s", types[t]);
     if ((rc = spec__job_name_priority(root, out, err)))
         return rc;
     const json_t *spec = json_object_get(root, "spec");

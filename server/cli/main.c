@@ -312,15 +312,6 @@ static int qn__run_job(struct store *s, const struct job_spec *js, size_t worker
     return rc ? QN_EXIT_FAIL : code;
 }
 
-/* The envelope must name a type this build runs: checked before the store opens. */
-static int qn__check_type(const struct job_spec *js)
-{
-    if (job_type_find(js->type))
-        return 0;
-    qn__say("type '%s' is not supported yet", js->type);
-    return QN_EXIT_USAGE;
-}
-
 static int qn__cmd_run(const struct qn_args *a)
 {
     json_t *root = NULL;
@@ -329,13 +320,12 @@ static int qn__cmd_run(const struct qn_args *a)
         return code;
     struct job_spec js;
     struct spec_error err = {{0}, {0}};
-    if (spec_job_parse(root, &js, &err)) {
+    if (job_spec_parse(root, &js, &err)) { /* a type of the table, before the store opens */
         json_decref(root);
         qn__spec_error(&err, "invalid job");
         return QN_EXIT_USAGE;
     }
     json_decref(root);
-    code = qn__check_type(&js);
     struct store *s = NULL;
     int lock = -1;
     if (code == 0)

@@ -156,7 +156,9 @@ static int rj__filter(struct http_req *req, struct store_job_filter *f)
         return QN_EINVAL;
     }
     if (f->type && !job_type_find(f->type)) {
-        http_reply_err(req, QN_EINVAL, "?type", "type must be one of sweep, fit, train, evaluate");
+        char names[128];
+        job_type_names(names, sizeof names);
+        http_reply_err(req, QN_EINVAL, "?type", "type must be one of %s", names);
         return QN_EINVAL;
     }
     return 0;

@@ -9,6 +9,7 @@
  */
 #include "job.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,20 +19,76 @@
 #include "job_data.h"
 #include "qn_err.h"
 
-/* Every job type this build can run. */
-static const struct job_type job__types[] = {
-    {"sweep", job_sweep_prepare, job_sweep_run, job_sweep_release},
-    {"fit", job_fit_prepare, job_fit_run, job_fit_release},
-    {"train", job_train_prepare, job_train_run, job_train_release},
-    {"evaluate", job_evaluate_prepare, job_evaluate_run, job_evaluate_release},
+/* The job types, each defined in its own file (job_<name>.c). */
+extern const struct job_type job_sweep_type, job_fit_type, job_train_type, job_evaluate_type;
+
+/* Every job type this build can run; a row's position is its counter index. */
+static const struct job_type *const job__types[] = {
+    &job_sweep_type,
+    &job_fit_type,
+    &job_train_type,
+    &job_evaluate_type,
 };
+
+#define JOB__N_TYPES (sizeof job__types / sizeof job__types[0])
+_Static_assert(JOB__N_TYPES <= JOB_TYPES_MAX, "raise JOB_TYPES_MAX");
 
 const struct job_type *job_type_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof job__types / sizeof job__types[0]; i++)
-        if (strcmp(job__types[i].name, name) == 0)
-            return &job__types[i];
+    for (size_t i = 0; i < JOB__N_TYPES; i++)
+        if (strcmp(job__types[i]->name, name) == 0)
+            return job__types[i];
     return NULL;
+}
+
+size_t job_type_count(void)
+{
+    return JOB__N_TYPES;
+}
+
+const struct job_type *job_type_at(size_t i)
+{
+    assert(i < JOB__N_TYPES);
+    return job__types[i];
+}
+
+size_t job_type_index(const struct job_type *t)
+{
+    size_t i = 0;
+    while (i < JOB__N_TYPES && job__types[i] != t)
+        i++;
+    assert(i < JOB__N_TYPES); /* t came from this table */
+    return i;
+}
+
+void job_type_names(char *buf, size_t cap)
+{
+    size_t used = 0;
+    if (cap)
+        buf[0] = '\0';
+    for (size_t i = 0; i < JOB__N_TYPES && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? ", " : "",
+                                 job__types[i]->name);
+}
+
+int job_spec_parse(const json_t *root, struct job_spec *out, struct spec_error *err)
+{
+    const char *names[JOB__N_TYPES];
+    for (size_t i = 0; i < JOB__N_TYPES; i++)
+        names[i] = job__types[i]->name;
+    return spec_job_parse(root, names, JOB__N_TYPES, out, err);
+}
+
+void job_refs_add(struct job_refs *refs, const struct spec_ref *ref, const char *path,
+                  const char *type)
+{
+    if (ref->kind != REF_JOB)
+        return;
+    assert(refs->n < JOB_REFS_MAX); /* a spec holds at most JOB_REFS_MAX references */
+    struct job_ref *r = &refs->v[refs->n++];
+    r->job = ref->id;
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->type = type;
 }
 
 /* ---- device references --------------------------------------------------- */

@@ -1,17 +1,28 @@
 /*
  * job.h: job types and running one job against the store.
  *
- * A job type is one row of a table (job.c): its name and three functions.
- * `prepare` parses and validates the spec and resolves its references
- * without writing anything, so a bad spec is refused before the job exists;
- * `run` does the work and fills in the result; `release` frees what prepare
- * made. Adding a job type (fit, train, evaluate) is writing those three in
- * server/job_<type>.c and adding one line to the table.
+ * A job type is one row of one table (job.c): a struct job_type, defined in
+ * the type's own file (job_<type>.c), whose functions are
+ *   validate  parses the spec with the schema layer only, no store, and lists
+ *            its {"job": N} references (for a job whose inputs do not exist
+ *            yet: the queue stores it waiting);
+ *   prepare  parses and validates the spec and resolves its references
+ *            without writing anything, so a bad spec is refused before the
+ *            job exists;
+ *   run      does the work and fills in the result;
+ *   release  frees what prepare made.
+ * A row's position in the table is its index for per-type counters. Adding a
+ * job type is writing job_<type>.c, which defines its struct job_type, and
+ * naming that in the table; the envelope's accepted types, the queue, the
+ * workers' counters and the error texts that list the types all come from
+ * the table.
  *
  * job_run_local is the whole life of one job in-process (what `qn run`
  * does), job_resume_local a second attempt of a job that did not succeed
- * (what `qn resume` does, and the daemon after a crash); the daemon (a later issue) will call prepare at submission and run
- * in a worker thread with that thread's own store connection.
+ * (what `qn resume` does). The daemon (queue.h, workers.h) calls validate
+ * at submission, and prepare too when every job the spec references has
+ * succeeded; then prepare and run in a worker thread with that thread's own
+ * store connection.
  */
 #ifndef QN_JOB_H
 #define QN_JOB_H
@@ -46,15 +57,52 @@ struct job_ctx {
     char reason[256];          /* out of run on failure: why, for the job's "error" */
 };
 
+#define JOB_TYPES_MAX 16                  /* rows the type table may have */
+#define JOB_REFS_MAX (2 + NET_MAX_LAYERS) /* {"job": N} references one spec can hold */
+
+/* A {"job": N} reference of a parsed spec. */
+struct job_ref {
+    int64_t job;              /* N: the job whose output is used */
+    char path[SPEC_PATH_MAX]; /* its JSON Pointer, e.g. "/spec/network/0/surrogate" */
+    const char *type;         /* the type job N must be, e.g. "fit" (static) */
+};
+
+/* The references of one spec, in the spec's order. */
+struct job_refs {
+    struct job_ref v[JOB_REFS_MAX];
+    size_t n;
+};
+
 struct job_type {
-    const char *name;                     /* "sweep", ... */
+    const char *name; /* "sweep", ... */
+    int resumes;      /* 1: a new attempt continues from its checkpoint and trims its own
+                         metrics; 0: it starts over and its earlier metrics are deleted */
+    /* Parses spec (borrowed) without the store; its references into *refs.
+     * 0 or QN_ESPEC (*err). */
+    int (*validate)(const json_t *spec, struct job_refs *refs, struct spec_error *err);
     int (*prepare)(struct job_ctx *ctx);  /* 0, QN_ESPEC (ctx->err), or another code */
     int (*run)(struct job_ctx *ctx);      /* 0 with ctx->result, or a code with ctx->reason */
     void (*release)(struct job_ctx *ctx); /* frees ctx->prep (safe when NULL) */
 };
 
-/* The type named `name`, or NULL when this build cannot run it. */
+/* The type named `name` (borrowed, static), or NULL when this build cannot run it. */
 const struct job_type *job_type_find(const char *name);
+/* The number of types, and type i < job_type_count() (static). */
+size_t job_type_count(void);
+const struct job_type *job_type_at(size_t i);
+/* The row of t in the table: its index for per-type counters (< JOB_TYPES_MAX). */
+size_t job_type_index(const struct job_type *t);
+/* "sweep, fit, train, evaluate": the types' names into buf (cap bytes). */
+void job_type_names(char *buf, size_t cap);
+
+/* Parses a job envelope (spec_job_parse) accepting the types of the table.
+ * 0 or QN_ESPEC with *err; on success the caller json_decref's out->spec. */
+int job_spec_parse(const json_t *root, struct job_spec *out, struct spec_error *err);
+
+/* For validate: adds ref (found at path) to refs when it is a {"job": N}
+ * reference, which must name a job of type `type` (static). */
+void job_refs_add(struct job_refs *refs, const struct spec_ref *ref, const char *path,
+                  const char *type);
 
 /*
  * Runs the job `js` (parsed envelope, borrowed) to the end: prepare; insert
@@ -123,25 +171,5 @@ int job_fail(struct job_ctx *ctx, int rc, const char *what);
 /* v as a JSON number, or null when not finite (jansson refuses NaN; the
  * accuracy of a regression is NaN). */
 json_t *job_real(double v);
-
-/* The sweep type (job_sweep.c). */
-int job_sweep_prepare(struct job_ctx *ctx);
-int job_sweep_run(struct job_ctx *ctx);
-void job_sweep_release(struct job_ctx *ctx);
-
-/* The fit type (job_fit.c): a surrogate of a sweep dataset. */
-int job_fit_prepare(struct job_ctx *ctx);
-int job_fit_run(struct job_ctx *ctx);
-void job_fit_release(struct job_ctx *ctx);
-
-/* The train type (job_train.c): a device network; resumes from checkpoints. */
-int job_train_prepare(struct job_ctx *ctx);
-int job_train_run(struct job_ctx *ctx);
-void job_train_release(struct job_ctx *ctx);
-
-/* The evaluate type (job_evaluate.c): a stored model scored with any via. */
-int job_evaluate_prepare(struct job_ctx *ctx);
-int job_evaluate_run(struct job_ctx *ctx);
-void job_evaluate_release(struct job_ctx *ctx);
 
 #endif

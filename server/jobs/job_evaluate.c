@@ -103,7 +103,31 @@ static int job_eval__overrides(struct job_ctx *ctx, struct job_evaluate *p)
     return 0;
 }
 
-int job_evaluate_prepare(struct job_ctx *ctx)
+/* job_type.validate: the spec alone; its model may be a train's, its dataset
+ * a sweep's and its "surrogates" fits' {"job": N}. */
+static int job_evaluate_validate(const json_t *spec, struct job_refs *refs,
+                                 struct spec_error *err)
+{
+    struct evaluate_spec *e = malloc(sizeof *e);
+    if (!e)
+        return spec_fail(err, "", "out of memory"), QN_ENOMEM;
+    int rc = spec_evaluate_parse(spec, e, err);
+    if (rc == 0) {
+        job_refs_add(refs, &e->model, "/spec/model", "train");
+        job_refs_add(refs, &e->dataset.ref, "/spec/dataset", "sweep");
+        for (size_t l = 0; l < NET_MAX_LAYERS; l++) {
+            char path[SPEC_PATH_MAX];
+            snprintf(path, sizeof path, "/spec/surrogates/%zu", l);
+            if (e->has_surrogate[l])
+                job_refs_add(refs, &e->surrogate[l], path, "fit");
+        }
+        spec_evaluate_close(e);
+    }
+    free(e);
+    return rc;
+}
+
+static int job_evaluate_prepare(struct job_ctx *ctx)
 {
     struct job_evaluate *p = calloc(1, sizeof *p);
     if (!p)
@@ -124,7 +148,7 @@ int job_evaluate_prepare(struct job_ctx *ctx)
     return rc;
 }
 
-void job_evaluate_release(struct job_ctx *ctx)
+static void job_evaluate_release(struct job_ctx *ctx)
 {
     struct job_evaluate *p = ctx->prep;
     if (!p)
@@ -260,7 +284,7 @@ static int job_eval__report(struct job_ctx *ctx, const struct job_evaluate *p,
     return ctx->result ? 0 : QN_ENOMEM;
 }
 
-int job_evaluate_run(struct job_ctx *ctx)
+static int job_evaluate_run(struct job_ctx *ctx)
 {
     const struct job_evaluate *p = ctx->prep;
     struct data_set ds = {0};
@@ -284,3 +308,9 @@ int job_evaluate_run(struct job_ctx *ctx)
     data_close(&ds);
     return rc;
 }
+
+const struct job_type job_evaluate_type = {.name = "evaluate",
+                                           .validate = job_evaluate_validate,
+                                           .prepare = job_evaluate_prepare,
+                                           .run = job_evaluate_run,
+                                           .release = job_evaluate_release};

@@ -79,7 +79,19 @@ static int job_fit__check(struct job_ctx *ctx, struct job_fit *p)
     return rc;
 }
 
-int job_fit_prepare(struct job_ctx *ctx)
+/* job_type.validate: the spec alone; its dataset may be a sweep's {"job": N}. */
+static int job_fit_validate(const json_t *spec, struct job_refs *refs, struct spec_error *err)
+{
+    struct fit_spec f;
+    int rc = spec_fit_parse(spec, &f, err);
+    if (rc)
+        return rc;
+    job_refs_add(refs, &f.dataset.ref, "/spec/dataset", "sweep");
+    spec_fit_close(&f);
+    return 0;
+}
+
+static int job_fit_prepare(struct job_ctx *ctx)
 {
     struct job_fit *p = calloc(1, sizeof *p);
     if (!p)
@@ -93,7 +105,7 @@ int job_fit_prepare(struct job_ctx *ctx)
     return rc ? rc : job_fit__check(ctx, p);
 }
 
-void job_fit_release(struct job_ctx *ctx)
+static void job_fit_release(struct job_ctx *ctx)
 {
     struct job_fit *p = ctx->prep;
     if (!p)
@@ -147,7 +159,7 @@ static int job_fit__result(struct job_ctx *ctx, int64_t id, const struct fit_res
     return ctx->result ? 0 : QN_ENOMEM;
 }
 
-int job_fit_run(struct job_ctx *ctx)
+static int job_fit_run(struct job_ctx *ctx)
 {
     const struct job_fit *p = ctx->prep;
     struct job_sweep_data d;
@@ -177,3 +189,9 @@ int job_fit_run(struct job_ctx *ctx)
     job_data_sweep_free(&d);
     return rc;
 }
+
+const struct job_type job_fit_type = {.name = "fit",
+                                      .validate = job_fit_validate,
+                                      .prepare = job_fit_prepare,
+                                      .run = job_fit_run,
+                                      .release = job_fit_release};

@@ -36,7 +36,18 @@ struct job_sweep_rows {
     int *status;     /* (n) 0 or the row's qn_err code (owned) */
 };
 
-int job_sweep_prepare(struct job_ctx *ctx)
+/* job_type.validate: the spec alone; a sweep references no job. */
+static int job_sweep_validate(const json_t *spec, struct job_refs *refs, struct spec_error *err)
+{
+    (void)refs;
+    struct sweep_spec sw;
+    int rc = spec_sweep_parse(spec, &sw, err);
+    if (rc == 0)
+        spec_sweep_close(&sw);
+    return rc;
+}
+
+static int job_sweep_prepare(struct job_ctx *ctx)
 {
     struct job_sweep *p = calloc(1, sizeof *p);
     if (!p) {
@@ -56,7 +67,7 @@ int job_sweep_prepare(struct job_ctx *ctx)
     return spec_sweep_bind(&p->sw, &p->dev, &ctx->err);
 }
 
-void job_sweep_release(struct job_ctx *ctx)
+static void job_sweep_release(struct job_ctx *ctx)
 {
     struct job_sweep *p = ctx->prep;
     if (!p)
@@ -193,7 +204,7 @@ static int job_sweep__none_usable(struct job_ctx *ctx, const struct job_sweep_ro
     return QN_ESOLVER;
 }
 
-int job_sweep_run(struct job_ctx *ctx)
+static int job_sweep_run(struct job_ctx *ctx)
 {
     const struct job_sweep *p = ctx->prep;
     struct job_sweep_rows r = {0};
@@ -225,3 +236,9 @@ out:
     job_sweep__rows_free(&r);
     return rc;
 }
+
+const struct job_type job_sweep_type = {.name = "sweep",
+                                        .validate = job_sweep_validate,
+                                        .prepare = job_sweep_prepare,
+                                        .run = job_sweep_run,
+                                        .release = job_sweep_release};

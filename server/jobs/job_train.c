@@ -16,14 +16,14 @@
  * Adaptive structure ("adapt"): the hidden layers' widths change during
  * training, so each checkpoint row also gets an "arch" JSON column
  * (migration 0004) with the widths and the schedule's state, written in the
- * same transaction; a resumed run builds the network at those widths. The
+ * same statement (store_checkpoint.arch); a resumed run builds the network
+ * at those widths. The
  * saved model's spec gives every layer its final width ("devices"), so
  * evaluation and prediction rebuild it as it is; the result adds "widths".
  * Structure events are metric rows ("structure", "structure_layer",
  * "structure_grown", "structure_pruned"; see train.h).
  */
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +61,29 @@ struct job_train_run {
     struct job_ctx *ctx;
 };
 
-int job_train_prepare(struct job_ctx *ctx)
+/* job_type.validate: the spec alone; its dataset may be a sweep's and each
+ * layer's surrogate a fit's {"job": N}. */
+static int job_train_validate(const json_t *spec, struct job_refs *refs, struct spec_error *err)
+{
+    struct train_spec *t = malloc(sizeof *t); /* about 10 KB */
+    if (!t)
+        return spec_fail(err, "", "out of memory"), QN_ENOMEM;
+    int rc = spec_train_parse(spec, t, err);
+    if (rc == 0) {
+        job_refs_add(refs, &t->dataset.ref, "/spec/dataset", "sweep");
+        for (size_t l = 0; l < t->n_layers; l++) {
+            char path[SPEC_PATH_MAX];
+            snprintf(path, sizeof path, "/spec/network/%zu/surrogate", l);
+            if (t->layers[l].has_surrogate)
+                job_refs_add(refs, &t->layers[l].surrogate, path, "fit");
+        }
+        spec_train_close(t);
+    }
+    free(t);
+    return rc;
+}
+
+static int job_train_prepare(struct job_ctx *ctx)
 {
     struct job_train *p = calloc(1, sizeof *p);
     if (!p)
@@ -82,7 +104,7 @@ int job_train_prepare(struct job_ctx *ctx)
     return job_netdef_resolve(ctx->store, &p->t, &p->nd, &ctx->err);
 }
 
-void job_train_release(struct job_ctx *ctx)
+static void job_train_release(struct job_ctx *ctx)
 {
     struct job_train *p = ctx->prep;
     if (!p)
@@ -162,21 +184,15 @@ static int job_train__build(struct job_ctx *ctx, const struct job_train *p,
     return 0;
 }
 
-/* The "arch" JSON of job's checkpoint at epoch into widths and *as; a NULL column
- * leaves them alone. Returns 0 or QN_EFORMAT / a store code. */
-static int job_train__arch_read(struct store *s, int64_t job, size_t epoch, size_t n_layers,
+/* The "arch" JSON text of checkpoint c (may be NULL: widths and *as are left
+ * alone) into widths, *as and *at. Returns 0 or QN_EFORMAT. */
+static int job_train__arch_read(const struct store_checkpoint *c, size_t n_layers,
                                 size_t *widths, struct adapt_state *as,
                                 struct train_position *at)
 {
-    sqlite3 *db = store_sqlite(s);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT arch FROM checkpoints WHERE job_id = ?1 AND epoch = ?2",
-                           -1, &st, NULL) != SQLITE_OK)
-        return QN_EDB;
-    sqlite3_bind_int64(st, 1, job);
-    sqlite3_bind_int64(st, 2, (int64_t)epoch);
-    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : QN_EDB;
-    const char *text = rc ? NULL : (const char *)sqlite3_column_text(st, 0);
+    size_t epoch = c->epoch;
+    const char *text = c->arch;
+    int rc = 0;
     json_t *a = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
     json_t *w = json_object_get(a, "widths"), *best = json_object_get(a, "best_loss");
     if (text && (json_array_size(w) != n_layers || !json_is_integer(json_object_get(a, "stale")) ||
@@ -206,7 +222,6 @@ static int job_train__arch_read(struct store *s, int64_t job, size_t epoch, size
         as->events = (size_t)json_integer_value(json_object_get(a, "events"));
     }
     json_decref(a);
-    sqlite3_finalize(st);
     return rc;
 }
 
@@ -223,8 +238,7 @@ static int job_train__resume_point(struct job_ctx *ctx, const struct job_train *
     if (rc)
         return job_fail(ctx, rc, "cannot read the checkpoints");
     r->have_cp = 1;
-    rc = job_train__arch_read(ctx->store, ctx->job_id, r->cp.epoch, p->nd.n_layers, r->widths,
-                              &r->as, &r->from);
+    rc = job_train__arch_read(&r->cp, p->nd.n_layers, r->widths, &r->as, &r->from);
     return rc ? job_fail(ctx, rc, "cannot read the checkpoint's architecture") : 0;
 }
 
@@ -237,17 +251,8 @@ static int job_train__trim(struct job_ctx *ctx, const struct job_train *p,
     if (r->from.step == 0)
         return store_metric_delete_after(ctx->store, ctx->job_id, (int64_t)r->start);
     size_t batch = p->t.train.batch, spe = (r->train.n + batch - 1) / batch;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(store_sqlite(ctx->store),
-                           "DELETE FROM metrics WHERE job_id = ?1 AND epoch > ?2 AND step > ?3",
-                           -1, &st, NULL) != SQLITE_OK)
-        return QN_EDB;
-    sqlite3_bind_int64(st, 1, ctx->job_id);
-    sqlite3_bind_int64(st, 2, (int64_t)r->start);
-    sqlite3_bind_int64(st, 3, (int64_t)(r->start * spe + r->from.step));
-    int rc = store_sqlite_err(sqlite3_step(st));
-    sqlite3_finalize(st);
-    return rc;
+    return store_metric_delete_after_step(ctx->store, ctx->job_id, (int64_t)r->start,
+                                          (int64_t)(r->start * spe + r->from.step));
 }
 
 /* Restores the checkpoint when there is one; else calibrates (if asked). */
@@ -316,48 +321,18 @@ static char *job_train__arch_text(const struct net *n, const struct adapt_state 
     return text;
 }
 
-/* Sets the arch column of (job, epoch). */
-static int job_train__arch_write(struct store *s, int64_t job, size_t epoch, const char *text)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(store_sqlite(s),
-                           "UPDATE checkpoints SET arch = ?3 WHERE job_id = ?1 AND epoch = ?2",
-                           -1, &st, NULL) != SQLITE_OK)
-        return QN_EDB;
-    sqlite3_bind_int64(st, 1, job);
-    sqlite3_bind_int64(st, 2, (int64_t)epoch);
-    sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
-    int rc = store_sqlite_err(sqlite3_step(st));
-    sqlite3_finalize(st);
-    return rc;
-}
-
-/* Runs one SQL statement without results on s. */
-static int job_train__exec(struct store *s, const char *sql)
-{
-    return store_sqlite_err(sqlite3_exec(store_sqlite(s), sql, NULL, NULL, NULL));
-}
-
 /* Writes the checkpoint row (after `epoch` epochs, plus at->step steps when
- * at is non-NULL) and its architecture in one transaction. */
+ * at is non-NULL) with its architecture. */
 static int job_train__save_checkpoint(const struct net *n, const struct optim *o, size_t epoch,
                                       const struct train_position *at, struct job_train_run *r)
 {
     struct store *s = r->ctx->store;
     struct store_checkpoint cp = {.job_id = r->ctx->job_id, .epoch = epoch, .params = n->params,
                                   .n_params = n->n_params, .state = o->state,
-                                  .n_state = optim_state_len(o), .t = o->t};
-    char *arch = job_train__arch_text(n, &r->as, at);
-    int rc = arch ? job_train__exec(s, "BEGIN IMMEDIATE") : QN_ENOMEM;
-    if (rc == 0) {
-        rc = store_checkpoint_put(s, &cp);
-        if (rc == 0)
-            rc = job_train__arch_write(s, cp.job_id, epoch, arch);
-        int end = job_train__exec(s, rc ? "ROLLBACK" : "COMMIT");
-        if (rc == 0)
-            rc = end;
-    }
-    free(arch);
+                                  .n_state = optim_state_len(o), .t = o->t,
+                                  .arch = job_train__arch_text(n, &r->as, at)};
+    int rc = cp.arch ? store_checkpoint_put(s, &cp) : QN_ENOMEM;
+    free(cp.arch);
     return rc ? job_fail(r->ctx, rc, "cannot write a checkpoint") : 0;
 }
 
@@ -454,7 +429,7 @@ static int job_train__result(struct job_ctx *ctx, int64_t id, const struct train
     return ctx->result ? 0 : QN_ENOMEM;
 }
 
-int job_train_run(struct job_ctx *ctx)
+static int job_train_run(struct job_ctx *ctx)
 {
     const struct job_train *p = ctx->prep;
     struct job_train_run r;
@@ -477,3 +452,11 @@ int job_train_run(struct job_ctx *ctx)
     job_train__run_close(&r);
     return rc;
 }
+
+/* A train job resumes from its last checkpoint (and trims its own metrics). */
+const struct job_type job_train_type = {.name = "train",
+                                        .resumes = 1,
+                                        .validate = job_train_validate,
+                                        .prepare = job_train_prepare,
+                                        .run = job_train_run,
+                                        .release = job_train_release};

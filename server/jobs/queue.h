@@ -12,8 +12,10 @@
  * Every transition is one SQLite write transaction (BEGIN IMMEDIATE), so the
  * database is the queue: several worker threads, each with its own
  * connection, claim without handing out a job twice, and a crash leaves
- * each job in exactly one state. Dependencies are not stored apart: they are
- * the {"job": N} references of the stored spec, found with json_tree.
+ * each job in exactly one state. A job's dependencies are the {"job": N}
+ * references its type's parser finds in its spec (job_type.validate),
+ * stored with the job in the same transaction (job_deps); waiting jobs are
+ * promoted and failed by joining on them.
  *
  * Scheduling: claim takes the highest priority first; among the queued jobs
  * of that priority it takes the oldest job of the owner who least recently
@@ -27,7 +29,7 @@
  * Every transition is logged as one line on the queue's log stream:
  *   "qn: job 12 (sweep, alice): queued -> running"
  *
- * Functions return 0 or a qn_err code (store.h's mapping of SQLite codes).
+ * Functions return 0 or a qn_err code (store_err.h's mapping of SQLite codes).
  */
 #ifndef QN_QUEUE_H
 #define QN_QUEUE_H
@@ -39,8 +41,6 @@
 
 #include "spec.h"
 #include "store.h"
-
-#define QUEUE_MAX_DEPS 64 /* {"job": N} references in one spec */
 
 struct queue; /* opaque; thread-safe */
 
@@ -54,14 +54,17 @@ void queue_destroy(struct queue *q); /* NULL is fine */
 
 /*
  * Submits the job envelope `root` (borrowed: {"type","name","priority","spec"})
- * for `owner`. The envelope and the type's spec are parsed; every {"job": N}
- * in the spec must name an existing job that has not failed or been
- * canceled. When every referenced job has succeeded the whole job type's
- * prepare runs too (devices, datasets, surrogates are resolved), so a bad
- * reference is refused now; otherwise the job is stored `waiting` and those
- * checks happen when it runs. Returns 0 with *id and *state (queued or
- * waiting); QN_ESPEC with *err (nothing stored); QN_EINVAL with *err for a
- * type this build cannot run; store codes.
+ * for `owner`. The envelope (its type one of the job table's) and the type's
+ * spec are parsed; every {"job": N} reference of the spec must name an
+ * existing job of the type that reference needs (a fit's dataset a sweep,
+ * a train's surrogate a fit, ...), finished or not, that has not failed or
+ * been canceled. When every referenced job has succeeded the whole job
+ * type's prepare runs too (devices, datasets, surrogates are resolved), so a
+ * bad reference is refused now; otherwise the job is stored `waiting` and
+ * those checks happen when it runs. The job and its references (job_deps)
+ * are stored in one transaction. Returns 0 with *id and *state (queued or
+ * waiting); QN_ESPEC with *err at the field's path (nothing stored); store
+ * codes.
  */
 int queue_submit(struct queue *q, struct store *s, const json_t *root, const char *owner,
                  int64_t *id, enum store_job_state *state, struct spec_error *err);

@@ -1,37 +1,23 @@
 /*
  * users.c: lab members, their hashed tokens, and request authentication
- * (see users.h). The SQL lives here, next to its logic, on the connection's
- * raw handle (store_sqlite).
+ * (see users.h). The rows are the store's (store_users.h); the tokens, their
+ * hashing and the rules are here.
  */
 #include "users.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
 
 #include "qn_err.h"
 #include "sha256.h"
+#include "store_users.h"
 
 #define USERS_DEFAULT_DB "quasineuron.db"
-
-static int users__rc(int sqlite_rc)
-{
-    switch (sqlite_rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW: return 0;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return QN_EBUSY;
-    case SQLITE_FULL: return QN_EFULL;
-    case SQLITE_CONSTRAINT: return QN_EEXIST;
-    case SQLITE_NOMEM: return QN_ENOMEM;
-    default: return QN_EDB;
-    }
-}
 
 int users_name_check(const char *name)
 {
@@ -72,19 +58,7 @@ int users_add(struct store *s, const char *name, int admin, char *token, int64_t
         return rc;
     char hash[2 * SHA256_LEN + 1];
     sha256_hex(token, USERS_TOKEN_HEX, hash);
-    sqlite3 *db = store_sqlite(s);
-    sqlite3_stmt *st = NULL;
-    rc = users__rc(sqlite3_prepare_v2(
-        db, "INSERT INTO users (name, admin, token_hash) VALUES (?1, ?2, ?3)", -1, &st, NULL));
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, admin ? 1 : 0);
-        sqlite3_bind_text(st, 3, hash, -1, SQLITE_STATIC);
-        rc = users__rc(sqlite3_step(st));
-    }
-    sqlite3_finalize(st);
-    if (rc == 0 && id)
-        *id = sqlite3_last_insert_rowid(db);
+    rc = store_user_insert(s, name, admin, hash, id);
     if (rc)
         memset(token, 0, USERS_TOKEN_HEX);
     return rc;
@@ -92,70 +66,47 @@ int users_add(struct store *s, const char *name, int admin, char *token, int64_t
 
 int users_revoke(struct store *s, const char *name)
 {
-    sqlite3 *db = store_sqlite(s);
-    sqlite3_stmt *st = NULL;
-    int rc = users__rc(sqlite3_prepare_v2(
-        db,
-        "UPDATE users SET revoked = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
-        "WHERE name = ?1 AND revoked IS NULL",
-        -1, &st, NULL));
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        rc = users__rc(sqlite3_step(st));
-    }
-    sqlite3_finalize(st);
-    if (rc == 0 && sqlite3_changes(db) == 0)
-        rc = QN_ENOTFOUND;
-    return rc;
+    return store_user_revoke(s, name);
 }
 
-static json_t *users__text(sqlite3_stmt *st, int col)
+/* s as a JSON string, or null for "". */
+static json_t *users__text(const char *s)
 {
-    const unsigned char *t = sqlite3_column_text(st, col);
-    return t ? json_string((const char *)t) : json_null();
+    return s[0] ? json_string(s) : json_null();
+}
+
+/* The users rows[n] as a new JSON array of {"id","name","admin","created","revoked"}. */
+static json_t *users__json(const struct store_user *rows, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        const struct store_user *r = &rows[i];
+        json_t *u = json_pack("{sI ss sb so so}", "id", (json_int_t)r->id, "name", r->name,
+                              "admin", r->admin, "created", users__text(r->created), "revoked",
+                              users__text(r->revoked));
+        if (!u || json_array_append_new(arr, u)) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
 }
 
 int users_list(struct store *s, json_t **out)
 {
-    sqlite3_stmt *st = NULL;
-    json_t *arr = json_array();
-    int rc = arr ? users__rc(sqlite3_prepare_v2(
-                       store_sqlite(s),
-                       "SELECT id, name, admin, created, revoked FROM users ORDER BY id", -1, &st,
-                       NULL))
-                 : QN_ENOMEM;
-    int step;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *u = json_pack("{sI so sb so so}", "id", (json_int_t)sqlite3_column_int64(st, 0),
-                              "name", users__text(st, 1), "admin", sqlite3_column_int(st, 2),
-                              "created", users__text(st, 3), "revoked", users__text(st, 4));
-        if (!u || json_array_append_new(arr, u))
-            rc = QN_ENOMEM;
-    }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = users__rc(step);
-    sqlite3_finalize(st);
-    if (rc) {
-        json_decref(arr);
+    struct store_user *rows = NULL;
+    size_t n = 0;
+    int rc = store_user_list(s, &rows, &n);
+    if (rc)
         return rc;
-    }
-    *out = arr;
-    return 0;
+    *out = users__json(rows, n);
+    free(rows);
+    return *out ? 0 : QN_ENOMEM;
 }
 
 int users_count(struct store *s, int64_t *n)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = users__rc(sqlite3_prepare_v2(
-        store_sqlite(s), "SELECT count(*) FROM users WHERE revoked IS NULL", -1, &st, NULL));
-    if (rc == 0) {
-        int step = sqlite3_step(st);
-        rc = step == SQLITE_ROW ? 0 : users__rc(step == SQLITE_DONE ? SQLITE_ERROR : step);
-        if (rc == 0)
-            *n = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return store_user_count_active(s, n);
 }
 
 /* The token of "Bearer <token>" (borrowed into h), or NULL. */
@@ -183,25 +134,14 @@ static int users__lookup(struct store *s, const char *token, struct user *user)
         return QN_EAUTH;
     char hash[2 * SHA256_LEN + 1];
     sha256_hex(token, n, hash);
-    sqlite3_stmt *st = NULL;
-    int rc = users__rc(sqlite3_prepare_v2(
-        store_sqlite(s),
-        "SELECT id, name, admin FROM users WHERE token_hash = ?1 AND revoked IS NULL", -1, &st,
-        NULL));
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-        int step = sqlite3_step(st);
-        if (step == SQLITE_ROW) {
-            user->id = sqlite3_column_int64(st, 0);
-            snprintf(user->name, sizeof user->name, "%s",
-                     (const char *)sqlite3_column_text(st, 1));
-            user->admin = sqlite3_column_int(st, 2) != 0;
-        } else {
-            rc = step == SQLITE_DONE ? QN_EAUTH : users__rc(step);
-        }
-    }
-    sqlite3_finalize(st);
-    return rc;
+    struct store_user row;
+    int rc = store_user_by_token_hash(s, hash, &row);
+    if (rc)
+        return rc == QN_ENOTFOUND ? QN_EAUTH : rc;
+    user->id = row.id;
+    snprintf(user->name, sizeof user->name, "%s", row.name);
+    user->admin = row.admin;
+    return 0;
 }
 
 int users_authenticate(struct store *s, const char *authorization, int loopback,

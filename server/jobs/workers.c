@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +40,6 @@
 #define W_IDLE_POLL_MS 1000 /* an idle thread looks at the queue at least this often */
 #define W_CANCEL_TRIES 2000 /* cancel: waits up to ~2 s for a claimed job to register */
 
-/* Unit counters by job type, for /metrics. */
-enum w_kind { W_SWEEP, W_FIT, W_TRAIN, W_EVALUATE, W_KINDS };
-static const char *const w__kind_names[W_KINDS] = {"sweep", "fit", "train", "evaluate"};
-
 struct workers;
 
 /* One thread and what it runs. */
@@ -54,7 +49,8 @@ struct w_slot {
     pthread_t thread;
     int started;            /* the thread was created */
     int64_t job_id;         /* the job it runs, 0 when idle (registry mutex) */
-    enum w_kind kind;       /* that job's type (registry mutex) */
+    size_t kind;            /* that job's type's index (job_type_index); JOB_TYPES_MAX when
+                               this build has no such type (registry mutex) */
     atomic_int cancel;      /* the job's cancel flag (job_ctx.cancel) */
     atomic_int requeue;     /* with cancel: put it back to queued, not canceled */
     atomic_uint_fast64_t done, total; /* progress of the job */
@@ -74,7 +70,7 @@ struct workers {
     pthread_mutex_t wake_mu;   /* guards wake_gen, with wake_cv */
     pthread_cond_t wake_cv;
     uint64_t wake_gen;         /* bumped by workers_wake */
-    atomic_uint_fast64_t units[W_KINDS];    /* progress units done, by type */
+    atomic_uint_fast64_t units[JOB_TYPES_MAX]; /* progress units done, by type index */
     atomic_uint_fast64_t finished[JOB_CANCELED + 1]; /* jobs ended here, by final state */
     struct store *boot;        /* the start-up connection (recovery), closed after it */
 };
@@ -87,12 +83,12 @@ static void w__log(struct workers *w, const char *fmt, const char *a, int64_t id
     }
 }
 
-static enum w_kind w__kind(const char *type)
+/* The counter index of a job's type; JOB_TYPES_MAX (no counter) for a type
+ * this build cannot run. */
+static size_t w__kind(const char *type)
 {
-    for (int k = 0; k < W_KINDS; k++)
-        if (strcmp(w__kind_names[k], type) == 0)
-            return (enum w_kind)k;
-    return W_SWEEP;
+    const struct job_type *t = job_type_find(type);
+    return t ? job_type_index(t) : JOB_TYPES_MAX;
 }
 
 /* ---- the registry ---------------------------------------------------------------- */
@@ -158,14 +154,15 @@ static void w__progress(size_t done, size_t total, void *c)
     struct w_slot *t = c;
     uint64_t before = atomic_exchange(&t->done, (uint64_t)done);
     atomic_store(&t->total, (uint64_t)total);
-    if (done > before)
+    if (done > before && t->kind < JOB_TYPES_MAX)
         atomic_fetch_add(&t->pool->units[t->kind], (uint64_t)done - before);
 }
 
 /* A job run again from the start must not meet its earlier attempt's metrics. */
-static int w__clear_metrics(struct store *s, const struct store_job *j)
+static int w__clear_metrics(struct store *s, const struct store_job *j,
+                            const struct job_type *type)
 {
-    if (strcmp(j->type, "train") == 0) /* resumes from its checkpoint; trims its own */
+    if (type->resumes) /* it continues from its checkpoint and trims its own */
         return 0;
     return store_metric_delete_after(s, j->id, INT64_MIN);
 }
@@ -174,7 +171,7 @@ static int w__clear_metrics(struct store *s, const struct store_job *j)
 static int w__execute(struct store *s, const struct store_job *j, const struct job_type *type,
                       struct job_ctx *ctx)
 {
-    int rc = w__clear_metrics(s, j);
+    int rc = w__clear_metrics(s, j, type);
     if (rc)
         return job_fail(ctx, rc, "cannot clear the metrics of an earlier attempt");
     rc = type->prepare(ctx);
@@ -527,8 +524,8 @@ void workers_metrics(FILE *out, void *ctx)
             workers_busy(w));
     fprintf(out, "# HELP qn_job_units_total Work done by jobs: sweep rows solved, train steps, "
                  "by job type.\n# TYPE qn_job_units_total counter\n");
-    for (int k = 0; k < W_KINDS; k++)
-        fprintf(out, "qn_job_units_total{type=\"%s\"} %" PRIuFAST64 "\n", w__kind_names[k],
+    for (size_t k = 0; k < job_type_count(); k++)
+        fprintf(out, "qn_job_units_total{type=\"%s\"} %" PRIuFAST64 "\n", job_type_at(k)->name,
                 (uint_fast64_t)atomic_load(&w->units[k]));
     fprintf(out, "# HELP qn_jobs_ended_total Jobs this process ran to an end, by outcome.\n"
                  "# TYPE qn_jobs_ended_total counter\n");

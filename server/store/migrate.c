@@ -13,23 +13,12 @@
 #include <stdio.h>
 
 #include "qn_err.h"
+#include "store_internal.h"
 
 static const char migrate__history_sql[] =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
     " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))";
-
-/* Maps an SQLite result code to the qn_err table. */
-static int migrate__err(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK: return 0;
-    case SQLITE_FULL: return QN_EFULL;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED: return QN_EBUSY;
-    default: return QN_EDB;
-    }
-}
 
 /* printf into msg when the caller wants a message. */
 static void migrate__say(char *msg, size_t cap, const char *fmt, ...)
@@ -47,19 +36,21 @@ int migrate_latest(void)
     return migrate_count ? migrate_list[migrate_count - 1].version : 0;
 }
 
-int migrate_version(sqlite3 *db, int *out)
+int migrate_version(struct store *s, int *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
     if (rc == SQLITE_OK) {
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
             *out = sqlite3_column_int(st, 0);
             rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) { /* the pragma always answers a row */
+            rc = SQLITE_ERROR;
         }
     }
     sqlite3_finalize(st);
-    return migrate__err(rc);
+    return store_sqlite_err(rc);
 }
 
 /* Runs migration m and records it; the caller holds the transaction. */
@@ -82,20 +73,21 @@ static int migrate__run_one(sqlite3 *db, const struct migration *m, char *msg, s
         migrate__say(msg, cap, "migration %s failed: %s", m->name,
                      emsg ? emsg : sqlite3_errstr(rc));
     sqlite3_free(emsg);
-    return migrate__err(rc);
+    return store_sqlite_err(rc);
 }
 
 /* Applies migration m in its own transaction if the database, its version
  * re-read under the write lock, lacks it. */
-static int migrate__step(sqlite3 *db, const struct migration *m, char *msg, size_t cap)
+static int migrate__step(struct store *s, const struct migration *m, char *msg, size_t cap)
 {
-    int rc = migrate__err(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL));
+    sqlite3 *db = s->db;
+    int rc = store_begin(s);
     if (rc) {
         migrate__say(msg, cap, "cannot lock the database to migrate: %s", sqlite3_errmsg(db));
         return rc;
     }
     int v = 0;
-    rc = migrate_version(db, &v);
+    rc = migrate_version(s, &v);
     if (rc == 0 && v < m->version) {
         if (v != m->version - 1) {
             migrate__say(msg, cap, "database at version %d cannot take migration %s", v, m->name);
@@ -104,24 +96,20 @@ static int migrate__step(sqlite3 *db, const struct migration *m, char *msg, size
             rc = migrate__run_one(db, m, msg, cap);
         }
     }
-    if (rc == 0)
-        rc = migrate__err(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL));
-    if (rc) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        if (msg && cap && !msg[0])
-            migrate__say(msg, cap, "migration %s failed: %s", m->name, sqlite3_errmsg(db));
-    }
+    rc = store_end(s, rc);
+    if (rc && msg && cap && !msg[0])
+        migrate__say(msg, cap, "migration %s failed: %s", m->name, sqlite3_errmsg(db));
     return rc;
 }
 
-int migrate_apply(sqlite3 *db, char *msg, size_t cap)
+int migrate_apply(struct store *s, char *msg, size_t cap)
 {
     if (msg && cap)
         msg[0] = '\0';
     int v = 0;
-    int rc = migrate_version(db, &v);
+    int rc = migrate_version(s, &v);
     if (rc) {
-        migrate__say(msg, cap, "cannot read the schema version: %s", sqlite3_errmsg(db));
+        migrate__say(msg, cap, "cannot read the schema version: %s", sqlite3_errmsg(s->db));
         return rc;
     }
     if (v > migrate_latest()) {
@@ -133,6 +121,6 @@ int migrate_apply(sqlite3 *db, char *msg, size_t cap)
     }
     for (size_t i = 0; i < migrate_count && rc == 0; i++)
         if (migrate_list[i].version > v)
-            rc = migrate__step(db, &migrate_list[i], msg, cap);
+            rc = migrate__step(s, &migrate_list[i], msg, cap);
     return rc;
 }

@@ -12,8 +12,9 @@
 #ifndef QN_MIGRATE_H
 #define QN_MIGRATE_H
 
-#include <sqlite3.h>
 #include <stddef.h>
+
+struct store;
 
 /* One migration: migrations/<name>.sql, version = its number. */
 struct migration {
@@ -36,9 +37,9 @@ int migrate_latest(void);
  * Returns 0, QN_EVERSION (database newer than the program), QN_EBUSY,
  * QN_EFULL or QN_EDB; msg (cap bytes, may be NULL) receives a sentence.
  */
-int migrate_apply(sqlite3 *db, char *msg, size_t cap);
+int migrate_apply(struct store *s, char *msg, size_t cap);
 
 /* The database's applied version (PRAGMA user_version) into *out. */
-int migrate_version(sqlite3 *db, int *out);
+int migrate_version(struct store *s, int *out);
 
 #endif

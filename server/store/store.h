@@ -28,6 +28,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "store_err.h"
+
 #define STORE_BLOCK_ROWS 4096 /* rows per dataset block */
 #define STORE_MAX_COLS 100000 /* columns of a dataset (a block stays < 2 GiB) */
 #define STORE_NAME_MAX 128    /* bytes of a device, dataset or job name, with NUL */
@@ -188,6 +190,10 @@ int store_metric_insert(struct store *s, int64_t job, int64_t step, int64_t epoc
  * again), so the history has neither duplicates nor gaps. */
 int store_metric_delete_after(struct store *s, int64_t job, int64_t epoch);
 
+/* As store_metric_delete_after, keeping the rows of steps up to `step` (a
+ * run resumed inside an epoch keeps the step losses it had written). */
+int store_metric_delete_after_step(struct store *s, int64_t job, int64_t epoch, int64_t step);
+
 /* ---- surrogates ----------------------------------------------------------- */
 
 /* A frozen surrogate. Inserting reads the fields marked "in"; reading fills all. */
@@ -254,23 +260,15 @@ struct store_checkpoint {
     float *state;   /* (n_state) optimizer state slab (owned when read) */
     size_t n_state;
     uint64_t t;     /* optimizer steps */
+    char *arch;     /* the network's architecture as JSON text (migration 0004), or NULL
+                       for a network whose widths are its spec's (owned when read) */
 };
 
-/* Writes (or replaces) the checkpoint of (job_id, epoch); arrays borrowed. */
+/* Writes (or replaces) the checkpoint of (job_id, epoch), its arch with it in
+ * the same statement; arrays and text borrowed. */
 int store_checkpoint_put(struct store *s, const struct store_checkpoint *c);
 /* The checkpoint of job_id with the largest epoch; QN_ENOTFOUND if none. */
 int store_checkpoint_last(struct store *s, int64_t job_id, struct store_checkpoint *out);
 void store_checkpoint_free(struct store_checkpoint *c);
-
-/* ---- raw access --------------------------------------------------------- */
-
-struct sqlite3;
-/* The connection's SQLite handle (borrowed), for modules of the server that
- * keep their own SQL next to their logic (the job queue). */
-struct sqlite3 *store_sqlite(struct store *s);
-
-/* A SQLite result code as a qn_err code, mapped as every store function maps
- * them (for that same SQL kept elsewhere): 0 for OK/ROW/DONE. */
-int store_sqlite_err(int sqlite_rc);
 
 #endif

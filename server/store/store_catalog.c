@@ -1,8 +1,8 @@
 /*
  * store_catalog.c: the catalog's reads (see store_catalog.h).
  *
- * The record types and their row readers are store.c's (store_sql.h): a
- * list here selects the same columns, with NULL in place of the arrays it
+ * The record types' row readers are the other store files' (store_internal.h):
+ * a list here selects the same columns, with NULL in place of the arrays it
  * leaves out, so a list of a hundred models never reads a hundred weight
  * blobs.
  *
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "qn_err.h"
-#include "store_sql.h"
+#include "store_internal.h"
 
 /* A limit as SQL's LIMIT: -1 for none. */
 static int64_t store_catalog__limit(size_t limit)

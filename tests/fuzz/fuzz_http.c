@@ -41,6 +41,7 @@
 #include "fuzz.h"
 #include "qn_err.h"
 #include "store.h"
+#include "store_internal.h" /* store_sqlite: raw access to inspect the database */
 #include "workers.h"
 
 #define FUZZ_HTTP__RESP_MAX (256u << 10) /* bytes of a reply kept (the rest is drained) */

@@ -2,8 +2,8 @@
  * fuzz_spec.c: job and device specs, as a submission reaches them.
  *
  * The input is JSON text. spec_load parses it; an object with a "type" is a
- * job envelope (spec_job_parse), whose "spec" goes to the parser of its type,
- * and a sweep's inline device is parsed (spec_device_parse, which compiles
+ * job envelope (job_spec_parse: a type of the job table), whose "spec" goes
+ * to the parser of its type, and a sweep's inline device is parsed (spec_device_parse, which compiles
  * its expressions and reactions) and bound to the ranges (spec_sweep_bind),
  * as the sweep runner does. Any other object is tried as a bare device (the
  * body of POST /v1/devices) and as the spec of each job type, so mutations of
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "job.h"
 #include "spec.h"
 
 /* An inline device reference at path: parse, prepare, close. */
@@ -85,7 +86,7 @@ int fuzz_spec_one(const uint8_t *data, size_t size)
         return 0;
     if (json_is_object(root) && json_object_get(root, "type")) {
         struct job_spec js;
-        if (spec_job_parse(root, &js, &e) == 0) {
+        if (job_spec_parse(root, &js, &e) == 0) {
             fuzz_spec__typed(js.type, js.spec);
             json_decref(js.spec);
         }

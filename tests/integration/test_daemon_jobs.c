@@ -3,8 +3,9 @@
  * `qn serve` (QN_BIN) on an ephemeral loopback port, driven with libcurl.
  *
  * Covers: a sweep submitted over HTTP runs to success; a chain sweep -> fit
- * -> train through {"job": N} (the dependents wait, then run) and a
- * dependent of a canceled job failing with the reason; two users' jobs
+ * -> train through {"job": N} (the dependents wait, then run), a dependent
+ * of a canceled job failing with the reason, and a reference to an
+ * unfinished job of the wrong type answered 400 with its path; two users' jobs
  * interleaving on one worker (start order from the daemon's transition
  * log), 401 without a token, 403 when a member cancels another's job, an
  * admin may; a running job canceled within a second (202, then `canceled`);
@@ -238,6 +239,22 @@ static void test_dependency_chain(void **state)
     int64_t f2 = submit(f, NULL, job);
     char path[64];
     json_t *r = NULL;
+    /* A reference to a job of the wrong type is refused at submission with
+     * its path, though that job has not finished (a surrogate is a fit's). */
+    snprintf(job, sizeof job,
+             "{\"type\": \"train\", \"spec\": {\"dataset\": \"xor\", \"network\": "
+             "[{\"devices\": 2, \"device\": " HH ", \"surrogate\": {\"job\": %" PRId64 "}}]}}",
+             s2);
+    assert_int_equal(http(f, "POST", "/v1/jobs", NULL, job, &r), 400);
+    json_t *e = json_object_get(r, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "invalid_spec");
+    assert_string_equal(json_string_value(json_object_get(e, "path")),
+                        "/spec/network/0/surrogate");
+    assert_non_null(strstr(json_string_value(json_object_get(e, "message")),
+                           "is a sweep job, not a fit job"));
+    json_decref(r);
+    job_state(f, s2, st, sizeof st);
+    assert_true(strcmp(st, "queued") == 0 || strcmp(st, "running") == 0);
     snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/cancel", s2);
     long code = http(f, "POST", path, NULL, NULL, &r);
     assert_true(code == 200 || code == 202);

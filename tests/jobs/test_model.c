@@ -187,7 +187,7 @@ static double evaluate(struct fx *f, const char *spec)
     assert_non_null(root);
     struct job_spec js;
     struct spec_error e = {{0}, {0}};
-    assert_int_equal(spec_job_parse(root, &js, &e), 0);
+    assert_int_equal(job_spec_parse(root, &js, &e), 0);
     int64_t id = 0;
     int rc = job_run_local(f->s, &js, NULL, 1, NULL, NULL, NULL, &id, &e);
     json_decref(js.spec);

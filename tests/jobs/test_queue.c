@@ -5,8 +5,12 @@
  * owner's many jobs interleave with another's few, ties broken by age);
  * waiting jobs promoted when their {"job": N} inputs succeed, failed with
  * the reason when one fails or is canceled, along a whole chain; submission
- * refusing references to missing, failed or canceled jobs and bad specs with
- * their JSON path (nothing stored); cancel of queued, waiting, running and
+ * refusing references to missing, failed or canceled jobs, to jobs of the
+ * wrong type (queued or running ones too), and bad specs with their JSON
+ * path (nothing stored); the references stored as job_deps rows with the
+ * job, promotion and failure reading those rows (not the spec), a "job"
+ * member that is no reference making nothing wait, and migration 0006
+ * giving an old waiting job its rows; cancel of queued, waiting, running and
  * finished jobs; recovery of running jobs at start-up; the order surviving
  * a new struct queue (seeded from start times); two connections claiming
  * concurrently never get the same job.
@@ -18,12 +22,15 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "migrate.h"
 #include "qn_err.h"
 #include "qn_test.h"
+#include "qt_daemon.h"
 #include "queue.h"
 #include "spec.h"
 #include "store.h"
@@ -100,6 +107,19 @@ static int submit_fit(struct fx *f, int64_t dep, int64_t *id, enum store_job_sta
              "{\"type\": \"fit\", \"spec\": {\"dataset\": {\"job\": %lld}, \"epochs\": 5}}",
              (long long)dep);
     return submit_text(f, "alice", text, id, st, err);
+}
+
+/* A train on `dataset` (JSON) whose crn_relu layer's surrogate is job sur's. */
+static int submit_train(struct fx *f, const char *dataset, int64_t sur, int64_t *id,
+                        enum store_job_state *st, struct spec_error *err)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"type\": \"train\", \"spec\": {\"dataset\": %s, \"network\":"
+             " [{\"devices\": 2, \"device\": {\"kind\": \"crn_relu\", \"params\": {\"kappa\":"
+             " 0.01}}, \"surrogate\": {\"job\": %lld}}]}}",
+             dataset, (long long)sur);
+    return submit_text(f, "bob", text, id, st, err);
 }
 
 static int64_t claim_id(struct fx *f)
@@ -205,12 +225,7 @@ static void test_failure_propagates_along_chain(void **state)
     struct spec_error err;
     assert_int_equal(submit_fit(f, sweep, &fit, &st, &err), 0);
     char text[512];
-    snprintf(text, sizeof text,
-             "{\"type\": \"train\", \"spec\": {\"dataset\": \"xor\", \"network\": [{\"devices\": 2,"
-             " \"device\": {\"kind\": \"crn_relu\", \"params\": {\"kappa\": 0.01}},"
-             " \"surrogate\": {\"job\": %lld}}]}}",
-             (long long)fit);
-    assert_int_equal(submit_text(f, "bob", text, &train, &st, &err), 0);
+    assert_int_equal(submit_train(f, "\"xor\"", fit, &train, &st, &err), 0);
     assert_int_equal(st, JOB_WAITING);
     assert_int_equal(claim_id(f), sweep);
     assert_int_equal(queue_finish(f->q, f->s, sweep, JOB_FAILED, NULL, "disk on fire"), 0);
@@ -281,6 +296,169 @@ static void test_submit_refuses_bad_references(void **state)
     for (int i = 0; i < 6; i++)
         after += c[i];
     assert_int_equal(after, before + 1);
+}
+
+/* Runs one SQL statement on the fixture's database through a connection of
+ * its own; the integer it answers (-1: no row). */
+static long long sql_int(const struct fx *f, const char *sql)
+{
+    return qd_db_file_int(f->dir, strrchr(f->db, '/') + 1, SQLITE_OPEN_READWRITE, 1, sql);
+}
+
+static int64_t jobs_stored(struct fx *f)
+{
+    int64_t c[6], n = 0;
+    assert_int_equal(queue_counts(f->s, c), 0);
+    for (int i = 0; i < 6; i++)
+        n += c[i];
+    return n;
+}
+
+/* A reference naming a job of another type is refused at once with its path,
+ * whether that job is queued, running or done: a surrogate is a fit's, a
+ * model a train's, a dataset a sweep's. */
+static void test_submit_refuses_wrong_type(void **state)
+{
+    struct fx *f = *state;
+    int64_t id = 0;
+    enum store_job_state st;
+    struct spec_error err;
+    int64_t running = submit_sweep(f, "alice", 1);
+    int64_t queued = submit_sweep(f, "alice", 0);
+    assert_int_equal(claim_id(f), running);
+    int64_t fit = 0;
+    assert_int_equal(submit_fit(f, queued, &fit, &st, &err), 0);
+    assert_int_equal(st, JOB_WAITING);
+    int64_t before = jobs_stored(f);
+    assert_int_equal(submit_train(f, "\"xor\"", queued, &id, &st, &err), QN_ESPEC);
+    assert_string_equal(err.path, "/spec/network/0/surrogate");
+    char want[64];
+    snprintf(want, sizeof want, "job %lld is a sweep job, not a fit job", (long long)queued);
+    assert_string_equal(err.msg, want);
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"type\": \"evaluate\", \"spec\": {\"model\": {\"job\": %lld},"
+             " \"dataset\": \"xor\"}}",
+             (long long)running);
+    assert_int_equal(submit_text(f, "bob", text, &id, &st, &err), QN_ESPEC);
+    assert_string_equal(err.path, "/spec/model");
+    assert_non_null(strstr(err.msg, "is a sweep job, not a train job"));
+    /* A fit (waiting) is not a dataset either. */
+    snprintf(text, sizeof text, "{\"type\": \"fit\", \"spec\": {\"dataset\": {\"job\": %lld}}}",
+             (long long)fit);
+    assert_int_equal(submit_text(f, "bob", text, &id, &st, &err), QN_ESPEC);
+    assert_string_equal(err.path, "/spec/dataset");
+    assert_non_null(strstr(err.msg, "is a fit job, not a sweep job"));
+    assert_int_equal(jobs_stored(f), before);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM job_deps"), 1); /* the fit's */
+}
+
+/* The references are stored with the job; the waiting logic reads those rows. */
+static void test_dependencies_stored(void **state)
+{
+    struct fx *f = *state;
+    int64_t sweep = submit_sweep(f, "alice", 0);
+    int64_t fit = 0, train = 0;
+    enum store_job_state st;
+    struct spec_error err;
+    assert_int_equal(submit_fit(f, sweep, &fit, &st, &err), 0);
+    char dataset[64], sql[256];
+    snprintf(dataset, sizeof dataset, "{\"job\": %lld, \"target\": \"out\"}", (long long)sweep);
+    assert_int_equal(submit_train(f, dataset, fit, &train, &st, &err), 0);
+    assert_int_equal(st, JOB_WAITING);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM job_deps"), 3);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM job_deps WHERE (job, dependency, path, expected_type) IN"
+             " (VALUES (%lld, %lld, '/spec/dataset', 'sweep'), (%lld, %lld, '/spec/dataset',"
+             " 'sweep'), (%lld, %lld, '/spec/network/0/surrogate', 'fit'))",
+             (long long)fit, (long long)sweep, (long long)train, (long long)sweep,
+             (long long)train, (long long)fit);
+    assert_int_equal(sql_int(f, sql), 3);
+    /* The rows decide, not the spec: without its row for the fit, the train
+     * is promoted once the sweep succeeds although its spec still names it. */
+    snprintf(sql, sizeof sql,
+             "DELETE FROM job_deps WHERE job = %lld AND dependency = %lld RETURNING 1",
+             (long long)train, (long long)fit);
+    assert_int_equal(sql_int(f, sql), 1);
+    assert_int_equal(claim_id(f), sweep);
+    assert_int_equal(queue_finish(f->q, f->s, sweep, JOB_SUCCEEDED, "{}", NULL), 0);
+    assert_int_equal(state_of(f, fit, NULL, 0), JOB_QUEUED);
+    assert_int_equal(state_of(f, train, NULL, 0), JOB_QUEUED);
+}
+
+/* Only the references the type's parser reads are dependencies: a device
+ * given as {"job": N} makes nothing wait (the walk of every integer "job"
+ * member did); with nothing pending the job is resolved now and refused. */
+static void test_only_references_wait(void **state)
+{
+    struct fx *f = *state;
+    int64_t sweep = submit_sweep(f, "alice", 0);
+    int64_t id = 0;
+    enum store_job_state st;
+    struct spec_error err;
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"type\": \"train\", \"spec\": {\"dataset\": \"xor\", \"network\": [{\"devices\": 2,"
+             " \"device\": {\"job\": %lld}}]}}",
+             (long long)sweep);
+    assert_int_equal(submit_text(f, "bob", text, &id, &st, &err), QN_ESPEC);
+    assert_string_equal(err.path, "/spec/network/0/device");
+    assert_non_null(strstr(err.msg, "not a device"));
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM job_deps"), 0);
+}
+
+/* A database of version 5 with waiting jobs: opening it migrates, the
+ * waiting jobs get their job_deps rows from their specs, and promotion and
+ * failure work through them. */
+static void test_migration_backfills_dependencies(void **state)
+{
+    struct fx *f = *state;
+    queue_destroy(f->q);
+    store_close(f->s);
+    f->q = NULL;
+    f->s = NULL;
+    snprintf(f->db, sizeof f->db, "%s/old.db", f->dir);
+    assert_true(migrate_count >= 6 && migrate_list[5].version == 6);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(sqlite3_exec(h, migrate_list[i].sql, NULL, NULL, NULL), SQLITE_OK);
+    const char *sweep = "{\"device\": {\"kind\": \"neuron\"}, \"samples\": 10,"
+                        " \"ranges\": {\"u1\": [-1, 1]}}";
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "PRAGMA user_version = 5;"
+             "INSERT INTO jobs (id, type, name, owner, state, spec) VALUES"
+             " (1, 'sweep', 's1', 'alice', 'queued', '%s'),"
+             " (2, 'sweep', 's2', 'alice', 'queued', '%s'),"
+             " (3, 'fit', 'f1', 'bob', 'waiting', '{\"dataset\": {\"job\": 1}}'),"
+             " (4, 'fit', 'f2', 'bob', 'waiting', '{\"dataset\": {\"job\": 2}}'),"
+             " (5, 'train', 't', 'bob', 'waiting', '{\"dataset\": \"xor\", \"network\":"
+             " [{\"devices\": 2, \"device\": {\"kind\": \"crn_relu\"},"
+             " \"surrogate\": {\"job\": 3}}]}')",
+             sweep, sweep);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+
+    char msg[STORE_MSG_MAX];
+    assert_int_equal(store_open(f->db, &f->s, msg, sizeof msg), 0);
+    assert_int_equal(queue_create(f->s, NULL, &f->q), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM job_deps"), 3);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM job_deps WHERE (job, dependency, path,"
+                                " expected_type) IN (VALUES (3, 1, '/spec/dataset', 'sweep'),"
+                                " (4, 2, '/spec/dataset', 'sweep'),"
+                                " (5, 3, '/spec/network/0/surrogate', 'fit'))"),
+                     3);
+    assert_int_equal(claim_id(f), 1);
+    assert_int_equal(claim_id(f), 2);
+    assert_int_equal(queue_finish(f->q, f->s, 1, JOB_SUCCEEDED, "{}", NULL), 0);
+    assert_int_equal(state_of(f, 3, NULL, 0), JOB_QUEUED);
+    assert_int_equal(state_of(f, 5, NULL, 0), JOB_WAITING);
+    assert_int_equal(queue_finish(f->q, f->s, 2, JOB_FAILED, NULL, "boom"), 0);
+    char why[256];
+    assert_int_equal(state_of(f, 4, why, sizeof why), JOB_FAILED);
+    assert_string_equal(why, "job 2 failed: boom");
+    assert_int_equal(store_integrity_check(f->s), 0);
 }
 
 static void test_cancel(void **state)
@@ -403,6 +581,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_propagates_along_chain, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_submit_refuses_bad_references, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_submit_refuses_wrong_type, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dependencies_stored, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_only_references_wait, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_migration_backfills_dependencies, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_cancel, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_recover_and_requeue, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_claims, fx_setup, fx_teardown),

@@ -21,6 +21,7 @@
 #include "qn_test.h"
 #include "sha256.h"
 #include "store.h"
+#include "store_internal.h" /* store_sqlite: raw access to inspect the database */
 #include "users.h"
 
 struct fx {

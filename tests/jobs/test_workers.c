@@ -25,6 +25,7 @@
 #include "qn_test.h"
 #include "queue.h"
 #include "store.h"
+#include "store_internal.h" /* store_sqlite: raw access to inspect the database */
 #include "workers.h"
 
 /* A hodgkin_huxley sweep long enough to still run when we look. */

@@ -25,6 +25,15 @@ static void check_double(double a, double b, double eps, const char *what, int l
         fail_msg("line %d: %s = %.17g, expected %.17g", line, what, a, b);
 }
 
+/* spec_job_parse with the job types of this build (the jobs layer's table
+ * is the list the daemon and `qn run` pass; the schema layer takes it as a
+ * parameter). */
+static int job_parse(const json_t *root, struct job_spec *out, struct spec_error *err)
+{
+    static const char *const types[] = {"sweep", "fit", "train", "evaluate"};
+    return spec_job_parse(root, types, sizeof types / sizeof types[0], out, err);
+}
+
 static const char *src_dir(void)
 {
     const char *d = getenv("QN_SRC_DIR");

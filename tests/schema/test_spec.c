@@ -77,7 +77,7 @@ static void job_bad(const char *text, const char *path)
     json_t *j = load(text);
     struct job_spec js;
     struct spec_error err = {{0}, {0}};
-    int rc = spec_job_parse(j, &js, &err);
+    int rc = job_parse(j, &js, &err);
     if (rc == 0) {
         json_decref(js.spec);
         fail_msg("job accepted, expected %s: %s", path, text);
@@ -518,7 +518,7 @@ static void test_job(void **state)
     struct job_spec js;
     struct spec_error err;
     json_t *j = load("{\"type\": \"fit\", \"spec\": {\"epochs\": 3}}");
-    assert_int_equal(spec_job_parse(j, &js, &err), 0);
+    assert_int_equal(job_parse(j, &js, &err), 0);
     assert_string_equal(js.type, "fit");
     assert_string_equal(js.name, "fit"); /* default: the type */
     assert_int_equal(js.priority, 0);
@@ -528,7 +528,7 @@ static void test_job(void **state)
 
     j = load("{\"type\": \"evaluate\", \"name\": \"crn on the real device\", \"priority\": -100, "
              "\"spec\": {}}");
-    assert_int_equal(spec_job_parse(j, &js, &err), 0);
+    assert_int_equal(job_parse(j, &js, &err), 0);
     assert_string_equal(js.name, "crn on the real device");
     assert_int_equal(js.priority, -100);
     json_decref(js.spec);
@@ -689,7 +689,7 @@ static void example_job(const char *name, json_t *root)
 {
     struct job_spec js;
     struct spec_error err;
-    if (spec_job_parse(root, &js, &err))
+    if (job_parse(root, &js, &err))
         fail_msg("%s: %s: %s", name, err.path, err.msg);
     if (strcmp(js.type, "sweep") != 0) { /* fit/train/evaluate: tests/schema/test_spec_jobs.c */
         json_decref(js.spec);
@@ -975,7 +975,7 @@ static void test_schema_defaults_match(void **state)
     json_t *job = load_file("schema/job.schema.json");
     json_t *env = load("{\"type\": \"sweep\", \"spec\": {}}");
     struct job_spec js;
-    assert_int_equal(spec_job_parse(env, &js, &err), 0);
+    assert_int_equal(job_parse(env, &js, &err), 0);
     props = json_object_get(job, "properties");
     assert_int_equal(
         json_integer_value(json_object_get(json_object_get(props, "priority"), "default")),

@@ -204,7 +204,7 @@ static void example_file(const char *name, json_t *root, void *ctx)
             continue;
         if (strncmp(name, prefix[k], strlen(prefix[k])) != 0)
             fail_msg("%s: a %s job should be named %s-*.json", name, prefix[k], prefix[k]);
-        if (spec_job_parse(root, &js, &err))
+        if (job_parse(root, &js, &err))
             fail_msg("%s: %s: %s", name, err.path, err.msg);
         if (k == 0)
             example_fit(name, js.spec);

@@ -7,7 +7,8 @@
  * refused; datasets round-trip across block boundaries; a failed or killed
  * dataset write leaves nothing; devices, jobs and metrics; metric ids never
  * reused after a trim, and migration 0005 keeping every metric row and id;
- * CSV export; and PRAGMA integrity_check afterwards.
+ * CSV export; a checkpoint's arch written and read with it, and the trim
+ * of a run resumed inside an epoch; and PRAGMA integrity_check afterwards.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@
 #include "qn_err.h"
 #include "qn_test.h"
 #include "store.h"
+#include "store_internal.h" /* store_sqlite: raw access to inspect the database */
 #include "store_catalog.h"
 
 /* Per-test state: a temp dir and the database path in it. */
@@ -671,6 +673,42 @@ static void test_surrogates_models_checkpoints(void **state)
     store_close(s);
 }
 
+/* A checkpoint's arch is written with it and read back with the last one
+ * (NULL when none was given); a resumed run's trim keeps the steps it had. */
+static void test_checkpoint_arch_and_step_trim(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = open_ok(f);
+    int64_t job = 0;
+    assert_int_equal(store_job_insert(s, "train", "t", NULL, 0, JOB_RUNNING, "{}", &job), 0);
+    float params[2] = {1, 2}, optim[2] = {3, 4};
+    struct store_checkpoint cp = {.job_id = job, .epoch = 1, .params = params, .n_params = 2,
+                                  .state = optim, .n_state = 2, .t = 5};
+    struct store_checkpoint co;
+    assert_int_equal(store_checkpoint_put(s, &cp), 0);
+    assert_int_equal(store_checkpoint_last(s, job, &co), 0);
+    assert_null(co.arch);
+    store_checkpoint_free(&co);
+    cp.epoch = 2;
+    cp.arch = "{\"widths\":[3,1],\"best_loss\":null,\"stale\":0,\"events\":0}";
+    assert_int_equal(store_checkpoint_put(s, &cp), 0);
+    assert_int_equal(store_checkpoint_last(s, job, &co), 0);
+    assert_int_equal(co.epoch, 2);
+    assert_string_equal(co.arch, cp.arch);
+    store_checkpoint_free(&co);
+    assert_null(co.arch);
+    cp.arch = "not json"; /* the column's CHECK */
+    assert_int_equal(store_checkpoint_put(s, &cp), QN_EDB);
+
+    for (int step = 1; step <= 6; step++)
+        assert_int_equal(store_metric_insert(s, job, step, (step + 1) / 2, "step_loss", 1), 0);
+    /* Resumed after epoch 1 plus one step of epoch 2 (step 3): steps 4..6 go. */
+    assert_int_equal(store_metric_delete_after_step(s, job, 1, 3), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM metrics"), 3);
+    assert_int_equal(sql_int(f->db, "SELECT max(step) FROM metrics"), 3);
+    store_close(s);
+}
+
 /* Datasets by name (newest wins) and by job. */
 static void test_dataset_lookups(void **state)
 {
@@ -718,6 +756,8 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_surrogates_models_checkpoints, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_dataset_lookups, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_arch_and_step_trim, fx_setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
