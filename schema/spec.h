@@ -88,6 +88,21 @@ int spec_job_parse(const json_t *root, const char *const *types, size_t n_types,
 int spec_device_parse(const json_t *obj, const char *path, struct dev_model *out,
                       struct spec_error *err);
 
+/*
+ * The canonical form of a prepared device (spec_fingerprint.c): kind, drive,
+ * fan-in, every parameter, readout and solver as in force, and the system of
+ * ode and reactions; not its name. New reference (NULL: out of memory).
+ */
+json_t *spec_device_canonical(const struct dev_model *d);
+/* The canonical form as compact text with sorted keys: the fingerprint two
+ * devices share exactly when they compute the same thing. New (free() it). */
+char *spec_device_fingerprint(const struct dev_model *d);
+/* 1 when a and b differ, with "params/kappa 0.01 vs 0.5; ..." (a's value
+ * first) in buf (cap bytes, cut when long); 0 when they are the same device;
+ * QN_ENOMEM. */
+int spec_device_differences(const struct dev_model *a, const struct dev_model *b, char *buf,
+                            size_t cap);
+
 /* Parses a reference at `path`: integer id, string name, {"job": N},
  * {"id": N, ...options}, or (if allow_inline) an inline object. */
 int spec_ref_parse(const json_t *v, const char *path, int allow_inline, struct spec_ref *out,
@@ -215,14 +230,16 @@ struct fit_spec {
 int spec_fit_parse(const json_t *spec, struct fit_spec *out, struct spec_error *err);
 void spec_fit_close(struct fit_spec *f);
 
-/* One layer of a train job's "network": {"devices", "device", "via", "surrogate", "connect",
- * "fan_in"}. */
+/* One layer of a train job's "network": {"devices", "device", "via", "surrogate", "twin",
+ * "connect", "fan_in"}. */
 struct train_layer_spec {
     size_t devices;            /* required, 1..65536 */
     struct spec_ref device;    /* required: id, name, {"id": N} or inline object */
     enum net_via via;          /* default: surrogate when "surrogate" is given, else exact */
     int has_surrogate;         /* "surrogate" given (required for surrogate, physics_aware) */
     struct spec_ref surrogate; /* id, name, {"job": N} or {"id": N}; never inline */
+    int twin;                  /* "twin": the surrogate models another device, on purpose
+                                  (physics-aware training against a model knowingly wrong) */
     int has_connect;           /* "connect" given: required for (only allowed with) full devices */
     enum net_connect connect;  /* "random" | "local" | "tree" */
     size_t fan_in;             /* "fan_in" 1..16: must equal the full device's fan_in; 0 = not

@@ -25,8 +25,8 @@
 static const char *const spec__train_fields[] = {
     "dataset", "network", "loss", "optimizer", "epochs", "batch", "seed", "checkpoint_every",
     "calibrate", "adapt"};
-static const char *const spec__layer_fields[] = {"devices", "device", "via",
-                                                 "surrogate", "connect", "fan_in"};
+static const char *const spec__layer_fields[] = {"devices", "device", "via",  "surrogate",
+                                                 "twin",    "connect", "fan_in"};
 static const char *const spec__adapt_fields[] = {"after_epochs", "patience",    "grow",
                                                  "prune",        "max_devices", "min_devices",
                                                  "score",        "perturb"};
@@ -153,6 +153,15 @@ static int spec__layer(const json_t *v, size_t i, struct train_layer_spec *L,
             return rc;
         L->has_surrogate = 1;
     }
+    spec_path_key(p, sizeof p, base, "twin");
+    if ((x = json_object_get(v, "twin"))) {
+        if (!json_is_boolean(x))
+            return spec_fail(err, p, "must be true or false");
+        if (json_is_true(x) && !L->has_surrogate)
+            return spec_fail(err, p, "a twin is a surrogate of another device: give \"surrogate\"");
+        L->twin = json_is_true(x);
+    }
+    spec_path_key(p, sizeof p, base, "surrogate");
     spec_path_key(vp, sizeof vp, base, "via");
     if ((rc = spec__via(json_object_get(v, "via"), vp, L->has_surrogate, &L->via, err)))
         return rc;

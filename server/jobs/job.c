@@ -189,37 +189,55 @@ static int job__surrogate_row(struct store *s, const struct spec_ref *ref, const
     return 0;
 }
 
-/* The surrogate's device must be of dev's kind and drive count. */
+/* Refuses a surrogate fitted to a device other than dev, naming the differences. */
+static int job__surrogate_other(const struct store_surrogate *row, const char *path,
+                                const char *diff, struct spec_error *err)
+{
+    return spec_fail(err, path,
+                     "surrogate %" PRId64 " was fitted to another device (the surrogate's vs "
+                     "this layer's: %s); say \"twin\": true on the layer if that is intended",
+                     row->id, diff);
+}
+
+/* The surrogate's device must take dev's drives; it must be dev itself (the
+ * same fingerprint) unless twin. *matched: the fingerprints agree. */
 static int job__surrogate_match(const struct store_surrogate *row, const char *path,
-                                const struct dev_model *dev, struct spec_error *err)
+                                const struct dev_model *dev, int twin, int *matched,
+                                struct spec_error *err)
 {
     struct store_device d = {.id = row->id, .spec = row->device};
     struct dev_model m;
     json_t *obj = NULL;
+    char diff[320];
     int rc = job__parse_stored(&d, path, &m, &obj, err);
     if (rc)
         return rc;
     json_decref(obj);
-    if (m.kind != dev->kind || dev_n_inputs(&m) != dev_n_inputs(dev))
+    if (dev_n_inputs(&m) != dev_n_inputs(dev))
         rc = spec_fail(err, path,
                        "surrogate %" PRId64 " models a %s device with drive %s (%zu drive%s); "
                        "this layer's device is %s with drive %s (%zu)",
                        row->id, dev_kind_name(m.kind), dev_drive_name(m.drive), dev_n_inputs(&m),
                        dev_n_inputs(&m) == 1 ? "" : "s", dev_kind_name(dev->kind),
                        dev_drive_name(dev->drive), dev_n_inputs(dev));
+    else if ((rc = spec_device_differences(&m, dev, diff, sizeof diff)) >= 0)
+        *matched = rc == 0, rc = rc && !twin ? job__surrogate_other(row, path, diff, err) : 0;
     dev_model_close(&m);
     return rc;
 }
 
 int job_resolve_surrogate(struct store *s, const struct spec_ref *ref, const char *path,
-                          const struct dev_model *dev, struct surrogate *out, int64_t *id,
-                          struct spec_error *err)
+                          const struct dev_model *dev, int twin, struct surrogate *out,
+                          int64_t *id, int *matched, struct spec_error *err)
 {
     struct store_surrogate row;
+    int same = 0;
     int rc = job__surrogate_row(s, ref, path, &row, err);
     if (rc)
         return rc;
-    rc = job__surrogate_match(&row, path, dev, err);
+    rc = job__surrogate_match(&row, path, dev, twin, &same, err);
+    if (matched)
+        *matched = same;
     if (rc == 0 && surrogate_from_blob(row.blob, row.blob_len, out) != 0)
         rc = spec_fail(err, path, "surrogate %" PRId64 " has a corrupt blob", row.id);
     if (rc == 0 && out->n_in != dev_n_inputs(dev)) {

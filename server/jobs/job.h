@@ -149,13 +149,17 @@ int job_resolve_device_json(struct store *s, const struct spec_ref *ref, const c
 
 /*
  * Loads the surrogate a reference names (id, name: the newest of that name,
- * {"job": N}: what fit job N made, which must have succeeded) and checks
- * that it models a device of dev's kind and drive count. *out is filled
- * (surrogate_close it) and its id put in *id. QN_ESPEC with *err at path.
+ * {"job": N}: what fit job N made, which must have succeeded) and checks it
+ * against dev: the same number of drives always; the same device (the
+ * canonical fingerprint of spec_device_fingerprint: kind, drive, params,
+ * readout, solver, system) unless `twin` says a model of another device is
+ * intended. *out is filled (surrogate_close it), its id put in *id, and
+ * *matched says whether the fingerprints agree (may be NULL). QN_ESPEC with
+ * *err at path naming the differences.
  */
 int job_resolve_surrogate(struct store *s, const struct spec_ref *ref, const char *path,
-                          const struct dev_model *dev, struct surrogate *out, int64_t *id,
-                          struct spec_error *err);
+                          const struct dev_model *dev, int twin, struct surrogate *out,
+                          int64_t *id, int *matched, struct spec_error *err);
 
 /* Checks that a layer of device d can be computed with `via` (have_sur: a
  * surrogate is at hand; forward_only: the layer is only scored, so a readout

@@ -66,14 +66,16 @@ static int job_eval__override(struct job_ctx *ctx, struct job_evaluate *p, size_
         struct surrogate sur;
         int64_t id;
         snprintf(path, sizeof path, "/spec/surrogates/%zu", l);
+        int matched = 0;
         int rc = job_resolve_surrogate(ctx->store, &p->e.surrogate[l], path, &p->model.nd.dev[l],
-                                       &sur, &id, &ctx->err);
+                                       p->model.nd.twin[l], &sur, &id, &matched, &ctx->err);
         if (rc)
             return rc;
         if (p->model.nd.have_sur[l])
             surrogate_close(&p->model.nd.sur[l]);
         p->model.nd.sur[l] = sur;
         p->model.nd.sur_id[l] = id;
+        p->model.nd.sur_matched[l] = matched;
         p->model.nd.have_sur[l] = 1;
     }
     snprintf(path, sizeof path, "/spec/via/%zu", l);

@@ -29,13 +29,14 @@ static int job_net__layer(struct store *s, const struct train_layer_spec *L, siz
     nd->devices[l] = L->devices;
     nd->via[l] = L->via;
     nd->connect[l] = L->connect;
+    nd->twin[l] = L->twin;
     snprintf(p, sizeof p, "/spec/network/%zu", l);
     if ((rc = spec_layer_wiring(L, &nd->dev[l], p, err)))
         return rc;
     if (L->has_surrogate) {
         job_net__path(p, sizeof p, l, "surrogate");
-        rc = job_resolve_surrogate(s, &L->surrogate, p, &nd->dev[l], &nd->sur[l],
-                                   &nd->sur_id[l], err);
+        rc = job_resolve_surrogate(s, &L->surrogate, p, &nd->dev[l], L->twin, &nd->sur[l],
+                                   &nd->sur_id[l], &nd->sur_matched[l], err);
         if (rc)
             return rc;
         nd->have_sur[l] = 1;
@@ -99,8 +100,10 @@ json_t *job_netdef_spec(const struct job_netdef *nd, const json_t *spec, uint64_
     for (size_t l = 0; !bad && l < nd->n_layers; l++) {
         json_t *L = json_array_get(net, l);
         bad = json_object_set(L, "device", nd->dev_json[l]) != 0;
-        if (!bad && nd->have_sur[l])
-            bad = json_object_set_new(L, "surrogate", json_integer(nd->sur_id[l])) != 0;
+        if (!bad && nd->have_sur[l]) /* the id, and whether it is this device's own */
+            bad = json_object_set_new(L, "surrogate",
+                                      json_pack("{sI sb}", "id", (json_int_t)nd->sur_id[l],
+                                                "matched", nd->sur_matched[l])) != 0;
     }
     if (!bad)
         bad = json_object_set_new(copy, "seed", json_integer((json_int_t)seed)) != 0;

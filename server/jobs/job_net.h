@@ -26,6 +26,8 @@ struct job_netdef {
     struct surrogate sur[NET_MAX_LAYERS];    /* loaded (have_sur) */
     int have_sur[NET_MAX_LAYERS];
     int64_t sur_id[NET_MAX_LAYERS];          /* its id in the store */
+    int twin[NET_MAX_LAYERS];                /* the layer said "twin": another device's surrogate */
+    int sur_matched[NET_MAX_LAYERS];         /* the surrogate's fingerprint is the device's */
 };
 
 /*

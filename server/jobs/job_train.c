@@ -410,9 +410,32 @@ static int job_train__save(struct job_ctx *ctx, const struct job_train *p,
     return rc ? job_fail(ctx, rc, "cannot save the model") : 0;
 }
 
+/* Per surrogate layer ({"0": ...}): what the result says of its surrogate
+ * (the id, whether it is the layer device's own, out_of_domain in the last
+ * epoch); null when the network has none. */
+static json_t *job_train__surrogates(const struct job_netdef *nd, const struct train_result *res)
+{
+    json_t *o = json_object();
+    for (size_t l = 0; o && l < nd->n_layers; l++) {
+        if (!nd->have_sur[l])
+            continue;
+        char key[24];
+        snprintf(key, sizeof key, "%zu", l);
+        json_t *x = json_pack("{sI sb sb so}", "id", (json_int_t)nd->sur_id[l], "matched",
+                              nd->sur_matched[l], "twin", nd->twin[l], "out_of_domain",
+                              job_real(res->out_of_domain_layer[l]));
+        if (!x || json_object_set_new(o, key, x))
+            json_decref(o), o = NULL;
+    }
+    if (o && json_object_size(o) == 0)
+        json_decref(o), o = json_null();
+    return o;
+}
+
 static int job_train__result(struct job_ctx *ctx, int64_t id, const struct train_result *res,
                              const struct job_train_run *r)
 {
+    const struct job_train *p = ctx->prep;
     json_t *w = json_array();
     for (size_t l = 0; w && l < r->net->n_layers; l++)
         if (json_array_append_new(w, json_integer((json_int_t)r->net->layer[l].n_out)))
@@ -426,6 +449,11 @@ static int job_train__result(struct job_ctx *ctx, int64_t id, const struct train
                             "failed_solves", (json_int_t)r->net->failed_solves, "params",
                             (json_int_t)r->net->n_params, "widths", w, "events",
                             (json_int_t)r->as.events);
+    json_t *sur = ctx->result ? job_train__surrogates(&p->nd, res) : NULL;
+    if (ctx->result && (!sur || json_object_set_new(ctx->result, "surrogates", sur) ||
+                        json_object_set_new(ctx->result, "out_of_domain",
+                                            job_real(res->out_of_domain))))
+        return QN_ENOMEM;
     return ctx->result ? 0 : QN_ENOMEM;
 }
 

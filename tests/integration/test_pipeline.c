@@ -244,6 +244,40 @@ static void test_import_and_bad_inputs(void **state)
              "\"device\":{\"kind\":\"crn_relu\"},\"via\":\"surrogate\",\"surrogate\":"
              "{\"job\":%lld}},{\"devices\":2,\"device\":{\"kind\":\"neuron\"}}]}}", fit);
     expect_refused(f, job, "/spec/network/0/surrogate");
+    /* A surrogate of another device with the same drives: refused, naming the
+     * difference, unless the layer says "twin"; the result says which. */
+    rec = run_job(f, "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\","
+                     "\"params\":{\"kappa\":0.01}},\"samples\":256,\"ranges\":{\"u1\":[-3,3]}}}",
+                 0);
+    long long crn_sweep = json_integer_value(json_object_get(rec, "id"));
+    json_decref(rec);
+    snprintf(job, sizeof job, "{\"type\":\"fit\",\"spec\":{\"dataset\":{\"job\":%lld},"
+             "\"epochs\":3}}", crn_sweep);
+    rec = run_job(f, job, 0);
+    long long crn_fit = json_integer_value(json_object_get(rec, "id"));
+    json_decref(rec);
+    const char *kappas[] = {"0.5", "1e-2"}; /* another device; the same one written otherwise */
+    const char *twins[] = {"", ",\"twin\":true"};
+    for (int k = 0; k < 2; k++)
+        for (int t = 0; t < 2; t++) {
+            snprintf(job, sizeof job,
+                     "{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"epochs\":1,"
+                     "\"network\":[{\"devices\":4,\"device\":{\"kind\":\"crn_relu\","
+                     "\"params\":{\"kappa\":%s}},\"via\":\"surrogate\",\"surrogate\":"
+                     "{\"job\":%lld}%s},{\"devices\":2,\"device\":{\"kind\":\"neuron\"}}]}}",
+                     kappas[k], crn_fit, twins[t]);
+            if (k == 0 && t == 0) {
+                expect_refused(f, job, "/spec/network/0/surrogate");
+                expect_refused(f, job, "params/kappa 0.01 vs 0.5");
+                continue;
+            }
+            rec = run_job(f, job, 0);
+            json_t *s0 = json_object_get(json_object_get(result(rec, "surrogates"), "0"), "matched");
+            assert_true(json_is_boolean(s0));
+            assert_int_equal(json_is_true(s0), k == 1); /* kappa 1e-2 is the surrogate's own */
+            assert_true(json_is_number(result(rec, "out_of_domain")));
+            json_decref(rec);
+        }
     /* A fit job is not a sweep; a train job's {"job": N} surrogate must come from a fit. */
     snprintf(job, sizeof job, "{\"type\":\"fit\",\"spec\":{\"dataset\":{\"job\":%lld}}}", fit);
     expect_refused(f, job, "is a fit job, not a sweep job");

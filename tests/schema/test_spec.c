@@ -985,6 +985,40 @@ static void test_schema_defaults_match(void **state)
     json_decref(job);
 }
 
+/* The fingerprint: two spellings of one device agree (defaults written out,
+ * numbers written otherwise, another name); a change of physics does not,
+ * and the differences name the fields. */
+static void test_device_fingerprint(void **state)
+{
+    (void)state;
+    struct dev_model a, b, c, d;
+    device_ok("{\"name\": \"one\", \"kind\": \"crn_relu\", \"params\": {\"kappa\": 0.01}}", &a);
+    device_ok("{\"name\": \"two\", \"kind\": \"crn_relu\", \"drive\": \"dot\", "
+              "\"params\": {\"kappa\": 1e-2}, \"readout\": {\"kind\": \"steady_state\", "
+              "\"t_max\": 200}}", &b);
+    device_ok("{\"kind\": \"crn_relu\", \"params\": {\"kappa\": 0.5}, \"readout\": "
+              "{\"t_max\": 100}}", &c);
+    device_ok("{\"kind\": \"ode\", \"state\": {\"y\": 0}, \"params\": {\"kappa\": 0.01}, "
+              "\"rhs\": {\"y\": \"kappa + u1*y - y^2\"}}", &d);
+    char *fa = spec_device_fingerprint(&a), *fb = spec_device_fingerprint(&b);
+    char *fc = spec_device_fingerprint(&c), *fd = spec_device_fingerprint(&d);
+    assert_non_null(fa);
+    assert_string_equal(fa, fb);
+    assert_string_not_equal(fa, fc);
+    assert_string_not_equal(fa, fd);
+    assert_null(strstr(fa, "one")); /* the name is not physics */
+    char diff[320];
+    assert_int_equal(spec_device_differences(&a, &b, diff, sizeof diff), 0);
+    assert_string_equal(diff, "");
+    assert_int_equal(spec_device_differences(&a, &c, diff, sizeof diff), 1);
+    assert_string_equal(diff, "params/kappa 0.01 vs 0.5; readout/t_max 200.0 vs 100.0");
+    assert_int_equal(spec_device_differences(&a, &d, diff, sizeof diff), 1);
+    assert_non_null(strstr(diff, "kind \"crn_relu\" vs \"ode\""));
+    assert_non_null(strstr(diff, "rhs - vs {\"y\": \"kappa + u1*y - y^2\"}"));
+    free(fa), free(fb), free(fc), free(fd);
+    dev_model_close(&a), dev_model_close(&b), dev_model_close(&c), dev_model_close(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -995,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_example_files),    cmocka_unit_test(test_schemas_are_json),
         cmocka_unit_test(test_device_kind_schemas),
         cmocka_unit_test(test_schema_defaults_match), cmocka_unit_test(test_type_confusion),
+        cmocka_unit_test(test_device_fingerprint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
