@@ -24,7 +24,7 @@
  *
  * Learning-rate schedule (trade-off: fixed and seed-free, so a fit is
  * bit-reproducible and resumable by epoch number alone): cosine decay per
- * epoch from lr down to lr * SURR__LR_FLOOR at the last configured epoch,
+ * epoch from lr down to lr * SURROGATE__LR_FLOOR at the last configured epoch,
  *   lr_e = lr * (f + (1 - f) * (1 + cos(pi * e / epochs)) / 2),  e = 0..epochs-1.
  * Adam with a constant rate stalls at a noise floor set by the rate; the decay
  * lets the last epochs settle into it, which is what brings smooth devices to
@@ -56,13 +56,13 @@
 #include "optim.h"
 #include "qn_err.h"
 
-#define SURR__MAGIC "QNSG"
-#define SURR__VERSION 2u     /* written; version 1 (no domain) is still read */
-#define SURR__LR_FLOOR 0.01  /* final learning rate as a fraction of cfg->lr */
-#define SURR__STD_MIN 1e-8   /* below this a column counts as constant (std 1) */
-#define SURR__N_ACTS 5u      /* enum act_kind values a blob may hold */
-#define SURR__VAL_CHUNK 4096 /* validation rows per forward pass (at least the batch) */
-#define SURR__PI 3.14159265358979323846
+#define SURROGATE__MAGIC "QNSG"
+#define SURROGATE__VERSION 2u     /* written; version 1 (no domain) is still read */
+#define SURROGATE__LR_FLOOR 0.01  /* final learning rate as a fraction of cfg->lr */
+#define SURROGATE__STD_MIN 1e-8   /* below this a column counts as constant (std 1) */
+#define SURROGATE__N_ACTS 5u      /* enum act_kind values a blob may hold */
+#define SURROGATE__VAL_CHUNK 4096 /* validation rows per forward pass (at least the batch) */
+#define SURROGATE__PI 3.14159265358979323846
 
 void fit_config_default(struct fit_config *c)
 {
@@ -91,7 +91,7 @@ void surrogate_close(struct surrogate *s)
 /* ---- evaluation ---- */
 
 /* x[b,k] = (u[b,k] - mean[k]) / std[k]: the one standardisation used by fit and eval. */
-static void surr__standardise(const struct surrogate *s, const float *u, size_t B, float *x)
+static void surrogate__standardise(const struct surrogate *s, const float *u, size_t B, float *x)
 {
     for (size_t b = 0; b < B; b++)
         for (size_t k = 0; k < s->n_in; k++)
@@ -99,14 +99,14 @@ static void surr__standardise(const struct surrogate *s, const float *u, size_t 
 }
 
 /* Output units from the standardised network output. */
-static float surr__destandardise(const struct surrogate *s, float o)
+static float surrogate__destandardise(const struct surrogate *s, float o)
 {
     return o * s->out_std + s->out_mean;
 }
 
 /* dy_du (B, n_in) from a backward pass with dout = 1; `ones` holds B floats of scratch. */
-static int surr__grad(const struct surrogate *s, struct mlp_acts *acts, const float *x, size_t B,
-                      float *dy_du, float *ones)
+static int surrogate__grad(const struct surrogate *s, struct mlp_acts *acts, const float *x,
+                           size_t B, float *dy_du, float *ones)
 {
     for (size_t b = 0; b < B; b++)
         ones[b] = 1.0f;
@@ -127,14 +127,14 @@ int surrogate_eval_mlp(const struct surrogate *s, struct mlp_acts *acts, const f
         return QN_EINVAL;
     float *x = scratch;                  /* (B, n_in) standardised drives */
     float *ones = scratch + B * s->n_in; /* (B) dout for the backward pass */
-    surr__standardise(s, u, B, x);
+    surrogate__standardise(s, u, B, x);
     int rc = mlp_forward(s->mlp, acts, x, B);
     if (rc)
         return rc;
     const float *o = mlp_output(s->mlp, acts);
     for (size_t b = 0; b < B; b++)
-        y[b] = surr__destandardise(s, o[b]);
-    return dy_du ? surr__grad(s, acts, x, B, dy_du, ones) : QN_OK;
+        y[b] = surrogate__destandardise(s, o[b]);
+    return dy_du ? surrogate__grad(s, acts, x, B, dy_du, ones) : QN_OK;
 }
 
 /* The table at drive u: y by cubic Hermite interpolation of the knots'
@@ -142,7 +142,7 @@ int surrogate_eval_mlp(const struct surrogate *s, struct mlp_acts *acts, const f
  * interpolation of the slopes (error O(h^2), and free of the cancellation
  * that differentiating the cubic suffers in float). Returns 0 when u lies
  * inside the table, 1 otherwise. */
-static int surr__table_at(const struct surrogate *s, float u, float *y, float *dy)
+static int surrogate__table_at(const struct surrogate *s, float u, float *y, float *dy)
 {
     float t = (u - s->table_lo) / s->table_h;
     if (!(t >= 0.0f) || !(t < (float)(s->table_n - 1)))
@@ -161,7 +161,7 @@ static int surr__table_at(const struct surrogate *s, float u, float *y, float *d
 
 /* Runs the MLP on the rows of u that lie beyond the table, in chunks of c
  * rows laid out in scratch (2B floats) as [u | y | dy | mlp scratch (2c)]. */
-static int surr__beyond_table(const struct surrogate *s, struct mlp_acts *acts, const float *u,
+static int surrogate__beyond_table(const struct surrogate *s, struct mlp_acts *acts, const float *u,
                               size_t B, float *y, float *dy_du, float *scratch)
 {
     size_t c = B / 5, next = 0;
@@ -173,7 +173,7 @@ static int surr__beyond_table(const struct surrogate *s, struct mlp_acts *acts, 
         size_t m = 0;
         float yy;
         for (; next < B && m < c; next++)
-            if (surr__table_at(s, u[next], &yy, NULL))
+            if (surrogate__table_at(s, u[next], &yy, NULL))
                 rows[m] = next, cu[m++] = u[next];
         if (m == 0)
             break;
@@ -198,9 +198,9 @@ int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float
         return QN_EINVAL;
     size_t outside = 0;
     for (size_t b = 0; b < B; b++)
-        outside += (size_t)surr__table_at(s, u[b], &y[b], dy_du ? &dy_du[b] : NULL);
+        outside += (size_t)surrogate__table_at(s, u[b], &y[b], dy_du ? &dy_du[b] : NULL);
     /* drives beyond the table (rare: > 6 std from the sweep's mean) take the MLP */
-    return outside ? surr__beyond_table(s, acts, u, B, y, dy_du, scratch) : QN_OK;
+    return outside ? surrogate__beyond_table(s, acts, u, B, y, dy_du, scratch) : QN_OK;
 }
 
 int surrogate_tabulate(struct surrogate *s)
@@ -233,7 +233,7 @@ int surrogate_tabulate(struct surrogate *s)
 
 /* ---- fitting: configuration and data preparation ---- */
 
-static int surr__config_ok(const struct fit_config *c, size_t n_in)
+static int surrogate__config_ok(const struct fit_config *c, size_t n_in)
 {
     if (n_in == 0 || n_in > DEV_MAX_INPUTS)
         return 0;
@@ -242,7 +242,7 @@ static int surr__config_ok(const struct fit_config *c, size_t n_in)
     for (size_t l = 0; l < c->n_hidden; l++)
         if (c->hidden[l] == 0 || c->hidden[l] > MLP_MAX_WIDTH)
             return 0;
-    if ((unsigned)c->act >= SURR__N_ACTS)
+    if ((unsigned)c->act >= SURROGATE__N_ACTS)
         return 0;
     if (c->epochs == 0 || c->batch == 0 || c->batch > MLP_MAX_WIDTH)
         return 0;
@@ -252,7 +252,8 @@ static int surr__config_ok(const struct fit_config *c, size_t n_in)
 }
 
 /* Nonzero when row i is usable: status ok and every value finite. */
-static int surr__row_ok(const float *in, const float *out, const int *status, size_t i, size_t n_in)
+static int surrogate__row_ok(const float *in, const float *out, const int *status, size_t i,
+                             size_t n_in)
 {
     if (status && status[i] != 0)
         return 0;
@@ -265,8 +266,8 @@ static int surr__row_ok(const float *in, const float *out, const int *status, si
 }
 
 /* Mean and population std of column `col` (of stride `stride`) over rows idx[0..n), in double. */
-static void surr__moments(const float *v, size_t stride, size_t col, const size_t *idx, size_t n,
-                          float *mean, float *std)
+static void surrogate__moments(const float *v, size_t stride, size_t col, const size_t *idx,
+                               size_t n, float *mean, float *std)
 {
     double m = 0.0, ss = 0.0;
     for (size_t i = 0; i < n; i++)
@@ -278,11 +279,11 @@ static void surr__moments(const float *v, size_t stride, size_t col, const size_
     }
     double sd = sqrt(ss / (double)n);
     *mean = (float)m;
-    *std = (sd < SURR__STD_MIN || !isfinite((float)sd)) ? 1.0f : (float)sd;
+    *std = (sd < SURROGATE__STD_MIN || !isfinite((float)sd)) ? 1.0f : (float)sd;
 }
 
-/* Everything a fit allocates, freed at once by surr__work_close. */
-struct surr__work {
+/* Everything a fit allocates, freed at once by surrogate__work_close. */
+struct surrogate__work {
     size_t n_train, n_val;
     size_t *rows;   /* (n_usable) usable row indices, permuted: val first, then train */
     size_t *perm;   /* (n_train) this epoch's permutation */
@@ -298,7 +299,7 @@ struct surr__work {
     struct optim opt;
 };
 
-static void surr__work_close(struct surr__work *w)
+static void surrogate__work_close(struct surrogate__work *w)
 {
     free(w->rows);
     free(w->perm);
@@ -317,22 +318,23 @@ static void surr__work_close(struct surr__work *w)
 }
 
 /* calloc of n * size bytes (at least one element) with the overflow check calloc does. */
-static void *surr__alloc(size_t n, size_t size)
+static void *surrogate__alloc(size_t n, size_t size)
 {
     return calloc(n ? n : 1, size);
 }
 
 /* Lists usable rows into w->rows and counts them; shuffles them with the seeded rng and
  * fixes the split sizes. Returns 0, QN_EINVAL (fewer than 2 usable rows), QN_ENOMEM. */
-static int surr__split(struct surr__work *w, const float *in, const float *out, const int *status,
-                       size_t n, size_t n_in, const struct fit_config *cfg, size_t *n_excluded)
+static int surrogate__split(struct surrogate__work *w, const float *in, const float *out,
+                            const int *status, size_t n, size_t n_in, const struct fit_config *cfg,
+                            size_t *n_excluded)
 {
-    w->rows = surr__alloc(n, sizeof *w->rows);
+    w->rows = surrogate__alloc(n, sizeof *w->rows);
     if (!w->rows)
         return QN_ENOMEM;
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
-        if (surr__row_ok(in, out, status, i, n_in))
+        if (surrogate__row_ok(in, out, status, i, n_in))
             w->rows[m++] = i;
     *n_excluded = n - m;
     if (m < 2)
@@ -341,7 +343,7 @@ static int surr__split(struct surr__work *w, const float *in, const float *out, 
     if (!w->rng)
         return QN_ENOMEM;
     gsl_rng_set(w->rng, (unsigned long)cfg->seed);
-    size_t *perm = surr__alloc(m, sizeof *perm);
+    size_t *perm = surrogate__alloc(m, sizeof *perm);
     if (!perm)
         return QN_ENOMEM;
     data_permute(perm, m, w->rng);
@@ -358,14 +360,14 @@ static int surr__split(struct surr__work *w, const float *in, const float *out, 
 }
 
 /* Fits the standardisation on the training rows (after the val rows in w->rows). */
-static void surr__scaling(struct surrogate *s, const struct surr__work *w, const float *in,
-                          const float *out, size_t n_in)
+static void surrogate__scaling(struct surrogate *s, const struct surrogate__work *w,
+                               const float *in, const float *out, size_t n_in)
 {
     const size_t *train = w->rows + w->n_val;
     s->n_in = n_in;
     for (size_t k = 0; k < n_in; k++)
-        surr__moments(in, n_in, k, train, w->n_train, &s->in_mean[k], &s->in_std[k]);
-    surr__moments(out, 1, 0, train, w->n_train, &s->out_mean, &s->out_std);
+        surrogate__moments(in, n_in, k, train, w->n_train, &s->in_mean[k], &s->in_std[k]);
+    surrogate__moments(out, 1, 0, train, w->n_train, &s->out_mean, &s->out_std);
     for (size_t k = 0; k < n_in; k++) { /* the domain: every usable row, held-out ones too */
         s->dom_lo[k] = HUGE_VALF, s->dom_hi[k] = -HUGE_VALF;
         for (size_t i = 0; i < w->n_train + w->n_val; i++) {
@@ -377,33 +379,33 @@ static void surr__scaling(struct surrogate *s, const struct surr__work *w, const
 }
 
 /* Fills the standardised training arrays and the validation arrays. */
-static void surr__fill(const struct surrogate *s, struct surr__work *w, const float *in,
+static void surrogate__fill(const struct surrogate *s, struct surrogate__work *w, const float *in,
                        const float *out)
 {
     size_t n_in = s->n_in;
     for (size_t i = 0; i < w->n_val; i++) {
         size_t r = w->rows[i];
-        surr__standardise(s, in + r * n_in, 1, w->x_val + i * n_in);
+        surrogate__standardise(s, in + r * n_in, 1, w->x_val + i * n_in);
         w->y_val[i] = out[r];
     }
     for (size_t i = 0; i < w->n_train; i++) {
         size_t r = w->rows[w->n_val + i];
-        surr__standardise(s, in + r * n_in, 1, w->x_train + i * n_in);
+        surrogate__standardise(s, in + r * n_in, 1, w->x_train + i * n_in);
         w->t_train[i] = (out[r] - s->out_mean) / s->out_std;
     }
 }
 
 /* Allocates the per-fit arrays once the split sizes are known. */
-static int surr__alloc_arrays(struct surr__work *w, size_t n_in, size_t batch)
+static int surrogate__alloc_arrays(struct surrogate__work *w, size_t n_in, size_t batch)
 {
-    w->perm = surr__alloc(w->n_train, sizeof *w->perm);
-    w->x_train = surr__alloc(w->n_train, n_in * sizeof *w->x_train);
-    w->t_train = surr__alloc(w->n_train, sizeof *w->t_train);
-    w->x_val = surr__alloc(w->n_val, n_in * sizeof *w->x_val);
-    w->y_val = surr__alloc(w->n_val, sizeof *w->y_val);
-    w->xb = surr__alloc(batch, n_in * sizeof *w->xb);
-    w->tb = surr__alloc(batch, sizeof *w->tb);
-    w->dpred = surr__alloc(batch, sizeof *w->dpred);
+    w->perm = surrogate__alloc(w->n_train, sizeof *w->perm);
+    w->x_train = surrogate__alloc(w->n_train, n_in * sizeof *w->x_train);
+    w->t_train = surrogate__alloc(w->n_train, sizeof *w->t_train);
+    w->x_val = surrogate__alloc(w->n_val, n_in * sizeof *w->x_val);
+    w->y_val = surrogate__alloc(w->n_val, sizeof *w->y_val);
+    w->xb = surrogate__alloc(batch, n_in * sizeof *w->xb);
+    w->tb = surrogate__alloc(batch, sizeof *w->tb);
+    w->dpred = surrogate__alloc(batch, sizeof *w->dpred);
     if (!w->perm || !w->x_train || !w->t_train || !w->x_val || !w->y_val || !w->xb || !w->tb ||
         !w->dpred)
         return QN_ENOMEM;
@@ -411,7 +413,7 @@ static int surr__alloc_arrays(struct surr__work *w, size_t n_in, size_t batch)
 }
 
 /* Creates the MLP n_in -> hidden... -> 1 with seeded weights into s->mlp. */
-static int surr__make_mlp(struct surrogate *s, const struct fit_config *cfg)
+static int surrogate__make_mlp(struct surrogate *s, const struct fit_config *cfg)
 {
     size_t sizes[FIT_MAX_HIDDEN + 2];
     enum act_kind act[FIT_MAX_HIDDEN + 1];
@@ -428,11 +430,11 @@ static int surr__make_mlp(struct surrogate *s, const struct fit_config *cfg)
 }
 
 /* Sets up the optimizer, activations and best-parameter copy. */
-static int surr__train_state(struct surr__work *w, const struct surrogate *s,
+static int surrogate__train_state(struct surrogate__work *w, const struct surrogate *s,
                              const struct fit_config *cfg)
 {
     /* Validation runs in chunks of cap rows, so it need not hold them all at once. */
-    size_t cap = w->n_val < SURR__VAL_CHUNK ? w->n_val : SURR__VAL_CHUNK;
+    size_t cap = w->n_val < SURROGATE__VAL_CHUNK ? w->n_val : SURROGATE__VAL_CHUNK;
     cap = cap > cfg->batch ? cap : cfg->batch;
     int rc = mlp_acts_init(&w->acts, s->mlp, cap);
     if (rc)
@@ -453,28 +455,28 @@ static int surr__train_state(struct surr__work *w, const struct surrogate *s,
 
 /* ---- fitting: the loop ---- */
 
-static int surr__canceled(const struct fit_hooks *h)
+static int surrogate__canceled(const struct fit_hooks *h)
 {
     return h && h->cancel && atomic_load(h->cancel) != 0;
 }
 
-static void surr__metric(const struct fit_hooks *h, const char *name, size_t step, size_t epoch,
-                         double v)
+static void surrogate__metric(const struct fit_hooks *h, const char *name, size_t step,
+                              size_t epoch, double v)
 {
     if (h && h->metric)
         h->metric(name, step, epoch, v, h->ctx);
 }
 
-/* The learning rate of epoch e (0-based) of `epochs`: cosine decay to SURR__LR_FLOOR * lr. */
-static double surr__lr(double lr, size_t e, size_t epochs)
+/* The learning rate of epoch e (0-based) of `epochs`: cosine decay to SURROGATE__LR_FLOOR * lr. */
+static double surrogate__lr(double lr, size_t e, size_t epochs)
 {
-    double c = 0.5 * (1.0 + cos(SURR__PI * (double)e / (double)epochs));
-    return lr * (SURR__LR_FLOOR + (1.0 - SURR__LR_FLOOR) * c);
+    double c = 0.5 * (1.0 + cos(SURROGATE__PI * (double)e / (double)epochs));
+    return lr * (SURROGATE__LR_FLOOR + (1.0 - SURROGATE__LR_FLOOR) * c);
 }
 
 /* One step on rows perm[0..B) of the training set; adds B * loss to *sum. */
-static int surr__step(struct surrogate *s, struct surr__work *w, const size_t *perm, size_t B,
-                      double *sum)
+static int surrogate__step(struct surrogate *s, struct surrogate__work *w, const size_t *perm,
+                           size_t B, double *sum)
 {
     size_t n_in = s->n_in;
     for (size_t b = 0; b < B; b++) {
@@ -494,16 +496,17 @@ static int surr__step(struct surrogate *s, struct surr__work *w, const size_t *p
 }
 
 /* One epoch over a fresh permutation; *loss gets the mean standardised MSE. */
-static int surr__epoch(struct surrogate *s, struct surr__work *w, const struct fit_config *cfg,
-                       const struct fit_hooks *hooks, size_t *step, double *loss)
+static int surrogate__epoch(struct surrogate *s, struct surrogate__work *w,
+                            const struct fit_config *cfg, const struct fit_hooks *hooks,
+                            size_t *step, double *loss)
 {
     double sum = 0.0;
     data_permute(w->perm, w->n_train, w->rng);
     for (size_t i = 0; i < w->n_train; i += cfg->batch) {
-        if (surr__canceled(hooks))
+        if (surrogate__canceled(hooks))
             return QN_ECANCELED;
         size_t B = w->n_train - i < cfg->batch ? w->n_train - i : cfg->batch;
-        int rc = surr__step(s, w, w->perm + i, B, &sum);
+        int rc = surrogate__step(s, w, w->perm + i, B, &sum);
         if (rc)
             return rc;
         (*step)++;
@@ -513,7 +516,7 @@ static int surr__epoch(struct surrogate *s, struct surr__work *w, const struct f
 }
 
 /* RMSE and max |error| on the validation rows, in output units, as surrogate_eval computes. */
-static int surr__validate(const struct surrogate *s, struct surr__work *w, double *rmse,
+static int surrogate__validate(const struct surrogate *s, struct surrogate__work *w, double *rmse,
                           double *max_err)
 {
     double ss = 0.0, mx = 0.0;
@@ -524,7 +527,7 @@ static int surr__validate(const struct surrogate *s, struct surr__work *w, doubl
             return rc;
         const float *o = mlp_output(s->mlp, &w->acts);
         for (size_t b = 0; b < B; b++) {
-            double e = (double)surr__destandardise(s, o[b]) - (double)w->y_val[i + b];
+            double e = (double)surrogate__destandardise(s, o[b]) - (double)w->y_val[i + b];
             ss += e * e;
             mx = fabs(e) > mx ? fabs(e) : mx;
         }
@@ -535,20 +538,21 @@ static int surr__validate(const struct surrogate *s, struct surr__work *w, doubl
 }
 
 /* Epochs with early stopping; leaves the best parameters in s->mlp and fills res. */
-static int surr__train(struct surrogate *s, struct surr__work *w, const struct fit_config *cfg,
-                       const struct fit_hooks *hooks, struct fit_result *res)
+static int surrogate__train(struct surrogate *s, struct surrogate__work *w,
+                            const struct fit_config *cfg, const struct fit_hooks *hooks,
+                            struct fit_result *res)
 {
     size_t step = 0, since_best = 0, n_params = s->mlp->n_params;
     double best = INFINITY, rmse, mx, loss;
     int rc = QN_OK;
     for (size_t e = 0; e < cfg->epochs; e++) {
-        w->opt.cfg.lr = surr__lr(cfg->lr, e, cfg->epochs);
-        if ((rc = surr__epoch(s, w, cfg, hooks, &step, &loss)) ||
-            (rc = surr__validate(s, w, &rmse, &mx)))
+        w->opt.cfg.lr = surrogate__lr(cfg->lr, e, cfg->epochs);
+        if ((rc = surrogate__epoch(s, w, cfg, hooks, &step, &loss)) ||
+            (rc = surrogate__validate(s, w, &rmse, &mx)))
             return rc;
         res->epochs_run = e + 1;
-        surr__metric(hooks, "train_loss", step, e + 1, loss);
-        surr__metric(hooks, "val_rmse", step, e + 1, rmse);
+        surrogate__metric(hooks, "train_loss", step, e + 1, loss);
+        surrogate__metric(hooks, "val_rmse", step, e + 1, rmse);
         if (rmse < best) {
             best = rmse;
             res->best_epoch = e + 1;
@@ -560,40 +564,40 @@ static int surr__train(struct surrogate *s, struct surr__work *w, const struct f
     }
     memcpy(s->mlp->params, w->best, n_params * sizeof *w->best);
     mlp_zero_grad(s->mlp);
-    return surr__validate(s, w, &res->val_rmse, &res->max_error);
+    return surrogate__validate(s, w, &res->val_rmse, &res->max_error);
 }
 
 int surrogate_fit(const float *in, const float *out, const int *status, size_t n, size_t n_in,
                   const struct fit_config *cfg, const struct fit_hooks *hooks, struct surrogate *s,
                   struct fit_result *res)
 {
-    struct surr__work w;
+    struct surrogate__work w;
     memset(&w, 0, sizeof w);
     memset(s, 0, sizeof *s);
     memset(res, 0, sizeof *res);
-    if (!surr__config_ok(cfg, n_in) || (n > 0 && (!in || !out)))
+    if (!surrogate__config_ok(cfg, n_in) || (n > 0 && (!in || !out)))
         return QN_EINVAL;
     if (n > SIZE_MAX / sizeof(float) / n_in)
         return QN_ENOMEM;
-    int rc = surr__split(&w, in, out, status, n, n_in, cfg, &res->n_excluded);
+    int rc = surrogate__split(&w, in, out, status, n, n_in, cfg, &res->n_excluded);
     if (rc)
         goto fail;
-    surr__scaling(s, &w, in, out, n_in);
-    if ((rc = surr__alloc_arrays(&w, n_in, cfg->batch)))
+    surrogate__scaling(s, &w, in, out, n_in);
+    if ((rc = surrogate__alloc_arrays(&w, n_in, cfg->batch)))
         goto fail;
-    surr__fill(s, &w, in, out);
-    if ((rc = surr__make_mlp(s, cfg)) || (rc = surr__train_state(&w, s, cfg)) ||
-        (rc = surr__train(s, &w, cfg, hooks, res)))
+    surrogate__fill(s, &w, in, out);
+    if ((rc = surrogate__make_mlp(s, cfg)) || (rc = surrogate__train_state(&w, s, cfg)) ||
+        (rc = surrogate__train(s, &w, cfg, hooks, res)))
         goto fail;
     res->n_train = w.n_train;
     res->n_val = w.n_val;
     if ((rc = surrogate_tabulate(s)))
         goto fail;
-    surr__work_close(&w);
+    surrogate__work_close(&w);
     return QN_OK;
 
 fail:
-    surr__work_close(&w);
+    surrogate__work_close(&w);
     surrogate_close(s);
     return rc;
 }
@@ -601,31 +605,31 @@ fail:
 /* ---- blob ---- */
 
 /* A cursor writing little-endian fields into a buffer sized in advance. */
-struct surr__wr {
+struct surrogate__wr {
     unsigned char *p;
 };
 
-static void surr__put_u32(struct surr__wr *c, uint32_t v)
+static void surrogate__put_u32(struct surrogate__wr *c, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
         *c->p++ = (unsigned char)(v >> (8 * i));
 }
 
-static void surr__put_u64(struct surr__wr *c, uint64_t v)
+static void surrogate__put_u64(struct surrogate__wr *c, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
         *c->p++ = (unsigned char)(v >> (8 * i));
 }
 
-static void surr__put_f32(struct surr__wr *c, float f)
+static void surrogate__put_f32(struct surrogate__wr *c, float f)
 {
     uint32_t v;
     memcpy(&v, &f, sizeof v);
-    surr__put_u32(c, v);
+    surrogate__put_u32(c, v);
 }
 
 /* Bytes of the blob of s: fixed header, architecture, scaling, parameters. */
-static int surr__blob_len(const struct surrogate *s, size_t *len)
+static int surrogate__blob_len(const struct surrogate *s, size_t *len)
 {
     const struct mlp *m = s->mlp;
     size_t head = 4 + 4 + 4 + 4 + 4 * (m->n_layers + 1) + 4 * m->n_layers;
@@ -640,46 +644,46 @@ int surrogate_to_blob(const struct surrogate *s, void **blob, size_t *len)
 {
     const struct mlp *m = s->mlp;
     size_t n;
-    if (!m || surr__blob_len(s, &n))
+    if (!m || surrogate__blob_len(s, &n))
         return QN_ENOMEM;
     unsigned char *buf = malloc(n);
     if (!buf)
         return QN_ENOMEM;
-    struct surr__wr c = {buf};
-    memcpy(c.p, SURR__MAGIC, 4);
+    struct surrogate__wr c = {buf};
+    memcpy(c.p, SURROGATE__MAGIC, 4);
     c.p += 4;
-    surr__put_u32(&c, SURR__VERSION);
-    surr__put_u32(&c, (uint32_t)s->n_in);
-    surr__put_u32(&c, (uint32_t)m->n_layers);
+    surrogate__put_u32(&c, SURROGATE__VERSION);
+    surrogate__put_u32(&c, (uint32_t)s->n_in);
+    surrogate__put_u32(&c, (uint32_t)m->n_layers);
     for (size_t l = 0; l <= m->n_layers; l++)
-        surr__put_u32(&c, (uint32_t)m->sizes[l]);
+        surrogate__put_u32(&c, (uint32_t)m->sizes[l]);
     for (size_t l = 0; l < m->n_layers; l++)
-        surr__put_u32(&c, (uint32_t)m->act[l]);
+        surrogate__put_u32(&c, (uint32_t)m->act[l]);
     for (size_t k = 0; k < s->n_in; k++)
-        surr__put_f32(&c, s->in_mean[k]);
+        surrogate__put_f32(&c, s->in_mean[k]);
     for (size_t k = 0; k < s->n_in; k++)
-        surr__put_f32(&c, s->in_std[k]);
-    surr__put_f32(&c, s->out_mean);
-    surr__put_f32(&c, s->out_std);
-    surr__put_u64(&c, (uint64_t)m->n_params);
+        surrogate__put_f32(&c, s->in_std[k]);
+    surrogate__put_f32(&c, s->out_mean);
+    surrogate__put_f32(&c, s->out_std);
+    surrogate__put_u64(&c, (uint64_t)m->n_params);
     for (size_t i = 0; i < m->n_params; i++)
-        surr__put_f32(&c, m->params[i]);
+        surrogate__put_f32(&c, m->params[i]);
     for (size_t k = 0; k < s->n_in; k++)
-        surr__put_f32(&c, s->has_domain ? s->dom_lo[k] : -HUGE_VALF);
+        surrogate__put_f32(&c, s->has_domain ? s->dom_lo[k] : -HUGE_VALF);
     for (size_t k = 0; k < s->n_in; k++)
-        surr__put_f32(&c, s->has_domain ? s->dom_hi[k] : HUGE_VALF);
+        surrogate__put_f32(&c, s->has_domain ? s->dom_hi[k] : HUGE_VALF);
     *blob = buf;
     *len = n;
     return QN_OK;
 }
 
 /* A cursor reading little-endian fields; every read checks the bytes left. */
-struct surr__rd {
+struct surrogate__rd {
     const unsigned char *p;
     size_t left;
 };
 
-static int surr__get_u32(struct surr__rd *c, uint32_t *v)
+static int surrogate__get_u32(struct surrogate__rd *c, uint32_t *v)
 {
     if (c->left < 4)
         return QN_EFORMAT;
@@ -691,7 +695,7 @@ static int surr__get_u32(struct surr__rd *c, uint32_t *v)
     return QN_OK;
 }
 
-static int surr__get_u64(struct surr__rd *c, uint64_t *v)
+static int surrogate__get_u64(struct surrogate__rd *c, uint64_t *v)
 {
     if (c->left < 8)
         return QN_EFORMAT;
@@ -704,10 +708,10 @@ static int surr__get_u64(struct surr__rd *c, uint64_t *v)
 }
 
 /* Reads a finite float. */
-static int surr__get_f32(struct surr__rd *c, float *f)
+static int surrogate__get_f32(struct surrogate__rd *c, float *f)
 {
     uint32_t v;
-    int rc = surr__get_u32(c, &v);
+    int rc = surrogate__get_u32(c, &v);
     if (rc)
         return rc;
     memcpy(f, &v, sizeof *f);
@@ -715,7 +719,7 @@ static int surr__get_f32(struct surr__rd *c, float *f)
 }
 
 /* The architecture read from a blob, validated, before anything is allocated. */
-struct surr__arch {
+struct surrogate__arch {
     uint32_t version;
     size_t n_in, n_layers;
     size_t sizes[MLP_MAX_LAYERS + 1];
@@ -723,15 +727,15 @@ struct surr__arch {
 };
 
 /* Magic, version, n_in, layers, sizes and activations. */
-static int surr__get_arch(struct surr__rd *c, struct surr__arch *a)
+static int surrogate__get_arch(struct surrogate__rd *c, struct surrogate__arch *a)
 {
     uint32_t v, n_in, L;
-    if (c->left < 4 || memcmp(c->p, SURR__MAGIC, 4) != 0)
+    if (c->left < 4 || memcmp(c->p, SURROGATE__MAGIC, 4) != 0)
         return QN_EFORMAT;
     c->p += 4;
     c->left -= 4;
-    if (surr__get_u32(c, &v) || (v != 1 && v != SURR__VERSION) || surr__get_u32(c, &n_in) ||
-        surr__get_u32(c, &L))
+    if (surrogate__get_u32(c, &v) || (v != 1 && v != SURROGATE__VERSION) ||
+        surrogate__get_u32(c, &n_in) || surrogate__get_u32(c, &L))
         return QN_EFORMAT;
     a->version = v;
     if (n_in == 0 || n_in > DEV_MAX_INPUTS || L == 0 || L > MLP_MAX_LAYERS)
@@ -739,14 +743,14 @@ static int surr__get_arch(struct surr__rd *c, struct surr__arch *a)
     a->n_in = n_in;
     a->n_layers = L;
     for (size_t l = 0; l <= L; l++) {
-        if (surr__get_u32(c, &v) || v == 0 || v > MLP_MAX_WIDTH)
+        if (surrogate__get_u32(c, &v) || v == 0 || v > MLP_MAX_WIDTH)
             return QN_EFORMAT;
         a->sizes[l] = v;
     }
     if (a->sizes[0] != n_in || a->sizes[L] != 1)
         return QN_EFORMAT;
     for (size_t l = 0; l < L; l++) {
-        if (surr__get_u32(c, &v) || v >= SURR__N_ACTS)
+        if (surrogate__get_u32(c, &v) || v >= SURROGATE__N_ACTS)
             return QN_EFORMAT;
         a->act[l] = (enum act_kind)v;
     }
@@ -754,22 +758,23 @@ static int surr__get_arch(struct surr__rd *c, struct surr__arch *a)
 }
 
 /* Means and stds (positive) of the drives and the output. */
-static int surr__get_scaling(struct surr__rd *c, struct surrogate *s, size_t n_in)
+static int surrogate__get_scaling(struct surrogate__rd *c, struct surrogate *s, size_t n_in)
 {
     for (size_t k = 0; k < n_in; k++)
-        if (surr__get_f32(c, &s->in_mean[k]))
+        if (surrogate__get_f32(c, &s->in_mean[k]))
             return QN_EFORMAT;
     for (size_t k = 0; k < n_in; k++)
-        if (surr__get_f32(c, &s->in_std[k]) || !(s->in_std[k] > 0.0f))
+        if (surrogate__get_f32(c, &s->in_std[k]) || !(s->in_std[k] > 0.0f))
             return QN_EFORMAT;
-    if (surr__get_f32(c, &s->out_mean) || surr__get_f32(c, &s->out_std) || !(s->out_std > 0.0f))
+    if (surrogate__get_f32(c, &s->out_mean) || surrogate__get_f32(c, &s->out_std) ||
+        !(s->out_std > 0.0f))
         return QN_EFORMAT;
     s->n_in = n_in;
     return QN_OK;
 }
 
 /* Parameter count of an architecture, in 64 bits (at most 16 * (2^40 + 2^20): no overflow). */
-static uint64_t surr__arch_params(const struct surr__arch *a)
+static uint64_t surrogate__arch_params(const struct surrogate__arch *a)
 {
     uint64_t n = 0;
     for (size_t l = 0; l < a->n_layers; l++)
@@ -778,11 +783,12 @@ static uint64_t surr__arch_params(const struct surr__arch *a)
 }
 
 /* Creates the MLP and reads its n_params finite floats, which must fill the rest exactly. */
-static int surr__get_params(struct surr__rd *c, struct surrogate *s, const struct surr__arch *a)
+static int surrogate__get_params(struct surrogate__rd *c, struct surrogate *s,
+                                 const struct surrogate__arch *a)
 {
     uint64_t np;
     size_t tail = a->version >= 2 ? 8 * a->n_in : 0; /* the domain after the weights */
-    if (surr__get_u64(c, &np) || np != surr__arch_params(a) || c->left < tail ||
+    if (surrogate__get_u64(c, &np) || np != surrogate__arch_params(a) || c->left < tail ||
         np != (c->left - tail) / 4 || c->left % 4 != 0)
         return QN_EFORMAT;
     int rc = mlp_create(&s->mlp, a->n_layers, a->sizes, a->act);
@@ -791,19 +797,19 @@ static int surr__get_params(struct surr__rd *c, struct surrogate *s, const struc
     if (s->mlp->n_params != np)
         return QN_EFORMAT;
     for (size_t i = 0; i < s->mlp->n_params; i++)
-        if (surr__get_f32(c, &s->mlp->params[i]))
+        if (surrogate__get_f32(c, &s->mlp->params[i]))
             return QN_EFORMAT;
     return QN_OK;
 }
 
 /* The domain of a version-2 blob: n_in lows then n_in highs, finite with
  * lo <= hi; or every low -inf and every high +inf (written without one). */
-static int surr__get_domain(struct surr__rd *c, struct surrogate *s)
+static int surrogate__get_domain(struct surrogate__rd *c, struct surrogate *s)
 {
     uint32_t v;
     size_t n = s->n_in, finite = 0, open = 0;
     for (size_t k = 0; k < 2 * n; k++) {
-        if (surr__get_u32(c, &v))
+        if (surrogate__get_u32(c, &v))
             return QN_EFORMAT;
         float f;
         memcpy(&f, &v, sizeof f);
@@ -843,16 +849,16 @@ size_t surrogate_clamp(const struct surrogate *s, float *u, size_t B, float *mas
 
 int surrogate_from_blob(const void *blob, size_t len, struct surrogate *s)
 {
-    struct surr__rd c = {blob, blob ? len : 0};
-    struct surr__arch a;
+    struct surrogate__rd c = {blob, blob ? len : 0};
+    struct surrogate__arch a;
     memset(s, 0, sizeof *s);
-    int rc = surr__get_arch(&c, &a);
+    int rc = surrogate__get_arch(&c, &a);
     if (!rc)
-        rc = surr__get_scaling(&c, s, a.n_in);
+        rc = surrogate__get_scaling(&c, s, a.n_in);
     if (!rc)
-        rc = surr__get_params(&c, s, &a);
+        rc = surrogate__get_params(&c, s, &a);
     if (!rc && a.version >= 2)
-        rc = surr__get_domain(&c, s);
+        rc = surrogate__get_domain(&c, s);
     if (!rc)
         rc = surrogate_tabulate(s);
     if (rc)

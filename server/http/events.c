@@ -33,8 +33,8 @@
 #include "workers.h"
 
 /* One client's stream. Every field but conn, job and hub is guarded by hub->mu. */
-struct ev_stream {
-    struct ev_stream *next;
+struct events_stream {
+    struct events_stream *next;
     struct events *hub;
     struct MHD_Connection *conn;
     int64_t job;
@@ -52,7 +52,7 @@ struct ev_stream {
 struct events {
     pthread_mutex_t mu;
     pthread_cond_t cv;       /* wakes the pump early (a new stream) */
-    struct ev_stream *head;
+    struct events_stream *head;
     size_t n;                /* streams in the list */
     int refs;                /* 1 (the owner) + streams alive */
     int stopping;
@@ -67,7 +67,7 @@ struct events {
     int64_t data_version;
 };
 
-static double ev__now(void)
+static double events__now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -75,7 +75,7 @@ static double ev__now(void)
 }
 
 /* Drops one reference (mu held); frees the hub at zero. Returns 1 when freed (mu gone). */
-static int ev__unref_locked(struct events *e)
+static int events__unref_locked(struct events *e)
 {
     if (--e->refs > 0)
         return 0;
@@ -88,7 +88,7 @@ static int ev__unref_locked(struct events *e)
 
 /* ---- buffers ------------------------------------------------------------------- */
 
-static int ev__append(struct ev_stream *s, const char *text, size_t n)
+static int events__append(struct events_stream *s, const char *text, size_t n)
 {
     if (s->off == s->len)
         s->off = s->len = 0;
@@ -108,7 +108,7 @@ static int ev__append(struct ev_stream *s, const char *text, size_t n)
 }
 
 /* Appends "[id: N\n]event: NAME\ndata: JSON\n\n"; steals data. */
-static int ev__event(struct ev_stream *s, int64_t id, const char *name, json_t *data)
+static int events__event(struct events_stream *s, int64_t id, const char *name, json_t *data)
 {
     char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
@@ -117,11 +117,11 @@ static int ev__event(struct ev_stream *s, int64_t id, const char *name, json_t *
     char head[96];
     int k = id ? snprintf(head, sizeof head, "id: %" PRId64 "\nevent: %s\ndata: ", id, name)
                : snprintf(head, sizeof head, "event: %s\ndata: ", name);
-    int rc = ev__append(s, head, (size_t)k);
+    int rc = events__append(s, head, (size_t)k);
     if (rc == 0)
-        rc = ev__append(s, text, strlen(text));
+        rc = events__append(s, text, strlen(text));
     if (rc == 0)
-        rc = ev__append(s, "\n\n", 2);
+        rc = events__append(s, "\n\n", 2);
     free(text);
     return rc;
 }
@@ -129,7 +129,7 @@ static int ev__event(struct ev_stream *s, int64_t id, const char *name, json_t *
 /* ---- what the pump reads ------------------------------------------------------------ */
 
 /* Appends the job's metrics after s->last_id (one batch); *n rows appended. */
-static int ev__metrics(struct events *e, struct ev_stream *s, size_t *n)
+static int events__metrics(struct events *e, struct events_stream *s, size_t *n)
 {
     struct store_metric_query q = {.job = s->job, .after = s->last_id, .limit = EVENTS_BATCH};
     struct store_metric *rows = NULL;
@@ -137,7 +137,7 @@ static int ev__metrics(struct events *e, struct ev_stream *s, size_t *n)
     *n = 0;
     int rc = catalog_metric_list(e->s, &q, &rows, &len);
     for (size_t i = 0; rc == 0 && i < len; i++) {
-        rc = ev__event(s, rows[i].id, "metric", catalog_metric_json(&rows[i]));
+        rc = events__event(s, rows[i].id, "metric", catalog_metric_json(&rows[i]));
         if (rc == 0) {
             s->last_id = rows[i].id;
             (*n)++;
@@ -152,7 +152,7 @@ static int ev__metrics(struct events *e, struct ev_stream *s, size_t *n)
  * the metrics, or after them for a final state, so that the final state is
  * the last event), one batch of metrics, and the end when the job is over.
  */
-static int ev__fill(struct events *e, struct ev_stream *s)
+static int events__fill(struct events *e, struct events_stream *s)
 {
     struct catalog_job j;
     int rc = catalog_job_get(e->s, s->job, CATALOG_JOB_PRIORITY, &j);
@@ -167,13 +167,13 @@ static int ev__fill(struct events *e, struct ev_stream *s)
     int final = j.ended;
     size_t n = 0;
     if (changed && !final)
-        rc = ev__event(s, 0, "state", json_incref(j.record));
+        rc = events__event(s, 0, "state", json_incref(j.record));
     if (rc == 0)
-        rc = ev__metrics(e, s, &n);
+        rc = events__metrics(e, s, &n);
     s->dirty = rc == 0 && n == EVENTS_BATCH; /* more rows wait */
     if (rc == 0 && final && !s->dirty) {
         if (changed)
-            rc = ev__event(s, 0, "state", json_incref(j.record));
+            rc = events__event(s, 0, "state", json_incref(j.record));
         s->eos = 1;
     }
     if (rc == 0 && changed && (!final || s->eos))
@@ -183,7 +183,7 @@ static int ev__fill(struct events *e, struct ev_stream *s)
 }
 
 /* A progress event when the job's progress moved. */
-static int ev__progress(struct events *e, struct ev_stream *s)
+static int events__progress(struct events *e, struct events_stream *s)
 {
     uint64_t done = 0, total = 0;
     if (!e->workers || s->eos || (e->daemon_stopping && atomic_load(e->daemon_stopping)) ||
@@ -193,12 +193,12 @@ static int ev__progress(struct events *e, struct ev_stream *s)
         return 0;
     s->pdone = done;
     s->ptotal = total;
-    return ev__event(s, 0, "progress",
+    return events__event(s, 0, "progress",
                      json_pack("{sI sI}", "done", (json_int_t)done, "total", (json_int_t)total));
 }
 
 /* Has anything been committed since the last tick? (1 on the first call.) */
-static int ev__db_changed(struct events *e)
+static int events__db_changed(struct events *e)
 {
     int64_t v = -1;
     if (catalog_data_version(e->s, &v))
@@ -209,38 +209,38 @@ static int ev__db_changed(struct events *e)
 }
 
 /* Updates one drained stream; 1 when it has something new for its client. */
-static int ev__tick_stream(struct events *e, struct ev_stream *s, int changed, double now)
+static int events__tick_stream(struct events *e, struct events_stream *s, int changed, double now)
 {
     size_t before = s->len - s->off;
     if (changed)
         s->dirty = 1;
-    if (s->dirty && ev__fill(e, s) != 0)
+    if (s->dirty && events__fill(e, s) != 0)
         s->dirty = 1; /* try again next tick */
-    ev__progress(e, s);
+    events__progress(e, s);
     if (s->len - s->off == before && !s->eos && now - s->last_send >= e->heartbeat_ms / 1e3)
-        ev__append(s, ": heartbeat\n\n", 13);
+        events__append(s, ": heartbeat\n\n", 13);
     if (s->len - s->off != before)
         s->last_send = now;
     return s->len - s->off != before || s->eos;
 }
 
 /* One pass over the streams; the connections to resume into wake[] (*n_wake). */
-static void ev__tick(struct events *e, struct MHD_Connection **wake, size_t *n_wake, size_t cap)
+static void events__tick(struct events *e, struct MHD_Connection **wake, size_t *n_wake, size_t cap)
 {
-    int changed = ev__db_changed(e);
-    double now = ev__now();
+    int changed = events__db_changed(e);
+    double now = events__now();
     *n_wake = 0;
-    for (struct ev_stream *s = e->head; s; s = s->next) {
+    for (struct events_stream *s = e->head; s; s = s->next) {
         if (s->eos || s->off < s->len)
             continue; /* finished, or its client has not taken the last batch yet */
-        if (ev__tick_stream(e, s, changed, now) && s->suspended && *n_wake < cap) {
+        if (events__tick_stream(e, s, changed, now) && s->suspended && *n_wake < cap) {
             s->suspended = 0;
             wake[(*n_wake)++] = s->conn;
         }
     }
 }
 
-static void *ev__pump(void *arg)
+static void *events__pump(void *arg)
 {
     struct events *e = arg;
     struct MHD_Connection **wake = NULL;
@@ -254,7 +254,7 @@ static void *ev__pump(void *arg)
                 cap = e->n;
             }
         }
-        ev__tick(e, wake, &n_wake, cap);
+        events__tick(e, wake, &n_wake, cap);
         pthread_mutex_unlock(&e->mu);
         for (size_t i = 0; i < n_wake; i++)
             MHD_resume_connection(wake[i]);
@@ -277,9 +277,9 @@ static void *ev__pump(void *arg)
 /* ---- the MHD side ---------------------------------------------------------------- */
 
 /* MHD's content reader: pending bytes, the end, or suspend until the pump has more. */
-static ssize_t ev__read(void *cls, uint64_t pos, char *out, size_t max)
+static ssize_t events__read(void *cls, uint64_t pos, char *out, size_t max)
 {
-    struct ev_stream *s = cls;
+    struct events_stream *s = cls;
     struct events *e = s->hub;
     (void)pos;
     pthread_mutex_lock(&e->mu);
@@ -303,12 +303,12 @@ static ssize_t ev__read(void *cls, uint64_t pos, char *out, size_t max)
 }
 
 /* MHD frees the response: the stream goes away (and the hub, if it was the last). */
-static void ev__free(void *cls)
+static void events__free(void *cls)
 {
-    struct ev_stream *s = cls;
+    struct events_stream *s = cls;
     struct events *e = s->hub;
     pthread_mutex_lock(&e->mu);
-    for (struct ev_stream **p = &e->head; *p; p = &(*p)->next) {
+    for (struct events_stream **p = &e->head; *p; p = &(*p)->next) {
         if (*p == s) {
             *p = s->next;
             e->n--;
@@ -317,13 +317,13 @@ static void ev__free(void *cls)
     }
     free(s->buf);
     free(s);
-    if (!ev__unref_locked(e))
+    if (!events__unref_locked(e))
         pthread_mutex_unlock(&e->mu);
 }
 
 int events_open(struct events *e, struct http_req *req, int64_t job, int64_t last_id)
 {
-    struct ev_stream *s = calloc(1, sizeof *s);
+    struct events_stream *s = calloc(1, sizeof *s);
     if (!s)
         return QN_ENOMEM;
     s->hub = e;
@@ -331,9 +331,9 @@ int events_open(struct events *e, struct http_req *req, int64_t job, int64_t las
     s->job = job;
     s->last_id = last_id;
     s->dirty = 1;
-    s->last_send = ev__now();
+    s->last_send = events__now();
     /* The client's reconnection delay, and a first line so proxies flush headers. */
-    if (ev__append(s, "retry: 2000\n\n", 13) != 0) {
+    if (events__append(s, "retry: 2000\n\n", 13) != 0) {
         free(s);
         return QN_ENOMEM;
     }
@@ -351,10 +351,10 @@ int events_open(struct events *e, struct http_req *req, int64_t job, int64_t las
     e->kick = 1;
     pthread_cond_signal(&e->cv);
     pthread_mutex_unlock(&e->mu);
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, ev__read, s, ev__free);
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                                  events__read, s, events__free);
     if (!resp) {
-        ev__free(s);
+        events__free(s);
         return QN_ENOMEM;
     }
     MHD_add_response_header(resp, "Content-Type", "text/event-stream; charset=utf-8");
@@ -384,7 +384,7 @@ int events_create(const struct events_config *cfg, struct events **out, char *ms
     int rc = e->s ? 0 : QN_EDB;
     if (rc && msg && cap)
         snprintf(msg, cap, "cannot open the database");
-    if (rc == 0 && pthread_create(&e->pump, NULL, ev__pump, e) != 0) {
+    if (rc == 0 && pthread_create(&e->pump, NULL, events__pump, e) != 0) {
         if (msg && cap)
             snprintf(msg, cap, "cannot start the event pump thread");
         rc = QN_ENOMEM;
@@ -426,12 +426,12 @@ void events_stop(struct events *e)
     size_t n = 0;
     struct MHD_Connection **wake = calloc(e->n ? e->n : 1, sizeof *wake);
     e->data_version = -2; /* forces the look */
-    for (struct ev_stream *s = e->head; s; s = s->next)
+    for (struct events_stream *s = e->head; s; s = s->next)
         if (!s->eos && s->off == s->len)
-            ev__tick_stream(e, s, 1, ev__now());
+            events__tick_stream(e, s, 1, events__now());
     catalog_release(e->catalog, e->s);
     e->s = NULL;
-    for (struct ev_stream *s = e->head; s; s = s->next) {
+    for (struct events_stream *s = e->head; s; s = s->next) {
         s->eos = 1;
         if (s->suspended && wake) {
             s->suspended = 0;
@@ -449,6 +449,6 @@ void events_release(struct events *e)
     if (!e)
         return;
     pthread_mutex_lock(&e->mu);
-    if (!ev__unref_locked(e))
+    if (!events__unref_locked(e))
         pthread_mutex_unlock(&e->mu);
 }

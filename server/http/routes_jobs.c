@@ -27,7 +27,7 @@
 /* ---- helpers --------------------------------------------------------------------- */
 
 /* 503 while the daemon shuts down (or runs without a pool). */
-static int rj__available(struct http_req *req, struct routes_ctx *d)
+static int routes_jobs__available(struct http_req *req, struct routes_ctx *d)
 {
     if (!atomic_load(&d->stopping) && d->workers)
         return 0;
@@ -36,7 +36,7 @@ static int rj__available(struct http_req *req, struct routes_ctx *d)
 }
 
 /* A decimal integer in [lo, hi], the whole string. */
-static int rj__int(const char *text, int64_t lo, int64_t hi, int64_t *out)
+static int routes_jobs__int(const char *text, int64_t lo, int64_t hi, int64_t *out)
 {
     if (!text || !*text || strlen(text) > 19 || strspn(text, "0123456789") != strlen(text))
         return QN_EINVAL;
@@ -48,13 +48,13 @@ static int rj__int(const char *text, int64_t lo, int64_t hi, int64_t *out)
 }
 
 /* An optional integer query argument; replies 400 at "?name" when malformed. */
-static int rj__query_int(struct http_req *req, const char *name, int64_t lo, int64_t hi,
+static int routes_jobs__query_int(struct http_req *req, const char *name, int64_t lo, int64_t hi,
                          int64_t *out)
 {
     const char *v = http_req_query(req, name);
     if (!v)
         return 0;
-    if (rj__int(v, lo, hi, out) == 0)
+    if (routes_jobs__int(v, lo, hi, out) == 0)
         return 0;
     char path[64];
     snprintf(path, sizeof path, "?%s", name);
@@ -65,7 +65,7 @@ static int rj__query_int(struct http_req *req, const char *name, int64_t lo, int
 
 /* The {id} job into *j (catalog_job_close it) with CATALOG_JOB_* bits `with`;
  * replies 404 when there is none. */
-static int rj__load(struct http_req *req, struct store *s, int64_t *id, unsigned with,
+static int routes_jobs__load(struct http_req *req, struct store *s, int64_t *id, unsigned with,
                     struct catalog_job *j)
 {
     int rc = http_req_param_id(req, "id", "job", id);
@@ -81,7 +81,7 @@ static int rj__load(struct http_req *req, struct store *s, int64_t *id, unsigned
 
 /* The API's job record: j's record (taken from j: it has "priority") with the
  * progress of a running job, then j's spec when it was asked for. */
-static json_t *rj__record(struct routes_ctx *d, struct catalog_job *j)
+static json_t *routes_jobs__record(struct routes_ctx *d, struct catalog_job *j)
 {
     json_t *r = j->record;
     j->record = NULL;
@@ -104,14 +104,14 @@ static json_t *rj__record(struct routes_ctx *d, struct catalog_job *j)
 }
 
 /* Replies status with job id's record read back from the store. */
-static int rj__reply_job(struct http_req *req, struct store *s, int64_t id, unsigned status,
-                         int cancel_requested)
+static int routes_jobs__reply_job(struct http_req *req, struct store *s, int64_t id,
+                                  unsigned status, int cancel_requested)
 {
     struct catalog_job j;
     int rc = catalog_job_get(s, id, CATALOG_JOB_PRIORITY | CATALOG_JOB_SPEC, &j);
     if (rc)
         return rc;
-    json_t *r = rj__record(routes_ctx(req), &j);
+    json_t *r = routes_jobs__record(routes_ctx(req), &j);
     catalog_job_close(&j);
     if (r && cancel_requested)
         json_object_set_new(r, "cancel_requested", json_true());
@@ -120,11 +120,11 @@ static int rj__reply_job(struct http_req *req, struct store *s, int64_t id, unsi
 
 /* ---- POST /v1/jobs ---------------------------------------------------------------- */
 
-static int rj__submit(struct http_req *req)
+static int routes_jobs__submit(struct http_req *req)
 {
     struct routes_ctx *d = routes_ctx(req);
     struct store *s;
-    if (rj__available(req, d) || http_req_store_or_reply(req, &s))
+    if (routes_jobs__available(req, d) || http_req_store_or_reply(req, &s))
         return 0;
     const struct user *u = http_req_user(req);
     struct spec_error err = {{0}, {0}};
@@ -137,13 +137,13 @@ static int rj__submit(struct http_req *req)
     if (rc)
         return http_reply_err(req, rc, NULL, "cannot store the job: %s", catalog_errmsg(s));
     workers_wake(d->workers);
-    return rj__reply_job(req, s, id, 201, 0);
+    return routes_jobs__reply_job(req, s, id, 201, 0);
 }
 
 /* ---- GET /v1/jobs ------------------------------------------------------------------ */
 
 /* The filter arguments of a job list; replies 400 on a bad one. */
-static int rj__filter(struct http_req *req, struct store_job_filter *f)
+static int routes_jobs__filter(struct http_req *req, struct store_job_filter *f)
 {
     enum store_job_state st;
     f->state = http_req_query(req, "state");
@@ -165,12 +165,13 @@ static int rj__filter(struct http_req *req, struct store_job_filter *f)
 }
 
 /* The records of jobs[n] into a new array *out. */
-static int rj__records(struct routes_ctx *d, struct catalog_job *jobs, size_t n, json_t **out)
+static int routes_jobs__records(struct routes_ctx *d, struct catalog_job *jobs, size_t n,
+                                json_t **out)
 {
     json_t *items = json_array();
     int rc = items ? 0 : QN_ENOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = json_array_append_new(items, rj__record(d, &jobs[i])) ? QN_ENOMEM : 0;
+        rc = json_array_append_new(items, routes_jobs__record(d, &jobs[i])) ? QN_ENOMEM : 0;
     if (rc)
         json_decref(items);
     else
@@ -178,20 +179,20 @@ static int rj__records(struct routes_ctx *d, struct catalog_job *jobs, size_t n,
     return rc;
 }
 
-static int rj__list(struct http_req *req)
+static int routes_jobs__list(struct http_req *req)
 {
     struct store_job_filter f;
     size_t limit, n = 0;
     int64_t after;
     struct store *s;
-    if (rj__filter(req, &f) || http_req_page(req, &limit, &after) ||
+    if (routes_jobs__filter(req, &f) || http_req_page(req, &limit, &after) ||
         http_req_store_or_reply(req, &s))
         return 0;
     struct catalog_job *jobs = NULL;
     json_t *items = NULL;
     int rc = catalog_job_list(s, &f, after, limit, CATALOG_JOB_PRIORITY, &jobs, &n);
     if (rc == 0)
-        rc = rj__records(routes_ctx(req), jobs, n, &items);
+        rc = routes_jobs__records(routes_ctx(req), jobs, n, &items);
     int64_t last = n ? jobs[n - 1].id : 0;
     catalog_job_list_free(jobs, n);
     if (rc)
@@ -202,29 +203,29 @@ static int rj__list(struct http_req *req)
 
 /* ---- GET /v1/jobs/{id} -------------------------------------------------------------- */
 
-static int rj__get(struct http_req *req)
+static int routes_jobs__get(struct http_req *req)
 {
     struct store *s;
     struct catalog_job j;
     int64_t id;
     if (http_req_store_or_reply(req, &s) ||
-        rj__load(req, s, &id, CATALOG_JOB_PRIORITY | CATALOG_JOB_SPEC, &j))
+        routes_jobs__load(req, s, &id, CATALOG_JOB_PRIORITY | CATALOG_JOB_SPEC, &j))
         return 0;
-    json_t *r = rj__record(routes_ctx(req), &j);
+    json_t *r = routes_jobs__record(routes_ctx(req), &j);
     catalog_job_close(&j);
     return http_reply_json(req, 200, r);
 }
 
 /* ---- POST /v1/jobs/{id}/cancel -------------------------------------------------------- */
 
-static int rj__cancel(struct http_req *req)
+static int routes_jobs__cancel(struct http_req *req)
 {
     struct routes_ctx *d = routes_ctx(req);
     const struct user *u = http_req_user(req);
     struct store *s;
     struct catalog_job j;
     int64_t id;
-    if (http_req_store_or_reply(req, &s) || rj__load(req, s, &id, 0, &j))
+    if (http_req_store_or_reply(req, &s) || routes_jobs__load(req, s, &id, 0, &j))
         return 0;
     int mine = strcmp(j.owner, u->name) == 0;
     char owner[sizeof j.owner];
@@ -235,7 +236,7 @@ static int rj__cancel(struct http_req *req)
                               "job %" PRId64 " belongs to %s: only its owner or an admin may "
                               "cancel it",
                               id, owner);
-    if (rj__available(req, d))
+    if (routes_jobs__available(req, d))
         return 0;
     enum store_job_state st = JOB_QUEUED;
     int rc = workers_cancel(d->workers, s, id, &st);
@@ -250,7 +251,7 @@ static int rj__cancel(struct http_req *req)
     if (rc)
         return http_reply_err(req, rc, NULL, "cannot cancel job %" PRId64 ": %s", id,
                               qn_err_msg(rc));
-    return rj__reply_job(req, s, id, st == JOB_RUNNING ? 202 : 200, st == JOB_RUNNING);
+    return routes_jobs__reply_job(req, s, id, st == JOB_RUNNING ? 202 : 200, st == JOB_RUNNING);
 }
 
 /* ---- GET /v1/jobs/{id}/metrics ---------------------------------------------------------- */
@@ -258,13 +259,13 @@ static int rj__cancel(struct http_req *req)
 /* The metric query's arguments into q (all but the job); replies 400 on a bad
  * one. Without max_points one row more than the limit is asked for: it tells
  * whether there are more. */
-static int rj__mq(struct http_req *req, struct store_metric_query *q)
+static int routes_jobs__mq(struct http_req *req, struct store_metric_query *q)
 {
     int64_t since = 0, limit = ROUTES_JOBS_METRICS_DEFAULT, max_points = 0;
     q->name = http_req_query(req, "name");
-    if (rj__query_int(req, "since", 0, INT64_MAX, &since) ||
-        rj__query_int(req, "limit", 1, ROUTES_JOBS_METRICS_MAX, &limit) ||
-        rj__query_int(req, "max_points", 2, ROUTES_JOBS_METRICS_MAX, &max_points))
+    if (routes_jobs__query_int(req, "since", 0, INT64_MAX, &since) ||
+        routes_jobs__query_int(req, "limit", 1, ROUTES_JOBS_METRICS_MAX, &limit) ||
+        routes_jobs__query_int(req, "max_points", 2, ROUTES_JOBS_METRICS_MAX, &max_points))
         return QN_EINVAL;
     if (q->name && (!*q->name || strlen(q->name) > 63)) {
         http_reply_err(req, QN_EINVAL, "?name", "name must be 1 to 63 bytes");
@@ -277,7 +278,7 @@ static int rj__mq(struct http_req *req, struct store_metric_query *q)
 }
 
 /* rows[n] as JSON into a new array *out; *last the last id (unchanged when n is 0). */
-static int rj__metric_rows(const struct store_metric *rows, size_t n, json_t **out,
+static int routes_jobs__metric_rows(const struct store_metric *rows, size_t n, json_t **out,
                            int64_t *last)
 {
     json_t *a = json_array();
@@ -293,7 +294,7 @@ static int rj__metric_rows(const struct store_metric *rows, size_t n, json_t **o
     return rc;
 }
 
-static int rj__metrics(struct http_req *req)
+static int routes_jobs__metrics(struct http_req *req)
 {
     struct store *s;
     struct catalog_job j;
@@ -301,14 +302,15 @@ static int rj__metrics(struct http_req *req)
     struct store_metric *rows = NULL;
     size_t n = 0;
     json_t *items = NULL;
-    if (rj__mq(req, &q) || http_req_store_or_reply(req, &s) || rj__load(req, s, &q.job, 0, &j))
+    if (routes_jobs__mq(req, &q) || http_req_store_or_reply(req, &s) ||
+        routes_jobs__load(req, s, &q.job, 0, &j))
         return 0;
     catalog_job_close(&j);
     int64_t last = q.after;
     int rc = catalog_metric_list(s, &q, &rows, &n);
     int more = rc == 0 && q.limit && n == q.limit; /* the row past the limit */
     if (rc == 0)
-        rc = rj__metric_rows(rows, more ? n - 1 : n, &items, &last);
+        rc = routes_jobs__metric_rows(rows, more ? n - 1 : n, &items, &last);
     catalog_metric_list_free(rows, n);
     if (rc)
         return http_reply_err(req, rc, NULL, "cannot read the metrics: %s", catalog_errmsg(s));
@@ -318,36 +320,37 @@ static int rj__metrics(struct http_req *req)
 
 /* ---- GET /v1/jobs/{id}/events ------------------------------------------------------------ */
 
-static int rj__events(struct http_req *req)
+static int routes_jobs__events(struct http_req *req)
 {
     struct routes_ctx *d = routes_ctx(req);
     struct store *s;
     struct catalog_job j;
     int64_t id, last = 0;
-    if (http_req_store_or_reply(req, &s) || rj__load(req, s, &id, 0, &j))
+    if (http_req_store_or_reply(req, &s) || routes_jobs__load(req, s, &id, 0, &j))
         return 0;
     catalog_job_close(&j);
     const char *h = http_req_header(req, "Last-Event-ID");
-    if (h && *h && rj__int(h, 0, INT64_MAX, &last) != 0)
+    if (h && *h && routes_jobs__int(h, 0, INT64_MAX, &last) != 0)
         return http_reply_err(req, QN_EINVAL, "Last-Event-ID",
                               "Last-Event-ID must be the id of an event of this stream");
-    if ((!h || !*h) && rj__query_int(req, "last_event_id", 0, INT64_MAX, &last))
+    if ((!h || !*h) && routes_jobs__query_int(req, "last_event_id", 0, INT64_MAX, &last))
         return 0;
     if (!d->events || atomic_load(&d->stopping))
         return http_reply_err(req, QN_EUNAVAIL, NULL, "the daemon is shutting down");
     return events_open(d->events, req, id, last);
 }
 
-static const struct http_route rj__routes[] = {
-    {"POST", "/v1/jobs", rj__submit, HTTP_F_JSON},
-    {"GET", "/v1/jobs", rj__list, 0},
-    {"GET", "/v1/jobs/{id}", rj__get, 0},
-    {"POST", "/v1/jobs/{id}/cancel", rj__cancel, 0},
-    {"GET", "/v1/jobs/{id}/metrics", rj__metrics, 0},
-    {"GET", "/v1/jobs/{id}/events", rj__events, 0},
+static const struct http_route routes_jobs__routes[] = {
+    {"POST", "/v1/jobs", routes_jobs__submit, HTTP_F_JSON},
+    {"GET", "/v1/jobs", routes_jobs__list, 0},
+    {"GET", "/v1/jobs/{id}", routes_jobs__get, 0},
+    {"POST", "/v1/jobs/{id}/cancel", routes_jobs__cancel, 0},
+    {"GET", "/v1/jobs/{id}/metrics", routes_jobs__metrics, 0},
+    {"GET", "/v1/jobs/{id}/events", routes_jobs__events, 0},
 };
 
 int routes_jobs_register(struct http_server *srv)
 {
-    return http_routes_add(srv, rj__routes, sizeof rj__routes / sizeof rj__routes[0]);
+    return http_routes_add(srv, routes_jobs__routes,
+                           sizeof routes_jobs__routes / sizeof routes_jobs__routes[0]);
 }

@@ -22,14 +22,14 @@
 #include "store_tx.h"
 
 /* The round-robin memory: when each owner last had a job claimed. */
-struct q_owner {
+struct queue_owner {
     char name[64];  /* jobs.owner */
     uint64_t seq;   /* claim sequence number of its last claim; 0 = never */
 };
 
 struct queue {
     pthread_mutex_t mu;     /* guards everything below; held across a claim */
-    struct q_owner *owners; /* (n_owners) */
+    struct queue_owner *owners; /* (n_owners) */
     size_t n_owners, cap_owners;
     uint64_t next_seq;      /* the next claim's sequence number */
     FILE *log;              /* transition lines (borrowed, may be NULL) */
@@ -37,7 +37,7 @@ struct queue {
 };
 
 /* A transition to log once its transaction committed. */
-struct q_event {
+struct queue_event {
     int64_t id;
     char type[16];
     char owner[64];
@@ -45,8 +45,8 @@ struct q_event {
     char why[160]; /* "" or a reason */
 };
 
-struct q_events {
-    struct q_event *v;
+struct queue_events {
+    struct queue_event *v;
     size_t n, cap;
 };
 
@@ -57,7 +57,7 @@ struct q_events {
  * is a new job, which starts waiting or queued. Every move the queue makes
  * or the store reports to it passes here.
  */
-static int q__legal(enum store_job_state from, enum store_job_state to)
+static int queue__legal(enum store_job_state from, enum store_job_state to)
 {
     switch (from) {
     case JOB_WAITING: return to == JOB_WAITING || to == JOB_QUEUED || to == JOB_FAILED ||
@@ -68,21 +68,21 @@ static int q__legal(enum store_job_state from, enum store_job_state to)
     }
 }
 
-/* store_queue_move_fn: records a move (ctx: the struct q_events) to log after the commit. */
-static int q__ev_add(void *ctx, int64_t id, const char *type, const char *owner,
+/* store_queue_move_fn: records a move (ctx: the struct queue_events) to log after the commit. */
+static int queue__ev_add(void *ctx, int64_t id, const char *type, const char *owner,
                      enum store_job_state from, enum store_job_state to, const char *why)
 {
-    struct q_events *e = ctx;
-    assert(q__legal(from, to));
+    struct queue_events *e = ctx;
+    assert(queue__legal(from, to));
     if (e->n == e->cap) {
         size_t cap = e->cap ? 2 * e->cap : 8;
-        struct q_event *v = realloc(e->v, cap * sizeof *v);
+        struct queue_event *v = realloc(e->v, cap * sizeof *v);
         if (!v)
             return QN_ENOMEM;
         e->v = v;
         e->cap = cap;
     }
-    struct q_event *x = &e->v[e->n++];
+    struct queue_event *x = &e->v[e->n++];
     x->id = id;
     x->from = from;
     x->to = to;
@@ -92,9 +92,9 @@ static int q__ev_add(void *ctx, int64_t id, const char *type, const char *owner,
     return 0;
 }
 
-static void q__log_one(struct queue *q, const struct q_event *x)
+static void queue__log_one(struct queue *q, const struct queue_event *x)
 {
-    assert(q__legal(x->from, x->to));
+    assert(queue__legal(x->from, x->to));
     if (!q->log)
         return;
     pthread_mutex_lock(&q->log_mu);
@@ -110,17 +110,17 @@ static void q__log_one(struct queue *q, const struct q_event *x)
 }
 
 /* Logs and frees the events (after the commit that made them true). */
-static void q__ev_flush(struct queue *q, struct q_events *e, int committed)
+static void queue__ev_flush(struct queue *q, struct queue_events *e, int committed)
 {
     for (size_t i = 0; committed && i < e->n; i++)
-        q__log_one(q, &e->v[i]);
+        queue__log_one(q, &e->v[i]);
     free(e->v);
     memset(e, 0, sizeof *e);
 }
 
 /* ---- creation: the round-robin memory ---------------------------------------- */
 
-static struct q_owner *q__owner(struct queue *q, const char *name)
+static struct queue_owner *queue__owner(struct queue *q, const char *name)
 {
     for (size_t i = 0; i < q->n_owners; i++)
         if (strcmp(q->owners[i].name, name) == 0)
@@ -129,14 +129,14 @@ static struct q_owner *q__owner(struct queue *q, const char *name)
 }
 
 /* The owner's entry, added (seq 0) when new; NULL when out of memory. */
-static struct q_owner *q__owner_add(struct queue *q, const char *name)
+static struct queue_owner *queue__owner_add(struct queue *q, const char *name)
 {
-    struct q_owner *o = q__owner(q, name);
+    struct queue_owner *o = queue__owner(q, name);
     if (o)
         return o;
     if (q->n_owners == q->cap_owners) {
         size_t cap = q->cap_owners ? 2 * q->cap_owners : 8;
-        struct q_owner *v = realloc(q->owners, cap * sizeof *v);
+        struct queue_owner *v = realloc(q->owners, cap * sizeof *v);
         if (!v)
             return NULL;
         q->owners = v;
@@ -149,10 +149,10 @@ static struct q_owner *q__owner_add(struct queue *q, const char *name)
 }
 
 /* Seeds one owner (store_queue_owners gives them the least recently started first). */
-static int q__seed_owner(void *ctx, const char *name)
+static int queue__seed_owner(void *ctx, const char *name)
 {
     struct queue *q = ctx;
-    struct q_owner *o = q__owner_add(q, name);
+    struct queue_owner *o = queue__owner_add(q, name);
     if (!o)
         return QN_ENOMEM;
     o->seq = q->next_seq++;
@@ -171,7 +171,7 @@ int queue_create(struct store *s, FILE *log, struct queue **out)
         goto fail_mu;
     if (pthread_mutex_init(&q->log_mu, NULL))
         goto fail_log_mu;
-    int rc = store_queue_owners(s, q__seed_owner, q);
+    int rc = store_queue_owners(s, queue__seed_owner, q);
     if (rc) {
         queue_destroy(q);
         return rc;
@@ -200,7 +200,7 @@ void queue_destroy(struct queue *q)
 /* Checks one reference against the job it names: it must exist, be of the
  * type the reference needs, and not have failed or been canceled. *pending
  * = 1 when it has not succeeded yet. */
-static int q__dep_check(struct store *s, const struct job_ref *r, int *pending,
+static int queue__dep_check(struct store *s, const struct job_ref *r, int *pending,
                         struct spec_error *err)
 {
     struct store_job j;
@@ -223,20 +223,20 @@ static int q__dep_check(struct store *s, const struct job_ref *r, int *pending,
     return rc;
 }
 
-/* Checks every reference (q__dep_check); *pending = 1 when one has not
+/* Checks every reference (queue__dep_check); *pending = 1 when one has not
  * succeeded yet. */
-static int q__deps_check(struct store *s, const struct job_refs *refs, int *pending,
+static int queue__deps_check(struct store *s, const struct job_refs *refs, int *pending,
                          struct spec_error *err)
 {
     *pending = 0;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < refs->n; i++)
-        rc = q__dep_check(s, &refs->v[i], pending, err);
+        rc = queue__dep_check(s, &refs->v[i], pending, err);
     return rc;
 }
 
 /* Runs the type's prepare (full resolution against the store) and releases it. */
-static int q__prepare(struct store *s, const struct job_type *t, const struct job_spec *js,
+static int queue__prepare(struct store *s, const struct job_type *t, const struct job_spec *js,
                       const char *owner, struct spec_error *err)
 {
     struct job_ctx ctx = {.store = s, .name = js->name, .owner = owner, .spec = js->spec,
@@ -250,12 +250,12 @@ static int q__prepare(struct store *s, const struct job_type *t, const struct jo
 
 /* Inserts the job (waiting or queued) and its dependency rows; in the
  * caller's transaction, references re-checked in it. */
-static int q__insert_rows(struct store *s, const struct job_spec *js, const char *owner,
+static int queue__insert_rows(struct store *s, const struct job_spec *js, const char *owner,
                           const struct job_refs *refs, const char *text, int64_t *id,
                           enum store_job_state *state, struct spec_error *err)
 {
     int pending = 0;
-    int rc = q__deps_check(s, refs, &pending, err);
+    int rc = queue__deps_check(s, refs, &pending, err);
     *state = pending ? JOB_WAITING : JOB_QUEUED;
     if (rc == 0)
         rc = store_job_insert(s, js->type, js->name, owner, js->priority, *state, text, id);
@@ -265,7 +265,7 @@ static int q__insert_rows(struct store *s, const struct job_spec *js, const char
 }
 
 /* Inserts the job and its dependencies in one transaction, and logs it. */
-static int q__insert(struct queue *q, struct store *s, const struct job_spec *js,
+static int queue__insert(struct queue *q, struct store *s, const struct job_spec *js,
                      const char *owner, const struct job_refs *refs, int64_t *id,
                      enum store_job_state *state, struct spec_error *err)
 {
@@ -274,14 +274,14 @@ static int q__insert(struct queue *q, struct store *s, const struct job_spec *js
         return QN_ENOMEM;
     int rc = store_begin(s);
     if (rc == 0)
-        rc = store_end(s, q__insert_rows(s, js, owner, refs, text, id, state, err));
+        rc = store_end(s, queue__insert_rows(s, js, owner, refs, text, id, state, err));
     free(text);
     if (rc == 0 && q->log) {
-        struct q_event x = {.id = *id, .from = *state, .to = *state};
+        struct queue_event x = {.id = *id, .from = *state, .to = *state};
         snprintf(x.type, sizeof x.type, "%s", js->type);
         snprintf(x.owner, sizeof x.owner, "%s", owner ? owner : "local");
         snprintf(x.why, sizeof x.why, "priority %d", js->priority);
-        q__log_one(q, &x);
+        queue__log_one(q, &x);
     }
     return rc;
 }
@@ -302,11 +302,11 @@ int queue_submit(struct queue *q, struct store *s, const json_t *root, const cha
     if (rc == QN_EPARSE)
         rc = QN_ESPEC;
     if (rc == 0)
-        rc = q__deps_check(s, refs, &pending, err);
+        rc = queue__deps_check(s, refs, &pending, err);
     if (rc == 0 && !pending) /* every input exists: resolve them all now */
-        rc = q__prepare(s, t, &js, owner, err);
+        rc = queue__prepare(s, t, &js, owner, err);
     if (rc == 0)
-        rc = q__insert(q, s, &js, owner, refs, id, state, err);
+        rc = queue__insert(q, s, &js, owner, refs, id, state, err);
     free(refs);
     json_decref(js.spec);
     return rc;
@@ -315,7 +315,7 @@ int queue_submit(struct queue *q, struct store *s, const json_t *root, const cha
 /* ---- claim ------------------------------------------------------------------------ */
 
 /* The choice among store_queue_heads' candidates: the owner least recently served. */
-struct q_pick {
+struct queue_pick {
     struct queue *q;
     int have;
     uint64_t best;  /* the chosen owner's claim sequence number */
@@ -325,10 +325,10 @@ struct q_pick {
 
 /* store_queue_heads' callback: keeps the head whose owner was served least
  * recently (the first, i.e. oldest, among equals). */
-static void q__pick_head(void *ctx, const char *owner, int64_t id)
+static void queue__pick_head(void *ctx, const char *owner, int64_t id)
 {
-    struct q_pick *p = ctx;
-    const struct q_owner *qo = q__owner(p->q, owner);
+    struct queue_pick *p = ctx;
+    const struct queue_owner *qo = queue__owner(p->q, owner);
     uint64_t seq = qo ? qo->seq : 0;
     if (p->have && seq >= p->best)
         return;
@@ -340,10 +340,10 @@ static void q__pick_head(void *ctx, const char *owner, int64_t id)
 
 /* Picks the job to run (highest priority, then least recently served owner,
  * then oldest) and marks it running; in the caller's transaction. */
-static int q__claim_one(struct queue *q, struct store *s, struct q_pick *p)
+static int queue__claim_one(struct queue *q, struct store *s, struct queue_pick *p)
 {
-    *p = (struct q_pick){.q = q};
-    int rc = store_queue_heads(s, q__pick_head, p);
+    *p = (struct queue_pick){.q = q};
+    int rc = store_queue_heads(s, queue__pick_head, p);
     if (rc == 0 && !p->have)
         rc = QN_ENOTFOUND;
     if (rc == 0) {
@@ -355,13 +355,13 @@ static int q__claim_one(struct queue *q, struct store *s, struct q_pick *p)
 
 int queue_claim(struct queue *q, struct store *s, struct store_job *out)
 {
-    struct q_pick p;
+    struct queue_pick p;
     pthread_mutex_lock(&q->mu);
     int rc = store_begin(s);
     if (rc == 0)
-        rc = store_end(s, q__claim_one(q, s, &p));
+        rc = store_end(s, queue__claim_one(q, s, &p));
     if (rc == 0) {
-        struct q_owner *o = q__owner_add(q, p.owner);
+        struct queue_owner *o = queue__owner_add(q, p.owner);
         if (o)
             o->seq = q->next_seq++;
     }
@@ -370,10 +370,10 @@ int queue_claim(struct queue *q, struct store *s, struct store_job *out)
         return rc;
     rc = store_job_get(s, p.id, out);
     if (rc == 0) {
-        struct q_event x = {.id = p.id, .from = JOB_QUEUED, .to = JOB_RUNNING};
+        struct queue_event x = {.id = p.id, .from = JOB_QUEUED, .to = JOB_RUNNING};
         snprintf(x.type, sizeof x.type, "%s", out->type);
         snprintf(x.owner, sizeof x.owner, "%s", out->owner);
-        q__log_one(q, &x);
+        queue__log_one(q, &x);
     }
     return rc;
 }
@@ -383,20 +383,20 @@ int queue_claim(struct queue *q, struct store *s, struct store_job *out)
 int queue_promote(struct queue *q, struct store *s, size_t *promoted, size_t *failed)
 {
     size_t np = 0, nf = 0;
-    struct q_events ev = {0};
+    struct queue_events ev = {0};
     int any = 0;
     int rc = store_queue_any_waiting(s, &any); /* most calls end here, without a write lock */
     if (rc == 0 && any && (rc = store_begin(s)) == 0) {
         size_t before;
         do { /* a failure or a promotion can unblock the next link of a chain */
             before = np + nf;
-            rc = store_queue_fail_dependents(s, q__ev_add, &ev, &nf);
+            rc = store_queue_fail_dependents(s, queue__ev_add, &ev, &nf);
             if (rc == 0)
-                rc = store_queue_promote_ready(s, q__ev_add, &ev, &np);
+                rc = store_queue_promote_ready(s, queue__ev_add, &ev, &np);
         } while (rc == 0 && np + nf != before);
         rc = store_end(s, rc);
     }
-    q__ev_flush(q, &ev, rc == 0);
+    queue__ev_flush(q, &ev, rc == 0);
     if (promoted)
         *promoted = rc ? 0 : np;
     if (failed)
@@ -407,20 +407,20 @@ int queue_promote(struct queue *q, struct store *s, size_t *promoted, size_t *fa
 /* ---- ends, requeue, cancel, recover --------------------------------------------------- */
 
 /* Logs a single transition of job id read back from the store. */
-static void q__log_job(struct queue *q, struct store *s, int64_t id, enum store_job_state from,
+static void queue__log_job(struct queue *q, struct store *s, int64_t id, enum store_job_state from,
                        enum store_job_state to, const char *why)
 {
     if (!q->log)
         return;
     struct store_job j;
-    struct q_event x = {.id = id, .from = from, .to = to};
+    struct queue_event x = {.id = id, .from = from, .to = to};
     if (store_job_get(s, id, &j) == 0) {
         snprintf(x.type, sizeof x.type, "%s", j.type);
         snprintf(x.owner, sizeof x.owner, "%s", j.owner);
         store_job_free(&j);
     }
     snprintf(x.why, sizeof x.why, "%s", why ? why : "");
-    q__log_one(q, &x);
+    queue__log_one(q, &x);
 }
 
 int queue_finish(struct queue *q, struct store *s, int64_t id, enum store_job_state state,
@@ -431,7 +431,7 @@ int queue_finish(struct queue *q, struct store *s, int64_t id, enum store_job_st
     int rc = store_job_set_state(s, id, state, result, error);
     if (rc)
         return rc;
-    q__log_job(q, s, id, JOB_RUNNING, state, state == JOB_SUCCEEDED ? NULL : error);
+    queue__log_job(q, s, id, JOB_RUNNING, state, state == JOB_SUCCEEDED ? NULL : error);
     return queue_promote(q, s, NULL, NULL);
 }
 
@@ -439,7 +439,7 @@ int queue_requeue(struct queue *q, struct store *s, int64_t id)
 {
     int rc = store_queue_requeue(s, id);
     if (rc == 0)
-        q__log_job(q, s, id, JOB_RUNNING, JOB_QUEUED, "requeued at shutdown");
+        queue__log_job(q, s, id, JOB_RUNNING, JOB_QUEUED, "requeued at shutdown");
     return rc;
 }
 
@@ -461,19 +461,19 @@ int queue_cancel_pending(struct queue *q, struct store *s, int64_t id,
         return rc;
     if (!pending)
         return st == JOB_RUNNING ? QN_EBUSY : QN_EEXIST;
-    q__log_job(q, s, id, st, JOB_CANCELED, "canceled");
+    queue__log_job(q, s, id, st, JOB_CANCELED, "canceled");
     return queue_promote(q, s, NULL, NULL);
 }
 
 int queue_recover(struct queue *q, struct store *s, size_t *requeued)
 {
-    struct q_events ev = {0};
+    struct queue_events ev = {0};
     size_t n = 0;
     int rc = store_begin(s);
     if (rc)
         return rc;
-    rc = store_end(s, store_queue_requeue_all(s, q__ev_add, &ev, &n));
-    q__ev_flush(q, &ev, rc == 0);
+    rc = store_end(s, store_queue_requeue_all(s, queue__ev_add, &ev, &n));
+    queue__ev_flush(q, &ev, rc == 0);
     if (requeued)
         *requeued = rc ? 0 : n;
     return rc ? rc : queue_promote(q, s, NULL, NULL);

@@ -36,14 +36,14 @@
  * the jobs get the whole machine at any nice value, so the people waiting
  * at a page or a curl come first.
  */
-#define W_NICE 19
-#define W_IDLE_POLL_MS 1000 /* an idle thread looks at the queue at least this often */
-#define W_CANCEL_TRIES 2000 /* cancel: waits up to ~2 s for a claimed job to register */
+#define WORKERS_NICE 19
+#define WORKERS_IDLE_POLL_MS 1000 /* an idle thread looks at the queue at least this often */
+#define WORKERS_CANCEL_TRIES 2000 /* cancel: waits up to ~2 s for a claimed job to register */
 
 struct workers;
 
 /* One thread and what it runs. */
-struct w_slot {
+struct workers_slot {
     struct workers *pool;
     size_t index;
     pthread_t thread;
@@ -61,7 +61,7 @@ struct workers {
     size_t job_threads;        /* job_ctx.workers */
     FILE *log;                 /* borrowed, may be NULL */
     struct queue *q;           /* owned */
-    struct w_slot *slots;      /* (n) */
+    struct workers_slot *slots;      /* (n) */
     size_t n;
     atomic_int stop;           /* 1: threads leave their loop */
     atomic_int stop_requeue;   /* with stop: running jobs are requeued */
@@ -75,7 +75,7 @@ struct workers {
     struct store *boot;        /* the start-up connection (recovery), closed after it */
 };
 
-static void w__log(struct workers *w, const char *fmt, const char *a, int64_t id)
+static void workers__log(struct workers *w, const char *fmt, const char *a, int64_t id)
 {
     if (w->log) {
         fprintf(w->log, fmt, a, id);
@@ -85,7 +85,7 @@ static void w__log(struct workers *w, const char *fmt, const char *a, int64_t id
 
 /* The counter index of a job's type; JOB_TYPES_MAX (no counter) for a type
  * this build cannot run. */
-static size_t w__kind(const char *type)
+static size_t workers__kind(const char *type)
 {
     const struct job_type *t = job_type_find(type);
     return t ? job_type_index(t) : JOB_TYPES_MAX;
@@ -94,7 +94,7 @@ static size_t w__kind(const char *type)
 /* ---- the registry ---------------------------------------------------------------- */
 
 /* Marks slot t as running job id; a stop that began meanwhile reaches it too. */
-static void w__register(struct w_slot *t, const struct store_job *j)
+static void workers__register(struct workers_slot *t, const struct store_job *j)
 {
     struct workers *w = t->pool;
     atomic_store(&t->cancel, 0);
@@ -103,7 +103,7 @@ static void w__register(struct w_slot *t, const struct store_job *j)
     atomic_store(&t->total, 0);
     pthread_mutex_lock(&w->reg_mu);
     t->job_id = j->id;
-    t->kind = w__kind(j->type);
+    t->kind = workers__kind(j->type);
     pthread_mutex_unlock(&w->reg_mu);
     if (atomic_load(&w->stop) && atomic_load(&w->stop_requeue)) {
         atomic_store(&t->requeue, 1);
@@ -111,7 +111,7 @@ static void w__register(struct w_slot *t, const struct store_job *j)
     }
 }
 
-static void w__unregister(struct w_slot *t)
+static void workers__unregister(struct workers_slot *t)
 {
     pthread_mutex_lock(&t->pool->reg_mu);
     t->job_id = 0;
@@ -119,7 +119,7 @@ static void w__unregister(struct w_slot *t)
 }
 
 /* Sets the cancel flag of job id if a slot runs it; 1 if one did. */
-static int w__flag(struct workers *w, int64_t id)
+static int workers__flag(struct workers *w, int64_t id)
 {
     int found = 0;
     pthread_mutex_lock(&w->reg_mu);
@@ -134,7 +134,7 @@ static int w__flag(struct workers *w, int64_t id)
 }
 
 /* Flags every running job for requeue (stop). */
-static void w__flag_all(struct workers *w)
+static void workers__flag_all(struct workers *w)
 {
     pthread_mutex_lock(&w->reg_mu);
     for (size_t i = 0; i < w->n; i++) {
@@ -149,9 +149,9 @@ static void w__flag_all(struct workers *w)
 /* ---- running one job ---------------------------------------------------------------- */
 
 /* job_ctx.progress: keeps the job's progress and the pool's unit counter. */
-static void w__progress(size_t done, size_t total, void *c)
+static void workers__progress(size_t done, size_t total, void *c)
 {
-    struct w_slot *t = c;
+    struct workers_slot *t = c;
     uint64_t before = atomic_exchange(&t->done, (uint64_t)done);
     atomic_store(&t->total, (uint64_t)total);
     if (done > before && t->kind < JOB_TYPES_MAX)
@@ -159,7 +159,7 @@ static void w__progress(size_t done, size_t total, void *c)
 }
 
 /* A job run again from the start must not meet its earlier attempt's metrics. */
-static int w__clear_metrics(struct store *s, const struct store_job *j,
+static int workers__clear_metrics(struct store *s, const struct store_job *j,
                             const struct job_type *type)
 {
     if (type->resumes) /* it continues from its checkpoint and trims its own */
@@ -168,10 +168,10 @@ static int w__clear_metrics(struct store *s, const struct store_job *j,
 }
 
 /* Prepares and runs the job; the run's code, with ctx->reason on failure. */
-static int w__execute(struct store *s, const struct store_job *j, const struct job_type *type,
+static int workers__execute(struct store *s, const struct store_job *j, const struct job_type *type,
                       struct job_ctx *ctx)
 {
-    int rc = w__clear_metrics(s, j, type);
+    int rc = workers__clear_metrics(s, j, type);
     if (rc)
         return job_fail(ctx, rc, "cannot clear the metrics of an earlier attempt");
     rc = type->prepare(ctx);
@@ -184,7 +184,7 @@ static int w__execute(struct store *s, const struct store_job *j, const struct j
 }
 
 /* Writes how the run ended: succeeded, requeued, canceled or failed. */
-static void w__end(struct w_slot *t, struct store *s, const struct store_job *j,
+static void workers__end(struct workers_slot *t, struct store *s, const struct store_job *j,
                    struct job_ctx *ctx, int rc)
 {
     struct workers *w = t->pool;
@@ -210,13 +210,13 @@ static void w__end(struct w_slot *t, struct store *s, const struct store_job *j,
         wrc = queue_finish(q, s, j->id, st, NULL, ctx->reason);
     }
     if (wrc)
-        w__log(w, "qn: cannot record the end of a %s job %" PRId64 "\n", j->type, j->id);
+        workers__log(w, "qn: cannot record the end of a %s job %" PRId64 "\n", j->type, j->id);
     else
         atomic_fetch_add(&w->finished[st], 1);
 }
 
 /* The whole life of claimed job j on slot t. */
-static void w__run(struct w_slot *t, struct store *s, const struct store_job *j)
+static void workers__run(struct workers_slot *t, struct store *s, const struct store_job *j)
 {
     struct workers *w = t->pool;
     struct spec_error e = {{0}, {0}};
@@ -224,9 +224,9 @@ static void w__run(struct w_slot *t, struct store *s, const struct store_job *j)
     const struct job_type *type = job_type_find(j->type);
     struct job_ctx ctx = {.store = s, .job_id = j->id, .name = j->name, .owner = j->owner,
                           .workers = w->job_threads, .cancel = &t->cancel,
-                          .progress = w__progress, .progress_ctx = t};
+                          .progress = workers__progress, .progress_ctx = t};
     int rc;
-    w__register(t, j);
+    workers__register(t, j);
     if (!type) {
         snprintf(ctx.reason, sizeof ctx.reason, "type '%s' is not supported by this build",
                  j->type);
@@ -236,11 +236,11 @@ static void w__run(struct w_slot *t, struct store *s, const struct store_job *j)
         rc = QN_ESPEC;
     } else {
         ctx.spec = spec;
-        rc = w__execute(s, j, type, &ctx);
+        rc = workers__execute(s, j, type, &ctx);
         type->release(&ctx);
     }
-    w__end(t, s, j, &ctx, rc);
-    w__unregister(t);
+    workers__end(t, s, j, &ctx, rc);
+    workers__unregister(t);
     json_decref(ctx.result);
     json_decref(spec);
     workers_wake(w); /* promotions may have queued jobs */
@@ -248,13 +248,13 @@ static void w__run(struct w_slot *t, struct store *s, const struct store_job *j)
 
 /* ---- the thread loop ------------------------------------------------------------------- */
 
-/* Sleeps until woken, stopped, or W_IDLE_POLL_MS passed, unless a wake came after `seen`. */
-static void w__idle(struct workers *w, uint64_t seen)
+/* Sleeps until woken, stopped, or WORKERS_IDLE_POLL_MS passed, unless a wake came after `seen`. */
+static void workers__idle(struct workers *w, uint64_t seen)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += W_IDLE_POLL_MS / 1000;
-    until.tv_nsec += (long)(W_IDLE_POLL_MS % 1000) * 1000000L;
+    until.tv_sec += WORKERS_IDLE_POLL_MS / 1000;
+    until.tv_nsec += (long)(WORKERS_IDLE_POLL_MS % 1000) * 1000000L;
     if (until.tv_nsec >= 1000000000L) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
@@ -266,7 +266,7 @@ static void w__idle(struct workers *w, uint64_t seen)
     pthread_mutex_unlock(&w->wake_mu);
 }
 
-static uint64_t w__gen(struct workers *w)
+static uint64_t workers__gen(struct workers *w)
 {
     pthread_mutex_lock(&w->wake_mu);
     uint64_t g = w->wake_gen;
@@ -277,32 +277,32 @@ static uint64_t w__gen(struct workers *w)
 /* Lowers the calling thread's scheduling priority (Linux nice is per thread;
  * threads the job starts inherit it): on a shared server, requests from
  * people waiting at a browser or a curl come before computation. */
-static void w__lower_priority(void)
+static void workers__lower_priority(void)
 {
     errno = 0;
     int now = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
     if (errno == 0)
-        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), now + W_NICE);
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), now + WORKERS_NICE);
 }
 
-static void *w__main(void *arg)
+static void *workers__main(void *arg)
 {
-    struct w_slot *t = arg;
+    struct workers_slot *t = arg;
     struct workers *w = t->pool;
     struct store *s = NULL;
     char msg[STORE_MSG_MAX];
-    w__lower_priority();
+    workers__lower_priority();
     if (store_open(w->db, &s, msg, sizeof msg) != 0) {
         if (w->log)
             fprintf(w->log, "qn: worker %zu cannot open the database: %s\n", t->index, msg);
         return NULL;
     }
     while (!atomic_load(&w->stop)) {
-        uint64_t seen = w__gen(w);
+        uint64_t seen = workers__gen(w);
         struct store_job j;
         int rc = queue_claim(w->q, s, &j);
         if (rc == 0) {
-            w__run(t, s, &j);
+            workers__run(t, s, &j);
             store_job_free(&j);
             continue;
         }
@@ -311,7 +311,7 @@ static void *w__main(void *arg)
                     qn_err_msg(rc), store_errmsg(s));
         if (rc != QN_ENOTFOUND) /* look again soon, but do not spin */
             queue_promote(w->q, s, NULL, NULL);
-        w__idle(w, seen);
+        workers__idle(w, seen);
     }
     store_close(s);
     return NULL;
@@ -319,14 +319,14 @@ static void *w__main(void *arg)
 
 /* ---- life of the pool ------------------------------------------------------------------- */
 
-static void w__say(char *msg, size_t cap, const char *what, const char *why)
+static void workers__say(char *msg, size_t cap, const char *what, const char *why)
 {
     if (msg && cap)
         snprintf(msg, cap, "%s%s%s", what, why && *why ? ": " : "", why ? why : "");
 }
 
 /* Allocates the pool and its locks (no threads, no database yet). */
-static struct workers *w__alloc(const struct workers_config *cfg)
+static struct workers *workers__alloc(const struct workers_config *cfg)
 {
     struct workers *w = calloc(1, sizeof *w);
     if (!w)
@@ -352,7 +352,7 @@ static struct workers *w__alloc(const struct workers_config *cfg)
     return w;
 }
 
-static void w__free(struct workers *w)
+static void workers__free(struct workers *w)
 {
     queue_destroy(w->q);
     store_close(w->boot);
@@ -365,18 +365,18 @@ static void w__free(struct workers *w)
 }
 
 /* Makes the queue and recovers it on a start-up connection, then closes that. */
-static int w__open_queue(struct workers *w, char *msg, size_t cap)
+static int workers__open_queue(struct workers *w, char *msg, size_t cap)
 {
     char why[STORE_MSG_MAX] = "";
     size_t requeued = 0;
     int rc = store_open(w->db, &w->boot, why, sizeof why);
     if (rc)
-        return w__say(msg, cap, "cannot open the database", why), rc;
+        return workers__say(msg, cap, "cannot open the database", why), rc;
     rc = queue_create(w->boot, w->log, &w->q);
     if (rc == 0)
         rc = queue_recover(w->q, w->boot, &requeued);
     if (rc)
-        w__say(msg, cap, "cannot recover the job queue", store_errmsg(w->boot));
+        workers__say(msg, cap, "cannot recover the job queue", store_errmsg(w->boot));
     else if (requeued && w->log)
         fprintf(w->log, "qn: %zu job%s that were running are queued again\n", requeued,
                 requeued == 1 ? "" : "s");
@@ -390,15 +390,16 @@ int workers_create(const struct workers_config *cfg, struct workers **out, char 
 {
     *out = NULL;
     if (!cfg->db || cfg->n == 0)
-        return w__say(msg, cap, "a worker pool needs a database and at least one thread", NULL),
+        return workers__say(msg, cap, "a worker pool needs a database and at least one thread",
+                            NULL),
                QN_EINVAL;
-    struct workers *w = w__alloc(cfg);
+    struct workers *w = workers__alloc(cfg);
     if (!w)
-        return w__say(msg, cap, "out of memory", NULL), QN_ENOMEM;
-    int rc = w__open_queue(w, msg, cap);
+        return workers__say(msg, cap, "out of memory", NULL), QN_ENOMEM;
+    int rc = workers__open_queue(w, msg, cap);
     for (size_t i = 0; rc == 0 && i < w->n; i++) {
-        if (pthread_create(&w->slots[i].thread, NULL, w__main, &w->slots[i]) != 0) {
-            w__say(msg, cap, "cannot start a worker thread", NULL);
+        if (pthread_create(&w->slots[i].thread, NULL, workers__main, &w->slots[i]) != 0) {
+            workers__say(msg, cap, "cannot start a worker thread", NULL);
             rc = QN_ENOMEM;
         } else {
             w->slots[i].started = 1;
@@ -420,7 +421,7 @@ void workers_halt(struct workers *w, int requeue)
     atomic_store(&w->stop_requeue, requeue);
     atomic_store(&w->stop, 1);
     if (requeue)
-        w__flag_all(w);
+        workers__flag_all(w);
     pthread_mutex_lock(&w->wake_mu);
     w->wake_gen++;
     pthread_cond_broadcast(&w->wake_cv);
@@ -435,7 +436,7 @@ void workers_stop(struct workers *w, int requeue)
     if (!w)
         return;
     workers_halt(w, requeue);
-    w__free(w);
+    workers__free(w);
 }
 
 struct queue *workers_queue(struct workers *w)
@@ -454,13 +455,13 @@ void workers_wake(struct workers *w)
 /* ---- cancel, progress, figures ---------------------------------------------------------- */
 
 /*
- * After w__flag found job id registered: 0 (*state running), or QN_EEXIST
+ * After workers__flag found job id registered: 0 (*state running), or QN_EEXIST
  * when its row already says how it ended. A worker stores the end before it
- * leaves the registry (w__run), so for a moment an ended job is still
+ * leaves the registry (workers__run), so for a moment an ended job is still
  * registered; without this look, a cancel of a job that GET already shows
  * `canceled` answered "cancel requested" (202) instead of 409.
  */
-static int w__flagged_state(struct store *s, int64_t id, enum store_job_state *state)
+static int workers__flagged_state(struct store *s, int64_t id, enum store_job_state *state)
 {
     struct store_job j;
     *state = JOB_RUNNING;
@@ -475,9 +476,9 @@ static int w__flagged_state(struct store *s, int64_t id, enum store_job_state *s
 
 int workers_cancel(struct workers *w, struct store *s, int64_t id, enum store_job_state *state)
 {
-    for (int i = 0; i < W_CANCEL_TRIES; i++) {
-        if (w__flag(w, id))
-            return w__flagged_state(s, id, state);
+    for (int i = 0; i < WORKERS_CANCEL_TRIES; i++) {
+        if (workers__flag(w, id))
+            return workers__flagged_state(s, id, state);
         int rc = queue_cancel_pending(w->q, s, id, state);
         if (rc != QN_EBUSY)
             return rc; /* 0: canceled at once; QN_EEXIST, QN_ENOTFOUND, store codes */

@@ -18,7 +18,7 @@
 #define STORE_Q_NOW "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
 /* Text column col of st, "" for NULL (borrowed until the next step). */
-static const char *store_q__text(sqlite3_stmt *st, int col)
+static const char *store_queue__text(sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     return t ? (const char *)t : "";
@@ -33,7 +33,7 @@ int store_queue_owners(struct store *s, int (*fn)(void *ctx, const char *owner),
                          &st);
     int sr = SQLITE_DONE;
     while (rc == 0 && (sr = sqlite3_step(st)) == SQLITE_ROW)
-        rc = fn(ctx, store_q__text(st, 0));
+        rc = fn(ctx, store_queue__text(st, 0));
     if (rc == 0)
         rc = store_sqlite_err(sr);
     sqlite3_finalize(st);
@@ -57,7 +57,7 @@ int store_queue_heads(struct store *s, void (*fn)(void *ctx, const char *owner, 
         }
         have = 1;
         top = prio;
-        fn(ctx, store_q__text(st, 1), sqlite3_column_int64(st, 2));
+        fn(ctx, store_queue__text(st, 1), sqlite3_column_int64(st, 2));
     }
     if (rc == 0)
         rc = store_sqlite_err(sr);
@@ -66,7 +66,7 @@ int store_queue_heads(struct store *s, void (*fn)(void *ctx, const char *owner, 
 }
 
 /* Runs sql (?1: id) and checks that it changed a row: QN_ENOTFOUND when not. */
-static int store_q__update_one(struct store *s, const char *sql, int64_t id)
+static int store_queue__update_one(struct store *s, const char *sql, int64_t id)
 {
     sqlite3_stmt *st = NULL;
     int rc = store__prep(s, sql, &st);
@@ -82,7 +82,7 @@ static int store_q__update_one(struct store *s, const char *sql, int64_t id)
 
 int store_queue_mark_running(struct store *s, int64_t id)
 {
-    return store_q__update_one(s,
+    return store_queue__update_one(s,
                                "UPDATE jobs SET state = 'running', finished = NULL,"
                                " started = coalesce(started, " STORE_Q_NOW ")"
                                " WHERE id = ?1 AND state = 'queued'",
@@ -91,7 +91,7 @@ int store_queue_mark_running(struct store *s, int64_t id)
 
 int store_queue_requeue(struct store *s, int64_t id)
 {
-    return store_q__update_one(
+    return store_queue__update_one(
         s, "UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state = 'running'", id);
 }
 
@@ -104,8 +104,9 @@ int store_queue_requeue_all(struct store *s, store_queue_move_fn fn, void *ctx, 
     int sr = SQLITE_DONE;
     while (rc == 0 && (sr = sqlite3_step(st)) == SQLITE_ROW) {
         (*n)++;
-        rc = fn(ctx, sqlite3_column_int64(st, 0), store_q__text(st, 1), store_q__text(st, 2),
-                JOB_RUNNING, JOB_QUEUED, "requeued at start-up (the daemon stopped while it ran)");
+        rc =
+            fn(ctx, sqlite3_column_int64(st, 0), store_queue__text(st, 1), store_queue__text(st, 2),
+               JOB_RUNNING, JOB_QUEUED, "requeued at start-up (the daemon stopped while it ran)");
     }
     if (rc == 0)
         rc = store_sqlite_err(sr);
@@ -125,7 +126,7 @@ int store_queue_state(struct store *s, int64_t id, enum store_job_state *out)
     sqlite3_bind_int64(st, 1, id);
     int sr = sqlite3_step(st);
     if (sr == SQLITE_ROW)
-        rc = store_job_state_from_name(store_q__text(st, 0), out) ? QN_EFORMAT : 0;
+        rc = store_job_state_from_name(store_queue__text(st, 0), out) ? QN_EFORMAT : 0;
     else
         rc = sr == SQLITE_DONE ? QN_ENOTFOUND : store_sqlite_err(sr);
     sqlite3_finalize(st);
@@ -147,7 +148,7 @@ int store_queue_any_waiting(struct store *s, int *any)
 }
 
 /* "job N failed: why" or "job N was canceled" into buf. */
-static void store_q__why(char *buf, size_t cap, int64_t dep, const char *state, const char *err)
+static void store_queue__why(char *buf, size_t cap, int64_t dep, const char *state, const char *err)
 {
     if (strcmp(state, "canceled") == 0)
         snprintf(buf, cap, "job %" PRId64 " was canceled", dep);
@@ -174,7 +175,8 @@ int store_queue_fail_dependents(struct store *s, store_queue_move_fn fn, void *c
     while (rc == 0 && (sr = sqlite3_step(st)) == SQLITE_ROW) {
         char why[STORE_MSG_MAX];
         const char *derr = (const char *)sqlite3_column_text(st, 5);
-        store_q__why(why, sizeof why, sqlite3_column_int64(st, 3), store_q__text(st, 4), derr);
+        store_queue__why(why, sizeof why, sqlite3_column_int64(st, 3), store_queue__text(st, 4),
+                         derr);
         sqlite3_reset(up);
         sqlite3_bind_int64(up, 1, sqlite3_column_int64(st, 0));
         store__bind_text(up, 2, why);
@@ -182,8 +184,8 @@ int store_queue_fail_dependents(struct store *s, store_queue_move_fn fn, void *c
         assert(rc || sqlite3_changes(s->db) <= 1); /* by primary key; 0: failed by an earlier row */
         if (rc == 0 && sqlite3_changes(s->db) > 0) {
             (*n)++;
-            rc = fn(ctx, sqlite3_column_int64(st, 0), store_q__text(st, 1), store_q__text(st, 2),
-                    JOB_WAITING, JOB_FAILED, why);
+            rc = fn(ctx, sqlite3_column_int64(st, 0), store_queue__text(st, 1),
+                    store_queue__text(st, 2), JOB_WAITING, JOB_FAILED, why);
         }
     }
     if (rc == 0)
@@ -213,8 +215,8 @@ int store_queue_promote_ready(struct store *s, store_queue_move_fn fn, void *ctx
         assert(rc || sqlite3_changes(s->db) <= 1); /* by primary key */
         if (rc == 0 && sqlite3_changes(s->db) > 0) {
             (*n)++;
-            rc = fn(ctx, sqlite3_column_int64(st, 0), store_q__text(st, 1), store_q__text(st, 2),
-                    JOB_WAITING, JOB_QUEUED, "its inputs are ready");
+            rc = fn(ctx, sqlite3_column_int64(st, 0), store_queue__text(st, 1),
+                    store_queue__text(st, 2), JOB_WAITING, JOB_QUEUED, "its inputs are ready");
         }
     }
     if (rc == 0)
@@ -249,7 +251,7 @@ int store_queue_counts(struct store *s, int64_t counts[JOB_CANCELED + 1])
     int sr = SQLITE_DONE;
     while (rc == 0 && (sr = sqlite3_step(st)) == SQLITE_ROW) {
         enum store_job_state js;
-        if (store_job_state_from_name(store_q__text(st, 0), &js) == 0)
+        if (store_job_state_from_name(store_queue__text(st, 0), &js) == 0)
             counts[js] = sqlite3_column_int64(st, 1);
     }
     if (rc == 0)
