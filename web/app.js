@@ -70,18 +70,27 @@
   }
   function pct(v) { return typeof v === 'number' ? (100 * v).toFixed(1) + ' %' : '–'; }
 
+  /* ", 2.3 % out of domain" when a run's surrogate layers saw drives outside
+   * the surrogates' domains (they answered for the nearest point inside). */
+  function oodNote(r) {
+    let f = r.out_of_domain;
+    if (f && typeof f === 'object') f = Math.max(...Object.values(f).filter((v) => typeof v === 'number'), 0);
+    return typeof f === 'number' && f > 0 ? `, ${pct(f)} out of domain` : '';
+  }
+
   /* The figure that sums a job up, as text. */
   function headline(job) {
     const r = job.result;
     if (!r) return '';
     switch (job.type) {
       case 'train':
-        return typeof r.test_accuracy === 'number' ? 'test acc ' + pct(r.test_accuracy)
-          : 'test loss ' + fmtNum(r.test_loss);
+        return (typeof r.test_accuracy === 'number' ? 'test acc ' + pct(r.test_accuracy)
+          : 'test loss ' + fmtNum(r.test_loss)) + oodNote(r);
       case 'fit': return 'val RMSE ' + fmtNum(r.val_rmse);
       case 'sweep': return `${r.rows} rows` + (r.failed ? `, ${r.failed} failed` : '');
       case 'evaluate':
-        return typeof r.accuracy === 'number' ? 'accuracy ' + pct(r.accuracy) : 'loss ' + fmtNum(r.loss);
+        return (typeof r.accuracy === 'number' ? 'accuracy ' + pct(r.accuracy) : 'loss ' + fmtNum(r.loss)) +
+          (r.solves ? `, ${r.solves} solves` : '') + oodNote(r);
       default: return '';
     }
   }
@@ -514,6 +523,8 @@
       { key: 'loss', title: 'Loss per epoch', x: 'epoch', names: ['train_loss', 'test_loss'], log: true },
       { key: 'accuracy', title: 'Accuracy per epoch', x: 'epoch', names: ['train_accuracy', 'test_accuracy'] },
       { key: 'step_loss', title: 'Step loss', x: 'step', names: ['step_loss'], log: true },
+      { key: 'out_of_domain', title: 'Surrogate drives outside the domain (fraction per epoch)', x: 'epoch',
+        names: ['out_of_domain'], only: true },
     ],
     fit: [
       { key: 'val_rmse', title: 'Validation RMSE per epoch', x: 'epoch', names: ['val_rmse'], log: true },
@@ -523,7 +534,9 @@
     evaluate: [],
   };
   const KNOWN = new Set(['step_loss', 'train_loss', 'train_accuracy', 'test_loss', 'test_accuracy', 'val_rmse',
-    'solves', 'seconds', 'failed_solves', 'loss', 'accuracy']);
+    'solves', 'seconds', 'failed_solves', 'loss', 'accuracy', 'out_of_domain']);
+  /* Metrics that are figures, not structure events (out_of_domain_<layer> too). */
+  const isFigure = (name) => KNOWN.has(name) || name.startsWith('out_of_domain_');
 
   async function viewJob(root, [id]) {
     let job = await api('/v1/jobs/' + id);
@@ -533,7 +546,7 @@
     const add = (m) => {
       if (m.id <= lastId) return;
       lastId = m.id;
-      if (!KNOWN.has(m.name)) { events.push(m); return; }
+      if (!isFigure(m.name)) { events.push(m); return; }
       let s = metrics.get(m.name);
       if (!s) metrics.set(m.name, (s = { steps: [], epochs: [], ys: [] }));
       s.steps.push(m.step); s.epochs.push(m.epoch);
@@ -576,7 +589,11 @@
       for (const ev of events) out.push({ x: useStep ? ev.step : ev.epoch, color: 'rgba(179,38,30,0.8)' });
       return out;
     };
-    const defs = CHARTS[job.type] || [];
+    /* A chart marked `only` is drawn only for runs that have its metric
+     * (a network without surrogate layers has no out_of_domain). */
+    const hasMetric = (d) => !d.only || (job.result && job.result.out_of_domain !== null &&
+      job.result.out_of_domain !== undefined) || !FINAL.has(job.state);
+    const defs = (CHARTS[job.type] || []).filter(hasMetric);
     const chartObjs = defs.map((d) => ({ d, c: new Chart(charts, d.key, d.title, d.x, {
       log: d.log, smooth: () => +sm.value, markers: () => epochMarkers(d.x === 'step') }) }));
     let other = null;
@@ -880,11 +897,13 @@
 
   async function viewSurrogate(root, [id]) {
     const s = await api('/v1/surrogates/' + id);
+    const dom = s.domain ? s.domain.lo.map((lo, k) => `[${fmtNum(lo)}, ${fmtNum(s.domain.hi[k])}]`).join(' × ')
+      : 'not recorded (fitted before domains were kept)';
     root.append(el('p', {}, el('a', { href: '#/surrogates', text: '← Surrogates' })),
       el('h1', { text: `${s.name || 'surrogate ' + s.id} ` }, el('span', { class: 'muted', text: `#${s.id}` })),
       el('dl', { class: 'facts' }, [['device', s.device ? (s.device.name || s.device.id || JSON.stringify(s.device)) : '–'],
         ['dataset', s.dataset ? '#' + s.dataset : '–'], ['inputs', s.inputs], ['val RMSE', fmtNum(s.val_rmse)], ['max error', fmtNum(s.max_error)],
-        ['made by job', s.job ? '#' + s.job : '–']].flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: String(v) })])));
+        ['domain', dom], ['made by job', s.job ? '#' + s.job : '–']].flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: String(v) })])));
     if (!s.dataset || !s.weights) { root.append(el('p', { class: 'muted', text: 'No sweep dataset to compare against.' })); return; }
     const ds = await api('/v1/datasets/' + s.dataset);
     const csv = await datasetCsv(ds);
@@ -904,9 +923,14 @@
     const grid = el('div', { class: 'grid' });
     root.append(grid);
     const xl = csv.head[inputs[0]];
-    const c1 = new Chart(grid, 'surrogate', `Device points and the surrogate against ${xl}`, xl, { points: true });
+    /* The domain's edges on the plot of its first input: beyond them the
+     * surrogate answers for the nearest point inside (clamped). */
+    const edges = s.domain ? [s.domain.lo[0], s.domain.hi[0]] : [];
+    const c1 = new Chart(grid, 'surrogate', `Device points and the surrogate against ${xl}`, xl, {
+      points: true, markers: () => edges.map((x) => ({ x, color: 'rgba(179,38,30,0.7)', dash: [6, 4] })) });
     c1.update([{ label: 'device', xs, ys: dev, color: '#868e96' }, { label: 'surrogate', xs, ys: sur, color: '#1f5fbf' }]);
-    c1.note.textContent = `${xs.length} sweep points` + (inputs.length > 1 ? ` (${inputs.length} drives; plotted against ${xl})` : '');
+    c1.note.textContent = `${xs.length} sweep points` + (inputs.length > 1 ? ` (${inputs.length} drives; plotted against ${xl})` : '') +
+      (s.domain ? `; red dashed: the domain's edges in ${xl} (outside, drives are clamped to it)` : '');
     const c2 = new Chart(grid, 'residuals', 'Residuals (surrogate − device)', xl, { points: true });
     c2.update([{ label: 'residual', xs, ys: res, color: '#d9480f' }]);
     c2.note.textContent = `RMSE over every point ${fmtNum(rmse)}, max |error| ${fmtNum(maxe)}`;

@@ -354,6 +354,16 @@ static json_t *catalog__surrogate_weights(const struct surrogate *sur)
                      "out_std", (double)sur->out_std);
 }
 
+/* The domain the surrogate answers in: {"lo": [...], "hi": [...]} per input
+ * (the box of the sweep rows it was fitted on), null when it predates domains. */
+static json_t *catalog__surrogate_domain(const struct surrogate *sur)
+{
+    if (!sur->has_domain)
+        return json_null();
+    return json_pack("{so so}", "lo", catalog__floats(sur->dom_lo, sur->n_in), "hi",
+                     catalog__floats(sur->dom_hi, sur->n_in));
+}
+
 int catalog_surrogate_get(struct store *s, const char *ref, json_t **out)
 {
     int64_t id;
@@ -363,13 +373,15 @@ int catalog_surrogate_get(struct store *s, const char *ref, json_t **out)
     if (rc)
         return rc;
     struct surrogate sur;
-    json_t *weights = NULL, *o = catalog__surrogate_json(&x);
+    json_t *weights = NULL, *domain = NULL, *o = catalog__surrogate_json(&x);
     if (o && surrogate_from_blob(x.blob, x.blob_len, &sur) == 0) {
         weights = catalog__surrogate_weights(&sur);
+        domain = catalog__surrogate_domain(&sur);
         surrogate_close(&sur);
     }
     store_surrogate_free(&x);
-    if (o && json_object_set_new(o, "weights", weights ? weights : json_null())) {
+    if (o && (json_object_set_new(o, "weights", weights ? weights : json_null()) ||
+              json_object_set_new(o, "domain", domain ? domain : json_null()))) {
         json_decref(o);
         o = NULL;
     }

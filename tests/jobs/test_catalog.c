@@ -229,6 +229,7 @@ static void surrogate_blob(void **blob, size_t *len)
     sur.n_in = 1;
     sur.in_std[0] = 1;
     sur.out_std = 2;
+    sur.has_domain = 1, sur.dom_lo[0] = -4, sur.dom_hi[0] = 3.5f;
     assert_int_equal(surrogate_to_blob(&sur, blob, len), 0);
     surrogate_close(&sur);
 }
@@ -251,11 +252,15 @@ static void test_surrogate_records(void **state)
     int64_t last = 0;
     assert_int_equal(catalog_surrogate_get(f->s, "sur", &one), 0);
     expect_keys(one, "id", "name", "job", "device", "dataset", "inputs", "val_rmse", "max_error",
-                "created", "weights", NULL);
+                "created", "weights", "domain", NULL);
     assert_true(json_is_null(json_object_get(one, "max_error")));
     assert_true(json_real_value(json_object_get(one, "val_rmse")) == 0.25);
     json_t *w = json_object_get(one, "weights");
     expect_keys(w, "layers", "in_mean", "in_std", "out_mean", "out_std", NULL);
+    json_t *dom = json_object_get(one, "domain");
+    expect_keys(dom, "lo", "hi", NULL);
+    assert_true(json_real_value(json_array_get(json_object_get(dom, "lo"), 0)) == -4.0);
+    assert_true(json_real_value(json_array_get(json_object_get(dom, "hi"), 0)) == 3.5);
     json_t *layers = json_object_get(w, "layers");
     assert_int_equal(json_array_size(layers), 2);
     expect_keys(json_array_get(layers, 0), "in", "out", "w", "b", "activation", NULL);
@@ -269,6 +274,7 @@ static void test_surrogate_records(void **state)
     assert_int_equal(json_array_size(items), 1);
     assert_int_equal(last, id);
     json_object_del(one, "weights");
+    json_object_del(one, "domain");
     assert_true(json_equal(json_array_get(items, 0), one));
     json_decref(items);
     json_decref(one);
@@ -282,6 +288,7 @@ static void test_surrogate_records(void **state)
     snprintf(ref, sizeof ref, "%lld", (long long)id);
     assert_int_equal(catalog_surrogate_get(f->s, ref, &one), 0);
     assert_true(json_is_null(json_object_get(one, "weights")));
+    assert_true(json_is_null(json_object_get(one, "domain")));
     json_decref(one);
     assert_int_equal(catalog_surrogate_get(f->s, "none", &one), QN_ENOTFOUND);
 }

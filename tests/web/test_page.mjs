@@ -200,6 +200,12 @@ async function main() {
       const maxe = Number((note.match(/max \|error\| ([0-9.e-]+)/) || [])[1]);
       check(Math.abs(maxe - fj.result.max_error) <= 1e-3 * Math.max(1, fj.result.max_error) || maxe <= fj.result.max_error * 1.5,
         'the surrogate view draws residuals that agree with the fit', `${note} vs max_error ${fj.result.max_error}`);
+      const facts = await page.textContent('dl.facts');
+      const dom = (facts.match(/domain\[(-?[0-9.e-]+), (-?[0-9.e-]+)\]/) || []).slice(1).map(Number);
+      check(dom.length === 2 && dom[0] < dom[1] && dom[0] >= -4.001 && dom[1] <= 4.001 && dom[1] - dom[0] > 7,
+        'the surrogate view shows its domain (the sweep box)', facts);
+      const c1note = await page.textContent('[data-chart="surrogate"] + .legend-note');
+      check(/domain's edges/.test(c1note), 'the surrogate plot marks the domain edges', c1note);
       await shot(page, 'surrogate', 1280);
       await page.setViewportSize({ width: 1280, height: 900 });
     }
