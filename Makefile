@@ -114,21 +114,24 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(BUILD)/libqn.a $(wildcard tests/*/
 	$(CC) $(CPPFLAGS_ALL) $(INC_cli) -Itests/support -DQN_BIN='"$(abspath $(BUILD))/qn"' $(CFLAGS_ALL) \
 		-o $@ $< $(TEST_SUPPORT) $(BUILD)/libqn.a $(TEST_LIBS) $(LDLIBS_ALL)
 
-# What the include paths cannot enforce, checked in the sources: server/http/
-# asks the jobs layer and never the store (no SQLite, no store_* call;
-# store types pass through as opaque handles), and server/cli/ only opens
-# and closes the store (store_open, store_close) and asks the jobs layer for
-# the rest. Fails with every offending line.
+# What the include paths cannot enforce, checked in the sources: only
+# server/store/ speaks SQL (no <sqlite3.h>, no sqlite3_* call, no
+# store_internal.h in engine, schema, jobs, http or cli); server/http/ asks
+# the jobs layer and never the store (no store_* call; store types pass
+# through as opaque handles); server/cli/ only opens and closes the store
+# (store_open, store_close) and asks the jobs layer for the rest. Fails with
+# every offending line.
 LAYER_CALL := \bstore_[a-z0-9_]+[[:space:]]*\(
+NOT_STORE := engine/*.[ch] schema/*.[ch] server/jobs/*.[ch] server/http/*.[ch] server/cli/*.[ch]
 check-layers:
-	@bad=$$( { grep -nE '<sqlite3\.h>|\bsqlite3_' server/http/*.[ch] server/cli/*.[ch]; \
+	@bad=$$( { grep -nE '<sqlite3\.h>|\bsqlite3_|"store_internal\.h"' $(NOT_STORE); \
 	  grep -nE '$(LAYER_CALL)' server/http/*.[ch]; \
 	  grep -nE '$(LAYER_CALL)' server/cli/*.[ch] | grep -vE '\bstore_(open|close)[[:space:]]*\('; \
 	  } ); \
 	if [ -n "$$bad" ]; then \
-	  echo "check-layers: server/http and server/cli must ask server/jobs, not the store:" >&2; \
+	  echo "check-layers: only server/store speaks SQL; http and cli ask server/jobs:" >&2; \
 	  echo "$$bad" >&2; exit 1; \
-	fi; echo "check-layers: server/http and server/cli speak no SQL and call no store_* (cli: open, close)"
+	fi; echo "check-layers: SQL only in server/store; http calls no store_*, cli only open/close"
 
 # Runs every test program of $(BUILD); fails when any fails. Each program's
 # output (stdout and stderr) is shown and kept in <program>.log beside it.
