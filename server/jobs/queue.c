@@ -18,6 +18,7 @@
 
 #include "job.h"
 #include "qn_err.h"
+#include "store_catalog.h"
 #include "store_queue.h"
 #include "store_tx.h"
 
@@ -481,5 +482,5 @@ int queue_recover(struct queue *q, struct store *s, size_t *requeued)
 
 int queue_counts(struct store *s, int64_t counts[6])
 {
-    return store_queue_counts(s, counts);
+    return store_job_counts(s, counts);
 }

@@ -242,20 +242,3 @@ int store_queue_dep_insert(struct store *s, int64_t job, int64_t dependency, con
     store__bind_text(st, 4, type);
     return store__exec_insert(s, st, 0, NULL);
 }
-
-int store_queue_counts(struct store *s, int64_t counts[JOB_CANCELED + 1])
-{
-    sqlite3_stmt *st = NULL;
-    memset(counts, 0, (JOB_CANCELED + 1) * sizeof *counts);
-    int rc = store__prep(s, "SELECT state, count(*) FROM jobs GROUP BY state", &st);
-    int sr = SQLITE_DONE;
-    while (rc == 0 && (sr = sqlite3_step(st)) == SQLITE_ROW) {
-        enum store_job_state js;
-        if (store_job_state_from_name(store_queue__text(st, 0), &js) == 0)
-            counts[js] = sqlite3_column_int64(st, 1);
-    }
-    if (rc == 0)
-        rc = store_sqlite_err(sr);
-    sqlite3_finalize(st);
-    return rc;
-}

@@ -82,8 +82,4 @@ int store_queue_promote_ready(struct store *s, store_queue_move_fn fn, void *ctx
 int store_queue_dep_insert(struct store *s, int64_t job, int64_t dependency, const char *path,
                            const char *type);
 
-/* The number of jobs in each state into counts[] (indexed by enum
- * store_job_state, JOB_CANCELED + 1 entries). */
-int store_queue_counts(struct store *s, int64_t counts[JOB_CANCELED + 1]);
-
 #endif
