@@ -59,6 +59,13 @@ void dev__sys_out_grad(const struct dev_model *d, double t, const double *y, con
  * or drive is), else 0. Rates do not change during a solve: checked once. */
 int dev__sys_check_rates(const struct dev_model *d, const double *in);
 
+/* The time in [t0, t1] where the cubic Hermite interpolant of an output
+ * (o0, o1 with slopes d0, d1 at t0, t1; o0 < thr <= o1) crosses thr: a spike
+ * time between two solver steps (dev_solve.c; the benchmarks' direct loop
+ * locates its crossings with it too). */
+double dev_hermite_cross(double t0, double o0, double d0, double t1, double o1, double d1,
+                         double thr);
+
 /* d out/dt along the solution at (t, y): dout/dy . f + the explicit dout/dt.
  * gy[n] and f[n] are scratch (they hold dout/dy and f on return). */
 double dev__sys_out_rate(const struct dev_model *d, double t, const double *y, const double *in,

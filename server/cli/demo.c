@@ -305,12 +305,12 @@ static int demo__submit_plan(unsigned port, const char *token, unsigned epochs, 
     int rc = demo__submit(port, token, p,
                           "{\"type\": \"sweep\", \"name\": \"crn sweep\", \"spec\": {\"device\": "
                           "\"crn\", \"design\": \"sobol\", \"samples\": 4000, \"seed\": 1, "
-                          "\"ranges\": {\"u1\": [-4, 4]}}}",
+                          "\"ranges\": {\"u1\": [-8, 8]}}}",
                           (struct demo_job){0, "sweep crn_relu", NULL, NULL, 0, 0});
     rc = rc ? rc : demo__submit(port, token, p,
                                 "{\"type\": \"sweep\", \"name\": \"hh sweep\", \"spec\": {\"device\": "
                                 "\"hh\", \"design\": \"sobol\", \"samples\": 2000, \"seed\": 1, "
-                                "\"ranges\": {\"u1\": [0, 20]}}}",
+                                "\"ranges\": {\"u1\": [-20, 40]}}}",
                                 (struct demo_job){0, "sweep hodgkin_huxley", NULL, NULL, 0, 0});
     for (int k = 0; rc == QN_OK && k < 2; k++) {
         snprintf(t, sizeof t, "{\"type\": \"fit\", \"name\": \"%s surrogate\", \"spec\": "
