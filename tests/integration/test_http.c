@@ -124,11 +124,14 @@ static size_t on_read(char *d, size_t sz, size_t nm, void *u)
 }
 
 /*
- * One request. body (len bytes; len (size_t)-1 = strlen) may be NULL;
- * chunked sends it without a Content-Length. Fills *r (free r->body).
+ * One request with extra header lines (NULL-terminated, may be NULL; "Name:"
+ * removes a header curl would send). body (len bytes; len (size_t)-1 =
+ * strlen) may be NULL; chunked sends it without a Content-Length. Fills *r
+ * (free r->body).
  */
-static long http_req(struct fx *f, const char *method, const char *path, const char *token,
-                     const char *body, size_t len, int chunked, struct resp *r)
+static long http_req_h(struct fx *f, const char *method, const char *path, const char *token,
+                       const char *body, size_t len, int chunked, const char *const *hdrs,
+                       struct resp *r)
 {
     memset(r, 0, sizeof *r);
     CURL *c = curl_easy_init();
@@ -144,6 +147,8 @@ static long http_req(struct fx *f, const char *method, const char *path, const c
         h = curl_slist_append(h, auth);
     }
     h = curl_slist_append(h, "Expect:");
+    for (size_t i = 0; hdrs && hdrs[i]; i++)
+        h = curl_slist_append(h, hdrs[i]);
     if (len == (size_t)-1)
         len = body ? strlen(body) : 0;
     struct upload up = {body, len, 0};
@@ -176,6 +181,18 @@ static long http_req(struct fx *f, const char *method, const char *path, const c
     if (!r->body)
         r->body = calloc(1, 1);
     return cc == CURLE_OK ? r->status : -1;
+}
+
+/* http_req_h declaring a body as the daemon wants it: a file for uploads
+ * (application/octet-stream), JSON for everything else. */
+static long http_req(struct fx *f, const char *method, const char *path, const char *token,
+                     const char *body, size_t len, int chunked, struct resp *r)
+{
+    const char *hdrs[] = {strncmp(path, "/v1/datasets", 12) == 0
+                              ? "Content-Type: application/octet-stream"
+                              : "Content-Type: application/json",
+                          NULL};
+    return http_req_h(f, method, path, token, body, len, chunked, body ? hdrs : NULL, r);
 }
 
 /* A JSON request whose reply must be `want`; returns the parsed body (decref it). */
@@ -814,6 +831,94 @@ static void test_bad_input_catalogue(void **state)
     json_decref(m);
 }
 
+/* ---- where requests come from (DNS rebinding, CSRF) ------------------------------------ */
+
+/* A request with extra headers must be answered `want` with error `code` at `path`. */
+static void expect_refused(struct fx *f, const char *method, const char *url, const char *body,
+                           const char *const *hdrs, long want, const char *code,
+                           const char *path)
+{
+    struct resp r;
+    long st = http_req_h(f, method, url, NULL, body, (size_t)-1, 0, hdrs, &r);
+    if (st != want)
+        fail_msg("%s %s (%s): status %ld, wanted %ld; body: %s", method, url, hdrs[0], st, want,
+                 r.body);
+    assert_int_equal(strncmp(r.ctype, "application/json", 16), 0);
+    json_t *j = json_loads(r.body, 0, NULL);
+    json_t *e = json_object_get(j, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), code);
+    assert_string_equal(json_string_value(json_object_get(e, "path")), path);
+    json_decref(j);
+    free(r.body);
+}
+
+/* How many devices are stored. */
+static size_t device_count(struct fx *f)
+{
+    json_t *j = call(f, "GET", "/v1/devices?limit=1000", NULL, NULL, 200);
+    size_t n = json_array_size(json_object_get(j, "devices"));
+    json_decref(j);
+    return n;
+}
+
+static void test_origin_checks(void **state)
+{
+    struct fx *f = *state;
+    const char *dev = "{\"name\":\"csrf\",\"kind\":\"neuron\"}";
+    size_t before = device_count(f);
+    /* DNS rebinding: a foreign name that resolves to 127.0.0.1 reads nothing */
+    static const char *const evil_host[] = {"Host: evil.example:8080", NULL};
+    expect_refused(f, "GET", "/v1/devices", NULL, evil_host, 403, "forbidden", "Host");
+    expect_refused(f, "GET", "/healthz", NULL, evil_host, 403, "forbidden", "Host");
+    static const char *const evil_host2[] = {"Host: 127.0.0.1.evil.example", NULL};
+    expect_refused(f, "GET", "/", NULL, evil_host2, 403, "forbidden", "Host");
+    static const char *const no_host[] = {"Host:", NULL};
+    expect_refused(f, "GET", "/v1/devices", NULL, no_host, 400, "invalid", "Host");
+    struct resp r;
+    static const char *const local_names[] = {"Host: localhost:1", "Host: [::1]:8080",
+                                              "Host: 127.0.0.2", "Host: LOCALHOST"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *h[] = {local_names[i], NULL};
+        assert_int_equal(http_req_h(f, "GET", "/healthz", NULL, NULL, 0, 0, h, &r), 200);
+        free(r.body);
+    }
+    /* a foreign page's simple requests: bodies not declared JSON */
+    static const char *const plain[] = {"Content-Type: text/plain", NULL};
+    static const char *const form[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    static const char *const none[] = {"Content-Type:", NULL};
+    expect_refused(f, "POST", "/v1/devices", dev, plain, 415, "unsupported_media_type",
+                   "Content-Type");
+    expect_refused(f, "POST", "/v1/devices", dev, form, 415, "unsupported_media_type",
+                   "Content-Type");
+    expect_refused(f, "POST", "/v1/devices", dev, none, 415, "unsupported_media_type",
+                   "Content-Type");
+    expect_refused(f, "POST", "/v1/datasets", "a,b\n1,2\n", plain, 415,
+                   "unsupported_media_type", "Content-Type");
+    /* cross-origin writes, even declared JSON (a browser would have asked first) */
+    static const char *const cross[][3] = {
+        {"Content-Type: application/json", "Origin: http://evil.example", NULL},
+        {"Content-Type: application/json", "Origin: null", NULL},
+        {"Content-Type: application/json", "Sec-Fetch-Site: cross-site", NULL},
+        {"Content-Type: application/json", "Sec-Fetch-Site: same-site", NULL},
+    };
+    for (size_t i = 0; i < sizeof cross / sizeof cross[0]; i++)
+        expect_refused(f, "POST", "/v1/devices", dev, cross[i], 403, "forbidden", "Origin");
+    assert_int_equal(device_count(f), before); /* nothing was stored */
+    /* the page itself: same origin, as a browser sends it */
+    char origin[64];
+    snprintf(origin, sizeof origin, "Origin: http://127.0.0.1:%u", f->d.port);
+    const char *same[] = {"Content-Type: application/json; charset=utf-8", origin,
+                          "Sec-Fetch-Site: same-origin", NULL};
+    assert_int_equal(http_req_h(f, "POST", "/v1/devices", NULL, dev, (size_t)-1, 0, same, &r),
+                     201);
+    free(r.body);
+    assert_int_equal(device_count(f), before + 1);
+    /* reads from another site are not writes: answered (the browser keeps them from the page) */
+    static const char *const cross_get[] = {"Sec-Fetch-Site: cross-site", NULL};
+    assert_int_equal(http_req_h(f, "GET", "/healthz", NULL, NULL, 0, 0, cross_get, &r), 200);
+    free(r.body);
+}
+
 /* ---- users ---------------------------------------------------------------------------- */
 
 static void test_auth_401(void **state)
@@ -980,6 +1085,7 @@ int main(void)
         cmocka_unit_test(test_datasets),
         cmocka_unit_test(test_surrogates_models_predict),
         cmocka_unit_test(test_bad_input_catalogue),
+        cmocka_unit_test(test_origin_checks),
     };
     const struct CMUnitTest auth[] = {
         cmocka_unit_test(test_auth_401),
