@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "qn_err.h"
+#include "qn_log.h"
 
 #define HTTP_MAX_ROUTES 128
 #define HTTP_MAX_COUNTERS 512   /* (route, method, status) series for /metrics */
@@ -1015,10 +1016,15 @@ static void http__log(const struct http_req *req, double sec)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
                       addr, sizeof addr);
     }
-    char line[1024];
-    int n = snprintf(line, sizeof line, "qn: http %s %s %s %s %u %.1fms\n", addr,
-                     req->user.name[0] ? req->user.name : "-", req->method,
-                     req->path ? req->path : "?", req->status, sec * 1e3);
+    /* The path is decoded (%0a is a newline) and the method is the client's:
+     * every field is escaped, so a request cannot forge a line or drive the
+     * terminal. Paths longer than the line are cut. */
+    char user[QN_LOG_ESCAPED_MAX(sizeof req->user.name)], method[64], path[1024], line[1280];
+    qn_log_escape(user, sizeof user, req->user.name[0] ? req->user.name : "-");
+    qn_log_escape(method, sizeof method, req->method);
+    qn_log_escape(path, sizeof path, req->path ? req->path : "?");
+    int n = snprintf(line, sizeof line, "qn: http %s %s %s %s %u %.1fms\n", addr, user, method,
+                     path, req->status, sec * 1e3);
     if (n > 0) {
         size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
         line[len - 1] = '\n';
@@ -1107,12 +1113,13 @@ void http_metrics_write(struct http_server *srv, FILE *out)
 static void http__mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    char buf[512];
+    char buf[512], clean[QN_LOG_ESCAPED_MAX(sizeof buf)];
     vsnprintf(buf, sizeof buf, fmt, ap);
     size_t n = strlen(buf);
     while (n && buf[n - 1] == '\n')
         buf[--n] = '\0';
-    fprintf(stderr, "qn: http: %s\n", buf);
+    /* MHD's messages may quote the request (a header, the URL): escaped. */
+    fprintf(stderr, "qn: http: %s\n", qn_log_escape(clean, sizeof clean, buf));
 }
 
 /* The directory of the database file (uploads are written there, not to a RAM /tmp). */

@@ -18,6 +18,7 @@
 
 #include "job.h"
 #include "qn_err.h"
+#include "qn_log.h"
 #include "store_catalog.h"
 #include "store_queue.h"
 #include "store_tx.h"
@@ -98,14 +99,20 @@ static void queue__log_one(struct queue *q, const struct queue_event *x)
     assert(queue__legal(x->from, x->to));
     if (!q->log)
         return;
+    /* Owners, types and reasons may quote what a client sent: escaped. */
+    char type[QN_LOG_ESCAPED_MAX(sizeof x->type)], owner[QN_LOG_ESCAPED_MAX(sizeof x->owner)];
+    char why[QN_LOG_ESCAPED_MAX(sizeof x->why)];
+    qn_log_escape(type, sizeof type, x->type);
+    qn_log_escape(owner, sizeof owner, x->owner);
+    qn_log_escape(why, sizeof why, x->why);
     pthread_mutex_lock(&q->log_mu);
     if (x->from == x->to) /* a new job */
-        fprintf(q->log, "qn: job %" PRId64 " (%s, %s): submitted -> %s%s%s\n", x->id, x->type,
-                x->owner, store_job_state_name(x->to), x->why[0] ? ": " : "", x->why);
+        fprintf(q->log, "qn: job %" PRId64 " (%s, %s): submitted -> %s%s%s\n", x->id, type,
+                owner, store_job_state_name(x->to), why[0] ? ": " : "", why);
     else
-        fprintf(q->log, "qn: job %" PRId64 " (%s, %s): %s -> %s%s%s\n", x->id, x->type, x->owner,
+        fprintf(q->log, "qn: job %" PRId64 " (%s, %s): %s -> %s%s%s\n", x->id, type, owner,
                 store_job_state_name(x->from), store_job_state_name(x->to),
-                x->why[0] ? ": " : "", x->why);
+                why[0] ? ": " : "", why);
     fflush(q->log);
     pthread_mutex_unlock(&q->log_mu);
 }

@@ -919,6 +919,34 @@ static void test_origin_checks(void **state)
     free(r.body);
 }
 
+/* ---- the log ------------------------------------------------------------------------------ */
+
+/* The daemon log once it contains needle (polled: the access line is written
+ * after the reply), or NULL after 10 s. A new string. */
+static char *log_with(struct fx *f, const char *needle)
+{
+    for (double t0 = qd_now(); qd_now() - t0 < 10; qd_nap_ms(20)) {
+        char *log = qt_read_file(f->d.log, NULL);
+        if (log && strstr(log, needle))
+            return log;
+        free(log);
+    }
+    return NULL;
+}
+
+/* A path with %0a and ESC cannot forge an access-log line or drive a terminal. */
+static void test_log_escapes_controls(void **state)
+{
+    struct fx *f = *state;
+    expect_error(f, "GET", "/v1/devices/x%0aqn:%20http%20127.0.0.1%20admin%20GET%20/forged%1b%5b2J",
+                 NULL, NULL, 0, 0, 404, "not_found");
+    char *log = log_with(f, "/v1/devices/x\\nqn: http 127.0.0.1 admin GET /forged\\x1b[2J 404");
+    assert_non_null(log);
+    assert_null(strstr(log, "\nqn: http 127.0.0.1 admin GET /forged"));
+    assert_null(strchr(log, '\x1b'));
+    free(log);
+}
+
 /* ---- users ---------------------------------------------------------------------------- */
 
 static void test_auth_401(void **state)
@@ -1086,6 +1114,7 @@ int main(void)
         cmocka_unit_test(test_surrogates_models_predict),
         cmocka_unit_test(test_bad_input_catalogue),
         cmocka_unit_test(test_origin_checks),
+        cmocka_unit_test(test_log_escapes_controls),
     };
     const struct CMUnitTest auth[] = {
         cmocka_unit_test(test_auth_401),
