@@ -13,6 +13,7 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -318,6 +319,18 @@ int queue_submit(struct queue *q, struct store *s, const json_t *root, const cha
     free(refs);
     json_decref(js.spec);
     return rc;
+}
+
+int queue_priority_allowed(const json_t *root, int admin, struct spec_error *err)
+{
+    const json_t *p = json_object_get(root, "priority");
+    if (admin || !json_is_integer(p) || json_integer_value(p) <= 0)
+        return 0;
+    snprintf(err->path, sizeof err->path, "/priority");
+    snprintf(err->msg, sizeof err->msg,
+             "a priority above the default (0) is for admins; %" JSON_INTEGER_FORMAT
+             " asked by a member", json_integer_value(p));
+    return QN_EFORBID;
 }
 
 /* ---- claim ------------------------------------------------------------------------ */

@@ -70,6 +70,15 @@ int queue_submit(struct queue *q, struct store *s, const json_t *root, const cha
                  int64_t *id, enum store_job_state *state, struct spec_error *err);
 
 /*
+ * Whether a submitter may ask for the envelope root's priority (borrowed):
+ * one above the default (0) is for admins only, so that a member cannot jump
+ * the round-robin across owners; lower ones are anyone's. Returns 0, or
+ * QN_EFORBID with *err at /priority. A priority that is not an integer is
+ * left for queue_submit to refuse.
+ */
+int queue_priority_allowed(const json_t *root, int admin, struct spec_error *err);
+
+/*
  * Claims the next job (priority, then round-robin across owners, then
  * oldest) and moves it to running. Returns 0 with *out filled
  * (store_job_free it); QN_ENOTFOUND when nothing is queued; QN_EBUSY when the

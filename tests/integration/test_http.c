@@ -1001,6 +1001,39 @@ static void test_auth_owner_and_403(void **state)
     assert_true(st == 200 || st == 202);
 }
 
+/* A member cannot jump the round-robin with a high priority; an admin can. */
+static void test_auth_priority(void **state)
+{
+    struct fx *f = *state;
+    json_t *before = call(f, "GET", "/v1/jobs?limit=1000", f->admin, NULL, 200);
+    size_t n = json_array_size(json_object_get(before, "jobs"));
+    json_decref(before);
+    static const char job[] = "{\"type\":\"sweep\",\"priority\":%d,\"spec\":{\"device\":"
+                              "{\"kind\":\"neuron\"},\"samples\":8,\"ranges\":{\"u1\":[0,1]}}}";
+    char body[256];
+    snprintf(body, sizeof body, job, 100);
+    struct resp r;
+    assert_int_equal(http_req(f, "POST", "/v1/jobs", f->alice, body, (size_t)-1, 0, &r), 403);
+    json_t *reply = json_loads(r.body, 0, NULL), *e = json_object_get(reply, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "forbidden");
+    assert_string_equal(json_string_value(json_object_get(e, "path")), "/priority");
+    json_decref(reply);
+    free(r.body);
+    snprintf(body, sizeof body, job, 1);
+    expect_error(f, "POST", "/v1/jobs", f->bob, body, (size_t)-1, 0, 403, "forbidden");
+    json_t *after = call(f, "GET", "/v1/jobs?limit=1000", f->admin, NULL, 200);
+    assert_int_equal(json_array_size(json_object_get(after, "jobs")), n); /* nothing stored */
+    json_decref(after);
+    snprintf(body, sizeof body, job, 0);
+    json_decref(call(f, "POST", "/v1/jobs", f->alice, body, 201)); /* the default is anyone's */
+    snprintf(body, sizeof body, job, -3);
+    json_decref(call(f, "POST", "/v1/jobs", f->alice, body, 201));
+    snprintf(body, sizeof body, job, 100);
+    json_t *j = call(f, "POST", "/v1/jobs", f->admin, body, 201);
+    assert_int_equal(json_integer_value(json_object_get(j, "priority")), 100);
+    json_decref(j);
+}
+
 static void test_auth_revoke(void **state)
 {
     struct fx *f = *state;
@@ -1119,6 +1152,7 @@ int main(void)
     const struct CMUnitTest auth[] = {
         cmocka_unit_test(test_auth_401),
         cmocka_unit_test(test_auth_owner_and_403),
+        cmocka_unit_test(test_auth_priority),
         cmocka_unit_test(test_auth_revoke),
         cmocka_unit_test(test_tokens_not_stored),
     };
