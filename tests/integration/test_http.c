@@ -1061,6 +1061,77 @@ static void test_auth_revoke(void **state)
     expect_error(f, "GET", "/v1/devices", f->bob, NULL, 0, 0, 401, "unauthorized");
 }
 
+/* The event stream of test_auth_revoke_closes_stream: revokes `name` once
+ * the stream has begun, and keeps what arrives. */
+struct revoke_stream {
+    struct fx *f;
+    const char *name;
+    int revoked;      /* qn user revoke ran (its exit status in status) */
+    int status;
+    struct resp r;
+};
+
+static size_t on_stream(char *d, size_t sz, size_t nm, void *u)
+{
+    struct revoke_stream *rs = u;
+    size_t n = on_body(d, sz, nm, &rs->r);
+    if (!rs->revoked && strstr(rs->r.body, "event: state")) {
+        rs->revoked = 1;
+        rs->status = user_cmd(rs->f, "revoke", rs->name);
+    }
+    return n;
+}
+
+/* Revoking a user ends the event streams they have open. */
+static void test_auth_revoke_closes_stream(void **state)
+{
+    struct fx *f = *state;
+    char tok[80];
+    add_user(f, "erin", 0, tok, sizeof tok);
+    /* a job that stays queued or running for the whole test */
+    const char *job = "{\"type\":\"sweep\",\"name\":\"long\",\"priority\":-9,\"spec\":{\"device\":"
+                      "{\"kind\":\"hodgkin_huxley\",\"readout\":{\"kind\":\"spike_rate\","
+                      "\"t_max\":500}},\"samples\":200000,\"ranges\":{\"u1\":[0,20]}}}";
+    json_t *j = call(f, "POST", "/v1/jobs", f->admin, job, 201);
+    int64_t id = json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    char url[128], auth[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/jobs/%" PRId64 "/events", f->d.port, id);
+    snprintf(auth, sizeof auth, "Authorization: %s", tok);
+    struct revoke_stream rs = {.f = f, .name = "erin"};
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &rs);
+    /* Without the revocation the stream would run until this timeout (it
+     * sends heartbeats and the job outlives the test). */
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 40L);
+    CURLcode cc = curl_easy_perform(c);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    assert_int_equal(rs.revoked, 1);
+    assert_int_equal(rs.status, 0);
+    if (cc != CURLE_OK)
+        fail_msg("the stream did not end after the revocation: %s; got: %s",
+                 curl_easy_strerror(cc), rs.r.body);
+    assert_non_null(strstr(rs.r.body, ": the token was revoked"));
+    free(rs.r.body);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
+    j = call(f, "GET", path, f->admin, NULL, 200);
+    assert_false(qd_is_final(json_string_value(json_object_get(j, "state"))));
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/events", id);
+    expect_error(f, "GET", path, tok, NULL, 0, 0, 401, "unauthorized"); /* no reconnecting */
+    char cancel[64];
+    snprintf(cancel, sizeof cancel, "/v1/jobs/%" PRId64 "/cancel", id);
+    struct resp r;
+    http_req(f, "POST", cancel, f->admin, NULL, 0, 0, &r);
+    free(r.body);
+}
+
 /* Whether hay[n] contains needle[m]. */
 static int contains(const char *hay, size_t n, const char *needle, size_t m)
 {
@@ -1154,6 +1225,7 @@ int main(void)
         cmocka_unit_test(test_auth_owner_and_403),
         cmocka_unit_test(test_auth_priority),
         cmocka_unit_test(test_auth_revoke),
+        cmocka_unit_test(test_auth_revoke_closes_stream),
         cmocka_unit_test(test_tokens_not_stored),
     };
     const struct CMUnitTest startup[] = {
