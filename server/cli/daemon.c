@@ -62,6 +62,7 @@ static const char daemon__usage[] =
     "                [--http-threads N] [--compute-threads N] [--max-body BYTES]\n"
     "                [--max-upload BYTES]\n"
     "                [--max-connections N] [--timeout S]\n"
+    "                [--simulate-steps N] [--simulate-seconds S]\n"
     "\n"
     "  --db PATH            database (default ./quasineuron.db)\n"
     "  --bind ADDR          listen address (default 127.0.0.1; any other address needs\n"
@@ -74,7 +75,10 @@ static const char daemon__usage[] =
     "  --max-body BYTES     largest JSON body (default 1M; suffixes K, M, G)\n"
     "  --max-upload BYTES   largest dataset upload (default 256M)\n"
     "  --max-connections N  concurrent connections (default 256)\n"
-    "  --timeout S          seconds an idle connection is kept (default 60)\n";
+    "  --timeout S          seconds an idle connection is kept (default 60)\n"
+    "  --simulate-steps N   steps one solve of POST .../simulate may take (default 1000000;\n"
+    "                       422 beyond)\n"
+    "  --simulate-seconds S seconds one simulate request may compute (default 5; 503 beyond)\n";
 
 /* Parses a decimal with an optional K/M/G suffix (binary) into [lo, hi]. */
 static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -122,6 +126,8 @@ static void daemon__defaults(struct daemon_config *c)
     c->max_upload = DAEMON_DEFAULT_MAX_UPLOAD;
     c->max_connections = DAEMON_DEFAULT_MAX_CONN;
     c->timeout_s = DAEMON_DEFAULT_TIMEOUT;
+    c->simulate_steps = DAEMON_DEFAULT_SIM_STEPS;
+    c->simulate_seconds = DAEMON_DEFAULT_SIM_SECONDS;
 }
 
 /* One numeric option: name, bounds, where it goes. */
@@ -146,6 +152,8 @@ static const struct daemon_opt daemon__opts[] = {
     DAEMON_OPT_Z("--max-upload", 64, (uint64_t)1 << 40, 1, max_upload),
     DAEMON_OPT_U("--max-connections", 1, 100000, max_connections),
     DAEMON_OPT_U("--timeout", 1, 86400, timeout_s),
+    DAEMON_OPT_Z("--simulate-steps", 1000, 1000000000, 0, simulate_steps),
+    DAEMON_OPT_U("--simulate-seconds", 1, 3600, simulate_seconds),
 };
 
 /* Applies one numeric option; 0, QN_EINVAL (bad value), QN_ENOTFOUND (not numeric). */
@@ -361,6 +369,8 @@ static void daemon__announce(const struct daemon *d)
 int daemon_start(struct daemon *d, char *msg, size_t cap)
 {
     atomic_init(&d->routes.stopping, 0);
+    d->routes.simulate_steps = d->cfg.simulate_steps;
+    d->routes.simulate_seconds = d->cfg.simulate_seconds;
     int rc = catalog_create(d->cfg.db, &d->catalog);
     if (rc) {
         snprintf(msg, cap, "out of memory");

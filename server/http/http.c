@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,6 +300,22 @@ struct http_server *http_req_server(struct http_req *req) { return req->srv; }
 const struct user *http_req_user(const struct http_req *req) { return &req->user; }
 json_t *http_req_json(const struct http_req *req) { return req->json; }
 struct MHD_Connection *http_req_connection(struct http_req *req) { return req->conn; }
+
+int http_req_gone(struct http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return 0;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+        return 1;
+    char c;
+    /* Readable with nothing to read: the peer's FIN (a pipelined request is data). */
+    return (p.revents & POLLIN) && recv(p.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
 
 const char *http_req_param(const struct http_req *req, const char *name)
 {

@@ -188,6 +188,9 @@ struct store *http_req_store(struct http_req *req);
 int http_req_store_or_reply(struct http_req *req, struct store **s);
 /* The MHD connection (for MHD_suspend_connection / MHD_resume_connection). */
 struct MHD_Connection *http_req_connection(struct http_req *req);
+/* Nonzero when the client has closed its connection (an HTTP_F_SLOW
+ * handler asks, to stop computing for nobody); a cheap non-blocking look. */
+int http_req_gone(struct http_req *req);
 /* n bytes from the request's arena (freed with it); NULL past HTTP_ARENA_MAX. */
 void *http_req_alloc(struct http_req *req, size_t n);
 
