@@ -53,6 +53,7 @@ struct daemon_config {
     unsigned timeout_s;       /* idle connection timeout */
     size_t simulate_steps;    /* steps one solve of a simulate request may take */
     unsigned simulate_seconds; /* seconds one simulate request may compute */
+    size_t max_job_memory;    /* bytes one submitted job may need (default: half the RAM) */
 };
 
 struct daemon {

@@ -37,6 +37,7 @@ struct queue {
     uint64_t next_seq;      /* the next claim's sequence number */
     FILE *log;              /* transition lines (borrowed, may be NULL) */
     pthread_mutex_t log_mu; /* one line at a time */
+    uint64_t max_job_memory; /* bytes one job may need (0: no limit); set before use */
 };
 
 /* A transition to log once its transaction committed. */
@@ -295,6 +296,41 @@ static int queue__insert(struct queue *q, struct store *s, const struct job_spec
     return rc;
 }
 
+void queue_set_max_job_memory(struct queue *q, uint64_t bytes) { q->max_job_memory = bytes; }
+
+/* Bytes as text with a binary unit ("3.91 GiB") into buf. */
+static const char *queue__bytes(uint64_t b, char *buf, size_t cap)
+{
+    static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = (double)b;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof unit / sizeof unit[0])
+        v /= 1024, u++;
+    snprintf(buf, cap, u ? "%.3g %s" : "%.0f %s", v, unit[u]);
+    return buf;
+}
+
+/* Refuses a job of type t whose estimated memory is over the budget:
+ * QN_ELIMIT with *err at /spec/network. */
+static int queue__memory_check(const struct queue *q, const struct job_type *t,
+                               const json_t *spec, struct spec_error *err)
+{
+    uint64_t bytes = 0;
+    char what[128] = "", need[32], have[32];
+    if (!q->max_job_memory || !t->estimate)
+        return 0;
+    int rc = t->estimate(spec, &bytes, what, sizeof what);
+    if (rc || bytes <= q->max_job_memory)
+        return rc == QN_ENOMEM ? rc : 0; /* a bad spec is validate's to refuse */
+    snprintf(err->path, sizeof err->path, "/spec/network");
+    snprintf(err->msg, sizeof err->msg,
+             "the job needs at least %s of memory (estimated from the spec: %s), more than "
+             "one job may use (--max-job-memory %s)",
+             queue__bytes(bytes, need, sizeof need), what,
+             queue__bytes(q->max_job_memory, have, sizeof have));
+    return QN_ELIMIT;
+}
+
 int queue_submit(struct queue *q, struct store *s, const json_t *root, const char *owner,
                  int64_t *id, enum store_job_state *state, struct spec_error *err)
 {
@@ -310,6 +346,8 @@ int queue_submit(struct queue *q, struct store *s, const json_t *root, const cha
     rc = refs ? t->validate(js.spec, refs, err) : QN_ENOMEM;
     if (rc == QN_EPARSE)
         rc = QN_ESPEC;
+    if (rc == 0)
+        rc = queue__memory_check(q, t, js.spec, err);
     if (rc == 0)
         rc = queue__deps_check(s, refs, &pending, err);
     if (rc == 0 && !pending) /* every input exists: resolve them all now */

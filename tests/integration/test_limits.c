@@ -11,6 +11,11 @@
  * next request is answered (with one compute thread and no time budget,
  * the abandoned curve would hold it for minutes).
  *
+ * Jobs: a train job whose network would need more than --max-job-memory
+ * (default half the RAM), such as 15 layers of 65,536 devices, is refused
+ * at submission with 422 limit_exceeded and the estimate; nothing is
+ * stored; one that fits is accepted and runs.
+ *
  * Each test starts its own daemon with the options it needs and stops it
  * with SIGTERM. Nothing here waits on a clock: the one deadline is a
  * client's timeout far beyond what the bounded work takes.
@@ -144,6 +149,65 @@ static void test_simulate_client_gone(void **state)
     stop(d);
 }
 
+/* A train job of `layers` layers of `width` neuron devices on xor (a new string). */
+static char *train_job(size_t layers, size_t width)
+{
+    json_t *net = json_array();
+    for (size_t l = 0; l < layers; l++)
+        json_array_append_new(net, json_pack("{sI s{ss s{ss}}}", "devices",
+                                             (json_int_t)(l + 1 == layers ? 2 : width), "device",
+                                             "kind", "neuron", "params", "activation", "tanh"));
+    json_t *job = json_pack("{ss s{ss so si}}", "type", "train", "spec", "dataset", "xor",
+                            "network", net, "epochs", 1);
+    char *text = json_dumps(job, JSON_COMPACT);
+    json_decref(job);
+    return text;
+}
+
+/* The number of jobs the daemon has. */
+static size_t job_count(struct qd *d)
+{
+    json_t *j = NULL;
+    assert_int_equal(qd_http(d, "GET", "/v1/jobs?limit=1000", NULL, NULL, &j), 200);
+    size_t n = json_array_size(json_object_get(j, "jobs"));
+    json_decref(j);
+    return n;
+}
+
+/* A network too large for the memory budget is refused at submission, with
+ * the estimate; one that fits is accepted. */
+static void test_job_memory_budget(void **state)
+{
+    struct qd *d = *state;
+    qd_start(d); /* the default budget: half the RAM */
+    char *huge = train_job(15, 65536); /* 13 x 65536^2 weights: 5.58e10 parameters */
+    json_t *j = NULL;
+    assert_int_equal(qd_http(d, "POST", "/v1/jobs", NULL, huge, &j), 422);
+    free(huge);
+    assert_string_equal(err_code(j), "limit_exceeded");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "path")),
+                        "/spec/network");
+    assert_non_null(strstr(err_msg(j), "needs at least"));
+    assert_non_null(strstr(err_msg(j), "5.58e+10 parameters"));
+    assert_non_null(strstr(err_msg(j), "--max-job-memory"));
+    json_decref(j);
+    assert_int_equal(job_count(d), 0); /* nothing stored */
+    stop(d);
+    static const char *const small[] = {"--max-job-memory", "16M", NULL};
+    qd_start_with(d, small);
+    char *big = train_job(3, 4096); /* 16.8M parameters: about 540 MB */
+    assert_int_equal(qd_http(d, "POST", "/v1/jobs", NULL, big, &j), 422);
+    free(big);
+    assert_non_null(strstr(err_msg(j), "(--max-job-memory 16 MiB)"));
+    json_decref(j);
+    char *fits = train_job(2, 8);
+    int64_t id = qd_submit(d, NULL, fits);
+    free(fits);
+    json_decref(qd_wait_final(d, NULL, id, 120));
+    assert_int_equal(job_count(d), 1);
+    stop(d);
+}
+
 static int setup(void **state)
 {
     *state = qd_fixture_new(sizeof(struct qd), 1);
@@ -163,6 +227,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_simulate_step_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_simulate_time_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_simulate_client_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_memory_budget, setup, teardown),
     };
     int fails = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
