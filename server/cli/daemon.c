@@ -63,6 +63,7 @@ static const char daemon__usage[] =
     "                [--max-upload BYTES]\n"
     "                [--max-connections N] [--timeout S]\n"
     "                [--simulate-steps N] [--simulate-seconds S] [--max-job-memory BYTES]\n"
+    "                [--max-dataset-values N]\n"
     "\n"
     "  --db PATH            database (default ./quasineuron.db)\n"
     "  --bind ADDR          listen address (default 127.0.0.1; any other address needs\n"
@@ -80,7 +81,9 @@ static const char daemon__usage[] =
     "                       422 beyond)\n"
     "  --simulate-seconds S seconds one simulate request may compute (default 5; 503 beyond)\n"
     "  --max-job-memory BYTES  memory a submitted job may need, estimated from its spec\n"
-    "                       (default: half the RAM; 422 beyond)\n";
+    "                       (default: half the RAM; 422 beyond)\n"
+    "  --max-dataset-values N  values an uploaded dataset may hold once decompressed\n"
+    "                       (default 100M; 422 beyond)\n";
 
 /* Parses a decimal with an optional K/M/G suffix (binary) into [lo, hi]. */
 static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -138,6 +141,7 @@ static void daemon__defaults(struct daemon_config *c)
     c->simulate_steps = DAEMON_DEFAULT_SIM_STEPS;
     c->simulate_seconds = DAEMON_DEFAULT_SIM_SECONDS;
     c->max_job_memory = daemon__half_ram();
+    c->max_dataset_values = DAEMON_DEFAULT_DS_VALUES;
 }
 
 /* One numeric option: name, bounds, where it goes. */
@@ -165,6 +169,7 @@ static const struct daemon_opt daemon__opts[] = {
     DAEMON_OPT_Z("--simulate-steps", 1000, 1000000000, 0, simulate_steps),
     DAEMON_OPT_U("--simulate-seconds", 1, 3600, simulate_seconds),
     DAEMON_OPT_Z("--max-job-memory", 1 << 20, (uint64_t)1 << 50, 1, max_job_memory),
+    DAEMON_OPT_Z("--max-dataset-values", 1000, (uint64_t)1 << 40, 1, max_dataset_values),
 };
 
 /* Applies one numeric option; 0, QN_EINVAL (bad value), QN_ENOTFOUND (not numeric). */
@@ -383,6 +388,7 @@ int daemon_start(struct daemon *d, char *msg, size_t cap)
     atomic_init(&d->routes.stopping, 0);
     d->routes.simulate_steps = d->cfg.simulate_steps;
     d->routes.simulate_seconds = d->cfg.simulate_seconds;
+    d->routes.max_dataset_values = d->cfg.max_dataset_values;
     int rc = catalog_create(d->cfg.db, &d->catalog);
     if (rc) {
         snprintf(msg, cap, "out of memory");

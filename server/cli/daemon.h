@@ -38,6 +38,8 @@
 #define DAEMON_DEFAULT_TIMEOUT 60 /* seconds a connection may stay idle */
 #define DAEMON_DEFAULT_SIM_STEPS 1000000 /* steps of one solve of a simulate request */
 #define DAEMON_DEFAULT_SIM_SECONDS 5     /* seconds one simulate request may compute */
+#define DAEMON_DEFAULT_DS_VALUES 100000000 /* values of an uploaded dataset (Fashion-MNIST's
+                                              training set has 47 million) */
 
 struct daemon_config {
     const char *db;           /* database path */
@@ -54,6 +56,7 @@ struct daemon_config {
     size_t simulate_steps;    /* steps one solve of a simulate request may take */
     unsigned simulate_seconds; /* seconds one simulate request may compute */
     size_t max_job_memory;    /* bytes one submitted job may need (default: half the RAM) */
+    size_t max_dataset_values; /* values one uploaded dataset may hold, decompressed */
 };
 
 struct daemon {

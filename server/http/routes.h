@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "http.h"
 
@@ -25,6 +26,7 @@ struct routes_ctx {
     atomic_int stopping;     /* 1 once shutdown began: new submissions get 503 */
     size_t simulate_steps;   /* steps one solve of a simulate request may take (0: no cap) */
     double simulate_seconds; /* seconds one simulate request may compute (0: no limit) */
+    uint64_t max_dataset_values; /* values one uploaded dataset may hold (0: no limit) */
 };
 
 /* The context of req's server (borrowed). */

@@ -89,6 +89,10 @@ int catalog_device_list(struct store *s, int64_t after, size_t limit, json_t **i
  * the sentence in msg) and the new dataset's record into *record. */
 int catalog_dataset_import(struct store *s, const char *path, const char *labels,
                            const char *name, json_t **record, char *msg, size_t cap);
+/* An upload: catalog_dataset_import without labels, refusing a file of more
+ * than max_values values (import_file_max: QN_ELIMIT) before reading it. */
+int catalog_dataset_upload(struct store *s, const char *path, const char *name,
+                           uint64_t max_values, json_t **record, char *msg, size_t cap);
 /* The dataset ref names into *out (catalog_dataset_free it). */
 int catalog_dataset_find(struct store *s, const char *ref, struct store_dataset *out);
 void catalog_dataset_free(struct store_dataset *d);

@@ -7,7 +7,10 @@
  * bytes, then as floats) in exchange for one parser and one set of
  * messages. The CSV loader wants one target column, so every column but the
  * last is read as an input and the last as the target; together they are
- * every column in the header's order.
+ * every column in the header's order. What a file may hold is checked
+ * before it is parsed (import_file_max): an IDX file's header announces its
+ * decompressed size, a CSV file's cells are counted; that bound is what
+ * keeps the whole-file parse's memory in check.
  */
 #include "import.h"
 
@@ -175,8 +178,64 @@ static int import__idx(struct store *s, const char *path, const char *labels, co
     return rc;
 }
 
+/* The values an IDX images file (and its labels after it) announces: the
+ * images header's n x rows x cols, plus n labels. */
+static int import__idx_values(const char *path, uint64_t *values, char *msg, size_t cap)
+{
+    struct data_idx h;
+    struct data_error e = {0, 0, {0}};
+    int rc = data_idx_peek(&h, path, 3, &e);
+    if (rc)
+        return import__fail(msg, cap, rc, "%s: %s", path, e.msg[0] ? e.msg : qn_err_msg(rc));
+    *values = (uint64_t)h.len + h.dims[0];
+    return 0;
+}
+
+/* An upper bound of the cells of a CSV file: its commas and line ends. */
+static int import__csv_values(const char *path, uint64_t *values)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return QN_EIO;
+    char buf[1 << 16];
+    size_t n;
+    uint64_t cells = 1;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t i = 0; i < n; i++)
+            cells += buf[i] == ',' || buf[i] == '\n';
+    int rc = ferror(f) ? QN_EIO : 0;
+    fclose(f);
+    *values = cells;
+    return rc;
+}
+
+/* Refuses a file that would hold more than max values (0: no limit). */
+static int import__check_size(const char *path, int is_idx, uint64_t max, char *msg, size_t cap)
+{
+    uint64_t values = 0;
+    if (!max)
+        return 0;
+    int rc = is_idx ? import__idx_values(path, &values, msg, cap) : import__csv_values(path, &values);
+    if (rc)
+        return rc == QN_EIO && !msg[0] ? import__fail(msg, cap, rc, "%s: cannot read", path) : rc;
+    if (values <= max)
+        return 0;
+    return import__fail(msg, cap, QN_ELIMIT,
+                        "%s: the %s holds %llu values%s, more than a dataset may hold "
+                        "(--max-dataset-values %llu)",
+                        path, is_idx ? "IDX file" : "CSV file", (unsigned long long)values,
+                        is_idx ? " once decompressed (one byte each)" : "",
+                        (unsigned long long)max);
+}
+
 int import_file(struct store *s, const char *path, const char *labels, const char *name,
                 int64_t *id, char *msg, size_t cap)
+{
+    return import_file_max(s, path, labels, name, 0, id, msg, cap);
+}
+
+int import_file_max(struct store *s, const char *path, const char *labels, const char *name,
+                    uint64_t max_values, int64_t *id, char *msg, size_t cap)
 {
     msg[0] = '\0';
     int is_idx = 0;
@@ -185,6 +244,9 @@ int import_file(struct store *s, const char *path, const char *labels, const cha
     if (!is_idx && labels)
         return import__fail(msg, cap, QN_EINVAL, "--labels applies to IDX images files; %s "
                             "is not IDX", path);
+    int rc = import__check_size(path, is_idx, max_values, msg, cap);
+    if (rc)
+        return rc;
     return is_idx ? import__idx(s, path, labels, name, id, msg, cap)
                   : import__csv(s, path, name, id, msg, cap);
 }

@@ -27,4 +27,14 @@
 int import_file(struct store *s, const char *path, const char *labels, const char *name,
                 int64_t *id, char *msg, size_t cap);
 
+/*
+ * As import_file, refusing before anything is read whole a file that holds
+ * more than max_values values (0: no limit): an IDX file by what its
+ * header announces (so a small gzip file that inflates to gigabytes is
+ * never inflated), a CSV file by its count of cells. QN_ELIMIT with a
+ * sentence in msg then.
+ */
+int import_file_max(struct store *s, const char *path, const char *labels, const char *name,
+                    uint64_t max_values, int64_t *id, char *msg, size_t cap);
+
 #endif

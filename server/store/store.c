@@ -25,6 +25,7 @@
 #include "store_internal.h"
 
 #define STORE__BUSY_MS 5000 /* how long a connection waits for another's lock */
+#define STORE__WAL_KEEP "67108864" /* bytes of WAL file kept after a checkpoint (64 MiB) */
 
 /*
  * Switches db to WAL. On a database that several processes open for the
@@ -56,6 +57,8 @@ static int store__configure(sqlite3 *db)
         rc = store__wal(db);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) /* after a checkpoint resets the WAL, the file shrinks to this */
+        rc = sqlite3_exec(db, "PRAGMA journal_size_limit = " STORE__WAL_KEEP, NULL, NULL, NULL);
     return store_sqlite_err(rc);
 }
 
@@ -124,6 +127,21 @@ int store_integrity_check(struct store *s)
         if (t && strcmp((const char *)t, "ok") == 0 && sqlite3_step(st) == SQLITE_DONE)
             rc = 0;
     }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store_wal_truncate(struct store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, "PRAGMA wal_checkpoint(TRUNCATE)", &st);
+    if (rc)
+        return rc;
+    int sr = sqlite3_step(st);
+    if (sr == SQLITE_ROW) /* (busy, pages in the WAL, pages checkpointed) */
+        rc = sqlite3_column_int(st, 0) ? QN_EBUSY : 0;
+    else
+        rc = store_sqlite_err(sr == SQLITE_DONE ? SQLITE_ERROR : sr);
     sqlite3_finalize(st);
     return rc;
 }

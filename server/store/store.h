@@ -57,6 +57,15 @@ int store_schema_version(struct store *s, int *out);
 /* Runs PRAGMA integrity_check; 0 when it answers "ok", QN_EDB otherwise. */
 int store_integrity_check(struct store *s);
 
+#define STORE_WAL_LARGE (16u << 20) /* bytes of a dataset whose commit is followed by
+                                       store_wal_truncate (store_dataset_finish) */
+
+/* Checkpoints the WAL into the database and truncates it to zero bytes
+ * (PRAGMA wal_checkpoint(TRUNCATE)), waiting for other connections at most
+ * the busy timeout. 0, or QN_EBUSY when readers or a writer kept part of
+ * it (it is then left as it is), or another store code. */
+int store_wal_truncate(struct store *s);
+
 /* ---- devices ---------------------------------------------------------- */
 
 struct store_device {

@@ -174,6 +174,10 @@ int store_dataset_finish(struct store_dswriter *w, int64_t *id)
     rc = store_end(w->s, rc);
     if (rc == 0 && id)
         *id = w->id;
+    /* A large dataset went through the WAL: put it in the database and give
+     * the WAL's space back now (best effort: busy readers leave it be). */
+    if (rc == 0 && (double)w->n_rows * (double)w->n_cols * sizeof(float) >= STORE_WAL_LARGE)
+        store_wal_truncate(w->s);
     free(w->buf);
     free(w);
     return rc;

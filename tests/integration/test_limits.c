@@ -16,6 +16,11 @@
  * at submission with 422 limit_exceeded and the estimate; nothing is
  * stored; one that fits is accepted and runs.
  *
+ * Uploads: a gzip IDX file of a few kB that inflates past
+ * --max-dataset-values, or a CSV file of more cells, is refused with 422
+ * before it is read whole (nothing stored); after a 17 MB upload the WAL
+ * has been checkpointed and truncated.
+ *
  * Each test starts its own daemon with the options it needs and stops it
  * with SIGTERM. Nothing here waits on a clock: the one deadline is a
  * client's timeout far beyond what the bounded work takes.
@@ -32,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "qn_test.h"
 #include "qt_daemon.h"
@@ -208,6 +214,129 @@ static void test_job_memory_budget(void **state)
     stop(d);
 }
 
+/* ---- dataset uploads ---------------------------------------------------------------- */
+
+/* An IDX images file of n zero images (rows x cols) followed by its n labels,
+ * gzip-compressed: a new buffer of *len bytes (zeros compress ~1000:1). */
+static unsigned char *idx_gz(uint32_t n, uint32_t rows, uint32_t cols, size_t *len)
+{
+    size_t raw_len = 16 + (size_t)n * rows * cols + 8 + n;
+    unsigned char *raw = calloc(raw_len, 1);
+    assert_non_null(raw);
+    const uint32_t head[] = {0x00000803, n, rows, cols}, lhead[] = {0x00000801, n};
+    for (size_t i = 0; i < 4; i++)
+        for (size_t b = 0; b < 4; b++)
+            raw[4 * i + b] = (unsigned char)(head[i] >> (24 - 8 * b));
+    unsigned char *l = raw + 16 + (size_t)n * rows * cols;
+    for (size_t i = 0; i < 2; i++)
+        for (size_t b = 0; b < 4; b++)
+            l[4 * i + b] = (unsigned char)(lhead[i] >> (24 - 8 * b));
+    z_stream z = {0};
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&z, raw_len);
+    unsigned char *gz = malloc(cap);
+    assert_non_null(gz);
+    z.next_in = raw, z.avail_in = (uInt)raw_len, z.next_out = gz, z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *len = cap - z.avail_out;
+    deflateEnd(&z);
+    free(raw);
+    return gz;
+}
+
+/* POST /v1/datasets with body[len] as a file upload; the status, the reply in *out. */
+static long upload(struct qd *d, const void *body, size_t len, json_t **out)
+{
+    CURL *c = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/datasets", d->port);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+    h = curl_slist_append(h, "Expect:");
+    struct qd_buf b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, qd_buf_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    long st = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    *out = b.p ? json_loads(b.p, 0, NULL) : NULL;
+    free(b.p);
+    return st;
+}
+
+/* The number of datasets the daemon stores. */
+static size_t dataset_count(struct qd *d)
+{
+    json_t *j = NULL;
+    assert_int_equal(qd_http(d, "GET", "/v1/datasets?limit=1000", NULL, NULL, &j), 200);
+    size_t n = json_array_size(json_object_get(j, "datasets"));
+    json_decref(j);
+    return n;
+}
+
+/* Uploads are refused by what they decompress to (IDX) or hold (CSV),
+ * before they are read whole; nothing is stored. */
+static void test_upload_value_limit(void **state)
+{
+    struct qd *d = *state;
+    static const char *const extra[] = {"--max-dataset-values", "1000000", NULL};
+    qd_start_with(d, extra);
+    size_t len = 0;
+    unsigned char *gz = idx_gz(2000, 28, 28, &len); /* 1.57 MB inflated from a few KB */
+    assert_true(len < 16 * 1024);
+    json_t *j = NULL;
+    assert_int_equal(upload(d, gz, len, &j), 422);
+    free(gz);
+    assert_string_equal(err_code(j), "limit_exceeded");
+    assert_non_null(strstr(err_msg(j), "the body: the IDX file holds 1570000 values once "
+                                       "decompressed"));
+    assert_non_null(strstr(err_msg(j), "(--max-dataset-values 1000000)"));
+    json_decref(j);
+    size_t rows = 400000, cap = rows * 8 + 16, n = 0; /* 1.2 million cells */
+    char *csv = malloc(cap);
+    n += (size_t)snprintf(csv, cap, "a,b,y\n");
+    for (size_t i = 0; i < rows; i++)
+        n += (size_t)snprintf(csv + n, cap - n, "1,2,3\n");
+    assert_int_equal(upload(d, csv, n, &j), 422);
+    free(csv);
+    assert_string_equal(err_code(j), "limit_exceeded");
+    assert_non_null(strstr(err_msg(j), "the CSV file holds"));
+    json_decref(j);
+    assert_int_equal(dataset_count(d), 0);
+    gz = idx_gz(1000, 28, 28, &len); /* 785,000 values: within the limit */
+    assert_int_equal(upload(d, gz, len, &j), 201);
+    free(gz);
+    assert_int_equal(json_integer_value(json_object_get(j, "rows")), 1000);
+    json_decref(j);
+    stop(d);
+}
+
+/* A large upload does not leave its size behind in the WAL. */
+static void test_wal_truncated_after_large_upload(void **state)
+{
+    struct qd *d = *state;
+    qd_start(d);
+    size_t len = 0;
+    unsigned char *gz = idx_gz(5400, 28, 28, &len); /* 5400 x 785 floats: 17 MB stored */
+    json_t *j = NULL;
+    assert_int_equal(upload(d, gz, len, &j), 201);
+    free(gz);
+    json_decref(j);
+    char wal[800];
+    snprintf(wal, sizeof wal, "%s-wal", d->db);
+    long size = qd_file_size(wal);
+    if (size > 1024 * 1024)
+        fail_msg("the WAL holds %ld bytes after a 17 MB upload", size);
+    assert_int_equal(dataset_count(d), 1);
+    stop(d);
+}
+
 static int setup(void **state)
 {
     *state = qd_fixture_new(sizeof(struct qd), 1);
@@ -228,6 +357,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_simulate_time_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_simulate_client_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_job_memory_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_value_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_truncated_after_large_upload, setup, teardown),
     };
     int fails = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
