@@ -104,6 +104,7 @@ struct http_req {
     size_t upload_len;
     int too_big;                     /* the body went past its limit */
     int io_error;                    /* the upload file could not be written */
+    int io_errno;                    /* errno of that failure (ENOSPC: disk full) */
     json_t *json;
     struct user user;
     struct store *store;             /* borrowed from the pool during the handler */
@@ -545,6 +546,16 @@ static int http__reply_too_big(struct http_req *req)
         (req->srv->routes[req->route]->flags & HTTP_F_UPLOAD) ? "--max-upload" : "--max-body");
 }
 
+/* An I/O failure of the body's file: 507 disk_full when the disk is full
+ * (ENOSPC, EDQUOT), else 500 io_error; what failed, and why. */
+static int http__reply_io(struct http_req *req, int err, const char *what)
+{
+    if (err == ENOSPC || err == EDQUOT)
+        return http_reply_err(req, QN_EFULL, NULL, "the disk is full: %s (%s has no room)", what,
+                              req->srv->tmpdir);
+    return http_reply_err(req, QN_EIO, NULL, "%s: %s", what, err ? strerror(err) : "I/O error");
+}
+
 /* Opens the unlinked temporary file an upload streams into. */
 static int http__open_upload(struct http_req *req)
 {
@@ -747,8 +758,7 @@ static int http__begin(struct http_req *req)
         return 1;
     }
     if ((r->flags & HTTP_F_UPLOAD) && http__open_upload(req)) {
-        http_reply_err(req, QN_EIO, NULL, "cannot create a temporary file in %s: %s",
-                       req->srv->tmpdir, strerror(errno));
+        http__reply_io(req, errno, "cannot create the upload's temporary file");
         return 1;
     }
     return 0;
@@ -765,7 +775,7 @@ static void http__take(struct http_req *req, const char *data, size_t n)
     }
     if (req->upload) {
         if (fwrite(data, 1, n, req->upload) != n)
-            req->io_error = 1;
+            req->io_error = 1, req->io_errno = errno;
         req->upload_len += n;
         return;
     }
@@ -775,7 +785,7 @@ static void http__take(struct http_req *req, const char *data, size_t n)
             cap *= 2;
         char *b = realloc(req->body, cap);
         if (!b) {
-            req->io_error = 1;
+            req->io_error = 1, req->io_errno = ENOMEM;
             return;
         }
         req->body = b;
@@ -915,14 +925,14 @@ static void http__finish(struct http_req *req)
         http__reply_too_big(req);
         return;
     }
-    if (req->io_error) {
-        http_reply_err(req, QN_EIO, NULL, "cannot buffer the body");
+    if (req->io_error || (req->upload && fflush(req->upload) != 0 && (req->io_errno = errno))) {
+        http__reply_io(req, req->io_errno, "cannot store the body");
         return;
     }
     if ((r->flags & HTTP_F_JSON) && http__parse_json(req))
         return;
-    if (req->upload && (fflush(req->upload) != 0 || fseek(req->upload, 0, SEEK_SET) != 0)) {
-        http_reply_err(req, QN_EIO, NULL, "cannot write the upload: %s", strerror(errno));
+    if (req->upload && fseek(req->upload, 0, SEEK_SET) != 0) {
+        http__reply_io(req, errno, "cannot read the upload back");
         return;
     }
     if ((r->flags & HTTP_F_SLOW) && req->srv->n_compute) {

@@ -67,7 +67,8 @@ static int routes__store_fail(struct http_req *req, struct store *s, int rc, con
     if (rc == QN_ENOTFOUND)
         return http_reply_err(req, QN_ENOTFOUND, NULL, "no such %s: '%s'", what,
                               http_req_param(req, "id") ? http_req_param(req, "id") : "");
-    return http_reply_err(req, rc, NULL, "%s: %s", qn_err_msg(rc), s ? catalog_errmsg(s) : "");
+    return http_reply_err(req, rc, NULL, "%s: cannot store or read the %s (%s)", qn_err_msg(rc),
+                          what, s ? catalog_errmsg(s) : "no database connection");
 }
 
 /* A list route: the page of `key` that list() reads. */
@@ -455,7 +456,8 @@ static int routes__dataset_upload(struct http_req *req)
                               msg[0] ? routes__body_msg(msg, path, said, sizeof said)
                                      : qn_err_msg(rc));
     if (rc)
-        return http_reply_err(req, rc, NULL, "cannot store the dataset: %s",
+        return http_reply_err(req, rc, NULL, "%scannot store the dataset: %s",
+                              rc == QN_EFULL ? "the disk is full: " : "",
                               msg[0] ? msg : catalog_errmsg(s));
     return http_reply_json(req, 201, record);
 }

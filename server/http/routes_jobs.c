@@ -139,7 +139,8 @@ static int routes_jobs__submit(struct http_req *req)
     if (rc == QN_ELIMIT)
         return http_reply_err(req, QN_ELIMIT, err.path, "%s", err.msg);
     if (rc)
-        return http_reply_err(req, rc, NULL, "cannot store the job: %s", catalog_errmsg(s));
+        return http_reply_err(req, rc, NULL, "%scannot store the job: %s",
+                              rc == QN_EFULL ? "the disk is full: " : "", catalog_errmsg(s));
     workers_wake(d->workers);
     return routes_jobs__reply_job(req, s, id, 201, 0);
 }

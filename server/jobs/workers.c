@@ -39,6 +39,8 @@
 #define WORKERS_NICE 19
 #define WORKERS_IDLE_POLL_MS 1000 /* an idle thread looks at the queue at least this often */
 #define WORKERS_CANCEL_TRIES 2000 /* cancel: waits up to ~2 s for a claimed job to register */
+#define WORKERS_RETRY_MS 100       /* first pause after a claim failed (the database's fault) */
+#define WORKERS_RETRY_MAX_MS 10000 /* the pause doubles up to this */
 
 struct workers;
 
@@ -67,6 +69,7 @@ struct workers {
     atomic_int stop_requeue;   /* with stop: running jobs are requeued */
     atomic_int halted;         /* 1: workers_halt ran (threads joined) */
     pthread_mutex_t reg_mu;    /* guards slots' job_id and kind */
+    atomic_uint_fast64_t claim_failures; /* claims that failed on the database (disk full...) */
     pthread_mutex_t wake_mu;   /* guards wake_gen, with wake_cv */
     pthread_cond_t wake_cv;
     uint64_t wake_gen;         /* bumped by workers_wake */
@@ -249,21 +252,62 @@ static void workers__run(struct workers_slot *t, struct store *s, const struct s
 /* ---- the thread loop ------------------------------------------------------------------- */
 
 /* Sleeps until woken, stopped, or WORKERS_IDLE_POLL_MS passed, unless a wake came after `seen`. */
-static void workers__idle(struct workers *w, uint64_t seen)
+/* Sleeps ms milliseconds or until stopped; a wake after `seen` ends it too
+ * when `wakeable`. */
+static void workers__wait(struct workers *w, uint64_t seen, long ms, int wakeable)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += WORKERS_IDLE_POLL_MS / 1000;
-    until.tv_nsec += (long)(WORKERS_IDLE_POLL_MS % 1000) * 1000000L;
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
     if (until.tv_nsec >= 1000000000L) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&w->wake_mu);
-    while (w->wake_gen == seen && !atomic_load(&w->stop))
+    while ((!wakeable || w->wake_gen == seen) && !atomic_load(&w->stop))
         if (pthread_cond_timedwait(&w->wake_cv, &w->wake_mu, &until) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&w->wake_mu);
+}
+
+static void workers__idle(struct workers *w, uint64_t seen)
+{
+    workers__wait(w, seen, WORKERS_IDLE_POLL_MS, 1);
+}
+
+/*
+ * A claim that failed on the database (disk full, an I/O error): logged once
+ * per run of failures, then retried after a pause that doubles up to
+ * WORKERS_RETRY_MAX_MS and that submissions do not cut short, so a full disk
+ * neither floods the log nor keeps the database busy. *failures counts the
+ * run.
+ */
+static void workers__claim_failed(struct workers_slot *t, struct store *s, int rc,
+                                  size_t *failures)
+{
+    struct workers *w = t->pool;
+    atomic_fetch_add(&w->claim_failures, 1);
+    if ((*failures)++ == 0 && w->log) {
+        fprintf(w->log, "qn: worker %zu cannot claim a job: %s (%s); retrying quietly\n",
+                t->index, qn_err_msg(rc), store_errmsg(s));
+        fflush(w->log);
+    }
+    long ms = WORKERS_RETRY_MS;
+    for (size_t i = 1; i < *failures && ms < WORKERS_RETRY_MAX_MS; i++)
+        ms *= 2;
+    workers__wait(w, 0, ms < WORKERS_RETRY_MAX_MS ? ms : WORKERS_RETRY_MAX_MS, 0);
+}
+
+/* After a run of failed claims, one that worked: says so once. */
+static void workers__claim_works(struct workers_slot *t, size_t *failures)
+{
+    if (*failures && t->pool->log) {
+        fprintf(t->pool->log, "qn: worker %zu claims jobs again after %zu failed attempt%s\n",
+                t->index, *failures, *failures == 1 ? "" : "s");
+        fflush(t->pool->log);
+    }
+    *failures = 0;
 }
 
 static uint64_t workers__gen(struct workers *w)
@@ -297,21 +341,24 @@ static void *workers__main(void *arg)
             fprintf(w->log, "qn: worker %zu cannot open the database: %s\n", t->index, msg);
         return NULL;
     }
+    size_t failures = 0; /* claims failed in a row */
     while (!atomic_load(&w->stop)) {
         uint64_t seen = workers__gen(w);
         struct store_job j;
         int rc = queue_claim(w->q, s, &j);
+        if (rc == 0 || rc == QN_ENOTFOUND)
+            workers__claim_works(t, &failures);
         if (rc == 0) {
             workers__run(t, s, &j);
             store_job_free(&j);
             continue;
         }
-        if (rc != QN_ENOTFOUND && rc != QN_EBUSY && w->log)
-            fprintf(w->log, "qn: worker %zu cannot claim a job: %s (%s)\n", t->index,
-                    qn_err_msg(rc), store_errmsg(s));
         if (rc != QN_ENOTFOUND) /* look again soon, but do not spin */
             queue_promote(w->q, s, NULL, NULL);
-        workers__idle(w, seen);
+        if (rc != QN_ENOTFOUND && rc != QN_EBUSY)
+            workers__claim_failed(t, s, rc, &failures);
+        else
+            workers__idle(w, seen);
     }
     store_close(s);
     return NULL;
@@ -537,4 +584,8 @@ void workers_metrics(FILE *out, void *ctx)
             fprintf(out, "qn_jobs_ended_total{state=\"%s\"} %" PRIuFAST64 "\n",
                     i == JOB_QUEUED ? "requeued" : store_job_state_name((enum store_job_state)i),
                     (uint_fast64_t)atomic_load(&w->finished[i]));
+    fprintf(out, "# HELP qn_worker_claim_failures_total Claims of a job that failed on the "
+                 "database (disk full, I/O).\n# TYPE qn_worker_claim_failures_total counter\n"
+                 "qn_worker_claim_failures_total %" PRIuFAST64 "\n",
+            (uint_fast64_t)atomic_load(&w->claim_failures));
 }

@@ -22,7 +22,10 @@ int store_end(struct store *s, int rc)
 {
     if (rc == 0)
         rc = store__exec(s, "COMMIT");
-    if (rc)
+    /* SQLite may have rolled back already (SQLITE_FULL does): a ROLLBACK then
+     * fails and its "no transaction is active" would replace the real error
+     * message a caller reports. */
+    if (rc && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
 }

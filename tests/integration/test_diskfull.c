@@ -11,6 +11,12 @@
  * job again to success. Each test ends with a clean SIGTERM stop and PRAGMA
  * integrity_check = ok.
  *
+ * A full disk (a filler file takes the last byte): an upload, a new device
+ * and a job submission each answer 507 disk_full with a message that says
+ * so; the one worker's claims of a queued job fail, are logged once and
+ * retried with a growing pause; once the filler is deleted the job runs and
+ * the recovery is logged once.
+ *
  * Mounting needs root (CAP_SYS_ADMIN); without it the tests are skipped with
  * the reason. The mount is detached in the teardown whatever happened.
  */
@@ -183,12 +189,174 @@ static void test_train_fills_the_disk_then_space_is_freed(void **state)
     assert_int_equal(df_check_db(f, "SELECT count(*) FROM models"), 1);
 }
 
+/* Fills the filesystem at dir with dir/filler until it has no byte left. */
+static void df_fill(const char *dir, char *filler, size_t cap)
+{
+    snprintf(filler, cap, "%s/filler", dir);
+    int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    static char block[1 << 16];
+    for (size_t size = sizeof block; size >= 512; size /= 2)
+        while (write(fd, block, size) == (ssize_t)size)
+            ;
+    assert_int_equal(errno, ENOSPC);
+    close(fd);
+}
+
+/* A POST with a file body (Content-Type application/octet-stream): its status,
+ * the reply's error message into msg. */
+static long df_upload(struct df *f, const char *body, char *msg, size_t cap)
+{
+    CURL *c = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/datasets", f->d.port);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: text/csv");
+    struct qd_buf b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, qd_buf_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    long st = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    json_t *j = b.p ? json_loads(b.p, 0, NULL) : NULL;
+    const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+    snprintf(msg, cap, "%s", m ? m : "");
+    json_decref(j);
+    free(b.p);
+    return st;
+}
+
+/* POSTs bodies made by fmt (with a counter) until one is not 201 (at most
+ * 4000); that reply must be 507 disk_full with an honest message. */
+static void df_until_full(struct df *f, const char *path, const char *fmt)
+{
+    json_t *r = NULL;
+    long st = 201;
+    char body[2048];
+    for (int i = 0; i < 4000 && st == 201; i++) {
+        json_decref(r);
+        r = NULL;
+        snprintf(body, sizeof body, fmt, i);
+        st = qd_http(&f->d, "POST", path, NULL, body, &r);
+    }
+    json_t *e = json_object_get(r, "error");
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    printf("POST %s on a full disk: %ld \"%s\"\n", path, st, msg ? msg : "");
+    assert_int_equal(st, 507);
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "disk_full");
+    assert_non_null(strstr(msg, "disk"));
+    assert_null(strstr(msg, "rollback"));
+    json_decref(r);
+}
+
+/* The number of lines of the daemon log that contain needle. */
+static size_t df_log_count(struct df *f, const char *needle)
+{
+    char *log = qt_read_file(f->d.log, NULL);
+    size_t n = 0;
+    for (const char *p = log; p && (p = strstr(p, needle)); p++)
+        n++;
+    free(log);
+    return n;
+}
+
+/* The counter `name` of GET /metrics. */
+static double df_metric(struct df *f, const char *name)
+{
+    CURL *c = curl_easy_init();
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/metrics", f->d.port);
+    struct qd_buf b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, qd_buf_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_cleanup(c);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = b.p ? strstr(b.p, key) : NULL;
+    double v = p ? strtod(p + strlen(key), NULL) : -1;
+    free(b.p);
+    return v;
+}
+
+/*
+ * A full disk: every write answers 507 disk_full with a message that says
+ * so (an upload, a device, a job; no "cannot rollback"); a queued job's
+ * claims fail, logged once, retried with a growing pause; once space is
+ * freed the job runs and the worker says so once.
+ */
+static void test_full_disk_answers_507_and_recovers(void **state)
+{
+    struct df *f = *state;
+    df_need_mount(f, __func__);
+    f->d.workers = 1;
+    qd_start(&f->d);
+    /* the one worker busy, a tiny job queued behind it */
+    int64_t busy = qd_submit(&f->d, NULL,
+                             "{\"type\": \"sweep\", \"name\": \"long\", \"spec\": {\"device\": "
+                             "{\"kind\": \"hodgkin_huxley\", \"readout\": {\"kind\": "
+                             "\"spike_rate\", \"t_max\": 500}}, \"samples\": 200000, \"ranges\": "
+                             "{\"u1\": [0, 20]}}}");
+    for (double t0 = qd_now(); qd_now() - t0 < 60; qd_nap_ms(20)) {
+        json_t *j = qd_job(&f->d, NULL, busy);
+        int running = strcmp(json_string_value(json_object_get(j, "state")), "running") == 0;
+        json_decref(j);
+        if (running)
+            break;
+    }
+    int64_t queued = qd_submit(&f->d, NULL, DF_TINY_SWEEP);
+    char filler[700], msg[512];
+    df_fill(f->mnt, filler, sizeof filler);
+    assert_int_equal(df_upload(f, "a,b\n1,2\n3,4\n", msg, sizeof msg), 507);
+    printf("an upload on a full disk: \"%s\"\n", msg);
+    assert_non_null(strstr(msg, "the disk is full"));
+    /* devices of ~1 KB each (a long right-hand side) */
+    char dev[1400] = "{\"name\": \"filler-%d\", \"kind\": \"ode\", \"drive\": \"dot\", "
+                     "\"state\": {\"y\": 0}, \"output\": \"y\", \"rhs\": {\"y\": \"u1 - y";
+    for (int i = 0; i < 250; i++)
+        strcat(dev, " + 0");
+    strcat(dev, "\"}}");
+    df_until_full(f, "/v1/devices", dev);
+    df_until_full(f, "/v1/jobs",
+                  "{\"type\": \"sweep\", \"name\": \"more-%d\", \"spec\": {\"device\": " NEURON
+                  ", \"samples\": 5, \"ranges\": {\"u1\": [-2, 2]}}}");
+    /* the worker, free again, cannot claim the queued job: it backs off */
+    char cancel[64];
+    snprintf(cancel, sizeof cancel, "/v1/jobs/%" PRId64 "/cancel", busy);
+    qd_http(&f->d, "POST", cancel, NULL, NULL, NULL);
+    double fails = 0;
+    for (double t0 = qd_now(); qd_now() - t0 < 60 && fails < 4; qd_nap_ms(50))
+        fails = df_metric(f, "qn_worker_claim_failures_total");
+    assert_true(fails >= 4);
+    assert_int_equal(unlink(filler), 0); /* the administrator frees space */
+    json_t *r = qd_wait_final(&f->d, NULL, queued, 120);
+    assert_string_equal(json_string_value(json_object_get(r, "state")), "succeeded");
+    json_decref(r);
+    size_t lines = df_log_count(f, "cannot claim a job");
+    printf("%.0f failed claims, %zu log lines about them\n", df_metric(f,
+           "qn_worker_claim_failures_total"), lines);
+    assert_int_equal(lines, 1);
+    assert_int_equal(df_log_count(f, "claims jobs again"), 1);
+    df_healthy(f);
+    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
+    df_check_db(f, "SELECT count(*) FROM jobs");
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sweep_fills_the_disk, df_setup, df_teardown),
         cmocka_unit_test_setup_teardown(test_train_fills_the_disk_then_space_is_freed, df_setup,
+                                        df_teardown),
+        cmocka_unit_test_setup_teardown(test_full_disk_answers_507_and_recovers, df_setup,
                                         df_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
