@@ -105,6 +105,7 @@ struct http_req {
     int too_big;                     /* the body went past its limit */
     int io_error;                    /* the upload file could not be written */
     int io_errno;                    /* errno of that failure (ENOSPC: disk full) */
+    int close;                       /* reply with Connection: close (bad framing) */
     json_t *json;
     struct user user;
     struct store *store;             /* borrowed from the pool during the handler */
@@ -173,6 +174,8 @@ int http_reply_response(struct http_req *req, unsigned status, struct MHD_Respon
     }
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (req->close)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (req->offloaded) { /* off MHD's threads: queued when the connection resumes */
         req->pending = resp;
         req->replied = 1;
@@ -707,6 +710,58 @@ static int http__check_origin(struct http_req *req)
     return 0;
 }
 
+/* Counts the headers named key and whether their values differ (MHD's iterator). */
+struct http__same {
+    const char *key;
+    const char *first;
+    int n, differ;
+};
+
+static enum MHD_Result http__same_kv(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    struct http__same *h = cls;
+    if (strcasecmp(key, h->key) != 0)
+        return MHD_YES;
+    if (h->n++ == 0)
+        h->first = value;
+    else if (!value || !h->first || strcmp(value, h->first) != 0)
+        h->differ = 1;
+    return MHD_YES;
+}
+
+/*
+ * How the request is framed, before its body is read: one Content-Length
+ * (two that differ are how requests are smuggled), no transfer coding but
+ * plain "chunked" (MHD decodes no other, and waited for a body it could not
+ * read: "gzip, chunked" hung for the whole timeout), not both, and no
+ * control character in the path (a %00 would have cut it short). 0 to go
+ * on, 1 replied 400 (and the connection closes).
+ */
+static int http__check_framing(struct http_req *req)
+{
+    struct http__same cl = {MHD_HTTP_HEADER_CONTENT_LENGTH, NULL, 0, 0};
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, http__same_kv, &cl);
+    const char *te = http_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *why = NULL;
+    if (cl.differ)
+        why = "two Content-Length headers that differ";
+    else if (te && strcasecmp(te, "chunked") != 0)
+        why = "a Transfer-Encoding other than chunked (no other coding is accepted)";
+    else if (te && cl.n)
+        why = "both Transfer-Encoding and Content-Length";
+    for (const char *p = req->path; !why && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            why = "a control character (%00-%1F, %7F) in the path";
+    if (!why)
+        return 0;
+    req->close = 1;
+    http_reply_err(req, QN_EINVAL, strstr(why, "path") ? "url" : "headers", "the request has %s",
+                   why);
+    return 1;
+}
+
 /* Whether a Content-Type's media type (before any ';') is one of types. */
 static int http__media_is(const char *ct, const char *const *types)
 {
@@ -746,7 +801,8 @@ static int http__check_media(struct http_req *req, unsigned flags)
  * type, declared length. 0 to go on reading; 1 replied. */
 static int http__begin(struct http_req *req)
 {
-    if (http__check_head(req) || http__check_origin(req) || http__route(req))
+    if (http__check_head(req) || http__check_framing(req) || http__check_origin(req) ||
+        http__route(req))
         return 1;
     const struct http_route *r = req->srv->routes[req->route];
     if (http__auth(req, r->flags) || http__check_media(req, r->flags))
@@ -1137,6 +1193,22 @@ void http_metrics_write(struct http_server *srv, FILE *out)
 
 /* ---- server life ------------------------------------------------------------------- */
 
+/*
+ * MHD's unescaping of the path and query, but a %00 becomes DEL (0x7f)
+ * instead of a NUL that would cut the path short ("/v1/datasets/a%00b"
+ * read as "/v1/datasets/a"); http__check_request then refuses the path.
+ */
+static size_t http__unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    size_t n = MHD_http_unescape(s);
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\0')
+            s[i] = 0x7f;
+    return n;
+}
+
 static void http__mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -1245,7 +1317,7 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
         srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MHD_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
-        http__completed, srv, MHD_OPTION_END);
+        http__completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, http__unescape, srv, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(msg, cap, "cannot listen on %s port %u (address in use, or not an address of "
                  "this machine?)", srv->bind, srv->cfg.port);

@@ -27,6 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -919,6 +922,83 @@ static void test_origin_checks(void **state)
     free(r.body);
 }
 
+/* ---- how requests are framed (raw bytes: curl would not send these) ------------------------ */
+
+/* Sends raw[len] on a new connection and reads the answer until the daemon
+ * closes it or 20 s pass: a new string (the bytes read; "" on timeout). */
+static char *raw_exchange(struct fx *f, const char *raw, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->d.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(write(fd, raw, len), (ssize_t)len);
+    size_t cap = 65536, n = 0;
+    char *out = calloc(cap, 1);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    for (double t0 = qd_now(); n + 1 < cap && qd_now() - t0 < 20;) {
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(fd, out + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    return out;
+}
+
+/* A raw request must be answered 400 with our JSON error at `path`, and the
+ * connection closed (what follows its head cannot be trusted). */
+static void expect_raw_400(struct fx *f, const char *raw, const char *path, const char *says)
+{
+    char *out = raw_exchange(f, raw, strlen(raw));
+    if (strncmp(out, "HTTP/1.1 400 ", 13) != 0 || !strstr(out, "application/json"))
+        fail_msg("%s\nanswered: %s", raw, out);
+    const char *body = strstr(out, "\r\n\r\n");
+    json_t *j = body ? json_loads(body + 4, 0, NULL) : NULL;
+    json_t *e = json_object_get(j, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "invalid");
+    assert_string_equal(json_string_value(json_object_get(e, "path")), path);
+    assert_non_null(strstr(json_string_value(json_object_get(e, "message")), says));
+    json_decref(j);
+    free(out);
+}
+
+static void test_request_framing(void **state)
+{
+    struct fx *f = *state;
+    size_t before = device_count(f);
+    /* %00 used to cut the name short: /v1/devices/crn%00x answered crn */
+    expect_raw_400(f, "GET /v1/devices/crn%00x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "url",
+                   "control character");
+    expect_raw_400(f,
+                   "POST /v1/devices HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                   "application/json\r\nContent-Length: 32\r\nContent-Length: 60\r\n\r\n"
+                   "{\"name\":\"cl2\",\"kind\":\"neuron\"}",
+                   "headers", "two Content-Length");
+    /* used to hang for the whole connection timeout */
+    expect_raw_400(f,
+                   "POST /v1/devices HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                   "application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                   "20\r\n{\"name\":\"te1\",\"kind\":\"neuron\"}\r\n0\r\n\r\n",
+                   "headers", "Transfer-Encoding other than chunked");
+    expect_raw_400(f,
+                   "POST /v1/devices HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                   "application/json\r\nTransfer-Encoding: chunked\r\nContent-Length: 32\r\n\r\n"
+                   "20\r\n{\"name\":\"te2\",\"kind\":\"neuron\"}\r\n0\r\n\r\n",
+                   "headers", "both Transfer-Encoding and Content-Length");
+    expect_raw_400(f, "GET /healthz HTTP/1.1\r\n\r\n", "Host", "needs a Host header");
+    assert_int_equal(device_count(f), before); /* nothing was stored */
+    /* plain chunked and HTTP/1.0 without Host still work */
+    char *out = raw_exchange(f, "GET /healthz HTTP/1.0\r\n\r\n", 26);
+    assert_int_equal(strncmp(out, "HTTP/1.0 200 ", 13) == 0 || strncmp(out, "HTTP/1.1 200 ", 13) == 0,
+                     1);
+    free(out);
+    expect_healthy(f);
+}
+
 /* ---- the log ------------------------------------------------------------------------------ */
 
 /* The daemon log once it contains needle (polled: the access line is written
@@ -938,9 +1018,10 @@ static char *log_with(struct fx *f, const char *needle)
 static void test_log_escapes_controls(void **state)
 {
     struct fx *f = *state;
+    /* refused (a path has no control characters), and logged as sent */
     expect_error(f, "GET", "/v1/devices/x%0aqn:%20http%20127.0.0.1%20admin%20GET%20/forged%1b%5b2J",
-                 NULL, NULL, 0, 0, 404, "not_found");
-    char *log = log_with(f, "/v1/devices/x\\nqn: http 127.0.0.1 admin GET /forged\\x1b[2J 404");
+                 NULL, NULL, 0, 0, 400, "invalid");
+    char *log = log_with(f, "/v1/devices/x\\nqn: http 127.0.0.1 admin GET /forged\\x1b[2J 400");
     assert_non_null(log);
     assert_null(strstr(log, "\nqn: http 127.0.0.1 admin GET /forged"));
     assert_null(strchr(log, '\x1b'));
@@ -1219,6 +1300,7 @@ int main(void)
         cmocka_unit_test(test_bad_input_catalogue),
         cmocka_unit_test(test_origin_checks),
         cmocka_unit_test(test_log_escapes_controls),
+        cmocka_unit_test(test_request_framing),
     };
     const struct CMUnitTest auth[] = {
         cmocka_unit_test(test_auth_401),
