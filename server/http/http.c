@@ -349,8 +349,8 @@ FILE *http_req_upload(const struct http_req *req, size_t *size)
 
 struct store *http_req_store(struct http_req *req)
 {
-    if (!req->store)
-        req->store = catalog_acquire(req->srv->cfg.catalog);
+    if (!req->store && (req->store = catalog_acquire(req->srv->cfg.catalog)))
+        catalog_set_owner(req->store, req->user.name); /* names resolve within the user's */
     return req->store;
 }
 

@@ -72,10 +72,13 @@ struct store *catalog_acquire(struct catalog *c)
     return s;
 }
 
+void catalog_set_owner(struct store *s, const char *owner) { store_set_owner(s, owner); }
+
 void catalog_release(struct catalog *c, struct store *s)
 {
     if (!s)
         return;
+    store_set_owner(s, NULL);
     pthread_mutex_lock(&c->mu);
     if (c->n_pool < CATALOG_POOL_IDLE_MAX) {
         c->pool[c->n_pool++] = s;
@@ -168,9 +171,12 @@ int catalog_data_version(struct store *s, int64_t *out) { return store_data_vers
 static json_t *catalog__device_json(const void *p)
 {
     const struct store_device *d = p;
-    return json_pack("{sI so ss so ss}", "id", (json_int_t)d->id, "name",
-                     catalog__str_or_null(d->has_name, d->name), "kind", d->kind, "spec",
-                     catalog__parsed(d->spec), "created", d->created);
+    json_t *o = json_pack("{sI so ss so ss}", "id", (json_int_t)d->id, "name",
+                          catalog__str_or_null(d->has_name, d->name), "kind", d->kind, "spec",
+                          catalog__parsed(d->spec), "created", d->created);
+    if (o)
+        json_object_set_new(o, "owner", json_string(d->owner[0] ? d->owner : "local"));
+    return o;
 }
 
 /* The record of device *d that a lookup returning rc filled (then freed). */
@@ -247,11 +253,14 @@ int catalog_device_list(struct store *s, int64_t after, size_t limit, json_t **i
 static json_t *catalog__dataset_json(const void *p)
 {
     const struct store_dataset *d = p;
-    return json_pack("{sI so ss sI sI so so ss}", "id", (json_int_t)d->id, "name",
-                     catalog__str_or_null(d->has_name, d->name), "source", d->source, "rows",
-                     (json_int_t)d->n_rows, "cols", (json_int_t)d->n_cols, "columns",
-                     catalog__parsed(d->columns), "job", catalog__id_or_null(d->job_id),
-                     "created", d->created);
+    json_t *o = json_pack("{sI so ss sI sI so so ss}", "id", (json_int_t)d->id, "name",
+                          catalog__str_or_null(d->has_name, d->name), "source", d->source, "rows",
+                          (json_int_t)d->n_rows, "cols", (json_int_t)d->n_cols, "columns",
+                          catalog__parsed(d->columns), "job", catalog__id_or_null(d->job_id),
+                          "created", d->created);
+    if (o)
+        json_object_set_new(o, "owner", json_string(d->owner[0] ? d->owner : "local"));
+    return o;
 }
 
 /* The record of dataset *d that a lookup returning rc filled (then freed). */
@@ -326,12 +335,15 @@ int catalog_dataset_list(struct store *s, int64_t after, size_t limit, json_t **
 static json_t *catalog__surrogate_json(const void *p)
 {
     const struct store_surrogate *x = p;
-    return json_pack("{sI so so so so sI so so ss}", "id", (json_int_t)x->id, "name",
-                     catalog__str_or_null(x->has_name, x->name), "job",
-                     catalog__id_or_null(x->job_id), "device", catalog__parsed(x->device),
-                     "dataset", catalog__id_or_null(x->dataset_id), "inputs",
-                     (json_int_t)x->n_in, "val_rmse", job_real(x->val_rmse), "max_error",
-                     job_real(x->max_error), "created", x->created);
+    json_t *o = json_pack("{sI so so so so sI so so ss}", "id", (json_int_t)x->id, "name",
+                          catalog__str_or_null(x->has_name, x->name), "job",
+                          catalog__id_or_null(x->job_id), "device", catalog__parsed(x->device),
+                          "dataset", catalog__id_or_null(x->dataset_id), "inputs",
+                          (json_int_t)x->n_in, "val_rmse", job_real(x->val_rmse), "max_error",
+                          job_real(x->max_error), "created", x->created);
+    if (o)
+        json_object_set_new(o, "owner", json_string(x->owner[0] ? x->owner : "local"));
+    return o;
 }
 
 /* A float array as JSON. */

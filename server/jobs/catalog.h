@@ -83,6 +83,10 @@ int catalog_device_get(struct store *s, const char *ref, json_t **out);
 int catalog_device_list(struct store *s, int64_t after, size_t limit, json_t **items,
                         int64_t *last);
 
+/* Sets whose names resolve first on s and who owns what it stores
+ * (store_set_owner): the user a request acts as. catalog_release resets it. */
+void catalog_set_owner(struct store *s, const char *owner);
+
 /* ---- datasets ------------------------------------------------------------------ */
 
 /* Imports a CSV or IDX file as import_file does (import.h: the codes, and

@@ -354,6 +354,7 @@ static int job__insert(struct store *s, const struct job_spec *js, const char *o
 static int job__prepare_run(struct store *s, const struct job_type *t, struct job_ctx *ctx,
                             const struct job_spec *js, int64_t *job_id, struct spec_error *err)
 {
+    store_set_owner(s, ctx->owner); /* names resolve, and outputs belong, to its owner */
     int rc = t->prepare(ctx);
     if (rc) {
         *err = ctx->err;

@@ -425,11 +425,36 @@ static int job_train__train(struct job_ctx *ctx, const struct job_train *p,
     return rc ? job_fail(ctx, rc, "cannot score the network") : 0;
 }
 
+/*
+ * The model records the stored dataset it was trained on by id, whatever
+ * the spec named (a name resolves within its owner and may later name
+ * another dataset): "name" or "job" becomes "id", the options stay.
+ * Returns nonzero when out of memory.
+ */
+static int job_train__dataset_id(json_t *spec, const struct job_dsref *ds)
+{
+    if (!spec || ds->kind != JOB_DS_STORED)
+        return 0;
+    json_t *d = json_object_get(spec, "dataset");
+    json_t *o = json_is_object(d) ? json_deep_copy(d) : json_object();
+    if (!o)
+        return 1;
+    json_object_del(o, "name");
+    json_object_del(o, "job");
+    if (json_object_set_new(o, "id", json_integer((json_int_t)ds->rec.id)))
+        return json_decref(o), 1;
+    return json_object_set_new(spec, "dataset", o) != 0;
+}
+
 /* Saves the model; its id into *id. */
 static int job_train__save(struct job_ctx *ctx, const struct job_train *p,
                            const struct job_train_run *r, int64_t *id)
 {
     json_t *spec = job_netdef_spec(&p->nd, ctx->spec, p->t.train.seed);
+    if (job_train__dataset_id(spec, &p->ds)) {
+        json_decref(spec);
+        spec = NULL;
+    }
     json_t *layers = json_object_get(spec, "network");
     for (size_t l = 0; spec && l < r->net->n_layers; l++) /* the widths it ended with */
         if (json_object_set_new(json_array_get(layers, l), "devices",

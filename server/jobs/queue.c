@@ -251,6 +251,7 @@ static int queue__prepare(struct store *s, const struct job_type *t, const struc
 {
     struct job_ctx ctx = {.store = s, .name = js->name, .owner = owner, .spec = js->spec,
                           .workers = 1};
+    store_set_owner(s, owner); /* its names resolve within its owner's things first */
     int rc = t->prepare(&ctx);
     if (rc)
         *err = ctx.err;

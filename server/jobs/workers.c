@@ -177,6 +177,7 @@ static int workers__execute(struct store *s, const struct store_job *j, const st
     int rc = workers__clear_metrics(s, j, type);
     if (rc)
         return job_fail(ctx, rc, "cannot clear the metrics of an earlier attempt");
+    store_set_owner(s, ctx->owner); /* names resolve, and outputs belong, to its owner */
     rc = type->prepare(ctx);
     if (rc) {
         snprintf(ctx->reason, sizeof ctx->reason, "%s%s%s", ctx->err.path,

@@ -261,6 +261,37 @@ const struct migration migrate_list[] = {
      ")\n"
      "WHERE expected_type IS NOT NULL;\n"
     },
+    {7, "0007_owners",
+     "-- 0007_owners.sql: devices, datasets and surrogates get an owner (issue 16).\n"
+     "--\n"
+     "-- What a user makes is theirs, and a name resolves within its owner first:\n"
+     "-- Bob's dataset named like Alice's no longer stands in for hers. The owner\n"
+     "-- is the user name, as jobs.owner; rows made before this migration are\n"
+     "-- 'local''s (the owner of `qn run` jobs and of a daemon without users).\n"
+     "-- A device name was unique in the whole database; it is now unique per\n"
+     "-- owner, so the devices table is rebuilt (SQLite cannot drop a column's\n"
+     "-- UNIQUE); nothing references it. Never edit this file once released; add\n"
+     "-- 0008_*.sql instead.\n"
+     "\n"
+     "CREATE TABLE devices_owned (\n"
+     "    id      INTEGER PRIMARY KEY,\n"
+     "    name    TEXT,\n"
+     "    kind    TEXT NOT NULL,\n"
+     "    spec    TEXT NOT NULL CHECK (json_valid(spec)),\n"
+     "    created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),\n"
+     "    owner   TEXT NOT NULL DEFAULT 'local',\n"
+     "    UNIQUE (owner, name)\n"
+     ");\n"
+     "INSERT INTO devices_owned (id, name, kind, spec, created)\n"
+     "    SELECT id, name, kind, spec, created FROM devices;\n"
+     "DROP TABLE devices;\n"
+     "ALTER TABLE devices_owned RENAME TO devices;\n"
+     "\n"
+     "ALTER TABLE datasets ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';\n"
+     "ALTER TABLE surrogates ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';\n"
+     "CREATE INDEX datasets_by_owner_name ON datasets (owner, name);\n"
+     "CREATE INDEX surrogates_by_owner_name ON surrogates (owner, name);\n"
+    },
 };
 
 const size_t migrate_count = sizeof migrate_list / sizeof migrate_list[0];

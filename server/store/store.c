@@ -146,22 +146,29 @@ int store_wal_truncate(struct store *s)
     return rc;
 }
 
+void store_set_owner(struct store *s, const char *owner)
+{
+    snprintf(s->owner, sizeof s->owner, "%s", owner && strcmp(owner, "local") ? owner : "");
+}
+
 /* ---- devices ---------------------------------------------------------- */
 
 int store_device_insert(struct store *s, const char *name, const char *kind, const char *spec,
                         int64_t *id)
 {
     sqlite3_stmt *st = NULL;
-    int rc = store__prep(s, "INSERT INTO devices (name, kind, spec) VALUES (?1, ?2, ?3)", &st);
+    int rc = store__prep(s, "INSERT INTO devices (name, kind, spec, owner) VALUES (?1, ?2, ?3, ?4)",
+                         &st);
     if (rc)
         return rc;
     store__bind_text(st, 1, name);
     store__bind_text(st, 2, kind);
     store__bind_text(st, 3, spec);
+    store__bind_text(st, 4, store__owner(s));
     return store__exec_insert(s, st, 0, id);
 }
 
-#define STORE__DEVICE_COLS "SELECT id, name, kind, spec, created FROM devices "
+#define STORE__DEVICE_COLS "SELECT id, name, kind, spec, created, owner FROM devices "
 
 /* Fills *d from the current row of a STORE__DEVICE_COLS query. */
 static int store__device_row(sqlite3_stmt *st, void *p)
@@ -175,6 +182,7 @@ static int store__device_row(sqlite3_stmt *st, void *p)
     store__col_text(st, 2, d->kind, sizeof d->kind);
     d->spec = store__col_dup(st, 3, &err);
     store__col_text(st, 4, d->created, sizeof d->created);
+    store__col_text(st, 5, d->owner, sizeof d->owner);
     return err;
 }
 
@@ -188,8 +196,8 @@ int store_device_get(struct store *s, int64_t id, struct store_device *out)
 
 int store_device_get_by_name(struct store *s, const char *name, struct store_device *out)
 {
-    return store__get_by(s, STORE__DEVICE_COLS "WHERE name = ?1", 0, name, store__device_row,
-                         store__device_free_v, out);
+    return store__get_by_name(s, STORE__DEVICE_COLS, name, store__device_row,
+                              store__device_free_v, out);
 }
 
 void store_device_free(struct store_device *d)

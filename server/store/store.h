@@ -66,6 +66,16 @@ int store_integrity_check(struct store *s);
  * it (it is then left as it is), or another store code. */
 int store_wal_truncate(struct store *s);
 
+/*
+ * Sets whose names resolve first on this connection and who owns the
+ * devices, datasets and surrogates it stores (a user name; NULL or "" =
+ * "local", the owner of `qn run` and of a daemon without users). The
+ * caller that borrows a connection sets it: a request its user, a worker
+ * its job's owner. Lookups by name then take "owner/name" as that owner's,
+ * and a bare name as the connection owner's, else local's.
+ */
+void store_set_owner(struct store *s, const char *owner);
+
 /* ---- devices ---------------------------------------------------------- */
 
 struct store_device {
@@ -75,6 +85,7 @@ struct store_device {
     char kind[32];                /* "crn_relu", ... */
     char *spec;                   /* the device JSON as submitted (owned) */
     char created[STORE_TIME_MAX];
+    char owner[STORE_NAME_MAX];   /* its owner's user name ("local" for older rows) */
 };
 
 /* Stores a device. name may be NULL (unnamed); spec is its JSON text.
@@ -104,6 +115,7 @@ struct store_dataset {
     size_t block_rows;            /* rows per block */
     int64_t job_id;               /* 0 when not made by a job */
     char created[STORE_TIME_MAX];
+    char owner[STORE_NAME_MAX];   /* its owner's user name */
 };
 
 struct store_dswriter; /* an open dataset write (one transaction) */
@@ -219,6 +231,7 @@ struct store_surrogate {
     void *blob;                /* in: surrogate_to_blob bytes (owned when read) */
     size_t blob_len;           /* in */
     char created[STORE_TIME_MAX];
+    char owner[STORE_NAME_MAX]; /* its owner's user name (the connection's when stored) */
 };
 
 /* Stores a surrogate (fields borrowed); the new id into *id (may be NULL).

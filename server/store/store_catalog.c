@@ -168,8 +168,8 @@ int store_metric_list(struct store *s, const struct store_metric_query *q,
 
 /* store__surrogate_row's columns, the weights left out. */
 #define STORE_CATALOG__SURROGATE_COLS                                                           \
-    "SELECT id, name, job_id, device, dataset_id, n_in, val_rmse, max_error, NULL, created"    \
-    " FROM surrogates "
+    "SELECT id, name, job_id, device, dataset_id, n_in, val_rmse, max_error, NULL, created,"   \
+    " owner FROM surrogates "
 
 void store_surrogate_list_free(struct store_surrogate *list, size_t n)
 {

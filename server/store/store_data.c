@@ -47,8 +47,8 @@ static int store__dataset_row_insert(struct store *s, const char *name, const ch
 {
     sqlite3_stmt *st = NULL;
     int rc = store__prep(s,
-                         "INSERT INTO datasets (name, source, n_cols, columns, block_rows, job_id)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                         "INSERT INTO datasets (name, source, n_cols, columns, block_rows, job_id,"
+                         " owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                          &st);
     if (rc)
         return rc;
@@ -58,6 +58,7 @@ static int store__dataset_row_insert(struct store *s, const char *name, const ch
     store__bind_text(st, 4, cols_json);
     sqlite3_bind_int64(st, 5, STORE_BLOCK_ROWS);
     store__bind_id(st, 6, job_id);
+    store__bind_text(st, 7, store__owner(s));
     return store__exec_insert(s, st, 0, id);
 }
 
@@ -196,7 +197,8 @@ void store_dataset_abort(struct store_dswriter *w)
 /* ---- datasets: reading -------------------------------------------------- */
 
 #define STORE__DATASET_COLS                                                                     \
-    "SELECT id, name, source, n_rows, n_cols, columns, block_rows, job_id, created FROM datasets "
+    "SELECT id, name, source, n_rows, n_cols, columns, block_rows, job_id, created, owner"      \
+    " FROM datasets "
 
 static int store__dataset_row(sqlite3_stmt *st, void *p)
 {
@@ -213,6 +215,7 @@ static int store__dataset_row(sqlite3_stmt *st, void *p)
     d->block_rows = (size_t)sqlite3_column_int64(st, 6);
     d->job_id = sqlite3_column_int64(st, 7);
     store__col_text(st, 8, d->created, sizeof d->created);
+    store__col_text(st, 9, d->owner, sizeof d->owner);
     return err;
 }
 
@@ -226,8 +229,8 @@ int store_dataset_get(struct store *s, int64_t id, struct store_dataset *out)
 
 int store_dataset_get_by_name(struct store *s, const char *name, struct store_dataset *out)
 {
-    return store__get_by(s, STORE__DATASET_COLS STORE__BY_NAME, 0, name, store__dataset_row,
-                         store__dataset_free_v, out);
+    return store__get_by_name(s, STORE__DATASET_COLS, name, store__dataset_row,
+                              store__dataset_free_v, out);
 }
 
 int store_dataset_get_by_job(struct store *s, int64_t job_id, struct store_dataset *out)

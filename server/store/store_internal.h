@@ -18,7 +18,17 @@
 
 struct store {
     sqlite3 *db; /* the connection (owned) */
+    char owner[64]; /* whose names resolve first and who owns new rows ("" = local) */
 };
+
+/* The connection's owner: its user name, or "local". */
+const char *store__owner(const struct store *s);
+
+/* The newest row named `name` among cols' table (a SELECT ... FROM t
+ * prefix with an owner column): "owner/name" names one owner's; a bare name
+ * the connection owner's, else local's. */
+int store__get_by_name(struct store *s, const char *cols, const char *name,
+                       int (*row)(sqlite3_stmt *, void *), void (*free_row)(void *), void *out);
 
 /* The key clauses of the get functions: by id, and the newest by name or by job. */
 #define STORE__BY_ID "WHERE id = ?1"

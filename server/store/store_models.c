@@ -72,7 +72,8 @@ static int store__surrogate_add(struct store *s, const void *row, int64_t *id)
     sqlite3_stmt *st = NULL;
     int rc = store__prep(s,
                          "INSERT INTO surrogates (name, job_id, device, dataset_id, n_in,"
-                         " val_rmse, max_error, blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         " val_rmse, max_error, blob, owner)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                          &st);
     if (rc)
         return rc;
@@ -84,6 +85,7 @@ static int store__surrogate_add(struct store *s, const void *row, int64_t *id)
     store__bind_real(st, 6, in->val_rmse);
     store__bind_real(st, 7, in->max_error);
     rc = store__bind_blob(st, 8, in->blob, in->blob_len);
+    store__bind_text(st, 9, store__owner(s));
     return store__exec_insert(s, st, rc, id);
 }
 
@@ -93,8 +95,8 @@ int store_surrogate_insert(struct store *s, const struct store_surrogate *in, in
 }
 
 #define STORE__SURROGATE_COLS                                                                   \
-    "SELECT id, name, job_id, device, dataset_id, n_in, val_rmse, max_error, blob, created"    \
-    " FROM surrogates "
+    "SELECT id, name, job_id, device, dataset_id, n_in, val_rmse, max_error, blob, created,"   \
+    " owner FROM surrogates "
 
 int store__surrogate_row(sqlite3_stmt *st, void *p)
 {
@@ -113,6 +115,7 @@ int store__surrogate_row(sqlite3_stmt *st, void *p)
     if (err == 0)
         err = store__col_blob(st, 8, &x->blob, &x->blob_len);
     store__col_text(st, 9, x->created, sizeof x->created);
+    store__col_text(st, 10, x->owner, sizeof x->owner);
     return err;
 }
 
@@ -126,8 +129,8 @@ int store_surrogate_get(struct store *s, int64_t id, struct store_surrogate *out
 
 int store_surrogate_get_by_name(struct store *s, const char *name, struct store_surrogate *out)
 {
-    return store__get_by(s, STORE__SURROGATE_COLS STORE__BY_NAME, 0, name, store__surrogate_row,
-                         store__surrogate_free_v, out);
+    return store__get_by_name(s, STORE__SURROGATE_COLS, name, store__surrogate_row,
+                              store__surrogate_free_v, out);
 }
 
 int store_surrogate_get_by_job(struct store *s, int64_t job_id, struct store_surrogate *out)

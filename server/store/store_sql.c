@@ -120,6 +120,55 @@ int store__get_by(struct store *s, const char *sql, int64_t id, const char *text
     return rc;
 }
 
+const char *store__owner(const struct store *s) { return s->owner[0] ? s->owner : "local"; }
+
+/* One lookup of store__get_by_name: name within owner, or within owner then local. */
+static int store__get_named(struct store *s, const char *cols, const char *name, size_t len,
+                            const char *owner, int then_local, int (*row)(sqlite3_stmt *, void *),
+                            void (*free_row)(void *), void *out)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql, "%s%s", cols,
+             then_local ? "WHERE name = ?1 AND owner IN (?2, 'local')"
+                          " ORDER BY owner = ?2 DESC, id DESC LIMIT 1"
+                        : "WHERE name = ?1 AND owner = ?2 ORDER BY id DESC LIMIT 1");
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, sql, &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, name, (int)len, SQLITE_TRANSIENT);
+    store__bind_text(st, 2, owner);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        rc = row(st, out);
+        if (rc)
+            free_row(out);
+    } else {
+        rc = rc == SQLITE_DONE ? QN_ENOTFOUND : store_sqlite_err(rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int store__get_by_name(struct store *s, const char *cols, const char *name,
+                       int (*row)(sqlite3_stmt *, void *), void (*free_row)(void *), void *out)
+{
+    const char *slash = strchr(name, '/');
+    if (slash && slash > name && slash[1]) {
+        char owner[64];
+        size_t n = (size_t)(slash - name);
+        if (n < sizeof owner) {
+            memcpy(owner, name, n);
+            owner[n] = '\0';
+            int rc = store__get_named(s, cols, slash + 1, strlen(slash + 1), owner, 0, row,
+                                      free_row, out);
+            if (rc != QN_ENOTFOUND)
+                return rc;
+        }
+    }
+    return store__get_named(s, cols, name, strlen(name), store__owner(s), 1, row, free_row, out);
+}
+
 /* Frees an array of n `size`-byte records, each through `release`. */
 void store__free_array(void *arr, size_t n, size_t size, void (*release)(void *))
 {

@@ -1213,6 +1213,96 @@ static void test_auth_revoke_closes_stream(void **state)
     free(r.body);
 }
 
+/* A CSV of n rows y = k x, uploaded as `name` by token: the new dataset's id. */
+static int64_t upload_csv(struct fx *f, const char *token, const char *name, int n, double k)
+{
+    char csv[2048] = "x,y\n", path[128];
+    for (int i = 0; i < n; i++)
+        snprintf(csv + strlen(csv), sizeof csv - strlen(csv), "%g,%g\n", i * 0.1, k * i * 0.1);
+    snprintf(path, sizeof path, "/v1/datasets?name=%s", name);
+    struct resp r;
+    assert_int_equal(http_req(f, "POST", path, token, csv, (size_t)-1, 0, &r), 201);
+    json_t *d = json_loads(r.body, 0, NULL);
+    free(r.body);
+    int64_t id = json_integer_value(json_object_get(d, "id"));
+    json_decref(d);
+    return id;
+}
+
+/* GET path as token: the record's integer `key`. */
+static int64_t record_int(struct fx *f, const char *path, const char *token, const char *key)
+{
+    json_t *j = call(f, "GET", path, token, NULL, 200);
+    int64_t v = json_integer_value(json_object_get(j, key));
+    json_decref(j);
+    return v;
+}
+
+/* Trains a small regression on `dataset` (JSON) as token; the id of the
+ * dataset its model records. */
+static int64_t trained_on(struct fx *f, const char *token, const char *dataset)
+{
+    char job[768], path[64];
+    snprintf(job, sizeof job,
+             "{\"type\":\"train\",\"spec\":{\"dataset\":%s,\"network\":[{\"devices\":4,"
+             "\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":\"tanh\"}}},"
+             "{\"devices\":1,\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":"
+             "\"identity\"}}}],\"loss\":\"mse\",\"epochs\":1,\"batch\":4}}",
+             dataset);
+    json_t *j = call(f, "POST", "/v1/jobs", token, job, 201);
+    int64_t id = json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
+    json_t *rec = NULL;
+    for (double t0 = qd_now(); qd_now() - t0 < 120; qd_nap_ms(50)) {
+        json_decref(rec);
+        rec = call(f, "GET", path, token, NULL, 200);
+        if (qd_is_final(json_string_value(json_object_get(rec, "state"))))
+            break;
+    }
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded") != 0)
+        fail_msg("train on %s: %s", dataset, json_dumps(rec, 0));
+    snprintf(path, sizeof path, "/v1/models/%" PRId64,
+             (int64_t)json_integer_value(json_object_get(json_object_get(rec, "result"), "model")));
+    json_decref(rec);
+    json_t *m = call(f, "GET", path, token, NULL, 200);
+    int64_t ds = json_integer_value(
+        json_object_get(json_object_get(json_object_get(m, "spec"), "dataset"), "id"));
+    json_decref(m);
+    return ds;
+}
+
+/* Names are owned: Mallory's dataset named like Alice's does not stand in
+ * for hers; a device name is unique per owner; owner/name reaches another's. */
+static void test_auth_owned_names(void **state)
+{
+    struct fx *f = *state;
+    char mallory[80];
+    add_user(f, "mallory", 0, mallory, sizeof mallory);
+    int64_t mine = upload_csv(f, f->alice, "private", 20, 1);
+    int64_t his = upload_csv(f, mallory, "private", 30, -1); /* newer, same name */
+    assert_true(his > mine);
+    assert_int_equal(record_int(f, "/v1/datasets/private", f->alice, "id"), mine);
+    assert_int_equal(record_int(f, "/v1/datasets/private", mallory, "id"), his);
+    json_t *d = call(f, "GET", "/v1/datasets/private", f->alice, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(d, "owner")), "alice");
+    json_decref(d);
+    /* Alice's train on "private" uses hers, and the model records its id */
+    assert_int_equal(trained_on(f, f->alice, "{\"name\":\"private\",\"target\":\"y\"}"), mine);
+    assert_int_equal(trained_on(f, f->alice, "{\"name\":\"mallory/private\",\"target\":\"y\"}"),
+                     his);
+    /* device names: one per owner */
+    const char *dev = "{\"name\":\"shared-name\",\"kind\":\"neuron\"}";
+    json_t *a = call(f, "POST", "/v1/devices", f->alice, dev, 201);
+    json_t *b = call(f, "POST", "/v1/devices", mallory, dev, 201);
+    assert_string_equal(json_string_value(json_object_get(b, "owner")), "mallory");
+    assert_int_equal(record_int(f, "/v1/devices/shared-name", f->alice, "id"),
+                     json_integer_value(json_object_get(a, "id")));
+    json_decref(a);
+    json_decref(b);
+    expect_error(f, "POST", "/v1/devices", f->alice, dev, (size_t)-1, 0, 409, "exists");
+}
+
 /* Whether hay[n] contains needle[m]. */
 static int contains(const char *hay, size_t n, const char *needle, size_t m)
 {
@@ -1308,6 +1398,7 @@ int main(void)
         cmocka_unit_test(test_auth_priority),
         cmocka_unit_test(test_auth_revoke),
         cmocka_unit_test(test_auth_revoke_closes_stream),
+        cmocka_unit_test(test_auth_owned_names),
         cmocka_unit_test(test_tokens_not_stored),
     };
     const struct CMUnitTest startup[] = {

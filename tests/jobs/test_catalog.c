@@ -113,7 +113,7 @@ static void test_device_records(void **state)
     struct spec_error e = {{0}, {0}};
     assert_int_equal(catalog_device_check(root, &e), 0);
     assert_int_equal(catalog_device_add(f->s, root, &record, &e), 0);
-    expect_keys(record, "id", "name", "kind", "spec", "created", NULL);
+    expect_keys(record, "id", "name", "kind", "spec", "created", "owner", NULL);
     assert_string_equal(json_string_value(json_object_get(record, "name")), "crn");
     assert_string_equal(json_string_value(json_object_get(record, "kind")), "crn_relu");
     assert_true(json_equal(json_object_get(record, "spec"), root));
@@ -165,7 +165,8 @@ static void test_device_records(void **state)
     json_decref(items);
     assert_int_equal(catalog_device_list(f->s, id, 1, &items, &last), 0);
     assert_int_equal(json_array_size(items), 1);
-    expect_keys(json_array_get(items, 0), "id", "name", "kind", "spec", "created", NULL);
+    expect_keys(json_array_get(items, 0), "id", "name", "kind", "spec", "created", "owner",
+                NULL);
     assert_int_equal(last, id + 1);
     json_decref(items);
     json_decref(record);
@@ -181,7 +182,7 @@ static void test_dataset_records(void **state)
     json_t *record = NULL;
     assert_int_equal(catalog_dataset_import(f->s, path, NULL, "xy", &record, msg, sizeof msg), 0);
     expect_keys(record, "id", "name", "source", "rows", "cols", "columns", "job", "created",
-                NULL);
+                "owner", NULL);
     assert_string_equal(json_string_value(json_object_get(record, "source")), "csv");
     assert_int_equal(json_integer_value(json_object_get(record, "rows")), 3);
     assert_int_equal(json_integer_value(json_object_get(record, "cols")), 2);
@@ -215,6 +216,64 @@ static void test_dataset_records(void **state)
     assert_true(rows[0] == 3 && rows[3] == 6);
     catalog_dataset_free(&d);
     json_decref(record);
+}
+
+/* The id of the dataset `ref` names on f->s, -1 when none. */
+static int64_t dataset_id(struct fx *f, const char *ref)
+{
+    struct store_dataset d;
+    if (catalog_dataset_find(f->s, ref, &d) != 0)
+        return -1;
+    int64_t id = d.id;
+    catalog_dataset_free(&d);
+    return id;
+}
+
+/* Imports dir/xy.csv as `name` for `owner`; the new id. */
+static int64_t import_as(struct fx *f, const char *owner, const char *name)
+{
+    char path[700], msg[512] = "";
+    snprintf(path, sizeof path, "%s/xy.csv", f->dir);
+    json_t *record = NULL;
+    catalog_set_owner(f->s, owner);
+    assert_int_equal(catalog_dataset_import(f->s, path, NULL, name, &record, msg, sizeof msg), 0);
+    assert_string_equal(json_string_value(json_object_get(record, "owner")),
+                        owner ? owner : "local");
+    int64_t id = json_integer_value(json_object_get(record, "id"));
+    json_decref(record);
+    return id;
+}
+
+/* A name resolves within the connection's owner, then local's; another
+ * owner's by owner/name; a device name is unique per owner. */
+static void test_owned_names(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(qt_write_file(f->dir, "xy.csv", "x,y\n1,2\n"), 0);
+    int64_t shared = import_as(f, NULL, "shared");
+    int64_t alice = import_as(f, "alice", "data");
+    int64_t bob = import_as(f, "bob", "data"); /* newer, same name */
+    catalog_set_owner(f->s, "alice");
+    assert_int_equal(dataset_id(f, "data"), alice);
+    assert_int_equal(dataset_id(f, "bob/data"), bob);
+    assert_int_equal(dataset_id(f, "shared"), shared); /* local's, for everyone */
+    assert_int_equal(dataset_id(f, "carol/data"), -1);
+    catalog_set_owner(f->s, "bob");
+    assert_int_equal(dataset_id(f, "data"), bob);
+    catalog_set_owner(f->s, "carol");
+    assert_int_equal(dataset_id(f, "data"), -1); /* not another member's by a bare name */
+    struct spec_error e;
+    json_t *dev = parse("{\"name\": \"d\", \"kind\": \"neuron\"}"), *r1 = NULL, *r2 = NULL;
+    catalog_set_owner(f->s, "alice");
+    assert_int_equal(catalog_device_add(f->s, dev, &r1, &e), 0);
+    assert_int_equal(catalog_device_add(f->s, dev, &r2, &e), QN_EEXIST);
+    catalog_set_owner(f->s, "bob");
+    assert_int_equal(catalog_device_add(f->s, dev, &r2, &e), 0);
+    assert_string_equal(json_string_value(json_object_get(r2, "owner")), "bob");
+    json_decref(dev);
+    json_decref(r1);
+    json_decref(r2);
+    catalog_set_owner(f->s, NULL);
 }
 
 /* A one-input surrogate blob (1 -> 3 tanh -> 1) into *blob (free it). */
@@ -252,7 +311,7 @@ static void test_surrogate_records(void **state)
     int64_t last = 0;
     assert_int_equal(catalog_surrogate_get(f->s, "sur", &one), 0);
     expect_keys(one, "id", "name", "job", "device", "dataset", "inputs", "val_rmse", "max_error",
-                "created", "weights", "domain", NULL);
+                "created", "owner", "weights", "domain", NULL);
     assert_true(json_is_null(json_object_get(one, "max_error")));
     assert_true(json_real_value(json_object_get(one, "val_rmse")) == 0.25);
     json_t *w = json_object_get(one, "weights");
@@ -414,6 +473,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_device_add_refuses_bad_spec, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_device_records, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_dataset_records, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_owned_names, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_surrogate_records, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_model_records, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_job_records, fx_setup, fx_teardown),
