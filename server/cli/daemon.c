@@ -63,7 +63,8 @@ static const char daemon__usage[] =
     "                [--max-upload BYTES]\n"
     "                [--max-connections N] [--timeout S]\n"
     "                [--simulate-steps N] [--simulate-seconds S] [--max-job-memory BYTES]\n"
-    "                [--max-dataset-values N]\n"
+    "                [--max-dataset-values N] [--max-connections-per-client N]\n"
+    "                [--max-streams N] [--max-streams-per-user N]\n"
     "\n"
     "  --db PATH            database (default ./quasineuron.db)\n"
     "  --bind ADDR          listen address (default 127.0.0.1; any other address needs\n"
@@ -83,7 +84,10 @@ static const char daemon__usage[] =
     "  --max-job-memory BYTES  memory a submitted job may need, estimated from its spec\n"
     "                       (default: half the RAM; 422 beyond)\n"
     "  --max-dataset-values N  values an uploaded dataset may hold once decompressed\n"
-    "                       (default 100M; 422 beyond)\n";
+    "                       (default 100M; 422 beyond)\n"
+    "  --max-connections-per-client N  concurrent connections from one address (default 64)\n"
+    "  --max-streams N      open event streams (default 128; 503 beyond)\n"
+    "  --max-streams-per-user N  open event streams of one user (default 16)\n";
 
 /* Parses a decimal with an optional K/M/G suffix (binary) into [lo, hi]. */
 static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -142,6 +146,9 @@ static void daemon__defaults(struct daemon_config *c)
     c->simulate_seconds = DAEMON_DEFAULT_SIM_SECONDS;
     c->max_job_memory = daemon__half_ram();
     c->max_dataset_values = DAEMON_DEFAULT_DS_VALUES;
+    c->max_per_client = DAEMON_DEFAULT_PER_CLIENT;
+    c->max_streams = DAEMON_DEFAULT_STREAMS;
+    c->max_streams_per_user = DAEMON_DEFAULT_USER_STREAMS;
 }
 
 /* One numeric option: name, bounds, where it goes. */
@@ -170,6 +177,9 @@ static const struct daemon_opt daemon__opts[] = {
     DAEMON_OPT_U("--simulate-seconds", 1, 3600, simulate_seconds),
     DAEMON_OPT_Z("--max-job-memory", 1 << 20, (uint64_t)1 << 50, 1, max_job_memory),
     DAEMON_OPT_Z("--max-dataset-values", 1000, (uint64_t)1 << 40, 1, max_dataset_values),
+    DAEMON_OPT_U("--max-connections-per-client", 1, 100000, max_per_client),
+    DAEMON_OPT_Z("--max-streams", 1, 100000, 0, max_streams),
+    DAEMON_OPT_Z("--max-streams-per-user", 1, 100000, 0, max_streams_per_user),
 };
 
 /* Applies one numeric option; 0, QN_EINVAL (bad value), QN_ENOTFOUND (not numeric). */
@@ -284,7 +294,8 @@ static int daemon__start_jobs(struct daemon *d)
     }
     http_metrics_add(d->http, workers_metrics, r->workers);
     struct events_config ec = {.catalog = d->catalog, .workers = r->workers,
-                               .stopping = &r->stopping};
+                               .stopping = &r->stopping, .max_streams = d->cfg.max_streams,
+                               .max_per_user = d->cfg.max_streams_per_user};
     if (events_create(&ec, &r->events, msg, sizeof msg)) {
         fprintf(stderr, "qn: cannot start the event pump: %s\n", msg);
         return QN_EIO;
@@ -358,6 +369,7 @@ static int daemon__http(struct daemon *d, char *msg, size_t cap)
         .max_body = d->cfg.max_body,
         .max_upload = d->cfg.max_upload,
         .max_connections = d->cfg.max_connections,
+        .max_per_client = d->cfg.max_per_client,
         .timeout_s = d->cfg.timeout_s,
         .compute_threads = d->cfg.compute_threads,
         .auth = daemon__auth,

@@ -35,6 +35,9 @@
 #define DAEMON_DEFAULT_MAX_BODY (1u << 20)           /* 1 MiB JSON bodies */
 #define DAEMON_DEFAULT_MAX_UPLOAD ((size_t)256 << 20) /* 256 MiB uploads */
 #define DAEMON_DEFAULT_MAX_CONN 256
+#define DAEMON_DEFAULT_PER_CLIENT 64  /* connections from one address: a quarter of them */
+#define DAEMON_DEFAULT_STREAMS 128    /* event streams: half the connections */
+#define DAEMON_DEFAULT_USER_STREAMS 16 /* event streams of one user (the page shares one) */
 #define DAEMON_DEFAULT_TIMEOUT 60 /* seconds a connection may stay idle */
 #define DAEMON_DEFAULT_SIM_STEPS 1000000 /* steps of one solve of a simulate request */
 #define DAEMON_DEFAULT_SIM_SECONDS 5     /* seconds one simulate request may compute */
@@ -57,6 +60,9 @@ struct daemon_config {
     unsigned simulate_seconds; /* seconds one simulate request may compute */
     size_t max_job_memory;    /* bytes one submitted job may need (default: half the RAM) */
     size_t max_dataset_values; /* values one uploaded dataset may hold, decompressed */
+    unsigned max_per_client;  /* concurrent connections from one address */
+    size_t max_streams;       /* open event streams */
+    size_t max_streams_per_user; /* open event streams of one user */
 };
 
 struct daemon {

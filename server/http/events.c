@@ -40,6 +40,7 @@ struct events_stream {
     struct MHD_Connection *conn;
     int64_t job;
     int64_t user;          /* users.id of whoever opened it (0: the built-in local) */
+    char user_name[64];    /* and their name, for the per-user cap */
     int64_t last_id;       /* last metric id put in the buffer */
     char state[16];        /* last state sent, "" before the first */
     uint64_t pdone, ptotal; /* last progress sent */
@@ -66,6 +67,7 @@ struct events {
     struct workers *workers; /* borrowed, may be NULL */
     const atomic_int *daemon_stopping; /* borrowed, may be NULL: workers are being stopped */
     unsigned poll_ms, heartbeat_ms;
+    size_t max_streams, max_per_user; /* caps of open streams (0: none) */
     int64_t data_version;
     int users_stale;         /* something was committed since the streams' users were checked */
     double users_checked;    /* monotonic seconds of that check */
@@ -362,6 +364,25 @@ static void events__free(void *cls)
         pthread_mutex_unlock(&e->mu);
 }
 
+/* Streams of user `name` open (mu held). */
+static size_t events__user_streams(const struct events *e, const char *name)
+{
+    size_t n = 0;
+    for (const struct events_stream *s = e->head; s; s = s->next)
+        n += strcmp(s->user_name, name) == 0;
+    return n;
+}
+
+/* Which cap a new stream of user `name` would pass (mu held): NULL for none. */
+static const char *events__over_cap(const struct events *e, const char *name, size_t *limit)
+{
+    if (e->max_streams && e->n >= e->max_streams)
+        return *limit = e->max_streams, "--max-streams";
+    if (e->max_per_user && events__user_streams(e, name) >= e->max_per_user)
+        return *limit = e->max_per_user, "--max-streams-per-user";
+    return NULL;
+}
+
 int events_open(struct events *e, struct http_req *req, int64_t job, int64_t last_id)
 {
     struct events_stream *s = calloc(1, sizeof *s);
@@ -371,6 +392,7 @@ int events_open(struct events *e, struct http_req *req, int64_t job, int64_t las
     s->conn = http_req_connection(req);
     s->job = job;
     s->user = http_req_user(req)->id;
+    snprintf(s->user_name, sizeof s->user_name, "%s", http_req_user(req)->name);
     s->last_id = last_id;
     s->dirty = 1;
     s->last_send = events__now();
@@ -380,11 +402,18 @@ int events_open(struct events *e, struct http_req *req, int64_t job, int64_t las
         return QN_ENOMEM;
     }
     pthread_mutex_lock(&e->mu);
-    if (e->stopping) {
+    size_t limit = 0;
+    const char *cap = e->stopping ? NULL : events__over_cap(e, s->user_name, &limit);
+    if (e->stopping || cap) {
         pthread_mutex_unlock(&e->mu);
         free(s->buf);
         free(s);
-        return QN_EBUSY;
+        if (!cap)
+            return QN_EBUSY;
+        return http_reply_err(req, QN_EBUSY, NULL,
+                              "too many event streams open (at most %zu, %s): close one, or "
+                              "share one stream between pages",
+                              limit, cap);
     }
     s->next = e->head;
     e->head = s;
@@ -419,6 +448,8 @@ int events_create(const struct events_config *cfg, struct events **out, char *ms
     e->daemon_stopping = cfg->stopping;
     e->poll_ms = cfg->poll_ms ? cfg->poll_ms : EVENTS_POLL_MS;
     e->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : EVENTS_HEARTBEAT_MS;
+    e->max_streams = cfg->max_streams;
+    e->max_per_user = cfg->max_per_user;
     e->data_version = -1;
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->cv, NULL);

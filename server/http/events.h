@@ -50,6 +50,8 @@ struct events_config {
     struct workers *workers; /* for progress events (borrowed, may be NULL) */
     const atomic_int *stopping; /* nonzero: workers may be gone, send no progress (may be NULL) */
     unsigned poll_ms;        /* 0: EVENTS_POLL_MS */
+    size_t max_streams;      /* open streams at most (0: no limit) */
+    size_t max_per_user;     /* open streams of one user at most (0: no limit) */
     unsigned heartbeat_ms;   /* 0: EVENTS_HEARTBEAT_MS */
 };
 
@@ -79,8 +81,11 @@ void events_release(struct events *e);
 
 /*
  * Answers req with the event stream of job `job` (which the caller checked
- * exists), starting after metric row `last_id` (0: from the start). Returns 0
- * after replying, or a qn_err code without replying (QN_EBUSY when stopping).
+ * exists), starting after metric row `last_id` (0: from the start), or 503
+ * busy when max_streams are open, or max_per_user of this user's (idle
+ * streams hold a connection each: they must not crowd out everything else).
+ * Returns 0 after replying, or a qn_err code without replying (QN_EBUSY when
+ * stopping).
  */
 int events_open(struct events *e, struct http_req *req, int64_t job, int64_t last_id);
 

@@ -1313,7 +1313,8 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
             break; /* fewer compute threads (none: slow routes run inline) */
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, http__access, srv, MHD_OPTION_EXTERNAL_LOGGER, http__mhd_log, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        srv->cfg.max_per_client,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
         srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MHD_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,

@@ -121,6 +121,7 @@ struct http_config {
     size_t max_body;          /* bytes of a JSON body */
     size_t max_upload;        /* bytes of an upload */
     unsigned max_connections; /* concurrent connections */
+    unsigned max_per_client;  /* concurrent connections from one address (0: no limit) */
     unsigned timeout_s;       /* idle seconds before a connection is closed */
     unsigned compute_threads; /* threads for HTTP_F_SLOW handlers; 0: run them inline */
     struct catalog *catalog;  /* the database's connection pool (borrowed) */

@@ -32,12 +32,19 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "qn_test.h"
 #include "qt_daemon.h"
@@ -337,6 +344,102 @@ static void test_wal_truncated_after_large_upload(void **state)
     stop(d);
 }
 
+/* ---- connections ------------------------------------------------------------------------ */
+
+/* A connection from source address `from` (a loopback address) to the
+ * daemon that sends `head` and keeps the socket open; -1 when refused. */
+static int hold_connection(struct qd *d, const char *from, const char *head)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    inet_pton(AF_INET, from, &src.sin_addr);
+    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    dst.sin_port = htons((uint16_t)d->port);
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0 ||
+        connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0 ||
+        write(fd, head, strlen(head)) != (ssize_t)strlen(head)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The status of the reply that arrives on fd within 30 s, 0 when none. */
+static int reply_status(int fd)
+{
+    char buf[512] = "";
+    size_t n = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    for (double t0 = qd_now(); n < 16 && qd_now() - t0 < 30;)
+        if (poll(&p, 1, 100) > 0) {
+            ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+        }
+    int st = 0;
+    sscanf(buf, "HTTP/1.%*d %d", &st);
+    return st;
+}
+
+/*
+ * One source holding every connection it can (slowloris: request heads
+ * never finished) gets at most --max-connections-per-client of them, so
+ * another client is still answered; before, the attacker's connections
+ * filled --max-connections and /healthz waited for the idle timeout.
+ */
+static void test_connections_per_client(void **state)
+{
+    struct qd *d = *state;
+    static const char *const extra[] = {"--max-connections", "60", "--max-connections-per-client",
+                                        "20", "--timeout", "120", NULL};
+    qd_start_with(d, extra);
+    int fds[100];
+    for (size_t i = 0; i < 100; i++) /* 100 sockets from 127.0.0.2, heads left unfinished */
+        fds[i] = hold_connection(d, "127.0.0.2", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    json_t *j = NULL;
+    long st = qd_http_raw_t(d->port, "GET", "/healthz", NULL, NULL, &j, 30);
+    json_decref(j);
+    for (size_t i = 0; i < 100; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    assert_int_equal(st, 200);
+    stop(d);
+}
+
+/* Event streams are capped per user: a third stream of one user is 503. */
+static void test_streams_per_user(void **state)
+{
+    struct qd *d = *state;
+    static const char *const extra[] = {"--max-streams-per-user", "2", NULL};
+    qd_start_with(d, extra);
+    int64_t id = qd_submit(d, NULL,
+                           "{\"type\": \"sweep\", \"spec\": {\"device\": {\"kind\": "
+                           "\"hodgkin_huxley\", \"readout\": {\"kind\": \"spike_rate\", "
+                           "\"t_max\": 500}}, \"samples\": 200000, \"ranges\": {\"u1\": [0, 20]}}}");
+    char head[128];
+    snprintf(head, sizeof head,
+             "GET /v1/jobs/%" PRId64 "/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", id);
+    int fds[3];
+    for (size_t i = 0; i < 3; i++)
+        fds[i] = hold_connection(d, "127.0.0.1", head);
+    int st[3];
+    for (size_t i = 0; i < 3; i++)
+        st[i] = fds[i] >= 0 ? reply_status(fds[i]) : -1;
+    for (size_t i = 0; i < 3; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    assert_int_equal(st[0], 200);
+    assert_int_equal(st[1], 200);
+    assert_int_equal(st[2], 503);
+    char cancel[64];
+    snprintf(cancel, sizeof cancel, "/v1/jobs/%" PRId64 "/cancel", id);
+    qd_http(d, "POST", cancel, NULL, NULL, NULL);
+    stop(d);
+}
+
 static int setup(void **state)
 {
     *state = qd_fixture_new(sizeof(struct qd), 1);
@@ -359,6 +462,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_memory_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_value_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_truncated_after_large_upload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connections_per_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streams_per_user, setup, teardown),
     };
     int fails = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
