@@ -471,7 +471,10 @@ static int dev__observe(struct dev_work *w, struct dev__track *tr, double t, con
     }
     if (k == READ_PEAK) {
         double rate = dev__sys_out_rate(d, t, y, in, w->st->gy, w->st->f);
-        if (!first && tr->rate_prev > 0 && rate <= 0)
+        /* a maximum the step could hold: a rise the solver's tolerance can see
+         * (a settled output's rate changes sign on rounding alone) */
+        double rise = tr->rate_prev * (t - tr->t_prev);
+        if (!first && rate <= 0 && rise > d->solver.atol + d->solver.rtol * fabs(out))
             rc = dev__peak_between(w, tr, t, rate, in, sens);
         tr->rate_prev = rate;
         if (out > tr->peak) {

@@ -125,6 +125,11 @@ void dev_model_close(struct dev_model *d);
 size_t dev_n_inputs(const struct dev_model *d);
 
 /* Name of input i ("u1", "u2", "x3", "a3") into buf. */
+/* Reaction k of a prepared reactions device in canonical text (rxn_format:
+ * "2 Y -> Y @ 1" whatever spacing or "Y + Y" it was written with) into buf
+ * (cap bytes). QN_EINVAL for another kind or k out of range. */
+int dev_reaction_text(const struct dev_model *d, size_t k, char *buf, size_t cap);
+
 void dev_input_name(const struct dev_model *d, size_t i, char *buf, size_t cap);
 
 /* Nonzero when the kind is solved as an ODE (not a closed form). */

@@ -464,8 +464,10 @@ static int net__surrogate(struct net_layer *L, size_t rows, float *y)
     for (size_t i = 0; rc == QN_OK && outside && i < m; i++)
         if (L->uc[i] != L->u[i])
             L->g[i] = 0.0f;
-    L->sur_rows += rows;
-    L->ood_rows += outside;
+    if (L->sur->has_domain) { /* without one nothing can be said: the fraction stays unknown */
+        L->sur_rows += rows;
+        L->ood_rows += outside;
+    }
     return rc;
 }
 

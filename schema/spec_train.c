@@ -25,8 +25,11 @@
 static const char *const spec__train_fields[] = {
     "dataset", "network", "loss", "optimizer", "epochs", "batch", "seed", "checkpoint_every",
     "calibrate", "adapt"};
-static const char *const spec__layer_fields[] = {"devices", "device", "via",  "surrogate",
-                                                 "twin",    "connect", "fan_in"};
+/* "surrogate_matched" is written by the server into a stored model's spec
+ * (whether the surrogate's fingerprint was the device's); read, not used. */
+static const char *const spec__layer_fields[] = {"devices", "device",  "via",
+                                                 "surrogate", "twin", "surrogate_matched",
+                                                 "connect", "fan_in"};
 static const char *const spec__adapt_fields[] = {"after_epochs", "patience",    "grow",
                                                  "prune",        "max_devices", "min_devices",
                                                  "score",        "perturb"};
@@ -153,6 +156,9 @@ static int spec__layer(const json_t *v, size_t i, struct train_layer_spec *L,
             return rc;
         L->has_surrogate = 1;
     }
+    spec_path_key(p, sizeof p, base, "surrogate_matched");
+    if ((x = json_object_get(v, "surrogate_matched")) && !json_is_boolean(x))
+        return spec_fail(err, p, "must be true or false");
     spec_path_key(p, sizeof p, base, "twin");
     if ((x = json_object_get(v, "twin"))) {
         if (!json_is_boolean(x))

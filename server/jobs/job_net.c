@@ -101,9 +101,9 @@ json_t *job_netdef_spec(const struct job_netdef *nd, const json_t *spec, uint64_
         json_t *L = json_array_get(net, l);
         bad = json_object_set(L, "device", nd->dev_json[l]) != 0;
         if (!bad && nd->have_sur[l]) /* the id, and whether it is this device's own */
-            bad = json_object_set_new(L, "surrogate",
-                                      json_pack("{sI sb}", "id", (json_int_t)nd->sur_id[l],
-                                                "matched", nd->sur_matched[l])) != 0;
+            bad = json_object_set_new(L, "surrogate", json_integer(nd->sur_id[l])) != 0 ||
+                  json_object_set_new(L, "surrogate_matched",
+                                      json_boolean(nd->sur_matched[l])) != 0;
     }
     if (!bad)
         bad = json_object_set_new(copy, "seed", json_integer((json_int_t)seed)) != 0;

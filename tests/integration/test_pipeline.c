@@ -256,6 +256,7 @@ static void test_import_and_bad_inputs(void **state)
     rec = run_job(f, job, 0);
     long long crn_fit = json_integer_value(json_object_get(rec, "id"));
     json_decref(rec);
+    long long twin_model = 0;
     const char *kappas[] = {"0.5", "1e-2"}; /* another device; the same one written otherwise */
     const char *twins[] = {"", ",\"twin\":true"};
     for (int k = 0; k < 2; k++)
@@ -272,12 +273,30 @@ static void test_import_and_bad_inputs(void **state)
                 continue;
             }
             rec = run_job(f, job, 0);
+            if (k == 0)
+                twin_model = json_integer_value(result(rec, "model"));
             json_t *s0 = json_object_get(json_object_get(result(rec, "surrogates"), "0"), "matched");
             assert_true(json_is_boolean(s0));
             assert_int_equal(json_is_true(s0), k == 1); /* kappa 1e-2 is the surrogate's own */
             assert_true(json_is_number(result(rec, "out_of_domain")));
             json_decref(rec);
         }
+    /* A model stored before fingerprints (no "twin" in its spec, its surrogate
+     * another device's) is still rebuilt as it was trained. */
+    assert_true(twin_model > 0);
+    char path[600], sql[256];
+    snprintf(path, sizeof path, "%s/q.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof sql,
+             "UPDATE models SET spec = json_remove(spec, '$.network[0].twin',"
+             " '$.network[0].surrogate_matched') WHERE id = %lld", twin_model);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+    snprintf(job, sizeof job, "{\"type\":\"evaluate\",\"spec\":{\"model\":%lld,\"dataset\":\"xor\"}}",
+             twin_model);
+    json_decref(run_job(f, job, 0));
     /* A fit job is not a sweep; a train job's {"job": N} surrogate must come from a fit. */
     snprintf(job, sizeof job, "{\"type\":\"fit\",\"spec\":{\"dataset\":{\"job\":%lld}}}", fit);
     expect_refused(f, job, "is a fit job, not a sweep job");
