@@ -16,6 +16,7 @@
 #include "net.h"
 
 #include <assert.h>
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <pthread.h>
@@ -246,8 +247,38 @@ static int net__connect(struct net *n, uint64_t seed)
     return QN_OK;
 }
 
-/* Uniform initial weights U(-s, s) with s = sqrt(3 / n_w) (unit drive variance for unit
- * inputs; n_w = n_in, or k for full layers). */
+/* Layer L's initial weights from r: uniform U(-s, s) with s = sqrt(3 / n_w) (unit
+ * drive variance for unit inputs; n_w = n_in, or k for full layers) and biases 0;
+ * or normal, weights and biases N(0, 1). */
+static void net__draw_layer(struct net *n, const struct net_layer *L, enum net_init init,
+                            gsl_rng *r)
+{
+    assert(L->n_w > 0);
+    float s = (float)sqrt(3.0 / (double)L->n_w);
+    size_t n_wb = L->off_s - L->off_w; /* A, then b (none for full layers) */
+    for (size_t i = 0; i < n_wb; i++) {
+        if (init == NET_INIT_NORMAL)
+            n->params[L->off_w + i] = (float)gsl_ran_ugaussian(r);
+        else
+            n->params[L->off_w + i] =
+                i < L->n_out * L->n_w ? (float)((2 * gsl_rng_uniform(r) - 1) * s) : 0.0f;
+    }
+}
+
+int net_init_layer(struct net *n, size_t l, enum net_init init, uint64_t seed)
+{
+    if (l >= n->n_layers)
+        return QN_EINVAL;
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r)
+        return QN_ENOMEM;
+    gsl_rng_set(r, seed * 2654435761u + 101 * (l + 1));
+    net__draw_layer(n, &n->layer[l], init, r);
+    gsl_rng_free(r);
+    return QN_OK;
+}
+
+/* Initial weights: every layer uniform (net__draw_layer) from one generator. */
 static int net__init_params(struct net *n, uint64_t seed)
 {
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
@@ -256,10 +287,7 @@ static int net__init_params(struct net *n, uint64_t seed)
     gsl_rng_set(r, seed);
     for (size_t l = 0; l < n->n_layers; l++) {
         struct net_layer *L = &n->layer[l];
-        assert(L->n_w > 0);
-        float s = (float)sqrt(3.0 / (double)L->n_w);
-        for (size_t i = 0; i < L->n_out * L->n_w; i++)
-            n->params[L->off_w + i] = (float)((2 * gsl_rng_uniform(r) - 1) * s);
+        net__draw_layer(n, L, NET_INIT_UNIFORM, r);
         n->params[L->off_s] = 1.0f;
     }
     gsl_rng_free(r);

@@ -28,6 +28,8 @@ int train_check_data(const struct net *n, const struct data_set *ds, enum loss_k
                 return QN_EINVAL;
         return QN_OK;
     }
+    if (ds->labels) /* mse on a label: one output, whose target is the label */
+        return n->n_out == 1 ? QN_OK : QN_EINVAL;
     return ds->y && ds->t == n->n_out ? QN_OK : QN_EINVAL;
 }
 
@@ -38,6 +40,7 @@ struct train__batch {
     int *labels;  /* (cap) */
     float *y;     /* (cap, t) */
     float *dout;  /* (cap, n_out) */
+    int labelled; /* the dataset has labels (with mse: the one output's target) */
 };
 
 static int train__batch_init(struct train__batch *b, const struct net *n, const struct data_set *ds)
@@ -47,6 +50,7 @@ static int train__batch_init(struct train__batch *b, const struct net *n, const 
     b->labels = malloc(n->cap * sizeof *b->labels);
     b->y = malloc(n->cap * (ds->t ? ds->t : 1) * sizeof *b->y);
     b->dout = malloc(n->cap * n->n_out * sizeof *b->dout);
+    b->labelled = ds->labels != NULL;
     return b->idx && b->x && b->labels && b->y && b->dout ? QN_OK : QN_ENOMEM;
 }
 
@@ -60,6 +64,12 @@ static int train__loss(const struct net *n, enum loss_kind loss, const struct tr
                        size_t B, float *dout, double *l, size_t *correct)
 {
     const float *out = net_output(n);
+    if (loss == LOSS_MSE && b->labelled) {
+        for (size_t k = 0; k < B; k++) {
+            b->y[k] = (float)b->labels[k];
+            *correct += fabsf(out[k] - b->y[k]) < 0.5f;
+        }
+    }
     if (loss == LOSS_MSE) {
         *l = nn_mse_loss(dout, out, b->y, B, n->n_out);
         return QN_OK;
@@ -98,7 +108,8 @@ int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss
     if (rc)
         return rc;
     *out_loss = sum / (double)ds->n;
-    *out_accuracy = loss == LOSS_CROSS_ENTROPY ? (double)correct / (double)ds->n : NAN;
+    *out_accuracy = loss == LOSS_CROSS_ENTROPY || ds->labels ? (double)correct / (double)ds->n
+                                                             : NAN;
     return QN_OK;
 }
 
@@ -149,7 +160,7 @@ static int train__epoch(struct net *n, struct optim *o, const struct data_set *d
             train__metric(h, "step_loss", step + 1, epoch + 1, l);
     }
     *loss = sum / (double)ds->n;
-    *acc = cfg->loss == LOSS_CROSS_ENTROPY ? (double)correct / (double)ds->n : NAN;
+    *acc = cfg->loss == LOSS_CROSS_ENTROPY || b->labelled ? (double)correct / (double)ds->n : NAN;
     return QN_OK;
 }
 
@@ -189,14 +200,14 @@ static int train__report(struct net *n, const struct data_set *test, const struc
 {
     train__metric(h, "train_loss", step, epoch, res->train_loss);
     train__domain(n, h, epoch, step, res); /* before the test set's forward passes count */
-    if (cfg->loss == LOSS_CROSS_ENTROPY)
+    if (!isnan(res->train_accuracy))
         train__metric(h, "train_accuracy", step, epoch, res->train_accuracy);
     if (test) {
         int rc = train_evaluate(n, test, cfg->loss, &res->test_loss, &res->test_accuracy);
         if (rc)
             return rc;
         train__metric(h, "test_loss", step, epoch, res->test_loss);
-        if (cfg->loss == LOSS_CROSS_ENTROPY)
+        if (!isnan(res->test_accuracy))
             train__metric(h, "test_accuracy", step, epoch, res->test_accuracy);
     }
     train__metric(h, "seconds", step, epoch, secs);

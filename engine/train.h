@@ -83,7 +83,7 @@ struct train_hooks {
 };
 
 struct train_result {
-    double train_loss, train_accuracy; /* last epoch (accuracy NaN for mse) */
+    double train_loss, train_accuracy; /* last epoch (accuracy NaN for mse on targets) */
     double test_loss, test_accuracy;   /* on the test set after the last epoch */
     size_t epochs_done;
     size_t events;                     /* extinction events in this call */
@@ -112,13 +112,16 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
                    struct train_result *res);
 
 /*
- * Loss and accuracy (NaN for regression) of n on ds in batches of up to
+ * Loss and accuracy (NaN for regression; with mse on a labelled set, the
+ * fraction of rows whose one output is within 0.5 of the label) of n on ds in batches of up to
  * n->cap rows. Returns 0, QN_EINVAL (shapes), QN_ECANCELED.
  */
 int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss, double *out_loss,
                    double *out_accuracy);
 
-/* Checks that ds fits n under loss: inputs, outputs or classes, labels. */
+/* Checks that ds fits n under loss: inputs, outputs or classes, labels.
+ * mse takes targets (one per output) or, with a single output, labels (the
+ * label is the target). */
 int train_check_data(const struct net *n, const struct data_set *ds, enum loss_kind loss);
 
 const char *train_loss_name(enum loss_kind k);

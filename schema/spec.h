@@ -182,8 +182,7 @@ int spec_get_enum(const json_t *v, const char *path, const char *const *names, s
 
 /*
  * A dataset reference with its options. The reference (ref) is an id, a name
- * (a built-in: "fashion-mnist", "xor", "sine", "spirals", or a stored
- * dataset's name), {"job": N} (a sweep's dataset), or the object forms
+ * (a built-in: spec_dataset_builtin_list(), or a stored dataset's name), {"job": N} (a sweep's dataset), or the object forms
  * {"id": N, ...options}, {"job": N, ...options}, {"name": S, ...options}.
  * For every object form ref.inline_obj holds the whole object (new reference)
  * and ref.kind is REF_ID, REF_JOB or REF_NAME (never REF_INLINE).
@@ -201,14 +200,23 @@ struct dataset_spec {
                              has its own test set) */
     size_t limit;         /* "limit": first N training rows only, 0 = all (default) */
     size_t test_limit;    /* "test_limit": first N test rows only, 0 = all (default) */
-    size_t samples;       /* generators: "samples" 1..10,000,000, default 1000; xor: default 0 =
-                             the 4 exact corners; 0 for datasets that are not generators */
-    double noise;         /* generators: "noise" >= 0, default 0 (xor, sine), 0.1 (spirals) */
+    size_t samples;       /* generators: "samples" 1..10,000,000, default 1000; the logic gates:
+                             default 0 = the 4 exact corners; 0 for datasets that are not
+                             generators */
+    double noise;         /* gates and spirals: "noise" >= 0, default 0 (gates), 0.1 (spirals) */
     size_t arms;          /* spirals: "arms" 2 or 3, default 2 */
 };
 
-/* Is `name` a built-in dataset ("fashion-mnist", "xor", "sine", "spirals")? */
+/* Is `name` a built-in dataset (one of spec_dataset_builtin_list())? */
 int spec_dataset_is_builtin(const char *name);
+
+/* The name of built-in i (0: "fashion-mnist", 1: "xor", 2: "sine", 3:
+ * "spirals", 4: "and", 5: "or", 6: "nand", 7: "nor", 8: "xnor", 9:
+ * "lotka_volterra"), NULL past the last; a static string. */
+const char *spec_dataset_builtin(size_t i);
+
+/* Every built-in's name, comma-separated, for messages; a static string. */
+const char *spec_dataset_builtin_list(void);
 
 /* Parses a dataset reference at `path` (e.g. "/spec/dataset"). Returns 0 or
  * QN_ESPEC with *err. On success the caller spec_dataset_close's it. */
@@ -231,7 +239,7 @@ int spec_fit_parse(const json_t *spec, struct fit_spec *out, struct spec_error *
 void spec_fit_close(struct fit_spec *f);
 
 /* One layer of a train job's "network": {"devices", "device", "via", "surrogate", "twin",
- * "connect", "fan_in"}. */
+ * "connect", "fan_in", "init"}. */
 struct train_layer_spec {
     size_t devices;            /* required, 1..65536 */
     struct spec_ref device;    /* required: id, name, {"id": N} or inline object */
@@ -244,6 +252,8 @@ struct train_layer_spec {
     enum net_connect connect;  /* "random" | "local" | "tree" */
     size_t fan_in;             /* "fan_in" 1..16: must equal the full device's fan_in; 0 = not
                                   given (the device's) */
+    int has_init;              /* "init" given (then "calibrate" defaults to false) */
+    enum net_init init;        /* "uniform" (default) | "normal" (weights and biases N(0, 1)) */
 };
 
 /*
@@ -271,7 +281,8 @@ struct train_spec {
     struct train_config train;  /* "loss" (default cross_entropy), "epochs" (5), "batch" (128),
                                    "seed" (1), "checkpoint_every" (1; 0 = never), "adapt"
                                    (train.adapt.enabled when given) */
-    int calibrate;              /* "calibrate": default 1 (data-dependent init, net_calibrate) */
+    int calibrate;              /* "calibrate": default 1 (data-dependent init, net_calibrate);
+                                   default 0 when a layer gives "init" */
 };
 /* A layer's "connect" and "fan_in" against its prepared device m (drive and
  * fan-in); base is the layer's path ("/spec/network/1"). Also used once a

@@ -26,7 +26,8 @@ static const char *const spec__train_fields[] = {
     "dataset", "network", "loss", "optimizer", "epochs", "batch", "seed", "checkpoint_every",
     "calibrate", "adapt"};
 static const char *const spec__layer_fields[] = {"devices", "device", "via",  "surrogate",
-                                                 "twin",    "connect", "fan_in"};
+                                                 "twin",    "connect", "fan_in",
+                                                 "init"};
 static const char *const spec__adapt_fields[] = {"after_epochs", "patience",    "grow",
                                                  "prune",        "max_devices", "min_devices",
                                                  "score",        "perturb"};
@@ -147,6 +148,15 @@ static int spec__layer(const json_t *v, size_t i, struct train_layer_spec *L,
     L->devices = (size_t)n;
     if ((rc = spec__layer_wiring(v, base, L, err)))
         return rc;
+    spec_path_key(p, sizeof p, base, "init");
+    if ((x = json_object_get(v, "init"))) {
+        static const char *const inits[] = {"uniform", "normal"};
+        int k;
+        if ((rc = spec_get_enum(x, p, inits, 2, &k, err)))
+            return rc;
+        L->has_init = 1;
+        L->init = (enum net_init)k;
+    }
     spec_path_key(p, sizeof p, base, "surrogate");
     if ((x = json_object_get(v, "surrogate"))) {
         if ((rc = spec_ref_parse(x, p, 0, &L->surrogate, err)))
@@ -441,9 +451,14 @@ int spec_train_parse(const json_t *spec, struct train_spec *out, struct spec_err
     if ((rc = spec__network(json_object_get(spec, "network"), out, err)) ||
         (opt && (rc = spec__optimizer(opt, &out->optim, err))) ||
         (rc = spec__schedule(spec, out, err)) ||
-        (rc = spec__adapt(json_object_get(spec, "adapt"), out, err)))
+        (rc = spec__adapt(json_object_get(spec, "adapt"), out, err))) {
         spec_train_close(out);
-    return rc;
+        return rc;
+    }
+    for (size_t l = 0; l < out->n_layers && !json_object_get(spec, "calibrate"); l++)
+        if (out->layers[l].has_init)
+            out->calibrate = 0; /* calibration would rescale the weights asked for */
+    return 0;
 }
 
 void spec_train_close(struct train_spec *t)

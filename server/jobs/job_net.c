@@ -29,6 +29,7 @@ static int job_net__layer(struct store *s, const struct train_layer_spec *L, siz
     nd->devices[l] = L->devices;
     nd->via[l] = L->via;
     nd->connect[l] = L->connect;
+    nd->init[l] = L->init;
     nd->twin[l] = L->twin;
     snprintf(p, sizeof p, "/spec/network/%zu", l);
     if ((rc = spec_layer_wiring(L, &nd->dev[l], p, err)))

@@ -160,6 +160,20 @@ static void example_train(const char *name, const json_t *spec)
         assert_false(t->calibrate);
         assert_int_equal(t->train.checkpoint_every, 0);
     }
+    if (strcmp(name, "train-xor-classic.json") == 0) {
+        assert_int_equal(t->train.loss, LOSS_MSE); /* on the label: one output */
+        assert_int_equal(t->layers[1].devices, 1);
+        assert_int_equal(t->layers[0].init, NET_INIT_NORMAL);
+        assert_int_equal(t->layers[1].init, NET_INIT_NORMAL);
+        assert_false(t->calibrate); /* an explicit init turns calibration's default off */
+        assert_int_equal(t->optim.kind, OPTIM_SGD);
+        assert_double_equal(t->optim.momentum, 0.9, 0);
+    }
+    if (strcmp(name, "train-lotka-volterra.json") == 0) {
+        assert_string_equal(t->dataset.ref.name, "lotka_volterra");
+        assert_int_equal(t->dataset.samples, 2000);
+        assert_true(t->calibrate);
+    }
     if (strcmp(name, "train-sine.json") == 0) {
         assert_int_equal(t->dataset.samples, 2000);
         assert_int_equal(t->train.loss, LOSS_MSE);
@@ -378,6 +392,32 @@ static void test_dataset_forms(void **state)
     assert_double_equal(d.noise, 0, 0);
     spec_dataset_close(&d);
 
+    /* every logic gate is a generator of the four exact corners by default */
+    const char *gates[] = {"\"and\"", "\"or\"", "\"nand\"", "\"nor\"", "\"xnor\""};
+    for (size_t i = 0; i < 5; i++) {
+        dataset_ok(gates[i], &d);
+        assert_int_equal(d.samples, 0);
+        spec_dataset_close(&d);
+    }
+    dataset_ok("{\"name\": \"nand\", \"samples\": 40, \"noise\": 0.2}", &d);
+    assert_int_equal(d.samples, 40);
+    assert_double_equal(d.noise, 0.2, 0);
+    spec_dataset_close(&d);
+    dataset_ok("{\"name\": \"lotka_volterra\", \"samples\": 300}", &d);
+    assert_int_equal(d.samples, 300);
+    spec_dataset_close(&d);
+    dataset_ok("\"lotka_volterra\"", &d);
+    assert_int_equal(d.samples, 1000);
+    spec_dataset_close(&d);
+    /* the list in messages names every built-in, in order */
+    char list[256] = "";
+    for (size_t i = 0; spec_dataset_builtin(i); i++) {
+        assert_true(spec_dataset_is_builtin(spec_dataset_builtin(i)));
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                 spec_dataset_builtin(i));
+    }
+    assert_string_equal(list, spec_dataset_builtin_list());
+
     dataset_ok("\"spirals\"", &d);
     assert_int_equal(d.samples, 1000);
     assert_double_equal(d.noise, 0.1, 0);
@@ -483,7 +523,12 @@ static const struct bad bad_cases[] = {
     {K_DATASET, "{\"id\": 1, \"test_fraction\": 0}", "/spec/dataset/test_fraction", NULL},
     {K_DATASET, "{\"id\": 1, \"limit\": -1}", "/spec/dataset/limit", NULL},
     {K_DATASET, "{\"id\": 1, \"samples\": 10}", "/spec/dataset/samples", "generators"},
-    {K_DATASET, "{\"name\": \"sine\", \"noise\": 0.1}", "/spec/dataset/noise", "xor and spirals"},
+    {K_DATASET, "{\"name\": \"sine\", \"noise\": 0.1}", "/spec/dataset/noise", "xnor and spirals"},
+    {K_DATASET, "{\"name\": \"lotka_volterra\", \"noise\": 0.1}", "/spec/dataset/noise",
+     "and, or, nand"},
+    {K_DATASET, "{\"name\": \"and\", \"arms\": 3}", "/spec/dataset/arms", "spirals"},
+    {K_DATASET, "{\"name\": \"nor\", \"inputs\": [\"a\"]}", "/spec/dataset/inputs",
+     "no named columns"},
     {K_DATASET, "{\"name\": \"xor\", \"arms\": 3}", "/spec/dataset/arms", "spirals"},
     {K_DATASET, "{\"name\": \"spirals\", \"arms\": 4}", "/spec/dataset/arms", "2 to 3"},
     {K_DATASET, "{\"name\": \"spirals\", \"noise\": -1}", "/spec/dataset/noise", NULL},
@@ -529,6 +574,12 @@ static const struct bad bad_cases[] = {
      "/spec/network/0/device/rhs/y", NULL},
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [" DEV_N "]}", "/spec/network/0/kind",
      "unknown field"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1, "
+              "\"init\": \"zeros\"}]}",
+     "/spec/network/0/init", "normal"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1, "
+              "\"init\": 1}]}",
+     "/spec/network/0/init", NULL},
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
               "\"loss\": \"hinge\"}",
      "/spec/loss", "mse"},
@@ -813,6 +864,8 @@ static void test_schema_defaults_train_evaluate(void **state)
     assert_true(json_is_true(default_of(oprops, "decoupled")) == (t->optim.decoupled != 0));
     const json_t *lprops = json_object_get(json_object_get(defs, "layer"), "properties");
     check_str_default(lprops, "via", net_via_name(t->layers[0].via));
+    check_str_default(lprops, "init", "uniform");
+    assert_int_equal(t->layers[0].init, NET_INIT_UNIFORM);
     spec_train_close(t);
     free(t);
     json_decref(j);
