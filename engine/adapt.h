@@ -7,8 +7,11 @@
  * happens in bursts when training stalls. Every hidden layer (all but the
  * last) adapts; layers of full devices do not (their wiring is fixed).
  *
- * When: after an epoch whose training loss is not below the best so far,
- * the epoch is "stale". After epoch e (1-based), when e >= after_epochs and
+ * When: after an epoch whose training loss is not below the best so far by
+ * more than the relative margin min_delta (loss >= best * (1 - min_delta);
+ * the best is only updated by an epoch that is not stale, as in early
+ * stopping), the epoch is "stale": a loss that still falls a little is a
+ * plateau. After epoch e (1-based), when e >= after_epochs and
  * at least `patience` consecutive epochs were stale (patience 0: after every
  * epoch from after_epochs on), an extinction event happens in every hidden
  * layer, and the count restarts with the loss of that epoch as the best.
@@ -61,6 +64,8 @@ struct adapt_config {
     enum adapt_score score; /* default passthrough */
     double perturb;       /* absolute +-perturbation of a split pair's incoming weights, [0, 1e-3]
                              (default 1e-3); 0 = exact copies */
+    double min_delta;     /* relative improvement an epoch needs not to be stale, [0, 1)
+                             (default 0) */
 };
 
 /* What survives between epochs (and must be checkpointed). */

@@ -264,7 +264,7 @@ struct train_layer_spec {
  * "connect" (and a "fan_in" that matches, if given); via "exact" needs an
  * analytic kind (neuron, almost_neuron) and via "device" a differentiable
  * readout (not spike_rate). "adapt" {"after_epochs", "patience", "grow",
- * "prune", "max_devices", "min_devices", "score", "perturb"} goes into
+ * "prune", "max_devices", "min_devices", "score", "perturb", "min_delta"} goes into
  * train.adapt (adapt.h; defaults from adapt_config_default) and needs two or
  * more layers, no full layer, and hidden widths within [min_devices,
  * max_devices]. Returns 0, QN_ESPEC,

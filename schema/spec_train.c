@@ -30,7 +30,8 @@ static const char *const spec__layer_fields[] = {"devices", "device", "via",  "s
                                                  "init"};
 static const char *const spec__adapt_fields[] = {"after_epochs", "patience",    "grow",
                                                  "prune",        "max_devices", "min_devices",
-                                                 "score",        "perturb"};
+                                                 "score",        "perturb",
+                                                 "min_delta"};
 static const char *const spec__optim_fields[] = {"name",  "lr",  "momentum",     "beta1",
                                                  "beta2", "eps", "weight_decay", "decoupled"};
 
@@ -243,6 +244,7 @@ static int spec__adapt_values(const json_t *v, struct adapt_config *c, struct sp
         (rc = spec__adapt_num(v, "grow", 0, 1, 0, &c->grow, err)) ||
         (rc = spec__adapt_num(v, "prune", 0, 1, 1, &c->prune, err)) ||
         (rc = spec__adapt_num(v, "perturb", 0, 1e-3, 0, &c->perturb, err)) ||
+        (rc = spec__adapt_num(v, "min_delta", 0, 1, 1, &c->min_delta, err)) ||
         (sc && (rc = spec_get_enum(sc, "/spec/adapt/score", names, 2, &x, err))))
         return rc;
     if (sc)

@@ -353,6 +353,41 @@ static void test_schedule(void **state)
         assert_int_equal(adapt_due(&c, &s, e + 1, 9, 1.0 / (double)(e + 1)), e + 1 >= 3);
 }
 
+/* A loss that falls steadily but slowly (0.2% an epoch, as a long Fashion-MNIST run
+ * does) never makes a stale epoch with min_delta 0; with min_delta 1% it is a plateau:
+ * events at epochs 2, 3, 4, ... with patience 1 (each event rebaselines on its own
+ * epoch's loss, and the next epoch is again within 1% of it). */
+static void test_min_delta(void **state)
+{
+    (void)state;
+    struct adapt_config c;
+    adapt_config_default(&c);
+    c.enabled = 1, c.after_epochs = 1, c.patience = 1;
+    struct adapt_state s;
+    adapt_state_init(&s);
+    double loss = 1.0;
+    for (size_t e = 1; e <= 8; e++, loss *= 0.998)
+        assert_int_equal(adapt_due(&c, &s, e, 20, loss), 0);
+    c.min_delta = 0.01;
+    adapt_state_init(&s);
+    loss = 1.0;
+    for (size_t e = 1; e <= 8; e++, loss *= 0.998)
+        assert_int_equal(adapt_due(&c, &s, e, 20, loss), e >= 2);
+    assert_int_equal(s.events, 7);
+    /* a drop larger than the margin is an improvement: no event, and the best moves */
+    adapt_state_init(&s);
+    assert_int_equal(adapt_due(&c, &s, 1, 20, 1.0), 0);
+    assert_int_equal(adapt_due(&c, &s, 2, 20, 0.98), 0);
+    assert_true(s.best_loss == 0.98);
+    assert_int_equal(adapt_due(&c, &s, 3, 20, 0.975), 1); /* 0.5% below: stale */
+    c.min_delta = -0.01;
+    assert_int_equal(adapt_config_check(&c), QN_EINVAL);
+    c.min_delta = 1.0;
+    assert_int_equal(adapt_config_check(&c), QN_EINVAL);
+    c.min_delta = 0.5;
+    assert_int_equal(adapt_config_check(&c), QN_OK);
+}
+
 /* What the checkpoint hook saves. */
 struct saved {
     size_t at;                      /* the epoch to save at */
@@ -515,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_prune_lowest_and_bounds),
         cmocka_unit_test(test_prune_in_network),
         cmocka_unit_test(test_schedule),
+        cmocka_unit_test(test_min_delta),
         cmocka_unit_test(test_resume_after_event),
         cmocka_unit_test(test_refusals),
     };

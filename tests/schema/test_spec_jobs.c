@@ -574,6 +574,12 @@ static const struct bad bad_cases[] = {
      "/spec/network/0/device/rhs/y", NULL},
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [" DEV_N "]}", "/spec/network/0/kind",
      "unknown field"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
+              "{\"devices\": 1, \"device\": 1}], \"adapt\": {\"min_delta\": -0.01}}",
+     "/spec/adapt/min_delta", "[0, 1)"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
+              "{\"devices\": 1, \"device\": 1}], \"adapt\": {\"min_delta\": 1}}",
+     "/spec/adapt/min_delta", "[0, 1)"},
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1, "
               "\"init\": \"zeros\"}]}",
      "/spec/network/0/init", "normal"},
@@ -833,6 +839,33 @@ static void test_schema_defaults_fit(void **state)
     json_decref(s);
 }
 
+/* "adapt": min_delta parsed, default 0 as the JSON Schema says. */
+static void test_adapt_min_delta(void **state)
+{
+    (void)state;
+    json_t *s = load_file("schema/train.schema.json");
+    const json_t *aprops =
+        json_object_get(json_object_get(json_object_get(s, "properties"), "adapt"), "properties");
+    struct train_spec *t = malloc(sizeof *t);
+    assert_non_null(t);
+    struct spec_error err;
+    json_t *j = load("{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
+                     "{\"devices\": 1, \"device\": 1}], \"adapt\": {}}");
+    assert_int_equal(spec_train_parse(j, t, &err), 0);
+    check_num_default(aprops, "min_delta", t->train.adapt.min_delta);
+    assert_double_equal(t->train.adapt.min_delta, 0, 0);
+    spec_train_close(t);
+    json_decref(j);
+    j = load("{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
+             "{\"devices\": 1, \"device\": 1}], \"adapt\": {\"min_delta\": 0.02}}");
+    assert_int_equal(spec_train_parse(j, t, &err), 0);
+    assert_double_equal(t->train.adapt.min_delta, 0.02, 0);
+    spec_train_close(t);
+    json_decref(j);
+    free(t);
+    json_decref(s);
+}
+
 static void test_schema_defaults_train_evaluate(void **state)
 {
     (void)state;
@@ -896,6 +929,7 @@ int main(void)
         cmocka_unit_test(test_type_confusion),
         cmocka_unit_test(test_schema_defaults_fit),
         cmocka_unit_test(test_schema_defaults_train_evaluate),
+        cmocka_unit_test(test_adapt_min_delta),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
