@@ -7,7 +7,7 @@
 
 #include "qn_err.h"
 
-static const char *const adapt__score_names[] = {"passthrough", "weight"};
+static const char *const adapt__score_names[] = {"passthrough", "weight", "hebbian"};
 
 const char *adapt_score_name(enum adapt_score k)
 {
@@ -58,7 +58,8 @@ void adapt_scores(const struct net *n, size_t l, enum adapt_score kind, double *
         for (size_t o = 0; o < N->n_out; o++)
             ss += (double)A[o * N->n_w + j] * A[o * N->n_w + j];
         double act = L->act_rows ? L->act_sum[j] / (double)L->act_rows : 0.0;
-        score[j] = kind == ADAPT_WEIGHT ? sqrt(ss) : act * sqrt(ss);
+        double heb = L->act_rows ? L->heb_sum[j] / (double)L->act_rows : 0.0;
+        score[j] = kind == ADAPT_WEIGHT ? sqrt(ss) : kind == ADAPT_HEBBIAN ? heb : act * sqrt(ss);
     }
 }
 

@@ -19,7 +19,11 @@
  *
  * Scores: passthrough of device j of layer l = (mean |y_j| over the rows of
  * the last epoch) x (L2 norm of its outgoing weights, column j of layer
- * l + 1's A); "weight" is the norm alone.
+ * l + 1's A); "weight" is the norm alone; "hebbian" is the mean co-activity
+ * of the device's incoming connections over the rows r of the last epoch,
+ * mean_r (|y_j(r)| x mean_i |x_i(r)|), x the layer's (scaled) inputs: each
+ * connection i -> j contributes |pre| x |post|, "fire together, wire
+ * together" (no weight enters).
  *
  * An event in a layer of width w: the round(prune * w) lowest-scoring
  * devices are removed with their incoming and outgoing weights (fewer if the
@@ -51,7 +55,7 @@
 #include "net.h"
 #include "optim.h"
 
-enum adapt_score { ADAPT_PASSTHROUGH, ADAPT_WEIGHT };
+enum adapt_score { ADAPT_PASSTHROUGH, ADAPT_WEIGHT, ADAPT_HEBBIAN };
 
 struct adapt_config {
     int enabled;          /* 0: fixed structure (the default) */

@@ -129,7 +129,7 @@ static int net__layer_alloc_via(struct net *n, struct net_layer *L)
 static void net__layer_free(struct net *n, struct net_layer *L)
 {
     free(L->u), free(L->y), free(L->g), free(L->xsq), free(L->tmp), free(L->tmp2), free(L->xs);
-    free(L->sscratch), free(L->conn), free(L->act_sum), free(L->uc);
+    free(L->sscratch), free(L->conn), free(L->act_sum), free(L->heb_sum), free(L->uc);
     if (L->sacts.slab)
         mlp_acts_close(&L->sacts);
     for (size_t t = 0; L->works && t < n->n_threads; t++)
@@ -158,7 +158,8 @@ static int net__layer_init(struct net *n, struct net_layer *L, size_t n_in,
         return rc;
     size_t c = n->cap;
     L->act_sum = calloc(L->n_out, sizeof *L->act_sum);
-    if (!L->act_sum)
+    L->heb_sum = calloc(L->n_out, sizeof *L->heb_sum);
+    if (!L->act_sum || !L->heb_sum)
         return QN_ENOMEM;
     L->u = malloc(c * L->n_out * L->n_drive * sizeof *L->u);
     L->g = malloc(c * L->n_out * L->n_drive * sizeof *L->g);
@@ -539,12 +540,21 @@ static void net__drives_full(struct net_layer *L, const float *A, size_t B)
     }
 }
 
-/* Adds |y| of B rows into L->act_sum (tracking for adaptive structure). */
+/* Adds |y| of B rows into L->act_sum, and |y_j| times the row's mean |x_i| (the
+ * scaled inputs L->xs) into L->heb_sum (tracking for adaptive structure). */
 static void net__track(struct net_layer *L, size_t B)
 {
-    for (size_t r = 0; r < B; r++)
-        for (size_t j = 0; j < L->n_out; j++)
-            L->act_sum[j] += fabs((double)L->y[r * L->n_out + j]);
+    for (size_t r = 0; r < B; r++) {
+        double pre = 0;
+        for (size_t i = 0; i < L->n_in; i++)
+            pre += fabs((double)L->xs[r * L->n_in + i]);
+        pre /= (double)L->n_in;
+        for (size_t j = 0; j < L->n_out; j++) {
+            double post = fabs((double)L->y[r * L->n_out + j]);
+            L->act_sum[j] += post;
+            L->heb_sum[j] += post * pre;
+        }
+    }
     L->act_rows += B;
 }
 
@@ -552,6 +562,7 @@ void net_track_reset(struct net *n)
 {
     for (size_t l = 0; l < n->n_layers; l++) {
         memset(n->layer[l].act_sum, 0, n->layer[l].n_out * sizeof *n->layer[l].act_sum);
+        memset(n->layer[l].heb_sum, 0, n->layer[l].n_out * sizeof *n->layer[l].heb_sum);
         n->layer[l].act_rows = 0;
     }
 }

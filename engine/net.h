@@ -109,6 +109,8 @@ struct net_layer {
     float *sscratch;              /* surrogate scratch */
     struct dev_work *works;       /* (n_threads) per-thread device solvers */
     double *act_sum;              /* (n_out) sum of |y| over the rows forwarded while tracking */
+    double *heb_sum;              /* (n_out) sum over those rows of |y_j| times the mean |x_i| of
+                                     the layer's (scaled) inputs: Hebbian co-activity */
     size_t act_rows;              /* rows in act_sum */
 };
 
@@ -126,7 +128,8 @@ struct net {
     size_t failed_solves;         /* of which failed */
     float *d0, *d1;               /* (cap, max width) backward scratch */
     uint64_t seed;                /* of net_create: initial weights, random connectivity */
-    int track;                    /* nonzero: net_forward adds |y| into every layer's act_sum */
+    int track;                    /* nonzero: net_forward adds |y| into every layer's act_sum
+                                     (and the co-activity into heb_sum) */
 };
 
 /*

@@ -235,7 +235,8 @@ static int spec__adapt_int(const json_t *v, const char *key, int64_t lo, int64_t
 static int spec__adapt_values(const json_t *v, struct adapt_config *c, struct spec_error *err)
 {
     int rc, x;
-    const char *names[] = {adapt_score_name(ADAPT_PASSTHROUGH), adapt_score_name(ADAPT_WEIGHT)};
+    const char *names[] = {adapt_score_name(ADAPT_PASSTHROUGH), adapt_score_name(ADAPT_WEIGHT),
+                           adapt_score_name(ADAPT_HEBBIAN)};
     const json_t *sc = json_object_get(v, "score");
     if ((rc = spec__adapt_int(v, "after_epochs", 0, SPEC_EPOCHS_MAX, &c->after_epochs, err)) ||
         (rc = spec__adapt_int(v, "patience", 0, SPEC_EPOCHS_MAX, &c->patience, err)) ||
@@ -245,7 +246,7 @@ static int spec__adapt_values(const json_t *v, struct adapt_config *c, struct sp
         (rc = spec__adapt_num(v, "prune", 0, 1, 1, &c->prune, err)) ||
         (rc = spec__adapt_num(v, "perturb", 0, 1e-3, 0, &c->perturb, err)) ||
         (rc = spec__adapt_num(v, "min_delta", 0, 1, 1, &c->min_delta, err)) ||
-        (sc && (rc = spec_get_enum(sc, "/spec/adapt/score", names, 2, &x, err))))
+        (sc && (rc = spec_get_enum(sc, "/spec/adapt/score", names, 3, &x, err))))
         return rc;
     if (sc)
         c->score = (enum adapt_score)x;

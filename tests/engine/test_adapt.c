@@ -274,6 +274,75 @@ static void test_prune_lowest_and_bounds(void **state)
     assert_int_equal(adapt_config_check(&c), QN_EINVAL);
 }
 
+/*
+ * The hebbian score against an independent computation: every layer's
+ * outputs in double precision from the parameters, then for device j of
+ * layer l the mean over rows of |y_j| x mean_i |s x_i| (x the layer's
+ * inputs, s its input scale); the batch is forwarded twice, so the sums
+ * run over 2 ROWS rows. Then a run scored by it grows the top devices.
+ */
+static void test_hebbian(void **state)
+{
+    (void)state;
+    struct devs d;
+    devs_init(&d);
+    struct net *n = make_net(&d, 8, 6, 5);
+    n->params[n->layer[1].off_s] = 0.5f; /* the input scale enters the co-activity */
+    float x[ROWS * N_IN];
+    batch(x);
+    n->track = 1;
+    assert_int_equal(net_forward(n, x, ROWS), 0);
+    assert_int_equal(net_forward(n, x, ROWS), 0);
+    double in[ROWS * 64], nx[ROWS * 64];
+    for (size_t i = 0; i < ROWS * N_IN; i++)
+        in[i] = x[i];
+    size_t w = N_IN;
+    for (size_t l = 0; l < 2; l++) {
+        const struct net_layer *L = &n->layer[l];
+        const float *A = n->params + L->off_w, *b = n->params + L->off_b;
+        double sc = n->params[L->off_s], want[8] = {0}, got[8];
+        for (size_t r = 0; r < ROWS; r++) {
+            double pre = 0;
+            for (size_t i = 0; i < w; i++)
+                pre += fabs(sc * in[r * w + i]) / (double)w;
+            for (size_t j = 0; j < L->n_out; j++) {
+                double u = b[j];
+                for (size_t i = 0; i < w; i++)
+                    u += (double)A[j * w + i] * sc * in[r * w + i];
+                nx[r * L->n_out + j] = act_eval(L->dev->activation, u);
+                want[j] += fabs(nx[r * L->n_out + j]) * pre / ROWS;
+            }
+        }
+        adapt_scores(n, l, ADAPT_HEBBIAN, got);
+        for (size_t j = 0; j < L->n_out; j++)
+            if (fabs(got[j] - want[j]) > 1e-5 * fmax(1e-3, want[j]))
+                fail_msg("layer %zu device %zu: hebbian %.9g, by hand %.9g", l, j, got[j], want[j]);
+        w = L->n_out;
+        memcpy(in, nx, ROWS * w * sizeof *in);
+    }
+    net_track_reset(n);
+    double zero[8];
+    adapt_scores(n, 0, ADAPT_HEBBIAN, zero);
+    assert_true(zero[0] == 0.0 && zero[7] == 0.0);
+    /* an event by hebbian score: the top half splits, the two lowest go */
+    assert_int_equal(net_forward(n, x, ROWS), 0);
+    double score[8];
+    adapt_scores(n, 0, ADAPT_HEBBIAN, score);
+    struct adapt_config c;
+    adapt_config_default(&c);
+    c.enabled = 1, c.grow = 0.5, c.prune = 0.25, c.perturb = 0, c.score = ADAPT_HEBBIAN;
+    struct adapt_event ev[NET_MAX_LAYERS];
+    size_t n_ev = 0;
+    struct adapt_state as;
+    adapt_state_init(&as);
+    assert_int_equal(adapt_event(n, NULL, &c, 1, &as, ev, &n_ev), 0);
+    assert_int_equal(ev[0].pruned, 2);
+    assert_int_equal(ev[0].grown, 4);
+    assert_int_equal(n->layer[0].n_out, 10);
+    net_destroy(n);
+    devs_close(&d);
+}
+
 /* Pruning in a network: the survivors are the top scorers, by passthrough. */
 static void test_prune_in_network(void **state)
 {
@@ -551,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_prune_in_network),
         cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_min_delta),
+        cmocka_unit_test(test_hebbian),
         cmocka_unit_test(test_resume_after_event),
         cmocka_unit_test(test_refusals),
     };

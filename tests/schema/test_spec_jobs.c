@@ -580,6 +580,9 @@ static const struct bad bad_cases[] = {
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
               "{\"devices\": 1, \"device\": 1}], \"adapt\": {\"min_delta\": 1}}",
      "/spec/adapt/min_delta", "[0, 1)"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
+              "{\"devices\": 1, \"device\": 1}], \"adapt\": {\"score\": \"hebb\"}}",
+     "/spec/adapt/score", "hebbian"},
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1, "
               "\"init\": \"zeros\"}]}",
      "/spec/network/0/init", "normal"},
@@ -839,7 +842,7 @@ static void test_schema_defaults_fit(void **state)
     json_decref(s);
 }
 
-/* "adapt": min_delta parsed, default 0 as the JSON Schema says. */
+/* "adapt": min_delta parsed, default 0 as the JSON Schema says; score hebbian. */
 static void test_adapt_min_delta(void **state)
 {
     (void)state;
@@ -857,9 +860,11 @@ static void test_adapt_min_delta(void **state)
     spec_train_close(t);
     json_decref(j);
     j = load("{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
-             "{\"devices\": 1, \"device\": 1}], \"adapt\": {\"min_delta\": 0.02}}");
+             "{\"devices\": 1, \"device\": 1}], \"adapt\": {\"min_delta\": 0.02, "
+             "\"score\": \"hebbian\"}}");
     assert_int_equal(spec_train_parse(j, t, &err), 0);
     assert_double_equal(t->train.adapt.min_delta, 0.02, 0);
+    assert_int_equal(t->train.adapt.score, ADAPT_HEBBIAN);
     spec_train_close(t);
     json_decref(j);
     free(t);
