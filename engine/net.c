@@ -511,10 +511,12 @@ static int net__respond(struct net *n, struct net_layer *L, size_t B)
     case VIA_SURROGATE:
         assert(L->sur && L->sscratch && L->uc && L->sur->n_in == L->n_drive);
         return net__surrogate(L, rows, L->y);
-    case VIA_DEVICE:
-        if (!dev_is_differentiable(L->dev)) /* a forward-only layer: dy/du is 0 */
+    case VIA_DEVICE: {
+        int grad = dev_is_differentiable(L->dev) && !L->forward_only;
+        if (!grad) /* a forward-only layer: dy/du is 0, and no sensitivities are solved */
             memset(L->g, 0, rows * L->n_drive * sizeof *L->g);
-        return net__solve_all(n, L, B, dev_is_differentiable(L->dev));
+        return net__solve_all(n, L, B, grad);
+    }
     case VIA_PHYSICS_AWARE: {
         assert(L->sur && L->sscratch && L->uc && L->sur->n_in == L->n_drive);
         int rc = net__surrogate(L, rows, L->tmp);

@@ -76,9 +76,10 @@ struct net_layer_spec {
     const struct dev_model *dev;  /* prepared model */
     enum net_via via;
     const struct surrogate *sur;  /* surrogate and physics_aware; NULL otherwise */
-    int forward_only;             /* nonzero: only evaluated, never trained through; via
-                                     device then accepts readouts without a gradient
-                                     (spike_rate), whose dy/du is taken as 0 */
+    int forward_only;             /* nonzero: only evaluated, never backpropagated through
+                                     (evaluation, ES training); via device then solves no
+                                     sensitivities and accepts readouts without a gradient
+                                     (spike_rate): dy/du is taken as 0 */
     enum net_connect connect;     /* full drive only: the wiring (fan-in is dev->fan_in) */
 };
 

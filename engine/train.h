@@ -7,6 +7,18 @@
  * gather -> forward -> loss -> zero_grad -> backward -> update. Metrics and
  * checkpoints leave through callbacks; the caller decides where they go.
  *
+ * With the ES optimizer (evolution strategies) a step does not backpropagate:
+ * for pairs k = 0..P/2-1 (P the population) it forwards the batch at
+ * theta + sigma eps_k and theta - sigma eps_k (antithetic pairs, eps_k
+ * N(0, 1) on the trainable parameters, drawn from the seed, the step and k
+ * alone, so a resumed run repeats them), turns the P losses into centred
+ * ranks u (0.5 for the lowest down to -0.5) and takes
+ * g = -(1 / (P sigma)) sum_k (u+_k - u-_k) eps_k as the gradient of the step
+ * (optim.h). Only forward passes are needed, so layers via device may have
+ * readouts without a gradient (spike_rate; build them forward_only). Each
+ * member's forward spreads its device solves over the network's threads;
+ * the members run one after another. The step's loss is the loss at theta.
+ *
  * With cfg->adapt enabled, the forward passes of each epoch track every
  * layer's mean |output|, and after the epoch's report an extinction event
  * may change the hidden layers' widths (adapt.h): the network and the

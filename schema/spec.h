@@ -179,6 +179,7 @@ int spec_get_enum(const json_t *v, const char *path, const char *const *names, s
 #define SPEC_HIDDEN_MAX 4096       /* width of one fit hidden layer */
 #define SPEC_DEVICES_MAX 65536     /* devices in one network layer */
 #define SPEC_DATASET_SAMPLES_MAX 10000000 /* generator "samples" */
+#define SPEC_ES_POPULATION_MAX 10000      /* es optimizer "population" */
 
 /*
  * A dataset reference with its options. The reference (ref) is an id, a name
@@ -263,7 +264,7 @@ struct train_layer_spec {
  * device.inline_obj again. An inline full device needs the layer's
  * "connect" (and a "fan_in" that matches, if given); via "exact" needs an
  * analytic kind (neuron, almost_neuron) and via "device" a differentiable
- * readout (not spike_rate). "adapt" {"after_epochs", "patience", "grow",
+ * readout (not spike_rate), except with the es optimizer. "adapt" {"after_epochs", "patience", "grow",
  * "prune", "max_devices", "min_devices", "score", "perturb", "min_delta"} goes into
  * train.adapt (adapt.h; defaults from adapt_config_default) and needs two or
  * more layers, no full layer, and hidden widths within [min_devices,
@@ -275,9 +276,11 @@ struct train_spec {
     struct dataset_spec dataset;                     /* required */
     size_t n_layers;                                 /* "network": 1..NET_MAX_LAYERS layers */
     struct train_layer_spec layers[NET_MAX_LAYERS];
-    struct optim_config optim;  /* "optimizer": {"name": "adam"|"sgd", "lr", "momentum", "beta1",
-                                   "beta2", "eps", "weight_decay", "decoupled"}; default adam,
-                                   other fields from optim_config_default of that name */
+    struct optim_config optim;  /* "optimizer": {"name": "adam"|"sgd"|"es", "lr", "momentum",
+                                   "beta1", "beta2", "eps", "weight_decay", "decoupled",
+                                   "population", "sigma"}; default adam, other fields from
+                                   optim_config_default of that name; es lets a layer via
+                                   device have a readout without a gradient (spike_rate) */
     struct train_config train;  /* "loss" (default cross_entropy), "epochs" (5), "batch" (128),
                                    "seed" (1), "checkpoint_every" (1; 0 = never), "adapt"
                                    (train.adapt.enabled when given) */

@@ -176,8 +176,10 @@ static int job_train__build(struct job_ctx *ctx, const struct job_train *p,
 {
     struct net_layer_spec ls[NET_MAX_LAYERS];
     job_netdef_layers(&p->nd, ls);
-    for (size_t l = 0; l < p->nd.n_layers; l++)
+    for (size_t l = 0; l < p->nd.n_layers; l++) {
         ls[l].devices = r->widths[l];
+        ls[l].forward_only = p->t.optim.kind == OPTIM_ES; /* es never backpropagates */
+    }
     int rc = net_create(&r->net, r->train.d, ls, p->nd.n_layers, p->t.train.batch, ctx->workers,
                         p->t.train.seed, ctx->cancel);
     if (rc)

@@ -336,6 +336,26 @@ static void test_logic_and_lotka_volterra(void **state)
     json_decref(rec);
 }
 
+/* A job of Hodgkin-Huxley devices read out as firing rates, trained in situ via device by
+ * the es optimizer (forward passes only); the same spec with adam is refused. */
+#define ES_HH(opt)                                                                              \
+    "{\"type\":\"train\",\"spec\":{\"dataset\":{\"name\":\"xor\",\"samples\":16,\"noise\":0.1},"  \
+    "\"network\":[{\"devices\":3,\"device\":{\"kind\":\"hodgkin_huxley\",\"params\":{\"gain\":10},"  \
+    "\"readout\":{\"kind\":\"spike_rate\",\"t_max\":100}},\"via\":\"device\"},{\"devices\":2,"        \
+    "\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":\"identity\"}}}],\"optimizer\":" opt \
+    ",\"epochs\":2,\"batch\":8,\"seed\":1,\"checkpoint_every\":1}}"
+
+static void test_es_in_situ(void **state)
+{
+    struct qt_dir *f = *state;
+    json_t *rec = run_job(f, ES_HH("{\"name\":\"es\",\"population\":4,\"sigma\":0.05}"), 0);
+    assert_true(isfinite(result_num(rec, "train_loss")));
+    assert_int_equal(json_integer_value(result(rec, "failed_solves")), 0);
+    json_decref(rec);
+    expect_refused(f, ES_HH("\"adam\""), "/spec/network/0/via");
+    expect_refused(f, ES_HH("{\"name\":\"es\",\"population\":5}"), "antithetic pairs");
+}
+
 static void test_import_idx(void **state)
 {
     struct qt_dir *f = *state;
@@ -502,6 +522,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_import_idx, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_logic_and_lotka_volterra, qt_dir_setup,
                                         qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_es_in_situ, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_regression, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_resume_identical, qt_dir_setup, qt_dir_teardown),
     };

@@ -593,6 +593,24 @@ static const struct bad bad_cases[] = {
               "\"loss\": \"hinge\"}",
      "/spec/loss", "mse"},
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"optimizer\": {\"name\": \"es\", \"population\": 63}}",
+     "/spec/optimizer/population", "antithetic pairs"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"optimizer\": {\"name\": \"es\", \"population\": 1}}",
+     "/spec/optimizer/population", "2 to 10000"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"optimizer\": {\"name\": \"es\", \"sigma\": 0}}",
+     "/spec/optimizer/sigma", "(0, 10]"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"optimizer\": {\"name\": \"es\", \"weight_decay\": 0.1}}",
+     "/spec/optimizer/weight_decay", "sgd and adam"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"optimizer\": {\"name\": \"es\", \"momentum\": 0.9}}",
+     "/spec/optimizer/momentum", "sgd"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"optimizer\": {\"name\": \"adam\", \"population\": 8}}",
+     "/spec/optimizer/population", "es"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
               "\"optimizer\": {\"name\": \"rmsprop\"}}",
      "/spec/optimizer/name", "adam"},
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
@@ -865,6 +883,25 @@ static void test_adapt_min_delta(void **state)
     assert_int_equal(spec_train_parse(j, t, &err), 0);
     assert_double_equal(t->train.adapt.min_delta, 0.02, 0);
     assert_int_equal(t->train.adapt.score, ADAPT_HEBBIAN);
+    spec_train_close(t);
+    json_decref(j);
+    /* es: its fields, and a spike_rate layer via device, which backprop refuses */
+    j = load("{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": "
+             "{\"kind\": \"hodgkin_huxley\"}, \"via\": \"device\"}, {\"devices\": 2, "
+             "\"device\": 1}], \"optimizer\": {\"name\": \"es\", \"population\": 8, "
+             "\"sigma\": 0.1}}");
+    assert_int_equal(spec_train_parse(j, t, &err), 0);
+    assert_int_equal(t->optim.kind, OPTIM_ES);
+    assert_int_equal(t->optim.population, 8);
+    assert_double_equal(t->optim.sigma, 0.1, 0);
+    assert_double_equal(t->optim.lr, 0.02, 0);
+    spec_train_close(t);
+    json_object_set_new(j, "optimizer", json_string("adam"));
+    assert_int_equal(spec_train_parse(j, t, &err), QN_ESPEC);
+    assert_string_equal(err.path, "/spec/network/0/via");
+    json_object_set_new(j, "optimizer", json_string("es"));
+    assert_int_equal(spec_train_parse(j, t, &err), 0);
+    assert_int_equal(t->optim.population, 64);
     spec_train_close(t);
     json_decref(j);
     free(t);
