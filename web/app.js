@@ -68,6 +68,18 @@
     s = Math.floor(s % 60);
     return h ? `${h} h ${m} min` : `${m} min ${s} s`;
   }
+  /* A tick label: the shortest text of at most four significant digits
+   * (0.3, 2.5e-4, 1e5), so a tick never reads as ".000e-4". */
+  function fmtTick(v) {
+    if (v === null || v === undefined || !Number.isFinite(v)) return '';
+    if (v === 0) return '0';
+    const a = Math.abs(v);
+    if (a < 1e-3 || a >= 1e5) {
+      const [m, e] = v.toExponential(2).split('e');
+      return String(+m) + 'e' + String(+e);
+    }
+    return String(+v.toPrecision(4));
+  }
   function pct(v) { return typeof v === 'number' ? (100 * v).toFixed(1) + ' %' : '–'; }
 
   /* ", 2.3 % out of domain" when a run's surrogate layers saw drives outside
@@ -93,6 +105,13 @@
           (r.solves ? `, ${r.solves} solves` : '') + oodNote(r);
       default: return '';
     }
+  }
+
+  /* The runs table's last cell: the headline, or why the run failed. */
+  function headlineCell(job) {
+    if (job.error && (job.state === 'failed' || job.state === 'canceled'))
+      return el('td', { class: 'headline error', title: job.error, text: job.error });
+    return el('td', { class: 'headline', text: headline(job) });
   }
 
   function stateBadge(state) { return el('span', { class: 'state ' + state, text: state }); }
@@ -275,10 +294,20 @@
     };
   }
 
+  /* The width in CSS pixels an axis needs for its tick labels (12 px digits). */
+  function axisSize(values, label) {
+    const n = Math.max(1, ...(values || []).map((v) => String(v).length));
+    return Math.ceil(n * 7.4) + 14 + (label ? 4 : 0);
+  }
+
   /*
    * A chart in a card: host element, title, x label, series names; update()
-   * takes [{label, xs, ys}] and redraws. opts: log (y log scale allowed),
-   * points (scatter), markers (function), smooth (function -> weight).
+   * takes [{label, xs, ys, scale?}] and redraws. opts: y (the y axis label,
+   * with its unit), y2 (the right axis label, for series with scale 'y2'),
+   * log (y log scale allowed), points (scatter), markers (function),
+   * smooth (function -> weight). The host carries what the chart shows, for
+   * the browser test and for scripts: data-points, data-x-label,
+   * data-y-label, data-y-ticks (the tick texts drawn), data-log.
    */
   class Chart {
     constructor(parent, key, title, xLabel, opts) {
@@ -293,7 +322,7 @@
       this.series = [];
       this.u = null;
       this.sig = '';
-      this.log = false;
+      this.log = !!this.opts.startLog;
       // The card's width follows the layout (grid columns, the window): follow it.
       this.lastW = 0;
       this.ro = new ResizeObserver(() => { if (this.width() !== this.lastW) this.resize(); });
@@ -305,27 +334,48 @@
       const o = this.opts;
       const series = [{ label: this.xLabel, value: (u, v) => fmtNum(v) }].concat(this.series.map((s, i) => ({
         label: s.label,
+        scale: s.scale || 'y',
         stroke: s.color || COLORS[i % COLORS.length],
-        width: o.points ? 0 : 1.5,
+        width: o.points ? 0 : (s.width || 1.5),
         spanGaps: true,
         paths: o.points ? () => null : undefined,
         points: o.points ? { show: true, size: 4, width: 0, fill: s.color || COLORS[i % COLORS.length] } : { show: false },
         value: (u, v) => fmtNum(v),
       })));
       const logY = this.log && o.log;
+      const host = this.host;
+      const yTicks = (u, vals) => {
+        const out = vals.map(fmtTick);
+        host.setAttribute('data-y-ticks', out.join('|'));
+        return out;
+      };
+      const axes = [
+        { label: this.xLabel, size: 40, values: (u, vals) => vals.map(fmtTick) },
+        { label: o.y || '', values: yTicks, size: (u, vals) => axisSize(vals, o.y) },
+      ];
+      const scales = { x: { time: false }, y: logY ? { distr: 3 } : {} };
+      if (this.series.some((s) => s.scale === 'y2')) {
+        scales.y2 = o.y2Range ? { range: o.y2Range } : {};
+        axes.push({ scale: 'y2', side: 1, label: o.y2 || '', grid: { show: false },
+          values: (u, vals) => vals.map(fmtTick), size: (u, vals) => axisSize(vals, o.y2) });
+      }
       this.lastW = this.width();
       this.u = new uPlot({
         width: this.lastW,
         height: o.height || 260,
         series,
-        scales: { x: { time: false }, y: logY ? { distr: 3 } : {} },
-        axes: [{ label: this.xLabel, size: 40 }, { size: 60, values: (u, vals) => vals.map((v) => fmtNum(v, 3)) }],
+        scales,
+        axes,
         legend: { live: true },
         cursor: { drag: { x: true, y: false } },
         plugins: o.markers ? [markerPlugin(o.markers)] : [],
       }, data, this.host);
+      host.setAttribute('data-x-label', this.u.axes[0].label || '');
+      host.setAttribute('data-y-label', this.u.axes[1].label || '');
+      if (axes.length > 2) host.setAttribute('data-y2-label', this.u.axes[2].label || '');
+      host.setAttribute('data-log', logY ? '1' : '0');
     }
-    /* series: [{label, xs, ys, color?}] */
+    /* series: [{label, xs, ys, color?, scale?}] */
     update(series) {
       this.series = series;
       const w = this.opts.smooth ? this.opts.smooth() : 0;
@@ -490,7 +540,7 @@
           el('td', { class: 'name' }, el('a', { href: '#/jobs/' + j.id, text: j.name || '(unnamed)' })),
           el('td', { text: j.type }), el('td', { text: j.owner }), el('td', {}, stateBadge(j.state)),
           el('td', {}, progressBar(j)), el('td', { class: 'wide', text: fmtTime(j.started) }),
-          el('td', { class: 'num', text: fmtDuration(j) }), el('td', { text: headline(j) }));
+          el('td', { class: 'num', text: fmtDuration(j) }), headlineCell(j));
       }));
       if (!rows.length) tbody.append(el('tr', {}, el('td', { colspan: 10, class: 'muted', text: jobs.length ? 'No job matches these filters.' : 'No jobs yet. Submit one with POST /v1/jobs or qn run.' })));
       updateCmp();
@@ -517,22 +567,36 @@
 
   // ---- one run -----------------------------------------------------------------
 
-  /* Which charts a job type shows: key, title, x ('epoch'|'step'), metric names, log allowed. */
+  /* The loss a train spec minimises, as an axis label with its unit. */
+  function lossAxis(spec) {
+    return spec && spec.loss === 'mse' ? 'MSE loss (target units²)'
+      : 'cross-entropy loss (nats)';
+  }
+
+  /*
+   * Which charts a job type shows: key, title, x label, y label (a function
+   * of the spec), metric names, log allowed, log from the start (fit curves
+   * fall over decades and collapse onto zero on a linear scale).
+   */
   const CHARTS = {
     train: [
-      { key: 'loss', title: 'Loss per epoch', x: 'epoch', names: ['train_loss', 'test_loss'], log: true },
-      { key: 'accuracy', title: 'Accuracy per epoch', x: 'epoch', names: ['train_accuracy', 'test_accuracy'] },
-      { key: 'step_loss', title: 'Step loss', x: 'step', names: ['step_loss'], log: true },
+      { key: 'loss', title: 'Loss per epoch', x: 'epoch', y: lossAxis, names: ['train_loss', 'test_loss'], log: true },
+      { key: 'accuracy', title: 'Accuracy per epoch', x: 'epoch', y: () => 'accuracy (fraction, 0–1)',
+        names: ['train_accuracy', 'test_accuracy'] },
+      { key: 'step_loss', title: 'Step loss', x: 'step', y: lossAxis, names: ['step_loss'], log: true },
       { key: 'out_of_domain', title: 'Surrogate drives outside the domain (fraction per epoch)', x: 'epoch',
-        names: ['out_of_domain'], only: true },
+        y: () => 'fraction of drives (0–1)', names: ['out_of_domain'], only: true },
     ],
     fit: [
-      { key: 'val_rmse', title: 'Validation RMSE per epoch', x: 'epoch', names: ['val_rmse'], log: true },
-      { key: 'loss', title: 'Training loss per epoch', x: 'epoch', names: ['train_loss'], log: true },
+      { key: 'val_rmse', title: 'Validation RMSE per epoch', x: 'epoch', y: () => 'RMSE (device output units)',
+        names: ['val_rmse'], log: true, startLog: true },
+      { key: 'loss', title: 'Training loss per epoch', x: 'epoch', y: () => 'MSE (standardised, unitless)',
+        names: ['train_loss'], log: true, startLog: true },
     ],
-    sweep: [{ key: 'solves', title: 'Solves', x: 'step', names: ['solves'] }],
+    sweep: [],
     evaluate: [],
   };
+  const X_LABEL = { epoch: 'epoch', step: 'optimizer step' };
   const KNOWN = new Set(['step_loss', 'train_loss', 'train_accuracy', 'test_loss', 'test_accuracy', 'val_rmse',
     'solves', 'seconds', 'failed_solves', 'loss', 'accuracy', 'out_of_domain']);
   /* Metrics that are figures, not structure events (out_of_domain_<layer> too). */
@@ -557,18 +621,22 @@
     const facts = el('dl', { class: 'facts' });
     const cancel = el('button', { type: 'button', class: 'danger', id: 'cancel' }, 'Cancel this run');
     const cancelMsg = el('span', { role: 'status' });
-    const log = el('input', { type: 'checkbox', id: 'logscale' });
+    const log = el('input', { type: 'checkbox', id: 'logscale', checked: job.type === 'fit' });
     const sm = el('input', { type: 'range', id: 'smoothing', min: 0, max: 0.99, step: 0.01, value: 0 });
     const smVal = el('output', { for: 'smoothing', text: '0' });
+    const optionsRow = el('div', { class: 'row', role: 'group', 'aria-label': 'Chart options' },
+      el('label', {}, log, ' log scale (losses)'),
+      el('label', { for: 'smoothing' }, 'smoothing '), sm, smVal,
+      el('span', { class: 'legend-note', text: 'markers: grey = epoch, blue dashed = checkpoint, red = structure change' }));
+    const errBox = el('p', { class: 'error run-error', role: 'alert', hidden: true });
     const charts = el('div', { class: 'grid' });
+    const chartsNote = el('p', { class: 'muted', id: 'charts-note', hidden: true });
+    const extra = el('div', { class: 'grid spaced' });
     const specPre = el('pre', { id: 'spec' }), resultPre = el('pre', { id: 'result' });
     root.append(el('p', {}, el('a', { href: '#/', text: '← Runs' })), title,
-      el('div', { class: 'row' }, facts), el('div', { class: 'row' }, cancel, cancelMsg),
-      el('div', { class: 'row', role: 'group', 'aria-label': 'Chart options' },
-        el('label', {}, log, ' log scale (losses)'),
-        el('label', { for: 'smoothing' }, 'smoothing '), sm, smVal,
-        el('span', { class: 'legend-note', text: 'markers: grey = epoch, blue dashed = checkpoint, red = structure change' })),
-      charts,
+      el('div', { class: 'row' }, facts), errBox, el('div', { class: 'row' }, cancel, cancelMsg),
+      optionsRow,
+      chartsNote, charts, extra,
       el('div', { class: 'grid spaced' },
         el('section', { class: 'card' }, el('h2', { text: 'Spec' }), specPre),
         el('section', { class: 'card' }, el('h2', { text: 'Result' }), resultPre)));
@@ -591,11 +659,16 @@
     };
     /* A chart marked `only` is drawn only for runs that have its metric
      * (a network without surrogate layers has no out_of_domain). */
+    const surrogateLayers = () => ((job.spec && job.spec.network) || []).some((L) => L && L.surrogate !== undefined &&
+      L.via !== 'device' && L.via !== 'exact');
     const hasMetric = (d) => !d.only || (job.result && job.result.out_of_domain !== null &&
-      job.result.out_of_domain !== undefined) || !FINAL.has(job.state);
+      job.result.out_of_domain !== undefined) || (!FINAL.has(job.state) && surrogateLayers());
     const defs = (CHARTS[job.type] || []).filter(hasMetric);
-    const chartObjs = defs.map((d) => ({ d, c: new Chart(charts, d.key, d.title, d.x, {
-      log: d.log, smooth: () => +sm.value, markers: () => epochMarkers(d.x === 'step') }) }));
+    const chartObjs = defs.map((d) => ({ d, c: new Chart(charts, d.key, d.title, X_LABEL[d.x], {
+      y: d.y(job.spec), log: d.log, startLog: d.startLog && log.checked, smooth: () => +sm.value,
+      markers: () => epochMarkers(d.x === 'step') }) }));
+    if (!chartObjs.length || !chartObjs.some(({ d }) => d.log)) log.parentNode.hidden = true;
+    if (!chartObjs.length) optionsRow.hidden = true;
     let other = null;
 
     const drawCharts = () => {
@@ -606,6 +679,7 @@
         });
         c.update(series);
       }
+      hideEmpty();
       if (job.type === 'evaluate') {
         const rows = Array.from(metrics.entries()).map(([n, s]) => el('tr', {}, el('th', { scope: 'row', text: n }),
           el('td', { class: 'num', text: fmtNum(s.ys[s.ys.length - 1]) })));
@@ -613,6 +687,8 @@
         other.replaceChildren(el('h2', { text: 'Figures' }), el('table', {}, el('tbody', {}, rows)));
       }
     };
+    const chartObjsExtra = [];
+    let histLoaded = false, sweepShown = false;
     let pending = null;
     const schedule = () => { if (!pending) pending = setTimeout(() => { pending = null; drawCharts(); }, 200); };
 
@@ -624,6 +700,9 @@
       facts.replaceChildren(...f.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]),
         el('dt', { text: 'progress' }), el('dd', {}, progressBar(job) || '–'));
       if (job.error) facts.append(el('dt', { text: 'error' }), el('dd', { class: 'error', text: job.error }));
+      errBox.hidden = !job.error;
+      errBox.textContent = job.error ? `This run ${job.state === 'canceled' ? 'was canceled' : 'failed'}: ${job.error}` : '';
+      if (FINAL.has(job.state) && histLoaded && !sweepShown) showSweep();
       const mine = !auth.who || auth.who.admin || auth.who.name === job.owner;
       cancel.hidden = FINAL.has(job.state) || !mine; // only the owner or an admin may cancel
       specPre.textContent = JSON.stringify(job.spec, null, 2);
@@ -641,6 +720,32 @@
       }
       cancel.disabled = false;
     });
+    /* A finished run draws no chart without points: a run that failed
+     * before its first epoch shows why instead of empty frames. */
+    function hideEmpty() {
+      if (!FINAL.has(job.state) || !histLoaded) return;
+      let shown = 0;
+      for (const { c } of chartObjs) {
+        const empty = c.host.getAttribute('data-points') === '0';
+        c.card.hidden = empty;
+        if (!empty) shown++;
+      }
+      if (!shown) optionsRow.hidden = true;
+      if (chartObjs.length && !shown) {
+        chartsNote.hidden = false;
+        chartsNote.textContent = job.state === 'failed' ? 'No charts: the run failed before it recorded a metric.'
+          : 'No charts: the run recorded no metric.';
+      }
+    }
+    /* A sweep's response: the swept points and the failed rows, with the status counts. */
+    function showSweep() {
+      if (job.type !== 'sweep' || !job.result) return;
+      sweepShown = true;
+      extra.replaceChildren();
+      sweepResponse(extra, job, chartObjsExtra).catch((e) => {
+        if (e.status !== 401) extra.append(el('p', { class: 'error', text: 'cannot draw the response: ' + e.message }));
+      });
+    }
     log.addEventListener('change', () => { for (const { c } of chartObjs) c.setLog(log.checked); });
     sm.addEventListener('input', () => { smVal.textContent = (+sm.value).toFixed(2); schedule(); });
     renderJob();
@@ -649,8 +754,12 @@
     const hist = await api(`/v1/jobs/${job.id}/metrics?max_points=${HISTORY_POINTS}`);
     for (const m of hist.metrics) add(m);
     if (hist.next > lastId) lastId = hist.next;
+    histLoaded = true;
     drawCharts();
-    const onResize = () => { for (const { c } of chartObjs) c.resize(); };
+    if (job.type === 'sweep' && !FINAL.has(job.state))
+      extra.append(el('p', { class: 'muted', id: 'sweep-wait', text: 'The response is drawn when the sweep finishes.' }));
+    renderJob();
+    const onResize = () => { for (const { c } of chartObjs) c.resize(); for (const c of chartObjsExtra) c.resize(); };
     window.addEventListener('resize', onResize);
     const timer = setInterval(() => { if (!FINAL.has(job.state)) renderJob(); }, 1000);
     const sse = sseFollow(`/v1/jobs/${job.id}/events`, lastId, (type, data) => {
@@ -659,10 +768,19 @@
       else if (type === 'progress') { job.progress = data; renderJob(); }
     }, () => FINAL.has(job.state));
     stopper(() => { sse.stop(); clearInterval(timer); clearTimeout(pending); window.removeEventListener('resize', onResize);
-      for (const { c } of chartObjs) c.destroy(); });
+      for (const { c } of chartObjs) c.destroy(); for (const c of chartObjsExtra) c.destroy(); });
   }
 
   // ---- compare -------------------------------------------------------------------
+
+  /* A metric's axis label with its unit, for the runs it is drawn for. */
+  function metricAxis(metric, jobs) {
+    if (/accuracy$/.test(metric)) return 'accuracy (fraction, 0–1)';
+    if (metric === 'val_rmse') return 'RMSE (device output units)';
+    if (metric.startsWith('out_of_domain')) return 'fraction of drives (0–1)';
+    const labels = new Set(jobs.map((j) => (j.type === 'fit' ? 'MSE (standardised, unitless)' : lossAxis(j.spec))));
+    return labels.size === 1 ? Array.from(labels)[0] : 'loss (cross-entropy in nats, or MSE: see each run)';
+  }
 
   async function viewCompare(root, _m, query) {
     root.append(el('h1', { text: 'Compare runs' }));
@@ -691,7 +809,8 @@
     const box = el('div');
     root.append(box);
     const x = metric === 'step_loss' ? 'step' : 'epoch';
-    const chart = new Chart(box, 'compare', `${metric} by ${x}`, x, { log: true, height: 380 });
+    const chart = new Chart(box, 'compare', `${metric} by ${x}`, X_LABEL[x],
+      { log: true, height: 380, y: metricAxis(metric, ids.map((id) => all.find((j) => j.id === id)).filter(Boolean)) });
     const series = [];
     for (const id of ids) {
       const job = all.find((j) => j.id === id);
@@ -753,8 +872,10 @@
       el('span', {}, el('label', { for: 'sim-input', text: 'drive ' }), inSel), el('span', {}, lFrom, from), el('span', {}, lTo, to),
       el('span', {}, lPts, pts), el('span', {}, lAt, at),
       names.length > 1 ? el('span', {}, el('label', { for: 'sim-fixed', text: 'other inputs ' }), fixed) : null, run), msg, grid);
-    const curve = new Chart(grid, 'response', 'Response curve: output against the drive', 'drive', {});
-    const traj = new Chart(grid, 'trajectory', 'Trajectory', 't', {});
+    const un = deviceUnits(dev);
+    const hh = dev.kind === 'hodgkin_huxley';
+    const curve = new Chart(grid, 'response', 'Response curve: output against the drive', inputAxis(names[0], un), { y: un.out });
+    const traj = new Chart(grid, 'trajectory', 'Trajectory', un.t, hh ? { y: un.state, y2: un.gates, y2Range: [0, 1] } : { y: un.state });
     const info = el('section', { class: 'card spaced' }, el('h2', { text: 'Spec' }), el('pre', { text: JSON.stringify(dev.spec, null, 2) }));
     root.append(info);
     const simulate = async () => {
@@ -768,14 +889,16 @@
         const body = { curve: { input, from: +from.value, to: +to.value, points: Math.max(2, Math.min(1000, +pts.value | 0)) } };
         if (names.length > 1) body.inputs = others;
         const c = await api(`/v1/devices/${dev.id}/simulate`, { method: 'POST', body });
-        curve.xLabel = input;
+        if (curve.xLabel !== inputAxis(input, un)) { curve.xLabel = inputAxis(input, un); curve.sig = ''; }
         curve.update([{ label: 'output', xs: c.curve.x, ys: c.curve.out }]);
         const bad = c.curve.status.filter((s) => s !== 'ok').length;
         const tin = Object.assign({}, others, { [input]: +at.value });
         const t = await api(`/v1/devices/${dev.id}/simulate`, { method: 'POST', body: { inputs: tin, max_points: 500 } });
         if (t.trajectory) {
-          const series = t.trajectory.states.map((n, j) => ({ label: n, xs: t.trajectory.t, ys: t.trajectory.y.map((r) => r[j]) }));
-          if (t.trajectory.states.length > 1) series.push({ label: 'output', xs: t.trajectory.t, ys: t.trajectory.out });
+          /* Hodgkin–Huxley's gates live in [0, 1], V in tens of mV: the gates get their own axis. */
+          const series = t.trajectory.states.map((n, j) => ({ label: n, xs: t.trajectory.t, ys: t.trajectory.y.map((r) => r[j]),
+            scale: hh && n !== 'V' ? 'y2' : 'y' }));
+          if (t.trajectory.states.length > 1 && !hh) series.push({ label: 'output', xs: t.trajectory.t, ys: t.trajectory.out });
           traj.update(series);
         }
         msg.textContent = `${c.curve.x.length} points` + (bad ? `, ${bad} failed to solve` : '') +
@@ -823,6 +946,98 @@
     return parseCsv(await api(`/v1/datasets/${ds.id}/data`, { raw: true }));
   }
 
+  /*
+   * The units of a device's drive, output, time and state, from its kind
+   * and readout: Hodgkin–Huxley in µA/cm², Hz or mV, and ms; the other kinds
+   * are dimensionless models (arbitrary units).
+   */
+  function deviceUnits(dev) {
+    if (!dev) return NO_UNITS;
+    const kind = dev.kind, spec = dev.spec || {};
+    const ro = spec.readout && spec.readout.kind;
+    if (kind === 'hodgkin_huxley') {
+      const r = ro || 'spike_rate';
+      return { drive: 'µA/cm²',
+        out: r === 'spike_rate' ? 'firing rate (Hz)' : r === 'spike_count' ? 'spike count (spikes)' : `V, ${r.replace(/_/g, ' ')} (mV)`,
+        t: 't (ms)', state: 'V (mV)', gates: 'gates m, h, n (0–1)' };
+    }
+    const r = ro || (kind === 'neuron' || kind === 'almost_neuron' ? '' : 'steady_state');
+    return { drive: 'a.u.', out: `output${r ? ', ' + r.replace(/_/g, ' ') : ''} (a.u.)`, t: 't (model time units)',
+      state: 'state (a.u.)' };
+  }
+  const NO_UNITS = { drive: 'a.u.', out: 'out (a.u.)', t: 't', state: 'state' };
+
+  /* The device a spec refers to (an id, a name, {"id": N} or an inline object); null when unknown. */
+  async function deviceOf(ref) {
+    try {
+      if (ref && typeof ref === 'object' && ref.kind) return { kind: ref.kind, spec: ref };
+      const id = ref && typeof ref === 'object' ? ref.id : ref;
+      if (id === undefined || id === null) return null;
+      return await api('/v1/devices/' + encodeURIComponent(id));
+    } catch (e) {
+      if (e.status === 401) throw e;
+      return null;
+    }
+  }
+
+  /* The device behind a sweep dataset (its job's device); null for other datasets. */
+  async function datasetDevice(ds) {
+    if (ds.source !== 'sweep' || !ds.job) return null;
+    try { return await deviceOf((await api('/v1/jobs/' + ds.job)).spec.device); } catch (e) { if (e.status === 401) throw e; return null; }
+  }
+
+  /* An input column's axis label: drives (u1, u2) carry the device's drive unit. */
+  const inputAxis = (name, un) => (/^u\d+$/.test(name) ? `drive ${name} (${un.drive})` : `${name} (a.u.)`);
+
+  /*
+   * The response of a sweep: out against its first input, solved rows in
+   * blue, failed rows (no output) as red points along the bottom of the axis.
+   * Returns the chart, or null when the columns are not a sweep's.
+   */
+  function responseChart(parent, csv, un, key) {
+    const oi = csv.head.indexOf('out'), si = csv.head.indexOf('status');
+    const inputs = csv.head.map((h, i) => i).filter((i) => i !== oi && i !== si);
+    if (!inputs.length || oi < 0) return null;
+    const s = sortBy(csv.cols, inputs[0]);
+    const ok = s[0].map((_, i) => (si < 0 || s[si][i] === 'ok' || s[si][i] === 0) && typeof s[oi][i] === 'number');
+    const xl = csv.head[inputs[0]];
+    const c = new Chart(parent, key, `Response: ${un.out.replace(/ \(.*$/, '')} against ${xl}`, inputAxis(xl, un),
+      { points: true, y: un.out });
+    const okYs = s[oi].filter((_, i) => ok[i]);
+    const series = [{ label: 'solved', xs: s[0].filter((_, i) => ok[i]), ys: okYs, color: '#1f5fbf' }];
+    const nbad = ok.filter((v) => !v).length;
+    const floor = okYs.length ? Math.min(...okYs) : 0;
+    if (nbad) series.push({ label: 'failed (no output)', color: '#b3261e', xs: s[0].filter((_, i) => !ok[i]), ys: s[0].filter((_, i) => !ok[i]).map(() => floor) });
+    c.update(series);
+    c.host.setAttribute('data-failed', String(nbad));
+    c.note.textContent = `${csv.n} rows` + (nbad ? `; ${nbad} failed to solve, drawn in red along the bottom of the axis` : '') +
+      (inputs.length > 1 ? ` (${inputs.length} inputs; plotted against ${xl})` : '');
+    return c;
+  }
+
+  /* A sweep job's response chart and its status counts, appended to parent; charts collects the charts. */
+  async function sweepResponse(parent, job, charts) {
+    const r = job.result;
+    const counts = r.statuses || { ok: r.rows - (r.failed || 0) };
+    const total = Object.values(counts).reduce((a, b) => a + b, 0) || 1;
+    const ordered = Object.entries(counts).sort((a, b) => (a[0] === 'ok' ? -1 : b[0] === 'ok' ? 1 : b[1] - a[1]));
+    const table = el('table', { id: 'sweep-statuses' },
+      el('thead', {}, el('tr', {}, ['status', 'rows', 'fraction'].map((t, i) => el('th', { scope: 'col', class: i ? 'num' : null, text: t })))),
+      el('tbody', {}, ordered.map(([k, n]) => el('tr', { 'data-status': k }, el('td', {}, k === 'ok' ? 'ok (solved)' : el('span', { class: 'error', text: k })),
+        el('td', { class: 'num', text: n }), el('td', { class: 'num', text: pct(n / total) })))));
+    const ds = await api('/v1/datasets/' + r.dataset);
+    const un = deviceUnits(await deviceOf(job.spec && job.spec.device));
+    const csv = await datasetCsv(ds);
+    if (csv) {
+      const c = responseChart(parent, csv, un, 'response');
+      if (c) charts.push(c);
+    } else {
+      parent.append(el('p', { class: 'muted', text: `Too large to plot here (${ds.rows} rows).` }));
+    }
+    parent.append(el('section', { class: 'card', 'aria-label': 'Status counts' }, el('h2', { text: 'Rows by solver status' }), table,
+      el('p', { class: 'legend-note' }, 'The swept points are dataset ', el('a', { href: '#/datasets/' + ds.id, text: `#${ds.id}` }), '.')));
+  }
+
   async function viewDatasets(root) {
     root.append(el('h1', { text: 'Datasets' }));
     const items = await apiList('/v1/datasets', 'datasets');
@@ -843,19 +1058,14 @@
     const oi = csv.head.indexOf('out'), si = csv.head.indexOf('status');
     const inputs = csv.head.map((h, i) => i).filter((i) => i !== oi && i !== si);
     const charts = [];
-    if (inputs.length && oi >= 0) {
-      const s = sortBy(csv.cols, inputs[0]);
-      const ok = s[0].map((_, i) => si < 0 || s[si][i] === 'ok' || s[si][i] === 0);
-      const c = new Chart(grid, 'samples', `Sampled points: out against ${csv.head[inputs[0]]}`, csv.head[inputs[0]], { points: true });
-      const series = [{ label: 'out (solved)', xs: s[0].filter((_, i) => ok[i]), ys: s[oi].filter((_, i) => ok[i]) }];
-      const nbad = ok.filter((v) => !v).length;
-      if (nbad) series.push({ label: 'failed', color: '#b3261e', xs: s[0].filter((_, i) => !ok[i]), ys: s[0].filter((_, i) => !ok[i]).map(() => 0) });
-      c.update(series);
-      c.note.textContent = `${csv.n} rows` + (nbad ? `, ${nbad} failed (drawn at 0)` : '');
+    const un = deviceUnits(await datasetDevice(ds));
+    const c = responseChart(grid, csv, un, 'samples');
+    if (c) {
       charts.push(c);
       if (inputs.length >= 2) {
         const s2 = sortBy(csv.cols, inputs[0]);
-        const d = new Chart(grid, 'design', `Design: ${csv.head[inputs[1]]} against ${csv.head[inputs[0]]}`, csv.head[inputs[0]], { points: true });
+        const d = new Chart(grid, 'design', `Design: ${csv.head[inputs[1]]} against ${csv.head[inputs[0]]}`,
+          inputAxis(csv.head[inputs[0]], un), { points: true, y: inputAxis(csv.head[inputs[1]], un) });
         d.update([{ label: csv.head[inputs[1]], xs: s2[0], ys: s2[inputs[1]] }]);
         charts.push(d);
       }
@@ -926,12 +1136,14 @@
     /* The domain's edges on the plot of its first input: beyond them the
      * surrogate answers for the nearest point inside (clamped). */
     const edges = s.domain ? [s.domain.lo[0], s.domain.hi[0]] : [];
-    const c1 = new Chart(grid, 'surrogate', `Device points and the surrogate against ${xl}`, xl, {
-      points: true, markers: () => edges.map((x) => ({ x, color: 'rgba(179,38,30,0.7)', dash: [6, 4] })) });
+    const un = deviceUnits(s.device && typeof s.device === 'object' && s.device.kind ? { kind: s.device.kind, spec: s.device } : null);
+    const c1 = new Chart(grid, 'surrogate', `Device points and the surrogate against ${xl}`, inputAxis(xl, un), {
+      points: true, y: un.out, markers: () => edges.map((x) => ({ x, color: 'rgba(179,38,30,0.7)', dash: [6, 4] })) });
     c1.update([{ label: 'device', xs, ys: dev, color: '#868e96' }, { label: 'surrogate', xs, ys: sur, color: '#1f5fbf' }]);
     c1.note.textContent = `${xs.length} sweep points` + (inputs.length > 1 ? ` (${inputs.length} drives; plotted against ${xl})` : '') +
       (s.domain ? `; red dashed: the domain's edges in ${xl} (outside, drives are clamped to it)` : '');
-    const c2 = new Chart(grid, 'residuals', 'Residuals (surrogate − device)', xl, { points: true });
+    const c2 = new Chart(grid, 'residuals', 'Residuals (surrogate − device)', inputAxis(xl, un),
+      { points: true, y: 'surrogate − device' + (un.out.match(/ \(.*\)$/) || [' (a.u.)'])[0] });
     c2.update([{ label: 'residual', xs, ys: res, color: '#d9480f' }]);
     c2.note.textContent = `RMSE over every point ${fmtNum(rmse)}, max |error| ${fmtNum(maxe)}`;
     const onResize = () => { c1.resize(); c2.resize(); };

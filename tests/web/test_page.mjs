@@ -9,6 +9,12 @@
 //   - the run's loss chart has points and gains more while the job runs;
 //   - the runs table shows the job's state change to `succeeded`;
 //   - the device page draws a response curve and a trajectory;
+//   - every chart shown has points and both axes labelled with units; the fit
+//     page opens in log scale with short numeric ticks;
+//   - a failed run shows its error in the runs table and on its page, with no
+//     empty charts; a sweep with failed rows draws every point, marks the
+//     failures and shows its status counts; Hodgkin–Huxley's gates get their
+//     own axis;
 //   - no console errors or uncaught exceptions;
 //   - with a user added, the page asks for a token, says so clearly on a
 //     wrong one (401) and signs in with the right one.
@@ -87,6 +93,24 @@ async function chartPoints(page, key) {
   }, key);
 }
 
+/* The visible charts of the page: key, axis labels, points, tick texts, log scale. */
+async function chartsShown(page) {
+  return page.evaluate(() => Array.from(document.querySelectorAll('[data-chart]'))
+    .filter((e) => !e.closest('[hidden]'))
+    .map((e) => ({ key: e.dataset.chart, x: e.dataset.xLabel || '', y: e.dataset.yLabel || '', y2: e.dataset.y2Label || '',
+      points: Number(e.dataset.points), failed: Number(e.dataset.failed || 0), ticks: e.dataset.yTicks || '', log: e.dataset.log })));
+}
+
+/* Every visible chart of the view has points and both axes labelled with a unit "(...)". */
+async function checkAxes(page, view) {
+  const cs = await chartsShown(page);
+  const bad = cs.filter((c) => !(c.points > 0 && /\(.+\)/.test(c.x) || c.x === 'epoch' || c.x === 'optimizer step')
+    || !/\(.+\)/.test(c.y) || !(c.points > 0));
+  check(cs.length > 0 && bad.length === 0, `${view}: every chart has points and labelled axes with units`,
+    JSON.stringify(bad.length ? bad : cs));
+  return cs;
+}
+
 async function shot(page, name, width) {
   await page.setViewportSize({ width, height: 900 });
   await sleep(400); // charts follow the window's resize event
@@ -136,6 +160,9 @@ async function main() {
     check(stateAt1 === 'running' && n2 > n1, 'the run chart gains points while the job runs (over SSE)',
       `state ${stateAt1} at the first count, points ${n1} -> ${n2}; raise QN_WEB_EPOCHS if the job ends too soon`);
     check(await chartPoints(page, 'step_loss') > 0, 'the step-loss chart has points');
+    const runCharts = await checkAxes(page, 'the train run');
+    check(/cross-entropy/.test(runCharts.find((c) => c.key === 'loss').y) && /fraction/.test(runCharts.find((c) => c.key === 'accuracy').y),
+      'the train run says which loss and that accuracy is a fraction', JSON.stringify(runCharts));
     await shot(page, 'run', 1280);
     await shot(page, 'run', 800);
     await page.setViewportSize({ width: 1280, height: 900 });
@@ -172,6 +199,7 @@ async function main() {
     await page.waitForFunction(() => Number(document.querySelector('[data-chart="trajectory"]')?.getAttribute('data-points')) > 1,
       null, { timeout: 30000 });
     check(true, 'the device page draws a trajectory');
+    await checkAxes(page, 'the device page');
     await shot(page, 'device', 1280);
     await shot(page, 'device', 800);
 
@@ -180,6 +208,7 @@ async function main() {
     await page.goto(`${base}/#/compare?ids=${jobId}&metric=test_loss`);
     await page.waitForFunction(() => Number(document.querySelector('[data-chart="compare"]')?.getAttribute('data-points')) > 0);
     check(true, 'the compare view overlays a metric');
+    await checkAxes(page, 'the compare view');
     // A sweep and a surrogate fit: the dataset's points, the surrogate against them.
     const sw = await http(base, '/v1/jobs', { method: 'POST', body: { type: 'sweep', name: 'web test sweep',
       spec: { device: 'crn', design: 'sobol', samples: 300, seed: 1, ranges: { u1: [-4, 4] } } } });
@@ -194,6 +223,7 @@ async function main() {
       await page.goto(`${base}/#/datasets/${(await http(base, `/v1/jobs/${sw.json.id}`)).json.result.dataset}`);
       await page.waitForFunction(() => Number(document.querySelector('[data-chart="samples"]')?.getAttribute('data-points')) === 300);
       check(true, 'the sweep dataset view draws its 300 points');
+      await checkAxes(page, 'the dataset view');
       await page.goto(`${base}/#/surrogates/${fj.result.surrogate}`);
       await page.waitForFunction(() => Number(document.querySelector('[data-chart="residuals"]')?.getAttribute('data-points')) === 300);
       const note = await page.textContent('[data-chart="residuals"] + .legend-note');
@@ -206,9 +236,79 @@ async function main() {
         'the surrogate view shows its domain (the sweep box)', facts);
       const c1note = await page.textContent('[data-chart="surrogate"] + .legend-note');
       check(/domain's edges/.test(c1note), 'the surrogate plot marks the domain edges', c1note);
+      await checkAxes(page, 'the surrogate view');
+      // The fit's page opens in log scale with ticks that read as numbers.
+      await page.goto(`${base}/#/jobs/${fit.json.id}`);
+      await page.waitForFunction(() => Number(document.querySelector('[data-chart="val_rmse"]')?.getAttribute('data-points')) > 0);
+      const fitCharts = await checkAxes(page, 'the fit run');
+      const vr = fitCharts.find((c) => c.key === 'val_rmse');
+      const ticks = vr.ticks.split('|').filter((t) => t.length);
+      check(await page.$eval('#logscale', (b) => b.checked) && vr.log === '1', 'the fit page opens in log scale', JSON.stringify(vr));
+      check(ticks.length >= 2 && ticks.every((t) => /^-?\d+(\.\d+)?(e-?\d+)?$/.test(t) && Number(t) > 0 && t.length <= 7),
+        'the log-scale ticks are short, positive numbers', vr.ticks);
+      await shot(page, 'fit', 1280);
+      await page.setViewportSize({ width: 1280, height: 900 });
       await shot(page, 'surrogate', 1280);
       await page.setViewportSize({ width: 1280, height: 900 });
     }
+    // A failed run says why, in the table and on its page, and draws no empty chart.
+    const bad = await http(base, '/v1/jobs', { method: 'POST', body: { type: 'train', name: 'web test: fails',
+      spec: { dataset: 'sine', loss: 'mse', epochs: 3,
+        network: [{ devices: 3, device: { kind: 'neuron', params: { activation: 'identity' } }, via: 'exact' }] } } });
+    let bj = null;
+    for (let i = 0; i < 80 && !(bj && bj.state === 'failed'); i++) { await sleep(100); bj = (await http(base, `/v1/jobs/${bad.json.id}`)).json; }
+    if (check(bj && bj.state === 'failed' && bj.error, 'a train with a mismatched last layer fails', JSON.stringify(bj))) {
+      await page.goto(`${base}/#/`);
+      await page.waitForSelector(`#runs tr[data-job="${bj.id}"] td.headline.error`);
+      const cell = await page.textContent(`#runs tr[data-job="${bj.id}"] td.headline`);
+      check(cell.includes(bj.error), 'the runs table shows why a run failed', cell);
+      await page.goto(`${base}/#/jobs/${bj.id}`);
+      await page.waitForSelector('#charts-note:not([hidden])');
+      const err = await page.textContent('.run-error');
+      check(err.includes(bj.error) && (await chartsShown(page)).length === 0,
+        'a failed run shows its error and no empty charts', `${err}; ${JSON.stringify(await chartsShown(page))}`);
+      await shot(page, 'failed', 1280);
+    }
+
+    // A sweep with failed rows shows the response, the failures marked, and its status counts.
+    const boom = await http(base, '/v1/devices', { method: 'POST', body: { name: 'boom', kind: 'ode', state: { y: 0 },
+      rhs: { y: '-y + u1*y*y + u1' }, readout: { kind: 'steady_state', t_max: 20 } } });
+    check(boom.status === 201, 'a device that blows up for u1 > 1/2 registered', boom.text);
+    const sb = await http(base, '/v1/jobs', { method: 'POST', body: { type: 'sweep', name: 'web test: sweep with failures',
+      spec: { device: 'boom', design: 'grid', samples: 41, seed: 1, ranges: { u1: [-1, 1] } } } });
+    let sj = null;
+    for (let i = 0; i < 100 && !(sj && ['succeeded', 'failed'].includes(sj.state)); i++) { await sleep(100); sj = (await http(base, `/v1/jobs/${sb.json.id}`)).json; }
+    if (check(sj && sj.state === 'succeeded' && sj.result.failed > 0 && sj.result.failed < 41, 'the sweep succeeded with failed rows',
+      JSON.stringify(sj && sj.result))) {
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await page.goto(`${base}/#/jobs/${sj.id}`);
+      await page.waitForFunction(() => Number(document.querySelector('[data-chart="response"]')?.getAttribute('data-points')) > 0);
+      const rc = (await checkAxes(page, 'the sweep run')).find((c) => c.key === 'response');
+      check(rc.points === 41 && rc.failed === sj.result.failed, 'the sweep page draws every swept point and marks the failed rows',
+        JSON.stringify(rc));
+      const counts = await page.$$eval('#sweep-statuses tbody tr', (trs) => Object.fromEntries(trs.map((tr) =>
+        [tr.dataset.status, Number(tr.children[1].textContent)])));
+      check(JSON.stringify(counts) === JSON.stringify(Object.fromEntries(Object.entries(sj.result.statuses)
+        .sort((a, b) => (a[0] === 'ok' ? -1 : b[0] === 'ok' ? 1 : b[1] - a[1])))), 'the sweep page shows the status counts',
+      `${JSON.stringify(counts)} vs ${JSON.stringify(sj.result.statuses)}`);
+      const link = await page.getAttribute('#sweep-statuses + p a', 'href');
+      check(link === `#/datasets/${sj.result.dataset}`, 'the sweep page links its dataset', link);
+      await shot(page, 'sweep', 1280);
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+
+    // Hodgkin–Huxley: the gates on their own axis, units of a neuron.
+    const hh = await http(base, '/v1/devices', { method: 'POST', body: { name: 'hh', kind: 'hodgkin_huxley' } });
+    await page.goto(`${base}/#/devices/${hh.json.id}`);
+    await page.waitForFunction(() => Number(document.querySelector('[data-chart="trajectory"]')?.getAttribute('data-points')) > 1,
+      null, { timeout: 60000 });
+    const hc = await checkAxes(page, 'the Hodgkin–Huxley page');
+    const ht = hc.find((c) => c.key === 'trajectory'), hr = hc.find((c) => c.key === 'response');
+    check(/mV/.test(ht.y) && /gate/.test(ht.y2) && /ms/.test(ht.x) && /Hz/.test(hr.y) && /µA\/cm²/.test(hr.x),
+      'the Hodgkin–Huxley page labels mV, ms, Hz, µA/cm² and puts the gates on their own axis', JSON.stringify(hc));
+    await shot(page, 'hh', 1280);
+    await page.setViewportSize({ width: 1280, height: 900 });
+
     for (const v of ['datasets', 'surrogates', 'devices']) {
       await page.goto(`${base}/#/${v}`);
       await page.waitForSelector('table');
