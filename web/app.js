@@ -4,7 +4,9 @@
  * step.
  *
  * Views are chosen by the address's hash (#/, #/jobs/7, #/compare?ids=1,2,
- * #/devices/3, #/surrogates/2, #/datasets/4) so every view can be shared.
+ * #/devices/3, #/surrogates/2, #/datasets/4, #/models/1) so every view can
+ * be shared, and every reference a record makes (a dataset, device,
+ * surrogate, model or job) is a link to its view.
  * Data comes from the REST API with the user's bearer token (kept in
  * localStorage). The runs table polls GET /v1/jobs (the daemon has no global
  * stream); a run's curves load their history once (decimated by the
@@ -123,6 +125,85 @@
       'aria-valuenow': Math.round(100 * f) }, el('span'));
     bar.firstChild.style.width = (100 * f).toFixed(1) + '%';
     return el('span', {}, bar, (100 * f).toFixed(0) + ' %');
+  }
+
+  // ---- references as links ----------------------------------------------------
+
+  /* The datasets the daemon generates or ships (no page of their own). */
+  const BUILTIN_DATASETS = new Set(['xor', 'sine', 'spirals', 'fashion-mnist']);
+  /* A spec or record key whose value refers to another record, and that record's view. */
+  const REF_VIEW = { dataset: 'datasets', device: 'devices', surrogate: 'surrogates', model: 'models', job: 'jobs' };
+
+  /* The address of record v (an id or a name) in view coll; null for a built-in dataset. */
+  function refHref(coll, v) {
+    if (typeof v === 'string' && coll === 'datasets' && BUILTIN_DATASETS.has(v)) return null;
+    if (typeof v !== 'number' && typeof v !== 'string') return null;
+    return `#/${coll}/${encodeURIComponent(v)}`;
+  }
+  /* A link to a record, or its text (built-in datasets, nothing to link). */
+  function refLink(coll, v, text) {
+    if (v === null || v === undefined) return '–';
+    const href = refHref(coll, v);
+    const t = text || (typeof v === 'number' ? '#' + v : String(v) + (coll === 'datasets' && !href ? ' (built-in)' : ''));
+    return href ? el('a', { href, text: t }) : t;
+  }
+  /* A reference as a spec writes it (an id, a name, {"job": N}, {"id": N}, {"name": ...}, inline) as links. */
+  function specRef(coll, v) {
+    if (v === null || v === undefined) return '–';
+    if (typeof v !== 'object') return refLink(coll, v);
+    if (v.job !== undefined) return el('span', {}, 'made by job ', refLink('jobs', v.job));
+    if (v.id !== undefined) return refLink(coll, v.id);
+    if (v.name !== undefined) return refLink(coll, v.name);
+    return 'inline ' + (v.kind || coll.replace(/s$/, ''));
+  }
+
+  /* Which view the values under key k refer to, inside an object referring to coll. */
+  function childRef(coll, k) {
+    if (coll === 'surrogates-map') return 'surrogates';
+    if (k === 'surrogates') return 'surrogates-map';
+    if (k === 'job') return 'jobs';
+    if (REF_VIEW[k]) return REF_VIEW[k];
+    if ((k === 'id' || k === 'name') && coll && coll !== 'jobs') return coll;
+    return null;
+  }
+
+  /*
+   * A JSON value pretty-printed as JSON.stringify(v, null, 2) does, with
+   * every reference (a dataset, device, surrogate, model or job, by id,
+   * name, {"job": N} or {"id": N}) a link to its view.
+   */
+  function jsonView(v, id) {
+    const out = [];
+    let buf = '';
+    const text = (t) => { buf += t; };
+    const link = (node) => { if (buf) out.push(buf); buf = ''; out.push(node); };
+    const put = (x, ind, coll) => {
+      if (x !== null && typeof x === 'object') {
+        const arr = Array.isArray(x);
+        const keys = arr ? x.map((_, i) => i) : Object.keys(x);
+        if (!keys.length) { text(arr ? '[]' : '{}'); return; }
+        text(arr ? '[\n' : '{\n');
+        keys.forEach((k, i) => {
+          text(' '.repeat(ind + 2) + (arr ? '' : JSON.stringify(k) + ': '));
+          put(x[k], ind + 2, arr ? null : childRef(coll, k));
+          text(i < keys.length - 1 ? ',\n' : '\n');
+        });
+        text(' '.repeat(ind) + (arr ? ']' : '}'));
+        return;
+      }
+      const t = JSON.stringify(x);
+      const href = coll && coll !== 'surrogates-map' ? refHref(coll, x) : null;
+      if (href) link(el('a', { href, text: t, 'data-ref': coll })); else text(t);
+    };
+    put(v, 0, null);
+    if (buf) out.push(buf);
+    return el('pre', { id }, out);
+  }
+
+  /* A facts list from [label, value] pairs; a value may be a node (a link). */
+  function factList(pairs) {
+    return el('dl', { class: 'facts' }, pairs.flatMap(([k, v]) => [el('dt', { text: k }),
+      el('dd', {}, v instanceof Node ? v : (v === null || v === undefined ? '–' : String(v)))]));
   }
 
   // ---- the API --------------------------------------------------------------
@@ -453,6 +534,8 @@
     [/^\/surrogates\/(\d+)$/, viewSurrogate, 'surrogates'],
     [/^\/datasets$/, viewDatasets, 'datasets'],
     [/^\/datasets\/([^/]+)$/, viewDataset, 'datasets'],
+    [/^\/models$/, viewModels, 'models'],
+    [/^\/models\/([^/]+)$/, viewModel, 'models'],
   ];
 
   function parseHash() {
@@ -632,14 +715,14 @@
     const charts = el('div', { class: 'grid' });
     const chartsNote = el('p', { class: 'muted', id: 'charts-note', hidden: true });
     const extra = el('div', { class: 'grid spaced' });
-    const specPre = el('pre', { id: 'spec' }), resultPre = el('pre', { id: 'result' });
+    const specCard = el('section', { class: 'card' }, el('h2', { text: 'Spec' }), el('pre', { id: 'spec' }));
+    const resultCard = el('section', { class: 'card' }, el('h2', { text: 'Result' }), el('pre', { id: 'result' }));
     root.append(el('p', {}, el('a', { href: '#/', text: '← Runs' })), title,
       el('div', { class: 'row' }, facts), errBox, el('div', { class: 'row' }, cancel, cancelMsg),
       optionsRow,
       chartsNote, charts, extra,
       el('div', { class: 'grid spaced' },
-        el('section', { class: 'card' }, el('h2', { text: 'Spec' }), specPre),
-        el('section', { class: 'card' }, el('h2', { text: 'Result' }), resultPre)));
+        specCard, resultCard));
 
     const ckEvery = () => (job.spec && job.spec.checkpoint_every) || 0;
     const epochMarkers = (useStep) => {
@@ -688,7 +771,7 @@
       }
     };
     const chartObjsExtra = [];
-    let histLoaded = false, sweepShown = false;
+    let histLoaded = false, sweepShown = false, sideShown = false;
     let pending = null;
     const schedule = () => { if (!pending) pending = setTimeout(() => { pending = null; drawCharts(); }, 200); };
 
@@ -703,10 +786,19 @@
       errBox.hidden = !job.error;
       errBox.textContent = job.error ? `This run ${job.state === 'canceled' ? 'was canceled' : 'failed'}: ${job.error}` : '';
       if (FINAL.has(job.state) && histLoaded && !sweepShown) showSweep();
+      if (FINAL.has(job.state) && histLoaded && job.type === 'evaluate' && !sideShown) {
+        sideShown = true;
+        evaluateSideBySide(extra, job).catch((e) => { if (e.status !== 401) extra.append(el('p', { class: 'error', text: 'cannot compare: ' + e.message })); });
+      }
       const mine = !auth.who || auth.who.admin || auth.who.name === job.owner;
       cancel.hidden = FINAL.has(job.state) || !mine; // only the owner or an admin may cancel
-      specPre.textContent = JSON.stringify(job.spec, null, 2);
-      resultPre.textContent = job.result ? JSON.stringify(job.result, null, 2) : (FINAL.has(job.state) ? 'none' : 'not yet');
+      const specText = JSON.stringify(job.spec), resultText = JSON.stringify(job.result);
+      if (specCard.dataset.shown !== specText) { specCard.dataset.shown = specText; specCard.lastChild.replaceWith(jsonView(job.spec, 'spec')); }
+      if (resultCard.dataset.shown !== resultText + job.state) {
+        resultCard.dataset.shown = resultText + job.state;
+        resultCard.lastChild.replaceWith(job.result ? jsonView(job.result, 'result')
+          : el('pre', { id: 'result', text: FINAL.has(job.state) ? 'none' : 'not yet' }));
+      }
     };
     cancel.addEventListener('click', async () => {
       if (!confirm(`Cancel job ${job.id} (${job.name})?`)) return;
@@ -828,7 +920,7 @@
 
   function simpleList(root, items, cols, href) {
     const tbody = el('tbody', {}, items.map((it) => el('tr', {}, cols.map(([k, f], i) =>
-      el('td', {}, i === 0 ? el('a', { href: href(it), text: f ? f(it) : it[k] }) : (f ? f(it) : (it[k] === null ? '–' : String(it[k]))))))));
+      el('td', {}, i === 0 ? el('a', { href: href(it), text: f ? f(it) : it[k] }) : (f ? f(it) : (it[k] === null || it[k] === undefined ? '–' : String(it[k]))))))));
     if (!items.length) tbody.append(el('tr', {}, el('td', { colspan: cols.length, class: 'muted', text: 'None yet.' })));
     root.append(el('div', { class: 'table-wrap' }, el('table', {},
       el('thead', {}, el('tr', {}, cols.map(([k]) => el('th', { scope: 'col', text: k })))), tbody)));
@@ -1042,15 +1134,15 @@
     root.append(el('h1', { text: 'Datasets' }));
     const items = await apiList('/v1/datasets', 'datasets');
     simpleList(root, items, [['name', (d) => d.name || `dataset ${d.id}`], ['id'], ['source'], ['rows'], ['cols'],
-      ['job', (d) => (d.job ? '#' + d.job : '–')], ['created', (d) => fmtTime(d.created)]], (d) => '#/datasets/' + d.id);
+      ['job', (d) => refLink('jobs', d.job)], ['created', (d) => fmtTime(d.created)]], (d) => '#/datasets/' + d.id);
   }
 
   async function viewDataset(root, [id]) {
     const ds = await api('/v1/datasets/' + encodeURIComponent(id));
     root.append(el('p', {}, el('a', { href: '#/datasets', text: '← Datasets' })),
       el('h1', { text: `${ds.name || 'dataset ' + ds.id} ` }, el('span', { class: 'muted', text: `#${ds.id} · ${ds.source}` })),
-      el('dl', { class: 'facts' }, [['rows', ds.rows], ['columns', (ds.columns || []).join(', ')], ['made by job', ds.job ? '#' + ds.job : '–'],
-        ['created', fmtTime(ds.created)]].flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })])));
+      factList([['rows', ds.rows], ['columns', (ds.columns || []).join(', ')], ['made by job', refLink('jobs', ds.job)],
+        ['created', fmtTime(ds.created)]]));
     const csv = await datasetCsv(ds);
     if (!csv) { root.append(el('p', { class: 'muted', text: 'Too large to plot here; download it from GET /v1/datasets/' + ds.id + '/data.' })); return; }
     const grid = el('div', { class: 'grid' });
@@ -1081,7 +1173,8 @@
     root.append(el('h1', { text: 'Surrogates' }));
     const items = await apiList('/v1/surrogates', 'surrogates');
     simpleList(root, items, [['name', (s) => s.name || `surrogate ${s.id}`], ['id'], ['inputs'], ['val_rmse', (s) => fmtNum(s.val_rmse)],
-      ['max_error', (s) => fmtNum(s.max_error)], ['job', (s) => (s.job ? '#' + s.job : '–')], ['created', (s) => fmtTime(s.created)]],
+      ['max_error', (s) => fmtNum(s.max_error)], ['device', (s) => specRef('devices', s.device)], ['dataset', (s) => refLink('datasets', s.dataset)],
+      ['job', (s) => refLink('jobs', s.job)], ['created', (s) => fmtTime(s.created)]],
     (s) => '#/surrogates/' + s.id);
   }
 
@@ -1111,9 +1204,9 @@
       : 'not recorded (fitted before domains were kept)';
     root.append(el('p', {}, el('a', { href: '#/surrogates', text: '← Surrogates' })),
       el('h1', { text: `${s.name || 'surrogate ' + s.id} ` }, el('span', { class: 'muted', text: `#${s.id}` })),
-      el('dl', { class: 'facts' }, [['device', s.device ? (s.device.name || s.device.id || JSON.stringify(s.device)) : '–'],
-        ['dataset', s.dataset ? '#' + s.dataset : '–'], ['inputs', s.inputs], ['val RMSE', fmtNum(s.val_rmse)], ['max error', fmtNum(s.max_error)],
-        ['domain', dom], ['made by job', s.job ? '#' + s.job : '–']].flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: String(v) })])));
+      factList([['device', specRef('devices', s.device)],
+        ['dataset', refLink('datasets', s.dataset)], ['inputs', s.inputs], ['val RMSE', fmtNum(s.val_rmse)], ['max error', fmtNum(s.max_error)],
+        ['domain', dom], ['made by job', refLink('jobs', s.job)]]));
     if (!s.dataset || !s.weights) { root.append(el('p', { class: 'muted', text: 'No sweep dataset to compare against.' })); return; }
     const ds = await api('/v1/datasets/' + s.dataset);
     const csv = await datasetCsv(ds);
@@ -1149,6 +1242,160 @@
     const onResize = () => { c1.resize(); c2.resize(); };
     window.addEventListener('resize', onResize);
     stopper(() => { window.removeEventListener('resize', onResize); c1.destroy(); c2.destroy(); });
+  }
+
+  // ---- models and their scores ---------------------------------------------------
+
+  /* The model an evaluate job scores: its result's, else what its spec's reference names. */
+  function evalModelId(job, models) {
+    if (job.result && typeof job.result.model === 'number') return job.result.model;
+    const r = job.spec && job.spec.model;
+    const by = (f) => { const m = models.find(f); return m ? m.id : null; };
+    if (typeof r === 'number') return r;
+    if (typeof r === 'string') return by((m) => m.name === r);
+    if (r && r.id !== undefined) return r.id;
+    if (r && r.job !== undefined) return by((m) => m.job === r.job);
+    if (r && r.name !== undefined) return by((m) => m.name === r.name);
+    return null;
+  }
+
+  /* Which rows a score is over: the dataset reference (keys sorted) and the split. */
+  function dataSig(ds, split) {
+    const o = ds !== null && typeof ds === 'object' ? ds : { name: ds };
+    return JSON.stringify(Object.keys(o).sort().map((k) => [k, o[k]])) + '/' + (split || 'test');
+  }
+
+  /* How an evaluation computes each device layer ("layer 0 via device (trained via surrogate)"). */
+  function viaText(model, evalJob) {
+    const net = (model.spec && model.spec.network) || [];
+    const over = Object.assign({}, (evalJob && evalJob.spec && evalJob.spec.via) || {});
+    for (const k of Object.keys((evalJob && evalJob.spec && evalJob.spec.surrogates) || {})) if (!over[k]) over[k] = 'surrogate';
+    const parts = [];
+    net.forEach((L, i) => {
+      const trained = L.via || (L.surrogate !== undefined ? 'surrogate' : 'device'), now = over[i];
+      if (trained === 'exact' && !now) return;
+      parts.push(`layer ${i} via ${now || trained}` + (now && now !== trained ? ` (trained via ${trained})` : ''));
+    });
+    return parts.length ? parts.join('; ') : 'exact layers only';
+  }
+
+  /*
+   * A model's scores: the training run's test figures (as trained), then
+   * every evaluate job of the model. Each evaluation that computes a layer
+   * another way is set against a score as trained over the same rows (an
+   * evaluation without overrides, or the training run when the data is the
+   * training's test split), else against the training run, marked as over
+   * other rows.
+   */
+  function modelScores(model, train, evals) {
+    const rows = [];
+    if (train && train.result) {
+      rows.push({ kind: 'trained', job: train, via: viaText(model, null) + ' (as trained)', data: 'test split, as trained',
+        sig: dataSig(model.spec && model.spec.dataset, 'test'), acc: train.result.test_accuracy, loss: train.result.test_loss,
+        rows: null, solves: null, asTrained: true });
+    }
+    for (const e of evals) {
+      const r = e.result || {};
+      const n = Object.keys(e.spec.via || {}).length + Object.keys(e.spec.surrogates || {}).length;
+      rows.push({ kind: 'evaluate', job: e, via: n ? viaText(model, e) : viaText(model, null) + ' (as trained)',
+        data: `${e.spec.split || 'test'} split of ` + (typeof e.spec.dataset === 'object' ? JSON.stringify(e.spec.dataset) : e.spec.dataset),
+        sig: dataSig(e.spec.dataset, e.spec.split), acc: r.accuracy, loss: r.loss, rows: r.rows, solves: r.solves, asTrained: n === 0 });
+    }
+    const trained = rows.find((r) => r.kind === 'trained');
+    for (const row of rows) {
+      if (row.asTrained) continue;
+      const same = rows.find((o) => o.asTrained && o.sig === row.sig && o.kind === 'evaluate' && o.job.state === 'succeeded') ||
+        rows.find((o) => o.asTrained && o.sig === row.sig);
+      row.ref = same || trained || null;
+      row.sameRows = !!same;
+    }
+    return rows;
+  }
+
+  /* The training run and the evaluate jobs of model m, with their specs (the jobs list carries none). */
+  async function modelJobs(m, jobs, models) {
+    const cands = jobs.filter((j) => j.type === 'evaluate' && (!j.result || j.result.model === m.id));
+    const [train, ...full] = await Promise.all([m.job ? api('/v1/jobs/' + m.job).catch((e) => { if (e.status === 401) throw e; return null; })
+      : null].concat(cands.map((j) => api('/v1/jobs/' + j.id))));
+    return { train, evals: full.filter((j) => evalModelId(j, models) === m.id).sort((a, b) => a.id - b.id) };
+  }
+
+  const signed = (v, f) => (typeof v === 'number' && Number.isFinite(v) ? (v > 0 ? '+' : v < 0 ? '−' : '±') + f(Math.abs(v)) : '–');
+
+  async function scoresOf(m, jobs, models) {
+    const { train, evals } = await modelJobs(m, jobs, models);
+    return modelScores(m, train, evals);
+  }
+
+  /* The scores table of a model; the row of job `current` is highlighted. */
+  function scoresTable(rows, current) {
+    const head = ['job', 'computed', 'data', 'rows', 'accuracy', 'loss', 'solves', 'Δ accuracy', 'Δ loss', 'against'];
+    const body = rows.map((r) => {
+      const dAcc = r.ref && typeof r.acc === 'number' && typeof r.ref.acc === 'number' ? r.acc - r.ref.acc : null;
+      const dLoss = r.ref && typeof r.loss === 'number' && typeof r.ref.loss === 'number' ? r.loss - r.ref.loss : null;
+      return el('tr', { 'data-job': r.job.id, 'data-kind': r.kind, class: r.job.id === current ? 'current' : null,
+        'data-d-accuracy': dAcc === null ? null : String(dAcc), 'data-d-loss': dLoss === null ? null : String(dLoss) },
+      el('td', {}, refLink('jobs', r.job.id)), el('td', { class: 'name', text: r.via }), el('td', { class: 'name', text: r.data }),
+      el('td', { class: 'num', text: r.rows === null ? '–' : r.rows }),
+      el('td', { class: 'num', text: r.job.state === 'succeeded' ? pct(r.acc) : r.job.state }),
+      el('td', { class: 'num', text: fmtNum(r.loss) }), el('td', { class: 'num', text: r.solves === null || r.solves === undefined ? '–' : r.solves }),
+      el('td', { class: 'num', text: signed(dAcc, (v) => (100 * v).toFixed(1) + ' pp') }),
+      el('td', { class: 'num', text: signed(dLoss, (v) => fmtNum(v)) }),
+      el('td', {}, r.ref ? el('span', {}, refLink('jobs', r.ref.job.id), r.sameRows ? '' : ' (other rows)') : '–'));
+    });
+    if (!rows.length) body.push(el('tr', {}, el('td', { colspan: head.length, class: 'muted', text: 'No scores yet.' })));
+    return el('div', { class: 'table-wrap' }, el('table', { class: 'scores' },
+      el('thead', {}, el('tr', {}, head.map((t, i) => el('th', { scope: 'col', class: i >= 3 && i <= 8 ? 'num' : null, text: t })))),
+      el('tbody', {}, body)));
+  }
+
+  async function viewModels(root) {
+    root.append(el('h1', { text: 'Models' }));
+    const [items, jobs] = await Promise.all([apiList('/v1/models', 'models'), apiList('/v1/jobs', 'jobs')]);
+    const trainOf = (m) => jobs.find((j) => j.id === m.job);
+    const evals = (m) => jobs.filter((j) => j.type === 'evaluate' && j.result && j.result.model === m.id).length;
+    simpleList(root, items, [['name', (m) => m.name || `model ${m.id}`], ['id'], ['job', (m) => refLink('jobs', m.job)],
+      ['dataset', (m) => specRef('datasets', m.spec && m.spec.dataset)], ['loss'], ['params'],
+      ['test score', (m) => { const t = trainOf(m); return t && t.result ? headline(t) : '–'; }], ['evaluations', evals],
+      ['created', (m) => fmtTime(m.created)]], (m) => '#/models/' + m.id);
+  }
+
+  async function viewModel(root, [id]) {
+    const [m, jobs, models] = await Promise.all([api('/v1/models/' + encodeURIComponent(id)), apiList('/v1/jobs', 'jobs'),
+      apiList('/v1/models', 'models')]);
+    root.append(el('p', {}, el('a', { href: '#/models', text: '← Models' })),
+      el('h1', { text: `${m.name || 'model ' + m.id} ` }, el('span', { class: 'muted', text: `#${m.id}` })),
+      factList([['made by job', refLink('jobs', m.job)], ['dataset', specRef('datasets', m.spec && m.spec.dataset)],
+        ['inputs', m.inputs], ['outputs', m.outputs], ['classes', m.classes], ['loss', m.loss], ['parameters', m.params],
+        ['created', fmtTime(m.created)]]),
+      el('section', { class: 'card', 'aria-label': 'Scores' }, el('h2', { text: 'Scores: as trained and evaluated' }),
+        scoresTable(await scoresOf(m, jobs, models), null),
+        el('p', { class: 'legend-note', text: 'Δ: the evaluation minus the score as trained over the same rows (or the training run\'s test split: "other rows"). Score it another way with an evaluate job: {"type": "evaluate", "spec": {"model": ' + m.id + ', "dataset": ..., "via": {"0": "device"}}}.' })),
+      el('section', { class: 'card spaced' }, el('h2', { text: 'Spec' }), jsonView(m.spec, 'spec')));
+  }
+
+  /* The evaluate page's side-by-side card: this score, the score as trained, the difference. */
+  async function evaluateSideBySide(parent, job) {
+    const models = await apiList('/v1/models', 'models');
+    const mid = evalModelId(job, models);
+    const m = models.find((x) => x.id === mid);
+    if (!m) return;
+    const rows = await scoresOf(m, await apiList('/v1/jobs', 'jobs'), models);
+    const me = rows.find((r) => r.job.id === job.id);
+    const card = el('section', { class: 'card', id: 'side-by-side', 'aria-label': 'Side by side' },
+      el('h2', {}, 'This score beside model ', refLink('models', m.id), '\'s others'));
+    if (me && me.ref && me.job.state === 'succeeded') {
+      const f = (r) => (typeof r.acc === 'number' ? 'accuracy ' + pct(r.acc) : 'loss ' + fmtNum(r.loss));
+      const d = typeof me.acc === 'number' && typeof me.ref.acc === 'number' ? signed(me.acc - me.ref.acc, (v) => (100 * v).toFixed(1) + ' pp')
+        : signed(me.loss - me.ref.loss, fmtNum);
+      card.append(el('div', { class: 'side' },
+        el('div', { class: 'side-cell' }, el('div', { class: 'muted', text: me.via }), el('div', { class: 'big', text: f(me) })),
+        el('div', { class: 'side-cell' }, el('div', { class: 'muted', text: me.ref.via }), el('div', { class: 'big', text: f(me.ref) })),
+        el('div', { class: 'side-cell' }, el('div', { class: 'muted', text: 'difference' + (me.sameRows ? '' : ' (other rows)') }),
+          el('div', { class: 'big', id: 'side-diff', text: d }))));
+    }
+    card.append(scoresTable(rows, job.id));
+    parent.prepend(card);
   }
 
   // ---- start ---------------------------------------------------------------------

@@ -15,6 +15,11 @@
 //     empty charts; a sweep with failed rows draws every point, marks the
 //     failures and shows its status counts; Hodgkin–Huxley's gates get their
 //     own axis;
+//   - references are links that resolve (a train spec's {"job": N}, its
+//     surrogate, device and model; a model's job; a surrogate's dataset);
+//   - a model trained via surrogate and evaluated via device and as trained:
+//     the evaluate page shows both side by side with the difference, the
+//     Models view lists the model and its scores;
 //   - no console errors or uncaught exceptions;
 //   - with a user added, the page asks for a token, says so clearly on a
 //     wrong one (401) and signs in with the right one.
@@ -109,6 +114,36 @@ async function checkAxes(page, view) {
   check(cs.length > 0 && bad.length === 0, `${view}: every chart has points and labelled axes with units`,
     JSON.stringify(bad.length ? bad : cs));
   return cs;
+}
+
+/* Every in-page link under selector opens a view that loads (no error, not "Not found"). */
+async function checkLinks(page, url, where, selector, mustHave) {
+  await page.goto(url);
+  await page.waitForSelector(selector);
+  await sleep(300); // the views fill in after their fetches
+  const within = selector.split(',').map((x) => `${x.trim()} a[href^="#/"]`).join(', ');
+  const hrefs = Array.from(new Set(await page.$$eval(within, (as) => as.map((a) => a.getAttribute('href')))));
+  const missing = mustHave.filter((h) => !hrefs.includes(h));
+  check(missing.length === 0, `${where}: references are links`, `missing ${missing.join(', ')} in ${hrefs.join(', ')}`);
+  const broken = [];
+  for (const h of hrefs) {
+    await page.goto(url.replace(/#.*$/, '') + h);
+    await page.waitForSelector('#view h1');
+    await sleep(250);
+    const bad = await page.evaluate(() => document.querySelector('#view h1').textContent === 'Not found' ||
+      Array.from(document.querySelectorAll('#view .error[role="alert"]')).some((e) => /Could not load/.test(e.textContent)));
+    if (bad) broken.push(h);
+  }
+  check(hrefs.length > 0 && broken.length === 0, `${where}: every link resolves (${hrefs.length})`, broken.join(', '));
+}
+
+async function waitJob(base, id) {
+  let j = null;
+  for (let i = 0; i < 400 && !(j && ['succeeded', 'failed', 'canceled'].includes(j.state)); i++) {
+    await sleep(100);
+    j = (await http(base, `/v1/jobs/${id}`)).json;
+  }
+  return j;
 }
 
 async function shot(page, name, width) {
@@ -248,6 +283,47 @@ async function main() {
         'the log-scale ticks are short, positive numbers', vr.ticks);
       await shot(page, 'fit', 1280);
       await page.setViewportSize({ width: 1280, height: 900 });
+
+      // A model trained through the surrogate, scored via the device and as trained.
+      const tr = await http(base, '/v1/jobs', { method: 'POST', body: { type: 'train', name: 'web test: via surrogate', spec: {
+        dataset: 'spirals', loss: 'cross_entropy', epochs: 5, batch: 32, seed: 1, optimizer: { name: 'adam', lr: 0.01 },
+        network: [{ devices: 8, device: 'crn', via: 'surrogate', surrogate: { job: fit.json.id } },
+          { devices: 2, device: { kind: 'neuron', params: { activation: 'identity' } }, via: 'exact' }] } } });
+      const tj = await waitJob(base, tr.json.id);
+      const evDev = await http(base, '/v1/jobs', { method: 'POST', body: { type: 'evaluate', name: 'web test: via device',
+        spec: { model: { job: tj.id }, dataset: 'spirals', via: { 0: 'device' } } } });
+      const evSur = await http(base, '/v1/jobs', { method: 'POST', body: { type: 'evaluate', name: 'web test: as trained',
+        spec: { model: { job: tj.id }, dataset: 'spirals' } } });
+      const ed = await waitJob(base, evDev.json.id), es = await waitJob(base, evSur.json.id);
+      if (check(tj.state === 'succeeded' && ed.state === 'succeeded' && es.state === 'succeeded' && ed.result.solves > 0,
+        'train via surrogate, evaluate via device and as trained', JSON.stringify([tj.state, ed.result, es.result]))) {
+        const modelId = tj.result.model;
+        await page.goto(`${base}/#/jobs/${ed.id}`);
+        await page.waitForSelector('#side-diff');
+        const diff = await page.textContent('#side-diff');
+        const want = ed.result.accuracy - es.result.accuracy;
+        const row = await page.$eval(`#side-by-side tr[data-job="${ed.id}"]`, (tr) => ({ d: Number(tr.dataset.dAccuracy),
+          against: tr.lastChild.textContent }));
+        check(Math.abs(row.d - want) < 1e-12 && row.against === `#${es.id}` &&
+          diff.replace('−', '-').replace('±', '').replace(' pp', '') === (want === 0 ? '0.0' : (want > 0 ? '+' : '-') + (100 * Math.abs(want)).toFixed(1)),
+        'the evaluate page shows via device beside as trained, with the difference', `${diff}; ${JSON.stringify(row)}; want ${want}`);
+        await shot(page, 'evaluate', 1280);
+        await page.setViewportSize({ width: 1280, height: 900 });
+        await page.goto(`${base}/#/models`);
+        await page.waitForSelector(`a[href="#/models/${modelId}"]`);
+        await page.goto(`${base}/#/models/${modelId}`);
+        await page.waitForSelector('table.scores');
+        const kinds = await page.$$eval('table.scores tbody tr', (trs) => trs.map((t) => `${t.dataset.kind}:${t.dataset.job}`));
+        check(JSON.stringify(kinds) === JSON.stringify([`trained:${tj.id}`, `evaluate:${ed.id}`, `evaluate:${es.id}`]),
+          'the model page lists its training run and its evaluations', JSON.stringify(kinds));
+        await shot(page, 'model', 1280);
+        await page.setViewportSize({ width: 1280, height: 900 });
+        await checkLinks(page, `${base}/#/jobs/${tj.id}`, 'the train run', '#spec, #result', [`#/jobs/${fit.json.id}`, `#/models/${modelId}`,
+          `#/devices/crn`, `#/surrogates/${fj.result.surrogate}`]);
+        await checkLinks(page, `${base}/#/models/${modelId}`, 'the model page', 'dl.facts', [`#/jobs/${tj.id}`]);
+        await checkLinks(page, `${base}/#/surrogates/${fj.result.surrogate}`, 'the surrogate page', 'dl.facts',
+          [`#/jobs/${fit.json.id}`, `#/datasets/${fj.result.dataset || (await http(base, `/v1/surrogates/${fj.result.surrogate}`)).json.dataset}`, '#/devices/crn']);
+      }
       await shot(page, 'surrogate', 1280);
       await page.setViewportSize({ width: 1280, height: 900 });
     }
