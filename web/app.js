@@ -318,7 +318,47 @@
     return ctl;
   }
 
+  // ---- downloads ----------------------------------------------------------------
+
+  /* Saves text or a blob as a file named name (an <a download> click). */
+  function download(name, blob) {
+    const url = URL.createObjectURL(blob);
+    const a = el('a', { href: url, download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+  /* A CSV field: numbers as JavaScript prints them (the shortest text that reads back the same), text quoted when needed. */
+  function csvField(v) {
+    if (v === null || v === undefined || (typeof v === 'number' && !Number.isFinite(v))) return '';
+    const t = String(v);
+    return /[",\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
+  }
+  const csvText = (head, rows) => [head, ...rows].map((r) => r.map(csvField).join(',')).join('\n') + '\n';
+  /* A file name from a title: letters, digits and dashes. */
+  const fileName = (title, ext) => (title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'data') + '.' + ext;
+
+  /* A table's text as CSV (header cells, then each row's cells; a cell's title, when set, is its full text). */
+  function tableCsv(table) {
+    const cells = (tr) => Array.from(tr.children).map((c) => c.getAttribute('title') || c.textContent.trim());
+    const head = table.tHead ? cells(table.tHead.rows[0]) : [];
+    const rows = Array.from(table.tBodies[0] ? table.tBodies[0].rows : []).filter((tr) => tr.children.length === head.length).map(cells);
+    return csvText(head, rows);
+  }
+  /* A "CSV" button that downloads table as name.csv. */
+  function tableCsvButton(table, title) {
+    return el('button', { type: 'button', class: 'small', 'data-download': 'csv', 'aria-label': `Download ${title} as CSV`,
+      onclick: () => download(fileName(title, 'csv'), new Blob([tableCsv(table)], { type: 'text/csv' })) }, 'CSV');
+  }
+
   // ---- charts --------------------------------------------------------------
+
+  /* A colour '#rrggbb' at a quarter of its opacity. */
+  function fade(c) {
+    const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(c);
+    return m ? `rgba(${parseInt(m[1], 16)},${parseInt(m[2], 16)},${parseInt(m[3], 16)},0.28)` : c;
+  }
 
   /* Exponential moving average with TensorBoard's debiasing; w in [0, 1). */
   function smooth(ys, w) {
@@ -395,7 +435,13 @@
       this.opts = opts || {};
       this.key = key;
       this.xLabel = xLabel;
-      this.card = el('section', { class: 'card', 'aria-label': title }, el('h2', { text: title }));
+      this.title = title;
+      const csv = el('button', { type: 'button', class: 'small', 'data-download': 'csv', 'aria-label': `Download ${title} as CSV`,
+        onclick: () => download(fileName(title, 'csv'), new Blob([this.csv()], { type: 'text/csv' })) }, 'CSV');
+      const png = el('button', { type: 'button', class: 'small', 'data-download': 'png', 'aria-label': `Download ${title} as PNG`,
+        onclick: () => this.png() }, 'PNG');
+      this.card = el('section', { class: 'card', 'aria-label': title },
+        el('div', { class: 'card-head' }, el('h2', { text: title }), el('span', { class: 'tools' }, csv, png)));
       this.host = el('div', { class: 'chart', 'data-chart': key, 'data-points': 0 });
       this.note = el('div', { class: 'legend-note' });
       this.card.append(this.host, this.note);
@@ -413,7 +459,7 @@
     build(data) {
       if (this.u) this.u.destroy();
       const o = this.opts;
-      const series = [{ label: this.xLabel, value: (u, v) => fmtNum(v) }].concat(this.series.map((s, i) => ({
+      const series = [{ label: this.xLabel, value: (u, v) => fmtNum(v) }].concat((this.drawn || this.series).map((s, i) => ({
         label: s.label,
         scale: s.scale || 'y',
         stroke: s.color || COLORS[i % COLORS.length],
@@ -435,7 +481,7 @@
         { label: o.y || '', values: yTicks, size: (u, vals) => axisSize(vals, o.y) },
       ];
       const scales = { x: { time: false }, y: logY ? { distr: 3 } : {} };
-      if (this.series.some((s) => s.scale === 'y2')) {
+      if ((this.drawn || this.series).some((s) => s.scale === 'y2')) {
         scales.y2 = o.y2Range ? { range: o.y2Range } : {};
         axes.push({ scale: 'y2', side: 1, label: o.y2 || '', grid: { show: false },
           values: (u, vals) => vals.map(fmtTick), size: (u, vals) => axisSize(vals, o.y2) });
@@ -460,13 +506,39 @@
     update(series) {
       this.series = series;
       const w = this.opts.smooth ? this.opts.smooth() : 0;
-      let data = align(series.map((s) => ({ xs: s.xs, ys: this.opts.points ? s.ys : smooth(s.ys, w) })));
+      /* Smoothed, the raw curve stays drawn, faint, behind the smoothed one (as TensorBoard does). */
+      const raw = w > 0 && !this.opts.points;
+      this.drawn = raw ? series.flatMap((s, i) => [
+        Object.assign({}, s, { label: s.label + ' (raw)', color: fade(s.color || COLORS[i % COLORS.length]), width: 1, raw: true }),
+        Object.assign({}, s, { color: s.color || COLORS[i % COLORS.length], ys: smooth(s.ys, w) })]) : series;
+      let data = align(this.drawn.map((s) => ({ xs: s.xs, ys: s.ys })));
       if (this.log && this.opts.log) data = [data[0], ...data.slice(1).map((c) => c.map((v) => (v > 0 ? v : null)))];
-      const sig = series.map((s) => s.label).join('|') + (this.log ? ':log' : '');
+      const sig = this.drawn.map((s) => s.label).join('|') + (this.log ? ':log' : '');
       if (!this.u || sig !== this.sig) { this.sig = sig; this.build(data); } else this.u.setData(data);
       let n = 0;
       for (const s of series) n += s.xs.length;
       this.host.setAttribute('data-points', String(n));
+      this.host.setAttribute('data-raw', raw ? '1' : '0');
+      this.host.setAttribute('data-series', String(this.drawn.length));
+    }
+    /* The chart's data as CSV: x, then each series' raw values (not smoothed), aligned on x. */
+    csv() {
+      const d = align(this.series);
+      const head = [this.xLabel, ...this.series.map((s) => s.label)];
+      return csvText(head, d[0].map((x, i) => [x, ...d.slice(1).map((c) => c[i])]));
+    }
+    /* The chart as a PNG: its canvas on white, with the title above. */
+    png() {
+      if (!this.u) return;
+      const src = this.u.ctx.canvas, pad = 28 * devicePixelRatio;
+      const c = document.createElement('canvas');
+      c.width = src.width; c.height = src.height + pad;
+      const g = c.getContext('2d');
+      g.fillStyle = '#fff'; g.fillRect(0, 0, c.width, c.height);
+      g.fillStyle = '#1c2330'; g.font = `${14 * devicePixelRatio}px sans-serif`;
+      g.fillText(this.title, 8 * devicePixelRatio, 19 * devicePixelRatio);
+      g.drawImage(src, 0, pad);
+      c.toBlob((b) => { if (b) download(fileName(this.title, 'png'), b); }, 'image/png');
     }
     setLog(on) { this.log = on; this.sig = ''; if (this.series.length) this.update(this.series); }
     resize() { this.lastW = this.width(); if (this.u) this.u.setSize({ width: this.lastW, height: this.u.height }); }
@@ -573,6 +645,10 @@
 
   const runsState = { filter: { state: '', type: '', owner: '' }, selected: new Set() };
 
+  /* The runs table's column classes: on a phone (narrow) only name, state, progress and
+   * headline stay ('wide' columns go below 900 px, 'phone' ones below 600 px; the name links the id). */
+  const RUN_COL_CLASS = ['phone', 'num phone', 'name', 'phone', 'phone', null, null, 'wide', 'num phone', 'headline'];
+
   async function viewRuns(root, _m, _q, me) {
     root.append(el('h1', { text: 'Runs' }));
     const mk = (id, label, opts) => {
@@ -591,9 +667,9 @@
     const table = el('table', { id: 'runs' },
       el('caption', { class: 'skip', text: 'Jobs, newest first' }),
       el('thead', {}, el('tr', {}, ['', 'id', 'name', 'type', 'owner', 'state', 'progress', 'started', 'duration', 'headline']
-        .map((t, i) => el('th', { scope: 'col', class: i === 1 || i === 8 ? 'num' : i === 7 ? 'wide' : null, text: t })))),
+        .map((t, i) => el('th', { scope: 'col', class: RUN_COL_CLASS[i], text: t })))),
       tbody);
-    root.append(el('div', { class: 'table-wrap' }, table));
+    root.append(el('div', { class: 'table-wrap' }, table), el('p', { class: 'row' }, tableCsvButton(table, 'runs')));
     sState.value = runsState.filter.state;
     sType.value = runsState.filter.type;
     let jobs = [];
@@ -619,11 +695,11 @@
           updateCmp();
         });
         return el('tr', { 'data-job': j.id, 'data-state': j.state },
-          el('td', {}, box), el('td', { class: 'num', text: j.id }),
+          el('td', { class: 'phone' }, box), el('td', { class: 'num phone', text: j.id }),
           el('td', { class: 'name' }, el('a', { href: '#/jobs/' + j.id, text: j.name || '(unnamed)' })),
-          el('td', { text: j.type }), el('td', { text: j.owner }), el('td', {}, stateBadge(j.state)),
-          el('td', {}, progressBar(j)), el('td', { class: 'wide', text: fmtTime(j.started) }),
-          el('td', { class: 'num', text: fmtDuration(j) }), headlineCell(j));
+          el('td', { class: 'phone', text: j.type }), el('td', { class: 'phone', text: j.owner }), el('td', { class: 'state-cell' }, stateBadge(j.state)),
+          el('td', { class: 'progress-cell' }, progressBar(j)), el('td', { class: 'wide', text: fmtTime(j.started) }),
+          el('td', { class: 'num phone', text: fmtDuration(j) }), headlineCell(j));
       }));
       if (!rows.length) tbody.append(el('tr', {}, el('td', { colspan: 10, class: 'muted', text: jobs.length ? 'No job matches these filters.' : 'No jobs yet. Submit one with POST /v1/jobs or qn run.' })));
       updateCmp();
@@ -922,8 +998,8 @@
     const tbody = el('tbody', {}, items.map((it) => el('tr', {}, cols.map(([k, f], i) =>
       el('td', {}, i === 0 ? el('a', { href: href(it), text: f ? f(it) : it[k] }) : (f ? f(it) : (it[k] === null || it[k] === undefined ? '–' : String(it[k]))))))));
     if (!items.length) tbody.append(el('tr', {}, el('td', { colspan: cols.length, class: 'muted', text: 'None yet.' })));
-    root.append(el('div', { class: 'table-wrap' }, el('table', {},
-      el('thead', {}, el('tr', {}, cols.map(([k]) => el('th', { scope: 'col', text: k })))), tbody)));
+    const table = el('table', {}, el('thead', {}, el('tr', {}, cols.map(([k]) => el('th', { scope: 'col', text: k })))), tbody);
+    root.append(el('div', { class: 'table-wrap' }, table), el('p', { class: 'row' }, tableCsvButton(table, (root.querySelector('h1') || {}).textContent || 'list')));
   }
 
   async function viewDevices(root) {
@@ -946,16 +1022,39 @@
     return [el('label', { for: id, text: label + ' ' }), i];
   }
 
+  /* The newest succeeded sweep of device dev (its spec names the device by id or name), or null. */
+  async function deviceSweep(dev) {
+    const sweeps = (await apiList('/v1/jobs', 'jobs')).filter((j) => j.type === 'sweep' && j.state === 'succeeded')
+      .sort((a, b) => b.id - a.id).slice(0, 40);
+    for (let i = 0; i < sweeps.length; i += 8) {
+      const full = await Promise.all(sweeps.slice(i, i + 8).map((j) => api('/v1/jobs/' + j.id)));
+      for (const j of full) {
+        const d = j.spec && j.spec.device;
+        const ref = d !== null && typeof d === 'object' ? (d.id !== undefined ? d.id : d.name) : d;
+        if (ref === dev.id || (dev.name && ref === dev.name)) return j;
+      }
+    }
+    return null;
+  }
+
   async function viewDevice(root, [id]) {
     const dev = await api('/v1/devices/' + encodeURIComponent(id));
     const names = driveNames(dev.spec);
+    /* The drive range defaults to the device's own sweep's, when it has one. */
+    const sweep = await deviceSweep(dev);
+    const ranges = (sweep && sweep.spec.ranges) || {};
+    const r0 = ranges[names[0]] || [-4, 4];
     root.append(el('p', {}, el('a', { href: '#/devices', text: '← Devices' })),
       el('h1', { text: `${dev.name || 'device ' + dev.id} ` }, el('span', { class: 'muted', text: `#${dev.id} · ${dev.kind}` })));
     const inSel = el('select', { id: 'sim-input' }, names.map((n) => el('option', { value: n, text: n })));
-    const [lFrom, from] = numInput('sim-from', 'from', -4);
-    const [lTo, to] = numInput('sim-to', 'to', 4);
+    const [lFrom, from] = numInput('sim-from', 'from', r0[0]);
+    const [lTo, to] = numInput('sim-to', 'to', r0[1]);
     const [lPts, pts] = numInput('sim-points', 'points', 101, 1);
-    const [lAt, at] = numInput('sim-at', 'trajectory at', 1);
+    const [lAt, at] = numInput('sim-at', 'trajectory at', ranges[names[0]] ? (r0[0] + r0[1]) / 2 : 1);
+    inSel.addEventListener('change', () => {
+      const r = ranges[inSel.value];
+      if (r) { from.value = r[0]; to.value = r[1]; at.value = (r[0] + r[1]) / 2; }
+    });
     const fixed = el('input', { type: 'text', id: 'sim-fixed', value: JSON.stringify(Object.fromEntries(names.slice(1).map((n) => [n, 0]))) });
     const run = el('button', { type: 'button', class: 'primary', id: 'sim-run' }, 'Simulate');
     const msg = el('p', { role: 'status', class: 'muted' });
@@ -963,7 +1062,9 @@
     root.append(el('div', { class: 'row', role: 'group', 'aria-label': 'Response curve' },
       el('span', {}, el('label', { for: 'sim-input', text: 'drive ' }), inSel), el('span', {}, lFrom, from), el('span', {}, lTo, to),
       el('span', {}, lPts, pts), el('span', {}, lAt, at),
-      names.length > 1 ? el('span', {}, el('label', { for: 'sim-fixed', text: 'other inputs ' }), fixed) : null, run), msg, grid);
+      names.length > 1 ? el('span', {}, el('label', { for: 'sim-fixed', text: 'other inputs ' }), fixed) : null, run),
+    el('p', { class: 'legend-note', id: 'sim-range-note' }, sweep ? ['drive range from this device\'s sweep ', refLink('jobs', sweep.id)]
+      : 'no sweep of this device yet: the drive range is a default'), msg, grid);
     const un = deviceUnits(dev);
     const hh = dev.kind === 'hodgkin_huxley';
     const curve = new Chart(grid, 'response', 'Response curve: output against the drive', inputAxis(names[0], un), { y: un.out });
@@ -1126,7 +1227,8 @@
     } else {
       parent.append(el('p', { class: 'muted', text: `Too large to plot here (${ds.rows} rows).` }));
     }
-    parent.append(el('section', { class: 'card', 'aria-label': 'Status counts' }, el('h2', { text: 'Rows by solver status' }), table,
+    parent.append(el('section', { class: 'card', 'aria-label': 'Status counts' },
+      el('div', { class: 'card-head' }, el('h2', { text: 'Rows by solver status' }), el('span', { class: 'tools' }, tableCsvButton(table, 'sweep statuses'))), table,
       el('p', { class: 'legend-note' }, 'The swept points are dataset ', el('a', { href: '#/datasets/' + ds.id, text: `#${ds.id}` }), '.')));
   }
 
@@ -1344,9 +1446,10 @@
       el('td', {}, r.ref ? el('span', {}, refLink('jobs', r.ref.job.id), r.sameRows ? '' : ' (other rows)') : '–'));
     });
     if (!rows.length) body.push(el('tr', {}, el('td', { colspan: head.length, class: 'muted', text: 'No scores yet.' })));
-    return el('div', { class: 'table-wrap' }, el('table', { class: 'scores' },
+    const table = el('table', { class: 'scores' },
       el('thead', {}, el('tr', {}, head.map((t, i) => el('th', { scope: 'col', class: i >= 3 && i <= 8 ? 'num' : null, text: t })))),
-      el('tbody', {}, body)));
+      el('tbody', {}, body));
+    return el('div', {}, el('div', { class: 'table-wrap' }, table), el('p', { class: 'row' }, tableCsvButton(table, 'scores')));
   }
 
   async function viewModels(root) {

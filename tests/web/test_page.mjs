@@ -20,6 +20,9 @@
 //   - a model trained via surrogate and evaluated via device and as trained:
 //     the evaluate page shows both side by side with the difference, the
 //     Models view lists the model and its scores;
+//   - smoothing keeps the raw curves, faint; charts download as CSV (values
+//     exact) and PNG, the runs table as CSV; at 390 px the runs table shows
+//     state, progress and headline; a device's drive range is its sweep's;
 //   - no console errors or uncaught exceptions;
 //   - with a user added, the page asks for a token, says so clearly on a
 //     wrong one (401) and signs in with the right one.
@@ -27,7 +30,7 @@
 // Ends with the line "web: N passed, N failed"; exit status 1 on a failure.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -137,6 +140,13 @@ async function checkLinks(page, url, where, selector, mustHave) {
   check(hrefs.length > 0 && broken.length === 0, `${where}: every link resolves (${hrefs.length})`, broken.join(', '));
 }
 
+/* Clicks the button `selector` and returns the downloaded file's name and bytes. */
+async function downloaded(page, selector) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+  const path = await dl.path();
+  return { name: dl.suggestedFilename(), bytes: readFileSync(path) };
+}
+
 async function waitJob(base, id) {
   let j = null;
   for (let i = 0; i < 400 && !(j && ['succeeded', 'failed', 'canceled'].includes(j.state)); i++) {
@@ -220,10 +230,42 @@ async function main() {
       2 * EPOCHS, { timeout: 15000 }).catch(() => {});
     const finalPts = await chartPoints(page, 'loss');
     check(finalPts === 2 * EPOCHS, 'a finished run shows every epoch of train and test loss', `${finalPts} points`);
+    // Smoothed, the raw curves stay drawn behind the smoothed ones.
+    await page.$eval('#smoothing', (r) => { r.value = '0.9'; r.dispatchEvent(new Event('input')); });
+    await page.waitForSelector('[data-chart="loss"][data-raw="1"]');
+    check(await page.getAttribute('[data-chart="loss"]', 'data-series') === '4', 'smoothing draws the raw curves behind the smoothed ones',
+      await page.getAttribute('[data-chart="loss"]', 'data-series'));
+    await shot(page, 'smoothed', 1280);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    // The chart downloads as CSV (raw values, shortest round-trip text) and as PNG.
+    const csv = await downloaded(page, '[aria-label="Loss per epoch"] button[data-download="csv"]');
+    const lines = csv.bytes.toString('utf8').trim().split('\n');
+    const apiTrain = (await http(base, `/v1/jobs/${jobId}/metrics?name=train_loss&max_points=100000`)).json.metrics;
+    const first = lines[1] ? lines[1].split(',') : [];
+    check(csv.name.endsWith('.csv') && lines[0] === 'epoch,train_loss,test_loss' && lines.length === EPOCHS + 1 &&
+      Number(first[0]) === apiTrain[0].epoch && Number(first[1]) === apiTrain[0].value,
+    'the loss chart downloads as CSV, every epoch, the values exact', `${csv.name}: ${lines.slice(0, 2).join(' / ')} (${lines.length} lines) vs ${JSON.stringify(apiTrain[0])}`);
+    const png = await downloaded(page, '[aria-label="Loss per epoch"] button[data-download="png"]');
+    check(png.name.endsWith('.png') && png.bytes.length > 2000 && png.bytes.subarray(1, 4).toString() === 'PNG',
+      'the loss chart downloads as PNG', `${png.name}, ${png.bytes.length} bytes`);
     await page.goto(`${base}/#/`);
     await page.waitForSelector(`#runs tr[data-job="${jobId}"][data-state="succeeded"]`);
     await shot(page, 'runs', 1280);
     await shot(page, 'runs', 800);
+    const runsCsv = (await downloaded(page, 'button[aria-label="Download runs as CSV"]')).bytes.toString('utf8').split('\n');
+    check(/^,id,name,type,owner,state,progress,started,duration,headline$/.test(runsCsv[0]) &&
+      runsCsv.some((l) => l.startsWith(`,${jobId},web test: crn spirals,train,`) && /succeeded/.test(l)),
+    'the runs table downloads as CSV', runsCsv.slice(0, 2).join(' / '));
+    // A phone: state, progress and headline stay on screen.
+    await page.setViewportSize({ width: 390, height: 800 });
+    await sleep(300);
+    const vis = await page.evaluate((id) => {
+      const tr = document.querySelector(`#runs tr[data-job="${id}"]`);
+      return ['.state-cell', '.progress-cell', 'td.headline'].map((q) => { const r = tr.querySelector(q).getBoundingClientRect(); return [q, r.left, r.right, r.width]; });
+    }, jobId);
+    check(vis.every(([, l, r, w]) => w > 0 && l >= 0 && r <= 390), 'at phone width the runs table shows state, progress and headline',
+      JSON.stringify(vis));
+    await page.screenshot({ path: join(ART, 'runs-390.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 900 });
 
     // The device page draws its response curve and a trajectory.
@@ -375,6 +417,9 @@ async function main() {
 
     // Hodgkin–Huxley: the gates on their own axis, units of a neuron.
     const hh = await http(base, '/v1/devices', { method: 'POST', body: { name: 'hh', kind: 'hodgkin_huxley' } });
+    const hsw = await http(base, '/v1/jobs', { method: 'POST', body: { type: 'sweep', name: 'web test: hh f-I',
+      spec: { device: 'hh', design: 'grid', samples: 5, seed: 1, ranges: { u1: [0, 20] } } } });
+    check((await waitJob(base, hsw.json.id)).state === 'succeeded', 'a Hodgkin–Huxley sweep over [0, 20] µA/cm²');
     await page.goto(`${base}/#/devices/${hh.json.id}`);
     await page.waitForFunction(() => Number(document.querySelector('[data-chart="trajectory"]')?.getAttribute('data-points')) > 1,
       null, { timeout: 60000 });
@@ -382,6 +427,9 @@ async function main() {
     const ht = hc.find((c) => c.key === 'trajectory'), hr = hc.find((c) => c.key === 'response');
     check(/mV/.test(ht.y) && /gate/.test(ht.y2) && /ms/.test(ht.x) && /Hz/.test(hr.y) && /µA\/cm²/.test(hr.x),
       'the Hodgkin–Huxley page labels mV, ms, Hz, µA/cm² and puts the gates on their own axis', JSON.stringify(hc));
+    const range = [await page.inputValue('#sim-from'), await page.inputValue('#sim-to')];
+    check(range[0] === '0' && range[1] === '20' && await page.getAttribute('#sim-range-note a', 'href') === `#/jobs/${hsw.json.id}`,
+      'the Hodgkin–Huxley drive range comes from its own sweep', JSON.stringify(range));
     await shot(page, 'hh', 1280);
     await page.setViewportSize({ width: 1280, height: 900 });
 
