@@ -354,6 +354,15 @@
 
   // ---- charts --------------------------------------------------------------
 
+  /* A legend value: at the cursor, or the series' last value when the cursor is off the chart
+   * (so the legend never reads "–" until hovered). */
+  function legendValue(u, v, si, idx) {
+    if (idx !== null && idx !== undefined) return fmtNum(v);
+    const col = u.data[si] || [];
+    for (let i = col.length - 1; i >= 0; i--) if (col[i] !== null && col[i] !== undefined && Number.isFinite(col[i])) return fmtNum(col[i]);
+    return '–';
+  }
+
   /* A colour '#rrggbb' at a quarter of its opacity. */
   function fade(c) {
     const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(c);
@@ -459,7 +468,7 @@
     build(data) {
       if (this.u) this.u.destroy();
       const o = this.opts;
-      const series = [{ label: this.xLabel, value: (u, v) => fmtNum(v) }].concat((this.drawn || this.series).map((s, i) => ({
+      const series = [{ label: this.xLabel, value: legendValue }].concat((this.drawn || this.series).map((s, i) => ({
         label: s.label,
         scale: s.scale || 'y',
         stroke: s.color || COLORS[i % COLORS.length],
@@ -467,7 +476,7 @@
         spanGaps: true,
         paths: o.points ? () => null : undefined,
         points: o.points ? { show: true, size: 4, width: 0, fill: s.color || COLORS[i % COLORS.length] } : { show: false },
-        value: (u, v) => fmtNum(v),
+        value: legendValue,
       })));
       const logY = this.log && o.log;
       const host = this.host;
@@ -515,6 +524,7 @@
       if (this.log && this.opts.log) data = [data[0], ...data.slice(1).map((c) => c.map((v) => (v > 0 ? v : null)))];
       const sig = this.drawn.map((s) => s.label).join('|') + (this.log ? ':log' : '');
       if (!this.u || sig !== this.sig) { this.sig = sig; this.build(data); } else this.u.setData(data);
+      if (this.u.cursor.idx === null || this.u.cursor.idx === undefined) this.u.setLegend({ idx: null });
       let n = 0;
       for (const s of series) n += s.xs.length;
       this.host.setAttribute('data-points', String(n));
@@ -950,46 +960,113 @@
     return labels.size === 1 ? Array.from(labels)[0] : 'loss (cross-entropy in nats, or MSE: see each run)';
   }
 
+  /* The leaves of a JSON value as [path, value] ("optimizer/lr", 0.01). */
+  function leaves(v, path, out) {
+    out = out || [];
+    if (v !== null && typeof v === 'object') {
+      const keys = Array.isArray(v) ? v.map((_, i) => i) : Object.keys(v);
+      if (!keys.length) out.push([path, JSON.stringify(v)]);
+      for (const k of keys) leaves(v[k], path ? `${path}/${k}` : String(k), out);
+    } else out.push([path, v]);
+    return out;
+  }
+
+  /*
+   * Runs side by side (as MLflow's comparison): one chart per chosen metric
+   * against epoch, step or wall time, legends showing each run's last value;
+   * a table of every spec entry (hyperparameters) and every final figure of
+   * the result, rows that differ marked; the spec diff (only the entries
+   * that differ). Train, fit and evaluate runs can be compared.
+   */
   async function viewCompare(root, _m, query) {
     root.append(el('h1', { text: 'Compare runs' }));
-    const ids = (query.get('ids') || '').split(',').filter((s) => /^\d+$/.test(s)).map(Number);
-    const metric = query.get('metric') || 'test_loss';
+    const ids = (query.get('ids') || '').split(',').filter((x) => /^\d+$/.test(x)).map(Number);
+    const xMode = ['epoch', 'step', 'time'].includes(query.get('x')) ? query.get('x') : 'epoch';
     const all = await apiList('/v1/jobs', 'jobs');
-    const sel = el('select', { id: 'cmp-metric' }, ['train_loss', 'test_loss', 'train_accuracy', 'test_accuracy', 'step_loss', 'val_rmse']
-      .map((n) => el('option', { value: n, text: n })));
-    sel.value = metric;
     const list = el('fieldset', { class: 'row' }, el('legend', { text: 'Runs' }),
-      all.filter((j) => j.type === 'train' || j.type === 'fit').sort((a, b) => b.id - a.id).slice(0, 200).map((j) => {
-        const box = el('input', { type: 'checkbox', value: j.id, id: 'cmp-' + j.id });
+      all.filter((j) => j.type === 'train' || j.type === 'fit' || j.type === 'evaluate').sort((a, b) => b.id - a.id).slice(0, 200).map((j) => {
+        const box = el('input', { type: 'checkbox', value: j.id, id: 'cmp-' + j.id, 'data-run': j.id });
         box.checked = ids.includes(j.id);
-        return el('label', { for: 'cmp-' + j.id }, box, ` #${j.id} ${j.name}`);
+        return el('label', { for: 'cmp-' + j.id }, box, ` #${j.id} ${j.name} (${j.type})`);
       }));
-    const go = el('button', { type: 'button', class: 'primary' }, 'Show');
+    const xSel = el('select', { id: 'cmp-x' }, [['epoch', 'epoch'], ['step', 'optimizer step'], ['time', 'wall time']]
+      .map(([v, t]) => el('option', { value: v, text: t })));
+    xSel.value = xMode;
+    const metricBox = el('fieldset', { class: 'row', id: 'cmp-metrics' }, el('legend', { text: 'Metrics' }));
+    const go = el('button', { type: 'button', class: 'primary', id: 'cmp-show' }, 'Show');
+    const chosenMetrics = () => Array.from(metricBox.querySelectorAll('input:checked')).map((b) => b.value);
     go.addEventListener('click', () => {
       const chosen = Array.from(list.querySelectorAll('input:checked')).map((b) => b.value);
-      location.hash = `#/compare?ids=${chosen.join(',')}&metric=${sel.value}`;
+      location.hash = `#/compare?ids=${chosen.join(',')}&metrics=${chosenMetrics().join(',')}&x=${xSel.value}`;
     });
-    sel.addEventListener('change', () => go.click());
-    root.append(el('div', { class: 'row' }, el('label', { for: 'cmp-metric', text: 'Metric ' }), sel, go), list);
-    if (!ids.length) { root.append(el('p', { class: 'muted', text: 'Choose runs above (or tick them in the runs table) to overlay one metric.' })); return; }
+    xSel.addEventListener('change', () => go.click());
+    root.append(el('div', { class: 'row' }, el('label', { for: 'cmp-x', text: 'x axis ' }), xSel, go), list, metricBox);
+    if (!ids.length) { root.append(el('p', { class: 'muted', text: 'Choose runs above (or tick them in the runs table) to compare them.' })); return; }
+
+    // Each run's record (with its spec) and its metrics, by name.
+    const runs = await Promise.all(ids.map(async (id) => {
+      const [job, r] = await Promise.all([api('/v1/jobs/' + id), api(`/v1/jobs/${id}/metrics?max_points=${HISTORY_POINTS}`)]);
+      const byName = new Map();
+      for (const m of r.metrics) {
+        if (!isFigure(m.name)) continue;
+        if (!byName.has(m.name)) byName.set(m.name, []);
+        byName.get(m.name).push(m);
+      }
+      return { job, byName };
+    }));
+    const names = Array.from(new Set(runs.flatMap((r) => Array.from(r.byName.keys())))).sort();
+    let wanted = (query.get('metrics') || query.get('metric') || '').split(',').filter((n) => names.includes(n));
+    if (!wanted.length) wanted = ['test_loss', 'val_rmse', 'loss'].filter((n) => names.includes(n)).slice(0, 1);
+    metricBox.append(...names.map((n) => {
+      const b = el('input', { type: 'checkbox', value: n, id: 'cmp-m-' + n });
+      b.checked = wanted.includes(n);
+      b.addEventListener('change', () => go.click());
+      return el('label', { for: 'cmp-m-' + n }, b, ' ' + n);
+    }));
+    if (!names.length) metricBox.append(el('span', { class: 'muted', text: 'These runs recorded no metric.' }));
+
     const log = el('input', { type: 'checkbox', id: 'cmp-log' });
     root.append(el('div', { class: 'row' }, el('label', {}, log, ' log scale')));
-    const box = el('div');
-    root.append(box);
-    const x = metric === 'step_loss' ? 'step' : 'epoch';
-    const chart = new Chart(box, 'compare', `${metric} by ${x}`, X_LABEL[x],
-      { log: true, height: 380, y: metricAxis(metric, ids.map((id) => all.find((j) => j.id === id)).filter(Boolean)) });
-    const series = [];
-    for (const id of ids) {
-      const job = all.find((j) => j.id === id);
-      const r = await api(`/v1/jobs/${id}/metrics?name=${encodeURIComponent(metric)}&max_points=${HISTORY_POINTS}`);
-      series.push({ label: `#${id} ${job ? job.name : ''}`, xs: r.metrics.map((m) => m[x]), ys: r.metrics.map((m) => m.value) });
-    }
-    chart.update(series);
-    log.addEventListener('change', () => chart.setLog(log.checked));
-    const onResize = () => chart.resize();
+    const grid = el('div', { class: 'grid' });
+    root.append(grid);
+    const xLabel = xMode === 'time' ? 'wall time since the run started (s)' : X_LABEL[xMode];
+    const xOf = (run, m) => (xMode === 'time' ? m.time - (run.job.started ? Date.parse(run.job.started) / 1000 : run.byName.values().next().value[0].time) : m[xMode]);
+    const charts = wanted.map((metric) => {
+      const c = new Chart(grid, 'compare-' + metric, `${metric} by ${xMode === 'time' ? 'wall time' : X_LABEL[xMode]}`, xLabel,
+        { log: true, height: 320, y: metricAxis(metric, runs.map((r) => r.job)) });
+      c.update(runs.filter((r) => r.byName.has(metric)).map((r) => {
+        const ms = r.byName.get(metric);
+        return { label: `#${r.job.id} ${r.job.name || ''}`, xs: ms.map((m) => xOf(r, m)), ys: ms.map((m) => m.value) };
+      }));
+      return c;
+    });
+    log.addEventListener('change', () => charts.forEach((c) => c.setLog(log.checked)));
+
+    // Hyperparameters and final figures, one column per run.
+    const specs = runs.map((r) => new Map(leaves(r.job.spec, '')));
+    const results = runs.map((r) => new Map(leaves(r.job.result || {}, '').filter(([, v]) => typeof v === 'number')));
+    const paths = (maps) => Array.from(new Set(maps.flatMap((m) => Array.from(m.keys()))));
+    const show = (v) => (v === undefined ? '(absent)' : typeof v === 'number' && String(v).length > 8 ? fmtNum(v) : String(v));
+    const differs = (maps, p) => new Set(maps.map((m) => JSON.stringify(m.get(p) === undefined ? null : m.get(p)))).size > 1;
+    const headRow = el('tr', {}, el('th', { scope: 'col', text: '' }), runs.map((r) => el('th', { scope: 'col' }, refLink('jobs', r.job.id, `#${r.job.id} ${r.job.name || ''}`))));
+    const section = (title, maps, onlyDiff) => [el('tr', { class: 'section' }, el('th', { scope: 'rowgroup', colspan: runs.length + 1, text: title }))]
+      .concat(paths(maps).filter((p) => !onlyDiff || differs(maps, p)).map((p) => el('tr', { 'data-path': p, 'data-differs': differs(maps, p) ? '1' : '0',
+        class: differs(maps, p) ? 'differs' : null }, el('th', { scope: 'row', text: p }), maps.map((m) => el('td', { class: 'num', text: show(m.get(p)) })))));
+    const facts = runs.map((r) => new Map([['type', r.job.type], ['state', r.job.state], ['duration', fmtDuration(r.job)]]));
+    const table = el('table', { id: 'cmp-params' }, el('thead', {}, headRow),
+      el('tbody', {}, section('run', facts), section('spec (hyperparameters)', specs), section('final figures (result)', results)));
+    const diffRows = section('spec diff', specs, true).slice(1);
+    const diff = el('table', { id: 'cmp-diff' }, el('thead', {}, headRow.cloneNode(true)), el('tbody', {}, diffRows.length ? diffRows
+      : el('tr', {}, el('td', { colspan: runs.length + 1, class: 'muted', text: 'The specs are the same.' }))));
+    root.append(el('section', { class: 'card spaced', 'aria-label': 'Spec diff' },
+      el('div', { class: 'card-head' }, el('h2', { text: 'Spec diff: the entries that differ' }), el('span', { class: 'tools' }, tableCsvButton(diff, 'spec diff'))),
+      el('div', { class: 'table-wrap' }, diff)),
+    el('section', { class: 'card spaced', 'aria-label': 'Hyperparameters and final figures' },
+      el('div', { class: 'card-head' }, el('h2', { text: 'Hyperparameters and final figures' }), el('span', { class: 'tools' }, tableCsvButton(table, 'runs compared'))),
+      el('div', { class: 'table-wrap' }, table)));
+    const onResize = () => charts.forEach((c) => c.resize());
     window.addEventListener('resize', onResize);
-    stopper(() => { window.removeEventListener('resize', onResize); chart.destroy(); });
+    stopper(() => { window.removeEventListener('resize', onResize); charts.forEach((c) => c.destroy()); });
   }
 
   // ---- devices -------------------------------------------------------------------

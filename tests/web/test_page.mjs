@@ -23,6 +23,8 @@
 //   - smoothing keeps the raw curves, faint; charts download as CSV (values
 //     exact) and PNG, the runs table as CSV; at 390 px the runs table shows
 //     state, progress and headline; a device's drive range is its sweep's;
+//   - compare: several metrics against wall time, legends with values, the
+//     hyperparameters and final figures, the spec diff, evaluate runs too;
 //   - no console errors or uncaught exceptions;
 //   - with a user added, the page asks for a token, says so clearly on a
 //     wrong one (401) and signs in with the right one.
@@ -283,7 +285,7 @@ async function main() {
     // Compare, datasets and surrogates views open without errors.
     await page.setViewportSize({ width: 1280, height: 900 });
     await page.goto(`${base}/#/compare?ids=${jobId}&metric=test_loss`);
-    await page.waitForFunction(() => Number(document.querySelector('[data-chart="compare"]')?.getAttribute('data-points')) > 0);
+    await page.waitForFunction(() => Number(document.querySelector('[data-chart="compare-test_loss"]')?.getAttribute('data-points')) > 0);
     check(true, 'the compare view overlays a metric');
     await checkAxes(page, 'the compare view');
     // A sweep and a surrogate fit: the dataset's points, the surrogate against them.
@@ -360,6 +362,28 @@ async function main() {
           'the model page lists its training run and its evaluations', JSON.stringify(kinds));
         await shot(page, 'model', 1280);
         await page.setViewportSize({ width: 1280, height: 900 });
+        // Compare: two metrics against wall time, legends with values, hyperparameters, the spec diff.
+        await page.goto(`${base}/#/compare?ids=${jobId},${tj.id}&metrics=train_loss,test_accuracy&x=time`);
+        await page.waitForSelector('#cmp-diff');
+        const cc = await chartsShown(page);
+        check(cc.length === 2 && cc.every((c) => c.points > 0 && /wall time/.test(c.x)) &&
+          /cross-entropy/.test(cc.find((c) => c.key === 'compare-train_loss').y),
+        'compare draws each chosen metric against wall time', JSON.stringify(cc));
+        const legend = await page.$$eval('[data-chart="compare-train_loss"] .u-legend .u-series .u-value', (vs) => vs.map((v) => v.textContent));
+        check(legend.length === 3 && legend.every((t) => /^-?[0-9.e+-]+$/.test(t)), 'compare legends show values without hovering', JSON.stringify(legend));
+        const rows = await page.$$eval('#cmp-params tbody tr[data-path]', (trs) => Object.fromEntries(trs.map((t) => [t.dataset.path, t.dataset.differs])));
+        const diffPaths = await page.$$eval('#cmp-diff tbody tr[data-path]', (trs) => trs.map((t) => t.dataset.path));
+        check(rows.epochs === '1' && rows.seed === '0' && rows.test_accuracy === '1' && rows['network/0/via'] === '1' &&
+          diffPaths.includes('epochs') && diffPaths.includes('network/0/via') && !diffPaths.includes('seed'),
+        'compare tabulates hyperparameters and final figures and diffs the specs', `${JSON.stringify(rows)} diff ${diffPaths}`);
+        await shot(page, 'compare', 1280);
+        await page.setViewportSize({ width: 1280, height: 900 });
+        await page.goto(`${base}/#/compare?ids=${ed.id},${es.id}`);
+        await page.waitForSelector('#cmp-diff');
+        const erows = await page.$$eval('#cmp-params tbody tr[data-path]', (trs) => trs.map((t) => t.dataset.path));
+        const ediff = await page.$$eval('#cmp-diff tbody tr[data-path]', (trs) => trs.map((t) => t.dataset.path));
+        check(erows.includes('accuracy') && erows.includes('solves') && ediff.includes('via/0'),
+          'evaluate runs compare: final figures and how the layers were computed', `${erows} diff ${ediff}`);
         await checkLinks(page, `${base}/#/jobs/${tj.id}`, 'the train run', '#spec, #result', [`#/jobs/${fit.json.id}`, `#/models/${modelId}`,
           `#/devices/crn`, `#/surrogates/${fj.result.surrogate}`]);
         await checkLinks(page, `${base}/#/models/${modelId}`, 'the model page', 'dl.facts', [`#/jobs/${tj.id}`]);
