@@ -15,6 +15,7 @@
 #include "import.h"
 #include "job.h"
 #include "mlp.h"
+#include "queue.h"
 #include "qn_err.h"
 #include "surrogate.h"
 #include "users.h"
@@ -503,6 +504,17 @@ int catalog_job_list(struct store *s, const struct store_job_filter *f, int64_t 
     *out = jobs;
     *n = len;
     return 0;
+}
+
+int catalog_job_cancel(struct store *s, int64_t id, enum store_job_state *state)
+{
+    struct queue *q = NULL;
+    int rc = queue_create(s, NULL, &q);
+    if (rc)
+        return rc;
+    rc = queue_cancel_pending(q, s, id, state);
+    queue_destroy(q);
+    return rc;
 }
 
 void catalog_job_close(struct catalog_job *j)

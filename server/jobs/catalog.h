@@ -147,6 +147,13 @@ void catalog_job_list_free(struct catalog_job *list, size_t n);
 /* A state's name ("running", static) and back; QN_EINVAL for no state. */
 const char *catalog_job_state_name(enum store_job_state st);
 int catalog_job_state_from_name(const char *name, enum store_job_state *out);
+/*
+ * Cancels job id from outside a daemon (the command line): a queued or
+ * waiting job at once (its dependents fail), as queue_cancel_pending does.
+ * QN_EBUSY when it is running (only the process running it can stop it),
+ * QN_EEXIST when it had already ended (*state says how), QN_ENOTFOUND.
+ */
+int catalog_job_cancel(struct store *s, int64_t id, enum store_job_state *state);
 /* The number of jobs in each state, indexed by enum store_job_state. */
 int catalog_job_counts(struct store *s, int64_t counts[JOB_CANCELED + 1]);
 

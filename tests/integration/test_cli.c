@@ -5,7 +5,9 @@
  * values match the closed form; the same export whatever the worker count;
  * bad specs refused with their JSON path, exit 2 and no job written; stored
  * devices referred to by name and id; a database newer than the program
- * refused; SIGINT cancels a running job and leaves no dataset.
+ * refused; SIGINT cancels a running job and leaves no dataset; qn job,
+ * surrogate and model list and show what was stored (JSON lines), qn job
+ * cancel cancels a queued job of a daemon and refuses a running or ended one.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -224,7 +226,7 @@ static void test_devices_by_name_and_id(void **state)
     qt_run_free(&r);
 
     assert_int_equal(qt_qn(f->dir, NULL, &r, "device", "add", "dev.json", NULL), 0);
-    qt_expect_status(&r, 1); /* the name is taken */
+    qt_expect_status(&r, 2); /* the name is taken: bad input */
     assert_non_null(strstr(r.err, "already exists"));
     qt_run_free(&r);
     assert_int_equal(qt_write_file(f->dir, "bad.json", "{\"kind\":\"crn_relu\",\"knd\":1}"), 0);
@@ -367,6 +369,153 @@ static void test_sigint_cancels(void **state)
     assert_int_equal(qd_db_file_int(f->dir, "quasineuron.db", SQLITE_OPEN_READWRITE, 0, "SELECT count(*) FROM dataset_blocks"), 0);
 }
 
+/* Line i (from 0) of JSON lines text as an object (new reference). */
+static json_t *json_line(const char *text, size_t i)
+{
+    const char *p = text;
+    for (size_t k = 0; k < i && p; k++)
+        p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL;
+    assert_non_null(p);
+    const char *e = strchr(p, '\n');
+    json_error_t err;
+    json_t *v = json_loadb(p, e ? (size_t)(e - p) : strlen(p), 0, &err);
+    if (!json_is_object(v))
+        fail_msg("line %zu is not a JSON object: %s", i, err.text);
+    return v;
+}
+
+/* Runs qn with args in f->dir and checks the exit status; returns stdout (free it). */
+static char *qn_out(const struct qt_dir *f, int want, const char *a1, const char *a2,
+                    const char *a3)
+{
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->dir, NULL, &r, a1, a2, a3, NULL), 0);
+    qt_expect_status(&r, want);
+    char *out = r.out;
+    r.out = NULL;
+    qt_run_free(&r);
+    return out;
+}
+
+static void test_job_surrogate_model_commands(void **state)
+{
+    struct qt_dir *f = *state;
+    json_decref(qt_run_job(f, "quasineuron.db", CRN_JOB(64), "2", 0));
+    json_decref(qt_run_job(f, "quasineuron.db",
+                           "{\"type\":\"fit\",\"name\":\"crn fit\",\"spec\":{\"dataset\":{\"job\":1},"
+                           "\"hidden\":[4],\"epochs\":3,\"seed\":1}}",
+                           "1", 0));
+    json_decref(qt_run_job(f, "quasineuron.db",
+                           "{\"type\":\"train\",\"name\":\"xor net\",\"spec\":{\"dataset\":\"xor\","
+                           "\"network\":[{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":"
+                           "{\"activation\":\"identity\"}},\"via\":\"exact\"}],\"epochs\":2}}",
+                           "1", 0));
+
+    char *out = qn_out(f, 0, "job", "list", NULL);
+    assert_int_equal(qt_count_lines(out), 3);
+    const char *types[] = {"sweep", "fit", "train"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *j = json_line(out, i);
+        assert_int_equal(json_integer_value(json_object_get(j, "id")), (json_int_t)i + 1);
+        assert_string_equal(json_string_value(json_object_get(j, "type")), types[i]);
+        assert_string_equal(json_string_value(json_object_get(j, "state")), "succeeded");
+        json_decref(j);
+    }
+    free(out);
+    out = qn_out(f, 0, "job", "show", "2");
+    json_t *j = json_line(out, 0);
+    assert_int_equal(qt_count_lines(out), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(j, "spec"),
+                                                                         "dataset"), "job")), 1);
+    long long sur = json_integer_value(json_object_get(json_object_get(j, "result"), "surrogate"));
+    json_decref(j);
+    free(out);
+    free(qn_out(f, 2, "job", "show", "9"));
+    free(qn_out(f, 2, "job", "show", "x"));
+    free(qn_out(f, 2, "job", "cancel", "1")); /* it has ended */
+
+    out = qn_out(f, 0, "surrogate", "list", NULL);
+    assert_int_equal(qt_count_lines(out), 1);
+    j = json_line(out, 0);
+    assert_int_equal(json_integer_value(json_object_get(j, "id")), sur);
+    assert_int_equal(json_integer_value(json_object_get(j, "job")), 2);
+    json_decref(j);
+    free(out);
+    out = qn_out(f, 0, "surrogate", "show", "crn fit"); /* by name */
+    j = json_line(out, 0);
+    assert_int_equal(json_integer_value(json_object_get(j, "id")), sur);
+    assert_true(json_is_object(json_object_get(j, "weights")));
+    json_decref(j);
+    free(out);
+    free(qn_out(f, 2, "surrogate", "show", "nope"));
+
+    out = qn_out(f, 0, "model", "list", NULL);
+    assert_int_equal(qt_count_lines(out), 1);
+    free(out);
+    out = qn_out(f, 0, "model", "show", "1");
+    j = json_line(out, 0);
+    assert_int_equal(json_integer_value(json_object_get(j, "job")), 3);
+    assert_string_equal(json_string_value(json_object_get(j, "loss")), "cross_entropy");
+    json_decref(j);
+    free(out);
+    free(qn_out(f, 2, "model", "show", "2"));
+}
+
+/* A long sweep (running) and one queued behind it in a one-worker daemon. */
+#define SLOW_SWEEP                                                                              \
+    "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},\"samples\":2000000,"       \
+    "\"ranges\":{\"u1\":[-3,3]}}}"
+
+static void test_job_cancel_queued(void **state)
+{
+    struct qd *d = *state;
+    d->workers = 1;
+    qd_start(d);
+    int64_t a = qd_submit(d, NULL, SLOW_SWEEP), b = qd_submit(d, NULL, CRN_JOB(5));
+    for (int i = 0; i < 200; i++) { /* until the first runs (a poll with a deadline) */
+        json_t *ja = qd_job(d, NULL, a);
+        int running = strcmp(json_string_value(json_object_get(ja, "state")), "running") == 0;
+        json_decref(ja);
+        if (running)
+            break;
+        qd_nap_ms(50);
+    }
+    char id[24];
+    struct qt_run r;
+    snprintf(id, sizeof id, "%lld", (long long)b);
+    assert_int_equal(qt_qn(d->dir, NULL, &r, "job", "cancel", id, "--db", d->db, NULL), 0);
+    qt_expect_status(&r, 0);
+    json_t *rec = qt_one_record(&r);
+    assert_string_equal(json_string_value(json_object_get(rec, "state")), "canceled");
+    json_decref(rec);
+    qt_run_free(&r);
+    snprintf(id, sizeof id, "%lld", (long long)a);
+    assert_int_equal(qt_qn(d->dir, NULL, &r, "job", "cancel", id, "--db", d->db, NULL), 0);
+    qt_expect_status(&r, 1); /* running: only the daemon can stop it */
+    assert_non_null(strstr(r.err, "is running"));
+    qt_run_free(&r);
+    json_t *jb = qd_job(d, NULL, b);
+    assert_string_equal(json_string_value(json_object_get(jb, "state")), "canceled");
+    json_decref(jb);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%lld/cancel", (long long)a);
+    qd_http(d, "POST", path, NULL, NULL, NULL);
+    json_decref(qd_wait_final(d, NULL, a, 30));
+    assert_int_equal(qd_stop(d, SIGTERM), 0);
+}
+
+static int qd_setup(void **state)
+{
+    *state = qd_fixture_new(sizeof(struct qd), 1);
+    return *state ? 0 : -1;
+}
+
+static int qd_teardown(void **state)
+{
+    qd_fixture_free(*state);
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +528,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_database_refused, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_usage, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_sigint_cancels, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_job_surrogate_model_commands, qt_dir_setup,
+                                        qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_job_cancel_queued, qd_setup, qd_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
