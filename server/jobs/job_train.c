@@ -83,6 +83,49 @@ static int job_train_validate(const json_t *spec, struct job_refs *refs, struct 
     return rc;
 }
 
+/*
+ * job_type.estimate: a lower bound of a run's memory from the layer widths,
+ * before any dataset is read. Floats held per parameter: the parameters,
+ * their gradients, Adam's two moments and a checkpoint's copy of all four
+ * (JOB_TRAIN_FLOATS_PER_PARAM); per row of a batch and device, the layer's
+ * drives, their derivatives, outputs and scratch (JOB_TRAIN_FLOATS_PER_UNIT).
+ * The first layer's input width is taken as 1 (the dataset is not read
+ * here) and a full device's fan-in as its "fan_in" or 1, so the figure
+ * never overstates; the product n_in x devices dominates any large network.
+ */
+#define JOB_TRAIN_FLOATS_PER_PARAM 8
+#define JOB_TRAIN_FLOATS_PER_UNIT 6
+
+static int job_train_estimate(const json_t *spec, uint64_t *bytes, char *msg, size_t cap)
+{
+    struct train_spec *t = malloc(sizeof *t);
+    struct spec_error err;
+    if (!t)
+        return QN_ENOMEM;
+    int rc = spec_train_parse(spec, t, &err);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    double params = 0, units = 0, width = 1; /* doubles: 16 x 65536^2 overflows nothing */
+    for (size_t l = 0; l < t->n_layers; l++) {
+        const struct train_layer_spec *L = &t->layers[l];
+        double n = (double)L->devices, fan = L->has_connect ? (L->fan_in ? (double)L->fan_in : 1)
+                                                            : width;
+        params += n * fan + n + 1;
+        units += n + width;
+        width = n;
+    }
+    double b = 4.0 * (JOB_TRAIN_FLOATS_PER_PARAM * params +
+                      JOB_TRAIN_FLOATS_PER_UNIT * (double)t->train.batch * units);
+    *bytes = b < 1.8e19 ? (uint64_t)b : UINT64_MAX;
+    snprintf(msg, cap, "%.3g parameters in %zu layers, batches of %zu rows", params, t->n_layers,
+             t->train.batch);
+    spec_train_close(t);
+    free(t);
+    return 0;
+}
+
 static int job_train_prepare(struct job_ctx *ctx)
 {
     struct job_train *p = calloc(1, sizeof *p);
@@ -499,4 +542,5 @@ const struct job_type job_train_type = {.name = "train",
                                         .validate = job_train_validate,
                                         .prepare = job_train_prepare,
                                         .run = job_train_run,
-                                        .release = job_train_release};
+                                        .release = job_train_release,
+                                        .estimate = job_train_estimate};
