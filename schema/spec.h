@@ -33,6 +33,7 @@
 #define SPEC_SRC_MAX 4096         /* bytes of one expression or reaction source */
 #define SPEC_T_MAX 1e9            /* readout t_max and solver h0 at most this */
 #define SPEC_MAX_STEPS 1000000000 /* solver max_steps at most this */
+#define SPEC_NOISE_SD_MAX 1e6     /* a device's noise sd at most this */
 
 /* The first problem found in a spec. */
 struct spec_error {

@@ -10,6 +10,11 @@
  * side, a reaction) shows. The name is not part of it: renaming a device
  * does not change what it computes; nor are readout fields the readout does
  * not read (tol outside steady_state, threshold outside the spike readouts).
+ * Nor are a device's variability and noise (issue 12): they describe how
+ * instances of the device spread around it and how noisy each evaluation is,
+ * not the nominal system a surrogate is fitted to, so a surrogate of the
+ * nominal device still matches a device that only adds variability or noise
+ * (tests/schema/test_spec.c checks it).
  * Expressions compare without their whitespace (not algebraically: "a+b"
  * and "b+a" differ); reactions compare in their parsed form ("Y + Y" is
  * "2 Y"), as a set (their order does not matter). Numbers are written with
