@@ -475,13 +475,27 @@ int dev_reaction_text(const struct dev_model *d, size_t k, char *buf, size_t cap
     return QN_OK;
 }
 
+/* The names of the built-in parameter slots, by DEV__P_* index. */
+static const char *const dev__slot_names[] = {"kappa", "gain", "b",  "cm", "gna",
+                                              "gk",    "gl",   "ena", "ek", "el"};
+#define DEV__N_SLOTS (sizeof dev__slot_names / sizeof dev__slot_names[0])
+
 /* Copies built-in parameters into the compiled slots. */
 static void dev__compile_builtin(struct dev_model *d)
 {
-    static const char *const slot[] = {"kappa", "gain", "b", "cm", "gna", "gk", "gl",
-                                       "ena", "ek", "el"};
-    for (size_t i = 0; i < sizeof slot / sizeof slot[0]; i++)
-        dev_model_param(d, slot[i], &d->compiled->p[i]);
+    for (size_t i = 0; i < DEV__N_SLOTS; i++)
+        dev_model_param(d, dev__slot_names[i], &d->compiled->p[i]);
+}
+
+void dev__builtin_slots(const struct dev_model *d, int *slot)
+{
+    int user = d->kind == DEV_ODE || d->kind == DEV_REACTIONS;
+    for (size_t i = 0; i < d->n_params; i++) {
+        slot[i] = -1;
+        for (size_t k = 0; !user && k < DEV__N_SLOTS; k++)
+            if (strcmp(d->param_names[i], dev__slot_names[k]) == 0)
+                slot[i] = (int)k;
+    }
 }
 
 int dev__compile(struct dev_model *d, struct dev_error *err)

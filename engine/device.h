@@ -180,12 +180,24 @@ struct dev_work {
     int (*should_stop)(void *ctx); /* may be NULL: asked every few dozen steps; nonzero
                                       stops the solve with QN_ECANCELED */
     void *stop_ctx;                /* passed to should_stop (borrowed) */
+    const struct dev_model *nominal; /* borrowed: the model of dev_work_init (model is it,
+                                        or the view while parameters are overridden) */
+    struct dev_view *view;         /* owned, NULL until dev_work_set_params first needs it */
 };
 
 /* Prepares scratch for `d` (prepared, borrowed for the work's lifetime);
  * step_cap and should_stop start unset (the caller may set them after). */
 int dev_work_init(struct dev_work *w, const struct dev_model *d, const atomic_int *cancel);
 void dev_work_close(struct dev_work *w);
+
+/*
+ * Makes the following solves of w use the parameter values theta[n_params]
+ * (in the order of the model's params; read during the call only) instead of
+ * the model's own: one device instance of a chip (chip.h). NULL returns to the
+ * model's own values. The work keeps its own copy of the model for this (the
+ * model itself stays shared and immutable). Returns 0 or QN_ENOMEM.
+ */
+int dev_work_set_params(struct dev_work *w, const double *theta);
 
 /*
  * Solves the device at inputs in[dev_n_inputs] and writes the readout to

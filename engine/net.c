@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chip.h"
 #include "nn.h"
 #include "optim.h"
 #include "qn_err.h"
@@ -119,9 +120,15 @@ static int net__layer_alloc_via(struct net *n, struct net_layer *L)
         L->works = calloc(n->n_threads, sizeof *L->works);
         if (!L->works)
             return QN_ENOMEM;
-        for (size_t t = 0; t < n->n_threads; t++)
+        for (size_t t = 0; t < n->n_threads; t++) {
             if (dev_work_init(&L->works[t], L->dev, n->cancel))
                 return QN_ENOMEM;
+            /* a chip's solves override the parameters: make the work's view now,
+             * so that nothing allocates after net_create */
+            if (L->theta && (dev_work_set_params(&L->works[t], L->dev->params) ||
+                             dev_work_set_params(&L->works[t], NULL)))
+                return QN_ENOMEM;
+        }
     }
     return QN_OK;
 }
@@ -130,6 +137,7 @@ static void net__layer_free(struct net *n, struct net_layer *L)
 {
     free(L->u), free(L->y), free(L->g), free(L->xsq), free(L->tmp), free(L->tmp2), free(L->xs);
     free(L->sscratch), free(L->conn), free(L->act_sum), free(L->heb_sum), free(L->uc);
+    free(L->theta);
     if (L->sacts.slab)
         mlp_acts_close(&L->sacts);
     for (size_t t = 0; L->works && t < n->n_threads; t++)
@@ -170,8 +178,10 @@ static int net__layer_init(struct net *n, struct net_layer *L, size_t n_in,
     L->tmp2 = sq ? malloc(c * n_in * sizeof *L->tmp2) : NULL;
     L->xs = malloc(c * n_in * sizeof *L->xs);
     L->conn = L->k ? malloc(L->n_out * L->k * sizeof *L->conn) : NULL;
+    int vary = dev_has_variability(s->dev);
+    L->theta = vary ? calloc(L->n_out * s->dev->n_params, sizeof *L->theta) : NULL;
     if (!L->u || !L->g || !L->y || !L->tmp || !L->xs || (sq && (!L->xsq || !L->tmp2)) ||
-        (L->k && !L->conn))
+        (L->k && !L->conn) || (vary && !L->theta))
         return QN_ENOMEM;
     return net__layer_alloc_via(n, L);
 }
@@ -376,6 +386,7 @@ int net_set_via(struct net *n, size_t l, enum net_via via, const struct surrogat
 struct net__job {
     struct net_layer *L;
     struct dev_work *w;
+    const double *theta;   /* (n_out, n_params) the chip's parameters, or NULL: nominal */
     size_t lo, hi;         /* elements [lo, hi) of (B, n_out) */
     int grad;              /* also write g */
     size_t failed;         /* solves that failed (out) */
@@ -388,16 +399,18 @@ static void *net__solve_range(void *arg)
 {
     struct net__job *j = arg;
     struct net_layer *L = j->L;
-    size_t k = L->n_drive;
+    size_t k = L->n_drive, np = L->dev->n_params;
     for (size_t e = j->lo; e < j->hi; e++) {
         double in[DEV_MAX_INPUTS], out = 0, g[DEV_MAX_INPUTS] = {0};
         for (size_t d = 0; d < k; d++)
             in[d] = L->u[e * k + d];
-        int rc = j->grad ? dev_eval_grad(j->w, in, &out, g) : dev_eval(j->w, in, &out);
+        int rc = j->theta ? dev_work_set_params(j->w, j->theta + (e % L->n_out) * np) : 0;
+        if (!rc)
+            rc = j->grad ? dev_eval_grad(j->w, in, &out, g) : dev_eval(j->w, in, &out);
         j->solved++;
         if (rc == QN_ECANCELED) {
             j->canceled = 1;
-            return NULL;
+            break;
         }
         if (rc || !isfinite(out)) {
             j->failed++;
@@ -408,6 +421,8 @@ static void *net__solve_range(void *arg)
         for (size_t d = 0; j->grad && d < k; d++)
             L->g[e * k + d] = (float)g[d];
     }
+    if (j->theta)
+        dev_work_set_params(j->w, NULL); /* no allocation: the view exists */
     return NULL;
 }
 
@@ -422,8 +437,8 @@ static int net__solve_all(struct net *n, struct net_layer *L, size_t B, int grad
     if (T > 64)
         T = 64;
     for (size_t t = 0; t < T; t++)
-        jobs[t] = (struct net__job){L, &L->works[t], total * t / T, total * (t + 1) / T, grad,
-                                    0, 0, 0};
+        jobs[t] = (struct net__job){L,    &L->works[t], n->chip_on ? L->theta : NULL,
+                                    total * t / T, total * (t + 1) / T, grad, 0, 0, 0};
     size_t started = 0;
     for (size_t t = 1; t < T; t++, started++)
         if (pthread_create(&tid[t], NULL, net__solve_range, &jobs[t]) != 0)
@@ -611,6 +626,60 @@ static void net__drives(const struct net *n, struct net_layer *L, const float *x
     }
 }
 
+/* ---- chips and noise ------------------------------------------------------------------------ */
+
+void net_set_chip(struct net *n, uint64_t seed)
+{
+    for (size_t l = 0; l < n->n_layers; l++) {
+        struct net_layer *L = &n->layer[l];
+        size_t np = L->dev->n_params;
+        for (size_t j = 0; L->theta && j < L->n_out; j++)
+            chip_draw(L->dev, seed, l, j, L->theta + j * np);
+    }
+    n->chip_on = 1;
+    n->chip_seed = seed;
+}
+
+void net_set_nominal(struct net *n)
+{
+    n->chip_on = 0;
+}
+
+int net_has_variability(const struct net *n)
+{
+    for (size_t l = 0; l < n->n_layers; l++)
+        if (n->layer[l].theta)
+            return 1;
+    return 0;
+}
+
+void net_set_noise(struct net *n, int on, uint64_t seed)
+{
+    n->noise_on = on;
+    n->noise_seed = seed;
+    n->noise_step = 0;
+}
+
+/* Adds layer l's drive noise to u1 of its B * n_out elements (dot and dot_sq drives). */
+static void net__noise_drive(const struct net *n, size_t l, struct net_layer *L, size_t B)
+{
+    double sd = L->dev->noise.drive_sd;
+    if (!(sd > 0) || net__is_full(L))
+        return;
+    for (size_t e = 0; e < B * L->n_out; e++)
+        L->u[e * L->n_drive] +=
+            (float)(sd * chip_normal(CHIP_TAG_NOISE_DRIVE, n->noise_seed, n->noise_step, l, e));
+}
+
+/* Adds layer l's output noise to its B * n_out outputs. */
+static void net__noise_output(const struct net *n, size_t l, struct net_layer *L, size_t B)
+{
+    double sd = L->dev->noise.output_sd;
+    for (size_t e = 0; sd > 0 && e < B * L->n_out; e++)
+        L->y[e] +=
+            (float)(sd * chip_normal(CHIP_TAG_NOISE_OUTPUT, n->noise_seed, n->noise_step, l, e));
+}
+
 int net_forward(struct net *n, const float *x, size_t B)
 {
     assert(net__shapes_ok(n));
@@ -621,13 +690,18 @@ int net_forward(struct net *n, const float *x, size_t B)
     for (size_t l = 0; l < n->n_layers; l++) {
         struct net_layer *L = &n->layer[l];
         net__drives(n, L, in, B);
+        if (n->noise_on)
+            net__noise_drive(n, l, L, B);
         int rc = net__respond(n, L, B);
         if (rc)
             return rc;
+        if (n->noise_on)
+            net__noise_output(n, l, L, B);
         if (n->track)
             net__track(L, B);
         in = L->y;
     }
+    n->noise_step += n->noise_on != 0;
     return QN_OK;
 }
 
@@ -946,6 +1020,9 @@ int net_remap(struct net *n, const struct net_remap *m, struct optim *o)
     nn->failed_solves = n->failed_solves;
     nn->solves = n->solves;
     nn->track = n->track;
+    if (n->chip_on)
+        net_set_chip(nn, n->chip_seed);
+    nn->noise_on = n->noise_on, nn->noise_seed = n->noise_seed, nn->noise_step = n->noise_step;
     struct net old = *n;
     *n = *nn, *nn = old; /* nn now holds the old network's buffers */
     assert(net__shapes_ok(n));

@@ -113,6 +113,9 @@ struct net_layer {
     double *heb_sum;              /* (n_out) sum over those rows of |y_j| times the mean |x_i| of
                                      the layer's (scaled) inputs: Hebbian co-activity */
     size_t act_rows;              /* rows in act_sum */
+    double *theta;                /* (n_out, dev->n_params) owned: each device's parameters on
+                                     the chip of net_set_chip; NULL when the device has no
+                                     variability */
 };
 
 struct net {
@@ -131,6 +134,11 @@ struct net {
     uint64_t seed;                /* of net_create: initial weights, random connectivity */
     int track;                    /* nonzero: net_forward adds |y| into every layer's act_sum
                                      (and the co-activity into heb_sum) */
+    int chip_on;                  /* nonzero: device solves use each instance's theta */
+    uint64_t chip_seed;           /* the chip of net_set_chip */
+    int noise_on;                 /* nonzero: the devices' cycle-to-cycle noise is drawn */
+    uint64_t noise_seed;          /* of net_set_noise */
+    uint64_t noise_step;          /* forward passes since net_set_noise (part of every key) */
 };
 
 /*
@@ -192,6 +200,33 @@ int net_forward(struct net *n, const float *x, size_t B);
 /* Backward after net_forward(n, x, B): dout (B, n_out) borrowed; gradients
  * accumulate into n->grads. */
 void net_backward(struct net *n, const float *x, const float *dout, size_t B);
+
+/*
+ * Device populations (issue 12). net_set_chip makes the network chip `seed`:
+ * in every layer whose device has variability, device j of layer l gets the
+ * parameters chip_draw(dev, seed, l, j) (chip.h) for every solve of the real
+ * device (via device, physics_aware's forward, full closed forms); a
+ * surrogate layer stays nominal (its surrogate knows only the nominal
+ * device). net_set_nominal returns to the model's own parameters. Neither
+ * allocates. Chip and noise settings survive net_remap (a device then has
+ * the draw of its new index).
+ */
+void net_set_chip(struct net *n, uint64_t seed);
+void net_set_nominal(struct net *n);
+
+/* Nonzero when some layer's device has variability (a chip changes something). */
+int net_has_variability(const struct net *n);
+
+/*
+ * Turns the devices' cycle-to-cycle noise on (from `seed`, counting forward
+ * passes from 0) or off. With noise on, forward pass k adds to element e
+ * (row-major (B, n_out)) of layer l the drive noise drive_sd times
+ * chip_normal(CHIP_TAG_NOISE_DRIVE, seed, k, l, e) to u1 before the device
+ * answers, and the output noise output_sd times chip_normal(
+ * CHIP_TAG_NOISE_OUTPUT, seed, k, l, e) to y after, whatever the layer's via.
+ * dy/du is the slope at the noisy drive; output noise does not change it.
+ */
+void net_set_noise(struct net *n, int on, uint64_t seed);
 
 /* The output of the last forward, (B, n_out), borrowed. */
 const float *net_output(const struct net *n);
