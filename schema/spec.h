@@ -181,6 +181,7 @@ int spec_get_enum(const json_t *v, const char *path, const char *const *names, s
 #define SPEC_DEVICES_MAX 65536     /* devices in one network layer */
 #define SPEC_DATASET_SAMPLES_MAX 10000000 /* generator "samples" */
 #define SPEC_ES_POPULATION_MAX 10000      /* es optimizer "population" */
+#define SPEC_CHIPS_MAX 1000               /* evaluate "chips" "count" */
 
 /*
  * A dataset reference with its options. The reference (ref) is an id, a name
@@ -299,7 +300,8 @@ void spec_train_close(struct train_spec *t);
 enum spec_split { SPLIT_TEST, SPLIT_TRAIN, SPLIT_ALL };
 
 /*
- * An evaluate job: {"model", "dataset", "split", "via", "surrogates", "seed"}.
+ * An evaluate job: {"model", "dataset", "split", "via", "surrogates", "seed",
+ * "chip", "chips", "noise"}.
  * "via" and "surrogates" are objects keyed by layer index ("0".."15") whose
  * layers the runner checks against the model. A layer switched to surrogate
  * or physics_aware without an entry in "surrogates" uses the model's own.
@@ -315,6 +317,12 @@ struct evaluate_spec {
     struct spec_ref surrogate[NET_MAX_LAYERS];      /* "surrogates": {"0": ref} */
     int has_seed;                /* "seed" given; otherwise the model's training seed */
     uint64_t seed;               /* the test_fraction split of a CSV/sweep dataset */
+    int has_chip;                /* "chip": S given (excludes "chips") */
+    uint64_t chip;               /* the one chip to score */
+    size_t chips;                /* "chips": {"count"}: 0 when not given, else 1..SPEC_CHIPS_MAX */
+    uint64_t chips_seed;         /* "chips": {"seed"}: chip i is seed + i (default 0) */
+    int noise;                   /* "noise": the devices' noise drawn; default on with "chip"
+                                    or "chips", off without */
 };
 int spec_evaluate_parse(const json_t *spec, struct evaluate_spec *out, struct spec_error *err);
 void spec_evaluate_close(struct evaluate_spec *e);

@@ -368,6 +368,24 @@ static void test_evaluate_defaults(void **state)
     assert_int_equal(e.split, SPLIT_ALL);
     assert_int_equal(e.n_via, 0);
     assert_false(e.has_seed);
+    assert_false(e.has_chip);
+    assert_int_equal(e.chips, 0);
+    assert_false(e.noise); /* nominal, as before chips */
+    spec_evaluate_close(&e);
+    json_decref(j);
+
+    j = load("{\"model\": \"m\", \"dataset\": \"sine\", \"chips\": {\"count\": 20, \"seed\": 1}}");
+    assert_int_equal(spec_evaluate_parse(j, &e, &err), 0);
+    assert_int_equal(e.chips, 20);
+    assert_int_equal(e.chips_seed, 1);
+    assert_true(e.noise); /* on with chips */
+    spec_evaluate_close(&e);
+    json_decref(j);
+    j = load("{\"model\": \"m\", \"dataset\": \"sine\", \"chip\": 7, \"noise\": false}");
+    assert_int_equal(spec_evaluate_parse(j, &e, &err), 0);
+    assert_true(e.has_chip);
+    assert_int_equal(e.chip, 7);
+    assert_false(e.noise);
     spec_evaluate_close(&e);
     json_decref(j);
 }
@@ -688,6 +706,21 @@ static const struct bad bad_cases[] = {
     {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"seed\": 1.5}", "/spec/seed", NULL},
     {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"spilt\": \"test\"}", "/spec/spilt",
      "unknown field"},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chips\": {\"count\": 0}}",
+     "/spec/chips/count", NULL},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chips\": {\"count\": 1001}}",
+     "/spec/chips/count", NULL},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chips\": {\"seed\": 1}}",
+     "/spec/chips/count", "is required"},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chips\": {\"count\": 2, \"seed\": -1}}",
+     "/spec/chips/seed", NULL},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chips\": {\"count\": 2, \"n\": 1}}",
+     "/spec/chips/n", "unknown field"},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chip\": 1, \"chips\": {\"count\": 2}}",
+     "/spec/chips", "not both"},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chip\": -1}", "/spec/chip", NULL},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"noise\": 0}", "/spec/noise",
+     "true or false"},
 };
 
 static void test_bad_inputs(void **state)
