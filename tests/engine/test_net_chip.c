@@ -5,7 +5,9 @@
  * physics_aware's forward; gradients through a layer with per-instance
  * parameters match central finite differences of an independent float64
  * forward (each instance its own prepared model); cycle-to-cycle noise is
- * the documented counter-keyed draw, reproducible from its seed.
+ * the documented counter-keyed draw, reproducible from its seed; and
+ * dev_work_set_params reaches every way a kind reads its parameters (ode
+ * expressions, reaction rates, crn_relu's and hodgkin_huxley's built-in slots).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -259,6 +261,75 @@ static void test_noise(void **state)
     dev_model_close(&id);
 }
 
+/* A prepared device of `kind` with parameter `name` = value (ode and reactions:
+ * the crn_relu system written out, its rate constant named k). */
+static void kind_with(struct dev_model *d, enum dev_kind kind, const char *name, double value)
+{
+    dev_model_init(d, kind);
+    if (kind == DEV_ODE) {
+        d->n_states = 1;
+        strcpy(d->state_names[0], "y");
+        d->rhs_src[0] = strdup("k + u1*y - y^2");
+        assert_non_null(d->rhs_src[0]);
+    } else if (kind == DEV_REACTIONS) {
+        d->n_states = 1;
+        strcpy(d->state_names[0], "Y");
+        d->y0[0] = 0.5;
+        const char *rx[] = {"0 -> Y @ k", "2 Y -> Y @ 1", "Y -> 2 Y @ pos(u1)",
+                            "Y -> 0 @ neg(u1)"};
+        for (size_t i = 0; i < 4; i++)
+            assert_non_null(d->reaction_src[i] = strdup(rx[i]));
+        d->n_reactions = 4;
+    }
+    assert_int_equal(dev_model_set_param(d, name, value), 0);
+    if (kind == DEV_ODE || kind == DEV_REACTIONS)
+        assert_non_null(d->output_src = strdup(d->state_names[0]));
+    prepare(d);
+}
+
+/* dev_work_set_params for every way a kind reads its parameters (expressions,
+ * reaction rates, built-in slots): the work answers as the model prepared
+ * with those values; NULL returns to the model's own. */
+static void test_set_params_every_kind(void **state)
+{
+    (void)state;
+    const struct {
+        enum dev_kind kind;
+        const char *name;
+        double nominal, other, u;
+    } cases[] = {{DEV_ODE, "k", 0.01, 0.2, 0.5},
+                 {DEV_REACTIONS, "k", 0.01, 0.2, -0.5},
+                 {DEV_CRN_RELU, "kappa", 0.01, 0.05, 0.3},
+                 {DEV_HODGKIN_HUXLEY, "gk", 36.0, 30.0, 10.0}};
+    for (size_t c = 0; c < 4; c++) {
+        struct dev_model nom, alone;
+        kind_with(&nom, cases[c].kind, cases[c].name, cases[c].nominal);
+        kind_with(&alone, cases[c].kind, cases[c].name, cases[c].other);
+        double theta[DEV_MAX_PARAMS];
+        memcpy(theta, nom.params, nom.n_params * sizeof *theta);
+        for (size_t i = 0; i < nom.n_params; i++)
+            if (strcmp(nom.param_names[i], cases[c].name) == 0)
+                theta[i] = cases[c].other;
+        struct dev_work w, wa;
+        assert_int_equal(dev_work_init(&w, &nom, NULL), 0);
+        assert_int_equal(dev_work_init(&wa, &alone, NULL), 0);
+        double u = cases[c].u, y_nom, y_set, y_alone, y_back;
+        assert_int_equal(dev_eval(&w, &u, &y_nom), 0);
+        assert_int_equal(dev_work_set_params(&w, theta), 0);
+        assert_int_equal(dev_eval(&w, &u, &y_set), 0);
+        assert_int_equal(dev_eval(&wa, &u, &y_alone), 0);
+        assert_int_equal(dev_work_set_params(&w, NULL), 0);
+        assert_int_equal(dev_eval(&w, &u, &y_back), 0);
+        if (y_set != y_alone || y_back != y_nom || y_set == y_nom)
+            fail_msg("%s: nominal %.17g, set %.17g, alone %.17g, back %.17g",
+                     dev_kind_name(cases[c].kind), y_nom, y_set, y_alone, y_back);
+        dev_work_close(&w);
+        dev_work_close(&wa);
+        dev_model_close(&nom);
+        dev_model_close(&alone);
+    }
+}
+
 /* A chip survives net_remap: the remapped network still evaluates the chip. */
 static void test_remap_keeps_chip(void **state)
 {
@@ -287,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_grad_per_instance),
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_remap_keeps_chip),
+        cmocka_unit_test(test_set_params_every_kind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
