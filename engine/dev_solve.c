@@ -59,9 +59,16 @@ struct dev__ctx {
     double *gin;               /* (n_in) scratch */
 };
 
-/* Accepted points of one solve, for dev_trajectory. */
+/*
+ * Accepted points of one solve, for dev_trajectory, thinned as they come:
+ * the last point is always the newest; those before it are at least dt
+ * apart in time. When all `keep` slots are full, every other kept point is
+ * dropped and dt doubles, so at most `keep` points are ever held.
+ */
 struct dev__rec {
-    size_t n, cap;
+    size_t n, cap;       /* points held, slots allocated */
+    size_t keep;         /* the most points held (>= 4); 0: no limit */
+    double dt;           /* least spacing of the kept points (0 until the first thinning) */
     double *t, *y, *out; /* (cap), (cap, n_states), (cap) */
 };
 
@@ -298,9 +305,36 @@ static double dev__maxabs(const double *v, size_t n)
     return m;
 }
 
-/* Appends the point (t, y) to rec, growing it. */
+/* Moves point `from` of rec to slot `to`. */
+static void dev__rec_move(struct dev__rec *rec, size_t n, size_t to, size_t from)
+{
+    rec->t[to] = rec->t[from];
+    memmove(rec->y + to * n, rec->y + from * n, n * sizeof *rec->y);
+    rec->out[to] = rec->out[from];
+}
+
+/* Halves the kept points of a full rec (0, 2, 4, ... and the newest) and
+ * sets dt to their spacing, at least twice what it was. */
+static void dev__rec_thin(struct dev__rec *rec, size_t n)
+{
+    size_t last = rec->n - 1, k = 0;
+    for (size_t i = 0; i < last; i += 2)
+        dev__rec_move(rec, n, k++, i);
+    dev__rec_move(rec, n, k++, last);
+    rec->n = k;
+    double span = (rec->t[k - 1] - rec->t[0]) / (double)(k - 1);
+    rec->dt = span > 2 * rec->dt ? span : 2 * rec->dt;
+}
+
+/* Appends the point (t, y) to rec, growing it up to rec->keep slots; the
+ * newest point replaces the previous newest when that one is closer than
+ * dt to the point before it. */
 static int dev__record(struct dev__rec *rec, size_t n, double t, const double *y, double out)
 {
+    if (rec->n >= 2 && rec->t[rec->n - 1] - rec->t[rec->n - 2] < rec->dt)
+        rec->n--; /* the previous newest was only there as the newest */
+    if (rec->keep && rec->n == rec->keep)
+        dev__rec_thin(rec, n);
     if (rec->n == rec->cap) {
         size_t cap = rec->cap ? 2 * rec->cap : 256;
         double *tt = realloc(rec->t, cap * sizeof *tt);
@@ -471,7 +505,10 @@ static int dev__observe(struct dev_work *w, struct dev__track *tr, double t, con
     }
     if (k == READ_PEAK) {
         double rate = dev__sys_out_rate(d, t, y, in, w->st->gy, w->st->f);
-        if (!first && tr->rate_prev > 0 && rate <= 0)
+        /* a maximum the step could hold: a rise the solver's tolerance can see
+         * (a settled output's rate changes sign on rounding alone) */
+        double rise = tr->rate_prev * (t - tr->t_prev);
+        if (!first && rate <= 0 && rise > d->solver.atol + d->solver.rtol * fabs(out))
             rc = dev__peak_between(w, tr, t, rate, in, sens);
         tr->rate_prev = rate;
         if (out > tr->peak) {
@@ -488,7 +525,7 @@ static int dev__observe(struct dev_work *w, struct dev__track *tr, double t, con
 
 static int dev__canceled(const struct dev_work *w)
 {
-    return w->cancel && atomic_load(w->cancel);
+    return (w->cancel && atomic_load(w->cancel)) || (w->should_stop && w->should_stop(w->stop_ctx));
 }
 
 /* Integrates from the initial state until t_max (or a steady state). On
@@ -517,6 +554,8 @@ static int dev__integrate(struct dev_work *w, const double *in, int sens, struct
     for (size_t steps = 0; rc == QN_OK && *t < t_max && !tr->steady; steps++) {
         if (steps >= d->solver.max_steps)
             return QN_ESOLVER;
+        if (w->step_cap && steps >= w->step_cap)
+            return QN_ELIMIT;
         if (steps % DEV__CANCEL_EVERY == 0 && dev__canceled(w))
             return QN_ECANCELED;
         if (locates) {
@@ -822,7 +861,7 @@ int dev_trajectory(struct dev_work *w, const double *in, size_t max_points, stru
     *out = NAN;
     if (!dev_is_ode(w->model))
         return dev__solve(w, in, out, NULL, NULL);
-    struct dev__rec rec = {0};
+    struct dev__rec rec = {.keep = 2 * (max_points > 2 ? max_points : 2) + 1};
     int rc = dev__solve(w, in, out, NULL, &rec);
     int rc2 = rec.n ? dev__decimate(&rec, w->model->compiled->n, max_points, tr) : QN_OK;
     free(rec.t), free(rec.y), free(rec.out);

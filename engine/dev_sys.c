@@ -448,7 +448,31 @@ static int dev__compile_rxn(struct dev_model *d, const char **names, struct dev_
         snprintf(err->msg, sizeof err->msg, "%s (at position %zu, near '%s')", re.msg, re.pos,
                  re.token);
     }
-    return rc;
+    if (rc)
+        return rc;
+    /* A parameter rate is fixed: negative, no input can make it a mass-action rate. */
+    double sym[DEV_MAX_PARAMS + DEV_MAX_INPUTS] = {0};
+    memcpy(sym, d->params, d->n_params * sizeof *sym);
+    long k = rxn_check_rates(c->rxn, sym);
+    if (k >= 0) {
+        snprintf(err->field, sizeof err->field, "reactions/%ld", k);
+        snprintf(err->msg, sizeof err->msg,
+                 "its rate is a negative parameter; a mass-action rate is >= 0");
+        return QN_ESPEC;
+    }
+    return QN_OK;
+}
+
+int dev_reaction_text(const struct dev_model *d, size_t k, char *buf, size_t cap)
+{
+    const struct dev_compiled *c = d->compiled;
+    if (d->kind != DEV_REACTIONS || !c || !c->rxn || k >= d->n_reactions)
+        return QN_EINVAL;
+    const char *names[DEV__MAX_VARS];
+    char inbuf[DEV_MAX_INPUTS][DEV_NAME_MAX];
+    dev__var_names(d, names, inbuf);
+    rxn_format(c->rxn, k, names, names + c->n, buf, cap);
+    return QN_OK;
 }
 
 /* Copies built-in parameters into the compiled slots. */

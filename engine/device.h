@@ -125,6 +125,11 @@ void dev_model_close(struct dev_model *d);
 size_t dev_n_inputs(const struct dev_model *d);
 
 /* Name of input i ("u1", "u2", "x3", "a3") into buf. */
+/* Reaction k of a prepared reactions device in canonical text (rxn_format:
+ * "2 Y -> Y @ 1" whatever spacing or "Y + Y" it was written with) into buf
+ * (cap bytes). QN_EINVAL for another kind or k out of range. */
+int dev_reaction_text(const struct dev_model *d, size_t k, char *buf, size_t cap);
+
 void dev_input_name(const struct dev_model *d, size_t i, char *buf, size_t cap);
 
 /* Nonzero when the kind is solved as an ODE (not a closed form). */
@@ -138,9 +143,16 @@ struct dev_work {
     const struct dev_model *model; /* borrowed */
     const atomic_int *cancel;      /* borrowed, may be NULL: nonzero stops solves */
     struct dev_solver_state *st;   /* owned */
+    size_t step_cap;               /* 0: none; else a solve stops with QN_ELIMIT after this
+                                      many steps (a bound of the caller's, beside the
+                                      model's own max_steps, which is QN_ESOLVER) */
+    int (*should_stop)(void *ctx); /* may be NULL: asked every few dozen steps; nonzero
+                                      stops the solve with QN_ECANCELED */
+    void *stop_ctx;                /* passed to should_stop (borrowed) */
 };
 
-/* Prepares scratch for `d` (prepared, borrowed for the work's lifetime). */
+/* Prepares scratch for `d` (prepared, borrowed for the work's lifetime);
+ * step_cap and should_stop start unset (the caller may set them after). */
 int dev_work_init(struct dev_work *w, const struct dev_model *d, const atomic_int *cancel);
 void dev_work_close(struct dev_work *w);
 
@@ -171,7 +183,9 @@ struct dev_traj {
 };
 
 /* Solves once recording at most max_points points (decimated evenly in
- * time). Fills *tr (free with dev_traj_free) and *out as dev_eval would. */
+ * time). Fills *tr (free with dev_traj_free) and *out as dev_eval would.
+ * The points are thinned while the solve runs (at most 2 max_points + 1 are
+ * held), so memory does not grow with the number of steps. */
 int dev_trajectory(struct dev_work *w, const double *in, size_t max_points,
                    struct dev_traj *tr, double *out);
 void dev_traj_free(struct dev_traj *tr);

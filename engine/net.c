@@ -16,6 +16,7 @@
 #include "net.h"
 
 #include <assert.h>
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <pthread.h>
@@ -128,7 +129,7 @@ static int net__layer_alloc_via(struct net *n, struct net_layer *L)
 static void net__layer_free(struct net *n, struct net_layer *L)
 {
     free(L->u), free(L->y), free(L->g), free(L->xsq), free(L->tmp), free(L->tmp2), free(L->xs);
-    free(L->sscratch), free(L->conn), free(L->act_sum), free(L->uc);
+    free(L->sscratch), free(L->conn), free(L->act_sum), free(L->heb_sum), free(L->uc);
     if (L->sacts.slab)
         mlp_acts_close(&L->sacts);
     for (size_t t = 0; L->works && t < n->n_threads; t++)
@@ -157,7 +158,8 @@ static int net__layer_init(struct net *n, struct net_layer *L, size_t n_in,
         return rc;
     size_t c = n->cap;
     L->act_sum = calloc(L->n_out, sizeof *L->act_sum);
-    if (!L->act_sum)
+    L->heb_sum = calloc(L->n_out, sizeof *L->heb_sum);
+    if (!L->act_sum || !L->heb_sum)
         return QN_ENOMEM;
     L->u = malloc(c * L->n_out * L->n_drive * sizeof *L->u);
     L->g = malloc(c * L->n_out * L->n_drive * sizeof *L->g);
@@ -246,8 +248,38 @@ static int net__connect(struct net *n, uint64_t seed)
     return QN_OK;
 }
 
-/* Uniform initial weights U(-s, s) with s = sqrt(3 / n_w) (unit drive variance for unit
- * inputs; n_w = n_in, or k for full layers). */
+/* Layer L's initial weights from r: uniform U(-s, s) with s = sqrt(3 / n_w) (unit
+ * drive variance for unit inputs; n_w = n_in, or k for full layers) and biases 0;
+ * or normal, weights and biases N(0, 1). */
+static void net__draw_layer(struct net *n, const struct net_layer *L, enum net_init init,
+                            gsl_rng *r)
+{
+    assert(L->n_w > 0);
+    float s = (float)sqrt(3.0 / (double)L->n_w);
+    size_t n_wb = L->off_s - L->off_w; /* A, then b (none for full layers) */
+    for (size_t i = 0; i < n_wb; i++) {
+        if (init == NET_INIT_NORMAL)
+            n->params[L->off_w + i] = (float)gsl_ran_ugaussian(r);
+        else
+            n->params[L->off_w + i] =
+                i < L->n_out * L->n_w ? (float)((2 * gsl_rng_uniform(r) - 1) * s) : 0.0f;
+    }
+}
+
+int net_init_layer(struct net *n, size_t l, enum net_init init, uint64_t seed)
+{
+    if (l >= n->n_layers)
+        return QN_EINVAL;
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r)
+        return QN_ENOMEM;
+    gsl_rng_set(r, seed * 2654435761u + 101 * (l + 1));
+    net__draw_layer(n, &n->layer[l], init, r);
+    gsl_rng_free(r);
+    return QN_OK;
+}
+
+/* Initial weights: every layer uniform (net__draw_layer) from one generator. */
 static int net__init_params(struct net *n, uint64_t seed)
 {
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
@@ -256,10 +288,7 @@ static int net__init_params(struct net *n, uint64_t seed)
     gsl_rng_set(r, seed);
     for (size_t l = 0; l < n->n_layers; l++) {
         struct net_layer *L = &n->layer[l];
-        assert(L->n_w > 0);
-        float s = (float)sqrt(3.0 / (double)L->n_w);
-        for (size_t i = 0; i < L->n_out * L->n_w; i++)
-            n->params[L->off_w + i] = (float)((2 * gsl_rng_uniform(r) - 1) * s);
+        net__draw_layer(n, L, NET_INIT_UNIFORM, r);
         n->params[L->off_s] = 1.0f;
     }
     gsl_rng_free(r);
@@ -464,8 +493,10 @@ static int net__surrogate(struct net_layer *L, size_t rows, float *y)
     for (size_t i = 0; rc == QN_OK && outside && i < m; i++)
         if (L->uc[i] != L->u[i])
             L->g[i] = 0.0f;
-    L->sur_rows += rows;
-    L->ood_rows += outside;
+    if (L->sur->has_domain) { /* without one nothing can be said: the fraction stays unknown */
+        L->sur_rows += rows;
+        L->ood_rows += outside;
+    }
     return rc;
 }
 
@@ -482,10 +513,12 @@ static int net__respond(struct net *n, struct net_layer *L, size_t B)
     case VIA_SURROGATE:
         assert(L->sur && L->sscratch && L->uc && L->sur->n_in == L->n_drive);
         return net__surrogate(L, rows, L->y);
-    case VIA_DEVICE:
-        if (!dev_is_differentiable(L->dev)) /* a forward-only layer: dy/du is 0 */
+    case VIA_DEVICE: {
+        int grad = dev_is_differentiable(L->dev) && !L->forward_only;
+        if (!grad) /* a forward-only layer: dy/du is 0, and no sensitivities are solved */
             memset(L->g, 0, rows * L->n_drive * sizeof *L->g);
-        return net__solve_all(n, L, B, dev_is_differentiable(L->dev));
+        return net__solve_all(n, L, B, grad);
+    }
     case VIA_PHYSICS_AWARE: {
         assert(L->sur && L->sscratch && L->uc && L->sur->n_in == L->n_drive);
         int rc = net__surrogate(L, rows, L->tmp);
@@ -511,12 +544,21 @@ static void net__drives_full(struct net_layer *L, const float *A, size_t B)
     }
 }
 
-/* Adds |y| of B rows into L->act_sum (tracking for adaptive structure). */
+/* Adds |y| of B rows into L->act_sum, and |y_j| times the row's mean |x_i| (the
+ * scaled inputs L->xs) into L->heb_sum (tracking for adaptive structure). */
 static void net__track(struct net_layer *L, size_t B)
 {
-    for (size_t r = 0; r < B; r++)
-        for (size_t j = 0; j < L->n_out; j++)
-            L->act_sum[j] += fabs((double)L->y[r * L->n_out + j]);
+    for (size_t r = 0; r < B; r++) {
+        double pre = 0;
+        for (size_t i = 0; i < L->n_in; i++)
+            pre += fabs((double)L->xs[r * L->n_in + i]);
+        pre /= (double)L->n_in;
+        for (size_t j = 0; j < L->n_out; j++) {
+            double post = fabs((double)L->y[r * L->n_out + j]);
+            L->act_sum[j] += post;
+            L->heb_sum[j] += post * pre;
+        }
+    }
     L->act_rows += B;
 }
 
@@ -524,6 +566,7 @@ void net_track_reset(struct net *n)
 {
     for (size_t l = 0; l < n->n_layers; l++) {
         memset(n->layer[l].act_sum, 0, n->layer[l].n_out * sizeof *n->layer[l].act_sum);
+        memset(n->layer[l].heb_sum, 0, n->layer[l].n_out * sizeof *n->layer[l].heb_sum);
         n->layer[l].act_rows = 0;
     }
 }

@@ -62,6 +62,11 @@
 
 enum net_via { VIA_EXACT, VIA_SURROGATE, VIA_DEVICE, VIA_PHYSICS_AWARE };
 
+/* How a layer's weights start: uniform (the default, see net_create) or
+ * normal, every weight and bias drawn from N(0, 1) as in the classic
+ * networks (no fan-in scaling). */
+enum net_init { NET_INIT_UNIFORM, NET_INIT_NORMAL };
+
 /* How a layer of full devices is wired to the layer below (see above). */
 enum net_connect { NET_CONNECT_RANDOM, NET_CONNECT_LOCAL, NET_CONNECT_TREE };
 
@@ -71,9 +76,10 @@ struct net_layer_spec {
     const struct dev_model *dev;  /* prepared model */
     enum net_via via;
     const struct surrogate *sur;  /* surrogate and physics_aware; NULL otherwise */
-    int forward_only;             /* nonzero: only evaluated, never trained through; via
-                                     device then accepts readouts without a gradient
-                                     (spike_rate), whose dy/du is taken as 0 */
+    int forward_only;             /* nonzero: only evaluated, never backpropagated through
+                                     (evaluation, ES training); via device then solves no
+                                     sensitivities and accepts readouts without a gradient
+                                     (spike_rate): dy/du is taken as 0 */
     enum net_connect connect;     /* full drive only: the wiring (fan-in is dev->fan_in) */
 };
 
@@ -104,6 +110,8 @@ struct net_layer {
     float *sscratch;              /* surrogate scratch */
     struct dev_work *works;       /* (n_threads) per-thread device solvers */
     double *act_sum;              /* (n_out) sum of |y| over the rows forwarded while tracking */
+    double *heb_sum;              /* (n_out) sum over those rows of |y_j| times the mean |x_i| of
+                                     the layer's (scaled) inputs: Hebbian co-activity */
     size_t act_rows;              /* rows in act_sum */
 };
 
@@ -121,14 +129,16 @@ struct net {
     size_t failed_solves;         /* of which failed */
     float *d0, *d1;               /* (cap, max width) backward scratch */
     uint64_t seed;                /* of net_create: initial weights, random connectivity */
-    int track;                    /* nonzero: net_forward adds |y| into every layer's act_sum */
+    int track;                    /* nonzero: net_forward adds |y| into every layer's act_sum
+                                     (and the co-activity into heb_sum) */
 };
 
 /*
  * Builds a network with n_in inputs and layers spec[0..n_layers), for
  * batches of up to cap rows, with n_threads device threads (0 = 1).
  * Parameters are initialised from seed (uniform in +-sqrt(3 / fan-in): unit
- * drive variance for unit inputs; fan-in k for full layers), and random connectivity
+ * drive variance for unit inputs; fan-in k for full layers; biases 0; see
+ * net_init_layer for others), and random connectivity
  * from seed and the layer's index. Returns 0 and a new network in *out
  * (net_destroy it), QN_EINVAL (a via the device cannot do: exact on an ODE
  * kind, device on spike_rate (QN_ENOTDIFF), a missing or mismatched
@@ -138,6 +148,13 @@ int net_create(struct net **out, size_t n_in, const struct net_layer_spec *spec,
                size_t n_layers, size_t cap, size_t n_threads, uint64_t seed,
                const atomic_int *cancel);
 void net_destroy(struct net *n);
+
+/*
+ * Draws layer l's weights and biases again as `init` says (uniform: as
+ * net_create does; normal: every weight and bias N(0, 1)) from a generator
+ * seeded with seed and l. Returns 0, QN_EINVAL (l out of range), QN_ENOMEM.
+ */
+int net_init_layer(struct net *n, size_t l, enum net_init init, uint64_t seed);
 
 /*
  * Data-dependent initialisation: runs B rows of x through the network layer

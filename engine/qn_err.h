@@ -17,7 +17,8 @@
  * than computations: the transport (HTTP) answers most of them. A value, once
  * released, never changes (a sweep row stores its status as the code), so
  * rows are only ever added at the end; QN_ERATE, a computation code, came
- * after them.
+ * after them, and QN_ELIMIT and QN_ETIMEOUT (bounds of one request's work)
+ * after it.
  */
 #ifndef QN_ERR_H
 #define QN_ERR_H
@@ -65,7 +66,10 @@
       "the job runs outside this daemon's workers")                                                \
     X(QN_ESTORED, -33, "stored_spec_invalid", 500, "invalid_spec",                                 \
       "a stored specification does not parse any more")                                          \
-    X(QN_ERATE, -34, "invalid_rate", 500, "invalid_rate", "a reaction rate is negative")
+    X(QN_ERATE, -34, "invalid_rate", 500, "invalid_rate", "a reaction rate is negative")      \
+    X(QN_ELIMIT, -35, "limit_exceeded", 422, "limit_exceeded",                                     \
+      "the request needs more than a request may use")                                             \
+    X(QN_ETIMEOUT, -36, "timeout", 503, "timeout", "the request ran out of time")
 
 enum qn_err {
 #define QN_ERR_ENUM(sym, val, name, status, wire, msg) sym = val,
@@ -74,7 +78,7 @@ enum qn_err {
 };
 
 /* Rows in the table (QN_OK included). */
-#define QN_ERR_COUNT 35
+#define QN_ERR_COUNT 37
 
 /* The short name of a code ("not_converged"); "unknown" for codes not in the table. */
 const char *qn_err_name(int err);

@@ -62,6 +62,7 @@ static const char daemon__usage[] =
     "                [--http-threads N] [--compute-threads N] [--max-body BYTES]\n"
     "                [--max-upload BYTES]\n"
     "                [--max-connections N] [--timeout S]\n"
+    "                [--simulate-steps N] [--simulate-seconds S] [--max-job-memory BYTES]\n"
     "\n"
     "  --db PATH            database (default ./quasineuron.db)\n"
     "  --bind ADDR          listen address (default 127.0.0.1; any other address needs\n"
@@ -74,7 +75,12 @@ static const char daemon__usage[] =
     "  --max-body BYTES     largest JSON body (default 1M; suffixes K, M, G)\n"
     "  --max-upload BYTES   largest dataset upload (default 256M)\n"
     "  --max-connections N  concurrent connections (default 256)\n"
-    "  --timeout S          seconds an idle connection is kept (default 60)\n";
+    "  --timeout S          seconds an idle connection is kept (default 60)\n"
+    "  --simulate-steps N   steps one solve of POST .../simulate may take (default 1000000;\n"
+    "                       422 beyond)\n"
+    "  --simulate-seconds S seconds one simulate request may compute (default 5; 503 beyond)\n"
+    "  --max-job-memory BYTES  memory a submitted job may need, estimated from its spec\n"
+    "                       (default: half the RAM; 422 beyond)\n";
 
 /* Parses a decimal with an optional K/M/G suffix (binary) into [lo, hi]. */
 static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -108,6 +114,13 @@ size_t daemon_cpus(void)
     return n > 0 ? (size_t)n : 1;
 }
 
+/* Half the physical memory: the default --max-job-memory (0, no limit, when unknown). */
+static size_t daemon__half_ram(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && size > 0 ? (size_t)pages / 2 * (size_t)size : 0;
+}
+
 static void daemon__defaults(struct daemon_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -122,6 +135,9 @@ static void daemon__defaults(struct daemon_config *c)
     c->max_upload = DAEMON_DEFAULT_MAX_UPLOAD;
     c->max_connections = DAEMON_DEFAULT_MAX_CONN;
     c->timeout_s = DAEMON_DEFAULT_TIMEOUT;
+    c->simulate_steps = DAEMON_DEFAULT_SIM_STEPS;
+    c->simulate_seconds = DAEMON_DEFAULT_SIM_SECONDS;
+    c->max_job_memory = daemon__half_ram();
 }
 
 /* One numeric option: name, bounds, where it goes. */
@@ -146,6 +162,9 @@ static const struct daemon_opt daemon__opts[] = {
     DAEMON_OPT_Z("--max-upload", 64, (uint64_t)1 << 40, 1, max_upload),
     DAEMON_OPT_U("--max-connections", 1, 100000, max_connections),
     DAEMON_OPT_U("--timeout", 1, 86400, timeout_s),
+    DAEMON_OPT_Z("--simulate-steps", 1000, 1000000000, 0, simulate_steps),
+    DAEMON_OPT_U("--simulate-seconds", 1, 3600, simulate_seconds),
+    DAEMON_OPT_Z("--max-job-memory", 1 << 20, (uint64_t)1 << 50, 1, max_job_memory),
 };
 
 /* Applies one numeric option; 0, QN_EINVAL (bad value), QN_ENOTFOUND (not numeric). */
@@ -251,7 +270,8 @@ static int daemon__start_jobs(struct daemon *d)
         openblas_set_num_threads(1);
     struct routes_ctx *r = &d->routes;
     struct workers_config wc = {.db = d->cfg.db, .n = d->cfg.workers ? d->cfg.workers : 1,
-                                .job_threads = d->cfg.job_threads, .log = stderr};
+                                .job_threads = d->cfg.job_threads, .log = stderr,
+                                .max_job_memory = d->cfg.max_job_memory};
     char msg[STORE_MSG_MAX] = "";
     if (workers_create(&wc, &r->workers, msg, sizeof msg)) {
         fprintf(stderr, "qn: cannot start the worker pool: %s\n", msg);
@@ -315,7 +335,7 @@ static int daemon__auth(void *ctx, const char *authorization, int loopback, stru
     struct store *s = catalog_acquire(cat);
     if (!s) {
         snprintf(msg, cap, "the database cannot be opened");
-        return QN_EDB;
+        return QN_EDBDOWN;
     }
     int rc = users_authenticate(s, authorization, loopback, user, msg, cap);
     catalog_release(cat, s);
@@ -361,6 +381,8 @@ static void daemon__announce(const struct daemon *d)
 int daemon_start(struct daemon *d, char *msg, size_t cap)
 {
     atomic_init(&d->routes.stopping, 0);
+    d->routes.simulate_steps = d->cfg.simulate_steps;
+    d->routes.simulate_seconds = d->cfg.simulate_seconds;
     int rc = catalog_create(d->cfg.db, &d->catalog);
     if (rc) {
         snprintf(msg, cap, "out of memory");

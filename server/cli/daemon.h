@@ -36,6 +36,8 @@
 #define DAEMON_DEFAULT_MAX_UPLOAD ((size_t)256 << 20) /* 256 MiB uploads */
 #define DAEMON_DEFAULT_MAX_CONN 256
 #define DAEMON_DEFAULT_TIMEOUT 60 /* seconds a connection may stay idle */
+#define DAEMON_DEFAULT_SIM_STEPS 1000000 /* steps of one solve of a simulate request */
+#define DAEMON_DEFAULT_SIM_SECONDS 5     /* seconds one simulate request may compute */
 
 struct daemon_config {
     const char *db;           /* database path */
@@ -49,6 +51,9 @@ struct daemon_config {
     size_t max_upload;        /* bytes of a dataset upload */
     unsigned max_connections; /* concurrent HTTP connections */
     unsigned timeout_s;       /* idle connection timeout */
+    size_t simulate_steps;    /* steps one solve of a simulate request may take */
+    unsigned simulate_seconds; /* seconds one simulate request may compute */
+    size_t max_job_memory;    /* bytes one submitted job may need (default: half the RAM) */
 };
 
 struct daemon {

@@ -31,6 +31,7 @@
 #include "http.h"
 #include "qn_err.h"
 #include "spec_dumps.h"
+#include "users.h"
 #include "workers.h"
 
 /* One client's stream. Every field but conn, job and hub is guarded by hub->mu. */
@@ -39,6 +40,7 @@ struct events_stream {
     struct events *hub;
     struct MHD_Connection *conn;
     int64_t job;
+    int64_t user;          /* users.id of whoever opened it (0: the built-in local) */
     int64_t last_id;       /* last metric id put in the buffer */
     char state[16];        /* last state sent, "" before the first */
     uint64_t pdone, ptotal; /* last progress sent */
@@ -66,7 +68,11 @@ struct events {
     const atomic_int *daemon_stopping; /* borrowed, may be NULL: workers are being stopped */
     unsigned poll_ms, heartbeat_ms;
     int64_t data_version;
+    int users_stale;         /* something was committed since the streams' users were checked */
+    double users_checked;    /* monotonic seconds of that check */
 };
+
+#define EVENTS_USERS_S 1.0 /* seconds between checks that the streams' users are not revoked */
 
 static double events__now(void)
 {
@@ -225,13 +231,48 @@ static int events__tick_stream(struct events *e, struct events_stream *s, int ch
     return s->len - s->off != before || s->eos;
 }
 
+/*
+ * Ends stream s when its user has been revoked since it was opened: what it
+ * had buffered is dropped and a comment says why. 1 when it ended.
+ */
+static int events__revoked(struct events *e, struct events_stream *s)
+{
+    int active = 1;
+    if (s->eos || s->user <= 0 || users_active(e->s, s->user, &active) != 0 || active)
+        return 0;
+    s->off = s->len = 0;
+    events__append(s, ": the token was revoked\n\n", 25);
+    s->eos = 1;
+    return 1;
+}
+
+/* Whether this tick checks the streams' users: after a commit, at most once
+ * every EVENTS_USERS_S (a revocation is a commit, by `qn user revoke`). */
+static int events__users_due(struct events *e, int changed, double now)
+{
+    e->users_stale |= changed;
+    if (!e->users_stale || now - e->users_checked < EVENTS_USERS_S)
+        return 0;
+    e->users_stale = 0;
+    e->users_checked = now;
+    return 1;
+}
+
 /* One pass over the streams; the connections to resume into wake[] (*n_wake). */
 static void events__tick(struct events *e, struct MHD_Connection **wake, size_t *n_wake, size_t cap)
 {
     int changed = events__db_changed(e);
     double now = events__now();
+    int check_users = events__users_due(e, changed, now);
     *n_wake = 0;
     for (struct events_stream *s = e->head; s; s = s->next) {
+        if (check_users && events__revoked(e, s)) {
+            if (s->suspended && *n_wake < cap) {
+                s->suspended = 0;
+                wake[(*n_wake)++] = s->conn;
+            }
+            continue;
+        }
         if (s->eos || s->off < s->len)
             continue; /* finished, or its client has not taken the last batch yet */
         if (events__tick_stream(e, s, changed, now) && s->suspended && *n_wake < cap) {
@@ -330,6 +371,7 @@ int events_open(struct events *e, struct http_req *req, int64_t job, int64_t las
     s->hub = e;
     s->conn = http_req_connection(req);
     s->job = job;
+    s->user = http_req_user(req)->id;
     s->last_id = last_id;
     s->dirty = 1;
     s->last_send = events__now();

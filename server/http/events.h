@@ -25,6 +25,9 @@
  * their connections. Workers never see the streams; a slow client
  * only makes its own stream lag (one batch of at most EVENTS_BATCH rows is
  * buffered per stream); a vanished one is noticed at the next heartbeat.
+ * A stream remembers who opened it: when that user is revoked (`qn user
+ * revoke`, a commit the pump sees), the stream ends within about a second,
+ * with a comment saying why, and reconnecting is refused 401.
  */
 #ifndef QN_EVENTS_H
 #define QN_EVENTS_H

@@ -25,14 +25,17 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "qn_err.h"
+#include "qn_log.h"
 #include "spec_dumps.h"
 
 #define HTTP_MAX_ROUTES 128
@@ -89,6 +92,7 @@ struct http_req {
     struct http_server *srv;
     struct MHD_Connection *conn;
     const char *method;              /* MHD's string (valid for the request) */
+    const char *version;             /* MHD's string: "HTTP/1.1" */
     char *path;                      /* arena copy */
     int route;                       /* index, -1 when none matched */
     size_t n_params;
@@ -297,6 +301,22 @@ struct http_server *http_req_server(struct http_req *req) { return req->srv; }
 const struct user *http_req_user(const struct http_req *req) { return &req->user; }
 json_t *http_req_json(const struct http_req *req) { return req->json; }
 struct MHD_Connection *http_req_connection(struct http_req *req) { return req->conn; }
+
+int http_req_gone(struct http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return 0;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL))
+        return 1;
+    char c;
+    /* Readable with nothing to read: the peer's FIN (a pipelined request is data). */
+    return (p.revents & POLLIN) && recv(p.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
 
 const char *http_req_param(const struct http_req *req, const char *name)
 {
@@ -585,14 +605,141 @@ static int http__check_head(struct http_req *req)
     return 0;
 }
 
-/* The first call: size of the head, route, auth, declared length. 0 to go on
- * reading; 1 replied. */
+/* ---- where a request comes from: Host, Origin, Content-Type ------------------------ */
+
+/* Whether the n bytes at s spell word (ASCII case-insensitive). */
+static int http__is_word(const char *s, size_t n, const char *word)
+{
+    return strlen(word) == n && strncasecmp(s, word, n) == 0;
+}
+
+/*
+ * Whether a Host header names this machine's loopback: "localhost" or a
+ * loopback IP literal ("127.0.0.1", "[::1]"), with any port. A name an
+ * attacker's DNS points at 127.0.0.1 (DNS rebinding) is none of these.
+ */
+static int http__host_is_loopback(const char *host)
+{
+    char lit[INET6_ADDRSTRLEN + 2];
+    size_t n;
+    if (host[0] == '[') {
+        const char *end = strchr(host, ']');
+        if (!end || (end[1] && end[1] != ':'))
+            return 0;
+        n = (size_t)(end - host - 1);
+        host++;
+    } else {
+        n = strcspn(host, ":");
+        if (host[n] && strspn(host + n + 1, "0123456789") != strlen(host + n + 1))
+            return 0;
+    }
+    if (http__is_word(host, n, "localhost"))
+        return 1;
+    if (n == 0 || n >= sizeof lit)
+        return 0;
+    memcpy(lit, host, n);
+    lit[n] = '\0';
+    return http_is_loopback(lit);
+}
+
+/* Whether the method changes something (anything but GET, HEAD, OPTIONS). */
+static int http__is_write(const char *method)
+{
+    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+           strcmp(method, "OPTIONS") != 0;
+}
+
+/*
+ * Whether a write comes from another site's page: a browser says so in
+ * Sec-Fetch-Site (anything but "same-origin" or "none", the latter being a
+ * user's own navigation) or in an Origin whose host and port are not the
+ * Host the request was sent to. Clients that are not browsers send neither.
+ */
+static int http__is_cross_origin(struct http_req *req, const char *host)
+{
+    const char *site = http_req_header(req, "Sec-Fetch-Site");
+    if (site && strcasecmp(site, "same-origin") != 0 && strcasecmp(site, "none") != 0)
+        return 1;
+    const char *origin = http_req_header(req, "Origin");
+    if (!origin)
+        return 0;
+    const char *sep = strstr(origin, "://");
+    return !sep || !host || strcasecmp(sep + 3, host) != 0;
+}
+
+/*
+ * A daemon on loopback answers only requests addressed to loopback (Host),
+ * and no daemon takes a write from another site's page; HTTP/1.1 requires
+ * Host. 0 to go on, 1 replied (400 or 403, naming the header).
+ */
+static int http__check_origin(struct http_req *req)
+{
+    const char *host = http_req_header(req, MHD_HTTP_HEADER_HOST);
+    if (!host && req->version && strcmp(req->version, MHD_HTTP_VERSION_1_0) != 0) {
+        http_reply_err(req, QN_EINVAL, "Host", "an HTTP/1.1 request needs a Host header");
+        return 1;
+    }
+    if (host && req->srv->loopback && !http__host_is_loopback(host)) {
+        http_reply_err(req, QN_EFORBID, "Host",
+                       "this daemon listens on loopback and answers requests for localhost "
+                       "or a loopback address only, not for '%s'", host);
+        return 1;
+    }
+    if (http__is_write(req->method) && http__is_cross_origin(req, host)) {
+        http_reply_err(req, QN_EFORBID, "Origin",
+                       "a write from another site's page is refused (Origin '%s', "
+                       "Sec-Fetch-Site '%s')",
+                       http_req_header(req, "Origin") ? http_req_header(req, "Origin") : "",
+                       http_req_header(req, "Sec-Fetch-Site")
+                           ? http_req_header(req, "Sec-Fetch-Site") : "");
+        return 1;
+    }
+    return 0;
+}
+
+/* Whether a Content-Type's media type (before any ';') is one of types. */
+static int http__media_is(const char *ct, const char *const *types)
+{
+    size_t n = strcspn(ct, "; \t");
+    for (; *types; types++)
+        if (http__is_word(ct, n, *types))
+            return 1;
+    return 0;
+}
+
+/*
+ * A body's declared type: application/json for a JSON route, a file type
+ * for an upload. Neither accepts the types a foreign page may send without
+ * asking first (text/plain, forms). 0 to go on, 1 replied 415.
+ */
+static int http__check_media(struct http_req *req, unsigned flags)
+{
+    static const char *const json[] = {"application/json", NULL};
+    static const char *const files[] = {"text/csv", "application/octet-stream",
+                                        "application/gzip", "application/x-gzip", NULL};
+    if (!(flags & (HTTP_F_JSON | HTTP_F_UPLOAD)))
+        return 0;
+    const char *ct = http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *const *ok = (flags & HTTP_F_JSON) ? json : files;
+    if (ct && http__media_is(ct, ok))
+        return 0;
+    http_reply_err(req, QN_EMEDIA, "Content-Type", "the body must be %s, not %s",
+                   (flags & HTTP_F_JSON)
+                       ? "JSON (Content-Type: application/json)"
+                       : "a file (Content-Type: text/csv, application/octet-stream or "
+                         "application/gzip)",
+                   ct ? ct : "a body without a Content-Type");
+    return 1;
+}
+
+/* The first call: size of the head, where it comes from, route, auth, body
+ * type, declared length. 0 to go on reading; 1 replied. */
 static int http__begin(struct http_req *req)
 {
-    if (http__check_head(req) || http__route(req))
+    if (http__check_head(req) || http__check_origin(req) || http__route(req))
         return 1;
     const struct http_route *r = req->srv->routes[req->route];
-    if (http__auth(req, r->flags))
+    if (http__auth(req, r->flags) || http__check_media(req, r->flags))
         return 1;
     const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     int64_t len = 0;
@@ -667,12 +814,6 @@ static size_t http__json_depth(const char *s, size_t n)
 /* Parses the body of an HTTP_F_JSON route; 0, or replied (1). */
 static int http__parse_json(struct http_req *req)
 {
-    const char *ct = http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (ct && strncasecmp(ct, "multipart/", 10) == 0) {
-        http_reply_err(req, QN_EMEDIA, NULL, "the body must be JSON (application/json), not %s",
-                       ct);
-        return 1;
-    }
     if (req->body_len == 0) {
         http_reply_err(req, QN_EJSON, "", "the body must be a JSON object");
         return 1;
@@ -814,7 +955,6 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
                                     const char *upload_data, size_t *upload_data_size,
                                     void **con_cls)
 {
-    (void)version;
     struct http_server *srv = cls;
     struct http_req *req = *con_cls;
     if (!req) {
@@ -825,6 +965,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         req->srv = srv;
         req->conn = conn;
         req->method = method;
+        req->version = version;
         req->route = -1;
         clock_gettime(CLOCK_MONOTONIC, &req->t0);
         req->path = http__strdup(req, url, strlen(url));
@@ -893,10 +1034,15 @@ static void http__log(const struct http_req *req, double sec)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
                       addr, sizeof addr);
     }
-    char line[1024];
-    int n = snprintf(line, sizeof line, "qn: http %s %s %s %s %u %.1fms\n", addr,
-                     req->user.name[0] ? req->user.name : "-", req->method,
-                     req->path ? req->path : "?", req->status, sec * 1e3);
+    /* The path is decoded (%0a is a newline) and the method is the client's:
+     * every field is escaped, so a request cannot forge a line or drive the
+     * terminal. Paths longer than the line are cut. */
+    char user[QN_LOG_ESCAPED_MAX(sizeof req->user.name)], method[64], path[1024], line[1280];
+    qn_log_escape(user, sizeof user, req->user.name[0] ? req->user.name : "-");
+    qn_log_escape(method, sizeof method, req->method);
+    qn_log_escape(path, sizeof path, req->path ? req->path : "?");
+    int n = snprintf(line, sizeof line, "qn: http %s %s %s %s %u %.1fms\n", addr, user, method,
+                     path, req->status, sec * 1e3);
     if (n > 0) {
         size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
         line[len - 1] = '\n';
@@ -985,12 +1131,13 @@ void http_metrics_write(struct http_server *srv, FILE *out)
 static void http__mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    char buf[512];
+    char buf[512], clean[QN_LOG_ESCAPED_MAX(sizeof buf)];
     vsnprintf(buf, sizeof buf, fmt, ap);
     size_t n = strlen(buf);
     while (n && buf[n - 1] == '\n')
         buf[--n] = '\0';
-    fprintf(stderr, "qn: http: %s\n", buf);
+    /* MHD's messages may quote the request (a header, the URL): escaped. */
+    fprintf(stderr, "qn: http: %s\n", qn_log_escape(clean, sizeof clean, buf));
 }
 
 /* The directory of the database file (uploads are written there, not to a RAM /tmp). */

@@ -29,6 +29,17 @@
  * an unlinked temporary file (at most max_upload bytes), never held in
  * memory. Other routes refuse a body larger than max_body.
  *
+ * Where a request comes from, checked before anything else: an HTTP/1.1
+ * request needs a Host header (400); a server bound to loopback answers only
+ * requests whose Host is "localhost" or a loopback address (403 otherwise:
+ * a page whose name an attacker pointed at 127.0.0.1, DNS rebinding, reads
+ * nothing); a write (any method but GET, HEAD, OPTIONS) that a browser marks
+ * as coming from another site (Sec-Fetch-Site other than same-origin/none,
+ * or an Origin other than the Host) is refused 403. A JSON route's body must
+ * be declared application/json and an upload's text/csv,
+ * application/octet-stream or application/gzip (415 otherwise), so no
+ * foreign page can send one without the browser asking first (CORS).
+ *
  * Authentication: this layer reads no users itself. For every route not
  * flagged HTTP_F_PUBLIC it hands the Authorization header to the config's
  * callback (http_config.auth); QN_EAUTH from it is a 401 JSON reply, another
@@ -177,6 +188,9 @@ struct store *http_req_store(struct http_req *req);
 int http_req_store_or_reply(struct http_req *req, struct store **s);
 /* The MHD connection (for MHD_suspend_connection / MHD_resume_connection). */
 struct MHD_Connection *http_req_connection(struct http_req *req);
+/* Nonzero when the client has closed its connection (an HTTP_F_SLOW
+ * handler asks, to stop computing for nobody); a cheap non-blocking look. */
+int http_req_gone(struct http_req *req);
 /* n bytes from the request's arena (freed with it); NULL past HTTP_ARENA_MAX. */
 void *http_req_alloc(struct http_req *req, size_t n);
 

@@ -13,7 +13,13 @@
  * thread runs them, so they never hold up other connections), their size
  * is capped (SPEC_SIM_* and SPEC_PREDICT_ROWS_MAX in spec.h, whose parsers
  * read their bodies), and simulate and predict stop when the daemon shuts
- * down (the daemon's stopping flag is their cancel flag).
+ * down (the daemon's stopping flag is their cancel flag). A simulate request
+ * is bounded besides: each solve takes at most --simulate-steps steps (422
+ * limit_exceeded beyond), the request computes for at most
+ * --simulate-seconds (503 timeout), it stops when its client has left, and
+ * its trajectory is thinned as the solve runs (dev_trajectory), so neither
+ * its time nor its memory grows with what the device asks (t_max,
+ * max_steps).
  */
 #include "routes.h"
 
@@ -23,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "catalog.h"
 #include "job_model.h"
@@ -244,6 +251,75 @@ static json_t *routes__inputs_json(const struct dev_model *m, const double *in)
     return o;
 }
 
+/*
+ * What ends a simulate request early, asked by the solver every few dozen
+ * steps and by a curve between its points: the daemon stopping, the
+ * request's time budget (--simulate-seconds), its client having left (the
+ * socket is looked at every ROUTES_SIM_LOOK_S at most).
+ */
+struct routes_sim_guard {
+    struct http_req *req;
+    const struct routes_ctx *ctx;
+    double deadline;  /* monotonic seconds; 0: none */
+    double next_look; /* when to look at the client's socket again */
+    int why;          /* 0; QN_EBUSY (stopping), QN_ETIMEOUT, QN_ECANCELED (client gone) */
+};
+
+#define ROUTES_SIM_LOOK_S 0.01
+
+static double routes__now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* dev_work's should_stop for a simulate request: nonzero (and g->why set) to stop. */
+static int routes__sim_should_stop(void *ctx)
+{
+    struct routes_sim_guard *g = ctx;
+    if (g->why)
+        return 1;
+    double now = routes__now();
+    if (atomic_load(&g->ctx->stopping))
+        g->why = QN_EBUSY;
+    else if (g->deadline > 0 && now >= g->deadline)
+        g->why = QN_ETIMEOUT;
+    else if (now >= g->next_look) {
+        g->next_look = now + ROUTES_SIM_LOOK_S;
+        if (http_req_gone(g->req))
+            g->why = QN_ECANCELED;
+    }
+    return g->why != 0;
+}
+
+/* The reply of a simulate request that a bound stopped (rc: the solve's code). */
+static int routes__sim_stopped(struct http_req *req, const struct routes_sim_guard *g, int rc)
+{
+    const struct routes_ctx *c = g->ctx;
+    if (rc == QN_ELIMIT)
+        return http_reply_err(req, QN_ELIMIT, NULL,
+                              "the solve needs more than %zu steps, the most one simulate "
+                              "request may take (--simulate-steps): shorten readout.t_max, "
+                              "or run it as a sweep job",
+                              c->simulate_steps);
+    if (g->why == QN_ETIMEOUT)
+        return http_reply_err(req, QN_ETIMEOUT, NULL,
+                              "stopped after %g s, the most one simulate request may compute "
+                              "(--simulate-seconds): ask for fewer curve points or a shorter "
+                              "readout.t_max, or run it as a sweep job",
+                              c->simulate_seconds);
+    if (g->why == QN_ECANCELED)
+        return http_reply_err(req, QN_EBUSY, NULL, "the client closed the connection");
+    return http_reply_err(req, QN_EUNAVAIL, NULL, "the daemon is shutting down");
+}
+
+/* Whether a solve's code ends the whole request (a bound, or no memory). */
+static int routes__sim_ends(int rc)
+{
+    return rc == QN_ENOMEM || rc == QN_ECANCELED || rc == QN_ELIMIT;
+}
+
 /* One solve with its trajectory. */
 static int routes__sim_one(struct http_req *req, const struct store_device *d, struct dev_work *w,
                            const struct dev_model *m, const struct simulate_spec *sim)
@@ -251,9 +327,9 @@ static int routes__sim_one(struct http_req *req, const struct store_device *d, s
     struct dev_traj tr;
     double out = NAN;
     int rc = dev_trajectory(w, sim->in, sim->max_points, &tr, &out);
-    if (rc == QN_ENOMEM || rc == QN_ECANCELED) {
+    if (routes__sim_ends(rc)) {
         dev_traj_free(&tr);
-        return rc == QN_ECANCELED ? QN_EBUSY : rc;
+        return rc == QN_ENOMEM ? rc : routes__sim_stopped(req, w->stop_ctx, rc);
     }
     json_t *body = json_pack("{sI so so ss so}", "device", (json_int_t)d->id, "inputs",
                              routes__inputs_json(m, sim->in), "output", routes__real(out),
@@ -273,10 +349,10 @@ static int routes__sim_curve_run(struct http_req *req, const struct store_device
         double x = sim->from + (sim->to - sim->from) * (double)i / (double)(sim->points - 1);
         sim->in[sim->curve_input] = x;
         double y = NAN;
-        int rc = dev_eval(w, sim->in, &y);
-        if (rc == QN_ECANCELED || rc == QN_ENOMEM) {
+        int rc = routes__sim_should_stop(w->stop_ctx) ? QN_ECANCELED : dev_eval(w, sim->in, &y);
+        if (routes__sim_ends(rc)) {
             json_decref(xs), json_decref(ys), json_decref(st);
-            return rc == QN_ECANCELED ? QN_EBUSY : rc;
+            return rc == QN_ENOMEM ? rc : routes__sim_stopped(req, w->stop_ctx, rc);
         }
         json_array_append_new(xs, json_real(x));
         json_array_append_new(ys, rc ? json_null() : routes__real(y));
@@ -310,9 +386,16 @@ static int routes__device_simulate(struct http_req *req)
     }
     struct simulate_spec sim;
     struct dev_work w;
+    const struct routes_ctx *c = routes_ctx(req);
+    struct routes_sim_guard g = {.req = req, .ctx = c};
+    if (c->simulate_seconds > 0)
+        g.deadline = routes__now() + c->simulate_seconds;
     if (spec_simulate_parse(http_req_json(req), &m, &sim, &e)) {
         rc = routes__spec_error(req, &e);
-    } else if ((rc = dev_work_init(&w, &m, &routes_ctx(req)->stopping)) == 0) {
+    } else if ((rc = dev_work_init(&w, &m, &c->stopping)) == 0) {
+        w.step_cap = c->simulate_steps;
+        w.should_stop = routes__sim_should_stop;
+        w.stop_ctx = &g;
         rc = sim.curve ? routes__sim_curve_run(req, &d, &w, &m, &sim)
                        : routes__sim_one(req, &d, &w, &m, &sim);
         dev_work_close(&w);

@@ -23,6 +23,8 @@ struct routes_ctx {
     struct workers *workers; /* the job worker pool (borrowed) */
     struct events *events;   /* the SSE event pump (borrowed) */
     atomic_int stopping;     /* 1 once shutdown began: new submissions get 503 */
+    size_t simulate_steps;   /* steps one solve of a simulate request may take (0: no cap) */
+    double simulate_seconds; /* seconds one simulate request may compute (0: no limit) */
 };
 
 /* The context of req's server (borrowed). */

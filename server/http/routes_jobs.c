@@ -130,10 +130,14 @@ static int routes_jobs__submit(struct http_req *req)
     struct spec_error err = {{0}, {0}};
     int64_t id = 0;
     enum store_job_state st;
-    int rc = queue_submit(workers_queue(d->workers), s, http_req_json(req), u->name, &id, &st,
-                          &err);
+    int rc = queue_priority_allowed(http_req_json(req), u->admin, &err);
+    if (rc)
+        return http_reply_err(req, rc, err.path, "%s", err.msg);
+    rc = queue_submit(workers_queue(d->workers), s, http_req_json(req), u->name, &id, &st, &err);
     if (rc == QN_ESPEC || rc == QN_EINVAL)
         return http_reply_err(req, QN_ESPEC, err.path, "%s", err.msg[0] ? err.msg : "invalid job");
+    if (rc == QN_ELIMIT)
+        return http_reply_err(req, QN_ELIMIT, err.path, "%s", err.msg);
     if (rc)
         return http_reply_err(req, rc, NULL, "cannot store the job: %s", catalog_errmsg(s));
     workers_wake(d->workers);

@@ -83,6 +83,10 @@ struct job_type {
     int (*prepare)(struct job_ctx *ctx);  /* 0, QN_ESPEC (ctx->err), or another code */
     int (*run)(struct job_ctx *ctx);      /* 0 with ctx->result, or a code with ctx->reason */
     void (*release)(struct job_ctx *ctx); /* frees ctx->prep (safe when NULL) */
+    /* The bytes of memory a run needs at least, estimated from spec (borrowed)
+     * alone into *bytes, with a sentence saying what they are for in msg (cap
+     * bytes); NULL for types whose memory a spec cannot blow up. 0 or QN_ESPEC. */
+    int (*estimate)(const json_t *spec, uint64_t *bytes, char *msg, size_t cap);
 };
 
 /* The type named `name` (borrowed, static), or NULL when this build cannot run it. */

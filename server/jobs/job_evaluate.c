@@ -143,7 +143,8 @@ static int job_evaluate_prepare(struct job_ctx *ctx)
         return rc;
     const struct store_model *m = &p->model.row;
     rc = job_data_resolve(ctx->store, &p->e.dataset, "/spec/dataset", &p->ds, &ctx->err);
-    if (rc == 0 && p->ds.classify != (p->model.loss == LOSS_CROSS_ENTROPY))
+    int labels_ok = p->model.loss == LOSS_CROSS_ENTROPY || m->n_out == 1; /* mse: label = target */
+    if (rc == 0 && (p->ds.classify ? !labels_ok : p->model.loss == LOSS_CROSS_ENTROPY))
         rc = spec_fail(&ctx->err, "/spec/dataset",
                        "model %" PRId64 " was trained with loss %s and needs a %s dataset", m->id,
                        m->loss, p->ds.classify ? "regression" : "labelled");
@@ -194,7 +195,7 @@ static int job_eval__fits(struct job_ctx *ctx, const struct job_evaluate *p,
     if (ds->d != m->n_in)
         snprintf(ctx->reason, sizeof ctx->reason,
                  "the dataset has %zu inputs; model %" PRId64 " takes %zu", ds->d, m->id, m->n_in);
-    else if (ds->labels && ds->n_classes > m->n_out)
+    else if (ds->labels && ds->n_classes > m->n_out && p->model.loss == LOSS_CROSS_ENTROPY)
         snprintf(ctx->reason, sizeof ctx->reason,
                  "the dataset has labels up to %zu; model %" PRId64 " has %zu outputs",
                  ds->n_classes - 1, m->id, m->n_out);

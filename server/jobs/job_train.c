@@ -83,6 +83,49 @@ static int job_train_validate(const json_t *spec, struct job_refs *refs, struct 
     return rc;
 }
 
+/*
+ * job_type.estimate: a lower bound of a run's memory from the layer widths,
+ * before any dataset is read. Floats held per parameter: the parameters,
+ * their gradients, Adam's two moments and a checkpoint's copy of all four
+ * (JOB_TRAIN_FLOATS_PER_PARAM); per row of a batch and device, the layer's
+ * drives, their derivatives, outputs and scratch (JOB_TRAIN_FLOATS_PER_UNIT).
+ * The first layer's input width is taken as 1 (the dataset is not read
+ * here) and a full device's fan-in as its "fan_in" or 1, so the figure
+ * never overstates; the product n_in x devices dominates any large network.
+ */
+#define JOB_TRAIN_FLOATS_PER_PARAM 8
+#define JOB_TRAIN_FLOATS_PER_UNIT 6
+
+static int job_train_estimate(const json_t *spec, uint64_t *bytes, char *msg, size_t cap)
+{
+    struct train_spec *t = malloc(sizeof *t);
+    struct spec_error err;
+    if (!t)
+        return QN_ENOMEM;
+    int rc = spec_train_parse(spec, t, &err);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    double params = 0, units = 0, width = 1; /* doubles: 16 x 65536^2 overflows nothing */
+    for (size_t l = 0; l < t->n_layers; l++) {
+        const struct train_layer_spec *L = &t->layers[l];
+        double n = (double)L->devices, fan = L->has_connect ? (L->fan_in ? (double)L->fan_in : 1)
+                                                            : width;
+        params += n * fan + n + 1;
+        units += n + width;
+        width = n;
+    }
+    double b = 4.0 * (JOB_TRAIN_FLOATS_PER_PARAM * params +
+                      JOB_TRAIN_FLOATS_PER_UNIT * (double)t->train.batch * units);
+    *bytes = b < 1.8e19 ? (uint64_t)b : UINT64_MAX;
+    snprintf(msg, cap, "%.3g parameters in %zu layers, batches of %zu rows", params, t->n_layers,
+             t->train.batch);
+    spec_train_close(t);
+    free(t);
+    return 0;
+}
+
 static int job_train_prepare(struct job_ctx *ctx)
 {
     struct job_train *p = calloc(1, sizeof *p);
@@ -96,11 +139,14 @@ static int job_train_prepare(struct job_ctx *ctx)
     rc = job_data_resolve(ctx->store, &p->t.dataset, "/spec/dataset", &p->ds, &ctx->err);
     if (rc)
         return rc;
-    if (p->ds.classify != (p->t.train.loss == LOSS_CROSS_ENTROPY))
-        return spec_fail(&ctx->err, "/spec/loss", "loss %s needs a %s dataset; this one has a %s",
-                         train_loss_name(p->t.train.loss),
-                         p->t.train.loss == LOSS_CROSS_ENTROPY ? "labelled" : "regression",
-                         p->ds.classify ? "label" : "regression target");
+    size_t n_out = p->t.layers[p->t.n_layers - 1].devices;
+    if (p->ds.classify && p->t.train.loss == LOSS_MSE && n_out != 1)
+        return spec_fail(&ctx->err, "/spec/loss", "loss mse on a labelled dataset needs one "
+                         "output (its target is the label); the last layer has %zu devices",
+                         n_out);
+    if (!p->ds.classify && p->t.train.loss == LOSS_CROSS_ENTROPY)
+        return spec_fail(&ctx->err, "/spec/loss", "loss cross_entropy needs a labelled dataset; "
+                         "this one has a regression target");
     return job_netdef_resolve(ctx->store, &p->t, &p->nd, &ctx->err);
 }
 
@@ -134,6 +180,8 @@ static int job_train__fits(struct job_ctx *ctx, const struct job_train *p,
                            const struct data_set *ds)
 {
     size_t n_out = p->nd.devices[p->nd.n_layers - 1];
+    if (ds->labels && p->t.train.loss == LOSS_MSE)
+        return 0; /* one output whose target is the label (checked in prepare) */
     if (ds->labels && ds->n_classes > n_out)
         snprintf(ctx->reason, sizeof ctx->reason,
                  "the dataset has labels up to %zu but the last layer has %zu devices (one per "
@@ -171,12 +219,19 @@ static int job_train__build(struct job_ctx *ctx, const struct job_train *p,
 {
     struct net_layer_spec ls[NET_MAX_LAYERS];
     job_netdef_layers(&p->nd, ls);
-    for (size_t l = 0; l < p->nd.n_layers; l++)
+    for (size_t l = 0; l < p->nd.n_layers; l++) {
         ls[l].devices = r->widths[l];
+        ls[l].forward_only = p->t.optim.kind == OPTIM_ES; /* es never backpropagates */
+    }
     int rc = net_create(&r->net, r->train.d, ls, p->nd.n_layers, p->t.train.batch, ctx->workers,
                         p->t.train.seed, ctx->cancel);
     if (rc)
         return job_fail(ctx, rc, "cannot build the network");
+    for (size_t l = 0; l < p->nd.n_layers && rc == 0; l++)
+        if (p->nd.init[l] != NET_INIT_UNIFORM)
+            rc = net_init_layer(r->net, l, p->nd.init[l], p->t.train.seed);
+    if (rc)
+        return job_fail(ctx, rc, "cannot initialise the network");
     rc = optim_init(&r->o, &p->t.optim, r->net->n_params);
     if (rc)
         return job_fail(ctx, rc, "cannot set up the optimizer");
@@ -487,4 +542,5 @@ const struct job_type job_train_type = {.name = "train",
                                         .validate = job_train_validate,
                                         .prepare = job_train_prepare,
                                         .run = job_train_run,
-                                        .release = job_train_release};
+                                        .release = job_train_release,
+                                        .estimate = job_train_estimate};

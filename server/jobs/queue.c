@@ -13,11 +13,13 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "job.h"
 #include "qn_err.h"
+#include "qn_log.h"
 #include "store_catalog.h"
 #include "store_queue.h"
 #include "store_tx.h"
@@ -35,6 +37,7 @@ struct queue {
     uint64_t next_seq;      /* the next claim's sequence number */
     FILE *log;              /* transition lines (borrowed, may be NULL) */
     pthread_mutex_t log_mu; /* one line at a time */
+    uint64_t max_job_memory; /* bytes one job may need (0: no limit); set before use */
 };
 
 /* A transition to log once its transaction committed. */
@@ -98,14 +101,20 @@ static void queue__log_one(struct queue *q, const struct queue_event *x)
     assert(queue__legal(x->from, x->to));
     if (!q->log)
         return;
+    /* Owners, types and reasons may quote what a client sent: escaped. */
+    char type[QN_LOG_ESCAPED_MAX(sizeof x->type)], owner[QN_LOG_ESCAPED_MAX(sizeof x->owner)];
+    char why[QN_LOG_ESCAPED_MAX(sizeof x->why)];
+    qn_log_escape(type, sizeof type, x->type);
+    qn_log_escape(owner, sizeof owner, x->owner);
+    qn_log_escape(why, sizeof why, x->why);
     pthread_mutex_lock(&q->log_mu);
     if (x->from == x->to) /* a new job */
-        fprintf(q->log, "qn: job %" PRId64 " (%s, %s): submitted -> %s%s%s\n", x->id, x->type,
-                x->owner, store_job_state_name(x->to), x->why[0] ? ": " : "", x->why);
+        fprintf(q->log, "qn: job %" PRId64 " (%s, %s): submitted -> %s%s%s\n", x->id, type,
+                owner, store_job_state_name(x->to), why[0] ? ": " : "", why);
     else
-        fprintf(q->log, "qn: job %" PRId64 " (%s, %s): %s -> %s%s%s\n", x->id, x->type, x->owner,
+        fprintf(q->log, "qn: job %" PRId64 " (%s, %s): %s -> %s%s%s\n", x->id, type, owner,
                 store_job_state_name(x->from), store_job_state_name(x->to),
-                x->why[0] ? ": " : "", x->why);
+                why[0] ? ": " : "", why);
     fflush(q->log);
     pthread_mutex_unlock(&q->log_mu);
 }
@@ -287,6 +296,41 @@ static int queue__insert(struct queue *q, struct store *s, const struct job_spec
     return rc;
 }
 
+void queue_set_max_job_memory(struct queue *q, uint64_t bytes) { q->max_job_memory = bytes; }
+
+/* Bytes as text with a binary unit ("3.91 GiB") into buf. */
+static const char *queue__bytes(uint64_t b, char *buf, size_t cap)
+{
+    static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = (double)b;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof unit / sizeof unit[0])
+        v /= 1024, u++;
+    snprintf(buf, cap, u ? "%.3g %s" : "%.0f %s", v, unit[u]);
+    return buf;
+}
+
+/* Refuses a job of type t whose estimated memory is over the budget:
+ * QN_ELIMIT with *err at /spec/network. */
+static int queue__memory_check(const struct queue *q, const struct job_type *t,
+                               const json_t *spec, struct spec_error *err)
+{
+    uint64_t bytes = 0;
+    char what[128] = "", need[32], have[32];
+    if (!q->max_job_memory || !t->estimate)
+        return 0;
+    int rc = t->estimate(spec, &bytes, what, sizeof what);
+    if (rc || bytes <= q->max_job_memory)
+        return rc == QN_ENOMEM ? rc : 0; /* a bad spec is validate's to refuse */
+    snprintf(err->path, sizeof err->path, "/spec/network");
+    snprintf(err->msg, sizeof err->msg,
+             "the job needs at least %s of memory (estimated from the spec: %s), more than "
+             "one job may use (--max-job-memory %s)",
+             queue__bytes(bytes, need, sizeof need), what,
+             queue__bytes(q->max_job_memory, have, sizeof have));
+    return QN_ELIMIT;
+}
+
 int queue_submit(struct queue *q, struct store *s, const json_t *root, const char *owner,
                  int64_t *id, enum store_job_state *state, struct spec_error *err)
 {
@@ -303,6 +347,8 @@ int queue_submit(struct queue *q, struct store *s, const json_t *root, const cha
     if (rc == QN_EPARSE)
         rc = QN_ESPEC;
     if (rc == 0)
+        rc = queue__memory_check(q, t, js.spec, err);
+    if (rc == 0)
         rc = queue__deps_check(s, refs, &pending, err);
     if (rc == 0 && !pending) /* every input exists: resolve them all now */
         rc = queue__prepare(s, t, &js, owner, err);
@@ -311,6 +357,18 @@ int queue_submit(struct queue *q, struct store *s, const json_t *root, const cha
     free(refs);
     json_decref(js.spec);
     return rc;
+}
+
+int queue_priority_allowed(const json_t *root, int admin, struct spec_error *err)
+{
+    const json_t *p = json_object_get(root, "priority");
+    if (admin || !json_is_integer(p) || json_integer_value(p) <= 0)
+        return 0;
+    snprintf(err->path, sizeof err->path, "/priority");
+    snprintf(err->msg, sizeof err->msg,
+             "a priority above the default (0) is for admins; %" JSON_INTEGER_FORMAT
+             " asked by a member", json_integer_value(p));
+    return QN_EFORBID;
 }
 
 /* ---- claim ------------------------------------------------------------------------ */

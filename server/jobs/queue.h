@@ -63,11 +63,28 @@ void queue_destroy(struct queue *q); /* NULL is fine */
  * bad reference is refused now; otherwise the job is stored `waiting` and
  * those checks happen when it runs. The job and its references (job_deps)
  * are stored in one transaction. Returns 0 with *id and *state (queued or
- * waiting); QN_ESPEC with *err at the field's path (nothing stored); store
- * codes.
+ * waiting); QN_ESPEC with *err at the field's path (nothing stored);
+ * QN_ELIMIT with *err when the job would need more memory than
+ * queue_set_max_job_memory allows (nothing stored); store codes.
  */
 int queue_submit(struct queue *q, struct store *s, const json_t *root, const char *owner,
                  int64_t *id, enum store_job_state *state, struct spec_error *err);
+
+/*
+ * Sets the most memory one job may need (bytes; 0: no limit): queue_submit
+ * refuses a job whose type estimates more (job_type.estimate) with
+ * QN_ELIMIT and the estimate in *err, at /spec/network.
+ */
+void queue_set_max_job_memory(struct queue *q, uint64_t bytes);
+
+/*
+ * Whether a submitter may ask for the envelope root's priority (borrowed):
+ * one above the default (0) is for admins only, so that a member cannot jump
+ * the round-robin across owners; lower ones are anyone's. Returns 0, or
+ * QN_EFORBID with *err at /priority. A priority that is not an integer is
+ * left for queue_submit to refuse.
+ */
+int queue_priority_allowed(const json_t *root, int admin, struct spec_error *err);
 
 /*
  * Claims the next job (priority, then round-robin across owners, then

@@ -109,6 +109,12 @@ int users_count(struct store *s, int64_t *n)
     return store_user_count_active(s, n);
 }
 
+int users_active(struct store *s, int64_t id, int *active)
+{
+    *active = 1;
+    return id > 0 ? store_user_active(s, id, active) : 0;
+}
+
 /* The token of "Bearer <token>" (borrowed into h), or NULL. */
 static const char *users__bearer(const char *h)
 {

@@ -51,6 +51,10 @@ int users_list(struct store *s, json_t **out);
 /* Number of active users into *n. */
 int users_count(struct store *s, int64_t *n);
 
+/* Whether user id (struct user's) may still act: 1 into *active unless it
+ * was revoked since it signed in; the built-in "local" (id 0) always may. */
+int users_active(struct store *s, int64_t id, int *active);
+
 /*
  * Checks an Authorization header value (may be NULL) and fills *user.
  * With no active users: the built-in admin "local" when `loopback`, else

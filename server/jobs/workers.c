@@ -398,6 +398,8 @@ int workers_create(const struct workers_config *cfg, struct workers **out, char 
     if (!w)
         return workers__say(msg, cap, "out of memory", NULL), QN_ENOMEM;
     int rc = workers__open_queue(w, msg, cap);
+    if (rc == 0)
+        queue_set_max_job_memory(w->q, cfg->max_job_memory);
     for (size_t i = 0; rc == 0 && i < w->n; i++) {
         if (pthread_create(&w->slots[i].thread, NULL, workers__main, &w->slots[i]) != 0) {
             workers__say(msg, cap, "cannot start a worker thread", NULL);

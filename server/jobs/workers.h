@@ -38,6 +38,7 @@ struct workers_config {
     size_t n;           /* worker threads, >= 1 */
     size_t job_threads; /* threads one job may use (job_ctx.workers), >= 1 */
     FILE *log;          /* transition lines (borrowed; NULL: silent) */
+    uint64_t max_job_memory; /* bytes one submitted job may need (0: no limit) */
 };
 
 /*

@@ -85,6 +85,21 @@ int store_user_count_active(struct store *s, int64_t *n)
     return rc;
 }
 
+int store_user_active(struct store *s, int64_t id, int *active)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store__prep(s, "SELECT count(*) FROM users WHERE id = ?1 AND revoked IS NULL", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int sr = sqlite3_step(st);
+    rc = sr == SQLITE_ROW ? 0 : store_sqlite_err(sr == SQLITE_DONE ? SQLITE_ERROR : sr);
+    if (rc == 0)
+        *active = sqlite3_column_int64(st, 0) > 0;
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int store_user_by_token_hash(struct store *s, const char *token_hash, struct store_user *out)
 {
     return store__get_by(s, STORE__USER_COLS "WHERE token_hash = ?1 AND revoked IS NULL", 0,

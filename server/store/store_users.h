@@ -39,6 +39,9 @@ int store_user_list(struct store *s, struct store_user **out, size_t *n);
 /* The number of active users into *n. */
 int store_user_count_active(struct store *s, int64_t *n);
 
+/* Whether user `id` exists and is not revoked: 1 or 0 into *active. */
+int store_user_active(struct store *s, int64_t id, int *active);
+
 /* The active user whose token hashes to token_hash into *out; QN_ENOTFOUND
  * when there is none. */
 int store_user_by_token_hash(struct store *s, const char *token_hash, struct store_user *out);

@@ -682,6 +682,65 @@ static void test_trajectory_and_cancel(void **state)
     dev_model_close(&d);
 }
 
+/* should_stop's context: how often it was asked, and after how many asks it says stop. */
+struct stop_after {
+    int asked, after;
+};
+
+static int stop_after_n(void *ctx)
+{
+    struct stop_after *s = ctx;
+    return ++s->asked > s->after;
+}
+
+/*
+ * A long solve keeps a bounded, evenly spread trajectory (thinned while it
+ * runs: without thinning its thousands of steps would all be held before
+ * the final decimation); a caller's step cap and stop callback end solves
+ * with their own codes.
+ */
+static void test_trajectory_thinned_and_bounded(void **state)
+{
+    (void)state;
+    struct dev_model d;
+    dev_model_init(&d, DEV_HODGKIN_HUXLEY);
+    d.readout.t_max = 2000; /* ~100 spikes: tens of thousands of steps */
+    prepare(&d);
+    struct dev_work w;
+    assert_int_equal(dev_work_init(&w, &d, NULL), 0);
+    struct dev_traj tr;
+    double I = 10, out, ref;
+    const size_t pts = 50;
+    assert_int_equal(dev_eval(&w, &I, &ref), 0);
+    assert_int_equal(dev_trajectory(&w, &I, pts, &tr, &out), 0);
+    assert_true(out == ref); /* thinning the record does not touch the solve */
+    assert_true(tr.n > pts / 2 && tr.n <= pts);
+    assert_true(tr.t[0] == 0 && fabs(tr.t[tr.n - 1] - 2000) < 1e-9);
+    double gap = 0;
+    for (size_t i = 1; i < tr.n; i++) {
+        assert_true(tr.t[i] > tr.t[i - 1]);
+        gap = fmax(gap, tr.t[i] - tr.t[i - 1]);
+    }
+    if (gap > 2.5 * 2000 / (double)(pts - 1)) /* evenly spread over the whole run */
+        fail_msg("largest gap %g ms between %zu points over 2000 ms", gap, tr.n);
+    dev_traj_free(&tr);
+    /* the caller's step cap: QN_ELIMIT, distinct from the model's max_steps */
+    w.step_cap = 1000;
+    assert_int_equal(dev_eval(&w, &I, &out), QN_ELIMIT);
+    assert_true(isnan(out));
+    assert_int_equal(dev_trajectory(&w, &I, pts, &tr, &out), QN_ELIMIT);
+    dev_traj_free(&tr);
+    w.step_cap = 0;
+    /* the stop callback is asked as the solve goes, and stops it */
+    struct stop_after s = {0, 3};
+    w.should_stop = stop_after_n;
+    w.stop_ctx = &s;
+    assert_int_equal(dev_eval(&w, &I, &out), QN_ECANCELED);
+    assert_int_equal(s.asked, 4);
+    dev_work_close(&w);
+    dev_model_close(&d);
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -689,6 +748,7 @@ int main(void)
         cmocka_unit_test(test_crn_builtin_closed_form),
         cmocka_unit_test(test_crn_ode_and_reactions_match),
         cmocka_unit_test(test_neuron_formulas),
+        cmocka_unit_test(test_trajectory_thinned_and_bounded),
         cmocka_unit_test(test_almost_neuron_formula),
         cmocka_unit_test(test_negative_rate_refused),
         cmocka_unit_test(test_hh_spiking),

@@ -124,11 +124,14 @@ static size_t on_read(char *d, size_t sz, size_t nm, void *u)
 }
 
 /*
- * One request. body (len bytes; len (size_t)-1 = strlen) may be NULL;
- * chunked sends it without a Content-Length. Fills *r (free r->body).
+ * One request with extra header lines (NULL-terminated, may be NULL; "Name:"
+ * removes a header curl would send). body (len bytes; len (size_t)-1 =
+ * strlen) may be NULL; chunked sends it without a Content-Length. Fills *r
+ * (free r->body).
  */
-static long http_req(struct fx *f, const char *method, const char *path, const char *token,
-                     const char *body, size_t len, int chunked, struct resp *r)
+static long http_req_h(struct fx *f, const char *method, const char *path, const char *token,
+                       const char *body, size_t len, int chunked, const char *const *hdrs,
+                       struct resp *r)
 {
     memset(r, 0, sizeof *r);
     CURL *c = curl_easy_init();
@@ -144,6 +147,8 @@ static long http_req(struct fx *f, const char *method, const char *path, const c
         h = curl_slist_append(h, auth);
     }
     h = curl_slist_append(h, "Expect:");
+    for (size_t i = 0; hdrs && hdrs[i]; i++)
+        h = curl_slist_append(h, hdrs[i]);
     if (len == (size_t)-1)
         len = body ? strlen(body) : 0;
     struct upload up = {body, len, 0};
@@ -176,6 +181,18 @@ static long http_req(struct fx *f, const char *method, const char *path, const c
     if (!r->body)
         r->body = calloc(1, 1);
     return cc == CURLE_OK ? r->status : -1;
+}
+
+/* http_req_h declaring a body as the daemon wants it: a file for uploads
+ * (application/octet-stream), JSON for everything else. */
+static long http_req(struct fx *f, const char *method, const char *path, const char *token,
+                     const char *body, size_t len, int chunked, struct resp *r)
+{
+    const char *hdrs[] = {strncmp(path, "/v1/datasets", 12) == 0
+                              ? "Content-Type: application/octet-stream"
+                              : "Content-Type: application/json",
+                          NULL};
+    return http_req_h(f, method, path, token, body, len, chunked, body ? hdrs : NULL, r);
 }
 
 /* A JSON request whose reply must be `want`; returns the parsed body (decref it). */
@@ -823,6 +840,122 @@ static void test_bad_input_catalogue(void **state)
     json_decref(m);
 }
 
+/* ---- where requests come from (DNS rebinding, CSRF) ------------------------------------ */
+
+/* A request with extra headers must be answered `want` with error `code` at `path`. */
+static void expect_refused(struct fx *f, const char *method, const char *url, const char *body,
+                           const char *const *hdrs, long want, const char *code,
+                           const char *path)
+{
+    struct resp r;
+    long st = http_req_h(f, method, url, NULL, body, (size_t)-1, 0, hdrs, &r);
+    if (st != want)
+        fail_msg("%s %s (%s): status %ld, wanted %ld; body: %s", method, url, hdrs[0], st, want,
+                 r.body);
+    assert_int_equal(strncmp(r.ctype, "application/json", 16), 0);
+    json_t *j = json_loads(r.body, 0, NULL);
+    json_t *e = json_object_get(j, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), code);
+    assert_string_equal(json_string_value(json_object_get(e, "path")), path);
+    json_decref(j);
+    free(r.body);
+}
+
+/* How many devices are stored. */
+static size_t device_count(struct fx *f)
+{
+    json_t *j = call(f, "GET", "/v1/devices?limit=1000", NULL, NULL, 200);
+    size_t n = json_array_size(json_object_get(j, "devices"));
+    json_decref(j);
+    return n;
+}
+
+static void test_origin_checks(void **state)
+{
+    struct fx *f = *state;
+    const char *dev = "{\"name\":\"csrf\",\"kind\":\"neuron\"}";
+    size_t before = device_count(f);
+    /* DNS rebinding: a foreign name that resolves to 127.0.0.1 reads nothing */
+    static const char *const evil_host[] = {"Host: evil.example:8080", NULL};
+    expect_refused(f, "GET", "/v1/devices", NULL, evil_host, 403, "forbidden", "Host");
+    expect_refused(f, "GET", "/healthz", NULL, evil_host, 403, "forbidden", "Host");
+    static const char *const evil_host2[] = {"Host: 127.0.0.1.evil.example", NULL};
+    expect_refused(f, "GET", "/", NULL, evil_host2, 403, "forbidden", "Host");
+    static const char *const no_host[] = {"Host:", NULL};
+    expect_refused(f, "GET", "/v1/devices", NULL, no_host, 400, "invalid", "Host");
+    struct resp r;
+    static const char *const local_names[] = {"Host: localhost:1", "Host: [::1]:8080",
+                                              "Host: 127.0.0.2", "Host: LOCALHOST"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *h[] = {local_names[i], NULL};
+        assert_int_equal(http_req_h(f, "GET", "/healthz", NULL, NULL, 0, 0, h, &r), 200);
+        free(r.body);
+    }
+    /* a foreign page's simple requests: bodies not declared JSON */
+    static const char *const plain[] = {"Content-Type: text/plain", NULL};
+    static const char *const form[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    static const char *const none[] = {"Content-Type:", NULL};
+    expect_refused(f, "POST", "/v1/devices", dev, plain, 415, "unsupported_media_type",
+                   "Content-Type");
+    expect_refused(f, "POST", "/v1/devices", dev, form, 415, "unsupported_media_type",
+                   "Content-Type");
+    expect_refused(f, "POST", "/v1/devices", dev, none, 415, "unsupported_media_type",
+                   "Content-Type");
+    expect_refused(f, "POST", "/v1/datasets", "a,b\n1,2\n", plain, 415,
+                   "unsupported_media_type", "Content-Type");
+    /* cross-origin writes, even declared JSON (a browser would have asked first) */
+    static const char *const cross[][3] = {
+        {"Content-Type: application/json", "Origin: http://evil.example", NULL},
+        {"Content-Type: application/json", "Origin: null", NULL},
+        {"Content-Type: application/json", "Sec-Fetch-Site: cross-site", NULL},
+        {"Content-Type: application/json", "Sec-Fetch-Site: same-site", NULL},
+    };
+    for (size_t i = 0; i < sizeof cross / sizeof cross[0]; i++)
+        expect_refused(f, "POST", "/v1/devices", dev, cross[i], 403, "forbidden", "Origin");
+    assert_int_equal(device_count(f), before); /* nothing was stored */
+    /* the page itself: same origin, as a browser sends it */
+    char origin[64];
+    snprintf(origin, sizeof origin, "Origin: http://127.0.0.1:%u", f->d.port);
+    const char *same[] = {"Content-Type: application/json; charset=utf-8", origin,
+                          "Sec-Fetch-Site: same-origin", NULL};
+    assert_int_equal(http_req_h(f, "POST", "/v1/devices", NULL, dev, (size_t)-1, 0, same, &r),
+                     201);
+    free(r.body);
+    assert_int_equal(device_count(f), before + 1);
+    /* reads from another site are not writes: answered (the browser keeps them from the page) */
+    static const char *const cross_get[] = {"Sec-Fetch-Site: cross-site", NULL};
+    assert_int_equal(http_req_h(f, "GET", "/healthz", NULL, NULL, 0, 0, cross_get, &r), 200);
+    free(r.body);
+}
+
+/* ---- the log ------------------------------------------------------------------------------ */
+
+/* The daemon log once it contains needle (polled: the access line is written
+ * after the reply), or NULL after 10 s. A new string. */
+static char *log_with(struct fx *f, const char *needle)
+{
+    for (double t0 = qd_now(); qd_now() - t0 < 10; qd_nap_ms(20)) {
+        char *log = qt_read_file(f->d.log, NULL);
+        if (log && strstr(log, needle))
+            return log;
+        free(log);
+    }
+    return NULL;
+}
+
+/* A path with %0a and ESC cannot forge an access-log line or drive a terminal. */
+static void test_log_escapes_controls(void **state)
+{
+    struct fx *f = *state;
+    expect_error(f, "GET", "/v1/devices/x%0aqn:%20http%20127.0.0.1%20admin%20GET%20/forged%1b%5b2J",
+                 NULL, NULL, 0, 0, 404, "not_found");
+    char *log = log_with(f, "/v1/devices/x\\nqn: http 127.0.0.1 admin GET /forged\\x1b[2J 404");
+    assert_non_null(log);
+    assert_null(strstr(log, "\nqn: http 127.0.0.1 admin GET /forged"));
+    assert_null(strchr(log, '\x1b'));
+    free(log);
+}
+
 /* ---- users ---------------------------------------------------------------------------- */
 
 static void test_auth_401(void **state)
@@ -877,6 +1010,39 @@ static void test_auth_owner_and_403(void **state)
     assert_true(st == 200 || st == 202);
 }
 
+/* A member cannot jump the round-robin with a high priority; an admin can. */
+static void test_auth_priority(void **state)
+{
+    struct fx *f = *state;
+    json_t *before = call(f, "GET", "/v1/jobs?limit=1000", f->admin, NULL, 200);
+    size_t n = json_array_size(json_object_get(before, "jobs"));
+    json_decref(before);
+    static const char job[] = "{\"type\":\"sweep\",\"priority\":%d,\"spec\":{\"device\":"
+                              "{\"kind\":\"neuron\"},\"samples\":8,\"ranges\":{\"u1\":[0,1]}}}";
+    char body[256];
+    snprintf(body, sizeof body, job, 100);
+    struct resp r;
+    assert_int_equal(http_req(f, "POST", "/v1/jobs", f->alice, body, (size_t)-1, 0, &r), 403);
+    json_t *reply = json_loads(r.body, 0, NULL), *e = json_object_get(reply, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "forbidden");
+    assert_string_equal(json_string_value(json_object_get(e, "path")), "/priority");
+    json_decref(reply);
+    free(r.body);
+    snprintf(body, sizeof body, job, 1);
+    expect_error(f, "POST", "/v1/jobs", f->bob, body, (size_t)-1, 0, 403, "forbidden");
+    json_t *after = call(f, "GET", "/v1/jobs?limit=1000", f->admin, NULL, 200);
+    assert_int_equal(json_array_size(json_object_get(after, "jobs")), n); /* nothing stored */
+    json_decref(after);
+    snprintf(body, sizeof body, job, 0);
+    json_decref(call(f, "POST", "/v1/jobs", f->alice, body, 201)); /* the default is anyone's */
+    snprintf(body, sizeof body, job, -3);
+    json_decref(call(f, "POST", "/v1/jobs", f->alice, body, 201));
+    snprintf(body, sizeof body, job, 100);
+    json_t *j = call(f, "POST", "/v1/jobs", f->admin, body, 201);
+    assert_int_equal(json_integer_value(json_object_get(j, "priority")), 100);
+    json_decref(j);
+}
+
 static void test_auth_revoke(void **state)
 {
     struct fx *f = *state;
@@ -902,6 +1068,77 @@ static void test_auth_revoke(void **state)
     assert_string_not_equal(tok, f->bob);
     json_decref(call(f, "GET", "/v1/devices", tok, NULL, 200));
     expect_error(f, "GET", "/v1/devices", f->bob, NULL, 0, 0, 401, "unauthorized");
+}
+
+/* The event stream of test_auth_revoke_closes_stream: revokes `name` once
+ * the stream has begun, and keeps what arrives. */
+struct revoke_stream {
+    struct fx *f;
+    const char *name;
+    int revoked;      /* qn user revoke ran (its exit status in status) */
+    int status;
+    struct resp r;
+};
+
+static size_t on_stream(char *d, size_t sz, size_t nm, void *u)
+{
+    struct revoke_stream *rs = u;
+    size_t n = on_body(d, sz, nm, &rs->r);
+    if (!rs->revoked && strstr(rs->r.body, "event: state")) {
+        rs->revoked = 1;
+        rs->status = user_cmd(rs->f, "revoke", rs->name);
+    }
+    return n;
+}
+
+/* Revoking a user ends the event streams they have open. */
+static void test_auth_revoke_closes_stream(void **state)
+{
+    struct fx *f = *state;
+    char tok[80];
+    add_user(f, "erin", 0, tok, sizeof tok);
+    /* a job that stays queued or running for the whole test */
+    const char *job = "{\"type\":\"sweep\",\"name\":\"long\",\"priority\":-9,\"spec\":{\"device\":"
+                      "{\"kind\":\"hodgkin_huxley\",\"readout\":{\"kind\":\"spike_rate\","
+                      "\"t_max\":500}},\"samples\":200000,\"ranges\":{\"u1\":[0,20]}}}";
+    json_t *j = call(f, "POST", "/v1/jobs", f->admin, job, 201);
+    int64_t id = json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    char url[128], auth[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/jobs/%" PRId64 "/events", f->d.port, id);
+    snprintf(auth, sizeof auth, "Authorization: %s", tok);
+    struct revoke_stream rs = {.f = f, .name = "erin"};
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &rs);
+    /* Without the revocation the stream would run until this timeout (it
+     * sends heartbeats and the job outlives the test). */
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 40L);
+    CURLcode cc = curl_easy_perform(c);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    assert_int_equal(rs.revoked, 1);
+    assert_int_equal(rs.status, 0);
+    if (cc != CURLE_OK)
+        fail_msg("the stream did not end after the revocation: %s; got: %s",
+                 curl_easy_strerror(cc), rs.r.body);
+    assert_non_null(strstr(rs.r.body, ": the token was revoked"));
+    free(rs.r.body);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
+    j = call(f, "GET", path, f->admin, NULL, 200);
+    assert_false(qd_is_final(json_string_value(json_object_get(j, "state"))));
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/events", id);
+    expect_error(f, "GET", path, tok, NULL, 0, 0, 401, "unauthorized"); /* no reconnecting */
+    char cancel[64];
+    snprintf(cancel, sizeof cancel, "/v1/jobs/%" PRId64 "/cancel", id);
+    struct resp r;
+    http_req(f, "POST", cancel, f->admin, NULL, 0, 0, &r);
+    free(r.body);
 }
 
 /* Whether hay[n] contains needle[m]. */
@@ -989,11 +1226,15 @@ int main(void)
         cmocka_unit_test(test_datasets),
         cmocka_unit_test(test_surrogates_models_predict),
         cmocka_unit_test(test_bad_input_catalogue),
+        cmocka_unit_test(test_origin_checks),
+        cmocka_unit_test(test_log_escapes_controls),
     };
     const struct CMUnitTest auth[] = {
         cmocka_unit_test(test_auth_401),
         cmocka_unit_test(test_auth_owner_and_403),
+        cmocka_unit_test(test_auth_priority),
         cmocka_unit_test(test_auth_revoke),
+        cmocka_unit_test(test_auth_revoke_closes_stream),
         cmocka_unit_test(test_tokens_not_stored),
     };
     const struct CMUnitTest startup[] = {

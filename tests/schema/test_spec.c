@@ -985,6 +985,20 @@ static void test_schema_defaults_match(void **state)
     json_decref(job);
 }
 
+/* A parameter used as a rate constant must not be negative: no drive can
+ * make that a mass-action network (a drive rate is checked at solve time). */
+static void test_negative_parameter_rate(void **state)
+{
+    (void)state;
+    device_bad("{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"params\": {\"k\": -1}, "
+               "\"reactions\": [\"Y -> 0 @ 1\", \"0 -> Y @ k\"]}",
+               "/spec/device/reactions/1", QN_ESPEC);
+    struct dev_model d;
+    device_ok("{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"params\": {\"k\": -1}, "
+              "\"reactions\": [\"Y -> 0 @ 1\", \"0 -> Y @ neg(k)\"]}", &d);
+    dev_model_close(&d);
+}
+
 /* The fingerprint: two spellings of one device agree (defaults written out,
  * numbers written otherwise, another name); a change of physics does not,
  * and the differences name the fields. */
@@ -1014,9 +1028,36 @@ static void test_device_fingerprint(void **state)
     assert_string_equal(diff, "params/kappa 0.01 vs 0.5; readout/t_max 200.0 vs 100.0");
     assert_int_equal(spec_device_differences(&a, &d, diff, sizeof diff), 1);
     assert_non_null(strstr(diff, "kind \"crn_relu\" vs \"ode\""));
-    assert_non_null(strstr(diff, "rhs - vs {\"y\": \"kappa + u1*y - y^2\"}"));
+    assert_non_null(strstr(diff, "rhs - vs {\"y\": \"kappa+u1*y-y^2\"}"));
     free(fa), free(fb), free(fc), free(fd);
     dev_model_close(&a), dev_model_close(&b), dev_model_close(&c), dev_model_close(&d);
+    /* spellings that do not change the physics: whitespace in expressions, a
+     * reaction's "Y + Y" for "2 Y" and the reactions' order, and a readout
+     * field the readout does not read (threshold of a steady state) */
+    const char *same[][2] = {
+        {"{\"kind\": \"ode\", \"state\": {\"y\": 0}, \"rhs\": {\"y\": \"tanh(u1) - y\"}}",
+         "{\"kind\": \"ode\", \"state\": {\"y\": 0}, \"rhs\": {\"y\": \"tanh(u1)-y\"}, "
+         "\"readout\": {\"kind\": \"steady_state\", \"threshold\": 5}}"},
+        {"{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"params\": {\"kappa\": 0.01}, "
+         "\"reactions\": [\"0 -> Y @ kappa\", \"2 Y -> Y @ 1\", \"Y -> 2 Y @ pos(u1)\", "
+         "\"Y -> 0 @ neg(u1)\"]}",
+         "{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"params\": {\"kappa\": 0.01}, "
+         "\"reactions\": [\"Y->0@neg(u1)\", \"Y -> Y + Y @ pos( u1 )\", \"Y + Y -> Y @ 1.0\", "
+         "\"0 -> Y @ kappa\"]}"}};
+    for (size_t i = 0; i < 2; i++) {
+        device_ok(same[i][0], &a);
+        device_ok(same[i][1], &b);
+        assert_int_equal(spec_device_differences(&a, &b, diff, sizeof diff), 0);
+        dev_model_close(&a), dev_model_close(&b);
+    }
+    /* a reaction that differs (another rate) still shows, in canonical form */
+    device_ok("{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"reactions\": "
+              "[\"Y + Y -> Y @ 1\"]}", &a);
+    device_ok("{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"reactions\": "
+              "[\"2 Y -> Y @ 2\"]}", &b);
+    assert_int_equal(spec_device_differences(&a, &b, diff, sizeof diff), 1);
+    assert_string_equal(diff, "reactions [\"2 Y -> Y @ 1\"] vs [\"2 Y -> Y @ 2\"]");
+    dev_model_close(&a), dev_model_close(&b);
 }
 
 int main(void)
@@ -1029,7 +1070,7 @@ int main(void)
         cmocka_unit_test(test_example_files),    cmocka_unit_test(test_schemas_are_json),
         cmocka_unit_test(test_device_kind_schemas),
         cmocka_unit_test(test_schema_defaults_match), cmocka_unit_test(test_type_confusion),
-        cmocka_unit_test(test_device_fingerprint),
+        cmocka_unit_test(test_device_fingerprint), cmocka_unit_test(test_negative_parameter_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
