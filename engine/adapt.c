@@ -7,7 +7,7 @@
 
 #include "qn_err.h"
 
-static const char *const adapt__score_names[] = {"passthrough", "weight"};
+static const char *const adapt__score_names[] = {"passthrough", "weight", "hebbian"};
 
 const char *adapt_score_name(enum adapt_score k)
 {
@@ -16,7 +16,7 @@ const char *adapt_score_name(enum adapt_score k)
 
 void adapt_config_default(struct adapt_config *c)
 {
-    *c = (struct adapt_config){0, 1, 1, 0.1, 0.1, 4096, 1, ADAPT_PASSTHROUGH, 1e-3};
+    *c = (struct adapt_config){0, 1, 1, 0.1, 0.1, 4096, 1, ADAPT_PASSTHROUGH, 1e-3, 0.0};
 }
 
 void adapt_state_init(struct adapt_state *s)
@@ -27,7 +27,8 @@ void adapt_state_init(struct adapt_state *s)
 int adapt_config_check(const struct adapt_config *c)
 {
     if (!(c->grow >= 0 && c->grow <= 1) || !(c->prune >= 0 && c->prune < 1) ||
-        !(c->perturb >= 0 && c->perturb <= 1e-3) || c->min_devices < 1 ||
+        !(c->perturb >= 0 && c->perturb <= 1e-3) || !(c->min_delta >= 0 && c->min_delta < 1) ||
+        c->min_devices < 1 ||
         c->min_devices > c->max_devices || c->max_devices > MLP_MAX_WIDTH)
         return QN_EINVAL;
     return QN_OK;
@@ -36,7 +37,7 @@ int adapt_config_check(const struct adapt_config *c)
 int adapt_due(const struct adapt_config *c, struct adapt_state *s, size_t epoch, size_t total,
               double loss)
 {
-    if (loss < s->best_loss)
+    if (loss < s->best_loss * (1.0 - c->min_delta))
         s->best_loss = loss, s->stale = 0;
     else
         s->stale++;
@@ -57,7 +58,8 @@ void adapt_scores(const struct net *n, size_t l, enum adapt_score kind, double *
         for (size_t o = 0; o < N->n_out; o++)
             ss += (double)A[o * N->n_w + j] * A[o * N->n_w + j];
         double act = L->act_rows ? L->act_sum[j] / (double)L->act_rows : 0.0;
-        score[j] = kind == ADAPT_WEIGHT ? sqrt(ss) : act * sqrt(ss);
+        double heb = L->act_rows ? L->heb_sum[j] / (double)L->act_rows : 0.0;
+        score[j] = kind == ADAPT_WEIGHT ? sqrt(ss) : kind == ADAPT_HEBBIAN ? heb : act * sqrt(ss);
     }
 }
 

@@ -7,8 +7,11 @@
  * happens in bursts when training stalls. Every hidden layer (all but the
  * last) adapts; layers of full devices do not (their wiring is fixed).
  *
- * When: after an epoch whose training loss is not below the best so far,
- * the epoch is "stale". After epoch e (1-based), when e >= after_epochs and
+ * When: after an epoch whose training loss is not below the best so far by
+ * more than the relative margin min_delta (loss >= best * (1 - min_delta);
+ * the best is only updated by an epoch that is not stale, as in early
+ * stopping), the epoch is "stale": a loss that still falls a little is a
+ * plateau. After epoch e (1-based), when e >= after_epochs and
  * at least `patience` consecutive epochs were stale (patience 0: after every
  * epoch from after_epochs on), an extinction event happens in every hidden
  * layer, and the count restarts with the loss of that epoch as the best.
@@ -16,7 +19,11 @@
  *
  * Scores: passthrough of device j of layer l = (mean |y_j| over the rows of
  * the last epoch) x (L2 norm of its outgoing weights, column j of layer
- * l + 1's A); "weight" is the norm alone.
+ * l + 1's A); "weight" is the norm alone; "hebbian" is the mean co-activity
+ * of the device's incoming connections over the rows r of the last epoch,
+ * mean_r (|y_j(r)| x mean_i |x_i(r)|), x the layer's (scaled) inputs: each
+ * connection i -> j contributes |pre| x |post|, "fire together, wire
+ * together" (no weight enters).
  *
  * An event in a layer of width w: the round(prune * w) lowest-scoring
  * devices are removed with their incoming and outgoing weights (fewer if the
@@ -48,7 +55,7 @@
 #include "net.h"
 #include "optim.h"
 
-enum adapt_score { ADAPT_PASSTHROUGH, ADAPT_WEIGHT };
+enum adapt_score { ADAPT_PASSTHROUGH, ADAPT_WEIGHT, ADAPT_HEBBIAN };
 
 struct adapt_config {
     int enabled;          /* 0: fixed structure (the default) */
@@ -61,6 +68,8 @@ struct adapt_config {
     enum adapt_score score; /* default passthrough */
     double perturb;       /* absolute +-perturbation of a split pair's incoming weights, [0, 1e-3]
                              (default 1e-3); 0 = exact copies */
+    double min_delta;     /* relative improvement an epoch needs not to be stale, [0, 1)
+                             (default 0) */
 };
 
 /* What survives between epochs (and must be checkpointed). */

@@ -10,6 +10,8 @@
 #include "data.h"
 
 #include <errno.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_odeiv2.h>
 #include <gsl/gsl_randist.h>
 #include <limits.h>
 #include <math.h>
@@ -791,8 +793,25 @@ static gsl_rng *data__rng(uint64_t seed)
     return r;
 }
 
-int data_gen_xor(struct data_set *out, size_t n, double noise, uint64_t seed)
+/* The truth table of gate op at inputs a, b in {0, 1}. */
+static int data__gate(enum data_gate op, int a, int b)
 {
+    switch (op) {
+    case DATA_GATE_AND: return a & b;
+    case DATA_GATE_OR: return a | b;
+    case DATA_GATE_NAND: return !(a & b);
+    case DATA_GATE_NOR: return !(a | b);
+    case DATA_GATE_XNOR: return !(a ^ b);
+    case DATA_GATE_XOR: break;
+    }
+    return a ^ b;
+}
+
+int data_gen_gate(struct data_set *out, enum data_gate op, size_t n, double noise, uint64_t seed)
+{
+    memset(out, 0, sizeof *out);
+    if ((unsigned)op > DATA_GATE_XNOR)
+        return QN_EINVAL;
     if (n == 0)
         n = 4;
     int rc = data_alloc(out, n, 2, 2, 0);
@@ -807,10 +826,15 @@ int data_gen_xor(struct data_set *out, size_t n, double noise, uint64_t seed)
         int a = (int)(i & 1), b = (int)((i >> 1) & 1);
         out->x[2 * i] = (float)(a + (r ? gsl_ran_gaussian(r, noise) : 0.0));
         out->x[2 * i + 1] = (float)(b + (r ? gsl_ran_gaussian(r, noise) : 0.0));
-        out->labels[i] = a ^ b;
+        out->labels[i] = data__gate(op, a, b);
     }
     gsl_rng_free(r);
     return QN_OK;
+}
+
+int data_gen_xor(struct data_set *out, size_t n, double noise, uint64_t seed)
+{
+    return data_gen_gate(out, DATA_GATE_XOR, n, noise, seed);
 }
 
 int data_gen_sine(struct data_set *out, size_t n, uint64_t seed)
@@ -855,6 +879,57 @@ int data_gen_spirals(struct data_set *out, size_t n, size_t arms, double noise, 
     }
     gsl_rng_free(r);
     return QN_OK;
+}
+
+/* The Lotka-Volterra right-hand side: prey y[0], predators y[1]. */
+static int data__lv_rhs(double t, const double y[], double dydt[], void *params)
+{
+    (void)t, (void)params;
+    dydt[0] = DATA_LV_ALPHA * y[0] - DATA_LV_BETA * y[0] * y[1];
+    dydt[1] = DATA_LV_DELTA * y[0] * y[1] - DATA_LV_GAMMA * y[1];
+    return GSL_SUCCESS;
+}
+
+int data_lotka_volterra_prey(double prey0, double pred0, double t, double *out)
+{
+    gsl_odeiv2_system sys = {data__lv_rhs, NULL, 2, NULL};
+    gsl_odeiv2_driver *drv = gsl_odeiv2_driver_alloc_y_new(&sys, gsl_odeiv2_step_rk8pd, 1e-3,
+                                                           DATA_LV_TOL, DATA_LV_TOL);
+    if (!drv)
+        return QN_ENOMEM;
+    double y[2] = {prey0, pred0}, t0 = 0.0;
+    int st = t > 0.0 ? gsl_odeiv2_driver_apply(drv, &t0, t, y) : GSL_SUCCESS;
+    gsl_odeiv2_driver_free(drv);
+    if (st != GSL_SUCCESS || !isfinite(y[0]))
+        return QN_ESOLVER;
+    *out = y[0];
+    return QN_OK;
+}
+
+int data_gen_lotka_volterra(struct data_set *out, size_t n, uint64_t seed)
+{
+    int rc = data_alloc(out, n, 3, 0, 1);
+    if (rc)
+        return rc;
+    gsl_rng *r = data__rng(seed);
+    if (!r) {
+        data_close(out);
+        return QN_ENOMEM;
+    }
+    for (size_t i = 0; rc == QN_OK && i < n; i++) {
+        double x0 = DATA_LV_POP_LO + (DATA_LV_POP_HI - DATA_LV_POP_LO) * gsl_rng_uniform(r);
+        double y0 = DATA_LV_POP_LO + (DATA_LV_POP_HI - DATA_LV_POP_LO) * gsl_rng_uniform(r);
+        double t = DATA_LV_T_MAX * gsl_rng_uniform(r), prey = 0;
+        rc = data_lotka_volterra_prey(x0, y0, t, &prey);
+        out->x[3 * i] = (float)x0;
+        out->x[3 * i + 1] = (float)y0;
+        out->x[3 * i + 2] = (float)t;
+        out->y[i] = (float)prey;
+    }
+    gsl_rng_free(r);
+    if (rc)
+        data_close(out);
+    return rc;
 }
 
 /* ---- splits, subsets, batches ---- */

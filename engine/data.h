@@ -11,7 +11,8 @@
  *     through zlib so gzip and raw files both work; pixels scaled to [0, 1].
  *   - CSV: a header row naming the columns; inputs and the label or target
  *     chosen by name; numeric cells only.
- *   - generators xor, sine, spirals, seeded.
+ *   - generators: the logic gates (and, or, nand, nor, xor, xnor), sine,
+ *     spirals, lotka_volterra; seeded.
  * Randomness (generators, splits, shuffles) is GSL's mt19937 seeded from the
  * caller's seed, so the same seed gives the same bits on every machine.
  *
@@ -162,11 +163,25 @@ int data_load_csv(struct data_set *out, const char *path, const struct data_csv_
 
 /* ---- generators ---- */
 
+/* The two-input logic gates of the built-in datasets. */
+enum data_gate {
+    DATA_GATE_AND,
+    DATA_GATE_OR,
+    DATA_GATE_NAND,
+    DATA_GATE_NOR,
+    DATA_GATE_XOR,
+    DATA_GATE_XNOR
+};
+
 /*
- * XOR: n == 4 (or 0) gives the four corners of {0,1}^2 exactly, labels
- * x1 xor x2 (n_classes 2). Otherwise n points cycling through the corners
- * plus Gaussian noise of standard deviation `noise`, seeded.
+ * A logic gate: n == 4 (or 0) gives the four corners of {0,1}^2 exactly,
+ * labelled with the gate's truth value at the corner (n_classes 2).
+ * Otherwise n points cycling through the corners plus Gaussian noise of
+ * standard deviation `noise`, seeded. QN_EINVAL for an unknown op.
  */
+int data_gen_gate(struct data_set *out, enum data_gate op, size_t n, double noise, uint64_t seed);
+
+/* XOR: data_gen_gate with DATA_GATE_XOR. */
 int data_gen_xor(struct data_set *out, size_t n, double noise, uint64_t seed);
 
 /* Sine: x uniform in [-pi, pi], target sin x (d = 1, t = 1), seeded. */
@@ -178,6 +193,27 @@ int data_gen_sine(struct data_set *out, size_t n, uint64_t seed);
  * u ~ U(0, 1) and angle 2 pi k / arms + 3 pi u + noise * N(0, 1).
  */
 int data_gen_spirals(struct data_set *out, size_t n, size_t arms, double noise, uint64_t seed);
+
+/*
+ * Lotka-Volterra predator-prey, dx/dt = alpha x - beta x y, dy/dt = delta x y
+ * - gamma y (x prey, y predators) with alpha 2/3, beta 4/3, gamma 1, delta 1.
+ * Row i: inputs (x0, y0, t), x0 and y0 uniform in [0.5, 1.5], t uniform in
+ * [0, 10]; target x(t), solved by GSL's rk8pd at relative and absolute
+ * tolerance 1e-10 (d = 3, t = 1), seeded. QN_ESOLVER if a solve fails.
+ */
+#define DATA_LV_ALPHA (2.0 / 3.0)
+#define DATA_LV_BETA (4.0 / 3.0)
+#define DATA_LV_GAMMA 1.0
+#define DATA_LV_DELTA 1.0
+#define DATA_LV_POP_LO 0.5
+#define DATA_LV_POP_HI 1.5
+#define DATA_LV_T_MAX 10.0
+#define DATA_LV_TOL 1e-10
+int data_gen_lotka_volterra(struct data_set *out, size_t n, uint64_t seed);
+
+/* The prey x(t) of the system above from (x0, y0) = (prey0, pred0), t >= 0,
+ * into *out. Returns 0, QN_ENOMEM or QN_ESOLVER. */
+int data_lotka_volterra_prey(double prey0, double pred0, double t, double *out);
 
 /* ---- splits, subsets, batches ---- */
 

@@ -211,6 +211,7 @@ int dev_work_init(struct dev_work *w, const struct dev_model *d, const atomic_in
 {
     memset(w, 0, sizeof *w);
     w->model = d;
+    w->nominal = d;
     w->cancel = cancel;
     if (!dev_is_ode(d))
         return QN_OK;
@@ -254,8 +255,46 @@ fail:
     return QN_ENOMEM;
 }
 
+/* The work's view of its model, made on first use. Returns it or NULL (out of memory). */
+static struct dev_view *dev__view(struct dev_work *w)
+{
+    if (w->view)
+        return w->view;
+    struct dev_view *v = malloc(sizeof *v);
+    if (!v)
+        return NULL;
+    v->m = *w->nominal;
+    v->c = *w->nominal->compiled;
+    v->m.compiled = &v->c;
+    dev__builtin_slots(&v->m, v->slot);
+    return w->view = v;
+}
+
+int dev_work_set_params(struct dev_work *w, const double *theta)
+{
+    const struct dev_model *d = w->nominal;
+    if (theta) {
+        struct dev_view *v = dev__view(w);
+        if (!v)
+            return QN_ENOMEM;
+        for (size_t i = 0; i < d->n_params; i++) {
+            v->m.params[i] = theta[i];
+            if (v->slot[i] >= 0)
+                v->c.p[v->slot[i]] = theta[i];
+        }
+        d = &v->m;
+    }
+    w->model = d;
+    if (w->st)
+        w->st->ctx.d = d;
+    return QN_OK;
+}
+
 void dev_work_close(struct dev_work *w)
 {
+    free(w->view);
+    w->view = NULL;
+    w->model = w->nominal;
     struct dev_solver_state *st = w->st;
     if (!st)
         return;
@@ -505,7 +544,10 @@ static int dev__observe(struct dev_work *w, struct dev__track *tr, double t, con
     }
     if (k == READ_PEAK) {
         double rate = dev__sys_out_rate(d, t, y, in, w->st->gy, w->st->f);
-        if (!first && tr->rate_prev > 0 && rate <= 0)
+        /* a maximum the step could hold: a rise the solver's tolerance can see
+         * (a settled output's rate changes sign on rounding alone) */
+        double rise = tr->rate_prev * (t - tr->t_prev);
+        if (!first && rate <= 0 && rise > d->solver.atol + d->solver.rtol * fabs(out))
             rc = dev__peak_between(w, tr, t, rate, in, sens);
         tr->rate_prev = rate;
         if (out > tr->peak) {

@@ -448,16 +448,54 @@ static int dev__compile_rxn(struct dev_model *d, const char **names, struct dev_
         snprintf(err->msg, sizeof err->msg, "%s (at position %zu, near '%s')", re.msg, re.pos,
                  re.token);
     }
-    return rc;
+    if (rc)
+        return rc;
+    /* A parameter rate is fixed: negative, no input can make it a mass-action rate. */
+    double sym[DEV_MAX_PARAMS + DEV_MAX_INPUTS] = {0};
+    memcpy(sym, d->params, d->n_params * sizeof *sym);
+    long k = rxn_check_rates(c->rxn, sym);
+    if (k >= 0) {
+        snprintf(err->field, sizeof err->field, "reactions/%ld", k);
+        snprintf(err->msg, sizeof err->msg,
+                 "its rate is a negative parameter; a mass-action rate is >= 0");
+        return QN_ESPEC;
+    }
+    return QN_OK;
 }
+
+int dev_reaction_text(const struct dev_model *d, size_t k, char *buf, size_t cap)
+{
+    const struct dev_compiled *c = d->compiled;
+    if (d->kind != DEV_REACTIONS || !c || !c->rxn || k >= d->n_reactions)
+        return QN_EINVAL;
+    const char *names[DEV__MAX_VARS];
+    char inbuf[DEV_MAX_INPUTS][DEV_NAME_MAX];
+    dev__var_names(d, names, inbuf);
+    rxn_format(c->rxn, k, names, names + c->n, buf, cap);
+    return QN_OK;
+}
+
+/* The names of the built-in parameter slots, by DEV__P_* index. */
+static const char *const dev__slot_names[] = {"kappa", "gain", "b",  "cm", "gna",
+                                              "gk",    "gl",   "ena", "ek", "el"};
+#define DEV__N_SLOTS (sizeof dev__slot_names / sizeof dev__slot_names[0])
 
 /* Copies built-in parameters into the compiled slots. */
 static void dev__compile_builtin(struct dev_model *d)
 {
-    static const char *const slot[] = {"kappa", "gain", "b", "cm", "gna", "gk", "gl",
-                                       "ena", "ek", "el"};
-    for (size_t i = 0; i < sizeof slot / sizeof slot[0]; i++)
-        dev_model_param(d, slot[i], &d->compiled->p[i]);
+    for (size_t i = 0; i < DEV__N_SLOTS; i++)
+        dev_model_param(d, dev__slot_names[i], &d->compiled->p[i]);
+}
+
+void dev__builtin_slots(const struct dev_model *d, int *slot)
+{
+    int user = d->kind == DEV_ODE || d->kind == DEV_REACTIONS;
+    for (size_t i = 0; i < d->n_params; i++) {
+        slot[i] = -1;
+        for (size_t k = 0; !user && k < DEV__N_SLOTS; k++)
+            if (strcmp(d->param_names[i], dev__slot_names[k]) == 0)
+                slot[i] = (int)k;
+    }
 }
 
 int dev__compile(struct dev_model *d, struct dev_error *err)

@@ -128,6 +128,27 @@ int dev_model_param(const struct dev_model *d, const char *name, double *out)
     return QN_ENOTFOUND;
 }
 
+int dev_has_variability(const struct dev_model *d)
+{
+    for (size_t i = 0; i < d->n_params; i++)
+        if (d->vary[i].dist != DEV_DIST_NONE)
+            return 1;
+    return 0;
+}
+
+int dev_has_noise(const struct dev_model *d)
+{
+    return d->noise.output_sd > 0 || d->noise.drive_sd > 0;
+}
+
+int dev_param_can_vary(const struct dev_model *d, const char *name)
+{
+    double unused;
+    if (d->kind == DEV_HODGKIN_HUXLEY && strcmp(name, "v0") == 0)
+        return 0;
+    return dev_model_param(d, name, &unused) == QN_OK;
+}
+
 size_t dev_n_inputs(const struct dev_model *d)
 {
     switch (d->drive) {

@@ -43,6 +43,9 @@ enum dev_readout_kind {
     READ_SPIKE_COUNT
 };
 enum dev_method { ODE_RK8PD, ODE_RKF45, ODE_MSBDF };
+/* How one parameter spreads from device instance to device instance (chip.h draws it). */
+enum dev_dist { DEV_DIST_NONE, DEV_DIST_NORMAL, DEV_DIST_LOGNORMAL, DEV_DIST_UNIFORM };
+#define DEV_CV_MAX 5.0 /* the largest relative spread a spec may ask for */
 
 /* How the output is read from the trajectory. */
 struct dev_readout {
@@ -61,6 +64,19 @@ struct dev_solver {
     double atol;      /* absolute tolerance */
     double h0;        /* first step size */
     size_t max_steps; /* cap on accepted steps per solve; exceeding it fails the solve */
+};
+
+/* Per-instance spread of one named parameter: mean the nominal value (lognormal:
+ * median), standard deviation cv times its magnitude. */
+struct dev_spread {
+    enum dev_dist dist; /* DEV_DIST_NONE: every instance has the nominal value */
+    double cv;          /* relative spread in [0, DEV_CV_MAX] */
+};
+
+/* Cycle-to-cycle noise: a fresh Gaussian draw at every evaluation (absolute sds). */
+struct dev_noise {
+    double output_sd; /* added to the output */
+    double drive_sd;  /* added to the drive u1 (dot and dot_sq drives) */
 };
 
 /* A device model. Fill with dev_model_init's defaults, set fields, then prepare. */
@@ -86,6 +102,11 @@ struct dev_model {
 
     struct dev_readout readout;
     struct dev_solver solver;
+
+    struct dev_spread vary[DEV_MAX_PARAMS]; /* spread of params[i] between instances (none
+                                               by default); not part of the physics a
+                                               surrogate is matched by (spec_fingerprint.c) */
+    struct dev_noise noise;                 /* 0 by default: no noise */
 
     struct dev_compiled *compiled; /* set by dev_model_prepare (owned) */
 };
@@ -125,7 +146,22 @@ void dev_model_close(struct dev_model *d);
 size_t dev_n_inputs(const struct dev_model *d);
 
 /* Name of input i ("u1", "u2", "x3", "a3") into buf. */
+/* Reaction k of a prepared reactions device in canonical text (rxn_format:
+ * "2 Y -> Y @ 1" whatever spacing or "Y + Y" it was written with) into buf
+ * (cap bytes). QN_EINVAL for another kind or k out of range. */
+int dev_reaction_text(const struct dev_model *d, size_t k, char *buf, size_t cap);
+
 void dev_input_name(const struct dev_model *d, size_t i, char *buf, size_t cap);
+
+/* Nonzero when some parameter of d varies between instances. */
+int dev_has_variability(const struct dev_model *d);
+
+/* Nonzero when d has output or drive noise. */
+int dev_has_noise(const struct dev_model *d);
+
+/* Nonzero when the named parameter may vary between instances: one of the
+ * named params (not hodgkin_huxley's v0, which only sets the initial state). */
+int dev_param_can_vary(const struct dev_model *d, const char *name);
 
 /* Nonzero when the kind is solved as an ODE (not a closed form). */
 int dev_is_ode(const struct dev_model *d);
@@ -144,12 +180,24 @@ struct dev_work {
     int (*should_stop)(void *ctx); /* may be NULL: asked every few dozen steps; nonzero
                                       stops the solve with QN_ECANCELED */
     void *stop_ctx;                /* passed to should_stop (borrowed) */
+    const struct dev_model *nominal; /* borrowed: the model of dev_work_init (model is it,
+                                        or the view while parameters are overridden) */
+    struct dev_view *view;         /* owned, NULL until dev_work_set_params first needs it */
 };
 
 /* Prepares scratch for `d` (prepared, borrowed for the work's lifetime);
  * step_cap and should_stop start unset (the caller may set them after). */
 int dev_work_init(struct dev_work *w, const struct dev_model *d, const atomic_int *cancel);
 void dev_work_close(struct dev_work *w);
+
+/*
+ * Makes the following solves of w use the parameter values theta[n_params]
+ * (in the order of the model's params; read during the call only) instead of
+ * the model's own: one device instance of a chip (chip.h). NULL returns to the
+ * model's own values. The work keeps its own copy of the model for this (the
+ * model itself stays shared and immutable). Returns 0 or QN_ENOMEM.
+ */
+int dev_work_set_params(struct dev_work *w, const double *theta);
 
 /*
  * Solves the device at inputs in[dev_n_inputs] and writes the readout to

@@ -34,6 +34,18 @@ struct dev_compiled {
 enum { DEV__P_KAPPA, DEV__P_GAIN, DEV__P_B, DEV__P_CM, DEV__P_GNA, DEV__P_GK, DEV__P_GL,
        DEV__P_ENA, DEV__P_EK, DEV__P_EL };
 
+/* A work's copy of its model carrying one instance's parameter values
+ * (dev_work_set_params): shallow copies whose pointers are the nominal model's
+ * (borrowed; the view never frees them). */
+struct dev_view {
+    struct dev_model m;       /* the nominal model with other params; m.compiled is &c */
+    struct dev_compiled c;    /* the nominal compiled form with other built-in slots p */
+    int slot[DEV_MAX_PARAMS]; /* built-ins: the index in c.p of params[i], or -1 */
+};
+
+/* slot[i] = the dev_compiled.p index of d's parameter i, or -1 (user kinds, v0). */
+void dev__builtin_slots(const struct dev_model *d, int *slot);
+
 /* Compiles d (checked) into d->compiled. Returns 0, QN_EPARSE/QN_ESPEC with err, QN_ENOMEM. */
 int dev__compile(struct dev_model *d, struct dev_error *err);
 void dev__compiled_free(struct dev_compiled *c);

@@ -16,12 +16,14 @@
 #include "net.h"
 
 #include <assert.h>
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chip.h"
 #include "nn.h"
 #include "optim.h"
 #include "qn_err.h"
@@ -118,9 +120,15 @@ static int net__layer_alloc_via(struct net *n, struct net_layer *L)
         L->works = calloc(n->n_threads, sizeof *L->works);
         if (!L->works)
             return QN_ENOMEM;
-        for (size_t t = 0; t < n->n_threads; t++)
+        for (size_t t = 0; t < n->n_threads; t++) {
             if (dev_work_init(&L->works[t], L->dev, n->cancel))
                 return QN_ENOMEM;
+            /* a chip's solves override the parameters: make the work's view now,
+             * so that nothing allocates after net_create */
+            if (L->theta && (dev_work_set_params(&L->works[t], L->dev->params) ||
+                             dev_work_set_params(&L->works[t], NULL)))
+                return QN_ENOMEM;
+        }
     }
     return QN_OK;
 }
@@ -128,7 +136,8 @@ static int net__layer_alloc_via(struct net *n, struct net_layer *L)
 static void net__layer_free(struct net *n, struct net_layer *L)
 {
     free(L->u), free(L->y), free(L->g), free(L->xsq), free(L->tmp), free(L->tmp2), free(L->xs);
-    free(L->sscratch), free(L->conn), free(L->act_sum), free(L->uc);
+    free(L->sscratch), free(L->conn), free(L->act_sum), free(L->heb_sum), free(L->uc);
+    free(L->theta);
     if (L->sacts.slab)
         mlp_acts_close(&L->sacts);
     for (size_t t = 0; L->works && t < n->n_threads; t++)
@@ -157,7 +166,8 @@ static int net__layer_init(struct net *n, struct net_layer *L, size_t n_in,
         return rc;
     size_t c = n->cap;
     L->act_sum = calloc(L->n_out, sizeof *L->act_sum);
-    if (!L->act_sum)
+    L->heb_sum = calloc(L->n_out, sizeof *L->heb_sum);
+    if (!L->act_sum || !L->heb_sum)
         return QN_ENOMEM;
     L->u = malloc(c * L->n_out * L->n_drive * sizeof *L->u);
     L->g = malloc(c * L->n_out * L->n_drive * sizeof *L->g);
@@ -168,8 +178,10 @@ static int net__layer_init(struct net *n, struct net_layer *L, size_t n_in,
     L->tmp2 = sq ? malloc(c * n_in * sizeof *L->tmp2) : NULL;
     L->xs = malloc(c * n_in * sizeof *L->xs);
     L->conn = L->k ? malloc(L->n_out * L->k * sizeof *L->conn) : NULL;
+    int vary = dev_has_variability(s->dev);
+    L->theta = vary ? calloc(L->n_out * s->dev->n_params, sizeof *L->theta) : NULL;
     if (!L->u || !L->g || !L->y || !L->tmp || !L->xs || (sq && (!L->xsq || !L->tmp2)) ||
-        (L->k && !L->conn))
+        (L->k && !L->conn) || (vary && !L->theta))
         return QN_ENOMEM;
     return net__layer_alloc_via(n, L);
 }
@@ -246,8 +258,38 @@ static int net__connect(struct net *n, uint64_t seed)
     return QN_OK;
 }
 
-/* Uniform initial weights U(-s, s) with s = sqrt(3 / n_w) (unit drive variance for unit
- * inputs; n_w = n_in, or k for full layers). */
+/* Layer L's initial weights from r: uniform U(-s, s) with s = sqrt(3 / n_w) (unit
+ * drive variance for unit inputs; n_w = n_in, or k for full layers) and biases 0;
+ * or normal, weights and biases N(0, 1). */
+static void net__draw_layer(struct net *n, const struct net_layer *L, enum net_init init,
+                            gsl_rng *r)
+{
+    assert(L->n_w > 0);
+    float s = (float)sqrt(3.0 / (double)L->n_w);
+    size_t n_wb = L->off_s - L->off_w; /* A, then b (none for full layers) */
+    for (size_t i = 0; i < n_wb; i++) {
+        if (init == NET_INIT_NORMAL)
+            n->params[L->off_w + i] = (float)gsl_ran_ugaussian(r);
+        else
+            n->params[L->off_w + i] =
+                i < L->n_out * L->n_w ? (float)((2 * gsl_rng_uniform(r) - 1) * s) : 0.0f;
+    }
+}
+
+int net_init_layer(struct net *n, size_t l, enum net_init init, uint64_t seed)
+{
+    if (l >= n->n_layers)
+        return QN_EINVAL;
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r)
+        return QN_ENOMEM;
+    gsl_rng_set(r, seed * 2654435761u + 101 * (l + 1));
+    net__draw_layer(n, &n->layer[l], init, r);
+    gsl_rng_free(r);
+    return QN_OK;
+}
+
+/* Initial weights: every layer uniform (net__draw_layer) from one generator. */
 static int net__init_params(struct net *n, uint64_t seed)
 {
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
@@ -256,10 +298,7 @@ static int net__init_params(struct net *n, uint64_t seed)
     gsl_rng_set(r, seed);
     for (size_t l = 0; l < n->n_layers; l++) {
         struct net_layer *L = &n->layer[l];
-        assert(L->n_w > 0);
-        float s = (float)sqrt(3.0 / (double)L->n_w);
-        for (size_t i = 0; i < L->n_out * L->n_w; i++)
-            n->params[L->off_w + i] = (float)((2 * gsl_rng_uniform(r) - 1) * s);
+        net__draw_layer(n, L, NET_INIT_UNIFORM, r);
         n->params[L->off_s] = 1.0f;
     }
     gsl_rng_free(r);
@@ -347,6 +386,7 @@ int net_set_via(struct net *n, size_t l, enum net_via via, const struct surrogat
 struct net__job {
     struct net_layer *L;
     struct dev_work *w;
+    const double *theta;   /* (n_out, n_params) the chip's parameters, or NULL: nominal */
     size_t lo, hi;         /* elements [lo, hi) of (B, n_out) */
     int grad;              /* also write g */
     size_t failed;         /* solves that failed (out) */
@@ -359,16 +399,18 @@ static void *net__solve_range(void *arg)
 {
     struct net__job *j = arg;
     struct net_layer *L = j->L;
-    size_t k = L->n_drive;
+    size_t k = L->n_drive, np = L->dev->n_params;
     for (size_t e = j->lo; e < j->hi; e++) {
         double in[DEV_MAX_INPUTS], out = 0, g[DEV_MAX_INPUTS] = {0};
         for (size_t d = 0; d < k; d++)
             in[d] = L->u[e * k + d];
-        int rc = j->grad ? dev_eval_grad(j->w, in, &out, g) : dev_eval(j->w, in, &out);
+        int rc = j->theta ? dev_work_set_params(j->w, j->theta + (e % L->n_out) * np) : 0;
+        if (!rc)
+            rc = j->grad ? dev_eval_grad(j->w, in, &out, g) : dev_eval(j->w, in, &out);
         j->solved++;
         if (rc == QN_ECANCELED) {
             j->canceled = 1;
-            return NULL;
+            break;
         }
         if (rc || !isfinite(out)) {
             j->failed++;
@@ -379,6 +421,8 @@ static void *net__solve_range(void *arg)
         for (size_t d = 0; j->grad && d < k; d++)
             L->g[e * k + d] = (float)g[d];
     }
+    if (j->theta)
+        dev_work_set_params(j->w, NULL); /* no allocation: the view exists */
     return NULL;
 }
 
@@ -393,8 +437,8 @@ static int net__solve_all(struct net *n, struct net_layer *L, size_t B, int grad
     if (T > 64)
         T = 64;
     for (size_t t = 0; t < T; t++)
-        jobs[t] = (struct net__job){L, &L->works[t], total * t / T, total * (t + 1) / T, grad,
-                                    0, 0, 0};
+        jobs[t] = (struct net__job){L,    &L->works[t], n->chip_on ? L->theta : NULL,
+                                    total * t / T, total * (t + 1) / T, grad, 0, 0, 0};
     size_t started = 0;
     for (size_t t = 1; t < T; t++, started++)
         if (pthread_create(&tid[t], NULL, net__solve_range, &jobs[t]) != 0)
@@ -464,8 +508,10 @@ static int net__surrogate(struct net_layer *L, size_t rows, float *y)
     for (size_t i = 0; rc == QN_OK && outside && i < m; i++)
         if (L->uc[i] != L->u[i])
             L->g[i] = 0.0f;
-    L->sur_rows += rows;
-    L->ood_rows += outside;
+    if (L->sur->has_domain) { /* without one nothing can be said: the fraction stays unknown */
+        L->sur_rows += rows;
+        L->ood_rows += outside;
+    }
     return rc;
 }
 
@@ -482,10 +528,12 @@ static int net__respond(struct net *n, struct net_layer *L, size_t B)
     case VIA_SURROGATE:
         assert(L->sur && L->sscratch && L->uc && L->sur->n_in == L->n_drive);
         return net__surrogate(L, rows, L->y);
-    case VIA_DEVICE:
-        if (!dev_is_differentiable(L->dev)) /* a forward-only layer: dy/du is 0 */
+    case VIA_DEVICE: {
+        int grad = dev_is_differentiable(L->dev) && !L->forward_only;
+        if (!grad) /* a forward-only layer: dy/du is 0, and no sensitivities are solved */
             memset(L->g, 0, rows * L->n_drive * sizeof *L->g);
-        return net__solve_all(n, L, B, dev_is_differentiable(L->dev));
+        return net__solve_all(n, L, B, grad);
+    }
     case VIA_PHYSICS_AWARE: {
         assert(L->sur && L->sscratch && L->uc && L->sur->n_in == L->n_drive);
         int rc = net__surrogate(L, rows, L->tmp);
@@ -511,12 +559,21 @@ static void net__drives_full(struct net_layer *L, const float *A, size_t B)
     }
 }
 
-/* Adds |y| of B rows into L->act_sum (tracking for adaptive structure). */
+/* Adds |y| of B rows into L->act_sum, and |y_j| times the row's mean |x_i| (the
+ * scaled inputs L->xs) into L->heb_sum (tracking for adaptive structure). */
 static void net__track(struct net_layer *L, size_t B)
 {
-    for (size_t r = 0; r < B; r++)
-        for (size_t j = 0; j < L->n_out; j++)
-            L->act_sum[j] += fabs((double)L->y[r * L->n_out + j]);
+    for (size_t r = 0; r < B; r++) {
+        double pre = 0;
+        for (size_t i = 0; i < L->n_in; i++)
+            pre += fabs((double)L->xs[r * L->n_in + i]);
+        pre /= (double)L->n_in;
+        for (size_t j = 0; j < L->n_out; j++) {
+            double post = fabs((double)L->y[r * L->n_out + j]);
+            L->act_sum[j] += post;
+            L->heb_sum[j] += post * pre;
+        }
+    }
     L->act_rows += B;
 }
 
@@ -524,6 +581,7 @@ void net_track_reset(struct net *n)
 {
     for (size_t l = 0; l < n->n_layers; l++) {
         memset(n->layer[l].act_sum, 0, n->layer[l].n_out * sizeof *n->layer[l].act_sum);
+        memset(n->layer[l].heb_sum, 0, n->layer[l].n_out * sizeof *n->layer[l].heb_sum);
         n->layer[l].act_rows = 0;
     }
 }
@@ -568,6 +626,60 @@ static void net__drives(const struct net *n, struct net_layer *L, const float *x
     }
 }
 
+/* ---- chips and noise ------------------------------------------------------------------------ */
+
+void net_set_chip(struct net *n, uint64_t seed)
+{
+    for (size_t l = 0; l < n->n_layers; l++) {
+        struct net_layer *L = &n->layer[l];
+        size_t np = L->dev->n_params;
+        for (size_t j = 0; L->theta && j < L->n_out; j++)
+            chip_draw(L->dev, seed, l, j, L->theta + j * np);
+    }
+    n->chip_on = 1;
+    n->chip_seed = seed;
+}
+
+void net_set_nominal(struct net *n)
+{
+    n->chip_on = 0;
+}
+
+int net_has_variability(const struct net *n)
+{
+    for (size_t l = 0; l < n->n_layers; l++)
+        if (n->layer[l].theta)
+            return 1;
+    return 0;
+}
+
+void net_set_noise(struct net *n, int on, uint64_t seed)
+{
+    n->noise_on = on;
+    n->noise_seed = seed;
+    n->noise_step = 0;
+}
+
+/* Adds layer l's drive noise to u1 of its B * n_out elements (dot and dot_sq drives). */
+static void net__noise_drive(const struct net *n, size_t l, struct net_layer *L, size_t B)
+{
+    double sd = L->dev->noise.drive_sd;
+    if (!(sd > 0) || net__is_full(L))
+        return;
+    for (size_t e = 0; e < B * L->n_out; e++)
+        L->u[e * L->n_drive] +=
+            (float)(sd * chip_normal(CHIP_TAG_NOISE_DRIVE, n->noise_seed, n->noise_step, l, e));
+}
+
+/* Adds layer l's output noise to its B * n_out outputs. */
+static void net__noise_output(const struct net *n, size_t l, struct net_layer *L, size_t B)
+{
+    double sd = L->dev->noise.output_sd;
+    for (size_t e = 0; sd > 0 && e < B * L->n_out; e++)
+        L->y[e] +=
+            (float)(sd * chip_normal(CHIP_TAG_NOISE_OUTPUT, n->noise_seed, n->noise_step, l, e));
+}
+
 int net_forward(struct net *n, const float *x, size_t B)
 {
     assert(net__shapes_ok(n));
@@ -578,13 +690,18 @@ int net_forward(struct net *n, const float *x, size_t B)
     for (size_t l = 0; l < n->n_layers; l++) {
         struct net_layer *L = &n->layer[l];
         net__drives(n, L, in, B);
+        if (n->noise_on)
+            net__noise_drive(n, l, L, B);
         int rc = net__respond(n, L, B);
         if (rc)
             return rc;
+        if (n->noise_on)
+            net__noise_output(n, l, L, B);
         if (n->track)
             net__track(L, B);
         in = L->y;
     }
+    n->noise_step += n->noise_on != 0;
     return QN_OK;
 }
 
@@ -903,6 +1020,9 @@ int net_remap(struct net *n, const struct net_remap *m, struct optim *o)
     nn->failed_solves = n->failed_solves;
     nn->solves = n->solves;
     nn->track = n->track;
+    if (n->chip_on)
+        net_set_chip(nn, n->chip_seed);
+    nn->noise_on = n->noise_on, nn->noise_seed = n->noise_seed, nn->noise_step = n->noise_step;
     struct net old = *n;
     *n = *nn, *nn = old; /* nn now holds the old network's buffers */
     assert(net__shapes_ok(n));

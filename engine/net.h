@@ -62,6 +62,11 @@
 
 enum net_via { VIA_EXACT, VIA_SURROGATE, VIA_DEVICE, VIA_PHYSICS_AWARE };
 
+/* How a layer's weights start: uniform (the default, see net_create) or
+ * normal, every weight and bias drawn from N(0, 1) as in the classic
+ * networks (no fan-in scaling). */
+enum net_init { NET_INIT_UNIFORM, NET_INIT_NORMAL };
+
 /* How a layer of full devices is wired to the layer below (see above). */
 enum net_connect { NET_CONNECT_RANDOM, NET_CONNECT_LOCAL, NET_CONNECT_TREE };
 
@@ -71,9 +76,10 @@ struct net_layer_spec {
     const struct dev_model *dev;  /* prepared model */
     enum net_via via;
     const struct surrogate *sur;  /* surrogate and physics_aware; NULL otherwise */
-    int forward_only;             /* nonzero: only evaluated, never trained through; via
-                                     device then accepts readouts without a gradient
-                                     (spike_rate), whose dy/du is taken as 0 */
+    int forward_only;             /* nonzero: only evaluated, never backpropagated through
+                                     (evaluation, ES training); via device then solves no
+                                     sensitivities and accepts readouts without a gradient
+                                     (spike_rate): dy/du is taken as 0 */
     enum net_connect connect;     /* full drive only: the wiring (fan-in is dev->fan_in) */
 };
 
@@ -104,7 +110,12 @@ struct net_layer {
     float *sscratch;              /* surrogate scratch */
     struct dev_work *works;       /* (n_threads) per-thread device solvers */
     double *act_sum;              /* (n_out) sum of |y| over the rows forwarded while tracking */
+    double *heb_sum;              /* (n_out) sum over those rows of |y_j| times the mean |x_i| of
+                                     the layer's (scaled) inputs: Hebbian co-activity */
     size_t act_rows;              /* rows in act_sum */
+    double *theta;                /* (n_out, dev->n_params) owned: each device's parameters on
+                                     the chip of net_set_chip; NULL when the device has no
+                                     variability */
 };
 
 struct net {
@@ -121,14 +132,21 @@ struct net {
     size_t failed_solves;         /* of which failed */
     float *d0, *d1;               /* (cap, max width) backward scratch */
     uint64_t seed;                /* of net_create: initial weights, random connectivity */
-    int track;                    /* nonzero: net_forward adds |y| into every layer's act_sum */
+    int track;                    /* nonzero: net_forward adds |y| into every layer's act_sum
+                                     (and the co-activity into heb_sum) */
+    int chip_on;                  /* nonzero: device solves use each instance's theta */
+    uint64_t chip_seed;           /* the chip of net_set_chip */
+    int noise_on;                 /* nonzero: the devices' cycle-to-cycle noise is drawn */
+    uint64_t noise_seed;          /* of net_set_noise */
+    uint64_t noise_step;          /* forward passes since net_set_noise (part of every key) */
 };
 
 /*
  * Builds a network with n_in inputs and layers spec[0..n_layers), for
  * batches of up to cap rows, with n_threads device threads (0 = 1).
  * Parameters are initialised from seed (uniform in +-sqrt(3 / fan-in): unit
- * drive variance for unit inputs; fan-in k for full layers), and random connectivity
+ * drive variance for unit inputs; fan-in k for full layers; biases 0; see
+ * net_init_layer for others), and random connectivity
  * from seed and the layer's index. Returns 0 and a new network in *out
  * (net_destroy it), QN_EINVAL (a via the device cannot do: exact on an ODE
  * kind, device on spike_rate (QN_ENOTDIFF), a missing or mismatched
@@ -138,6 +156,13 @@ int net_create(struct net **out, size_t n_in, const struct net_layer_spec *spec,
                size_t n_layers, size_t cap, size_t n_threads, uint64_t seed,
                const atomic_int *cancel);
 void net_destroy(struct net *n);
+
+/*
+ * Draws layer l's weights and biases again as `init` says (uniform: as
+ * net_create does; normal: every weight and bias N(0, 1)) from a generator
+ * seeded with seed and l. Returns 0, QN_EINVAL (l out of range), QN_ENOMEM.
+ */
+int net_init_layer(struct net *n, size_t l, enum net_init init, uint64_t seed);
 
 /*
  * Data-dependent initialisation: runs B rows of x through the network layer
@@ -175,6 +200,33 @@ int net_forward(struct net *n, const float *x, size_t B);
 /* Backward after net_forward(n, x, B): dout (B, n_out) borrowed; gradients
  * accumulate into n->grads. */
 void net_backward(struct net *n, const float *x, const float *dout, size_t B);
+
+/*
+ * Device populations (issue 12). net_set_chip makes the network chip `seed`:
+ * in every layer whose device has variability, device j of layer l gets the
+ * parameters chip_draw(dev, seed, l, j) (chip.h) for every solve of the real
+ * device (via device, physics_aware's forward, full closed forms); a
+ * surrogate layer stays nominal (its surrogate knows only the nominal
+ * device). net_set_nominal returns to the model's own parameters. Neither
+ * allocates. Chip and noise settings survive net_remap (a device then has
+ * the draw of its new index).
+ */
+void net_set_chip(struct net *n, uint64_t seed);
+void net_set_nominal(struct net *n);
+
+/* Nonzero when some layer's device has variability (a chip changes something). */
+int net_has_variability(const struct net *n);
+
+/*
+ * Turns the devices' cycle-to-cycle noise on (from `seed`, counting forward
+ * passes from 0) or off. With noise on, forward pass k adds to element e
+ * (row-major (B, n_out)) of layer l the drive noise drive_sd times
+ * chip_normal(CHIP_TAG_NOISE_DRIVE, seed, k, l, e) to u1 before the device
+ * answers, and the output noise output_sd times chip_normal(
+ * CHIP_TAG_NOISE_OUTPUT, seed, k, l, e) to y after, whatever the layer's via.
+ * dy/du is the slope at the noisy drive; output noise does not change it.
+ */
+void net_set_noise(struct net *n, int on, uint64_t seed);
 
 /* The output of the last forward, (B, n_out), borrowed. */
 const float *net_output(const struct net *n);

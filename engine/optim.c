@@ -17,11 +17,13 @@ void optim_config_default(struct optim_config *c, enum optim_kind kind)
 {
     memset(c, 0, sizeof *c);
     c->kind = kind;
-    c->lr = kind == OPTIM_ADAM ? 1e-3 : 1e-2;
+    c->lr = kind == OPTIM_ADAM ? 1e-3 : kind == OPTIM_ES ? 2e-2 : 1e-2;
     c->beta1 = 0.9;
     c->beta2 = 0.999;
     c->eps = 1e-8;
     c->decoupled = 1;
+    c->population = 64;
+    c->sigma = 0.02;
 }
 
 static int optim__in01(double x)
@@ -39,6 +41,9 @@ static int optim__config_ok(const struct optim_config *c)
         return optim__in01(c->momentum);
     if (c->kind == OPTIM_ADAM)
         return optim__in01(c->beta1) && optim__in01(c->beta2) && isfinite(c->eps) && c->eps > 0;
+    if (c->kind == OPTIM_ES)
+        return c->population >= 2 && c->population % 2 == 0 && isfinite(c->sigma) &&
+               c->sigma > 0 && c->momentum == 0 && c->weight_decay == 0;
     return 0;
 }
 
@@ -177,7 +182,7 @@ void optim_step(struct optim *o, float *params, const float *grads)
     struct optim__adam_k k = optim__adam_consts(c, o->t);
     for (size_t s = 0; s < o->n_seg; s++) {
         size_t a = o->seg[s].off, n = o->seg[s].len;
-        if (c->kind == OPTIM_SGD)
+        if (c->kind != OPTIM_ADAM) /* ES: SGD with momentum and weight decay 0 */
             optim__sgd(c, params + a, grads + a, o->m + a, n);
         else
             optim__adam(&k, params + a, grads + a, o->m + a, o->v + a, n);
@@ -186,7 +191,7 @@ void optim_step(struct optim *o, float *params, const float *grads)
 
 const char *optim_name(enum optim_kind k)
 {
-    return k == OPTIM_ADAM ? "adam" : "sgd";
+    return k == OPTIM_ADAM ? "adam" : k == OPTIM_ES ? "es" : "sgd";
 }
 
 int optim_from_name(const char *s, enum optim_kind *out)
@@ -195,6 +200,8 @@ int optim_from_name(const char *s, enum optim_kind *out)
         *out = OPTIM_SGD;
     else if (strcmp(s, "adam") == 0)
         *out = OPTIM_ADAM;
+    else if (strcmp(s, "es") == 0)
+        *out = OPTIM_ES;
     else
         return QN_ESPEC;
     return QN_OK;

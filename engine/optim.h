@@ -24,6 +24,10 @@
  * corrections, 1 - lr * weight_decay) are formed in double once per step and
  * rounded to float, so 1 - beta2 is not lost to float cancellation. The
  * element-wise arithmetic is float.
+ *   ES (evolution strategies): the gradient comes from train.c's estimator
+ *   (population antithetic pairs theta +- sigma eps, rank-shaped fitness; see
+ *   train.h), never from backprop; the step is p -= lr * g (SGD without
+ *   momentum or weight decay); the state holds the last estimate.
  */
 #ifndef QN_OPTIM_H
 #define QN_OPTIM_H
@@ -31,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum optim_kind { OPTIM_SGD, OPTIM_ADAM };
+enum optim_kind { OPTIM_SGD, OPTIM_ADAM, OPTIM_ES };
 
 struct optim_config {
     enum optim_kind kind;
@@ -42,6 +46,8 @@ struct optim_config {
     double eps;          /* Adam: default 1e-8 */
     double weight_decay; /* >= 0; default 0 */
     int decoupled;       /* Adam: 1 = AdamW (default), 0 = L2 added to the gradient */
+    size_t population;   /* ES: members per step, even (antithetic pairs), >= 2; default 64 */
+    double sigma;        /* ES: perturbation standard deviation (> 0); default 0.02 */
 };
 
 /* A trainable stretch [off, off + len) of the parameter slab. */
@@ -61,14 +67,16 @@ struct optim {
     struct optim_seg *seg; /* (n_seg) owned, sorted, disjoint; initially [0, n) */
 };
 
-/* Defaults for `kind`: lr 1e-3 (Adam) or 1e-2 (SGD), momentum 0, betas 0.9
- * and 0.999, eps 1e-8, weight_decay 0, decoupled 1. */
+/* Defaults for `kind`: lr 1e-3 (Adam), 1e-2 (SGD) or 2e-2 (ES), momentum 0,
+ * betas 0.9 and 0.999, eps 1e-8, weight_decay 0, decoupled 1, population 64,
+ * sigma 0.02. */
 void optim_config_default(struct optim_config *c, enum optim_kind kind);
 
 /*
  * Prepares an optimizer for n parameters with zeroed state and t = 0 (*cfg is
  * copied). Returns 0, QN_EINVAL for a bad configuration (lr <= 0 or not
- * finite, momentum or betas outside [0, 1), eps <= 0, weight_decay < 0),
+ * finite, momentum or betas outside [0, 1), eps <= 0, weight_decay < 0; ES:
+ * population odd or below 2, sigma <= 0, momentum or weight_decay not 0),
  * or QN_ENOMEM.
  */
 int optim_init(struct optim *o, const struct optim_config *cfg, size_t n);
@@ -86,10 +94,10 @@ void optim_step(struct optim *o, float *params, const float *grads);
 /* Sets the state to zero and t to 0 (frozen ranges stay frozen). */
 void optim_reset(struct optim *o);
 
-/* Number of floats in o->state (n for SGD, 2n for Adam): what to checkpoint. */
+/* Number of floats in o->state (n for SGD and ES, 2n for Adam): what to checkpoint. */
 size_t optim_state_len(const struct optim *o);
 
-/* Name of an optimizer kind ("sgd", "adam") and back; from_name gives QN_ESPEC. */
+/* Name of an optimizer kind ("sgd", "adam", "es") and back; from_name gives QN_ESPEC. */
 const char *optim_name(enum optim_kind k);
 int optim_from_name(const char *s, enum optim_kind *out);
 

@@ -26,6 +26,7 @@
 
 #define RXN_MAX_COEFF 1000 /* largest stoichiometric coefficient (also after merging) */
 #define RXN_MAX_NUMBER 63  /* longest rate literal, in bytes */
+#define RXN__FORMAT_MAX 64 /* species rxn_format writes (DEV_MAX_STATES is far below) */
 
 /* One (species, coefficient) pair: a reactant or a net change. */
 struct rxn_term {
@@ -551,6 +552,54 @@ void rxn_jac_sym(const struct rxn_net *r, const double *y, const double *sym, do
             rxn__scatter(r, rx, rxn__drate(rx, sym) * rxn__monomial(r, rx, y), jsym, m,
                          (size_t)rx->sym);
     }
+}
+
+/* Appends one complex, coefficient c[i] of species i, to buf at *len. */
+static void rxn__format_complex(const int *c, size_t n, const char *const *species, char *buf,
+                                size_t cap, size_t *len)
+{
+    int any = 0;
+    for (size_t i = 0; i < n && *len < cap; i++) {
+        if (c[i] == 0)
+            continue;
+        const char *sep = any ? " + " : "";
+        if (c[i] == 1)
+            *len += (size_t)snprintf(buf + *len, cap - *len, "%s%s", sep, species[i]);
+        else
+            *len += (size_t)snprintf(buf + *len, cap - *len, "%s%d %s", sep, c[i], species[i]);
+        any = 1;
+    }
+    if (!any && *len < cap)
+        *len += (size_t)snprintf(buf + *len, cap - *len, "0");
+}
+
+void rxn_format(const struct rxn_net *r, size_t k, const char *const *species,
+                const char *const *symbols, char *buf, size_t cap)
+{
+    const struct rxn_reaction *rx = &r->rx[k];
+    int in[RXN__FORMAT_MAX] = {0}, out[RXN__FORMAT_MAX] = {0};
+    size_t n = r->n_species < RXN__FORMAT_MAX ? r->n_species : RXN__FORMAT_MAX, len = 0;
+    for (size_t i = 0; i < rx->r_n; i++)
+        if (r->terms[rx->r_off + i].sp < n)
+            in[r->terms[rx->r_off + i].sp] += r->terms[rx->r_off + i].c;
+    memcpy(out, in, sizeof out);
+    for (size_t i = 0; i < rx->d_n; i++)
+        if (r->terms[rx->d_off + i].sp < n)
+            out[r->terms[rx->d_off + i].sp] += r->terms[rx->d_off + i].c;
+    buf[0] = '\0';
+    rxn__format_complex(in, n, species, buf, cap, &len);
+    if (len < cap)
+        len += (size_t)snprintf(buf + len, cap - len, " -> ");
+    rxn__format_complex(out, n, species, buf, cap, &len);
+    if (len >= cap)
+        return;
+    if (rx->sym < 0)
+        snprintf(buf + len, cap - len, " @ %.17g", rx->rate);
+    else
+        snprintf(buf + len, cap - len, rx->part == RXN_POS ? " @ pos(%s)"
+                                       : rx->part == RXN_NEG ? " @ neg(%s)"
+                                                             : " @ %s",
+                 symbols[rx->sym]);
 }
 
 long rxn_check_rates(const struct rxn_net *r, const double *sym)

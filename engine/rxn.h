@@ -53,6 +53,17 @@ void rxn_jac_sym(const struct rxn_net *r, const double *y, const double *sym, do
 
 size_t rxn_n_reactions(const struct rxn_net *r);
 
+/*
+ * Reaction k in a canonical text (len written into buf of cap bytes, cut
+ * when longer): the species of each complex in index order with their
+ * merged coefficients ("2 Y", never "Y + Y"), "0" for the empty complex, and
+ * the rate as a number with 17 significant digits, a symbol, or pos()/neg()
+ * of one. Two texts of the same reaction give the same canonical text.
+ * species[n_species] and symbols[n_symbols] are the names rxn_parse saw.
+ */
+void rxn_format(const struct rxn_net *r, size_t k, const char *const *species,
+                const char *const *symbols, char *buf, size_t cap);
+
 /* The index of the first reaction whose rate is negative at symbol values
  * sym[n_symbols] (a plain symbol rate: not a mass-action network), or -1. */
 long rxn_check_rates(const struct rxn_net *r, const double *sym);

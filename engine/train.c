@@ -1,6 +1,7 @@
 /* train.c: the training loop and evaluation of device networks (see train.h). */
 #include "train.h"
 
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <stdio.h>
@@ -28,6 +29,8 @@ int train_check_data(const struct net *n, const struct data_set *ds, enum loss_k
                 return QN_EINVAL;
         return QN_OK;
     }
+    if (ds->labels) /* mse on a label: one output, whose target is the label */
+        return n->n_out == 1 ? QN_OK : QN_EINVAL;
     return ds->y && ds->t == n->n_out ? QN_OK : QN_EINVAL;
 }
 
@@ -38,6 +41,7 @@ struct train__batch {
     int *labels;  /* (cap) */
     float *y;     /* (cap, t) */
     float *dout;  /* (cap, n_out) */
+    int labelled; /* the dataset has labels (with mse: the one output's target) */
 };
 
 static int train__batch_init(struct train__batch *b, const struct net *n, const struct data_set *ds)
@@ -47,6 +51,7 @@ static int train__batch_init(struct train__batch *b, const struct net *n, const 
     b->labels = malloc(n->cap * sizeof *b->labels);
     b->y = malloc(n->cap * (ds->t ? ds->t : 1) * sizeof *b->y);
     b->dout = malloc(n->cap * n->n_out * sizeof *b->dout);
+    b->labelled = ds->labels != NULL;
     return b->idx && b->x && b->labels && b->y && b->dout ? QN_OK : QN_ENOMEM;
 }
 
@@ -60,12 +65,141 @@ static int train__loss(const struct net *n, enum loss_kind loss, const struct tr
                        size_t B, float *dout, double *l, size_t *correct)
 {
     const float *out = net_output(n);
+    if (loss == LOSS_MSE && b->labelled) {
+        for (size_t k = 0; k < B; k++) {
+            b->y[k] = (float)b->labels[k];
+            *correct += fabsf(out[k] - b->y[k]) < 0.5f;
+        }
+    }
     if (loss == LOSS_MSE) {
         *l = nn_mse_loss(dout, out, b->y, B, n->n_out);
         return QN_OK;
     }
     *correct += nn_count_correct(out, b->labels, B, n->n_out);
     return nn_xent_loss(l, dout, out, b->labels, B, n->n_out) ? QN_EINVAL : QN_OK;
+}
+
+/* One row-batch's loss gradient by backprop into n->grads; the loss into *l. */
+static int train__backprop(struct net *n, const struct train_config *cfg,
+                           const struct train__batch *b, size_t B, double *l, size_t *correct)
+{
+    int rc = net_forward(n, b->x, B);
+    if (rc == QN_OK)
+        rc = train__loss(n, cfg->loss, b, B, b->dout, l, correct);
+    if (rc)
+        return rc;
+    memset(n->grads, 0, n->n_params * sizeof *n->grads);
+    net_backward(n, b->x, b->dout, B);
+    return QN_OK;
+}
+
+/* A well-mixed 64-bit seed of (a, b, c) (splitmix64 steps). */
+static uint64_t train__mix(uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t z = a;
+    for (int i = 0; i < 3; i++) {
+        z += 0x9e3779b97f4a7c15u + (i == 1 ? b : i == 2 ? c : 0);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+        z ^= z >> 31;
+    }
+    return z;
+}
+
+/* eps (n) = N(0, 1) on o's trainable segments for pair k of step `step`. */
+static void train__es_noise(const struct optim *o, uint64_t seed, uint64_t step, size_t k,
+                            gsl_rng *r, float *eps)
+{
+    gsl_rng_set(r, (unsigned long)train__mix(seed, step, k));
+    for (size_t s = 0; s < o->n_seg; s++)
+        for (size_t i = o->seg[s].off; i < o->seg[s].off + o->seg[s].len; i++)
+            eps[i] = (float)gsl_ran_ugaussian(r);
+}
+
+/* The loss of the batch at params + sign * sigma * eps (trainable segments), then
+ * the parameters as they were (theta). */
+static int train__es_member(struct net *n, const struct optim *o, const struct train_config *cfg,
+                            const struct train__batch *b, size_t B, const float *theta,
+                            const float *eps, float sign, double *l)
+{
+    float step = sign * (float)o->cfg.sigma;
+    size_t unused = 0;
+    for (size_t s = 0; s < o->n_seg; s++)
+        for (size_t i = o->seg[s].off; i < o->seg[s].off + o->seg[s].len; i++)
+            n->params[i] = theta[i] + step * eps[i];
+    int rc = net_forward(n, b->x, B);
+    if (rc == QN_OK)
+        rc = train__loss(n, cfg->loss, b, B, NULL, l, &unused);
+    memcpy(n->params, theta, n->n_params * sizeof *theta);
+    return rc;
+}
+
+/* Centred ranks: utility 0.5 for the lowest loss down to -0.5 for the highest (ties by
+ * index), into u (P). */
+static int train__es_utilities(const double *loss, size_t P, double *u)
+{
+    size_t *order = malloc(P * sizeof *order);
+    if (!order)
+        return QN_ENOMEM;
+    for (size_t i = 0; i < P; i++)
+        order[i] = i;
+    for (size_t i = 1; i < P; i++) /* insertion sort: P is small */
+        for (size_t j = i; j > 0 && loss[order[j]] < loss[order[j - 1]]; j--) {
+            size_t t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    for (size_t rank = 0; rank < P; rank++)
+        u[order[rank]] = 0.5 - (double)rank / (double)(P - 1);
+    free(order);
+    return QN_OK;
+}
+
+/*
+ * The ES estimate of the loss gradient for one batch into n->grads: pairs
+ * k = 0..P/2-1 of members theta +- sigma eps_k (eps_k drawn from seed, step
+ * and k alone), their losses rank-shaped into utilities u, and
+ * g = -(1 / (P sigma)) sum_k (u+_k - u-_k) eps_k on the trainable segments
+ * (0 elsewhere). The loss at theta itself (forwarded with tracking as
+ * usual) goes into *l and the correct count.
+ */
+static int train__es_grad(struct net *n, const struct optim *o, const struct train_config *cfg,
+                          const struct train__batch *b, size_t B, uint64_t step, double *l,
+                          size_t *correct)
+{
+    size_t P = o->cfg.population, N = n->n_params;
+    int rc = net_forward(n, b->x, B);
+    if (rc == QN_OK)
+        rc = train__loss(n, cfg->loss, b, B, NULL, l, correct);
+    if (rc)
+        return rc;
+    float *theta = malloc(N * sizeof *theta), *eps = malloc(N * sizeof *eps);
+    double *loss = malloc(P * sizeof *loss), *u = malloc(P * sizeof *u);
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    int track = n->track;
+    rc = theta && eps && loss && u && r ? QN_OK : QN_ENOMEM;
+    if (rc == QN_OK)
+        memcpy(theta, n->params, N * sizeof *theta);
+    n->track = 0; /* the members are not the network's activity */
+    for (size_t k = 0; rc == QN_OK && k < P / 2; k++) {
+        train__es_noise(o, cfg->seed, step, k, r, eps);
+        rc = train__es_member(n, o, cfg, b, B, theta, eps, 1.0f, &loss[2 * k]);
+        if (rc == QN_OK)
+            rc = train__es_member(n, o, cfg, b, B, theta, eps, -1.0f, &loss[2 * k + 1]);
+    }
+    n->track = track;
+    if (rc == QN_OK)
+        rc = train__es_utilities(loss, P, u);
+    memset(n->grads, 0, N * sizeof *n->grads);
+    for (size_t k = 0; rc == QN_OK && k < P / 2; k++) {
+        train__es_noise(o, cfg->seed, step, k, r, eps);
+        float c = (float)(-(u[2 * k] - u[2 * k + 1]) / ((double)P * o->cfg.sigma));
+        for (size_t s = 0; s < o->n_seg; s++)
+            for (size_t i = o->seg[s].off; i < o->seg[s].off + o->seg[s].len; i++)
+                n->grads[i] += c * eps[i];
+    }
+    gsl_rng_free(r);
+    free(theta), free(eps), free(loss), free(u);
+    return rc;
 }
 
 static int train__canceled(const atomic_int *c)
@@ -98,7 +232,8 @@ int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss
     if (rc)
         return rc;
     *out_loss = sum / (double)ds->n;
-    *out_accuracy = loss == LOSS_CROSS_ENTROPY ? (double)correct / (double)ds->n : NAN;
+    *out_accuracy = loss == LOSS_CROSS_ENTROPY || ds->labels ? (double)correct / (double)ds->n
+                                                             : NAN;
     return QN_OK;
 }
 
@@ -135,21 +270,18 @@ static int train__epoch(struct net *n, struct optim *o, const struct data_set *d
         }
         size_t B = ds->n - i < cfg->batch ? ds->n - i : cfg->batch;
         data_gather(ds, b->idx + i, B, b->x, ds->labels ? b->labels : NULL, ds->y ? b->y : NULL);
-        int rc = net_forward(n, b->x, B);
         double l = 0;
-        if (rc == QN_OK)
-            rc = train__loss(n, cfg->loss, b, B, b->dout, &l, &correct);
+        int rc = o->cfg.kind == OPTIM_ES ? train__es_grad(n, o, cfg, b, B, step, &l, &correct)
+                                         : train__backprop(n, cfg, b, B, &l, &correct);
         if (rc)
             return rc;
-        memset(n->grads, 0, n->n_params * sizeof *n->grads);
-        net_backward(n, b->x, b->dout, B);
         optim_step(o, n->params, n->grads);
         sum += l * (double)B;
         if ((step + 1) % every == 0)
             train__metric(h, "step_loss", step + 1, epoch + 1, l);
     }
     *loss = sum / (double)ds->n;
-    *acc = cfg->loss == LOSS_CROSS_ENTROPY ? (double)correct / (double)ds->n : NAN;
+    *acc = cfg->loss == LOSS_CROSS_ENTROPY || b->labelled ? (double)correct / (double)ds->n : NAN;
     return QN_OK;
 }
 
@@ -189,14 +321,14 @@ static int train__report(struct net *n, const struct data_set *test, const struc
 {
     train__metric(h, "train_loss", step, epoch, res->train_loss);
     train__domain(n, h, epoch, step, res); /* before the test set's forward passes count */
-    if (cfg->loss == LOSS_CROSS_ENTROPY)
+    if (!isnan(res->train_accuracy))
         train__metric(h, "train_accuracy", step, epoch, res->train_accuracy);
     if (test) {
         int rc = train_evaluate(n, test, cfg->loss, &res->test_loss, &res->test_accuracy);
         if (rc)
             return rc;
         train__metric(h, "test_loss", step, epoch, res->test_loss);
-        if (cfg->loss == LOSS_CROSS_ENTROPY)
+        if (!isnan(res->test_accuracy))
             train__metric(h, "test_accuracy", step, epoch, res->test_accuracy);
     }
     train__metric(h, "seconds", step, epoch, secs);
@@ -256,9 +388,9 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
         res->out_of_domain_layer[l] = NAN;
     if (cfg->batch < 1 || cfg->batch > n->cap)
         return QN_EINVAL;
-    for (size_t l = 0; l < n->n_layers; l++)
+    for (size_t l = 0; l < n->n_layers && o->cfg.kind != OPTIM_ES; l++)
         if (n->layer[l].via == VIA_DEVICE && !dev_is_differentiable(n->layer[l].dev))
-            return QN_ENOTDIFF; /* a forward-only layer cannot be trained through */
+            return QN_ENOTDIFF; /* a forward-only layer cannot be backpropagated through */
     int rc = train_check_data(n, train, cfg->loss);
     if (rc == QN_OK && test)
         rc = train_check_data(n, test, cfg->loss);

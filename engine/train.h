@@ -7,6 +7,18 @@
  * gather -> forward -> loss -> zero_grad -> backward -> update. Metrics and
  * checkpoints leave through callbacks; the caller decides where they go.
  *
+ * With the ES optimizer (evolution strategies) a step does not backpropagate:
+ * for pairs k = 0..P/2-1 (P the population) it forwards the batch at
+ * theta + sigma eps_k and theta - sigma eps_k (antithetic pairs, eps_k
+ * N(0, 1) on the trainable parameters, drawn from the seed, the step and k
+ * alone, so a resumed run repeats them), turns the P losses into centred
+ * ranks u (0.5 for the lowest down to -0.5) and takes
+ * g = -(1 / (P sigma)) sum_k (u+_k - u-_k) eps_k as the gradient of the step
+ * (optim.h). Only forward passes are needed, so layers via device may have
+ * readouts without a gradient (spike_rate; build them forward_only). Each
+ * member's forward spreads its device solves over the network's threads;
+ * the members run one after another. The step's loss is the loss at theta.
+ *
  * With cfg->adapt enabled, the forward passes of each epoch track every
  * layer's mean |output|, and after the epoch's report an extinction event
  * may change the hidden layers' widths (adapt.h): the network and the
@@ -83,7 +95,7 @@ struct train_hooks {
 };
 
 struct train_result {
-    double train_loss, train_accuracy; /* last epoch (accuracy NaN for mse) */
+    double train_loss, train_accuracy; /* last epoch (accuracy NaN for mse on targets) */
     double test_loss, test_accuracy;   /* on the test set after the last epoch */
     size_t epochs_done;
     size_t events;                     /* extinction events in this call */
@@ -112,13 +124,16 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
                    struct train_result *res);
 
 /*
- * Loss and accuracy (NaN for regression) of n on ds in batches of up to
+ * Loss and accuracy (NaN for regression; with mse on a labelled set, the
+ * fraction of rows whose one output is within 0.5 of the label) of n on ds in batches of up to
  * n->cap rows. Returns 0, QN_EINVAL (shapes), QN_ECANCELED.
  */
 int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss, double *out_loss,
                    double *out_accuracy);
 
-/* Checks that ds fits n under loss: inputs, outputs or classes, labels. */
+/* Checks that ds fits n under loss: inputs, outputs or classes, labels.
+ * mse takes targets (one per output) or, with a single output, labels (the
+ * label is the target). */
 int train_check_data(const struct net *n, const struct data_set *ds, enum loss_kind loss);
 
 const char *train_loss_name(enum loss_kind k);

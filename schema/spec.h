@@ -33,6 +33,7 @@
 #define SPEC_SRC_MAX 4096         /* bytes of one expression or reaction source */
 #define SPEC_T_MAX 1e9            /* readout t_max and solver h0 at most this */
 #define SPEC_MAX_STEPS 1000000000 /* solver max_steps at most this */
+#define SPEC_NOISE_SD_MAX 1e6     /* a device's noise sd at most this */
 
 /* The first problem found in a spec. */
 struct spec_error {
@@ -179,11 +180,12 @@ int spec_get_enum(const json_t *v, const char *path, const char *const *names, s
 #define SPEC_HIDDEN_MAX 4096       /* width of one fit hidden layer */
 #define SPEC_DEVICES_MAX 65536     /* devices in one network layer */
 #define SPEC_DATASET_SAMPLES_MAX 10000000 /* generator "samples" */
+#define SPEC_ES_POPULATION_MAX 10000      /* es optimizer "population" */
+#define SPEC_CHIPS_MAX 1000               /* evaluate "chips" "count" */
 
 /*
  * A dataset reference with its options. The reference (ref) is an id, a name
- * (a built-in: "fashion-mnist", "xor", "sine", "spirals", or a stored
- * dataset's name), {"job": N} (a sweep's dataset), or the object forms
+ * (a built-in: spec_dataset_builtin_list(), or a stored dataset's name), {"job": N} (a sweep's dataset), or the object forms
  * {"id": N, ...options}, {"job": N, ...options}, {"name": S, ...options}.
  * For every object form ref.inline_obj holds the whole object (new reference)
  * and ref.kind is REF_ID, REF_JOB or REF_NAME (never REF_INLINE).
@@ -201,14 +203,23 @@ struct dataset_spec {
                              has its own test set) */
     size_t limit;         /* "limit": first N training rows only, 0 = all (default) */
     size_t test_limit;    /* "test_limit": first N test rows only, 0 = all (default) */
-    size_t samples;       /* generators: "samples" 1..10,000,000, default 1000; xor: default 0 =
-                             the 4 exact corners; 0 for datasets that are not generators */
-    double noise;         /* generators: "noise" >= 0, default 0 (xor, sine), 0.1 (spirals) */
+    size_t samples;       /* generators: "samples" 1..10,000,000, default 1000; the logic gates:
+                             default 0 = the 4 exact corners; 0 for datasets that are not
+                             generators */
+    double noise;         /* gates and spirals: "noise" >= 0, default 0 (gates), 0.1 (spirals) */
     size_t arms;          /* spirals: "arms" 2 or 3, default 2 */
 };
 
-/* Is `name` a built-in dataset ("fashion-mnist", "xor", "sine", "spirals")? */
+/* Is `name` a built-in dataset (one of spec_dataset_builtin_list())? */
 int spec_dataset_is_builtin(const char *name);
+
+/* The name of built-in i (0: "fashion-mnist", 1: "xor", 2: "sine", 3:
+ * "spirals", 4: "and", 5: "or", 6: "nand", 7: "nor", 8: "xnor", 9:
+ * "lotka_volterra"), NULL past the last; a static string. */
+const char *spec_dataset_builtin(size_t i);
+
+/* Every built-in's name, comma-separated, for messages; a static string. */
+const char *spec_dataset_builtin_list(void);
 
 /* Parses a dataset reference at `path` (e.g. "/spec/dataset"). Returns 0 or
  * QN_ESPEC with *err. On success the caller spec_dataset_close's it. */
@@ -231,7 +242,7 @@ int spec_fit_parse(const json_t *spec, struct fit_spec *out, struct spec_error *
 void spec_fit_close(struct fit_spec *f);
 
 /* One layer of a train job's "network": {"devices", "device", "via", "surrogate", "twin",
- * "connect", "fan_in"}. */
+ * "connect", "fan_in", "init"}. */
 struct train_layer_spec {
     size_t devices;            /* required, 1..65536 */
     struct spec_ref device;    /* required: id, name, {"id": N} or inline object */
@@ -244,6 +255,8 @@ struct train_layer_spec {
     enum net_connect connect;  /* "random" | "local" | "tree" */
     size_t fan_in;             /* "fan_in" 1..16: must equal the full device's fan_in; 0 = not
                                   given (the device's) */
+    int has_init;              /* "init" given (then "calibrate" defaults to false) */
+    enum net_init init;        /* "uniform" (default) | "normal" (weights and biases N(0, 1)) */
 };
 
 /*
@@ -253,8 +266,8 @@ struct train_layer_spec {
  * device.inline_obj again. An inline full device needs the layer's
  * "connect" (and a "fan_in" that matches, if given); via "exact" needs an
  * analytic kind (neuron, almost_neuron) and via "device" a differentiable
- * readout (not spike_rate). "adapt" {"after_epochs", "patience", "grow",
- * "prune", "max_devices", "min_devices", "score", "perturb"} goes into
+ * readout (not spike_rate), except with the es optimizer. "adapt" {"after_epochs", "patience", "grow",
+ * "prune", "max_devices", "min_devices", "score", "perturb", "min_delta"} goes into
  * train.adapt (adapt.h; defaults from adapt_config_default) and needs two or
  * more layers, no full layer, and hidden widths within [min_devices,
  * max_devices]. Returns 0, QN_ESPEC,
@@ -265,13 +278,16 @@ struct train_spec {
     struct dataset_spec dataset;                     /* required */
     size_t n_layers;                                 /* "network": 1..NET_MAX_LAYERS layers */
     struct train_layer_spec layers[NET_MAX_LAYERS];
-    struct optim_config optim;  /* "optimizer": {"name": "adam"|"sgd", "lr", "momentum", "beta1",
-                                   "beta2", "eps", "weight_decay", "decoupled"}; default adam,
-                                   other fields from optim_config_default of that name */
+    struct optim_config optim;  /* "optimizer": {"name": "adam"|"sgd"|"es", "lr", "momentum",
+                                   "beta1", "beta2", "eps", "weight_decay", "decoupled",
+                                   "population", "sigma"}; default adam, other fields from
+                                   optim_config_default of that name; es lets a layer via
+                                   device have a readout without a gradient (spike_rate) */
     struct train_config train;  /* "loss" (default cross_entropy), "epochs" (5), "batch" (128),
                                    "seed" (1), "checkpoint_every" (1; 0 = never), "adapt"
                                    (train.adapt.enabled when given) */
-    int calibrate;              /* "calibrate": default 1 (data-dependent init, net_calibrate) */
+    int calibrate;              /* "calibrate": default 1 (data-dependent init, net_calibrate);
+                                   default 0 when a layer gives "init" */
 };
 /* A layer's "connect" and "fan_in" against its prepared device m (drive and
  * fan-in); base is the layer's path ("/spec/network/1"). Also used once a
@@ -284,7 +300,8 @@ void spec_train_close(struct train_spec *t);
 enum spec_split { SPLIT_TEST, SPLIT_TRAIN, SPLIT_ALL };
 
 /*
- * An evaluate job: {"model", "dataset", "split", "via", "surrogates", "seed"}.
+ * An evaluate job: {"model", "dataset", "split", "via", "surrogates", "seed",
+ * "chip", "chips", "noise"}.
  * "via" and "surrogates" are objects keyed by layer index ("0".."15") whose
  * layers the runner checks against the model. A layer switched to surrogate
  * or physics_aware without an entry in "surrogates" uses the model's own.
@@ -300,6 +317,12 @@ struct evaluate_spec {
     struct spec_ref surrogate[NET_MAX_LAYERS];      /* "surrogates": {"0": ref} */
     int has_seed;                /* "seed" given; otherwise the model's training seed */
     uint64_t seed;               /* the test_fraction split of a CSV/sweep dataset */
+    int has_chip;                /* "chip": S given (excludes "chips") */
+    uint64_t chip;               /* the one chip to score */
+    size_t chips;                /* "chips": {"count"}: 0 when not given, else 1..SPEC_CHIPS_MAX */
+    uint64_t chips_seed;         /* "chips": {"seed"}: chip i is seed + i (default 0) */
+    int noise;                   /* "noise": the devices' noise drawn; default on with "chip"
+                                    or "chips", off without */
 };
 int spec_evaluate_parse(const json_t *spec, struct evaluate_spec *out, struct spec_error *err);
 void spec_evaluate_close(struct evaluate_spec *e);

@@ -25,7 +25,22 @@ static const char *const spec__dataset_fields[] = {
     "id",         "job",     "name",  "inputs", "label", "target", "test_fraction",
     "limit",      "test_limit", "samples", "noise", "arms"};
 
-static const char *const spec__builtins[] = {"fashion-mnist", "xor", "sine", "spirals"};
+/* The built-ins, in the order of spec_dataset_builtin's indices; the logic
+ * gates are generators of the four corners of {0,1}^2. */
+static const char *const spec__builtins[] = {"fashion-mnist", "xor",  "sine", "spirals",
+                                             "and",           "or",   "nand", "nor",
+                                             "xnor",          "lotka_volterra"};
+static const char *const spec__gates[] = {"and", "or", "nand", "nor", "xor", "xnor"};
+
+const char *spec_dataset_builtin(size_t i)
+{
+    return i < SPEC__N(spec__builtins) ? spec__builtins[i] : NULL;
+}
+
+const char *spec_dataset_builtin_list(void)
+{
+    return "fashion-mnist, xor, sine, spirals, and, or, nand, nor, xnor, lotka_volterra";
+}
 
 int spec_dataset_is_builtin(const char *name)
 {
@@ -35,7 +50,16 @@ int spec_dataset_is_builtin(const char *name)
     return 0;
 }
 
-/* Is the reference a generator ("xor", "sine", "spirals")? */
+/* Is `name` one of the logic gates ("and", ..., "xnor")? */
+static int spec__is_gate(const char *name)
+{
+    for (size_t i = 0; i < SPEC__N(spec__gates); i++)
+        if (strcmp(name, spec__gates[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Is the reference a generator (every built-in but fashion-mnist)? */
 static int spec__is_generator(const struct dataset_spec *d)
 {
     return d->ref.kind == REF_NAME && spec_dataset_is_builtin(d->ref.name) &&
@@ -49,7 +73,7 @@ static void spec__dataset_defaults(struct dataset_spec *d)
     d->arms = 2;
     if (!spec__is_generator(d))
         return;
-    d->samples = strcmp(d->ref.name, "xor") == 0 ? 0 : 1000;
+    d->samples = spec__is_gate(d->ref.name) ? 0 : 1000;
     d->noise = strcmp(d->ref.name, "spirals") == 0 ? 0.1 : 0.0;
 }
 
@@ -191,19 +215,27 @@ static int spec__rows(const json_t *v, const char *path, struct dataset_spec *d,
     return 0;
 }
 
-/* A generator option `key` must belong to one of the generators in `which`. */
+/* Which generators an option belongs to. */
+enum spec__gen_set { SPEC__GEN_ALL, SPEC__GEN_NOISY, SPEC__GEN_SPIRALS };
+
+/* A generator option `key` must belong to one of the generators of `set`. */
 static int spec__gen_only(const json_t *v, const char *path, const char *key,
-                          const struct dataset_spec *d, const char *which,
+                          const struct dataset_spec *d, enum spec__gen_set set,
                           struct spec_error *err)
 {
+    static const char *const which[] = {
+        "s and, or, nand, nor, xor, xnor, sine, spirals and lotka_volterra",
+        "s and, or, nand, nor, xor, xnor and spirals", " spirals"};
     if (!json_object_get(v, key))
         return 0;
-    if (spec__is_generator(d) && strstr(which, d->ref.name))
-        return 0;
+    if (spec__is_generator(d)) {
+        int spirals = strcmp(d->ref.name, "spirals") == 0;
+        if (set == SPEC__GEN_ALL || spirals || (set == SPEC__GEN_NOISY && spec__is_gate(d->ref.name)))
+            return 0;
+    }
     char p[SPEC_PATH_MAX];
     spec_path_key(p, sizeof p, path, key);
-    return spec_fail(err, p, "applies only to the built-in generator%s %s",
-                     strchr(which, ' ') ? "s" : "", which);
+    return spec_fail(err, p, "applies only to the built-in generator%s", which[set]);
 }
 
 /* "samples", "noise", "arms": generator options. */
@@ -214,9 +246,9 @@ static int spec__generator(const json_t *v, const char *path, struct dataset_spe
     const json_t *x;
     int64_t n;
     int rc;
-    if ((rc = spec__gen_only(v, path, "samples", d, "xor, sine and spirals", err)) ||
-        (rc = spec__gen_only(v, path, "noise", d, "xor and spirals", err)) ||
-        (rc = spec__gen_only(v, path, "arms", d, "spirals", err)))
+    if ((rc = spec__gen_only(v, path, "samples", d, SPEC__GEN_ALL, err)) ||
+        (rc = spec__gen_only(v, path, "noise", d, SPEC__GEN_NOISY, err)) ||
+        (rc = spec__gen_only(v, path, "arms", d, SPEC__GEN_SPIRALS, err)))
         return rc;
     spec_path_key(p, sizeof p, path, "samples");
     if ((x = json_object_get(v, "samples"))) {

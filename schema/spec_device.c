@@ -415,6 +415,96 @@ static int spec__solver(const json_t *v, const char *path, struct dev_model *d,
     return rc;
 }
 
+/* ---- variability and noise ---- */
+
+static const char *const spec__spread_fields[] = {"dist", "cv"};
+static const char *const spec__dist_names[] = {"normal", "lognormal", "uniform"};
+
+/* One entry of "variability" at path p: {"dist": ..., "cv": ...} for parameter `key`. */
+static int spec__spread(const char *key, const json_t *v, const char *p, struct dev_model *d,
+                        struct spec_error *err)
+{
+    char q[SPEC_PATH_MAX];
+    size_t i = 0;
+    while (i < d->n_params && strcmp(d->param_names[i], key) != 0)
+        i++;
+    if (!dev_param_can_vary(d, key))
+        return spec_fail(err, p, "no parameter '%s' that can vary for kind %s (a named "
+                         "parameter of the device; hodgkin_huxley's v0 only sets the start)",
+                         key, dev_kind_name(d->kind));
+    int rc = spec_check_fields(v, p, spec__spread_fields, SPEC__N(spec__spread_fields), err);
+    int x;
+    const json_t *f;
+    for (size_t k = 0; !rc && k < SPEC__N(spec__spread_fields); k++) {
+        spec_path_key(q, sizeof q, p, spec__spread_fields[k]);
+        if (!json_object_get(v, spec__spread_fields[k]))
+            return spec_fail(err, q, "is required");
+    }
+    if (!rc) {
+        spec_path_key(q, sizeof q, p, "dist");
+        f = json_object_get(v, "dist");
+        rc = spec_get_enum(f, q, spec__dist_names, SPEC__N(spec__dist_names), &x, err);
+        d->vary[i].dist = (enum dev_dist)(x + 1);
+    }
+    if (!rc) {
+        spec_path_key(q, sizeof q, p, "cv");
+        rc = spec__non_negative(json_object_get(v, "cv"), q, DEV_CV_MAX, &d->vary[i].cv, err);
+    }
+    return rc;
+}
+
+static int spec__variability(const json_t *v, const char *path, struct dev_model *d,
+                             struct spec_error *err)
+{
+    if (!json_is_object(v))
+        return spec_fail(err, path, "must be an object of parameter name -> {dist, cv}");
+    const char *key;
+    json_t *val;
+    char p[SPEC_PATH_MAX];
+    json_object_foreach((json_t *)v, key, val) {
+        spec_path_key(p, sizeof p, path, key);
+        int rc = spec__spread(key, val, p, d, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static const char *const spec__noise_fields[] = {"output", "drive"};
+static const char *const spec__sd_fields[] = {"sd"};
+
+/* noise.output or noise.drive: {"sd": x >= 0} into *sd. */
+static int spec__noise_sd(const json_t *v, const char *path, double *sd, struct spec_error *err)
+{
+    char p[SPEC_PATH_MAX];
+    int rc = spec_check_fields(v, path, spec__sd_fields, 1, err);
+    const json_t *f = rc ? NULL : json_object_get(v, "sd");
+    spec_path_key(p, sizeof p, path, "sd");
+    if (!rc && !f)
+        return spec_fail(err, p, "is required");
+    return rc ? rc : spec__non_negative(f, p, SPEC_NOISE_SD_MAX, sd, err);
+}
+
+static int spec__noise(const json_t *v, const char *path, struct dev_model *d,
+                       struct spec_error *err)
+{
+    char p[SPEC_PATH_MAX];
+    int rc = spec_check_fields(v, path, spec__noise_fields, SPEC__N(spec__noise_fields), err);
+    const json_t *f;
+    if (!rc && (f = json_object_get(v, "output"))) {
+        spec_path_key(p, sizeof p, path, "output");
+        rc = spec__noise_sd(f, p, &d->noise.output_sd, err);
+    }
+    if (!rc && (f = json_object_get(v, "drive"))) {
+        spec_path_key(p, sizeof p, path, "drive");
+        rc = spec__noise_sd(f, p, &d->noise.drive_sd, err);
+        if (!rc && d->drive == DRIVE_FULL && d->noise.drive_sd > 0)
+            return spec_fail(err, p, "only for drives dot and dot_sq (a full device forms "
+                             "its drive inside)");
+    }
+    return rc;
+}
+
 /* Table order is parse order: fan_in before params (inputs), state before rhs.
  * name, kind and drive (parse NULL) are read first, by spec__head. */
 static const struct spec__field spec__fields[] = {
@@ -430,6 +520,8 @@ static const struct spec__field spec__fields[] = {
     {"reactions", K(DEV_REACTIONS), spec__reactions},
     {"readout", K_ODE, spec__readout},
     {"solver", K_ODE, spec__solver},
+    {"variability", K_ALL, spec__variability}, /* after params: it names them */
+    {"noise", K_ALL, spec__noise},
 };
 
 /* ---- the device object ---- */

@@ -16,8 +16,10 @@
 #define SPEC__N(a) (sizeof(a) / sizeof((a)[0]))
 #define SPEC__N_VIAS 4
 
-static const char *const spec__eval_fields[] = {"model", "dataset",    "split",
-                                                "via",   "surrogates", "seed"};
+static const char *const spec__eval_fields[] = {"model", "dataset",    "split", "via",
+                                                "surrogates", "seed", "chip", "chips",
+                                                "noise"};
+static const char *const spec__chips_fields[] = {"count", "seed"};
 static const char *const spec__split_names[] = {"test", "train", "all"};
 
 const char *spec_split_name(enum spec_split s)
@@ -102,6 +104,52 @@ static int spec__eval_surrogates(const json_t *obj, struct evaluate_spec *e,
     return 0;
 }
 
+/* "chips": {"count": 1..SPEC_CHIPS_MAX, "seed": S >= 0 (default 0)}. */
+static int spec__eval_chips(const json_t *v, struct evaluate_spec *e, struct spec_error *err)
+{
+    int64_t x;
+    int rc = spec_check_fields(v, "/spec/chips", spec__chips_fields,
+                               SPEC__N(spec__chips_fields), err);
+    const json_t *f;
+    if (!rc && !(f = json_object_get(v, "count")))
+        return spec_fail(err, "/spec/chips/count", "is required");
+    if (!rc && !(rc = spec_get_int(f, "/spec/chips/count", 1, SPEC_CHIPS_MAX, &x, err)))
+        e->chips = (size_t)x;
+    if (!rc && (f = json_object_get(v, "seed")) &&
+        !(rc = spec_get_int(f, "/spec/chips/seed", 0, INT64_MAX, &x, err)))
+        e->chips_seed = (uint64_t)x;
+    return rc;
+}
+
+/* "chip", "chips" (not both) and "noise" (default: on when either is given). */
+static int spec__eval_population(const json_t *spec, struct evaluate_spec *e,
+                                 struct spec_error *err)
+{
+    const json_t *v;
+    int rc;
+    int64_t x;
+    if ((v = json_object_get(spec, "chip"))) {
+        if ((rc = spec_get_int(v, "/spec/chip", 0, INT64_MAX, &x, err)))
+            return rc;
+        e->has_chip = 1;
+        e->chip = (uint64_t)x;
+    }
+    if ((v = json_object_get(spec, "chips"))) {
+        if (e->has_chip)
+            return spec_fail(err, "/spec/chips", "give \"chip\" (one chip) or \"chips\" "
+                                                 "(several), not both");
+        if ((rc = spec__eval_chips(v, e, err)))
+            return rc;
+    }
+    e->noise = e->has_chip || e->chips > 0;
+    if ((v = json_object_get(spec, "noise"))) {
+        if (!json_is_boolean(v))
+            return spec_fail(err, "/spec/noise", "must be true or false");
+        e->noise = json_is_true(v);
+    }
+    return 0;
+}
+
 /* "split", "via", "surrogates", "seed". */
 static int spec__eval_options(const json_t *spec, struct evaluate_spec *e,
                               struct spec_error *err)
@@ -125,7 +173,7 @@ static int spec__eval_options(const json_t *spec, struct evaluate_spec *e,
         e->has_seed = 1;
         e->seed = (uint64_t)s;
     }
-    return 0;
+    return spec__eval_population(spec, e, err);
 }
 
 int spec_evaluate_parse(const json_t *spec, struct evaluate_spec *out, struct spec_error *err)

@@ -8,9 +8,19 @@
  * readout written out) have the same form, while any difference in the
  * physics (kind, drive, a parameter, the readout, the solver, a right-hand
  * side, a reaction) shows. The name is not part of it: renaming a device
- * does not change what it computes. Numbers are written with 17 significant
- * digits (exact for a double); object keys are sorted.
+ * does not change what it computes; nor are readout fields the readout does
+ * not read (tol outside steady_state, threshold outside the spike readouts).
+ * Nor are a device's variability and noise (issue 12): they describe how
+ * instances of the device spread around it and how noisy each evaluation is,
+ * not the nominal system a surrogate is fitted to, so a surrogate of the
+ * nominal device still matches a device that only adds variability or noise
+ * (tests/schema/test_spec.c checks it).
+ * Expressions compare without their whitespace (not algebraically: "a+b"
+ * and "b+a" differ); reactions compare in their parsed form ("Y + Y" is
+ * "2 Y"), as a set (their order does not matter). Numbers are written with
+ * 17 significant digits (exact for a double); object keys are sorted.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +55,11 @@ static void spec_fp__ode(json_t *o, const struct dev_model *d)
 {
     const struct dev_readout *r = &d->readout;
     const struct dev_solver *s = &d->solver;
-    json_t *ro = json_pack("{ss sf sf sf}", "kind", dev_readout_name(r->kind), "t_max", r->t_max,
-                           "tol", r->tol, "threshold", r->threshold);
+    json_t *ro = json_pack("{ss sf}", "kind", dev_readout_name(r->kind), "t_max", r->t_max);
+    if (ro && r->kind == READ_STEADY_STATE)
+        spec_fp__set(ro, "tol", json_real(r->tol));
+    if (ro && (r->kind == READ_SPIKE_RATE || r->kind == READ_SPIKE_COUNT))
+        spec_fp__set(ro, "threshold", json_real(r->threshold));
     if (ro && r->kind == READ_SPIKE_RATE)
         spec_fp__set(ro, "transient", json_real(dev_transient(r)));
     spec_fp__set(o, "readout", ro);
@@ -55,22 +68,61 @@ static void spec_fp__ode(json_t *o, const struct dev_model *d)
                                         "max_steps", (json_int_t)s->max_steps));
 }
 
+/* An expression's source without its whitespace, as a new JSON string. */
+static json_t *spec_fp__expr(const char *src)
+{
+    size_t n = strlen(src), k = 0;
+    char *t = malloc(n + 1);
+    if (!t)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!isspace((unsigned char)src[i]))
+            t[k++] = src[i];
+    t[k] = '\0';
+    json_t *s = json_string(t);
+    free(t);
+    return s;
+}
+
+static int spec_fp__cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The reactions in canonical text (dev_reaction_text), sorted: a set. */
+static json_t *spec_fp__reactions(const struct dev_model *d)
+{
+    char text[DEV_MAX_REACTIONS][256];
+    const char *order[DEV_MAX_REACTIONS];
+    for (size_t k = 0; k < d->n_reactions; k++) {
+        if (dev_reaction_text(d, k, text[k], sizeof text[k]))
+            snprintf(text[k], sizeof text[k], "%s", d->reaction_src[k]);
+        order[k] = text[k];
+    }
+    qsort(order, d->n_reactions, sizeof *order, spec_fp__cmp);
+    json_t *rx = json_array();
+    for (size_t k = 0; rx && k < d->n_reactions; k++)
+        json_array_append_new(rx, json_string(order[k]));
+    return rx;
+}
+
 /* The user-written system of ode and reactions: states, sources, output. */
 static void spec_fp__system(json_t *o, const struct dev_model *d)
 {
-    json_t *state = json_object(), *rhs = json_object(), *rx = json_array();
+    json_t *state = json_object(), *rhs = json_object();
     for (size_t i = 0; i < d->n_states; i++) {
         spec_fp__set(state, d->state_names[i], json_real(d->y0[i]));
         if (d->rhs_src[i])
-            spec_fp__set(rhs, d->state_names[i], json_string(d->rhs_src[i]));
+            spec_fp__set(rhs, d->state_names[i], spec_fp__expr(d->rhs_src[i]));
     }
-    for (size_t i = 0; rx && i < d->n_reactions; i++)
-        json_array_append_new(rx, json_string(d->reaction_src[i]));
     spec_fp__set(o, "state", state);
-    spec_fp__set(o, d->kind == DEV_REACTIONS ? "reactions" : "rhs",
-                 d->kind == DEV_REACTIONS ? rx : rhs);
-    json_decref(d->kind == DEV_REACTIONS ? rhs : rx);
-    spec_fp__set(o, "output", d->output_src ? json_string(d->output_src) : json_null());
+    if (d->kind == DEV_REACTIONS) {
+        json_decref(rhs);
+        spec_fp__set(o, "reactions", spec_fp__reactions(d));
+    } else {
+        spec_fp__set(o, "rhs", rhs);
+    }
+    spec_fp__set(o, "output", d->output_src ? spec_fp__expr(d->output_src) : json_null());
 }
 
 json_t *spec_device_canonical(const struct dev_model *d)

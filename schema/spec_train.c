@@ -25,13 +25,18 @@
 static const char *const spec__train_fields[] = {
     "dataset", "network", "loss", "optimizer", "epochs", "batch", "seed", "checkpoint_every",
     "calibrate", "adapt"};
-static const char *const spec__layer_fields[] = {"devices", "device", "via",  "surrogate",
-                                                 "twin",    "connect", "fan_in"};
+/* "surrogate_matched" is written by the server into a stored model's spec
+ * (whether the surrogate's fingerprint was the device's); read, not used. */
+static const char *const spec__layer_fields[] = {"devices", "device",  "via",
+                                                 "surrogate", "twin", "surrogate_matched",
+                                                 "connect", "fan_in", "init"};
 static const char *const spec__adapt_fields[] = {"after_epochs", "patience",    "grow",
                                                  "prune",        "max_devices", "min_devices",
-                                                 "score",        "perturb"};
+                                                 "score",        "perturb",
+                                                 "min_delta"};
 static const char *const spec__optim_fields[] = {"name",  "lr",  "momentum",     "beta1",
-                                                 "beta2", "eps", "weight_decay", "decoupled"};
+                                                 "beta2", "eps", "weight_decay", "decoupled",
+                                                 "population", "sigma"};
 
 /* ---- network layers ---- */
 
@@ -60,7 +65,7 @@ int spec_layer_wiring(const struct train_layer_spec *L, const struct dev_model *
  * layer's wiring. */
 static int spec__inline_device(const json_t *obj, const char *p, const char *vp,
                                const char *base, const struct train_layer_spec *L,
-                               int via_given, struct spec_error *err)
+                               int via_given, int es, struct spec_error *err)
 {
     struct dev_model m;
     enum net_via via = L->via;
@@ -74,10 +79,10 @@ static int spec__inline_device(const json_t *obj, const char *p, const char *vp,
                        "device trains via surrogate, device or physics_aware",
                        via_given ? "" : "defaults to \"exact\" (no surrogate given), but ",
                        dev_kind_name(m.kind));
-    else if (rc == 0 && via == VIA_DEVICE && !dev_is_differentiable(&m))
+    else if (rc == 0 && via == VIA_DEVICE && !dev_is_differentiable(&m) && !es)
         rc = spec_fail(err, vp,
                        "the %s readout cannot be differentiated; train via surrogate or "
-                       "physics_aware",
+                       "physics_aware, or with the es optimizer",
                        dev_readout_name(m.readout.kind));
     dev_model_close(&m);
     return rc;
@@ -129,7 +134,7 @@ static int spec__layer_wiring(const json_t *v, const char *base, struct train_la
 }
 
 /* Layer i of "network". */
-static int spec__layer(const json_t *v, size_t i, struct train_layer_spec *L,
+static int spec__layer(const json_t *v, size_t i, int es, struct train_layer_spec *L,
                        struct spec_error *err)
 {
     char base[SPEC_PATH_MAX], p[SPEC_PATH_MAX], vp[SPEC_PATH_MAX];
@@ -147,12 +152,24 @@ static int spec__layer(const json_t *v, size_t i, struct train_layer_spec *L,
     L->devices = (size_t)n;
     if ((rc = spec__layer_wiring(v, base, L, err)))
         return rc;
+    spec_path_key(p, sizeof p, base, "init");
+    if ((x = json_object_get(v, "init"))) {
+        static const char *const inits[] = {"uniform", "normal"};
+        int k;
+        if ((rc = spec_get_enum(x, p, inits, 2, &k, err)))
+            return rc;
+        L->has_init = 1;
+        L->init = (enum net_init)k;
+    }
     spec_path_key(p, sizeof p, base, "surrogate");
     if ((x = json_object_get(v, "surrogate"))) {
         if ((rc = spec_ref_parse(x, p, 0, &L->surrogate, err)))
             return rc;
         L->has_surrogate = 1;
     }
+    spec_path_key(p, sizeof p, base, "surrogate_matched");
+    if ((x = json_object_get(v, "surrogate_matched")) && !json_is_boolean(x))
+        return spec_fail(err, p, "must be true or false");
     spec_path_key(p, sizeof p, base, "twin");
     if ((x = json_object_get(v, "twin"))) {
         if (!json_is_boolean(x))
@@ -174,7 +191,7 @@ static int spec__layer(const json_t *v, size_t i, struct train_layer_spec *L,
         return rc;
     if (L->device.kind == REF_INLINE)
         return spec__inline_device(L->device.inline_obj, p, vp, base, L,
-                                   json_object_get(v, "via") != NULL, err);
+                                   json_object_get(v, "via") != NULL, es, err);
     return 0;
 }
 
@@ -224,7 +241,8 @@ static int spec__adapt_int(const json_t *v, const char *key, int64_t lo, int64_t
 static int spec__adapt_values(const json_t *v, struct adapt_config *c, struct spec_error *err)
 {
     int rc, x;
-    const char *names[] = {adapt_score_name(ADAPT_PASSTHROUGH), adapt_score_name(ADAPT_WEIGHT)};
+    const char *names[] = {adapt_score_name(ADAPT_PASSTHROUGH), adapt_score_name(ADAPT_WEIGHT),
+                           adapt_score_name(ADAPT_HEBBIAN)};
     const json_t *sc = json_object_get(v, "score");
     if ((rc = spec__adapt_int(v, "after_epochs", 0, SPEC_EPOCHS_MAX, &c->after_epochs, err)) ||
         (rc = spec__adapt_int(v, "patience", 0, SPEC_EPOCHS_MAX, &c->patience, err)) ||
@@ -233,7 +251,8 @@ static int spec__adapt_values(const json_t *v, struct adapt_config *c, struct sp
         (rc = spec__adapt_num(v, "grow", 0, 1, 0, &c->grow, err)) ||
         (rc = spec__adapt_num(v, "prune", 0, 1, 1, &c->prune, err)) ||
         (rc = spec__adapt_num(v, "perturb", 0, 1e-3, 0, &c->perturb, err)) ||
-        (sc && (rc = spec_get_enum(sc, "/spec/adapt/score", names, 2, &x, err))))
+        (rc = spec__adapt_num(v, "min_delta", 0, 1, 1, &c->min_delta, err)) ||
+        (sc && (rc = spec_get_enum(sc, "/spec/adapt/score", names, 3, &x, err))))
         return rc;
     if (sc)
         c->score = (enum adapt_score)x;
@@ -286,7 +305,8 @@ static int spec__network(const json_t *v, struct train_spec *t, struct spec_erro
                          NET_MAX_LAYERS);
     for (size_t i = 0; i < n; i++) {
         t->n_layers = i + 1; /* so a failure closes what this layer holds */
-        int rc = spec__layer(json_array_get(v, i), i, &t->layers[i], err);
+        int rc = spec__layer(json_array_get(v, i), i, t->optim.kind == OPTIM_ES, &t->layers[i],
+                             err);
         if (rc)
             return rc;
     }
@@ -327,24 +347,50 @@ static int spec__optim_num(const json_t *v, const char *key, double lo, int lo_o
     return 0;
 }
 
+/* The es optimizer's "population" (even: antithetic pairs) and "sigma"; "weight_decay"
+ * is not one of its fields. */
+static int spec__optim_es(const json_t *v, enum optim_kind kind, struct optim_config *c,
+                          struct spec_error *err)
+{
+    if (kind != OPTIM_ES)
+        return 0;
+    if (json_object_get(v, "weight_decay"))
+        return spec_fail(err, "/spec/optimizer/weight_decay",
+                         "applies only to the sgd and adam optimizers");
+    const json_t *x = json_object_get(v, "population");
+    int64_t n;
+    int rc;
+    if (x) {
+        if ((rc = spec_get_int(x, "/spec/optimizer/population", 2, SPEC_ES_POPULATION_MAX, &n,
+                               err)))
+            return rc;
+        if (n % 2)
+            return spec_fail(err, "/spec/optimizer/population",
+                             "must be even: members come in antithetic pairs (theta +- sigma "
+                             "eps); %lld is odd", (long long)n);
+        c->population = (size_t)n;
+    }
+    return spec__optim_num(v, "sigma", 0, 1, 10, 0, &c->sigma, err);
+}
+
 /* "optimizer": an object, or just its name. */
 static int spec__optimizer(const json_t *v, struct optim_config *c, struct spec_error *err)
 {
-    const char *names[] = {optim_name(OPTIM_SGD), optim_name(OPTIM_ADAM)};
+    const char *names[] = {optim_name(OPTIM_SGD), optim_name(OPTIM_ADAM), optim_name(OPTIM_ES)};
     int k = OPTIM_ADAM, rc;
     if (json_is_string(v)) {
-        if ((rc = spec_get_enum(v, "/spec/optimizer", names, 2, &k, err)))
+        if ((rc = spec_get_enum(v, "/spec/optimizer", names, 3, &k, err)))
             return rc;
         optim_config_default(c, (enum optim_kind)k);
         return 0;
     }
     if (!json_is_object(v))
-        return spec_fail(err, "/spec/optimizer", "must be \"adam\", \"sgd\" or an object");
+        return spec_fail(err, "/spec/optimizer", "must be \"adam\", \"sgd\", \"es\" or an object");
     if ((rc = spec_check_fields(v, "/spec/optimizer", spec__optim_fields,
                                 SPEC__N(spec__optim_fields), err)))
         return rc;
     const json_t *x = json_object_get(v, "name");
-    if (x && (rc = spec_get_enum(x, "/spec/optimizer/name", names, 2, &k, err)))
+    if (x && (rc = spec_get_enum(x, "/spec/optimizer/name", names, 3, &k, err)))
         return rc;
     enum optim_kind kind = (enum optim_kind)k;
     optim_config_default(c, kind);
@@ -352,7 +398,10 @@ static int spec__optimizer(const json_t *v, struct optim_config *c, struct spec_
         (rc = spec__optim_only(v, "beta1", OPTIM_ADAM, kind, err)) ||
         (rc = spec__optim_only(v, "beta2", OPTIM_ADAM, kind, err)) ||
         (rc = spec__optim_only(v, "eps", OPTIM_ADAM, kind, err)) ||
-        (rc = spec__optim_only(v, "decoupled", OPTIM_ADAM, kind, err)))
+        (rc = spec__optim_only(v, "decoupled", OPTIM_ADAM, kind, err)) ||
+        (rc = spec__optim_only(v, "population", OPTIM_ES, kind, err)) ||
+        (rc = spec__optim_only(v, "sigma", OPTIM_ES, kind, err)) ||
+        (rc = spec__optim_es(v, kind, c, err)))
         return rc;
     if ((rc = spec__optim_num(v, "lr", 0, 1, SPEC__LR_MAX, 0, &c->lr, err)) ||
         (rc = spec__optim_num(v, "momentum", 0, 0, 1, 1, &c->momentum, err)) ||
@@ -438,12 +487,17 @@ int spec_train_parse(const json_t *spec, struct train_spec *out, struct spec_err
     if ((rc = spec_dataset_parse(ds, "/spec/dataset", &out->dataset, err)))
         return rc;
     const json_t *opt = json_object_get(spec, "optimizer");
-    if ((rc = spec__network(json_object_get(spec, "network"), out, err)) ||
-        (opt && (rc = spec__optimizer(opt, &out->optim, err))) ||
+    if ((opt && (rc = spec__optimizer(opt, &out->optim, err))) || /* es lets the layers */
+        (rc = spec__network(json_object_get(spec, "network"), out, err)) || /* skip gradients */
         (rc = spec__schedule(spec, out, err)) ||
-        (rc = spec__adapt(json_object_get(spec, "adapt"), out, err)))
+        (rc = spec__adapt(json_object_get(spec, "adapt"), out, err))) {
         spec_train_close(out);
-    return rc;
+        return rc;
+    }
+    for (size_t l = 0; l < out->n_layers && !json_object_get(spec, "calibrate"); l++)
+        if (out->layers[l].has_init)
+            out->calibrate = 0; /* calibration would rescale the weights asked for */
+    return 0;
 }
 
 void spec_train_close(struct train_spec *t)

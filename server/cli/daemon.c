@@ -351,7 +351,7 @@ static int daemon__auth(void *ctx, const char *authorization, int loopback, stru
     struct store *s = catalog_acquire(cat);
     if (!s) {
         snprintf(msg, cap, "the database cannot be opened");
-        return QN_EDB;
+        return QN_EDBDOWN;
     }
     int rc = users_authenticate(s, authorization, loopback, user, msg, cap);
     catalog_release(cat, s);

@@ -8,6 +8,9 @@
  *   qn dataset export ID [--db PATH]
  *   qn dataset import FILE [--name NAME] [--labels FILE] [--db PATH]
  *   qn resume JOB_ID [--db PATH] [--workers N]
+ *   qn job list | show ID | cancel ID [--db PATH]
+ *   qn surrogate list | show REF [--db PATH]
+ *   qn model list | show REF [--db PATH]
  *   qn --help | --version
  *
  * Output for scripts on stdout (one JSON object per line; CSV for export),
@@ -39,6 +42,7 @@
 #include "job.h"
 #include "qn_err.h"
 #include "spec.h"
+#include "spec_dumps.h"
 #include "store.h"
 #include "cmd_user.h"
 #include "users.h"
@@ -91,6 +95,10 @@ static const char qn__usage[] =
     "                                              store a CSV or IDX file as a dataset\n"
     "  qn resume JOB_ID [--db PATH] [--workers N]  run a job that did not succeed again\n"
     "                                              (a train job from its last checkpoint)\n"
+    "  qn job list | show ID | cancel ID [--db PATH]\n"
+    "                                              jobs (JSON lines); cancel a queued one\n"
+    "  qn surrogate list | show REF [--db PATH]    surrogates (REF: an id or a name)\n"
+    "  qn model list | show REF [--db PATH]        trained models\n"
     "  qn demo [--db PATH] [--port N] [--epochs N] start a daemon and run the whole pipeline\n"
     "  qn serve [--db PATH] [--bind ADDR] [--port N] [--workers N] ...\n"
     "                                              run the daemon (qn serve --help for all)\n"
@@ -205,7 +213,7 @@ static int qn__open_to_run(const char *db, int *lock, struct store **s)
 /* Prints a JSON value as one compact line on stdout; steals v. */
 static int qn__print_json(json_t *v)
 {
-    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    char *text = v ? spec_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     if (!text)
         return QN_ENOMEM;
@@ -423,7 +431,7 @@ static int qn__cmd_device_add(const struct qn_args *a)
     else if (rc)
         qn__say("cannot store the device: %s", catalog_errmsg(s));
     if (rc)
-        code = QN_EXIT_FAIL;
+        code = rc == QN_EEXIST ? QN_EXIT_USAGE : QN_EXIT_FAIL; /* a taken name is bad input */
     if (code == 0)
         qn__print_json(record);
     store_close(s);
@@ -460,18 +468,34 @@ static int qn__cmd_dataset_export(const struct qn_args *a)
     return rc ? QN_EXIT_FAIL : 0;
 }
 
+/* The readable part of a file name, the default name of its dataset:
+ * "data/iris.csv" -> "iris", "t10k-images-idx3-ubyte.gz" -> "t10k-images-idx3-ubyte". */
+static void qn__file_stem(const char *path, char *out, size_t cap)
+{
+    const char *b = strrchr(path, '/');
+    snprintf(out, cap, "%s", b ? b + 1 : path);
+    size_t n = strlen(out);
+    if (n > 3 && strcmp(out + n - 3, ".gz") == 0)
+        out[n -= 3] = '\0';
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out)
+        *dot = '\0';
+}
+
 /* Imports a CSV or IDX file and prints the dataset's record. */
 static int qn__cmd_dataset_import(const struct qn_args *a)
 {
     struct store *s = NULL;
     if (qn__open(a->db, &s))
         return QN_EXIT_FAIL;
-    char msg[STORE_MSG_MAX + 256] = "";
+    char msg[STORE_MSG_MAX + 256] = "", stem[STORE_NAME_MAX];
+    qn__file_stem(a->pos[0], stem, sizeof stem);
     json_t *record = NULL;
-    int rc = catalog_dataset_import(s, a->pos[0], a->labels, a->name, &record, msg, sizeof msg);
+    int rc = catalog_dataset_import(s, a->pos[0], a->labels, a->name, strcmp(a->pos[0], "-") ? stem : NULL,
+                                    &record, msg, sizeof msg);
     int code = 0;
     if (rc == QN_EFORMAT || rc == QN_EIO || rc == QN_ERANGE || rc == QN_EINVAL ||
-        rc == QN_ESPEC) {
+        rc == QN_ESPEC || rc == QN_EEXIST) {
         qn__say("%s", msg[0] ? msg : qn_err_msg(rc));
         code = QN_EXIT_USAGE;
     } else if (rc) {
@@ -480,6 +504,142 @@ static int qn__cmd_dataset_import(const struct qn_args *a)
     }
     if (code == 0)
         qn__print_json(record);
+    store_close(s);
+    return code;
+}
+
+/* ---- qn job, qn surrogate, qn model --------------------------------------------- */
+
+/* Prints the record get() finds for ref (what: "surrogate", ...); exit 2 when there is none. */
+static int qn__print_one(const char *db, const char *what, const char *ref,
+                         int (*get)(struct store *, const char *, json_t **))
+{
+    struct store *s = NULL;
+    if (qn__open(db, &s))
+        return QN_EXIT_FAIL;
+    json_t *rec = NULL;
+    int rc = get(s, ref, &rec);
+    int code = 0;
+    if (rc == QN_ENOTFOUND) {
+        qn__say("no %s '%s'", what, ref);
+        code = QN_EXIT_USAGE;
+    } else if (rc) {
+        qn__say("cannot read %s '%s': %s", what, ref, qn_err_msg(rc));
+        code = QN_EXIT_FAIL;
+    } else if (qn__print_json(rec)) {
+        code = QN_EXIT_FAIL;
+    }
+    store_close(s);
+    return code;
+}
+
+static int qn__cmd_surrogate_list(const struct qn_args *a)
+{
+    return qn__print_list(a->db, "surrogates", catalog_surrogate_list);
+}
+
+static int qn__cmd_surrogate_show(const struct qn_args *a)
+{
+    return qn__print_one(a->db, "surrogate", a->pos[0], catalog_surrogate_get);
+}
+
+static int qn__cmd_model_list(const struct qn_args *a)
+{
+    return qn__print_list(a->db, "models", catalog_model_list);
+}
+
+static int qn__cmd_model_show(const struct qn_args *a)
+{
+    return qn__print_one(a->db, "model", a->pos[0], catalog_model_get);
+}
+
+/* Every job's record (as GET /v1/jobs lists them), oldest first, one JSON line each. */
+static int qn__cmd_job_list(const struct qn_args *a)
+{
+    struct store *s = NULL;
+    if (qn__open(a->db, &s))
+        return QN_EXIT_FAIL;
+    struct catalog_job *list = NULL;
+    size_t n = 0;
+    int rc = catalog_job_list(s, NULL, 0, 0, CATALOG_JOB_PRIORITY, &list, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = qn__print_json(json_incref(list[i].record));
+    if (rc)
+        qn__say("cannot list jobs: %s", qn_err_msg(rc));
+    catalog_job_list_free(list, n);
+    store_close(s);
+    return rc ? QN_EXIT_FAIL : 0;
+}
+
+/* Prints job id's record with its spec (as GET /v1/jobs/{id}); exit 2 when there is none. */
+static int qn__show_job(struct store *s, int64_t id)
+{
+    struct catalog_job j;
+    int rc = catalog_job_get(s, id, CATALOG_JOB_PRIORITY | CATALOG_JOB_SPEC, &j);
+    if (rc == QN_ENOTFOUND) {
+        qn__say("no job with id %" PRId64, id);
+        return QN_EXIT_USAGE;
+    }
+    if (rc) {
+        qn__say("cannot read job %" PRId64 ": %s", id, qn_err_msg(rc));
+        return QN_EXIT_FAIL;
+    }
+    if (j.spec && json_object_set_new(j.record, "spec", j.spec) == 0)
+        j.spec = NULL;
+    rc = qn__print_json(json_incref(j.record));
+    catalog_job_close(&j);
+    return rc ? QN_EXIT_FAIL : 0;
+}
+
+/* The job id of a command's first argument; exit 2 (said) when it is not one. */
+static int qn__job_arg(const struct qn_args *a, int64_t *id)
+{
+    if (qn__parse_id(a->pos[0], id) == 0)
+        return 0;
+    qn__say("job id must be a positive integer, not '%s'", a->pos[0]);
+    return QN_EXIT_USAGE;
+}
+
+static int qn__cmd_job_show(const struct qn_args *a)
+{
+    int64_t id = 0;
+    struct store *s = NULL;
+    int code = qn__job_arg(a, &id);
+    if (code == 0 && qn__open(a->db, &s))
+        code = QN_EXIT_FAIL;
+    if (code == 0)
+        code = qn__show_job(s, id);
+    store_close(s);
+    return code;
+}
+
+/* Cancels a queued or waiting job and prints its record. A running job
+ * belongs to the process running it: that one must be asked. */
+static int qn__cmd_job_cancel(const struct qn_args *a)
+{
+    int64_t id = 0;
+    struct store *s = NULL;
+    int code = qn__job_arg(a, &id);
+    if (code == 0 && qn__open(a->db, &s))
+        code = QN_EXIT_FAIL;
+    enum store_job_state st = JOB_QUEUED;
+    int rc = code ? 0 : catalog_job_cancel(s, id, &st);
+    if (rc == QN_ENOTFOUND) {
+        qn__say("no job with id %" PRId64, id);
+        code = QN_EXIT_USAGE;
+    } else if (rc == QN_EEXIST) {
+        qn__say("job %" PRId64 " has already ended (%s)", id, catalog_job_state_name(st));
+        code = QN_EXIT_USAGE;
+    } else if (rc == QN_EBUSY) {
+        qn__say("job %" PRId64 " is running: stop it where it runs (POST /v1/jobs/%" PRId64
+                "/cancel to the daemon, Ctrl-C to qn run)", id, id);
+        code = QN_EXIT_FAIL;
+    } else if (rc) {
+        qn__say("cannot cancel job %" PRId64 ": %s", id, qn_err_msg(rc));
+        code = QN_EXIT_FAIL;
+    }
+    if (code == 0)
+        code = qn__show_job(s, id);
     store_close(s);
     return code;
 }
@@ -496,6 +656,13 @@ static const struct qn_cmd qn__cmds[] = {
     {"dataset", "export", 1, 0, qn__cmd_dataset_export, "qn dataset export ID [--db PATH]"},
     {"dataset", "import", 1, QN_OPT_NAME | QN_OPT_LABELS, qn__cmd_dataset_import,
      "qn dataset import FILE [--name NAME] [--labels FILE] [--db PATH]"},
+    {"job", "list", 0, 0, qn__cmd_job_list, "qn job list [--db PATH]"},
+    {"job", "show", 1, 0, qn__cmd_job_show, "qn job show ID [--db PATH]"},
+    {"job", "cancel", 1, 0, qn__cmd_job_cancel, "qn job cancel ID [--db PATH]"},
+    {"surrogate", "list", 0, 0, qn__cmd_surrogate_list, "qn surrogate list [--db PATH]"},
+    {"surrogate", "show", 1, 0, qn__cmd_surrogate_show, "qn surrogate show REF [--db PATH]"},
+    {"model", "list", 0, 0, qn__cmd_model_list, "qn model list [--db PATH]"},
+    {"model", "show", 1, 0, qn__cmd_model_show, "qn model show REF [--db PATH]"},
 };
 
 /* Reads the value of option argv[*i] ("--db X" or "--db=X"). */

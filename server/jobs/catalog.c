@@ -15,6 +15,7 @@
 #include "import.h"
 #include "job.h"
 #include "mlp.h"
+#include "queue.h"
 #include "qn_err.h"
 #include "surrogate.h"
 #include "users.h"
@@ -274,11 +275,12 @@ static int catalog__dataset_record(struct store_dataset *d, int rc, json_t **out
 }
 
 int catalog_dataset_import(struct store *s, const char *path, const char *labels,
-                           const char *name, json_t **record, char *msg, size_t cap)
+                           const char *name, const char *stem, json_t **record, char *msg,
+                           size_t cap)
 {
     *record = NULL;
     int64_t id = 0;
-    int rc = import_file(s, path, labels, name, &id, msg, cap);
+    int rc = import_file(s, path, labels, name, stem, &id, msg, cap);
     struct store_dataset d;
     return rc ? rc : catalog__dataset_record(&d, store_dataset_get(s, id, &d), record);
 }
@@ -288,7 +290,7 @@ int catalog_dataset_upload(struct store *s, const char *path, const char *name,
 {
     *record = NULL;
     int64_t id = 0;
-    int rc = import_file_max(s, path, NULL, name, max_values, &id, msg, cap);
+    int rc = import_file_max(s, path, NULL, name, NULL, max_values, &id, msg, cap);
     struct store_dataset d;
     return rc ? rc : catalog__dataset_record(&d, store_dataset_get(s, id, &d), record);
 }
@@ -525,6 +527,17 @@ int catalog_job_list(struct store *s, const struct store_job_filter *f, int64_t 
     *out = jobs;
     *n = len;
     return 0;
+}
+
+int catalog_job_cancel(struct store *s, int64_t id, enum store_job_state *state)
+{
+    struct queue *q = NULL;
+    int rc = queue_create(s, NULL, &q);
+    if (rc)
+        return rc;
+    rc = queue_cancel_pending(q, s, id, state);
+    queue_destroy(q);
+    return rc;
 }
 
 void catalog_job_close(struct catalog_job *j)

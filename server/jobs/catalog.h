@@ -89,10 +89,12 @@ void catalog_set_owner(struct store *s, const char *owner);
 
 /* ---- datasets ------------------------------------------------------------------ */
 
-/* Imports a CSV or IDX file as import_file does (import.h: the codes, and
- * the sentence in msg) and the new dataset's record into *record. */
+/* Imports a CSV or IDX file as import_file does (import.h: the codes, the
+ * names refused, the default name from stem, and the sentence in msg) and
+ * the new dataset's record into *record. */
 int catalog_dataset_import(struct store *s, const char *path, const char *labels,
-                           const char *name, json_t **record, char *msg, size_t cap);
+                           const char *name, const char *stem, json_t **record, char *msg,
+                           size_t cap);
 /* An upload: catalog_dataset_import without labels, refusing a file of more
  * than max_values values (import_file_max: QN_ELIMIT) before reading it. */
 int catalog_dataset_upload(struct store *s, const char *path, const char *name,
@@ -155,6 +157,13 @@ void catalog_job_list_free(struct catalog_job *list, size_t n);
 /* A state's name ("running", static) and back; QN_EINVAL for no state. */
 const char *catalog_job_state_name(enum store_job_state st);
 int catalog_job_state_from_name(const char *name, enum store_job_state *out);
+/*
+ * Cancels job id from outside a daemon (the command line): a queued or
+ * waiting job at once (its dependents fail), as queue_cancel_pending does.
+ * QN_EBUSY when it is running (only the process running it can stop it),
+ * QN_EEXIST when it had already ended (*state says how), QN_ENOTFOUND.
+ */
+int catalog_job_cancel(struct store *s, int64_t id, enum store_job_state *state);
 /* The number of jobs in each state, indexed by enum store_job_state. */
 int catalog_job_counts(struct store *s, int64_t counts[JOB_CANCELED + 1]);
 

@@ -43,9 +43,9 @@ int job_ref_check(struct store *s, int64_t id, const char *type, const char *pat
 /* The built-in named by the reference, or JOB_DS_STORED. */
 static enum job_ds_kind job_data__builtin(const struct spec_ref *ref)
 {
-    static const char *const names[] = {"fashion-mnist", "xor", "sine", "spirals"};
-    for (int i = 0; ref->kind == REF_NAME && i < 4; i++)
-        if (strcmp(ref->name, names[i]) == 0)
+    const char *name;
+    for (size_t i = 0; ref->kind == REF_NAME && (name = spec_dataset_builtin(i)); i++)
+        if (strcmp(ref->name, name) == 0)
             return (enum job_ds_kind)i;
     return JOB_DS_STORED;
 }
@@ -68,8 +68,8 @@ static int job_data__record(struct store *s, const struct spec_ref *ref, const c
     } else if (ref->kind == REF_NAME) {
         rc = store_dataset_get_by_name(s, ref->name, rec);
         if (rc == QN_ENOTFOUND)
-            return spec_fail(err, path, "no dataset named '%s' (built-ins: fashion-mnist, xor, "
-                                        "sine, spirals)", ref->name);
+            return spec_fail(err, path, "no dataset named '%s' (built-ins: %s)", ref->name,
+                             spec_dataset_builtin_list());
     } else {
         return spec_fail(err, path, "a dataset cannot be given inline; import it first");
     }
@@ -145,7 +145,7 @@ int job_data_resolve(struct store *s, const struct dataset_spec *ds, const char 
     out->y_col = out->status_col = -1;
     out->kind = job_data__builtin(&ds->ref);
     if (out->kind != JOB_DS_STORED) {
-        out->classify = out->kind != JOB_DS_SINE;
+        out->classify = out->kind != JOB_DS_SINE && out->kind != JOB_DS_LOTKA_VOLTERRA;
         return 0;
     }
     int rc = job_data__record(s, &ds->ref, path, &out->rec, err);
@@ -285,23 +285,40 @@ static int job_data__limit(struct data_set *ds, size_t limit)
     return 0;
 }
 
+/* The gate of a logic-gate built-in, or -1. */
+static int job_data__gate(enum job_ds_kind k)
+{
+    switch (k) {
+    case JOB_DS_AND: return DATA_GATE_AND;
+    case JOB_DS_OR: return DATA_GATE_OR;
+    case JOB_DS_NAND: return DATA_GATE_NAND;
+    case JOB_DS_NOR: return DATA_GATE_NOR;
+    case JOB_DS_XOR: return DATA_GATE_XOR;
+    case JOB_DS_XNOR: return DATA_GATE_XNOR;
+    default: return -1;
+    }
+}
+
 /* Generates a built-in generator's rows (seeded) into *all. */
 static int job_data__generate(const struct job_dsref *r, uint64_t seed, struct data_set *all)
 {
     const struct dataset_spec *d = r->spec;
-    if (r->kind == JOB_DS_XOR)
-        return data_gen_xor(all, d->samples, d->noise, seed);
+    int gate = job_data__gate(r->kind);
+    if (gate >= 0)
+        return data_gen_gate(all, (enum data_gate)gate, d->samples, d->noise, seed);
     if (r->kind == JOB_DS_SINE)
         return data_gen_sine(all, d->samples, seed);
+    if (r->kind == JOB_DS_LOTKA_VOLTERRA)
+        return data_gen_lotka_volterra(all, d->samples, seed);
     return data_gen_spirals(all, d->samples, d->arms, d->noise, seed);
 }
 
-/* Splits all into train and test by the spec's test_fraction; the four exact
- * XOR corners are both the training and the test set. */
+/* Splits all into train and test by the spec's test_fraction; a gate's four
+ * exact corners are both the training and the test set. */
 static int job_data__split(const struct job_dsref *r, const struct data_set *all, uint64_t seed,
                            struct data_set *train, struct data_set *test)
 {
-    if (r->kind == JOB_DS_XOR && r->spec->samples == 0) {
+    if (job_data__gate(r->kind) >= 0 && r->spec->samples == 0) {
         int rc = data_subset(all, all->n, train);
         return rc ? rc : data_subset(all, all->n, test);
     }

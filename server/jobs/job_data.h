@@ -5,7 +5,7 @@
  * Two steps, so that a job is refused before it exists when its reference is
  * wrong, and the rows are read only when it runs:
  *   job_data_resolve  the reference against the store: a built-in
- *                     ("fashion-mnist", "xor", "sine", "spirals"), a stored
+ *                     (spec_dataset_builtin_list()), a stored
  *                     dataset by id, by name (the newest of that name) or
  *                     {"job": N} (that job's dataset; the job must have
  *                     succeeded); and which columns are inputs and which is
@@ -30,7 +30,20 @@
 #include "spec.h"
 #include "store.h"
 
-enum job_ds_kind { JOB_DS_FASHION, JOB_DS_XOR, JOB_DS_SINE, JOB_DS_SPIRALS, JOB_DS_STORED };
+/* The built-ins in the order of spec_dataset_builtin's indices, then stored datasets. */
+enum job_ds_kind {
+    JOB_DS_FASHION,
+    JOB_DS_XOR,
+    JOB_DS_SINE,
+    JOB_DS_SPIRALS,
+    JOB_DS_AND,
+    JOB_DS_OR,
+    JOB_DS_NAND,
+    JOB_DS_NOR,
+    JOB_DS_XNOR,
+    JOB_DS_LOTKA_VOLTERRA,
+    JOB_DS_STORED
+};
 
 /* A resolved dataset reference. */
 struct job_dsref {

@@ -7,6 +7,12 @@
  * applied to its layers between opening and building (the parameter layout
  * does not depend on the via). A model trained via surrogate and scored via
  * device is the number users came for.
+ *
+ * "chip": S scores one chip of a device population (every instance with
+ * variability drawn as chip S, engine/chip.h); "chips": {"count", "seed"}
+ * scores chips seed .. seed + count - 1 one after the other (each over the
+ * workers' threads) and reports each and their spread. Noise is drawn,
+ * seeded by the chip, unless "noise": false.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -129,6 +135,31 @@ static int job_evaluate_validate(const json_t *spec, struct job_refs *refs,
     return rc;
 }
 
+/* Nonzero when layer l solves its device per instance (a chip can change it):
+ * via device or physics_aware, or a full closed form; a surrogate is nominal. */
+static int job_eval__solves(const struct job_netdef *nd, size_t l)
+{
+    enum net_via v = nd->via[l];
+    return v == VIA_DEVICE || v == VIA_PHYSICS_AWARE ||
+           (v == VIA_EXACT && nd->dev[l].drive == DRIVE_FULL);
+}
+
+/* "chip" and "chips" need a layer that solves a device with variability. */
+static int job_eval__population(struct job_ctx *ctx, const struct job_evaluate *p)
+{
+    const struct job_netdef *nd = &p->model.nd;
+    if (!p->e.has_chip && !p->e.chips)
+        return 0;
+    for (size_t l = 0; l < nd->n_layers; l++)
+        if (dev_has_variability(&nd->dev[l]) && job_eval__solves(nd, l))
+            return 0;
+    return spec_fail(&ctx->err, p->e.has_chip ? "/spec/chip" : "/spec/chips",
+                     "model %" PRId64 " has no layer that solves a device with variability "
+                     "(a device with \"variability\", via device or physics_aware; a surrogate "
+                     "layer is nominal): every chip would be the nominal network",
+                     p->model.row.id);
+}
+
 static int job_evaluate_prepare(struct job_ctx *ctx)
 {
     struct job_evaluate *p = calloc(1, sizeof *p);
@@ -139,11 +170,13 @@ static int job_evaluate_prepare(struct job_ctx *ctx)
     if (rc)
         return rc;
     p->have_e = 1;
-    if ((rc = job_eval__model(ctx, p)) || (rc = job_eval__overrides(ctx, p)))
+    if ((rc = job_eval__model(ctx, p)) || (rc = job_eval__overrides(ctx, p)) ||
+        (rc = job_eval__population(ctx, p)))
         return rc;
     const struct store_model *m = &p->model.row;
     rc = job_data_resolve(ctx->store, &p->e.dataset, "/spec/dataset", &p->ds, &ctx->err);
-    if (rc == 0 && p->ds.classify != (p->model.loss == LOSS_CROSS_ENTROPY))
+    int labels_ok = p->model.loss == LOSS_CROSS_ENTROPY || m->n_out == 1; /* mse: label = target */
+    if (rc == 0 && (p->ds.classify ? !labels_ok : p->model.loss == LOSS_CROSS_ENTROPY))
         rc = spec_fail(&ctx->err, "/spec/dataset",
                        "model %" PRId64 " was trained with loss %s and needs a %s dataset", m->id,
                        m->loss, p->ds.classify ? "regression" : "labelled");
@@ -194,7 +227,7 @@ static int job_eval__fits(struct job_ctx *ctx, const struct job_evaluate *p,
     if (ds->d != m->n_in)
         snprintf(ctx->reason, sizeof ctx->reason,
                  "the dataset has %zu inputs; model %" PRId64 " takes %zu", ds->d, m->id, m->n_in);
-    else if (ds->labels && ds->n_classes > m->n_out)
+    else if (ds->labels && ds->n_classes > m->n_out && p->model.loss == LOSS_CROSS_ENTROPY)
         snprintf(ctx->reason, sizeof ctx->reason,
                  "the dataset has labels up to %zu; model %" PRId64 " has %zu outputs",
                  ds->n_classes - 1, m->id, m->n_out);
@@ -286,12 +319,115 @@ static int job_eval__report(struct job_ctx *ctx, const struct job_evaluate *p,
     return ctx->result ? 0 : QN_ENOMEM;
 }
 
+/* ---- chips ---- */
+
+/* Scores chip `seed` (noise seeded by it when the spec asks for noise). */
+static int job_eval__chip(struct job_ctx *ctx, const struct job_evaluate *p, struct net *n,
+                          const struct data_set *ds, uint64_t seed, double *loss, double *acc)
+{
+    net_set_chip(n, seed);
+    net_set_noise(n, p->e.noise, seed);
+    int rc = train_evaluate(n, ds, p->model.loss, loss, acc);
+    char what[64];
+    snprintf(what, sizeof what, "evaluation of chip %" PRIu64 " stopped", seed);
+    return rc ? job_fail(ctx, rc, what) : 0;
+}
+
+/* Mean, sample sd (0 for one value), min and max of v[n] into the result as
+ * "<name>_mean", "_sd", "_min", "_max". */
+static int job_eval__summary(json_t *r, const char *name, const double *v, size_t n)
+{
+    double mean = 0, ss = 0, lo = v[0], hi = v[0];
+    for (size_t i = 0; i < n; i++)
+        mean += v[i] / (double)n, lo = fmin(lo, v[i]), hi = fmax(hi, v[i]);
+    for (size_t i = 0; i < n; i++)
+        ss += (v[i] - mean) * (v[i] - mean);
+    const double stat[4] = {mean, n > 1 ? sqrt(ss / (double)(n - 1)) : 0.0, lo, hi};
+    const char *suffix[4] = {"mean", "sd", "min", "max"};
+    char key[32];
+    for (int k = 0; k < 4; k++) {
+        snprintf(key, sizeof key, "%s_%s", name, suffix[k]);
+        if (json_object_set_new(r, key, job_real(stat[k])))
+            return QN_ENOMEM;
+    }
+    return 0;
+}
+
+/* The per-chip list and its summary into ctx->result (made by job_eval__report). */
+static int job_eval__chips_result(struct job_ctx *ctx, const struct job_evaluate *p,
+                                  const double *loss, const double *score, int classify)
+{
+    const char *name = classify ? "accuracy" : "rmse";
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < p->e.chips; i++) {
+        json_t *c = json_pack("{sI so so}", "chip", (json_int_t)(p->e.chips_seed + i), name,
+                              job_real(score[i]), "loss", job_real(loss[i]));
+        if (!c || json_array_append_new(list, c)) {
+            json_decref(list);
+            return QN_ENOMEM;
+        }
+    }
+    if (!list || json_object_set_new(ctx->result, "chips", list))
+        return QN_ENOMEM;
+    if (json_object_set_new(ctx->result, "noise", json_boolean(p->e.noise)))
+        return QN_ENOMEM;
+    return job_eval__summary(ctx->result, name, score, p->e.chips);
+}
+
+/* Scores chips seed, seed + 1, ... one after the other; reports the means as
+ * "accuracy" and "loss" and the chips beside them. */
+static int job_eval__chips(struct job_ctx *ctx, const struct job_evaluate *p, struct net *n,
+                           const struct data_set *ds)
+{
+    size_t N = p->e.chips;
+    double *loss = calloc(N, sizeof *loss), *score = calloc(N, sizeof *score);
+    double mean_loss = 0, mean_acc = 0, acc = NAN;
+    int rc = loss && score ? 0 : job_fail(ctx, QN_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < N; i++) {
+        rc = job_eval__chip(ctx, p, n, ds, p->e.chips_seed + i, &loss[i], &acc);
+        score[i] = isfinite(acc) ? acc : sqrt(loss[i]);
+        mean_loss += loss[i] / (double)N, mean_acc += acc / (double)N;
+    }
+    if (rc == 0)
+        rc = job_eval__report(ctx, p, n, ds->n, mean_loss, mean_acc);
+    if (rc == 0)
+        rc = job_eval__chips_result(ctx, p, loss, score, isfinite(acc));
+    free(loss);
+    free(score);
+    return rc;
+}
+
+/* The evaluation itself: nominal, one chip, or several. */
+static int job_eval__score(struct job_ctx *ctx, const struct job_evaluate *p, struct net *n,
+                           const struct data_set *ds)
+{
+    double loss = NAN, acc = NAN;
+    if (p->e.chips)
+        return job_eval__chips(ctx, p, n, ds);
+    int rc;
+    if (p->e.has_chip) {
+        rc = job_eval__chip(ctx, p, n, ds, p->e.chip, &loss, &acc);
+    } else {
+        net_set_noise(n, p->e.noise, 0);
+        if ((rc = train_evaluate(n, ds, p->model.loss, &loss, &acc)))
+            job_fail(ctx, rc, "evaluation stopped");
+    }
+    if (rc == 0)
+        rc = job_eval__report(ctx, p, n, ds->n, loss, acc);
+    if (rc == 0 && p->e.has_chip &&
+        json_object_set_new(ctx->result, "chip", json_integer((json_int_t)p->e.chip)))
+        rc = QN_ENOMEM;
+    if (rc == 0 && (p->e.has_chip || p->e.noise) &&
+        json_object_set_new(ctx->result, "noise", json_boolean(p->e.noise)))
+        rc = QN_ENOMEM;
+    return rc;
+}
+
 static int job_evaluate_run(struct job_ctx *ctx)
 {
     const struct job_evaluate *p = ctx->prep;
     struct data_set ds = {0};
     struct net *n = NULL;
-    double loss = NAN, acc = NAN;
     int rc = job_eval__data(ctx, p, &ds);
     if (rc == 0)
         rc = job_eval__fits(ctx, p, &ds);
@@ -299,13 +435,8 @@ static int job_evaluate_run(struct job_ctx *ctx)
         job_fail(ctx, rc, "cannot standardise the inputs");
     if (rc == 0)
         rc = job_eval__net(ctx, p, &n);
-    if (rc == 0) {
-        rc = train_evaluate(n, &ds, p->model.loss, &loss, &acc);
-        if (rc)
-            job_fail(ctx, rc, "evaluation stopped");
-    }
     if (rc == 0)
-        rc = job_eval__report(ctx, p, n, ds.n, loss, acc);
+        rc = job_eval__score(ctx, p, n, &ds);
     net_destroy(n);
     data_close(&ds);
     return rc;

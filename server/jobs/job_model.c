@@ -45,8 +45,18 @@ static int job_model__layers(struct store *s, struct job_model *m, struct spec_e
         rc = spec_train_parse(root, &m->t, &e);
     json_decref(root);
     m->have_t = rc == 0;
-    if (rc == 0)
+    if (rc == 0) {
+        /* A stored model is rebuilt as it was trained: its surrogates were
+         * checked against its devices then (a model from before fingerprints
+         * may pair a surrogate with a device spelled otherwise). They resolve
+         * as twins; the layers keep what they said for later checks. */
+        int twin[NET_MAX_LAYERS];
+        for (size_t l = 0; l < m->t.n_layers; l++)
+            twin[l] = m->t.layers[l].twin, m->t.layers[l].twin = 1;
         rc = job_netdef_resolve(s, &m->t, &m->nd, &e);
+        for (size_t l = 0; l < m->t.n_layers; l++)
+            m->t.layers[l].twin = m->nd.twin[l] = twin[l];
+    }
     if (rc == QN_ENOMEM)
         return QN_ENOMEM;
     if (rc) {

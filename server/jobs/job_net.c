@@ -16,8 +16,9 @@ static void job_net__path(char *p, size_t cap, size_t l, const char *key)
     snprintf(p, cap, "/spec/network/%zu/%s", l, key);
 }
 
-/* Resolves layer l: its device, its surrogate, its via. */
-static int job_net__layer(struct store *s, const struct train_layer_spec *L, size_t l,
+/* Resolves layer l: its device, its surrogate, its via (es: trained by forward passes
+ * only, so via device takes any readout). */
+static int job_net__layer(struct store *s, const struct train_layer_spec *L, size_t l, int es,
                           struct job_netdef *nd, struct spec_error *err)
 {
     char p[SPEC_PATH_MAX];
@@ -29,6 +30,7 @@ static int job_net__layer(struct store *s, const struct train_layer_spec *L, siz
     nd->devices[l] = L->devices;
     nd->via[l] = L->via;
     nd->connect[l] = L->connect;
+    nd->init[l] = L->init;
     nd->twin[l] = L->twin;
     snprintf(p, sizeof p, "/spec/network/%zu", l);
     if ((rc = spec_layer_wiring(L, &nd->dev[l], p, err)))
@@ -42,7 +44,7 @@ static int job_net__layer(struct store *s, const struct train_layer_spec *L, siz
         nd->have_sur[l] = 1;
     }
     job_net__path(p, sizeof p, l, "via");
-    return job_check_via(&nd->dev[l], L->via, nd->have_sur[l], 0, p, err);
+    return job_check_via(&nd->dev[l], L->via, nd->have_sur[l], es, p, err);
 }
 
 int job_netdef_resolve(struct store *s, const struct train_spec *t, struct job_netdef *nd,
@@ -52,7 +54,7 @@ int job_netdef_resolve(struct store *s, const struct train_spec *t, struct job_n
     nd->n_layers = t->n_layers;
     size_t in = 0; /* inputs of layer l (0: the data's, unknown here) */
     for (size_t l = 0; l < t->n_layers; l++) {
-        int rc = job_net__layer(s, &t->layers[l], l, nd, err);
+        int rc = job_net__layer(s, &t->layers[l], l, t->optim.kind == OPTIM_ES, nd, err);
         if (rc)
             return rc;
         char p[SPEC_PATH_MAX];
@@ -101,9 +103,9 @@ json_t *job_netdef_spec(const struct job_netdef *nd, const json_t *spec, uint64_
         json_t *L = json_array_get(net, l);
         bad = json_object_set(L, "device", nd->dev_json[l]) != 0;
         if (!bad && nd->have_sur[l]) /* the id, and whether it is this device's own */
-            bad = json_object_set_new(L, "surrogate",
-                                      json_pack("{sI sb}", "id", (json_int_t)nd->sur_id[l],
-                                                "matched", nd->sur_matched[l])) != 0;
+            bad = json_object_set_new(L, "surrogate", json_integer(nd->sur_id[l])) != 0 ||
+                  json_object_set_new(L, "surrogate_matched",
+                                      json_boolean(nd->sur_matched[l])) != 0;
     }
     if (!bad)
         bad = json_object_set_new(copy, "seed", json_integer((json_int_t)seed)) != 0;

@@ -20,6 +20,7 @@ struct job_netdef {
     size_t devices[NET_MAX_LAYERS];          /* devices per layer */
     enum net_via via[NET_MAX_LAYERS];
     enum net_connect connect[NET_MAX_LAYERS]; /* full layers: the wiring */
+    enum net_init init[NET_MAX_LAYERS];      /* initial weights */
     struct dev_model dev[NET_MAX_LAYERS];    /* prepared (have_dev) */
     int have_dev[NET_MAX_LAYERS];
     json_t *dev_json[NET_MAX_LAYERS];        /* the device object (new references) */

@@ -139,11 +139,14 @@ static int job_train_prepare(struct job_ctx *ctx)
     rc = job_data_resolve(ctx->store, &p->t.dataset, "/spec/dataset", &p->ds, &ctx->err);
     if (rc)
         return rc;
-    if (p->ds.classify != (p->t.train.loss == LOSS_CROSS_ENTROPY))
-        return spec_fail(&ctx->err, "/spec/loss", "loss %s needs a %s dataset; this one has a %s",
-                         train_loss_name(p->t.train.loss),
-                         p->t.train.loss == LOSS_CROSS_ENTROPY ? "labelled" : "regression",
-                         p->ds.classify ? "label" : "regression target");
+    size_t n_out = p->t.layers[p->t.n_layers - 1].devices;
+    if (p->ds.classify && p->t.train.loss == LOSS_MSE && n_out != 1)
+        return spec_fail(&ctx->err, "/spec/loss", "loss mse on a labelled dataset needs one "
+                         "output (its target is the label); the last layer has %zu devices",
+                         n_out);
+    if (!p->ds.classify && p->t.train.loss == LOSS_CROSS_ENTROPY)
+        return spec_fail(&ctx->err, "/spec/loss", "loss cross_entropy needs a labelled dataset; "
+                         "this one has a regression target");
     return job_netdef_resolve(ctx->store, &p->t, &p->nd, &ctx->err);
 }
 
@@ -177,6 +180,8 @@ static int job_train__fits(struct job_ctx *ctx, const struct job_train *p,
                            const struct data_set *ds)
 {
     size_t n_out = p->nd.devices[p->nd.n_layers - 1];
+    if (ds->labels && p->t.train.loss == LOSS_MSE)
+        return 0; /* one output whose target is the label (checked in prepare) */
     if (ds->labels && ds->n_classes > n_out)
         snprintf(ctx->reason, sizeof ctx->reason,
                  "the dataset has labels up to %zu but the last layer has %zu devices (one per "
@@ -214,12 +219,19 @@ static int job_train__build(struct job_ctx *ctx, const struct job_train *p,
 {
     struct net_layer_spec ls[NET_MAX_LAYERS];
     job_netdef_layers(&p->nd, ls);
-    for (size_t l = 0; l < p->nd.n_layers; l++)
+    for (size_t l = 0; l < p->nd.n_layers; l++) {
         ls[l].devices = r->widths[l];
+        ls[l].forward_only = p->t.optim.kind == OPTIM_ES; /* es never backpropagates */
+    }
     int rc = net_create(&r->net, r->train.d, ls, p->nd.n_layers, p->t.train.batch, ctx->workers,
                         p->t.train.seed, ctx->cancel);
     if (rc)
         return job_fail(ctx, rc, "cannot build the network");
+    for (size_t l = 0; l < p->nd.n_layers && rc == 0; l++)
+        if (p->nd.init[l] != NET_INIT_UNIFORM)
+            rc = net_init_layer(r->net, l, p->nd.init[l], p->t.train.seed);
+    if (rc)
+        return job_fail(ctx, rc, "cannot initialise the network");
     rc = optim_init(&r->o, &p->t.optim, r->net->n_params);
     if (rc)
         return job_fail(ctx, rc, "cannot set up the optimizer");

@@ -274,6 +274,75 @@ static void test_prune_lowest_and_bounds(void **state)
     assert_int_equal(adapt_config_check(&c), QN_EINVAL);
 }
 
+/*
+ * The hebbian score against an independent computation: every layer's
+ * outputs in double precision from the parameters, then for device j of
+ * layer l the mean over rows of |y_j| x mean_i |s x_i| (x the layer's
+ * inputs, s its input scale); the batch is forwarded twice, so the sums
+ * run over 2 ROWS rows. Then a run scored by it grows the top devices.
+ */
+static void test_hebbian(void **state)
+{
+    (void)state;
+    struct devs d;
+    devs_init(&d);
+    struct net *n = make_net(&d, 8, 6, 5);
+    n->params[n->layer[1].off_s] = 0.5f; /* the input scale enters the co-activity */
+    float x[ROWS * N_IN];
+    batch(x);
+    n->track = 1;
+    assert_int_equal(net_forward(n, x, ROWS), 0);
+    assert_int_equal(net_forward(n, x, ROWS), 0);
+    double in[ROWS * 64], nx[ROWS * 64];
+    for (size_t i = 0; i < ROWS * N_IN; i++)
+        in[i] = x[i];
+    size_t w = N_IN;
+    for (size_t l = 0; l < 2; l++) {
+        const struct net_layer *L = &n->layer[l];
+        const float *A = n->params + L->off_w, *b = n->params + L->off_b;
+        double sc = n->params[L->off_s], want[8] = {0}, got[8];
+        for (size_t r = 0; r < ROWS; r++) {
+            double pre = 0;
+            for (size_t i = 0; i < w; i++)
+                pre += fabs(sc * in[r * w + i]) / (double)w;
+            for (size_t j = 0; j < L->n_out; j++) {
+                double u = b[j];
+                for (size_t i = 0; i < w; i++)
+                    u += (double)A[j * w + i] * sc * in[r * w + i];
+                nx[r * L->n_out + j] = act_eval(L->dev->activation, u);
+                want[j] += fabs(nx[r * L->n_out + j]) * pre / ROWS;
+            }
+        }
+        adapt_scores(n, l, ADAPT_HEBBIAN, got);
+        for (size_t j = 0; j < L->n_out; j++)
+            if (fabs(got[j] - want[j]) > 1e-5 * fmax(1e-3, want[j]))
+                fail_msg("layer %zu device %zu: hebbian %.9g, by hand %.9g", l, j, got[j], want[j]);
+        w = L->n_out;
+        memcpy(in, nx, ROWS * w * sizeof *in);
+    }
+    net_track_reset(n);
+    double zero[8];
+    adapt_scores(n, 0, ADAPT_HEBBIAN, zero);
+    assert_true(zero[0] == 0.0 && zero[7] == 0.0);
+    /* an event by hebbian score: the top half splits, the two lowest go */
+    assert_int_equal(net_forward(n, x, ROWS), 0);
+    double score[8];
+    adapt_scores(n, 0, ADAPT_HEBBIAN, score);
+    struct adapt_config c;
+    adapt_config_default(&c);
+    c.enabled = 1, c.grow = 0.5, c.prune = 0.25, c.perturb = 0, c.score = ADAPT_HEBBIAN;
+    struct adapt_event ev[NET_MAX_LAYERS];
+    size_t n_ev = 0;
+    struct adapt_state as;
+    adapt_state_init(&as);
+    assert_int_equal(adapt_event(n, NULL, &c, 1, &as, ev, &n_ev), 0);
+    assert_int_equal(ev[0].pruned, 2);
+    assert_int_equal(ev[0].grown, 4);
+    assert_int_equal(n->layer[0].n_out, 10);
+    net_destroy(n);
+    devs_close(&d);
+}
+
 /* Pruning in a network: the survivors are the top scorers, by passthrough. */
 static void test_prune_in_network(void **state)
 {
@@ -351,6 +420,41 @@ static void test_schedule(void **state)
     adapt_state_init(&s);
     for (size_t e = 0; e < 5; e++)
         assert_int_equal(adapt_due(&c, &s, e + 1, 9, 1.0 / (double)(e + 1)), e + 1 >= 3);
+}
+
+/* A loss that falls steadily but slowly (0.2% an epoch, as a long Fashion-MNIST run
+ * does) never makes a stale epoch with min_delta 0; with min_delta 1% it is a plateau:
+ * events at epochs 2, 3, 4, ... with patience 1 (each event rebaselines on its own
+ * epoch's loss, and the next epoch is again within 1% of it). */
+static void test_min_delta(void **state)
+{
+    (void)state;
+    struct adapt_config c;
+    adapt_config_default(&c);
+    c.enabled = 1, c.after_epochs = 1, c.patience = 1;
+    struct adapt_state s;
+    adapt_state_init(&s);
+    double loss = 1.0;
+    for (size_t e = 1; e <= 8; e++, loss *= 0.998)
+        assert_int_equal(adapt_due(&c, &s, e, 20, loss), 0);
+    c.min_delta = 0.01;
+    adapt_state_init(&s);
+    loss = 1.0;
+    for (size_t e = 1; e <= 8; e++, loss *= 0.998)
+        assert_int_equal(adapt_due(&c, &s, e, 20, loss), e >= 2);
+    assert_int_equal(s.events, 7);
+    /* a drop larger than the margin is an improvement: no event, and the best moves */
+    adapt_state_init(&s);
+    assert_int_equal(adapt_due(&c, &s, 1, 20, 1.0), 0);
+    assert_int_equal(adapt_due(&c, &s, 2, 20, 0.98), 0);
+    assert_true(s.best_loss == 0.98);
+    assert_int_equal(adapt_due(&c, &s, 3, 20, 0.975), 1); /* 0.5% below: stale */
+    c.min_delta = -0.01;
+    assert_int_equal(adapt_config_check(&c), QN_EINVAL);
+    c.min_delta = 1.0;
+    assert_int_equal(adapt_config_check(&c), QN_EINVAL);
+    c.min_delta = 0.5;
+    assert_int_equal(adapt_config_check(&c), QN_OK);
 }
 
 /* What the checkpoint hook saves. */
@@ -515,6 +619,8 @@ int main(void)
         cmocka_unit_test(test_prune_lowest_and_bounds),
         cmocka_unit_test(test_prune_in_network),
         cmocka_unit_test(test_schedule),
+        cmocka_unit_test(test_min_delta),
+        cmocka_unit_test(test_hebbian),
         cmocka_unit_test(test_resume_after_event),
         cmocka_unit_test(test_refusals),
     };

@@ -233,12 +233,20 @@ static void test_surrogate_domain(void **state)
     (void)state;
     struct surrogate sur;
     make_surrogate(&sur, 1, 5);
-    sur.has_domain = 1, sur.dom_lo[0] = -0.5f, sur.dom_hi[0] = 0.7f;
     struct dev_model crn;
     dev_model_init(&crn, DEV_CRN_RELU);
     prepare(&crn);
     struct net_layer_spec su = {3, &crn, VIA_SURROGATE, &sur, 0, 0};
     struct net *n = NULL;
+    float x0[N_IN] = {0.4f, -1, 0.2f};
+    double f0;
+    /* a surrogate without a domain (fitted before domains were kept): unknown, not 0 */
+    assert_int_equal(net_create(&n, N_IN, &su, 1, 8, 1, 4, NULL), 0);
+    assert_int_equal(net_forward(n, x0, 1), 0);
+    assert_int_equal(net_domain_fraction(n, 0, &f0), QN_ENOTFOUND);
+    net_destroy(n);
+    n = NULL;
+    sur.has_domain = 1, sur.dom_lo[0] = -0.5f, sur.dom_hi[0] = 0.7f;
     assert_int_equal(net_create(&n, N_IN, &su, 1, 8, 1, 4, NULL), 0);
     float x[2 * N_IN] = {0.4f, -1, 0.2f, 1.5f, -0.3f, 0.9f};
     double frac;

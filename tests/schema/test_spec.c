@@ -355,7 +355,41 @@ static const struct bad_case device_cases[] = {
      QN_ESPEC},
     {"{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"reactions\": [\"Y -> 0 @ 1\"], "
      "\"rhs\": {\"Y\": \"1\"}}",
-     "/spec/device/rhs", QN_ESPEC},
+     "/spec/device/rhs", QN_ESPEC},    /* variability and noise (issue 12) */
+    {"{\"kind\": \"crn_relu\", \"variability\": {\"gk\": {\"dist\": \"normal\", \"cv\": 0.1}}}",
+     "/spec/device/variability/gk", QN_ESPEC},
+    {"{\"kind\": \"hodgkin_huxley\", \"variability\": {\"v0\": {\"dist\": \"normal\", "
+     "\"cv\": 0.1}}}",
+     "/spec/device/variability/v0", QN_ESPEC},
+    {"{\"kind\": \"almost_neuron\", \"variability\": {\"eps\": {\"dist\": \"normal\", "
+     "\"cv\": 0.1}}}",
+     "/spec/device/variability/eps", QN_ESPEC},
+    {"{\"kind\": \"crn_relu\", \"variability\": {\"kappa\": {\"dist\": \"normal\", "
+     "\"cv\": -0.1}}}",
+     "/spec/device/variability/kappa/cv", QN_ESPEC},
+    {"{\"kind\": \"crn_relu\", \"variability\": {\"kappa\": {\"dist\": \"normal\", "
+     "\"cv\": 5.5}}}",
+     "/spec/device/variability/kappa/cv", QN_ESPEC},
+    {"{\"kind\": \"crn_relu\", \"variability\": {\"kappa\": {\"dist\": \"gamma\", "
+     "\"cv\": 0.3}}}",
+     "/spec/device/variability/kappa/dist", QN_ESPEC},
+    {"{\"kind\": \"crn_relu\", \"variability\": {\"kappa\": {\"cv\": 0.3}}}",
+     "/spec/device/variability/kappa/dist", QN_ESPEC},
+    {"{\"kind\": \"crn_relu\", \"variability\": {\"kappa\": {\"dist\": \"normal\", "
+     "\"cv\": 0.3, \"sd\": 1}}}",
+     "/spec/device/variability/kappa/sd", QN_ESPEC},
+    {"{\"kind\": \"crn_relu\", \"variability\": [1]}", "/spec/device/variability", QN_ESPEC},
+    {"{\"kind\": \"crn_relu\", \"noise\": {\"output\": {\"sd\": -0.01}}}",
+     "/spec/device/noise/output/sd", QN_ESPEC},
+    {"{\"kind\": \"crn_relu\", \"noise\": {\"drive\": {\"sd\": -1}}}",
+     "/spec/device/noise/drive/sd", QN_ESPEC},
+    {"{\"kind\": \"crn_relu\", \"noise\": {\"drive\": {}}}", "/spec/device/noise/drive/sd",
+     QN_ESPEC},
+    {"{\"kind\": \"crn_relu\", \"noise\": {\"read\": {\"sd\": 1}}}",
+     "/spec/device/noise/read", QN_ESPEC},
+    {"{\"kind\": \"neuron\", \"drive\": \"full\", \"fan_in\": 2, \"noise\": {\"drive\": "
+     "{\"sd\": 0.1}}}",
+     "/spec/device/noise/drive", QN_ESPEC},
 };
 
 static void test_device_errors(void **state)
@@ -866,6 +900,8 @@ static json_t *model_value(const struct dev_model *d, const char *p)
     if (strcmp(p, "solver/atol") == 0) return json_real(d->solver.atol);
     if (strcmp(p, "solver/h0") == 0) return json_real(d->solver.h0);
     if (strcmp(p, "solver/max_steps") == 0) return json_integer((json_int_t)d->solver.max_steps);
+    if (strcmp(p, "noise/output/sd") == 0) return json_real(d->noise.output_sd);
+    if (strcmp(p, "noise/drive/sd") == 0) return json_real(d->noise.drive_sd);
     if (strcmp(p, "params/activation") == 0) return json_string(act_name(d->activation));
     if (strcmp(p, "params/eps") == 0) return json_real(d->eps);
     if (strncmp(p, "params/", 7) == 0 && dev_model_param(d, p + 7, &v) == 0) return json_real(v);
@@ -985,6 +1021,61 @@ static void test_schema_defaults_match(void **state)
     json_decref(job);
 }
 
+/* A parameter used as a rate constant must not be negative: no drive can
+ * make that a mass-action network (a drive rate is checked at solve time). */
+static void test_negative_parameter_rate(void **state)
+{
+    (void)state;
+    device_bad("{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"params\": {\"k\": -1}, "
+               "\"reactions\": [\"Y -> 0 @ 1\", \"0 -> Y @ k\"]}",
+               "/spec/device/reactions/1", QN_ESPEC);
+    struct dev_model d;
+    device_ok("{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"params\": {\"k\": -1}, "
+              "\"reactions\": [\"Y -> 0 @ 1\", \"0 -> Y @ neg(k)\"]}", &d);
+    dev_model_close(&d);
+}
+
+/* Variability and noise parse into the model's vary[] and noise, and leave
+ * the fingerprint of the nominal device as it was (a surrogate of the
+ * nominal device still matches). */
+static void test_device_variability(void **state)
+{
+    (void)state;
+    struct dev_model a, b, h;
+    device_ok("{\"kind\": \"crn_relu\", \"params\": {\"kappa\": 0.01}}", &a);
+    device_ok("{\"name\": \"crn-chip\", \"kind\": \"crn_relu\", \"drive\": \"dot\", "
+              "\"params\": {\"kappa\": 0.01}, \"variability\": {\"kappa\": {\"dist\": "
+              "\"lognormal\", \"cv\": 0.3}}, \"noise\": {\"output\": {\"sd\": 0.02}, "
+              "\"drive\": {\"sd\": 0.0}}}", &b);
+    device_ok("{\"kind\": \"hodgkin_huxley\", \"variability\": {\"gk\": {\"dist\": "
+              "\"uniform\", \"cv\": 0.1}, \"gna\": {\"dist\": \"normal\", \"cv\": 0}}}", &h);
+    assert_false(dev_has_variability(&a));
+    assert_false(dev_has_noise(&a));
+    assert_true(dev_has_variability(&b));
+    assert_true(dev_has_noise(&b));
+    double v;
+    for (size_t i = 0; i < b.n_params; i++) {
+        int kappa = strcmp(b.param_names[i], "kappa") == 0;
+        assert_int_equal(b.vary[i].dist, kappa ? DEV_DIST_LOGNORMAL : DEV_DIST_NONE);
+        assert_true(b.vary[i].cv == (kappa ? 0.3 : 0.0));
+    }
+    assert_true(b.noise.output_sd == 0.02 && b.noise.drive_sd == 0.0);
+    assert_int_equal(dev_model_param(&h, "gk", &v), 0);
+    for (size_t i = 0; i < h.n_params; i++) {
+        int gk = strcmp(h.param_names[i], "gk") == 0, gna = strcmp(h.param_names[i], "gna") == 0;
+        assert_int_equal(h.vary[i].dist,
+                         gk ? DEV_DIST_UNIFORM : gna ? DEV_DIST_NORMAL : DEV_DIST_NONE);
+    }
+    char *fa = spec_device_fingerprint(&a), *fb = spec_device_fingerprint(&b);
+    assert_non_null(fa);
+    assert_non_null(fb);
+    assert_string_equal(fa, fb);
+    char diff[200];
+    assert_int_equal(spec_device_differences(&a, &b, diff, sizeof diff), 0);
+    free(fa), free(fb);
+    dev_model_close(&a), dev_model_close(&b), dev_model_close(&h);
+}
+
 /* The fingerprint: two spellings of one device agree (defaults written out,
  * numbers written otherwise, another name); a change of physics does not,
  * and the differences name the fields. */
@@ -1014,9 +1105,36 @@ static void test_device_fingerprint(void **state)
     assert_string_equal(diff, "params/kappa 0.01 vs 0.5; readout/t_max 200.0 vs 100.0");
     assert_int_equal(spec_device_differences(&a, &d, diff, sizeof diff), 1);
     assert_non_null(strstr(diff, "kind \"crn_relu\" vs \"ode\""));
-    assert_non_null(strstr(diff, "rhs - vs {\"y\": \"kappa + u1*y - y^2\"}"));
+    assert_non_null(strstr(diff, "rhs - vs {\"y\": \"kappa+u1*y-y^2\"}"));
     free(fa), free(fb), free(fc), free(fd);
     dev_model_close(&a), dev_model_close(&b), dev_model_close(&c), dev_model_close(&d);
+    /* spellings that do not change the physics: whitespace in expressions, a
+     * reaction's "Y + Y" for "2 Y" and the reactions' order, and a readout
+     * field the readout does not read (threshold of a steady state) */
+    const char *same[][2] = {
+        {"{\"kind\": \"ode\", \"state\": {\"y\": 0}, \"rhs\": {\"y\": \"tanh(u1) - y\"}}",
+         "{\"kind\": \"ode\", \"state\": {\"y\": 0}, \"rhs\": {\"y\": \"tanh(u1)-y\"}, "
+         "\"readout\": {\"kind\": \"steady_state\", \"threshold\": 5}}"},
+        {"{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"params\": {\"kappa\": 0.01}, "
+         "\"reactions\": [\"0 -> Y @ kappa\", \"2 Y -> Y @ 1\", \"Y -> 2 Y @ pos(u1)\", "
+         "\"Y -> 0 @ neg(u1)\"]}",
+         "{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"params\": {\"kappa\": 0.01}, "
+         "\"reactions\": [\"Y->0@neg(u1)\", \"Y -> Y + Y @ pos( u1 )\", \"Y + Y -> Y @ 1.0\", "
+         "\"0 -> Y @ kappa\"]}"}};
+    for (size_t i = 0; i < 2; i++) {
+        device_ok(same[i][0], &a);
+        device_ok(same[i][1], &b);
+        assert_int_equal(spec_device_differences(&a, &b, diff, sizeof diff), 0);
+        dev_model_close(&a), dev_model_close(&b);
+    }
+    /* a reaction that differs (another rate) still shows, in canonical form */
+    device_ok("{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"reactions\": "
+              "[\"Y + Y -> Y @ 1\"]}", &a);
+    device_ok("{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"reactions\": "
+              "[\"2 Y -> Y @ 2\"]}", &b);
+    assert_int_equal(spec_device_differences(&a, &b, diff, sizeof diff), 1);
+    assert_string_equal(diff, "reactions [\"2 Y -> Y @ 1\"] vs [\"2 Y -> Y @ 2\"]");
+    dev_model_close(&a), dev_model_close(&b);
 }
 
 int main(void)
@@ -1030,6 +1148,7 @@ int main(void)
         cmocka_unit_test(test_device_kind_schemas),
         cmocka_unit_test(test_schema_defaults_match), cmocka_unit_test(test_type_confusion),
         cmocka_unit_test(test_device_fingerprint),
+        cmocka_unit_test(test_device_variability), cmocka_unit_test(test_negative_parameter_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -160,6 +160,20 @@ static void example_train(const char *name, const json_t *spec)
         assert_false(t->calibrate);
         assert_int_equal(t->train.checkpoint_every, 0);
     }
+    if (strcmp(name, "train-xor-classic.json") == 0) {
+        assert_int_equal(t->train.loss, LOSS_MSE); /* on the label: one output */
+        assert_int_equal(t->layers[1].devices, 1);
+        assert_int_equal(t->layers[0].init, NET_INIT_NORMAL);
+        assert_int_equal(t->layers[1].init, NET_INIT_NORMAL);
+        assert_false(t->calibrate); /* an explicit init turns calibration's default off */
+        assert_int_equal(t->optim.kind, OPTIM_SGD);
+        assert_double_equal(t->optim.momentum, 0.9, 0);
+    }
+    if (strcmp(name, "train-lotka-volterra.json") == 0) {
+        assert_string_equal(t->dataset.ref.name, "lotka_volterra");
+        assert_int_equal(t->dataset.samples, 2000);
+        assert_true(t->calibrate);
+    }
     if (strcmp(name, "train-sine.json") == 0) {
         assert_int_equal(t->dataset.samples, 2000);
         assert_int_equal(t->train.loss, LOSS_MSE);
@@ -354,6 +368,24 @@ static void test_evaluate_defaults(void **state)
     assert_int_equal(e.split, SPLIT_ALL);
     assert_int_equal(e.n_via, 0);
     assert_false(e.has_seed);
+    assert_false(e.has_chip);
+    assert_int_equal(e.chips, 0);
+    assert_false(e.noise); /* nominal, as before chips */
+    spec_evaluate_close(&e);
+    json_decref(j);
+
+    j = load("{\"model\": \"m\", \"dataset\": \"sine\", \"chips\": {\"count\": 20, \"seed\": 1}}");
+    assert_int_equal(spec_evaluate_parse(j, &e, &err), 0);
+    assert_int_equal(e.chips, 20);
+    assert_int_equal(e.chips_seed, 1);
+    assert_true(e.noise); /* on with chips */
+    spec_evaluate_close(&e);
+    json_decref(j);
+    j = load("{\"model\": \"m\", \"dataset\": \"sine\", \"chip\": 7, \"noise\": false}");
+    assert_int_equal(spec_evaluate_parse(j, &e, &err), 0);
+    assert_true(e.has_chip);
+    assert_int_equal(e.chip, 7);
+    assert_false(e.noise);
     spec_evaluate_close(&e);
     json_decref(j);
 }
@@ -377,6 +409,32 @@ static void test_dataset_forms(void **state)
     assert_int_equal(d.samples, 0);
     assert_double_equal(d.noise, 0, 0);
     spec_dataset_close(&d);
+
+    /* every logic gate is a generator of the four exact corners by default */
+    const char *gates[] = {"\"and\"", "\"or\"", "\"nand\"", "\"nor\"", "\"xnor\""};
+    for (size_t i = 0; i < 5; i++) {
+        dataset_ok(gates[i], &d);
+        assert_int_equal(d.samples, 0);
+        spec_dataset_close(&d);
+    }
+    dataset_ok("{\"name\": \"nand\", \"samples\": 40, \"noise\": 0.2}", &d);
+    assert_int_equal(d.samples, 40);
+    assert_double_equal(d.noise, 0.2, 0);
+    spec_dataset_close(&d);
+    dataset_ok("{\"name\": \"lotka_volterra\", \"samples\": 300}", &d);
+    assert_int_equal(d.samples, 300);
+    spec_dataset_close(&d);
+    dataset_ok("\"lotka_volterra\"", &d);
+    assert_int_equal(d.samples, 1000);
+    spec_dataset_close(&d);
+    /* the list in messages names every built-in, in order */
+    char list[256] = "";
+    for (size_t i = 0; spec_dataset_builtin(i); i++) {
+        assert_true(spec_dataset_is_builtin(spec_dataset_builtin(i)));
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                 spec_dataset_builtin(i));
+    }
+    assert_string_equal(list, spec_dataset_builtin_list());
 
     dataset_ok("\"spirals\"", &d);
     assert_int_equal(d.samples, 1000);
@@ -483,7 +541,12 @@ static const struct bad bad_cases[] = {
     {K_DATASET, "{\"id\": 1, \"test_fraction\": 0}", "/spec/dataset/test_fraction", NULL},
     {K_DATASET, "{\"id\": 1, \"limit\": -1}", "/spec/dataset/limit", NULL},
     {K_DATASET, "{\"id\": 1, \"samples\": 10}", "/spec/dataset/samples", "generators"},
-    {K_DATASET, "{\"name\": \"sine\", \"noise\": 0.1}", "/spec/dataset/noise", "xor and spirals"},
+    {K_DATASET, "{\"name\": \"sine\", \"noise\": 0.1}", "/spec/dataset/noise", "xnor and spirals"},
+    {K_DATASET, "{\"name\": \"lotka_volterra\", \"noise\": 0.1}", "/spec/dataset/noise",
+     "and, or, nand"},
+    {K_DATASET, "{\"name\": \"and\", \"arms\": 3}", "/spec/dataset/arms", "spirals"},
+    {K_DATASET, "{\"name\": \"nor\", \"inputs\": [\"a\"]}", "/spec/dataset/inputs",
+     "no named columns"},
     {K_DATASET, "{\"name\": \"xor\", \"arms\": 3}", "/spec/dataset/arms", "spirals"},
     {K_DATASET, "{\"name\": \"spirals\", \"arms\": 4}", "/spec/dataset/arms", "2 to 3"},
     {K_DATASET, "{\"name\": \"spirals\", \"noise\": -1}", "/spec/dataset/noise", NULL},
@@ -529,9 +592,42 @@ static const struct bad bad_cases[] = {
      "/spec/network/0/device/rhs/y", NULL},
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [" DEV_N "]}", "/spec/network/0/kind",
      "unknown field"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
+              "{\"devices\": 1, \"device\": 1}], \"adapt\": {\"min_delta\": -0.01}}",
+     "/spec/adapt/min_delta", "[0, 1)"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
+              "{\"devices\": 1, \"device\": 1}], \"adapt\": {\"min_delta\": 1}}",
+     "/spec/adapt/min_delta", "[0, 1)"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
+              "{\"devices\": 1, \"device\": 1}], \"adapt\": {\"score\": \"hebb\"}}",
+     "/spec/adapt/score", "hebbian"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1, "
+              "\"init\": \"zeros\"}]}",
+     "/spec/network/0/init", "normal"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1, "
+              "\"init\": 1}]}",
+     "/spec/network/0/init", NULL},
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
               "\"loss\": \"hinge\"}",
      "/spec/loss", "mse"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"optimizer\": {\"name\": \"es\", \"population\": 63}}",
+     "/spec/optimizer/population", "antithetic pairs"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"optimizer\": {\"name\": \"es\", \"population\": 1}}",
+     "/spec/optimizer/population", "2 to 10000"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"optimizer\": {\"name\": \"es\", \"sigma\": 0}}",
+     "/spec/optimizer/sigma", "(0, 10]"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"optimizer\": {\"name\": \"es\", \"weight_decay\": 0.1}}",
+     "/spec/optimizer/weight_decay", "sgd and adam"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"optimizer\": {\"name\": \"es\", \"momentum\": 0.9}}",
+     "/spec/optimizer/momentum", "sgd"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"optimizer\": {\"name\": \"adam\", \"population\": 8}}",
+     "/spec/optimizer/population", "es"},
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
               "\"optimizer\": {\"name\": \"rmsprop\"}}",
      "/spec/optimizer/name", "adam"},
@@ -610,6 +706,21 @@ static const struct bad bad_cases[] = {
     {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"seed\": 1.5}", "/spec/seed", NULL},
     {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"spilt\": \"test\"}", "/spec/spilt",
      "unknown field"},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chips\": {\"count\": 0}}",
+     "/spec/chips/count", NULL},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chips\": {\"count\": 1001}}",
+     "/spec/chips/count", NULL},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chips\": {\"seed\": 1}}",
+     "/spec/chips/count", "is required"},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chips\": {\"count\": 2, \"seed\": -1}}",
+     "/spec/chips/seed", NULL},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chips\": {\"count\": 2, \"n\": 1}}",
+     "/spec/chips/n", "unknown field"},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chip\": 1, \"chips\": {\"count\": 2}}",
+     "/spec/chips", "not both"},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"chip\": -1}", "/spec/chip", NULL},
+    {K_EVAL, "{\"model\": 3, \"dataset\": \"xor\", \"noise\": 0}", "/spec/noise",
+     "true or false"},
 };
 
 static void test_bad_inputs(void **state)
@@ -782,6 +893,54 @@ static void test_schema_defaults_fit(void **state)
     json_decref(s);
 }
 
+/* "adapt": min_delta parsed, default 0 as the JSON Schema says; score hebbian. */
+static void test_adapt_min_delta(void **state)
+{
+    (void)state;
+    json_t *s = load_file("schema/train.schema.json");
+    const json_t *aprops =
+        json_object_get(json_object_get(json_object_get(s, "properties"), "adapt"), "properties");
+    struct train_spec *t = malloc(sizeof *t);
+    assert_non_null(t);
+    struct spec_error err;
+    json_t *j = load("{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
+                     "{\"devices\": 1, \"device\": 1}], \"adapt\": {}}");
+    assert_int_equal(spec_train_parse(j, t, &err), 0);
+    check_num_default(aprops, "min_delta", t->train.adapt.min_delta);
+    assert_double_equal(t->train.adapt.min_delta, 0, 0);
+    spec_train_close(t);
+    json_decref(j);
+    j = load("{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
+             "{\"devices\": 1, \"device\": 1}], \"adapt\": {\"min_delta\": 0.02, "
+             "\"score\": \"hebbian\"}}");
+    assert_int_equal(spec_train_parse(j, t, &err), 0);
+    assert_double_equal(t->train.adapt.min_delta, 0.02, 0);
+    assert_int_equal(t->train.adapt.score, ADAPT_HEBBIAN);
+    spec_train_close(t);
+    json_decref(j);
+    /* es: its fields, and a spike_rate layer via device, which backprop refuses */
+    j = load("{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": "
+             "{\"kind\": \"hodgkin_huxley\"}, \"via\": \"device\"}, {\"devices\": 2, "
+             "\"device\": 1}], \"optimizer\": {\"name\": \"es\", \"population\": 8, "
+             "\"sigma\": 0.1}}");
+    assert_int_equal(spec_train_parse(j, t, &err), 0);
+    assert_int_equal(t->optim.kind, OPTIM_ES);
+    assert_int_equal(t->optim.population, 8);
+    assert_double_equal(t->optim.sigma, 0.1, 0);
+    assert_double_equal(t->optim.lr, 0.02, 0);
+    spec_train_close(t);
+    json_object_set_new(j, "optimizer", json_string("adam"));
+    assert_int_equal(spec_train_parse(j, t, &err), QN_ESPEC);
+    assert_string_equal(err.path, "/spec/network/0/via");
+    json_object_set_new(j, "optimizer", json_string("es"));
+    assert_int_equal(spec_train_parse(j, t, &err), 0);
+    assert_int_equal(t->optim.population, 64);
+    spec_train_close(t);
+    json_decref(j);
+    free(t);
+    json_decref(s);
+}
+
 static void test_schema_defaults_train_evaluate(void **state)
 {
     (void)state;
@@ -813,6 +972,8 @@ static void test_schema_defaults_train_evaluate(void **state)
     assert_true(json_is_true(default_of(oprops, "decoupled")) == (t->optim.decoupled != 0));
     const json_t *lprops = json_object_get(json_object_get(defs, "layer"), "properties");
     check_str_default(lprops, "via", net_via_name(t->layers[0].via));
+    check_str_default(lprops, "init", "uniform");
+    assert_int_equal(t->layers[0].init, NET_INIT_UNIFORM);
     spec_train_close(t);
     free(t);
     json_decref(j);
@@ -843,6 +1004,7 @@ int main(void)
         cmocka_unit_test(test_type_confusion),
         cmocka_unit_test(test_schema_defaults_fit),
         cmocka_unit_test(test_schema_defaults_train_evaluate),
+        cmocka_unit_test(test_adapt_min_delta),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,364 @@
+/*
+ * test_net_chip.c: device populations in a network (issue 12). A device
+ * instance of a chip answers exactly as the device prepared alone with that
+ * instance's drawn parameters, with 1 or 2 threads, via device and in
+ * physics_aware's forward; gradients through a layer with per-instance
+ * parameters match central finite differences of an independent float64
+ * forward (each instance its own prepared model); cycle-to-cycle noise is
+ * the documented counter-keyed draw, reproducible from its seed; and
+ * dev_work_set_params reaches every way a kind reads its parameters (ode
+ * expressions, reaction rates, crn_relu's and hodgkin_huxley's built-in slots).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chip.h"
+#include "net.h"
+#include "nn.h"
+#include "qn_err.h"
+
+#define B_ROWS 4
+#define N_IN 3
+
+static void prepare(struct dev_model *d)
+{
+    struct dev_error err;
+    if (dev_model_prepare(d, &err))
+        fail_msg("prepare: %s: %s", err.field, err.msg);
+}
+
+/* crn_relu with kappa 0.05 spread lognormal cv 0.3 (prepared). */
+static void crn_chip(struct dev_model *d)
+{
+    dev_model_init(d, DEV_CRN_RELU);
+    assert_int_equal(dev_model_set_param(d, "kappa", 0.05), 0);
+    for (size_t i = 0; i < d->n_params; i++)
+        if (strcmp(d->param_names[i], "kappa") == 0)
+            d->vary[i] = (struct dev_spread){DEV_DIST_LOGNORMAL, 0.3};
+    prepare(d);
+}
+
+/* The same device prepared alone with the parameters theta (no variability). */
+static void crn_alone(const struct dev_model *chip, const double *theta, struct dev_model *d)
+{
+    dev_model_init(d, DEV_CRN_RELU);
+    for (size_t i = 0; i < chip->n_params; i++)
+        assert_int_equal(dev_model_set_param(d, chip->param_names[i], theta[i]), 0);
+    prepare(d);
+}
+
+static void inputs(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)sin(1.7 * (double)i + 0.3);
+}
+
+/* A small random surrogate MLP (1 -> 6 tanh -> 1), for physics_aware's backward. */
+static void make_surrogate(struct surrogate *s)
+{
+    memset(s, 0, sizeof *s);
+    size_t sizes[3] = {1, 6, 1};
+    enum act_kind act[2] = {ACT_TANH, ACT_IDENTITY};
+    assert_int_equal(mlp_create(&s->mlp, 2, sizes, act), 0);
+    assert_int_equal(mlp_init_params(s->mlp, 3), 0);
+    s->n_in = 1;
+    s->in_mean[0] = 0.0f, s->in_std[0] = 1.0f;
+    s->out_mean = 0.3f, s->out_std = 1.0f;
+}
+
+/* One layer of 3 instances of chip 7 via `via` with `threads` threads: every
+ * instance's theta is chip_draw's, and its output is the device alone at that
+ * theta, bit for bit (as float). The outputs go to y (B_ROWS * 3). */
+static void instance_case(enum net_via via, const struct surrogate *sur, size_t threads,
+                          float *y)
+{
+    struct dev_model crn;
+    crn_chip(&crn);
+    struct net_layer_spec spec = {3, &crn, via, sur, 0, 0};
+    struct net *n = NULL;
+    assert_int_equal(net_create(&n, N_IN, &spec, 1, 8, threads, 5, NULL), 0);
+    assert_true(net_has_variability(n));
+    float x[B_ROWS * N_IN];
+    inputs(x, B_ROWS * N_IN);
+    net_set_chip(n, 7);
+    assert_int_equal(net_forward(n, x, B_ROWS), 0);
+    const struct net_layer *L = &n->layer[0];
+    size_t np = crn.n_params;
+    for (size_t j = 0; j < 3; j++) {
+        double theta[DEV_MAX_PARAMS];
+        chip_draw(&crn, 7, 0, j, theta);
+        assert_memory_equal(theta, L->theta + j * np, np * sizeof *theta);
+        struct dev_model alone;
+        crn_alone(&crn, theta, &alone);
+        struct dev_work w;
+        assert_int_equal(dev_work_init(&w, &alone, NULL), 0);
+        for (size_t b = 0; b < B_ROWS; b++) {
+            double u = L->u[b * 3 + j], out;
+            assert_int_equal(dev_eval(&w, &u, &out), 0);
+            assert_true(L->y[b * 3 + j] == (float)out);
+        }
+        dev_work_close(&w);
+        dev_model_close(&alone);
+    }
+    memcpy(y, L->y, B_ROWS * 3 * sizeof *y);
+    /* the chip matters: the nominal network answers otherwise */
+    net_set_nominal(n);
+    assert_int_equal(net_forward(n, x, B_ROWS), 0);
+    size_t differ = 0;
+    for (size_t e = 0; e < B_ROWS * 3; e++)
+        differ += L->y[e] != y[e];
+    assert_true(differ > 0);
+    net_destroy(n);
+    dev_model_close(&crn);
+}
+
+static void test_instance_is_device_alone(void **state)
+{
+    (void)state;
+    float y1[B_ROWS * 3], y2[B_ROWS * 3], yp[B_ROWS * 3];
+    instance_case(VIA_DEVICE, NULL, 1, y1);
+    instance_case(VIA_DEVICE, NULL, 2, y2);
+    assert_memory_equal(y1, y2, sizeof y1); /* whatever the thread count */
+    struct surrogate s;
+    make_surrogate(&s);
+    instance_case(VIA_PHYSICS_AWARE, &s, 2, yp);
+    assert_memory_equal(y1, yp, sizeof y1); /* physics_aware's forward is the chip's device */
+    surrogate_close(&s);
+}
+
+/* Float64 loss of layer 0 (crn instances, each its own model at theta) and
+ * layer 1 (identity neurons) with parameters p, MSE against target. */
+static double ref_loss(const struct net *n, struct dev_model *alone, const double *p,
+                       const float *x, const float *target)
+{
+    const struct net_layer *L0 = &n->layer[0], *L1 = &n->layer[1];
+    double h[B_ROWS * 4], loss = 0;
+    for (size_t j = 0; j < L0->n_out; j++) {
+        struct dev_work w;
+        assert_int_equal(dev_work_init(&w, &alone[j], NULL), 0);
+        for (size_t b = 0; b < B_ROWS; b++) {
+            double u = p[L0->off_b + j];
+            for (size_t i = 0; i < N_IN; i++)
+                u += p[L0->off_w + j * N_IN + i] * p[L0->off_s] * x[b * N_IN + i];
+            assert_int_equal(dev_eval(&w, &u, &h[b * 4 + j]), 0);
+        }
+        dev_work_close(&w);
+    }
+    for (size_t b = 0; b < B_ROWS; b++) {
+        for (size_t j = 0; j < L1->n_out; j++) {
+            double y = p[L1->off_b + j];
+            for (size_t i = 0; i < 4; i++)
+                y += p[L1->off_w + j * 4 + i] * p[L1->off_s] * h[b * 4 + i];
+            double d = y - target[b * 2 + j];
+            loss += d * d;
+        }
+    }
+    return loss / (B_ROWS * 2);
+}
+
+/* net_backward through a chip's layer (4 crn instances, each its own kappa)
+ * against central differences (h 1e-5) of ref_loss: relative error < 1e-4. */
+static void test_grad_per_instance(void **state)
+{
+    (void)state;
+    struct dev_model crn, ident, alone[4];
+    crn_chip(&crn);
+    dev_model_init(&ident, DEV_NEURON);
+    ident.activation = ACT_IDENTITY;
+    prepare(&ident);
+    struct net_layer_spec spec[2] = {{4, &crn, VIA_DEVICE, NULL, 0, 0},
+                                     {2, &ident, VIA_EXACT, NULL, 0, 0}};
+    struct net *n = NULL;
+    assert_int_equal(net_create(&n, N_IN, spec, 2, 8, 2, 7, NULL), 0);
+    net_set_chip(n, 11);
+    for (size_t j = 0; j < 4; j++)
+        crn_alone(&crn, n->layer[0].theta + j * crn.n_params, &alone[j]);
+    float x[B_ROWS * N_IN], target[B_ROWS * 2], dout[B_ROWS * 2];
+    inputs(x, B_ROWS * N_IN);
+    for (size_t i = 0; i < B_ROWS * 2; i++)
+        target[i] = (float)cos(0.9 * (double)i);
+    assert_int_equal(net_forward(n, x, B_ROWS), 0);
+    nn_mse_loss(dout, net_output(n), target, B_ROWS, 2);
+    memset(n->grads, 0, n->n_params * sizeof *n->grads);
+    net_backward(n, x, dout, B_ROWS);
+    double *p = malloc(n->n_params * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n->n_params; i++)
+        p[i] = n->params[i];
+    size_t checked = 0;
+    for (size_t i = 0; i < n->n_params; i++) {
+        if (i == n->layer[0].off_s || i == n->layer[1].off_s)
+            continue; /* fixed input scales */
+        double v = p[i], h = 1e-5;
+        p[i] = v + h;
+        double lp = ref_loss(n, alone, p, x, target);
+        p[i] = v - h;
+        double lm = ref_loss(n, alone, p, x, target);
+        p[i] = v;
+        double fd = (lp - lm) / (2 * h), an = n->grads[i];
+        double rel = fabs(fd - an) / fmax(1e-3, fabs(fd) + fabs(an));
+        if (rel > 1e-4)
+            fail_msg("param %zu: analytic %.9g vs fd %.9g (rel %.2g)", i, an, fd, rel);
+        checked++;
+    }
+    assert_true(checked == n->n_params - 2);
+    free(p);
+    for (size_t j = 0; j < 4; j++)
+        dev_model_close(&alone[j]);
+    net_destroy(n);
+    dev_model_close(&ident);
+    dev_model_close(&crn);
+}
+
+/* Identity neurons with drive noise 0.2 and output noise 0.1: forward pass k
+ * adds exactly 0.2 zd + 0.1 zo (the documented keys) to the noiseless output;
+ * the next pass draws anew; the same seed replays the same noise; dy/du is 1. */
+static void test_noise(void **state)
+{
+    (void)state;
+    struct dev_model id;
+    dev_model_init(&id, DEV_NEURON);
+    id.activation = ACT_IDENTITY;
+    id.noise = (struct dev_noise){0.1, 0.2};
+    prepare(&id);
+    assert_true(dev_has_noise(&id));
+    struct net_layer_spec spec = {3, &id, VIA_EXACT, NULL, 0, 0};
+    struct net *n = NULL;
+    assert_int_equal(net_create(&n, N_IN, &spec, 1, 8, 1, 2, NULL), 0);
+    assert_false(net_has_variability(n));
+    float x[B_ROWS * N_IN], y0[B_ROWS * 3], y1[B_ROWS * 3];
+    inputs(x, B_ROWS * N_IN);
+    assert_int_equal(net_forward(n, x, B_ROWS), 0);
+    memcpy(y0, net_output(n), sizeof y0);
+    net_set_noise(n, 1, 5);
+    for (size_t k = 0; k < 2; k++) {
+        assert_int_equal(net_forward(n, x, B_ROWS), 0);
+        for (size_t e = 0; e < B_ROWS * 3; e++) {
+            double zd = chip_normal(CHIP_TAG_NOISE_DRIVE, 5, k, 0, e);
+            double zo = chip_normal(CHIP_TAG_NOISE_OUTPUT, 5, k, 0, e);
+            double want = y0[e] + 0.2 * zd + 0.1 * zo;
+            assert_true(fabs(net_output(n)[e] - want) < 1e-5);
+            assert_true(n->layer[0].g[e] == 1.0f);
+        }
+        if (k == 0)
+            memcpy(y1, net_output(n), sizeof y1);
+    }
+    assert_memory_not_equal(y1, net_output(n), sizeof y1); /* a fresh draw per pass */
+    net_set_noise(n, 1, 5);
+    assert_int_equal(net_forward(n, x, B_ROWS), 0);
+    assert_memory_equal(y1, net_output(n), sizeof y1); /* reproducible from the seed */
+    net_set_noise(n, 0, 0);
+    assert_int_equal(net_forward(n, x, B_ROWS), 0);
+    assert_memory_equal(y0, net_output(n), sizeof y0); /* off: the nominal outputs */
+    net_destroy(n);
+    dev_model_close(&id);
+}
+
+/* A prepared device of `kind` with parameter `name` = value (ode and reactions:
+ * the crn_relu system written out, its rate constant named k). */
+static void kind_with(struct dev_model *d, enum dev_kind kind, const char *name, double value)
+{
+    dev_model_init(d, kind);
+    if (kind == DEV_ODE) {
+        d->n_states = 1;
+        strcpy(d->state_names[0], "y");
+        d->rhs_src[0] = strdup("k + u1*y - y^2");
+        assert_non_null(d->rhs_src[0]);
+    } else if (kind == DEV_REACTIONS) {
+        d->n_states = 1;
+        strcpy(d->state_names[0], "Y");
+        d->y0[0] = 0.5;
+        const char *rx[] = {"0 -> Y @ k", "2 Y -> Y @ 1", "Y -> 2 Y @ pos(u1)",
+                            "Y -> 0 @ neg(u1)"};
+        for (size_t i = 0; i < 4; i++)
+            assert_non_null(d->reaction_src[i] = strdup(rx[i]));
+        d->n_reactions = 4;
+    }
+    assert_int_equal(dev_model_set_param(d, name, value), 0);
+    if (kind == DEV_ODE || kind == DEV_REACTIONS)
+        assert_non_null(d->output_src = strdup(d->state_names[0]));
+    prepare(d);
+}
+
+/* dev_work_set_params for every way a kind reads its parameters (expressions,
+ * reaction rates, built-in slots): the work answers as the model prepared
+ * with those values; NULL returns to the model's own. */
+static void test_set_params_every_kind(void **state)
+{
+    (void)state;
+    const struct {
+        enum dev_kind kind;
+        const char *name;
+        double nominal, other, u;
+    } cases[] = {{DEV_ODE, "k", 0.01, 0.2, 0.5},
+                 {DEV_REACTIONS, "k", 0.01, 0.2, -0.5},
+                 {DEV_CRN_RELU, "kappa", 0.01, 0.05, 0.3},
+                 {DEV_HODGKIN_HUXLEY, "gk", 36.0, 30.0, 10.0}};
+    for (size_t c = 0; c < 4; c++) {
+        struct dev_model nom, alone;
+        kind_with(&nom, cases[c].kind, cases[c].name, cases[c].nominal);
+        kind_with(&alone, cases[c].kind, cases[c].name, cases[c].other);
+        double theta[DEV_MAX_PARAMS];
+        memcpy(theta, nom.params, nom.n_params * sizeof *theta);
+        for (size_t i = 0; i < nom.n_params; i++)
+            if (strcmp(nom.param_names[i], cases[c].name) == 0)
+                theta[i] = cases[c].other;
+        struct dev_work w, wa;
+        assert_int_equal(dev_work_init(&w, &nom, NULL), 0);
+        assert_int_equal(dev_work_init(&wa, &alone, NULL), 0);
+        double u = cases[c].u, y_nom, y_set, y_alone, y_back;
+        assert_int_equal(dev_eval(&w, &u, &y_nom), 0);
+        assert_int_equal(dev_work_set_params(&w, theta), 0);
+        assert_int_equal(dev_eval(&w, &u, &y_set), 0);
+        assert_int_equal(dev_eval(&wa, &u, &y_alone), 0);
+        assert_int_equal(dev_work_set_params(&w, NULL), 0);
+        assert_int_equal(dev_eval(&w, &u, &y_back), 0);
+        if (y_set != y_alone || y_back != y_nom || y_set == y_nom)
+            fail_msg("%s: nominal %.17g, set %.17g, alone %.17g, back %.17g",
+                     dev_kind_name(cases[c].kind), y_nom, y_set, y_alone, y_back);
+        dev_work_close(&w);
+        dev_work_close(&wa);
+        dev_model_close(&nom);
+        dev_model_close(&alone);
+    }
+}
+
+/* A chip survives net_remap: the remapped network still evaluates the chip. */
+static void test_remap_keeps_chip(void **state)
+{
+    (void)state;
+    struct dev_model crn;
+    crn_chip(&crn);
+    struct net_layer_spec spec = {3, &crn, VIA_DEVICE, NULL, 1, 0};
+    struct net *n = NULL;
+    assert_int_equal(net_create(&n, N_IN, &spec, 1, 8, 1, 5, NULL), 0);
+    net_set_chip(n, 9);
+    struct net_remap m = {{3}, {NULL}, {NULL}};
+    assert_int_equal(net_remap(n, &m, NULL), 0);
+    assert_true(n->chip_on && n->chip_seed == 9);
+    double theta[DEV_MAX_PARAMS];
+    chip_draw(&crn, 9, 0, 2, theta);
+    assert_memory_equal(theta, n->layer[0].theta + 2 * crn.n_params,
+                        crn.n_params * sizeof *theta);
+    net_destroy(n);
+    dev_model_close(&crn);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_instance_is_device_alone),
+        cmocka_unit_test(test_grad_per_instance),
+        cmocka_unit_test(test_noise),
+        cmocka_unit_test(test_remap_keeps_chip),
+        cmocka_unit_test(test_set_params_every_kind),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,153 @@
+/*
+ * test_chips.c: device populations through the real `qn` binary (issue 12).
+ * A small network of crn_relu devices with kappa spread lognormal cv 0.3 and
+ * output noise is trained (nominally) via device on 60 spiral points; an
+ * evaluate job over 3 chips then gives, chip by chip, exactly what three
+ * evaluate jobs of one chip each give, and its summary is the mean, sample
+ * sd, min and max of the list; "noise": false changes the scores; "chip" on
+ * a model with no variability is refused with the reason, and so is a chip
+ * count out of range.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "qn_test.h"
+
+#define CRN_CHIP                                                                            \
+    "{\"kind\":\"crn_relu\",\"params\":{\"kappa\":0.01},\"variability\":{\"kappa\":"       \
+    "{\"dist\":\"lognormal\",\"cv\":0.3}},\"noise\":{\"output\":{\"sd\":0.05}}}"
+#define SPIRALS "{\"name\":\"spirals\",\"samples\":60}"
+
+static json_t *run_job(const struct qt_dir *f, const char *job, int want_status)
+{
+    return qt_run_job(f, "q.db", job, "2", want_status);
+}
+
+/* A job that must be refused (exit 2, nothing on stdout) with needle in stderr. */
+static void expect_refused(const struct qt_dir *f, const char *job, const char *needle)
+{
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", "q.db", NULL), 0);
+    qt_expect_status(&r, 2);
+    assert_string_equal(r.out, "");
+    if (!strstr(r.err, needle))
+        fail_msg("stderr lacks '%s': %s", needle, r.err);
+    qt_run_free(&r);
+}
+
+static const json_t *result(const json_t *rec, const char *key)
+{
+    const json_t *v = json_object_get(json_object_get(rec, "result"), key);
+    if (!v)
+        fail_msg("result has no '%s'", key);
+    return v;
+}
+
+static double num(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_number(v))
+        fail_msg("no number '%s'", key);
+    return json_number_value(v);
+}
+
+/* evaluate of model 1 on the spirals with extra spec fields (", ..." or ""). */
+static json_t *evaluate(const struct qt_dir *f, const char *extra)
+{
+    char job[512];
+    snprintf(job, sizeof job,
+             "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":" SPIRALS
+             ",\"split\":\"all\"%s}}",
+             extra);
+    return run_job(f, job, 0);
+}
+
+static void test_chips_equal_one_by_one(void **state)
+{
+    struct qt_dir *f = *state;
+    json_t *rec = run_job(f,
+                          "{\"type\":\"train\",\"spec\":{\"dataset\":" SPIRALS ",\"network\":["
+                          "{\"devices\":6,\"device\":" CRN_CHIP ",\"via\":\"device\"},"
+                          "{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":"
+                          "{\"activation\":\"identity\"}}}],\"epochs\":3,\"batch\":16,"
+                          "\"seed\":1,\"checkpoint_every\":0}}",
+                          0);
+    json_decref(rec);
+    rec = evaluate(f, ",\"chips\":{\"count\":3,\"seed\":5}");
+    const json_t *chips = result(rec, "chips");
+    assert_int_equal(json_array_size(chips), 3);
+    double acc[3], sum = 0, lo = INFINITY, hi = -INFINITY, distinct = 0;
+    for (size_t i = 0; i < 3; i++) {
+        const json_t *c = json_array_get(chips, i);
+        assert_int_equal(json_integer_value(json_object_get(c, "chip")), 5 + (json_int_t)i);
+        acc[i] = num(c, "accuracy");
+        sum += acc[i], lo = fmin(lo, acc[i]), hi = fmax(hi, acc[i]);
+        char extra[64];
+        snprintf(extra, sizeof extra, ",\"chip\":%zu", 5 + i);
+        json_t *one = evaluate(f, extra);
+        assert_int_equal(json_integer_value(result(one, "chip")), 5 + (json_int_t)i);
+        /* the same chip and the same noise: the same numbers, exactly */
+        assert_true(num(json_object_get(one, "result"), "accuracy") == acc[i]);
+        assert_true(num(json_object_get(one, "result"), "loss") == num(c, "loss"));
+        distinct += i > 0 && num(c, "loss") != num(json_array_get(chips, 0), "loss");
+        json_decref(one);
+    }
+    assert_true(distinct > 0); /* the chips differ */
+    const json_t *r = json_object_get(rec, "result");
+    double mean = sum / 3, ss = 0;
+    for (size_t i = 0; i < 3; i++)
+        ss += (acc[i] - mean) * (acc[i] - mean);
+    assert_true(fabs(num(r, "accuracy_mean") - mean) < 1e-12);
+    assert_true(fabs(num(r, "accuracy_sd") - sqrt(ss / 2)) < 1e-12);
+    assert_true(num(r, "accuracy_min") == lo && num(r, "accuracy_max") == hi);
+    assert_true(fabs(num(r, "accuracy") - mean) < 1e-12);
+    assert_true(json_is_true(result(rec, "noise")));
+
+    /* noise off: chip 5 scores otherwise (the noise is drawn by default) */
+    json_t *quiet = evaluate(f, ",\"chip\":5,\"noise\":false");
+    assert_true(num(json_object_get(quiet, "result"), "loss") !=
+                num(json_array_get(chips, 0), "loss"));
+    json_decref(quiet);
+    json_decref(rec);
+
+    /* a chip count out of range, or "chip" and "chips" together: refused */
+    expect_refused(f, "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":"
+                      SPIRALS ",\"chips\":{\"count\":0}}}", "/spec/chips/count");
+    expect_refused(f, "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":"
+                      SPIRALS ",\"chips\":{\"count\":1001}}}", "/spec/chips/count");
+
+    /* a model with no variability: "chip" is refused with the reason, not ignored */
+    rec = run_job(f,
+                  "{\"type\":\"train\",\"spec\":{\"dataset\":" SPIRALS ",\"network\":["
+                  "{\"devices\":4,\"device\":{\"kind\":\"crn_relu\"},\"via\":\"device\"},"
+                  "{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":"
+                  "{\"activation\":\"identity\"}}}],\"epochs\":1,\"batch\":16,"
+                  "\"checkpoint_every\":0}}",
+                  0);
+    json_int_t job = json_integer_value(json_object_get(rec, "id"));
+    json_decref(rec);
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":%lld},\"dataset\":" SPIRALS
+             ",\"chip\":3}}",
+             (long long)job);
+    expect_refused(f, text, "/spec/chip");
+    expect_refused(f, text, "no layer that solves a device with variability");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_chips_equal_one_by_one, qt_dir_setup,
+                                        qt_dir_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
