@@ -431,9 +431,12 @@ static void test_streams_per_user(void **state)
     for (size_t i = 0; i < 3; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    assert_int_equal(st[0], 200);
-    assert_int_equal(st[1], 200);
-    assert_int_equal(st[2], 503);
+    /* the three requests race to the daemon's threads: any one of them is the third */
+    int ok = 0, busy = 0;
+    for (size_t i = 0; i < 3; i++)
+        ok += st[i] == 200, busy += st[i] == 503;
+    assert_int_equal(ok, 2);
+    assert_int_equal(busy, 1);
     char cancel[64];
     snprintf(cancel, sizeof cancel, "/v1/jobs/%" PRId64 "/cancel", id);
     qd_http(d, "POST", cancel, NULL, NULL, NULL);
