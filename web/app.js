@@ -875,6 +875,7 @@
       if (FINAL.has(job.state) && histLoaded && !sweepShown) showSweep();
       if (FINAL.has(job.state) && histLoaded && job.type === 'evaluate' && !sideShown) {
         sideShown = true;
+        if (job.result && Array.isArray(job.result.chips)) chipsStrip(extra, job.result);
         evaluateSideBySide(extra, job).catch((e) => { if (e.status !== 401) extra.append(el('p', { class: 'error', text: 'cannot compare: ' + e.message })); });
       }
       const mine = !auth.who || auth.who.admin || auth.who.name === job.owner;
@@ -1553,6 +1554,20 @@
         scoresTable(await scoresOf(m, jobs, models), null),
         el('p', { class: 'legend-note', text: 'Δ: the evaluation minus the score as trained over the same rows (or the training run\'s test split: "other rows"). Score it another way with an evaluate job: {"type": "evaluate", "spec": {"model": ' + m.id + ', "dataset": ..., "via": {"0": "device"}}}.' })),
       el('section', { class: 'card spaced' }, el('h2', { text: 'Spec' }), jsonView(m.spec, 'spec')));
+  }
+
+  /* An evaluation over chips (#12): each chip's score as a strip of points,
+   * with the mean, spread and range beside it. */
+  function chipsStrip(parent, r) {
+    const acc = r.chips.every((c) => typeof c.accuracy === 'number');
+    const key = acc ? 'accuracy' : 'rmse', unit = acc ? 'accuracy (fraction)' : 'RMSE (target units)';
+    const xs = r.chips.map((c) => c.chip), ys = r.chips.map((c) => c[key]);
+    const c = new Chart(parent, 'chips', `Score per chip (${r.chips.length} chips)`, 'chip (seed)', { points: true, y: unit });
+    c.update([{ label: key, xs, ys, color: '#1f5fbf' }]);
+    const f = (v) => (acc ? pct(v) : fmtNum(v));
+    c.note.textContent = `mean ${f(r[key + '_mean'])} ± ${acc ? (100 * r[key + '_sd']).toFixed(1) + ' pp' : fmtNum(r[key + '_sd'])}` +
+      `, min ${f(r[key + '_min'])}, max ${f(r[key + '_max'])}; noise ${r.noise ? 'on' : 'off'}`;
+    c.note.setAttribute('data-chips', String(r.chips.length));
   }
 
   /* The evaluate page's side-by-side card: this score, the score as trained, the difference. */

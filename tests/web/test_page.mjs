@@ -362,6 +362,24 @@ async function main() {
           'the model page lists its training run and its evaluations', JSON.stringify(kinds));
         await shot(page, 'model', 1280);
         await page.setViewportSize({ width: 1280, height: 900 });
+        // A device population: a model scored on 5 chips shows one point per chip and their spread.
+        await http(base, '/v1/devices', { method: 'POST', body: { name: 'crn-chip', kind: 'crn_relu',
+          params: { kappa: 0.01 }, variability: { kappa: { dist: 'lognormal', cv: 0.3 } } } });
+        const ct = await waitJob(base, (await http(base, '/v1/jobs', { method: 'POST', body: { type: 'train',
+          name: 'web test: chip model', spec: { dataset: { name: 'spirals', samples: 200 }, epochs: 2, batch: 32, seed: 1,
+            network: [{ devices: 4, device: 'crn-chip', via: 'device' },
+              { devices: 2, device: { kind: 'neuron', params: { activation: 'identity' } }, via: 'exact' }] } } })).json.id);
+        const ce = await waitJob(base, (await http(base, '/v1/jobs', { method: 'POST', body: { type: 'evaluate',
+          name: 'web test: on chips', spec: { model: { job: ct.id }, dataset: { name: 'spirals', samples: 200 },
+            chips: { count: 5, seed: 1 } } } })).json.id);
+        if (check(ce.state === 'succeeded' && ce.result.chips.length === 5, 'a model scored on 5 chips', JSON.stringify(ce))) {
+          await page.goto(`${base}/#/jobs/${ce.id}`);
+          await page.waitForFunction(() => Number(document.querySelector('[data-chart="chips"]')?.getAttribute('data-points')) === 5);
+          const note = await page.textContent('[data-chart="chips"] + .legend-note');
+          check(/mean [0-9.]+ %/.test(note) && /min [0-9.]+ %/.test(note) && /max [0-9.]+ %/.test(note),
+            'the evaluate page draws one point per chip, with mean, spread and range', note);
+          await checkAxes(page, 'chips');
+        }
         // Compare: two metrics against wall time, legends with values, hyperparameters, the spec diff.
         await page.goto(`${base}/#/compare?ids=${jobId},${tj.id}&metrics=train_loss,test_accuracy&x=time`);
         await page.waitForSelector('#cmp-diff');
