@@ -6,7 +6,9 @@
  * evaluate jobs of one chip each give, and its summary is the mean, sample
  * sd, min and max of the list; "noise": false changes the scores; "chip" on
  * a model with no variability is refused with the reason, and so is a chip
- * count out of range.
+ * count out of range. A sweep over (u1, kappa) stores the columns u1, kappa,
+ * out, status, each row the fixed point at its own kappa; a range on a
+ * parameter the device lacks is refused at its path and stores nothing.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,11 +17,14 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <sqlite3.h>
+#include <stdlib.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "qn_test.h"
+#include "qt_daemon.h"
 
 #define CRN_CHIP                                                                            \
     "{\"kind\":\"crn_relu\",\"params\":{\"kappa\":0.01},\"variability\":{\"kappa\":"       \
@@ -143,11 +148,58 @@ static void test_chips_equal_one_by_one(void **state)
     expect_refused(f, text, "no layer that solves a device with variability");
 }
 
+/* Checks the CSV of a (u1, kappa) sweep: the header, and every row the fixed point
+ * (u + sqrt(u^2 + 4 kappa)) / 2 at its own (float32) u1 and kappa, to 1e-5 relative
+ * (float32 storage of out). Returns the rows. */
+static size_t check_kappa_csv(const char *csv)
+{
+    const char *header = "u1,kappa,out,status\n";
+    if (strncmp(csv, header, strlen(header)) != 0)
+        fail_msg("header: %.40s", csv);
+    const char *p = csv + strlen(header);
+    size_t rows = 0;
+    double k_lo = INFINITY, k_hi = -INFINITY;
+    while (*p) {
+        double u, kappa, out;
+        int used = 0; /* set only when the row ends in status ok */
+        if (sscanf(p, "%lf,%lf,%lf,ok\n%n", &u, &kappa, &out, &used) != 3 || !used)
+            fail_msg("row %zu: %.60s", rows, p);
+        double want = (u + sqrt(u * u + 4 * kappa)) / 2;
+        if (fabs(out - want) > 1e-5 * fmax(1.0, want))
+            fail_msg("row %zu: u1 %g kappa %g out %g want %g", rows, u, kappa, out, want);
+        k_lo = fmin(k_lo, kappa), k_hi = fmax(k_hi, kappa);
+        p += used, rows++;
+    }
+    assert_true(k_lo >= 0.002 && k_hi <= 0.05 && k_hi - k_lo > 0.03); /* kappa was swept */
+    return rows;
+}
+
+static void test_parameter_sweep(void **state)
+{
+    struct qt_dir *f = *state;
+    const char *bad = "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"
+                      "\"samples\":64,\"ranges\":{\"u1\":[-4,4],\"gain\":[1,2]}}}";
+    expect_refused(f, bad, "/spec/ranges/gain");
+    assert_int_equal(qd_db_file_int(f->dir, "q.db", SQLITE_OPEN_READWRITE, 0,
+                                    "SELECT count(*) FROM jobs"),
+                     0);
+    json_decref(run_job(f,
+                        "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"
+                        "\"samples\":64,\"ranges\":{\"kappa\":[0.002,0.05],\"u1\":[-4,4]}}}",
+                        0));
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "dataset", "export", "1", "--db", "q.db", NULL), 0);
+    qt_expect_status(&r, 0);
+    assert_int_equal(check_kappa_csv(r.out), 64);
+    qt_run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chips_equal_one_by_one, qt_dir_setup,
                                         qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_parameter_sweep, qt_dir_setup, qt_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
