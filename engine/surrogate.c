@@ -36,10 +36,14 @@
  * threads, so the same data and config give the same bits.
  *
  * Blob (all fields little-endian, fixed width):
- *   "QNSG" | u32 version (2) | u32 n_in | u32 n_layers | u32 sizes[n_layers+1]
- *   | u32 act[n_layers] | f32 in_mean[n_in] | f32 in_std[n_in] | f32 out_mean
+ *   "QNSG" | u32 version (2 or 3) | u32 n_in | u32 n_layers | u32 sizes[n_layers+1]
+ *   | u32 act[n_layers]
+ *   | u32 n_cond | char cond_names[n_cond][32]  (version 3: NUL-padded names)
+ *   | f32 in_mean[n_in] | f32 in_std[n_in] | f32 out_mean
  *   | f32 out_std | u64 n_params | f32 params[n_params]
  *   | f32 dom_lo[n_in] | f32 dom_hi[n_in]         (version 2; version 1 ends before)
+ * Version 3 is written for a parameter-conditioned surrogate only, so a
+ * surrogate of the nominal device keeps the version-2 bytes it always had.
  * The reader checks every count against the bytes that remain before it
  * allocates anything, so a blob can never make it allocate more than its own
  * length, and refuses trailing bytes and non-finite numbers.
@@ -58,6 +62,7 @@
 
 #define SURROGATE__MAGIC "QNSG"
 #define SURROGATE__VERSION 2u     /* written; version 1 (no domain) is still read */
+#define SURROGATE__VERSION_COND 3u /* written when conditioned on parameters */
 #define SURROGATE__LR_FLOOR 0.01  /* final learning rate as a fraction of cfg->lr */
 #define SURROGATE__STD_MIN 1e-8   /* below this a column counts as constant (std 1) */
 #define SURROGATE__N_ACTS 5u      /* enum act_kind values a blob may hold */
@@ -633,6 +638,8 @@ static int surrogate__blob_len(const struct surrogate *s, size_t *len)
 {
     const struct mlp *m = s->mlp;
     size_t head = 4 + 4 + 4 + 4 + 4 * (m->n_layers + 1) + 4 * m->n_layers;
+    if (s->n_cond)
+        head += 4 + (size_t)DEV_NAME_MAX * s->n_cond;
     size_t scale = 4 * (2 * s->n_in + 2) + 4 * 2 * s->n_in; /* scaling and domain */
     if (m->n_params > (SIZE_MAX - head - scale - 8) / 4)
         return QN_ENOMEM;
@@ -652,13 +659,21 @@ int surrogate_to_blob(const struct surrogate *s, void **blob, size_t *len)
     struct surrogate__wr c = {buf};
     memcpy(c.p, SURROGATE__MAGIC, 4);
     c.p += 4;
-    surrogate__put_u32(&c, SURROGATE__VERSION);
+    surrogate__put_u32(&c, s->n_cond ? SURROGATE__VERSION_COND : SURROGATE__VERSION);
     surrogate__put_u32(&c, (uint32_t)s->n_in);
     surrogate__put_u32(&c, (uint32_t)m->n_layers);
     for (size_t l = 0; l <= m->n_layers; l++)
         surrogate__put_u32(&c, (uint32_t)m->sizes[l]);
     for (size_t l = 0; l < m->n_layers; l++)
         surrogate__put_u32(&c, (uint32_t)m->act[l]);
+    if (s->n_cond) {
+        surrogate__put_u32(&c, (uint32_t)s->n_cond);
+        for (size_t k = 0; k < s->n_cond; k++) {
+            memset(c.p, 0, DEV_NAME_MAX);
+            memcpy(c.p, s->cond_names[k], strlen(s->cond_names[k]));
+            c.p += DEV_NAME_MAX;
+        }
+    }
     for (size_t k = 0; k < s->n_in; k++)
         surrogate__put_f32(&c, s->in_mean[k]);
     for (size_t k = 0; k < s->n_in; k++)
@@ -734,7 +749,7 @@ static int surrogate__get_arch(struct surrogate__rd *c, struct surrogate__arch *
         return QN_EFORMAT;
     c->p += 4;
     c->left -= 4;
-    if (surrogate__get_u32(c, &v) || (v != 1 && v != SURROGATE__VERSION) ||
+    if (surrogate__get_u32(c, &v) || v < 1 || v > SURROGATE__VERSION_COND ||
         surrogate__get_u32(c, &n_in) || surrogate__get_u32(c, &L))
         return QN_EFORMAT;
     a->version = v;
@@ -754,6 +769,49 @@ static int surrogate__get_arch(struct surrogate__rd *c, struct surrogate__arch *
             return QN_EFORMAT;
         a->act[l] = (enum act_kind)v;
     }
+    return QN_OK;
+}
+
+/* The conditioning parameters of a version-3 blob: a count below n_in, then that
+ * many names, each non-empty and NUL-padded to DEV_NAME_MAX bytes. */
+static int surrogate__get_cond(struct surrogate__rd *c, struct surrogate *s, size_t n_in)
+{
+    uint32_t n;
+    if (surrogate__get_u32(c, &n) || n == 0 || n >= n_in || n > DEV_MAX_PARAMS ||
+        c->left / DEV_NAME_MAX < n)
+        return QN_EFORMAT;
+    for (size_t k = 0; k < n; k++) {
+        const unsigned char *p = c->p + k * DEV_NAME_MAX;
+        size_t len = strnlen((const char *)p, DEV_NAME_MAX);
+        if (len == 0 || len == DEV_NAME_MAX)
+            return QN_EFORMAT;
+        for (size_t i = len; i < DEV_NAME_MAX; i++)
+            if (p[i] != 0)
+                return QN_EFORMAT;
+        memcpy(s->cond_names[k], p, DEV_NAME_MAX);
+    }
+    c->p += (size_t)n * DEV_NAME_MAX;
+    c->left -= (size_t)n * DEV_NAME_MAX;
+    s->n_cond = n;
+    return QN_OK;
+}
+
+size_t surrogate_n_drives(const struct surrogate *s)
+{
+    return s->n_in - s->n_cond;
+}
+
+int surrogate_set_cond(struct surrogate *s, size_t n, const char *const *names)
+{
+    if (n >= s->n_in || n > DEV_MAX_PARAMS)
+        return QN_EINVAL;
+    for (size_t k = 0; k < n; k++)
+        if (!names[k] || names[k][0] == '\0' || strlen(names[k]) >= DEV_NAME_MAX)
+            return QN_EINVAL;
+    memset(s->cond_names, 0, sizeof s->cond_names);
+    for (size_t k = 0; k < n; k++)
+        memcpy(s->cond_names[k], names[k], strlen(names[k]));
+    s->n_cond = n;
     return QN_OK;
 }
 
@@ -853,6 +911,8 @@ int surrogate_from_blob(const void *blob, size_t len, struct surrogate *s)
     struct surrogate__arch a;
     memset(s, 0, sizeof *s);
     int rc = surrogate__get_arch(&c, &a);
+    if (!rc && a.version >= SURROGATE__VERSION_COND)
+        rc = surrogate__get_cond(&c, s, a.n_in);
     if (!rc)
         rc = surrogate__get_scaling(&c, s, a.n_in);
     if (!rc)

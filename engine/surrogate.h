@@ -23,7 +23,14 @@
 
 struct surrogate {
     struct mlp *mlp;                /* owned: n_in -> hidden... -> 1 (identity output) */
-    size_t n_in;                    /* drives (1 for dot, 2 for dot_sq) */
+    size_t n_in;                    /* inputs: the drives (1 for dot, 2 for dot_sq), then
+                                       the n_cond parameters it is conditioned on */
+    /* A parameter-conditioned surrogate f(u; theta) (fitted on a sweep that also
+     * ranged over parameters of the device) takes its last n_cond inputs from
+     * the device's parameters cond_names[0..n_cond), so a layer knows what to
+     * feed it; 0 for a surrogate of the nominal device alone. */
+    size_t n_cond;
+    char cond_names[DEV_MAX_PARAMS][DEV_NAME_MAX];
     float in_mean[DEV_MAX_INPUTS];  /* standardisation of the drives */
     float in_std[DEV_MAX_INPUTS];
     float out_mean;                 /* standardisation of the output */
@@ -120,6 +127,16 @@ size_t surrogate_clamp(const struct surrogate *s, float *u, size_t B, float *mas
 
 /* Serialises into a new buffer *blob of *len bytes (free() it). Returns 0 or QN_ENOMEM. */
 int surrogate_to_blob(const struct surrogate *s, void **blob, size_t *len);
+
+/* The number of drives of s: its inputs that are not conditioning parameters. */
+size_t surrogate_n_drives(const struct surrogate *s);
+
+/*
+ * Makes s conditioned on the n named parameters names[0..n) (borrowed; each
+ * 1 to DEV_NAME_MAX - 1 bytes): its last n inputs are their values. Returns
+ * 0 or QN_EINVAL (n not below s->n_in, or a bad name).
+ */
+int surrogate_set_cond(struct surrogate *s, size_t n, const char *const *names);
 
 /* Reads a blob (borrowed). Returns 0, QN_EFORMAT (bad magic, truncated, sizes), QN_ENOMEM. */
 int surrogate_from_blob(const void *blob, size_t len, struct surrogate *s);

@@ -240,7 +240,11 @@ int job_resolve_surrogate(struct store *s, const struct spec_ref *ref, const cha
         *matched = same;
     if (rc == 0 && surrogate_from_blob(row.blob, row.blob_len, out) != 0)
         rc = spec_fail(err, path, "surrogate %" PRId64 " has a corrupt blob", row.id);
-    if (rc == 0 && out->n_in != dev_n_inputs(dev)) {
+    if (rc == 0 && out->n_cond) { /* a layer cannot feed parameters to a surrogate yet */
+        rc = spec_fail(err, path, "surrogate %" PRId64 " is conditioned on device parameters "
+                       "(%s...), which a layer cannot use yet", row.id, out->cond_names[0]);
+        surrogate_close(out);
+    } else if (rc == 0 && out->n_in != dev_n_inputs(dev)) {
         surrogate_close(out);
         rc = spec_fail(err, path, "surrogate %" PRId64 " takes %zu drives, the device %zu",
                        row.id, out->n_in, dev_n_inputs(dev));

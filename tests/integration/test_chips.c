@@ -8,7 +8,8 @@
  * a model with no variability is refused with the reason, and so is a chip
  * count out of range. A sweep over (u1, kappa) stores the columns u1, kappa,
  * out, status, each row the fixed point at its own kappa; a range on a
- * parameter the device lacks is refused at its path and stores nothing.
+ * parameter the device lacks is refused at its path and stores nothing; a
+ * fit on the sweep is conditioned on kappa (its result and record say so).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,6 +192,26 @@ static void test_parameter_sweep(void **state)
     assert_int_equal(qt_qn(f->dir, NULL, &r, "dataset", "export", "1", "--db", "q.db", NULL), 0);
     qt_expect_status(&r, 0);
     assert_int_equal(check_kappa_csv(r.out), 64);
+    qt_run_free(&r);
+
+    /* a fit on it is conditioned on kappa, and says so in its result and record */
+    json_t *rec = run_job(f,
+                          "{\"type\":\"fit\",\"spec\":{\"dataset\":{\"job\":1},"
+                          "\"epochs\":5}}",
+                          0);
+    const json_t *cond = result(rec, "conditioned_on");
+    assert_int_equal(json_array_size(cond), 1);
+    assert_string_equal(json_string_value(json_array_get(cond, 0)), "kappa");
+    json_decref(rec);
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "surrogate", "show", "1", "--db", "q.db", NULL), 0);
+    qt_expect_status(&r, 0);
+    json_t *sur = json_loads(r.out, 0, NULL);
+    assert_non_null(sur);
+    cond = json_object_get(sur, "conditioned_on");
+    assert_int_equal(json_array_size(cond), 1);
+    assert_string_equal(json_string_value(json_array_get(cond, 0)), "kappa");
+    assert_int_equal(json_array_size(json_object_get(json_object_get(sur, "domain"), "lo")), 2);
+    json_decref(sur);
     qt_run_free(&r);
 }
 
