@@ -8,6 +8,11 @@
  * the documented counter-keyed draw, reproducible from its seed; and
  * dev_work_set_params reaches every way a kind reads its parameters (ode
  * expressions, reaction rates, crn_relu's and hodgkin_huxley's built-in slots).
+ * A layer through a surrogate conditioned on kappa feeds each instance its
+ * chip's kappa (the nominal kappa with no chip set): its outputs are the
+ * surrogate's at (u, kappa_j), and its gradients match central differences
+ * of a float64 forward of that surrogate; a surrogate conditioned on a
+ * parameter the device lacks is refused.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +21,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -351,6 +357,203 @@ static void test_remap_keeps_chip(void **state)
     dev_model_close(&crn);
 }
 
+/* ---- parameter-conditioned surrogates ---- */
+
+/* A small random surrogate f(u1; kappa) (2 -> 6 tanh -> 1) conditioned on kappa,
+ * its inputs standardised around kappa 0.05 (no domain: nothing is clamped). */
+static void make_cond_surrogate(struct surrogate *s, const char *param)
+{
+    memset(s, 0, sizeof *s);
+    size_t sizes[3] = {2, 6, 1};
+    enum act_kind act[2] = {ACT_TANH, ACT_IDENTITY};
+    assert_int_equal(mlp_create(&s->mlp, 2, sizes, act), 0);
+    assert_int_equal(mlp_init_params(s->mlp, 9), 0);
+    s->n_in = 2;
+    s->in_mean[0] = 0.0f, s->in_std[0] = 1.0f;
+    s->in_mean[1] = 0.05f, s->in_std[1] = 0.02f;
+    s->out_mean = 0.3f, s->out_std = 1.5f;
+    const char *names[] = {param};
+    assert_int_equal(surrogate_set_cond(s, 1, names), 0);
+}
+
+/* Float64 forward of surrogate s at (u, kappa), from its float parameters. */
+static double cond_forward64(const struct surrogate *s, double u, double kappa)
+{
+    const struct mlp *m = s->mlp;
+    double a[8] = {(u - s->in_mean[0]) / s->in_std[0], (kappa - s->in_mean[1]) / s->in_std[1]};
+    double z[8];
+    for (size_t l = 0; l < m->n_layers; l++) {
+        size_t IC = m->sizes[l], OC = m->sizes[l + 1];
+        struct mlp_layer_view v = mlp_layer_view(m, m->params, l);
+        for (size_t o = 0; o < OC; o++) {
+            z[o] = v.b[o];
+            for (size_t i = 0; i < IC; i++)
+                z[o] += (double)v.w[o * IC + i] * a[i];
+        }
+        for (size_t o = 0; o < OC; o++)
+            a[o] = act_eval(m->act[l], z[o]);
+    }
+    return a[0] * s->out_std + s->out_mean;
+}
+
+/* Layer outputs against cond_forward64 at each instance's kappa (kappa[j]), to 1e-5
+ * relative (float32 evaluation). */
+static void expect_cond_outputs(const struct surrogate *s, const struct net_layer *L,
+                                const double *kappa)
+{
+    for (size_t b = 0; b < B_ROWS; b++)
+        for (size_t j = 0; j < L->n_out; j++) {
+            size_t e = b * L->n_out + j;
+            double want = cond_forward64(s, L->u[e], kappa[j]);
+            if (fabs(L->y[e] - want) > 1e-5 * fmax(1.0, fabs(want)))
+                fail_msg("row %zu device %zu: %.9g vs %.9g at kappa %g", b, j, L->y[e], want,
+                         kappa[j]);
+        }
+}
+
+/* Via surrogate and physics_aware's slopes: each instance answers at its chip's kappa,
+ * and at the nominal kappa with no chip. */
+static void test_conditioned_instances(void **state)
+{
+    (void)state;
+    struct dev_model crn;
+    crn_chip(&crn);
+    struct surrogate s, bad;
+    make_cond_surrogate(&s, "kappa");
+    struct net_layer_spec spec = {3, &crn, VIA_SURROGATE, &s, 0, 0};
+    struct net *n = NULL;
+    assert_int_equal(net_create(&n, N_IN, &spec, 1, 8, 1, 5, NULL), 0);
+    float x[B_ROWS * N_IN], y_chip[B_ROWS * 3];
+    inputs(x, B_ROWS * N_IN);
+    const struct net_layer *L = &n->layer[0];
+    double kappa[3], theta[DEV_MAX_PARAMS];
+    size_t k = 0;
+    while (strcmp(crn.param_names[k], "kappa") != 0)
+        k++;
+    net_set_chip(n, 7);
+    assert_int_equal(net_forward(n, x, B_ROWS), 0);
+    for (size_t j = 0; j < 3; j++) {
+        chip_draw(&crn, 7, 0, j, theta);
+        kappa[j] = (float)theta[k];
+    }
+    assert_true(kappa[0] != kappa[1] && kappa[1] != kappa[2]);
+    expect_cond_outputs(&s, L, kappa);
+    memcpy(y_chip, L->y, sizeof y_chip);
+    net_set_nominal(n);
+    assert_int_equal(net_forward(n, x, B_ROWS), 0);
+    double nominal[3] = {0.05, 0.05, 0.05};
+    expect_cond_outputs(&s, L, nominal);
+    size_t differ = 0;
+    for (size_t e = 0; e < B_ROWS * 3; e++)
+        differ += L->y[e] != y_chip[e];
+    assert_true(differ > 0);
+    /* physics_aware: the chip's device forward, the slope of the surrogate at the
+     * instance's kappa (central difference of the float64 forward, 1e-3 relative) */
+    assert_int_equal(net_set_via(n, 0, VIA_PHYSICS_AWARE, &s), 0);
+    net_set_chip(n, 7);
+    assert_int_equal(net_forward(n, x, B_ROWS), 0);
+    for (size_t e = 0; e < B_ROWS * 3; e++) {
+        double u = L->u[e], h = 1e-4, kj = kappa[e % 3];
+        double fd = (cond_forward64(&s, u + h, kj) - cond_forward64(&s, u - h, kj)) / (2 * h);
+        if (fabs(L->g[e] - fd) > 1e-3 * fmax(1.0, fabs(fd)))
+            fail_msg("element %zu: slope %.7g vs %.7g", e, L->g[e], fd);
+    }
+    net_destroy(n);
+    /* a surrogate conditioned on a parameter the device lacks is refused */
+    make_cond_surrogate(&bad, "gain");
+    spec.sur = &bad;
+    assert_int_equal(net_create(&n, N_IN, &spec, 1, 8, 1, 5, NULL), QN_EINVAL);
+    surrogate_close(&bad);
+    surrogate_close(&s);
+    dev_model_close(&crn);
+}
+
+/* Float64 loss of a conditioned-surrogate layer (kappa[j] per device) and an
+ * identity readout with parameters p, MSE against target. */
+static double cond_ref_loss(const struct net *n, const struct surrogate *s, const double *kappa,
+                            const double *p, const float *x, const float *target)
+{
+    const struct net_layer *L0 = &n->layer[0], *L1 = &n->layer[1];
+    double h[B_ROWS * 4], loss = 0;
+    for (size_t b = 0; b < B_ROWS; b++)
+        for (size_t j = 0; j < 4; j++) {
+            double u = p[L0->off_b + j];
+            for (size_t i = 0; i < N_IN; i++)
+                u += p[L0->off_w + j * N_IN + i] * p[L0->off_s] * x[b * N_IN + i];
+            h[b * 4 + j] = cond_forward64(s, u, kappa[j]);
+        }
+    for (size_t b = 0; b < B_ROWS; b++)
+        for (size_t j = 0; j < 2; j++) {
+            double y = p[L1->off_b + j];
+            for (size_t i = 0; i < 4; i++)
+                y += p[L1->off_w + j * 4 + i] * p[L1->off_s] * h[b * 4 + i];
+            loss += (y - target[b * 2 + j]) * (y - target[b * 2 + j]);
+        }
+    return loss / (B_ROWS * 2);
+}
+
+/* net_backward through a conditioned-surrogate layer on chip 11 against central
+ * differences (h 1e-5) of cond_ref_loss: relative error < 1e-4 (measured 3e-7). */
+static void test_conditioned_grad(void **state)
+{
+    (void)state;
+    struct dev_model crn, ident;
+    crn_chip(&crn);
+    dev_model_init(&ident, DEV_NEURON);
+    ident.activation = ACT_IDENTITY;
+    prepare(&ident);
+    struct surrogate s;
+    make_cond_surrogate(&s, "kappa");
+    struct net_layer_spec spec[2] = {{4, &crn, VIA_SURROGATE, &s, 0, 0},
+                                     {2, &ident, VIA_EXACT, NULL, 0, 0}};
+    struct net *n = NULL;
+    assert_int_equal(net_create(&n, N_IN, spec, 2, 8, 1, 7, NULL), 0);
+    net_set_chip(n, 11);
+    double kappa[4];
+    size_t k = 0;
+    while (strcmp(crn.param_names[k], "kappa") != 0)
+        k++;
+    for (size_t j = 0; j < 4; j++)
+        kappa[j] = (float)n->layer[0].theta[j * crn.n_params + k];
+    float x[B_ROWS * N_IN], target[B_ROWS * 2], dout[B_ROWS * 2];
+    inputs(x, B_ROWS * N_IN);
+    for (size_t i = 0; i < B_ROWS * 2; i++)
+        target[i] = (float)cos(0.9 * (double)i);
+    assert_int_equal(net_forward(n, x, B_ROWS), 0);
+    nn_mse_loss(dout, net_output(n), target, B_ROWS, 2);
+    memset(n->grads, 0, n->n_params * sizeof *n->grads);
+    net_backward(n, x, dout, B_ROWS);
+    double *p = malloc(n->n_params * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n->n_params; i++)
+        p[i] = n->params[i];
+    size_t checked = 0;
+    double worst = 0;
+    for (size_t i = 0; i < n->n_params; i++) {
+        if (i == n->layer[0].off_s || i == n->layer[1].off_s)
+            continue; /* fixed input scales */
+        double v = p[i], h = 1e-5;
+        p[i] = v + h;
+        double lp = cond_ref_loss(n, &s, kappa, p, x, target);
+        p[i] = v - h;
+        double lm = cond_ref_loss(n, &s, kappa, p, x, target);
+        p[i] = v;
+        double fd = (lp - lm) / (2 * h), an = n->grads[i];
+        double rel = fabs(fd - an) / fmax(1e-3, fabs(fd) + fabs(an));
+        worst = fmax(worst, rel);
+        if (rel > 1e-4)
+            fail_msg("param %zu: analytic %.9g vs fd %.9g (rel %.2g)", i, an, fd, rel);
+        checked++;
+    }
+    printf("conditioned layer gradients: worst relative error %.2g\n", worst);
+    assert_true(checked == n->n_params - 2);
+    free(p);
+    net_destroy(n);
+    surrogate_close(&s);
+    dev_model_close(&ident);
+    dev_model_close(&crn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +562,8 @@ int main(void)
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_remap_keeps_chip),
         cmocka_unit_test(test_set_params_every_kind),
+        cmocka_unit_test(test_conditioned_instances),
+        cmocka_unit_test(test_conditioned_grad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

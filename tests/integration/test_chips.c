@@ -9,7 +9,10 @@
  * count out of range. A sweep over (u1, kappa) stores the columns u1, kappa,
  * out, status, each row the fixed point at its own kappa; a range on a
  * parameter the device lacks is refused at its path and stores nothing; a
- * fit on the sweep is conditioned on kappa (its result and record say so).
+ * fit on the sweep is conditioned on kappa (its result and record say so);
+ * a layer via that surrogate, of a device whose kappa varies, scores each
+ * chip at its own kappa (noise off, the chips still differ); a device
+ * without kappa is refused that surrogate.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -213,6 +216,32 @@ static void test_parameter_sweep(void **state)
     assert_int_equal(json_array_size(json_object_get(json_object_get(sur, "domain"), "lo")), 2);
     json_decref(sur);
     qt_run_free(&r);
+
+    /* a layer via that surrogate answers per instance: chips score differently */
+    json_decref(run_job(f,
+                        "{\"type\":\"train\",\"spec\":{\"dataset\":" SPIRALS ",\"network\":["
+                        "{\"devices\":6,\"device\":" CRN_CHIP ",\"via\":\"surrogate\","
+                        "\"surrogate\":{\"job\":2}},{\"devices\":2,\"device\":{\"kind\":"
+                        "\"neuron\",\"params\":{\"activation\":\"identity\"}}}],\"epochs\":2,"
+                        "\"batch\":16,\"seed\":1,\"checkpoint_every\":0}}",
+                        0));
+    rec = run_job(f,
+                  "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":3},\"dataset\":"
+                  SPIRALS ",\"split\":\"all\",\"noise\":false,\"chips\":{\"count\":3,"
+                  "\"seed\":5}}}",
+                  0);
+    const json_t *chips = result(rec, "chips");
+    assert_int_equal(json_array_size(chips), 3);
+    assert_true(num(json_array_get(chips, 0), "loss") != num(json_array_get(chips, 1), "loss"));
+    json_decref(rec);
+    /* a device without kappa cannot use it */
+    expect_refused(f,
+                   "{\"type\":\"train\",\"spec\":{\"dataset\":" SPIRALS ",\"network\":["
+                   "{\"devices\":6,\"device\":{\"kind\":\"hodgkin_huxley\"},\"via\":"
+                   "\"surrogate\",\"surrogate\":{\"job\":2}},{\"devices\":2,\"device\":"
+                   "{\"kind\":\"neuron\"}}],\"epochs\":1}}",
+                   "conditioned on 'kappa', which this layer's hodgkin_huxley device does not "
+                   "have");
 }
 
 int main(void)
