@@ -12,7 +12,11 @@
  * chip's kappa (the nominal kappa with no chip set): its outputs are the
  * surrogate's at (u, kappa_j), and its gradients match central differences
  * of a float64 forward of that surrogate; a surrogate conditioned on a
- * parameter the device lacks is refused.
+ * parameter the device lacks is refused. Hardware-aware training (a fresh
+ * chip and noise every step) is, bit for bit, nominal training steps each
+ * run on the documented chip and noise of its step (train_step_chip,
+ * train_step_noise), whatever the thread count; training one chip is
+ * nominal training of the network set to that chip.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +33,9 @@
 #include "net.h"
 #include "nn.h"
 #include "qn_err.h"
+#include "data.h"
+#include "optim.h"
+#include "train.h"
 
 #define B_ROWS 4
 #define N_IN 3
@@ -554,6 +561,87 @@ static void test_conditioned_grad(void **state)
     dev_model_close(&crn);
 }
 
+/* ---- training on chips ---- */
+
+/* A 2-input network: 4 crn_relu of crn_chip (kappa lognormal cv 0.3) with output and
+ * drive noise 0.05 via device, then 2 identity neurons; seed 3, `threads` threads. */
+static struct net *chip_net(struct dev_model *crn, struct dev_model *ident, size_t threads)
+{
+    crn_chip(crn);
+    crn->noise = (struct dev_noise){0.05, 0.05};
+    dev_model_init(ident, DEV_NEURON);
+    ident->activation = ACT_IDENTITY;
+    prepare(ident);
+    struct net_layer_spec spec[2] = {{4, crn, VIA_DEVICE, NULL, 0, 0},
+                                     {2, ident, VIA_EXACT, NULL, 0, 0}};
+    struct net *n = NULL;
+    assert_int_equal(net_create(&n, 2, spec, 2, 32, threads, 3, NULL), 0);
+    return n;
+}
+
+/* Trains n on ds with Adam (lr 0.05), full batches, epochs [start, epochs), mode and
+ * chip as given, seed 5; o must be initialised. */
+static void chip_train(struct net *n, struct optim *o, const struct data_set *ds,
+                       enum train_chip mode, uint64_t chip, size_t start, size_t epochs)
+{
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, epochs, ds->n, 5, 0, {0}, mode, chip};
+    struct train_result r;
+    assert_int_equal(train_run(n, o, ds, NULL, &cfg, NULL, start, &r), 0);
+}
+
+static void test_train_chips(void **state)
+{
+    (void)state;
+    struct data_set ds;
+    assert_int_equal(data_gen_spirals(&ds, 32, 2, 0.1, 4), 0);
+    struct optim_config oc;
+    optim_config_default(&oc, OPTIM_ADAM);
+    oc.lr = 0.05f;
+    struct dev_model crn[4], ident[4];
+    struct net *hw1 = chip_net(&crn[0], &ident[0], 1), *hw2 = chip_net(&crn[1], &ident[1], 2);
+    struct net *man = chip_net(&crn[2], &ident[2], 1), *nom = chip_net(&crn[3], &ident[3], 1);
+    struct optim o[4];
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(optim_init(&o[i], &oc, hw1->n_params), 0);
+    chip_train(hw1, &o[0], &ds, TRAIN_HARDWARE_AWARE, 0, 0, 3);
+    chip_train(hw2, &o[1], &ds, TRAIN_HARDWARE_AWARE, 0, 0, 3);
+    chip_train(nom, &o[3], &ds, TRAIN_NOMINAL, 0, 0, 3);
+    for (size_t e = 0; e < 3; e++) { /* one step per epoch: step e */
+        net_set_chip(man, train_step_chip(5, e));
+        net_set_noise(man, 1, train_step_noise(5, e));
+        chip_train(man, &o[2], &ds, TRAIN_NOMINAL, 0, e, e + 1);
+    }
+    size_t bytes = hw1->n_params * sizeof *hw1->params;
+    assert_memory_equal(hw1->params, hw2->params, bytes); /* 1 or 2 threads */
+    assert_memory_equal(hw1->params, man->params, bytes); /* the documented draws */
+    assert_memory_not_equal(hw1->params, nom->params, bytes); /* they change training */
+    assert_int_equal(hw1->chip_on, 0); /* left nominal and quiet */
+    assert_int_equal(hw1->noise_on, 0);
+    for (size_t i = 0; i < 4; i++) {
+        net_destroy(i == 0 ? hw1 : i == 1 ? hw2 : i == 2 ? man : nom);
+        optim_close(&o[i]);
+        dev_model_close(&crn[i]);
+        dev_model_close(&ident[i]);
+    }
+
+    /* one chip: the nominal run of the network set to that chip */
+    struct net *one = chip_net(&crn[0], &ident[0], 2), *set = chip_net(&crn[1], &ident[1], 1);
+    assert_int_equal(optim_init(&o[0], &oc, one->n_params), 0);
+    assert_int_equal(optim_init(&o[1], &oc, one->n_params), 0);
+    chip_train(one, &o[0], &ds, TRAIN_ONE_CHIP, 7, 0, 2);
+    net_set_chip(set, 7);
+    chip_train(set, &o[1], &ds, TRAIN_NOMINAL, 0, 0, 2);
+    assert_memory_equal(one->params, set->params, bytes);
+    assert_true(one->chip_on && one->chip_seed == 7);
+    for (size_t i = 0; i < 2; i++) {
+        net_destroy(i == 0 ? one : set);
+        optim_close(&o[i]);
+        dev_model_close(&crn[i]);
+        dev_model_close(&ident[i]);
+    }
+    data_close(&ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_set_params_every_kind),
         cmocka_unit_test(test_conditioned_instances),
         cmocka_unit_test(test_conditioned_grad),
+        cmocka_unit_test(test_train_chips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,12 @@
  * fit on the sweep is conditioned on kappa (its result and record say so);
  * a layer via that surrogate, of a device whose kappa varies, scores each
  * chip at its own kappa (noise off, the chips still differ); a device
- * without kappa is refused that surrogate.
+ * without kappa is refused that surrogate. Hardware-aware training through
+ * the real qn is reproducible from its seed (two runs, the same numbers) and
+ * differs from nominal training; "chip" on a network with no variability,
+ * "chip" with "hardware_aware", hardware_aware with nothing to draw, and
+ * hardware_aware through a surrogate not conditioned on the varying kappa
+ * are refused at their paths, storing nothing.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -244,12 +249,74 @@ static void test_parameter_sweep(void **state)
                    "have");
 }
 
+/* A train on the spirals: layer 0 six `device` via `via` (with ", \"surrogate\": ..."
+ * when given), then 2 identity neurons, 3 epochs, seed 1, and extra spec fields. */
+static void train_text(char *buf, size_t cap, const char *device, const char *via,
+                       const char *extra)
+{
+    snprintf(buf, cap,
+             "{\"type\":\"train\",\"spec\":{\"dataset\":" SPIRALS ",\"network\":["
+             "{\"devices\":6,\"device\":%s,\"via\":%s},{\"devices\":2,\"device\":"
+             "{\"kind\":\"neuron\",\"params\":{\"activation\":\"identity\"}}}],"
+             "\"epochs\":3,\"batch\":16,\"seed\":1,\"checkpoint_every\":0%s}}",
+             device, via, extra);
+}
+
+static void test_train_on_chips(void **state)
+{
+    struct qt_dir *f = *state;
+    char job[1024];
+    double loss[4];
+    const char *extra[4] = {",\"hardware_aware\":true", ",\"hardware_aware\":true", "",
+                            ",\"chip\":3"};
+    for (size_t i = 0; i < 4; i++) {
+        train_text(job, sizeof job, CRN_CHIP, "\"device\"", extra[i]);
+        json_t *rec = run_job(f, job, 0);
+        loss[i] = num(json_object_get(rec, "result"), "test_loss");
+        json_decref(rec);
+    }
+    assert_true(loss[0] == loss[1]); /* reproducible from its seed */
+    assert_true(loss[0] != loss[2]); /* and not nominal training */
+    assert_true(loss[3] != loss[2]);  /* one chip trains (and scores) that chip */
+
+    long long jobs = qd_db_file_int(f->dir, "q.db", SQLITE_OPEN_READWRITE, 0,
+                                    "SELECT count(*) FROM jobs");
+    train_text(job, sizeof job, "{\"kind\":\"crn_relu\"}", "\"device\"", ",\"chip\":3");
+    expect_refused(f, job, "/spec/chip");
+    expect_refused(f, job, "no layer that a chip changes");
+    train_text(job, sizeof job, CRN_CHIP, "\"device\"", ",\"chip\":3,\"hardware_aware\":true");
+    expect_refused(f, job, "/spec/hardware_aware");
+    train_text(job, sizeof job, "{\"kind\":\"crn_relu\"}", "\"device\"",
+               ",\"hardware_aware\":true");
+    expect_refused(f, job, "nothing to draw");
+    assert_int_equal(qd_db_file_int(f->dir, "q.db", SQLITE_OPEN_READWRITE, 0,
+                                    "SELECT count(*) FROM jobs"),
+                     jobs);
+
+    /* a surrogate of the nominal device cannot stand for a fresh chip every step */
+    json_decref(run_job(f,
+                        "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"
+                        "\"samples\":64,\"ranges\":{\"u1\":[-4,4]}}}",
+                        0));
+    char fit[128];
+    snprintf(fit, sizeof fit,
+             "{\"type\":\"fit\",\"spec\":{\"dataset\":{\"job\":%lld},\"epochs\":3}}",
+             jobs + 1);
+    json_decref(run_job(f, fit, 0));
+    char via[96];
+    snprintf(via, sizeof via, "\"surrogate\",\"surrogate\":{\"job\":%lld}", jobs + 2);
+    train_text(job, sizeof job, CRN_CHIP, via, ",\"hardware_aware\":true");
+    expect_refused(f, job, "/spec/network/0/surrogate");
+    expect_refused(f, job, "conditioned on every parameter of the device that varies");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chips_equal_one_by_one, qt_dir_setup,
                                         qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_parameter_sweep, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_train_on_chips, qt_dir_setup, qt_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
