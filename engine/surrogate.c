@@ -194,9 +194,57 @@ static int surrogate__beyond_table(const struct surrogate *s, struct mlp_acts *a
     return QN_OK;
 }
 
+/* The 2-D table at drive u and parameter p: along the drive, the cubic Hermite
+ * of the 1-D table at the two parameter knots around p; along the parameter, a
+ * cubic Hermite of those two values with the parameter slopes of the knots
+ * (interpolated linearly along the drive). The slopes dy/du and dy/dp (when
+ * dy is non-NULL, into dy[0..2)) are bilinear in the knots' slopes. Returns 0
+ * when (u, p) lies inside the table, 1 otherwise. */
+static int surrogate__table2_at(const struct surrogate *s, float u, float p, float *y, float *dy)
+{
+    float t = (u - s->table_lo) / s->table_h, q = (p - s->table_lo2) / s->table_h2;
+    if (!(t >= 0.0f) || !(t < (float)(s->table_n - 1)) || !(q >= 0.0f) ||
+        !(q <= (float)(s->table_m - 1)))
+        return 1;
+    size_t i = (size_t)t, k = (size_t)q;
+    k = k >= s->table_m - 1 ? s->table_m - 2 : k; /* p on the last knot: the last cell */
+    float r = t - (float)i, w = q - (float)k, h = s->table_h, h2 = s->table_h2;
+    float r2 = r * r, r3 = r2 * r, w2 = w * w, w3 = w2 * w;
+    float yv[2], sp[2], su[2];
+    for (size_t c = 0; c < 2; c++) {
+        const float *a = s->table + 3 * ((k + c) * s->table_n + i), *b = a + 3;
+        yv[c] = (2 * r3 - 3 * r2 + 1) * a[0] + (r3 - 2 * r2 + r) * a[1] * h +
+                (-2 * r3 + 3 * r2) * b[0] + (r3 - r2) * b[1] * h;
+        su[c] = a[1] + r * (b[1] - a[1]);
+        sp[c] = a[2] + r * (b[2] - a[2]);
+    }
+    *y = (2 * w3 - 3 * w2 + 1) * yv[0] + (w3 - 2 * w2 + w) * sp[0] * h2 +
+         (-2 * w3 + 3 * w2) * yv[1] + (w3 - w2) * sp[1] * h2;
+    if (dy) {
+        dy[0] = su[0] + w * (su[1] - su[0]);
+        dy[1] = sp[0] + w * (sp[1] - sp[0]);
+    }
+    return 0;
+}
+
+/* surrogate_eval through the 2-D table; a batch with a row beyond it (a drive
+ * more than 6 std from the sweep's mean) runs the MLP on every row. */
+static int surrogate__eval_table2(const struct surrogate *s, struct mlp_acts *acts, const float *u,
+                                  size_t B, float *y, float *dy_du, float *scratch)
+{
+    if (!s->mlp || B > acts->cap)
+        return QN_EINVAL;
+    for (size_t b = 0; b < B; b++)
+        if (surrogate__table2_at(s, u[2 * b], u[2 * b + 1], &y[b], dy_du ? &dy_du[2 * b] : NULL))
+            return surrogate_eval_mlp(s, acts, u, B, y, dy_du, scratch);
+    return QN_OK;
+}
+
 int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float *u, size_t B,
                    float *y, float *dy_du, float *scratch)
 {
+    if (s->table && s->table_m)
+        return surrogate__eval_table2(s, acts, u, B, y, dy_du, scratch);
     if (!s->table || B < 5)
         return surrogate_eval_mlp(s, acts, u, B, y, dy_du, scratch);
     if (!s->mlp || B > acts->cap)
@@ -208,8 +256,53 @@ int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float
     return outside ? surrogate__beyond_table(s, acts, u, B, y, dy_du, scratch) : QN_OK;
 }
 
+/* One row of the 2-D table: the drive knots at parameter p into row (table_n, 3),
+ * with u (2 n) and y, dy (n, 2 n) and scratch (3 n) as work space. */
+static int surrogate__table2_row(const struct surrogate *s, struct mlp_acts *acts, float lo,
+                                 float h, float p, float *row, float *u, float *y, float *dy,
+                                 float *scratch)
+{
+    size_t n = SURROGATE_TABLE2_KNOTS;
+    for (size_t i = 0; i < n; i++)
+        u[2 * i] = lo + h * (float)i, u[2 * i + 1] = p;
+    int rc = surrogate_eval_mlp(s, acts, u, n, y, dy, scratch);
+    for (size_t i = 0; rc == QN_OK && i < n; i++)
+        row[3 * i] = y[i], row[3 * i + 1] = dy[2 * i], row[3 * i + 2] = dy[2 * i + 1];
+    return rc;
+}
+
+/* The 2-D table of a surrogate of one drive and one parameter. */
+static int surrogate__tabulate2(struct surrogate *s)
+{
+    size_t n = SURROGATE_TABLE2_KNOTS, m = SURROGATE_TABLE2_PARAMS;
+    float lo = s->in_mean[0] - 6 * s->in_std[0], h = 12 * s->in_std[0] / (float)(n - 1);
+    float lo2 = s->has_domain ? s->dom_lo[1] : s->in_mean[1] - 6 * s->in_std[1];
+    float hi2 = s->has_domain ? s->dom_hi[1] : s->in_mean[1] + 6 * s->in_std[1];
+    float h2 = hi2 > lo2 ? (hi2 - lo2) / (float)(m - 1) : 1.0f; /* a constant parameter */
+    float *u = malloc(2 * n * sizeof *u), *scratch = malloc(3 * n * sizeof *scratch);
+    float *y = malloc(n * sizeof *y), *dy = malloc(2 * n * sizeof *dy);
+    float *table = malloc(3 * n * m * sizeof *table);
+    struct mlp_acts acts;
+    memset(&acts, 0, sizeof acts);
+    int rc = u && scratch && y && dy && table ? mlp_acts_init(&acts, s->mlp, n) : QN_ENOMEM;
+    for (size_t k = 0; rc == QN_OK && k < m; k++)
+        rc = surrogate__table2_row(s, &acts, lo, h, lo2 + h2 * (float)k, table + 3 * n * k, u,
+                                   y, dy, scratch);
+    if (rc == QN_OK) {
+        s->table = table, s->table_n = n, s->table_lo = lo, s->table_h = h;
+        s->table_m = m, s->table_lo2 = lo2, s->table_h2 = h2;
+        table = NULL;
+    }
+    if (acts.slab)
+        mlp_acts_close(&acts);
+    free(u), free(scratch), free(y), free(dy), free(table);
+    return rc;
+}
+
 int surrogate_tabulate(struct surrogate *s)
 {
+    if (s->mlp && s->n_in == 2 && s->n_cond == 1 && !s->table)
+        return surrogate__tabulate2(s);
     if (!s->mlp || s->n_in != 1 || s->table)
         return QN_OK;
     size_t n = SURROGATE_TABLE_KNOTS;
@@ -812,7 +905,7 @@ int surrogate_set_cond(struct surrogate *s, size_t n, const char *const *names)
     for (size_t k = 0; k < n; k++)
         memcpy(s->cond_names[k], names[k], strlen(names[k]));
     s->n_cond = n;
-    return QN_OK;
+    return surrogate_tabulate(s);
 }
 
 /* Means and stds (positive) of the drives and the output. */

@@ -50,7 +50,13 @@ struct surrogate {
      * out_std. Derived data: never serialised, rebuilt on load and fit. */
     size_t table_n;                 /* knots (0: no table) */
     float table_lo, table_h;        /* first knot and spacing (raw drive units) */
-    float *table;                   /* (table_n, 2) owned: y, dy/du at each knot */
+    float *table;                   /* (table_n, 2) owned: y, dy/du at each knot; or, when
+                                       table_m > 0, (table_m, table_n, 3): y, dy/du, dy/dtheta */
+    /* One drive and one parameter (n_in 2, n_cond 1): the table is 2-D, table_n
+     * drive knots by table_m parameter knots over the parameter's domain (the
+     * layer clamps the parameter to it) or in_mean +- 6 in_std without one. */
+    size_t table_m;                 /* parameter knots (0: a 1-D table or none) */
+    float table_lo2, table_h2;      /* first parameter knot and spacing */
 };
 
 struct fit_config {
@@ -107,9 +113,13 @@ int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float
                    float *y, float *dy_du, float *scratch);
 
 /* Builds the table of a one-drive surrogate over in_mean +- 6 in_std with
- * SURROGATE_TABLE_KNOTS knots (a no-op for other surrogates). Called by
- * surrogate_fit and surrogate_from_blob. Returns 0 or QN_ENOMEM. */
+ * SURROGATE_TABLE_KNOTS knots, or of a surrogate of one drive conditioned on
+ * one parameter, SURROGATE_TABLE2_KNOTS drive knots by SURROGATE_TABLE2_PARAMS
+ * parameter knots (a no-op for other surrogates). Called by surrogate_fit,
+ * surrogate_set_cond and surrogate_from_blob. Returns 0 or QN_ENOMEM. */
 #define SURROGATE_TABLE_KNOTS 8192
+#define SURROGATE_TABLE2_KNOTS 1024
+#define SURROGATE_TABLE2_PARAMS 64
 int surrogate_tabulate(struct surrogate *s);
 
 /* Evaluates with the MLP alone (what the table stands for); as surrogate_eval. */
@@ -133,8 +143,9 @@ size_t surrogate_n_drives(const struct surrogate *s);
 
 /*
  * Makes s conditioned on the n named parameters names[0..n) (borrowed; each
- * 1 to DEV_NAME_MAX - 1 bytes): its last n inputs are their values. Returns
- * 0 or QN_EINVAL (n not below s->n_in, or a bad name).
+ * 1 to DEV_NAME_MAX - 1 bytes): its last n inputs are their values, and
+ * builds its table when it has one drive and one parameter. Returns 0,
+ * QN_EINVAL (n not below s->n_in, or a bad name) or QN_ENOMEM.
  */
 int surrogate_set_cond(struct surrogate *s, size_t n, const char *const *names);
 

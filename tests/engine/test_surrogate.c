@@ -17,7 +17,8 @@
  * - A parameter-conditioned surrogate f(u1; kappa) fitted with the defaults
  *   on 4000 Sobol' rows of a (u1, kappa) sweep of crn_relu agrees with the
  *   closed form at held-out (u1, kappa) (a grid between the sweep's points)
- *   to the tolerance stated there; its blob is version 3 and keeps the
+ *   to the tolerance stated there, and its 2-D table agrees with its MLP to
+ *   the tolerance stated at table_vs_mlp; its blob is version 3 and keeps the
  *   parameter names, a nominal surrogate's stays version 2, and malformed
  *   name sections are refused.
  */
@@ -870,6 +871,31 @@ static void ds_crn_kappa(struct ds *d, size_t n)
     dev_model_close(&m);
 }
 
+/* The 2-D table of s against its MLP at the B rows u (B, 2) (all inside the table):
+ * values within 1e-5 of out_std, slopes dy/du within 1e-3 of the largest (measured on
+ * the crn_relu fit: 2.1e-6 and 5.0e-4, AMD EPYC). */
+static void table_vs_mlp(const struct surrogate *s, struct mlp_acts *acts, const float *u,
+                         size_t B)
+{
+    float *yt = malloc(B * sizeof *yt), *ym = malloc(B * sizeof *ym);
+    float *gt = malloc(2 * B * sizeof *gt), *gm = malloc(2 * B * sizeof *gm);
+    float *scratch = malloc(3 * B * sizeof *scratch);
+    assert_true(yt && ym && gt && gm && scratch);
+    assert_int_equal(surrogate_eval(s, acts, u, B, yt, gt, scratch), 0);
+    assert_int_equal(surrogate_eval_mlp(s, acts, u, B, ym, gm, scratch), 0);
+    double ey = 0, eg = 0, gmax = 0;
+    for (size_t b = 0; b < B; b++) {
+        ey = fmax(ey, fabs(yt[b] - ym[b]));
+        eg = fmax(eg, fabs(gt[2 * b] - gm[2 * b]));
+        gmax = fmax(gmax, fabs(gm[2 * b]));
+    }
+    printf("2-D table vs MLP: value %.3g (%.3g of out_std), slope %.3g (%.3g of max %.3g)\n",
+           ey, ey / s->out_std, eg, eg / gmax, gmax);
+    assert_true(ey < 1e-5 * s->out_std);
+    assert_true(eg < 1e-3 * gmax);
+    free(yt), free(ym), free(gt), free(gm), free(scratch);
+}
+
 /* The conditioned fit against the closed form (z + sqrt(z^2 + 4 kappa)) / 2 on a
  * 161 x 13 grid of held-out points (u1 in [-3.95, 3.95], kappa in [0.004, 0.048],
  * offsets that no Sobol' row of the sweep shares). Tolerance: RMSE 1e-3 and max
@@ -888,7 +914,8 @@ static void test_conditioned_fit(void **state)
     const char *names[] = {"kappa"};
     assert_int_equal(surrogate_set_cond(&s, 1, names), 0);
     assert_int_equal(surrogate_n_drives(&s), 1);
-    assert_null(s.table); /* two inputs: the MLP answers */
+    assert_non_null(s.table); /* one drive and one parameter: a 2-D table */
+    assert_int_equal(s.table_m, SURROGATE_TABLE2_PARAMS);
     enum { NU = 161, NK = 13, B = NU * NK };
     static float u[2 * B], y[B], scratch[3 * B];
     for (size_t i = 0; i < NU; i++)
@@ -899,6 +926,7 @@ static void test_conditioned_fit(void **state)
     struct mlp_acts acts;
     assert_int_equal(mlp_acts_init(&acts, s.mlp, B), 0);
     assert_int_equal(surrogate_eval(&s, &acts, u, B, y, NULL, scratch), 0);
+    table_vs_mlp(&s, &acts, u, B);
     double ss = 0, worst = 0, range = 0;
     for (size_t b = 0; b < B; b++) {
         double z = u[2 * b], kappa = u[2 * b + 1];
