@@ -130,7 +130,8 @@
   // ---- references as links ----------------------------------------------------
 
   /* The datasets the daemon generates or ships (no page of their own). */
-  const BUILTIN_DATASETS = new Set(['xor', 'sine', 'spirals', 'fashion-mnist']);
+  const BUILTIN_DATASETS = new Set(['fashion-mnist', 'xor', 'sine', 'spirals', 'and', 'or', 'nand', 'nor', 'xnor',
+    'lotka_volterra']);
   /* A spec or record key whose value refers to another record, and that record's view. */
   const REF_VIEW = { dataset: 'datasets', device: 'devices', surrogate: 'surrogates', model: 'models', job: 'jobs' };
 

@@ -8,7 +8,9 @@
  * crn network scored via its surrogate and via the real ODE. While the jobs
  * run it shows one progress line per job; then a table of device, via, test
  * accuracy and training time, and the page's address. The daemon keeps
- * serving until Ctrl-C.
+ * serving until Ctrl-C; SIGTERM or SIGHUP to the demo stops it too (the
+ * demo passes the signal on, then waits for the daemon to end). The
+ * daemon's pid is the one mutable global: a signal handler has to reach it.
  *
  * Trade-off: the demo talks to the daemon through a minimal HTTP/1.1 client
  * (one request per connection, Content-Length or chunked replies) rather
@@ -34,6 +36,31 @@
 
 #include "dblock.h"
 #include "qn_err.h"
+
+/* The daemon the demo started (0: none), for the signal handler. */
+static volatile sig_atomic_t demo__daemon;
+
+/* SIGTERM, SIGHUP, SIGINT: stop the daemon (async-signal-safe: kill only). */
+static void demo__on_signal(int sig)
+{
+    (void)sig;
+    if (demo__daemon > 0)
+        kill((pid_t)demo__daemon, SIGTERM);
+}
+
+/* Passes SIGTERM, SIGHUP and SIGINT on to daemon pid, so that it never
+ * outlives the demo. */
+static void demo__forward_signals(pid_t pid)
+{
+    demo__daemon = (sig_atomic_t)pid;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = demo__on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
 
 #define DEMO_MAX_JOBS 16
 #define DEMO_REPLY_MAX (16u << 20) /* replies above 16 MiB are refused */
@@ -520,6 +547,8 @@ int demo_main(int argc, char **argv, const char *self)
     char log[4200];
     snprintf(log, sizeof log, "%s.log", db);
     pid_t pid = demo__start_daemon(self, db, log, port);
+    if (pid > 0)
+        demo__forward_signals(pid);
     if (pid < 0 || demo__wait_healthy(port, pid)) {
         fprintf(stderr, "qn demo: the daemon did not start (its messages are in %s)\n", log);
         if (pid > 0)
@@ -537,9 +566,12 @@ int demo_main(int argc, char **argv, const char *self)
         rc = demo__table(&plan, rec);
     for (size_t i = 0; i < plan.n; i++)
         json_decref(rec[i]);
-    printf("\n  The page, with every curve: http://127.0.0.1:%u/\n"
-           "  The daemon keeps serving; press Ctrl-C to stop it.\n",
-           port);
+    if (rc == QN_OK)
+        printf("\n  The page, with every curve: http://127.0.0.1:%u/\n"
+               "  The daemon keeps serving; press Ctrl-C to stop it.\n",
+               port);
+    else
+        printf("qn demo: stopped before the plan finished; waiting for the daemon to end\n");
     fflush(stdout);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

@@ -42,6 +42,7 @@
 #include "job.h"
 #include "qn_err.h"
 #include "spec.h"
+#include "spec_dumps.h"
 #include "store.h"
 #include "cmd_user.h"
 #include "users.h"
@@ -212,7 +213,7 @@ static int qn__open_to_run(const char *db, int *lock, struct store **s)
 /* Prints a JSON value as one compact line on stdout; steals v. */
 static int qn__print_json(json_t *v)
 {
-    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    char *text = v ? spec_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     if (!text)
         return QN_ENOMEM;
@@ -467,18 +468,34 @@ static int qn__cmd_dataset_export(const struct qn_args *a)
     return rc ? QN_EXIT_FAIL : 0;
 }
 
+/* The readable part of a file name, the default name of its dataset:
+ * "data/iris.csv" -> "iris", "t10k-images-idx3-ubyte.gz" -> "t10k-images-idx3-ubyte". */
+static void qn__file_stem(const char *path, char *out, size_t cap)
+{
+    const char *b = strrchr(path, '/');
+    snprintf(out, cap, "%s", b ? b + 1 : path);
+    size_t n = strlen(out);
+    if (n > 3 && strcmp(out + n - 3, ".gz") == 0)
+        out[n -= 3] = '\0';
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out)
+        *dot = '\0';
+}
+
 /* Imports a CSV or IDX file and prints the dataset's record. */
 static int qn__cmd_dataset_import(const struct qn_args *a)
 {
     struct store *s = NULL;
     if (qn__open(a->db, &s))
         return QN_EXIT_FAIL;
-    char msg[STORE_MSG_MAX + 256] = "";
+    char msg[STORE_MSG_MAX + 256] = "", stem[STORE_NAME_MAX];
+    qn__file_stem(a->pos[0], stem, sizeof stem);
     json_t *record = NULL;
-    int rc = catalog_dataset_import(s, a->pos[0], a->labels, a->name, &record, msg, sizeof msg);
+    int rc = catalog_dataset_import(s, a->pos[0], a->labels, a->name, strcmp(a->pos[0], "-") ? stem : NULL,
+                                    &record, msg, sizeof msg);
     int code = 0;
     if (rc == QN_EFORMAT || rc == QN_EIO || rc == QN_ERANGE || rc == QN_EINVAL ||
-        rc == QN_ESPEC) {
+        rc == QN_ESPEC || rc == QN_EEXIST) {
         qn__say("%s", msg[0] ? msg : qn_err_msg(rc));
         code = QN_EXIT_USAGE;
     } else if (rc) {

@@ -30,6 +30,7 @@
 #include "catalog.h"
 #include "http.h"
 #include "qn_err.h"
+#include "spec_dumps.h"
 #include "users.h"
 #include "workers.h"
 
@@ -116,7 +117,7 @@ static int events__append(struct events_stream *s, const char *text, size_t n)
 /* Appends "[id: N\n]event: NAME\ndata: JSON\n\n"; steals data. */
 static int events__event(struct events_stream *s, int64_t id, const char *name, json_t *data)
 {
-    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    char *text = data ? spec_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
     if (!text)
         return QN_ENOMEM;

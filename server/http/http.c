@@ -36,6 +36,7 @@
 
 #include "qn_err.h"
 #include "qn_log.h"
+#include "spec_dumps.h"
 
 #define HTTP_MAX_ROUTES 128
 #define HTTP_MAX_COUNTERS 512   /* (route, method, status) series for /metrics */
@@ -229,7 +230,7 @@ static int http__reply_oom(struct http_req *req)
 int http_reply_json(struct http_req *req, unsigned status, json_t *body)
 {
     /* JSON_ENSURE_ASCII: any byte sequence a handler echoes stays valid JSON text. */
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    char *text = body ? spec_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(body);
     if (!text)
         return http__reply_oom(req);

@@ -33,6 +33,7 @@
 
 #include "catalog.h"
 #include "job_model.h"
+#include "numtext.h"
 #include "qn_err.h"
 #include "routes_jobs.h"
 #include "spec.h"
@@ -444,8 +445,10 @@ static int routes__dataset_upload(struct http_req *req)
     char path[64], msg[STORE_MSG_MAX + 256] = "";
     snprintf(path, sizeof path, "/proc/self/fd/%d", fileno(f)); /* the unlinked temp file */
     json_t *record = NULL;
-    int rc = catalog_dataset_import(s, path, NULL, name, &record, msg, sizeof msg);
+    int rc = catalog_dataset_import(s, path, NULL, name, NULL, &record, msg, sizeof msg);
     char said[sizeof msg + 16];
+    if (rc == QN_EEXIST)
+        return http_reply_err(req, QN_EEXIST, "?name", "%s", msg);
     if (rc == QN_EFORMAT || rc == QN_EIO || rc == QN_ERANGE || rc == QN_EINVAL || rc == QN_ESPEC)
         return http_reply_err(req, QN_EFORMAT, NULL, "%s",
                               msg[0] ? routes__body_msg(msg, path, said, sizeof said)
@@ -517,9 +520,10 @@ static int routes__csv_fill(struct routes_csv *c)
             float v = c->vals[r * c->n_cols + j];
             char *p = c->buf + c->len;
             size_t room = c->cap - c->len;
+            char num[NUMTEXT_MAX]; /* the shortest text that reads back to v */
             int w = (long)j == c->status_col ? snprintf(p, room, "%s", qn_err_name((int)v))
                     : isnan(v)               ? snprintf(p, room, "nan")
-                                             : snprintf(p, room, "%.9g", (double)v);
+                                             : (numtext_float(num, v), snprintf(p, room, "%s", num));
             c->len += (size_t)w;
             c->buf[c->len++] = j + 1 < c->n_cols ? ',' : '\n';
         }
@@ -575,8 +579,8 @@ static int routes__dataset_data(struct http_req *req)
     if (http_req_store_or_reply(req, &s) || routes__dataset_get(req, s, &d))
         return 0;
     struct routes_csv *c = calloc(1, sizeof *c);
-    /* A value takes at most 16 bytes ("-1.23456791e+38,"); names are at most 128. */
-    size_t row_bytes = d.n_cols * 17 + 1;
+    /* A value takes at most NUMTEXT_MAX bytes with its comma; names are at most 128. */
+    size_t row_bytes = d.n_cols * NUMTEXT_MAX + 1;
     size_t chunk = ROUTES_CSV_CHUNK / row_bytes ? ROUTES_CSV_CHUNK / row_bytes : 1;
     size_t head = d.n_cols * (2 * STORE_NAME_MAX + 3) + 1;
     if (c) {

@@ -266,11 +266,12 @@ static int catalog__dataset_record(struct store_dataset *d, int rc, json_t **out
 }
 
 int catalog_dataset_import(struct store *s, const char *path, const char *labels,
-                           const char *name, json_t **record, char *msg, size_t cap)
+                           const char *name, const char *stem, json_t **record, char *msg,
+                           size_t cap)
 {
     *record = NULL;
     int64_t id = 0;
-    int rc = import_file(s, path, labels, name, &id, msg, cap);
+    int rc = import_file(s, path, labels, name, stem, &id, msg, cap);
     struct store_dataset d;
     return rc ? rc : catalog__dataset_record(&d, store_dataset_get(s, id, &d), record);
 }

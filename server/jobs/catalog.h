@@ -85,10 +85,12 @@ int catalog_device_list(struct store *s, int64_t after, size_t limit, json_t **i
 
 /* ---- datasets ------------------------------------------------------------------ */
 
-/* Imports a CSV or IDX file as import_file does (import.h: the codes, and
- * the sentence in msg) and the new dataset's record into *record. */
+/* Imports a CSV or IDX file as import_file does (import.h: the codes, the
+ * names refused, the default name from stem, and the sentence in msg) and
+ * the new dataset's record into *record. */
 int catalog_dataset_import(struct store *s, const char *path, const char *labels,
-                           const char *name, json_t **record, char *msg, size_t cap);
+                           const char *name, const char *stem, json_t **record, char *msg,
+                           size_t cap);
 /* The dataset ref names into *out (catalog_dataset_free it). */
 int catalog_dataset_find(struct store *s, const char *ref, struct store_dataset *out);
 void catalog_dataset_free(struct store_dataset *d);

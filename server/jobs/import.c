@@ -18,6 +18,7 @@
 
 #include "data.h"
 #include "qn_err.h"
+#include "spec.h"
 
 #define IMPORT_MAX_COLS 4096 /* CSV header columns */
 #define IMPORT_NAME_MAX 256  /* bytes of a CSV column name */
@@ -175,10 +176,57 @@ static int import__idx(struct store *s, const char *path, const char *labels, co
     return rc;
 }
 
+/* Is `name` taken (a built-in dataset's or a stored one's)? 1 or 0, or a store code. */
+static int import__taken(struct store *s, const char *name)
+{
+    if (spec_dataset_is_builtin(name))
+        return 1;
+    struct store_dataset d;
+    int rc = store_dataset_get_by_name(s, name, &d);
+    if (rc == 0)
+        store_dataset_free(&d);
+    return rc == 0 ? 1 : rc == QN_ENOTFOUND ? 0 : rc;
+}
+
+/* Checks a given name, or picks a free readable one from stem, into buf. */
+static int import__name(struct store *s, const char *name, const char *stem, char *buf,
+                        size_t size, char *msg, size_t cap)
+{
+    if (name) {
+        int t = import__taken(s, name);
+        if (t == 1)
+            return import__fail(msg, cap, QN_EEXIST,
+                                spec_dataset_is_builtin(name)
+                                    ? "'%s' is a built-in dataset: import under another name"
+                                    : "a dataset named '%s' already exists: import under "
+                                      "another name",
+                                name);
+        if (t == 0)
+            snprintf(buf, size, "%s", name);
+        return t;
+    }
+    const char *base = stem && *stem ? stem : "upload";
+    for (int k = 1; k < 10000; k++) {
+        if (k == 1)
+            snprintf(buf, size, "%.*s", STORE_NAME_MAX - 8, base);
+        else
+            snprintf(buf, size, "%.*s %d", STORE_NAME_MAX - 8, base, k);
+        int t = import__taken(s, buf);
+        if (t != 1)
+            return t;
+    }
+    return import__fail(msg, cap, QN_EEXIST, "no free name from '%s'", base);
+}
+
 int import_file(struct store *s, const char *path, const char *labels, const char *name,
-                int64_t *id, char *msg, size_t cap)
+                const char *stem, int64_t *id, char *msg, size_t cap)
 {
     msg[0] = '\0';
+    char chosen[STORE_NAME_MAX];
+    int rc = import__name(s, name, stem, chosen, sizeof chosen, msg, cap);
+    if (rc)
+        return rc;
+    name = chosen;
     int is_idx = 0;
     if (import__is_idx(path, &is_idx))
         return import__fail(msg, cap, QN_EIO, "%s: cannot open", path);

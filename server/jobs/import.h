@@ -20,11 +20,17 @@
 
 /*
  * Imports `path` (labels: an IDX labels file for an IDX images file, else
- * NULL) as dataset `name` (NULL: unnamed). Returns 0 and the id in *id, or
- * QN_EFORMAT / QN_EIO / QN_ERANGE / QN_EINVAL (bad file or options) with a
- * sentence in msg (cap bytes), or a store code.
+ * NULL) as dataset `name`. A name a spec could not tell from another
+ * dataset is refused with QN_EEXIST and a sentence: a built-in dataset's
+ * ("xor", spec_dataset_is_builtin) or one a stored dataset has. Without a
+ * name (NULL) the dataset gets a readable one: `stem` (NULL: "upload"),
+ * else "stem 2", "stem 3", ... the first that is free. Returns 0 and the
+ * id in *id, or QN_EFORMAT / QN_EIO / QN_ERANGE / QN_EINVAL (bad file or
+ * options) or QN_EEXIST with a sentence in msg (cap bytes), or a store code.
+ * Trade-off: the name is checked before the write, outside its transaction,
+ * so two imports racing under one new name may both succeed.
  */
 int import_file(struct store *s, const char *path, const char *labels, const char *name,
-                int64_t *id, char *msg, size_t cap);
+                const char *stem, int64_t *id, char *msg, size_t cap);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "job_data.h"
 #include "qn_err.h"
+#include "spec_dumps.h"
 
 /* The job types, each defined in its own file (job_<name>.c). */
 extern const struct job_type job_sweep_type, job_fit_type, job_train_type, job_evaluate_type;
@@ -345,7 +346,7 @@ fail:
 static int job__finish(struct store *s, struct job_ctx *ctx, int run_rc)
 {
     if (run_rc == 0) {
-        char *text = ctx->result ? json_dumps(ctx->result, JSON_COMPACT) : NULL;
+        char *text = ctx->result ? spec_dumps(ctx->result, JSON_COMPACT) : NULL;
         int rc = text ? store_job_set_state(s, ctx->job_id, JOB_SUCCEEDED, text, NULL)
                       : QN_ENOMEM;
         free(text);

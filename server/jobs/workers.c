@@ -24,6 +24,7 @@
 #include "job.h"
 #include "qn_err.h"
 #include "queue.h"
+#include "spec_dumps.h"
 
 /*
  * Workers run this much nicer than the HTTP threads (the most Linux allows
@@ -192,7 +193,7 @@ static void workers__end(struct workers_slot *t, struct store *s, const struct s
     enum store_job_state st = JOB_FAILED;
     int wrc;
     char *text = NULL;
-    if (rc == 0 && ctx->result && (text = json_dumps(ctx->result, JSON_COMPACT))) {
+    if (rc == 0 && ctx->result && (text = spec_dumps(ctx->result, JSON_COMPACT))) {
         st = JOB_SUCCEEDED;
         wrc = queue_finish(q, s, j->id, st, text, NULL);
         free(text);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "numtext.h"
 #include "qn_err.h"
 #include "store_internal.h"
 
@@ -386,6 +387,7 @@ static int store__csv_header(FILE *f, const char *cols_json, size_t n_cols, long
 static int store__csv_block(void *p, size_t first, const float *data, size_t rows)
 {
     struct store__csv_ctx *c = p;
+    char num[NUMTEXT_MAX]; /* a value as the shortest text that reads back to it */
     (void)first;
     for (size_t r = 0; r < rows; r++) {
         for (size_t j = 0; j < c->n_cols; j++) {
@@ -396,8 +398,8 @@ static int store__csv_block(void *p, size_t first, const float *data, size_t row
                 fputs(qn_err_name((int)v), c->f);
             else if (isnan(v))
                 fputs("nan", c->f);
-            else
-                fprintf(c->f, "%.9g", (double)v);
+            else if (numtext_float(num, v) && fputs(num, c->f) == EOF)
+                return QN_EIO;
         }
         if (fputc('\n', c->f) == EOF)
             return QN_EIO;

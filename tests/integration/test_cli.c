@@ -7,7 +7,9 @@
  * devices referred to by name and id; a database newer than the program
  * refused; SIGINT cancels a running job and leaves no dataset; qn job,
  * surrogate and model list and show what was stored (JSON lines), qn job
- * cancel cancels a queued job of a daemon and refuses a running or ended one.
+ * cancel cancels a queued job of a daemon and refuses a running or ended one;
+ * datasets get readable default names and refuse used or built-in ones;
+ * qn demo passes SIGTERM on to its daemon.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -254,8 +256,8 @@ static void test_devices_by_name_and_id(void **state)
     json_decref(rec);
     /* kappa 0.04 from the stored device: out(0) = sqrt(kappa) = 0.2. */
     char *csv = export(f, "quasineuron.db", "2");
-    assert_string_equal(strchr(csv, '\n') + 1, "0,0.200000003,ok\n0,0.200000003,ok\n"
-                                                "0,0.200000003,ok\n0,0.200000003,ok\n");
+    /* The float 0.2f as the shortest text that reads back to it (not %.9g's 0.200000003). */
+    assert_string_equal(strchr(csv, '\n') + 1, "0,0.2,ok\n0,0.2,ok\n0,0.2,ok\n0,0.2,ok\n");
     free(csv);
 
     assert_int_equal(qt_qn(f->dir, NULL, &r, "dataset", "list", NULL), 0);
@@ -369,6 +371,48 @@ static void test_sigint_cancels(void **state)
     assert_int_equal(qd_db_file_int(f->dir, "quasineuron.db", SQLITE_OPEN_READWRITE, 0, "SELECT count(*) FROM dataset_blocks"), 0);
 }
 
+/* qn demo stopped with SIGTERM (not only Ctrl-C) stops its daemon too. */
+static void test_demo_sigterm_stops_daemon(void **state)
+{
+    struct qt_dir *f = *state;
+    char out_path[700], port0[16];
+    snprintf(out_path, sizeof out_path, "%s/demo.out", f->dir);
+    snprintf(port0, sizeof port0, "%d", 20000 + (int)(getpid() % 20000));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int null = open("/dev/null", O_RDWR);
+        if (fd < 0 || null < 0 || chdir(f->dir) || dup2(fd, 1) < 0 || dup2(null, 0) < 0 ||
+            dup2(null, 2) < 0)
+            _exit(126);
+        execl(QN_BIN, QN_BIN, "demo", "--db", "demo.db", "--port", port0, (char *)NULL);
+        _exit(127);
+    }
+    unsigned port = 0;
+    for (int i = 0; i < 600 && !port; i++) { /* until it says where its daemon is */
+        nap(50);
+        char *out = qt_read_file(out_path, NULL);
+        const char *at = out ? strstr(out, "daemon on http://127.0.0.1:") : NULL;
+        if (at)
+            port = (unsigned)atoi(at + strlen("daemon on http://127.0.0.1:"));
+        free(out);
+    }
+    assert_true(port > 0);
+    assert_int_equal(qd_http_raw_t(port, "GET", "/healthz", NULL, NULL, NULL, 5), 200);
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st)); /* it passed the signal on instead of dying of it */
+    long answer = 200;
+    for (int i = 0; i < 600 && answer != 0; i++) { /* the daemon ended: nothing answers */
+        answer = qd_http_raw_t(port, "GET", "/healthz", NULL, NULL, NULL, 2);
+        if (answer)
+            nap(50);
+    }
+    assert_int_equal(answer, 0);
+}
+
 /* Line i (from 0) of JSON lines text as an object (new reference). */
 static json_t *json_line(const char *text, size_t i)
 {
@@ -382,6 +426,55 @@ static json_t *json_line(const char *text, size_t i)
     if (!json_is_object(v))
         fail_msg("line %zu is not a JSON object: %s", i, err.text);
     return v;
+}
+
+/* Every real number of JSON text (outside strings) is written with the fewest
+ * significant digits that read back to it: one digit fewer does not. Returns
+ * how many reals there were. */
+static int assert_reals_shortest(const char *t)
+{
+    int reals = 0, in_string = 0;
+    for (const char *p = t; *p; p++) {
+        if (in_string) {
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == '"')
+                in_string = 0;
+            continue;
+        }
+        if (*p == '"') {
+            in_string = 1;
+            continue;
+        }
+        if (*p != '-' && (*p < '0' || *p > '9'))
+            continue;
+        size_t n = strspn(p, "0123456789+-.eE");
+        char tok[64];
+        assert_true(n < sizeof tok);
+        memcpy(tok, p, n);
+        tok[n] = '\0';
+        p += n - 1;
+        if (!strpbrk(tok, ".eE"))
+            continue;
+        reals++;
+        /* Significant digits: the mantissa's, without leading or trailing zeros
+         * (those of "120.0" are two). */
+        char sig[64];
+        int digits = 0;
+        for (const char *c = tok; *c && *c != 'e' && *c != 'E'; c++)
+            if (*c >= '0' && *c <= '9' && (digits || *c != '0'))
+                sig[digits++] = *c;
+        while (digits > 1 && sig[digits - 1] == '0')
+            digits--;
+        double v = strtod(tok, NULL);
+        char shorter[64];
+        if (digits > 1) {
+            snprintf(shorter, sizeof shorter, "%.*e", digits - 2, v);
+            if (strtod(shorter, NULL) == v)
+                fail_msg("%s is not the shortest text of its value (%s reads back)", tok, shorter);
+        }
+    }
+    return reals;
 }
 
 /* Runs qn with args in f->dir and checks the exit status; returns stdout (free it). */
@@ -428,6 +521,7 @@ static void test_job_surrogate_model_commands(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(j, "spec"),
                                                                          "dataset"), "job")), 1);
     long long sur = json_integer_value(json_object_get(json_object_get(j, "result"), "surrogate"));
+    assert_true(assert_reals_shortest(out) >= 2); /* val_rmse, max_error */
     json_decref(j);
     free(out);
     free(qn_out(f, 2, "job", "show", "9"));
@@ -459,6 +553,27 @@ static void test_job_surrogate_model_commands(void **state)
     json_decref(j);
     free(out);
     free(qn_out(f, 2, "model", "show", "2"));
+
+    /* Datasets: a readable default name from the file; a used or built-in name exits 2. */
+    assert_int_equal(qt_write_file(f->dir, "iris.csv", "a,b\n1,2\n3,4\n"), 0);
+    const char *want_names[] = {"iris", "iris 2"};
+    for (size_t i = 0; i < 2; i++) {
+        out = qn_out(f, 0, "dataset", "import", "iris.csv");
+        j = json_line(out, 0);
+        assert_string_equal(json_string_value(json_object_get(j, "name")), want_names[i]);
+        json_decref(j);
+        free(out);
+    }
+    const char *taken[][2] = {{"iris", "already exists"}, {"sine", "built-in"}};
+    for (size_t i = 0; i < 2; i++) {
+        struct qt_run r;
+        assert_int_equal(qt_qn(f->dir, NULL, &r, "dataset", "import", "iris.csv", "--name",
+                               taken[i][0], NULL), 0);
+        qt_expect_status(&r, 2);
+        assert_non_null(strstr(r.err, taken[i][1]));
+        assert_string_equal(r.out, "");
+        qt_run_free(&r);
+    }
 }
 
 /* A long sweep (running) and one queued behind it in a one-worker daemon. */
@@ -531,6 +646,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_surrogate_model_commands, qt_dir_setup,
                                         qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_job_cancel_queued, qd_setup, qd_teardown),
+        cmocka_unit_test_setup_teardown(test_demo_sigterm_stops_daemon, qt_dir_setup,
+                                        qt_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

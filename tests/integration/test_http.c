@@ -488,6 +488,14 @@ static void test_datasets(void **state)
     d = call(f, "GET", "/v1/datasets/tiny", NULL, NULL, 200);
     assert_int_equal(json_integer_value(json_object_get(d, "id")), id);
     json_decref(d);
+    /* A built-in dataset's name or a used one is a conflict; no name gets a readable one. */
+    expect_error(f, "POST", "/v1/datasets?name=tiny", NULL, csv, (size_t)-1, 0, 409, "exists");
+    expect_error(f, "POST", "/v1/datasets?name=spirals", NULL, csv, (size_t)-1, 0, 409, "exists");
+    assert_int_equal(http_req(f, "POST", "/v1/datasets", NULL, csv, (size_t)-1, 0, &r), 201);
+    d = json_loads(r.body, 0, NULL);
+    free(r.body);
+    assert_string_equal(json_string_value(json_object_get(d, "name")), "upload");
+    json_decref(d);
     d = call(f, "GET", "/v1/datasets?limit=1000", NULL, NULL, 200);
     assert_true(json_array_size(json_object_get(d, "datasets")) >= 1);
     json_decref(d);
@@ -526,8 +534,9 @@ static void test_datasets(void **state)
     json_decref(d);
     snprintf(path, sizeof path, "/v1/datasets/%" PRId64 "/data", id);
     assert_int_equal(http_req(f, "GET", path, NULL, NULL, 0, 0, &r), 200);
-    assert_string_equal(r.body, "p0,p1,p2,p3,label\n0,0.200000003,0.400000006,1,2\n1,0,0,0,0\n"
-                                "0.00392156886,0.00784313772,0.0117647061,0.0156862754,1\n");
+    /* Each float (k/255 pixels) as the shortest text that reads back to it. */
+    assert_string_equal(r.body, "p0,p1,p2,p3,label\n0,0.2,0.4,1,2\n1,0,0,0,0\n"
+                                "0.003921569,0.007843138,0.011764706,0.015686275,1\n");
     free(r.body);
     /* errors */
     assert_int_equal(http_req(f, "POST", "/v1/datasets", NULL, (const char *)idx, sizeof idx - 1,

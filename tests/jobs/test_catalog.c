@@ -179,7 +179,7 @@ static void test_dataset_records(void **state)
     snprintf(path, sizeof path, "%s/xy.csv", f->dir);
     char msg[512] = "";
     json_t *record = NULL;
-    assert_int_equal(catalog_dataset_import(f->s, path, NULL, "xy", &record, msg, sizeof msg), 0);
+    assert_int_equal(catalog_dataset_import(f->s, path, NULL, "xy", NULL, &record, msg, sizeof msg), 0);
     expect_keys(record, "id", "name", "source", "rows", "cols", "columns", "job", "created",
                 NULL);
     assert_string_equal(json_string_value(json_object_get(record, "source")), "csv");
@@ -193,7 +193,7 @@ static void test_dataset_records(void **state)
     assert_int_equal(qt_write_file(f->dir, "bad.csv", "x,y\n1,oops\n"), 0);
     snprintf(path, sizeof path, "%s/bad.csv", f->dir);
     json_t *none = NULL;
-    assert_int_equal(catalog_dataset_import(f->s, path, NULL, NULL, &none, msg, sizeof msg),
+    assert_int_equal(catalog_dataset_import(f->s, path, NULL, NULL, NULL, &none, msg, sizeof msg),
                      QN_EFORMAT);
     assert_null(none);
     assert_non_null(strstr(msg, "bad.csv"));
@@ -215,6 +215,33 @@ static void test_dataset_records(void **state)
     assert_true(rows[0] == 3 && rows[3] == 6);
     catalog_dataset_free(&d);
     json_decref(record);
+
+    /* A built-in dataset's name, or a stored one's, is refused and nothing is stored;
+     * without a name the dataset gets the stem, then "stem 2", ... */
+    snprintf(path, sizeof path, "%s/xy.csv", f->dir);
+    none = NULL;
+    const char *taken[] = {"xor", "fashion-mnist", "xy"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(catalog_dataset_import(f->s, path, NULL, taken[i], NULL, &none, msg,
+                                                sizeof msg),
+                         QN_EEXIST);
+        assert_null(none);
+        assert_non_null(strstr(msg, taken[i]));
+        assert_non_null(strstr(msg, i < 2 ? "built-in" : "already exists"));
+    }
+    const char *want[] = {"xy 2", "xy 3", "upload"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(catalog_dataset_import(f->s, path, NULL, NULL, i < 2 ? "xy" : NULL, &none,
+                                                msg, sizeof msg),
+                         0);
+        assert_string_equal(json_string_value(json_object_get(none, "name")), want[i]);
+        json_decref(none);
+        none = NULL;
+    }
+    assert_int_equal(catalog_dataset_import(f->s, path, NULL, NULL, "xor", &none, msg, sizeof msg), 0);
+    assert_string_equal(json_string_value(json_object_get(none, "name")), "xor 2"); /* never a built-in */
+    json_decref(none);
+    none = NULL;
 }
 
 /* A one-input surrogate blob (1 -> 3 tanh -> 1) into *blob (free it). */

@@ -119,7 +119,7 @@ static void put_dataset(struct fx *f)
     snprintf(path, sizeof path, "%s/lin.csv", f->dir);
     char msg[256] = "";
     int64_t id = 0;
-    if (import_file(f->s, path, NULL, "lin", &id, msg, sizeof msg) != 0)
+    if (import_file(f->s, path, NULL, "lin", NULL, &id, msg, sizeof msg) != 0)
         fail_msg("import: %s", msg);
 }
 

@@ -1,0 +1,82 @@
+/*
+ * spec_dumps.c: jansson's JSON text with the shortest round-trip reals
+ * (spec_dumps.h).
+ */
+#include "spec_dumps.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "numtext.h"
+
+/* Is c part of a JSON number token? */
+static int spec__num_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/* Writes the shortest form of the real token t[0..n) at w; returns its length
+ * (at most n: the shortest digits never need more than %.17g wrote). */
+static size_t spec__real(char *w, const char *t, size_t n)
+{
+    char tok[64], b[NUMTEXT_MAX + 2];
+    if (n >= sizeof tok) {
+        memmove(w, t, n);
+        return n;
+    }
+    memcpy(tok, t, n);
+    tok[n] = '\0';
+    size_t m = numtext_double(b, strtod(tok, NULL));
+    if (!strpbrk(b, ".en")) { /* keep it a real: "1.0" */
+        memcpy(b + m, ".0", 3);
+        m += 2;
+    }
+    if (m > n) { /* cannot happen (see above); keep jansson's text */
+        memmove(w, t, n);
+        return n;
+    }
+    memcpy(w, b, m);
+    return m;
+}
+
+size_t spec_dumps_reals(char *text)
+{
+    char *r = text, *w = text;
+    int in_string = 0;
+    while (*r) {
+        char c = *r;
+        if (in_string) {
+            *w++ = *r++;
+            if (c == '\\' && *r)
+                *w++ = *r++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+            *w++ = *r++;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t n = 0;
+            while (spec__num_char(r[n]))
+                n++;
+            if (memchr(r, '.', n) || memchr(r, 'e', n) || memchr(r, 'E', n)) {
+                w += spec__real(w, r, n);
+            } else {
+                memmove(w, r, n);
+                w += n;
+            }
+            r += n;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - text);
+}
+
+char *spec_dumps(const json_t *v, size_t flags)
+{
+    char *text = json_dumps(v, flags);
+    if (text)
+        spec_dumps_reals(text);
+    return text;
+}
