@@ -149,6 +149,16 @@ int dev_param_can_vary(const struct dev_model *d, const char *name)
     return dev_model_param(d, name, &unused) == QN_OK;
 }
 
+int dev_param_value_ok(const struct dev_model *d, const char *name, double v)
+{
+    if (!isfinite(v))
+        return 0;
+    if ((d->kind == DEV_CRN_RELU && strcmp(name, "kappa") == 0) ||
+        (d->kind == DEV_HODGKIN_HUXLEY && strcmp(name, "cm") == 0))
+        return v > 0;
+    return 1;
+}
+
 size_t dev_n_inputs(const struct dev_model *d)
 {
     switch (d->drive) {
@@ -254,11 +264,12 @@ static int dev__check_builtin(const struct dev_model *d, struct dev_error *err)
     int rc = dev__check_builtin_params(d, err);
     if (rc)
         return rc;
-    double v = 0;
-    if (d->kind == DEV_CRN_RELU && dev_model_param(d, "kappa", &v) == QN_OK && !(v > 0))
-        return dev__fail(err, QN_ESPEC, "params/kappa", "must be positive");
-    if (d->kind == DEV_HODGKIN_HUXLEY && dev_model_param(d, "cm", &v) == QN_OK && !(v > 0))
-        return dev__fail(err, QN_ESPEC, "params/cm", "must be positive");
+    for (size_t i = 0; i < d->n_params; i++)
+        if (!dev_param_value_ok(d, d->param_names[i], d->params[i])) {
+            char field[64];
+            snprintf(field, sizeof field, "params/%s", d->param_names[i]);
+            return dev__fail(err, QN_ESPEC, field, "must be positive");
+        }
     return QN_OK;
 }
 

@@ -163,6 +163,11 @@ int dev_has_noise(const struct dev_model *d);
  * named params (not hodgkin_huxley's v0, which only sets the initial state). */
 int dev_param_can_vary(const struct dev_model *d, const char *name);
 
+/* Nonzero when v is a value the named parameter of d may take: finite, and
+ * positive for crn_relu's kappa and hodgkin_huxley's cm (as dev_model_prepare
+ * checks); a sweep's range of a parameter must lie where this holds. */
+int dev_param_value_ok(const struct dev_model *d, const char *name, double v);
+
 /* Nonzero when the kind is solved as an ODE (not a closed form). */
 int dev_is_ode(const struct dev_model *d);
 

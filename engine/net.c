@@ -62,7 +62,8 @@ static int net__layer_ok(const struct net_layer *L)
            L->k <= L->n_in && (L->k ? L->n_drive == 2 * L->k : L->n_drive <= 2) &&
            L->n_drive >= 1 && L->n_drive <= DEV_MAX_INPUTS && L->u && L->g && L->y && L->tmp &&
            L->xs && (L->n_drive != 2 || L->k || (L->xsq && L->tmp2)) && (!L->k || L->conn) &&
-           (!sur || (L->sur && L->sur->n_in == L->n_drive && L->sscratch)) &&
+           (!sur || (L->sur && surrogate_n_drives(L->sur) == L->n_drive && L->sscratch &&
+                     (!L->sur->n_cond || L->gc))) &&
            (!solves || L->works);
 }
 
@@ -88,6 +89,21 @@ static int net__shapes_ok(const struct net *n)
 }
 #endif
 
+/* The index in d->params of each parameter surrogate s is conditioned on into
+ * idx[s->n_cond]. Returns 0, or QN_EINVAL when d has no such parameter. */
+static int net__cond_index(const struct dev_model *d, const struct surrogate *s, size_t *idx)
+{
+    for (size_t k = 0; k < s->n_cond; k++) {
+        size_t i = 0;
+        while (i < d->n_params && strcmp(d->param_names[i], s->cond_names[k]) != 0)
+            i++;
+        if (i == d->n_params)
+            return QN_EINVAL;
+        idx[k] = i;
+    }
+    return QN_OK;
+}
+
 /* Whether layer L can be computed with via using surrogate sur. */
 static int net__check_via(const struct net_layer *L, enum net_via via, const struct surrogate *sur)
 {
@@ -97,8 +113,9 @@ static int net__check_via(const struct net_layer *L, enum net_via via, const str
         return QN_EINVAL;
     if (via == VIA_DEVICE && !dev_is_differentiable(L->dev) && !L->forward_only)
         return QN_ENOTDIFF;
+    size_t idx[DEV_MAX_PARAMS];
     if (via == VIA_SURROGATE || via == VIA_PHYSICS_AWARE)
-        if (!sur || sur->n_in != L->n_drive)
+        if (!sur || surrogate_n_drives(sur) != L->n_drive || net__cond_index(L->dev, sur, idx))
             return QN_EINVAL;
     return QN_OK;
 }
@@ -107,12 +124,15 @@ static int net__check_via(const struct net_layer *L, enum net_via via, const str
 static int net__layer_alloc_via(struct net *n, struct net_layer *L)
 {
     size_t rows = n->cap * L->n_out;
+    size_t S = L->sur ? L->sur->n_in : 0; /* the surrogate's inputs: drives, then parameters */
     if (L->sur && !L->sscratch) {
-        L->sscratch = malloc(rows * (L->n_drive + 1) * sizeof *L->sscratch);
+        L->sscratch = malloc(rows * (S + 1) * sizeof *L->sscratch);
         if (!L->sscratch || mlp_acts_init(&L->sacts, L->sur->mlp, rows))
             return QN_ENOMEM;
     }
-    if (L->sur && !L->uc && !(L->uc = malloc(rows * L->n_drive * sizeof *L->uc)))
+    if (L->sur && !L->uc && !(L->uc = malloc(rows * S * sizeof *L->uc)))
+        return QN_ENOMEM;
+    if (L->sur && L->sur->n_cond && !L->gc && !(L->gc = malloc(rows * S * sizeof *L->gc)))
         return QN_ENOMEM;
     int solves = L->via == VIA_DEVICE || L->via == VIA_PHYSICS_AWARE ||
                  (L->via == VIA_EXACT && net__is_full(L)); /* closed forms per device */
@@ -137,6 +157,7 @@ static void net__layer_free(struct net *n, struct net_layer *L)
 {
     free(L->u), free(L->y), free(L->g), free(L->xsq), free(L->tmp), free(L->tmp2), free(L->xs);
     free(L->sscratch), free(L->conn), free(L->act_sum), free(L->heb_sum), free(L->uc);
+    free(L->gc);
     free(L->theta);
     if (L->sacts.slab)
         mlp_acts_close(&L->sacts);
@@ -374,6 +395,8 @@ int net_set_via(struct net *n, size_t l, enum net_via via, const struct surrogat
         L->sscratch = NULL;
         free(L->uc);
         L->uc = NULL;
+        free(L->gc);
+        L->gc = NULL;
     }
     L->via = via;
     L->sur = s;
@@ -495,19 +518,49 @@ static void net__exact(struct net_layer *L, size_t B)
 }
 
 /*
+ * The inputs of a parameter-conditioned surrogate for `rows` elements of
+ * layer l into L->uc (rows, sur->n_in): each element's drives, then the
+ * parameters the surrogate takes, at its device instance's values (device j
+ * of the chip of net_set_chip; the nominal values when no chip is set or the
+ * device has no variability).
+ */
+static void net__cond_inputs(const struct net *n, struct net_layer *L, size_t rows)
+{
+    const struct surrogate *s = L->sur;
+    size_t K = L->n_drive, S = s->n_in, np = L->dev->n_params, idx[DEV_MAX_PARAMS];
+    int rc = net__cond_index(L->dev, s, idx);
+    assert(rc == QN_OK); /* net__check_via refused the rest */
+    (void)rc;
+    for (size_t e = 0; e < rows; e++) {
+        size_t j = e % L->n_out;
+        const double *theta = n->chip_on && L->theta ? L->theta + j * np : L->dev->params;
+        memcpy(L->uc + e * S, L->u + e * K, K * sizeof *L->uc);
+        for (size_t k = 0; k < s->n_cond; k++)
+            L->uc[e * S + K + k] = (float)theta[idx[k]];
+    }
+}
+
+/*
  * The surrogate's answer for `rows` drives of L->u into y and L->g, with the
  * drives beyond its domain clamped into it (in L->uc; L->u stays as it was,
- * for the device) and counted: the slope across a clamped input is 0.
+ * for the device) and counted: the slope across a clamped input is 0. A
+ * conditioned surrogate also gets each instance's parameters (clamped and
+ * counted alike); only the slopes with respect to the drives are kept.
  */
-static int net__surrogate(struct net_layer *L, size_t rows, float *y)
+static int net__surrogate(const struct net *n, struct net_layer *L, size_t rows, float *y)
 {
-    size_t m = rows * L->n_drive;
-    memcpy(L->uc, L->u, m * sizeof *L->uc);
-    size_t outside = surrogate_clamp(L->sur, L->uc, rows, NULL);
-    int rc = surrogate_eval(L->sur, &L->sacts, L->uc, rows, y, L->g, L->sscratch);
-    for (size_t i = 0; rc == QN_OK && outside && i < m; i++)
-        if (L->uc[i] != L->u[i])
-            L->g[i] = 0.0f;
+    const struct surrogate *s = L->sur;
+    size_t K = L->n_drive, S = s->n_in;
+    if (s->n_cond)
+        net__cond_inputs(n, L, rows);
+    else
+        memcpy(L->uc, L->u, rows * K * sizeof *L->uc);
+    size_t outside = surrogate_clamp(s, L->uc, rows, NULL);
+    float *g = s->n_cond ? L->gc : L->g; /* (rows, S) */
+    int rc = surrogate_eval(s, &L->sacts, L->uc, rows, y, g, L->sscratch);
+    for (size_t e = 0; rc == QN_OK && (outside || s->n_cond) && e < rows; e++)
+        for (size_t d = 0; d < K; d++)
+            L->g[e * K + d] = L->uc[e * S + d] != L->u[e * K + d] ? 0.0f : g[e * S + d];
     if (L->sur->has_domain) { /* without one nothing can be said: the fraction stays unknown */
         L->sur_rows += rows;
         L->ood_rows += outside;
@@ -526,8 +579,8 @@ static int net__respond(struct net *n, struct net_layer *L, size_t B)
         net__exact(L, B);
         return QN_OK;
     case VIA_SURROGATE:
-        assert(L->sur && L->sscratch && L->uc && L->sur->n_in == L->n_drive);
-        return net__surrogate(L, rows, L->y);
+        assert(L->sur && L->sscratch && L->uc && surrogate_n_drives(L->sur) == L->n_drive);
+        return net__surrogate(n, L, rows, L->y);
     case VIA_DEVICE: {
         int grad = dev_is_differentiable(L->dev) && !L->forward_only;
         if (!grad) /* a forward-only layer: dy/du is 0, and no sensitivities are solved */
@@ -535,8 +588,8 @@ static int net__respond(struct net *n, struct net_layer *L, size_t B)
         return net__solve_all(n, L, B, grad);
     }
     case VIA_PHYSICS_AWARE: {
-        assert(L->sur && L->sscratch && L->uc && L->sur->n_in == L->n_drive);
-        int rc = net__surrogate(L, rows, L->tmp);
+        assert(L->sur && L->sscratch && L->uc && surrogate_n_drives(L->sur) == L->n_drive);
+        int rc = net__surrogate(n, L, rows, L->tmp);
         return rc ? rc : net__solve_all(n, L, B, 0);
     }
     }

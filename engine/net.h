@@ -75,7 +75,10 @@ struct net_layer_spec {
     size_t devices;               /* n */
     const struct dev_model *dev;  /* prepared model */
     enum net_via via;
-    const struct surrogate *sur;  /* surrogate and physics_aware; NULL otherwise */
+    const struct surrogate *sur;  /* surrogate and physics_aware; NULL otherwise. Its drives
+                                     must be the device's; a parameter-conditioned surrogate
+                                     (sur->n_cond) is fed each instance's parameters, which
+                                     must all be parameters of dev */
     int forward_only;             /* nonzero: only evaluated, never backpropagated through
                                      (evaluation, ES training); via device then solves no
                                      sensitivities and accepts readouts without a gradient
@@ -104,7 +107,11 @@ struct net_layer {
     float *tmp;                   /* (cap, max(n_in, n_out)) scratch */
     float *tmp2;                  /* (cap, n_in) backward scratch (dot_sq) */
     struct mlp_acts sacts;        /* surrogate activations for cap * n_out rows */
-    float *uc;                    /* (cap, n_out, n_drive) the drives clamped to the surrogate's domain */
+    float *uc;                    /* (cap, n_out, sur->n_in) the surrogate's inputs (the drives,
+                                     then a conditioned surrogate's parameters), clamped to its
+                                     domain */
+    float *gc;                    /* (cap, n_out, sur->n_in) a conditioned surrogate's slopes
+                                     (NULL for others: they write g directly) */
     size_t sur_rows;              /* device evaluations through the surrogate since net_domain_reset */
     size_t ood_rows;              /* of which had a drive outside its domain (and were clamped) */
     float *sscratch;              /* surrogate scratch */
@@ -205,9 +212,10 @@ void net_backward(struct net *n, const float *x, const float *dout, size_t B);
  * Device populations (issue 12). net_set_chip makes the network chip `seed`:
  * in every layer whose device has variability, device j of layer l gets the
  * parameters chip_draw(dev, seed, l, j) (chip.h) for every solve of the real
- * device (via device, physics_aware's forward, full closed forms); a
- * surrogate layer stays nominal (its surrogate knows only the nominal
- * device). net_set_nominal returns to the model's own parameters. Neither
+ * device (via device, physics_aware's forward, full closed forms) and as
+ * the parameters a conditioned surrogate takes (via surrogate, and
+ * physics_aware's slopes); a surrogate of the nominal device alone stays
+ * nominal. net_set_nominal returns to the model's own parameters. Neither
  * allocates. Chip and noise settings survive net_remap (a device then has
  * the draw of its new index).
  */

@@ -36,10 +36,14 @@
  * threads, so the same data and config give the same bits.
  *
  * Blob (all fields little-endian, fixed width):
- *   "QNSG" | u32 version (2) | u32 n_in | u32 n_layers | u32 sizes[n_layers+1]
- *   | u32 act[n_layers] | f32 in_mean[n_in] | f32 in_std[n_in] | f32 out_mean
+ *   "QNSG" | u32 version (2 or 3) | u32 n_in | u32 n_layers | u32 sizes[n_layers+1]
+ *   | u32 act[n_layers]
+ *   | u32 n_cond | char cond_names[n_cond][32]  (version 3: NUL-padded names)
+ *   | f32 in_mean[n_in] | f32 in_std[n_in] | f32 out_mean
  *   | f32 out_std | u64 n_params | f32 params[n_params]
  *   | f32 dom_lo[n_in] | f32 dom_hi[n_in]         (version 2; version 1 ends before)
+ * Version 3 is written for a parameter-conditioned surrogate only, so a
+ * surrogate of the nominal device keeps the version-2 bytes it always had.
  * The reader checks every count against the bytes that remain before it
  * allocates anything, so a blob can never make it allocate more than its own
  * length, and refuses trailing bytes and non-finite numbers.
@@ -58,6 +62,7 @@
 
 #define SURROGATE__MAGIC "QNSG"
 #define SURROGATE__VERSION 2u     /* written; version 1 (no domain) is still read */
+#define SURROGATE__VERSION_COND 3u /* written when conditioned on parameters */
 #define SURROGATE__LR_FLOOR 0.01  /* final learning rate as a fraction of cfg->lr */
 #define SURROGATE__STD_MIN 1e-8   /* below this a column counts as constant (std 1) */
 #define SURROGATE__N_ACTS 5u      /* enum act_kind values a blob may hold */
@@ -189,9 +194,57 @@ static int surrogate__beyond_table(const struct surrogate *s, struct mlp_acts *a
     return QN_OK;
 }
 
+/* The 2-D table at drive u and parameter p: along the drive, the cubic Hermite
+ * of the 1-D table at the two parameter knots around p; along the parameter, a
+ * cubic Hermite of those two values with the parameter slopes of the knots
+ * (interpolated linearly along the drive). The slopes dy/du and dy/dp (when
+ * dy is non-NULL, into dy[0..2)) are bilinear in the knots' slopes. Returns 0
+ * when (u, p) lies inside the table, 1 otherwise. */
+static int surrogate__table2_at(const struct surrogate *s, float u, float p, float *y, float *dy)
+{
+    float t = (u - s->table_lo) / s->table_h, q = (p - s->table_lo2) / s->table_h2;
+    if (!(t >= 0.0f) || !(t < (float)(s->table_n - 1)) || !(q >= 0.0f) ||
+        !(q <= (float)(s->table_m - 1)))
+        return 1;
+    size_t i = (size_t)t, k = (size_t)q;
+    k = k >= s->table_m - 1 ? s->table_m - 2 : k; /* p on the last knot: the last cell */
+    float r = t - (float)i, w = q - (float)k, h = s->table_h, h2 = s->table_h2;
+    float r2 = r * r, r3 = r2 * r, w2 = w * w, w3 = w2 * w;
+    float yv[2], sp[2], su[2];
+    for (size_t c = 0; c < 2; c++) {
+        const float *a = s->table + 3 * ((k + c) * s->table_n + i), *b = a + 3;
+        yv[c] = (2 * r3 - 3 * r2 + 1) * a[0] + (r3 - 2 * r2 + r) * a[1] * h +
+                (-2 * r3 + 3 * r2) * b[0] + (r3 - r2) * b[1] * h;
+        su[c] = a[1] + r * (b[1] - a[1]);
+        sp[c] = a[2] + r * (b[2] - a[2]);
+    }
+    *y = (2 * w3 - 3 * w2 + 1) * yv[0] + (w3 - 2 * w2 + w) * sp[0] * h2 +
+         (-2 * w3 + 3 * w2) * yv[1] + (w3 - w2) * sp[1] * h2;
+    if (dy) {
+        dy[0] = su[0] + w * (su[1] - su[0]);
+        dy[1] = sp[0] + w * (sp[1] - sp[0]);
+    }
+    return 0;
+}
+
+/* surrogate_eval through the 2-D table; a batch with a row beyond it (a drive
+ * more than 6 std from the sweep's mean) runs the MLP on every row. */
+static int surrogate__eval_table2(const struct surrogate *s, struct mlp_acts *acts, const float *u,
+                                  size_t B, float *y, float *dy_du, float *scratch)
+{
+    if (!s->mlp || B > acts->cap)
+        return QN_EINVAL;
+    for (size_t b = 0; b < B; b++)
+        if (surrogate__table2_at(s, u[2 * b], u[2 * b + 1], &y[b], dy_du ? &dy_du[2 * b] : NULL))
+            return surrogate_eval_mlp(s, acts, u, B, y, dy_du, scratch);
+    return QN_OK;
+}
+
 int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float *u, size_t B,
                    float *y, float *dy_du, float *scratch)
 {
+    if (s->table && s->table_m)
+        return surrogate__eval_table2(s, acts, u, B, y, dy_du, scratch);
     if (!s->table || B < 5)
         return surrogate_eval_mlp(s, acts, u, B, y, dy_du, scratch);
     if (!s->mlp || B > acts->cap)
@@ -203,8 +256,53 @@ int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float
     return outside ? surrogate__beyond_table(s, acts, u, B, y, dy_du, scratch) : QN_OK;
 }
 
+/* One row of the 2-D table: the drive knots at parameter p into row (table_n, 3),
+ * with u (2 n) and y, dy (n, 2 n) and scratch (3 n) as work space. */
+static int surrogate__table2_row(const struct surrogate *s, struct mlp_acts *acts, float lo,
+                                 float h, float p, float *row, float *u, float *y, float *dy,
+                                 float *scratch)
+{
+    size_t n = SURROGATE_TABLE2_KNOTS;
+    for (size_t i = 0; i < n; i++)
+        u[2 * i] = lo + h * (float)i, u[2 * i + 1] = p;
+    int rc = surrogate_eval_mlp(s, acts, u, n, y, dy, scratch);
+    for (size_t i = 0; rc == QN_OK && i < n; i++)
+        row[3 * i] = y[i], row[3 * i + 1] = dy[2 * i], row[3 * i + 2] = dy[2 * i + 1];
+    return rc;
+}
+
+/* The 2-D table of a surrogate of one drive and one parameter. */
+static int surrogate__tabulate2(struct surrogate *s)
+{
+    size_t n = SURROGATE_TABLE2_KNOTS, m = SURROGATE_TABLE2_PARAMS;
+    float lo = s->in_mean[0] - 6 * s->in_std[0], h = 12 * s->in_std[0] / (float)(n - 1);
+    float lo2 = s->has_domain ? s->dom_lo[1] : s->in_mean[1] - 6 * s->in_std[1];
+    float hi2 = s->has_domain ? s->dom_hi[1] : s->in_mean[1] + 6 * s->in_std[1];
+    float h2 = hi2 > lo2 ? (hi2 - lo2) / (float)(m - 1) : 1.0f; /* a constant parameter */
+    float *u = malloc(2 * n * sizeof *u), *scratch = malloc(3 * n * sizeof *scratch);
+    float *y = malloc(n * sizeof *y), *dy = malloc(2 * n * sizeof *dy);
+    float *table = malloc(3 * n * m * sizeof *table);
+    struct mlp_acts acts;
+    memset(&acts, 0, sizeof acts);
+    int rc = u && scratch && y && dy && table ? mlp_acts_init(&acts, s->mlp, n) : QN_ENOMEM;
+    for (size_t k = 0; rc == QN_OK && k < m; k++)
+        rc = surrogate__table2_row(s, &acts, lo, h, lo2 + h2 * (float)k, table + 3 * n * k, u,
+                                   y, dy, scratch);
+    if (rc == QN_OK) {
+        s->table = table, s->table_n = n, s->table_lo = lo, s->table_h = h;
+        s->table_m = m, s->table_lo2 = lo2, s->table_h2 = h2;
+        table = NULL;
+    }
+    if (acts.slab)
+        mlp_acts_close(&acts);
+    free(u), free(scratch), free(y), free(dy), free(table);
+    return rc;
+}
+
 int surrogate_tabulate(struct surrogate *s)
 {
+    if (s->mlp && s->n_in == 2 && s->n_cond == 1 && !s->table)
+        return surrogate__tabulate2(s);
     if (!s->mlp || s->n_in != 1 || s->table)
         return QN_OK;
     size_t n = SURROGATE_TABLE_KNOTS;
@@ -633,6 +731,8 @@ static int surrogate__blob_len(const struct surrogate *s, size_t *len)
 {
     const struct mlp *m = s->mlp;
     size_t head = 4 + 4 + 4 + 4 + 4 * (m->n_layers + 1) + 4 * m->n_layers;
+    if (s->n_cond)
+        head += 4 + (size_t)DEV_NAME_MAX * s->n_cond;
     size_t scale = 4 * (2 * s->n_in + 2) + 4 * 2 * s->n_in; /* scaling and domain */
     if (m->n_params > (SIZE_MAX - head - scale - 8) / 4)
         return QN_ENOMEM;
@@ -652,13 +752,21 @@ int surrogate_to_blob(const struct surrogate *s, void **blob, size_t *len)
     struct surrogate__wr c = {buf};
     memcpy(c.p, SURROGATE__MAGIC, 4);
     c.p += 4;
-    surrogate__put_u32(&c, SURROGATE__VERSION);
+    surrogate__put_u32(&c, s->n_cond ? SURROGATE__VERSION_COND : SURROGATE__VERSION);
     surrogate__put_u32(&c, (uint32_t)s->n_in);
     surrogate__put_u32(&c, (uint32_t)m->n_layers);
     for (size_t l = 0; l <= m->n_layers; l++)
         surrogate__put_u32(&c, (uint32_t)m->sizes[l]);
     for (size_t l = 0; l < m->n_layers; l++)
         surrogate__put_u32(&c, (uint32_t)m->act[l]);
+    if (s->n_cond) {
+        surrogate__put_u32(&c, (uint32_t)s->n_cond);
+        for (size_t k = 0; k < s->n_cond; k++) {
+            memset(c.p, 0, DEV_NAME_MAX);
+            memcpy(c.p, s->cond_names[k], strlen(s->cond_names[k]));
+            c.p += DEV_NAME_MAX;
+        }
+    }
     for (size_t k = 0; k < s->n_in; k++)
         surrogate__put_f32(&c, s->in_mean[k]);
     for (size_t k = 0; k < s->n_in; k++)
@@ -734,7 +842,7 @@ static int surrogate__get_arch(struct surrogate__rd *c, struct surrogate__arch *
         return QN_EFORMAT;
     c->p += 4;
     c->left -= 4;
-    if (surrogate__get_u32(c, &v) || (v != 1 && v != SURROGATE__VERSION) ||
+    if (surrogate__get_u32(c, &v) || v < 1 || v > SURROGATE__VERSION_COND ||
         surrogate__get_u32(c, &n_in) || surrogate__get_u32(c, &L))
         return QN_EFORMAT;
     a->version = v;
@@ -755,6 +863,49 @@ static int surrogate__get_arch(struct surrogate__rd *c, struct surrogate__arch *
         a->act[l] = (enum act_kind)v;
     }
     return QN_OK;
+}
+
+/* The conditioning parameters of a version-3 blob: a count below n_in, then that
+ * many names, each non-empty and NUL-padded to DEV_NAME_MAX bytes. */
+static int surrogate__get_cond(struct surrogate__rd *c, struct surrogate *s, size_t n_in)
+{
+    uint32_t n;
+    if (surrogate__get_u32(c, &n) || n == 0 || n >= n_in || n > DEV_MAX_PARAMS ||
+        c->left / DEV_NAME_MAX < n)
+        return QN_EFORMAT;
+    for (size_t k = 0; k < n; k++) {
+        const unsigned char *p = c->p + k * DEV_NAME_MAX;
+        size_t len = strnlen((const char *)p, DEV_NAME_MAX);
+        if (len == 0 || len == DEV_NAME_MAX)
+            return QN_EFORMAT;
+        for (size_t i = len; i < DEV_NAME_MAX; i++)
+            if (p[i] != 0)
+                return QN_EFORMAT;
+        memcpy(s->cond_names[k], p, DEV_NAME_MAX);
+    }
+    c->p += (size_t)n * DEV_NAME_MAX;
+    c->left -= (size_t)n * DEV_NAME_MAX;
+    s->n_cond = n;
+    return QN_OK;
+}
+
+size_t surrogate_n_drives(const struct surrogate *s)
+{
+    return s->n_in - s->n_cond;
+}
+
+int surrogate_set_cond(struct surrogate *s, size_t n, const char *const *names)
+{
+    if (n >= s->n_in || n > DEV_MAX_PARAMS)
+        return QN_EINVAL;
+    for (size_t k = 0; k < n; k++)
+        if (!names[k] || names[k][0] == '\0' || strlen(names[k]) >= DEV_NAME_MAX)
+            return QN_EINVAL;
+    memset(s->cond_names, 0, sizeof s->cond_names);
+    for (size_t k = 0; k < n; k++)
+        memcpy(s->cond_names[k], names[k], strlen(names[k]));
+    s->n_cond = n;
+    return surrogate_tabulate(s);
 }
 
 /* Means and stds (positive) of the drives and the output. */
@@ -853,6 +1004,8 @@ int surrogate_from_blob(const void *blob, size_t len, struct surrogate *s)
     struct surrogate__arch a;
     memset(s, 0, sizeof *s);
     int rc = surrogate__get_arch(&c, &a);
+    if (!rc && a.version >= SURROGATE__VERSION_COND)
+        rc = surrogate__get_cond(&c, s, a.n_in);
     if (!rc)
         rc = surrogate__get_scaling(&c, s, a.n_in);
     if (!rc)

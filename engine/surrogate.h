@@ -23,7 +23,14 @@
 
 struct surrogate {
     struct mlp *mlp;                /* owned: n_in -> hidden... -> 1 (identity output) */
-    size_t n_in;                    /* drives (1 for dot, 2 for dot_sq) */
+    size_t n_in;                    /* inputs: the drives (1 for dot, 2 for dot_sq), then
+                                       the n_cond parameters it is conditioned on */
+    /* A parameter-conditioned surrogate f(u; theta) (fitted on a sweep that also
+     * ranged over parameters of the device) takes its last n_cond inputs from
+     * the device's parameters cond_names[0..n_cond), so a layer knows what to
+     * feed it; 0 for a surrogate of the nominal device alone. */
+    size_t n_cond;
+    char cond_names[DEV_MAX_PARAMS][DEV_NAME_MAX];
     float in_mean[DEV_MAX_INPUTS];  /* standardisation of the drives */
     float in_std[DEV_MAX_INPUTS];
     float out_mean;                 /* standardisation of the output */
@@ -43,7 +50,13 @@ struct surrogate {
      * out_std. Derived data: never serialised, rebuilt on load and fit. */
     size_t table_n;                 /* knots (0: no table) */
     float table_lo, table_h;        /* first knot and spacing (raw drive units) */
-    float *table;                   /* (table_n, 2) owned: y, dy/du at each knot */
+    float *table;                   /* (table_n, 2) owned: y, dy/du at each knot; or, when
+                                       table_m > 0, (table_m, table_n, 3): y, dy/du, dy/dtheta */
+    /* One drive and one parameter (n_in 2, n_cond 1): the table is 2-D, table_n
+     * drive knots by table_m parameter knots over the parameter's domain (the
+     * layer clamps the parameter to it) or in_mean +- 6 in_std without one. */
+    size_t table_m;                 /* parameter knots (0: a 1-D table or none) */
+    float table_lo2, table_h2;      /* first parameter knot and spacing */
 };
 
 struct fit_config {
@@ -100,9 +113,13 @@ int surrogate_eval(const struct surrogate *s, struct mlp_acts *acts, const float
                    float *y, float *dy_du, float *scratch);
 
 /* Builds the table of a one-drive surrogate over in_mean +- 6 in_std with
- * SURROGATE_TABLE_KNOTS knots (a no-op for other surrogates). Called by
- * surrogate_fit and surrogate_from_blob. Returns 0 or QN_ENOMEM. */
+ * SURROGATE_TABLE_KNOTS knots, or of a surrogate of one drive conditioned on
+ * one parameter, SURROGATE_TABLE2_KNOTS drive knots by SURROGATE_TABLE2_PARAMS
+ * parameter knots (a no-op for other surrogates). Called by surrogate_fit,
+ * surrogate_set_cond and surrogate_from_blob. Returns 0 or QN_ENOMEM. */
 #define SURROGATE_TABLE_KNOTS 8192
+#define SURROGATE_TABLE2_KNOTS 1024
+#define SURROGATE_TABLE2_PARAMS 64
 int surrogate_tabulate(struct surrogate *s);
 
 /* Evaluates with the MLP alone (what the table stands for); as surrogate_eval. */
@@ -120,6 +137,17 @@ size_t surrogate_clamp(const struct surrogate *s, float *u, size_t B, float *mas
 
 /* Serialises into a new buffer *blob of *len bytes (free() it). Returns 0 or QN_ENOMEM. */
 int surrogate_to_blob(const struct surrogate *s, void **blob, size_t *len);
+
+/* The number of drives of s: its inputs that are not conditioning parameters. */
+size_t surrogate_n_drives(const struct surrogate *s);
+
+/*
+ * Makes s conditioned on the n named parameters names[0..n) (borrowed; each
+ * 1 to DEV_NAME_MAX - 1 bytes): its last n inputs are their values, and
+ * builds its table when it has one drive and one parameter. Returns 0,
+ * QN_EINVAL (n not below s->n_in, or a bad name) or QN_ENOMEM.
+ */
+int surrogate_set_cond(struct surrogate *s, size_t n, const char *const *names);
 
 /* Reads a blob (borrowed). Returns 0, QN_EFORMAT (bad magic, truncated, sizes), QN_ENOMEM. */
 int surrogate_from_blob(const void *blob, size_t len, struct surrogate *s);

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "qn_err.h"
 
@@ -30,7 +31,9 @@ struct sweep__shared {
     const struct dev_model *d;       /* borrowed, prepared */
     const double *in;                /* (n, n_in) input rows, borrowed */
     size_t n;                        /* rows */
-    size_t n_in;                     /* inputs per row */
+    size_t n_in;                     /* device inputs per row */
+    size_t n_par;                    /* parameter values per row, after the inputs */
+    const size_t *par;               /* (n_par) their indices in d->params, borrowed */
     double *out;                     /* (n) outputs, borrowed */
     int *status;                     /* (n) statuses, borrowed */
     const struct sweep_hooks *hooks; /* borrowed, never NULL */
@@ -74,13 +77,28 @@ static void sweep__fail(struct sweep__shared *s, int err)
     atomic_store(&s->stop, 1);
 }
 
+/* Makes w solve with the parameter values of row `row` (n_par of them after its
+ * inputs), the model's own values elsewhere. Returns 0 or QN_ENOMEM. */
+static int sweep__row_params(const struct sweep__shared *s, struct dev_work *w, const double *row)
+{
+    double theta[DEV_MAX_PARAMS];
+    memcpy(theta, s->d->params, s->d->n_params * sizeof *theta);
+    for (size_t k = 0; k < s->n_par; k++)
+        theta[s->par[k]] = row[s->n_in + k];
+    return dev_work_set_params(w, theta);
+}
+
 /* Solves rows [lo, hi); returns how many were attempted (fewer when canceled). */
 static size_t sweep__chunk(struct sweep__shared *s, struct dev_work *w, size_t lo, size_t hi)
 {
+    size_t width = s->n_in + s->n_par;
     for (size_t i = lo; i < hi; i++) {
         if (sweep__cancel_requested(s))
             return i - lo;
-        s->status[i] = dev_eval(w, s->in + i * s->n_in, &s->out[i]);
+        const double *row = s->in + i * width;
+        s->status[i] = s->n_par ? sweep__row_params(s, w, row) : 0;
+        if (s->status[i] == 0)
+            s->status[i] = dev_eval(w, row, &s->out[i]);
         if (s->status[i] != 0)
             s->out[i] = NAN;
         if (s->status[i] == QN_ECANCELED)
@@ -145,20 +163,39 @@ static int sweep__pool(struct sweep__shared *s, size_t n_threads)
 int sweep_run(const struct dev_model *d, const double *in, size_t n, size_t n_threads,
               double *out, int *status, const struct sweep_hooks *hooks)
 {
+    return sweep_run_params(d, in, n, 0, NULL, n_threads, out, status, hooks);
+}
+
+/* Whether the n_par parameter indices par (may be NULL when n_par is 0) are d's. */
+static int sweep__params_ok(const struct dev_model *d, size_t n_par, const size_t *par)
+{
+    if (n_par && !par)
+        return 0;
+    for (size_t k = 0; k < n_par; k++)
+        if (par[k] >= d->n_params)
+            return 0;
+    return n_par <= DEV_MAX_PARAMS;
+}
+
+int sweep_run_params(const struct dev_model *d, const double *in, size_t n, size_t n_par,
+                     const size_t *par, size_t n_threads, double *out, int *status,
+                     const struct sweep_hooks *hooks)
+{
     static const struct sweep_hooks no_hooks = {NULL, NULL, NULL};
-    if (!d || (n && (!in || !out || !status)))
+    if (!d || (n && (!in || !out || !status)) || !sweep__params_ok(d, n_par, par))
         return QN_EINVAL;
     if (n == 0)
         return 0;
-    size_t n_in = dev_n_inputs(d);
-    if (n_in == 0 || n > SIZE_MAX / n_in - SWEEP_CHUNK * (SWEEP_MAX_THREADS + 1))
+    size_t n_in = dev_n_inputs(d), width = n_in + n_par;
+    if (n_in == 0 || n > SIZE_MAX / width - SWEEP_CHUNK * (SWEEP_MAX_THREADS + 1))
         return QN_EINVAL;
     size_t chunks = (n + SWEEP_CHUNK - 1) / SWEEP_CHUNK;
     n_threads = n_threads == 0 ? 1 : n_threads;
     n_threads = n_threads > SWEEP_MAX_THREADS ? SWEEP_MAX_THREADS : n_threads;
     n_threads = n_threads > chunks ? chunks : n_threads;
 
-    struct sweep__shared s = {.d = d, .in = in, .n = n, .n_in = n_in, .out = out,
+    struct sweep__shared s = {.d = d, .in = in, .n = n, .n_in = n_in, .n_par = n_par,
+                              .par = par, .out = out,
                               .status = status, .hooks = hooks ? hooks : &no_hooks,
                               .step = n / 100 ? n / 100 : 1};
     atomic_init(&s.next, 0);

@@ -32,4 +32,16 @@ struct sweep_hooks {
 int sweep_run(const struct dev_model *d, const double *in, size_t n, size_t n_threads,
               double *out, int *status, const struct sweep_hooks *hooks);
 
+/*
+ * As sweep_run, over rows that also set parameters of the device: row i is
+ * in[i, dev_n_inputs(d) + n_par], the device's inputs then the values of its
+ * parameters par[0..n_par) (indices into d->params, borrowed; each below
+ * d->n_params); the row is solved with the model's parameters but those
+ * (dev_work_set_params). n_par 0 is sweep_run. QN_EINVAL for an index out
+ * of range, else as sweep_run.
+ */
+int sweep_run_params(const struct dev_model *d, const double *in, size_t n, size_t n_par,
+                     const size_t *par, size_t n_threads, double *out, int *status,
+                     const struct sweep_hooks *hooks);
+
 #endif

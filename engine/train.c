@@ -244,6 +244,39 @@ static void train__metric(const struct train_hooks *h, const char *name, uint64_
         h->metric(name, step, epoch, v, h->ctx);
 }
 
+uint64_t train_step_chip(uint64_t seed, uint64_t step)
+{
+    return train__mix(seed, step, 0x4857u);
+}
+
+uint64_t train_step_noise(uint64_t seed, uint64_t step)
+{
+    return train__mix(seed, step, 0x4e53u);
+}
+
+/* The chips of training: hardware-aware step `step` sees its own chip and noise
+ * (train_step_chip, train_step_noise); the other modes change nothing here. */
+static void train__population(struct net *n, const struct train_config *cfg, uint64_t step)
+{
+    if (cfg->chip_mode != TRAIN_HARDWARE_AWARE)
+        return;
+    net_set_chip(n, train_step_chip(cfg->seed, step));
+    net_set_noise(n, 1, train_step_noise(cfg->seed, step));
+}
+
+/* The network as the epoch's scores see it: chip cfg->chip (one chip) or nominal
+ * (hardware-aware), noise off; a nominal run leaves the network as it was given. */
+static void train__scored(struct net *n, const struct train_config *cfg)
+{
+    if (cfg->chip_mode == TRAIN_NOMINAL)
+        return;
+    if (cfg->chip_mode == TRAIN_ONE_CHIP)
+        net_set_chip(n, cfg->chip);
+    else
+        net_set_nominal(n);
+    net_set_noise(n, 0, 0);
+}
+
 /* One epoch over ds in the order of a permutation drawn from (seed, epoch),
  * from step at->step on (at->epoch == epoch). On cancel, *at says where it
  * stopped. */
@@ -271,6 +304,7 @@ static int train__epoch(struct net *n, struct optim *o, const struct data_set *d
         size_t B = ds->n - i < cfg->batch ? ds->n - i : cfg->batch;
         data_gather(ds, b->idx + i, B, b->x, ds->labels ? b->labels : NULL, ds->y ? b->y : NULL);
         double l = 0;
+        train__population(n, cfg, step);
         int rc = o->cfg.kind == OPTIM_ES ? train__es_grad(n, o, cfg, b, B, step, &l, &correct)
                                          : train__backprop(n, cfg, b, B, &l, &correct);
         if (rc)
@@ -416,8 +450,10 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
         n->track = cfg->adapt.enabled;
         if (e != from->epoch)
             at = (struct train_position){e, 0, 0, 0};
+        train__scored(n, cfg); /* one chip: the chip trained on */
         rc = train__epoch(n, o, train, cfg, h, &b, &at, &res->train_loss, &res->train_accuracy);
         n->track = 0;
+        train__scored(n, cfg);
         if (rc == QN_ECANCELED) {
             int prc = train__partial(n, o, cfg, h, &at);
             rc = prc ? prc : rc;

@@ -44,6 +44,19 @@
 
 enum loss_kind { LOSS_MSE, LOSS_CROSS_ENTROPY };
 
+/* Which device instances training sees (issue 12; net.h's chips and noise). */
+enum train_chip {
+    TRAIN_NOMINAL,        /* the model's own parameters, no noise (the default) */
+    TRAIN_ONE_CHIP,       /* chip `chip` for the whole run (noise off) */
+    TRAIN_HARDWARE_AWARE  /* every step a fresh chip and fresh noise, both keyed by (seed,
+                             step) alone, so a run (and a resumed run) is reproducible */
+};
+
+/* The chip, and the seed of the noise (net_set_noise), of hardware-aware step
+ * `step` (0-based, counted over the whole run) of a run seeded `seed`. */
+uint64_t train_step_chip(uint64_t seed, uint64_t step);
+uint64_t train_step_noise(uint64_t seed, uint64_t step);
+
 struct train_config {
     enum loss_kind loss;
     size_t epochs;           /* total epochs (a resumed run continues to this) */
@@ -51,6 +64,9 @@ struct train_config {
     uint64_t seed;           /* shuffles */
     size_t checkpoint_every; /* epochs between checkpoints; 0 = never */
     struct adapt_config adapt; /* growth and pruning; adapt.enabled 0 = fixed structure */
+    enum train_chip chip_mode; /* TRAIN_NOMINAL unless set; the epoch's test scores are taken
+                                  on the same chip (TRAIN_ONE_CHIP) or nominal, noise off */
+    uint64_t chip;             /* TRAIN_ONE_CHIP: the chip */
 };
 
 /* A metric: name ("step_loss", "train_loss", "train_accuracy", "test_loss",

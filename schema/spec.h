@@ -56,10 +56,15 @@ struct sweep_spec {
     enum design_kind design; /* default sobol */
     size_t samples;          /* required, 1..10,000,000 */
     uint64_t seed;           /* default 1 */
-    size_t n_ranges;         /* one per device input */
-    char range_names[SPEC_MAX_RANGES][DEV_NAME_MAX]; /* "u1", "x2", ... in the spec's order */
+    size_t n_ranges;         /* one per device input, then one per swept parameter */
+    char range_names[SPEC_MAX_RANGES][DEV_NAME_MAX]; /* "u1", "x2", "kappa", ... in the
+                                                        spec's order (bound: see below) */
     double lo[SPEC_MAX_RANGES];
     double hi[SPEC_MAX_RANGES];
+    size_t n_inputs;         /* set by spec_sweep_bind: the ranges of the device's inputs
+                                (the first n_inputs); the rest sweep parameters */
+    size_t param_idx[SPEC_MAX_RANGES]; /* set by spec_sweep_bind: range n_inputs + k sweeps
+                                          the device's params[param_idx[k]] */
 };
 
 /* A job submission: {"type", "name", "priority", "spec"}. */
@@ -119,8 +124,11 @@ int spec_sweep_parse(const json_t *spec, struct sweep_spec *out, struct spec_err
 
 /*
  * Checks the ranges against the prepared device: every input of the device
- * has a range and no range names something the device lacks. Reorders the
- * ranges into the device's input order. Returns 0 or QN_ESPEC.
+ * has a range, and every other range names a parameter of the device that
+ * may vary (dev_param_can_vary; a parameter sweep); a range on anything else
+ * is refused at its path. Reorders the ranges into the device's input order,
+ * then the swept parameters in the device's parameter order, and sets
+ * n_inputs and param_idx. Returns 0 or QN_ESPEC.
  */
 int spec_sweep_bind(struct sweep_spec *s, const struct dev_model *d, struct spec_error *err);
 

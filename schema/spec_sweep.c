@@ -121,37 +121,76 @@ static size_t spec__range_index(const struct sweep_spec *s, const char *name)
     return i;
 }
 
+/* Index of input `name` of d, or dev_n_inputs(d) when d has no such input. */
+static size_t spec__input_index(const struct dev_model *d, const char *name)
+{
+    char in[DEV_NAME_MAX];
+    size_t n = dev_n_inputs(d), j = 0;
+    for (; j < n; j++) {
+        dev_input_name(d, j, in, sizeof in);
+        if (strcmp(in, name) == 0)
+            break;
+    }
+    return j;
+}
+
+/* Every range names an input of d or a parameter of d that may vary. */
+static int spec__ranges_known(const struct sweep_spec *s, const struct dev_model *d,
+                              struct spec_error *err)
+{
+    char p[SPEC_PATH_MAX];
+    for (size_t i = 0; i < s->n_ranges; i++) {
+        const char *name = s->range_names[i];
+        if (spec__input_index(d, name) < dev_n_inputs(d))
+            continue;
+        spec_path_key(p, sizeof p, "/spec/ranges", name);
+        if (!dev_param_can_vary(d, name))
+            return spec_fail(err, p, "the device has no input or parameter named '%s'", name);
+        if (!dev_param_value_ok(d, name, s->lo[i]) || !dev_param_value_ok(d, name, s->hi[i]))
+            return spec_fail(err, p, "'%s' cannot take every value of [%g, %g] (it must be "
+                             "positive)", name, s->lo[i], s->hi[i]);
+    }
+    return 0;
+}
+
+/* Copies range i of s into slot j of t. */
+static void spec__range_move(struct sweep_spec *t, size_t j, const struct sweep_spec *s, size_t i)
+{
+    memcpy(t->range_names[j], s->range_names[i], sizeof t->range_names[j]);
+    t->lo[j] = s->lo[i];
+    t->hi[j] = s->hi[i];
+}
+
 int spec_sweep_bind(struct sweep_spec *s, const struct dev_model *d, struct spec_error *err)
 {
     size_t n = dev_n_inputs(d);
-    char name[DEV_NAME_MAX], p[SPEC_PATH_MAX];
+    char name[DEV_NAME_MAX];
     if (n > SPEC_MAX_RANGES)
         return spec_fail(err, "/spec/device", "has more inputs than a sweep can range over");
-    for (size_t i = 0; i < s->n_ranges; i++) {
-        size_t j = 0;
-        for (; j < n; j++) {
-            dev_input_name(d, j, name, sizeof name);
-            if (strcmp(name, s->range_names[i]) == 0)
-                break;
-        }
-        if (j == n) {
-            spec_path_key(p, sizeof p, "/spec/ranges", s->range_names[i]);
-            return spec_fail(err, p, "the device has no input named '%s'", s->range_names[i]);
-        }
-    }
+    int rc = spec__ranges_known(s, d, err);
+    if (rc)
+        return rc;
     struct sweep_spec tmp = *s;
     for (size_t j = 0; j < n; j++) {
         dev_input_name(d, j, name, sizeof name);
         size_t i = spec__range_index(s, name);
         if (i == s->n_ranges)
             return spec_fail(err, "/spec/ranges", "missing the range of input '%s'", name);
-        memcpy(tmp.range_names[j], s->range_names[i], sizeof tmp.range_names[j]);
-        tmp.lo[j] = s->lo[i];
-        tmp.hi[j] = s->hi[i];
+        spec__range_move(&tmp, j, s, i);
+    }
+    size_t m = n; /* the swept parameters follow, in the device's order */
+    for (size_t k = 0; k < d->n_params; k++) {
+        size_t i = spec__range_index(s, d->param_names[k]);
+        if (i == s->n_ranges || spec__input_index(d, d->param_names[k]) < n)
+            continue;
+        tmp.param_idx[m - n] = k;
+        spec__range_move(&tmp, m++, s, i);
     }
     memcpy(s->range_names, tmp.range_names, sizeof s->range_names);
     memcpy(s->lo, tmp.lo, sizeof s->lo);
     memcpy(s->hi, tmp.hi, sizeof s->hi);
+    memcpy(s->param_idx, tmp.param_idx, sizeof s->param_idx);
+    s->n_inputs = n;
     return 0;
 }
 

@@ -24,7 +24,7 @@
 
 static const char *const spec__train_fields[] = {
     "dataset", "network", "loss", "optimizer", "epochs", "batch", "seed", "checkpoint_every",
-    "calibrate", "adapt"};
+    "calibrate", "adapt", "chip", "hardware_aware"};
 /* "surrogate_matched" is written by the server into a stored model's spec
  * (whether the surrogate's fingerprint was the device's); read, not used. */
 static const char *const spec__layer_fields[] = {"devices", "device",  "via",
@@ -462,6 +462,29 @@ static int spec__schedule(const json_t *spec, struct train_spec *t, struct spec_
     return 0;
 }
 
+/* "chip": S (train chip S) or "hardware_aware": true (a fresh chip and noise every
+ * step), not both. Whether the network has what they need is the server's check. */
+static int spec__chips(const json_t *spec, struct train_spec *t, struct spec_error *err)
+{
+    const json_t *c = json_object_get(spec, "chip"), *h = json_object_get(spec, "hardware_aware");
+    int64_t x;
+    int rc;
+    if (h && !json_is_boolean(h))
+        return spec_fail(err, "/spec/hardware_aware", "must be true or false");
+    if (c && h && json_is_true(h))
+        return spec_fail(err, "/spec/hardware_aware", "cannot be combined with \"chip\": "
+                         "train one chip or a fresh chip every step");
+    if (h && json_is_true(h))
+        t->train.chip_mode = TRAIN_HARDWARE_AWARE;
+    if (c) {
+        if ((rc = spec_get_int(c, "/spec/chip", 0, INT64_MAX, &x, err)))
+            return rc;
+        t->train.chip_mode = TRAIN_ONE_CHIP;
+        t->train.chip = (uint64_t)x;
+    }
+    return 0;
+}
+
 static void spec__train_defaults(struct train_spec *t)
 {
     memset(t, 0, sizeof *t);
@@ -489,7 +512,7 @@ int spec_train_parse(const json_t *spec, struct train_spec *out, struct spec_err
     const json_t *opt = json_object_get(spec, "optimizer");
     if ((opt && (rc = spec__optimizer(opt, &out->optim, err))) || /* es lets the layers */
         (rc = spec__network(json_object_get(spec, "network"), out, err)) || /* skip gradients */
-        (rc = spec__schedule(spec, out, err)) ||
+        (rc = spec__schedule(spec, out, err)) || (rc = spec__chips(spec, out, err)) ||
         (rc = spec__adapt(json_object_get(spec, "adapt"), out, err))) {
         spec_train_close(out);
         return rc;

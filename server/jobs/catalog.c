@@ -378,6 +378,16 @@ static json_t *catalog__surrogate_weights(const struct surrogate *sur)
                      "out_std", (double)sur->out_std);
 }
 
+/* The parameters a conditioned surrogate takes after its drives ([] for none). */
+static json_t *catalog__surrogate_cond(const struct surrogate *sur)
+{
+    json_t *a = json_array();
+    for (size_t k = 0; a && k < sur->n_cond; k++)
+        if (json_array_append_new(a, json_string(sur->cond_names[k])))
+            json_decref(a), a = NULL;
+    return a;
+}
+
 /* The domain the surrogate answers in: {"lo": [...], "hi": [...]} per input
  * (the box of the sweep rows it was fitted on), null when it predates domains. */
 static json_t *catalog__surrogate_domain(const struct surrogate *sur)
@@ -397,15 +407,17 @@ int catalog_surrogate_get(struct store *s, const char *ref, json_t **out)
     if (rc)
         return rc;
     struct surrogate sur;
-    json_t *weights = NULL, *domain = NULL, *o = catalog__surrogate_json(&x);
+    json_t *weights = NULL, *domain = NULL, *cond = NULL, *o = catalog__surrogate_json(&x);
     if (o && surrogate_from_blob(x.blob, x.blob_len, &sur) == 0) {
         weights = catalog__surrogate_weights(&sur);
         domain = catalog__surrogate_domain(&sur);
+        cond = catalog__surrogate_cond(&sur);
         surrogate_close(&sur);
     }
     store_surrogate_free(&x);
     if (o && (json_object_set_new(o, "weights", weights ? weights : json_null()) ||
-              json_object_set_new(o, "domain", domain ? domain : json_null()))) {
+              json_object_set_new(o, "domain", domain ? domain : json_null()) ||
+              json_object_set_new(o, "conditioned_on", cond ? cond : json_null()))) {
         json_decref(o);
         o = NULL;
     }

@@ -200,11 +200,32 @@ static int job__surrogate_other(const struct store_surrogate *row, const char *p
                      row->id, diff);
 }
 
+/* The parameters sur is conditioned on must be dev's; their values in the
+ * surrogate's device m become dev's, since the surrogate answers for any. */
+static int job__surrogate_cond(const struct store_surrogate *row, const char *path,
+                               const struct surrogate *sur, const struct dev_model *dev,
+                               struct dev_model *m, struct spec_error *err)
+{
+    for (size_t k = 0; k < sur->n_cond; k++) {
+        double v;
+        const char *name = sur->cond_names[k];
+        if (dev_model_param(dev, name, &v) != 0)
+            return spec_fail(err, path, "surrogate %" PRId64 " is conditioned on '%s', which "
+                             "this layer's %s device does not have", row->id, name,
+                             dev_kind_name(dev->kind));
+        if (dev_model_set_param(m, name, v) != 0)
+            return spec_fail(err, path, "surrogate %" PRId64 " has too many parameters",
+                             row->id);
+    }
+    return 0;
+}
+
 /* The surrogate's device must take dev's drives; it must be dev itself (the
- * same fingerprint) unless twin. *matched: the fingerprints agree. */
+ * same fingerprint, but for the parameters a conditioned sur takes) unless
+ * twin. *matched: the fingerprints agree. */
 static int job__surrogate_match(const struct store_surrogate *row, const char *path,
-                                const struct dev_model *dev, int twin, int *matched,
-                                struct spec_error *err)
+                                const struct surrogate *sur, const struct dev_model *dev,
+                                int twin, int *matched, struct spec_error *err)
 {
     struct store_device d = {.id = row->id, .spec = row->device};
     struct dev_model m;
@@ -214,14 +235,15 @@ static int job__surrogate_match(const struct store_surrogate *row, const char *p
     if (rc)
         return rc;
     json_decref(obj);
-    if (dev_n_inputs(&m) != dev_n_inputs(dev))
+    rc = job__surrogate_cond(row, path, sur, dev, &m, err);
+    if (rc == 0 && dev_n_inputs(&m) != dev_n_inputs(dev))
         rc = spec_fail(err, path,
                        "surrogate %" PRId64 " models a %s device with drive %s (%zu drive%s); "
                        "this layer's device is %s with drive %s (%zu)",
                        row->id, dev_kind_name(m.kind), dev_drive_name(m.drive), dev_n_inputs(&m),
                        dev_n_inputs(&m) == 1 ? "" : "s", dev_kind_name(dev->kind),
                        dev_drive_name(dev->drive), dev_n_inputs(dev));
-    else if ((rc = spec_device_differences(&m, dev, diff, sizeof diff)) >= 0)
+    else if (rc == 0 && (rc = spec_device_differences(&m, dev, diff, sizeof diff)) >= 0)
         *matched = rc == 0, rc = rc && !twin ? job__surrogate_other(row, path, diff, err) : 0;
     dev_model_close(&m);
     return rc;
@@ -236,16 +258,19 @@ int job_resolve_surrogate(struct store *s, const struct spec_ref *ref, const cha
     int rc = job__surrogate_row(s, ref, path, &row, err);
     if (rc)
         return rc;
-    rc = job__surrogate_match(&row, path, dev, twin, &same, err);
+    if (surrogate_from_blob(row.blob, row.blob_len, out) != 0) {
+        rc = spec_fail(err, path, "surrogate %" PRId64 " has a corrupt blob", row.id);
+        store_surrogate_free(&row);
+        return rc;
+    }
+    rc = job__surrogate_match(&row, path, out, dev, twin, &same, err);
     if (matched)
         *matched = same;
-    if (rc == 0 && surrogate_from_blob(row.blob, row.blob_len, out) != 0)
-        rc = spec_fail(err, path, "surrogate %" PRId64 " has a corrupt blob", row.id);
-    if (rc == 0 && out->n_in != dev_n_inputs(dev)) {
-        surrogate_close(out);
+    if (rc == 0 && surrogate_n_drives(out) != dev_n_inputs(dev))
         rc = spec_fail(err, path, "surrogate %" PRId64 " takes %zu drives, the device %zu",
-                       row.id, out->n_in, dev_n_inputs(dev));
-    }
+                       row.id, surrogate_n_drives(out), dev_n_inputs(dev));
+    if (rc)
+        surrogate_close(out);
     if (rc == 0)
         *id = row.id;
     store_surrogate_free(&row);

@@ -157,7 +157,8 @@ int job_resolve_device_json(struct store *s, const struct spec_ref *ref, const c
  * against dev: the same number of drives always; the same device (the
  * canonical fingerprint of spec_device_fingerprint: kind, drive, params,
  * readout, solver, system) unless `twin` says a model of another device is
- * intended. *out is filled (surrogate_close it), its id put in *id, and
+ * intended. A parameter-conditioned surrogate's parameters must be dev's, and
+ * their values do not count as a difference (it answers for any). *out is filled (surrogate_close it), its id put in *id, and
  * *matched says whether the fingerprints agree (may be NULL). QN_ESPEC with
  * *err at path naming the differences.
  */

@@ -135,28 +135,20 @@ static int job_evaluate_validate(const json_t *spec, struct job_refs *refs,
     return rc;
 }
 
-/* Nonzero when layer l solves its device per instance (a chip can change it):
- * via device or physics_aware, or a full closed form; a surrogate is nominal. */
-static int job_eval__solves(const struct job_netdef *nd, size_t l)
-{
-    enum net_via v = nd->via[l];
-    return v == VIA_DEVICE || v == VIA_PHYSICS_AWARE ||
-           (v == VIA_EXACT && nd->dev[l].drive == DRIVE_FULL);
-}
-
-/* "chip" and "chips" need a layer that solves a device with variability. */
+/* "chip" and "chips" need a layer that a chip changes (job_netdef_chip_matters). */
 static int job_eval__population(struct job_ctx *ctx, const struct job_evaluate *p)
 {
     const struct job_netdef *nd = &p->model.nd;
     if (!p->e.has_chip && !p->e.chips)
         return 0;
     for (size_t l = 0; l < nd->n_layers; l++)
-        if (dev_has_variability(&nd->dev[l]) && job_eval__solves(nd, l))
+        if (job_netdef_chip_matters(nd, l))
             return 0;
     return spec_fail(&ctx->err, p->e.has_chip ? "/spec/chip" : "/spec/chips",
                      "model %" PRId64 " has no layer that solves a device with variability "
-                     "(a device with \"variability\", via device or physics_aware; a surrogate "
-                     "layer is nominal): every chip would be the nominal network",
+                     "(a device with \"variability\", via device or physics_aware, or via a "
+                     "surrogate conditioned on a varying parameter; a surrogate of the nominal "
+                     "device is nominal): every chip would be the nominal network",
                      p->model.row.id);
 }
 

@@ -8,7 +8,10 @@
  * layer's device and its surrogate agree without the sweep. run reads the
  * rows, fits (engine/surrogate.h) with one metric row per epoch (train_loss,
  * val_rmse), and stores the surrogate blob. Rows whose solve failed are
- * excluded by the fit and counted in the result.
+ * excluded by the fit and counted in the result. A sweep that also ranged
+ * over parameters of the device (columns u1, kappa, out, status) gives a
+ * parameter-conditioned surrogate f(u; theta): its inputs are the drives then
+ * those parameters, whose names the surrogate records (surrogate_set_cond).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,8 @@ struct job_fit {
     struct dev_model dev;     /* the swept device */
     int have_dev;
     char *device_json;        /* its JSON text (owned) */
+    size_t n_cond;            /* input columns after the drives: swept parameters */
+    const char *cond[DEV_MAX_PARAMS]; /* their names (borrowed from ds.columns) */
 };
 
 /* The metric hook's state. */
@@ -62,7 +67,26 @@ static int job_fit__device(struct job_ctx *ctx, struct job_fit *p)
     return 0;
 }
 
-/* The dataset must be a sweep's, its inputs the device's drives. */
+/* The input columns after the device's drives must each name a parameter of the
+ * device (a parameter sweep); their names into p->cond. */
+static int job_fit__cond(struct job_ctx *ctx, struct job_fit *p)
+{
+    size_t n_drive = dev_n_inputs(&p->dev);
+    p->n_cond = p->ds.n_in - n_drive;
+    if (p->n_cond > DEV_MAX_PARAMS)
+        return spec_fail(&ctx->err, "/spec/dataset", "the dataset has too many input columns");
+    for (size_t k = 0; k < p->n_cond; k++) {
+        json_t *c = json_array_get(p->ds.columns, p->ds.in_col[n_drive + k]);
+        const char *name = json_string_value(c);
+        if (!name || !dev_param_can_vary(&p->dev, name))
+            return spec_fail(&ctx->err, "/spec/dataset", "input column '%s' is neither a drive "
+                             "nor a parameter of the swept device", name ? name : "?");
+        p->cond[k] = name;
+    }
+    return 0;
+}
+
+/* The dataset must be a sweep's, its inputs the device's drives (then parameters). */
 static int job_fit__check(struct job_ctx *ctx, struct job_fit *p)
 {
     const char *path = "/spec/dataset";
@@ -73,10 +97,10 @@ static int job_fit__check(struct job_ctx *ctx, struct job_fit *p)
     if (p->ds.classify)
         return spec_fail(&ctx->err, path, "a surrogate fits a regression target, not a label");
     int rc = job_fit__device(ctx, p);
-    if (rc == 0 && p->ds.n_in != dev_n_inputs(&p->dev))
+    if (rc == 0 && p->ds.n_in < dev_n_inputs(&p->dev))
         rc = spec_fail(&ctx->err, path, "the dataset has %zu input columns; its device takes %zu",
                        p->ds.n_in, dev_n_inputs(&p->dev));
-    return rc;
+    return rc ? rc : job_fit__cond(ctx, p);
 }
 
 /* job_type.validate: the spec alone; its dataset may be a sweep's {"job": N}. */
@@ -147,15 +171,22 @@ static int job_fit__store(struct job_ctx *ctx, const struct job_fit *p, const st
     return rc;
 }
 
-static int job_fit__result(struct job_ctx *ctx, int64_t id, const struct fit_result *res,
-                           size_t rows)
+/* The result, with "conditioned_on": the parameters the surrogate takes ([] for none). */
+static int job_fit__result(struct job_ctx *ctx, const struct job_fit *p, int64_t id,
+                           const struct fit_result *res, size_t rows)
 {
-    ctx->result = json_pack("{sI so so sI sI sI sI}", "surrogate", (json_int_t)id, "val_rmse",
+    json_t *cond = json_array();
+    for (size_t k = 0; cond && k < p->n_cond; k++)
+        if (json_array_append_new(cond, json_string(p->cond[k])))
+            json_decref(cond), cond = NULL;
+    if (!cond)
+        return QN_ENOMEM;
+    ctx->result = json_pack("{sI so so sI sI sI sI so}", "surrogate", (json_int_t)id, "val_rmse",
                             job_real(res->val_rmse), "max_error",
                             job_real(res->max_error), "rows", (json_int_t)rows,
                             "excluded", (json_int_t)res->n_excluded, "epochs",
                             (json_int_t)res->epochs_run, "best_epoch",
-                            (json_int_t)res->best_epoch);
+                            (json_int_t)res->best_epoch, "conditioned_on", cond);
     return ctx->result ? 0 : QN_ENOMEM;
 }
 
@@ -180,10 +211,12 @@ static int job_fit_run(struct job_ctx *ctx)
         job_fail(ctx, rc, "fit stopped");
     if (rc == 0 && h.rc)
         rc = job_fail(ctx, h.rc, "cannot store a metric");
+    if (rc == 0 && p->n_cond && (rc = surrogate_set_cond(&sur, p->n_cond, p->cond)))
+        job_fail(ctx, rc, "cannot name the surrogate's parameters");
     if (rc == 0 && (rc = job_fit__store(ctx, p, &sur, &res, &id)))
         job_fail(ctx, rc, "cannot store the surrogate");
     if (rc == 0)
-        rc = job_fit__result(ctx, id, &res, d.n);
+        rc = job_fit__result(ctx, p, id, &res, d.n);
     if (sur.mlp)
         surrogate_close(&sur);
     job_data_sweep_free(&d);

@@ -115,3 +115,43 @@ json_t *job_netdef_spec(const struct job_netdef *nd, const json_t *spec, uint64_
     }
     return copy;
 }
+
+/* Nonzero when surrogate s is conditioned on the parameter `name`. */
+static int job_net__cond_on(const struct surrogate *s, const char *name)
+{
+    for (size_t k = 0; k < s->n_cond; k++)
+        if (strcmp(s->cond_names[k], name) == 0)
+            return 1;
+    return 0;
+}
+
+int job_netdef_sur_covers(const struct job_netdef *nd, size_t l)
+{
+    const struct dev_model *d = &nd->dev[l];
+    if (!nd->have_sur[l] || !dev_has_variability(d))
+        return 0;
+    for (size_t i = 0; i < d->n_params; i++)
+        if (d->vary[i].dist != DEV_DIST_NONE && !job_net__cond_on(&nd->sur[l], d->param_names[i]))
+            return 0;
+    return 1;
+}
+
+/* Nonzero when layer l's surrogate is conditioned on some parameter that varies. */
+static int job_net__sur_varies(const struct job_netdef *nd, size_t l)
+{
+    const struct dev_model *d = &nd->dev[l];
+    for (size_t i = 0; nd->have_sur[l] && i < d->n_params; i++)
+        if (d->vary[i].dist != DEV_DIST_NONE && job_net__cond_on(&nd->sur[l], d->param_names[i]))
+            return 1;
+    return 0;
+}
+
+int job_netdef_chip_matters(const struct job_netdef *nd, size_t l)
+{
+    enum net_via v = nd->via[l];
+    if (!dev_has_variability(&nd->dev[l]))
+        return 0;
+    return v == VIA_DEVICE || v == VIA_PHYSICS_AWARE ||
+           (v == VIA_EXACT && nd->dev[l].drive == DRIVE_FULL) ||
+           (v == VIA_SURROGATE && job_net__sur_varies(nd, l));
+}

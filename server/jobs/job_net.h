@@ -41,6 +41,16 @@ int job_netdef_resolve(struct store *s, const struct train_spec *t, struct job_n
                        struct spec_error *err);
 void job_netdef_close(struct job_netdef *nd);
 
+/* Nonzero when the surrogate of layer l is conditioned on every parameter of
+ * its device that varies between instances (and the device has some): it
+ * then answers for each instance of a chip. */
+int job_netdef_sur_covers(const struct job_netdef *nd, size_t l);
+
+/* Nonzero when a chip changes layer l: its device has variability and the
+ * layer solves it per instance (via device or physics_aware, a full closed
+ * form) or computes it via a surrogate conditioned on a varying parameter. */
+int job_netdef_chip_matters(const struct job_netdef *nd, size_t l);
+
 /* The engine's layer specs (pointing into nd, which must outlive the net). */
 void job_netdef_layers(const struct job_netdef *nd, struct net_layer_spec *out);
 

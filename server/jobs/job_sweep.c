@@ -7,8 +7,10 @@
  * transaction, converting the double results to float32 rows a chunk at a
  * time. So a sweep that fails or is canceled leaves no dataset at all, and
  * the database's write lock is held only for the copy, not for the solves.
- * The dataset's columns are the device's inputs in its own order, then
- * "out", then "status" (0 = ok, else the row's qn_err code, as a float).
+ * The dataset's columns are the device's inputs in its own order, then the
+ * swept parameters in the device's parameter order (a range on a parameter,
+ * "kappa": [lo, hi], solves each row with that value), then "out", then
+ * "status" (0 = ok, else the row's qn_err code, as a float).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +32,7 @@ struct job_sweep {
 
 /* The solved sweep, in memory. */
 struct job_sweep_rows {
-    size_t n, dim;   /* rows, inputs per row */
+    size_t n, dim;   /* rows, columns per row: the device's inputs then swept parameters */
     double *in;      /* (n, dim) design points (owned) */
     double *out;     /* (n) outputs, NaN where a row failed (owned) */
     int *status;     /* (n) 0 or the row's qn_err code (owned) */
@@ -89,7 +91,7 @@ static void job_sweep__rows_free(struct job_sweep_rows *r)
 /* Allocates and generates the design; n from design_points. */
 static int job_sweep__design(const struct job_sweep *p, struct job_sweep_rows *r)
 {
-    r->dim = dev_n_inputs(&p->dev);
+    r->dim = p->sw.n_ranges;
     r->n = design_points(p->sw.design, p->sw.samples, r->dim);
     if (r->n == 0 || r->dim == 0 || r->n > SIZE_MAX / sizeof(double) / r->dim)
         return QN_ERANGE;
@@ -215,7 +217,8 @@ static int job_sweep_run(struct job_ctx *ctx)
         job_fail(ctx, rc, "cannot generate the design");
         goto out;
     }
-    rc = sweep_run(&p->dev, r.in, r.n, ctx->workers, r.out, r.status, &hooks);
+    rc = sweep_run_params(&p->dev, r.in, r.n, p->sw.n_ranges - p->sw.n_inputs, p->sw.param_idx,
+                          ctx->workers, r.out, r.status, &hooks);
     if (rc) {
         job_fail(ctx, rc, "sweep stopped");
         goto out;

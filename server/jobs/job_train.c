@@ -23,6 +23,7 @@
  * Structure events are metric rows ("structure", "structure_layer",
  * "structure_grown", "structure_pruned"; see train.h).
  */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,53 @@ static int job_train_estimate(const json_t *spec, uint64_t *bytes, char *msg, si
     return 0;
 }
 
+/* A layer via surrogate whose device varies must have a surrogate conditioned on
+ * every varying parameter when training sees chips ("chip", "hardware_aware"). */
+static int job_train__chip_layers(struct job_ctx *ctx, const struct job_train *p,
+                                  const char *field)
+{
+    const struct job_netdef *nd = &p->nd;
+    char path[64];
+    for (size_t l = 0; l < nd->n_layers; l++) {
+        if (nd->via[l] != VIA_SURROGATE || !dev_has_variability(&nd->dev[l]) ||
+            job_netdef_sur_covers(nd, l))
+            continue;
+        snprintf(path, sizeof path, "/spec/network/%zu/surrogate", l);
+        return spec_fail(&ctx->err, path, "\"%s\" training through this surrogate needs it "
+                         "conditioned on every parameter of the device that varies (fit it on "
+                         "a sweep that ranges over them); surrogate %" PRId64 " is conditioned "
+                         "on %s", field, nd->sur_id[l],
+                         nd->sur[l].n_cond ? "others" : "none");
+    }
+    return 0;
+}
+
+/* "chip" needs a layer a chip changes; "hardware_aware" one, or noise; both need
+ * conditioned surrogates where a varying device goes through one. */
+static int job_train__chips(struct job_ctx *ctx, const struct job_train *p)
+{
+    const struct job_netdef *nd = &p->nd;
+    enum train_chip mode = p->t.train.chip_mode;
+    if (mode == TRAIN_NOMINAL)
+        return 0;
+    const char *field = mode == TRAIN_ONE_CHIP ? "chip" : "hardware_aware";
+    int rc = job_train__chip_layers(ctx, p, field);
+    int matters = 0, noise = 0;
+    for (size_t l = 0; l < nd->n_layers; l++) {
+        matters |= job_netdef_chip_matters(nd, l);
+        noise |= dev_has_noise(&nd->dev[l]);
+    }
+    if (rc == 0 && mode == TRAIN_ONE_CHIP && !matters)
+        rc = spec_fail(&ctx->err, "/spec/chip", "the network has no layer that a chip changes "
+                       "(a device with \"variability\" via device or physics_aware, or via a "
+                       "surrogate conditioned on the varying parameters): every chip would be "
+                       "the nominal network");
+    if (rc == 0 && mode == TRAIN_HARDWARE_AWARE && !matters && !noise)
+        rc = spec_fail(&ctx->err, "/spec/hardware_aware", "the network has neither variability "
+                       "that a chip changes nor noise: there is nothing to draw");
+    return rc;
+}
+
 static int job_train_prepare(struct job_ctx *ctx)
 {
     struct job_train *p = calloc(1, sizeof *p);
@@ -147,7 +195,8 @@ static int job_train_prepare(struct job_ctx *ctx)
     if (!p->ds.classify && p->t.train.loss == LOSS_CROSS_ENTROPY)
         return spec_fail(&ctx->err, "/spec/loss", "loss cross_entropy needs a labelled dataset; "
                          "this one has a regression target");
-    return job_netdef_resolve(ctx->store, &p->t, &p->nd, &ctx->err);
+    rc = job_netdef_resolve(ctx->store, &p->t, &p->nd, &ctx->err);
+    return rc ? rc : job_train__chips(ctx, p);
 }
 
 static void job_train_release(struct job_ctx *ctx)

@@ -215,7 +215,7 @@ static int epoch(struct net *n, const struct data_set *train, uint64_t seed, dou
     int rc = optim_init(&o, &oc, n->n_params);
     if (rc)
         return rc;
-    struct train_config cfg = {LOSS_CROSS_ENTROPY, 1, BATCH, seed, 0, {0}};
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 1, BATCH, seed, 0, {0}, TRAIN_NOMINAL, 0};
     struct train_result res;
     double t0 = now();
     rc = train_run(n, &o, train, NULL, &cfg, NULL, 0, &res);

@@ -514,7 +514,7 @@ static void test_resume_after_event(void **state)
     struct net_layer_spec spec[3] = {{12, &tanhd, VIA_EXACT, NULL, 0, 0},
                                      {8, &tanhd, VIA_EXACT, NULL, 0, 0},
                                      {2, &ident, VIA_EXACT, NULL, 0, 0}};
-    struct train_config cfg = {LOSS_CROSS_ENTROPY, 6, 32, 9, 1, {0}};
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 6, 32, 9, 1, {0}, TRAIN_NOMINAL, 0};
     adapt_config_default(&cfg.adapt);
     cfg.adapt.enabled = 1, cfg.adapt.after_epochs = 2, cfg.adapt.patience = 0;
     cfg.adapt.grow = 0.5, cfg.adapt.prune = 0.25, cfg.adapt.max_devices = 20;

@@ -65,7 +65,7 @@ static void es_step(struct net *n, const struct optim_config *oc, const struct d
     struct optim o;
     assert_int_equal(optim_init(&o, oc, n->n_params), 0);
     memcpy(d, n->params, n->n_params * sizeof *d);
-    struct train_config cfg = {LOSS_MSE, 1, ds->n, seed, 0, {0}};
+    struct train_config cfg = {LOSS_MSE, 1, ds->n, seed, 0, {0}, TRAIN_NOMINAL, 0};
     struct train_result r;
     assert_int_equal(train_run(n, &o, ds, NULL, &cfg, NULL, 0, &r), 0);
     for (size_t i = 0; i < n->n_params; i++)
@@ -166,7 +166,7 @@ static void test_es_spirals(void **state)
     struct optim_config oc;
     es_config(&oc, 64, 0.02, 0.05);
     assert_int_equal(optim_init(&o, &oc, n->n_params), 0);
-    struct train_config cfg = {LOSS_CROSS_ENTROPY, 60, 64, 1, 0, {0}};
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 60, 64, 1, 0, {0}, TRAIN_NOMINAL, 0};
     struct train_result r;
     assert_int_equal(train_run(n, &o, &tr, &te, &cfg, NULL, 0, &r), 0);
     print_message("ES spirals: test accuracy %.3f, loss %.3f\n", r.test_accuracy, r.test_loss);
@@ -208,7 +208,7 @@ static void test_es_spike_rate(void **state)
     struct optim_config oc;
     es_config(&oc, 6, 0.05, 0.05);
     assert_int_equal(optim_init(&o, &oc, n->n_params), 0);
-    struct train_config cfg = {LOSS_CROSS_ENTROPY, 1, 4, 1, 0, {0}};
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 1, 4, 1, 0, {0}, TRAIN_NOMINAL, 0};
     struct train_result r;
     assert_int_equal(train_run(n, &o, &ds, NULL, &cfg, NULL, 0, &r), 0);
     assert_int_equal(n->solves, 2 * (6 + 1) * 4 * 3);

@@ -226,7 +226,7 @@ static void test_classic_xor(void **state)
         assert_int_equal(data_gen_xor(&tr, 0, 0, seed), 0);
         assert_int_equal(data_gen_xor(&te, 0, 0, seed), 0);
         standardise(&tr, &te);
-        struct train_config cfg = {LOSS_MSE, XOR_EPOCHS, 4, seed, 0, {0}};
+        struct train_config cfg = {LOSS_MSE, XOR_EPOCHS, 4, seed, 0, {0}, TRAIN_NOMINAL, 0};
         struct net *n = NULL;
         assert_int_equal(net_create(&n, 2, spec, 2, 4, 1, seed, NULL), 0);
         for (size_t l = 0; l < 2; l++) /* as a train job does for "init": "normal" */
@@ -279,7 +279,7 @@ static void test_lotka_volterra_learns(void **state)
     struct optim_config oc;
     optim_config_default(&oc, OPTIM_ADAM);
     oc.lr = 0.003;
-    struct train_config cfg = {LOSS_MSE, 150, 32, 1, 0, {0}};
+    struct train_config cfg = {LOSS_MSE, 150, 32, 1, 0, {0}, TRAIN_NOMINAL, 0};
     struct train_result res;
     train_net(n, &oc, &tr, &te, &cfg, &res);
     double rmse = sqrt(res.test_loss);

@@ -351,7 +351,7 @@ static void test_grad_device(void **state)
     struct optim_config oc;
     optim_config_default(&oc, OPTIM_ADAM);
     assert_int_equal(optim_init(&o, &oc, n->n_params), 0);
-    struct train_config cfg = {LOSS_MSE, 1, 4, 1, 0, {0}};
+    struct train_config cfg = {LOSS_MSE, 1, 4, 1, 0, {0}, TRAIN_NOMINAL, 0};
     struct train_result r;
     assert_int_equal(train_run(n, &o, &ds, NULL, &cfg, NULL, 0, &r), QN_ENOTDIFF);
     optim_close(&o);
@@ -421,7 +421,7 @@ static void test_resume_identical(void **state)
     (void)state;
     struct spirals_fx x;
     spirals_fx_init(&x);
-    struct train_config cfg = {LOSS_CROSS_ENTROPY, 4, 32, 9, 2, {0}};
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 4, 32, 9, 2, {0}, TRAIN_NOMINAL, 0};
     struct optim_config oc;
     optim_config_default(&oc, OPTIM_ADAM);
     oc.lr = 0.01;
@@ -499,7 +499,7 @@ static void test_resume_mid_epoch(void **state)
     (void)state;
     struct spirals_fx x;
     spirals_fx_init(&x);
-    struct train_config cfg = {LOSS_CROSS_ENTROPY, 3, 32, 9, 0, {0}};
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 3, 32, 9, 0, {0}, TRAIN_NOMINAL, 0};
     struct optim_config oc;
     optim_config_default(&oc, OPTIM_ADAM);
     oc.lr = 0.01;
@@ -557,7 +557,7 @@ static void test_xor_network(void **state)
     optim_config_default(&oc, OPTIM_ADAM);
     oc.lr = 0.05;
     assert_int_equal(optim_init(&o, &oc, n->n_params), 0);
-    struct train_config cfg = {LOSS_CROSS_ENTROPY, 1000, 4, 1, 0, {0}};
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 1000, 4, 1, 0, {0}, TRAIN_NOMINAL, 0};
     struct train_result r;
     assert_int_equal(train_run(n, &o, &ds, &ds, &cfg, NULL, 0, &r), 0);
     if (r.test_accuracy != 1.0)
@@ -703,7 +703,7 @@ static void test_full_xor_pairs(void **state)
     optim_config_default(&oc, OPTIM_ADAM);
     oc.lr = 0.03;
     assert_int_equal(optim_init(&o, &oc, n->n_params), 0);
-    struct train_config cfg = {LOSS_MSE, 1500, 16, 1, 0, {0}};
+    struct train_config cfg = {LOSS_MSE, 1500, 16, 1, 0, {0}, TRAIN_NOMINAL, 0};
     struct train_result r;
     assert_int_equal(train_run(n, &o, &ds, &ds, &cfg, NULL, 0, &r), 0);
     assert_int_equal(net_forward(n, ds.x, 16), 0);

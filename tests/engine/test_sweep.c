@@ -5,7 +5,10 @@
  * Sobol' points gives memcmp-identical outputs and statuses with 1, 2 and 3
  * threads and matches the fixed point (z + sqrt(z^2 + 4 kappa)) / 2; the
  * progress callback is serialised, monotone and reaches the total; a cancel
- * flag set from the callback stops the sweep with QN_ECANCELED.
+ * flag set from the callback stops the sweep with QN_ECANCELED. A sweep over
+ * (u1, kappa) solves each row at its own kappa: it equals the fixed point at
+ * that kappa and a direct solve of a model prepared with that kappa, with 1
+ * and 3 threads alike, and refuses a parameter index the device lacks.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -214,6 +217,54 @@ static void test_edges(void **state)
     dev_model_close(&d);
 }
 
+/* Sobol' rows (u1, kappa) over [-4, 4] x [0.002, 0.05]: each row is the fixed point at
+ * its own kappa (closed form, 1e-7 relative: the steady-state tolerance), bit for bit a
+ * direct solve of a model prepared with that kappa, and the same with 1 and 3 threads. */
+static void test_parameter_sweep_direct(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    struct dev_model d;
+    model(&d, DEV_CRN_RELU);
+    const double lo[2] = {-4.0, 0.002}, hi[2] = {4.0, 0.05};
+    double in[N * 2], out[2][N];
+    int status[2][N];
+    assert_int_equal(design_generate(DESIGN_SOBOL, N, 2, lo, hi, 0, in), 0);
+    size_t par = 0; /* kappa, crn_relu's first parameter */
+    assert_string_equal(d.param_names[par], "kappa");
+    assert_int_equal(sweep_run_params(&d, in, N, 1, &par, 1, out[0], status[0], NULL), 0);
+    assert_int_equal(sweep_run_params(&d, in, N, 1, &par, 3, out[1], status[1], NULL), 0);
+    assert_memory_equal(out[0], out[1], sizeof out[0]);
+    for (size_t i = 0; i < N; i += 1) {
+        double u = in[2 * i], kappa = in[2 * i + 1];
+        assert_int_equal(status[0][i], 0);
+        double want = (u + sqrt(u * u + 4 * kappa)) / 2;
+        if (fabs(out[0][i] - want) > 1e-7 * fmax(1.0, want))
+            fail_msg("row %zu: u1 %g kappa %g: out %.12g, fixed point %.12g", i, u, kappa,
+                     out[0][i], want);
+        if (i % 20)
+            continue; /* a direct solve of every 20th row */
+        struct dev_model m;
+        model(&m, DEV_CRN_RELU);
+        assert_int_equal(dev_model_set_param(&m, "kappa", kappa), 0);
+        struct dev_error err;
+        assert_int_equal(dev_model_prepare(&m, &err), 0);
+        struct dev_work w;
+        assert_int_equal(dev_work_init(&w, &m, NULL), 0);
+        double direct;
+        assert_int_equal(dev_eval(&w, &in[2 * i], &direct), 0);
+        assert_true(direct == out[0][i]);
+        dev_work_close(&w);
+        dev_model_close(&m);
+    }
+    size_t bad = d.n_params; /* one past the last */
+    assert_int_equal(sweep_run_params(&d, in, N, 1, &bad, 1, out[0], status[0], NULL),
+                     QN_EINVAL);
+    assert_int_equal(sweep_run_params(&d, in, N, 1, NULL, 1, out[0], status[0], NULL),
+                     QN_EINVAL);
+    dev_model_close(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_progress_reaches_total),
         cmocka_unit_test(test_cancel_from_progress),
         cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_parameter_sweep_direct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -825,6 +825,22 @@ static void test_bad_input_catalogue(void **state)
                  (size_t)-1, 0, 400, "invalid_spec");
     expect_error(f, "POST", "/v1/jobs", NULL, "{\"type\":\"sweep\",\"spec\":\"no\"}", (size_t)-1,
                  0, 400, "invalid_spec");
+    /* a sweep range on a parameter the device lacks: 400 at its path, no job stored */
+    json_t *before = call(f, "GET", "/v1/jobs", NULL, NULL, 200);
+    assert_int_equal(http_req(f, "POST", "/v1/jobs", NULL,
+                              "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"
+                              "\"samples\":8,\"ranges\":{\"u1\":[0,1],\"gain\":[1,2]}}}",
+                              (size_t)-1, 0, &r),
+                     400);
+    json_t *rb = json_loads(r.body, 0, NULL);
+    free(r.body);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(rb, "error"), "path")),
+                        "/spec/ranges/gain");
+    json_decref(rb);
+    json_t *after = call(f, "GET", "/v1/jobs", NULL, NULL, 200);
+    assert_int_equal(json_array_size(json_object_get(after, "jobs")),
+                     json_array_size(json_object_get(before, "jobs")));
+    json_decref(before), json_decref(after);
     /* routes and methods */
     expect_error(f, "GET", "/nope", NULL, NULL, 0, 0, 404, "not_found");
     expect_error(f, "GET", "/v1", NULL, NULL, 0, 0, 404, "not_found");

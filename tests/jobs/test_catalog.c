@@ -339,8 +339,9 @@ static void test_surrogate_records(void **state)
     int64_t last = 0;
     assert_int_equal(catalog_surrogate_get(f->s, "sur", &one), 0);
     expect_keys(one, "id", "name", "job", "device", "dataset", "inputs", "val_rmse", "max_error",
-                "created", "owner", "weights", "domain", NULL);
+                "created", "owner", "weights", "domain", "conditioned_on", NULL);
     assert_true(json_is_null(json_object_get(one, "max_error")));
+    assert_int_equal(json_array_size(json_object_get(one, "conditioned_on")), 0); /* nominal */
     assert_true(json_real_value(json_object_get(one, "val_rmse")) == 0.25);
     json_t *w = json_object_get(one, "weights");
     expect_keys(w, "layers", "in_mean", "in_std", "out_mean", "out_std", NULL);
@@ -362,6 +363,7 @@ static void test_surrogate_records(void **state)
     assert_int_equal(last, id);
     json_object_del(one, "weights");
     json_object_del(one, "domain");
+    json_object_del(one, "conditioned_on");
     assert_true(json_equal(json_array_get(items, 0), one));
     json_decref(items);
     json_decref(one);

@@ -716,6 +716,46 @@ static void test_sweep_bind(void **state)
     spec_sweep_close(&s);
 }
 
+/* Ranges over parameters: after the inputs, in the device's parameter order, with their
+ * indices; a name that is neither input nor parameter, or a range the parameter cannot
+ * take, is refused at its path. */
+static void test_sweep_bind_params(void **state)
+{
+    (void)state;
+    struct sweep_spec s;
+    struct spec_error err;
+    const char *crn = "{\"kind\": \"crn_relu\"}";
+    assert_int_equal(bind(crn, "{\"kappa\": [0.002, 0.05], \"u1\": [-4, 4]}", &s, &err), 0);
+    assert_int_equal(s.n_ranges, 2);
+    assert_int_equal(s.n_inputs, 1);
+    assert_string_equal(s.range_names[0], "u1");
+    assert_string_equal(s.range_names[1], "kappa");
+    assert_int_equal(s.param_idx[0], 0); /* kappa is crn_relu's params[0] */
+    assert_double_equal(s.lo[1], 0.002, 0);
+    assert_double_equal(s.hi[1], 0.05, 0);
+    spec_sweep_close(&s);
+
+    assert_int_equal(bind(crn, "{\"u1\": [-4, 4], \"gain\": [1, 2]}", &s, &err), QN_ESPEC);
+    assert_string_equal(err.path, "/spec/ranges/gain");
+    assert_non_null(strstr(err.msg, "no input or parameter named 'gain'"));
+    spec_sweep_close(&s);
+
+    assert_int_equal(bind(crn, "{\"u1\": [-4, 4], \"kappa\": [0, 0.05]}", &s, &err), QN_ESPEC);
+    assert_string_equal(err.path, "/spec/ranges/kappa");
+    assert_non_null(strstr(err.msg, "positive"));
+    spec_sweep_close(&s);
+
+    /* hodgkin_huxley's v0 sets the initial state, not a parameter a chip or sweep varies */
+    const char *hh = "{\"kind\": \"hodgkin_huxley\"}";
+    assert_int_equal(bind(hh, "{\"u1\": [0, 20], \"v0\": [-70, -60]}", &s, &err), QN_ESPEC);
+    assert_string_equal(err.path, "/spec/ranges/v0");
+    spec_sweep_close(&s);
+    assert_int_equal(bind(hh, "{\"u1\": [0, 20], \"gk\": [30, 40]}", &s, &err), 0);
+    assert_int_equal(s.n_inputs, 1);
+    assert_string_equal(s.range_names[1], "gk");
+    spec_sweep_close(&s);
+}
+
 /* ---- example files ---- */
 
 /* Parses one job file end to end: envelope, sweep spec, inline device, bind. */
@@ -1144,6 +1184,7 @@ int main(void)
         cmocka_unit_test(test_device_errors),    cmocka_unit_test(test_device_limits),
         cmocka_unit_test(test_refs),             cmocka_unit_test(test_job),
         cmocka_unit_test(test_sweep_parse),      cmocka_unit_test(test_sweep_bind),
+        cmocka_unit_test(test_sweep_bind_params),
         cmocka_unit_test(test_example_files),    cmocka_unit_test(test_schemas_are_json),
         cmocka_unit_test(test_device_kind_schemas),
         cmocka_unit_test(test_schema_defaults_match), cmocka_unit_test(test_type_confusion),

@@ -676,6 +676,15 @@ static const struct bad bad_cases[] = {
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
               "\"calibrate\": \"yes\"}",
      "/spec/calibrate", "true or false"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"chip\": -1}",
+     "/spec/chip", NULL},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"hardware_aware\": 1}",
+     "/spec/hardware_aware", "true or false"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"chip\": 2, \"hardware_aware\": true}",
+     "/spec/hardware_aware", "cannot be combined"},
     {K_TRAIN, "{\"dataset\": {\"name\": \"xor\", \"inputs\": [\"a\"]}, \"network\": []}",
      "/spec/dataset/inputs", "no named columns"},
     /* evaluate */
@@ -957,6 +966,8 @@ static void test_schema_defaults_train_evaluate(void **state)
     check_int_default(props, "seed", (long long)t->train.seed);
     check_int_default(props, "checkpoint_every", (long long)t->train.checkpoint_every);
     assert_true(json_is_true(default_of(props, "calibrate")) == (t->calibrate != 0));
+    assert_true(json_is_false(default_of(props, "hardware_aware")));
+    assert_int_equal(t->train.chip_mode, TRAIN_NOMINAL);
     const json_t *od = default_of(props, "optimizer");
     assert_string_equal(json_string_value(json_object_get(od, "name")), optim_name(t->optim.kind));
     assert_double_equal(json_number_value(json_object_get(od, "lr")), t->optim.lr, 0);
