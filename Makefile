@@ -67,7 +67,7 @@ DEB_TEST_PKGS := libcurl4-openssl-dev curl chromium
 DEB_TEST_PKGS += $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 DEB_FUZZ_PKGS := clang libclang-rt-14-dev
 
-.PHONY: all deps deps-test deps-fuzz test test-plain test-asan test-web bench bench-torch demo \
+.PHONY: all deps deps-test deps-fuzz test test-plain test-asan test-web test-openapi bench bench-torch demo \
 	clean format crashtest fuzz check-layers
 
 all: deps $(BUILD)/qn
@@ -169,6 +169,7 @@ test: deps-test
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(MAKE) --no-print-directory test-asan
 	$(MAKE) --no-print-directory test-web
+	$(MAKE) --no-print-directory test-openapi
 
 # The page in headless Chromium against a live daemon running a short job
 # (tests/web; screenshots in $(BUILD)/test-artifacts).
@@ -177,6 +178,17 @@ tests/web/node_modules/.package-lock.json: tests/web/package-lock.json
 
 test-web: $(BUILD)/qn tests/web/node_modules/.package-lock.json
 	QN_BIN=$(abspath $(BUILD))/qn ARTIFACTS=$(abspath $(BUILD))/test-artifacts node tests/web/test_page.mjs
+
+# The API document: schema/openapi.yaml passes `redocly lint` (errors fail,
+# warnings are shown), and the replies of a live daemon driven over every
+# route validate against it (tests/openapi, its npm packages pinned by the
+# lockfile there).
+tests/openapi/node_modules/.package-lock.json: tests/openapi/package-lock.json
+	cd tests/openapi && npm ci --no-audit --no-fund
+
+test-openapi: $(BUILD)/qn tests/openapi/node_modules/.package-lock.json
+	tests/openapi/node_modules/.bin/redocly lint --format=summary schema/openapi.yaml
+	QN_BIN=$(abspath $(BUILD))/qn node tests/openapi/test_responses.mjs
 
 bench: deps-test $(BUILD)/qn $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done

@@ -431,7 +431,7 @@ int events_open(struct events *e, struct http_req *req, int64_t job, int64_t las
     }
     MHD_add_response_header(resp, "Content-Type", "text/event-stream; charset=utf-8");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    int rc = http_reply_response(req, 200, resp); /* frees resp (and s) on failure */
+    int rc = http_reply_stream(req, 200, resp); /* frees resp (and s) on failure */
     return rc == QN_EINVAL ? QN_EIO : rc;
 }
 

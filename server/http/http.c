@@ -192,6 +192,26 @@ int http_reply_response(struct http_req *req, unsigned status, struct MHD_Respon
     return 0;
 }
 
+/* Adds one header of a response to the response cls (MHD_get_response_headers). */
+static enum MHD_Result http__copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+    (void)kind;
+    MHD_add_response_header(cls, key, value);
+    return MHD_YES;
+}
+
+int http_reply_stream(struct http_req *req, unsigned status, struct MHD_Response *resp)
+{
+    if (!resp || strcmp(req->method, "HEAD") != 0)
+        return http_reply_response(req, status, resp);
+    struct MHD_Response *head = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (head)
+        MHD_get_response_headers(resp, http__copy_header, head);
+    MHD_destroy_response(resp);
+    return http_reply_response(req, status, head);
+}
+
 int http_reply_text(struct http_req *req, unsigned status, const char *content_type,
                     const char *text, size_t len)
 {

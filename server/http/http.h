@@ -225,6 +225,12 @@ int http_reply_text(struct http_req *req, unsigned status, const char *content_t
 /* A response the handler built (callback responses: SSE, CSV streams);
  * steals resp. Headers the layer adds to every reply are added here too. */
 int http_reply_response(struct http_req *req, unsigned status, struct MHD_Response *resp);
+/* A response of unknown length (chunked: SSE, CSV streams); steals resp. To
+ * HEAD it answers the same status and headers without a body (libmicrohttpd
+ * would send an empty chunked body's last chunk, which a HEAD reply must not
+ * have; the length is not known, so Content-Length says 0), freeing resp at
+ * once. */
+int http_reply_stream(struct http_req *req, unsigned status, struct MHD_Response *resp);
 
 /* The HTTP status for a qn_err code: its row's in the error table (qn_err_status). */
 unsigned http_status_for(int err);

@@ -612,7 +612,7 @@ static int routes__dataset_data(struct http_req *req)
         return rc ? rc : QN_ENOMEM;
     }
     MHD_add_response_header(resp, "Content-Type", "text/csv; charset=utf-8");
-    return http_reply_response(req, 200, resp);
+    return http_reply_stream(req, 200, resp);
 }
 
 /* ---- surrogates and models ---------------------------------------------------------- */
