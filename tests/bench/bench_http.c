@@ -26,6 +26,17 @@
  * itself would. With 32 closed-loop clients the mean latency is 32 divided
  * by the request rate; p50 and p99 show how the scheduler spreads it.
  *
+ * Then the realistic mix (issue 16), on a fresh daemon: 58 finished train
+ * jobs of over 1000 metric rows each, two train jobs running (a job list of
+ * 60), and 32 clients each asking in turn GET /v1/jobs (the list), a running
+ * job's record, that job's metrics since the load began (what a live chart
+ * polls) and a finished job's full metric page (1000 rows, about 100 KB;
+ * the clients go round the finished jobs). It prints the same figures, the
+ * CPU's name, and the trains' speed under the mix against the
+ * BENCH_QUIET_MS just before it, as a ratio; the target is p99 < 50 ms,
+ * >= 1000 requests/s and the trains slowed less than 2x.
+ * QN_BENCH_MIX_ONLY=1 runs the mix alone.
+ *
  * A missed target is reported, not fatal (timings on a shared machine are
  * noisy); the program fails only when the daemon or the jobs cannot be set
  * up. The daemon is stopped with SIGTERM at the end (SIGKILL after 20 s).
@@ -68,9 +79,26 @@
     "}, {\"devices\": 64, \"device\": " NEURON "}, {\"devices\": 2, \"device\": " IDENTITY   \
     "}], \"epochs\": 100000, \"batch\": 32}}"
 
+/* The realistic mix's finished jobs: xor 2-4-1 for 400 epochs, over 1000
+ * metric rows (a full page of about 100 KB) each, in a fraction of a second. */
+#define JOB_SMALL                                                                              \
+    "{\"type\": \"train\", \"name\": \"bench small\", \"spec\": {\"dataset\": \"xor\", "    \
+    "\"loss\": \"mse\", \"network\": [{\"devices\": 4, \"device\": " NEURON "}, "                \
+    "{\"devices\": 1, \"device\": " IDENTITY "}], \"epochs\": 400, \"batch\": 4}}"
+#define BENCH_FINISHED 58     /* finished jobs in the mix (with the two trains: a list of 60) */
+#define BENCH_MIX_P99_MS 50.0 /* the mix's targets: p99, requests/s, training slowdown */
+#define BENCH_MIX_RATE 1000.0
+#define BENCH_MIX_SLOWDOWN 2.0
+
 enum { ROUTE_JOB, ROUTE_METRICS, ROUTE_N };
 static const char *const bench_route_names[ROUTE_N] = {"GET /v1/jobs/{id}",
                                                        "GET /v1/jobs/{id}/metrics"};
+/* The realistic mix's routes, asked in turn by each client (bench_mix). */
+enum { MIX_LIST, MIX_JOB, MIX_TAIL, MIX_PAGE, MIX_N };
+static const char *const bench_mix_names[MIX_N] = {
+    "GET /v1/jobs (the list)", "GET /v1/jobs/{running}", "GET /v1/jobs/{running}/metrics?since",
+    "GET /v1/jobs/{finished}/metrics"};
+#define ROUTE_MAX 4
 
 /* Latencies of one route (ms), grown by doubling. */
 struct bench_lat {
@@ -91,10 +119,14 @@ struct bench_start {
 struct bench_client {
     pthread_t th;
     unsigned port;
-    int64_t job;                 /* the job this client asks about */
-    long limit;                  /* the metric page's ?limit, 0: none */
+    int nroutes;                 /* routes asked in turn */
+    char url[ROUTE_MAX][160];    /* their URLs */
+    const char *const *names;    /* their names (static) */
+    const int64_t *finished;     /* mix: finished jobs whose pages MIX_PAGE asks in turn */
+    size_t nfinished;
+    size_t index;                /* the client's number */
     struct bench_start *start;   /* the start signal and deadline (borrowed) */
-    struct bench_lat lat[ROUTE_N];
+    struct bench_lat lat[ROUTE_MAX];
     size_t errors;               /* transport failures and non-200 replies */
     char first_error[160];       /* the first one, "" when none */
     size_t rx;                   /* bytes of the current reply */
@@ -106,9 +138,11 @@ struct bench_result {
     size_t requests; /* replies and failures */
     size_t errors;
     double mean, p50, p99, max;       /* all routes, ms */
-    double r_p50[ROUTE_N], r_p99[ROUTE_N];
-    size_t r_n[ROUTE_N];
-    double r_bytes[ROUTE_N];          /* mean reply bytes */
+    int nroutes;
+    const char *const *names;         /* the routes' names (static) */
+    double r_p50[ROUTE_MAX], r_p99[ROUTE_MAX];
+    size_t r_n[ROUTE_MAX];
+    double r_bytes[ROUTE_MAX];        /* mean reply bytes */
     char first_error[160];
 };
 
@@ -270,18 +304,11 @@ static double bench_wait_go(struct bench_start *s)
     return t_end;
 }
 
-/* A client: one keep-alive connection, the two routes in turn until the deadline. */
+/* A client: one keep-alive connection, its routes in turn until the deadline
+ * (the mix's finished-job page cycles through the finished jobs). */
 static void *bench_client_main(void *arg)
 {
     struct bench_client *c = arg;
-    char url[ROUTE_N][128];
-    snprintf(url[ROUTE_JOB], sizeof url[0], "http://127.0.0.1:%u/v1/jobs/%" PRId64, c->port,
-             c->job);
-    snprintf(url[ROUTE_METRICS], sizeof url[0], "http://127.0.0.1:%u/v1/jobs/%" PRId64 "/metrics",
-             c->port, c->job);
-    if (c->limit > 0)
-        snprintf(url[ROUTE_METRICS] + strlen(url[ROUTE_METRICS]),
-                 sizeof url[0] - strlen(url[ROUTE_METRICS]), "?limit=%ld", c->limit);
     CURL *h = curl_easy_init();
     if (h) {
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, bench_count);
@@ -291,8 +318,11 @@ static void *bench_client_main(void *arg)
     }
     double t_end = bench_wait_go(c->start);
     for (unsigned i = 0; h && qd_now() < t_end; i++) {
-        int r = (int)(i % ROUTE_N);
-        curl_easy_setopt(h, CURLOPT_URL, url[r]);
+        int r = (int)(i % (unsigned)c->nroutes);
+        if (c->nfinished && r == MIX_PAGE)
+            snprintf(c->url[r], sizeof c->url[r], "http://127.0.0.1:%u/v1/jobs/%" PRId64 "/metrics",
+                     c->port, c->finished[(i / MIX_N + c->index) % c->nfinished]);
+        curl_easy_setopt(h, CURLOPT_URL, c->url[r]);
         c->rx = 0;
         double t0 = qd_now();
         CURLcode rc = curl_easy_perform(h);
@@ -300,9 +330,9 @@ static void *bench_client_main(void *arg)
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         if (rc != CURLE_OK)
-            bench_fail(c, bench_route_names[r], curl_easy_strerror(rc), (long)rc);
+            bench_fail(c, c->names[r], curl_easy_strerror(rc), (long)rc);
         else if (status != 200)
-            bench_fail(c, bench_route_names[r], "status", status);
+            bench_fail(c, c->names[r], "status", status);
         if (bench_lat_push(&c->lat[r], ms) != 0)
             break;
         c->lat[r].bytes += c->rx;
@@ -332,8 +362,10 @@ static double bench_quantile(const double *v, size_t n, double q)
 static int bench_summarise(struct bench_client *cl, size_t n, struct bench_result *r)
 {
     size_t total = 0;
+    r->nroutes = cl[0].nroutes;
+    r->names = cl[0].names;
     for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < ROUTE_N; k++)
+        for (int k = 0; k < r->nroutes; k++)
             total += cl[i].lat[k].n;
     double *all = malloc((total ? total : 1) * sizeof *all);
     double *route = malloc((total ? total : 1) * sizeof *route);
@@ -343,7 +375,7 @@ static int bench_summarise(struct bench_client *cl, size_t n, struct bench_resul
         return -1;
     }
     size_t m = 0;
-    for (int k = 0; k < ROUTE_N; k++) {
+    for (int k = 0; k < r->nroutes; k++) {
         size_t mk = 0, bytes = 0;
         for (size_t i = 0; i < n; i++) {
             memcpy(route + mk, cl[i].lat[k].ms, cl[i].lat[k].n * sizeof *route);
@@ -378,8 +410,34 @@ static int bench_summarise(struct bench_client *cl, size_t n, struct bench_resul
     return 0;
 }
 
-/* BENCH_CLIENTS clients for `seconds` on jobs[0] and jobs[1] (half each). 0 or -1. */
-static int bench_load(unsigned port, const int64_t jobs[2], long limit, double seconds,
+/* What the clients ask: set(c, arg) fills a client's routes (c->port and
+ * c->index are set). */
+typedef void (*bench_setup_fn)(struct bench_client *c, const void *arg);
+
+/* The first mix: jobs[2] (half the clients each), its record and a metric
+ * page of ?limit (0: none), in turn. */
+struct bench_two {
+    const int64_t *jobs;
+    long limit;
+};
+
+static void bench_setup_two(struct bench_client *c, const void *arg)
+{
+    const struct bench_two *a = arg;
+    int64_t job = a->jobs[c->index % 2];
+    c->nroutes = ROUTE_N;
+    c->names = bench_route_names;
+    snprintf(c->url[ROUTE_JOB], sizeof c->url[0], "http://127.0.0.1:%u/v1/jobs/%" PRId64, c->port,
+             job);
+    snprintf(c->url[ROUTE_METRICS], sizeof c->url[0],
+             "http://127.0.0.1:%u/v1/jobs/%" PRId64 "/metrics", c->port, job);
+    if (a->limit > 0)
+        snprintf(c->url[ROUTE_METRICS] + strlen(c->url[ROUTE_METRICS]),
+                 sizeof c->url[0] - strlen(c->url[ROUTE_METRICS]), "?limit=%ld", a->limit);
+}
+
+/* BENCH_CLIENTS clients for `seconds`, each set up by set(c, arg). 0 or -1. */
+static int bench_load(unsigned port, bench_setup_fn set, const void *arg, double seconds,
                       struct bench_result *r)
 {
     struct bench_client cl[BENCH_CLIENTS];
@@ -389,8 +447,8 @@ static int bench_load(unsigned port, const int64_t jobs[2], long limit, double s
     for (; started < BENCH_CLIENTS; started++) {
         struct bench_client *c = &cl[started];
         c->port = port;
-        c->job = jobs[started % 2];
-        c->limit = limit;
+        c->index = started;
+        set(c, arg);
         c->start = &start;
         if (pthread_create(&c->th, NULL, bench_client_main, c) != 0)
             break;
@@ -410,7 +468,7 @@ static int bench_load(unsigned port, const int64_t jobs[2], long limit, double s
     else
         rc = bench_summarise(cl, started, r);
     for (size_t i = 0; i < started; i++)
-        for (int k = 0; k < ROUTE_N; k++)
+        for (int k = 0; k < ROUTE_MAX; k++)
             free(cl[i].lat[k].ms);
     return rc;
 }
@@ -421,11 +479,153 @@ static void bench_print(const char *title, const struct bench_result *r)
            "    max %.1f ms, errors %zu\n",
            title, (double)r->requests / r->seconds, r->requests, r->seconds, r->mean, r->p50,
            r->p99, r->max, r->errors);
-    for (int k = 0; k < ROUTE_N; k++)
-        printf("    %-27s %8zu requests, p50 %6.2f ms, p99 %6.2f ms, %7.0f bytes/reply\n",
-               bench_route_names[k], r->r_n[k], r->r_p50[k], r->r_p99[k], r->r_bytes[k]);
+    for (int k = 0; k < r->nroutes; k++)
+        printf("    %-38s %8zu requests, p50 %6.2f ms, p99 %6.2f ms, %7.0f bytes/reply\n",
+               r->names[k], r->r_n[k], r->r_p50[k], r->r_p99[k], r->r_bytes[k]);
     if (r->errors)
         printf("    first error: %s\n", r->first_error);
+}
+
+/* ---- the realistic mix ------------------------------------------------------------ */
+
+/* The mix: a job list, a running job's record and the tail of its metrics
+ * (since where it was when the load started), a finished job's full page. */
+struct bench_mix {
+    const int64_t *running; /* [2] */
+    int64_t since[2];
+    const int64_t *finished;
+    size_t nfinished;
+};
+
+static void bench_setup_mix(struct bench_client *c, const void *arg)
+{
+    const struct bench_mix *a = arg;
+    size_t k = c->index % 2;
+    c->nroutes = MIX_N;
+    c->names = bench_mix_names;
+    c->finished = a->finished;
+    c->nfinished = a->nfinished;
+    snprintf(c->url[MIX_LIST], sizeof c->url[0], "http://127.0.0.1:%u/v1/jobs", c->port);
+    snprintf(c->url[MIX_JOB], sizeof c->url[0], "http://127.0.0.1:%u/v1/jobs/%" PRId64, c->port,
+             a->running[k]);
+    snprintf(c->url[MIX_TAIL], sizeof c->url[0],
+             "http://127.0.0.1:%u/v1/jobs/%" PRId64 "/metrics?since=%" PRId64, c->port,
+             a->running[k], a->since[k]);
+}
+
+/* The id of the job's last metric row (0 when none), page by page. */
+static int64_t bench_last_metric(unsigned port, int64_t id)
+{
+    int64_t since = 0;
+    for (int more = 1; more;) {
+        char path[96];
+        json_t *r = NULL;
+        snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/metrics?since=%" PRId64, id, since);
+        if (bench_call(port, "GET", path, NULL, &r) != 200) {
+            json_decref(r);
+            break;
+        }
+        since = json_integer_value(json_object_get(r, "next"));
+        more = json_is_true(json_object_get(r, "more"));
+        json_decref(r);
+    }
+    return since;
+}
+
+/* Submits n small jobs and waits (180 s at most) until they all succeeded. 0 or -1. */
+static int bench_make_finished(unsigned port, int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (bench_submit(port, JOB_SMALL, &ids[i]) != 0)
+            return -1;
+    double t0 = qd_now();
+    for (size_t i = 0; i < n; i++) {
+        char st[32];
+        for (bench_state(port, ids[i], st, sizeof st); strcmp(st, "succeeded") != 0;
+             bench_state(port, ids[i], st, sizeof st)) {
+            if ((strcmp(st, "queued") && strcmp(st, "running")) || qd_now() - t0 > 180) {
+                fprintf(stderr, "bench_http: small job %" PRId64 " is '%s'\n", ids[i], st);
+                return -1;
+            }
+            qd_nap_ms(50);
+        }
+    }
+    return 0;
+}
+
+/* The CPU's model name (from /proc/cpuinfo) into buf. */
+static void bench_cpu(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0) {
+            char *v = strchr(line, ':');
+            if (v) {
+                v += strspn(v + 1, " ") + 1;
+                v[strcspn(v, "\n")] = '\0';
+                snprintf(buf, cap, "%s", v);
+            }
+            break;
+        }
+    if (f)
+        fclose(f);
+}
+
+/* The realistic mix on a started daemon: BENCH_FINISHED finished jobs, two
+ * trains, BENCH_CLIENTS clients asking the mix for `seconds`; the trains'
+ * speed under the load against the BENCH_QUIET_MS before it. 0 or -1. */
+static int bench_run_mix(struct qd *d, double seconds)
+{
+    int fashion = access(FASHION_DIR "/train-images-idx3-ubyte.gz", R_OK) == 0;
+    int64_t finished[BENCH_FINISHED], jobs[2];
+    if (bench_make_finished(d->port, finished, BENCH_FINISHED) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++)
+        if (bench_submit(d->port, fashion ? JOB_FASHION : JOB_SPIRALS, &jobs[i]) != 0)
+            return -1;
+    if (bench_wait_training(d->port, jobs, 1) != 0)
+        return -1;
+    char cpu[128];
+    bench_cpu(cpu, sizeof cpu);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("bench_http mix: qn serve (2 workers) on %ld x %s; %d finished jobs of over 1000\n"
+           "  metric rows, jobs %" PRId64 " and %" PRId64 " training %s; %d clients for %.0f s, each\n"
+           "  asking in turn the job list, a running job, its metrics since the load began and\n"
+           "  a finished job's full metric page\n",
+           ncpu, cpu, BENCH_FINISHED, jobs[0], jobs[1],
+           fashion ? "Fashion-MNIST (784-128-10)" : "spirals (2-64-64-2)", BENCH_CLIENTS, seconds);
+    fflush(stdout);
+    double s0 = bench_steps(d->port, jobs), t0 = qd_now();
+    qd_nap_ms(BENCH_QUIET_MS);
+    double s1 = bench_steps(d->port, jobs), t1 = qd_now();
+    struct bench_mix mix = {jobs, {0, 0}, finished, BENCH_FINISHED};
+    for (int i = 0; i < 2; i++)
+        mix.since[i] = bench_last_metric(d->port, jobs[i]);
+    double s2 = bench_steps(d->port, jobs), t2 = qd_now();
+    struct bench_result busy;
+    if (bench_load(d->port, bench_setup_mix, &mix, seconds, &busy) != 0)
+        return -1;
+    double s3 = bench_steps(d->port, jobs), t3 = qd_now();
+    char st[2][32];
+    bench_state(d->port, jobs[0], st[0], sizeof st[0]);
+    bench_state(d->port, jobs[1], st[1], sizeof st[1]);
+    int trained = !strcmp(st[0], "running") && !strcmp(st[1], "running");
+    bench_cancel(d->port, jobs);
+    bench_print("the mix under training load", &busy);
+    double quiet = (s1 - s0) / (t1 - t0), loaded = (s3 - s2) / (t3 - t2);
+    double rate = (double)busy.requests / busy.seconds;
+    double slow = loaded > 0 ? quiet / loaded : 1e9;
+    printf("    training: %.0f steps/s (both jobs) under the mix, %.0f steps/s in the %.0f s "
+           "before it: slowed x%.2f\n", loaded, quiet, BENCH_QUIET_MS / 1e3, slow);
+    if (!trained)
+        printf("    (the jobs were '%s' and '%s' at the end, not both running)\n", st[0], st[1]);
+    int met = trained && busy.p99 < BENCH_MIX_P99_MS && rate >= BENCH_MIX_RATE &&
+              slow < BENCH_MIX_SLOWDOWN && busy.errors == 0;
+    printf("  target (p99 < %.0f ms, >= %.0f req/s, training slowed < x%.0f, no errors): %s\n",
+           BENCH_MIX_P99_MS, BENCH_MIX_RATE, BENCH_MIX_SLOWDOWN, met ? "met" : "NOT MET");
+    return 0;
 }
 
 /* ---- main -------------------------------------------------------------------------- */
@@ -472,14 +672,16 @@ static int bench_run(struct qd *d, double seconds)
     double s0 = bench_steps(d->port, jobs), t0 = qd_now();
     qd_nap_ms(BENCH_QUIET_MS);
     double s1 = bench_steps(d->port, jobs), t1 = qd_now();
-    if (bench_load(d->port, jobs, limit, seconds, &busy) != 0)
+    struct bench_two two = {jobs, limit};
+    if (bench_load(d->port, bench_setup_two, &two, seconds, &busy) != 0)
         return -1;
     double s2 = bench_steps(d->port, jobs), t2 = qd_now();
     char st[2][32];
     bench_state(d->port, jobs[0], st[0], sizeof st[0]);
     bench_state(d->port, jobs[1], st[1], sizeof st[1]);
     int trained = !strcmp(st[0], "running") && !strcmp(st[1], "running");
-    if (bench_cancel(d->port, jobs) != 0 || bench_load(d->port, jobs, limit, seconds, &idle) != 0)
+    if (bench_cancel(d->port, jobs) != 0 ||
+        bench_load(d->port, bench_setup_two, &two, seconds, &idle) != 0)
         return -1;
     bench_print("under training load", &busy);
     printf("    training: %.0f steps/s (both jobs) under this load, %.0f steps/s in the %.0f s "
@@ -513,8 +715,22 @@ int main(void)
         free(log);
         goto fail_daemon;
     }
-    rc = bench_run(&d, bench_seconds()) == 0 ? 0 : 1;
+    const char *mix_only = getenv("QN_BENCH_MIX_ONLY");
+    rc = mix_only && *mix_only == '1' ? 0 : bench_run(&d, bench_seconds()) == 0 ? 0 : 1;
     qd_stop(&d, SIGTERM);
+    if (rc == 0) { /* the realistic mix on a fresh daemon */
+        qd_kill(&d);
+        qt_rmtree(d.dir);
+        if (qd_init(&d, 2) != 0)
+            goto fail_tmp;
+        if (qd_spawn(&d, NULL, 20) != 0) {
+            fprintf(stderr, "bench_http: qn serve did not start for the mix\n");
+            rc = 1;
+            goto fail_daemon;
+        }
+        rc = bench_run_mix(&d, bench_seconds()) == 0 ? 0 : 1;
+        qd_stop(&d, SIGTERM);
+    }
 fail_daemon:
     qt_rmtree(d.dir);
 fail_tmp:
