@@ -30,6 +30,7 @@
 #include "dblock.h"
 #include "events.h"
 #include "qn_err.h"
+#include "page_cache.h"
 #include "routes.h"
 #include "store.h"
 #include "users.h"
@@ -56,6 +57,9 @@
 #define DAEMON_DEFAULT_HTTP_THREADS 4
 #define DAEMON_MAX_WORKERS 1024
 #define DAEMON_MAX_HTTP_THREADS 256
+/* Finished jobs' metric pages kept as their JSON text (server/http/page_cache.h):
+ * 1000-row pages are ~100 KB; at most 128 pages are kept. */
+#define DAEMON_PAGE_CACHE_BYTES ((size_t)32 << 20)
 
 static const char daemon__usage[] =
     "usage: qn serve [--db PATH] [--bind ADDR] [--port N] [--workers N] [--job-threads N]\n"
@@ -319,6 +323,8 @@ void daemon_stop(struct daemon *d)
     r->workers = NULL;
     catalog_destroy(d->catalog);
     d->catalog = NULL;
+    page_cache_destroy(r->pages); /* no request thread is left to reach it */
+    r->pages = NULL;
 }
 
 /* Blocks SIGINT and SIGTERM in this thread and every thread it starts. */
@@ -402,7 +408,11 @@ int daemon_start(struct daemon *d, char *msg, size_t cap)
     d->routes.simulate_seconds = d->cfg.simulate_seconds;
     d->routes.max_dataset_values = d->cfg.max_dataset_values;
     int rc = catalog_create(d->cfg.db, &d->catalog);
+    if (rc == 0)
+        rc = page_cache_create(DAEMON_PAGE_CACHE_BYTES, &d->routes.pages);
     if (rc) {
+        catalog_destroy(d->catalog);
+        d->catalog = NULL;
         snprintf(msg, cap, "out of memory");
         return rc;
     }

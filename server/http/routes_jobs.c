@@ -20,8 +20,10 @@
 #include "events.h"
 #include "http.h"
 #include "job.h"
+#include "page_cache.h"
 #include "qn_err.h"
 #include "queue.h"
+#include "spec_dumps.h"
 #include "workers.h"
 
 /* ---- helpers --------------------------------------------------------------------- */
@@ -299,8 +301,23 @@ static int routes_jobs__metric_rows(const struct store_metric *rows, size_t n, j
     return rc;
 }
 
+/* The page of a finished job (its metrics cannot change) from the cache:
+ * what replying with it returned, or 1 when it is not there. */
+static int routes_jobs__cached(struct http_req *req, struct page_cache *pages, int64_t job,
+                               const char *key)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (page_cache_get(pages, job, key, &text, &len) != 1)
+        return 1;
+    int rc = http_reply_text(req, 200, "application/json", text, len);
+    free(text);
+    return rc;
+}
+
 static int routes_jobs__metrics(struct http_req *req)
 {
+    struct page_cache *pages = routes_ctx(req)->pages;
     struct store *s;
     struct catalog_job j;
     struct store_metric_query q = {0};
@@ -310,7 +327,14 @@ static int routes_jobs__metrics(struct http_req *req)
     if (routes_jobs__mq(req, &q) || http_req_store_or_reply(req, &s) ||
         routes_jobs__load(req, s, &q.job, 0, &j))
         return 0;
+    int finished = j.state == JOB_SUCCEEDED || j.state == JOB_FAILED || j.state == JOB_CANCELED;
     catalog_job_close(&j);
+    char key[PAGE_CACHE_KEY_MAX];
+    snprintf(key, sizeof key, "%" PRId64 " %zu %zu %s", q.after, q.limit, q.max_points,
+             q.name ? q.name : "");
+    int cached = finished ? routes_jobs__cached(req, pages, q.job, key) : 1;
+    if (cached != 1)
+        return cached;
     int64_t last = q.after;
     int rc = catalog_metric_list(s, &q, &rows, &n);
     int more = rc == 0 && q.limit && n == q.limit; /* the row past the limit */
@@ -319,8 +343,21 @@ static int routes_jobs__metrics(struct http_req *req)
     catalog_metric_list_free(rows, n);
     if (rc)
         return http_reply_err(req, rc, NULL, "cannot read the metrics: %s", catalog_errmsg(s));
-    return http_reply_json(req, 200, json_pack("{so sI sb}", "metrics", items, "next",
-                                               (json_int_t)last, "more", more));
+    json_t *page = json_pack("{so sI sb}", "metrics", items, "next", (json_int_t)last, "more",
+                             more);
+    if (!finished || !pages || !page)
+        return http_reply_json(req, 200, page);
+    /* The text http_reply_json would send (JSON, then a newline), kept for next time. */
+    char *text = spec_dumps(page, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(page);
+    if (!text)
+        return QN_ENOMEM;
+    size_t len = strlen(text);
+    text[len] = '\n'; /* over the NUL: text[len + 1] is the reply */
+    page_cache_put(pages, q.job, key, text, len + 1);
+    rc = http_reply_text(req, 200, "application/json", text, len + 1);
+    free(text);
+    return rc;
 }
 
 /* ---- GET /v1/jobs/{id}/events ------------------------------------------------------------ */

@@ -27,17 +27,17 @@
 #include "spec_dumps.h"
 
 /*
- * Workers run this much nicer than the HTTP threads (the most Linux allows
- * from nice 0). Measured with bench_http (32 keep-alive clients flooding
- * GET /v1/jobs/{id} and its metrics while two train jobs run, 2 CPUs, 20 s
- * runs): nice 5 gave p99 21.1 and 17.0 ms at 5.7-6.1k req/s, training kept
- * ~860 steps/s of 3200; nice 10 gave 22.0 and 11.2 ms; nice 19 gave 11.9
- * and 14.9 ms at 7.6-7.7k req/s, training kept ~180 steps/s. Such a flood
- * is not a lab's real traffic (pages follow jobs over SSE), and without it
- * the jobs get the whole machine at any nice value, so the people waiting
- * at a page or a curl come first.
+ * Workers run this much nicer than the HTTP threads. It was 19 (the most
+ * Linux allows), measured with bench_http's first mix (32 clients flooding
+ * GET /v1/jobs/{id} and a 100-row metric page): p99 12-15 ms, training kept
+ * ~180 of 3200 steps/s. The realistic mix (issue 16: job lists, live
+ * metrics, full 1000-row pages of finished jobs, 32 clients, 2 CPUs, AMD
+ * EPYC) showed what that costs: at nice 19 the trains ran x65 slower (4105
+ * -> 63 steps/s), at 3 x2.14, at 0 x1.92 (with the finished pages cached:
+ * 926 req/s, p99 190 ms at 0; 1167 req/s, p99 187 ms at 3). A lab's jobs
+ * are its work, so they share the CPUs evenly with the requests.
  */
-#define WORKERS_NICE 19
+#define WORKERS_NICE 0
 #define WORKERS_IDLE_POLL_MS 1000 /* an idle thread looks at the queue at least this often */
 #define WORKERS_CANCEL_TRIES 2000 /* cancel: waits up to ~2 s for a claimed job to register */
 #define WORKERS_RETRY_MS 100       /* first pause after a claim failed (the database's fault) */

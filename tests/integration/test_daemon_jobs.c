@@ -399,6 +399,67 @@ static void test_cancel_running_within_a_second(void **state)
     stop_cleanly(f);
 }
 
+/* The metric page of `query` of job id (a new reference). */
+static json_t *metric_page(struct fx *f, int64_t id, const char *query)
+{
+    char path[160];
+    json_t *r = NULL;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/metrics%s", id, query);
+    assert_int_equal(http(f, "GET", path, NULL, NULL, &r), 200);
+    return r;
+}
+
+/* A finished job's metric pages are served from the daemon's cache after the
+ * first time: each query's page comes back equal, and no query gets another's
+ * page (the rows agree with one read of every metric). */
+static void test_finished_metric_pages_cached(void **state)
+{
+    struct fx *f = *state;
+    daemon_start(f, 1);
+    int64_t id = submit(f, NULL,
+                        "{\"type\": \"train\", \"spec\": {\"dataset\": \"xor\", \"loss\": \"mse\","
+                        " \"network\": [{\"devices\": 4, \"device\": " NEURON "}, {\"devices\": 1,"
+                        " \"device\": " NEURON "}], \"epochs\": 400, \"batch\": 4}}");
+    wait_state(f, id, "succeeded", 60);
+    json_t *all = all_metrics(f, id);
+    assert_true(json_array_size(all) > 1000);
+    static const char *const queries[] = {"", "?limit=10", "?name=train_loss", "?max_points=10",
+                                          "?since=0&limit=1000"};
+    json_t *first[5];
+    for (size_t q = 0; q < 5; q++)
+        first[q] = metric_page(f, id, queries[q]);
+    for (size_t q = 0; q < 5; q++) { /* again: now from the cache */
+        json_t *again = metric_page(f, id, queries[q]);
+        assert_true(json_equal(again, first[q]));
+        json_decref(again);
+    }
+    /* The plain page is the first 1000 rows of all, with more; ?limit=10 the first 10. */
+    json_t *m0 = json_object_get(first[0], "metrics");
+    assert_int_equal(json_array_size(m0), 1000);
+    assert_true(json_is_true(json_object_get(first[0], "more")));
+    for (size_t i = 0; i < 1000; i++)
+        assert_true(json_equal(json_array_get(m0, i), json_array_get(all, i)));
+    assert_int_equal(json_array_size(json_object_get(first[1], "metrics")), 10);
+    json_t *named = json_object_get(first[2], "metrics");
+    assert_true(json_array_size(named) > 0);
+    for (size_t i = 0; i < json_array_size(named); i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(named, i), "name")),
+                            "train_loss");
+    assert_true(json_array_size(json_object_get(first[3], "metrics")) <= 10 * 6);
+    /* The next page starts after the first one's last row. */
+    char next[64];
+    snprintf(next, sizeof next, "?since=%" JSON_INTEGER_FORMAT,
+             json_integer_value(json_object_get(first[0], "next")));
+    json_t *p2 = metric_page(f, id, next);
+    assert_true(json_equal(json_array_get(json_object_get(p2, "metrics"), 0),
+                           json_array_get(all, 1000)));
+    json_decref(p2);
+    for (size_t q = 0; q < 5; q++)
+        json_decref(first[q]);
+    json_decref(all);
+    stop_cleanly(f);
+}
+
 /* The largest epoch among a job's train_loss rows so far. */
 static int64_t epochs_done(struct fx *f, int64_t id)
 {
@@ -719,6 +780,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_sse_reconnect_misses_nothing, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_one_runner_per_database, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_finished_metric_pages_cached, fx_setup, fx_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

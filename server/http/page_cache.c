@@ -1,0 +1,133 @@
+/* page_cache.c: finished jobs' metric pages, least recently used dropped first. */
+#include "page_cache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qn_err.h"
+
+#define PAGE_CACHE_SLOTS 128 /* pages kept at most (a linear scan stays cheap) */
+
+struct page_cache_entry {
+    int64_t job;                  /* 0: a free slot */
+    char key[PAGE_CACHE_KEY_MAX];
+    char *text;                   /* (len) owned */
+    size_t len;
+    uint64_t used;                /* the tick of its last use */
+};
+
+struct page_cache {
+    pthread_mutex_t mu;
+    size_t max_bytes, bytes;
+    uint64_t tick;
+    struct page_cache_entry e[PAGE_CACHE_SLOTS];
+};
+
+int page_cache_create(size_t max_bytes, struct page_cache **out)
+{
+    struct page_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return QN_ENOMEM;
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return QN_ENOMEM;
+    }
+    c->max_bytes = max_bytes;
+    *out = c;
+    return 0;
+}
+
+void page_cache_destroy(struct page_cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < PAGE_CACHE_SLOTS; i++)
+        free(c->e[i].text);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* The slot of (job, key), or NULL. Under the mutex. */
+static struct page_cache_entry *page_cache__find(struct page_cache *c, int64_t job,
+                                                 const char *key)
+{
+    for (size_t i = 0; i < PAGE_CACHE_SLOTS; i++)
+        if (c->e[i].job == job && strcmp(c->e[i].key, key) == 0)
+            return &c->e[i];
+    return NULL;
+}
+
+int page_cache_get(struct page_cache *c, int64_t job, const char *key, char **text, size_t *len)
+{
+    if (!c || job <= 0)
+        return 0;
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    struct page_cache_entry *e = page_cache__find(c, job, key);
+    if (e) {
+        *text = malloc(e->len ? e->len : 1);
+        if (*text) {
+            memcpy(*text, e->text, e->len);
+            *len = e->len;
+            e->used = ++c->tick;
+            rc = 1;
+        } else {
+            rc = QN_ENOMEM;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* Empties slot e. Under the mutex. */
+static void page_cache__drop(struct page_cache *c, struct page_cache_entry *e)
+{
+    c->bytes -= e->len;
+    free(e->text);
+    memset(e, 0, sizeof *e);
+}
+
+/* The free slot, or the least recently used one emptied. Under the mutex. */
+static struct page_cache_entry *page_cache__victim(struct page_cache *c)
+{
+    struct page_cache_entry *v = &c->e[0];
+    for (size_t i = 0; i < PAGE_CACHE_SLOTS; i++) {
+        if (c->e[i].job == 0)
+            return &c->e[i];
+        if (c->e[i].used < v->used)
+            v = &c->e[i];
+    }
+    page_cache__drop(c, v);
+    return v;
+}
+
+void page_cache_put(struct page_cache *c, int64_t job, const char *key, const char *text,
+                    size_t len)
+{
+    if (!c || job <= 0 || strlen(key) >= PAGE_CACHE_KEY_MAX || len > c->max_bytes)
+        return;
+    char *copy = malloc(len ? len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, text, len);
+    pthread_mutex_lock(&c->mu);
+    struct page_cache_entry *e = page_cache__find(c, job, key);
+    if (e)
+        page_cache__drop(c, e);
+    while (c->bytes + len > c->max_bytes) { /* the least recently used go first */
+        struct page_cache_entry *v = NULL;
+        for (size_t i = 0; i < PAGE_CACHE_SLOTS; i++)
+            if (c->e[i].job && (!v || c->e[i].used < v->used))
+                v = &c->e[i];
+        page_cache__drop(c, v);
+    }
+    e = page_cache__victim(c);
+    e->job = job;
+    strcpy(e->key, key);
+    e->text = copy;
+    e->len = len;
+    e->used = ++c->tick;
+    c->bytes += len;
+    pthread_mutex_unlock(&c->mu);
+}

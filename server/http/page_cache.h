@@ -1,0 +1,32 @@
+/*
+ * page_cache.h: replies that cannot change, kept as their JSON text.
+ *
+ * A finished job's metrics never change, so the page GET
+ * /v1/jobs/{id}/metrics answers for one query is the same every time; a
+ * dashboard asks it again and again. The cache keeps such pages by (job,
+ * query key), up to a byte budget, dropping the least recently used. It is
+ * thread-safe (one mutex); the cache owns its copies, callers own theirs.
+ */
+#ifndef QN_PAGE_CACHE_H
+#define QN_PAGE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PAGE_CACHE_KEY_MAX 160 /* bytes of a key, its NUL included */
+
+struct page_cache; /* opaque */
+
+/* A cache of at most max_bytes of pages into *out (page_cache_destroy it). QN_ENOMEM. */
+int page_cache_create(size_t max_bytes, struct page_cache **out);
+/* Frees c and its pages (NULL is fine). */
+void page_cache_destroy(struct page_cache *c);
+/* A copy of the page of (job, key) into *text, *len (the caller frees it):
+ * 1 when there is one, 0 when not (or c is NULL), QN_ENOMEM. */
+int page_cache_get(struct page_cache *c, int64_t job, const char *key, char **text, size_t *len);
+/* Keeps a copy of text[len] as the page of (job, key) (c NULL, a key too
+ * long, a page over the budget or no memory: nothing is kept). */
+void page_cache_put(struct page_cache *c, int64_t job, const char *key, const char *text,
+                    size_t len);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * test_page_cache.c: the cache of finished jobs' metric pages
+ * (server/http/page_cache.c): a page comes back byte for byte under its
+ * (job, key) and under no other; a page put again replaces the old one; the
+ * byte budget holds, dropping the least recently used page first; what
+ * cannot be kept (over the budget, a key too long, no cache) is not.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "page_cache.h"
+
+/* 1 and the page's bytes equal want[n], or 0 when (job, key) has no page. */
+static int has(struct page_cache *c, int64_t job, const char *key, const char *want, size_t n)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = page_cache_get(c, job, key, &text, &len);
+    if (rc != 1)
+        return rc;
+    int same = len == n && memcmp(text, want, n) == 0;
+    free(text);
+    return same ? 1 : -1;
+}
+
+static void test_get_what_was_put(void **state)
+{
+    (void)state;
+    struct page_cache *c = NULL;
+    assert_int_equal(page_cache_create(1000, &c), 0);
+    assert_int_equal(has(c, 1, "0 1001 0 ", "", 0), 0);
+    page_cache_put(c, 1, "0 1001 0 ", "{\"a\":1}\n\0x", 10); /* bytes after a NUL too */
+    page_cache_put(c, 2, "0 1001 0 ", "{\"b\":2}\n", 8);
+    assert_int_equal(has(c, 1, "0 1001 0 ", "{\"a\":1}\n\0x", 10), 1);
+    assert_int_equal(has(c, 2, "0 1001 0 ", "{\"b\":2}\n", 8), 1);
+    assert_int_equal(has(c, 1, "0 1001 2 ", "", 0), 0); /* another query of the same job */
+    assert_int_equal(has(c, 3, "0 1001 0 ", "", 0), 0);
+    page_cache_put(c, 1, "0 1001 0 ", "new", 3); /* replaces */
+    assert_int_equal(has(c, 1, "0 1001 0 ", "new", 3), 1);
+    page_cache_destroy(c);
+}
+
+static void test_budget_drops_least_recently_used(void **state)
+{
+    (void)state;
+    struct page_cache *c = NULL;
+    char page[400];
+    memset(page, 'x', sizeof page);
+    assert_int_equal(page_cache_create(1000, &c), 0);
+    page_cache_put(c, 1, "k", page, 400);
+    page_cache_put(c, 2, "k", page, 400);
+    assert_int_equal(has(c, 1, "k", page, 400), 1); /* job 1 is now the more recent */
+    page_cache_put(c, 3, "k", page, 400);            /* 1200 > 1000: job 2 goes */
+    assert_int_equal(has(c, 2, "k", page, 400), 0);
+    assert_int_equal(has(c, 1, "k", page, 400), 1);
+    assert_int_equal(has(c, 3, "k", page, 400), 1);
+    page_cache_put(c, 4, "k", page, 1001); /* over the whole budget: not kept, nothing dropped */
+    assert_int_equal(has(c, 4, "k", page, 1001), 0);
+    assert_int_equal(has(c, 1, "k", page, 400), 1);
+    page_cache_destroy(c);
+}
+
+static void test_more_pages_than_slots(void **state)
+{
+    (void)state;
+    struct page_cache *c = NULL;
+    assert_int_equal(page_cache_create(1 << 20, &c), 0);
+    for (int64_t j = 1; j <= 1000; j++)
+        page_cache_put(c, j, "k", "page", 4);
+    assert_int_equal(has(c, 1000, "k", "page", 4), 1); /* the newest stays */
+    assert_int_equal(has(c, 1, "k", "page", 4), 0);    /* the oldest went */
+    page_cache_destroy(c);
+}
+
+static void test_what_is_not_kept(void **state)
+{
+    (void)state;
+    struct page_cache *c = NULL;
+    char key[PAGE_CACHE_KEY_MAX + 1];
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    assert_int_equal(page_cache_create(1000, &c), 0);
+    page_cache_put(c, 1, key, "p", 1);
+    assert_int_equal(has(c, 1, key, "p", 1), 0);
+    page_cache_put(c, 0, "k", "p", 1); /* no job 0 */
+    assert_int_equal(has(c, 0, "k", "p", 1), 0);
+    page_cache_put(NULL, 1, "k", "p", 1);
+    assert_int_equal(has(NULL, 1, "k", "p", 1), 0);
+    page_cache_destroy(c);
+    page_cache_destroy(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_get_what_was_put),
+        cmocka_unit_test(test_budget_drops_least_recently_used),
+        cmocka_unit_test(test_more_pages_than_slots),
+        cmocka_unit_test(test_what_is_not_kept),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
