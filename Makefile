@@ -193,6 +193,14 @@ test-openapi: $(BUILD)/qn tests/openapi/node_modules/.package-lock.json
 bench: deps-test $(BUILD)/qn $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 
+# The device-population study of issue 12 (tests/study/study.sh: job specs run
+# by build/qn on a fresh build/study/study.db; a progress line per stage, then
+# the table README shows). Under 20 minutes on 2 cores; not part of `make test`.
+.PHONY: study
+study: deps $(BUILD)/qn
+	$(call install_missing,jq)
+	OUT=$(BUILD)/study sh tests/study/study.sh $(BUILD)/qn
+
 # Our 784-256-128-10 training throughput over PyTorch's on the same CPU
 # (Debian's python3-torch; the system python, which sees Debian's packages).
 bench-torch: deps-test $(BUILD)/tests/bench/bench_train
