@@ -295,7 +295,12 @@ struct train_spec {
                                    "seed" (1), "checkpoint_every" (1; 0 = never), "adapt"
                                    (train.adapt.enabled when given) */
     int calibrate;              /* "calibrate": default 1 (data-dependent init, net_calibrate);
-                                   default 0 when a layer gives "init" */
+                                   default 0 when a layer gives "init" or with "from" */
+    int has_from;               /* "from": {"model": ref} given: training starts from that
+                                   stored model's parameters and input scaler (its network
+                                   must be this one: the server checks); "epochs" may then
+                                   be 0; "calibrate": true and "init" are refused */
+    struct spec_ref from;       /* its "model": id, name or {"job": N} (a train job) */
 };
 /* A layer's "connect" and "fan_in" against its prepared device m (drive and
  * fan-in); base is the layer's path ("/spec/network/1"). Also used once a

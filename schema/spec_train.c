@@ -24,7 +24,7 @@
 
 static const char *const spec__train_fields[] = {
     "dataset", "network", "loss", "optimizer", "epochs", "batch", "seed", "checkpoint_every",
-    "calibrate", "adapt", "chip", "hardware_aware"};
+    "calibrate", "adapt", "chip", "hardware_aware", "from"};
 /* "surrogate_matched" is written by the server into a stored model's spec
  * (whether the surrogate's fingerprint was the device's); read, not used. */
 static const char *const spec__layer_fields[] = {"devices", "device",  "via",
@@ -437,7 +437,7 @@ static int spec__schedule(const json_t *spec, struct train_spec *t, struct spec_
     struct {
         const char *key, *path;
         int64_t lo, hi;
-    } f[] = {{"epochs", "/spec/epochs", 1, SPEC_EPOCHS_MAX},
+    } f[] = {{"epochs", "/spec/epochs", t->has_from ? 0 : 1, SPEC_EPOCHS_MAX},
              {"batch", "/spec/batch", 1, SPEC_BATCH_MAX},
              {"seed", "/spec/seed", 0, INT64_MAX},
              {"checkpoint_every", "/spec/checkpoint_every", 0, SPEC_EPOCHS_MAX}};
@@ -485,6 +485,51 @@ static int spec__chips(const json_t *spec, struct train_spec *t, struct spec_err
     return 0;
 }
 
+/* "from": {"model": ref}: start from a stored model's parameters (the server
+ * checks that its network is this one). Parsed before the schedule, which
+ * then allows "epochs": 0 (the model scored and saved again as it is). */
+static int spec__from(const json_t *spec, struct train_spec *t, struct spec_error *err)
+{
+    static const char *const fields[] = {"model"};
+    const json_t *v = json_object_get(spec, "from"), *m;
+    if (!v)
+        return 0;
+    if (!json_is_object(v))
+        return spec_fail(err, "/spec/from", "must be an object: {\"model\": id, name or "
+                         "{\"job\": N}}");
+    int rc = spec_check_fields(v, "/spec/from", fields, 1, err);
+    if (rc)
+        return rc;
+    if (!(m = json_object_get(v, "model")))
+        return spec_fail(err, "/spec/from/model", "is required");
+    if ((rc = spec_ref_parse(m, "/spec/from/model", 0, &t->from, err)))
+        return rc;
+    t->has_from = 1;
+    return 0;
+}
+
+/* With "from" the parameters are the model's: "calibrate": true and a layer's
+ * "init" would change them, and are refused; calibration defaults to off. */
+static int spec__from_start(const json_t *spec, struct train_spec *t, struct spec_error *err)
+{
+    if (!t->has_from)
+        return 0;
+    if (json_is_true(json_object_get(spec, "calibrate")))
+        return spec_fail(err, "/spec/calibrate", "cannot be combined with \"from\": "
+                         "calibration would rescale the model's parameters");
+    char base[SPEC_PATH_MAX], p[SPEC_PATH_MAX];
+    for (size_t l = 0; l < t->n_layers; l++) {
+        if (!t->layers[l].has_init)
+            continue;
+        spec_path_index(base, sizeof base, "/spec/network", l);
+        spec_path_key(p, sizeof p, base, "init");
+        return spec_fail(err, p, "cannot be combined with \"from\": the initial weights "
+                         "are the model's");
+    }
+    t->calibrate = 0;
+    return 0;
+}
+
 static void spec__train_defaults(struct train_spec *t)
 {
     memset(t, 0, sizeof *t);
@@ -512,6 +557,7 @@ int spec_train_parse(const json_t *spec, struct train_spec *out, struct spec_err
     const json_t *opt = json_object_get(spec, "optimizer");
     if ((opt && (rc = spec__optimizer(opt, &out->optim, err))) || /* es lets the layers */
         (rc = spec__network(json_object_get(spec, "network"), out, err)) || /* skip gradients */
+        (rc = spec__from(spec, out, err)) || (rc = spec__from_start(spec, out, err)) ||
         (rc = spec__schedule(spec, out, err)) || (rc = spec__chips(spec, out, err)) ||
         (rc = spec__adapt(json_object_get(spec, "adapt"), out, err))) {
         spec_train_close(out);
@@ -528,6 +574,7 @@ void spec_train_close(struct train_spec *t)
     if (!t)
         return;
     spec_dataset_close(&t->dataset);
+    spec_ref_close(&t->from);
     for (size_t i = 0; i < t->n_layers && i < NET_MAX_LAYERS; i++) {
         spec_ref_close(&t->layers[i].device);
         spec_ref_close(&t->layers[i].surrogate);

@@ -22,6 +22,14 @@
  * evaluation and prediction rebuild it as it is; the result adds "widths".
  * Structure events are metric rows ("structure", "structure_layer",
  * "structure_grown", "structure_pruned"; see train.h).
+ *
+ * "from": {"model": ref} starts training from a stored model (job_model.c
+ * opens it in prepare): its network must be this spec's (layers, widths,
+ * drives, fan-ins, and so its parameter count), refused at /spec/from
+ * otherwise; run standardises the inputs with the model's scaler instead of
+ * fitting one and, without a checkpoint, copies its parameters into the new
+ * network instead of calibrating. A resumed run restores its checkpoint as
+ * any other. The saved spec names the model by id.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -31,6 +39,7 @@
 
 #include "job.h"
 #include "job_data.h"
+#include "job_model.h"
 #include "job_net.h"
 #include "qn_err.h"
 
@@ -42,6 +51,8 @@ struct job_train {
     int have_t;
     struct job_dsref ds;  /* the dataset */
     struct job_netdef nd; /* the layers */
+    struct job_model from; /* "from": the model training starts from */
+    int have_from;
 };
 
 /* What run holds. */
@@ -78,6 +89,8 @@ static int job_train_validate(const json_t *spec, struct job_refs *refs, struct 
             if (t->layers[l].has_surrogate)
                 job_refs_add(refs, &t->layers[l].surrogate, path, "fit");
         }
+        if (t->has_from)
+            job_refs_add(refs, &t->from, "/spec/from/model", "train");
         spec_train_close(t);
     }
     free(t);
@@ -174,6 +187,85 @@ static int job_train__chips(struct job_ctx *ctx, const struct job_train *p)
     return rc;
 }
 
+/* Whether the model's layers are this spec's, layer by layer: widths, drives
+ * and fan-ins; a sentence in msg (cap bytes) says where they differ. */
+static int job_train__same_layers(const struct job_netdef *a, const struct job_netdef *m,
+                                  char *msg, size_t cap)
+{
+    if (a->n_layers != m->n_layers)
+        return snprintf(msg, cap, "has %zu layers, this network %zu", m->n_layers, a->n_layers),
+               0;
+    for (size_t l = 0; l < a->n_layers; l++) {
+        const struct dev_model *x = &a->dev[l], *y = &m->dev[l];
+        if (a->devices[l] != m->devices[l])
+            return snprintf(msg, cap, "has %zu devices in layer %zu, this network %zu",
+                            m->devices[l], l, a->devices[l]), 0;
+        if (x->drive != y->drive || x->fan_in != y->fan_in ||
+            (x->drive == DRIVE_FULL && a->connect[l] != m->connect[l]))
+            return snprintf(msg, cap, "drives layer %zu otherwise (%s, fan-in %d; this "
+                            "network: %s, fan-in %d)", l, dev_drive_name(y->drive), y->fan_in,
+                            dev_drive_name(x->drive), x->fan_in), 0;
+    }
+    return 1;
+}
+
+/* Whether the model's parameter count and output width are those of this
+ * network built on the model's inputs (a network of one row, one thread). */
+static int job_train__same_params(const struct job_train *p, const struct job_model *m,
+                                  char *msg, size_t cap)
+{
+    struct net_layer_spec ls[NET_MAX_LAYERS];
+    job_netdef_layers(&p->nd, ls);
+    for (size_t l = 0; l < p->nd.n_layers; l++)
+        ls[l].forward_only = 1;
+    struct net *n = NULL;
+    int rc = net_create(&n, m->row.n_in, ls, p->nd.n_layers, 1, 1, p->t.train.seed, NULL);
+    if (rc) {
+        snprintf(msg, cap, "cannot be built as this network: %s", qn_err_msg(rc));
+        return 0;
+    }
+    int same = n->n_params == m->row.n_params && n->n_out == m->row.n_out;
+    if (!same)
+        snprintf(msg, cap, "has %zu parameters and %zu outputs; this network on its %zu "
+                 "inputs has %zu and %zu", m->row.n_params, m->row.n_out, m->row.n_in,
+                 n->n_params, n->n_out);
+    net_destroy(n);
+    return same;
+}
+
+/* "from": opens the model (every failure to find or rebuild it is a spec
+ * error at /spec/from/model) and checks that its network is this one
+ * (/spec/from); a stored dataset must have the model's inputs. */
+static int job_train__from(struct job_ctx *ctx, struct job_train *p)
+{
+    const struct spec_ref *ref = &p->t.from;
+    const char *path = "/spec/from/model";
+    int rc;
+    if (!p->t.has_from)
+        return 0;
+    if (ref->kind == REF_JOB && (rc = job_ref_check(ctx->store, ref->id, "train", path, &ctx->err)))
+        return rc;
+    struct spec_error e = {{0}, {0}};
+    p->have_from = 1;
+    rc = job_model_open(ctx->store, ref, &p->from, &e);
+    if (rc == QN_ENOTFOUND)
+        return ref->kind == REF_NAME
+                   ? spec_fail(&ctx->err, path, "no model named '%s'", ref->name)
+                   : spec_fail(&ctx->err, path, "no model %s %" PRId64,
+                               ref->kind == REF_JOB ? "made by job" : "with id", ref->id);
+    if (rc)
+        return spec_fail(&ctx->err, path, "%s", e.msg[0] ? e.msg : qn_err_msg(rc));
+    char why[256];
+    if (!job_train__same_layers(&p->nd, &p->from.nd, why, sizeof why) ||
+        !job_train__same_params(p, &p->from, why, sizeof why))
+        return spec_fail(&ctx->err, "/spec/from", "training starts from model %" PRId64
+                         " only with its network; the model %s", p->from.row.id, why);
+    if (p->ds.kind == JOB_DS_STORED && p->ds.n_in != p->from.row.n_in)
+        return spec_fail(&ctx->err, "/spec/from", "model %" PRId64 " has %zu inputs; the "
+                         "dataset has %zu", p->from.row.id, p->from.row.n_in, p->ds.n_in);
+    return 0;
+}
+
 static int job_train_prepare(struct job_ctx *ctx)
 {
     struct job_train *p = calloc(1, sizeof *p);
@@ -196,7 +288,9 @@ static int job_train_prepare(struct job_ctx *ctx)
         return spec_fail(&ctx->err, "/spec/loss", "loss cross_entropy needs a labelled dataset; "
                          "this one has a regression target");
     rc = job_netdef_resolve(ctx->store, &p->t, &p->nd, &ctx->err);
-    return rc ? rc : job_train__chips(ctx, p);
+    if (rc == 0)
+        rc = job_train__chips(ctx, p);
+    return rc ? rc : job_train__from(ctx, p);
 }
 
 static void job_train_release(struct job_ctx *ctx)
@@ -204,6 +298,8 @@ static void job_train_release(struct job_ctx *ctx)
     struct job_train *p = ctx->prep;
     if (!p)
         return;
+    if (p->have_from)
+        job_model_close(&p->from);
     job_netdef_close(&p->nd);
     job_data_close(&p->ds);
     if (p->have_t)
@@ -244,7 +340,25 @@ static int job_train__fits(struct job_ctx *ctx, const struct job_train *p,
     return QN_EINVAL;
 }
 
-/* Loads, checks and standardises the data. */
+/* The scaler of the model training starts from (its inputs are standardised
+ * as the model expects), when the data has its inputs. */
+static int job_train__from_scaler(struct job_ctx *ctx, const struct job_train *p,
+                                  struct job_train_run *r)
+{
+    const struct data_scaler *m = &p->from.scaler;
+    if (r->train.d != m->d) {
+        snprintf(ctx->reason, sizeof ctx->reason, "model %" PRId64 " has %zu inputs; the "
+                 "dataset has %zu", p->from.row.id, m->d, r->train.d);
+        return QN_EINVAL;
+    }
+    int rc = data_scaler_init(&r->scaler, m->d);
+    if (rc == 0)
+        memcpy(r->scaler.slab, m->slab, 2 * m->d * sizeof *m->slab);
+    return rc;
+}
+
+/* Loads, checks and standardises the data (with the scaler of "from"'s model, or
+ * statistics of the training split). */
 static int job_train__data(struct job_ctx *ctx, const struct job_train *p,
                            struct job_train_run *r)
 {
@@ -254,7 +368,7 @@ static int job_train__data(struct job_ctx *ctx, const struct job_train *p,
         return rc;
     if ((rc = job_train__fits(ctx, p, &r->train)))
         return rc;
-    rc = data_scaler_fit(&r->scaler, &r->train);
+    rc = p->have_from ? job_train__from_scaler(ctx, p, r) : data_scaler_fit(&r->scaler, &r->train);
     if (rc == 0)
         rc = data_scaler_apply(&r->scaler, &r->train);
     if (rc == 0)
@@ -359,13 +473,23 @@ static int job_train__trim(struct job_ctx *ctx, const struct job_train *p,
                                           (int64_t)(r->start * spe + r->from.step));
 }
 
-/* Restores the checkpoint when there is one; else calibrates (if asked). */
+/* Restores the checkpoint when there is one; else copies the parameters of
+ * "from"'s model, or calibrates (if asked). */
 static int job_train__start(struct job_ctx *ctx, const struct job_train *p,
                             struct job_train_run *r)
 {
     int rc = 0;
     const struct store_checkpoint *c = &r->cp;
-    if (!r->have_cp) {
+    if (!r->have_cp && p->have_from) {
+        const struct store_model *m = &p->from.row;
+        if (m->n_params != r->net->n_params) { /* checked in prepare; kept as a guard */
+            snprintf(ctx->reason, sizeof ctx->reason, "model %" PRId64 " has %zu parameters; "
+                     "the network has %zu", m->id, m->n_params, r->net->n_params);
+            rc = QN_EFORMAT;
+        } else {
+            memcpy(r->net->params, m->params, m->n_params * sizeof *m->params);
+        }
+    } else if (!r->have_cp) {
         if (p->t.calibrate) {
             size_t B = r->train.n < r->net->cap ? r->train.n : r->net->cap;
             rc = net_calibrate(r->net, r->train.x, B);
@@ -507,12 +631,22 @@ static int job_train__dataset_id(json_t *spec, const struct job_dsref *ds)
     return json_object_set_new(spec, "dataset", o) != 0;
 }
 
+/* The model records the model it started from ("from") by id, as it does its
+ * dataset. Returns nonzero when out of memory. */
+static int job_train__from_id(json_t *spec, const struct job_train *p)
+{
+    if (!spec || !p->have_from)
+        return 0;
+    return json_object_set_new(spec, "from",
+                               json_pack("{sI}", "model", (json_int_t)p->from.row.id)) != 0;
+}
+
 /* Saves the model; its id into *id. */
 static int job_train__save(struct job_ctx *ctx, const struct job_train *p,
                            const struct job_train_run *r, int64_t *id)
 {
     json_t *spec = job_netdef_spec(&p->nd, ctx->spec, p->t.train.seed);
-    if (job_train__dataset_id(spec, &p->ds)) {
+    if (job_train__dataset_id(spec, &p->ds) || job_train__from_id(spec, p)) {
         json_decref(spec);
         spec = NULL;
     }
