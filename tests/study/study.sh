@@ -7,7 +7,8 @@
 #   1. Variability: crn_relu, kappa lognormal cv 0.3, output noise sd 1.0.
 #      Nominal and hardware-aware training through a surrogate conditioned on
 #      kappa, both scored through the real device on chips 1..20 (all 10000
-#      test images, noise on); then chip 1 trained physics_aware for 1 epoch.
+#      test images, noise on); then the nominal model fine-tuned physics_aware
+#      on chip 1 for 1 epoch ("from" the stored model), scored on chip 1.
 #   2. Mismatch: a twin (crn_relu, kappa 0.01) and a real device (an `ode`
 #      with a leak); in-silico (via the twin's surrogate), physics_aware (real
 #      forward, twin backward) and via device, scored on the real device.
@@ -90,7 +91,7 @@ T=$OUT/table.md
     printf '| hardware-aware | – | %s ± %s | %s | %s |\n' "$(pct eval_crn_hw accuracy_mean)" \
         "$(pct eval_crn_hw accuracy_sd)" "$(pct eval_crn_hw accuracy_min)" "$(pct eval_crn_hw accuracy_max)"
     echo
-    printf 'Chip 1: nominal %s, hardware-aware %s, physics_aware on chip 1 (1 epoch, from scratch) %s.\n' \
+    printf 'Chip 1: nominal %s, hardware-aware %s, nominal fine-tuned physics_aware on chip 1 (1 epoch) %s.\n' \
         "$(chip_pct eval_crn_nominal 1)" "$(chip_pct eval_crn_hw 1)" "$(pct eval_crn_tuned accuracy)"
     echo
     echo "2. Mismatch: twin crn_relu κ 0.01, real device dy/dt = κ + u1·y − y² − 2.5·y (10000 images):"
