@@ -12,7 +12,7 @@
  * table is empty; create the catalog and the HTTP server (tokens checked by
  * users_authenticate through the server's auth callback) and add every
  * route (routes_register_all); the worker pool; the event pump; http_start.
- * Shutdown (SIGTERM or SIGINT): http_quiesce (stop accepting); events_halt
+ * Shutdown (SIGTERM or SIGINT): http_quiesce (new requests get 503); events_halt
  * (the pump reads the workers' registry, so it stops first); workers_halt
  * (requeue: running jobs are canceled with the requeue marker and go back to
  * `queued`); events_stop (resumes every suspended SSE connection and ends

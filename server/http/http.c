@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -60,7 +61,7 @@ struct http_server {
     char *tmpdir;                    /* directory for upload files (the database's) */
     int loopback;                    /* bound to a loopback address */
     unsigned port;                   /* bound port */
-    int quiesced_fd;                 /* listen socket returned by MHD_quiesce_daemon, or -1 */
+    atomic_int closing;              /* set by http_quiesce: new requests get 503 */
     const struct http_route *routes[HTTP_MAX_ROUTES]; /* borrowed */
     size_t n_routes;
 
@@ -1059,7 +1060,10 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
             http_reply_err(req, QN_ENOMEM, NULL, "out of memory");
             return MHD_YES;
         }
-        http__begin(req);
+        if (atomic_load(&srv->closing))
+            http_reply_err(req, QN_EUNAVAIL, NULL, "the daemon is stopping");
+        else
+            http__begin(req);
         return MHD_YES;
     }
     if (req->offloaded) { /* resumed after a compute thread replied */
@@ -1268,7 +1272,7 @@ int http_create(const struct http_config *cfg, struct http_server **out, char *m
     srv->cfg = *cfg;
     srv->bind = strdup(cfg->bind);
     srv->tmpdir = http__dirname(catalog_db(cfg->catalog));
-    srv->quiesced_fd = -1;
+    atomic_init(&srv->closing, 0);
     pthread_mutex_init(&srv->count_mu, NULL);
     pthread_mutex_init(&srv->cq_mu, NULL);
     pthread_cond_init(&srv->cq_cv, NULL);
@@ -1354,8 +1358,8 @@ unsigned http_port(const struct http_server *srv) { return srv->port; }
 
 void http_quiesce(struct http_server *srv)
 {
-    if (srv && srv->mhd && srv->quiesced_fd < 0)
-        srv->quiesced_fd = MHD_quiesce_daemon(srv->mhd);
+    if (srv)
+        atomic_store(&srv->closing, 1);
 }
 
 void http_destroy(struct http_server *srv)
@@ -1370,8 +1374,6 @@ void http_destroy(struct http_server *srv)
         pthread_join(srv->compute[i], NULL); /* every offloaded connection is resumed */
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd);
-    if (srv->quiesced_fd >= 0)
-        close(srv->quiesced_fd);
     pthread_mutex_destroy(&srv->count_mu);
     pthread_mutex_destroy(&srv->cq_mu);
     pthread_cond_destroy(&srv->cq_cv);

@@ -143,7 +143,12 @@ int http_start(struct http_server *srv, char *msg, size_t cap);
 unsigned http_port(const struct http_server *srv);
 /* Nonzero when addr (an IPv4 or IPv6 literal) is a loopback address. */
 int http_is_loopback(const char *addr);
-/* Stops accepting new connections (MHD_quiesce_daemon); requests in flight finish. */
+/* Stops taking new requests: from now on each new request is answered 503
+ * unavailable ("the daemon is stopping") at its first byte; requests in
+ * flight finish. (Not MHD_quiesce_daemon: in libmicrohttpd 0.9.75 it races
+ * with the daemon's own epoll threads and aborts the process with "Failed to
+ * remove listen FD from epoll set".) The listening socket closes with
+ * http_destroy. */
 void http_quiesce(struct http_server *srv);
 /* Stops MHD (waits for its threads) and frees everything. NULL is fine.
  * Resume every suspended connection first (events_stop does). */
