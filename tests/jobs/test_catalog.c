@@ -27,33 +27,6 @@
 #include "qn_test.h"
 #include "surrogate.h"
 
-struct fx {
-    char dir[512];
-    char db[600];
-    struct store *s;
-};
-
-static int fx_setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    char msg[STORE_MSG_MAX];
-    if (!f || qt_tmpdir(f->dir, sizeof f->dir) != 0)
-        return -1;
-    snprintf(f->db, sizeof f->db, "%s/cat.db", f->dir);
-    if (store_open(f->db, &f->s, msg, sizeof msg) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    store_close(f->s);
-    qt_rmtree(f->dir);
-    free(f);
-    return 0;
-}
 
 /* Fails unless object o has exactly the keys of the NULL-ended list, in that order. */
 static void expect_keys(const json_t *o, ...)
@@ -84,7 +57,7 @@ static json_t *parse(const char *text)
 
 static void test_device_add_refuses_bad_spec(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     json_t *bad = parse("{\"name\":\"x\",\"kind\":\"crn_relu\",\"drive\":\"dot\","
                         "\"params\":{\"kappa\":0.01},\"readout\":{\"kind\":\"sideways\"}}");
     struct spec_error e = {{0}, {0}};
@@ -108,7 +81,7 @@ static void test_device_add_refuses_bad_spec(void **state)
 
 static void test_device_records(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     json_t *root = parse(CRN), *record = NULL;
     struct spec_error e = {{0}, {0}};
     assert_int_equal(catalog_device_check(root, &e), 0);
@@ -174,7 +147,7 @@ static void test_device_records(void **state)
 
 static void test_dataset_records(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     assert_int_equal(qt_write_file(f->dir, "xy.csv", "x,y\n1,2\n3,4\n5,6\n"), 0);
     char path[700];
     snprintf(path, sizeof path, "%s/xy.csv", f->dir);
@@ -246,7 +219,7 @@ static void test_dataset_records(void **state)
 }
 
 /* The id of the dataset `ref` names on f->s, -1 when none. */
-static int64_t dataset_id(struct fx *f, const char *ref)
+static int64_t dataset_id(struct qt_store *f, const char *ref)
 {
     struct store_dataset d;
     if (catalog_dataset_find(f->s, ref, &d) != 0)
@@ -257,7 +230,7 @@ static int64_t dataset_id(struct fx *f, const char *ref)
 }
 
 /* Imports dir/xy.csv as `name` for `owner`; the new id. */
-static int64_t import_as(struct fx *f, const char *owner, const char *name)
+static int64_t import_as(struct qt_store *f, const char *owner, const char *name)
 {
     char path[700], msg[512] = "";
     snprintf(path, sizeof path, "%s/xy.csv", f->dir);
@@ -276,7 +249,7 @@ static int64_t import_as(struct fx *f, const char *owner, const char *name)
  * owner's by owner/name; a device name is unique per owner. */
 static void test_owned_names(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     assert_int_equal(qt_write_file(f->dir, "xy.csv", "x,y\n1,2\n"), 0);
     int64_t shared = import_as(f, NULL, "shared");
     int64_t alice = import_as(f, "alice", "data");
@@ -323,7 +296,7 @@ static void surrogate_blob(void **blob, size_t *len)
 
 static void test_surrogate_records(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     void *blob = NULL;
     size_t len = 0;
     surrogate_blob(&blob, &len);
@@ -384,7 +357,7 @@ static void test_surrogate_records(void **state)
 
 static void test_model_records(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     float params[7] = {0}, scaler[4] = {0, 0, 1, 1};
     struct store_model m = {.has_name = 1, .spec = "{\"epochs\":1}", .n_in = 2, .n_out = 2,
                             .n_classes = 2, .params = params, .n_params = 7, .scaler = scaler,
@@ -422,7 +395,7 @@ static void test_model_records(void **state)
 
 static void test_job_records(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     int64_t a = 0, b = 0;
     assert_int_equal(store_job_insert(f->s, "sweep", "a", "ann", 3, JOB_RUNNING, "{\"x\":1}", &a),
                      0);
@@ -476,7 +449,7 @@ static void test_job_records(void **state)
 
 static void test_metric_records(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     int64_t job = 0;
     assert_int_equal(store_job_insert(f->s, "train", "t", NULL, 0, JOB_RUNNING, "{}", &job), 0);
     assert_int_equal(store_metric_insert(f->s, job, 1, 0, "step_loss", 0.5), 0);
@@ -500,14 +473,14 @@ static void test_metric_records(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_device_add_refuses_bad_spec, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_device_records, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_dataset_records, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_owned_names, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_surrogate_records, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_model_records, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_job_records, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_metric_records, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_device_add_refuses_bad_spec, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_device_records, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_dataset_records, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_owned_names, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_surrogate_records, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_model_records, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_job_records, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_metric_records, qt_store_setup, qt_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

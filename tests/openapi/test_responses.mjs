@@ -16,12 +16,13 @@
 // The daemon must exit 0 on SIGTERM (under ASan: no leak). Ends with the
 // line "openapi: N passed, N failed"; exit status 1 on a failure.
 
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startDaemon, tally } from '../support/qn_serve.mjs';
 import { OpenAPIBackend } from 'openapi-backend';
 import { bundle, loadConfig } from '@redocly/openapi-core';
 import Ajv2020Module from 'ajv/dist/2020.js';
@@ -34,32 +35,9 @@ const root = resolve(here, '..', '..');
 const QN = resolve(process.env.QN_BIN || join(root, 'build', 'qn'));
 const SPEC = join(root, 'schema', 'openapi.yaml');
 
-let passed = 0, failed = 0;
-function check(ok, what, detail) {
-  if (ok) { passed++; console.log(`ok   ${what}`); }
-  else { failed++; console.log(`FAIL ${what}${detail ? ': ' + detail : ''}`); }
-  return ok;
-}
+const T = tally();
+const check = T.check;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/* Starts qn serve in dir; resolves to {proc, port} once it printed its port. */
-function startDaemon(dir) {
-  return new Promise((res, rej) => {
-    const proc = spawn(QN, ['serve', '--db', join(dir, 'api.db'), '--port', '0', '--workers', '2'],
-      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    const t = setTimeout(() => rej(new Error('qn serve did not start: ' + err)), 15000);
-    proc.stderr.on('data', (d) => { err += d; });
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(t);
-      try { res({ proc, port: JSON.parse(out.slice(0, nl)).port }); } catch (e) { rej(e); }
-    });
-    proc.on('exit', (code) => { clearTimeout(t); rej(new Error(`qn serve exited ${code}: ${err}`)); });
-  });
-}
 
 let PORT = 0;
 
@@ -288,7 +266,7 @@ async function main() {
   });
   await api.init();
   const dir = mkdtempSync(join(tmpdir(), 'qn-openapi-'));
-  const { proc, port } = await startDaemon(dir);
+  const { proc, port } = await startDaemon(QN, dir, 'api.db');
   PORT = port;
   try {
     await exercise(dir);
@@ -299,8 +277,7 @@ async function main() {
     check(code === 0, 'qn serve exits 0 on SIGTERM', `exit ${code}`);
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log(`openapi: ${passed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
+  process.exit(T.close('openapi') ? 1 : 0);
 }
 
-main().catch((e) => { console.log(`FAIL ${e.stack || e}`); console.log(`openapi: ${passed} passed, ${failed + 1} failed`); process.exit(1); });
+main().catch((e) => { T.check(false, 'the test ran to its end', e.stack || e); T.close('openapi'); process.exit(1); });

@@ -24,33 +24,6 @@
 #include "store.h"
 #include "store_catalog.h"
 
-struct fx {
-    char dir[512];
-    char db[600];
-    struct store *s;
-};
-
-static int fx_setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    char msg[STORE_MSG_MAX];
-    if (!f || qt_tmpdir(f->dir, sizeof f->dir) != 0)
-        return -1;
-    snprintf(f->db, sizeof f->db, "%s/c.db", f->dir);
-    if (store_open(f->db, &f->s, msg, sizeof msg) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    store_close(f->s);
-    qt_rmtree(f->dir);
-    free(f);
-    return 0;
-}
 
 static int64_t job_add(struct store *s, const char *type, const char *owner,
                        enum store_job_state st)
@@ -76,7 +49,7 @@ static size_t job_ids(struct store *s, const struct store_job_filter *f, int64_t
 
 static void test_job_list_filters(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     int64_t a = job_add(f->s, "sweep", "ann", JOB_QUEUED);
     int64_t b = job_add(f->s, "fit", "bob", JOB_QUEUED);
     int64_t c = job_add(f->s, "sweep", "bob", JOB_RUNNING);
@@ -122,7 +95,7 @@ static void test_job_list_filters(void **state)
 
 static void test_job_counts(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     int64_t counts[JOB_CANCELED + 1];
     assert_int_equal(store_job_counts(f->s, counts), 0);
     for (int i = 0; i <= JOB_CANCELED; i++)
@@ -153,7 +126,7 @@ static size_t metrics(struct store *s, const struct store_metric_query *q,
 
 static void test_metrics_after_an_id(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     int64_t job = job_add(f->s, "train", NULL, JOB_RUNNING);
     int64_t other = job_add(f->s, "train", NULL, JOB_RUNNING);
     for (int i = 1; i <= 5; i++) {
@@ -202,7 +175,7 @@ static void test_metrics_after_an_id(void **state)
 
 static void test_metrics_decimated(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     int64_t job = job_add(f->s, "train", NULL, JOB_RUNNING);
     for (int i = 0; i < 1000; i++)
         assert_int_equal(store_metric_insert(f->s, job, i, i / 100, "step_loss", i), 0);
@@ -256,7 +229,7 @@ static void test_metrics_decimated(void **state)
 
 static void test_surrogate_and_model_lists(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     int64_t job = job_add(f->s, "fit", NULL, JOB_RUNNING);
     unsigned char blob[3] = {1, 2, 3};
     struct store_surrogate in = {.has_name = 1, .job_id = job, .device = "{\"kind\":\"neuron\"}",
@@ -330,7 +303,7 @@ static void test_surrogate_and_model_lists(void **state)
 /* Another connection's commit moves the version; one's own does not. */
 static void test_data_version(void **state)
 {
-    struct fx *f = *state;
+    struct qt_store *f = *state;
     struct store *other = NULL;
     char msg[STORE_MSG_MAX];
     assert_int_equal(store_open(f->db, &other, msg, sizeof msg), 0);
@@ -348,12 +321,12 @@ static void test_data_version(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_job_list_filters, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_job_counts, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_after_an_id, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_decimated, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_surrogate_and_model_lists, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_data_version, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_job_list_filters, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_job_counts, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_after_an_id, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_decimated, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_surrogate_and_model_lists, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_data_version, qt_store_setup, qt_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,8 @@
 
 #include "qn_test.h"
 
+#include "store.h"
+
 #include <jansson.h>
 
 #include <fcntl.h>
@@ -232,4 +234,31 @@ void *qt_run_job(const struct qt_dir *f, const char *db, const char *job, const 
     json_t *rec = qt_one_record(&r);
     qt_run_free(&r);
     return rec;
+}
+
+int qt_store_setup(void **state)
+{
+    struct qt_store *f = calloc(1, sizeof *f);
+    char msg[STORE_MSG_MAX];
+    if (!f || qt_tmpdir(f->dir, sizeof f->dir) != 0) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->db, sizeof f->db, "%s/qt.db", f->dir);
+    if (store_open(f->db, &f->s, msg, sizeof msg) != 0) {
+        qt_rmtree(f->dir);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+int qt_store_teardown(void **state)
+{
+    struct qt_store *f = *state;
+    store_close(f->s);
+    qt_rmtree(f->dir);
+    free(f);
+    return 0;
 }

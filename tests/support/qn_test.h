@@ -66,6 +66,20 @@ int qt_dir_setup(void **state);
 /* cmocka teardown: removes the directory and frees *state. */
 int qt_dir_teardown(void **state);
 
+/* A cmocka fixture: a temporary directory with a fresh database open in it. */
+struct store;
+struct qt_store {
+    char dir[512];    /* the temporary directory */
+    char db[600];     /* dir/qt.db */
+    struct store *s;  /* the open connection (owned) */
+};
+
+/* cmocka setup: *state = a new struct qt_store; 0 or -1. */
+int qt_store_setup(void **state);
+
+/* cmocka teardown: closes the store, removes the directory, frees *state. */
+int qt_store_teardown(void **state);
+
 /* Fails the test with qn's stderr and stdout when the exit status is not `want`. */
 void qt_expect_status(const struct qt_run *r, int want);
 

@@ -31,11 +31,12 @@
 // Screenshots at 1280 and 800 px go to ARTIFACTS (default build/test-artifacts).
 // Ends with the line "web: N passed, N failed"; exit status 1 on a failure.
 
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startDaemon, tally } from '../support/qn_serve.mjs';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -45,32 +46,9 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ART = resolve(process.env.ARTIFACTS || join(root, 'build', 'test-artifacts'));
 const EPOCHS = Number(process.env.QN_WEB_EPOCHS || 300);
 
-let passed = 0, failed = 0;
-function check(ok, what, detail) {
-  if (ok) { passed++; console.log(`ok   ${what}`); }
-  else { failed++; console.log(`FAIL ${what}${detail ? ': ' + detail : ''}`); }
-  return ok;
-}
+const T = tally();
+const check = T.check;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/* Starts qn serve in dir; resolves to {proc, base} once it printed its port. */
-function startDaemon(dir) {
-  return new Promise((res, rej) => {
-    const proc = spawn(QN, ['serve', '--db', join(dir, 'web.db'), '--port', '0', '--workers', '2'],
-      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    const t = setTimeout(() => rej(new Error('qn serve did not start: ' + err)), 15000);
-    proc.stderr.on('data', (d) => { err += d; });
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(t);
-      try { res({ proc, base: `http://127.0.0.1:${JSON.parse(out.slice(0, nl)).port}` }); } catch (e) { rej(e); }
-    });
-    proc.on('exit', (code) => { clearTimeout(t); rej(new Error(`qn serve exited ${code}: ${err}`)); });
-  });
-}
 
 async function http(base, path, opts = {}) {
   const res = await fetch(base + path, {
@@ -167,7 +145,7 @@ async function shot(page, name, width) {
 async function main() {
   mkdirSync(ART, { recursive: true });
   const dir = mkdtempSync(join(tmpdir(), 'qn-web-'));
-  const { proc, base } = await startDaemon(dir);
+  const { proc, base } = await startDaemon(QN, dir, 'web.db');
   let browser = null;
   try {
     // The static routes.
@@ -519,6 +497,5 @@ async function main() {
 
 main().catch((e) => { check(false, 'the test ran to the end', e.stack || String(e)); }).finally(() => {
   console.log(`screenshots in ${ART}`);
-  console.log(`web: ${passed} passed, ${failed} failed`);
-  process.exitCode = failed ? 1 : 0;
+  process.exitCode = T.close('web') ? 1 : 0;
 });
