@@ -10,8 +10,9 @@
  *
  * "chip": S scores one chip of a device population (every instance with
  * variability drawn as chip S, engine/chip.h); "chips": {"count", "seed"}
- * scores chips seed .. seed + count - 1 one after the other (each over the
- * workers' threads) and reports each and their spread. Noise is drawn,
+ * scores chips seed .. seed + count - 1, whole chips in parallel on the
+ * job's threads (train_evaluate_chips; the scores are those of one chip at a
+ * time, bit for bit), and reports each and their spread. Noise is drawn,
  * seeded by the chip, unless "noise": false.
  */
 #include <inttypes.h>
@@ -366,26 +367,27 @@ static int job_eval__chips_result(struct job_ctx *ctx, const struct job_evaluate
     return job_eval__summary(ctx->result, name, score, p->e.chips);
 }
 
-/* Scores chips seed, seed + 1, ... one after the other; reports the means as
- * "accuracy" and "loss" and the chips beside them. */
+/* Scores chips seed, seed + 1, ... (train_evaluate_chips: whole chips in parallel on the
+ * job's threads); reports the means as "accuracy" and "loss" and the chips beside them. */
 static int job_eval__chips(struct job_ctx *ctx, const struct job_evaluate *p, struct net *n,
                            const struct data_set *ds)
 {
     size_t N = p->e.chips;
-    double *loss = calloc(N, sizeof *loss), *score = calloc(N, sizeof *score);
-    double mean_loss = 0, mean_acc = 0, acc = NAN;
-    int rc = loss && score ? 0 : job_fail(ctx, QN_ENOMEM, "out of memory");
+    double *loss = calloc(N, sizeof *loss), *acc = calloc(N, sizeof *acc);
+    double *score = calloc(N, sizeof *score), mean_loss = 0, mean_acc = 0;
+    int rc = loss && acc && score ? 0 : job_fail(ctx, QN_ENOMEM, "out of memory");
+    if (rc == 0 && (rc = train_evaluate_chips(n, ds, p->model.loss, p->e.chips_seed, N,
+                                              p->e.noise, loss, acc)))
+        job_fail(ctx, rc, "evaluation of the chips stopped");
     for (size_t i = 0; rc == 0 && i < N; i++) {
-        rc = job_eval__chip(ctx, p, n, ds, p->e.chips_seed + i, &loss[i], &acc);
-        score[i] = isfinite(acc) ? acc : sqrt(loss[i]);
-        mean_loss += loss[i] / (double)N, mean_acc += acc / (double)N;
+        score[i] = isfinite(acc[i]) ? acc[i] : sqrt(loss[i]);
+        mean_loss += loss[i] / (double)N, mean_acc += acc[i] / (double)N;
     }
     if (rc == 0)
         rc = job_eval__report(ctx, p, n, ds->n, mean_loss, mean_acc);
     if (rc == 0)
-        rc = job_eval__chips_result(ctx, p, loss, score, isfinite(acc));
-    free(loss);
-    free(score);
+        rc = job_eval__chips_result(ctx, p, loss, score, isfinite(acc[0]));
+    free(loss), free(acc), free(score);
     return rc;
 }
 
