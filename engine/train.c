@@ -36,6 +36,8 @@ int train_check_data(const struct net *n, const struct data_set *ds, enum loss_k
 }
 
 #define TRAIN__ES_MAX_REPS 64
+#define TRAIN__ES_KEEP_FLOATS (16u << 20) /* an ES step keeps its eps_k for the gradient up to
+                                             64 MB of them; beyond, it draws them again */
 
 /* Replicas of the network (net_replica.h) on which an ES step's members run in parallel. */
 struct train__es_pool {
@@ -211,7 +213,8 @@ struct train__es {
     const float *theta;   /* (n_params) the parameters of the step, read-only */
     uint64_t noise_step;  /* the network's forward count after the forward at theta */
     double *loss;         /* (P) member losses: 2k at theta + sigma eps_k, 2k + 1 at minus */
-    float *eps;           /* (threads, n_params) */
+    float *eps;           /* (threads, n_params) each thread's eps_k when kept is NULL */
+    float *kept;          /* (P / 2, n_params) every eps_k, kept for the gradient; or NULL */
     gsl_rng **rng;        /* (threads) */
 };
 
@@ -220,7 +223,7 @@ struct train__es {
 static int train__es_pair(struct net *m, size_t t, size_t k, void *ctx)
 {
     struct train__es *e = ctx;
-    float *eps = e->eps + t * m->n_params;
+    float *eps = e->kept ? e->kept + k * m->n_params : e->eps + t * m->n_params;
     train__es_noise(e->o, e->cfg->seed, e->step, k, e->rng[t], eps);
     m->noise_step = e->noise_step + 2 * k;
     int rc = train__es_member(m, e->o, e->cfg, e->b, e->B, e->theta, eps, 1.0f, &e->loss[2 * k]);
@@ -275,32 +278,35 @@ static int train__es_grad(struct net *n, const struct optim *o, const struct tra
         rc = train__loss(n, cfg->loss, b, B, NULL, l, correct);
     if (rc)
         return rc;
-    float *theta = malloc(N * sizeof *theta), *eps = malloc(T * N * sizeof *eps);
+    float *kept = N <= TRAIN__ES_KEEP_FLOATS / (P / 2) ? malloc(P / 2 * N * sizeof *kept) : NULL;
+    float *theta = malloc(N * sizeof *theta), *eps = kept ? NULL : malloc(T * N * sizeof *eps);
     double *loss = malloc(P * sizeof *loss), *u = malloc(P * sizeof *u);
     gsl_rng *r[TRAIN__ES_MAX_REPS] = {0};
     for (size_t t = 0; t < T; t++)
         r[t] = gsl_rng_alloc(gsl_rng_mt19937);
-    rc = theta && eps && loss && u ? QN_OK : QN_ENOMEM;
+    rc = theta && (kept || eps) && loss && u ? QN_OK : QN_ENOMEM;
     for (size_t t = 0; t < T; t++)
         rc = r[t] ? rc : QN_ENOMEM;
     if (rc == QN_OK) {
         memcpy(theta, n->params, N * sizeof *theta);
-        struct train__es e = {o, cfg, b, B, step, theta, n->noise_step, loss, eps, r};
+        struct train__es e = {o, cfg, b, B, step, theta, n->noise_step, loss, eps, kept, r};
         rc = train__es_members(n, pool, &e, P / 2);
     }
     if (rc == QN_OK)
         rc = train__es_utilities(loss, P, u);
     memset(n->grads, 0, N * sizeof *n->grads);
     for (size_t k = 0; rc == QN_OK && k < P / 2; k++) {
-        train__es_noise(o, cfg->seed, step, k, r[0], eps);
+        const float *ek = kept ? kept + k * N : eps;
+        if (!kept) /* drawn again: the same eps_k */
+            train__es_noise(o, cfg->seed, step, k, r[0], eps);
         float c = (float)(-(u[2 * k] - u[2 * k + 1]) / ((double)P * o->cfg.sigma));
         for (size_t s = 0; s < o->n_seg; s++)
             for (size_t i = o->seg[s].off; i < o->seg[s].off + o->seg[s].len; i++)
-                n->grads[i] += c * eps[i];
+                n->grads[i] += c * ek[i];
     }
     for (size_t t = 0; t < T; t++)
         gsl_rng_free(r[t]);
-    free(theta), free(eps), free(loss), free(u);
+    free(theta), free(eps), free(kept), free(loss), free(u);
     return rc;
 }
 
