@@ -1,7 +1,7 @@
 /*
  * bench_population.c: whole forward passes in parallel (net_replica.h): the
  * chips of an evaluation and the members of an ES step, as ratios of times
- * measured in the same run (best of REPS, the sides interleaved so that they
+ * measured in the same run (best of bench_reps runs, the sides interleaved so that they
  * see the same load on a shared machine).
  *
  * 1. Chips. A 784-128-10 network (hidden crn_relu, kappa 0.01 lognormal cv
@@ -19,7 +19,8 @@
  * 2. ES. One epoch of ES training (population 64, batch 64) on 1 thread and
  *    on T threads (pairs in parallel on replicas): 2-16-2 tanh via exact on
  *    1000 spiral points, and 2-8-2 crn_relu via device on 256.
- * T is 2 (this machine's cores) unless QN_BENCH_THREADS says otherwise.
+ * T is 2 (this machine's cores) unless QN_BENCH_THREADS says otherwise;
+ * bench_reps is 3 unless QN_BENCH_REPS says otherwise.
  */
 #include <math.h>
 #include <stdio.h>
@@ -37,9 +38,10 @@
 #include "surrogate.h"
 #include "train.h"
 
-#define REPS 3
 #define ROWS 2048 /* rows per chip */
 #define CAP 256   /* rows per forward pass, as evaluate's */
+
+static int bench_reps = 3; /* best of; set once in main from QN_BENCH_REPS */
 
 static double now(void)
 {
@@ -175,7 +177,7 @@ static int chips_parallel(struct net *n, const struct data_set *ds, size_t C, do
     return rc;
 }
 
-/* Case 1: best of REPS for each of the three ways; prints the ratios. */
+/* Case 1: best of bench_reps for each of the three ways; prints the ratios. */
 static int bench_chips(const struct models *m, enum net_via via, size_t T, size_t C,
                        const struct data_set *ds)
 {
@@ -184,7 +186,7 @@ static int bench_chips(const struct models *m, enum net_via via, size_t T, size_
     int rc = image_net(m, via, 1, &one);
     if (rc == 0)
         rc = image_net(m, via, T, &many);
-    for (int r = 0; rc == 0 && r < REPS; r++) {
+    for (int r = 0; rc == 0 && r < bench_reps; r++) {
         double s[3];
         if ((rc = chips_one_by_one(one, ds, C, &s[0])) ||
             (rc = chips_one_by_one(many, ds, C, &s[1])) || (rc = chips_parallel(many, ds, C, &s[2])))
@@ -226,13 +228,13 @@ static int es_epoch(const struct net_layer_spec *spec, size_t threads, const str
     return rc;
 }
 
-/* Case 2: best of REPS on 1 and on T threads; prints the speed-up. */
+/* Case 2: best of bench_reps on 1 and on T threads; prints the speed-up. */
 static int bench_es(const char *what, const struct net_layer_spec *spec, size_t T,
                     const struct data_set *ds)
 {
     double best1 = INFINITY, bestT = INFINITY, s;
     int rc = 0;
-    for (int r = 0; rc == 0 && r < REPS; r++) {
+    for (int r = 0; rc == 0 && r < bench_reps; r++) {
         if ((rc = es_epoch(spec, 1, ds, &s)))
             break;
         best1 = fmin(best1, s);
@@ -253,7 +255,9 @@ int main(void)
     cpu_name(cpu, sizeof cpu);
     const char *env = getenv("QN_BENCH_THREADS");
     size_t T = env && atoi(env) > 1 ? (size_t)atoi(env) : 2;
-    printf("bench_population on %s, %zu threads (best of %d)\n", cpu, T, REPS);
+    const char *reps = getenv("QN_BENCH_REPS");
+    bench_reps = reps && atoi(reps) > 0 ? atoi(reps) : 3;
+    printf("bench_population on %s, %zu threads (best of %d)\n", cpu, T, bench_reps);
     struct models m;
     struct data_set img = {0}, spirals = {0}, small = {0};
     int rc = check(models_init(&m), "models");
