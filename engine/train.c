@@ -35,13 +35,13 @@ int train_check_data(const struct net *n, const struct data_set *ds, enum loss_k
     return ds->y && ds->t == n->n_out ? QN_OK : QN_EINVAL;
 }
 
-#define TRAIN__ES_MAX_REPS 64
+#define TRAIN__MAX_REPS 64 /* replicas of one network: ES members, chips */
 #define TRAIN__ES_KEEP_FLOATS (16u << 20) /* an ES step keeps its eps_k for the gradient up to
                                              64 MB of them; beyond, it draws them again */
 
 /* Replicas of the network (net_replica.h) on which an ES step's members run in parallel. */
 struct train__es_pool {
-    struct net *reps[TRAIN__ES_MAX_REPS]; /* (n) owned */
+    struct net *reps[TRAIN__MAX_REPS]; /* (n) owned */
     size_t n;                             /* 0: the members run on the network itself */
 };
 
@@ -55,7 +55,7 @@ static int train__es_pool_open(struct train__es_pool *pool, const struct net *n,
     if (o->cfg.kind != OPTIM_ES || T < 2 || pairs < 2)
         return QN_OK;
     T = T < pairs ? T : pairs;
-    T = T < TRAIN__ES_MAX_REPS ? T : TRAIN__ES_MAX_REPS;
+    T = T < TRAIN__MAX_REPS ? T : TRAIN__MAX_REPS;
     for (size_t t = 0; t < T; t++) {
         int rc = net_replica_create(&pool->reps[t], n, n->n_threads / T);
         if (rc)
@@ -281,7 +281,7 @@ static int train__es_grad(struct net *n, const struct optim *o, const struct tra
     float *kept = N <= TRAIN__ES_KEEP_FLOATS / (P / 2) ? malloc(P / 2 * N * sizeof *kept) : NULL;
     float *theta = malloc(N * sizeof *theta), *eps = kept ? NULL : malloc(T * N * sizeof *eps);
     double *loss = malloc(P * sizeof *loss), *u = malloc(P * sizeof *u);
-    gsl_rng *r[TRAIN__ES_MAX_REPS] = {0};
+    gsl_rng *r[TRAIN__MAX_REPS] = {0};
     for (size_t t = 0; t < T; t++)
         r[t] = gsl_rng_alloc(gsl_rng_mt19937);
     rc = theta && (kept || eps) && loss && u ? QN_OK : QN_ENOMEM;
@@ -365,11 +365,11 @@ static int train__chip(struct net *m, size_t t, size_t i, void *ctx)
     return train_evaluate(m, c->ds, c->loss, &c->out_loss[i], &c->out_accuracy[i]);
 }
 
-/* Chips [0, full) over min(n->n_threads, TRAIN__ES_MAX_REPS) replicas of n, one device
+/* Chips [0, full) over min(n->n_threads, TRAIN__MAX_REPS) replicas of n, one device
  * thread each; their counters into n. */
 static int train__chips_parallel(struct net *n, struct train__chips *c, size_t T, size_t full)
 {
-    struct net *reps[TRAIN__ES_MAX_REPS] = {0};
+    struct net *reps[TRAIN__MAX_REPS] = {0};
     int rc = QN_OK;
     for (size_t t = 0; rc == QN_OK && t < T; t++)
         rc = net_replica_create(&reps[t], n, 1);
@@ -388,7 +388,7 @@ int train_evaluate_chips(struct net *n, const struct data_set *ds, enum loss_kin
                          double *out_accuracy)
 {
     struct train__chips c = {ds, loss, seed, noise, out_loss, out_accuracy};
-    size_t T = n->n_threads < TRAIN__ES_MAX_REPS ? n->n_threads : TRAIN__ES_MAX_REPS;
+    size_t T = n->n_threads < TRAIN__MAX_REPS ? n->n_threads : TRAIN__MAX_REPS;
     size_t full = T > 1 ? count / T * T : 0; /* whole rounds of T chips */
     int rc = train_check_data(n, ds, loss);
     if (rc == QN_OK && full)
