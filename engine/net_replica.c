@@ -14,12 +14,12 @@ int net_replica_create(struct net **out, const struct net *src, size_t n_threads
     struct net_layer_spec spec[NET_MAX_LAYERS];
     for (size_t l = 0; l < src->n_layers; l++) {
         const struct net_layer *L = &src->layer[l];
-        spec[l] = (struct net_layer_spec){L->n_out, L->dev, L->via, L->sur, L->forward_only,
-                                          L->connect};
+        spec[l] =
+            (struct net_layer_spec){L->n_out, L->dev, L->via, L->sur, L->forward_only, L->connect};
     }
     struct net *r = NULL;
-    int rc = net_create(&r, src->n_in, spec, src->n_layers, src->cap, n_threads, src->seed,
-                        src->cancel);
+    int rc =
+        net_create(&r, src->n_in, spec, src->n_layers, src->cap, n_threads, src->seed, src->cancel);
     if (rc)
         return rc;
     for (size_t l = 0; l < src->n_layers; l++) /* the wiring as it is now */

@@ -36,13 +36,14 @@ int train_check_data(const struct net *n, const struct data_set *ds, enum loss_k
 }
 
 #define TRAIN__MAX_REPS 64 /* replicas of one network: ES members, chips */
-#define TRAIN__ES_KEEP_FLOATS (16u << 20) /* an ES step keeps its eps_k for the gradient up to
-                                             64 MB of them; beyond, it draws them again */
+/* An ES step keeps its eps_k for the gradient up to 64 MB of them; beyond, it draws them
+ * again. */
+#define TRAIN__ES_KEEP_FLOATS (16u << 20)
 
 /* Replicas of the network (net_replica.h) on which an ES step's members run in parallel. */
 struct train__es_pool {
     struct net *reps[TRAIN__MAX_REPS]; /* (n) owned */
-    size_t n;                             /* 0: the members run on the network itself */
+    size_t n;                          /* 0: the members run on the network itself */
 };
 
 /* The ES pool of an epoch: replicas of n for the members (min(threads, P / 2) of them, the
@@ -80,8 +81,9 @@ struct train__batch {
     float *y;     /* (cap, t) */
     float *dout;  /* (cap, n_out) */
     int labelled; /* the dataset has labels (with mse: the one output's target) */
-    struct train__es_pool es; /* ES members' replicas, rebuilt every epoch (adapt may change
-                                 the network between epochs) */
+    /* ES members' replicas, rebuilt every epoch (adapt may change the network between
+     * epochs). */
+    struct train__es_pool es;
 };
 
 static int train__batch_init(struct train__batch *b, const struct net *n, const struct data_set *ds)
@@ -210,12 +212,12 @@ struct train__es {
     const struct train__batch *b;
     size_t B;
     uint64_t step;
-    const float *theta;   /* (n_params) the parameters of the step, read-only */
-    uint64_t noise_step;  /* the network's forward count after the forward at theta */
-    double *loss;         /* (P) member losses: 2k at theta + sigma eps_k, 2k + 1 at minus */
-    float *eps;           /* (threads, n_params) each thread's eps_k when kept is NULL */
-    float *kept;          /* (P / 2, n_params) every eps_k, kept for the gradient; or NULL */
-    gsl_rng **rng;        /* (threads) */
+    const float *theta;  /* (n_params) the parameters of the step, read-only */
+    uint64_t noise_step; /* the network's forward count after the forward at theta */
+    double *loss;        /* (P) member losses: 2k at theta + sigma eps_k, 2k + 1 at minus */
+    float *eps;          /* (threads, n_params) each thread's eps_k when kept is NULL */
+    float *kept;         /* (P / 2, n_params) every eps_k, kept for the gradient; or NULL */
+    gsl_rng **rng;       /* (threads) */
 };
 
 /* Pair k of the step on network m (the network itself or a replica) by thread t: both
@@ -349,7 +351,7 @@ int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss
 struct train__chips {
     const struct data_set *ds;
     enum loss_kind loss;
-    uint64_t seed;  /* chip i is seed + i */
+    uint64_t seed; /* chip i is seed + i */
     int noise;
     double *out_loss, *out_accuracy; /* (count) */
 };
@@ -615,8 +617,7 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
         train__scored(n, cfg); /* one chip: the chip trained on */
         rc = train__es_pool_open(&b.es, n, o);
         if (rc == QN_OK)
-            rc = train__epoch(n, o, train, cfg, h, &b, &at, &res->train_loss,
-                              &res->train_accuracy);
+            rc = train__epoch(n, o, train, cfg, h, &b, &at, &res->train_loss, &res->train_accuracy);
         train__es_pool_close(&b.es);
         n->track = 0;
         train__scored(n, cfg);

@@ -189,7 +189,8 @@ static int bench_chips(const struct models *m, enum net_via via, size_t T, size_
     for (int r = 0; rc == 0 && r < bench_reps; r++) {
         double s[3];
         if ((rc = chips_one_by_one(one, ds, C, &s[0])) ||
-            (rc = chips_one_by_one(many, ds, C, &s[1])) || (rc = chips_parallel(many, ds, C, &s[2])))
+            (rc = chips_one_by_one(many, ds, C, &s[1])) ||
+            (rc = chips_parallel(many, ds, C, &s[2])))
             break;
         for (int k = 0; k < 3; k++)
             best[k] = fmin(best[k], s[k]);

@@ -141,8 +141,7 @@ static void test_chips_parallel(void **state)
     struct net *n = small_net(&d, 2);
     double l, a;
     ds.d = 3;
-    assert_int_equal(train_evaluate_chips(n, &ds, LOSS_CROSS_ENTROPY, 3, 2, 1, &l, &a),
-                     QN_EINVAL);
+    assert_int_equal(train_evaluate_chips(n, &ds, LOSS_CROSS_ENTROPY, 3, 2, 1, &l, &a), QN_EINVAL);
     ds.d = 2;
     assert_int_equal(n->solves, 0);
     net_destroy(n);
