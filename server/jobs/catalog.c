@@ -286,11 +286,13 @@ int catalog_dataset_import(struct store *s, const char *path, const char *labels
 }
 
 int catalog_dataset_upload(struct store *s, const char *path, const char *name,
-                           uint64_t max_values, json_t **record, char *msg, size_t cap)
+                           uint64_t max_bytes, uint64_t max_values, json_t **record, char *msg,
+                           size_t cap)
 {
     *record = NULL;
     int64_t id = 0;
-    int rc = import_file_max(s, path, NULL, name, NULL, max_values, &id, msg, cap);
+    struct import_limits lim = {max_bytes, max_values};
+    int rc = import_file_max(s, path, NULL, name, NULL, &lim, &id, msg, cap);
     struct store_dataset d;
     return rc ? rc : catalog__dataset_record(&d, store_dataset_get(s, id, &d), record);
 }

@@ -135,7 +135,9 @@ int store_dataset_append(struct store_dswriter *w, const float *rows, size_t n_r
 /* Writes the last block, the row count, and commits. Frees w whatever the
  * result; on failure everything is rolled back. The id into *id (may be NULL). */
 int store_dataset_finish(struct store_dswriter *w, int64_t *id);
-/* Rolls everything back and frees w (NULL is fine). */
+/* Rolls everything back and frees w (NULL is fine). After a write that
+ * stored blocks, finish (failed) and abort truncate the WAL the rolled-back
+ * blocks may have filled (store_wal_truncate). */
 void store_dataset_abort(struct store_dswriter *w);
 
 int store_dataset_get(struct store *s, int64_t id, struct store_dataset *out);
