@@ -443,12 +443,12 @@ int catalog_surrogate_list(struct store *s, int64_t after, size_t limit, json_t 
 static json_t *catalog__model_json(const void *p)
 {
     const struct store_model *m = p;
-    return json_pack("{sI so so so sI sI sI ss sI ss}", "id", (json_int_t)m->id, "name",
+    return json_pack("{sI so so so sI sI sI ss sI ss ss}", "id", (json_int_t)m->id, "name",
                      catalog__str_or_null(m->has_name, m->name), "job",
                      catalog__id_or_null(m->job_id), "spec", catalog__parsed(m->spec), "inputs",
                      (json_int_t)m->n_in, "outputs", (json_int_t)m->n_out, "classes",
                      (json_int_t)m->n_classes, "loss", m->loss, "params",
-                     (json_int_t)m->n_params, "created", m->created);
+                     (json_int_t)m->n_params, "created", m->created, "owner", m->owner);
 }
 
 int catalog_model_find(struct store *s, const char *ref, struct store_model *out)

@@ -263,12 +263,16 @@ struct store_model {
     float *scaler;             /* (n_scaler) = (2, n_in): input mean then std (owned when read) */
     size_t n_scaler;
     char created[STORE_TIME_MAX];
+    char owner[STORE_NAME_MAX]; /* its owner's user name (the connection's when stored: the
+                                   train job's owner) */
 };
 
 /* Stores a model (fields borrowed); the new id into *id (may be NULL). Replaces
  * the one an earlier attempt of in->job_id stored, in one transaction. */
 int store_model_insert(struct store *s, const struct store_model *in, int64_t *id);
 int store_model_get(struct store *s, int64_t id, struct store_model *out);
+/* The newest model named `name` within the connection's owner, else within
+ * local's; "owner/name" names that owner's (store_set_owner). */
 int store_model_get_by_name(struct store *s, const char *name, struct store_model *out);
 int store_model_get_by_job(struct store *s, int64_t job_id, struct store_model *out);
 void store_model_free(struct store_model *m);
