@@ -155,6 +155,9 @@ static int stream__idx_open(struct data_stream *s, const char *path, const char 
         return rc;
     s->n_items = h.dims[0];
     s->d = h.dims[1] * h.dims[2];
+    if (s->d >= DATA_STREAM_MAX_COLS)
+        return data__fail(err, QN_ERANGE, 0, 0, "IDX: images of %zu pixels, more than %zu columns",
+                          s->d, DATA_STREAM_MAX_COLS - 1);
     uint64_t bytes = 16 + (uint64_t)h.len;
     rc = stream__cap(s, bytes, "IDX: the images header announces", err);
     if (rc == QN_OK)

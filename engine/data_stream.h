@@ -32,6 +32,7 @@
 #include "data.h"
 
 #define DATA_STREAM_LINE_MAX ((size_t)4 << 20) /* bytes of one CSV line */
+#define DATA_STREAM_MAX_COLS ((size_t)1 << 20) /* columns of a row (IDX pixels + label) */
 
 struct data_stream; /* an open file being read (opaque) */
 
@@ -42,7 +43,8 @@ struct data_stream; /* an open file being read (opaque) */
  * stream in *out, or QN_EIO (cannot open or read), QN_EFORMAT (bad header,
  * labels that do not match, no CSV header of two columns, corrupt gzip),
  * QN_EINVAL (labels given for a CSV file), QN_ETOOLARGE (an IDX header
- * announcing more than max_bytes), QN_ERANGE (too many columns) or
+ * announcing more than max_bytes), QN_ERANGE (more columns than
+ * DATA_STREAM_MAX_COLS, or than a CSV header may have) or
  * QN_ENOMEM, with a sentence in *err.
  */
 int data_stream_open(struct data_stream **out, const char *path, const char *labels,

@@ -362,6 +362,15 @@ static void test_idx_refusals(void **state)
                      QN_ELIMIT);
     assert_non_null(strstr(msg, "the IDX file holds 320000 values once decompressed"));
     expect_nothing_stored(f, wal);
+    /* One image of 1024 x 1024 pixels: more columns than a row may have,
+     * refused from the header before a name is made. */
+    const uint32_t wide[] = {0x00000803, 1, 1024, 1024};
+    unsigned char head[16];
+    be32(head, wide, 4);
+    put(f, "wide.idx", head, sizeof head, path, sizeof path);
+    assert_int_equal(import_lim(f, path, NULL, 0, 0, &id, msg, sizeof msg), QN_ERANGE);
+    assert_non_null(strstr(msg, "IDX: images of 1048576 pixels, more than 1048575 columns"));
+    expect_nothing_stored(f, wal);
     free(raw);
 }
 
