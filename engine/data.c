@@ -306,21 +306,6 @@ int data_idx_read(struct data_idx *out, const char *path, size_t want_ndims, str
     return rc;
 }
 
-int data_idx_peek(struct data_idx *out, const char *path, size_t want_ndims,
-                  struct data_error *err)
-{
-    struct data__src s;
-    memset(out, 0, sizeof *out);
-    if (want_ndims < 1 || want_ndims > 4)
-        return data__fail(err, QN_EINVAL, 0, 0, "IDX: unsupported rank %zu", want_ndims);
-    int rc = data__src_file(&s, path, err);
-    if (rc)
-        return rc;
-    rc = data__idx_header(&s, out, want_ndims, err);
-    data__src_close(&s);
-    return rc;
-}
-
 int data_idx_read_mem(struct data_idx *out, const void *buf, size_t len, size_t want_ndims,
                       struct data_error *err)
 {
