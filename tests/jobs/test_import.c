@@ -11,7 +11,9 @@
  * after two blocks were written, truncated labels, a gzip CSV file that
  * inflates past the byte cap (the "gzip bomb"), an IDX header announcing
  * more than the cap (refused before its data is inflated), a CSV past the
- * value cap; no dataset row, no block, and the WAL truncated.
+ * value cap; no dataset row, no block, and the WAL truncated. Every prefix
+ * and one-byte change of a small CSV, IDX and gzip IDX file is stored or
+ * refused alike by the stream and the whole-file loaders.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -374,6 +376,119 @@ static void test_idx_refusals(void **state)
     free(raw);
 }
 
+/* ---- every cut and flip: the stream agrees with the whole-file loaders ---------- */
+
+/* Imports buf[len] as a file; 0 and the dataset's id, or the code. */
+static int import_buf(const struct qt_store *f, const void *buf, size_t len, int64_t *id)
+{
+    char path[700], msg[512];
+    put(f, "cut", buf, len, path, sizeof path);
+    return import_lim(f, path, NULL, 0, 0, id, msg, sizeof msg);
+}
+
+/* The whole-file parse of buf[len] as import reads it (CSV: every column,
+ * the last as the target; IDX: images, then labels or none); 0 or a code. */
+static int whole_buf(const struct qt_store *f, const unsigned char *buf, size_t len, int idx,
+                     struct data_set *ds, size_t *cols)
+{
+    char path[700];
+    struct data_error e;
+    memset(ds, 0, sizeof *ds);
+    if (idx) {
+        put(f, "cut", buf, len, path, sizeof path);
+        struct data_idx img, lab;
+        int rc = data_idx_read_joined(&img, &lab, path, &e);
+        if (rc == 0) {
+            rc = data_idx_to_set(ds, &img, lab.len ? &lab : NULL, &e);
+            *cols = ds->d + (lab.len ? 1 : 0);
+            data_idx_close(&img);
+            data_idx_close(&lab);
+        }
+        return rc;
+    }
+    const char *nl = memchr(buf, '\n', len), *p = (const char *)buf;
+    size_t hl = nl ? (size_t)(nl - p) : len, n = 1;
+    for (size_t i = 0; i < hl; i++)
+        n += p[i] == ',';
+    if (n < 2)
+        return QN_EFORMAT;
+    char **names = calloc(n, sizeof *names);
+    assert_non_null(names);
+    const char *b = p;
+    for (size_t j = 0; j < n; j++) { /* names as the loader trims them */
+        const char *fe = memchr(b, ',', (size_t)(p + hl - b));
+        fe = fe ? fe : p + hl;
+        const char *nb = b, *ne = fe;
+        while (nb < ne && (*nb == ' ' || *nb == '\t'))
+            nb++;
+        while (ne > nb && (ne[-1] == ' ' || ne[-1] == '\t' || ne[-1] == '\r'))
+            ne--;
+        if (ne - nb >= 2 && *nb == '"' && ne[-1] == '"')
+            nb++, ne--;
+        names[j] = strndup(nb, (size_t)(ne - nb));
+        b = fe + 1;
+    }
+    struct data_csv_opts o = {(const char *const *)names, n - 1, NULL, names[n - 1]};
+    int rc = data_load_csv_mem(ds, p, len, &o, &e);
+    *cols = n;
+    for (size_t j = 0; j < n; j++)
+        free(names[j]);
+    free(names);
+    return rc;
+}
+
+/* buf[len] stored or refused as the whole-file loaders take or refuse it. */
+static void expect_agree(const struct qt_store *f, const unsigned char *buf, size_t len, int idx,
+                         const char *what, size_t at)
+{
+    struct data_set ds;
+    size_t cols = 0;
+    int64_t id = 0;
+    int whole = whole_buf(f, buf, len, idx, &ds, &cols);
+    int streamed = import_buf(f, buf, len, &id);
+    if ((whole == 0) != (streamed == 0))
+        fail_msg("%s at %zu: the whole-file loader says %d, the stream %d", what, at, whole,
+                 streamed);
+    if (whole == 0)
+        expect_same(f, id, &ds, cols);
+    data_close(&ds);
+}
+
+/* Every prefix and every one-byte change of a small CSV and IDX file (raw
+ * and gzip) is stored, or refused, alike by the stream and the loaders. */
+static void test_cuts_and_flips_agree(void **state)
+{
+    struct qt_store *f = *state;
+    static const char csv[] = "x, \"y\" ,t\r\n1,2,3\n\n-4.5,5e-3, 6 \r\n7,8,9";
+    size_t len = sizeof csv - 1, img_len = 0, zlen = 0;
+    unsigned char *buf = malloc(4096);
+    assert_non_null(buf);
+    for (size_t cut = 0; cut <= len; cut++)
+        expect_agree(f, (const unsigned char *)csv, cut, 0, "CSV cut", cut);
+    static const char flips[] = {',', '\n', 'a'};
+    for (size_t i = 0; i < len; i++)
+        for (size_t k = 0; k < sizeof flips; k++) {
+            memcpy(buf, csv, len);
+            buf[i] = (unsigned char)flips[k];
+            expect_agree(f, buf, len, 0, "CSV flip", i);
+        }
+    unsigned char *idx = idx_file(3, 2, 2, 1, &len, &img_len);
+    for (size_t cut = 0; cut <= len; cut++)
+        expect_agree(f, idx, cut, 1, "IDX cut", cut);
+    for (size_t i = 0; i < len; i++)
+        for (unsigned v = 1; v < 256; v += 254) { /* the low bit, then all */
+            memcpy(buf, idx, len);
+            buf[i] = (unsigned char)(buf[i] ^ v);
+            expect_agree(f, buf, len, 1, "IDX flip", i);
+        }
+    unsigned char *z = gz(idx, len, 1, &zlen);
+    for (size_t cut = 0; cut <= zlen; cut++)
+        expect_agree(f, z, cut, 1, "gzip IDX cut", cut);
+    free(z);
+    free(idx);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +496,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_csv_refusals, qt_store_setup, qt_store_teardown),
         cmocka_unit_test_setup_teardown(test_idx_equals_whole, qt_store_setup, qt_store_teardown),
         cmocka_unit_test_setup_teardown(test_idx_refusals, qt_store_setup, qt_store_teardown),
+        cmocka_unit_test_setup_teardown(test_cuts_and_flips_agree, qt_store_setup,
+                                        qt_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
