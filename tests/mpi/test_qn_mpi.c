@@ -2,8 +2,9 @@
  * test_qn_mpi.c: qn-mpi (QN_MPI_BIN) on two ranks of a real mpirun, started
  * by the real `qn run --ranks 2` (QN_BIN) and by hand.
  *
- * Covers: a sweep on 2 ranks stores the same dataset bytes (the blocks in
- * SQLite and the CSV export) as the same sweep in one process, and leaves
+ * Covers: a sweep on 2 ranks (of 1 or 2 threads each) stores the same
+ * dataset bytes (the blocks in SQLite and the CSV export) as the same sweep
+ * in one process, and leaves
  * no spool directory behind; an evaluation via device of a model of
  * crn_relu devices with variability and noise gives on 2 ranks exactly the
  * result of one process (accuracy, loss, solves), nominal (its 700 rows are
@@ -93,11 +94,17 @@ static char *export(const struct qt_dir *f, const char *db)
     return csv;
 }
 
-/* Runs CRN_JOB(2000) with `qn run --ranks ranks`; checks it succeeded. */
-static void run_sweep(const struct qt_dir *f, const char *db, const char *ranks)
+/* The same sweep asking 2 threads on each of its ranks. */
+#define CRN_JOB_THREADS(n)                                                                      \
+    "{\"type\":\"sweep\",\"name\":\"crn\",\"resources\":{\"threads\":2},\"spec\":{\"device\":"  \
+    "{\"kind\":\"crn_relu\"},\"design\":\"sobol\",\"samples\":" #n ",\"seed\":3,"                \
+    "\"ranges\":{\"u1\":[-3,3]}}}"
+
+/* Runs job (a sweep of 2000 rows) with `qn run --ranks ranks`; checks it succeeded. */
+static void run_sweep(const struct qt_dir *f, const char *db, const char *job, const char *ranks)
 {
     struct qt_run r;
-    assert_int_equal(qt_qn(f->dir, CRN_JOB(2000), &r, "run", "-", "--db", db, "--workers", "1",
+    assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, "--workers", "1",
                            "--ranks", ranks, NULL),
                      0);
     qt_expect_status(&r, 0);
@@ -226,10 +233,15 @@ static void test_sweep_bytes_equal(void **state)
     struct qt_dir *f = *state;
     need_mpirun(__func__);
     assert_int_equal(access(QN_MPI_BIN, X_OK), 0);
-    run_sweep(f, "one.db", "1");
-    run_sweep(f, "two.db", "2");
+    run_sweep(f, "one.db", CRN_JOB(2000), "1");
+    run_sweep(f, "two.db", CRN_JOB(2000), "2");
+    run_sweep(f, "threads.db", CRN_JOB_THREADS(2000), "2");
     size_t n1, n2;
     char *b1 = blocks(f->dir, "one.db", &n1), *b2 = blocks(f->dir, "two.db", &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(b2);
+    b2 = blocks(f->dir, "threads.db", &n2); /* 2 ranks of 2 threads */
     assert_int_equal(n1, n2);
     assert_memory_equal(b1, b2, n1);
     free(b1);
