@@ -198,7 +198,7 @@ static int job_fit_run(struct job_ctx *ctx)
     if (rc)
         return rc;
     struct job_fit_hooks h = {ctx, p->fit.cfg.epochs, 0};
-    struct fit_hooks hooks = {job_fit__metric, &h, ctx->cancel};
+    struct fit_hooks hooks = {.metric = job_fit__metric, .ctx = &h, .cancel = ctx->cancel};
     struct surrogate sur = {0};
     struct fit_result res;
     memset(&res, 0, sizeof res);

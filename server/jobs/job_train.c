@@ -589,7 +589,7 @@ static int job_train__train(struct job_ctx *ctx, const struct job_train *p,
     r->steps = (uint64_t)((r->train.n + batch - 1) / batch) * p->t.train.epochs;
     r->ctx = ctx;
     struct train_hooks h = {job_train__metric, job_train__checkpoint, r, ctx->cancel,
-                            JOB_TRAIN_STEP_EVERY, &r->as, job_train__partial};
+                            JOB_TRAIN_STEP_EVERY, &r->as, job_train__partial, NULL};
     int rc = train_run_from(r->net, &r->o, &r->train, &r->test, &p->t.train, &h, &r->from, res);
     if (rc == QN_EINVAL && !ctx->reason[0])
         snprintf(ctx->reason, sizeof ctx->reason, "the dataset does not fit the network "
