@@ -20,6 +20,7 @@
 #include "job.h"
 #include "job_data.h"
 #include "qn_err.h"
+#include "spec_run.h"
 
 /* What prepare made. */
 struct job_fit {
@@ -203,16 +204,16 @@ static int job_fit_run(struct job_ctx *ctx)
     struct fit_result res;
     memset(&res, 0, sizeof res);
     int64_t id = 0;
-    rc = surrogate_fit(d.in, d.out, d.status, d.n, d.n_in, &p->fit.cfg, &hooks, &sur, &res);
-    if (rc == QN_EINVAL)
+    const char *what;
+    rc = spec_run_fit(&p->fit, d.in, d.out, d.status, d.n, d.n_in, p->n_cond, p->cond, &hooks,
+                      &sur, &res, &what);
+    if (rc == QN_EINVAL && res.n_train == 0) /* surrogate_fit refused the rows or config */
         snprintf(ctx->reason, sizeof ctx->reason, "cannot fit: too few usable rows (%zu of %zu "
                  "excluded) or a bad configuration", res.n_excluded, d.n);
     else if (rc)
-        job_fail(ctx, rc, "fit stopped");
+        job_fail(ctx, rc, what);
     if (rc == 0 && h.rc)
         rc = job_fail(ctx, h.rc, "cannot store a metric");
-    if (rc == 0 && p->n_cond && (rc = surrogate_set_cond(&sur, p->n_cond, p->cond)))
-        job_fail(ctx, rc, "cannot name the surrogate's parameters");
     if (rc == 0 && (rc = job_fit__store(ctx, p, &sur, &res, &id)))
         job_fail(ctx, rc, "cannot store the surrogate");
     if (rc == 0)

@@ -42,6 +42,7 @@
 #include "job_model.h"
 #include "job_net.h"
 #include "qn_err.h"
+#include "spec_run.h"
 
 #define JOB_TRAIN_STEP_EVERY 20 /* steps between step_loss metrics */
 
@@ -376,28 +377,19 @@ static int job_train__data(struct job_ctx *ctx, const struct job_train *p,
     return rc ? job_fail(ctx, rc, "cannot standardise the inputs") : 0;
 }
 
-/* Builds the network and the optimizer. */
+/* Builds the network and the optimizer (spec_run_build) at the widths to build with. */
 static int job_train__build(struct job_ctx *ctx, const struct job_train *p,
                             struct job_train_run *r)
 {
     struct net_layer_spec ls[NET_MAX_LAYERS];
+    const char *what;
     job_netdef_layers(&p->nd, ls);
-    for (size_t l = 0; l < p->nd.n_layers; l++) {
+    for (size_t l = 0; l < p->nd.n_layers; l++)
         ls[l].devices = r->widths[l];
-        ls[l].forward_only = p->t.optim.kind == OPTIM_ES; /* es never backpropagates */
-    }
-    int rc = net_create(&r->net, r->train.d, ls, p->nd.n_layers, p->t.train.batch, ctx->workers,
-                        p->t.train.seed, ctx->cancel);
+    int rc = spec_run_build(&p->t, ls, r->train.d, ctx->workers, ctx->cancel, &r->net, &r->o,
+                            &what);
     if (rc)
-        return job_fail(ctx, rc, "cannot build the network");
-    for (size_t l = 0; l < p->nd.n_layers && rc == 0; l++)
-        if (p->nd.init[l] != NET_INIT_UNIFORM)
-            rc = net_init_layer(r->net, l, p->nd.init[l], p->t.train.seed);
-    if (rc)
-        return job_fail(ctx, rc, "cannot initialise the network");
-    rc = optim_init(&r->o, &p->t.optim, r->net->n_params);
-    if (rc)
-        return job_fail(ctx, rc, "cannot set up the optimizer");
+        return job_fail(ctx, rc, what);
     r->have_o = 1;
     return 0;
 }
@@ -474,39 +466,22 @@ static int job_train__trim(struct job_ctx *ctx, const struct job_train *p,
 }
 
 /* Restores the checkpoint when there is one; else copies the parameters of
- * "from"'s model, or calibrates (if asked). */
+ * "from"'s model, or calibrates (if asked): spec_run_start. */
 static int job_train__start(struct job_ctx *ctx, const struct job_train *p,
                             struct job_train_run *r)
 {
-    int rc = 0;
     const struct store_checkpoint *c = &r->cp;
-    if (!r->have_cp && p->have_from) {
-        const struct store_model *m = &p->from.row;
-        if (m->n_params != r->net->n_params) { /* checked in prepare; kept as a guard */
-            snprintf(ctx->reason, sizeof ctx->reason, "model %" PRId64 " has %zu parameters; "
-                     "the network has %zu", m->id, m->n_params, r->net->n_params);
-            rc = QN_EFORMAT;
-        } else {
-            memcpy(r->net->params, m->params, m->n_params * sizeof *m->params);
-        }
-    } else if (!r->have_cp) {
-        if (p->t.calibrate) {
-            size_t B = r->train.n < r->net->cap ? r->train.n : r->net->cap;
-            rc = net_calibrate(r->net, r->train.x, B);
-            if (rc)
-                job_fail(ctx, rc, "cannot calibrate the network");
-        }
-    } else if (c->n_params != r->net->n_params || c->n_state != optim_state_len(&r->o)) {
-        snprintf(ctx->reason, sizeof ctx->reason, "checkpoint of epoch %zu does not fit "
-                 "the network (%zu parameters, %zu expected)", c->epoch, c->n_params,
-                 r->net->n_params);
-        rc = QN_EFORMAT;
-    } else {
-        memcpy(r->net->params, c->params, c->n_params * sizeof *c->params);
-        memcpy(r->o.state, c->state, c->n_state * sizeof *c->state);
-        r->o.t = c->t;
+    struct spec_run_start st = {0};
+    if (r->have_cp)
+        st = (struct spec_run_start){c->params, c->n_params, c->state, c->n_state, c->t};
+    else if (p->have_from)
+        st = (struct spec_run_start){p->from.row.params, p->from.row.n_params, NULL, 0, 0};
+    int rc = spec_run_start(&p->t, r->net, &r->o, &st, &r->train, ctx->reason,
+                            sizeof ctx->reason);
+    if (rc && !ctx->reason[0])
+        job_fail(ctx, rc, "cannot calibrate the network");
+    if (rc == 0 && r->have_cp)
         r->start = c->epoch;
-    }
     if (!r->have_cp)
         r->from = (struct train_position){0, 0, 0, 0};
     if (rc == 0 && (rc = job_train__trim(ctx, p, r)))
@@ -590,7 +565,7 @@ static int job_train__train(struct job_ctx *ctx, const struct job_train *p,
     r->ctx = ctx;
     struct train_hooks h = {job_train__metric, job_train__checkpoint, r, ctx->cancel,
                             JOB_TRAIN_STEP_EVERY, &r->as, job_train__partial, NULL};
-    int rc = train_run_from(r->net, &r->o, &r->train, &r->test, &p->t.train, &h, &r->from, res);
+    int rc = spec_run_train(&p->t, r->net, &r->o, &r->train, &r->test, &h, &r->from, res);
     if (rc == QN_EINVAL && !ctx->reason[0])
         snprintf(ctx->reason, sizeof ctx->reason, "the dataset does not fit the network "
                  "(inputs, outputs or labels)");
@@ -598,16 +573,7 @@ static int job_train__train(struct job_ctx *ctx, const struct job_train *p,
         job_fail(ctx, rc, rc == QN_ECANCELED ? "training" : "training stopped");
     if (rc == 0 && r->metric_rc)
         rc = job_fail(ctx, r->metric_rc, "cannot store a metric");
-    if (rc || res->epochs_done > 0)
-        return rc;
-    /* Every epoch was done before (resumed after the last checkpoint): score it. */
-    rc = train_evaluate(r->net, &r->train, p->t.train.loss, &res->train_loss,
-                        &res->train_accuracy);
-    if (rc == 0)
-        rc = train_evaluate(r->net, &r->test, p->t.train.loss, &res->test_loss,
-                            &res->test_accuracy);
-    res->epochs_done = p->t.train.epochs;
-    return rc ? job_fail(ctx, rc, "cannot score the network") : 0;
+    return rc;
 }
 
 /*
