@@ -7,7 +7,8 @@
  * surrogate row keeps that device's JSON, so a train job can check that a
  * layer's device and its surrogate agree without the sweep. run reads the
  * rows, fits (engine/surrogate.h) with one metric row per epoch (train_loss,
- * val_rmse), and stores the surrogate blob. Rows whose solve failed are
+ * val_rmse) and a step_loss every JOB_FIT_STEP_EVERY steps, and stores the
+ * surrogate blob. Rows whose solve failed are
  * excluded by the fit and counted in the result. A sweep that also ranged
  * over parameters of the device (columns u1, kappa, out, status) gives a
  * parameter-conditioned surrogate f(u; theta): its inputs are the drives then
@@ -21,6 +22,8 @@
 #include "job_data.h"
 #include "qn_err.h"
 #include "spec_run.h"
+
+#define JOB_FIT_STEP_EVERY 20 /* steps between step_loss metrics, as train jobs */
 
 /* What prepare made. */
 struct job_fit {
@@ -199,7 +202,8 @@ static int job_fit_run(struct job_ctx *ctx)
     if (rc)
         return rc;
     struct job_fit_hooks h = {ctx, p->fit.cfg.epochs, 0};
-    struct fit_hooks hooks = {.metric = job_fit__metric, .ctx = &h, .cancel = ctx->cancel};
+    struct fit_hooks hooks = {.metric = job_fit__metric, .ctx = &h, .cancel = ctx->cancel,
+                              .step_metric_every = JOB_FIT_STEP_EVERY};
     struct surrogate sur = {0};
     struct fit_result res;
     memset(&res, 0, sizeof res);
