@@ -130,6 +130,20 @@ int spec_run_train(const struct train_spec *t, struct net *n, struct optim *o,
     return rc;
 }
 
+int spec_run_train_ranks(const struct train_spec *t, size_t ranks, struct spec_error *err)
+{
+    if (ranks <= 1)
+        return QN_OK;
+    if (t->train.adapt.enabled)
+        return spec_fail(err, "/spec/adapt", "adaptive structure decides on statistics of the "
+                         "whole data, which %zu data-parallel ranks do not share; leave "
+                         "\"adapt\" out or run on one rank", ranks);
+    if (t->optim.kind == OPTIM_ES)
+        return spec_fail(err, "/spec/optimizer/name", "es does not run on several ranks (%zu "
+                         "asked): use adam or sgd, or one rank", ranks);
+    return QN_OK;
+}
+
 int spec_run_fit(const struct fit_spec *f, const float *in, const float *out, const int *status,
                  size_t n, size_t n_in, size_t n_cond, const char *const *names,
                  const struct fit_hooks *hooks, struct surrogate *s, struct fit_result *res,

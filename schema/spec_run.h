@@ -95,6 +95,11 @@ int spec_run_train(const struct train_spec *t, struct net *n, struct optim *o,
                    const struct train_hooks *hooks, const struct train_position *from,
                    struct train_result *res);
 
+/* What a train spec asks that data-parallel ranks cannot share (engine/
+ * train.h): "adapt" (structure events decided on per-rank statistics) and
+ * the es optimizer. 0 for ranks <= 1; else QN_ESPEC with *err at the field. */
+int spec_run_train_ranks(const struct train_spec *t, size_t ranks, struct spec_error *err);
+
 /*
  * Fits f's surrogate to n rows of a sweep: in (n, n_in), out (n), status (n,
  * may be NULL), all borrowed; the last n_cond inputs are the device's

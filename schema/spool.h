@@ -182,4 +182,88 @@ int spool_sweep_result_write(const char *dir, size_t n, const double *out, const
 int spool_sweep_result_read(const char *dir, size_t n, double *out, int *status, char *msg,
                             size_t cap);
 
+/* ---- train and fit jobs, data-parallel (spool_train.c) ----
+ * Both: job.json's "spec" is the type's spec plus "staged", an object of
+ * facts that are not the user's spec, which qn-mpi takes out (spool_staged_
+ * take) before parsing the rest with the type's parser:
+ *   "step_metric_every": steps between step_loss metrics (the daemon's).
+ *
+ * train: the spec is the resolved train spec (every layer's device inline,
+ * its surrogate an id, the seed explicit: what a stored model records);
+ * "staged" adds where the run starts: "epoch", "step", "loss_sum",
+ * "correct" (a struct train_position) and "t" (the optimizer's steps).
+ * Files: train.bin and test.bin, the split and standardised rows
+ * (data_to_blob; spool_data_write); surrogate-L.bin for each layer L with a
+ * surrogate (spool_surrogate_name); start_params.qna and start_state.qna
+ * (f32): the parameters and optimizer state the run starts from (the daemon
+ * has built the network and calibrated it, or restored its checkpoint or
+ * the "from" model). Rank 0 writes checkpoint_params.qna and
+ * checkpoint_state.qna then checkpoint.json {"epoch", "t"} at each
+ * checkpoint (each replaces the last), and at the end model_params.qna (f32)
+ * and result.json (spool_train_result_write).
+ *
+ * fit: the spec is the fit spec; "staged" adds "conditioned_on": the names
+ * of the parameters among the inputs (after the drives). Files: fit_in.qna
+ * (f32, (n, n_in)), fit_out.qna (f32, (n)), fit_status.qna (i32, (n)).
+ * Rank 0 writes surrogate.bin (surrogate_to_blob) and result.json
+ * (spool_fit_result_write).
+ */
+#define SPOOL_STAGED "staged"
+#define SPOOL_TRAIN_SET "train.bin"
+#define SPOOL_TEST_SET "test.bin"
+#define SPOOL_START_PARAMS "start_params.qna"
+#define SPOOL_START_STATE "start_state.qna"
+#define SPOOL_CKPT_PARAMS "checkpoint_params.qna"
+#define SPOOL_CKPT_STATE "checkpoint_state.qna"
+#define SPOOL_CKPT "checkpoint.json"
+#define SPOOL_MODEL_PARAMS "model_params.qna"
+#define SPOOL_FIT_IN "fit_in.qna"
+#define SPOOL_FIT_OUT "fit_out.qna"
+#define SPOOL_FIT_STATUS "fit_status.qna"
+#define SPOOL_SURROGATE "surrogate.bin"
+
+struct data_set;
+struct train_result;
+struct fit_result;
+
+/* Takes "staged" out of spec (changed in place) into *staged (new reference).
+ * QN_EFORMAT when it is missing or not an object. */
+int spool_staged_take(json_t *spec, json_t **staged);
+
+/* "surrogate-L.bin" into buf (cap bytes). */
+void spool_surrogate_name(char *buf, size_t cap, size_t layer);
+
+/* A dataset (borrowed) into dir/name, and back into *out (data_close it). */
+int spool_data_write(const char *dir, const char *name, const struct data_set *ds, char *msg,
+                     size_t cap);
+int spool_data_read(const char *dir, const char *name, struct data_set *out, char *msg,
+                    size_t cap);
+
+/* A float32 vector of n values (borrowed) into dir/name; back into a new
+ * buffer *out (free() it) that must hold exactly n values (QN_EFORMAT). */
+int spool_floats_write(const char *dir, const char *name, const float *v, size_t n, char *msg,
+                       size_t cap);
+int spool_floats_read(const char *dir, const char *name, size_t n, float **out, char *msg,
+                      size_t cap);
+
+/* Rank 0 at a checkpoint: the parameters and optimizer state, then
+ * checkpoint.json, replacing the last. The daemon: the last one, into
+ * params (n_params) and state (n_state), the caller's, with its epoch and t;
+ * QN_ENOTFOUND when the run wrote none. */
+int spool_checkpoint_write(const char *dir, size_t epoch, const float *params, size_t n_params,
+                           const float *state, size_t n_state, uint64_t t, char *msg, size_t cap);
+int spool_checkpoint_read(const char *dir, size_t *epoch, float *params, size_t n_params,
+                          float *state, size_t n_state, uint64_t *t, char *msg, size_t cap);
+
+/* result.json of a train run: res's figures (out_of_domain_layer for n_layers
+ * layers) and the run's failed solves; NaN travels as null. */
+int spool_train_result_write(const char *dir, const struct train_result *res, size_t n_layers,
+                             size_t failed_solves, char *msg, size_t cap);
+int spool_train_result_read(const char *dir, struct train_result *res, size_t n_layers,
+                            size_t *failed_solves, char *msg, size_t cap);
+
+/* result.json of a fit. */
+int spool_fit_result_write(const char *dir, const struct fit_result *res, char *msg, size_t cap);
+int spool_fit_result_read(const char *dir, struct fit_result *res, char *msg, size_t cap);
+
 #endif

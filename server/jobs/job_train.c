@@ -43,6 +43,7 @@
 #include "job_net.h"
 #include "qn_err.h"
 #include "spec_run.h"
+#include "spool.h"
 
 #define JOB_TRAIN_STEP_EVERY 20 /* steps between step_loss metrics */
 
@@ -54,6 +55,7 @@ struct job_train {
     struct job_netdef nd; /* the layers */
     struct job_model from; /* "from": the model training starts from */
     int have_from;
+    struct job_train_run *staged; /* on several ranks: what stage built, for collect (owned) */
 };
 
 /* What run holds. */
@@ -92,6 +94,21 @@ static int job_train_validate(const json_t *spec, struct job_refs *refs, struct 
         }
         if (t->has_from)
             job_refs_add(refs, &t->from, "/spec/from/model", "train");
+        spec_train_close(t);
+    }
+    free(t);
+    return rc;
+}
+
+/* job_type.check_ranks: adapt and es stay on one rank (spec_run_train_ranks). */
+static int job_train_check_ranks(const json_t *spec, size_t ranks, struct spec_error *err)
+{
+    struct train_spec *t = malloc(sizeof *t);
+    if (!t)
+        return spec_fail(err, "", "out of memory"), QN_ENOMEM;
+    int rc = spec_train_parse(spec, t, err);
+    if (rc == 0) {
+        rc = spec_run_train_ranks(t, ranks, err);
         spec_train_close(t);
     }
     free(t);
@@ -294,6 +311,8 @@ static int job_train_prepare(struct job_ctx *ctx)
     return rc ? rc : job_train__from(ctx, p);
 }
 
+static void job_train__staged_free(struct job_train_run *r);
+
 static void job_train_release(struct job_ctx *ctx)
 {
     struct job_train *p = ctx->prep;
@@ -305,6 +324,7 @@ static void job_train_release(struct job_ctx *ctx)
     job_data_close(&p->ds);
     if (p->have_t)
         spec_train_close(&p->t);
+    job_train__staged_free(p->staged);
     free(p);
     ctx->prep = NULL;
 }
@@ -710,6 +730,145 @@ static int job_train_run(struct job_ctx *ctx)
     return rc;
 }
 
+/* ---- on several ranks (job_remote.h; spool.h, "train and fit jobs") ---- */
+
+static void job_train__staged_free(struct job_train_run *r)
+{
+    if (!r)
+        return;
+    job_train__run_close(r);
+    free(r);
+}
+
+/* The resolved spec (job_netdef_spec) with "staged": where the run starts, the
+ * optimizer's steps and the step_loss interval. New reference; NULL: no memory. */
+static json_t *job_train__staged_spec(struct job_ctx *ctx, const struct job_train *p,
+                                      const struct job_train_run *r)
+{
+    json_t *spec = job_netdef_spec(&p->nd, ctx->spec, p->t.train.seed);
+    json_t *staged = json_pack("{sI sI sf sI sI sI}", "epoch", (json_int_t)r->from.epoch, "step",
+                               (json_int_t)r->from.step, "loss_sum", r->from.loss_sum, "correct",
+                               (json_int_t)r->from.correct, "t", (json_int_t)r->o.t,
+                               "step_metric_every", (json_int_t)JOB_TRAIN_STEP_EVERY);
+    if (!spec || !staged || json_object_set(spec, SPOOL_STAGED, staged) != 0)
+        json_decref(spec), spec = NULL;
+    json_decref(staged);
+    return spec;
+}
+
+/* Every layer's surrogate as surrogate-L.bin. */
+static int job_train__stage_surrogates(struct job_ctx *ctx, const struct job_train *p,
+                                       const char *dir)
+{
+    int rc = 0;
+    for (size_t l = 0; rc == 0 && l < p->nd.n_layers; l++) {
+        if (!p->nd.have_sur[l])
+            continue;
+        void *blob = NULL;
+        size_t len = 0;
+        char name[32];
+        spool_surrogate_name(name, sizeof name, l);
+        rc = surrogate_to_blob(&p->nd.sur[l], &blob, &len);
+        if (rc == 0)
+            rc = spool_blob_write(dir, name, blob, len, ctx->reason, sizeof ctx->reason);
+        free(blob);
+    }
+    return rc;
+}
+
+/* The files qn-mpi reads: rows, surrogates, start parameters and state, job.json. */
+static int job_train__stage_files(struct job_ctx *ctx, const struct job_train *p,
+                                  const struct job_train_run *r, const char *dir)
+{
+    char *why = ctx->reason;
+    size_t cap = sizeof ctx->reason;
+    int rc = spool_data_write(dir, SPOOL_TRAIN_SET, &r->train, why, cap);
+    if (rc == 0)
+        rc = spool_data_write(dir, SPOOL_TEST_SET, &r->test, why, cap);
+    if (rc == 0)
+        rc = job_train__stage_surrogates(ctx, p, dir);
+    if (rc == 0)
+        rc = spool_floats_write(dir, SPOOL_START_PARAMS, r->net->params, r->net->n_params, why,
+                                cap);
+    if (rc == 0)
+        rc = spool_floats_write(dir, SPOOL_START_STATE, r->o.state, optim_state_len(&r->o), why,
+                                cap);
+    json_t *spec = rc ? NULL : job_train__staged_spec(ctx, p, r);
+    if (rc == 0 && !spec)
+        rc = QN_ENOMEM;
+    if (rc == 0)
+        rc = spool_job_write(dir, ctx->job_id, "train", ctx->name, ctx->ranks, ctx->threads, spec,
+                             why, cap);
+    json_decref(spec);
+    return rc && !why[0] ? job_fail(ctx, rc, "cannot stage the run") : rc;
+}
+
+/* job_type.stage: as run up to the training itself (data, resume point,
+ * network, calibration or restore, metric trim), then the spool's files. */
+static int job_train_stage(struct job_ctx *ctx, const char *dir)
+{
+    struct job_train *p = ctx->prep;
+    struct job_train_run *r = calloc(1, sizeof *r);
+    if (!r)
+        return job_fail(ctx, QN_ENOMEM, "cannot stage the run");
+    p->staged = r;
+    r->ctx = ctx;
+    int rc = job_train__data(ctx, p, r);
+    if (rc == 0)
+        rc = job_train__resume_point(ctx, p, r);
+    if (rc == 0)
+        rc = job_train__build(ctx, p, r);
+    if (rc == 0)
+        rc = job_train__start(ctx, p, r);
+    return rc ? rc : job_train__stage_files(ctx, p, r, dir);
+}
+
+/* The last checkpoint qn-mpi wrote, stored as run stores one (none: nothing). */
+static int job_train__collect_checkpoint(struct job_ctx *ctx, struct job_train_run *r,
+                                         const char *dir)
+{
+    size_t n = r->net->n_params, n_state = optim_state_len(&r->o), epoch = 0;
+    float *params = malloc(n * sizeof *params);
+    if (!params)
+        return job_fail(ctx, QN_ENOMEM, "cannot read the checkpoint");
+    int rc = spool_checkpoint_read(dir, &epoch, params, n, r->o.state, n_state, &r->o.t,
+                                   ctx->reason, sizeof ctx->reason);
+    if (rc == 0) {
+        float *mine = r->net->params;
+        r->net->params = params; /* the checkpoint's, for the row */
+        rc = job_train__save_checkpoint(r->net, &r->o, epoch, NULL, r);
+        r->net->params = mine;
+    }
+    free(params);
+    return rc == QN_ENOTFOUND ? 0 : rc;
+}
+
+/* job_type.collect: the trained parameters and figures qn-mpi wrote, the last
+ * checkpoint, then the model and the result as run saves them. */
+static int job_train_collect(struct job_ctx *ctx, const char *dir)
+{
+    struct job_train *p = ctx->prep;
+    struct job_train_run *r = p->staged;
+    struct train_result res;
+    size_t failed = 0;
+    float *params = NULL;
+    int64_t id = 0;
+    int rc = spool_train_result_read(dir, &res, r->net->n_layers, &failed, ctx->reason,
+                                     sizeof ctx->reason);
+    if (rc == 0)
+        rc = spool_floats_read(dir, SPOOL_MODEL_PARAMS, r->net->n_params, &params, ctx->reason,
+                               sizeof ctx->reason);
+    if (rc == 0) {
+        memcpy(r->net->params, params, r->net->n_params * sizeof *params);
+        r->net->failed_solves += failed; /* calibration's, here, and the run's */
+        rc = job_train__collect_checkpoint(ctx, r, dir);
+    }
+    free(params);
+    if (rc == 0)
+        rc = job_train__save(ctx, p, r, &id);
+    return rc ? rc : job_train__result(ctx, id, &res, r);
+}
+
 /* A train job resumes from its last checkpoint (and trims its own metrics). */
 const struct job_type job_train_type = {.name = "train",
                                         .resumes = 1,
@@ -717,4 +876,7 @@ const struct job_type job_train_type = {.name = "train",
                                         .prepare = job_train_prepare,
                                         .run = job_train_run,
                                         .release = job_train_release,
-                                        .estimate = job_train_estimate};
+                                        .estimate = job_train_estimate,
+                                        .stage = job_train_stage,
+                                        .collect = job_train_collect,
+                                        .check_ranks = job_train_check_ranks};

@@ -30,8 +30,12 @@
 
 /* The job types of qn-mpi, each defined in its file mpi_<type>.c. */
 extern const struct mpi_type mpi_sweep_type;
+extern const struct mpi_type mpi_fit_type;
+extern const struct mpi_type mpi_train_type;
 static const struct mpi_type *const mpi__types[] = {
     &mpi_sweep_type,
+    &mpi_fit_type,
+    &mpi_train_type,
 };
 
 static const struct mpi_type *mpi__find(const char *name)

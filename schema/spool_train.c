@@ -1,0 +1,230 @@
+/*
+ * spool_train.c: train and fit jobs in the spool (spool.h): the "staged"
+ * facts, datasets, parameter vectors, checkpoints and results that the
+ * daemon (server/jobs/job_train.c, job_fit.c) and qn-mpi's ranks
+ * (server/mpi/mpi_train.c, mpi_fit.c) hand each other. Numbers that may be
+ * NaN (an accuracy of a regression, a score never taken) travel as null.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qn_err.h"
+#include "spool.h"
+#include "surrogate.h"
+#include "train.h"
+
+int spool_staged_take(json_t *spec, json_t **staged)
+{
+    json_t *s = json_object_get(spec, SPOOL_STAGED);
+    *staged = NULL;
+    if (!json_is_object(s))
+        return QN_EFORMAT;
+    *staged = json_incref(s);
+    json_object_del(spec, SPOOL_STAGED);
+    return 0;
+}
+
+void spool_surrogate_name(char *buf, size_t cap, size_t layer)
+{
+    snprintf(buf, cap, "surrogate-%zu.bin", layer);
+}
+
+int spool_data_write(const char *dir, const char *name, const struct data_set *ds, char *msg,
+                     size_t cap)
+{
+    void *blob = NULL;
+    size_t len = 0;
+    int rc = data_to_blob(ds, &blob, &len);
+    if (rc == 0)
+        rc = spool_blob_write(dir, name, blob, len, msg, cap);
+    free(blob);
+    return rc;
+}
+
+int spool_data_read(const char *dir, const char *name, struct data_set *out, char *msg,
+                    size_t cap)
+{
+    void *blob = NULL;
+    size_t len = 0;
+    memset(out, 0, sizeof *out);
+    int rc = spool_blob_read(dir, name, &blob, &len, msg, cap);
+    if (rc == 0 && (rc = data_from_blob(blob, len, out)) && msg && cap)
+        snprintf(msg, cap, "%s: not a dataset: %s", name, qn_err_msg(rc));
+    free(blob);
+    return rc;
+}
+
+int spool_floats_write(const char *dir, const char *name, const float *v, size_t n, char *msg,
+                       size_t cap)
+{
+    return spool_array_write(dir, name, SPOOL_F32, 1, &n, v, msg, cap);
+}
+
+int spool_floats_read(const char *dir, const char *name, size_t n, float **out, char *msg,
+                      size_t cap)
+{
+    struct spool_array a = {0};
+    *out = NULL;
+    int rc = spool_array_read(dir, name, SPOOL_F32, &a, msg, cap);
+    if (rc == 0 && a.count != n) {
+        if (msg && cap)
+            snprintf(msg, cap, "%s holds %zu values; %zu expected", name, a.count, n);
+        rc = QN_EFORMAT;
+    }
+    if (rc == 0) {
+        *out = a.data;
+        a.data = NULL;
+    }
+    spool_array_free(&a);
+    return rc;
+}
+
+int spool_checkpoint_write(const char *dir, size_t epoch, const float *params, size_t n_params,
+                           const float *state, size_t n_state, uint64_t t, char *msg, size_t cap)
+{
+    int rc = spool_floats_write(dir, SPOOL_CKPT_PARAMS, params, n_params, msg, cap);
+    if (rc == 0)
+        rc = spool_floats_write(dir, SPOOL_CKPT_STATE, state, n_state, msg, cap);
+    json_t *c = rc ? NULL : json_pack("{sI sI}", "epoch", (json_int_t)epoch, "t", (json_int_t)t);
+    if (rc == 0)
+        rc = c ? spool_json_write(dir, SPOOL_CKPT, c, msg, cap) : QN_ENOMEM;
+    json_decref(c);
+    return rc;
+}
+
+/* Copies the float vector dir/name of exactly n values into dst. */
+static int spool__floats_into(const char *dir, const char *name, float *dst, size_t n, char *msg,
+                              size_t cap)
+{
+    float *v = NULL;
+    int rc = spool_floats_read(dir, name, n, &v, msg, cap);
+    if (rc == 0)
+        memcpy(dst, v, n * sizeof *v);
+    free(v);
+    return rc;
+}
+
+int spool_checkpoint_read(const char *dir, size_t *epoch, float *params, size_t n_params,
+                          float *state, size_t n_state, uint64_t *t, char *msg, size_t cap)
+{
+    char path[SPOOL_PATH_MAX];
+    FILE *f = spool_path(path, sizeof path, dir, SPOOL_CKPT) ? NULL : fopen(path, "rb");
+    if (!f)
+        return QN_ENOTFOUND;
+    fclose(f);
+    json_t *c = NULL;
+    json_int_t e = 0, steps = 0;
+    int rc = spool_json_read(dir, SPOOL_CKPT, &c, msg, cap);
+    if (rc == 0 && (json_unpack(c, "{sI sI}", "epoch", &e, "t", &steps) || e < 0 || steps < 0))
+        rc = QN_EFORMAT;
+    json_decref(c);
+    if (rc == 0)
+        rc = spool__floats_into(dir, SPOOL_CKPT_PARAMS, params, n_params, msg, cap);
+    if (rc == 0)
+        rc = spool__floats_into(dir, SPOOL_CKPT_STATE, state, n_state, msg, cap);
+    *epoch = (size_t)e, *t = (uint64_t)steps;
+    return rc;
+}
+
+/* A double as JSON: null for NaN and infinities. */
+static json_t *spool__real(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* Member key of o as a double: NaN for null or a missing key. */
+static double spool__num(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+int spool_train_result_write(const char *dir, const struct train_result *res, size_t n_layers,
+                             size_t failed_solves, char *msg, size_t cap)
+{
+    json_t *ood = json_array();
+    for (size_t l = 0; ood && l < n_layers; l++)
+        if (json_array_append_new(ood, spool__real(res->out_of_domain_layer[l])))
+            json_decref(ood), ood = NULL;
+    json_t *r = ood ? json_pack("{so so so so sI sI so so}", "train_loss",
+                                spool__real(res->train_loss), "train_accuracy",
+                                spool__real(res->train_accuracy), "test_loss",
+                                spool__real(res->test_loss), "test_accuracy",
+                                spool__real(res->test_accuracy), "epochs_done",
+                                (json_int_t)res->epochs_done, "failed_solves",
+                                (json_int_t)failed_solves, "out_of_domain",
+                                spool__real(res->out_of_domain), "out_of_domain_layer", ood)
+                    : NULL;
+    int rc = r ? spool_json_write(dir, SPOOL_RESULT, r, msg, cap) : QN_ENOMEM;
+    json_decref(r);
+    return rc;
+}
+
+int spool_train_result_read(const char *dir, struct train_result *res, size_t n_layers,
+                            size_t *failed_solves, char *msg, size_t cap)
+{
+    json_t *r = NULL;
+    memset(res, 0, sizeof *res);
+    int rc = spool_json_read(dir, SPOOL_RESULT, &r, msg, cap);
+    json_t *ood = json_object_get(r, "out_of_domain_layer");
+    json_t *done = json_object_get(r, "epochs_done"), *failed = json_object_get(r, "failed_solves");
+    if (rc == 0 && (json_array_size(ood) != n_layers || !json_is_integer(done) ||
+                    json_integer_value(done) < 0 || !json_is_integer(failed) ||
+                    json_integer_value(failed) < 0))
+        rc = QN_EFORMAT;
+    if (rc == 0) {
+        res->train_loss = spool__num(r, "train_loss");
+        res->train_accuracy = spool__num(r, "train_accuracy");
+        res->test_loss = spool__num(r, "test_loss");
+        res->test_accuracy = spool__num(r, "test_accuracy");
+        res->out_of_domain = spool__num(r, "out_of_domain");
+        res->epochs_done = (size_t)json_integer_value(done);
+        *failed_solves = (size_t)json_integer_value(failed);
+        for (size_t l = 0; l < NET_MAX_LAYERS; l++) {
+            json_t *v = json_array_get(ood, l);
+            res->out_of_domain_layer[l] = json_is_number(v) ? json_number_value(v) : NAN;
+        }
+    }
+    if (rc == QN_EFORMAT && msg && cap)
+        snprintf(msg, cap, "the train run's %s is malformed", SPOOL_RESULT);
+    json_decref(r);
+    return rc;
+}
+
+int spool_fit_result_write(const char *dir, const struct fit_result *res, char *msg, size_t cap)
+{
+    json_t *r = json_pack("{so so sI sI sI sI sI}", "val_rmse", spool__real(res->val_rmse),
+                          "max_error", spool__real(res->max_error), "n_train",
+                          (json_int_t)res->n_train, "n_val", (json_int_t)res->n_val,
+                          "n_excluded", (json_int_t)res->n_excluded, "epochs_run",
+                          (json_int_t)res->epochs_run, "best_epoch",
+                          (json_int_t)res->best_epoch);
+    int rc = r ? spool_json_write(dir, SPOOL_RESULT, r, msg, cap) : QN_ENOMEM;
+    json_decref(r);
+    return rc;
+}
+
+int spool_fit_result_read(const char *dir, struct fit_result *res, char *msg, size_t cap)
+{
+    json_t *r = NULL;
+    json_int_t nt = -1, nv = -1, ne = -1, er = -1, be = -1;
+    memset(res, 0, sizeof *res);
+    int rc = spool_json_read(dir, SPOOL_RESULT, &r, msg, cap);
+    if (rc == 0 && (json_unpack(r, "{sI sI sI sI sI}", "n_train", &nt, "n_val", &nv,
+                                "n_excluded", &ne, "epochs_run", &er, "best_epoch", &be) ||
+                    nt < 0 || nv < 0 || ne < 0 || er < 0 || be < 0)) {
+        if (msg && cap)
+            snprintf(msg, cap, "the fit's %s is malformed", SPOOL_RESULT);
+        rc = QN_EFORMAT;
+    }
+    if (rc == 0) {
+        res->val_rmse = spool__num(r, "val_rmse");
+        res->max_error = spool__num(r, "max_error");
+        res->n_train = (size_t)nt, res->n_val = (size_t)nv, res->n_excluded = (size_t)ne;
+        res->epochs_run = (size_t)er, res->best_epoch = (size_t)be;
+    }
+    json_decref(r);
+    return rc;
+}

@@ -1,0 +1,252 @@
+/*
+ * test_mpi_dp.c: train and fit on two ranks of qn-mpi through the real
+ * `qn run` and mpirun (the default launcher), against the same jobs in one
+ * process, all in one database. For a fit, a train through a surrogate and
+ * a train with a crn_relu layer via device (the ODE solves spread over the
+ * ranks): every step_loss the one-process run recorded is there on two
+ * ranks within 1e-5 relative, and so are the final parameters (surrogate
+ * weights, model parameters) relative to their largest; two runs on two
+ * ranks give the same bits (step losses, blob, parameters); a 2-rank train
+ * stores its last checkpoint. adapt and es asked on two ranks are refused
+ * at submission, naming the field. Without mpirun (or qn-mpi) the tests
+ * skip, saying which is missing.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qn_test.h"
+
+#define REL_TOL 1e-5
+#define MAX_ROWS 256
+
+/* Skips the test when this machine cannot run jobs on ranks. */
+static void need_mpi(const char *test)
+{
+    struct qt_run r;
+    const char *const argv[] = {"/bin/sh", "-c", "command -v mpirun", NULL};
+    if (qt_run(NULL, argv, NULL, &r) != 0 || r.status != 0)
+        qt_skip_test(test, "mpirun is not on PATH (Debian: openmpi-bin)");
+    qt_run_free(&r);
+    if (access(QN_MPI_BIN, X_OK) != 0)
+        qt_skip_test(test, "build/qn-mpi is not built (make builds it with mpicc)");
+}
+
+/* Runs one job (text) and returns its id; the run must succeed. */
+static long long run(const struct qt_dir *f, const char *job)
+{
+    json_t *rec = qt_run_job(f, "q.db", job, "2", 0);
+    json_t *state = json_object_get(rec, "state");
+    if (!json_is_string(state) || strcmp(json_string_value(state), "succeeded") != 0)
+        fail_msg("job did not succeed: %s", job);
+    long long id = (long long)json_integer_value(json_object_get(rec, "id"));
+    json_decref(rec);
+    return id;
+}
+
+/* A job's step_loss values in step order into v (at most MAX_ROWS); their count. */
+static size_t step_losses(const struct qt_dir *f, long long job, double *v)
+{
+    char path[600];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    snprintf(path, sizeof path, "%s/q.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM metrics WHERE job_id = ?1 AND "
+                                            "name = 'step_loss' ORDER BY step",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, job);
+    size_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && n < MAX_ROWS)
+        v[n++] = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* The last `last` floats (0: all) of the blob column `col` of the row of
+ * `table` that job made, into a new buffer *out; their count. */
+static size_t job_floats(const struct qt_dir *f, const char *table, const char *col,
+                         long long job, size_t last, float **out)
+{
+    char path[600], sql[160];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    snprintf(path, sizeof path, "%s/q.db", f->dir);
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s WHERE job_id = ?1", col, table);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, job);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    size_t len = (size_t)sqlite3_column_bytes(st, 0), n = len / sizeof(float);
+    assert_true(n >= last);
+    size_t skip = last ? len - last * sizeof(float) : 0;
+    n = last ? last : n;
+    *out = malloc(n * sizeof **out);
+    assert_non_null(*out);
+    memcpy(*out, (const char *)sqlite3_column_blob(st, 0) + skip, n * sizeof **out);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Rows of `table` for job (checkpoints: how many the run stored). */
+static long long count_rows(const struct qt_dir *f, const char *table, long long job)
+{
+    char path[600], sql[160];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    snprintf(path, sizeof path, "%s/q.db", f->dir);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE job_id = ?1", table);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, job);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    long long n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* One process (job one) against two ranks (jobs two, again): step losses and
+ * the stored floats (the last `last` of table.col; 0: all). */
+static void compare(const struct qt_dir *f, long long one, long long two, long long again,
+                    const char *table, const char *col, size_t last)
+{
+    double a[MAX_ROWS], b[MAX_ROWS], c[MAX_ROWS];
+    size_t na = step_losses(f, one, a), nb = step_losses(f, two, b), nc = step_losses(f, again, c);
+    assert_true(na >= 3);
+    assert_int_equal(nb, na);
+    assert_int_equal(nc, na);
+    double worst = 0;
+    for (size_t i = 0; i < na; i++) {
+        double rel = fabs(a[i] - b[i]) / fabs(a[i]);
+        worst = fmax(worst, rel);
+        if (!(rel <= REL_TOL))
+            fail_msg("step_loss #%zu: one process %.17g, two ranks %.17g", i + 1, a[i], b[i]);
+    }
+    assert_memory_equal(b, c, nb * sizeof *b);
+    float *pa, *pb, *pc;
+    size_t n = job_floats(f, table, col, one, last, &pa);
+    assert_int_equal(job_floats(f, table, col, two, last, &pb), n);
+    assert_int_equal(job_floats(f, table, col, again, last, &pc), n);
+    double big = 0, diff = 0;
+    for (size_t k = 0; k < n; k++) {
+        big = fmax(big, fabs(pa[k]));
+        diff = fmax(diff, fabs((double)pa[k] - (double)pb[k]));
+    }
+    if (!(diff <= REL_TOL * big))
+        fail_msg("%s.%s: largest difference %.3g of largest value %.3g", table, col, diff, big);
+    assert_memory_equal(pb, pc, n * sizeof *pb);
+    print_message("%s on 2 ranks: %zu step losses within %.2g relative, %zu parameters within "
+                  "%.2g of the largest\n", table, na, worst, n, diff / big);
+    free(pa), free(pb), free(pc);
+}
+
+#define SWEEP                                                                                    \
+    "{\"type\": \"sweep\", \"spec\": {\"device\": {\"kind\": \"crn_relu\", \"drive\": \"dot\", " \
+    "\"params\": {\"kappa\": 0.01}}, \"samples\": 700, \"ranges\": {\"u1\": [-4, 4]}}}"
+#define FIT(res)                                                                                 \
+    "{\"type\": \"fit\", " res "\"spec\": {\"dataset\": {\"job\": 1}, \"hidden\": [16], "        \
+    "\"epochs\": 8, \"batch\": 32, \"seed\": 2}}"
+#define RANKS2 "\"resources\": {\"ranks\": 2}, "
+
+/* A fit: job 2 in one process, jobs 3 and 4 on two ranks. */
+static void test_fit(void **state)
+{
+    const struct qt_dir *f = *state;
+    need_mpi(__func__);
+    run(f, SWEEP);
+    long long one = run(f, FIT("")), two = run(f, FIT(RANKS2)), again = run(f, FIT(RANKS2));
+    /* The surrogate blob ends with its 49 weights (1-16-1) and its domain (2 floats). */
+    compare(f, one, two, again, "surrogates", "blob", 49 + 2);
+}
+
+#define TRAIN(res, layer0, data, epochs)                                                         \
+    "{\"type\": \"train\", " res "\"spec\": {\"dataset\": " data ", \"network\": [" layer0     \
+    ", {\"devices\": 2, \"device\": {\"kind\": \"neuron\", \"params\": {\"activation\": "       \
+    "\"identity\"}}}], \"optimizer\": {\"name\": \"adam\", \"lr\": 0.01}, \"epochs\": " epochs  \
+    ", \"batch\": 16, \"seed\": 1}}"
+#define SUR_LAYER                                                                                \
+    "{\"devices\": 8, \"device\": {\"kind\": \"crn_relu\", \"drive\": \"dot\", \"params\": "    \
+    "{\"kappa\": 0.01}}, \"via\": \"surrogate\", \"surrogate\": {\"job\": 2}}"
+#define DEV_LAYER                                                                                \
+    "{\"devices\": 3, \"device\": {\"kind\": \"crn_relu\", \"drive\": \"dot\", \"params\": "    \
+    "{\"kappa\": 0.01}}, \"via\": \"device\"}"
+#define SPIRALS "\"spirals\""
+#define SPIRALS_SMALL "{\"name\": \"spirals\", \"samples\": 400}"
+
+/* A train through the fit's surrogate: job 3 in one process, 4 and 5 on two ranks. */
+static void test_train_surrogate(void **state)
+{
+    const struct qt_dir *f = *state;
+    need_mpi(__func__);
+    run(f, SWEEP);
+    run(f, FIT(""));
+    long long one = run(f, TRAIN("", SUR_LAYER, SPIRALS, "3"));
+    long long two = run(f, TRAIN(RANKS2, SUR_LAYER, SPIRALS, "3"));
+    long long again = run(f, TRAIN(RANKS2, SUR_LAYER, SPIRALS, "3"));
+    compare(f, one, two, again, "models", "params", 0);
+    assert_int_equal(count_rows(f, "checkpoints", two), 1); /* the last (epoch 3) */
+}
+
+/* The real ODE in the loop: each rank solves its rows' devices. */
+static void test_train_device(void **state)
+{
+    const struct qt_dir *f = *state;
+    need_mpi(__func__);
+    long long one = run(f, TRAIN("", DEV_LAYER, SPIRALS_SMALL, "3"));
+    long long two = run(f, TRAIN(RANKS2, DEV_LAYER, SPIRALS_SMALL, "3"));
+    long long again = run(f, TRAIN(RANKS2, DEV_LAYER, SPIRALS_SMALL, "3"));
+    compare(f, one, two, again, "models", "params", 0);
+}
+
+/* What the ranks cannot share is refused at submission, at its field. */
+static void test_refused(void **state)
+{
+    const struct qt_dir *f = *state;
+    need_mpi(__func__);
+    static const struct {
+        const char *extra, *path;
+    } cases[] = {
+        {"\"adapt\": {}", "/spec/adapt"},
+        {"\"optimizer\": {\"name\": \"es\"}", "/spec/optimizer/name"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char job[1024];
+        snprintf(job, sizeof job,
+                 "{\"type\": \"train\", " RANKS2 "\"spec\": {\"dataset\": \"xor\", \"network\": "
+                 "[{\"devices\": 4, \"device\": {\"kind\": \"neuron\", \"params\": "
+                 "{\"activation\": \"tanh\"}}}, {\"devices\": 2, \"device\": {\"kind\": "
+                 "\"neuron\"}}], %s}}",
+                 cases[i].extra);
+        struct qt_run r;
+        assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", "q.db", NULL), 0);
+        qt_expect_status(&r, 2);
+        if (!strstr(r.err, cases[i].path))
+            fail_msg("want %s in: %s", cases[i].path, r.err);
+        qt_run_free(&r);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fit, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_train_surrogate, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_train_device, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_refused, qt_dir_setup, qt_dir_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
