@@ -199,9 +199,9 @@ static int mpi__run(struct mpi_ctx *m)
 static void mpi__report(const struct mpi_ctx *m, int rc)
 {
     char line[MPI_REASON_MAX + 64];
-    snprintf(line, sizeof line, "%s", m->reason[0] ? m->reason : qn_err_msg(rc));
+    snprintf(line, sizeof line, "%s\n", m->reason[0] ? m->reason : qn_err_msg(rc));
     spool_blob_write(m->dir, SPOOL_ERROR, line, strlen(line), NULL, 0);
-    fprintf(stderr, "qn-mpi: %s\n", line);
+    fprintf(stderr, "qn-mpi: %s", line);
 }
 
 int main(int argc, char **argv)
