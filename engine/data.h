@@ -239,18 +239,6 @@ void data_permute(size_t *idx, size_t n, gsl_rng *r);
 void data_gather(const struct data_set *ds, const size_t *idx, size_t B, float *x, int *labels,
                  float *y);
 
-/* ---- blobs ---- */
-
-/* Serialises ds into a new buffer *blob of *len bytes (free() it): a
- * little-endian header and the float32 / int32 arrays (data_blob.c). Returns
- * 0 or QN_ENOMEM. */
-int data_to_blob(const struct data_set *ds, void **blob, size_t *len);
-
-/* Reads a blob of data_to_blob (borrowed) into out. Returns 0, QN_EFORMAT (bad
- * magic or version, sizes out of range, a length that is not theirs, a
- * non-finite value or a label out of range) or QN_ENOMEM. */
-int data_from_blob(const void *blob, size_t len, struct data_set *out);
-
 /* ---- standardisation ---- */
 
 /*

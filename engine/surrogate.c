@@ -597,20 +597,22 @@ static int surrogate__shard_grad(struct surrogate *s, struct surrogate__work *w,
                                  const struct shard *sh, const size_t *perm, size_t B, double *sum)
 {
     size_t off, len, n = s->mlp->n_params;
-    double part = 0;
+    double part[2] = {0, 0}; /* loss times rows, ranks that failed */
     shard_rows(sh, B, &off, &len);
-    int rc = len ? surrogate__batch_grad(s, w, perm + off, len, &part) : QN_OK;
-    if (!len)
+    int rc = len ? surrogate__batch_grad(s, w, perm + off, len, &part[0]) : QN_OK;
+    if (!len || rc) /* a rank that failed still takes part in the sums, with zeros */
         mlp_zero_grad(s->mlp);
+    part[0] = rc ? 0 : part[0], part[1] = rc != QN_OK;
     float share = (float)((double)len / (double)B);
-    for (size_t k = 0; rc == QN_OK && k < n; k++)
+    for (size_t k = 0; k < n; k++)
         s->mlp->grads[k] *= share;
-    if (rc == QN_OK)
-        rc = shard_sum(sh, s->mlp->grads, n);
-    if (rc == QN_OK)
-        rc = shard_sum64(sh, &part, 1);
-    *sum += part;
-    return rc;
+    int src = shard_sum(sh, s->mlp->grads, n);
+    if (src == QN_OK)
+        src = shard_sum64(sh, part, 2);
+    *sum += part[0];
+    if (rc || src)
+        return rc ? rc : src;
+    return part[1] > 0 ? QN_EREMOTE : QN_OK; /* another rank failed */
 }
 
 /* One step on rows perm[0..B) of the training set (this rank's share of them in a

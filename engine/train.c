@@ -94,16 +94,16 @@ static int train__backprop(struct net *n, const struct train_config *cfg,
 }
 
 /* Multiplies n's gradients by this shard's share of the batch, len / B, and sums
- * them and the step's loss and correct count (tot: loss times rows, correct rows)
+ * them and the step's tot (loss times rows, correct rows, ranks that failed)
  * across the ranks. */
 static int train__shard_sum(struct net *n, const struct shard *sh, size_t len, size_t B,
-                            double tot[2])
+                            double tot[3])
 {
     float share = (float)((double)len / (double)B);
     for (size_t k = 0; k < n->n_params; k++)
         n->grads[k] *= share;
     int rc = shard_sum(sh, n->grads, n->n_params);
-    return rc ? rc : shard_sum64(sh, tot, 2);
+    return rc ? rc : shard_sum64(sh, tot, 3);
 }
 
 /* The gradient of the batch b->idx[i..i + B) of ds into n->grads and its mean loss
@@ -119,19 +119,20 @@ static int train__grad(struct net *n, const struct train_config *cfg, const stru
                 ds->y ? b->y : NULL);
     if (!shard_active(sh))
         return train__backprop(n, cfg, b, B, l, correct);
-    double tot[2] = {0, 0}; /* loss times rows, correct rows */
+    double tot[3] = {0, 0, 0}; /* loss times rows, correct rows, ranks that failed */
     int rc = QN_OK;
     n->noise_row0 = off;
     if (len)
         rc = train__backprop(n, cfg, b, len, &tot[0], &c);
-    else
-        memset(n->grads, 0, n->n_params * sizeof *n->grads);
     n->noise_row0 = 0;
-    if (rc)
-        return rc;
-    tot[0] *= (double)len, tot[1] = (double)c;
-    if ((rc = train__shard_sum(n, sh, len, B, tot)))
-        return rc;
+    if (!len || rc) /* a rank that failed still takes part in the sums, with zeros */
+        memset(n->grads, 0, n->n_params * sizeof *n->grads);
+    tot[0] = rc ? 0 : tot[0] * (double)len, tot[1] = (double)c, tot[2] = rc != QN_OK;
+    int src = train__shard_sum(n, sh, len, B, tot);
+    if (rc || src)
+        return rc ? rc : src;
+    if (tot[2] > 0)
+        return QN_EREMOTE; /* another rank failed */
     *l = tot[0] / (double)B;
     *correct += (size_t)tot[1];
     return QN_OK;
@@ -251,52 +252,91 @@ static int train__canceled(const atomic_int *c)
     return c && atomic_load(c);
 }
 
-/* Sums the loss (times rows) and counts the correct rows of rows [off, off + len) of ds,
- * in batches of up to n->cap rows, into *sum and *correct. */
-static int train__score_rows(struct net *n, const struct data_set *ds, enum loss_kind loss,
-                             size_t off, size_t len, double *sum, size_t *correct)
+int train_evaluate_rows(struct net *n, const struct data_set *ds, enum loss_kind loss, size_t lo,
+                        size_t hi, double *sums, size_t *correct)
 {
+    int rc = train_check_data(n, ds, loss);
+    if (rc)
+        return rc;
+    if (lo > hi || hi > ds->n)
+        return QN_EINVAL;
     struct train__batch b = {0};
-    int rc = train__batch_init(&b, n, ds);
-    for (size_t i = off; rc == QN_OK && i < off + len; i += n->cap) {
-        size_t B = off + len - i < n->cap ? off + len - i : n->cap;
-        for (size_t k = 0; k < B; k++)
-            b.idx[k] = i + k;
+    rc = train__batch_init(&b, n, ds);
+    for (size_t i = lo, k = 0; rc == QN_OK && i < hi; i += n->cap, k++) {
+        size_t B = hi - i < n->cap ? hi - i : n->cap;
+        for (size_t r = 0; r < B; r++)
+            b.idx[r] = i + r;
         data_gather(ds, b.idx, B, b.x, ds->labels ? b.labels : NULL, ds->y ? b.y : NULL);
         double l = 0;
         rc = net_forward(n, b.x, B);
         if (rc == QN_OK)
             rc = train__loss(n, loss, &b, B, NULL, &l, correct);
-        *sum += l * (double)B;
+        sums[k] = l * (double)B;
     }
     train__batch_close(&b);
+    return rc;
+}
+
+int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss, double *out_loss,
+                   double *out_accuracy)
+{
+    int rc = train_check_data(n, ds, loss);
+    if (rc)
+        return rc;
+    size_t n_batches = (ds->n + n->cap - 1) / n->cap, correct = 0;
+    double *sums = malloc((n_batches ? n_batches : 1) * sizeof *sums), sum = 0;
+    if (!sums)
+        return QN_ENOMEM;
+    rc = train_evaluate_rows(n, ds, loss, 0, ds->n, sums, &correct);
+    for (size_t k = 0; rc == QN_OK && k < n_batches; k++)
+        sum += sums[k];
+    free(sums);
+    if (rc)
+        return rc;
+    *out_loss = sum / (double)ds->n;
+    *out_accuracy = loss == LOSS_CROSS_ENTROPY || ds->labels ? (double)correct / (double)ds->n
+                                                             : NAN;
+    return QN_OK;
+}
+
+/* The sum of rows [lo, hi) of ds (train_evaluate_rows) into tot: loss times rows, correct
+ * rows. */
+static int train__score_slice(struct net *n, const struct data_set *ds, enum loss_kind loss,
+                              size_t lo, size_t hi, double tot[2])
+{
+    size_t nb = (hi - lo + n->cap - 1) / n->cap, correct = 0;
+    double *sums = malloc((nb ? nb : 1) * sizeof *sums);
+    if (!sums)
+        return QN_ENOMEM;
+    int rc = hi > lo ? train_evaluate_rows(n, ds, loss, lo, hi, sums, &correct) : QN_OK;
+    for (size_t k = 0; rc == QN_OK && k < nb; k++)
+        tot[0] += sums[k];
+    tot[1] = (double)correct;
+    free(sums);
     return rc;
 }
 
 int train_evaluate_shard(struct net *n, const struct data_set *ds, enum loss_kind loss,
                          const struct shard *sh, double *out_loss, double *out_accuracy)
 {
+    if (!shard_active(sh))
+        return train_evaluate(n, ds, loss, out_loss, out_accuracy);
     int rc = train_check_data(n, ds, loss);
     if (rc)
         return rc;
-    size_t off, len, correct = 0;
+    size_t off, len;
     shard_rows(sh, ds->n, &off, &len);
-    double tot[2] = {0, 0}; /* loss sum, correct rows */
-    rc = train__score_rows(n, ds, loss, off, len, &tot[0], &correct);
-    tot[1] = (double)correct;
-    if (rc == QN_OK)
-        rc = shard_sum64(sh, tot, 2);
-    if (rc)
-        return rc;
+    double tot[3] = {0, 0, 0}; /* loss sum, correct rows, ranks that failed */
+    rc = train__score_slice(n, ds, loss, off, off + len, tot);
+    tot[2] = rc != QN_OK;
+    int src = shard_sum64(sh, tot, 3); /* every rank takes part, also after a failure */
+    if (rc || src)
+        return rc ? rc : src;
+    if (tot[2] > 0)
+        return QN_EREMOTE; /* another rank failed */
     *out_loss = tot[0] / (double)ds->n;
     *out_accuracy = loss == LOSS_CROSS_ENTROPY || ds->labels ? tot[1] / (double)ds->n : NAN;
     return QN_OK;
-}
-
-int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss, double *out_loss,
-                   double *out_accuracy)
-{
-    return train_evaluate_shard(n, ds, loss, NULL, out_loss, out_accuracy);
 }
 
 static void train__metric(const struct train_hooks *h, const char *name, uint64_t step,

@@ -11,55 +11,6 @@
 
 #include "qn_err.h"
 
-int spec_run_net_init(struct spec_run_net *rn, const struct train_spec *t,
-                      const void *const *blob, const size_t *blob_len, struct spec_error *err)
-{
-    memset(rn, 0, sizeof *rn);
-    rn->n_layers = t->n_layers;
-    char p[SPEC_PATH_MAX];
-    for (size_t l = 0; l < t->n_layers; l++) {
-        const struct train_layer_spec *L = &t->layers[l];
-        snprintf(p, sizeof p, "/spec/network/%zu/device", l);
-        if (L->device.kind != REF_INLINE)
-            return spec_fail(err, p, "a resolved spec has every device inline");
-        int rc = spec_device_parse(L->device.inline_obj, p, &rn->dev[l], err);
-        if (rc)
-            return rc;
-        rn->have_dev[l] = 1;
-        if (!L->has_surrogate)
-            continue;
-        snprintf(p, sizeof p, "/spec/network/%zu/surrogate", l);
-        if (!blob || !blob[l])
-            return spec_fail(err, p, "the surrogate's blob is missing");
-        if ((rc = surrogate_from_blob(blob[l], blob_len[l], &rn->sur[l])))
-            return spec_fail(err, p, "the surrogate's blob is unreadable: %s", qn_err_msg(rc)),
-                   rc;
-        rn->have_sur[l] = 1;
-    }
-    return QN_OK;
-}
-
-void spec_run_net_close(struct spec_run_net *rn)
-{
-    for (size_t l = 0; l < NET_MAX_LAYERS; l++) {
-        if (rn->have_dev[l])
-            dev_model_close(&rn->dev[l]);
-        if (rn->have_sur[l])
-            surrogate_close(&rn->sur[l]);
-    }
-    memset(rn, 0, sizeof *rn);
-}
-
-void spec_run_net_layers(const struct spec_run_net *rn, const struct train_spec *t,
-                         struct net_layer_spec *out)
-{
-    for (size_t l = 0; l < rn->n_layers; l++)
-        out[l] = (struct net_layer_spec){.devices = t->layers[l].devices, .dev = &rn->dev[l],
-                                         .via = t->layers[l].via,
-                                         .sur = rn->have_sur[l] ? &rn->sur[l] : NULL,
-                                         .connect = t->layers[l].connect};
-}
-
 int spec_run_build(const struct train_spec *t, const struct net_layer_spec *ls, size_t n_in,
                    size_t n_threads, const atomic_int *cancel, struct net **net, struct optim *o,
                    const char **what)

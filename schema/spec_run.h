@@ -4,12 +4,12 @@
  * sees only the engine and the schema, never the database) both call, so a
  * job computes the same whichever runs it.
  *
- * "Resolved" means what the daemon has checked and staged: every layer's
- * device inline (spec_train_parse then keeps its object) and every
- * surrogate an id whose blob the caller holds; the dataset as arrays,
- * already split and standardised; the parameters a run starts from (a
- * checkpoint, or the model of "from"). Resolving references and reporting
- * spec errors at their JSON paths stays with the daemon (server/jobs).
+ * "Resolved" means what the daemon has checked and staged: the layers as
+ * engine layer specs (the daemon's from the store, qn-mpi's from the spool:
+ * spool_net.h); the dataset as arrays, already split and standardised; the
+ * parameters a run starts from (a checkpoint, or the model of "from").
+ * Resolving references and reporting spec errors at their JSON paths stays
+ * with the daemon (server/jobs).
  */
 #ifndef QN_SPEC_RUN_H
 #define QN_SPEC_RUN_H
@@ -20,33 +20,6 @@
 
 #include "spec.h"
 #include "train.h"
-
-/* The layers of a resolved train spec: devices parsed from their inline
- * objects, surrogates read from their blobs. Every field is owned. */
-struct spec_run_net {
-    size_t n_layers;
-    struct dev_model dev[NET_MAX_LAYERS]; /* prepared (have_dev) */
-    int have_dev[NET_MAX_LAYERS];
-    struct surrogate sur[NET_MAX_LAYERS]; /* loaded (have_sur) */
-    int have_sur[NET_MAX_LAYERS];
-};
-
-/*
- * Parses every layer's inline device of t (borrowed) and reads the
- * surrogate of layer l from blob[l] (blob_len[l] bytes; NULL for a layer
- * without one; both arrays borrowed, of t->n_layers entries). Returns 0,
- * QN_ESPEC (a device that is not inline or does not parse; a layer that
- * names a surrogate without its blob; *err at the layer's field), or
- * surrogate_from_blob's codes. spec_run_net_close(rn) whatever the result.
- */
-int spec_run_net_init(struct spec_run_net *rn, const struct train_spec *t,
-                      const void *const *blob, const size_t *blob_len, struct spec_error *err);
-void spec_run_net_close(struct spec_run_net *rn);
-
-/* The engine's layer specs of t over rn (pointing into rn, which must outlive
- * the network), at the spec's widths. */
-void spec_run_net_layers(const struct spec_run_net *rn, const struct train_spec *t,
-                         struct net_layer_spec *out);
 
 /*
  * Builds t's network on n_in inputs from the layer specs ls (borrowed; their

@@ -191,13 +191,13 @@ int spool_sweep_result_read(const char *dir, size_t n, double *out, int *status,
  * train: the spec is the resolved train spec (every layer's device inline,
  * its surrogate an id, the seed explicit: what a stored model records);
  * "staged" adds where the run starts: "epoch", "step", "loss_sum",
- * "correct" (a struct train_position) and "t" (the optimizer's steps).
- * Files: train.bin and test.bin, the split and standardised rows
- * (data_to_blob; spool_data_write); surrogate-L.bin for each layer L with a
- * surrogate (spool_surrogate_name); start_params.qna and start_state.qna
- * (f32): the parameters and optimizer state the run starts from (the daemon
- * has built the network and calibrated it, or restored its checkpoint or
- * the "from" model). Rank 0 writes checkpoint_params.qna and
+ * "correct" (a struct train_position) and "t" (the optimizer's steps); the
+ * layers as spool_net.h's "network" (surrogates in surrogate-L.bin); and
+ * "n_classes" of the datasets. Files: the split and standardised rows as
+ * spool_net.h's datasets "train" and "test"; start_params.qna and
+ * start_state.qna (f32): the parameters and optimizer state the run starts
+ * from (the daemon has built the network and calibrated it, or restored its
+ * checkpoint or the "from" model). Rank 0 writes checkpoint_params.qna and
  * checkpoint_state.qna then checkpoint.json {"epoch", "t"} at each
  * checkpoint (each replaces the last), and at the end model_params.qna (f32)
  * and result.json (spool_train_result_write).
@@ -209,8 +209,8 @@ int spool_sweep_result_read(const char *dir, size_t n, double *out, int *status,
  * (spool_fit_result_write).
  */
 #define SPOOL_STAGED "staged"
-#define SPOOL_TRAIN_SET "train.bin"
-#define SPOOL_TEST_SET "test.bin"
+#define SPOOL_TRAIN_SET "train" /* spool_data_write prefixes */
+#define SPOOL_TEST_SET "test"
 #define SPOOL_START_PARAMS "start_params.qna"
 #define SPOOL_START_STATE "start_state.qna"
 #define SPOOL_CKPT_PARAMS "checkpoint_params.qna"
@@ -222,22 +222,12 @@ int spool_sweep_result_read(const char *dir, size_t n, double *out, int *status,
 #define SPOOL_FIT_STATUS "fit_status.qna"
 #define SPOOL_SURROGATE "surrogate.bin"
 
-struct data_set;
 struct train_result;
 struct fit_result;
 
 /* Takes "staged" out of spec (changed in place) into *staged (new reference).
  * QN_EFORMAT when it is missing or not an object. */
 int spool_staged_take(json_t *spec, json_t **staged);
-
-/* "surrogate-L.bin" into buf (cap bytes). */
-void spool_surrogate_name(char *buf, size_t cap, size_t layer);
-
-/* A dataset (borrowed) into dir/name, and back into *out (data_close it). */
-int spool_data_write(const char *dir, const char *name, const struct data_set *ds, char *msg,
-                     size_t cap);
-int spool_data_read(const char *dir, const char *name, struct data_set *out, char *msg,
-                    size_t cap);
 
 /* A float32 vector of n values (borrowed) into dir/name; back into a new
  * buffer *out (free() it) that must hold exactly n values (QN_EFORMAT). */

@@ -2,7 +2,8 @@
  * spool_train.c: train and fit jobs in the spool (spool.h): the "staged"
  * facts, datasets, parameter vectors, checkpoints and results that the
  * daemon (server/jobs/job_train.c, job_fit.c) and qn-mpi's ranks
- * (server/mpi/mpi_train.c, mpi_fit.c) hand each other. Numbers that may be
+ * (server/mpi/mpi_train.c, mpi_fit.c) hand each other; the network and the
+ * datasets travel as spool_net.h says. Numbers that may be
  * NaN (an accuracy of a regression, a score never taken) travel as null.
  */
 #include <math.h>
@@ -24,36 +25,6 @@ int spool_staged_take(json_t *spec, json_t **staged)
     *staged = json_incref(s);
     json_object_del(spec, SPOOL_STAGED);
     return 0;
-}
-
-void spool_surrogate_name(char *buf, size_t cap, size_t layer)
-{
-    snprintf(buf, cap, "surrogate-%zu.bin", layer);
-}
-
-int spool_data_write(const char *dir, const char *name, const struct data_set *ds, char *msg,
-                     size_t cap)
-{
-    void *blob = NULL;
-    size_t len = 0;
-    int rc = data_to_blob(ds, &blob, &len);
-    if (rc == 0)
-        rc = spool_blob_write(dir, name, blob, len, msg, cap);
-    free(blob);
-    return rc;
-}
-
-int spool_data_read(const char *dir, const char *name, struct data_set *out, char *msg,
-                    size_t cap)
-{
-    void *blob = NULL;
-    size_t len = 0;
-    memset(out, 0, sizeof *out);
-    int rc = spool_blob_read(dir, name, &blob, &len, msg, cap);
-    if (rc == 0 && (rc = data_from_blob(blob, len, out)) && msg && cap)
-        snprintf(msg, cap, "%s: not a dataset: %s", name, qn_err_msg(rc));
-    free(blob);
-    return rc;
 }
 
 int spool_floats_write(const char *dir, const char *name, const float *v, size_t n, char *msg,

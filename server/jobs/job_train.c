@@ -44,6 +44,7 @@
 #include "qn_err.h"
 #include "spec_run.h"
 #include "spool.h"
+#include "spool_net.h"
 
 #define JOB_TRAIN_STEP_EVERY 20 /* steps between step_loss metrics */
 
@@ -740,61 +741,59 @@ static void job_train__staged_free(struct job_train_run *r)
     free(r);
 }
 
-/* The resolved spec (job_netdef_spec) with "staged": where the run starts, the
- * optimizer's steps and the step_loss interval. New reference; NULL: no memory. */
+/* The layers as spool_net.h's "network" (their surrogates into dir), new
+ * reference into *network. */
+static int job_train__stage_network(struct job_ctx *ctx, const struct job_train *p,
+                                    const char *dir, json_t **network)
+{
+    struct spool_layer L[NET_MAX_LAYERS];
+    for (size_t l = 0; l < p->nd.n_layers; l++)
+        L[l] = (struct spool_layer){p->nd.devices[l], p->nd.dev_json[l], p->nd.via[l],
+                                    p->nd.connect[l], p->nd.have_sur[l] ? &p->nd.sur[l] : NULL};
+    return spool_net_write(dir, L, p->nd.n_layers, network, ctx->reason, sizeof ctx->reason);
+}
+
+/* The resolved spec (job_netdef_spec) with "staged" (spool.h): where the run
+ * starts, the optimizer's steps, the step_loss interval, the network (steals
+ * it) and the datasets' classes. New reference; NULL: no memory. */
 static json_t *job_train__staged_spec(struct job_ctx *ctx, const struct job_train *p,
-                                      const struct job_train_run *r)
+                                      const struct job_train_run *r, json_t *network)
 {
     json_t *spec = job_netdef_spec(&p->nd, ctx->spec, p->t.train.seed);
-    json_t *staged = json_pack("{sI sI sf sI sI sI}", "epoch", (json_int_t)r->from.epoch, "step",
-                               (json_int_t)r->from.step, "loss_sum", r->from.loss_sum, "correct",
-                               (json_int_t)r->from.correct, "t", (json_int_t)r->o.t,
-                               "step_metric_every", (json_int_t)JOB_TRAIN_STEP_EVERY);
+    json_t *staged = json_pack("{sI sI sf sI sI sI so sI}", "epoch", (json_int_t)r->from.epoch,
+                               "step", (json_int_t)r->from.step, "loss_sum", r->from.loss_sum,
+                               "correct", (json_int_t)r->from.correct, "t", (json_int_t)r->o.t,
+                               "step_metric_every", (json_int_t)JOB_TRAIN_STEP_EVERY, "network",
+                               network, "n_classes", (json_int_t)r->train.n_classes);
     if (!spec || !staged || json_object_set(spec, SPOOL_STAGED, staged) != 0)
         json_decref(spec), spec = NULL;
     json_decref(staged);
     return spec;
 }
 
-/* Every layer's surrogate as surrogate-L.bin. */
-static int job_train__stage_surrogates(struct job_ctx *ctx, const struct job_train *p,
-                                       const char *dir)
-{
-    int rc = 0;
-    for (size_t l = 0; rc == 0 && l < p->nd.n_layers; l++) {
-        if (!p->nd.have_sur[l])
-            continue;
-        void *blob = NULL;
-        size_t len = 0;
-        char name[32];
-        spool_surrogate_name(name, sizeof name, l);
-        rc = surrogate_to_blob(&p->nd.sur[l], &blob, &len);
-        if (rc == 0)
-            rc = spool_blob_write(dir, name, blob, len, ctx->reason, sizeof ctx->reason);
-        free(blob);
-    }
-    return rc;
-}
-
-/* The files qn-mpi reads: rows, surrogates, start parameters and state, job.json. */
+/* The files qn-mpi reads: rows, network and surrogates, start parameters and
+ * state, job.json. */
 static int job_train__stage_files(struct job_ctx *ctx, const struct job_train *p,
                                   const struct job_train_run *r, const char *dir)
 {
     char *why = ctx->reason;
     size_t cap = sizeof ctx->reason;
+    json_t *network = NULL;
     int rc = spool_data_write(dir, SPOOL_TRAIN_SET, &r->train, why, cap);
     if (rc == 0)
         rc = spool_data_write(dir, SPOOL_TEST_SET, &r->test, why, cap);
     if (rc == 0)
-        rc = job_train__stage_surrogates(ctx, p, dir);
+        rc = job_train__stage_network(ctx, p, dir, &network);
     if (rc == 0)
         rc = spool_floats_write(dir, SPOOL_START_PARAMS, r->net->params, r->net->n_params, why,
                                 cap);
     if (rc == 0)
         rc = spool_floats_write(dir, SPOOL_START_STATE, r->o.state, optim_state_len(&r->o), why,
                                 cap);
-    json_t *spec = rc ? NULL : job_train__staged_spec(ctx, p, r);
-    if (rc == 0 && !spec)
+    json_t *spec = rc ? NULL : job_train__staged_spec(ctx, p, r, network);
+    if (rc)
+        json_decref(network);
+    else if (!spec)
         rc = QN_ENOMEM;
     if (rc == 0)
         rc = spool_job_write(dir, ctx->job_id, "train", ctx->name, ctx->ranks, ctx->threads, spec,

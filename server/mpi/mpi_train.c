@@ -1,8 +1,8 @@
 /*
  * mpi_train.c: a train run on several ranks, data-parallel. Every rank
- * builds the same network from the resolved spec, the surrogate blobs and
- * the staged rows (schema/spec_run.h: the functions the daemon's in-process
- * train job calls), starts from the staged parameters and optimizer state
+ * builds the same network from the resolved spec, the staged layers and
+ * rows (spool_net.h) with schema/spec_run.h (the functions the daemon's
+ * in-process train job calls), starts from the staged parameters and optimizer state
  * (the daemon has calibrated the network, or restored a checkpoint or the
  * "from" model), and trains with the shard of mpi_dp.h: each rank
  * forwards and backpropagates its slice of every batch (device solves
@@ -20,6 +20,7 @@
 #include "qn_err.h"
 #include "spec.h"
 #include "spec_run.h"
+#include "spool_net.h"
 
 /* One rank's run. */
 struct mpi_train {
@@ -27,7 +28,8 @@ struct mpi_train {
     struct train_spec t;
     int have_t;
     json_t *staged;              /* the daemon's facts (new reference) */
-    struct spec_run_net rn;      /* devices and surrogates */
+    struct spool_net layers;     /* devices and surrogates */
+    size_t n_classes;            /* of the datasets (0: regression) */
     struct data_set train, test;
     struct net *net;
     struct optim o;
@@ -64,17 +66,19 @@ static int mpi_train__checkpoint(const struct net *n, const struct optim *o, siz
     return 0;
 }
 
-/* The staged facts: the start position, the optimizer's steps, the interval. */
+/* The staged facts: the start position, the optimizer's steps, the interval,
+ * the datasets' classes. */
 static int mpi_train__staged(struct mpi_train *s)
 {
-    json_int_t epoch = -1, step = -1, correct = -1, t = -1, every = -1;
+    json_int_t epoch = -1, step = -1, correct = -1, t = -1, every = -1, classes = -1;
     double sum = 0;
-    if (json_unpack(s->staged, "{sI sI sF sI sI sI}", "epoch", &epoch, "step", &step, "loss_sum",
-                    &sum, "correct", &correct, "t", &t, "step_metric_every", &every) ||
-        epoch < 0 || step < 0 || correct < 0 || t < 0 || every < 0)
+    if (json_unpack(s->staged, "{sI sI sF sI sI sI sI}", "epoch", &epoch, "step", &step,
+                    "loss_sum", &sum, "correct", &correct, "t", &t, "step_metric_every", &every,
+                    "n_classes", &classes) ||
+        epoch < 0 || step < 0 || correct < 0 || t < 0 || every < 0 || classes < 0)
         return QN_EFORMAT;
     s->from = (struct train_position){(size_t)epoch, (size_t)step, sum, (size_t)correct};
-    s->opt_t = (uint64_t)t, s->every = (size_t)every;
+    s->opt_t = (uint64_t)t, s->every = (size_t)every, s->n_classes = (size_t)classes;
     return 0;
 }
 
@@ -98,37 +102,21 @@ static int mpi_train__spec(struct mpi_train *s)
     return rc;
 }
 
-/* The layers: inline devices and the surrogates' blobs. */
-static int mpi_train__layers(struct mpi_train *s)
-{
-    struct mpi_ctx *m = s->m;
-    void *blob[NET_MAX_LAYERS] = {0};
-    size_t len[NET_MAX_LAYERS] = {0};
-    struct spec_error e = {{0}, {0}};
-    char name[32];
-    int rc = 0;
-    for (size_t l = 0; rc == 0 && l < s->t.n_layers; l++) {
-        if (!s->t.layers[l].has_surrogate)
-            continue;
-        spool_surrogate_name(name, sizeof name, l);
-        rc = spool_blob_read(m->dir, name, &blob[l], &len[l], m->reason, sizeof m->reason);
-    }
-    if (rc == 0 && (rc = spec_run_net_init(&s->rn, &s->t, (const void *const *)blob, len, &e)))
-        snprintf(m->reason, sizeof m->reason, "the staged network is not valid: %s: %s", e.path,
-                 e.msg);
-    for (size_t l = 0; l < NET_MAX_LAYERS; l++)
-        free(blob[l]);
-    return rc;
-}
-
 /* The network and optimizer, at the staged parameters and state. */
 static int mpi_train__network(struct mpi_train *s)
 {
     struct mpi_ctx *m = s->m;
-    struct net_layer_spec ls[NET_MAX_LAYERS];
     const char *what;
-    spec_run_net_layers(&s->rn, &s->t, ls);
-    int rc = spec_run_build(&s->t, ls, s->train.d, m->job.threads, NULL, &s->net, &s->o, &what);
+    int rc = spool_net_open(m->dir, json_object_get(s->staged, "network"), 0, &s->layers,
+                            m->reason, sizeof m->reason);
+    if (rc == 0 && s->layers.n_layers != s->t.n_layers) {
+        snprintf(m->reason, sizeof m->reason, "the staged network is not the spec's");
+        rc = QN_EFORMAT;
+    }
+    if (rc)
+        return rc;
+    rc = spec_run_build(&s->t, s->layers.ls, s->train.d, m->job.threads, NULL, &s->net, &s->o,
+                        &what);
     if (rc) {
         snprintf(m->reason, sizeof m->reason, "rank %d: %s: %s", m->rank, what, qn_err_msg(rc));
         return rc;
@@ -154,11 +142,11 @@ static int mpi_train__setup(struct mpi_train *s)
     struct mpi_ctx *m = s->m;
     int rc = mpi_train__spec(s);
     if (rc == 0)
-        rc = mpi_train__layers(s);
+        rc = spool_data_read(m->dir, SPOOL_TRAIN_SET, s->n_classes, &s->train, m->reason,
+                             sizeof m->reason);
     if (rc == 0)
-        rc = spool_data_read(m->dir, SPOOL_TRAIN_SET, &s->train, m->reason, sizeof m->reason);
-    if (rc == 0)
-        rc = spool_data_read(m->dir, SPOOL_TEST_SET, &s->test, m->reason, sizeof m->reason);
+        rc = spool_data_read(m->dir, SPOOL_TEST_SET, s->n_classes, &s->test, m->reason,
+                             sizeof m->reason);
     if (rc == 0)
         rc = mpi_train__network(s);
     size_t batch = s->t.train.batch;
@@ -174,7 +162,7 @@ static void mpi_train__close(struct mpi_train *s)
         optim_close(&s->o);
     data_close(&s->train);
     data_close(&s->test);
-    spec_run_net_close(&s->rn);
+    spool_net_close(&s->layers);
     if (s->have_t)
         spec_train_close(&s->t);
     json_decref(s->staged);

@@ -554,42 +554,6 @@ static void test_gather_permute(void **state)
     data_close(&ds);
 }
 
-/* A blob gives back the same bits (labels and targets); a truncated, padded,
- * mislabelled or foreign blob is refused. */
-static void test_blob(void **state)
-{
-    (void)state;
-    struct data_set a, b, c;
-    void *blob;
-    size_t len;
-    assert_int_equal(data_gen_spirals(&a, 37, 3, 0.1, 2), 0);
-    assert_int_equal(data_to_blob(&a, &blob, &len), 0);
-    assert_int_equal(len, 40 + 4 * (37 * 2 + 37));
-    assert_int_equal(data_from_blob(blob, len, &b), 0);
-    assert_int_equal(b.n, 37), assert_int_equal(b.d, 2), assert_int_equal(b.n_classes, 3);
-    assert_memory_equal(b.x, a.x, 37 * 2 * sizeof(float));
-    assert_memory_equal(b.labels, a.labels, 37 * sizeof(int));
-    assert_int_equal(data_from_blob(blob, len - 1, &c), QN_EFORMAT);
-    assert_null(c.x);
-    unsigned char *bytes = blob;
-    bytes[len - 4] = 9; /* the last label: 9 of 3 classes */
-    assert_int_equal(data_from_blob(blob, len, &c), QN_EFORMAT);
-    bytes[0] = 'X';
-    assert_int_equal(data_from_blob(blob, len, &c), QN_EFORMAT);
-    free(blob);
-    data_close(&a), data_close(&b);
-
-    assert_int_equal(data_gen_sine(&a, 11, 4), 0);
-    assert_int_equal(data_to_blob(&a, &blob, &len), 0);
-    assert_int_equal(data_from_blob(blob, len, &b), 0);
-    assert_int_equal(b.t, a.t);
-    assert_null(b.labels);
-    assert_memory_equal(b.y, a.y, a.n * a.t * sizeof(float));
-    assert_memory_equal(b.x, a.x, a.n * a.d * sizeof(float));
-    free(blob);
-    data_close(&a), data_close(&b);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,7 +564,6 @@ int main(void)
         cmocka_unit_test(test_csv_file),        cmocka_unit_test(test_generators),
         cmocka_unit_test(test_split),           cmocka_unit_test(test_scaler),
         cmocka_unit_test(test_check_and_alloc), cmocka_unit_test(test_gather_permute),
-        cmocka_unit_test(test_blob),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,14 +1,12 @@
 /*
  * test_spec_run.c: a resolved train spec made into engine objects with no
  * store (schema/spec_run.h), as qn-mpi's ranks and the daemon's jobs do.
- * The layers come from the inline devices and the surrogate blobs, and the
- * surrogate is the fitted one bit for bit; the network trained through
- * spec_run is, bit for bit, the one built, calibrated and trained with the
- * engine directly from the same parts; a checkpoint restores parameters,
- * optimizer state and step count, and one that does not fit is refused with
- * a reason; a run resumed after its last epoch scores instead of training.
- * A device that is not inline, a missing or broken blob are spec errors at
- * the layer's field.
+ * The network trained through spec_run is, bit for bit, the one built,
+ * calibrated and trained with the engine directly from the same parts; a
+ * checkpoint restores parameters, optimizer state and step count, and one
+ * that does not fit is refused with a reason; a run resumed after its last
+ * epoch scores instead of training. adapt and es on several ranks are spec
+ * errors at their fields; on one rank they are fine.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,8 +35,6 @@ static const char *resolved =
 struct fx {
     struct train_spec t;
     struct surrogate sur; /* fitted here: the "stored" surrogate */
-    void *blob;
-    size_t blob_len;
     struct data_set ds;
 };
 
@@ -74,7 +70,6 @@ static int setup(void **state)
     assert_non_null(f);
     parse(resolved, &f->t);
     fit_surrogate(&f->sur);
-    assert_int_equal(surrogate_to_blob(&f->sur, &f->blob, &f->blob_len), 0);
     assert_int_equal(data_gen_spirals(&f->ds, 48, 2, 0.1, 5), 0);
     *state = f;
     return 0;
@@ -85,35 +80,32 @@ static int teardown(void **state)
     struct fx *f = *state;
     spec_train_close(&f->t);
     surrogate_close(&f->sur);
-    free(f->blob);
     data_close(&f->ds);
     free(f);
     return 0;
 }
 
-static void net_of(struct fx *f, struct spec_run_net *rn, struct net_layer_spec *ls)
+/* The layers of the spec: its inline devices (dev, prepared) and the fitted surrogate. */
+static void layers_of(struct fx *f, struct dev_model *dev, struct net_layer_spec *ls)
 {
-    const void *blobs[2] = {f->blob, NULL};
-    size_t lens[2] = {f->blob_len, 0};
     struct spec_error err;
-    if (spec_run_net_init(rn, &f->t, blobs, lens, &err))
-        fail_msg("%s: %s", err.path, err.msg);
-    spec_run_net_layers(rn, &f->t, ls);
+    for (size_t l = 0; l < f->t.n_layers; l++) {
+        if (spec_device_parse(f->t.layers[l].device.inline_obj, "/device", &dev[l], &err))
+            fail_msg("%s: %s", err.path, err.msg);
+        ls[l] = (struct net_layer_spec){f->t.layers[l].devices, &dev[l], f->t.layers[l].via,
+                                        l == 0 ? &f->sur : NULL, 0, f->t.layers[l].connect};
+    }
 }
 
 /* spec_run's network, trained two epochs, against the engine's own steps. */
 static void test_same_as_engine(void **state)
 {
     struct fx *f = *state;
-    struct spec_run_net rn;
+    struct dev_model dev[2];
     struct net_layer_spec ls[NET_MAX_LAYERS];
-    net_of(f, &rn, ls);
-    assert_int_equal(rn.dev[0].kind, DEV_CRN_RELU);
+    layers_of(f, dev, ls);
+    assert_int_equal(dev[0].kind, DEV_CRN_RELU);
     assert_int_equal(ls[0].via, VIA_SURROGATE);
-    assert_null(ls[1].sur);
-    assert_int_equal(rn.sur[0].mlp->n_params, f->sur.mlp->n_params);
-    assert_memory_equal(rn.sur[0].mlp->params, f->sur.mlp->params,
-                        f->sur.mlp->n_params * sizeof(float));
 
     struct net *a = NULL, *b = NULL;
     struct optim oa, ob;
@@ -158,29 +150,30 @@ static void test_same_as_engine(void **state)
 
     net_destroy(a), net_destroy(b);
     optim_close(&oa), optim_close(&ob);
-    spec_run_net_close(&rn);
+    dev_model_close(&dev[0]), dev_model_close(&dev[1]);
 }
 
-/* Each refusal of spec_run_net_init names the layer's field. */
-static void test_refused(void **state)
+/* adapt and es: refused on several ranks at their fields, fine on one. */
+static void test_ranks(void **state)
 {
-    struct fx *f = *state;
-    struct spec_run_net rn;
-    struct spec_error err;
-    const void *none[2] = {NULL, NULL}, *broken[2] = {f->blob, NULL};
-    size_t lens[2] = {0, 0}, short_len[2] = {f->blob_len / 2, 0};
-    assert_int_equal(spec_run_net_init(&rn, &f->t, none, lens, &err), QN_ESPEC);
-    assert_string_equal(err.path, "/spec/network/0/surrogate");
-    spec_run_net_close(&rn);
-    assert_int_not_equal(spec_run_net_init(&rn, &f->t, broken, short_len, &err), 0);
-    assert_string_equal(err.path, "/spec/network/0/surrogate");
-    spec_run_net_close(&rn);
-
+    (void)state;
     struct train_spec t;
-    parse("{\"dataset\": \"spirals\", \"network\": [{\"devices\": 2, \"device\": \"crn\"}]}", &t);
-    assert_int_equal(spec_run_net_init(&rn, &t, none, lens, &err), QN_ESPEC);
-    assert_string_equal(err.path, "/spec/network/0/device");
-    spec_run_net_close(&rn);
+    struct spec_error err;
+    parse("{\"dataset\": \"xor\", \"network\": [{\"devices\": 4, \"device\": "
+          "{\"kind\": \"neuron\"}}, {\"devices\": 2, \"device\": {\"kind\": "
+          "\"neuron\"}}], \"adapt\": {}}", &t);
+    assert_int_equal(spec_run_train_ranks(&t, 1, &err), 0);
+    assert_int_equal(spec_run_train_ranks(&t, 2, &err), QN_ESPEC);
+    assert_string_equal(err.path, "/spec/adapt");
+    spec_train_close(&t);
+    parse("{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": "
+          "{\"kind\": \"neuron\"}}], \"optimizer\": {\"name\": \"es\"}}", &t);
+    assert_int_equal(spec_run_train_ranks(&t, 3, &err), QN_ESPEC);
+    assert_string_equal(err.path, "/spec/optimizer/name");
+    spec_train_close(&t);
+    parse("{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": "
+          "{\"kind\": \"neuron\"}}]}", &t);
+    assert_int_equal(spec_run_train_ranks(&t, 4096, &err), 0);
     spec_train_close(&t);
 }
 
@@ -188,7 +181,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_same_as_engine, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+        cmocka_unit_test(test_ranks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
