@@ -35,6 +35,8 @@
  * Rank 0's standard output is one JSON object per line:
  *   {"progress": [done, total]}                      units of the type (rows)
  *   {"metric": {"step": S, "epoch": E, "name": N, "value": V}}   a metric row
+ *   {"checkpoint": E}                                the files of checkpoint E are
+ *                                                    complete (train jobs)
  * (spool_line_* write and parse them; the daemon skips any other line, such
  * as a warning mpirun printed). The daemon stores every metric row as
  * an in-process job would, in the same call, so SSE and the page see them.
@@ -132,11 +134,11 @@ int spool_remove(const char *dir);
 /* ---- rank 0's progress lines ---- */
 
 /* What one line of rank 0's output says. */
-enum spool_line_kind { SPOOL_LINE_PROGRESS, SPOOL_LINE_METRIC };
+enum spool_line_kind { SPOOL_LINE_PROGRESS, SPOOL_LINE_METRIC, SPOOL_LINE_CHECKPOINT };
 struct spool_line {
     enum spool_line_kind kind;
     uint64_t done, total; /* progress */
-    int64_t step, epoch;  /* metric */
+    int64_t step, epoch;  /* metric; checkpoint: epoch only */
     char name[64];        /* metric name */
     double value;         /* metric value (NaN and infinities travel as null: NaN) */
 };
@@ -145,6 +147,9 @@ struct spool_line {
  * free() it; NULL when out of memory). */
 char *spool_line_progress(uint64_t done, uint64_t total);
 char *spool_line_metric(int64_t step, int64_t epoch, const char *name, double value);
+/* {"checkpoint": E}: rank 0 has written the checkpoint files of epoch E
+ * (spool_checkpoint_write), which the daemon stores as the run goes on. */
+char *spool_line_checkpoint(int64_t epoch);
 
 /* Parses one line (len bytes, borrowed, without its newline). QN_EFORMAT
  * for anything else. */
@@ -197,10 +202,11 @@ int spool_sweep_result_read(const char *dir, size_t n, double *out, int *status,
  * spool_net.h's datasets "train" and "test"; start_params.qna and
  * start_state.qna (f32): the parameters and optimizer state the run starts
  * from (the daemon has built the network and calibrated it, or restored its
- * checkpoint or the "from" model). Rank 0 writes checkpoint_params.qna and
- * checkpoint_state.qna then checkpoint.json {"epoch", "t"} at each
- * checkpoint (each replaces the last), and at the end model_params.qna (f32)
- * and result.json (spool_train_result_write).
+ * checkpoint or the "from" model). At each checkpoint rank 0 writes
+ * checkpoint-E-params.qna, checkpoint-E-state.qna (f32) and checkpoint-E-info.json
+ * {"epoch", "t"} (E the epoch), then the line {"checkpoint": E}; the daemon
+ * stores it then and removes its files. At the end rank 0 writes
+ * model_params.qna (f32) and result.json (spool_train_result_write).
  *
  * fit: the spec is the fit spec; "staged" adds "conditioned_on": the names
  * of the parameters among the inputs (after the drives). Files: fit_in.qna
@@ -213,9 +219,6 @@ int spool_sweep_result_read(const char *dir, size_t n, double *out, int *status,
 #define SPOOL_TEST_SET "test"
 #define SPOOL_START_PARAMS "start_params.qna"
 #define SPOOL_START_STATE "start_state.qna"
-#define SPOOL_CKPT_PARAMS "checkpoint_params.qna"
-#define SPOOL_CKPT_STATE "checkpoint_state.qna"
-#define SPOOL_CKPT "checkpoint.json"
 #define SPOOL_MODEL_PARAMS "model_params.qna"
 #define SPOOL_FIT_IN "fit_in.qna"
 #define SPOOL_FIT_OUT "fit_out.qna"
@@ -236,14 +239,15 @@ int spool_floats_write(const char *dir, const char *name, const float *v, size_t
 int spool_floats_read(const char *dir, const char *name, size_t n, float **out, char *msg,
                       size_t cap);
 
-/* Rank 0 at a checkpoint: the parameters and optimizer state, then
- * checkpoint.json, replacing the last. The daemon: the last one, into
- * params (n_params) and state (n_state), the caller's, with its epoch and t;
- * QN_ENOTFOUND when the run wrote none. */
+/* Rank 0 at the checkpoint of epoch `epoch`: the parameters and optimizer
+ * state, then checkpoint-E-info.json. The daemon: that checkpoint into params
+ * (n_params) and state (n_state), the caller's, with its t; then
+ * spool_checkpoint_remove drops its files. */
 int spool_checkpoint_write(const char *dir, size_t epoch, const float *params, size_t n_params,
                            const float *state, size_t n_state, uint64_t t, char *msg, size_t cap);
-int spool_checkpoint_read(const char *dir, size_t *epoch, float *params, size_t n_params,
+int spool_checkpoint_read(const char *dir, size_t epoch, float *params, size_t n_params,
                           float *state, size_t n_state, uint64_t *t, char *msg, size_t cap);
+void spool_checkpoint_remove(const char *dir, size_t epoch);
 
 /* result.json of a train run: res's figures (out_of_domain_layer for n_layers
  * layers) and the run's failed solves; NaN travels as null. */

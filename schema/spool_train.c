@@ -52,15 +52,25 @@ int spool_floats_read(const char *dir, const char *name, size_t n, float **out, 
     return rc;
 }
 
+/* The file of checkpoint `epoch` with suffix ("params.qna", ...) into buf. */
+static void spool__ckpt_name(char *buf, size_t cap, size_t epoch, const char *suffix)
+{
+    snprintf(buf, cap, "checkpoint-%zu-%s", epoch, suffix);
+}
+
 int spool_checkpoint_write(const char *dir, size_t epoch, const float *params, size_t n_params,
                            const float *state, size_t n_state, uint64_t t, char *msg, size_t cap)
 {
-    int rc = spool_floats_write(dir, SPOOL_CKPT_PARAMS, params, n_params, msg, cap);
+    char name[64];
+    spool__ckpt_name(name, sizeof name, epoch, "params.qna");
+    int rc = spool_floats_write(dir, name, params, n_params, msg, cap);
+    spool__ckpt_name(name, sizeof name, epoch, "state.qna");
     if (rc == 0)
-        rc = spool_floats_write(dir, SPOOL_CKPT_STATE, state, n_state, msg, cap);
+        rc = spool_floats_write(dir, name, state, n_state, msg, cap);
     json_t *c = rc ? NULL : json_pack("{sI sI}", "epoch", (json_int_t)epoch, "t", (json_int_t)t);
+    spool__ckpt_name(name, sizeof name, epoch, "info.json");
     if (rc == 0)
-        rc = c ? spool_json_write(dir, SPOOL_CKPT, c, msg, cap) : QN_ENOMEM;
+        rc = c ? spool_json_write(dir, name, c, msg, cap) : QN_ENOMEM;
     json_decref(c);
     return rc;
 }
@@ -77,26 +87,40 @@ static int spool__floats_into(const char *dir, const char *name, float *dst, siz
     return rc;
 }
 
-int spool_checkpoint_read(const char *dir, size_t *epoch, float *params, size_t n_params,
+int spool_checkpoint_read(const char *dir, size_t epoch, float *params, size_t n_params,
                           float *state, size_t n_state, uint64_t *t, char *msg, size_t cap)
 {
-    char path[SPOOL_PATH_MAX];
-    FILE *f = spool_path(path, sizeof path, dir, SPOOL_CKPT) ? NULL : fopen(path, "rb");
-    if (!f)
-        return QN_ENOTFOUND;
-    fclose(f);
+    char name[64];
     json_t *c = NULL;
     json_int_t e = 0, steps = 0;
-    int rc = spool_json_read(dir, SPOOL_CKPT, &c, msg, cap);
-    if (rc == 0 && (json_unpack(c, "{sI sI}", "epoch", &e, "t", &steps) || e < 0 || steps < 0))
+    spool__ckpt_name(name, sizeof name, epoch, "info.json");
+    int rc = spool_json_read(dir, name, &c, msg, cap);
+    if (rc == 0 && (json_unpack(c, "{sI sI}", "epoch", &e, "t", &steps) ||
+                    (size_t)e != epoch || steps < 0)) {
+        if (msg && cap)
+            snprintf(msg, cap, "%s is malformed", name);
         rc = QN_EFORMAT;
+    }
     json_decref(c);
+    spool__ckpt_name(name, sizeof name, epoch, "params.qna");
     if (rc == 0)
-        rc = spool__floats_into(dir, SPOOL_CKPT_PARAMS, params, n_params, msg, cap);
+        rc = spool__floats_into(dir, name, params, n_params, msg, cap);
+    spool__ckpt_name(name, sizeof name, epoch, "state.qna");
     if (rc == 0)
-        rc = spool__floats_into(dir, SPOOL_CKPT_STATE, state, n_state, msg, cap);
-    *epoch = (size_t)e, *t = (uint64_t)steps;
+        rc = spool__floats_into(dir, name, state, n_state, msg, cap);
+    *t = (uint64_t)steps;
     return rc;
+}
+
+void spool_checkpoint_remove(const char *dir, size_t epoch)
+{
+    static const char *const suffix[] = {"params.qna", "state.qna", "info.json"};
+    for (size_t i = 0; i < 3; i++) {
+        char name[64], path[SPOOL_PATH_MAX];
+        spool__ckpt_name(name, sizeof name, epoch, suffix[i]);
+        if (spool_path(path, sizeof path, dir, name) == 0)
+            remove(path);
+    }
 }
 
 /* A double as JSON: null for NaN and infinities. */

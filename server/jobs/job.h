@@ -110,6 +110,11 @@ struct job_type {
      * the ranks cannot share (QN_ESPEC with *err at its field); NULL: any spec
      * of the type runs on ranks. Called after validate. */
     int (*check_ranks)(const json_t *spec, size_t ranks, struct spec_error *err);
+    /* While qn-mpi runs, on rank 0's line {"checkpoint": E}: stores the
+     * checkpoint of epoch E from the spool directory dir as run would, so a
+     * later attempt resumes from it. 0 or a code with ctx->reason (the run
+     * is then stopped). NULL: the type writes none. */
+    int (*checkpoint)(struct job_ctx *ctx, const char *dir, size_t epoch);
 };
 
 /* The type named `name` (borrowed, static), or NULL when this build cannot run it. */

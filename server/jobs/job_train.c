@@ -822,28 +822,31 @@ static int job_train_stage(struct job_ctx *ctx, const char *dir)
     return rc ? rc : job_train__stage_files(ctx, p, r, dir);
 }
 
-/* The last checkpoint qn-mpi wrote, stored as run stores one (none: nothing). */
-static int job_train__collect_checkpoint(struct job_ctx *ctx, struct job_train_run *r,
-                                         const char *dir)
+/* job_type.checkpoint: the checkpoint of `epoch` qn-mpi wrote, stored as run
+ * stores one, its files then removed. */
+static int job_train_checkpoint(struct job_ctx *ctx, const char *dir, size_t epoch)
 {
-    size_t n = r->net->n_params, n_state = optim_state_len(&r->o), epoch = 0;
+    struct job_train *p = ctx->prep;
+    struct job_train_run *r = p->staged;
+    size_t n = r->net->n_params, n_state = optim_state_len(&r->o);
     float *params = malloc(n * sizeof *params);
     if (!params)
-        return job_fail(ctx, QN_ENOMEM, "cannot read the checkpoint");
-    int rc = spool_checkpoint_read(dir, &epoch, params, n, r->o.state, n_state, &r->o.t,
+        return job_fail(ctx, QN_ENOMEM, "cannot read a checkpoint");
+    int rc = spool_checkpoint_read(dir, epoch, params, n, r->o.state, n_state, &r->o.t,
                                    ctx->reason, sizeof ctx->reason);
     if (rc == 0) {
         float *mine = r->net->params;
         r->net->params = params; /* the checkpoint's, for the row */
         rc = job_train__save_checkpoint(r->net, &r->o, epoch, NULL, r);
         r->net->params = mine;
+        spool_checkpoint_remove(dir, epoch);
     }
     free(params);
-    return rc == QN_ENOTFOUND ? 0 : rc;
+    return rc;
 }
 
-/* job_type.collect: the trained parameters and figures qn-mpi wrote, the last
- * checkpoint, then the model and the result as run saves them. */
+/* job_type.collect: the trained parameters and figures qn-mpi wrote, then the
+ * model and the result as run saves them (the checkpoints are stored already). */
 static int job_train_collect(struct job_ctx *ctx, const char *dir)
 {
     struct job_train *p = ctx->prep;
@@ -860,7 +863,6 @@ static int job_train_collect(struct job_ctx *ctx, const char *dir)
     if (rc == 0) {
         memcpy(r->net->params, params, r->net->n_params * sizeof *params);
         r->net->failed_solves += failed; /* calibration's, here, and the run's */
-        rc = job_train__collect_checkpoint(ctx, r, dir);
     }
     free(params);
     if (rc == 0)
@@ -878,4 +880,5 @@ const struct job_type job_train_type = {.name = "train",
                                         .estimate = job_train_estimate,
                                         .stage = job_train_stage,
                                         .collect = job_train_collect,
-                                        .check_ranks = job_train_check_ranks};
+                                        .check_ranks = job_train_check_ranks,
+                                        .checkpoint = job_train_checkpoint};

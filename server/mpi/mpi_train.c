@@ -9,8 +9,8 @@
  * included: via device and physics_aware spread their solves over the
  * ranks), the ranks sum gradients, losses and counts with MPI_Allreduce,
  * and all take the same optimizer step. Rank 0 writes the metric lines,
- * each checkpoint, the model's parameters and result.json (spool.h, "train
- * and fit jobs").
+ * each checkpoint (and its line, on which the daemon stores it), the
+ * model's parameters and result.json (spool.h, "train and fit jobs").
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +63,10 @@ static int mpi_train__checkpoint(const struct net *n, const struct optim *o, siz
         return 0;
     s->ckpt_rc = spool_checkpoint_write(m->dir, epoch, n->params, n->n_params, o->state,
                                         optim_state_len(o), o->t, m->reason, sizeof m->reason);
+    char *line = s->ckpt_rc ? NULL : spool_line_checkpoint((int64_t)epoch);
+    if (line)
+        mpi_emit(m, line); /* the daemon stores it now */
+    free(line);
     return 0;
 }
 

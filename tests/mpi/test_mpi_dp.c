@@ -7,7 +7,8 @@
  * ranks within 1e-5 relative, and so are the final parameters (surrogate
  * weights, model parameters) relative to their largest; two runs on two
  * ranks give the same bits (step losses, blob, parameters); a 2-rank train
- * stores its last checkpoint. adapt and es asked on two ranks are refused
+ * stores a checkpoint every epoch, as in one process, the last one holding
+ * the model's parameters. adapt and es asked on two ranks are refused
  * at submission, naming the field. Without mpirun (or qn-mpi) the tests
  * skip, saying which is missing.
  */
@@ -75,8 +76,8 @@ static size_t step_losses(const struct qt_dir *f, long long job, double *v)
     return n;
 }
 
-/* The last `last` floats (0: all) of the blob column `col` of the row of
- * `table` that job made, into a new buffer *out; their count. */
+/* The last `last` floats (0: all) of the blob column `col` of the newest row
+ * of `table` that job made, into a new buffer *out; their count. */
 static size_t job_floats(const struct qt_dir *f, const char *table, const char *col,
                          long long job, size_t last, float **out)
 {
@@ -84,7 +85,8 @@ static size_t job_floats(const struct qt_dir *f, const char *table, const char *
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     snprintf(path, sizeof path, "%s/q.db", f->dir);
-    snprintf(sql, sizeof sql, "SELECT %s FROM %s WHERE job_id = ?1", col, table);
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s WHERE job_id = ?1 ORDER BY rowid DESC", col,
+             table);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
     sqlite3_bind_int64(st, 1, job);
@@ -198,7 +200,13 @@ static void test_train_surrogate(void **state)
     long long two = run(f, TRAIN(RANKS2, SUR_LAYER, SPIRALS, "3"));
     long long again = run(f, TRAIN(RANKS2, SUR_LAYER, SPIRALS, "3"));
     compare(f, one, two, again, "models", "params", 0);
-    assert_int_equal(count_rows(f, "checkpoints", two), 1); /* the last (epoch 3) */
+    assert_int_equal(count_rows(f, "checkpoints", one), 3);
+    assert_int_equal(count_rows(f, "checkpoints", two), 3);
+    float *model, *last;
+    size_t n = job_floats(f, "models", "params", two, 0, &model);
+    assert_int_equal(job_floats(f, "checkpoints", "params", two, 0, &last), n);
+    assert_memory_equal(last, model, n * sizeof *model); /* epoch 3's: the model */
+    free(model), free(last);
 }
 
 /* The real ODE in the loop: each rank solves its rows' devices. */
