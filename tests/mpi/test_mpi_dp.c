@@ -8,9 +8,11 @@
  * weights, model parameters) relative to their largest; two runs on two
  * ranks give the same bits (step losses, blob, parameters); a 2-rank train
  * stores a checkpoint every epoch, as in one process, the last one holding
- * the model's parameters. adapt and es asked on two ranks are refused
- * at submission, naming the field. Without mpirun (or qn-mpi) the tests
- * skip, saying which is missing.
+ * the model's parameters. A 2-rank train stopped (SIGINT to qn run) once it
+ * has stored a checkpoint, then resumed in one process (`qn resume`), ends
+ * with the uninterrupted run's step losses and model. adapt and es asked on
+ * two ranks are refused at submission, naming the field. Without mpirun
+ * (or qn-mpi) the tests skip, saying which is missing.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "qn_test.h"
@@ -220,6 +224,86 @@ static void test_train_device(void **state)
     compare(f, one, two, again, "models", "params", 0);
 }
 
+/* A job's state from the jobs table into buf (cap bytes). */
+static void job_state(const struct qt_dir *f, long long job, char *buf, size_t cap)
+{
+    char path[600];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    snprintf(path, sizeof path, "%s/q.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT state FROM jobs WHERE id = ?1", -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, job);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* `qn run FILE --db q.db` in f->dir, started in the background; its pid. */
+static pid_t start_qn(const struct qt_dir *f, const char *file)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (chdir(f->dir) != 0 || !freopen("/dev/null", "w", stdout) ||
+            !freopen("/dev/null", "w", stderr))
+            _exit(127);
+        execl(QN_BIN, "qn", "run", file, "--db", "q.db", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* A 2-rank train (job 2) stopped by SIGINT once it has stored a checkpoint, then
+ * resumed in one process: the one-process run's (job 1) model and step losses. */
+static void test_resume(void **state)
+{
+    const struct qt_dir *f = *state;
+    need_mpi(__func__);
+    long long one = run(f, TRAIN("", DEV_LAYER, SPIRALS_SMALL, "30"));
+    assert_int_equal(qt_write_file(f->dir, "two.json", TRAIN(RANKS2, DEV_LAYER, SPIRALS_SMALL,
+                                                             "30")),
+                     0);
+    pid_t pid = start_qn(f, "two.json");
+    long long seen = 0;
+    for (int i = 0; i < 6000 && seen == 0; i++) { /* the job row and a checkpoint appear */
+        usleep(10000);
+        seen = count_rows(f, "checkpoints", 2);
+    }
+    kill(pid, SIGINT);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    char st[32];
+    job_state(f, 2, st, sizeof st);
+    if (!seen || strcmp(st, "canceled") != 0)
+        fail_msg("the 2-rank run was not stopped after a checkpoint (state %s, checkpoints %lld)",
+                 st, count_rows(f, "checkpoints", 2));
+    long long stored = count_rows(f, "checkpoints", 2);
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->dir, NULL, &r, "resume", "2", "--db", "q.db", NULL), 0);
+    qt_expect_status(&r, 0);
+    qt_run_free(&r);
+    double a[MAX_ROWS], b[MAX_ROWS];
+    size_t na = step_losses(f, one, a);
+    assert_int_equal(step_losses(f, 2, b), na);
+    for (size_t i = 0; i < na; i++)
+        if (!(fabs(a[i] - b[i]) <= REL_TOL * fabs(a[i])))
+            fail_msg("step_loss #%zu: %.17g uninterrupted, %.17g resumed", i + 1, a[i], b[i]);
+    float *pa, *pb;
+    size_t n = job_floats(f, "models", "params", one, 0, &pa);
+    assert_int_equal(job_floats(f, "models", "params", 2, 0, &pb), n);
+    double big = 0, diff = 0;
+    for (size_t k = 0; k < n; k++)
+        big = fmax(big, fabs(pa[k])), diff = fmax(diff, fabs((double)pa[k] - pb[k]));
+    if (!(diff <= REL_TOL * big))
+        fail_msg("resumed model: largest difference %.3g of largest value %.3g", diff, big);
+    print_message("stopped after %lld of 30 checkpoints on 2 ranks, resumed in one process: "
+                  "%zu step losses and the model within %.2g\n", stored, na, diff / big);
+    free(pa), free(pb);
+}
+
 /* What the ranks cannot share is refused at submission, at its field. */
 static void test_refused(void **state)
 {
@@ -254,6 +338,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fit, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_train_surrogate, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_train_device, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_resume, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_refused, qt_dir_setup, qt_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
