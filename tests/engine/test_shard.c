@@ -9,7 +9,8 @@
  * bits: a cross-entropy run with a test set and a short last batch; an mse
  * run with hardware-aware chips and drive and output noise, whose last batch
  * is smaller than R (some ranks get no rows); a crn_relu layer via device
- * (real ODE solves, spread over the ranks, every solve counted once); and a
+ * (real ODE solves, spread over the ranks, every solve counted once) and
+ * physics_aware (the ODE forward, a surrogate's slope backward); and a
  * surrogate fit with its per-step losses and validation RMSE. Two runs at
  * the same R give the same bits. shard_rows covers a batch exactly, and
  * what the ranks cannot share (adapt, es, a bad shard) is refused.
@@ -379,6 +380,42 @@ static void test_train_device(void **state)
     dev_model_close(&crn), dev_model_close(&id);
 }
 
+/* physics_aware: the real ODE forward on each rank's rows, the backward through a
+ * surrogate of the device's fixed point (fitted here on its closed form). */
+static void test_train_physics_aware(void **state)
+{
+    (void)state;
+    struct dev_model crn, id;
+    struct dev_error err;
+    dev_model_init(&crn, DEV_CRN_RELU);
+    assert_int_equal(dev_model_set_param(&crn, "kappa", 0.01), 0);
+    if (dev_model_prepare(&crn, &err))
+        fail_msg("prepare: %s: %s", err.field, err.msg);
+    neuron(&id, ACT_IDENTITY);
+    float u[200], y[200];
+    for (size_t i = 0; i < 200; i++) {
+        double z = -4.0 + 8.0 * (double)i / 199.0;
+        u[i] = (float)z, y[i] = (float)((z + sqrt(z * z + 0.04)) / 2);
+    }
+    struct fit_config fc;
+    fit_config_default(&fc);
+    fc.n_hidden = 1, fc.hidden[0] = 8, fc.epochs = 20;
+    struct surrogate sur;
+    struct fit_result fr;
+    assert_int_equal(surrogate_fit(u, y, NULL, 200, 1, &fc, NULL, &sur, &fr), 0);
+    struct scenario sc = {.n_layers = 2};
+    sc.spec[0] = (struct net_layer_spec){3, &crn, VIA_PHYSICS_AWARE, &sur, 0, 0};
+    sc.spec[1] = (struct net_layer_spec){1, &id, VIA_EXACT, NULL, 0, 0};
+    assert_int_equal(data_gen_spirals(&sc.train, 20, 2, 0.1, 7), 0);
+    sc.cfg = (struct train_config){.loss = LOSS_MSE, .epochs = 1, .batch = 8, .seed = 4};
+    optim_config_default(&sc.oc, OPTIM_ADAM);
+    sc.oc.lr = 0.01;
+    check_scenario(&sc, NULL);
+    scenario_close(&sc);
+    surrogate_close(&sur);
+    dev_model_close(&crn), dev_model_close(&id);
+}
+
 /* A surrogate fit: 300 rows, 30 held out, batches of 64 (the last of 14 rows). */
 static void test_fit(void **state)
 {
@@ -469,6 +506,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rows),         cmocka_unit_test(test_train_xent),
         cmocka_unit_test(test_train_noise),  cmocka_unit_test(test_train_device),
+        cmocka_unit_test(test_train_physics_aware),
         cmocka_unit_test(test_fit),          cmocka_unit_test(test_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
