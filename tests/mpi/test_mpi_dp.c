@@ -3,7 +3,8 @@
  * `qn run` and mpirun (the default launcher), against the same jobs in one
  * process, all in one database. For a fit, a train through a surrogate and
  * a train with a crn_relu layer via device (the ODE solves spread over the
- * ranks): every step_loss the one-process run recorded is there on two
+ * ranks), and a fit conditioned on a swept parameter (its name travels with
+ * it): every step_loss the one-process run recorded is there on two
  * ranks within 1e-5 relative, and so are the final parameters (surrogate
  * weights, model parameters) relative to their largest; two runs on two
  * ranks give the same bits (step losses, blob, parameters); a 2-rank train
@@ -179,6 +180,28 @@ static void test_fit(void **state)
     compare(f, one, two, again, "surrogates", "blob", 49 + 2);
 }
 
+#define PSWEEP                                                                                   \
+    "{\"type\": \"sweep\", \"spec\": {\"device\": {\"kind\": \"crn_relu\", \"drive\": \"dot\", " \
+    "\"params\": {\"kappa\": 0.01}}, \"samples\": 600, \"ranges\": {\"u1\": [-4, 4], "         \
+    "\"kappa\": [0.002, 0.05]}}}"
+
+/* A fit conditioned on kappa (a parameter sweep): the surrogate of 2 ranks names
+ * its parameter and matches one process's. */
+static void test_fit_conditioned(void **state)
+{
+    const struct qt_dir *f = *state;
+    need_mpi(__func__);
+    run(f, PSWEEP);
+    long long one = run(f, FIT("")), two = run(f, FIT(RANKS2)), again = run(f, FIT(RANKS2));
+    /* 2-16-1: 65 weights, then the domain of 2 inputs (4 floats). */
+    compare(f, one, two, again, "surrogates", "blob", 65 + 4);
+    json_t *rec = qt_run_job(f, "q.db", FIT(RANKS2), "2", 0);
+    json_t *cond = json_object_get(json_object_get(rec, "result"), "conditioned_on");
+    assert_int_equal(json_array_size(cond), 1);
+    assert_string_equal(json_string_value(json_array_get(cond, 0)), "kappa");
+    json_decref(rec);
+}
+
 #define TRAIN(res, layer0, data, epochs)                                                         \
     "{\"type\": \"train\", " res "\"spec\": {\"dataset\": " data ", \"network\": [" layer0     \
     ", {\"devices\": 2, \"device\": {\"kind\": \"neuron\", \"params\": {\"activation\": "       \
@@ -336,6 +359,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fit, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_fit_conditioned, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_train_surrogate, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_train_device, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_resume, qt_dir_setup, qt_dir_teardown),
