@@ -11,9 +11,10 @@
  * stores a checkpoint every epoch, as in one process, the last one holding
  * the model's parameters. A 2-rank train stopped (SIGINT to qn run) once it
  * has stored a checkpoint, then resumed in one process (`qn resume`), ends
- * with the uninterrupted run's step losses and model. adapt and es asked on
- * two ranks are refused at submission, naming the field. Without mpirun
- * (or qn-mpi) the tests skip, saying which is missing.
+ * with the uninterrupted run's step losses and model. Through `qn serve`, a
+ * 2-rank train's metrics and checkpoints are stored and served. adapt and
+ * es asked on two ranks are refused at submission, naming the field.
+ * Without mpirun (or qn-mpi) the tests skip, saying which is missing.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include "qn_test.h"
+#include "qt_daemon.h"
 
 #define REL_TOL 1e-5
 #define MAX_ROWS 256
@@ -327,6 +329,54 @@ static void test_resume(void **state)
     free(pa), free(pb);
 }
 
+static int daemon_setup(void **state)
+{
+    *state = qd_fixture_new(sizeof(struct qd), 1);
+    return *state ? 0 : -1;
+}
+
+static int daemon_teardown(void **state)
+{
+    qd_fixture_free(*state);
+    return 0;
+}
+
+/* Through `qn serve`: a 2-rank train succeeds, its metrics (from rank 0's
+ * lines) are served with the job, and its checkpoints are stored. */
+static void test_train_daemon(void **state)
+{
+    struct qd *d = *state;
+    need_mpi(__func__);
+    qd_start(d);
+    int64_t id = qd_submit(d, NULL, TRAIN(RANKS2, DEV_LAYER, SPIRALS_SMALL, "2"));
+    json_t *rec = qd_wait_final(d, NULL, id, 120);
+    const char *st = json_string_value(json_object_get(rec, "state"));
+    if (!st || strcmp(st, "succeeded") != 0)
+        fail_msg("the 2-rank train ended %s: %s", st ? st : "?",
+                 json_string_value(json_object_get(rec, "error")));
+    assert_true(json_integer_value(json_object_get(json_object_get(rec, "result"), "model")) > 0);
+    json_decref(rec);
+    char path[64];
+    json_t *m = NULL;
+    snprintf(path, sizeof path, "/v1/jobs/%lld/metrics", (long long)id);
+    assert_int_equal(qd_http(d, "GET", path, NULL, NULL, &m), 200);
+    size_t steps = 0, tests = 0;
+    json_t *row;
+    size_t i;
+    json_array_foreach(json_object_get(m, "metrics"), i, row) {
+        const char *name = json_string_value(json_object_get(row, "name"));
+        steps += name && strcmp(name, "step_loss") == 0;
+        tests += name && strcmp(name, "test_loss") == 0;
+    }
+    json_decref(m);
+    assert_int_equal(steps, 2); /* 20 steps an epoch, one step_loss every 20 */
+    assert_int_equal(tests, 2);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM checkpoints WHERE job_id = %lld",
+             (long long)id);
+    assert_int_equal(qd_db_file_int(d->dir, "qn.db", SQLITE_OPEN_READONLY, 1, sql), 2);
+}
+
 /* What the ranks cannot share is refused at submission, at its field. */
 static void test_refused(void **state)
 {
@@ -363,6 +413,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_train_surrogate, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_train_device, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_resume, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_train_daemon, daemon_setup, daemon_teardown),
         cmocka_unit_test_setup_teardown(test_refused, qt_dir_setup, qt_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
