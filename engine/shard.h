@@ -26,11 +26,11 @@ typedef int (*shard_sum_f32_fn)(float *buf, size_t n, void *ctx);
 typedef int (*shard_sum_f64_fn)(double *buf, size_t n, void *ctx);
 
 struct shard {
-    size_t rank;             /* this rank, 0..ranks-1 */
-    size_t ranks;            /* R >= 1 */
-    shard_sum_f32_fn sum;    /* gradients; may be NULL only when ranks is 1 */
-    shard_sum_f64_fn sum64;  /* loss sums and counts; may be NULL only when ranks is 1 */
-    void *ctx;               /* borrowed, passed to both */
+    size_t rank;            /* this rank, 0..ranks-1 */
+    size_t ranks;           /* R >= 1 */
+    shard_sum_f32_fn sum;   /* gradients; may be NULL only when ranks is 1 */
+    shard_sum_f64_fn sum64; /* loss sums and counts; may be NULL only when ranks is 1 */
+    void *ctx;              /* borrowed, passed to both */
 };
 
 /* Nonzero when s spreads work over more than one rank. */

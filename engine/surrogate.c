@@ -574,8 +574,8 @@ static double surrogate__lr(double lr, size_t e, size_t epochs)
 
 /* The gradient of the mean loss of rows perm[0..B) of the training set into
  * s->mlp->grads; adds B * loss to *sum. */
-static int surrogate__batch_grad(struct surrogate *s, struct surrogate__work *w,
-                                 const size_t *perm, size_t B, double *sum)
+static int surrogate__batch_grad(struct surrogate *s, struct surrogate__work *w, const size_t *perm,
+                                 size_t B, double *sum)
 {
     size_t n_in = s->n_in;
     for (size_t b = 0; b < B; b++) {

@@ -22,8 +22,8 @@ int spec_run_build(const struct train_spec *t, const struct net_layer_spec *ls, 
     }
     *net = NULL;
     *what = "cannot build the network";
-    int rc = net_create(net, n_in, spec, t->n_layers, t->train.batch, n_threads, t->train.seed,
-                        cancel);
+    int rc =
+        net_create(net, n_in, spec, t->n_layers, t->train.batch, n_threads, t->train.seed, cancel);
     if (rc)
         return rc;
     *what = "cannot initialise the network";
@@ -72,11 +72,9 @@ int spec_run_train(const struct train_spec *t, struct net *n, struct optim *o,
         return rc;
     /* Every epoch was done before (resumed after the last checkpoint): score it. */
     const struct shard *sh = hooks ? hooks->shard : NULL;
-    rc = train_evaluate_shard(n, train, t->train.loss, sh, &res->train_loss,
-                              &res->train_accuracy);
+    rc = train_evaluate_shard(n, train, t->train.loss, sh, &res->train_loss, &res->train_accuracy);
     if (rc == 0)
-        rc = train_evaluate_shard(n, test, t->train.loss, sh, &res->test_loss,
-                                  &res->test_accuracy);
+        rc = train_evaluate_shard(n, test, t->train.loss, sh, &res->test_loss, &res->test_accuracy);
     res->epochs_done = t->train.epochs;
     return rc;
 }
@@ -86,12 +84,16 @@ int spec_run_train_ranks(const struct train_spec *t, size_t ranks, struct spec_e
     if (ranks <= 1)
         return QN_OK;
     if (t->train.adapt.enabled)
-        return spec_fail(err, "/spec/adapt", "adaptive structure decides on statistics of the "
+        return spec_fail(err, "/spec/adapt",
+                         "adaptive structure decides on statistics of the "
                          "whole data, which %zu data-parallel ranks do not share; leave "
-                         "\"adapt\" out or run on one rank", ranks);
+                         "\"adapt\" out or run on one rank",
+                         ranks);
     if (t->optim.kind == OPTIM_ES)
-        return spec_fail(err, "/spec/optimizer/name", "es does not run on several ranks (%zu "
-                         "asked): use adam or sgd, or one rank", ranks);
+        return spec_fail(err, "/spec/optimizer/name",
+                         "es does not run on several ranks (%zu "
+                         "asked): use adam or sgd, or one rank",
+                         ranks);
     return QN_OK;
 }
 

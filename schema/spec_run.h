@@ -39,10 +39,10 @@ struct spec_run_start {
     const float *params; /* (n_params) borrowed: a checkpoint's or the "from" model's
                             parameters; NULL: a fresh network (calibrated if t says so) */
     size_t n_params;
-    const float *state;  /* (n_state) borrowed: the checkpoint's optimizer state; NULL for
-                            the "from" model (its optimizer starts afresh) */
+    const float *state; /* (n_state) borrowed: the checkpoint's optimizer state; NULL for
+                           the "from" model (its optimizer starts afresh) */
     size_t n_state;
-    uint64_t t;          /* the checkpoint's optimizer steps */
+    uint64_t t; /* the checkpoint's optimizer steps */
 };
 
 /*

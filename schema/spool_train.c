@@ -95,8 +95,8 @@ int spool_checkpoint_read(const char *dir, size_t epoch, float *params, size_t n
     json_int_t e = 0, steps = 0;
     spool__ckpt_name(name, sizeof name, epoch, "info.json");
     int rc = spool_json_read(dir, name, &c, msg, cap);
-    if (rc == 0 && (json_unpack(c, "{sI sI}", "epoch", &e, "t", &steps) ||
-                    (size_t)e != epoch || steps < 0)) {
+    if (rc == 0 &&
+        (json_unpack(c, "{sI sI}", "epoch", &e, "t", &steps) || (size_t)e != epoch || steps < 0)) {
         if (msg && cap)
             snprintf(msg, cap, "%s is malformed", name);
         rc = QN_EFORMAT;
@@ -143,15 +143,15 @@ int spool_train_result_write(const char *dir, const struct train_result *res, si
     for (size_t l = 0; ood && l < n_layers; l++)
         if (json_array_append_new(ood, spool__real(res->out_of_domain_layer[l])))
             json_decref(ood), ood = NULL;
-    json_t *r = ood ? json_pack("{so so so so sI sI so so}", "train_loss",
-                                spool__real(res->train_loss), "train_accuracy",
-                                spool__real(res->train_accuracy), "test_loss",
-                                spool__real(res->test_loss), "test_accuracy",
-                                spool__real(res->test_accuracy), "epochs_done",
-                                (json_int_t)res->epochs_done, "failed_solves",
-                                (json_int_t)failed_solves, "out_of_domain",
-                                spool__real(res->out_of_domain), "out_of_domain_layer", ood)
-                    : NULL;
+    json_t *r =
+        ood ? json_pack("{so so so so sI sI so so}", "train_loss", spool__real(res->train_loss),
+                        "train_accuracy", spool__real(res->train_accuracy), "test_loss",
+                        spool__real(res->test_loss), "test_accuracy",
+                        spool__real(res->test_accuracy), "epochs_done",
+                        (json_int_t)res->epochs_done, "failed_solves", (json_int_t)failed_solves,
+                        "out_of_domain", spool__real(res->out_of_domain), "out_of_domain_layer",
+                        ood)
+            : NULL;
     int rc = r ? spool_json_write(dir, SPOOL_RESULT, r, msg, cap) : QN_ENOMEM;
     json_decref(r);
     return rc;
@@ -190,12 +190,11 @@ int spool_train_result_read(const char *dir, struct train_result *res, size_t n_
 
 int spool_fit_result_write(const char *dir, const struct fit_result *res, char *msg, size_t cap)
 {
-    json_t *r = json_pack("{so so sI sI sI sI sI}", "val_rmse", spool__real(res->val_rmse),
-                          "max_error", spool__real(res->max_error), "n_train",
-                          (json_int_t)res->n_train, "n_val", (json_int_t)res->n_val,
-                          "n_excluded", (json_int_t)res->n_excluded, "epochs_run",
-                          (json_int_t)res->epochs_run, "best_epoch",
-                          (json_int_t)res->best_epoch);
+    json_t *r =
+        json_pack("{so so sI sI sI sI sI}", "val_rmse", spool__real(res->val_rmse), "max_error",
+                  spool__real(res->max_error), "n_train", (json_int_t)res->n_train, "n_val",
+                  (json_int_t)res->n_val, "n_excluded", (json_int_t)res->n_excluded, "epochs_run",
+                  (json_int_t)res->epochs_run, "best_epoch", (json_int_t)res->best_epoch);
     int rc = r ? spool_json_write(dir, SPOOL_RESULT, r, msg, cap) : QN_ENOMEM;
     json_decref(r);
     return rc;
@@ -207,8 +206,8 @@ int spool_fit_result_read(const char *dir, struct fit_result *res, char *msg, si
     json_int_t nt = -1, nv = -1, ne = -1, er = -1, be = -1;
     memset(res, 0, sizeof *res);
     int rc = spool_json_read(dir, SPOOL_RESULT, &r, msg, cap);
-    if (rc == 0 && (json_unpack(r, "{sI sI sI sI sI}", "n_train", &nt, "n_val", &nv,
-                                "n_excluded", &ne, "epochs_run", &er, "best_epoch", &be) ||
+    if (rc == 0 && (json_unpack(r, "{sI sI sI sI sI}", "n_train", &nt, "n_val", &nv, "n_excluded",
+                                &ne, "epochs_run", &er, "best_epoch", &be) ||
                     nt < 0 || nv < 0 || ne < 0 || er < 0 || be < 0)) {
         if (msg && cap)
             snprintf(msg, cap, "the fit's %s is malformed", SPOOL_RESULT);

@@ -22,7 +22,7 @@ struct mpi_fit {
     struct mpi_ctx *m;
     struct fit_spec f;
     int have_f;
-    json_t *staged;                   /* the daemon's facts (new reference) */
+    json_t *staged; /* the daemon's facts (new reference) */
     struct spool_array in, out, status;
     size_t n_cond;
     const char *cond[DEV_MAX_PARAMS]; /* borrowed from staged */
@@ -120,13 +120,16 @@ static int mpi_fit_run(struct mpi_ctx *m)
     int rc = mpi_agree(m, mpi_fit__setup(&s));
     if (rc == 0) { /* collective: every rank walks the same steps */
         mpi_dp_shard(m, &sh);
-        struct fit_hooks h = {.metric = mpi_fit__metric, .ctx = &s,
-                              .step_metric_every = s.every, .shard = &sh};
-        rc = spec_run_fit(&s.f, s.in.data, s.out.data, s.status.data, s.in.dims[0],
-                          s.in.dims[1], s.n_cond, s.cond, &h, &sur, &res, &what);
+        struct fit_hooks h = {
+            .metric = mpi_fit__metric, .ctx = &s, .step_metric_every = s.every, .shard = &sh};
+        rc = spec_run_fit(&s.f, s.in.data, s.out.data, s.status.data, s.in.dims[0], s.in.dims[1],
+                          s.n_cond, s.cond, &h, &sur, &res, &what);
         if (rc)
-            snprintf(m->reason, sizeof m->reason, "%s: %s", rc == QN_EINVAL ? "cannot fit: too "
-                     "few usable rows or a bad configuration" : what, qn_err_msg(rc));
+            snprintf(m->reason, sizeof m->reason, "%s: %s",
+                     rc == QN_EINVAL ? "cannot fit: too "
+                                       "few usable rows or a bad configuration"
+                                     : what,
+                     qn_err_msg(rc));
         rc = mpi_agree(m, rc);
     }
     if (rc == 0)

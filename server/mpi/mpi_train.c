@@ -27,18 +27,18 @@ struct mpi_train {
     struct mpi_ctx *m;
     struct train_spec t;
     int have_t;
-    json_t *staged;              /* the daemon's facts (new reference) */
-    struct spool_net layers;     /* devices and surrogates */
-    size_t n_classes;            /* of the datasets (0: regression) */
+    json_t *staged;          /* the daemon's facts (new reference) */
+    struct spool_net layers; /* devices and surrogates */
+    size_t n_classes;        /* of the datasets (0: regression) */
     struct data_set train, test;
     struct net *net;
     struct optim o;
     int have_o;
-    struct train_position from;  /* where the run starts */
-    uint64_t opt_t;              /* the optimizer's steps at the start */
-    size_t every;                /* steps between step_loss metrics */
-    uint64_t steps;              /* steps of the whole run, for progress */
-    int ckpt_rc;                 /* rank 0: the first checkpoint that could not be written */
+    struct train_position from; /* where the run starts */
+    uint64_t opt_t;             /* the optimizer's steps at the start */
+    size_t every;               /* steps between step_loss metrics */
+    uint64_t steps;             /* steps of the whole run, for progress */
+    int ckpt_rc;                /* rank 0: the first checkpoint that could not be written */
 };
 
 /* train_hooks.metric: rank 0's lines; progress with each step_loss. */
@@ -76,9 +76,9 @@ static int mpi_train__staged(struct mpi_train *s)
 {
     json_int_t epoch = -1, step = -1, correct = -1, t = -1, every = -1, classes = -1;
     double sum = 0;
-    if (json_unpack(s->staged, "{sI sI sF sI sI sI sI}", "epoch", &epoch, "step", &step,
-                    "loss_sum", &sum, "correct", &correct, "t", &t, "step_metric_every", &every,
-                    "n_classes", &classes) ||
+    if (json_unpack(s->staged, "{sI sI sF sI sI sI sI}", "epoch", &epoch, "step", &step, "loss_sum",
+                    &sum, "correct", &correct, "t", &t, "step_metric_every", &every, "n_classes",
+                    &classes) ||
         epoch < 0 || step < 0 || correct < 0 || t < 0 || every < 0 || classes < 0)
         return QN_EFORMAT;
     s->from = (struct train_position){(size_t)epoch, (size_t)step, sum, (size_t)correct};
@@ -95,13 +95,11 @@ static int mpi_train__spec(struct mpi_train *s)
     if (rc == 0)
         rc = mpi_train__staged(s);
     if (rc) {
-        snprintf(m->reason, sizeof m->reason, "the staged run's \"%s\" is malformed",
-                 SPOOL_STAGED);
+        snprintf(m->reason, sizeof m->reason, "the staged run's \"%s\" is malformed", SPOOL_STAGED);
         return rc;
     }
     if ((rc = spec_train_parse(m->job.spec, &s->t, &e)))
-        snprintf(m->reason, sizeof m->reason, "the staged run is not valid: %s: %s", e.path,
-                 e.msg);
+        snprintf(m->reason, sizeof m->reason, "the staged run is not valid: %s: %s", e.path, e.msg);
     s->have_t = rc == 0;
     return rc;
 }
@@ -111,8 +109,8 @@ static int mpi_train__network(struct mpi_train *s)
 {
     struct mpi_ctx *m = s->m;
     const char *what;
-    int rc = spool_net_open(m->dir, json_object_get(s->staged, "network"), 0, &s->layers,
-                            m->reason, sizeof m->reason);
+    int rc = spool_net_open(m->dir, json_object_get(s->staged, "network"), 0, &s->layers, m->reason,
+                            sizeof m->reason);
     if (rc == 0 && s->layers.n_layers != s->t.n_layers) {
         snprintf(m->reason, sizeof m->reason, "the staged network is not the spec's");
         rc = QN_EFORMAT;
@@ -196,8 +194,11 @@ static int mpi_train_run(struct mpi_ctx *m)
     int rc = mpi_agree(m, mpi_train__setup(&s));
     if (rc == 0) { /* collective: every rank walks the same steps */
         mpi_dp_shard(m, &sh);
-        struct train_hooks h = {.metric = mpi_train__metric, .checkpoint = mpi_train__checkpoint,
-                                .ctx = &s, .step_metric_every = s.every, .shard = &sh};
+        struct train_hooks h = {.metric = mpi_train__metric,
+                                .checkpoint = mpi_train__checkpoint,
+                                .ctx = &s,
+                                .step_metric_every = s.every,
+                                .shard = &sh};
         rc = spec_run_train(&s.t, s.net, &s.o, &s.train, &s.test, &h, &s.from, &res);
         if (rc)
             snprintf(m->reason, sizeof m->reason, "training stopped: %s", qn_err_msg(rc));

@@ -95,9 +95,9 @@ static int team_sum64(double *buf, size_t n, void *ctx)
 struct outcome {
     double loss[MAX_STEPS]; /* step_loss by step (1-based steps at index step - 1) */
     size_t steps;
-    double val[MAX_STEPS];  /* val_rmse (fit) or test_loss (train) by epoch */
+    double val[MAX_STEPS]; /* val_rmse (fit) or test_loss (train) by epoch */
     size_t epochs;
-    float *params;          /* owned */
+    float *params; /* owned */
     size_t n_params;
     size_t solves;
     int rc;
@@ -155,10 +155,10 @@ static void train_once(const struct scenario *sc, const struct shard *sh, struct
         return;
     out->rc = optim_init(&o, &sc->oc, n->n_params);
     if (out->rc == QN_OK) {
-        struct train_hooks h = {.metric = train_metric, .ctx = out, .step_metric_every = 1,
-                                .shard = sh};
-        out->rc = train_run(n, &o, &sc->train, sc->have_test ? &sc->test : NULL, &sc->cfg, &h, 0,
-                            &res);
+        struct train_hooks h = {
+            .metric = train_metric, .ctx = out, .step_metric_every = 1, .shard = sh};
+        out->rc =
+            train_run(n, &o, &sc->train, sc->have_test ? &sc->test : NULL, &sc->cfg, &h, 0, &res);
         optim_close(&o);
     }
     out->n_params = n->n_params;
@@ -195,8 +195,8 @@ static void fit_once(const struct fit_data *fd, const struct shard *sh, struct o
 /* One thread: rank m's run. */
 struct job {
     struct member m;
-    const struct scenario *sc;  /* a training run, or */
-    const struct fit_data *fd;  /* a fit */
+    const struct scenario *sc; /* a training run, or */
+    const struct fit_data *fd; /* a fit */
     struct outcome out;
     pthread_t th;
 };
@@ -327,8 +327,7 @@ static void test_train_xent(void **state)
     sc.spec[1] = (struct net_layer_spec){2, &id, VIA_EXACT, NULL, 0, 0};
     assert_int_equal(data_gen_spirals(&sc.train, 150, 2, 0.1, 3), 0);
     assert_int_equal(data_gen_spirals(&sc.test, 70, 2, 0.1, 4), 0);
-    sc.cfg = (struct train_config){.loss = LOSS_CROSS_ENTROPY, .epochs = 3, .batch = 32,
-                                   .seed = 9};
+    sc.cfg = (struct train_config){.loss = LOSS_CROSS_ENTROPY, .epochs = 3, .batch = 32, .seed = 9};
     optim_config_default(&sc.oc, OPTIM_ADAM);
     sc.oc.lr = 0.02;
     check_scenario(&sc, NULL);
@@ -348,8 +347,8 @@ static void test_train_noise(void **state)
     sc.spec[0] = (struct net_layer_spec){6, &th, VIA_EXACT, NULL, 0, 0};
     sc.spec[1] = (struct net_layer_spec){1, &id, VIA_EXACT, NULL, 0, 0};
     assert_int_equal(data_gen_spirals(&sc.train, 61, 2, 0.1, 5), 0);
-    sc.cfg = (struct train_config){.loss = LOSS_MSE, .epochs = 2, .batch = 10, .seed = 2,
-                                   .chip_mode = TRAIN_HARDWARE_AWARE};
+    sc.cfg = (struct train_config){
+        .loss = LOSS_MSE, .epochs = 2, .batch = 10, .seed = 2, .chip_mode = TRAIN_HARDWARE_AWARE};
     optim_config_default(&sc.oc, OPTIM_SGD);
     sc.oc.lr = 0.05;
     check_scenario(&sc, NULL);
@@ -504,10 +503,13 @@ static void test_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rows),         cmocka_unit_test(test_train_xent),
-        cmocka_unit_test(test_train_noise),  cmocka_unit_test(test_train_device),
+        cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_train_xent),
+        cmocka_unit_test(test_train_noise),
+        cmocka_unit_test(test_train_device),
         cmocka_unit_test(test_train_physics_aware),
-        cmocka_unit_test(test_fit),          cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_fit),
+        cmocka_unit_test(test_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,8 +70,9 @@ static size_t step_losses(const struct qt_dir *f, long long job, double *v)
     sqlite3_stmt *st = NULL;
     snprintf(path, sizeof path, "%s/q.db", f->dir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT value FROM metrics WHERE job_id = ?1 AND "
-                                            "name = 'step_loss' ORDER BY step",
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT value FROM metrics WHERE job_id = ?1 AND "
+                                        "name = 'step_loss' ORDER BY step",
                                         -1, &st, NULL),
                      SQLITE_OK);
     sqlite3_bind_int64(st, 1, job);
@@ -85,8 +86,8 @@ static size_t step_losses(const struct qt_dir *f, long long job, double *v)
 
 /* The last `last` floats (0: all) of the blob column `col` of the newest row
  * of `table` that job made, into a new buffer *out; their count. */
-static size_t job_floats(const struct qt_dir *f, const char *table, const char *col,
-                         long long job, size_t last, float **out)
+static size_t job_floats(const struct qt_dir *f, const char *table, const char *col, long long job,
+                         size_t last, float **out)
 {
     char path[600], sql[160];
     sqlite3 *db = NULL;
@@ -159,15 +160,16 @@ static void compare(const struct qt_dir *f, long long one, long long two, long l
         fail_msg("%s.%s: largest difference %.3g of largest value %.3g", table, col, diff, big);
     assert_memory_equal(pb, pc, n * sizeof *pb);
     print_message("%s on 2 ranks: %zu step losses within %.2g relative, %zu parameters within "
-                  "%.2g of the largest\n", table, na, worst, n, diff / big);
+                  "%.2g of the largest\n",
+                  table, na, worst, n, diff / big);
     free(pa), free(pb), free(pc);
 }
 
-#define SWEEP                                                                                    \
-    "{\"type\": \"sweep\", \"spec\": {\"device\": {\"kind\": \"crn_relu\", \"drive\": \"dot\", " \
+#define SWEEP                                                                                      \
+    "{\"type\": \"sweep\", \"spec\": {\"device\": {\"kind\": \"crn_relu\", \"drive\": \"dot\", "   \
     "\"params\": {\"kappa\": 0.01}}, \"samples\": 700, \"ranges\": {\"u1\": [-4, 4]}}}"
-#define FIT(res)                                                                                 \
-    "{\"type\": \"fit\", " res "\"spec\": {\"dataset\": {\"job\": 1}, \"hidden\": [16], "        \
+#define FIT(res)                                                                                   \
+    "{\"type\": \"fit\", " res "\"spec\": {\"dataset\": {\"job\": 1}, \"hidden\": [16], "          \
     "\"epochs\": 8, \"batch\": 32, \"seed\": 2}}"
 #define RANKS2 "\"resources\": {\"ranks\": 2}, "
 
@@ -182,9 +184,9 @@ static void test_fit(void **state)
     compare(f, one, two, again, "surrogates", "blob", 49 + 2);
 }
 
-#define PSWEEP                                                                                   \
-    "{\"type\": \"sweep\", \"spec\": {\"device\": {\"kind\": \"crn_relu\", \"drive\": \"dot\", " \
-    "\"params\": {\"kappa\": 0.01}}, \"samples\": 600, \"ranges\": {\"u1\": [-4, 4], "         \
+#define PSWEEP                                                                                     \
+    "{\"type\": \"sweep\", \"spec\": {\"device\": {\"kind\": \"crn_relu\", \"drive\": \"dot\", "   \
+    "\"params\": {\"kappa\": 0.01}}, \"samples\": 600, \"ranges\": {\"u1\": [-4, 4], "             \
     "\"kappa\": [0.002, 0.05]}}}"
 
 /* A fit conditioned on kappa (a parameter sweep): the surrogate of 2 ranks names
@@ -204,16 +206,16 @@ static void test_fit_conditioned(void **state)
     json_decref(rec);
 }
 
-#define TRAIN(res, layer0, data, epochs)                                                         \
-    "{\"type\": \"train\", " res "\"spec\": {\"dataset\": " data ", \"network\": [" layer0     \
-    ", {\"devices\": 2, \"device\": {\"kind\": \"neuron\", \"params\": {\"activation\": "       \
-    "\"identity\"}}}], \"optimizer\": {\"name\": \"adam\", \"lr\": 0.01}, \"epochs\": " epochs  \
+#define TRAIN(res, layer0, data, epochs)                                                           \
+    "{\"type\": \"train\", " res "\"spec\": {\"dataset\": " data ", \"network\": [" layer0         \
+    ", {\"devices\": 2, \"device\": {\"kind\": \"neuron\", \"params\": {\"activation\": "          \
+    "\"identity\"}}}], \"optimizer\": {\"name\": \"adam\", \"lr\": 0.01}, \"epochs\": " epochs     \
     ", \"batch\": 16, \"seed\": 1}}"
-#define SUR_LAYER                                                                                \
-    "{\"devices\": 8, \"device\": {\"kind\": \"crn_relu\", \"drive\": \"dot\", \"params\": "    \
+#define SUR_LAYER                                                                                  \
+    "{\"devices\": 8, \"device\": {\"kind\": \"crn_relu\", \"drive\": \"dot\", \"params\": "       \
     "{\"kappa\": 0.01}}, \"via\": \"surrogate\", \"surrogate\": {\"job\": 2}}"
-#define DEV_LAYER                                                                                \
-    "{\"devices\": 3, \"device\": {\"kind\": \"crn_relu\", \"drive\": \"dot\", \"params\": "    \
+#define DEV_LAYER                                                                                  \
+    "{\"devices\": 3, \"device\": {\"kind\": \"crn_relu\", \"drive\": \"dot\", \"params\": "       \
     "{\"kappa\": 0.01}}, \"via\": \"device\"}"
 #define SPIRALS "\"spirals\""
 #define SPIRALS_SMALL "{\"name\": \"spirals\", \"samples\": 400}"
@@ -288,9 +290,8 @@ static void test_resume(void **state)
     const struct qt_dir *f = *state;
     need_mpi(__func__);
     long long one = run(f, TRAIN("", DEV_LAYER, SPIRALS_SMALL, "30"));
-    assert_int_equal(qt_write_file(f->dir, "two.json", TRAIN(RANKS2, DEV_LAYER, SPIRALS_SMALL,
-                                                             "30")),
-                     0);
+    assert_int_equal(
+        qt_write_file(f->dir, "two.json", TRAIN(RANKS2, DEV_LAYER, SPIRALS_SMALL, "30")), 0);
     pid_t pid = start_qn(f, "two.json");
     long long seen = 0;
     for (int i = 0; i < 6000 && seen == 0; i++) { /* the job row and a checkpoint appear */
@@ -325,7 +326,8 @@ static void test_resume(void **state)
     if (!(diff <= REL_TOL * big))
         fail_msg("resumed model: largest difference %.3g of largest value %.3g", diff, big);
     print_message("stopped after %lld of 30 checkpoints on 2 ranks, resumed in one process: "
-                  "%zu step losses and the model within %.2g\n", stored, na, diff / big);
+                  "%zu step losses and the model within %.2g\n",
+                  stored, na, diff / big);
     free(pa), free(pb);
 }
 
@@ -363,7 +365,8 @@ static void test_train_daemon(void **state)
     size_t steps = 0, tests = 0;
     json_t *row;
     size_t i;
-    json_array_foreach(json_object_get(m, "metrics"), i, row) {
+    json_array_foreach(json_object_get(m, "metrics"), i, row)
+    {
         const char *name = json_string_value(json_object_get(row, "name"));
         steps += name && strcmp(name, "step_loss") == 0;
         tests += name && strcmp(name, "test_loss") == 0;

@@ -92,8 +92,8 @@ static void layers_of(struct fx *f, struct dev_model *dev, struct net_layer_spec
     for (size_t l = 0; l < f->t.n_layers; l++) {
         if (spec_device_parse(f->t.layers[l].device.inline_obj, "/device", &dev[l], &err))
             fail_msg("%s: %s", err.path, err.msg);
-        ls[l] = (struct net_layer_spec){f->t.layers[l].devices, &dev[l], f->t.layers[l].via,
-                                        l == 0 ? &f->sur : NULL, 0, f->t.layers[l].connect};
+        ls[l] = (struct net_layer_spec){f->t.layers[l].devices,  &dev[l], f->t.layers[l].via,
+                                        l == 0 ? &f->sur : NULL, 0,       f->t.layers[l].connect};
     }
 }
 
@@ -144,8 +144,7 @@ static void test_same_as_engine(void **state)
     assert_memory_equal(oa.state, ob.state, optim_state_len(&ob) * sizeof(float));
     assert_true(oa.t == ob.t && oa.t > 0);
     cp.n_params--;
-    assert_int_equal(spec_run_start(&f->t, a, &oa, &cp, &f->ds, reason, sizeof reason),
-                     QN_EFORMAT);
+    assert_int_equal(spec_run_start(&f->t, a, &oa, &cp, &f->ds, reason, sizeof reason), QN_EFORMAT);
     assert_non_null(strstr(reason, "checkpoint does not fit"));
 
     net_destroy(a), net_destroy(b);
@@ -161,18 +160,21 @@ static void test_ranks(void **state)
     struct spec_error err;
     parse("{\"dataset\": \"xor\", \"network\": [{\"devices\": 4, \"device\": "
           "{\"kind\": \"neuron\"}}, {\"devices\": 2, \"device\": {\"kind\": "
-          "\"neuron\"}}], \"adapt\": {}}", &t);
+          "\"neuron\"}}], \"adapt\": {}}",
+          &t);
     assert_int_equal(spec_run_train_ranks(&t, 1, &err), 0);
     assert_int_equal(spec_run_train_ranks(&t, 2, &err), QN_ESPEC);
     assert_string_equal(err.path, "/spec/adapt");
     spec_train_close(&t);
     parse("{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": "
-          "{\"kind\": \"neuron\"}}], \"optimizer\": {\"name\": \"es\"}}", &t);
+          "{\"kind\": \"neuron\"}}], \"optimizer\": {\"name\": \"es\"}}",
+          &t);
     assert_int_equal(spec_run_train_ranks(&t, 3, &err), QN_ESPEC);
     assert_string_equal(err.path, "/spec/optimizer/name");
     spec_train_close(&t);
     parse("{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": "
-          "{\"kind\": \"neuron\"}}]}", &t);
+          "{\"kind\": \"neuron\"}}]}",
+          &t);
     assert_int_equal(spec_run_train_ranks(&t, 4096, &err), 0);
     spec_train_close(&t);
 }

@@ -68,8 +68,12 @@ static void test_results(void **state)
 {
     const struct qt_dir *f = *state;
     char msg[256];
-    struct train_result a = {.train_loss = 0.5, .train_accuracy = NAN, .test_loss = 0.625,
-                             .test_accuracy = 0.75, .epochs_done = 3, .out_of_domain = NAN},
+    struct train_result a = {.train_loss = 0.5,
+                             .train_accuracy = NAN,
+                             .test_loss = 0.625,
+                             .test_accuracy = 0.75,
+                             .epochs_done = 3,
+                             .out_of_domain = NAN},
                         b;
     a.out_of_domain_layer[0] = 0.125, a.out_of_domain_layer[1] = NAN;
     size_t failed = 0;
@@ -80,11 +84,15 @@ static void test_results(void **state)
     assert_true(b.out_of_domain_layer[0] == 0.125 && isnan(b.out_of_domain_layer[1]));
     assert_int_equal(b.epochs_done, 3);
     assert_int_equal(failed, 11);
-    assert_int_equal(spool_train_result_read(f->dir, &b, 3, &failed, msg, sizeof msg),
-                     QN_EFORMAT);
+    assert_int_equal(spool_train_result_read(f->dir, &b, 3, &failed, msg, sizeof msg), QN_EFORMAT);
 
-    struct fit_result x = {.val_rmse = 0.01, .max_error = NAN, .n_train = 90, .n_val = 10,
-                           .n_excluded = 2, .epochs_run = 7, .best_epoch = 5},
+    struct fit_result x = {.val_rmse = 0.01,
+                           .max_error = NAN,
+                           .n_train = 90,
+                           .n_val = 10,
+                           .n_excluded = 2,
+                           .epochs_run = 7,
+                           .best_epoch = 5},
                       y;
     assert_int_equal(spool_fit_result_write(f->dir, &x, msg, sizeof msg), 0);
     assert_int_equal(spool_fit_result_read(f->dir, &y, msg, sizeof msg), 0);
