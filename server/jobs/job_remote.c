@@ -103,9 +103,11 @@ int job_remote_check(const struct job_remote *r, const struct job_type *t, size_
 
 /* ---- following the run ---- */
 
-/* One line of rank 0: progress to the callback, a metric row to the store.
- * Lines that are not ours are skipped. */
-static int job_remote__line(struct job_ctx *ctx, const char *text)
+/* One line of rank 0: progress to the callback, a metric row to the store, a
+ * checkpoint to the type's checkpoint (t's, from dir). Lines that are not
+ * ours are skipped. */
+static int job_remote__line(const struct job_type *t, struct job_ctx *ctx, const char *dir,
+                            const char *text)
 {
     struct spool_line l;
     if (spool_line_parse(text, strlen(text), &l) != 0)
@@ -115,20 +117,23 @@ static int job_remote__line(struct job_ctx *ctx, const char *text)
             ctx->progress((size_t)l.done, (size_t)l.total, ctx->progress_ctx);
         return 0;
     }
+    if (l.kind == SPOOL_LINE_CHECKPOINT)
+        return t->checkpoint ? t->checkpoint(ctx, dir, (size_t)l.epoch) : 0;
     int rc = store_metric_insert(ctx->store, ctx->job_id, l.step, l.epoch, l.name, l.value);
     return rc ? job_fail(ctx, rc, "cannot store a metric") : 0;
 }
 
 /* Reads the run's lines until they end, the job is canceled or a line
  * cannot be stored; then waits for its end. */
-static int job_remote__follow(struct job_ctx *ctx, struct launch_run *run)
+static int job_remote__follow(const struct job_type *t, struct job_ctx *ctx, const char *dir,
+                              struct launch_run *run)
 {
     const struct launch_ops *ops = ctx->remote->launcher.ops;
     char line[LAUNCH_LINE_MAX];
     int rc = 0, canceled = 0, got;
     while (rc == 0 && (got = ops->next_line(run, line, sizeof line, JOB_REMOTE_POLL_MS)) != 2) {
         if (got == 1)
-            rc = job_remote__line(ctx, line);
+            rc = job_remote__line(t, ctx, dir, line);
         if (ctx->cancel && atomic_load(ctx->cancel)) {
             canceled = 1;
             break;
@@ -148,7 +153,7 @@ static int job_remote__follow(struct job_ctx *ctx, struct launch_run *run)
 }
 
 /* Starts qn-mpi on the staged dir and follows it to its end. */
-static int job_remote__launch(struct job_ctx *ctx, const char *dir)
+static int job_remote__launch(const struct job_type *t, struct job_ctx *ctx, const char *dir)
 {
     const struct job_remote *r = ctx->remote;
     struct launch_job lj = {.id = ctx->job_id, .dir = dir, .qn_mpi = r->qn_mpi,
@@ -157,7 +162,7 @@ static int job_remote__launch(struct job_ctx *ctx, const char *dir)
     int rc = r->launcher.ops->start(&r->launcher, &lj, &run, ctx->reason, sizeof ctx->reason);
     if (rc)
         return rc;
-    rc = job_remote__follow(ctx, run);
+    rc = job_remote__follow(t, ctx, dir, run);
     r->launcher.ops->destroy(run);
     return rc;
 }
@@ -183,7 +188,7 @@ static int job_remote__run(const struct job_type *t, struct job_ctx *ctx)
         return rc;
     rc = t->stage(ctx, dir);
     if (rc == 0)
-        rc = job_remote__launch(ctx, dir);
+        rc = job_remote__launch(t, ctx, dir);
     if (rc == 0)
         rc = t->collect(ctx, dir);
     spool_remove(dir);
