@@ -43,7 +43,7 @@ void net_replica_sync(struct net *dst, const struct net *src)
     }
     dst->chip_on = src->chip_on, dst->chip_seed = src->chip_seed;
     dst->noise_on = src->noise_on, dst->noise_seed = src->noise_seed;
-    dst->noise_step = src->noise_step;
+    dst->noise_step = src->noise_step, dst->noise_row0 = src->noise_row0;
     dst->track = 0;
     dst->solves = dst->failed_solves = 0;
 }

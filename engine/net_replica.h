@@ -36,8 +36,8 @@ int net_replica_create(struct net **out, const struct net *src, size_t n_threads
 
 /*
  * Makes dst, a replica of src, compute what src computes now: parameters,
- * the chip (drawn parameters and seed) and noise settings (on, seed, step)
- * copied; dst's tracking off and its counters (solves, failed solves, each
+ * the chip (drawn parameters and seed) and noise settings (on, seed, step,
+ * first row) copied; dst's tracking off and its counters (solves, failed solves, each
  * layer's surrogate and out-of-domain rows) zero. Does not allocate.
  */
 void net_replica_sync(struct net *dst, const struct net *src);
