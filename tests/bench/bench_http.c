@@ -42,6 +42,7 @@
  * up. The daemon is stopped with SIGTERM at the end (SIGKILL after 20 s).
  */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -553,6 +554,54 @@ static int bench_make_finished(unsigned port, int64_t *ids, size_t n)
     return 0;
 }
 
+/* CPU seconds the daemon's threads have used: its HTTP threads (libmicrohttpd's,
+ * named "MHD-...") into *http, all the others (the job workers above all) into
+ * *other. Both 0 when /proc cannot be read. */
+static void bench_daemon_cpu(pid_t pid, double *http, double *other)
+{
+    char path[64];
+    long hz = sysconf(_SC_CLK_TCK);
+    *http = *other = 0;
+    snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
+    DIR *dir = opendir(path);
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        char stat[512], file[320];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(file, sizeof file, "%s/%s/stat", path, e->d_name);
+        FILE *f = fopen(file, "r");
+        size_t n = f ? fread(stat, 1, sizeof stat - 1, f) : 0;
+        if (f)
+            fclose(f);
+        stat[n] = '\0';
+        /* "tid (comm) state ..." : utime and stime are the 14th and 15th fields. */
+        const char *close = strrchr(stat, ')');
+        unsigned long ut = 0, st = 0;
+        if (!close || sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                             &ut, &st) != 2)
+            continue;
+        double sec = (double)(ut + st) / (double)hz;
+        if (strncmp(strchr(stat, '(') + 1, "MHD", 3) == 0)
+            *http += sec;
+        else
+            *other += sec;
+    }
+    if (dir)
+        closedir(dir);
+}
+
+/* The 1-minute load average (from /proc/loadavg), -1 when unknown. */
+static double bench_loadavg(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f && fscanf(f, "%lf", &l) != 1)
+        l = -1;
+    if (f)
+        fclose(f);
+    return l;
+}
+
 /* The CPU's model name (from /proc/cpuinfo) into buf. */
 static void bench_cpu(char *buf, size_t cap)
 {
@@ -597,17 +646,22 @@ static int bench_run_mix(struct qd *d, double seconds)
            ncpu, cpu, BENCH_FINISHED, jobs[0], jobs[1],
            fashion ? "Fashion-MNIST (784-128-10)" : "spirals (2-64-64-2)", BENCH_CLIENTS, seconds);
     fflush(stdout);
+    double hq, o0, o1, h2, o2, h3, o3; /* CPU seconds: HTTP threads (hq unused), others */
+    bench_daemon_cpu(d->pid, &hq, &o0);
     double s0 = bench_steps(d->port, jobs), t0 = qd_now();
     qd_nap_ms(BENCH_QUIET_MS);
     double s1 = bench_steps(d->port, jobs), t1 = qd_now();
+    bench_daemon_cpu(d->pid, &hq, &o1);
     struct bench_mix mix = {jobs, {0, 0}, finished, BENCH_FINISHED};
     for (int i = 0; i < 2; i++)
         mix.since[i] = bench_last_metric(d->port, jobs[i]);
     double s2 = bench_steps(d->port, jobs), t2 = qd_now();
+    bench_daemon_cpu(d->pid, &h2, &o2);
     struct bench_result busy;
     if (bench_load(d->port, bench_setup_mix, &mix, seconds, &busy) != 0)
         return -1;
     double s3 = bench_steps(d->port, jobs), t3 = qd_now();
+    bench_daemon_cpu(d->pid, &h3, &o3);
     char st[2][32];
     bench_state(d->port, jobs[0], st[0], sizeof st[0]);
     bench_state(d->port, jobs[1], st[1], sizeof st[1]);
@@ -619,6 +673,11 @@ static int bench_run_mix(struct qd *d, double seconds)
     double slow = loaded > 0 ? quiet / loaded : 1e9;
     printf("    training: %.0f steps/s (both jobs) under the mix, %.0f steps/s in the %.0f s "
            "before it: slowed x%.2f\n", loaded, quiet, BENCH_QUIET_MS / 1e3, slow);
+    printf("    daemon CPU: %.3f ms in its HTTP threads per request (%.0f%% of a CPU); its other\n"
+           "    threads (the trains) %.0f%% of a CPU under the mix, %.0f%% before it; load average %.2f\n",
+           busy.requests ? (h3 - h2) * 1e3 / (double)busy.requests : 0,
+           100 * (h3 - h2) / (t3 - t2), 100 * (o3 - o2) / (t3 - t2), 100 * (o1 - o0) / (t1 - t0),
+           bench_loadavg());
     if (!trained)
         printf("    (the jobs were '%s' and '%s' at the end, not both running)\n", st[0], st[1]);
     int met = trained && busy.p99 < BENCH_MIX_P99_MS && rate >= BENCH_MIX_RATE &&
