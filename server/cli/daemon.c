@@ -57,7 +57,7 @@
 #define DAEMON_DEFAULT_HTTP_THREADS 4
 #define DAEMON_MAX_WORKERS 1024
 #define DAEMON_MAX_HTTP_THREADS 256
-/* Finished jobs' metric pages kept as their JSON text (server/http/page_cache.h):
+/* Metric pages and job lists kept as their JSON text (server/http/page_cache.h):
  * 1000-row pages are ~100 KB; at most 128 pages are kept. */
 #define DAEMON_PAGE_CACHE_BYTES ((size_t)32 << 20)
 
@@ -290,7 +290,8 @@ static int daemon__start_jobs(struct daemon *d)
     struct routes_ctx *r = &d->routes;
     struct workers_config wc = {.db = d->cfg.db, .n = d->cfg.workers ? d->cfg.workers : 1,
                                 .job_threads = d->cfg.job_threads, .log = stderr,
-                                .max_job_memory = d->cfg.max_job_memory};
+                                .max_job_memory = d->cfg.max_job_memory,
+                                .changes = catalog_changes(d->catalog)};
     char msg[STORE_MSG_MAX] = "";
     if (workers_create(&wc, &r->workers, msg, sizeof msg)) {
         fprintf(stderr, "qn: cannot start the worker pool: %s\n", msg);

@@ -241,6 +241,17 @@ static struct MHD_Response *http__json_text_resp(char *text)
     return resp;
 }
 
+int http_reply_json_text(struct http_req *req, unsigned status, char *text, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
+    if (!resp) {
+        free(text);
+        return QN_ENOMEM;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    return http_reply_response(req, status, resp);
+}
+
 /* The last resort when an error body cannot be built: QN_ENOMEM's row, formatted
  * on the stack. */
 static int http__reply_oom(struct http_req *req)

@@ -224,6 +224,9 @@ int http_reply_err(struct http_req *req, int code, const char *path, const char 
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+/* A JSON reply of text[len], ready JSON text (a newline at its end): steals
+ * text (malloc'd; freed once sent, or here on failure). */
+int http_reply_json_text(struct http_req *req, unsigned status, char *text, size_t len);
 /* A copy of text[len] with the given content type. */
 int http_reply_text(struct http_req *req, unsigned status, const char *content_type,
                     const char *text, size_t len);

@@ -39,6 +39,7 @@ struct workers_config {
     size_t job_threads; /* threads one job may use (job_ctx.workers), >= 1 */
     FILE *log;          /* transition lines (borrowed; NULL: silent) */
     uint64_t max_job_memory; /* bytes one submitted job may need (0: no limit) */
+    struct store_changes *changes; /* counts the workers' commits (borrowed; NULL: none) */
 };
 
 /*

@@ -76,6 +76,30 @@ int store_wal_truncate(struct store *s);
  */
 void store_set_owner(struct store *s, const char *owner);
 
+/* ---- change counting ---------------------------------------------------- */
+
+/*
+ * A count of the commits that changed jobs or metrics, shared by the
+ * connections that watch it (store_watch). A page made from those tables
+ * (the job list, a running job's metrics) stays true while the count stays
+ * the same: read the count, then make the page; the count moves after the
+ * commit (SQLite's WAL hook), so a page kept under a count never misses a
+ * commit that count has not seen. Only watched connections move it: writes
+ * of other processes go unseen (while `qn serve` holds its database, no
+ * other process runs jobs: dblock.h). Zero-initialise it; not freed.
+ */
+struct store_changes {
+    _Atomic uint64_t n;   /* commits that changed jobs or metrics */
+    _Atomic int broken;   /* a connection could not be watched: n cannot be trusted */
+};
+
+/* Makes s count its commits into c (borrowed; it must outlive s). 0, or
+ * QN_EINVAL when s is not in WAL mode (c is then marked broken). */
+int store_watch(struct store *s, struct store_changes *c);
+/* The count into *n; QN_EINVAL when it cannot be trusted (a connection was
+ * not watched). */
+int store_changes_read(struct store_changes *c, uint64_t *n);
+
 /* ---- devices ---------------------------------------------------------- */
 
 struct store_device {
