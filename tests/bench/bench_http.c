@@ -34,7 +34,11 @@
  * the clients go round the finished jobs). It prints the same figures, the
  * CPU's name, and the trains' speed under the mix against the
  * BENCH_QUIET_MS just before it, as a ratio; the target is p99 < 50 ms,
- * >= 1000 requests/s and the trains slowed less than 2x.
+ * >= 1000 requests/s and the trains slowed less than 2x. Beside the
+ * latencies it prints the daemon's CPU time in its HTTP threads per request
+ * (from /proc: the machine's other load does not change it as it changes
+ * latencies) and the load average; then the same mix once the trains are
+ * canceled, as the reference of the requests/s, p50 and p99 ratios.
  * QN_BENCH_MIX_ONLY=1 runs the mix alone.
  *
  * A missed target is reported, not fatal (timings on a shared machine are
@@ -684,6 +688,18 @@ static int bench_run_mix(struct qd *d, double seconds)
               slow < BENCH_MIX_SLOWDOWN && busy.errors == 0;
     printf("  target (p99 < %.0f ms, >= %.0f req/s, training slowed < x%.0f, no errors): %s\n",
            BENCH_MIX_P99_MS, BENCH_MIX_RATE, BENCH_MIX_SLOWDOWN, met ? "met" : "NOT MET");
+    /* The reference: the same mix with the trains canceled (their pages are
+     * then finished ones, kept for good: a little less work than live ones). */
+    struct bench_result idle;
+    bench_daemon_cpu(d->pid, &h2, &o2);
+    if (bench_load(d->port, bench_setup_mix, &mix, seconds, &idle) != 0)
+        return -1;
+    bench_daemon_cpu(d->pid, &h3, &o3);
+    bench_print("reference, the same mix with the workers idle", &idle);
+    printf("    daemon CPU: %.3f ms in its HTTP threads per request; load average %.2f\n",
+           idle.requests ? (h3 - h2) * 1e3 / (double)idle.requests : 0, bench_loadavg());
+    printf("  training load / idle: req/s x%.2f, p50 x%.2f, p99 x%.2f\n",
+           rate / ((double)idle.requests / idle.seconds), busy.p50 / idle.p50, busy.p99 / idle.p99);
     return 0;
 }
 
