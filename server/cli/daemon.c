@@ -69,6 +69,7 @@ static const char daemon__usage[] =
     "                [--simulate-steps N] [--simulate-seconds S] [--max-job-memory BYTES]\n"
     "                [--max-dataset-values N] [--max-connections-per-client N]\n"
     "                [--max-streams N] [--max-streams-per-user N]\n"
+    "                [--min-body-rate BYTES] [--body-grace S]\n"
     "\n"
     "  --db PATH            database (default ./quasineuron.db)\n"
     "  --bind ADDR          listen address (default 127.0.0.1; any other address needs\n"
@@ -91,7 +92,10 @@ static const char daemon__usage[] =
     "                       (default 100M; 422 beyond)\n"
     "  --max-connections-per-client N  concurrent connections from one address (default 64)\n"
     "  --max-streams N      open event streams (default 128; 503 beyond)\n"
-    "  --max-streams-per-user N  open event streams of one user (default 16)\n";
+    "  --max-streams-per-user N  open event streams of one user (default 16)\n"
+    "  --min-body-rate BYTES  bytes/s a request body must keep up once --body-grace has\n"
+    "                       passed (default 1024; 0: none; 408 and the connection closed)\n"
+    "  --body-grace S       seconds from the request head before that holds (default 10)\n";
 
 /* Parses a decimal with an optional K/M/G suffix (binary) into [lo, hi]. */
 static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -153,6 +157,8 @@ static void daemon__defaults(struct daemon_config *c)
     c->max_per_client = DAEMON_DEFAULT_PER_CLIENT;
     c->max_streams = DAEMON_DEFAULT_STREAMS;
     c->max_streams_per_user = DAEMON_DEFAULT_USER_STREAMS;
+    c->min_body_rate = DAEMON_DEFAULT_BODY_RATE;
+    c->body_grace_s = DAEMON_DEFAULT_BODY_GRACE;
 }
 
 /* One numeric option: name, bounds, where it goes. */
@@ -184,6 +190,8 @@ static const struct daemon_opt daemon__opts[] = {
     DAEMON_OPT_U("--max-connections-per-client", 1, 100000, max_per_client),
     DAEMON_OPT_Z("--max-streams", 1, 100000, 0, max_streams),
     DAEMON_OPT_Z("--max-streams-per-user", 1, 100000, 0, max_streams_per_user),
+    DAEMON_OPT_U("--min-body-rate", 0, 1u << 30, min_body_rate),
+    DAEMON_OPT_U("--body-grace", 1, 3600, body_grace_s),
 };
 
 /* Applies one numeric option; 0, QN_EINVAL (bad value), QN_ENOTFOUND (not numeric). */
@@ -378,6 +386,8 @@ static int daemon__http(struct daemon *d, char *msg, size_t cap)
         .max_connections = d->cfg.max_connections,
         .max_per_client = d->cfg.max_per_client,
         .timeout_s = d->cfg.timeout_s,
+        .min_body_rate = d->cfg.min_body_rate,
+        .body_grace_s = d->cfg.body_grace_s,
         .compute_threads = d->cfg.compute_threads,
         .auth = daemon__auth,
         .auth_ctx = d->catalog,

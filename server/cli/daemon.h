@@ -39,6 +39,8 @@
 #define DAEMON_DEFAULT_STREAMS 128    /* event streams: half the connections */
 #define DAEMON_DEFAULT_USER_STREAMS 16 /* event streams of one user (the page shares one) */
 #define DAEMON_DEFAULT_TIMEOUT 60 /* seconds a connection may stay idle */
+#define DAEMON_DEFAULT_BODY_RATE 1024 /* bytes/s a request body must keep up (slow bodies) */
+#define DAEMON_DEFAULT_BODY_GRACE 10  /* seconds from the head before that floor holds */
 #define DAEMON_DEFAULT_SIM_STEPS 1000000 /* steps of one solve of a simulate request */
 #define DAEMON_DEFAULT_SIM_SECONDS 5     /* seconds one simulate request may compute */
 #define DAEMON_DEFAULT_DS_VALUES 100000000 /* values of an uploaded dataset (Fashion-MNIST's
@@ -63,6 +65,8 @@ struct daemon_config {
     unsigned max_per_client;  /* concurrent connections from one address */
     size_t max_streams;       /* open event streams */
     size_t max_streams_per_user; /* open event streams of one user */
+    unsigned min_body_rate;   /* bytes/s a body must keep up (0: none) */
+    unsigned body_grace_s;    /* seconds from the head before min_body_rate holds */
 };
 
 struct daemon {

@@ -108,6 +108,8 @@ struct http_req {
     int io_error;                    /* the upload file could not be written */
     int io_errno;                    /* errno of that failure (ENOSPC: disk full) */
     int close;                       /* reply with Connection: close (bad framing) */
+    unsigned cut;                    /* the connection was closed without a reply: the
+                                        status the log gives it (408: a slow body), 0: none */
     json_t *json;
     struct user user;
     struct store *store;             /* borrowed from the pool during the handler */
@@ -885,6 +887,26 @@ static void http__take(struct http_req *req, const char *data, size_t n)
     req->body[req->body_len] = '\0';
 }
 
+/*
+ * The body rate floor: once body_grace_s have passed since the head, the
+ * body must have arrived at min_body_rate bytes/s at least (a slow-body
+ * attack sends a byte now and then, each one renewing MHD's idle timeout).
+ * Checked as each chunk arrives; 1 when the body is too slow. libmicrohttpd
+ * 0.9.75 queues no reply before the whole body is in, so the caller closes
+ * the connection without one (so no JSON error either); the access log
+ * says 408.
+ */
+static int http__too_slow(struct http_req *req)
+{
+    const struct http_config *cfg = &req->srv->cfg;
+    size_t have = req->upload ? req->upload_len : req->body_len;
+    if (!cfg->min_body_rate ||
+        http__since(&req->t0) <= cfg->body_grace_s + (double)have / cfg->min_body_rate)
+        return 0;
+    req->cut = 408; /* Request Timeout, for the log only */
+    return 1;
+}
+
 /* The deepest nesting of [ and { in JSON text (strings skipped). */
 static size_t http__json_depth(const char *s, size_t n)
 {
@@ -1088,7 +1110,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
     if (*upload_data_size) {
         http__take(req, upload_data, *upload_data_size);
         *upload_data_size = 0;
-        return MHD_YES;
+        return http__too_slow(req) ? MHD_NO : MHD_YES; /* MHD_NO closes the connection */
     }
     http__finish(req);
     return MHD_YES;
@@ -1179,8 +1201,8 @@ static void http__completed(void *cls, struct MHD_Connection *conn, void **con_c
     if (!req)
         return;
     double sec = http__since(&req->t0);
-    if (!req->replied)
-        req->status = 499; /* the client went away before an answer */
+    if (!req->replied) /* cut by us (a slow body), or the client went away before an answer */
+        req->status = req->cut ? req->cut : 499;
     http__count(req->srv, req, sec);
     http__log(req, sec);
     http__free_req(req);

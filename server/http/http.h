@@ -123,6 +123,8 @@ struct http_config {
     unsigned max_connections; /* concurrent connections */
     unsigned max_per_client;  /* concurrent connections from one address (0: no limit) */
     unsigned timeout_s;       /* idle seconds before a connection is closed */
+    unsigned min_body_rate;   /* bytes/s a body must keep up after body_grace_s (0: none) */
+    unsigned body_grace_s;    /* seconds from the head a body may take before the floor holds */
     unsigned compute_threads; /* threads for HTTP_F_SLOW handlers; 0: run them inline */
     struct catalog *catalog;  /* the database's connection pool (borrowed) */
     http_auth_fn auth;        /* checks tokens (NULL: everyone is "local", an admin) */

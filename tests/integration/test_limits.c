@@ -21,9 +21,15 @@
  * before it is read whole (nothing stored); after a 17 MB upload the WAL
  * has been checkpointed and truncated.
  *
+ * Connections: one source gets at most --max-connections-per-client; a
+ * user at most --max-streams-per-user event streams; a body slower than
+ * --min-body-rate once --body-grace has passed is cut (its connection
+ * closed, logged 408, nothing stored).
+ *
  * Each test starts its own daemon with the options it needs and stops it
- * with SIGTERM. Nothing here waits on a clock: the one deadline is a
- * client's timeout far beyond what the bounded work takes.
+ * with SIGTERM. Nothing here asserts on a clock: the deadlines are a
+ * client's timeout far beyond what the bounded work takes, and the slow
+ * body waits 3 s against a grace of 1 s.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -409,6 +415,62 @@ static void test_connections_per_client(void **state)
     stop(d);
 }
 
+/* What arrives on fd within 30 s until the daemon closes it: the bytes read
+ * (at most cap - 1, NUL-terminated into buf), or -1 when it stays open. */
+static long until_closed(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    for (double t0 = qd_now(); qd_now() - t0 < 30;)
+        if (poll(&p, 1, 100) > 0) {
+            ssize_t r = read(fd, buf + n, cap - 1 - n);
+            if (r <= 0 || (n += (size_t)r) == cap - 1) {
+                buf[n] = '\0';
+                return (long)n;
+            }
+        }
+    return -1;
+}
+
+/*
+ * A slow body (a few bytes, then more only after --body-grace has passed,
+ * each renewing the idle timeout) is cut: the daemon closes the connection
+ * when the late bytes arrive, logs the request as 408, and stores nothing;
+ * a body sent at once is served. Before, the connection stayed open for as
+ * long as the client kept trickling. (The test waits 3 s against a grace of
+ * 1 s: the daemon measures from the head, which it reads at once.)
+ */
+static void test_slow_body_cut(void **state)
+{
+    struct qd *d = *state;
+    static const char *const extra[] = {"--body-grace", "1", "--min-body-rate", "1024", NULL};
+    qd_start_with(d, extra);
+    long log_from = qd_file_size(d->log);
+    int fd = hold_connection(d, "127.0.0.1",
+                             "POST /v1/devices HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                             "{\"name\": ");
+    assert_true(fd >= 0);
+    qd_nap_ms(3000); /* 9 bytes in 3 s: far below 1024 bytes/s once the second of grace ended */
+    assert_int_equal(write(fd, "\"slow\"", 6), 6);
+    char buf[256];
+    long got = until_closed(fd, buf, sizeof buf);
+    close(fd);
+    if (got != 0)
+        fail_msg("the slow body's connection %s", got < 0 ? "stayed open" : "got a reply");
+    json_t *j = NULL;
+    assert_int_equal(qd_http(d, "POST", "/v1/devices", NULL,
+                             "{\"name\": \"fast\", \"kind\": \"neuron\"}", &j), 201);
+    json_decref(j);
+    assert_int_equal(qd_http(d, "GET", "/v1/devices/fast", NULL, NULL, NULL), 200);
+    assert_int_equal(qd_http(d, "GET", "/v1/devices/slow", NULL, NULL, NULL), 404);
+    stop(d);
+    char *log = qt_read_file(d->log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log + log_from, "POST /v1/devices 408"));
+    free(log);
+}
+
 /* Event streams are capped per user: a third stream of one user is 503. */
 static void test_streams_per_user(void **state)
 {
@@ -467,6 +529,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wal_truncated_after_large_upload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connections_per_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streams_per_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_body_cut, setup, teardown),
     };
     int fails = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
