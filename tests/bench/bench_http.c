@@ -39,7 +39,8 @@
  * (from /proc: the machine's other load does not change it as it changes
  * latencies) and the load average; then the same mix once the trains are
  * canceled, as the reference of the requests/s, p50 and p99 ratios.
- * QN_BENCH_MIX_ONLY=1 runs the mix alone.
+ * QN_BENCH_MIX_ONLY=1 runs the mix alone; QN_BENCH_HTTP_THREADS=N starts the
+ * daemons with --http-threads N.
  *
  * A missed target is reported, not fatal (timings on a shared machine are
  * noisy); the program fails only when the daemon or the jobs cannot be set
@@ -774,6 +775,18 @@ static int bench_run(struct qd *d, double seconds)
     return 0;
 }
 
+/* The daemon's extra arguments: --http-threads QN_BENCH_HTTP_THREADS when set
+ * (to compare pool sizes), else none (NULL). */
+static const char *const *bench_serve_args(void)
+{
+    static const char *args[3] = {"--http-threads", NULL, NULL};
+    const char *v = getenv("QN_BENCH_HTTP_THREADS");
+    if (!v || !*v)
+        return NULL;
+    args[1] = v;
+    return args;
+}
+
 int main(void)
 {
     struct qd d;
@@ -783,7 +796,7 @@ int main(void)
         return 1;
     if (qd_init(&d, 2) != 0)
         goto fail_tmp;
-    if (qd_spawn(&d, NULL, 20) != 0) {
+    if (qd_spawn(&d, bench_serve_args(), 20) != 0) {
         char *log = qt_read_file(d.log, NULL);
         fprintf(stderr, "bench_http: qn serve did not start (%s); log:\n%s\n", QN_BIN,
                 log ? log : "");
@@ -798,7 +811,7 @@ int main(void)
         qt_rmtree(d.dir);
         if (qd_init(&d, 2) != 0)
             goto fail_tmp;
-        if (qd_spawn(&d, NULL, 20) != 0) {
+        if (qd_spawn(&d, bench_serve_args(), 20) != 0) {
             fprintf(stderr, "bench_http: qn serve did not start for the mix\n");
             rc = 1;
             goto fail_daemon;
