@@ -8,12 +8,14 @@
  * the catalog (catalog.h); the metric decimation (max_points) is the
  * store's one metric query (store_catalog.h), shared with the event pump.
  *
- * A dashboard asks the same pages again and again: the job list, a running
- * job's metrics. They are kept as their reply text (page_cache.h) under the
- * count of commits that changed jobs or metrics (catalog_changes_read),
- * read before the page is made, and answered while the count stays the same;
- * a finished job's metric pages are kept for good. Most of a request's CPU
- * was turning the rows into JSON text; a kept page costs a copy.
+ * A dashboard asks the same pages again and again: the job list, a job's
+ * record, a running job's metrics. They are kept as their reply text
+ * (page_cache.h) under the count of commits that changed their table
+ * (catalog_changes_read: jobs for the list and records, metrics for metric
+ * pages; a training run writes metrics, not jobs), read before the page is
+ * made, and answered while the count stays the same; a finished job's
+ * metric pages are kept for good. Most of a request's CPU was turning rows into JSON text; a kept page
+ * costs a copy.
  */
 #include "routes_jobs.h"
 
@@ -130,10 +132,11 @@ static int routes_jobs__reply_job(struct http_req *req, struct store *s, int64_t
 /* ---- pages kept while jobs and metrics stay the same -------------------------------- */
 
 /*
- * A job list is kept as its reply text and the places where a running job's
- * progress goes: progress moves with every training step and is not in the
- * store, so it is written in when the page is sent. A kept list is one
- * block: a struct routes_jobs__live, its spots[n], then text[len].
+ * A job list or a job's record is kept as its reply text and the places
+ * where a running job's progress goes: progress moves with every training
+ * step and is not in the store, so it is written in when the page is sent.
+ * A kept list or record is one block: a struct routes_jobs__live, its
+ * spots[n], then text[len].
  */
 struct routes_jobs__spot {
     size_t at;  /* the progress goes before text[at] (a record's closing brace) */
@@ -259,11 +262,11 @@ static int routes_jobs__cached(struct http_req *req, int64_t job, const char *ke
     return rc;
 }
 
-/* The generation pages made now are kept under (the count of changes plus
- * one: 0 means for good) into *gen; 0 when none may be kept. */
-static int routes_jobs__generation(struct http_req *req, uint64_t *gen)
+/* The generation pages made now from table t are kept under (its count of
+ * changes plus one: 0 means for good) into *gen; 0 when none may be kept. */
+static int routes_jobs__generation(struct http_req *req, enum store_watched t, uint64_t *gen)
 {
-    if (!routes_ctx(req)->pages || catalog_changes_read(http_req_catalog(req), gen) != 0)
+    if (!routes_ctx(req)->pages || catalog_changes_read(http_req_catalog(req), t, gen) != 0)
         return 0;
     *gen += 1;
     return 1;
@@ -376,7 +379,8 @@ static int routes_jobs__list(struct http_req *req)
     char key[PAGE_CACHE_KEY_MAX];
     if (routes_jobs__filter(req, &f) || http_req_page(req, &limit, &after))
         return 0;
-    int keep = routes_jobs__generation(req, &gen) && routes_jobs__list_key(key, &f, after, limit);
+    int keep = routes_jobs__generation(req, STORE_WATCH_JOBS, &gen) &&
+               routes_jobs__list_key(key, &f, after, limit);
     int rc = keep ? routes_jobs__cached(req, 0, key, gen, 1) : 1;
     if (rc != 1)
         return rc;
@@ -399,17 +403,61 @@ static int routes_jobs__list(struct http_req *req)
 
 /* ---- GET /v1/jobs/{id} -------------------------------------------------------------- */
 
+/* Job j's record with its spec (what routes_jobs__record gives) as a kept
+ * block: a running job's progress goes before the spec. Takes j's record
+ * and reads its spec. 0 or QN_ENOMEM. */
+static int routes_jobs__record_block(struct catalog_job *j, char **out, size_t *size)
+{
+    struct routes_jobs__page p = {0};
+    char *spec = NULL;
+    int rc = routes_jobs__add_record(&p, j->record, j->state == JOB_RUNNING, j->id);
+    j->record = NULL;
+    if (rc == 0 && j->spec) { /* {...record} -> {...record,"spec":...} */
+        spec = spec_dumps(j->spec, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+        p.len--;
+        rc = spec ? routes_jobs__add_text(&p, ",\"spec\":", 8) : QN_ENOMEM;
+        if (rc == 0)
+            rc = routes_jobs__add_text(&p, spec, strlen(spec));
+        if (rc == 0)
+            rc = routes_jobs__add_text(&p, "}", 1);
+    }
+    if (rc == 0)
+        rc = routes_jobs__add_text(&p, "\n", 1);
+    free(spec);
+    if (rc) {
+        free(p.spots);
+        free(p.text);
+        return rc;
+    }
+    return routes_jobs__seal(&p, out, size);
+}
+
 static int routes_jobs__get(struct http_req *req)
 {
     struct store *s;
     struct catalog_job j;
     int64_t id;
+    uint64_t gen = 0;
+    char *block = NULL;
+    size_t size = 0;
+    if (http_req_param_id(req, "id", "job", &id))
+        return 0;
+    int keep = routes_jobs__generation(req, STORE_WATCH_JOBS, &gen);
+    int rc = keep ? routes_jobs__cached(req, id, "record", gen, 1) : 1;
+    if (rc != 1)
+        return rc;
     if (http_req_store_or_reply(req, &s) ||
         routes_jobs__load(req, s, &id, CATALOG_JOB_PRIORITY | CATALOG_JOB_SPEC, &j))
         return 0;
-    json_t *r = routes_jobs__record(routes_ctx(req), &j);
+    rc = routes_jobs__record_block(&j, &block, &size);
     catalog_job_close(&j);
-    return http_reply_json(req, 200, r);
+    if (rc)
+        return rc;
+    if (keep) /* "record" is no metric query's key: those begin with a digit */
+        page_cache_put(routes_ctx(req)->pages, id, "record", gen, block, size);
+    rc = routes_jobs__send_live(req, block);
+    free(block);
+    return rc;
 }
 
 /* ---- POST /v1/jobs/{id}/cancel -------------------------------------------------------- */
@@ -505,8 +553,8 @@ static int routes_jobs__metrics(struct http_req *req)
     char key[PAGE_CACHE_KEY_MAX];
     snprintf(key, sizeof key, "%" PRId64 " %zu %zu %s", q.after, q.limit, q.max_points,
              q.name ? q.name : "");
-    /* A finished job's page (kept for good), else one made since the last change. */
-    int keep = routes_jobs__generation(req, &gen);
+    /* A finished job's page (kept for good), else one made since the last metric commit. */
+    int keep = routes_jobs__generation(req, STORE_WATCH_METRICS, &gen);
     int rc = routes_jobs__cached(req, q.job, key, 0, 0);
     if (rc == 1 && keep)
         rc = routes_jobs__cached(req, q.job, key, gen, 0);

@@ -59,7 +59,10 @@ const char *catalog_db(const struct catalog *c) { return c->db; }
 
 struct store_changes *catalog_changes(struct catalog *c) { return &c->changes; }
 
-int catalog_changes_read(struct catalog *c, uint64_t *n) { return store_changes_read(&c->changes, n); }
+int catalog_changes_read(struct catalog *c, enum store_watched t, uint64_t *n)
+{
+    return store_changes_read(&c->changes, t, n);
+}
 
 struct store *catalog_acquire(struct catalog *c)
 {

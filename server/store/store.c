@@ -153,8 +153,10 @@ static void store__on_update(void *arg, int op, const char *db, const char *tabl
 {
     (void)op, (void)db, (void)rowid;
     struct store *s = arg;
-    if (strcmp(table, "jobs") == 0 || strcmp(table, "metrics") == 0)
-        s->dirty = 1;
+    if (strcmp(table, "jobs") == 0)
+        s->dirty |= 1u << STORE_WATCH_JOBS;
+    else if (strcmp(table, "metrics") == 0)
+        s->dirty |= 1u << STORE_WATCH_METRICS;
 }
 
 /* The rollback hook of a watched connection: what it changed is gone. */
@@ -162,15 +164,16 @@ static void store__on_rollback(void *arg) { ((struct store *)arg)->dirty = 0; }
 
 /*
  * The WAL hook of a watched connection, called after each commit (the write
- * lock released): moves the count when the commit changed jobs or metrics.
+ * lock released): moves the count of each table the commit changed.
  * It replaces SQLite's automatic checkpoint, so it checkpoints as that did
  * (passively, once the WAL holds autockpt pages).
  */
 static int store__on_commit(void *arg, sqlite3 *db, const char *name, int pages)
 {
     struct store *s = arg;
-    if (s->dirty)
-        atomic_fetch_add(&s->changes->n, 1);
+    for (int t = 0; t < STORE_WATCH_N; t++)
+        if (s->dirty & (1u << t))
+            atomic_fetch_add(&s->changes->n[t], 1);
     s->dirty = 0;
     if (s->autockpt > 0 && pages >= s->autockpt)
         sqlite3_wal_checkpoint(db, name);
@@ -206,9 +209,9 @@ int store_watch(struct store *s, struct store_changes *c)
     return 0;
 }
 
-int store_changes_read(struct store_changes *c, uint64_t *n)
+int store_changes_read(struct store_changes *c, enum store_watched t, uint64_t *n)
 {
-    *n = atomic_load(&c->n);
+    *n = atomic_load(&c->n[t]);
     return atomic_load(&c->broken) ? QN_EINVAL : 0;
 }
 

@@ -20,7 +20,7 @@ struct store {
     sqlite3 *db; /* the connection (owned) */
     char owner[64]; /* whose names resolve first and who owns new rows ("" = local) */
     struct store_changes *changes; /* counts this connection's commits (borrowed; NULL: none) */
-    int dirty;      /* the open transaction changed jobs or metrics (store_watch) */
+    unsigned dirty; /* bit t: the open transaction changed table t (store_watch) */
     int autockpt;   /* WAL pages that start a checkpoint after a commit (store_watch) */
 };
 

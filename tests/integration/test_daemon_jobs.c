@@ -509,7 +509,8 @@ static size_t page_rows(struct fx *f, int64_t id, int64_t since)
  * while no commit changes jobs or metrics; none is answered once one has.
  * What the database holds, read directly before a request, must be in the
  * reply: after a metric insert the same metric query shows the new rows,
- * after a state change the list shows the new state. A running job's list
+ * after a state change the list shows the new state, after a submission
+ * (no metric written meanwhile) the list has the new job. A running job's list
  * row is its record without the spec, with its progress written in.
  */
 static void test_live_pages_follow_changes(void **state)
@@ -517,7 +518,9 @@ static void test_live_pages_follow_changes(void **state)
     struct fx *f = *state;
     daemon_start(f, 1);
     int64_t a = submit(f, NULL, TRAIN_JOB(100000, 20000, 32));
-    int64_t b = submit(f, NULL, TRAIN_JOB(1, 200, 4)); /* queued behind a (one worker) */
+    json_t *made = NULL; /* b's record as the submission answers it (not a kept page) */
+    assert_int_equal(http(f, "POST", "/v1/jobs", NULL, TRAIN_JOB(1, 200, 4), &made), 201);
+    int64_t b = json_integer_value(json_object_get(made, "id")); /* queued behind a */
     wait_state(f, a, "running", 30);
     sqlite3 *db = qd_db_open(f->d.db);
     /* The same query again and again: each reply holds every row committed before it. */
@@ -546,13 +549,24 @@ static void test_live_pages_follow_changes(void **state)
     char path[64], st[32];
     json_t *rec = NULL;
     snprintf(path, sizeof path, "/v1/jobs/%" PRId64, b);
-    assert_int_equal(http(f, "GET", path, NULL, NULL, &rec), 200);
+    for (int i = 0; i < 2; i++) { /* made, then kept: both as the submission answered */
+        json_decref(rec);
+        assert_int_equal(http(f, "GET", path, NULL, NULL, &rec), 200);
+        assert_true(json_equal(rec, made));
+    }
+    json_decref(made);
     json_object_del(rec, "spec");
     assert_true(json_equal(list_row(l2, b), rec));
     assert_string_equal(json_string_value(json_object_get(list_row(l1, b), "state")), "queued");
     json_decref(rec);
     json_t *pa = json_object_get(list_row(l2, a), "progress");
     assert_true(json_integer_value(json_object_get(pa, "total")) > 0);
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, a); /* a running job's record */
+    assert_int_equal(http(f, "GET", path, NULL, NULL, &rec), 200);
+    assert_true(json_integer_value(json_object_get(json_object_get(rec, "progress"), "total")) > 0);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(rec, "spec"), "epochs")),
+                     100000);
+    json_decref(rec);
     json_decref(l1);
     json_decref(l2);
     /* Cancel a: once the database says canceled, so does the list; b then runs. */
@@ -574,6 +588,15 @@ static void test_live_pages_follow_changes(void **state)
     json_t *l4 = job_list(f);
     assert_string_equal(json_string_value(json_object_get(list_row(l4, b), "state")), st);
     json_decref(l4);
+    /* Nothing runs, nothing writes metrics: a submission (a commit to jobs only)
+     * is in the next list, and a kept list of before is not answered. */
+    json_decref(job_list(f));
+    int64_t c = submit(f, NULL,
+                       "{\"type\": \"sweep\", \"spec\": {\"device\": " HH ", \"samples\": 4,"
+                       " \"ranges\": {\"u1\": [0, 15]}}}");
+    json_t *l5 = job_list(f);
+    list_row(l5, c);
+    json_decref(l5);
     sqlite3_close(db);
     stop_cleanly(f);
 }
