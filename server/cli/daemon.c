@@ -69,7 +69,7 @@ static const char daemon__usage[] =
     "                [--simulate-steps N] [--simulate-seconds S] [--max-job-memory BYTES]\n"
     "                [--max-dataset-values N] [--max-connections-per-client N]\n"
     "                [--max-streams N] [--max-streams-per-user N]\n"
-    "                [--min-body-rate BYTES] [--body-grace S]\n"
+    "                [--min-body-rate BYTES] [--body-grace S] [--http-nice N]\n"
     "\n"
     "  --db PATH            database (default ./quasineuron.db)\n"
     "  --bind ADDR          listen address (default 127.0.0.1; any other address needs\n"
@@ -95,7 +95,8 @@ static const char daemon__usage[] =
     "  --max-streams-per-user N  open event streams of one user (default 16)\n"
     "  --min-body-rate BYTES  bytes/s a request body must keep up once --body-grace has\n"
     "                       passed (default 1024; 0: none; 408 and the connection closed)\n"
-    "  --body-grace S       seconds from the request head before that holds (default 10)\n";
+    "  --body-grace S       seconds from the request head before that holds (default 10)\n"
+    "  --http-nice N        HTTP threads run N nicer than the job workers (default 0)\n";
 
 /* Parses a decimal with an optional K/M/G suffix (binary) into [lo, hi]. */
 static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -192,6 +193,7 @@ static const struct daemon_opt daemon__opts[] = {
     DAEMON_OPT_Z("--max-streams-per-user", 1, 100000, 0, max_streams_per_user),
     DAEMON_OPT_U("--min-body-rate", 0, 1u << 30, min_body_rate),
     DAEMON_OPT_U("--body-grace", 1, 3600, body_grace_s),
+    DAEMON_OPT_U("--http-nice", 0, 19, http_nice),
 };
 
 /* Applies one numeric option; 0, QN_EINVAL (bad value), QN_ENOTFOUND (not numeric). */
@@ -388,6 +390,7 @@ static int daemon__http(struct daemon *d, char *msg, size_t cap)
         .timeout_s = d->cfg.timeout_s,
         .min_body_rate = d->cfg.min_body_rate,
         .body_grace_s = d->cfg.body_grace_s,
+        .nice = d->cfg.http_nice,
         .compute_threads = d->cfg.compute_threads,
         .auth = daemon__auth,
         .auth_ctx = d->catalog,

@@ -67,6 +67,7 @@ struct daemon_config {
     size_t max_streams_per_user; /* open event streams of one user */
     unsigned min_body_rate;   /* bytes/s a body must keep up (0: none) */
     unsigned body_grace_s;    /* seconds from the head before min_body_rate holds */
+    unsigned http_nice;       /* HTTP threads run this much nicer (0: as the workers) */
 };
 
 struct daemon {

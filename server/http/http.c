@@ -31,7 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +64,7 @@ struct http_server {
     int loopback;                    /* bound to a loopback address */
     unsigned port;                   /* bound port */
     atomic_int closing;              /* set by http_quiesce: new requests get 503 */
+    int nice;                        /* the nice value MHD's threads take (cfg.nice applied) */
     const struct http_route *routes[HTTP_MAX_ROUTES]; /* borrowed */
     size_t n_routes;
 
@@ -1279,6 +1282,21 @@ static void http__mhd_log(void *cls, const char *fmt, va_list ap)
     fprintf(stderr, "qn: http: %s\n", qn_log_escape(clean, sizeof clean, buf));
 }
 
+/*
+ * MHD's connection notice, on the thread that will serve the connection:
+ * that thread takes the server's nice value (Linux nice is per thread;
+ * setting an absolute value is the same every time, so once per connection
+ * does no harm).
+ */
+static void http__on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                                enum MHD_ConnectionNotificationCode code)
+{
+    (void)c, (void)socket_ctx;
+    struct http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED && srv->cfg.nice)
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), srv->nice);
+}
+
 /* The directory of the database file (uploads are written there, not to a RAM /tmp). */
 static char *http__dirname(const char *path)
 {
@@ -1360,6 +1378,9 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
         return QN_EINVAL;
     }
     srv->loopback = http_is_loopback(srv->bind);
+    errno = 0; /* -1 is a nice value: errno tells a failure */
+    int want = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)) + (int)srv->cfg.nice;
+    srv->nice = errno ? 0 : want > 19 ? 19 : want;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     unsigned threads = srv->cfg.threads > 1 ? srv->cfg.threads : 0;
@@ -1375,7 +1396,8 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
         srv->cfg.max_per_client,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
         srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MHD_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MHD_MEMORY, MHD_OPTION_NOTIFY_CONNECTION,
+        http__on_connection, srv, MHD_OPTION_NOTIFY_COMPLETED,
         http__completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, http__unescape, srv, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(msg, cap, "cannot listen on %s port %u (address in use, or not an address of "

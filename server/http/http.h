@@ -125,6 +125,7 @@ struct http_config {
     unsigned timeout_s;       /* idle seconds before a connection is closed */
     unsigned min_body_rate;   /* bytes/s a body must keep up after body_grace_s (0: none) */
     unsigned body_grace_s;    /* seconds from the head a body may take before the floor holds */
+    unsigned nice;            /* MHD's threads run this much nicer than the caller (0-19) */
     unsigned compute_threads; /* threads for HTTP_F_SLOW handlers; 0: run them inline */
     struct catalog *catalog;  /* the database's connection pool (borrowed) */
     http_auth_fn auth;        /* checks tokens (NULL: everyone is "local", an admin) */

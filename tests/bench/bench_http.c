@@ -39,8 +39,8 @@
  * (from /proc: the machine's other load does not change it as it changes
  * latencies) and the load average; then the same mix once the trains are
  * canceled, as the reference of the requests/s, p50 and p99 ratios.
- * QN_BENCH_MIX_ONLY=1 runs the mix alone; QN_BENCH_HTTP_THREADS=N starts the
- * daemons with --http-threads N.
+ * QN_BENCH_MIX_ONLY=1 runs the mix alone; QN_BENCH_HTTP_THREADS=N and
+ * QN_BENCH_HTTP_NICE=N start the daemons with --http-threads N, --http-nice N.
  *
  * A missed target is reported, not fatal (timings on a shared machine are
  * noisy); the program fails only when the daemon or the jobs cannot be set
@@ -775,15 +775,22 @@ static int bench_run(struct qd *d, double seconds)
     return 0;
 }
 
-/* The daemon's extra arguments: --http-threads QN_BENCH_HTTP_THREADS when set
- * (to compare pool sizes), else none (NULL). */
+/* The daemon's extra arguments: --http-threads QN_BENCH_HTTP_THREADS and
+ * --http-nice QN_BENCH_HTTP_NICE when set (to compare), else none. */
 static const char *const *bench_serve_args(void)
 {
-    static const char *args[3] = {"--http-threads", NULL, NULL};
-    const char *v = getenv("QN_BENCH_HTTP_THREADS");
-    if (!v || !*v)
-        return NULL;
-    args[1] = v;
+    static const char *args[5];
+    static const char *const opt[2][2] = {{"QN_BENCH_HTTP_THREADS", "--http-threads"},
+                                          {"QN_BENCH_HTTP_NICE", "--http-nice"}};
+    size_t n = 0;
+    for (int i = 0; i < 2; i++) {
+        const char *v = getenv(opt[i][0]);
+        if (v && *v) {
+            args[n++] = opt[i][1];
+            args[n++] = v;
+        }
+    }
+    args[n] = NULL;
     return args;
 }
 

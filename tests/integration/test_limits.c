@@ -24,7 +24,8 @@
  * Connections: one source gets at most --max-connections-per-client; a
  * user at most --max-streams-per-user event streams; a body slower than
  * --min-body-rate once --body-grace has passed is cut (its connection
- * closed, logged 408, nothing stored).
+ * closed, logged 408, nothing stored). --http-nice sets the nice value of
+ * the HTTP threads only.
  *
  * Each test starts its own daemon with the options it needs and stops it
  * with SIGTERM. Nothing here asserts on a clock: the deadlines are a
@@ -38,6 +39,7 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
@@ -471,6 +473,59 @@ static void test_slow_body_cut(void **state)
     free(log);
 }
 
+/* The nice values of the daemon's threads whose name starts with `prefix`:
+ * how many have `nice` into *same, how many neither it nor 0 into *other. */
+static void thread_nice(pid_t pid, const char *prefix, int nice, int *same, int *other)
+{
+    char path[64];
+    *same = *other = 0;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    assert_non_null(dir);
+    for (struct dirent *e; (e = readdir(dir));) {
+        char file[320];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(file, sizeof file, "%s/%s/stat", path, e->d_name);
+        char *stat = qt_read_file(file, NULL);
+        const char *close = stat ? strrchr(stat, ')') : NULL;
+        int n = 0;
+        /* "tid (comm) state ...": the nice value is the 19th field. */
+        if (close && strncmp(strchr(stat, '(') + 1, prefix, strlen(prefix)) == 0 &&
+            sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %d",
+                   &n) == 1) {
+            if (n == nice)
+                (*same)++;
+            else if (n != 0)
+                (*other)++;
+        }
+        free(stat);
+    }
+    closedir(dir);
+}
+
+/* --http-nice 5: the threads that served connections (libmicrohttpd's, named
+ * MHD-...) run at nice 5 (a pool thread that served none is still at 0),
+ * the others (the workers) as they were. */
+static void test_http_nice(void **state)
+{
+    struct qd *d = *state;
+    static const char *const extra[] = {"--http-nice", "5", NULL};
+    qd_start_with(d, extra);
+    for (int i = 0; i < 8; i++) /* a new connection each: they spread over the pool */
+        assert_int_equal(qd_http(d, "GET", "/healthz", NULL, NULL, NULL), 200);
+    int same = 0, other = 0;
+    thread_nice(d->pid, "MHD", 5, &same, &other);
+    assert_true(same >= 1);
+    assert_int_equal(other, 0);
+    thread_nice(d->pid, "qn", 0, &same, &other);
+    assert_true(same >= 1);
+    assert_int_equal(other, 0);
+    thread_nice(d->pid, "qn", 5, &same, &other);
+    assert_int_equal(same, 0);
+    stop(d);
+}
+
 /* Event streams are capped per user: a third stream of one user is 503. */
 static void test_streams_per_user(void **state)
 {
@@ -530,6 +585,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connections_per_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streams_per_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_body_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_nice, setup, teardown),
     };
     int fails = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
