@@ -4,14 +4,16 @@
  * float64 forward (relative error 1e-4, h 1e-5), for tanh cells (exact) and
  * surrogate cells (an MLP surrogate; and a tabulated one chunked over
  * several surrogate calls, checked against surrogate_eval element by
- * element to 1e-6); a split and a prune planned and applied by hand-computed
- * numbers, with the layer's output unchanged by a split for identity cells
- * (linear in the drive: to 1e-6) and for relu cells at drives where both
- * halves stay positive; Hebbian scores against a hand computation; unit
- * init; a one-layer edge network (inputs -> outputs) trains on the AND gate
- * growing its cells from unit init (loss falls by a factor of 10 or more);
- * an adaptive edge run resumed from a checkpoint after an event ends
- * bit-identically to an uninterrupted one; refusals.
+ * element); cells via device (each a real solve, with dev_eval_grad's slope,
+ * to 1e-6) and physics_aware (the surrogate's slope); a split and a prune
+ * planned and applied by hand-computed numbers, with the layer's output
+ * unchanged by a split for identity cells (linear in the drive: to 1e-6)
+ * and for relu cells at drives where both halves stay positive; Hebbian
+ * scores against a hand computation; unit init; a one-layer edge network
+ * (inputs -> outputs) trains on the AND gate growing its cells from unit
+ * init (loss falls by a factor of 10 or more); an adaptive edge run resumed
+ * from a checkpoint after an event ends bit-identically to an uninterrupted
+ * one; refusals.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -274,6 +276,57 @@ static void test_surrogate_chunks(void **state)
     mlp_acts_close(&acts);
     free(x);
     net_destroy(n);
+    dev_model_close(&crn);
+    surrogate_close(&sur);
+}
+
+/* Via device and physics_aware: every cell is a real crn_relu solve at its drive (and,
+ * via device, its slope dy/du from dev_eval_grad; physics_aware takes the surrogate's
+ * slope); the device solves are counted, one per cell and row. */
+static void test_via_device(void **state)
+{
+    (void)state;
+    struct surrogate sur;
+    make_surrogate(&sur, 7);
+    struct dev_model crn;
+    dev_model_init(&crn, DEV_CRN_RELU);
+    prepare(&crn);
+    size_t src[5] = {0, 1, 1, 2, 0}, dst[5] = {0, 0, 0, 1, 1};
+    struct net_cells_spec cs = {NET_CELLS_EDGE, 5, src, dst};
+    float x[2 * N_IN] = {0.4f, -1, 0.2f, 1.5f, -0.3f, 0.9f};
+    struct dev_work w;
+    assert_int_equal(dev_work_init(&w, &crn, NULL), 0);
+    for (int pa = 0; pa < 2; pa++) {
+        struct net_layer_spec spec = {2, &crn, pa ? VIA_PHYSICS_AWARE : VIA_DEVICE,
+                                      pa ? &sur : NULL, 0, 0};
+        struct net *n = NULL, *s = NULL;
+        assert_int_equal(net_create_cells(&n, N_IN, &spec, &cs, 1, 4, 2, 5, NULL), 0);
+        assert_int_equal(net_forward(n, x, 2), 0);
+        assert_int_equal(n->solves, 2 * 5);
+        if (pa) { /* the same net via surrogate gives the slopes */
+            spec.via = VIA_SURROGATE;
+            assert_int_equal(net_create_cells(&s, N_IN, &spec, &cs, 1, 4, 1, 5, NULL), 0);
+            assert_int_equal(net_forward(s, x, 2), 0);
+        }
+        const struct net_layer *L = &n->layer[0];
+        for (size_t r = 0; r < 2; r++) {
+            double sum[2] = {0, 0};
+            for (size_t c = 0; c < 5; c++) {
+                size_t e = r * 5 + c;
+                double u = L->u[e], y, g;
+                assert_true(L->u[e] == n->params[L->off_w + c] * n->params[L->off_s] *
+                                               x[r * N_IN + src[c]] + n->params[L->off_b + c]);
+                assert_int_equal(dev_eval_grad(&w, &u, &y, &g), 0);
+                assert_true(fabs(L->ye[e] - y) < 1e-6);
+                assert_true(pa ? L->g[e] == s->layer[0].g[e] : fabs(L->g[e] - g) < 1e-6);
+                sum[dst[c]] += L->ye[e];
+            }
+            for (size_t j = 0; j < 2; j++)
+                assert_true(fabs(net_output(n)[r * 2 + j] - sum[j]) < 1e-5);
+        }
+        net_destroy(n), net_destroy(s);
+    }
+    dev_work_close(&w);
     dev_model_close(&crn);
     surrogate_close(&sur);
 }
@@ -582,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_grad_exact),
         cmocka_unit_test(test_grad_surrogate),
         cmocka_unit_test(test_surrogate_chunks),
+        cmocka_unit_test(test_via_device),
         cmocka_unit_test(test_split_and_prune),
         cmocka_unit_test(test_scores_and_event),
         cmocka_unit_test(test_init_and_refusals),
