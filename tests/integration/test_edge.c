@@ -7,7 +7,8 @@
  * it as training did); a run resumed (`qn resume`) from a checkpoint taken
  * after events ends with the same parameters, byte for byte, as the
  * uninterrupted run; specs that cannot work are refused with the field's
- * path and store no job.
+ * path (by `qn run`, and by the daemon with 400 invalid_spec) and store no
+ * job.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -139,40 +140,72 @@ static void test_edge_resume(void **state)
     json_decref(a), json_decref(b);
 }
 
-/* Specs qn run refuses (exit 2) with the field's path; no job is stored. */
+/* Specs that cannot work, each with the path of the field refused. */
+static const struct {
+    const char *spec, *path;
+} bad[] = {
+    {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
+     "\"cells\":\"edge\",\"device\":{\"kind\":\"almost_neuron\",\"drive\":\"dot_sq\"}}]}}",
+     "/spec/network/0/cells"},
+    {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
+     "\"cells\":\"edge\",\"device\":{\"kind\":\"neuron\",\"drive\":\"full\",\"fan_in\":2},"
+     "\"connect\":\"tree\"}]}}",
+     "/spec/network/0/cells"},
+    {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
+     "\"cells\":\"edges\",\"device\":{\"kind\":\"neuron\"}}]}}",
+     "/spec/network/0/cells"},
+    {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
+     "\"init\":\"ones\",\"device\":{\"kind\":\"neuron\"}}]}}",
+     "/spec/network/0/init"},
+    {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
+     "\"init\":\"unit\",\"device\":{\"kind\":\"neuron\"}}]}}",
+     "/spec/network/0/init"},
+    {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
+     "\"cells\":\"edge\",\"cell_list\":{\"src\":[0,1],\"dst\":[0,2]},\"device\":{\"kind\":"
+     "\"neuron\"}}]}}",
+     "/spec/network/0/cell_list/dst"},
+    {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"adapt\":{\"max_cells\":0},"
+     "\"network\":[{\"devices\":2,\"cells\":\"edge\",\"device\":{\"kind\":\"neuron\"}}]}}",
+     "/spec/adapt/max_cells"},
+};
+
+/* qn run refuses them (exit 2) with the path; no job is stored. */
 static void test_edge_refusals(void **state)
 {
     struct qt_dir *f = *state;
-    static const struct {
-        const char *spec, *says;
-    } bad[] = {
-        {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
-         "\"cells\":\"edge\",\"device\":{\"kind\":\"almost_neuron\",\"drive\":\"dot_sq\"}}]}}",
-         "/spec/network/0/cells"},
-        {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
-         "\"cells\":\"edge\",\"device\":{\"kind\":\"neuron\",\"drive\":\"full\",\"fan_in\":2},"
-         "\"connect\":\"tree\"}]}}",
-         "/spec/network/0/cells"},
-        {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
-         "\"cells\":\"edges\",\"device\":{\"kind\":\"neuron\"}}]}}",
-         "/spec/network/0/cells"},
-        {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
-         "\"init\":\"ones\",\"device\":{\"kind\":\"neuron\"}}]}}",
-         "/spec/network/0/init"},
-        {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
-         "\"init\":\"unit\",\"device\":{\"kind\":\"neuron\"}}]}}",
-         "/spec/network/0/init"},
-        {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"network\":[{\"devices\":2,"
-         "\"cells\":\"edge\",\"cell_list\":{\"src\":[0,1],\"dst\":[0,2]},\"device\":{\"kind\":"
-         "\"neuron\"}}]}}",
-         "/spec/network/0/cell_list/dst"},
-        {"{\"type\":\"train\",\"spec\":{\"dataset\":\"xor\",\"adapt\":{\"max_cells\":0},"
-         "\"network\":[{\"devices\":2,\"cells\":\"edge\",\"device\":{\"kind\":\"neuron\"}}]}}",
-         "/spec/adapt/max_cells"},
-    };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        json_decref(qn(f, "c.db", bad[i].spec, NULL, 2, bad[i].says));
+        json_decref(qn(f, "c.db", bad[i].spec, NULL, 2, bad[i].path));
     assert_int_equal(db_int(f, "c.db", "SELECT count(*) FROM jobs"), 0);
+}
+
+/* The daemon answers them 400 invalid_spec with the path; no job is stored. */
+static void test_edge_refusals_http(void **state)
+{
+    struct qd *d = *state;
+    qd_start(d);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *r = NULL;
+        assert_int_equal(qd_http(d, "POST", "/v1/jobs", NULL, bad[i].spec, &r), 400);
+        const json_t *e = json_object_get(r, "error");
+        assert_string_equal(json_string_value(json_object_get(e, "code")), "invalid_spec");
+        assert_string_equal(json_string_value(json_object_get(e, "path")), bad[i].path);
+        json_decref(r);
+    }
+    sqlite3 *db = qd_db_open(d->db);
+    assert_int_equal(qd_db_int(db, "SELECT count(*) FROM jobs"), 0);
+    sqlite3_close(db);
+}
+
+static int qd_setup(void **state)
+{
+    *state = qd_fixture_new(sizeof(struct qd), 1);
+    return *state ? 0 : -1;
+}
+
+static int qd_teardown(void **state)
+{
+    qd_fixture_free(*state);
+    return 0;
 }
 
 int main(void)
@@ -181,6 +214,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_edge_run, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_edge_resume, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_edge_refusals, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_edge_refusals_http, qd_setup, qd_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
