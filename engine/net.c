@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "chip.h"
+#include "net_cells.h"
 #include "nn.h"
 #include "optim.h"
 #include "qn_err.h"
@@ -183,34 +184,6 @@ static void net__layer_free(struct net *n, struct net_layer *L)
     free(L->works);
 }
 
-/* The cell list of edge layer L from spec s: s's list (checked against L's
- * widths), or one cell per edge, cell j n_in + i on i -> j. */
-static int net__cells_init(struct net_layer *L, const struct net_cells_spec *s)
-{
-    int given = s->src && s->dst;
-    if ((!given && (s->src || s->dst || s->n_cells)) || (given && !s->n_cells))
-        return QN_EINVAL;
-    size_t nc = given ? s->n_cells : L->n_in * L->n_out;
-    if (!given && L->n_out > NET_MAX_CELLS / L->n_in)
-        return QN_EINVAL;
-    if (nc > NET_MAX_CELLS)
-        return QN_EINVAL;
-    L->n_cells = L->n_elem = nc;
-    L->csrc = malloc(nc * sizeof *L->csrc);
-    L->cdst = malloc(nc * sizeof *L->cdst);
-    L->cact = calloc(nc, sizeof *L->cact);
-    L->cheb = calloc(nc, sizeof *L->cheb);
-    if (!L->csrc || !L->cdst || !L->cact || !L->cheb)
-        return QN_ENOMEM;
-    for (size_t c = 0; c < nc; c++) {
-        L->csrc[c] = given ? s->src[c] : c % L->n_in;
-        L->cdst[c] = given ? s->dst[c] : c / L->n_in;
-        if (L->csrc[c] >= L->n_in || L->cdst[c] >= L->n_out)
-            return QN_EINVAL;
-    }
-    return QN_OK;
-}
-
 /* Sets up layer l from its spec; params offsets are assigned by the caller. */
 static int net__layer_init(struct net *n, struct net_layer *L, size_t n_in,
                            const struct net_layer_spec *s, const struct net_cells_spec *cs)
@@ -230,7 +203,7 @@ static int net__layer_init(struct net *n, struct net_layer *L, size_t n_in,
         return QN_EINVAL;
     int rc = net__check_via(L, s->via, s->sur);
     if (rc == QN_OK && L->edge)
-        rc = net__cells_init(L, cs);
+        rc = net_cells_init(L, cs);
     if (rc)
         return rc;
     size_t c = n->cap, E = L->n_elem;
@@ -691,52 +664,13 @@ static void net__drives_full(struct net_layer *L, const float *A, size_t B)
     }
 }
 
-/* The drives u_c = a_c x_src + b_c of every cell of edge layer L for B rows of L->xs. */
-static void net__drives_edge(struct net_layer *L, const float *a, const float *b, size_t B)
-{
-    size_t nc = L->n_cells;
-    for (size_t r = 0; r < B; r++) {
-        const float *x = L->xs + r * L->n_in;
-        float *u = L->u + r * nc;
-        for (size_t c = 0; c < nc; c++)
-            u[c] = a[c] * x[L->csrc[c]] + b[c];
-    }
-}
-
-/* The outputs of edge layer L: y_j = the sum of its cells' outputs with dst j. */
-static void net__edge_sum(struct net_layer *L, size_t B)
-{
-    size_t nc = L->n_cells;
-    memset(L->y, 0, B * L->n_out * sizeof *L->y);
-    for (size_t r = 0; r < B; r++) {
-        const float *ye = L->ye + r * nc;
-        float *y = L->y + r * L->n_out;
-        for (size_t c = 0; c < nc; c++)
-            y[L->cdst[c]] += ye[c];
-    }
-}
-
-/* Adds each cell's |output| into L->cact and |x_src| |y_dst| into L->cheb (edge
- * layer L, B rows). */
-static void net__track_cells(struct net_layer *L, size_t B)
-{
-    size_t nc = L->n_cells;
-    for (size_t r = 0; r < B; r++) {
-        const float *x = L->xs + r * L->n_in, *y = L->y + r * L->n_out, *ye = L->ye + r * nc;
-        for (size_t c = 0; c < nc; c++) {
-            L->cact[c] += fabs((double)ye[c]);
-            L->cheb[c] += fabs((double)x[L->csrc[c]]) * fabs((double)y[L->cdst[c]]);
-        }
-    }
-}
-
 /* Adds |y| of B rows into L->act_sum, and |y_j| times the row's mean |x_i| (the
  * scaled inputs L->xs) into L->heb_sum (tracking for adaptive structure); edge
  * layers also track their cells. */
 static void net__track(struct net_layer *L, size_t B)
 {
     if (L->edge)
-        net__track_cells(L, B);
+        net_cells_track(L, B);
     for (size_t r = 0; r < B; r++) {
         double pre = 0;
         for (size_t i = 0; i < L->n_in; i++)
@@ -791,7 +725,7 @@ static void net__drives(const struct net *n, struct net_layer *L, const float *x
         return;
     }
     if (L->edge) {
-        net__drives_edge(L, A, b, B);
+        net_cells_drives(L, A, b, B);
         return;
     }
     if (L->n_drive == 1) {
@@ -880,7 +814,7 @@ int net_forward(struct net *n, const float *x, size_t B)
         if (n->noise_on)
             net__noise_output(n, l, L, B);
         if (L->edge)
-            net__edge_sum(L, B);
+            net_cells_sum(L, B);
         if (n->track)
             net__track(L, B);
         in = L->y;
@@ -914,25 +848,6 @@ static void net__layer_backward_full(const struct net_layer *L, float *dA, const
     }
 }
 
-/* Backward through edge layer L: with d = dy_dst g_c, da_c += d x_src, db_c += d,
- * dx_src += d a_c. */
-static void net__layer_backward_edge(const struct net_layer *L, const float *a, float *da,
-                                     float *db, const float *dy, float *dx, size_t B)
-{
-    size_t nc = L->n_cells;
-    for (size_t r = 0; r < B; r++) {
-        const float *x = L->xs + r * L->n_in, *g = L->g + r * nc, *dyr = dy + r * L->n_out;
-        float *dxr = dx ? dx + r * L->n_in : NULL;
-        for (size_t c = 0; c < nc; c++) {
-            float d = dyr[L->cdst[c]] * g[c];
-            da[c] += d * x[L->csrc[c]];
-            db[c] += d;
-            if (dxr)
-                dxr[L->csrc[c]] += d * a[c];
-        }
-    }
-}
-
 /* Backward through layer L: dy (B, n_out) -> dx (B, n_in) (dx may be NULL),
  * with x = L->xs the scaled inputs of the forward pass. */
 static void net__layer_backward(struct net *n, struct net_layer *L, const float *dy, float *dx,
@@ -949,7 +864,7 @@ static void net__layer_backward(struct net *n, struct net_layer *L, const float 
         return;
     }
     if (L->edge) {
-        net__layer_backward_edge(L, A, dA, db, dy, dx, B);
+        net_cells_backward(L, A, dA, db, dy, dx, B);
         return;
     }
     for (size_t e = 0; e < E; e++)
@@ -1122,7 +1037,7 @@ int net_calibrate(struct net *n, const float *x, size_t B)
             if (rc)
                 return rc;
             if (L->edge)
-                net__edge_sum(L, B);
+                net_cells_sum(L, B);
             in = L->y;
             continue;
         }
@@ -1183,21 +1098,6 @@ static int net__remap_check(const struct net *n, const struct net_remap *m,
     return QN_OK;
 }
 
-/* The map of edge layer l's cells from O to N (see net_remap). */
-static void net__remap_cells(const struct net_layer *O, const struct net_layer *N,
-                             const struct net_cell_remap *cm, size_t l, size_t *map, float *fac)
-{
-    const size_t *from = cm ? cm->from[l] : NULL;
-    for (size_t c = 0; c < N->n_cells; c++) {
-        size_t f = from ? from[c] : c;
-        map[N->off_w + c] = O->off_w + f;
-        fac[N->off_w + c] = from && cm->a_fac[l] ? cm->a_fac[l][c] : 1.0f;
-        map[N->off_b + c] = O->off_b + f;
-        fac[N->off_b + c] = from && cm->b_fac[l] ? cm->b_fac[l][c] : 1.0f;
-    }
-    map[N->off_s] = O->off_s, fac[N->off_s] = 1.0f;
-}
-
 /* For every parameter i of the new network nn, the old parameter map[i] it comes from
  * and the factor fac[i] it is multiplied by. */
 static void net__remap_index(const struct net *n, const struct net *nn, const struct net_remap *m,
@@ -1207,7 +1107,7 @@ static void net__remap_index(const struct net *n, const struct net *nn, const st
     for (size_t l = 0; l < nn->n_layers; l++) {
         const struct net_layer *O = &n->layer[l], *N = &nn->layer[l];
         if (N->edge) {
-            net__remap_cells(O, N, cm, l, map, fac);
+            net_cells_remap_index(O, N, cm, l, map, fac);
             continue;
         }
         const size_t *src = m->src[l], *psrc = l ? m->src[l - 1] : NULL;
@@ -1245,24 +1145,6 @@ static int net__remap_optim(const struct net *nn, const struct optim *o, const s
     return rc;
 }
 
-/* The new cell list of edge layer L under m into spec s: src then dst in *buf (new,
- * 2 n_cells entries; free() it). */
-static int net__remap_cell_list(const struct net_layer *L, const struct net_cell_remap *cm,
-                                size_t l, struct net_cells_spec *s, size_t **buf)
-{
-    const size_t *from = cm ? cm->from[l] : NULL;
-    size_t nc = from ? cm->cells[l] : L->n_cells;
-    *buf = malloc(2 * nc * sizeof **buf);
-    if (!*buf)
-        return QN_ENOMEM;
-    for (size_t c = 0; c < nc; c++) {
-        size_t f = from ? from[c] : c;
-        (*buf)[c] = L->csrc[f], (*buf)[nc + c] = L->cdst[f];
-    }
-    *s = (struct net_cells_spec){NET_CELLS_EDGE, nc, *buf, *buf + nc};
-    return QN_OK;
-}
-
 int net_remap(struct net *n, const struct net_remap *m, struct optim *o)
 {
     return net_remap_cells(n, m, NULL, o);
@@ -1287,7 +1169,7 @@ int net_remap_cells(struct net *n, const struct net_remap *m, const struct net_c
         spec[l] = (struct net_layer_spec){m->width[l], L->dev, L->via, L->sur, L->forward_only,
                                           L->connect};
         cs[l] = (struct net_cells_spec){NET_CELLS_NODE, 0, NULL, NULL};
-        if (L->edge && (rc = net__remap_cell_list(L, cm, l, &cs[l], &cells[l])))
+        if (L->edge && (rc = net_cells_remap_list(L, cm, l, &cs[l], &cells[l])))
             goto fail;
     }
     rc = net_create_cells(&nn, n->n_in, spec, cs, n->n_layers, n->cap, n->n_threads, n->seed,

@@ -105,8 +105,8 @@ static void ref_layer(const struct net_layer *L, const double *p, const double *
             for (size_t j = 0; j < L->n_out; j++)
                 y[j] = 0;
             for (size_t c = 0; c < L->n_cells; c++)
-                y[L->cdst[c]] += ref_device(
-                    L, p[L->off_w + c] * s * x[L->csrc[c]] + p[L->off_b + c]);
+                y[L->cdst[c]] +=
+                    ref_device(L, p[L->off_w + c] * s * x[L->csrc[c]] + p[L->off_b + c]);
             continue;
         }
         for (size_t j = 0; j < L->n_out; j++) {
@@ -188,10 +188,8 @@ static void grad_case(const struct dev_model *dev, enum net_via via, const struc
     struct dev_model tanhd;
     neuron(&tanhd, ACT_TANH);
     size_t src[6] = {0, 1, 1, 2, 3, 0}, dst[6] = {0, 0, 0, 1, 0, 1};
-    struct net_layer_spec spec[2] = {
-        {4, &tanhd, VIA_EXACT, NULL, 0, 0}, {2, dev, via, sur, 0, 0}};
-    struct net_cells_spec cs[2] = {{NET_CELLS_NODE, 0, NULL, NULL},
-                                   {NET_CELLS_EDGE, 6, src, dst}};
+    struct net_layer_spec spec[2] = {{4, &tanhd, VIA_EXACT, NULL, 0, 0}, {2, dev, via, sur, 0, 0}};
+    struct net_cells_spec cs[2] = {{NET_CELLS_NODE, 0, NULL, NULL}, {NET_CELLS_EDGE, 6, src, dst}};
     struct net *n = NULL;
     assert_int_equal(net_create_cells(&n, N_IN, spec, cs, 2, 8, 2, 7, NULL), 0);
     assert_int_equal(n->layer[1].n_cells, 6);
@@ -297,8 +295,8 @@ static void test_via_device(void **state)
     struct dev_work w;
     assert_int_equal(dev_work_init(&w, &crn, NULL), 0);
     for (int pa = 0; pa < 2; pa++) {
-        struct net_layer_spec spec = {2, &crn, pa ? VIA_PHYSICS_AWARE : VIA_DEVICE,
-                                      pa ? &sur : NULL, 0, 0};
+        struct net_layer_spec spec = {
+            2, &crn, pa ? VIA_PHYSICS_AWARE : VIA_DEVICE, pa ? &sur : NULL, 0, 0};
         struct net *n = NULL, *s = NULL;
         assert_int_equal(net_create_cells(&n, N_IN, &spec, &cs, 1, 4, 2, 5, NULL), 0);
         assert_int_equal(net_forward(n, x, 2), 0);
@@ -314,8 +312,9 @@ static void test_via_device(void **state)
             for (size_t c = 0; c < 5; c++) {
                 size_t e = r * 5 + c;
                 double u = L->u[e], y, g;
-                assert_true(L->u[e] == n->params[L->off_w + c] * n->params[L->off_s] *
-                                               x[r * N_IN + src[c]] + n->params[L->off_b + c]);
+                assert_true(L->u[e] ==
+                            n->params[L->off_w + c] * n->params[L->off_s] * x[r * N_IN + src[c]] +
+                                n->params[L->off_b + c]);
                 assert_int_equal(dev_eval_grad(&w, &u, &y, &g), 0);
                 assert_true(fabs(L->ye[e] - y) < 1e-6);
                 assert_true(pa ? L->g[e] == s->layer[0].g[e] : fabs(L->g[e] - g) < 1e-6);
@@ -477,7 +476,8 @@ static void test_init_and_refusals(void **state)
     dev_model_init(&sq, DEV_ALMOST_NEURON);
     sq.drive = DRIVE_DOT_SQ;
     prepare(&sq);
-    struct net_layer_spec spec[2] = {{3, &t, VIA_EXACT, NULL, 0, 0}, {2, &t, VIA_EXACT, NULL, 0, 0}};
+    struct net_layer_spec spec[2] = {{3, &t, VIA_EXACT, NULL, 0, 0},
+                                     {2, &t, VIA_EXACT, NULL, 0, 0}};
     struct net_cells_spec cs[2] = {{NET_CELLS_NODE, 0, NULL, NULL}, EDGE};
     struct net *n = NULL;
     assert_int_equal(net_create_cells(&n, 4, spec, cs, 2, 4, 1, 1, NULL), 0);

@@ -33,14 +33,12 @@ static json_t *qn(const struct qt_dir *f, const char *db, const char *job, const
 {
     struct qt_run r;
     if (resume_id)
-        assert_int_equal(qt_qn(f->dir, NULL, &r, "resume", resume_id, "--db", db, "--workers",
-                               "1", NULL), 0);
+        assert_int_equal(
+            qt_qn(f->dir, NULL, &r, "resume", resume_id, "--db", db, "--workers", "1", NULL), 0);
     else
-        assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, "--workers", "1", NULL),
-                         0);
+        assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, "--workers", "1", NULL), 0);
     if (r.status != want)
-        fail_msg("qn exited %d, wanted %d; stderr:\n%s\nstdout:\n%s", r.status, want, r.err,
-                 r.out);
+        fail_msg("qn exited %d, wanted %d; stderr:\n%s\nstdout:\n%s", r.status, want, r.err, r.out);
     json_t *rec = NULL;
     if (want != 0) {
         if (needle && !strstr(r.err, needle))
@@ -90,22 +88,31 @@ static void test_edge_run(void **state)
     assert_int_equal(json_integer_value(result(rec, "params")), 2 * nc + 1);
     assert_true(json_real_value(result(rec, "test_accuracy")) >= 0.95);
     /* one cells row per event, at the step of its structure row */
-    assert_int_equal(db_int(f, "a.db", "SELECT count(*) FROM metrics m JOIN metrics s ON "
-                                       "s.job_id = m.job_id AND s.step = m.step AND s.name = "
-                                       "'structure' WHERE m.name = 'cells'"),
+    assert_int_equal(db_int(f, "a.db",
+                            "SELECT count(*) FROM metrics m JOIN metrics s ON "
+                            "s.job_id = m.job_id AND s.step = m.step AND s.name = "
+                            "'structure' WHERE m.name = 'cells'"),
                      6);
-    assert_int_equal(db_int(f, "a.db", "SELECT value FROM metrics WHERE name = 'cells' AND "
-                                       "epoch = 7"), nc);
+    assert_int_equal(db_int(f, "a.db",
+                            "SELECT value FROM metrics WHERE name = 'cells' AND "
+                            "epoch = 7"),
+                     nc);
     /* the model's spec and the last checkpoint carry the final cell list */
-    assert_int_equal(db_int(f, "a.db", "SELECT json_array_length(spec, "
-                                       "'$.network[0].cell_list.src') FROM models"), nc);
-    assert_int_equal(db_int(f, "a.db", "SELECT json_array_length(arch, '$.cells[0].dst') FROM "
-                                       "checkpoints WHERE epoch = 8"), nc);
+    assert_int_equal(db_int(f, "a.db",
+                            "SELECT json_array_length(spec, "
+                            "'$.network[0].cell_list.src') FROM models"),
+                     nc);
+    assert_int_equal(db_int(f, "a.db",
+                            "SELECT json_array_length(arch, '$.cells[0].dst') FROM "
+                            "checkpoints WHERE epoch = 8"),
+                     nc);
     double acc = json_real_value(result(rec, "test_accuracy"));
     json_decref(rec);
     /* an evaluation rebuilds it: on the training run's own split it scores what training did */
-    rec = qn(f, "a.db", "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":"
-                        "{\"name\":\"and\",\"samples\":400,\"noise\":0.1}}}", NULL, 0, NULL);
+    rec = qn(f, "a.db",
+             "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":"
+             "{\"name\":\"and\",\"samples\":400,\"noise\":0.1}}}",
+             NULL, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
     assert_true(json_real_value(result(rec, "accuracy")) >= 0.95 && acc >= 0.95);
     json_decref(rec);
@@ -115,21 +122,22 @@ static void test_edge_run(void **state)
 static void test_edge_resume(void **state)
 {
     struct qt_dir *f = *state;
-    json_t *a = qn(f, "a.db", edge_job, NULL, 0, NULL), *b = qn(f, "b.db", edge_job, NULL, 0,
-                                                               NULL);
+    json_t *a = qn(f, "a.db", edge_job, NULL, 0, NULL), *b = qn(f, "b.db", edge_job, NULL, 0, NULL);
     json_decref(b);
     db_int(f, "b.db", "DELETE FROM checkpoints WHERE epoch > 4");
     db_int(f, "b.db", "DELETE FROM models");
     db_int(f, "b.db", "UPDATE jobs SET state = 'failed'");
-    assert_true(db_int(f, "b.db", "SELECT json_array_length(arch, '$.cells[0].src') FROM "
-                                  "checkpoints WHERE epoch = 4") != 4);
+    assert_true(db_int(f, "b.db",
+                       "SELECT json_array_length(arch, '$.cells[0].src') FROM "
+                       "checkpoints WHERE epoch = 4") != 4);
     b = qn(f, "b.db", NULL, "1", 0, NULL);
     assert_string_equal(json_string_value(json_object_get(b, "state")), "succeeded");
     assert_int_equal(json_integer_value(result(b, "resumed_from")), 4);
     assert_true(json_equal(result(a, "cells"), result(b, "cells")));
     assert_true(json_equal(result(a, "test_accuracy"), result(b, "test_accuracy")));
     size_t la, lb;
-    void *pa = qd_db_model_params(f->dir, "a.db", &la), *pb = qd_db_model_params(f->dir, "b.db", &lb);
+    void *pa = qd_db_model_params(f->dir, "a.db", &la),
+         *pb = qd_db_model_params(f->dir, "b.db", &lb);
     assert_non_null(pa);
     assert_non_null(pb);
     assert_int_equal(la, lb);
