@@ -187,6 +187,9 @@ struct net {
     int noise_on;                 /* nonzero: the devices' cycle-to-cycle noise is drawn */
     uint64_t noise_seed;          /* of net_set_noise */
     uint64_t noise_step;          /* forward passes since net_set_noise (part of every key) */
+    size_t noise_row0;            /* the place in its batch of the next forward's first row (a
+                                     data-parallel shard's offset, shard.h; 0 otherwise):
+                                     the noise of element e is keyed by e + noise_row0 * n_elem */
 };
 
 /*
@@ -279,7 +282,8 @@ int net_has_variability(const struct net *n);
 /*
  * Turns the devices' cycle-to-cycle noise on (from `seed`, counting forward
  * passes from 0) or off. With noise on, forward pass k adds to element e
- * (row-major (B, n_out)) of layer l the drive noise drive_sd times
+ * (row-major (B, n_elem): devices, or an edge layer's cells) of layer l
+ * the drive noise drive_sd times
  * chip_normal(CHIP_TAG_NOISE_DRIVE, seed, k, l, e) to u1 before the device
  * answers, and the output noise output_sd times chip_normal(
  * CHIP_TAG_NOISE_OUTPUT, seed, k, l, e) to y after, whatever the layer's via.

@@ -93,6 +93,51 @@ static int train__backprop(struct net *n, const struct train_config *cfg,
     return QN_OK;
 }
 
+/* Multiplies n's gradients by this shard's share of the batch, len / B, and sums
+ * them and the step's tot (loss times rows, correct rows, ranks that failed)
+ * across the ranks. */
+static int train__shard_sum(struct net *n, const struct shard *sh, size_t len, size_t B,
+                            double tot[3])
+{
+    float share = (float)((double)len / (double)B);
+    for (size_t k = 0; k < n->n_params; k++)
+        n->grads[k] *= share;
+    int rc = shard_sum(sh, n->grads, n->n_params);
+    return rc ? rc : shard_sum64(sh, tot, 3);
+}
+
+/* The gradient of the batch b->idx[i..i + B) of ds into n->grads and its mean loss
+ * into *l, adding its correct rows to *correct: the whole batch in one process, or
+ * this rank's rows of it and the sums across the ranks (see train_run). */
+static int train__grad(struct net *n, const struct train_config *cfg, const struct shard *sh,
+                       const struct data_set *ds, struct train__batch *b, size_t i, size_t B,
+                       double *l, size_t *correct)
+{
+    size_t off, len, c = 0;
+    shard_rows(sh, B, &off, &len);
+    data_gather(ds, b->idx + i + off, len, b->x, ds->labels ? b->labels : NULL,
+                ds->y ? b->y : NULL);
+    if (!shard_active(sh))
+        return train__backprop(n, cfg, b, B, l, correct);
+    double tot[3] = {0, 0, 0}; /* loss times rows, correct rows, ranks that failed */
+    int rc = QN_OK;
+    n->noise_row0 = off;
+    if (len)
+        rc = train__backprop(n, cfg, b, len, &tot[0], &c);
+    n->noise_row0 = 0;
+    if (!len || rc) /* a rank that failed still takes part in the sums, with zeros */
+        memset(n->grads, 0, n->n_params * sizeof *n->grads);
+    tot[0] = rc ? 0 : tot[0] * (double)len, tot[1] = (double)c, tot[2] = rc != QN_OK;
+    int src = train__shard_sum(n, sh, len, B, tot);
+    if (rc || src)
+        return rc ? rc : src;
+    if (tot[2] > 0)
+        return QN_EREMOTE; /* another rank failed */
+    *l = tot[0] / (double)B;
+    *correct += (size_t)tot[1];
+    return QN_OK;
+}
+
 /* A well-mixed 64-bit seed of (a, b, c) (splitmix64 steps). */
 static uint64_t train__mix(uint64_t a, uint64_t b, uint64_t c)
 {
@@ -207,33 +252,90 @@ static int train__canceled(const atomic_int *c)
     return c && atomic_load(c);
 }
 
+int train_evaluate_rows(struct net *n, const struct data_set *ds, enum loss_kind loss, size_t lo,
+                        size_t hi, double *sums, size_t *correct)
+{
+    int rc = train_check_data(n, ds, loss);
+    if (rc)
+        return rc;
+    if (lo > hi || hi > ds->n)
+        return QN_EINVAL;
+    struct train__batch b = {0};
+    rc = train__batch_init(&b, n, ds);
+    for (size_t i = lo, k = 0; rc == QN_OK && i < hi; i += n->cap, k++) {
+        size_t B = hi - i < n->cap ? hi - i : n->cap;
+        for (size_t r = 0; r < B; r++)
+            b.idx[r] = i + r;
+        data_gather(ds, b.idx, B, b.x, ds->labels ? b.labels : NULL, ds->y ? b.y : NULL);
+        double l = 0;
+        rc = net_forward(n, b.x, B);
+        if (rc == QN_OK)
+            rc = train__loss(n, loss, &b, B, NULL, &l, correct);
+        sums[k] = l * (double)B;
+    }
+    train__batch_close(&b);
+    return rc;
+}
+
 int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss, double *out_loss,
                    double *out_accuracy)
 {
     int rc = train_check_data(n, ds, loss);
     if (rc)
         return rc;
-    struct train__batch b = {0};
-    rc = train__batch_init(&b, n, ds);
-    double sum = 0;
-    size_t correct = 0;
-    for (size_t i = 0; rc == QN_OK && i < ds->n; i += n->cap) {
-        size_t B = ds->n - i < n->cap ? ds->n - i : n->cap;
-        for (size_t k = 0; k < B; k++)
-            b.idx[k] = i + k;
-        data_gather(ds, b.idx, B, b.x, ds->labels ? b.labels : NULL, ds->y ? b.y : NULL);
-        double l = 0;
-        rc = net_forward(n, b.x, B);
-        if (rc == QN_OK)
-            rc = train__loss(n, loss, &b, B, NULL, &l, &correct);
-        sum += l * (double)B;
-    }
-    train__batch_close(&b);
+    size_t n_batches = (ds->n + n->cap - 1) / n->cap, correct = 0;
+    double *sums = malloc((n_batches ? n_batches : 1) * sizeof *sums), sum = 0;
+    if (!sums)
+        return QN_ENOMEM;
+    rc = train_evaluate_rows(n, ds, loss, 0, ds->n, sums, &correct);
+    for (size_t k = 0; rc == QN_OK && k < n_batches; k++)
+        sum += sums[k];
+    free(sums);
     if (rc)
         return rc;
     *out_loss = sum / (double)ds->n;
     *out_accuracy = loss == LOSS_CROSS_ENTROPY || ds->labels ? (double)correct / (double)ds->n
                                                              : NAN;
+    return QN_OK;
+}
+
+/* The sum of rows [lo, hi) of ds (train_evaluate_rows) into tot: loss times rows, correct
+ * rows. */
+static int train__score_slice(struct net *n, const struct data_set *ds, enum loss_kind loss,
+                              size_t lo, size_t hi, double tot[2])
+{
+    size_t nb = (hi - lo + n->cap - 1) / n->cap, correct = 0;
+    double *sums = malloc((nb ? nb : 1) * sizeof *sums);
+    if (!sums)
+        return QN_ENOMEM;
+    int rc = hi > lo ? train_evaluate_rows(n, ds, loss, lo, hi, sums, &correct) : QN_OK;
+    for (size_t k = 0; rc == QN_OK && k < nb; k++)
+        tot[0] += sums[k];
+    tot[1] = (double)correct;
+    free(sums);
+    return rc;
+}
+
+int train_evaluate_shard(struct net *n, const struct data_set *ds, enum loss_kind loss,
+                         const struct shard *sh, double *out_loss, double *out_accuracy)
+{
+    if (!shard_active(sh))
+        return train_evaluate(n, ds, loss, out_loss, out_accuracy);
+    int rc = train_check_data(n, ds, loss);
+    if (rc)
+        return rc;
+    size_t off, len;
+    shard_rows(sh, ds->n, &off, &len);
+    double tot[3] = {0, 0, 0}; /* loss sum, correct rows, ranks that failed */
+    rc = train__score_slice(n, ds, loss, off, off + len, tot);
+    tot[2] = rc != QN_OK;
+    int src = shard_sum64(sh, tot, 3); /* every rank takes part, also after a failure */
+    if (rc || src)
+        return rc ? rc : src;
+    if (tot[2] > 0)
+        return QN_EREMOTE; /* another rank failed */
+    *out_loss = tot[0] / (double)ds->n;
+    *out_accuracy = loss == LOSS_CROSS_ENTROPY || ds->labels ? tot[1] / (double)ds->n : NAN;
     return QN_OK;
 }
 
@@ -302,11 +404,16 @@ static int train__epoch(struct net *n, struct optim *o, const struct data_set *d
             return QN_ECANCELED;
         }
         size_t B = ds->n - i < cfg->batch ? ds->n - i : cfg->batch;
-        data_gather(ds, b->idx + i, B, b->x, ds->labels ? b->labels : NULL, ds->y ? b->y : NULL);
         double l = 0;
         train__population(n, cfg, step);
-        int rc = o->cfg.kind == OPTIM_ES ? train__es_grad(n, o, cfg, b, B, step, &l, &correct)
-                                         : train__backprop(n, cfg, b, B, &l, &correct);
+        int rc;
+        if (o->cfg.kind == OPTIM_ES) {
+            data_gather(ds, b->idx + i, B, b->x, ds->labels ? b->labels : NULL,
+                        ds->y ? b->y : NULL);
+            rc = train__es_grad(n, o, cfg, b, B, step, &l, &correct);
+        } else {
+            rc = train__grad(n, cfg, h ? h->shard : NULL, ds, b, i, B, &l, &correct);
+        }
         if (rc)
             return rc;
         optim_step(o, n->params, n->grads);
@@ -358,7 +465,8 @@ static int train__report(struct net *n, const struct data_set *test, const struc
     if (!isnan(res->train_accuracy))
         train__metric(h, "train_accuracy", step, epoch, res->train_accuracy);
     if (test) {
-        int rc = train_evaluate(n, test, cfg->loss, &res->test_loss, &res->test_accuracy);
+        int rc = train_evaluate_shard(n, test, cfg->loss, h ? h->shard : NULL, &res->test_loss,
+                                      &res->test_accuracy);
         if (rc)
             return rc;
         train__metric(h, "test_loss", step, epoch, res->test_loss);
@@ -368,6 +476,27 @@ static int train__report(struct net *n, const struct data_set *test, const struc
     train__metric(h, "seconds", step, epoch, secs);
     if (n->failed_solves > failed_before)
         train__metric(h, "failed_solves", step, epoch, (double)(n->failed_solves - failed_before));
+    return QN_OK;
+}
+
+/* Sums the epoch's failed solves and solves (since failed_before and solves_before)
+ * and every layer's surrogate counts across the ranks, so that every rank reports
+ * the whole run's; nothing in one process. */
+static int train__share_counts(struct net *n, const struct shard *sh, size_t failed_before,
+                               size_t solves_before)
+{
+    if (!shard_active(sh))
+        return QN_OK;
+    double c[2 + 2 * NET_MAX_LAYERS];
+    c[0] = (double)(n->failed_solves - failed_before), c[1] = (double)(n->solves - solves_before);
+    for (size_t l = 0; l < n->n_layers; l++)
+        c[2 + 2 * l] = (double)n->layer[l].sur_rows, c[3 + 2 * l] = (double)n->layer[l].ood_rows;
+    int rc = shard_sum64(sh, c, 2 + 2 * n->n_layers);
+    if (rc)
+        return rc;
+    n->failed_solves = failed_before + (size_t)c[0], n->solves = solves_before + (size_t)c[1];
+    for (size_t l = 0; l < n->n_layers; l++)
+        n->layer[l].sur_rows = (size_t)c[2 + 2 * l], n->layer[l].ood_rows = (size_t)c[3 + 2 * l];
     return QN_OK;
 }
 
@@ -427,6 +556,9 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
     for (size_t l = 0; l < n->n_layers && o->cfg.kind != OPTIM_ES; l++)
         if (n->layer[l].via == VIA_DEVICE && !dev_is_differentiable(n->layer[l].dev))
             return QN_ENOTDIFF; /* a forward-only layer cannot be backpropagated through */
+    const struct shard *sh = h ? h->shard : NULL;
+    if (shard_check(sh) || (shard_active(sh) && (cfg->adapt.enabled || o->cfg.kind == OPTIM_ES)))
+        return QN_EINVAL; /* adapt and es decide on per-rank statistics */
     int rc = train_check_data(n, train, cfg->loss);
     if (rc == QN_OK && test)
         rc = train_check_data(n, test, cfg->loss);
@@ -446,7 +578,7 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
     struct train_position at = *from;
     for (size_t e = from->epoch; rc == QN_OK && e < cfg->epochs; e++) {
         double t0 = train__now();
-        size_t failed_before = n->failed_solves;
+        size_t failed_before = n->failed_solves, solves_before = n->solves;
         net_track_reset(n);
         net_domain_reset(n);
         n->track = cfg->adapt.enabled;
@@ -460,6 +592,8 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
             int prc = train__partial(n, o, cfg, h, &at);
             rc = prc ? prc : rc;
         }
+        if (rc == QN_OK)
+            rc = train__share_counts(n, sh, failed_before, solves_before);
         if (rc == QN_OK)
             rc = train__report(n, test, cfg, h, e + 1, (uint64_t)(e + 1) * steps_per_epoch,
                                train__now() - t0, failed_before, res);

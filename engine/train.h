@@ -43,6 +43,7 @@
 #include "data.h"
 #include "net.h"
 #include "optim.h"
+#include "shard.h"
 
 enum loss_kind { LOSS_MSE, LOSS_CROSS_ENTROPY };
 
@@ -110,6 +111,8 @@ struct train_hooks {
                                         a checkpoint), updated as epochs pass, so the
                                         checkpoint hook can save it */
     train_partial_fn partial;       /* may be NULL: no checkpoint on cancel */
+    const struct shard *shard;      /* may be NULL (one process); borrowed: a data-parallel
+                                       run (shard.h), see train_run */
 };
 
 struct train_result {
@@ -130,6 +133,24 @@ struct train_result {
  * Returns 0, QN_EINVAL (shapes or labels that do not fit the network, a bad
  * adapt config), QN_ECANCELED, QN_ENOMEM, or a hook's or the forward pass's
  * error. n and o may have been rebuilt (adaptive structure), also on failure.
+ *
+ * Data-parallel (hooks->shard active): every rank calls train_run with the
+ * same network, optimizer, data and config. Each step, rank r forwards and
+ * backpropagates its rows of the batch (shard_rows; the drive and output
+ * noise of hardware-aware steps is keyed by the row's place in the whole
+ * batch, so it is the one-process noise), scales its gradient by its share
+ * of the batch, and the ranks sum the gradients, the loss and the correct
+ * count (shard_sum, shard_sum64); every rank then takes the same optimizer
+ * step, so the parameters stay identical. The epoch's test scores are
+ * computed the same way over slices of the test set, and the failed-solve
+ * and out-of-domain counts are summed, so every rank reports the same
+ * metrics and calls its hooks alike (a caller keeps one rank's). Adaptive
+ * structure and the ES optimizer are refused (QN_EINVAL): their decisions
+ * rest on per-rank statistics. A rank whose forward or backward pass fails
+ * still takes part in the step's sums, and every rank then stops (the others
+ * with QN_EREMOTE). A cancel must reach every rank (each checks its own flag
+ * before each step): a rank that stops alone leaves the others waiting in
+ * their sum.
  */
 int train_run(struct net *n, struct optim *o, const struct data_set *train,
               const struct data_set *test, const struct train_config *cfg,
@@ -148,6 +169,25 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
  */
 int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss, double *out_loss,
                    double *out_accuracy);
+
+/*
+ * The part of train_evaluate over rows [lo, hi) of ds, in batches of n->cap
+ * rows from lo: batch k's loss times its rows into sums[k] (the caller's,
+ * (hi - lo + cap - 1) / cap of them) and the rows classified right added to
+ * *correct. Summing every batch of [0, n) in order is train_evaluate's loss,
+ * so slices that start at multiples of cap, evaluated apart (on several
+ * ranks), give the same bits. With noise on, forward passes are counted from
+ * n->noise_step as it is. Returns as train_evaluate; QN_EINVAL for a bad range.
+ */
+int train_evaluate_rows(struct net *n, const struct data_set *ds, enum loss_kind loss, size_t lo,
+                        size_t hi, double *sums, size_t *correct);
+
+/* As train_evaluate, each rank of the data-parallel run sh (may be NULL: one
+ * process) scoring its slice of ds's rows (train_evaluate_rows), the sums
+ * shared: every rank gets the scores of the whole set. Returns as
+ * train_evaluate, a sum's error, or QN_EREMOTE when another rank failed. */
+int train_evaluate_shard(struct net *n, const struct data_set *ds, enum loss_kind loss,
+                         const struct shard *sh, double *out_loss, double *out_accuracy);
 
 /* Checks that ds fits n under loss: inputs, outputs or classes, labels.
  * mse takes targets (one per output) or, with a single output, labels (the

@@ -586,7 +586,7 @@ static void test_one_layer_trains_and_resumes(void **state)
     struct adapt_state asa;
     adapt_state_init(&asa);
     struct saved sv = {.at = 4, .live = &asa};
-    struct train_hooks ha = {on_metric, on_checkpoint, &sv, NULL, 0, &asa, NULL};
+    struct train_hooks ha = {on_metric, on_checkpoint, &sv, NULL, 0, &asa, NULL, NULL};
     struct train_result ra;
     double loss0, acc0;
     assert_int_equal(train_evaluate(a, &tr, LOSS_CROSS_ENTROPY, &loss0, &acc0), 0);
@@ -610,7 +610,7 @@ static void test_one_layer_trains_and_resumes(void **state)
     ob.t = sv.t;
     struct adapt_state asb = sv.as;
     struct saved sb = {.at = 0, .live = &asb};
-    struct train_hooks hb = {on_metric, NULL, &sb, NULL, 0, &asb, NULL};
+    struct train_hooks hb = {on_metric, NULL, &sb, NULL, 0, &asb, NULL, NULL};
     struct train_result rb;
     assert_int_equal(train_run(b, &ob, &tr, &te, &cfg, &hb, 4, &rb), 0);
     assert_int_equal(b->layer[0].n_cells, a->layer[0].n_cells);
