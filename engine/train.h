@@ -15,9 +15,13 @@
  * ranks u (0.5 for the lowest down to -0.5) and takes
  * g = -(1 / (P sigma)) sum_k (u+_k - u-_k) eps_k as the gradient of the step
  * (optim.h). Only forward passes are needed, so layers via device may have
- * readouts without a gradient (spike_rate; build them forward_only). Each
- * member's forward spreads its device solves over the network's threads;
- * the members run one after another. The step's loss is the loss at theta.
+ * readouts without a gradient (spike_rate; build them forward_only). The
+ * pairs run in parallel, each thread taking whole pairs on its own replica of
+ * the network (net_replica.h; min(n_threads, P/2) replicas, built per epoch,
+ * the network's threads shared out among them); every member's forward is
+ * keyed for noise as the sequential order numbers it (forward 1 + m after the
+ * one at theta), so the step is the same bit for bit whatever the number of
+ * threads. The step's loss is the loss at theta.
  *
  * With cfg->adapt enabled, the forward passes of each epoch track every
  * layer's mean |output|, and after the epoch's report an extinction event
@@ -188,6 +192,23 @@ int train_evaluate_rows(struct net *n, const struct data_set *ds, enum loss_kind
  * train_evaluate, a sum's error, or QN_EREMOTE when another rank failed. */
 int train_evaluate_shard(struct net *n, const struct data_set *ds, enum loss_kind loss,
                          const struct shard *sh, double *out_loss, double *out_accuracy);
+
+/*
+ * Scores n on chips seed .. seed + count - 1 of its device population: chip
+ * i is net_set_chip(seed + i) with noise net_set_noise(noise, seed + i), its
+ * loss and accuracy into out_loss[i] and out_accuracy[i] (count each), the
+ * numbers train_evaluate gives on that chip alone, bit for bit. With T =
+ * n->n_threads > 1, whole chips run in parallel in rounds of T on T replicas
+ * of n (net_replica.h) with one device thread each; the count mod T chips
+ * left over run one at a time on n, their solves spread over its T threads.
+ * n's counters (solves, failed solves, surrogate rows) gain every chip's; its
+ * chip and noise settings are left as the last chip run on it set them.
+ * Returns 0, QN_EINVAL (shapes), QN_ECANCELED, QN_ENOMEM; on failure, the
+ * lowest-numbered failing chip's code.
+ */
+int train_evaluate_chips(struct net *n, const struct data_set *ds, enum loss_kind loss,
+                         uint64_t seed, size_t count, int noise, double *out_loss,
+                         double *out_accuracy);
 
 /* Checks that ds fits n under loss: inputs, outputs or classes, labels.
  * mse takes targets (one per output) or, with a single output, labels (the

@@ -13,7 +13,7 @@
  * (inputs -> outputs) trains on the AND gate growing its cells from unit
  * init (loss falls by a factor of 10 or more); an adaptive edge run resumed
  * from a checkpoint after an event ends bit-identically to an uninterrupted
- * one; refusals.
+ * one; replicas (ES members, chips) carry the cell list; refusals.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "adapt.h"
+#include "net_replica.h"
 #include "nn.h"
 #include "qn_err.h"
 #include "train.h"
@@ -628,6 +629,48 @@ static void test_one_layer_trains_and_resumes(void **state)
     data_close(&ds), data_close(&tr), data_close(&te);
 }
 
+/* A replica of an edge network (net_replica.h) has its cell list and computes its
+ * forward bit for bit; ES training, whose members run on replicas with two threads,
+ * ends with the parameters of a one-thread run (no replicas), bit for bit. */
+static void test_replicas_and_es(void **state)
+{
+    (void)state;
+    struct dev_model t;
+    neuron(&t, ACT_TANH);
+    size_t src[5] = {0, 1, 1, 0, 1}, dst[5] = {0, 0, 0, 1, 1};
+    struct net_cells_spec cs = {NET_CELLS_EDGE, 5, src, dst};
+    struct net_layer_spec spec = {2, &t, VIA_EXACT, NULL, 0, 0};
+    struct net *n[2] = {NULL, NULL}, *r = NULL;
+    for (size_t k = 0; k < 2; k++)
+        assert_int_equal(net_create_cells(&n[k], 2, &spec, &cs, 1, 16, k + 1, 3, NULL), 0);
+    assert_int_equal(net_replica_create(&r, n[0], 1), 0);
+    assert_int_equal(r->layer[0].n_cells, 5);
+    assert_memory_equal(r->layer[0].csrc, src, sizeof src);
+    assert_memory_equal(r->layer[0].cdst, dst, sizeof dst);
+    float x[4] = {0.3f, -0.7f, 1.1f, 0.2f};
+    assert_int_equal(net_forward(n[0], x, 2), 0);
+    assert_int_equal(net_forward(r, x, 2), 0);
+    assert_memory_equal(net_output(n[0]), net_output(r), 4 * sizeof(float));
+    net_destroy(r);
+    struct data_set ds;
+    assert_int_equal(data_gen_gate(&ds, DATA_GATE_OR, 48, 0.1, 2), 0);
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 2, 16, 4, 0, {0}, TRAIN_NOMINAL, 0};
+    struct optim_config oc;
+    optim_config_default(&oc, OPTIM_ES);
+    oc.population = 8, oc.sigma = 0.05, oc.lr = 0.05;
+    for (size_t k = 0; k < 2; k++) {
+        struct optim o;
+        struct train_result res;
+        assert_int_equal(optim_init(&o, &oc, n[k]->n_params), 0);
+        assert_int_equal(train_run(n[k], &o, &ds, &ds, &cfg, NULL, 0, &res), 0);
+        optim_close(&o);
+    }
+    assert_memory_equal(n[0]->params, n[1]->params, n[0]->n_params * sizeof(float));
+    net_destroy(n[0]), net_destroy(n[1]);
+    data_close(&ds);
+    dev_model_close(&t);
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -640,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_scores_and_event),
         cmocka_unit_test(test_init_and_refusals),
         cmocka_unit_test(test_one_layer_trains_and_resumes),
+        cmocka_unit_test(test_replicas_and_es),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
