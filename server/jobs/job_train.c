@@ -837,7 +837,8 @@ static int job_train__stage_network(struct job_ctx *ctx, const struct job_train 
     struct spool_layer L[NET_MAX_LAYERS];
     for (size_t l = 0; l < p->nd.n_layers; l++)
         L[l] = (struct spool_layer){p->nd.devices[l], p->nd.dev_json[l], p->nd.via[l],
-                                    p->nd.connect[l], p->nd.have_sur[l] ? &p->nd.sur[l] : NULL};
+                                    p->nd.connect[l], p->nd.have_sur[l] ? &p->nd.sur[l] : NULL,
+                                    &p->nd.cells[l]};
     return spool_net_write(dir, L, p->nd.n_layers, network, ctx->reason, sizeof ctx->reason);
 }
 

@@ -8,7 +8,7 @@
  * after events ends with the same parameters, byte for byte, as the
  * uninterrupted run; specs that cannot work are refused with the field's
  * path (by `qn run`, and by the daemon with 400 invalid_spec) and store no
- * job.
+ * job; the model evaluated on 2 ranks (qn-mpi) scores as on one process.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +17,9 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <unistd.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +207,58 @@ static void test_edge_refusals_http(void **state)
     sqlite3_close(db);
 }
 
+/* Skips the test when mpirun is not on PATH. */
+static void need_mpirun(const char *test)
+{
+    const char *path = getenv("PATH");
+    char full[1024];
+    for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(full, sizeof full, "%.*s/mpirun", (int)n, p);
+        if (access(full, X_OK) == 0)
+            return;
+        p += n + (p[n] == ':');
+    }
+    qt_skip_test(test, "mpirun is not on PATH (Debian's openmpi-bin): qn-mpi cannot be launched");
+}
+
+/* The result of evaluating model 1 on AND's test split on `ranks` ranks (new reference). */
+static json_t *evaluate_on(struct qd *d, int ranks)
+{
+    char job[512];
+    snprintf(job, sizeof job,
+             "{\"type\":\"evaluate\",\"resources\":{\"ranks\":%d},\"spec\":{\"model\":"
+             "{\"job\":1},\"dataset\":{\"name\":\"and\",\"samples\":400,\"noise\":0.1}}}",
+             ranks);
+    json_t *rec = qd_wait_final(d, NULL, qd_submit(d, NULL, job), 120);
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded") != 0)
+        fail_msg("the evaluation on %d ranks did not succeed: %s\n%s", ranks,
+                 json_dumps(rec, 0), qd_log_tail(d->log));
+    json_t *res = json_incref(json_object_get(rec, "result"));
+    json_decref(rec);
+    return res;
+}
+
+/* A model whose layer grew its cells is evaluated on 2 ranks (qn-mpi rebuilds the
+ * cell list from the spool) with the figures of one process. */
+static void test_edge_on_ranks(void **state)
+{
+    struct qd *d = *state;
+    need_mpirun(__func__);
+    qd_start(d);
+    json_t *rec = qd_wait_final(d, NULL, qd_submit(d, NULL, edge_job), 120);
+    assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
+    assert_true(json_integer_value(json_array_get(result(rec, "cells"), 0)) != 4);
+    json_decref(rec);
+    json_t *one = evaluate_on(d, 1), *two = evaluate_on(d, 2);
+    assert_true(json_equal(json_object_get(one, "accuracy"), json_object_get(two, "accuracy")));
+    double l1 = json_number_value(json_object_get(one, "loss"));
+    double l2 = json_number_value(json_object_get(two, "loss"));
+    assert_true(fabs(l1 - l2) <= 1e-6 * fmax(1.0, fabs(l1))); /* sums in another order */
+    json_decref(one), json_decref(two);
+    assert_int_equal(qd_stop(d, SIGTERM), 0);
+}
+
 static int qd_setup(void **state)
 {
     *state = qd_fixture_new(sizeof(struct qd), 1);
@@ -223,6 +278,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_edge_resume, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_edge_refusals, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_edge_refusals_http, qd_setup, qd_teardown),
+        cmocka_unit_test_setup_teardown(test_edge_on_ranks, qd_setup, qd_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
