@@ -71,6 +71,7 @@ static const char daemon__usage[] =
     "                [--max-streams N] [--max-streams-per-user N]\n"
     "                [--spool DIR] [--launcher TEMPLATE]\n"
     "                [--min-body-rate BYTES] [--body-grace S] [--http-nice N]\n"
+    "                [--header-timeout S]\n"
     "\n"
     "  --db PATH            database (default ./quasineuron.db)\n"
     "  --bind ADDR          listen address (default 127.0.0.1; any other address needs\n"
@@ -84,7 +85,7 @@ static const char daemon__usage[] =
     "  --max-upload BYTES   largest dataset upload, also once decompressed (default 256M;\n"
     "                       413 beyond)\n"
     "  --max-connections N  concurrent connections (default 256)\n"
-    "  --timeout S          seconds an idle connection is kept (default 60)\n"
+    "  --timeout S          seconds a connection may stay silent mid-request (default 60)\n"
     "  --simulate-steps N   steps one solve of POST .../simulate may take (default 1000000;\n"
     "                       422 beyond)\n"
     "  --simulate-seconds S seconds one simulate request may compute (default 5; 503 beyond)\n"
@@ -104,7 +105,10 @@ static const char daemon__usage[] =
     "  --min-body-rate BYTES  bytes/s a request body must keep up once --body-grace has\n"
     "                       passed (default 1024; 0: none; 408 and the connection closed)\n"
     "  --body-grace S       seconds from the request head before that holds (default 10)\n"
-    "  --http-nice N        HTTP threads run N nicer than the job workers (default 0)\n";
+    "  --http-nice N        HTTP threads run N nicer than the job workers (default 0)\n"
+    "  --header-timeout S   seconds a request head may take to arrive, from the connection's\n"
+    "                       start or the end of its previous request (default 10; the\n"
+    "                       connection is closed without a reply)\n";
 
 /* Parses a decimal with an optional K/M/G suffix (binary) into [lo, hi]. */
 static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -168,6 +172,7 @@ static void daemon__defaults(struct daemon_config *c)
     c->max_streams_per_user = DAEMON_DEFAULT_USER_STREAMS;
     c->min_body_rate = DAEMON_DEFAULT_BODY_RATE;
     c->body_grace_s = DAEMON_DEFAULT_BODY_GRACE;
+    c->header_timeout_s = DAEMON_DEFAULT_HEADER_TIMEOUT;
 }
 
 /* One numeric option: name, bounds, where it goes. */
@@ -202,6 +207,7 @@ static const struct daemon_opt daemon__opts[] = {
     DAEMON_OPT_U("--min-body-rate", 0, 1u << 30, min_body_rate),
     DAEMON_OPT_U("--body-grace", 1, 3600, body_grace_s),
     DAEMON_OPT_U("--http-nice", 0, 19, http_nice),
+    DAEMON_OPT_U("--header-timeout", 1, 3600, header_timeout_s),
 };
 
 /* Applies one numeric option; 0, QN_EINVAL (bad value), QN_ENOTFOUND (not numeric). */
@@ -403,6 +409,7 @@ static int daemon__http(struct daemon *d, char *msg, size_t cap)
         .timeout_s = d->cfg.timeout_s,
         .min_body_rate = d->cfg.min_body_rate,
         .body_grace_s = d->cfg.body_grace_s,
+        .header_timeout_s = d->cfg.header_timeout_s,
         .nice = d->cfg.http_nice,
         .compute_threads = d->cfg.compute_threads,
         .auth = daemon__auth,

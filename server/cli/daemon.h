@@ -43,6 +43,7 @@
 #define DAEMON_DEFAULT_TIMEOUT 60 /* seconds a connection may stay idle */
 #define DAEMON_DEFAULT_BODY_RATE 1024 /* bytes/s a request body must keep up (slow bodies) */
 #define DAEMON_DEFAULT_BODY_GRACE 10  /* seconds from the head before that floor holds */
+#define DAEMON_DEFAULT_HEADER_TIMEOUT 10 /* seconds a request head may take (slowloris) */
 #define DAEMON_DEFAULT_SIM_STEPS 1000000 /* steps of one solve of a simulate request */
 #define DAEMON_DEFAULT_SIM_SECONDS 5     /* seconds one simulate request may compute */
 #define DAEMON_DEFAULT_DS_VALUES 100000000 /* values of an uploaded dataset (Fashion-MNIST's
@@ -71,6 +72,7 @@ struct daemon_config {
     const char *launcher;     /* --launcher: the command template (NULL: mpirun, launch.h) */
     unsigned min_body_rate;   /* bytes/s a body must keep up (0: none) */
     unsigned body_grace_s;    /* seconds from the head before min_body_rate holds */
+    unsigned header_timeout_s; /* seconds a request head may take to arrive */
     unsigned http_nice;       /* HTTP threads run this much nicer (0: as the workers) */
 };
 

@@ -11,6 +11,10 @@
  * struct http_req and its arena, freed in http__completed, which also writes
  * the access log line and counts the reply for /metrics.
  *
+ * Each connection is watched by the request-head deadline (head_deadline.h)
+ * from MHD's connection notices: marked busy when its head reaches
+ * http__access, idle again in http__completed, dropped in the CLOSED notice.
+ *
  * A request borrows a store connection from the catalog's pool only while
  * its handler runs, so a thousand idle SSE streams hold no connection.
  * Tokens are checked by the auth callback of the config: this layer knows
@@ -37,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "head_deadline.h"
 #include "qn_err.h"
 #include "qn_log.h"
 #include "spec_dumps.h"
@@ -84,6 +89,8 @@ struct http_server {
     http_metrics_fn hooks[HTTP_MAX_HOOKS];
     void *hook_ctx[HTTP_MAX_HOOKS];
     size_t n_hooks;
+
+    struct head_deadline *deadline;  /* the request-head deadline (NULL: none) */
 };
 
 struct http_arena {
@@ -1073,6 +1080,14 @@ static void http__run(struct http_req *req)
     }
 }
 
+/* The head-deadline entry of a connection (MHD's socket context), NULL when none. */
+static struct head_deadline_conn *http__watched(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, const char *url,
                                     const char *method, const char *version,
                                     const char *upload_data, size_t *upload_data_size,
@@ -1081,6 +1096,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
     struct http_server *srv = cls;
     struct http_req *req = *con_cls;
     if (!req) {
+        head_deadline_busy(srv->deadline, http__watched(conn), 1);
         req = calloc(1, sizeof *req);
         if (!req)
             return MHD_NO;
@@ -1145,21 +1161,28 @@ static void http__count(struct http_server *srv, const struct http_req *req, dou
     pthread_mutex_unlock(&srv->count_mu);
 }
 
-/* One access-log line: address, user, method, path, status, milliseconds. */
-static void http__log(const struct http_req *req, double sec)
+/* The client's address as text into addr (INET6_ADDRSTRLEN bytes; "-" when unknown). */
+static void http__client_addr(struct MHD_Connection *conn, char *addr)
 {
-    char addr[INET6_ADDRSTRLEN] = "-";
+    strcpy(addr, "-");
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci && ci->client_addr) {
         const struct sockaddr *sa = ci->client_addr;
         if (sa->sa_family == AF_INET)
             inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
-                      sizeof addr);
+                      INET6_ADDRSTRLEN);
         else if (sa->sa_family == AF_INET6)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                      addr, sizeof addr);
+                      addr, INET6_ADDRSTRLEN);
     }
+}
+
+/* One access-log line: address, user, method, path, status, milliseconds. */
+static void http__log(const struct http_req *req, double sec)
+{
+    char addr[INET6_ADDRSTRLEN];
+    http__client_addr(req->conn, addr);
     /* The path is decoded (%0a is a newline) and the method is the client's:
      * every field is escaped, so a request cannot forge a line or drive the
      * terminal. Paths longer than the line are cut. */
@@ -1197,9 +1220,9 @@ static void http__free_req(struct http_req *req)
 static void http__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                             enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)conn;
     (void)toe;
+    struct http_server *srv = cls;
+    head_deadline_busy(srv->deadline, http__watched(conn), 0); /* the next head is due */
     struct http_req *req = *con_cls;
     if (!req)
         return;
@@ -1248,6 +1271,11 @@ void http_metrics_write(struct http_server *srv, FILE *out)
     pthread_mutex_unlock(&srv->count_mu);
     if (overflow)
         fprintf(out, "qn_http_requests_uncounted_total %" PRIu64 "\n", overflow);
+    fprintf(out, "# HELP qn_http_head_timeouts_total Connections closed because a request head "
+                 "did not arrive within --header-timeout.\n"
+                 "# TYPE qn_http_head_timeouts_total counter\n"
+                 "qn_http_head_timeouts_total %" PRIu64 "\n",
+            head_deadline_reaped(srv->deadline));
     for (size_t i = 0; i < srv->n_hooks; i++)
         srv->hooks[i](out, srv->hook_ctx[i]);
 }
@@ -1283,18 +1311,42 @@ static void http__mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /*
- * MHD's connection notice, on the thread that will serve the connection:
- * that thread takes the server's nice value (Linux nice is per thread;
- * setting an absolute value is the same every time, so once per connection
- * does no harm).
+ * MHD's connection notices, on the thread that serves the connection.
+ *
+ * STARTED: that thread takes the server's nice value (Linux nice is per
+ * thread; setting an absolute value is the same every time, so once per
+ * connection does no harm), and the connection's socket is watched by the
+ * head deadline, its entry kept as MHD's socket context.
+ *
+ * CLOSED: the entry is dropped, under the deadline's lock, before the
+ * socket is closed. That order is libmicrohttpd 0.9.75's (daemon.c):
+ * MHD_cleanup_connections calls notify_connection(CLOSED) and only then
+ * MHD_socket_close_chk_(pos->socket_fd); the failure path of
+ * new_connection_process_ after STARTED does the same, and closing a
+ * connection before that (MHD_connection_close_, MHD_connection_mark_closed_)
+ * only shuts the socket down for writing. So while an entry is listed its
+ * fd is open and is this connection's, and the reaper, which holds the same
+ * lock, never shuts down a closed descriptor or one reused by another
+ * connection.
  */
 static void http__on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
                                 enum MHD_ConnectionNotificationCode code)
 {
-    (void)c, (void)socket_ctx;
     struct http_server *srv = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED && srv->cfg.nice)
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        head_deadline_close(srv->deadline, *socket_ctx);
+        *socket_ctx = NULL;
+        return;
+    }
+    if (srv->cfg.nice)
         setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), srv->nice);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (srv->deadline && ci) {
+        char addr[INET6_ADDRSTRLEN];
+        http__client_addr(c, addr);
+        *socket_ctx = head_deadline_open(srv->deadline, ci->connect_fd, addr);
+    }
 }
 
 /* The directory of the database file (uploads are written there, not to a RAM /tmp). */
@@ -1390,6 +1442,11 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
     for (; srv->n_compute < nc; srv->n_compute++)
         if (pthread_create(&srv->compute[srv->n_compute], NULL, http__compute, srv) != 0)
             break; /* fewer compute threads (none: slow routes run inline) */
+    if (srv->cfg.header_timeout_s &&
+        head_deadline_create(srv->cfg.header_timeout_s, &srv->deadline) != 0) {
+        snprintf(msg, cap, "cannot start the request-head deadline (out of memory or threads)");
+        return QN_EIO;
+    }
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, http__access, srv, MHD_OPTION_EXTERNAL_LOGGER, http__mhd_log, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -1428,7 +1485,8 @@ void http_destroy(struct http_server *srv)
     for (size_t i = 0; i < srv->n_compute; i++)
         pthread_join(srv->compute[i], NULL); /* every offloaded connection is resumed */
     if (srv->mhd)
-        MHD_stop_daemon(srv->mhd);
+        MHD_stop_daemon(srv->mhd); /* every connection's CLOSED notice has run */
+    head_deadline_destroy(srv->deadline);
     pthread_mutex_destroy(&srv->count_mu);
     pthread_mutex_destroy(&srv->cq_mu);
     pthread_cond_destroy(&srv->cq_cv);

@@ -123,6 +123,9 @@ struct http_config {
     unsigned max_connections; /* concurrent connections */
     unsigned max_per_client;  /* concurrent connections from one address (0: no limit) */
     unsigned timeout_s;       /* idle seconds before a connection is closed */
+    unsigned header_timeout_s; /* seconds a request head may take to arrive, counted from the
+                                  connection's start or its previous request's end (0: none;
+                                  head_deadline.h) */
     unsigned min_body_rate;   /* bytes/s a body must keep up after body_grace_s (0: none) */
     unsigned body_grace_s;    /* seconds from the head a body may take before the floor holds */
     unsigned nice;            /* MHD's threads run this much nicer than the caller (0-19) */

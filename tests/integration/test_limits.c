@@ -27,8 +27,10 @@
  * Connections: one source gets at most --max-connections-per-client; a
  * user at most --max-streams-per-user event streams; a body slower than
  * --min-body-rate once --body-grace has passed is cut (its connection
- * closed, logged 408, nothing stored). --http-nice sets the nice value of
- * the HTTP threads only.
+ * closed, logged 408, nothing stored); a request head that has not arrived
+ * within --header-timeout (a slowloris head, an idle keep-alive connection)
+ * has its connection closed. --http-nice sets the nice value of the HTTP
+ * threads only.
  *
  * Each test starts its own daemon with the options it needs and stops it
  * with SIGTERM. Nothing here asserts on a clock: the deadlines are a
@@ -508,6 +510,128 @@ static void thread_nice(pid_t pid, const char *prefix, int nice, int *same, int 
     closedir(dir);
 }
 
+/* Sends a GET /healthz on the keep-alive connection fd and reads its whole
+ * reply (head and Content-Length bytes) within 30 s: its status, 0 when the
+ * connection closed or nothing complete came. */
+static int keepalive_healthz(int fd)
+{
+    static const char get[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    if (send(fd, get, sizeof get - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof get - 1))
+        return 0;
+    char buf[2048];
+    size_t n = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    for (double t0 = qd_now(); qd_now() - t0 < 30 && n < sizeof buf - 1;) {
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
+        if (r <= 0)
+            return 0;
+        buf[n += (size_t)r] = '\0';
+        const char *end = strstr(buf, "\r\n\r\n"), *cl = strstr(buf, "Content-Length:");
+        int st = 0;
+        if (end && cl && n >= (size_t)(end + 4 - buf) + strtoul(cl + 15, NULL, 10) &&
+            sscanf(buf, "HTTP/1.1 %d", &st) == 1)
+            return st;
+    }
+    return 0;
+}
+
+/* 1 when fd has been closed by the peer (end of file, or a reset), 0 while it
+ * is open; bytes that arrive instead are counted into *got. */
+static int peer_closed(int fd, size_t *got)
+{
+    char buf[256];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (poll(&p, 1, 0) > 0) {
+        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r <= 0)
+            return 1;
+        *got += (size_t)r;
+    }
+    return 0;
+}
+
+/*
+ * The request-head deadline (--header-timeout 3). A slowloris connection
+ * (half a head, then a byte a second, each renewing the 60 s idle timeout)
+ * is closed without a reply soon after the deadline, while another client
+ * is served meanwhile; a keep-alive connection whose requests come a second
+ * apart lives past the deadline (it counts from the end of each request),
+ * and once idle it is closed after the deadline too. /metrics counts the
+ * two and the log says so. Before, the slowloris connection stayed open for
+ * as long as the client trickled. The bounds are functional, not timings:
+ * three times the deadline (a connection left alone would stay 60 s).
+ */
+static void test_header_deadline(void **state)
+{
+    struct qd *d = *state;
+    static const char *const extra[] = {"--header-timeout", "3", "--timeout", "60", NULL};
+    qd_start_with(d, extra);
+    long log_from = qd_file_size(d->log);
+    int slow = hold_connection(d, "127.0.0.3", "GET /healthz HTTP/1.1\r\nHost: 12");
+    int kept = hold_connection(d, "127.0.0.4", "");
+    assert_true(slow >= 0 && kept >= 0);
+    double t0 = qd_now(), closed_at = -1;
+    size_t got = 0;
+    assert_int_equal(qd_http(d, "GET", "/healthz", NULL, NULL, NULL), 200);
+    for (int i = 0; i < 6; i++) { /* 6 s: twice the deadline */
+        assert_int_equal(keepalive_healthz(kept), 200);
+        if (closed_at < 0 && peer_closed(slow, &got))
+            closed_at = qd_now() - t0;
+        if (closed_at < 0)
+            send(slow, "7", 1, MSG_NOSIGNAL); /* a byte a second, never the head's end */
+        qd_nap_ms(1000);
+    }
+    while (closed_at < 0 && qd_now() - t0 < 9) {
+        if (peer_closed(slow, &got))
+            closed_at = qd_now() - t0;
+        qd_nap_ms(100);
+    }
+    close(slow);
+    if (closed_at < 0 || got)
+        fail_msg("the slowloris connection %s", got ? "got a reply" : "stayed open 9 s");
+    double idle0 = qd_now(), idle_closed = -1;
+    while (idle_closed < 0 && qd_now() - idle0 < 9) {
+        if (peer_closed(kept, &got))
+            idle_closed = qd_now() - idle0;
+        qd_nap_ms(100);
+    }
+    close(kept);
+    if (idle_closed < 0)
+        fail_msg("the idle keep-alive connection stayed open 9 s");
+    int fd = hold_connection(d, "127.0.0.1",
+                             "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    assert_true(fd >= 0);
+    static char page[1 << 16];
+    assert_true(until_closed(fd, page, sizeof page) > 0);
+    close(fd);
+    assert_non_null(strstr(page, "\nqn_http_head_timeouts_total 2\n"));
+    stop(d);
+    char *log = qt_read_file(d->log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log + log_from, "whose request head took over 3 s (the first from "
+                                           "127.0.0.3)"));
+    assert_non_null(strstr(log + log_from, "(the first from 127.0.0.4)"));
+    free(log);
+}
+
+/* Bad --header-timeout values are refused at start (status 2, the range said). */
+static void test_header_deadline_option(void **state)
+{
+    struct qd *d = *state;
+    static const char *const bad[] = {"0", "3601", "-1", "ten", "5s", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct qt_run r;
+        assert_int_equal(qt_qn(d->dir, NULL, &r, "serve", "--db", "x.db", "--port", "0",
+                               "--header-timeout", bad[i], NULL),
+                         0);
+        assert_int_equal(r.status, 2);
+        assert_non_null(strstr(r.err, "--header-timeout must be an integer from 1 to 3600"));
+        qt_run_free(&r);
+    }
+}
+
 /* --http-nice 5: the threads that served connections (libmicrohttpd's, named
  * MHD-...) run at nice 5 (a pool thread that served none is still at 0),
  * the others (the workers) as they were. */
@@ -800,6 +924,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_streams_per_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_body_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_nice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_deadline_option, setup, teardown),
     };
     int fails = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
