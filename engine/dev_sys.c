@@ -96,9 +96,9 @@ static double dev__dvtrap(double x, double c)
     return (q - s * e) / (q * q);
 }
 
-#define DEV__E1 2.7182818284590452   /* e^1 */
-#define DEV__E25 12.182493960703473  /* e^2.5 */
-#define DEV__E3 20.085536923187668   /* e^3 */
+#define DEV__E1 2.7182818284590452  /* e^1 */
+#define DEV__E25 12.182493960703473 /* e^2.5 */
+#define DEV__E3 20.085536923187668  /* e^3 */
 
 /*
  * The six HH rate functions at V: order am bm ah bh an bn. Three exp calls,

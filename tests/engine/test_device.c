@@ -354,8 +354,10 @@ static void ref_hh_ratesl(double V, long double r[6])
 static void test_hh_rates_textbook(void **state)
 {
     (void)state;
-    const double special[] = {-40, -55, -40 + 1e-9, -40 - 1e-9, -55 + 1e-7, -55 - 1e-7,
-                              -40 + 4.999, -40 + 5.001, -55 - 4.999, -55 - 5.001, -65, -35};
+    /* the singularities, either side of the 1e-6 series, of the 1 mV expm1 band */
+    const double special[] = {-40,         -55,         -40 + 1e-9,  -40 - 1e-9,
+                              -55 + 1e-5,  -55 - 1e-5,  -40 + 0.999, -40 + 1.001,
+                              -55 - 0.999, -55 - 1.001, -65,         -35};
     double worst = 0;
     for (int i = 0; i < 25000 + 12; i++) {
         double V = i < 25000 ? -150 + 0.01 * i + 0.00123 : special[i - 25000], r[6];
