@@ -57,6 +57,7 @@ struct dev__ctx {
     double *Jp;                /* (n, n_in) scratch */
     double *gy;                /* (n) scratch */
     double *gin;               /* (n_in) scratch */
+    double hh_current;         /* hodgkin_huxley: the injected current of the current solve */
 };
 
 /*
@@ -136,6 +137,16 @@ static int dev__gsl_rhs(double t, const double y[], double f[], void *params)
     return GSL_SUCCESS;
 }
 
+/* The plain hodgkin_huxley system (no sensitivities, no quadrature) without
+ * dispatch: the current is fixed per solve, so it is computed once there. */
+static int dev__gsl_rhs_hh(double t, const double y[], double f[], void *params)
+{
+    (void)t;
+    const struct dev__ctx *x = params;
+    dev__hh_rhs(x->d->compiled->p, x->hh_current, y, f);
+    return GSL_SUCCESS;
+}
+
 /* The Jacobian for implicit steppers: exact for the state and quadrature;
  * block-diagonal J for the sensitivities (their dependence on y through J is
  * left out, which only slows Newton inside the stepper, not the accuracy). */
@@ -199,7 +210,9 @@ static gsl_odeiv2_driver *dev__driver_new(struct dev_solver_state *st, const str
 static int dev__driver_alloc(struct dev_solver_state *st, const struct dev_model *d, int sens,
                              size_t dim)
 {
-    st->sys[sens] = (gsl_odeiv2_system){dev__gsl_rhs, dev__gsl_jac, dim, &st->ctx};
+    int hh = d->kind == DEV_HODGKIN_HUXLEY && dim == d->compiled->n;
+    st->sys[sens] = (gsl_odeiv2_system){hh ? dev__gsl_rhs_hh : dev__gsl_rhs, dev__gsl_jac, dim,
+                                        &st->ctx};
     int peak = d->readout.kind == READ_PEAK; /* spikes are located without integrating */
     st->drv[sens] = dev__driver_new(st, d, sens);
     if (st->drv[sens] && peak)
@@ -241,7 +254,7 @@ int dev_work_init(struct dev_work *w, const struct dev_model *d, const atomic_in
     st->A = gsl_matrix_alloc(n, n);
     st->eval = gsl_vector_complex_alloc(n);
     st->eig = gsl_eigen_nonsymm_alloc(n);
-    st->ctx = (struct dev__ctx){d, NULL, 0, 0, st->J, st->Jp, st->gy, st->gin};
+    st->ctx = (struct dev__ctx){d, NULL, 0, 0, st->J, st->Jp, st->gy, st->gin, 0};
     if (!st->y || !st->f || !st->J || !st->Jp || !st->gy || !st->gin || !st->best || !st->lu ||
         !st->piv || !st->bx || !st->A || !st->eval || !st->eig)
         goto fail;
@@ -579,6 +592,8 @@ static int dev__integrate(struct dev_work *w, const double *in, int sens, struct
     st->ctx.in = in;
     st->ctx.sens = sens;
     st->ctx.quad = d->readout.kind == READ_TIME_AVERAGE;
+    if (d->kind == DEV_HODGKIN_HUXLEY)
+        st->ctx.hh_current = dev__hh_current(d, in);
     memset(st->y, 0, dim * sizeof *st->y);
     memcpy(st->y, d->y0, n * sizeof *st->y);
     gsl_odeiv2_driver_reset(drv);

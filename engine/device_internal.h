@@ -53,6 +53,17 @@ void dev__compiled_free(struct dev_compiled *c);
 /* Sets hodgkin_huxley's initial state: v0 and the gates at their steady state. */
 void dev__hh_initial_state(struct dev_model *d);
 
+/* The six Hodgkin-Huxley rates at membrane potential V (mV), in the order
+ * alpha_m beta_m alpha_h beta_h alpha_n beta_n, into r[6]. */
+void dev__hh_rates0(double V, double r[6]);
+
+/* The Hodgkin-Huxley right-hand side f[4] at state y[4] = (V, m, h, n) for
+ * the built-in parameters p (DEV__P_* slots) and injected current I. */
+void dev__hh_rhs(const double *p, double I, const double *y, double *f);
+
+/* The current hodgkin_huxley d injects for inputs in: gain times the drive. */
+double dev__hh_current(const struct dev_model *d, const double *in);
+
 /* The base ODE system of a prepared model at time t, state y[n], inputs in[n_in]. */
 void dev__sys_rhs(const struct dev_model *d, double t, const double *y, const double *in,
                   double *f);

@@ -333,6 +333,116 @@ static void test_hh_sustained_rate(void **state)
     assert_true(ref_hh_rate(7.0, 500) > 40); /* the table above covers repetitive firing */
 }
 
+/* The textbook rate x / (1 - exp(-x/10)) in long double, expm1 through x = 0. */
+static long double ref_vtrapl(long double x)
+{
+    return x == 0 ? 10.0L : x / -expm1l(-x / 10);
+}
+
+/* The six HH rates with the textbook's six exponentials, in long double. */
+static void ref_hh_ratesl(double V, long double r[6])
+{
+    long double v = V;
+    r[0] = 0.1L * ref_vtrapl(v + 40), r[1] = 4 * expl(-(v + 65) / 18);
+    r[2] = 0.07L * expl(-(v + 65) / 20), r[3] = 1 / (1 + expl(-(v + 35) / 10));
+    r[4] = 0.01L * ref_vtrapl(v + 55), r[5] = 0.125L * expl(-(v + 65) / 80);
+}
+
+/* The device's rates (three shared exponentials) equal the textbook's to
+ * 1e-14 relative from -150 to 100 mV, and exactly at the removable
+ * singularities V = -40 (alpha_m = 1) and V = -55 (alpha_n = 0.1). */
+static void test_hh_rates_textbook(void **state)
+{
+    (void)state;
+    /* the singularities, either side of the 1e-6 series, of the 1 mV expm1 band */
+    const double special[] = {-40,         -55,         -40 + 1e-9,  -40 - 1e-9,
+                              -55 + 1e-5,  -55 - 1e-5,  -40 + 0.999, -40 + 1.001,
+                              -55 - 0.999, -55 - 1.001, -65,         -35};
+    double worst = 0;
+    for (int i = 0; i < 25000 + 12; i++) {
+        double V = i < 25000 ? -150 + 0.01 * i + 0.00123 : special[i - 25000], r[6];
+        long double ref[6];
+        dev__hh_rates0(V, r);
+        ref_hh_ratesl(V, ref);
+        for (int k = 0; k < 6; k++) {
+            double rel = (double)fabsl((r[k] - ref[k]) / ref[k]);
+            worst = fmax(worst, rel);
+            if (!(rel < 1e-14))
+                fail_msg("rate %d at V = %.17g: %.17g vs %.17Lg", k, V, r[k], ref[k]);
+        }
+    }
+    double r[6];
+    dev__hh_rates0(-40, r);
+    assert_true(r[0] == 1.0);
+    dev__hh_rates0(-55, r);
+    assert_true(r[4] == 0.1);
+    print_message("HH rates: largest relative difference from the textbook %.2e\n", worst);
+}
+
+/*
+ * The device's spike_rate and spike_count at 100 random drives in [-20, 40]
+ * (the study's range, t_max 500 ms) against a bare GSL loop over the textbook
+ * right-hand side (ref_hh, six exponentials) at the device's own stepper and
+ * tolerances, locating the crossings after the transient as the readout does:
+ * the same spike counts, the rates within the device's rtol.
+ */
+static void test_hh_solve_textbook(void **state)
+{
+    (void)state;
+    struct dev_model d, c;
+    dev_model_init(&d, DEV_HODGKIN_HUXLEY);
+    d.readout.t_max = 500;
+    prepare(&d);
+    dev_model_init(&c, DEV_HODGKIN_HUXLEY);
+    c.readout.kind = READ_SPIKE_COUNT;
+    c.readout.t_max = 500;
+    prepare(&c);
+    struct dev_work w, wc;
+    assert_int_equal(dev_work_init(&w, &d, NULL), 0);
+    assert_int_equal(dev_work_init(&wc, &c, NULL), 0);
+    double I = 0, transient = dev_transient(&d.readout);
+    gsl_odeiv2_system sys = {ref_hh, NULL, 4, &I};
+    gsl_odeiv2_driver *drv = gsl_odeiv2_driver_alloc_y_new(
+        &sys, gsl_odeiv2_step_rk8pd, d.solver.h0, d.solver.atol, d.solver.rtol);
+    srand(13);
+    size_t firing = 0;
+    for (int i = 0; i < 100; i++) {
+        I = -20 + 60 * (rand() + 0.5) / (RAND_MAX + 1.0);
+        double t = 0, h = d.solver.h0, y[4], yp[4], f0[4], f1[4], first = 0, last = 0;
+        memcpy(y, d.y0, sizeof y);
+        gsl_odeiv2_driver_reset(drv);
+        int all = 0, late = 0;
+        while (t < 500) {
+            double tp = t;
+            memcpy(yp, y, sizeof y);
+            assert_int_equal(gsl_odeiv2_evolve_apply(drv->e, drv->c, drv->s, &sys, &t, 500, &h, y),
+                             GSL_SUCCESS);
+            if (!(yp[0] < 0 && y[0] >= 0))
+                continue;
+            all++;
+            ref_hh(tp, yp, f0, &I);
+            ref_hh(t, y, f1, &I);
+            double tc = y[0] > 0 ? dev_hermite_cross(tp, yp[0], f0[0], t, y[0], f1[0], 0) : t;
+            if (t > transient && tc >= transient && late++ == 0)
+                first = tc;
+            last = t > transient && tc >= transient ? tc : last;
+        }
+        double ref = late >= 2 ? 1000.0 * (late - 1) / (last - first) : 0, rate, count;
+        firing += late >= 2;
+        assert_int_equal(dev_eval(&w, &I, &rate), 0);
+        assert_int_equal(dev_eval(&wc, &I, &count), 0);
+        if (count != all || fabs(rate - ref) > d.solver.rtol * fabs(ref))
+            fail_msg("HH at %.6f: %g spikes at %.9g Hz vs the textbook loop's %d at %.9g Hz", I,
+                     count, rate, all, ref);
+    }
+    assert_true(firing > 20 && firing < 80); /* both regimes are covered */
+    gsl_odeiv2_driver_free(drv);
+    dev_work_close(&w);
+    dev_work_close(&wc);
+    dev_model_close(&d);
+    dev_model_close(&c);
+}
+
 /* ---- a peak between solver steps ------------------------------------------------------------ */
 
 /*
@@ -753,6 +863,8 @@ int main(void)
         cmocka_unit_test(test_negative_rate_refused),
         cmocka_unit_test(test_hh_spiking),
         cmocka_unit_test(test_hh_sustained_rate),
+        cmocka_unit_test(test_hh_rates_textbook),
+        cmocka_unit_test(test_hh_solve_textbook),
         cmocka_unit_test(test_peak_between_steps),
         cmocka_unit_test(test_jacobians_exact),
         cmocka_unit_test(test_gradients),

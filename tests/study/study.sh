@@ -14,8 +14,9 @@
 #      forward, twin backward) and via device, scored on the real device.
 #   3. Hodgkin-Huxley, gK lognormal cv 0.1: nominal and hardware-aware through
 #      a surrogate conditioned on gk, scored through the real ODE on chips
-#      1..10 and the first 250 test images (an HH solve costs about 1.2 ms
-#      of one core here: 10 chips x 1000 images would take 26 minutes a model).
+#      1..10 and the first 250 test images (an HH solve costs about 1.0 ms
+#      of one core here, bench_hh: 10 chips x 1000 images would take 21 minutes
+#      a model).
 #
 # Usage: tests/study/study.sh [QN] (default build/qn). Environment: OUT (the
 # folder of the database, the job records and the table; default
