@@ -43,7 +43,7 @@ static void dev__drives(const struct dev_model *d, const double *in, double u[2]
 }
 
 /* The drives u[2] only (the right-hand side needs no derivatives). */
-static void dev__drive_values(const struct dev_model *d, const double *in, double u[2])
+void dev__drive_values(const struct dev_model *d, const double *in, double u[2])
 {
     if (d->drive != DRIVE_FULL) {
         u[0] = in[0], u[1] = d->drive == DRIVE_DOT_SQ ? in[1] : 0;
@@ -126,7 +126,7 @@ void dev__hh_initial_state(struct dev_model *d)
         d->y0[1 + g] = r[2 * g] / (r[2 * g] + r[2 * g + 1]);
 }
 
-static void dev__hh_rhs(const double *p, double I, const double *y, double *f)
+void dev__hh_rhs(const double *p, double I, const double *y, double *f)
 {
     double V = y[0], m = y[1], h = y[2], n = y[3], r[6];
     dev__hh_rates0(V, r);
@@ -191,7 +191,7 @@ void dev__sys_rhs(const struct dev_model *d, double t, const double *y, const do
     switch (d->kind) {
     case DEV_CRN_RELU:
         dev__drive_values(d, in, u);
-        f[0] = c->p[DEV__P_KAPPA] + u[0] * y[0] - y[0] * y[0];
+        f[0] = dev__crn_rhs(c->p[DEV__P_KAPPA], u[0], y[0]);
         return;
     case DEV_HODGKIN_HUXLEY:
         dev__drive_values(d, in, u);

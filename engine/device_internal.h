@@ -53,6 +53,22 @@ void dev__compiled_free(struct dev_compiled *c);
 /* Sets hodgkin_huxley's initial state: v0 and the gates at their steady state. */
 void dev__hh_initial_state(struct dev_model *d);
 
+/* crn_relu's right-hand side kappa + u y - y^2: the one formula that
+ * dev__sys_rhs and the solver's fixed-drive callback share, so both give the
+ * same bits. */
+static inline double dev__crn_rhs(double kappa, double u, double y)
+{
+    return kappa + u * y - y * y;
+}
+
+/* hodgkin_huxley's right-hand side f[4] at the state y[4] (V, m, h, n) with
+ * the applied current I (gain times the drive); parameters p by DEV__P_*. */
+void dev__hh_rhs(const double *p, double I, const double *y, double *f);
+
+/* The drives u[2] of a built-in kind at inputs in[n_in]: u1 and (dot_sq) u2;
+ * a full drive's sums. They are fixed for a whole solve. */
+void dev__drive_values(const struct dev_model *d, const double *in, double u[2]);
+
 /* The base ODE system of a prepared model at time t, state y[n], inputs in[n_in]. */
 void dev__sys_rhs(const struct dev_model *d, double t, const double *y, const double *in,
                   double *f);
