@@ -7,7 +7,9 @@
 # Source files are found by wildcard: engine/, schema/ and the server's
 # layers (server/store, server/jobs, server/http, server/cli but its main.c)
 # form build/libqn.a; each tests/<dir>/test_*.c is one cmocka test program
-# linked against it.
+# linked against it. server/mpi/ is build/qn-mpi alone (compiled with mpicc,
+# linked with Open MPI and build/libqncore.a: engine and schema only); the
+# daemon and libqn.a never link MPI.
 #
 # Layers: engine <- schema <- store <- jobs <- http, cli. A folder's files are
 # compiled with the include paths of their own layer and the layers below it
@@ -31,11 +33,14 @@ INC_store := $(INC_schema) -Iserver/store
 INC_jobs := $(INC_store) -Iserver/jobs
 INC_http := $(INC_jobs) -Iserver/http
 INC_cli := $(INC_http) -Iserver/cli
+# qn-mpi sees the engine and the schema (the spool files), never the store.
+INC_mpi := $(INC_schema) -Iserver/mpi
+MPICC ?= mpicc
 # The layer of a source file from its folder (tests see every layer).
 layer_of = $(or $(if $(filter engine/%,$(1)),engine),$(if $(filter schema/%,$(1)),schema),$(if $(filter server/store/%,$(1)),store),$(if $(filter server/jobs/%,$(1)),jobs),$(if $(filter server/http/%,$(1)),http),cli)
 LAYER_INC = $(INC_$(call layer_of,$(1)))
 SERVER_DIRS := server/store server/jobs server/http server/cli
-ALL_H := $(wildcard engine/*.h schema/*.h $(addsuffix /*.h,$(SERVER_DIRS)))
+ALL_H := $(wildcard engine/*.h schema/*.h $(addsuffix /*.h,$(SERVER_DIRS)) server/mpi/*.h)
 # -fno-math-errno: no code reads errno after a math call; it lets sqrtf and
 # friends vectorise. -fvect-cost-model=dynamic: GCC 12's -O2 only vectorises
 # loops that need no runtime alias check; elementwise loops such as Adam's
@@ -48,9 +53,12 @@ TEST_LIBS := -lcmocka -lcurl
 LIB_SRC := $(wildcard engine/*.c) $(wildcard schema/*.c) \
 	$(filter-out server/cli/main.c,$(wildcard $(addsuffix /*.c,$(SERVER_DIRS))))
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+CORE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard engine/*.c) $(wildcard schema/*.c))
+MPI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard server/mpi/*.c))
+MPI_LIBS := -ljansson -lgsl -lopenblas -lz -lpthread -lm
 TEST_SRC := $(wildcard tests/engine/test_*.c tests/schema/test_*.c tests/store/test_*.c \
 	tests/jobs/test_*.c tests/http/test_*.c tests/cli/test_*.c \
-	tests/integration/test_*.c tests/fuzz_regress/test_*.c)
+	tests/integration/test_*.c tests/fuzz_regress/test_*.c tests/mpi/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
@@ -62,7 +70,8 @@ BENCH_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 # cluster of test_slurm), then the fuzzers (clang). Each
 # target installs only what it needs: `make demo` does not fetch a browser.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev \
-	libgsl-dev libopenblas-dev libcmocka-dev zlib1g-dev dataset-fashion-mnist
+	libgsl-dev libopenblas-dev libcmocka-dev zlib1g-dev dataset-fashion-mnist \
+	openmpi-bin libopenmpi-dev
 DEB_TEST_PKGS := libcurl4-openssl-dev curl chromium slurm-wlm munge
 # The browser test's node and npm (Debian's, unless a node with npm is already installed).
 DEB_TEST_PKGS += $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
@@ -71,7 +80,7 @@ DEB_FUZZ_PKGS := clang libclang-rt-14-dev
 .PHONY: all deps deps-test deps-fuzz test test-plain test-asan test-web test-openapi bench bench-torch demo \
 	clean format crashtest fuzz check-layers
 
-all: deps $(BUILD)/qn
+all: deps $(BUILD)/qn $(BUILD)/qn-mpi
 
 # Installs the packages of $(1) that dpkg does not have (as root, apt-get).
 define install_missing
@@ -110,29 +119,44 @@ $(BUILD)/libqn.a: $(LIB_OBJ)
 $(BUILD)/qn: $(BUILD)/obj/server/cli/main.o $(BUILD)/libqn.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
+# qn-mpi: server/mpi compiled with mpicc (the same flags, sanitizers included).
+$(BUILD)/obj/server/mpi/%.o: server/mpi/%.c $(ALL_H)
+	@mkdir -p $(dir $@)
+	@echo "MPICC $<"; $(MPICC) $(CPPFLAGS_ALL) $(INC_mpi) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/libqncore.a: $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/qn-mpi: $(MPI_OBJ) $(BUILD)/libqncore.a
+	$(MPICC) $(CFLAGS_ALL) -o $@ $^ $(MPI_LIBS)
+
 $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT) $(BUILD)/libqn.a $(wildcard tests/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) $(INC_cli) -Itests/support -DQN_BIN='"$(abspath $(BUILD))/qn"' $(CFLAGS_ALL) \
+	$(CC) $(CPPFLAGS_ALL) $(INC_cli) -Itests/support -DQN_BIN='"$(abspath $(BUILD))/qn"' \
+		-DQN_MPI_BIN='"$(abspath $(BUILD))/qn-mpi"' $(CFLAGS_ALL) \
 		-o $@ $< $(TEST_SUPPORT) $(BUILD)/libqn.a $(TEST_LIBS) $(LDLIBS_ALL)
 
 # What the include paths cannot enforce, checked in the sources: only
 # server/store/ speaks SQL (no <sqlite3.h>, no sqlite3_* call, no
-# store_internal.h in engine, schema, jobs, http or cli); server/http/ asks
-# the jobs layer and never the store (no store_* call; store types pass
-# through as opaque handles); server/cli/ only opens and closes the store
+# store_internal.h in engine, schema, jobs, http, cli or mpi); server/http/
+# asks the jobs layer and never the store (no store_* call; store types pass
+# through as opaque handles); server/mpi/ (qn-mpi) never opens the database
+# (no store_* call either: its include path has no store); server/cli/ only opens and closes the store
 # (store_open, store_close) and asks the jobs layer for the rest. Fails with
 # every offending line.
 LAYER_CALL := \bstore_[a-z0-9_]+[[:space:]]*\(
-NOT_STORE := engine/*.[ch] schema/*.[ch] server/jobs/*.[ch] server/http/*.[ch] server/cli/*.[ch]
+NOT_STORE := engine/*.[ch] schema/*.[ch] server/jobs/*.[ch] server/http/*.[ch] server/cli/*.[ch] \
+	server/mpi/*.[ch]
 check-layers:
 	@bad=$$( { grep -nE '<sqlite3\.h>|\bsqlite3_|"store_internal\.h"' $(NOT_STORE); \
-	  grep -nE '$(LAYER_CALL)' server/http/*.[ch]; \
+	  grep -nE '$(LAYER_CALL)' server/http/*.[ch] server/mpi/*.[ch]; \
 	  grep -nE '$(LAYER_CALL)' server/cli/*.[ch] | grep -vE '\bstore_(open|close)[[:space:]]*\('; \
 	  } ); \
 	if [ -n "$$bad" ]; then \
 	  echo "check-layers: only server/store speaks SQL; http and cli ask server/jobs:" >&2; \
 	  echo "$$bad" >&2; exit 1; \
-	fi; echo "check-layers: SQL only in server/store; http calls no store_*, cli only open/close"
+	fi; echo "check-layers: SQL only in server/store; http and mpi call no store_*, cli only open/close"
 
 # Runs every test program of $(BUILD); fails when any fails. Each program's
 # output (stdout and stderr) is shown and kept in <program>.log beside it.
@@ -141,7 +165,7 @@ check-layers:
 # programs count as passed); under it, each skip with the reason its test
 # printed ("SKIP: test: why", qt_skip in tests/support/qn_test.h). CI reads
 # the line's "N passed, N failed, N skipped".
-test-plain: check-layers $(BUILD)/qn $(TEST_BIN)
+test-plain: check-layers $(BUILD)/qn $(BUILD)/qn-mpi $(TEST_BIN)
 	@fail=0; pass=0; skipped=0; reasons=$(BUILD)/tests/skipped.txt; : > $$reasons; \
 	for t in $(TEST_BIN); do \
 	  echo "== $$t"; \

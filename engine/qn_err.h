@@ -18,7 +18,8 @@
  * released, never changes (a sweep row stores its status as the code), so
  * rows are only ever added at the end; QN_ERATE, a computation code, came
  * after them, and QN_ELIMIT and QN_ETIMEOUT (bounds of one request's work)
- * after it.
+ * after it. QN_EREMOTE came with jobs on several ranks (a job that cannot
+ * run there: its type, no launcher; a launch that failed).
  */
 #ifndef QN_ERR_H
 #define QN_ERR_H
@@ -69,7 +70,9 @@
     X(QN_ERATE, -34, "invalid_rate", 500, "invalid_rate", "a reaction rate is negative")      \
     X(QN_ELIMIT, -35, "limit_exceeded", 422, "limit_exceeded",                                     \
       "the request needs more than a request may use")                                             \
-    X(QN_ETIMEOUT, -36, "timeout", 503, "timeout", "the request ran out of time")
+    X(QN_ETIMEOUT, -36, "timeout", 503, "timeout", "the request ran out of time")               \
+    X(QN_EREMOTE, -37, "not_distributed", 422, "not_distributed",                                 \
+      "the job cannot run on several ranks here")
 
 enum qn_err {
 #define QN_ERR_ENUM(sym, val, name, status, wire, msg) sym = val,
@@ -78,7 +81,7 @@ enum qn_err {
 };
 
 /* Rows in the table (QN_OK included). */
-#define QN_ERR_COUNT 37
+#define QN_ERR_COUNT 38
 
 /* The short name of a code ("not_converged"); "unknown" for codes not in the table. */
 const char *qn_err_name(int err);

@@ -67,13 +67,22 @@ struct sweep_spec {
                                           the device's params[param_idx[k]] */
 };
 
-/* A job submission: {"type", "name", "priority", "spec"}. */
+/* A job submission: {"type", "name", "priority", "resources", "spec"}. */
 struct job_spec {
     char type[16];     /* one of the caller's types: "sweep", "fit", ... */
     char name[128];    /* default: the type */
     int priority;      /* default 0; higher runs first */
+    size_t ranks;      /* "resources": {"ranks"}: 1..4096, default 1 (in the daemon's process);
+                          more runs the job on qn-mpi's ranks (server/jobs/job_remote.h) */
+    size_t threads;    /* "resources": {"threads"}: threads per rank, 1..1024, default 1 */
     json_t *spec;      /* new reference to the "spec" object */
 };
+
+/* Parses a "resources" object {"ranks", "threads"} at path (both optional,
+ * default 1; ranks 1..SPOOL_RANKS_MAX, threads 1..SPOOL_THREADS_MAX; errors
+ * at path + "/ranks" ...). 0 or QN_ESPEC with *err. */
+int spec_resources_parse(const json_t *v, const char *path, size_t *ranks, size_t *threads,
+                         struct spec_error *err);
 
 /*
  * Parses a job envelope. The type must be one of types[n_types] (borrowed:

@@ -1,5 +1,5 @@
 /*
- * spec_job.c: the job envelope {"type", "name", "priority", "spec"}.
+ * spec_job.c: the job envelope {"type", "name", "priority", "resources", "spec"}.
  *
  * Only the envelope is checked here; the "spec" object is handed on (as a new
  * reference) to the parser of the job's type, so each type's rules live in
@@ -11,10 +11,12 @@
 
 #include "qn_err.h"
 #include "spec.h"
+#include "spool.h"
 
 #define SPEC__PRIORITY_MAX 100
 
-static const char *const spec__job_fields[] = {"type", "name", "priority", "spec"};
+static const char *const spec__job_fields[] = {"type", "name", "priority", "resources", "spec"};
+static const char *const spec__resource_fields[] = {"ranks", "threads"};
 
 #define SPEC__N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -42,6 +44,30 @@ static int spec__job_name_priority(const json_t *root, struct job_spec *out,
     return 0;
 }
 
+int spec_resources_parse(const json_t *v, const char *path, size_t *ranks, size_t *threads,
+                         struct spec_error *err)
+{
+    char p[SPEC_PATH_MAX];
+    int64_t x;
+    int rc;
+    *ranks = 1, *threads = 1;
+    if ((rc = spec_check_fields(v, path, spec__resource_fields, SPEC__N(spec__resource_fields),
+                                err)))
+        return rc;
+    const json_t *r = json_object_get(v, "ranks"), *t = json_object_get(v, "threads");
+    snprintf(p, sizeof p, "%s/ranks", path);
+    if (r && (rc = spec_get_int(r, p, 1, SPOOL_RANKS_MAX, &x, err)))
+        return rc;
+    if (r)
+        *ranks = (size_t)x;
+    snprintf(p, sizeof p, "%s/threads", path);
+    if (t && (rc = spec_get_int(t, p, 1, SPOOL_THREADS_MAX, &x, err)))
+        return rc;
+    if (t)
+        *threads = (size_t)x;
+    return 0;
+}
+
 int spec_job_parse(const json_t *root, const char *const *types, size_t n_types,
                    struct job_spec *out, struct spec_error *err)
 {
@@ -58,6 +84,11 @@ int spec_job_parse(const json_t *root, const char *const *types, size_t n_types,
     snprintf(out->type, sizeof out->type, "%s", types[t]);
     if ((rc = spec__job_name_priority(root, out, err)))
         return rc;
+    const json_t *res = json_object_get(root, "resources");
+    if (res && (rc = spec_resources_parse(res, "/resources", &out->ranks, &out->threads, err)))
+        return rc;
+    if (!res)
+        out->ranks = 1, out->threads = 1;
     const json_t *spec = json_object_get(root, "spec");
     if (!spec)
         return spec_fail(err, "/spec", "is required");

@@ -69,6 +69,7 @@ static const char daemon__usage[] =
     "                [--simulate-steps N] [--simulate-seconds S] [--max-job-memory BYTES]\n"
     "                [--max-dataset-values N] [--max-connections-per-client N]\n"
     "                [--max-streams N] [--max-streams-per-user N]\n"
+    "                [--spool DIR] [--launcher TEMPLATE]\n"
     "\n"
     "  --db PATH            database (default ./quasineuron.db)\n"
     "  --bind ADDR          listen address (default 127.0.0.1; any other address needs\n"
@@ -91,7 +92,13 @@ static const char daemon__usage[] =
     "                       (default 100M; 422 beyond)\n"
     "  --max-connections-per-client N  concurrent connections from one address (default 64)\n"
     "  --max-streams N      open event streams (default 128; 503 beyond)\n"
-    "  --max-streams-per-user N  open event streams of one user (default 16)\n";
+    "  --max-streams-per-user N  open event streams of one user (default 16)\n"
+    "  --spool DIR          where jobs on several ranks are staged for qn-mpi (default: the\n"
+    "                       database's path + .spool; must be writable)\n"
+    "  --launcher TEMPLATE  how qn-mpi starts on {ranks} ranks: {cmd} is qn-mpi and its\n"
+    "                       spool directory, {threads} the threads per rank (default\n"
+    "                       'mpirun --oversubscribe -n {ranks} {cmd}', --allow-run-as-root\n"
+    "                       added as root)\n";
 
 /* Parses a decimal with an optional K/M/G suffix (binary) into [lo, hi]. */
 static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -237,6 +244,10 @@ static int daemon__parse(int argc, char **argv, struct daemon_config *c)
             c->db = val;
         else if (strcmp(name, "--bind") == 0 && *val)
             c->bind = val;
+        else if (strcmp(name, "--spool") == 0 && *val)
+            c->spool = val;
+        else if (strcmp(name, "--launcher") == 0 && *val)
+            c->launcher = val;
         else {
             int rc = daemon__num_opt(c, name, val);
             if (rc == QN_ENOTFOUND)
@@ -290,7 +301,8 @@ static int daemon__start_jobs(struct daemon *d)
     struct routes_ctx *r = &d->routes;
     struct workers_config wc = {.db = d->cfg.db, .n = d->cfg.workers ? d->cfg.workers : 1,
                                 .job_threads = d->cfg.job_threads, .log = stderr,
-                                .max_job_memory = d->cfg.max_job_memory};
+                                .max_job_memory = d->cfg.max_job_memory,
+                                .remote = d->remote.launcher.ops ? &d->remote : NULL};
     char msg[STORE_MSG_MAX] = "";
     if (workers_create(&wc, &r->workers, msg, sizeof msg)) {
         fprintf(stderr, "qn: cannot start the worker pool: %s\n", msg);
@@ -443,6 +455,30 @@ static int daemon__serve(struct daemon *d)
     return 0;
 }
 
+/*
+ * The launcher and the spool of jobs on several ranks into d->remote.
+ * Returns the exit status: 2 for a bad template, 1 for a spool directory
+ * that cannot be written (named). A launcher that cannot run now (no mpirun
+ * on PATH) is said once; such jobs are then refused at submission.
+ */
+static int daemon__remote(struct daemon *d)
+{
+    struct launcher L;
+    char msg[SPOOL_PATH_MAX + 128] = "";
+    if (launch_local_init(&L, d->cfg.launcher, msg, sizeof msg)) {
+        fprintf(stderr, "qn: --launcher: %s\n", msg);
+        return 2;
+    }
+    if (job_remote_init(&d->remote, &L, d->cfg.spool, d->cfg.db, msg, sizeof msg)) {
+        fprintf(stderr, "qn: refusing to start: %s (--spool DIR)\n", msg);
+        memset(&d->remote, 0, sizeof d->remote);
+        return 1;
+    }
+    if (L.ops->check(&L, msg, sizeof msg))
+        fprintf(stderr, "qn: jobs asking for several ranks will be refused: %s\n", msg);
+    return 0;
+}
+
 int daemon_main(int argc, char **argv)
 {
     struct daemon d;
@@ -463,6 +499,8 @@ int daemon_main(int argc, char **argv)
         return 1;
     }
     int code = daemon__check_db(&d.cfg);
+    if (code == 0)
+        code = daemon__remote(&d);
     if (code == 0)
         code = daemon__serve(&d);
     dblock_release(lock);

@@ -8,7 +8,8 @@
  * sigwait, so there is no signal flag either.
  *
  * Start-up order: parse options; open the database once (migrations run
- * here, before any thread); refuse a non-loopback address when the users
+ * here, before any thread); the launcher and the spool directory of jobs on
+ * several ranks (a spool that cannot be written stops the start); refuse a non-loopback address when the users
  * table is empty; create the catalog and the HTTP server (tokens checked by
  * users_authenticate through the server's auth callback) and add every
  * route (routes_register_all); the worker pool; the event pump; http_start.
@@ -28,6 +29,7 @@
 
 #include "catalog.h"
 #include "http.h"
+#include "job_remote.h"
 #include "routes.h"
 
 #define DAEMON_DEFAULT_PORT 8080
@@ -63,6 +65,8 @@ struct daemon_config {
     unsigned max_per_client;  /* concurrent connections from one address */
     size_t max_streams;       /* open event streams */
     size_t max_streams_per_user; /* open event streams of one user */
+    const char *spool;        /* --spool: jobs on several ranks are staged here (NULL: DB.spool) */
+    const char *launcher;     /* --launcher: the command template (NULL: mpirun, launch.h) */
 };
 
 struct daemon {
@@ -70,6 +74,8 @@ struct daemon {
     struct catalog *catalog;   /* the database's connection pool */
     struct http_server *http;  /* the HTTP layer */
     struct routes_ctx routes;  /* workers, events, stopping: what handlers reach */
+    struct job_remote remote;  /* launcher and spool of jobs on several ranks (zero: none,
+                                  they are refused) */
 };
 
 /* `qn serve ...`: argv[0] is "serve". Runs until SIGTERM/SIGINT; returns the

@@ -1,7 +1,7 @@
 /*
  * main.c: the `qn` program: subcommand dispatch and the local runner.
  *
- *   qn run JOB.json|- [--db PATH] [--workers N]
+ *   qn run JOB.json|- [--db PATH] [--workers N] [--ranks N]
  *   qn device add DEVICE.json|- [--db PATH]
  *   qn device list [--db PATH]
  *   qn dataset list [--db PATH]
@@ -40,6 +40,7 @@
 #include "daemon.h"
 #include "dblock.h"
 #include "job.h"
+#include "job_remote.h"
 #include "qn_err.h"
 #include "spec.h"
 #include "spec_dumps.h"
@@ -62,12 +63,14 @@ static atomic_int qn__interrupted;
 #define QN_OPT_WORKERS 1u
 #define QN_OPT_NAME 2u
 #define QN_OPT_LABELS 4u
+#define QN_OPT_RANKS 8u
 
 /* A command line after the subcommand words. */
 struct qn_args {
     const char *db;                /* --db, default QN_DEFAULT_DB */
     size_t workers;                /* --workers, 0 = number of CPUs */
     int have_workers;              /* --workers was given */
+    size_t ranks;                  /* --ranks: 0 = the job's own "resources" */
     const char *name;              /* --name, NULL when not given */
     const char *labels;            /* --labels, NULL when not given */
     size_t n_pos;                  /* positional arguments */
@@ -87,6 +90,7 @@ static const char qn__usage[] =
     "usage: qn <command> [options]\n"
     "\n"
     "  qn run JOB.json [--db PATH] [--workers N]   run one job spec (\"-\" reads stdin)\n"
+    "      [--ranks N]                           on N ranks of qn-mpi through mpirun\n"
     "  qn device add DEVICE.json [--db PATH]       store a device model\n"
     "  qn device list [--db PATH]                  list stored devices (JSON lines)\n"
     "  qn dataset list [--db PATH]                 list datasets (JSON lines)\n"
@@ -296,19 +300,20 @@ static int qn__print_job(struct store *s, int64_t id)
 }
 
 /* Runs the parsed job against an open store; returns the exit code. */
-static int qn__run_job(struct store *s, const struct job_spec *js, size_t workers)
+static int qn__run_job(struct store *s, const struct job_spec *js, size_t workers,
+                       const struct job_remote *remote)
 {
     struct qn_progress prog = {-1};
     int tty = isatty(STDERR_FILENO);
     struct spec_error err = {{0}, {0}};
     int64_t id = 0;
     qn__catch_sigint();
-    int rc = job_run_local(s, js, NULL, workers, &qn__interrupted, tty ? qn__progress : NULL,
-                           &prog, &id, &err);
+    int rc = job_run_with(s, js, NULL, workers, remote, &qn__interrupted,
+                          tty ? qn__progress : NULL, &prog, &id, &err);
     signal(SIGINT, SIG_DFL);
     if (tty && prog.last_pct >= 0 && prog.last_pct < 100)
         fputc('\n', stderr);
-    if (rc == QN_ESPEC || rc == QN_EINVAL) {
+    if (rc == QN_ESPEC || rc == QN_EINVAL || rc == QN_EREMOTE) {
         qn__spec_error(&err, qn_err_msg(rc));
         return QN_EXIT_USAGE;
     }
@@ -318,6 +323,19 @@ static int qn__run_job(struct store *s, const struct job_spec *js, size_t worker
         return QN_EXIT_FAIL;
     int code = qn__print_job(s, id);
     return rc ? QN_EXIT_FAIL : code;
+}
+
+/* The default launcher (mpirun) and the spool beside the database; the exit code. */
+static int qn__remote(const char *db, struct job_remote *r)
+{
+    struct launcher L;
+    char msg[SPOOL_PATH_MAX + 128];
+    if (launch_local_init(&L, NULL, msg, sizeof msg) ||
+        job_remote_init(r, &L, NULL, db, msg, sizeof msg)) {
+        qn__say("%s", msg);
+        return QN_EXIT_FAIL;
+    }
+    return 0;
 }
 
 static int qn__cmd_run(const struct qn_args *a)
@@ -335,11 +353,17 @@ static int qn__cmd_run(const struct qn_args *a)
     }
     json_decref(root);
     struct store *s = NULL;
+    struct job_remote remote;
     int lock = -1;
+    if (a->ranks)
+        js.ranks = a->ranks;
+    if (js.ranks > 1)
+        code = qn__remote(a->db, &remote);
     if (code == 0)
         code = qn__open_to_run(a->db, &lock, &s) ? QN_EXIT_FAIL : 0;
     if (code == 0)
-        code = qn__run_job(s, &js, a->have_workers ? a->workers : daemon_cpus());
+        code = qn__run_job(s, &js, a->have_workers ? a->workers : daemon_cpus(),
+                           js.ranks > 1 ? &remote : NULL);
     store_close(s);
     dblock_release(lock);
     json_decref(js.spec);
@@ -647,7 +671,8 @@ static int qn__cmd_job_cancel(const struct qn_args *a)
 /* ---- dispatch ----------------------------------------------------------------- */
 
 static const struct qn_cmd qn__cmds[] = {
-    {"run", NULL, 1, QN_OPT_WORKERS, qn__cmd_run, "qn run JOB.json [--db PATH] [--workers N]"},
+    {"run", NULL, 1, QN_OPT_WORKERS | QN_OPT_RANKS, qn__cmd_run,
+     "qn run JOB.json [--db PATH] [--workers N] [--ranks N]"},
     {"resume", NULL, 1, QN_OPT_WORKERS, qn__cmd_resume,
      "qn resume JOB_ID [--db PATH] [--workers N]"},
     {"device", "add", 1, 0, qn__cmd_device_add, "qn device add DEVICE.json [--db PATH]"},
@@ -707,6 +732,15 @@ static int qn__parse_opt(const struct qn_cmd *c, int argc, char **argv, int *i,
             return QN_EINVAL;
         a->workers = (size_t)w;
         a->have_workers = 1;
+        return 0;
+    }
+    if ((c->opts & QN_OPT_RANKS) && strncmp(arg, "--ranks", 7) == 0 &&
+        (arg[7] == '\0' || arg[7] == '=')) {
+        int64_t r;
+        if (!(v = qn__opt_value(argc, argv, i, "--ranks")) || qn__parse_id(v, &r) ||
+            r > SPOOL_RANKS_MAX)
+            return QN_EINVAL;
+        a->ranks = (size_t)r;
         return 0;
     }
     return QN_EINVAL;

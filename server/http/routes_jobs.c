@@ -138,8 +138,8 @@ static int routes_jobs__submit(struct http_req *req)
     rc = queue_submit(workers_queue(d->workers), s, http_req_json(req), u->name, &id, &st, &err);
     if (rc == QN_ESPEC || rc == QN_EINVAL)
         return http_reply_err(req, QN_ESPEC, err.path, "%s", err.msg[0] ? err.msg : "invalid job");
-    if (rc == QN_ELIMIT)
-        return http_reply_err(req, QN_ELIMIT, err.path, "%s", err.msg);
+    if (rc == QN_ELIMIT || rc == QN_EREMOTE)
+        return http_reply_err(req, rc, err.path, "%s", err.msg);
     if (rc)
         return http_reply_err(req, rc, NULL, "%scannot store the job: %s",
                               rc == QN_EFULL ? "the disk is full: " : "", catalog_errmsg(s));

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "job_data.h"
+#include "job_remote.h"
 #include "qn_err.h"
 #include "spec_dumps.h"
 
@@ -363,11 +364,38 @@ static int job__finish(struct store *s, struct job_ctx *ctx, int run_rc)
     return store_job_set_state(s, ctx->job_id, JOB_FAILED, NULL, ctx->reason);
 }
 
+char *job_spec_text(const struct job_spec *js)
+{
+    if (js->ranks <= 1)
+        return json_dumps(js->spec, JSON_COMPACT);
+    json_t *copy = json_copy(js->spec); /* shallow: only the top level changes */
+    json_t *res = json_pack("{sI sI}", "ranks", (json_int_t)js->ranks, "threads",
+                            (json_int_t)js->threads);
+    char *text = NULL;
+    if (copy && res && json_object_set(copy, "resources", res) == 0)
+        text = json_dumps(copy, JSON_COMPACT);
+    json_decref(res);
+    json_decref(copy);
+    return text;
+}
+
+int job_spec_take_resources(json_t *spec, size_t *ranks, size_t *threads,
+                            struct spec_error *err)
+{
+    *ranks = 1, *threads = 1;
+    json_t *res = json_object_get(spec, "resources");
+    if (!res)
+        return 0;
+    int rc = spec_resources_parse(res, "/resources", ranks, threads, err);
+    json_object_del(spec, "resources");
+    return rc;
+}
+
 /* Inserts the job as running; its spec is stored as compact JSON. */
 static int job__insert(struct store *s, const struct job_spec *js, const char *owner,
                        int64_t *id)
 {
-    char *text = json_dumps(js->spec, JSON_COMPACT);
+    char *text = job_spec_text(js);
     if (!text)
         return QN_ENOMEM;
     int rc = store_job_insert(s, js->type, js->name, owner, js->priority, JOB_RUNNING, text, id);
@@ -393,7 +421,7 @@ static int job__prepare_run(struct store *s, const struct job_type *t, struct jo
     }
     if (job_id)
         *job_id = ctx->job_id;
-    rc = job__finish(s, ctx, t->run(ctx));
+    rc = job__finish(s, ctx, job_execute(t, ctx));
     if (rc)
         spec_fail(err, "", "cannot record the job's end: %s", store_errmsg(s));
     return rc;
@@ -403,16 +431,28 @@ int job_run_local(struct store *s, const struct job_spec *js, const char *owner,
                   const atomic_int *cancel, job_progress_fn progress, void *progress_ctx,
                   int64_t *job_id, struct spec_error *err)
 {
+    return job_run_with(s, js, owner, workers, NULL, cancel, progress, progress_ctx, job_id, err);
+}
+
+int job_run_with(struct store *s, const struct job_spec *js, const char *owner, size_t workers,
+                 const struct job_remote *remote, const atomic_int *cancel,
+                 job_progress_fn progress, void *progress_ctx, int64_t *job_id,
+                 struct spec_error *err)
+{
     *job_id = 0;
     const struct job_type *t = job_type_find(js->type);
     if (!t) {
         spec_fail(err, "/type", "type '%s' is not supported yet", js->type);
         return QN_EINVAL;
     }
+    int rc = js->ranks > 1 ? job_remote_check(remote, t, js->ranks, err) : 0;
+    if (rc)
+        return rc;
     struct job_ctx ctx = {.store = s, .name = js->name, .spec = js->spec, .owner = owner,
                           .workers = workers ? workers : 1, .cancel = cancel,
-                          .progress = progress, .progress_ctx = progress_ctx};
-    int rc = job__prepare_run(s, t, &ctx, js, job_id, err);
+                          .progress = progress, .progress_ctx = progress_ctx,
+                          .ranks = js->ranks, .threads = js->threads, .remote = remote};
+    rc = job__prepare_run(s, t, &ctx, js, job_id, err);
     t->release(&ctx);
     json_decref(ctx.result);
     return rc;
@@ -444,6 +484,9 @@ int job_resume_local(struct store *s, int64_t id, size_t workers, const atomic_i
     json_t *spec = NULL;
     rc = job__resumable(&j, err);
     if (rc == 0 && spec_load(j.spec, strlen(j.spec), &spec, err) != 0)
+        rc = QN_EINVAL;
+    size_t ranks = 1, threads = 1; /* no launcher here: the job runs in this process */
+    if (rc == 0 && job_spec_take_resources(spec, &ranks, &threads, err) != 0)
         rc = QN_EINVAL;
     const struct job_type *t = job_type_find(j.type);
     struct job_ctx ctx = {.store = s, .job_id = id, .name = j.name, .spec = spec,

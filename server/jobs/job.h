@@ -11,6 +11,10 @@
  *            job exists;
  *   run      does the work and fills in the result;
  *   release  frees what prepare made.
+ *   stage, collect  the same job on several ranks (job_remote.h): its
+ *            resolved inputs written to a spool directory for qn-mpi, and
+ *            qn-mpi's results stored; NULL for a type qn-mpi does not run yet
+ *            (such a job asking for ranks > 1 is refused at submission).
  * A row's position in the table is its index for per-type counters. Adding a
  * job type is writing job_<type>.c, which defines its struct job_type, and
  * naming that in the table; the envelope's accepted types, the queue, the
@@ -40,6 +44,8 @@
 typedef void (*job_progress_fn)(size_t done, size_t total, void *ctx);
 
 /* Everything a job type sees. The runner fills the inputs; the type fills the outputs. */
+struct job_remote;
+
 struct job_ctx {
     struct store *store;       /* this thread's connection (borrowed) */
     int64_t job_id;            /* the job's row; 0 during prepare of a new job */
@@ -50,6 +56,10 @@ struct job_ctx {
     const atomic_int *cancel;  /* nonzero asks the job to stop (borrowed, may be NULL) */
     job_progress_fn progress;  /* may be NULL */
     void *progress_ctx;        /* passed to progress (borrowed) */
+    size_t ranks;              /* "resources": 0 or 1 runs in this process; more runs on
+                                  qn-mpi's ranks through remote (job_remote.h) */
+    size_t threads;            /* threads per rank when ranks > 1 */
+    const struct job_remote *remote; /* the launcher and spool (borrowed; NULL: none) */
 
     void *prep;                /* the type's prepared state: made by prepare, freed by release */
     json_t *result;            /* out of run: the result object (new reference) */
@@ -87,6 +97,15 @@ struct job_type {
      * alone into *bytes, with a sentence saying what they are for in msg (cap
      * bytes); NULL for types whose memory a spec cannot blow up. 0 or QN_ESPEC. */
     int (*estimate)(const json_t *spec, uint64_t *bytes, char *msg, size_t cap);
+    /* After prepare, for ctx->ranks > 1: writes the job's resolved inputs into
+     * the spool directory dir (schema/spool.h: job.json through spool_job_write,
+     * arrays, blobs). 0 or a code with ctx->reason. NULL: qn-mpi does not run
+     * this type yet. */
+    int (*stage)(struct job_ctx *ctx, const char *dir);
+    /* After qn-mpi exited 0: reads the result files of dir and stores the job's
+     * output in one transaction, filling ctx->result as run does. 0 or a code
+     * with ctx->reason; nothing is stored on failure. */
+    int (*collect)(struct job_ctx *ctx, const char *dir);
 };
 
 /* The type named `name` (borrowed, static), or NULL when this build cannot run it. */
@@ -123,6 +142,26 @@ void job_refs_add(struct job_refs *refs, const struct spec_ref *ref, const char 
 int job_run_local(struct store *s, const struct job_spec *js, const char *owner, size_t workers,
                   const atomic_int *cancel, job_progress_fn progress, void *progress_ctx,
                   int64_t *job_id, struct spec_error *err);
+
+/* As job_run_local, a job whose js->ranks > 1 running on qn-mpi through
+ * remote (borrowed; NULL refuses such a job with QN_EREMOTE at
+ * /resources/ranks, as does a type without stage): what `qn run --ranks N`
+ * does. */
+int job_run_with(struct store *s, const struct job_spec *js, const char *owner, size_t workers,
+                 const struct job_remote *remote, const atomic_int *cancel,
+                 job_progress_fn progress, void *progress_ctx, int64_t *job_id,
+                 struct spec_error *err);
+
+/* The text a job's spec is stored as: js->spec, and "resources": {"ranks",
+ * "threads"} beside its fields when ranks > 1 (the jobs table has no column
+ * for them; job_spec_take_resources takes them off again). New string (free
+ * it), NULL when out of memory. */
+char *job_spec_text(const struct job_spec *js);
+
+/* Takes "resources" off a stored spec (loaded, changed in place) into *ranks
+ * and *threads (1 and 1 when it has none). 0 or QN_ESPEC with *err. */
+int job_spec_take_resources(json_t *spec, size_t *ranks, size_t *threads,
+                            struct spec_error *err);
 
 /* The job record {"id","type","name","owner","state","created","started",
  * "finished","error","result"} of j as a new reference (NULL: out of memory). */

@@ -11,14 +11,19 @@
  * swept parameters in the device's parameter order (a range on a parameter,
  * "kappa": [lo, hi], solves each row with that value), then "out", then
  * "status" (0 = ok, else the row's qn_err code, as a float).
+ *
+ * On several ranks (job_remote.h) the spec goes to qn-mpi with its device
+ * inline (stage); qn-mpi sends back every row's output and status, and the
+ * design is generated again here by the same function (spool_sweep_design),
+ * so collect stores exactly what an in-process run stores.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "design.h"
 #include "job.h"
 #include "qn_err.h"
+#include "spool.h"
 #include "sweep.h"
 
 #define JOB_SWEEP_CHUNK 1024 /* rows converted to float32 per append */
@@ -28,6 +33,7 @@ struct job_sweep {
     struct sweep_spec sw;  /* ranges bound to the device's input order */
     struct dev_model dev;  /* prepared */
     int have_dev;          /* dev must be closed */
+    json_t *dev_json;      /* the device object (new reference): stage writes it inline */
 };
 
 /* The solved sweep, in memory. */
@@ -62,7 +68,8 @@ static int job_sweep_prepare(struct job_ctx *ctx)
         memset(&p->sw, 0, sizeof p->sw); /* parse closed it */
         return rc;
     }
-    rc = job_resolve_device(ctx->store, &p->sw.device, "/spec/device", &p->dev, &ctx->err);
+    rc = job_resolve_device_json(ctx->store, &p->sw.device, "/spec/device", &p->dev,
+                                 &p->dev_json, &ctx->err);
     if (rc)
         return rc;
     p->have_dev = 1;
@@ -77,6 +84,7 @@ static void job_sweep_release(struct job_ctx *ctx)
     spec_sweep_close(&p->sw);
     if (p->have_dev)
         dev_model_close(&p->dev);
+    json_decref(p->dev_json);
     free(p);
     ctx->prep = NULL;
 }
@@ -88,20 +96,16 @@ static void job_sweep__rows_free(struct job_sweep_rows *r)
     free(r->status);
 }
 
-/* Allocates and generates the design; n from design_points. */
+/* Generates the design (spool_sweep_design, as qn-mpi does) and allocates the outputs. */
 static int job_sweep__design(const struct job_sweep *p, struct job_sweep_rows *r)
 {
     r->dim = p->sw.n_ranges;
-    r->n = design_points(p->sw.design, p->sw.samples, r->dim);
-    if (r->n == 0 || r->dim == 0 || r->n > SIZE_MAX / sizeof(double) / r->dim)
-        return QN_ERANGE;
-    r->in = malloc(r->n * r->dim * sizeof(double));
+    int rc = spool_sweep_design(&p->sw, &r->n, &r->in);
+    if (rc)
+        return rc;
     r->out = malloc(r->n * sizeof(double));
     r->status = malloc(r->n * sizeof(int));
-    if (!r->in || !r->out || !r->status)
-        return QN_ENOMEM;
-    return design_generate(p->sw.design, p->sw.samples, r->dim, p->sw.lo, p->sw.hi, p->sw.seed,
-                           r->in);
+    return r->out && r->status ? 0 : QN_ENOMEM;
 }
 
 /* Copies rows [r0, r0 + k) as float32 [inputs..., out, status] into buf. */
@@ -206,36 +210,62 @@ static int job_sweep__none_usable(struct job_ctx *ctx, const struct job_sweep_ro
     return QN_ESOLVER;
 }
 
+/* The solved rows r stored as the job's dataset, and the result. */
+static int job_sweep__finish(struct job_ctx *ctx, const struct job_sweep *p,
+                             const struct job_sweep_rows *r)
+{
+    int64_t id = 0;
+    size_t counts[QN_ERR_COUNT];
+    job_sweep__count(r, counts);
+    if (counts[0] == 0)
+        return job_sweep__none_usable(ctx, r, counts);
+    int rc = job_sweep__store(ctx, p, r, &id);
+    if (rc)
+        return job_fail(ctx, rc, "cannot store the dataset");
+    return job_sweep__result(ctx, id, r, counts);
+}
+
 static int job_sweep_run(struct job_ctx *ctx)
 {
     const struct job_sweep *p = ctx->prep;
     struct job_sweep_rows r = {0};
-    int64_t id = 0;
     struct sweep_hooks hooks = {ctx->progress, ctx->progress_ctx, ctx->cancel};
     int rc = job_sweep__design(p, &r);
-    if (rc) {
+    if (rc)
         job_fail(ctx, rc, "cannot generate the design");
-        goto out;
-    }
-    rc = sweep_run_params(&p->dev, r.in, r.n, p->sw.n_ranges - p->sw.n_inputs, p->sw.param_idx,
-                          ctx->workers, r.out, r.status, &hooks);
-    if (rc) {
+    else if ((rc = sweep_run_params(&p->dev, r.in, r.n, p->sw.n_ranges - p->sw.n_inputs,
+                                    p->sw.param_idx, ctx->workers, r.out, r.status, &hooks)))
         job_fail(ctx, rc, "sweep stopped");
-        goto out;
-    }
-    size_t counts[QN_ERR_COUNT];
-    job_sweep__count(&r, counts);
-    if (counts[0] == 0) {
-        rc = job_sweep__none_usable(ctx, &r, counts);
-        goto out;
-    }
-    rc = job_sweep__store(ctx, p, &r, &id);
-    if (rc) {
-        job_fail(ctx, rc, "cannot store the dataset");
-        goto out;
-    }
-    rc = job_sweep__result(ctx, id, &r, counts);
-out:
+    else
+        rc = job_sweep__finish(ctx, p, &r);
+    job_sweep__rows_free(&r);
+    return rc;
+}
+
+/* job_type.stage: job.json with the spec's device inline. */
+static int job_sweep_stage(struct job_ctx *ctx, const char *dir)
+{
+    const struct job_sweep *p = ctx->prep;
+    json_t *spec = json_copy((json_t *)ctx->spec); /* shallow: only "device" changes */
+    int rc = spec && json_object_set(spec, "device", p->dev_json) == 0 ? 0 : QN_ENOMEM;
+    if (rc == 0)
+        rc = spool_job_write(dir, ctx->job_id, "sweep", ctx->name, ctx->ranks, ctx->threads, spec,
+                             ctx->reason, sizeof ctx->reason);
+    json_decref(spec);
+    return rc == QN_ENOMEM ? job_fail(ctx, rc, "cannot stage the sweep") : rc;
+}
+
+/* job_type.collect: qn-mpi's rows beside the design generated again, stored. */
+static int job_sweep_collect(struct job_ctx *ctx, const char *dir)
+{
+    const struct job_sweep *p = ctx->prep;
+    struct job_sweep_rows r = {0};
+    int rc = job_sweep__design(p, &r);
+    if (rc)
+        job_fail(ctx, rc, "cannot generate the design");
+    else if ((rc = spool_sweep_result_read(dir, r.n, r.out, r.status, ctx->reason,
+                                           sizeof ctx->reason)) == 0)
+        rc = job_sweep__finish(ctx, p, &r);
     job_sweep__rows_free(&r);
     return rc;
 }
@@ -244,4 +274,6 @@ const struct job_type job_sweep_type = {.name = "sweep",
                                         .validate = job_sweep_validate,
                                         .prepare = job_sweep_prepare,
                                         .run = job_sweep_run,
-                                        .release = job_sweep_release};
+                                        .release = job_sweep_release,
+                                        .stage = job_sweep_stage,
+                                        .collect = job_sweep_collect};

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "job.h"
+#include "job_remote.h"
 #include "qn_err.h"
 #include "qn_log.h"
 #include "store_catalog.h"
@@ -38,6 +39,7 @@ struct queue {
     FILE *log;              /* transition lines (borrowed, may be NULL) */
     pthread_mutex_t log_mu; /* one line at a time */
     uint64_t max_job_memory; /* bytes one job may need (0: no limit); set before use */
+    const struct job_remote *remote; /* jobs on several ranks (borrowed, may be NULL) */
 };
 
 /* A transition to log once its transaction committed. */
@@ -280,7 +282,7 @@ static int queue__insert(struct queue *q, struct store *s, const struct job_spec
                      const char *owner, const struct job_refs *refs, int64_t *id,
                      enum store_job_state *state, struct spec_error *err)
 {
-    char *text = json_dumps(js->spec, JSON_COMPACT);
+    char *text = job_spec_text(js);
     if (!text)
         return QN_ENOMEM;
     int rc = store_begin(s);
@@ -298,6 +300,8 @@ static int queue__insert(struct queue *q, struct store *s, const struct job_spec
 }
 
 void queue_set_max_job_memory(struct queue *q, uint64_t bytes) { q->max_job_memory = bytes; }
+
+void queue_set_remote(struct queue *q, const struct job_remote *r) { q->remote = r; }
 
 /* Bytes as text with a binary unit ("3.91 GiB") into buf. */
 static const char *queue__bytes(uint64_t b, char *buf, size_t cap)
@@ -349,6 +353,8 @@ int queue_submit(struct queue *q, struct store *s, const json_t *root, const cha
         rc = QN_ESPEC;
     if (rc == 0)
         rc = queue__memory_check(q, t, js.spec, err);
+    if (rc == 0)
+        rc = job_remote_check(q->remote, t, js.ranks, err);
     if (rc == 0)
         rc = queue__deps_check(s, refs, &pending, err);
     if (rc == 0 && !pending) /* every input exists: resolve them all now */

@@ -65,10 +65,21 @@ void queue_destroy(struct queue *q); /* NULL is fine */
  * are stored in one transaction. Returns 0 with *id and *state (queued or
  * waiting); QN_ESPEC with *err at the field's path (nothing stored);
  * QN_ELIMIT with *err when the job would need more memory than
- * queue_set_max_job_memory allows (nothing stored); store codes.
+ * queue_set_max_job_memory allows (nothing stored); QN_EREMOTE with *err
+ * when it asks for ranks it cannot have (queue_set_remote); store codes.
  */
 int queue_submit(struct queue *q, struct store *s, const json_t *root, const char *owner,
                  int64_t *id, enum store_job_state *state, struct spec_error *err);
+
+/*
+ * Sets how jobs asking for ranks > 1 run (borrowed; lives as long as q; NULL:
+ * they are refused): queue_submit refuses such a job with QN_EREMOTE and
+ * *err at /resources/ranks when job_remote_check does (its type does not run
+ * on several ranks yet, no launcher usable), and stores its resources with
+ * its spec (job_spec_text).
+ */
+struct job_remote;
+void queue_set_remote(struct queue *q, const struct job_remote *r);
 
 /*
  * Sets the most memory one job may need (bytes; 0: no limit): queue_submit

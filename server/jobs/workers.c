@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "job.h"
+#include "job_remote.h"
 #include "qn_err.h"
 #include "queue.h"
 #include "spec_dumps.h"
@@ -63,6 +64,7 @@ struct workers {
     char *db;                  /* database path (owned) */
     size_t job_threads;        /* job_ctx.workers */
     FILE *log;                 /* borrowed, may be NULL */
+    const struct job_remote *remote; /* borrowed, may be NULL */
     struct queue *q;           /* owned */
     struct workers_slot *slots;      /* (n) */
     size_t n;
@@ -185,7 +187,7 @@ static int workers__execute(struct store *s, const struct store_job *j, const st
                  ctx->err.path[0] ? ": " : "", ctx->err.msg[0] ? ctx->err.msg : qn_err_msg(rc));
         return rc;
     }
-    return type->run(ctx);
+    return job_execute(type, ctx); /* in this process, or on qn-mpi's ranks */
 }
 
 /* Writes how the run ended: succeeded, requeued, canceled or failed. */
@@ -229,14 +231,16 @@ static void workers__run(struct workers_slot *t, struct store *s, const struct s
     const struct job_type *type = job_type_find(j->type);
     struct job_ctx ctx = {.store = s, .job_id = j->id, .name = j->name, .owner = j->owner,
                           .workers = w->job_threads, .cancel = &t->cancel,
-                          .progress = workers__progress, .progress_ctx = t};
+                          .progress = workers__progress, .progress_ctx = t,
+                          .remote = w->remote};
     int rc;
     workers__register(t, j);
     if (!type) {
         snprintf(ctx.reason, sizeof ctx.reason, "type '%s' is not supported by this build",
                  j->type);
         rc = QN_EINVAL;
-    } else if (spec_load(j->spec, strlen(j->spec), &spec, &e) != 0) {
+    } else if (spec_load(j->spec, strlen(j->spec), &spec, &e) != 0 ||
+               job_spec_take_resources(spec, &ctx.ranks, &ctx.threads, &e) != 0) {
         snprintf(ctx.reason, sizeof ctx.reason, "the stored spec does not parse: %s", e.msg);
         rc = QN_ESPEC;
     } else {
@@ -383,6 +387,7 @@ static struct workers *workers__alloc(const struct workers_config *cfg)
     w->n = cfg->n;
     w->job_threads = cfg->job_threads ? cfg->job_threads : 1;
     w->log = cfg->log;
+    w->remote = cfg->remote;
     w->db = strdup(cfg->db);
     w->slots = calloc(cfg->n, sizeof *w->slots);
     if (!w->db || !w->slots) {
@@ -446,8 +451,10 @@ int workers_create(const struct workers_config *cfg, struct workers **out, char 
     if (!w)
         return workers__say(msg, cap, "out of memory", NULL), QN_ENOMEM;
     int rc = workers__open_queue(w, msg, cap);
-    if (rc == 0)
+    if (rc == 0) {
         queue_set_max_job_memory(w->q, cfg->max_job_memory);
+        queue_set_remote(w->q, cfg->remote);
+    }
     for (size_t i = 0; rc == 0 && i < w->n; i++) {
         if (pthread_create(&w->slots[i].thread, NULL, workers__main, &w->slots[i]) != 0) {
             workers__say(msg, cap, "cannot start a worker thread", NULL);

@@ -31,6 +31,7 @@
 #include "store.h"
 
 struct queue;
+struct job_remote;
 struct workers; /* opaque */
 
 struct workers_config {
@@ -39,6 +40,8 @@ struct workers_config {
     size_t job_threads; /* threads one job may use (job_ctx.workers), >= 1 */
     FILE *log;          /* transition lines (borrowed; NULL: silent) */
     uint64_t max_job_memory; /* bytes one submitted job may need (0: no limit) */
+    const struct job_remote *remote; /* jobs asking ranks > 1 (job_remote.h; borrowed, must
+                                        outlive the pool; NULL: such jobs are refused) */
 };
 
 /*

@@ -21,6 +21,7 @@
 
 #include "qn_err.h"
 #include "spec.h"
+#include "spool.h"
 #include "spec_test_util.h"
 
 /* ---- helpers ---- */
@@ -568,6 +569,28 @@ static void test_job(void **state)
     json_decref(js.spec);
     json_decref(j);
 
+    /* "resources": ranks 1..4096, threads 1..1024, both optional (default 1). */
+    assert_int_equal(js.ranks, 1);
+    assert_int_equal(js.threads, 1);
+    j = load("{\"type\": \"sweep\", \"resources\": {\"ranks\": 4096, \"threads\": 2}, "
+             "\"spec\": {}}");
+    assert_int_equal(job_parse(j, &js, &err), 0);
+    assert_int_equal(js.ranks, 4096);
+    assert_int_equal(js.threads, 2);
+    json_decref(js.spec);
+    json_decref(j);
+    job_bad("{\"type\": \"sweep\", \"resources\": {\"ranks\": 0}, \"spec\": {}}",
+            "/resources/ranks");
+    job_bad("{\"type\": \"sweep\", \"resources\": {\"ranks\": 5000}, \"spec\": {}}",
+            "/resources/ranks");
+    job_bad("{\"type\": \"sweep\", \"resources\": {\"ranks\": \"2\"}, \"spec\": {}}",
+            "/resources/ranks");
+    job_bad("{\"type\": \"sweep\", \"resources\": {\"threads\": 0}, \"spec\": {}}",
+            "/resources/threads");
+    job_bad("{\"type\": \"sweep\", \"resources\": {\"nodes\": 2}, \"spec\": {}}",
+            "/resources/nodes");
+    job_bad("{\"type\": \"sweep\", \"resources\": 2, \"spec\": {}}", "/resources");
+
     job_bad("[]", "");
     job_bad("{\"spec\": {}}", "/type");
     job_bad("{\"type\": \"fly\", \"spec\": {}}", "/type");
@@ -1056,6 +1079,14 @@ static void test_schema_defaults_match(void **state)
     assert_int_equal(
         json_integer_value(json_object_get(json_object_get(props, "priority"), "default")),
         js.priority);
+    json_t *res = json_object_get(json_object_get(props, "resources"), "properties");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "ranks"), "default")),
+                     js.ranks);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "ranks"), "maximum")),
+                     SPOOL_RANKS_MAX);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(res, "threads"), "maximum")),
+        SPOOL_THREADS_MAX);
     json_decref(js.spec);
     json_decref(env);
     json_decref(job);

@@ -1,0 +1,203 @@
+/*
+ * job_remote.c: a job on qn-mpi's ranks, staged, launched, followed and
+ * collected (see job_remote.h).
+ */
+#include "job_remote.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "qn_err.h"
+
+#define JOB_REMOTE_POLL_MS 200 /* the cancel flag is looked at least this often */
+
+/* Creates dir when missing, then proves it writable by making a file in it. */
+static int job_remote__writable(const char *dir, char *msg, size_t cap)
+{
+    char probe[SPOOL_PATH_MAX];
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(msg, cap, "the spool directory %s cannot be created: %s", dir, strerror(errno));
+        return QN_EIO;
+    }
+    int fd = -1;
+    if (spool_path(probe, sizeof probe, dir, ".qn-write-test") == 0)
+        fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(msg, cap, "the spool directory %s is not writable: %s", dir, strerror(errno));
+        return QN_EIO;
+    }
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
+/* qn-mpi beside this program's executable into out. */
+static void job_remote__qn_mpi(char *out, size_t cap)
+{
+    char exe[SPOOL_PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(out, cap, "%s/qn-mpi", slash ? exe : ".");
+}
+
+int job_remote_init(struct job_remote *r, const struct launcher *L, const char *spool,
+                    const char *db, char *msg, size_t cap)
+{
+    char dir[SPOOL_PATH_MAX];
+    memset(r, 0, sizeof *r);
+    r->launcher = *L;
+    if (snprintf(dir, sizeof dir, "%s%s", spool ? spool : db, spool ? "" : ".spool") >=
+        (int)sizeof dir) {
+        snprintf(msg, cap, "the spool directory's path is too long");
+        return QN_EIO;
+    }
+    int rc = job_remote__writable(dir, msg, cap);
+    if (rc)
+        return rc;
+    if (!realpath(dir, r->spool)) {
+        snprintf(msg, cap, "the spool directory %s cannot be resolved: %s", dir,
+                 strerror(errno));
+        return QN_EIO;
+    }
+    job_remote__qn_mpi(r->qn_mpi, sizeof r->qn_mpi);
+    return 0;
+}
+
+int job_remote_check(const struct job_remote *r, const struct job_type *t, size_t ranks,
+                     struct spec_error *err)
+{
+    char msg[sizeof err->msg];
+    const char *path = "/resources/ranks";
+    if (ranks <= 1)
+        return 0;
+    if (!t->stage) {
+        spec_fail(err, path, "type %s does not run on several ranks yet (ranks %zu asked; "
+                  "give 1 or leave resources out)", t->name, ranks);
+        return QN_EREMOTE;
+    }
+    if (!r) {
+        spec_fail(err, path, "no launcher for ranks > 1 here");
+        return QN_EREMOTE;
+    }
+    if (r->launcher.ops->check(&r->launcher, msg, sizeof msg)) {
+        spec_fail(err, path, "ranks %zu cannot run: %s", ranks, msg);
+        return QN_EREMOTE;
+    }
+    if (access(r->qn_mpi, X_OK) != 0) {
+        spec_fail(err, path, "ranks %zu cannot run: qn-mpi is not at %s (make builds it)", ranks,
+                  r->qn_mpi);
+        return QN_EREMOTE;
+    }
+    return 0;
+}
+
+/* ---- following the run ---- */
+
+/* One line of rank 0: progress to the callback, a metric row to the store.
+ * Lines that are not ours are skipped. */
+static int job_remote__line(struct job_ctx *ctx, const char *text)
+{
+    struct spool_line l;
+    if (spool_line_parse(text, strlen(text), &l) != 0)
+        return 0;
+    if (l.kind == SPOOL_LINE_PROGRESS) {
+        if (ctx->progress)
+            ctx->progress((size_t)l.done, (size_t)l.total, ctx->progress_ctx);
+        return 0;
+    }
+    int rc = store_metric_insert(ctx->store, ctx->job_id, l.step, l.epoch, l.name, l.value);
+    return rc ? job_fail(ctx, rc, "cannot store a metric") : 0;
+}
+
+/* Reads the run's lines until they end, the job is canceled or a line
+ * cannot be stored; then waits for its end. */
+static int job_remote__follow(struct job_ctx *ctx, struct launch_run *run)
+{
+    const struct launch_ops *ops = ctx->remote->launcher.ops;
+    char line[LAUNCH_LINE_MAX];
+    int rc = 0, canceled = 0, got;
+    while (rc == 0 && (got = ops->next_line(run, line, sizeof line, JOB_REMOTE_POLL_MS)) != 2) {
+        if (got == 1)
+            rc = job_remote__line(ctx, line);
+        if (ctx->cancel && atomic_load(ctx->cancel)) {
+            canceled = 1;
+            break;
+        }
+    }
+    if (rc || canceled)
+        ops->cancel(run);
+    char reason[sizeof ctx->reason];
+    int wrc = ops->wait(run, reason, sizeof reason);
+    if (canceled)
+        return QN_ECANCELED;
+    if (rc)
+        return rc;
+    if (wrc)
+        snprintf(ctx->reason, sizeof ctx->reason, "%s", reason);
+    return wrc;
+}
+
+/* Starts qn-mpi on the staged dir and follows it to its end. */
+static int job_remote__launch(struct job_ctx *ctx, const char *dir)
+{
+    const struct job_remote *r = ctx->remote;
+    struct launch_job lj = {.id = ctx->job_id, .dir = dir, .qn_mpi = r->qn_mpi,
+                            .ranks = ctx->ranks, .threads = ctx->threads ? ctx->threads : 1};
+    struct launch_run *run = NULL;
+    int rc = r->launcher.ops->start(&r->launcher, &lj, &run, ctx->reason, sizeof ctx->reason);
+    if (rc)
+        return rc;
+    rc = job_remote__follow(ctx, run);
+    r->launcher.ops->destroy(run);
+    return rc;
+}
+
+/* The job's spool directory, made empty: an earlier attempt's is removed. */
+static int job_remote__dir(struct job_ctx *ctx, char *dir, size_t cap)
+{
+    if (snprintf(dir, cap, "%s/job-%" PRId64, ctx->remote->spool, ctx->job_id) >= (int)cap)
+        return job_fail(ctx, QN_ERANGE, "the spool directory's path is too long");
+    spool_remove(dir);
+    if (mkdir(dir, 0755) != 0) {
+        snprintf(ctx->reason, sizeof ctx->reason, "cannot create %s: %s", dir, strerror(errno));
+        return QN_EIO;
+    }
+    return 0;
+}
+
+static int job_remote__run(const struct job_type *t, struct job_ctx *ctx)
+{
+    char dir[SPOOL_PATH_MAX];
+    int rc = job_remote__dir(ctx, dir, sizeof dir);
+    if (rc)
+        return rc;
+    rc = t->stage(ctx, dir);
+    if (rc == 0)
+        rc = job_remote__launch(ctx, dir);
+    if (rc == 0)
+        rc = t->collect(ctx, dir);
+    spool_remove(dir);
+    return rc;
+}
+
+int job_execute(const struct job_type *t, struct job_ctx *ctx)
+{
+    if (ctx->ranks <= 1 || !ctx->remote)
+        return t->run(ctx);
+    if (!t->stage || !t->collect) {
+        snprintf(ctx->reason, sizeof ctx->reason, "type %s does not run on several ranks yet",
+                 t->name);
+        return QN_EREMOTE;
+    }
+    return job_remote__run(t, ctx);
+}
