@@ -72,7 +72,8 @@
       "the request needs more than a request may use")                                             \
     X(QN_ETIMEOUT, -36, "timeout", 503, "timeout", "the request ran out of time")               \
     X(QN_EREMOTE, -37, "not_distributed", 422, "not_distributed",                                 \
-      "the job cannot run on several ranks here")
+      "the job cannot run on several ranks here")                                                  \
+    X(QN_ELOST, -38, "lost", 503, "lost", "the run was lost with its node (it may run again)")
 
 enum qn_err {
 #define QN_ERR_ENUM(sym, val, name, status, wire, msg) sym = val,
@@ -81,7 +82,7 @@ enum qn_err {
 };
 
 /* Rows in the table (QN_OK included). */
-#define QN_ERR_COUNT 38
+#define QN_ERR_COUNT 39
 
 /* The short name of a code ("not_converged"); "unknown" for codes not in the table. */
 const char *qn_err_name(int err);

@@ -67,6 +67,9 @@ struct daemon_config {
     size_t max_streams_per_user; /* open event streams of one user */
     const char *spool;        /* --spool: jobs on several ranks are staged here (NULL: DB.spool) */
     const char *launcher;     /* --launcher: the command template (NULL: mpirun, launch.h) */
+    int slurm;                /* --slurm: jobs on several ranks are Slurm batch jobs */
+    const char *partition;    /* --partition (--slurm; NULL: Slurm's default) */
+    const char *account;      /* --account (--slurm; NULL: the user's default) */
 };
 
 struct daemon {

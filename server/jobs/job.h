@@ -60,6 +60,9 @@ struct job_ctx {
                                   qn-mpi's ranks through remote (job_remote.h) */
     size_t threads;            /* threads per rank when ranks > 1 */
     const struct job_remote *remote; /* the launcher and spool (borrowed; NULL: none) */
+    const char *handle;        /* the launcher's handle of a run an earlier daemon started
+                                  (a Slurm job id, from the job's row; borrowed; NULL or "":
+                                  none): the run is attached to instead of started again */
 
     void *prep;                /* the type's prepared state: made by prepare, freed by release */
     json_t *result;            /* out of run: the result object (new reference) */

@@ -38,7 +38,9 @@
  *            it exited 0, QN_EREMOTE with the reason in reason otherwise:
  *            DIR/error.txt (qn-mpi's own), else the last line of
  *            DIR/stderr.txt with a word in it, else the status or signal that
- *            ended it.
+ *            ended it. QN_ELOST (with a reason) when the run was lost with
+ *            its machine, not ended by qn-mpi or a cancel (Slurm's NODE_FAIL):
+ *            the runner may run the job again.
  *   destroy  frees r (a run not waited for is canceled and waited for first).
  *
  * Every function is called from the one worker thread that runs the job,
@@ -85,7 +87,8 @@ struct launch_ops {
 /* A configured launcher: its ops and the backend's settings. */
 struct launcher {
     const struct launch_ops *ops;
-    char template_[LAUNCH_TEMPLATE_MAX]; /* local: the command template */
+    char template_[LAUNCH_TEMPLATE_MAX]; /* local: the command template; slurm: sbatch's
+                                            options ("--partition=P --account=A ") */
     void *backend;                       /* other backends' settings (theirs) */
 };
 
@@ -100,5 +103,18 @@ struct launcher {
  */
 extern const struct launch_ops launch_local_ops;
 int launch_local_init(struct launcher *L, const char *template_, char *msg, size_t cap);
+
+/*
+ * The Slurm backend (launch_slurm.c): qn-mpi as a batch job (ranks as tasks,
+ * threads as CPUs per task, `srun --mpi=pmix` inside), submitted with sbatch
+ * --parsable, followed with squeue (sacct, then the spool, once squeue has
+ * forgotten it), canceled with scancel; its handle is the Slurm job id.
+ * partition and account (may be NULL or "") become sbatch's --partition and
+ * --account, kept in L->template_. QN_EINVAL (msg) for a value that is not
+ * a plain Slurm name.
+ */
+extern const struct launch_ops launch_slurm_ops;
+int launch_slurm_init(struct launcher *L, const char *partition, const char *account, char *msg,
+                      size_t cap);
 
 #endif
