@@ -207,28 +207,45 @@ static int train__canceled(const atomic_int *c)
     return c && atomic_load(c);
 }
 
+int train_evaluate_rows(struct net *n, const struct data_set *ds, enum loss_kind loss, size_t lo,
+                        size_t hi, double *sums, size_t *correct)
+{
+    int rc = train_check_data(n, ds, loss);
+    if (rc)
+        return rc;
+    if (lo > hi || hi > ds->n)
+        return QN_EINVAL;
+    struct train__batch b = {0};
+    rc = train__batch_init(&b, n, ds);
+    for (size_t i = lo, k = 0; rc == QN_OK && i < hi; i += n->cap, k++) {
+        size_t B = hi - i < n->cap ? hi - i : n->cap;
+        for (size_t r = 0; r < B; r++)
+            b.idx[r] = i + r;
+        data_gather(ds, b.idx, B, b.x, ds->labels ? b.labels : NULL, ds->y ? b.y : NULL);
+        double l = 0;
+        rc = net_forward(n, b.x, B);
+        if (rc == QN_OK)
+            rc = train__loss(n, loss, &b, B, NULL, &l, correct);
+        sums[k] = l * (double)B;
+    }
+    train__batch_close(&b);
+    return rc;
+}
+
 int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss, double *out_loss,
                    double *out_accuracy)
 {
     int rc = train_check_data(n, ds, loss);
     if (rc)
         return rc;
-    struct train__batch b = {0};
-    rc = train__batch_init(&b, n, ds);
-    double sum = 0;
-    size_t correct = 0;
-    for (size_t i = 0; rc == QN_OK && i < ds->n; i += n->cap) {
-        size_t B = ds->n - i < n->cap ? ds->n - i : n->cap;
-        for (size_t k = 0; k < B; k++)
-            b.idx[k] = i + k;
-        data_gather(ds, b.idx, B, b.x, ds->labels ? b.labels : NULL, ds->y ? b.y : NULL);
-        double l = 0;
-        rc = net_forward(n, b.x, B);
-        if (rc == QN_OK)
-            rc = train__loss(n, loss, &b, B, NULL, &l, &correct);
-        sum += l * (double)B;
-    }
-    train__batch_close(&b);
+    size_t n_batches = (ds->n + n->cap - 1) / n->cap, correct = 0;
+    double *sums = malloc((n_batches ? n_batches : 1) * sizeof *sums), sum = 0;
+    if (!sums)
+        return QN_ENOMEM;
+    rc = train_evaluate_rows(n, ds, loss, 0, ds->n, sums, &correct);
+    for (size_t k = 0; rc == QN_OK && k < n_batches; k++)
+        sum += sums[k];
+    free(sums);
     if (rc)
         return rc;
     *out_loss = sum / (double)ds->n;

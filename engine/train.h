@@ -147,6 +147,18 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
 int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss, double *out_loss,
                    double *out_accuracy);
 
+/*
+ * The part of train_evaluate over rows [lo, hi) of ds, in batches of n->cap
+ * rows from lo: batch k's loss times its rows into sums[k] (the caller's,
+ * (hi - lo + cap - 1) / cap of them) and the rows classified right added to
+ * *correct. Summing every batch of [0, n) in order is train_evaluate's loss,
+ * so slices that start at multiples of cap, evaluated apart (on several
+ * ranks), give the same bits. With noise on, forward passes are counted from
+ * n->noise_step as it is. Returns as train_evaluate; QN_EINVAL for a bad range.
+ */
+int train_evaluate_rows(struct net *n, const struct data_set *ds, enum loss_kind loss, size_t lo,
+                        size_t hi, double *sums, size_t *correct);
+
 /* Checks that ds fits n under loss: inputs, outputs or classes, labels.
  * mse takes targets (one per output) or, with a single output, labels (the
  * label is the target). */

@@ -13,6 +13,12 @@
  * scores chips seed .. seed + count - 1 one after the other (each over the
  * workers' threads) and reports each and their spread. Noise is drawn,
  * seeded by the chip, unless "noise": false.
+ *
+ * On several ranks (job_remote.h), stage writes the standardised rows, the
+ * model's layers (devices inline, surrogates as blobs) and parameters to the
+ * spool (spool_net.h); qn-mpi splits the rows (or the chips) across its
+ * ranks and sends back the sums a run here would have made, and collect
+ * reports them through the same functions as a run here.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -24,9 +30,20 @@
 #include "job_data.h"
 #include "job_model.h"
 #include "qn_err.h"
+#include "spool.h"
+#include "spool_net.h"
 
 #define JOB_EVAL_BATCH 256 /* rows per forward pass */
 #define JOB_EVAL_DOMAIN_WARN 0.01 /* a layer with more of its surrogate inputs outside: a warning */
+#define JOB_EVAL_PARAMS "model_params.qna" /* the spool's parameter file (f32, (n_params)) */
+#define JOB_EVAL_DATA "eval"               /* the spool's dataset prefix (spool_data_write) */
+
+/* What an evaluation counted besides its scores. */
+struct job_eval_tally {
+    size_t solves, failed_solves; /* device solves, of which failed */
+    size_t rows;                  /* rows scored */
+    json_t *ood;                  /* out-of-domain fractions (spool_net_domain; borrowed) */
+};
 
 /* What prepare made. */
 struct job_evaluate {
@@ -244,66 +261,63 @@ static int job_eval__net(struct job_ctx *ctx, const struct job_evaluate *p, stru
     return rc;
 }
 
-/*
- * The out-of-domain fraction of each surrogate layer ({"0": 0.012}; null
- * when the network has none) and, when one is large, a warning that says the
- * score is not the surrogate's to stand behind.
- */
-static int job_eval__domain(const struct net *n, json_t **fractions, json_t **warning)
+/* The warning, when a layer's out-of-domain fraction (ood: spool_net_domain's
+ * object, or null) is large, that the score is not the surrogate's to stand
+ * behind: a new string, or NULL (none, or out of memory: *rc says). */
+static json_t *job_eval__warning(const json_t *ood, int *rc)
 {
     char text[256] = "";
     size_t len = 0;
-    *fractions = json_object();
-    *warning = NULL;
-    if (!*fractions)
-        return QN_ENOMEM;
-    for (size_t l = 0; l < n->n_layers; l++) {
-        double f;
+    *rc = 0;
+    for (size_t l = 0; json_is_object(ood) && l < NET_MAX_LAYERS; l++) {
         char key[24];
-        if (net_domain_fraction(n, l, &f))
-            continue;
         snprintf(key, sizeof key, "%zu", l);
-        if (json_object_set_new(*fractions, key, json_real(f)))
-            return QN_ENOMEM;
-        if (f > JOB_EVAL_DOMAIN_WARN && len < sizeof text)
+        const json_t *v = json_object_get(ood, key);
+        double f = json_number_value(v);
+        if (v && f > JOB_EVAL_DOMAIN_WARN && len < sizeof text)
             len += (size_t)snprintf(text + len, sizeof text - len,
                                     "%slayer %zu: %.1f%% of its surrogate's evaluations were "
                                     "outside the surrogate's domain (clamped to it)",
                                     len ? "; " : "", l, 100 * f);
     }
-    if (json_object_size(*fractions) == 0) {
-        json_decref(*fractions);
-        *fractions = json_null();
-    }
-    if (len && !(*warning = json_string(text)))
-        return QN_ENOMEM;
-    return 0;
+    json_t *w = len ? json_string(text) : NULL;
+    if (len && !w)
+        *rc = QN_ENOMEM;
+    return w;
+}
+
+/* The tally of network n after scoring `rows` rows (t->ood: new reference,
+ * json_decref it; NULL when out of memory). */
+static struct job_eval_tally job_eval__tally(const struct net *n, size_t rows)
+{
+    return (struct job_eval_tally){.solves = n->solves, .failed_solves = n->failed_solves,
+                                   .rows = rows, .ood = spool_net_domain(n)};
 }
 
 /* Metric rows and the result. */
 static int job_eval__report(struct job_ctx *ctx, const struct job_evaluate *p,
-                            const struct net *n, size_t rows, double loss, double acc)
+                            const struct job_eval_tally *t, double loss, double acc)
 {
     struct store *s = ctx->store;
+    if (!t->ood)
+        return job_fail(ctx, QN_ENOMEM, "cannot report the evaluation");
     int rc = store_metric_insert(s, ctx->job_id, 0, 0, "loss", loss);
     if (rc == 0 && isfinite(acc))
         rc = store_metric_insert(s, ctx->job_id, 0, 0, "accuracy", acc);
     if (rc == 0)
-        rc = store_metric_insert(s, ctx->job_id, 0, 0, "solves", (double)n->solves);
+        rc = store_metric_insert(s, ctx->job_id, 0, 0, "solves", (double)t->solves);
     if (rc == 0)
-        rc = store_metric_insert(s, ctx->job_id, 0, 0, "failed_solves", (double)n->failed_solves);
+        rc = store_metric_insert(s, ctx->job_id, 0, 0, "failed_solves", (double)t->failed_solves);
     if (rc)
         return job_fail(ctx, rc, "cannot store the metrics");
-    json_t *ood = NULL, *warning = NULL;
-    if ((rc = job_eval__domain(n, &ood, &warning))) {
-        json_decref(ood);
+    json_t *warning = job_eval__warning(t->ood, &rc);
+    if (rc)
         return rc;
-    }
-    ctx->result = json_pack("{sI so so sI sI sI ss so}", "model", (json_int_t)p->model.row.id,
+    ctx->result = json_pack("{sI so so sI sI sI ss sO}", "model", (json_int_t)p->model.row.id,
                             "accuracy", job_real(acc), "loss", job_real(loss), "solves",
-                            (json_int_t)n->solves, "failed_solves", (json_int_t)n->failed_solves,
-                            "rows", (json_int_t)rows, "split", spec_split_name(p->e.split),
-                            "out_of_domain", ood);
+                            (json_int_t)t->solves, "failed_solves", (json_int_t)t->failed_solves,
+                            "rows", (json_int_t)t->rows, "split", spec_split_name(p->e.split),
+                            "out_of_domain", t->ood);
     if (ctx->result && warning && json_object_set_new(ctx->result, "warning", warning))
         return QN_ENOMEM;
     if (!ctx->result)
@@ -366,26 +380,56 @@ static int job_eval__chips_result(struct job_ctx *ctx, const struct job_evaluate
     return job_eval__summary(ctx->result, name, score, p->e.chips);
 }
 
-/* Scores chips seed, seed + 1, ... one after the other; reports the means as
- * "accuracy" and "loss" and the chips beside them. */
+/* Reports N = p->e.chips chips' losses and accuracies (NaN for regression):
+ * their means as "accuracy" and "loss" and the chips beside them. */
+static int job_eval__chips_report(struct job_ctx *ctx, const struct job_evaluate *p,
+                                  const struct job_eval_tally *t, const double *loss,
+                                  const double *acc)
+{
+    size_t N = p->e.chips;
+    double *score = calloc(N, sizeof *score), mean_loss = 0, mean_acc = 0;
+    if (!score)
+        return job_fail(ctx, QN_ENOMEM, "out of memory");
+    for (size_t i = 0; i < N; i++) {
+        score[i] = isfinite(acc[i]) ? acc[i] : sqrt(loss[i]);
+        mean_loss += loss[i] / (double)N, mean_acc += acc[i] / (double)N;
+    }
+    int rc = job_eval__report(ctx, p, t, mean_loss, mean_acc);
+    if (rc == 0)
+        rc = job_eval__chips_result(ctx, p, loss, score, isfinite(acc[N - 1]));
+    free(score);
+    return rc;
+}
+
+/* Scores chips seed, seed + 1, ... one after the other; reports them. */
 static int job_eval__chips(struct job_ctx *ctx, const struct job_evaluate *p, struct net *n,
                            const struct data_set *ds)
 {
     size_t N = p->e.chips;
-    double *loss = calloc(N, sizeof *loss), *score = calloc(N, sizeof *score);
-    double mean_loss = 0, mean_acc = 0, acc = NAN;
-    int rc = loss && score ? 0 : job_fail(ctx, QN_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == 0 && i < N; i++) {
-        rc = job_eval__chip(ctx, p, n, ds, p->e.chips_seed + i, &loss[i], &acc);
-        score[i] = isfinite(acc) ? acc : sqrt(loss[i]);
-        mean_loss += loss[i] / (double)N, mean_acc += acc / (double)N;
+    double *loss = calloc(N, sizeof *loss), *acc = calloc(N, sizeof *acc);
+    int rc = loss && acc ? 0 : job_fail(ctx, QN_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < N; i++)
+        rc = job_eval__chip(ctx, p, n, ds, p->e.chips_seed + i, &loss[i], &acc[i]);
+    if (rc == 0) {
+        struct job_eval_tally t = job_eval__tally(n, ds->n);
+        rc = job_eval__chips_report(ctx, p, &t, loss, acc);
+        json_decref(t.ood);
     }
-    if (rc == 0)
-        rc = job_eval__report(ctx, p, n, ds->n, mean_loss, mean_acc);
-    if (rc == 0)
-        rc = job_eval__chips_result(ctx, p, loss, score, isfinite(acc));
     free(loss);
-    free(score);
+    free(acc);
+    return rc;
+}
+
+/* A nominal or one-chip result's "chip" and "noise". */
+static int job_eval__single_extras(struct job_ctx *ctx, const struct job_evaluate *p)
+{
+    int rc = 0;
+    if (p->e.has_chip &&
+        json_object_set_new(ctx->result, "chip", json_integer((json_int_t)p->e.chip)))
+        rc = QN_ENOMEM;
+    if (rc == 0 && (p->e.has_chip || p->e.noise) &&
+        json_object_set_new(ctx->result, "noise", json_boolean(p->e.noise)))
+        rc = QN_ENOMEM;
     return rc;
 }
 
@@ -404,14 +448,22 @@ static int job_eval__score(struct job_ctx *ctx, const struct job_evaluate *p, st
         if ((rc = train_evaluate(n, ds, p->model.loss, &loss, &acc)))
             job_fail(ctx, rc, "evaluation stopped");
     }
+    struct job_eval_tally t = job_eval__tally(n, ds->n);
     if (rc == 0)
-        rc = job_eval__report(ctx, p, n, ds->n, loss, acc);
-    if (rc == 0 && p->e.has_chip &&
-        json_object_set_new(ctx->result, "chip", json_integer((json_int_t)p->e.chip)))
-        rc = QN_ENOMEM;
-    if (rc == 0 && (p->e.has_chip || p->e.noise) &&
-        json_object_set_new(ctx->result, "noise", json_boolean(p->e.noise)))
-        rc = QN_ENOMEM;
+        rc = job_eval__report(ctx, p, &t, loss, acc);
+    json_decref(t.ood);
+    return rc ? rc : job_eval__single_extras(ctx, p);
+}
+
+/* The rows to score, standardised with the model's scaler: what run scores
+ * and what stage hands to qn-mpi. */
+static int job_eval__rows(struct job_ctx *ctx, const struct job_evaluate *p, struct data_set *ds)
+{
+    int rc = job_eval__data(ctx, p, ds);
+    if (rc == 0)
+        rc = job_eval__fits(ctx, p, ds);
+    if (rc == 0 && (rc = job_model_scale(&p->model, ds)))
+        job_fail(ctx, rc, "cannot standardise the inputs");
     return rc;
 }
 
@@ -420,11 +472,7 @@ static int job_evaluate_run(struct job_ctx *ctx)
     const struct job_evaluate *p = ctx->prep;
     struct data_set ds = {0};
     struct net *n = NULL;
-    int rc = job_eval__data(ctx, p, &ds);
-    if (rc == 0)
-        rc = job_eval__fits(ctx, p, &ds);
-    if (rc == 0 && (rc = job_model_scale(&p->model, &ds)))
-        job_fail(ctx, rc, "cannot standardise the inputs");
+    int rc = job_eval__rows(ctx, p, &ds);
     if (rc == 0)
         rc = job_eval__net(ctx, p, &n);
     if (rc == 0)
@@ -434,8 +482,139 @@ static int job_evaluate_run(struct job_ctx *ctx)
     return rc;
 }
 
+/* ---- on several ranks ---- */
+
+/* The model's layers, with this job's overrides, into dir and *network. */
+static int job_eval__stage_net(struct job_ctx *ctx, const struct job_evaluate *p, const char *dir,
+                               json_t **network)
+{
+    const struct job_netdef *nd = &p->model.nd;
+    struct spool_layer L[NET_MAX_LAYERS];
+    for (size_t l = 0; l < nd->n_layers; l++)
+        L[l] = (struct spool_layer){.devices = nd->devices[l], .device = nd->dev_json[l],
+                                    .via = nd->via[l], .connect = nd->connect[l],
+                                    .sur = nd->have_sur[l] ? &nd->sur[l] : NULL};
+    return spool_net_write(dir, L, nd->n_layers, network, ctx->reason, sizeof ctx->reason);
+}
+
+/*
+ * The staged spec (steals network): {"network", "n_in", "n_out", "loss",
+ * "seed" (the network's, as built here), "batch", "n_classes", "noise", and
+ * "chip": S or "chips": {"count", "seed"} as the spec says}.
+ */
+static json_t *job_eval__staged_spec(const struct job_evaluate *p, json_t *network,
+                                     const struct data_set *ds)
+{
+    const struct store_model *m = &p->model.row;
+    json_t *s = json_pack("{so sI sI ss sI sI sI sb}", "network", network, "n_in",
+                          (json_int_t)m->n_in, "n_out", (json_int_t)m->n_out, "loss", m->loss,
+                          "seed", (json_int_t)p->model.t.train.seed, "batch",
+                          (json_int_t)JOB_EVAL_BATCH, "n_classes", (json_int_t)ds->n_classes,
+                          "noise", p->e.noise);
+    int bad = !s;
+    if (!bad && p->e.has_chip)
+        bad = json_object_set_new(s, "chip", json_integer((json_int_t)p->e.chip)) != 0;
+    if (!bad && p->e.chips)
+        bad = json_object_set_new(s, "chips",
+                                  json_pack("{sI sI}", "count", (json_int_t)p->e.chips, "seed",
+                                            (json_int_t)p->e.chips_seed)) != 0;
+    if (bad) {
+        json_decref(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* job_type.stage: the rows, the model's layers and parameters, job.json. */
+static int job_evaluate_stage(struct job_ctx *ctx, const char *dir)
+{
+    const struct job_evaluate *p = ctx->prep;
+    const struct store_model *m = &p->model.row;
+    struct data_set ds = {0};
+    json_t *network = NULL, *spec = NULL;
+    int rc = job_eval__rows(ctx, p, &ds);
+    if (rc == 0)
+        rc = job_eval__stage_net(ctx, p, dir, &network);
+    if (rc == 0)
+        rc = spool_array_write(dir, JOB_EVAL_PARAMS, SPOOL_F32, 1, &m->n_params, m->params,
+                               ctx->reason, sizeof ctx->reason);
+    if (rc == 0)
+        rc = spool_data_write(dir, JOB_EVAL_DATA, &ds, ctx->reason, sizeof ctx->reason);
+    if (rc == 0) {
+        spec = job_eval__staged_spec(p, network, &ds);
+        network = NULL;
+        rc = spec ? spool_job_write(dir, ctx->job_id, "evaluate", ctx->name, ctx->ranks,
+                                    ctx->threads, spec, ctx->reason, sizeof ctx->reason)
+                  : job_fail(ctx, QN_ENOMEM, "cannot stage the evaluation");
+    }
+    json_decref(network);
+    json_decref(spec);
+    data_close(&ds);
+    return rc;
+}
+
+/* A number of result.json (null: NaN). */
+static double job_eval__num(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* The per-chip arrays "chips_loss" and "chips_accuracy" of r into loss and acc. */
+static int job_eval__chip_arrays(const json_t *r, size_t N, double *loss, double *acc)
+{
+    const json_t *L = json_object_get(r, "chips_loss"), *A = json_object_get(r, "chips_accuracy");
+    if (json_array_size(L) != N || json_array_size(A) != N)
+        return QN_EFORMAT;
+    for (size_t i = 0; i < N; i++) {
+        const json_t *l = json_array_get(L, i), *a = json_array_get(A, i);
+        loss[i] = json_is_number(l) ? json_number_value(l) : NAN;
+        acc[i] = json_is_number(a) ? json_number_value(a) : NAN;
+    }
+    return 0;
+}
+
+/* Reports qn-mpi's result r: as job_eval__score and job_eval__chips do. */
+static int job_eval__collected(struct job_ctx *ctx, const struct job_evaluate *p, json_t *r)
+{
+    struct job_eval_tally t = {
+        .solves = (size_t)json_integer_value(json_object_get(r, "solves")),
+        .failed_solves = (size_t)json_integer_value(json_object_get(r, "failed_solves")),
+        .rows = (size_t)json_integer_value(json_object_get(r, "rows")),
+        .ood = json_object_get(r, "out_of_domain")};
+    if (!t.ood || !(json_is_object(t.ood) || json_is_null(t.ood)))
+        return job_fail(ctx, QN_EFORMAT, "qn-mpi's result");
+    if (!p->e.chips) {
+        int rc = job_eval__report(ctx, p, &t, job_eval__num(r, "loss"),
+                                  job_eval__num(r, "accuracy"));
+        return rc ? rc : job_eval__single_extras(ctx, p);
+    }
+    double *loss = calloc(p->e.chips, sizeof *loss), *acc = calloc(p->e.chips, sizeof *acc);
+    int rc = loss && acc ? job_eval__chip_arrays(r, p->e.chips, loss, acc) : QN_ENOMEM;
+    if (rc)
+        job_fail(ctx, rc, "qn-mpi's result");
+    else
+        rc = job_eval__chips_report(ctx, p, &t, loss, acc);
+    free(loss);
+    free(acc);
+    return rc;
+}
+
+/* job_type.collect: the sums qn-mpi gathered, reported as a run here reports. */
+static int job_evaluate_collect(struct job_ctx *ctx, const char *dir)
+{
+    json_t *r = NULL;
+    int rc = spool_json_read(dir, SPOOL_RESULT, &r, ctx->reason, sizeof ctx->reason);
+    if (rc == 0)
+        rc = job_eval__collected(ctx, ctx->prep, r);
+    json_decref(r);
+    return rc;
+}
+
 const struct job_type job_evaluate_type = {.name = "evaluate",
                                            .validate = job_evaluate_validate,
                                            .prepare = job_evaluate_prepare,
                                            .run = job_evaluate_run,
-                                           .release = job_evaluate_release};
+                                           .release = job_evaluate_release,
+                                           .stage = job_evaluate_stage,
+                                           .collect = job_evaluate_collect};

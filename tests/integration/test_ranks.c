@@ -4,7 +4,9 @@
  *
  * Covers: a sweep submitted with "resources": {"ranks": 2} succeeds, its
  * progress reaches the daemon (qn_job_units_total counts its rows) and its
- * spool directory is removed; a running sweep on 2 ranks canceled over HTTP
+ * spool directory is removed; an evaluation via device on 2 ranks succeeds
+ * and its metric rows are served (GET /v1/jobs/{id}/metrics) with the
+ * result's accuracy; a running sweep on 2 ranks canceled over HTTP
  * ends `canceled` with no dataset stored, no spool directory and no mpirun
  * or qn-mpi process left; bad input: ranks 0 and 5000 (400 at
  * /resources/ranks), ranks 2 with --launcher naming a program that does not
@@ -43,6 +45,16 @@
     "\"spec\":{\"device\":{\"kind\":\"hodgkin_huxley\",\"params\":{\"gain\":1.0},"             \
     "\"readout\":{\"kind\":\"spike_rate\",\"t_max\":200}},\"samples\":" #n ","                 \
     "\"ranges\":{\"u1\":[0,15]}}}"
+
+#define SPIRALS "{\"name\":\"spirals\",\"samples\":300}"
+#define TRAIN_JOB                                                                                \
+    "{\"type\":\"train\",\"spec\":{\"dataset\":" SPIRALS ",\"network\":[{\"devices\":4,"           \
+    "\"device\":{\"kind\":\"crn_relu\"},\"via\":\"device\"},{\"devices\":2,\"device\":"            \
+    "{\"kind\":\"neuron\",\"params\":{\"activation\":\"identity\"}}}],\"epochs\":1,\"batch\":64,"  \
+    "\"seed\":1,\"checkpoint_every\":0}}"
+#define EVALUATE_JOB                                                                             \
+    "{\"type\":\"evaluate\",\"resources\":{\"ranks\":2},\"spec\":{\"model\":{\"job\":1},"          \
+    "\"dataset\":" SPIRALS ",\"split\":\"all\",\"via\":{\"0\":\"device\"}}}"
 
 struct fx {
     struct qd d; /* first (qd_fixture_new) */
@@ -164,6 +176,37 @@ static void test_sweep_on_two_ranks(void **state)
     sqlite3_close(db);
 }
 
+static void test_evaluate_metrics_served(void **state)
+{
+    struct fx *f = *state;
+    need_mpirun(__func__);
+    qd_start(&f->d);
+    json_decref(qd_wait_final(&f->d, NULL, qd_submit(&f->d, NULL, TRAIN_JOB), 120));
+    int64_t id = qd_submit(&f->d, NULL, EVALUATE_JOB);
+    json_t *rec = qd_wait_final(&f->d, NULL, id, 120);
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded") != 0)
+        fail_msg("the evaluation on 2 ranks did not succeed: %s\n%s", json_dumps(rec, 0),
+                 qd_log_tail(f->d.log));
+    double acc = json_number_value(json_object_get(json_object_get(rec, "result"), "accuracy"));
+    json_decref(rec);
+    char path[80];
+    json_t *page = NULL;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/metrics", id);
+    assert_int_equal(qd_http(&f->d, "GET", path, NULL, NULL, &page), 200);
+    json_t *rows = json_object_get(page, "metrics");
+    int seen = 0;
+    for (size_t i = 0; i < json_array_size(rows); i++) {
+        json_t *m = json_array_get(rows, i);
+        if (strcmp(json_string_value(json_object_get(m, "name")), "accuracy") == 0) {
+            assert_true(json_number_value(json_object_get(m, "value")) == acc);
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 1);
+    json_decref(page);
+    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
+}
+
 static void test_cancel_on_two_ranks(void **state)
 {
     struct fx *f = *state;
@@ -252,6 +295,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sweep_on_two_ranks, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_evaluate_metrics_served, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_on_two_ranks, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_resources, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_spool_not_writable, fx_setup, fx_teardown),

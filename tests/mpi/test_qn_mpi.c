@@ -4,7 +4,12 @@
  *
  * Covers: a sweep on 2 ranks stores the same dataset bytes (the blocks in
  * SQLite and the CSV export) as the same sweep in one process, and leaves
- * no spool directory behind; qn-mpi given a spool directory without a job
+ * no spool directory behind; an evaluation via device of a model of
+ * crn_relu devices with variability and noise gives on 2 ranks exactly the
+ * result of one process (accuracy, loss, solves), nominal (its 700 rows are
+ * 3 batches, split 1 + 2), on one chip with noise (a rank's noise counted
+ * from its first batch) and over 3 chips (split 1 + 2), and stores the same
+ * metric rows; qn-mpi given a spool directory without a job
  * file fails on every rank with the reason in error.txt; `qn run --ranks 0`
  * is a usage error.
  *
@@ -102,6 +107,77 @@ static void run_sweep(const struct qt_dir *f, const char *db, const char *ranks)
     json_decref(rec);
 }
 
+/* Spirals of 700 rows (3 batches of the evaluation's 256) and a model of 6
+ * crn_relu devices with a spread kappa and output noise, trained via device. */
+#define SPIRALS "{\"name\":\"spirals\",\"samples\":700}"
+#define TRAIN_JOB                                                                                \
+    "{\"type\":\"train\",\"spec\":{\"dataset\":" SPIRALS ",\"network\":[{\"devices\":6,"           \
+    "\"device\":{\"kind\":\"crn_relu\",\"params\":{\"kappa\":0.01},\"variability\":{\"kappa\":"     \
+    "{\"dist\":\"lognormal\",\"cv\":0.3}},\"noise\":{\"output\":{\"sd\":0.05}}},\"via\":\"device\"},"  \
+    "{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":\"identity\"}}}],"     \
+    "\"epochs\":1,\"batch\":64,\"seed\":1,\"checkpoint_every\":0}}"
+
+/* Runs an evaluation of model 1 with extra spec fields on `ranks`; the record. */
+static json_t *evaluate(const struct qt_dir *f, const char *extra, const char *ranks)
+{
+    char job[512];
+    struct qt_run r;
+    snprintf(job, sizeof job,
+             "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":" SPIRALS
+             ",\"split\":\"all\",\"via\":{\"0\":\"device\"},%s}}",
+             extra);
+    assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", "q.db", "--workers", "1",
+                           "--ranks", ranks, NULL),
+                     0);
+    qt_expect_status(&r, 0);
+    json_t *rec = qt_one_record(&r);
+    qt_run_free(&r);
+    assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
+    return rec;
+}
+
+/* The metric rows (name, value) of job id as one text, ordered by name. */
+static char *metric_rows(const struct qt_dir *f, long long id)
+{
+    char path[1200], sql[200];
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    snprintf(path, sizeof path, "%s/q.db", f->dir);
+    snprintf(sql, sizeof sql, "SELECT group_concat(name || '=' || quote(value), ';') FROM "
+                              "(SELECT name, value FROM metrics WHERE job_id = %lld ORDER BY name)",
+             id);
+    assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    char *text = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return text;
+}
+
+static void test_evaluate_equal(void **state)
+{
+    struct qt_dir *f = *state;
+    need_mpirun(__func__);
+    json_decref(qt_run_job(f, "q.db", TRAIN_JOB, "1", 0));
+    const char *extras[] = {"\"noise\":false", "\"chip\":4",
+                            "\"chips\":{\"count\":3,\"seed\":5}"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *one = evaluate(f, extras[i], "1"), *two = evaluate(f, extras[i], "2");
+        json_t *r1 = json_object_get(one, "result"), *r2 = json_object_get(two, "result");
+        if (!json_equal(r1, r2))
+            fail_msg("%s:\n  1 process: %s\n  2 ranks:   %s", extras[i], json_dumps(r1, 0),
+                     json_dumps(r2, 0));
+        assert_true(json_integer_value(json_object_get(r1, "solves")) > 0);
+        char *m1 = metric_rows(f, json_integer_value(json_object_get(one, "id")));
+        char *m2 = metric_rows(f, json_integer_value(json_object_get(two, "id")));
+        assert_string_equal(m1, m2);
+        assert_non_null(strstr(m1, "accuracy="));
+        free(m1), free(m2);
+        json_decref(one), json_decref(two);
+    }
+}
+
 static void test_sweep_bytes_equal(void **state)
 {
     struct qt_dir *f = *state;
@@ -174,6 +250,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sweep_bytes_equal, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_evaluate_equal, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_missing_job_file, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_ranks_option_refused, qt_dir_setup,
                                         qt_dir_teardown),
