@@ -54,6 +54,8 @@ struct job_ctx {
     const json_t *spec;        /* the job's "spec" object (borrowed) */
     size_t workers;            /* threads the job may use, >= 1 */
     const atomic_int *cancel;  /* nonzero asks the job to stop (borrowed, may be NULL) */
+    const atomic_int *requeue; /* nonzero with cancel: the daemon is stopping and the job goes
+                                  back to the queue (borrowed, may be NULL) */
     job_progress_fn progress;  /* may be NULL */
     void *progress_ctx;        /* passed to progress (borrowed) */
     size_t ranks;              /* "resources": 0 or 1 runs in this process; more runs on

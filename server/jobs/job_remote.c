@@ -126,7 +126,19 @@ static int job_remote__line(struct job_ctx *ctx, const char *text, int attached)
 
 /* Reads the run's lines until they end, the job is canceled or a line
  * cannot be stored; then waits for its end. */
-static int job_remote__follow(struct job_ctx *ctx, struct launch_run *run, int attached)
+/* Whether a canceled run is left going for the next daemon: the daemon is
+ * stopping (requeue), and the run has a handle to be found by. */
+static int job_remote__leaves(const struct job_ctx *ctx, struct launch_run *run)
+{
+    const struct launch_ops *ops = ctx->remote->launcher.ops;
+    return ctx->requeue && atomic_load(ctx->requeue) && ops->detach && ops->handle(run);
+}
+
+/* Reads the run's lines until they end, the job is canceled or a line
+ * cannot be stored; then waits for its end. A stopping daemon's run with a
+ * handle is left going instead (*detached 1, QN_ECANCELED). */
+static int job_remote__follow(struct job_ctx *ctx, struct launch_run *run, int attached,
+                              int *detached)
 {
     const struct launch_ops *ops = ctx->remote->launcher.ops;
     char line[LAUNCH_LINE_MAX];
@@ -138,6 +150,10 @@ static int job_remote__follow(struct job_ctx *ctx, struct launch_run *run, int a
             canceled = 1;
             break;
         }
+    }
+    if (canceled && rc == 0 && job_remote__leaves(ctx, run)) {
+        *detached = 1;
+        return QN_ECANCELED;
     }
     if (rc || canceled)
         ops->cancel(run);
@@ -225,9 +241,12 @@ static int job_remote__reattach(struct job_ctx *ctx, const char *dir, struct lau
 }
 
 /* One run of the job to its end: attached to the run of an earlier daemon
- * when the row names one, else staged and started. */
-static int job_remote__attempt(const struct job_type *t, struct job_ctx *ctx, const char *dir)
+ * when the row names one, else staged and started; *detached as in
+ * job_remote__follow. */
+static int job_remote__attempt(const struct job_type *t, struct job_ctx *ctx, const char *dir,
+                               int *detached)
 {
+    const struct launch_ops *ops = ctx->remote->launcher.ops;
     struct launch_run *run = NULL;
     int done = 0;
     int rc = job_remote__reattach(ctx, dir, &run, &done);
@@ -235,9 +254,11 @@ static int job_remote__attempt(const struct job_type *t, struct job_ctx *ctx, co
     if (rc == 0 && !run && !done)
         rc = job_remote__start(t, ctx, dir, &run);
     if (rc == 0 && run)
-        rc = job_remote__follow(ctx, run, attached);
-    if (run)
-        ctx->remote->launcher.ops->destroy(run);
+        rc = job_remote__follow(ctx, run, attached, detached);
+    if (run && *detached)
+        ops->detach(run);
+    else if (run)
+        ops->destroy(run);
     return rc;
 }
 
@@ -247,11 +268,13 @@ static int job_remote__run(const struct job_type *t, struct job_ctx *ctx)
     if (snprintf(dir, sizeof dir, "%s/job-%" PRId64, ctx->remote->spool, ctx->job_id) >=
         (int)sizeof dir)
         return job_fail(ctx, QN_ERANGE, "the spool directory's path is too long");
-    int rc = QN_ELOST;
+    int rc = QN_ELOST, detached = 0;
     for (int attempt = 1; rc == QN_ELOST && attempt <= JOB_REMOTE_ATTEMPTS; attempt++) {
-        rc = job_remote__attempt(t, ctx, dir);
+        rc = job_remote__attempt(t, ctx, dir, &detached);
         ctx->handle = NULL; /* a second attempt starts afresh */
     }
+    if (detached) /* the daemon stops; its run, spool and handle wait for the next one */
+        return rc;
     if (rc == QN_ELOST) {
         char lost[sizeof ctx->reason];
         snprintf(lost, sizeof lost, "%s", ctx->reason);

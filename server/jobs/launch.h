@@ -42,6 +42,9 @@
  *            its machine, not ended by qn-mpi or a cancel (Slurm's NODE_FAIL):
  *            the runner may run the job again.
  *   destroy  frees r (a run not waited for is canceled and waited for first).
+ *   detach   frees r and leaves the run going (the daemon stops, and the next
+ *            one attaches to it by its handle); NULL for backends without
+ *            handles, whose runs end with the daemon.
  *
  * Every function is called from the one worker thread that runs the job,
  * except check (any thread). Backends must not use the database: the
@@ -82,6 +85,7 @@ struct launch_ops {
     void (*cancel)(struct launch_run *r);
     int (*wait)(struct launch_run *r, char *reason, size_t cap);
     void (*destroy)(struct launch_run *r);
+    void (*detach)(struct launch_run *r);
 };
 
 /* A configured launcher: its ops and the backend's settings. */

@@ -556,6 +556,14 @@ static void launch_slurm_destroy(struct launch_run *r)
     free(r);
 }
 
+/* The daemon stops: the batch job goes on, its id stays on the job's row. */
+static void launch_slurm_detach(struct launch_run *r)
+{
+    if (r && r->out >= 0)
+        close(r->out);
+    free(r);
+}
+
 const struct launch_ops launch_slurm_ops = {.name = "slurm",
                                             .check = launch_slurm_check,
                                             .start = launch_slurm_start,
@@ -564,4 +572,5 @@ const struct launch_ops launch_slurm_ops = {.name = "slurm",
                                             .next_line = launch_slurm_next_line,
                                             .cancel = launch_slurm_cancel,
                                             .wait = launch_slurm_wait,
-                                            .destroy = launch_slurm_destroy};
+                                            .destroy = launch_slurm_destroy,
+                                            .detach = launch_slurm_detach};

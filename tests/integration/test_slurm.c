@@ -13,7 +13,8 @@
  * job ends canceled with no dataset and no spool directory; kill -9 of the
  * daemon while its batch job is queued or running, then a restart: the job
  * is attached to again (not submitted again: one batch job) and succeeds with
- * one dataset; a node failure (the node set DOWN under a running job: Slurm
+ * one dataset; SIGTERM of the daemon leaves its running batch job going and
+ * the next start attaches to it likewise; a node failure (the node set DOWN under a running job: Slurm
  * ends it NODE_FAIL) submits the job again as a second batch job (which the
  * test then cancels, to stay short: canceled, no dataset). Bad input: --slurm with no sbatch on
  * PATH, --partition without --slurm, --slurm with --launcher and a
@@ -340,6 +341,31 @@ static void test_kill_daemon_attaches(void **state)
     free(log);
 }
 
+/* SIGTERM of the daemon while its batch job runs: the batch job goes on (not
+ * CANCELLED), the job is requeued with its Slurm id, and the next start
+ * attaches to it: one batch job, one dataset, succeeded. */
+static void test_sigterm_leaves_batch_job(void **state)
+{
+    struct qd *d = *state;
+    need_cluster(__func__);
+    start_slurm_daemon(d);
+    int64_t id = qd_submit(d, NULL, HH_SWEEP(6000));
+    char sid[64], st[64], kept[64];
+    wait_handle(d, id, sid, sizeof sid);
+    wait_slurm_state(sid, "RUNNING");
+    assert_int_equal(qd_exit_code(qd_stop(d, SIGTERM)), 0);
+    slurm_state(sid, st, sizeof st);
+    if (strcmp(st, "RUNNING") != 0 && strcmp(st, "COMPLETING") != 0 &&
+        strcmp(st, "COMPLETED") != 0)
+        fail_msg("Slurm job %s is %s after the daemon stopped", sid, st);
+    row_handle(d, id, kept, sizeof kept);
+    assert_string_equal(kept, sid);
+    start_slurm_daemon(d);
+    expect_final(d, id, "succeeded");
+    assert_int_equal(slurm_jobs_of(d, id), 1);
+    assert_int_equal(datasets_of(d, id), 1);
+}
+
 /* The node fails under a running batch job (set DOWN: Slurm ends the job
  * NODE_FAIL): the job runs again as a second batch job and succeeds once. */
 static void test_node_failure_runs_again(void **state)
@@ -441,6 +467,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_two_ranks, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_is_scancel, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kill_daemon_attaches, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_leaves_batch_job, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_node_failure_runs_again, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_options, fx_setup, fx_teardown),
     };
