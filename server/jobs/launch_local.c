@@ -2,27 +2,33 @@
  * launch_local.c: the local launcher (launch.h): a command template such as
  * "mpirun -n {ranks} {cmd}" run as a child of the daemon.
  *
- * The child is spawned with posix_spawn (no fork of the multi-threaded
- * daemon) into a process group of its own, with the daemon's blocked
+ * The child goes into a process group of its own, with the daemon's blocked
  * signals unblocked and their handlers at default, so that one kill(-pgid)
- * reaches mpirun and every process it started in that group; qn-mpi also
- * asks the kernel to kill it when its parent dies (server/mpi/qn_mpi.c). Its
- * standard output is a pipe the worker reads line by line; its standard
- * error goes to the spool's stderr.txt, whose last line is the reason of a
- * failure. Every descriptor is opened close-on-exec, so a launch from one
- * worker never leaks into another's child.
+ * reaches mpirun and every process it started in that group. It asks the
+ * kernel for SIGTERM when the thread that started it dies
+ * (PR_SET_PDEATHSIG), so a daemon killed with -9 leaves no mpirun running,
+ * and qn-mpi asks the same of its own parent (server/mpi/qn_mpi.c). That
+ * request can only be made in the child, so it is forked rather than
+ * posix_spawn'ed: between fork and exec the child of the multi-threaded
+ * daemon makes only async-signal-safe calls on what the parent prepared
+ * (the program's path is resolved before the fork), and a failed exec is
+ * reported through a close-on-exec pipe. Its standard output is a pipe the
+ * worker reads line by line; its standard error goes to the spool's
+ * stderr.txt, whose last worded line is the reason of a failure. Every
+ * descriptor is opened close-on-exec, so a launch from one worker never
+ * leaks into another's child.
  */
-#define _GNU_SOURCE /* pipe2: the pipe is close-on-exec from its creation */
+#define _GNU_SOURCE /* pipe2: the pipes are close-on-exec from their creation */
 #include "launch.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -82,18 +88,26 @@ static void launch__program(const struct launcher *L, char *prog, size_t cap)
     snprintf(prog, cap, "%.*s", (int)n, t);
 }
 
-/* 1 when prog (a path, or a name looked up on PATH) is an executable file. */
-static int launch__found(const char *prog)
+/* 1 when path is an executable regular file. */
+static int launch__executable(const char *path)
 {
     struct stat st;
-    if (strchr(prog, '/'))
-        return access(prog, X_OK) == 0 && stat(prog, &st) == 0 && S_ISREG(st.st_mode);
+    return access(path, X_OK) == 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* 1 when prog (a path, or a name looked up on PATH) is an executable file,
+ * its path into full (cap bytes). */
+static int launch__found(const char *prog, char *full, size_t cap)
+{
+    if (strchr(prog, '/')) {
+        snprintf(full, cap, "%s", prog);
+        return launch__executable(full);
+    }
     const char *path = getenv("PATH");
     for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
         size_t n = strcspn(p, ":");
-        char full[SPOOL_PATH_MAX];
-        snprintf(full, sizeof full, "%.*s/%s", (int)n, n ? p : ".", prog);
-        if (access(full, X_OK) == 0 && stat(full, &st) == 0 && S_ISREG(st.st_mode))
+        snprintf(full, cap, "%.*s/%s", (int)n, n ? p : ".", prog);
+        if (launch__executable(full))
             return 1;
         p += n + (p[n] == ':');
     }
@@ -102,9 +116,9 @@ static int launch__found(const char *prog)
 
 static int launch_local_check(const struct launcher *L, char *msg, size_t cap)
 {
-    char prog[256];
+    char prog[256], full[SPOOL_PATH_MAX];
     launch__program(L, prog, sizeof prog);
-    if (prog[0] && launch__found(prog))
+    if (prog[0] && launch__found(prog, full, sizeof full))
         return 0;
     snprintf(msg, cap, "the launcher '%s' cannot run: '%s' is not an executable on PATH",
              L->template_, prog);
@@ -165,50 +179,57 @@ static int launch__expand(const struct launcher *L, const struct launch_job *job
     return argc ? 0 : QN_EINVAL;
 }
 
-/* The spawn attributes: a new process group, no blocked signals, and the
- * daemon's handled signals back at their default. */
-static int launch__attr(posix_spawnattr_t *a)
+/* The child, between fork and exec: async-signal-safe calls only. Never
+ * returns; a failure's errno goes to `report`. */
+static void launch__child(const char *path, char **argv, int pipe_w, int err_fd, int report,
+                          const sigset_t *none)
 {
-    sigset_t none, deflt;
-    sigemptyset(&none);
-    sigemptyset(&deflt);
-    sigaddset(&deflt, SIGTERM);
-    sigaddset(&deflt, SIGINT);
-    sigaddset(&deflt, SIGPIPE);
-    sigaddset(&deflt, SIGHUP);
-    if (posix_spawnattr_init(a))
-        return QN_ENOMEM;
-    if (posix_spawnattr_setflags(a, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF) ||
-        posix_spawnattr_setpgroup(a, 0) || posix_spawnattr_setsigmask(a, &none) ||
-        posix_spawnattr_setsigdefault(a, &deflt)) {
-        posix_spawnattr_destroy(a);
-        return QN_ENOMEM;
-    }
-    return 0;
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* the worker thread gone: mpirun stops */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    sigprocmask(SIG_SETMASK, none, NULL);
+    int in = open("/dev/null", O_RDONLY);
+    if (in >= 0 && dup2(in, 0) >= 0 && dup2(pipe_w, 1) >= 0 && dup2(err_fd, 2) >= 0)
+        execve(path, argv, environ);
+    int e = errno;
+    ssize_t w = write(report, &e, sizeof e);
+    (void)w;
+    _exit(127);
 }
 
-/* Spawns argv with stdout on pipe_w and stderr on err_fd; the pid into r. */
-static int launch__spawn(struct launch_run *r, char **argv, int pipe_w, int err_fd, char *msg,
-                         size_t cap)
+/* Starts argv (its program at path) with stdout on pipe_w and stderr on
+ * err_fd; the pid into r. QN_EREMOTE with msg when it cannot be run. */
+static int launch__spawn(struct launch_run *r, const char *path, char **argv, int pipe_w,
+                         int err_fd, char *msg, size_t cap)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    if (launch__attr(&attr))
-        return QN_ENOMEM;
-    int rc = posix_spawn_file_actions_init(&fa);
-    if (rc == 0) {
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_adddup2(&fa, pipe_w, 1);
-        posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-        rc = posix_spawnp(&r->pid, argv[0], &fa, &attr, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-    }
-    posix_spawnattr_destroy(&attr);
-    if (rc) {
-        snprintf(msg, cap, "cannot start '%s': %s", argv[0], strerror(rc));
+    int report[2];
+    sigset_t none;
+    sigemptyset(&none);
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        snprintf(msg, cap, "cannot start '%s': %s", argv[0], strerror(errno));
         return QN_EREMOTE;
     }
+    pid_t pid = fork();
+    if (pid == 0)
+        launch__child(path, argv, pipe_w, err_fd, report[1], &none);
+    close(report[1]);
+    int e = pid < 0 ? errno : 0;
+    if (pid > 0) {
+        setpgid(pid, pid); /* as the child does: a cancel right away finds the group */
+        if (read(report[0], &e, sizeof e) != (ssize_t)sizeof e)
+            e = 0; /* the pipe closed at exec: it runs */
+        else
+            waitpid(pid, NULL, 0);
+    }
+    close(report[0]);
+    if (e) {
+        snprintf(msg, cap, "cannot start '%s': %s", argv[0], strerror(e));
+        return QN_EREMOTE;
+    }
+    r->pid = pid;
     return 0;
 }
 
@@ -234,7 +255,13 @@ static int launch_local_start(const struct launcher *L, const struct launch_job 
         rc = QN_EIO;
         goto fail_io;
     }
-    rc = launch__spawn(r, argv, p[1], err_fd, msg, cap);
+    char path[SPOOL_PATH_MAX];
+    if (!launch__found(argv[0], path, sizeof path)) {
+        snprintf(msg, cap, "cannot start '%s': not an executable on PATH", argv[0]);
+        rc = QN_EREMOTE;
+        goto fail_io;
+    }
+    rc = launch__spawn(r, path, argv, p[1], err_fd, msg, cap);
     if (rc)
         goto fail_io;
     close(p[1]);

@@ -8,8 +8,11 @@
  * error.txt and standard error and every rank exits 1, on success rank 0 has
  * written the result files and every rank exits 0. A rank that loses its
  * parent (mpirun killed) is killed by the kernel (PR_SET_PDEATHSIG), so a
- * canceled job leaves no process behind.
+ * canceled job leaves no process behind. OpenBLAS keeps to the calling
+ * thread, as in a daemon with several workers: the ranks (and each rank's
+ * job threads) are the parallelism.
  */
+#include <cblas.h>
 #include <mpi.h>
 #include <pthread.h>
 #include <signal.h>
@@ -205,6 +208,7 @@ int main(int argc, char **argv)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* mpirun gone: so is this rank */
     gsl_set_error_handler_off();
+    openblas_set_num_threads(1); /* the ranks and their threads share the cores already */
     if (argc != 2) {
         fprintf(stderr, "usage: qn-mpi SPOOL/job-ID (started by qn serve or qn run --ranks)\n");
         return 2;

@@ -8,7 +8,10 @@
  * and its metric rows are served (GET /v1/jobs/{id}/metrics) with the
  * result's accuracy; a running sweep on 2 ranks canceled over HTTP
  * ends `canceled` with no dataset stored, no spool directory and no mpirun
- * or qn-mpi process left; bad input: ranks 0 and 5000 (400 at
+ * or qn-mpi process left; kill -9 of the daemon during a sweep on 2 ranks
+ * leaves no mpirun or qn-mpi running (the kernel stops them with the
+ * daemon), and the restarted daemon runs the requeued job to the one
+ * dataset it should have; bad input: ranks 0 and 5000 (400 at
  * /resources/ranks), ranks 2 with --launcher naming a program that does not
  * exist (422 not_distributed at /resources/ranks, nothing stored), a --spool
  * that cannot be written (the daemon refuses to start, naming it).
@@ -239,6 +242,38 @@ static void test_cancel_on_two_ranks(void **state)
     sqlite3_close(db);
 }
 
+static void test_kill9_leaves_no_ranks(void **state)
+{
+    struct fx *f = *state;
+    need_mpirun(__func__);
+    qd_start(&f->d);
+    int64_t id = qd_submit(&f->d, NULL, HH_SWEEP(4000, 2));
+    char spool[1024];
+    job_dir(f, id, spool, sizeof spool);
+    double t0 = qd_now();
+    while (processes_with(spool) < 3) {
+        if (qd_now() - t0 > 60)
+            fail_msg("qn-mpi did not start on 2 ranks within 60 s:\n%s", qd_log_tail(f->d.log));
+        qd_nap_ms(20);
+    }
+    qd_stop(&f->d, SIGKILL);
+    wait_no_process(spool, 30);
+    qd_start(&f->d);
+    json_t *rec = qd_wait_final(&f->d, NULL, id, 300);
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded") != 0)
+        fail_msg("the requeued sweep did not succeed: %s\n%s", json_dumps(rec, 0),
+                 qd_log_tail(f->d.log));
+    json_decref(rec);
+    char *log = qt_read_file(f->d.log, NULL);
+    assert_non_null(strstr(log, "1 job that were running are queued again"));
+    free(log);
+    assert_int_equal(qd_stop(&f->d, SIGTERM), 0);
+    sqlite3 *db = qd_db_open(f->d.db);
+    assert_int_equal(qd_db_int(db, "SELECT count(*) FROM datasets"), 1);
+    assert_int_equal(qd_db_int(db, "SELECT n_rows FROM datasets"), 4000);
+    sqlite3_close(db);
+}
+
 /* POST /v1/jobs answers `status` with error code `code` at `where`. */
 static void refused(const struct fx *f, const char *job, long status, const char *code,
                     const char *where, const char *words)
@@ -297,6 +332,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_on_two_ranks, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_evaluate_metrics_served, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_on_two_ranks, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_leaves_no_ranks, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_resources, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_spool_not_writable, fx_setup, fx_teardown),
     };

@@ -169,6 +169,11 @@ static void test_cancel_group(void **state)
         ;
     assert_int_equal(got, 1);
     assert_string_equal(line, "started");
+    /* The script and its child (whose command line is briefly empty while it execs). */
+    for (int i = 0; i < 200 && processes_with(dir) < 2; i++) {
+        struct timespec t = {0, 50000000L};
+        nanosleep(&t, NULL);
+    }
     assert_true(processes_with(dir) >= 2);
     L.ops->cancel(run);
     assert_int_equal(L.ops->wait(run, reason, sizeof reason), QN_EREMOTE);

@@ -2,14 +2,17 @@
  * test_qn_mpi.c: qn-mpi (QN_MPI_BIN) on two ranks of a real mpirun, started
  * by the real `qn run --ranks 2` (QN_BIN) and by hand.
  *
- * Covers: a sweep on 2 ranks stores the same dataset bytes (the blocks in
- * SQLite and the CSV export) as the same sweep in one process, and leaves
+ * Covers: a sweep on 2 ranks (of 1 or 2 threads each) stores the same
+ * dataset bytes (the blocks in SQLite and the CSV export) as the same sweep
+ * in one process, and leaves
  * no spool directory behind; an evaluation via device of a model of
  * crn_relu devices with variability and noise gives on 2 ranks exactly the
  * result of one process (accuracy, loss, solves), nominal (its 700 rows are
  * 3 batches, split 1 + 2), on one chip with noise (a rank's noise counted
  * from its first batch) and over 3 chips (split 1 + 2), and stores the same
- * metric rows; qn-mpi given a spool directory without a job
+ * metric rows; so does an evaluation via surrogate and via physics_aware of
+ * a model trained on a fitted surrogate (its blob staged, its out-of-domain
+ * fractions summed over the ranks); qn-mpi given a spool directory without a job
  * file fails on every rank with the reason in error.txt; `qn run --ranks 0`
  * is a usage error.
  *
@@ -91,11 +94,17 @@ static char *export(const struct qt_dir *f, const char *db)
     return csv;
 }
 
-/* Runs CRN_JOB(2000) with `qn run --ranks ranks`; checks it succeeded. */
-static void run_sweep(const struct qt_dir *f, const char *db, const char *ranks)
+/* The same sweep asking 2 threads on each of its ranks. */
+#define CRN_JOB_THREADS(n)                                                                      \
+    "{\"type\":\"sweep\",\"name\":\"crn\",\"resources\":{\"threads\":2},\"spec\":{\"device\":"  \
+    "{\"kind\":\"crn_relu\"},\"design\":\"sobol\",\"samples\":" #n ",\"seed\":3,"                \
+    "\"ranges\":{\"u1\":[-3,3]}}}"
+
+/* Runs job (a sweep of 2000 rows) with `qn run --ranks ranks`; checks it succeeded. */
+static void run_sweep(const struct qt_dir *f, const char *db, const char *job, const char *ranks)
 {
     struct qt_run r;
-    assert_int_equal(qt_qn(f->dir, CRN_JOB(2000), &r, "run", "-", "--db", db, "--workers", "1",
+    assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, "--workers", "1",
                            "--ranks", ranks, NULL),
                      0);
     qt_expect_status(&r, 0);
@@ -117,23 +126,45 @@ static void run_sweep(const struct qt_dir *f, const char *db, const char *ranks)
     "{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":\"identity\"}}}],"     \
     "\"epochs\":1,\"batch\":64,\"seed\":1,\"checkpoint_every\":0}}"
 
-/* Runs an evaluation of model 1 with extra spec fields on `ranks`; the record. */
-static json_t *evaluate(const struct qt_dir *f, const char *extra, const char *ranks)
+static char *metric_rows(const struct qt_dir *f, long long id);
+
+/* Runs an evaluation of the model of job `model` with extra spec fields on `ranks`; the record. */
+static json_t *evaluate_model(const struct qt_dir *f, int model, const char *extra,
+                              const char *ranks)
 {
     char job[512];
     struct qt_run r;
     snprintf(job, sizeof job,
-             "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":" SPIRALS
-             ",\"split\":\"all\",\"via\":{\"0\":\"device\"},%s}}",
-             extra);
+             "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":%d},\"dataset\":" SPIRALS
+             ",\"split\":\"all\",%s}}",
+             model, extra);
     assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", "q.db", "--workers", "1",
                            "--ranks", ranks, NULL),
                      0);
     qt_expect_status(&r, 0);
     json_t *rec = qt_one_record(&r);
     qt_run_free(&r);
-    assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded") != 0)
+        fail_msg("%s on %s rank(s): %s", extra, ranks, json_dumps(rec, 0));
     return rec;
+}
+
+/* Evaluates model `model` with `extra` on 1 process and on 2 ranks: the
+ * same result and the same metric rows. */
+static void evaluate_equal(const struct qt_dir *f, int model, const char *extra)
+{
+    json_t *one = evaluate_model(f, model, extra, "1"), *two = evaluate_model(f, model, extra, "2");
+    json_t *r1 = json_object_get(one, "result"), *r2 = json_object_get(two, "result");
+    if (!json_equal(r1, r2))
+        fail_msg("%s:\n  1 process: %s\n  2 ranks:   %s", extra, json_dumps(r1, 0),
+                 json_dumps(r2, 0));
+    assert_true(json_integer_value(json_object_get(r1, "rows")) == 700);
+    char *m1 = metric_rows(f, json_integer_value(json_object_get(one, "id")));
+    char *m2 = metric_rows(f, json_integer_value(json_object_get(two, "id")));
+    assert_string_equal(m1, m2);
+    assert_non_null(strstr(m1, "accuracy="));
+    free(m1), free(m2);
+    json_decref(one), json_decref(two);
 }
 
 /* The metric rows (name, value) of job id as one text, ordered by name. */
@@ -160,22 +191,41 @@ static void test_evaluate_equal(void **state)
     struct qt_dir *f = *state;
     need_mpirun(__func__);
     json_decref(qt_run_job(f, "q.db", TRAIN_JOB, "1", 0));
-    const char *extras[] = {"\"noise\":false", "\"chip\":4",
-                            "\"chips\":{\"count\":3,\"seed\":5}"};
-    for (size_t i = 0; i < 3; i++) {
-        json_t *one = evaluate(f, extras[i], "1"), *two = evaluate(f, extras[i], "2");
-        json_t *r1 = json_object_get(one, "result"), *r2 = json_object_get(two, "result");
-        if (!json_equal(r1, r2))
-            fail_msg("%s:\n  1 process: %s\n  2 ranks:   %s", extras[i], json_dumps(r1, 0),
-                     json_dumps(r2, 0));
-        assert_true(json_integer_value(json_object_get(r1, "solves")) > 0);
-        char *m1 = metric_rows(f, json_integer_value(json_object_get(one, "id")));
-        char *m2 = metric_rows(f, json_integer_value(json_object_get(two, "id")));
-        assert_string_equal(m1, m2);
-        assert_non_null(strstr(m1, "accuracy="));
-        free(m1), free(m2);
-        json_decref(one), json_decref(two);
-    }
+    evaluate_equal(f, 1, "\"via\":{\"0\":\"device\"},\"noise\":false");
+    evaluate_equal(f, 1, "\"via\":{\"0\":\"device\"},\"chip\":4");
+    evaluate_equal(f, 1, "\"via\":{\"0\":\"device\"},\"chips\":{\"count\":3,\"seed\":5}");
+}
+
+/* A crn sweep over [-0.5, 0.5] only, a small surrogate fitted to it, and a
+ * model of 6 crn devices trained through it from weights drawn N(0, 1): the
+ * spirals drive it out of its domain (two thirds of its evaluations). */
+#define SUR_SWEEP                                                                                \
+    "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},\"samples\":200,"          \
+    "\"ranges\":{\"u1\":[-0.5,0.5]}}}"
+#define SUR_FIT                                                                                  \
+    "{\"type\":\"fit\",\"spec\":{\"dataset\":{\"job\":1},\"hidden\":[8],\"epochs\":20,"            \
+    "\"batch\":32,\"seed\":1}}"
+#define SUR_TRAIN                                                                                \
+    "{\"type\":\"train\",\"spec\":{\"dataset\":" SPIRALS ",\"network\":[{\"devices\":6,"           \
+    "\"device\":{\"kind\":\"crn_relu\"},\"via\":\"surrogate\",\"surrogate\":{\"job\":2},"          \
+    "\"init\":\"normal\"},"                                                                      \
+    "{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":\"identity\"}}}],"   \
+    "\"epochs\":1,\"batch\":64,\"seed\":1,\"checkpoint_every\":0}}"
+
+static void test_evaluate_surrogate_equal(void **state)
+{
+    struct qt_dir *f = *state;
+    need_mpirun(__func__);
+    json_decref(qt_run_job(f, "q.db", SUR_SWEEP, "1", 0));
+    json_decref(qt_run_job(f, "q.db", SUR_FIT, "1", 0));
+    json_decref(qt_run_job(f, "q.db", SUR_TRAIN, "1", 0));
+    json_t *rec = evaluate_model(f, 3, "\"noise\":false", "2");
+    const json_t *ood = json_object_get(json_object_get(rec, "result"), "out_of_domain");
+    /* Out of its domain: the fractions summed over the ranks are tested below. */
+    assert_true(json_number_value(json_object_get(ood, "0")) > 0);
+    json_decref(rec);
+    evaluate_equal(f, 3, "\"noise\":false");
+    evaluate_equal(f, 3, "\"via\":{\"0\":\"physics_aware\"}");
 }
 
 static void test_sweep_bytes_equal(void **state)
@@ -183,10 +233,15 @@ static void test_sweep_bytes_equal(void **state)
     struct qt_dir *f = *state;
     need_mpirun(__func__);
     assert_int_equal(access(QN_MPI_BIN, X_OK), 0);
-    run_sweep(f, "one.db", "1");
-    run_sweep(f, "two.db", "2");
+    run_sweep(f, "one.db", CRN_JOB(2000), "1");
+    run_sweep(f, "two.db", CRN_JOB(2000), "2");
+    run_sweep(f, "threads.db", CRN_JOB_THREADS(2000), "2");
     size_t n1, n2;
     char *b1 = blocks(f->dir, "one.db", &n1), *b2 = blocks(f->dir, "two.db", &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(b2);
+    b2 = blocks(f->dir, "threads.db", &n2); /* 2 ranks of 2 threads */
     assert_int_equal(n1, n2);
     assert_memory_equal(b1, b2, n1);
     free(b1);
@@ -251,6 +306,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sweep_bytes_equal, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_evaluate_equal, qt_dir_setup, qt_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_evaluate_surrogate_equal, qt_dir_setup,
+                                        qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_missing_job_file, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_ranks_option_refused, qt_dir_setup,
                                         qt_dir_teardown),
