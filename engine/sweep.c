@@ -211,7 +211,9 @@ int sweep_run_params(const struct dev_model *d, const double *in, size_t n, size
     n_threads = n_threads > SWEEP_MAX_THREADS ? SWEEP_MAX_THREADS : n_threads;
     n_threads = n_threads > chunks ? chunks : n_threads;
     size_t chunk = n / (64 * n_threads);
-    chunk = chunk < SWEEP_CHUNK_MIN ? SWEEP_CHUNK_MIN : chunk > SWEEP_CHUNK_MAX ? SWEEP_CHUNK_MAX : chunk;
+    chunk = chunk < SWEEP_CHUNK_MIN   ? SWEEP_CHUNK_MIN
+            : chunk > SWEEP_CHUNK_MAX ? SWEEP_CHUNK_MAX
+                                      : chunk;
 
     struct sweep__shared s = {.d = d, .in = in, .n = n, .n_in = n_in, .n_par = n_par,
                               .par = par, .out = out,

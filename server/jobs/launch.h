@@ -23,10 +23,11 @@
  *   handle   the text to store on the job's row to find the run again after
  *            the daemon restarts (the Slurm job id), or NULL when a run cannot
  *            outlive the daemon (local: mpirun gets SIGTERM when the daemon
- *            dies); borrowed from r. The jobs table has no column for it yet:
- *            the Slurm backend adds one (its migration), has the runner
- *            (job_remote.c, after start) store it, and a requeued job whose
- *            row holds one is attached rather than staged and started again.
+ *            dies); borrowed from r. The runner (job_remote.c) stores it on
+ *            the job's row right after start (jobs.launch_handle, migration
+ *            0009) and clears it once the output is stored; a requeued job
+ *            whose row holds one is attached rather than staged and started
+ *            again.
  *   attach   the reverse of handle: the run of a job whose row holds
  *            `handle`, as start would have returned it (NULL when the backend
  *            has no handles). QN_ENOTFOUND when the run is gone.

@@ -13,8 +13,9 @@
  * seconds; past that, `sacct` where accounting is kept; past that, the spool
  * says: result.json present means it completed. A cancel is `scancel ID`.
  *
- * How a job ended, for the runner (wait): COMPLETED is 0; NODE_FAIL,
- * BOOT_FAIL, PREEMPTED, and FAILED with no error.txt from qn-mpi (a rank
+ * How a job ended, for the runner (wait): COMPLETED with result.json is 0
+ * (without it, srun's step did not run: QN_EREMOTE with stderr's reason);
+ * NODE_FAIL, BOOT_FAIL, PREEMPTED, and FAILED with no error.txt from qn-mpi (a rank
  * killed from outside: out of memory, a lost node) are QN_ELOST, a run
  * lost with its machine that may be run again; every other end (FAILED with
  * qn-mpi's reason, CANCELLED, TIMEOUT, OUT_OF_MEMORY) is QN_EREMOTE with a
@@ -355,9 +356,12 @@ static int slurm__state(const char *id, const char *dir, char *state, size_t cap
     }
     if (status == 0 && slurm__word(out, state, cap) == 0)
         return 0;
-    if (status != 0 && !strstr(out, "Invalid job id")) { /* slurmctld unreachable */
+    /* Only "Invalid job id" means Slurm has forgotten the job; anything else
+     * (slurmctld unreachable or busy, an empty answer) is a question to ask
+     * again, never a job taken for gone while it runs. */
+    if (!strstr(out, "Invalid job id")) {
         slurm__last_line(out, state, cap);
-        snprintf(msg, msg_cap, "squeue: %s", state);
+        snprintf(msg, msg_cap, "squeue -j %s: %s", id, state[0] ? state : "no answer");
         return QN_EREMOTE;
     }
     char *sacct[] = {"sacct", "-n", "-X", "-P", "-j", (char *)id, "-o", "State", NULL};
@@ -512,14 +516,17 @@ static int slurm__verdict(const struct launch_run *r, char *reason, size_t cap)
 {
     char why[512], err[512];
     const char *s = r->state;
-    if (strcmp(s, "COMPLETED") == 0)
+    if (strcmp(s, "COMPLETED") == 0 && slurm__spool_done(r->dir))
         return 0;
     slurm__file_last_line(r->dir, SPOOL_ERROR, why, sizeof why);
     slurm__file_last_line(r->dir, SPOOL_STDERR, err, sizeof err);
     int lost = strcmp(s, "NODE_FAIL") == 0 || strcmp(s, "BOOT_FAIL") == 0 ||
                strcmp(s, "PREEMPTED") == 0 || (strcmp(s, "FAILED") == 0 && !why[0]) ||
                strcmp(s, "GONE") == 0;
-    if (strcmp(s, "UNREACHABLE") == 0)
+    if (strcmp(s, "COMPLETED") == 0) /* srun's step failed to start, and it said 0 */
+        snprintf(reason, cap, "Slurm job %s completed without qn-mpi's result: %s", r->id,
+                 why[0] ? why : err[0] ? err : "nothing in stderr.txt");
+    else if (strcmp(s, "UNREACHABLE") == 0)
         snprintf(reason, cap, "Slurm did not answer about job %s for %d s: %s", r->id,
                  SLURM__GIVE_UP_MS / 1000, r->why);
     else if (why[0])

@@ -7,18 +7,19 @@
  * (an MPI_Allreduce over both ranks, compiled here with mpicc) under
  * Debian's PMIx plugin. Then a real `qn serve --slurm` (QN_BIN, qn-mpi
  * beside it): a sweep in the daemon and the same sweep on 2 ranks as a Slurm
- * batch job both succeed with the same dataset bytes, one batch job named
- * qn-ID completed, and the job's row keeps no Slurm id after it; a running
+ * batch job both succeed with the same dataset bytes, one batch job
+ * completed, and no row keeps a Slurm id after it; a running
  * batch job's cancel over HTTP becomes scancel (Slurm says CANCELLED), the
  * job ends canceled with no dataset and no spool directory; kill -9 of the
  * daemon while its batch job is queued or running, then a restart: the job
  * is attached to again (not submitted again: one batch job) and succeeds with
  * one dataset; SIGTERM of the daemon leaves its running batch job going and
- * the next start attaches to it likewise; a node failure (the node set DOWN under a running job: Slurm
- * ends it NODE_FAIL) submits the job again as a second batch job (which the
- * test then cancels, to stay short: canceled, no dataset). Bad input: --slurm with no sbatch on
- * PATH, --partition without --slurm, --slurm with --launcher and a
- * partition with a space refuse to start, saying why.
+ * the next start attaches to it likewise; a node failure (the node set DOWN
+ * under a running job: Slurm ends it NODE_FAIL) submits the job again as a
+ * second batch job (which the test then cancels, to stay short: canceled, no
+ * dataset). Bad input: --slurm with no sbatch on PATH, --partition without
+ * --slurm, --slurm with --launcher and a partition with a space refuse to
+ * start, saying why.
  *
  * Where Slurm cannot run (not root, slurm-wlm missing) every test is skipped
  * with the reason; on Debian 12 as root a cluster that does not come up

@@ -20,7 +20,10 @@
 # daemons run as root (SlurmUser=root); proctrack/linuxproc and task/none need
 # no cgroups; select/cons_tres hands out CPUs; without slurmdbd there is no
 # accounting, so `sacct` says "accounting storage is disabled" and a
-# finished job is seen with `squeue -t all` for MinJobAge seconds.
+# finished job is seen with `squeue -t all` for MinJobAge seconds. TmpFS is
+# the cluster's own: the PMIx plugin makes a directory per step there named by
+# job and step id only, and a cluster's job ids start at 1 again, so a step
+# of an earlier cluster left in /tmp would make this one's fail.
 #
 # stop cancels every job of the cluster, waits for them to end (so no
 # slurmstepd outlives it), stops slurmd, slurmctld and munged by the pids in
@@ -86,6 +89,7 @@ CredType=cred/munge
 AuthInfo=socket=$DIR/munge.sock
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/slurmd
+TmpFS=$DIR/tmp
 SlurmctldPidFile=$DIR/slurmctld.pid
 SlurmdPidFile=$DIR/slurmd.pid
 SlurmctldLogFile=$DIR/slurmctld.log
@@ -112,7 +116,7 @@ start() { # start CTLD_PORT SLURMD_PORT
         command -v $p >/dev/null 2>&1 || die 3 "$p is not installed (Debian: slurm-wlm munge; make deps-test)"
     done
     [ "$(id -u)" = 0 ] || die 3 "not root: this single-node Slurm runs its daemons as root"
-    mkdir -p "$DIR/state" "$DIR/slurmd" || die 1 "cannot create $DIR/state"
+    mkdir -p "$DIR/state" "$DIR/slurmd" "$DIR/tmp" || die 1 "cannot create $DIR/state"
     export SLURM_CONF="$DIR/slurm.conf"
     # The node as slurmd sees it (CPUs, sockets, cores, memory), less its uptime.
     line=$(slurmd -C 2>/dev/null | head -n 1 | sed 's/ *UpTime=.*//')
