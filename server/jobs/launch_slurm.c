@@ -412,9 +412,10 @@ static int launch_slurm_attach(const struct launcher *L, const struct launch_job
         snprintf(msg, cap, "'%s' is not a Slurm job id", handle ? handle : "");
         return QN_ENOTFOUND;
     }
-    int rc = slurm__state(handle, job->dir, state, sizeof state, msg, cap);
-    if (rc)
-        return rc;
+    /* Slurm not answering now (slurmctld restarting too) is no reason to give
+     * the job up: the run is followed, and its state asked again. */
+    if (slurm__state(handle, job->dir, state, sizeof state, msg, cap) != 0)
+        state[0] = '\0';
     if (strcmp(state, "GONE") == 0) {
         snprintf(msg, cap, "Slurm job %s is gone and left no result", handle);
         return QN_ENOTFOUND;
@@ -422,7 +423,7 @@ static int launch_slurm_attach(const struct launcher *L, const struct launch_job
     if (!(*out = slurm__run_new(handle, job->dir)))
         return QN_ENOMEM;
     snprintf((*out)->state, sizeof (*out)->state, "%s", state);
-    (*out)->ended = slurm__final(state);
+    (*out)->ended = state[0] && slurm__final(state);
     clock_gettime(CLOCK_MONOTONIC, &(*out)->asked);
     return 0;
 }
