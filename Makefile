@@ -239,7 +239,8 @@ demo: deps $(BUILD)/qn
 	$(BUILD)/qn demo --db demo.db
 
 format:
-	clang-format -i engine/*.[ch] schema/*.[ch] $(addsuffix /*.[ch],$(SERVER_DIRS)) tests/*/*.c
+	clang-format -i engine/*.[ch] schema/*.[ch] $(addsuffix /*.[ch],$(SERVER_DIRS)) server/mpi/*.[ch] \
+		tests/*/*.c
 
 clean:
 	rm -rf $(BUILD)

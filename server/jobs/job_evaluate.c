@@ -32,6 +32,7 @@
 #include "qn_err.h"
 #include "spool.h"
 #include "spool_net.h"
+#include "store_tx.h"
 
 #define JOB_EVAL_BATCH 256 /* rows per forward pass */
 #define JOB_EVAL_DOMAIN_WARN 0.01 /* a layer with more of its surrogate inputs outside: a warning */
@@ -294,20 +295,31 @@ static struct job_eval_tally job_eval__tally(const struct net *n, size_t rows)
                                    .rows = rows, .ood = spool_net_domain(n)};
 }
 
-/* Metric rows and the result. */
-static int job_eval__report(struct job_ctx *ctx, const struct job_evaluate *p,
-                            const struct job_eval_tally *t, double loss, double acc)
+/* The evaluation's metric rows, in one transaction. */
+static int job_eval__metrics(struct job_ctx *ctx, const struct job_eval_tally *t, double loss,
+                             double acc)
 {
     struct store *s = ctx->store;
-    if (!t->ood)
-        return job_fail(ctx, QN_ENOMEM, "cannot report the evaluation");
-    int rc = store_metric_insert(s, ctx->job_id, 0, 0, "loss", loss);
+    int rc = store_begin(s);
+    if (rc)
+        return rc;
+    rc = store_metric_insert(s, ctx->job_id, 0, 0, "loss", loss);
     if (rc == 0 && isfinite(acc))
         rc = store_metric_insert(s, ctx->job_id, 0, 0, "accuracy", acc);
     if (rc == 0)
         rc = store_metric_insert(s, ctx->job_id, 0, 0, "solves", (double)t->solves);
     if (rc == 0)
         rc = store_metric_insert(s, ctx->job_id, 0, 0, "failed_solves", (double)t->failed_solves);
+    return store_end(s, rc);
+}
+
+/* Metric rows and the result. */
+static int job_eval__report(struct job_ctx *ctx, const struct job_evaluate *p,
+                            const struct job_eval_tally *t, double loss, double acc)
+{
+    if (!t->ood)
+        return job_fail(ctx, QN_ENOMEM, "cannot report the evaluation");
+    int rc = job_eval__metrics(ctx, t, loss, acc);
     if (rc)
         return job_fail(ctx, rc, "cannot store the metrics");
     json_t *warning = job_eval__warning(t->ood, &rc);

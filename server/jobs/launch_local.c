@@ -385,7 +385,8 @@ static int launch_local_wait(struct launch_run *r, char *reason, size_t cap)
             r->waited = 1;
             break;
         }
-        if (r->cancel_at.tv_sec && !r->killed && launch__ms_since(&r->cancel_at) > LAUNCH_GRACE_MS) {
+        if (r->cancel_at.tv_sec && !r->killed &&
+            launch__ms_since(&r->cancel_at) > LAUNCH_GRACE_MS) {
             kill(-r->pid, SIGKILL);
             r->killed = 1;
         }

@@ -144,11 +144,12 @@ static int mpi_eval__write(struct mpi_eval *e, json_t *scores)
     struct mpi_ctx *m = e->m;
     json_t *ood = spool_net_domain(e->net);
     int rc = scores && ood ? 0 : QN_ENOMEM;
-    if (rc == 0 && (json_object_set_new(scores, "solves", json_integer((json_int_t)e->net->solves)) ||
-                    json_object_set_new(scores, "failed_solves",
-                                        json_integer((json_int_t)e->net->failed_solves)) ||
-                    json_object_set_new(scores, "rows", json_integer((json_int_t)e->ds.n)) ||
-                    json_object_set(scores, "out_of_domain", ood)))
+    if (rc == 0 &&
+        (json_object_set_new(scores, "solves", json_integer((json_int_t)e->net->solves)) ||
+         json_object_set_new(scores, "failed_solves",
+                             json_integer((json_int_t)e->net->failed_solves)) ||
+         json_object_set_new(scores, "rows", json_integer((json_int_t)e->ds.n)) ||
+         json_object_set(scores, "out_of_domain", ood)))
         rc = QN_ENOMEM;
     if (rc == 0)
         rc = spool_json_write(m->dir, SPOOL_RESULT, scores, m->reason, sizeof m->reason);
@@ -172,7 +173,8 @@ static int mpi_eval__rows(struct mpi_eval *e, double *all_sums, size_t *correct)
     mpi_slice(m, e->ds.n, e->batch, &lo, &hi);
     size_t mine = (hi - lo + e->batch - 1) / e->batch;
     double *sums = malloc((mine ? mine : 1) * sizeof *sums);
-    int *counts = calloc((size_t)m->size, sizeof *counts), *displs = calloc((size_t)m->size, sizeof *displs);
+    int *counts = calloc((size_t)m->size, sizeof *counts);
+    int *displs = calloc((size_t)m->size, sizeof *displs);
     uint64_t c = 0, c_all = 0;
     size_t ok = 0;
     int rc = sums && counts && displs ? 0 : QN_ENOMEM;

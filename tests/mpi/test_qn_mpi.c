@@ -37,8 +37,8 @@
 #include "qn_test.h"
 
 /* A crn_relu sweep of n sobol points over u1 in [-3, 3]: about a second. */
-#define CRN_JOB(n)                                                                              \
-    "{\"type\":\"sweep\",\"name\":\"crn\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"        \
+#define CRN_JOB(n)                                                                                 \
+    "{\"type\":\"sweep\",\"name\":\"crn\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},"           \
     "\"design\":\"sobol\",\"samples\":" #n ",\"seed\":3,\"ranges\":{\"u1\":[-3,3]}}}"
 
 /* mpirun's path (found on PATH) into mpirun_path; skips the test when there is none. */
@@ -95,9 +95,9 @@ static char *export(const struct qt_dir *f, const char *db)
 }
 
 /* The same sweep asking 2 threads on each of its ranks. */
-#define CRN_JOB_THREADS(n)                                                                      \
-    "{\"type\":\"sweep\",\"name\":\"crn\",\"resources\":{\"threads\":2},\"spec\":{\"device\":"  \
-    "{\"kind\":\"crn_relu\"},\"design\":\"sobol\",\"samples\":" #n ",\"seed\":3,"                \
+#define CRN_JOB_THREADS(n)                                                                         \
+    "{\"type\":\"sweep\",\"name\":\"crn\",\"resources\":{\"threads\":2},\"spec\":{\"device\":"     \
+    "{\"kind\":\"crn_relu\"},\"design\":\"sobol\",\"samples\":" #n ",\"seed\":3,"                  \
     "\"ranges\":{\"u1\":[-3,3]}}}"
 
 /* Runs job (a sweep of 2000 rows) with `qn run --ranks ranks`; checks it succeeded. */
@@ -119,11 +119,12 @@ static void run_sweep(const struct qt_dir *f, const char *db, const char *job, c
 /* Spirals of 700 rows (3 batches of the evaluation's 256) and a model of 6
  * crn_relu devices with a spread kappa and output noise, trained via device. */
 #define SPIRALS "{\"name\":\"spirals\",\"samples\":700}"
-#define TRAIN_JOB                                                                                \
+#define TRAIN_JOB                                                                                  \
     "{\"type\":\"train\",\"spec\":{\"dataset\":" SPIRALS ",\"network\":[{\"devices\":6,"           \
-    "\"device\":{\"kind\":\"crn_relu\",\"params\":{\"kappa\":0.01},\"variability\":{\"kappa\":"     \
-    "{\"dist\":\"lognormal\",\"cv\":0.3}},\"noise\":{\"output\":{\"sd\":0.05}}},\"via\":\"device\"},"  \
-    "{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":\"identity\"}}}],"     \
+    "\"device\":{\"kind\":\"crn_relu\",\"params\":{\"kappa\":0.01},\"variability\":{\"kappa\":"    \
+    "{\"dist\":\"lognormal\",\"cv\":0.3}},\"noise\":{\"output\":{\"sd\":0.05}}},"                  \
+    "\"via\":\"device\"},"                                                                         \
+    "{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":\"identity\"}}}],"  \
     "\"epochs\":1,\"batch\":64,\"seed\":1,\"checkpoint_every\":0}}"
 
 static char *metric_rows(const struct qt_dir *f, long long id);
@@ -199,17 +200,17 @@ static void test_evaluate_equal(void **state)
 /* A crn sweep over [-0.5, 0.5] only, a small surrogate fitted to it, and a
  * model of 6 crn devices trained through it from weights drawn N(0, 1): the
  * spirals drive it out of its domain (two thirds of its evaluations). */
-#define SUR_SWEEP                                                                                \
-    "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},\"samples\":200,"          \
+#define SUR_SWEEP                                                                                  \
+    "{\"type\":\"sweep\",\"spec\":{\"device\":{\"kind\":\"crn_relu\"},\"samples\":200,"            \
     "\"ranges\":{\"u1\":[-0.5,0.5]}}}"
-#define SUR_FIT                                                                                  \
+#define SUR_FIT                                                                                    \
     "{\"type\":\"fit\",\"spec\":{\"dataset\":{\"job\":1},\"hidden\":[8],\"epochs\":20,"            \
     "\"batch\":32,\"seed\":1}}"
-#define SUR_TRAIN                                                                                \
+#define SUR_TRAIN                                                                                  \
     "{\"type\":\"train\",\"spec\":{\"dataset\":" SPIRALS ",\"network\":[{\"devices\":6,"           \
     "\"device\":{\"kind\":\"crn_relu\"},\"via\":\"surrogate\",\"surrogate\":{\"job\":2},"          \
-    "\"init\":\"normal\"},"                                                                      \
-    "{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":\"identity\"}}}],"   \
+    "\"init\":\"normal\"},"                                                                        \
+    "{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":\"identity\"}}}],"  \
     "\"epochs\":1,\"batch\":64,\"seed\":1,\"checkpoint_every\":0}}"
 
 static void test_evaluate_surrogate_equal(void **state)
