@@ -50,26 +50,26 @@
 extern char **environ;
 
 #define SLURM__SCRIPT "job.sbatch"
-#define SLURM__ID_MAX 32       /* bytes of a Slurm job id, with NUL */
-#define SLURM__STATE_MS 500    /* how often a running job's state is asked */
-#define SLURM__POLL_MS 50      /* how often stdout.jsonl is looked at while waiting for a line */
-#define SLURM__OUT_MAX 4096    /* bytes of a Slurm command's output that are kept */
-#define SLURM__OPTION_MAX 256  /* bytes of a --partition or --account value */
+#define SLURM__ID_MAX 32         /* bytes of a Slurm job id, with NUL */
+#define SLURM__STATE_MS 500      /* how often a running job's state is asked */
+#define SLURM__POLL_MS 50        /* how often stdout.jsonl is looked at while waiting for a line */
+#define SLURM__OUT_MAX 4096      /* bytes of a Slurm command's output that are kept */
+#define SLURM__OPTION_MAX 256    /* bytes of a --partition or --account value */
 #define SLURM__GIVE_UP_MS 120000 /* squeue failing this long ends the run (slurmctld gone) */
 
 /* One submitted batch job. */
 struct launch_run {
-    char id[SLURM__ID_MAX];         /* Slurm's job id */
-    char dir[SPOOL_PATH_MAX];       /* the spool directory */
-    int out;                        /* stdout.jsonl, -1 until it exists */
-    char buf[LAUNCH_LINE_MAX];      /* bytes read and not yet returned as lines */
-    size_t len;                     /* bytes in buf */
-    char state[32];                 /* the last state Slurm gave ("" before the first) */
-    int ended;                      /* the state is a final one */
-    struct timespec asked;          /* when the state was last asked */
-    int canceled;                   /* scancel was sent */
-    struct timespec failing;        /* when squeue began to fail (tv_sec 0: it answers) */
-    char why[256];                  /* what the last failed question said */
+    char id[SLURM__ID_MAX];    /* Slurm's job id */
+    char dir[SPOOL_PATH_MAX];  /* the spool directory */
+    int out;                   /* stdout.jsonl, -1 until it exists */
+    char buf[LAUNCH_LINE_MAX]; /* bytes read and not yet returned as lines */
+    size_t len;                /* bytes in buf */
+    char state[32];            /* the last state Slurm gave ("" before the first) */
+    int ended;                 /* the state is a final one */
+    struct timespec asked;     /* when the state was last asked */
+    int canceled;              /* scancel was sent */
+    struct timespec failing;   /* when squeue began to fail (tv_sec 0: it answers) */
+    char why[256];             /* what the last failed question said */
 };
 
 /* ---- running a Slurm command ------------------------------------------------------------ */
@@ -211,8 +211,10 @@ static int slurm__script(const struct launcher *L, const struct launch_job *job,
     char path[SPOOL_PATH_MAX];
     if (strchr(job->dir, '\'') || strchr(job->dir, '\n') || strchr(job->qn_mpi, '\'') ||
         strchr(job->qn_mpi, '\n') || !slurm__plain(job->dir)) {
-        snprintf(msg, cap, "the spool directory %s cannot be named in a batch script "
-                 "(no spaces, quotes or $)", job->dir);
+        snprintf(msg, cap,
+                 "the spool directory %s cannot be named in a batch script "
+                 "(no spaces, quotes or $)",
+                 job->dir);
         return QN_EINVAL;
     }
     if (spool_path(path, sizeof path, job->dir, SLURM__SCRIPT)) {
@@ -228,8 +230,8 @@ static int slurm__script(const struct launcher *L, const struct launch_job *job,
             (long long)job->id, job->ranks, job->threads, job->dir);
     fprintf(f, "#SBATCH --job-name=qn-%lld\n#SBATCH --ntasks=%zu\n#SBATCH --cpus-per-task=%zu\n",
             (long long)job->id, job->ranks, job->threads);
-    fprintf(f, "#SBATCH --output=%s/%s\n#SBATCH --error=%s/%s\n#SBATCH --chdir=%s\n",
-            job->dir, SPOOL_STDOUT, job->dir, SPOOL_STDERR, job->dir);
+    fprintf(f, "#SBATCH --output=%s/%s\n#SBATCH --error=%s/%s\n#SBATCH --chdir=%s\n", job->dir,
+            SPOOL_STDOUT, job->dir, SPOOL_STDERR, job->dir);
     fprintf(f, "#SBATCH --no-requeue\n");
     for (const char *o = L->template_; *o;) { /* "--partition=P --account=A " */
         size_t n = strcspn(o, " ");
@@ -259,8 +261,7 @@ static int slurm__submit(const char *dir, char *id, size_t cap, char *msg, size_
     size_t n = strspn(out, "0123456789"); /* "123" or "123;cluster" */
     if (status != 0 || n == 0 || n >= cap) {
         slurm__last_line(out, last, sizeof last);
-        snprintf(msg, msg_cap, "sbatch refused the job: %s",
-                 last[0] ? last : "no job id printed");
+        snprintf(msg, msg_cap, "sbatch refused the job: %s", last[0] ? last : "no job id printed");
         return QN_EREMOTE;
     }
     snprintf(id, cap, "%.*s", (int)n, out);
@@ -311,9 +312,9 @@ static const char *launch_slurm_handle(const struct launch_run *r)
 /* Nonzero for a state Slurm never leaves. */
 static int slurm__final(const char *state)
 {
-    static const char *const live[] = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING",
-                                       "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-                                       "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED",
+    static const char *const live[] = {"PENDING",      "RUNNING",   "CONFIGURING",  "COMPLETING",
+                                       "SUSPENDED",    "REQUEUED",  "REQUEUE_HOLD", "REQUEUE_FED",
+                                       "RESIZING",     "SIGNALING", "STAGE_OUT",    "STOPPED",
                                        "RESV_DEL_HOLD"};
     for (size_t i = 0; i < sizeof live / sizeof live[0]; i++)
         if (strcmp(state, live[i]) == 0)
@@ -422,7 +423,7 @@ static int launch_slurm_attach(const struct launcher *L, const struct launch_job
     }
     if (!(*out = slurm__run_new(handle, job->dir)))
         return QN_ENOMEM;
-    snprintf((*out)->state, sizeof (*out)->state, "%s", state);
+    snprintf((*out)->state, sizeof(*out)->state, "%s", state);
     (*out)->ended = state[0] && slurm__final(state);
     clock_gettime(CLOCK_MONOTONIC, &(*out)->asked);
     return 0;
@@ -526,7 +527,9 @@ static int slurm__verdict(const struct launch_run *r, char *reason, size_t cap)
                strcmp(s, "GONE") == 0;
     if (strcmp(s, "COMPLETED") == 0) /* srun's step failed to start, and it said 0 */
         snprintf(reason, cap, "Slurm job %s completed without qn-mpi's result: %s", r->id,
-                 why[0] ? why : err[0] ? err : "nothing in stderr.txt");
+                 why[0]   ? why
+                 : err[0] ? err
+                          : "nothing in stderr.txt");
     else if (strcmp(s, "UNREACHABLE") == 0)
         snprintf(reason, cap, "Slurm did not answer about job %s for %d s: %s", r->id,
                  SLURM__GIVE_UP_MS / 1000, r->why);

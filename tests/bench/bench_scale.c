@@ -68,8 +68,8 @@
 #include "qn_test.h"
 #include "store.h"
 
-#define HH_POINTS 4000   /* the 2x1 against 1x2 sweep, by default */
-#define SWEEP_N 1e6      /* the modelled sweep */
+#define HH_POINTS 4000    /* the 2x1 against 1x2 sweep, by default */
+#define SWEEP_N 1e6       /* the modelled sweep */
 #define NET_PARAMS 101770 /* 784-128-10: 784*128 + 128 + 128*10 + 10 */
 
 static double now(void)
@@ -112,8 +112,7 @@ struct costs {
 
 /* Mean time of a solve of d over n Sobol' drives in [lo, hi]; the
  * coefficient of variation of single solves into *cv (may be NULL). */
-static int solve_cost(struct dev_model *d, size_t n, double lo, double hi, double *mean,
-                      double *cv)
+static int solve_cost(struct dev_model *d, size_t n, double lo, double hi, double *mean, double *cv)
 {
     double *u = malloc(n * sizeof *u), s = 0, s2 = 0, out;
     struct dev_work w;
@@ -208,7 +207,8 @@ static const char *const MPI_BENCH_C =
     "    MPI_Init(&argc, &argv);\n"
     "    MPI_Comm_rank(MPI_COMM_WORLD, &rank);\n"
     "    MPI_Comm_size(MPI_COMM_WORLD, &size);\n"
-    "    double *out = calloc(rows, sizeof *out), *all = calloc((size_t)rows * size, sizeof *all);\n"
+    "    double *out = calloc(rows, sizeof *out), *all = calloc((size_t)rows * size, sizeof "
+    "*all);\n"
     "    int *st = calloc(rows, sizeof *st), *sta = calloc((size_t)rows * size, sizeof *sta);\n"
     "    int *cnt = calloc(size, sizeof *cnt), *dsp = calloc(size, sizeof *dsp);\n"
     "    float *g = calloc(N, sizeof *g), *r = calloc(N, sizeof *r), one = 1, sum;\n"
@@ -259,8 +259,13 @@ static void measure_mpi(struct costs *c, const char *dir)
     }
     struct qt_run r;
     const char *cc[] = {"/usr/bin/mpicc", "-O2", "-o", "mpi_bench", "mpi_bench.c", NULL};
-    const char *run[] = {"/usr/bin/mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "2",
-                         "./mpi_bench", NULL};
+    const char *run[] = {"/usr/bin/mpirun",
+                         "--allow-run-as-root",
+                         "--oversubscribe",
+                         "-n",
+                         "2",
+                         "./mpi_bench",
+                         NULL};
     if (qt_write_file(dir, "mpi_bench.c", MPI_BENCH_C) || qt_run(dir, cc, NULL, &r)) {
         printf("scale: MPI costs not measured: cannot compile\n");
         return;
@@ -374,7 +379,8 @@ static void measure_ranks(struct costs *c, const char *dir)
     snprintf(job, sizeof job,
              "{\"type\": \"sweep\", \"name\": \"hh\", \"spec\": {\"device\": {\"kind\": "
              "\"hodgkin_huxley\"}, \"design\": \"sobol\", \"samples\": %ld, \"seed\": 1, "
-             "\"ranges\": {\"u1\": [0, 20]}}}", n > 0 ? n : HH_POINTS);
+             "\"ranges\": {\"u1\": [0, 20]}}}",
+             n > 0 ? n : HH_POINTS);
     const char *tiny = "{\"type\": \"sweep\", \"name\": \"tiny\", \"spec\": {\"device\": "
                        "{\"kind\": \"crn_relu\"}, \"samples\": 16, \"ranges\": {\"u1\": [0, 1]}}}";
     if (qt_write_file(dir, "hh.json", job) || qt_write_file(dir, "tiny.json", tiny))

@@ -174,8 +174,7 @@ static int qn_run(const char *dir, size_t w, struct span *sp)
 /* Compares the out column of the stored dataset (the only one in dir/floor.db)
  * with the bare loop's values as float32: rows that differ into *bad, the
  * largest absolute difference into *worst. 0 or a qn_err code. */
-static int check_dataset(const char *dir, const double *bare, size_t n, size_t *bad,
-                         double *worst)
+static int check_dataset(const char *dir, const double *bare, size_t n, size_t *bad, double *worst)
 {
     char db[600], msg[256];
     snprintf(db, sizeof db, "%s/floor.db", dir);

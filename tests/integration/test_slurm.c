@@ -48,22 +48,22 @@
 #include "qt_slurm.h"
 
 /* A crn_relu sweep of n points on `ranks` ranks. */
-#define CRN_SWEEP(n, ranks)                                                                     \
-    "{\"type\":\"sweep\",\"name\":\"crn\",\"resources\":{\"ranks\":" #ranks "},"               \
+#define CRN_SWEEP(n, ranks)                                                                        \
+    "{\"type\":\"sweep\",\"name\":\"crn\",\"resources\":{\"ranks\":" #ranks "},"                   \
     "\"spec\":{\"device\":{\"kind\":\"crn_relu\"},\"samples\":" #n ",\"ranges\":{\"u1\":[-3,3]}}}"
 /* A Hodgkin-Huxley sweep of n points on 2 ranks: about n / 2 ms a rank, and
  * several times that under ASan. */
-#define HH_SWEEP(n)                                                                             \
-    "{\"type\":\"sweep\",\"name\":\"hh\",\"resources\":{\"ranks\":2},"                         \
-    "\"spec\":{\"device\":{\"kind\":\"hodgkin_huxley\",\"params\":{\"gain\":1.0},"             \
-    "\"readout\":{\"kind\":\"spike_rate\",\"t_max\":200}},\"samples\":" #n ","                 \
+#define HH_SWEEP(n)                                                                                \
+    "{\"type\":\"sweep\",\"name\":\"hh\",\"resources\":{\"ranks\":2},"                             \
+    "\"spec\":{\"device\":{\"kind\":\"hodgkin_huxley\",\"params\":{\"gain\":1.0},"                 \
+    "\"readout\":{\"kind\":\"spike_rate\",\"t_max\":200}},\"samples\":" #n ","                     \
     "\"ranges\":{\"u1\":[0,15]}}}"
 /* Seconds a job through Slurm may take to end (ASan, a loaded machine). */
 #define SLURM_DEADLINE_S 300
 
 /* The cluster of this program (group setup to teardown). */
 static struct qt_slurm cluster;
-static int cluster_rc;       /* qt_slurm_start's: 0 up, 1 skip, -1 fail */
+static int cluster_rc;         /* qt_slurm_start's: 0 up, 1 skip, -1 fail */
 static char cluster_why[4096]; /* why it is not up */
 
 /* Each test's first line: skips or fails when the cluster is not up. */
@@ -247,7 +247,8 @@ static char *dataset_bytes(const struct qd *d, int64_t id)
     snprintf(sql, sizeof sql,
              "SELECT hex(group_concat(data, x'')) FROM (SELECT b.data FROM dataset_blocks b"
              " JOIN datasets s ON s.id = b.dataset_id WHERE s.job_id = %" PRId64
-             " ORDER BY b.block)", id);
+             " ORDER BY b.block)",
+             id);
     char *buf = malloc(1 << 20);
     assert_non_null(buf);
     db_text(d, sql, buf, 1 << 20);
@@ -356,8 +357,7 @@ static void test_sigterm_leaves_batch_job(void **state)
     wait_slurm_state(sid, "RUNNING");
     assert_int_equal(qd_exit_code(qd_stop(d, SIGTERM)), 0);
     slurm_state(sid, st, sizeof st);
-    if (strcmp(st, "RUNNING") != 0 && strcmp(st, "COMPLETING") != 0 &&
-        strcmp(st, "COMPLETED") != 0)
+    if (strcmp(st, "RUNNING") != 0 && strcmp(st, "COMPLETING") != 0 && strcmp(st, "COMPLETED") != 0)
         fail_msg("Slurm job %s is %s after the daemon stopped", sid, st);
     row_handle(d, id, kept, sizeof kept);
     assert_string_equal(kept, sid);
@@ -382,8 +382,8 @@ static void test_node_failure_runs_again(void **state)
     char *out = slurm_out(nodes);
     snprintf(node, sizeof node, "nodename=%.*s", (int)strcspn(out, "\n"), out);
     free(out);
-    const char *down[] = {"/usr/bin/scontrol", "update", node, "state=down", "reason=qn-test",
-                          NULL};
+    const char *down[] = {"/usr/bin/scontrol", "update",         node,
+                          "state=down",        "reason=qn-test", NULL};
     free(slurm_out(down));
     wait_slurm_state(sid, "NODE_FAIL");
     snprintf(arg, sizeof arg, "%s", node);
@@ -419,12 +419,11 @@ static void expect_refused(const struct qd *d, int code, const char *words, cons
                            const char *a2, const char *a3)
 {
     struct qt_run r;
-    assert_int_equal(qt_qn(d->dir, NULL, &r, "serve", "--db", d->db, "--port", "0", a1, a2, a3,
-                           NULL),
-                     0);
+    assert_int_equal(
+        qt_qn(d->dir, NULL, &r, "serve", "--db", d->db, "--port", "0", a1, a2, a3, NULL), 0);
     if (r.status != code || !strstr(r.err, words))
-        fail_msg("qn serve %s %s %s: status %d, said: %s", a1, a2 ? a2 : "", a3 ? a3 : "",
-                 r.status, r.err);
+        fail_msg("qn serve %s %s %s: status %d, said: %s", a1, a2 ? a2 : "", a3 ? a3 : "", r.status,
+                 r.err);
     qt_run_free(&r);
 }
 
