@@ -21,10 +21,11 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "data_internal.h"
 #include "qn_err.h"
 
 /* Fills *err (if any) with a printf-style message; returns code. */
-static int data__fail(struct data_error *err, int code, size_t line, size_t col, const char *fmt,
+int data__fail(struct data_error *err, int code, size_t line, size_t col, const char *fmt,
                       ...)
 {
     if (err) {
@@ -109,15 +110,6 @@ int data_check(const struct data_set *ds, struct data_error *err)
 
 /* ---- IDX ---- */
 
-/* A byte source: a zlib file, or a buffer (raw or gzip through inflate). */
-struct data__src {
-    gzFile gz;                /* file source, or NULL */
-    const unsigned char *mem; /* buffer source */
-    size_t len, pos;          /* buffer length and read position (raw) */
-    int inflating;            /* buffer holds gzip: zs is live */
-    int z_end;                /* inflate reached the end of the stream */
-    z_stream zs;
-};
 
 /* Reads up to n bytes from a gzip buffer; returns bytes read or -1 on corrupt data. */
 static long long data__inflate(struct data__src *s, unsigned char *buf, size_t n)
@@ -138,7 +130,7 @@ static long long data__inflate(struct data__src *s, unsigned char *buf, size_t n
 }
 
 /* Reads up to n bytes; returns the count (short at end of input) or -1 on error. */
-static long long data__read(struct data__src *s, void *buf, size_t n)
+long long data__read(struct data__src *s, void *buf, size_t n)
 {
     if (s->gz) {
         size_t got = 0;
@@ -179,7 +171,7 @@ static int data__src_mem(struct data__src *s, const void *buf, size_t len)
 }
 
 /* Opens path (plain or gzip) as a file source. */
-static int data__src_file(struct data__src *s, const char *path, struct data_error *err)
+int data__src_file(struct data__src *s, const char *path, struct data_error *err)
 {
     memset(s, 0, sizeof *s);
     s->gz = gzopen(path, "rb");
@@ -189,7 +181,7 @@ static int data__src_file(struct data__src *s, const char *path, struct data_err
     return QN_OK;
 }
 
-static void data__src_close(struct data__src *s)
+void data__src_close(struct data__src *s)
 {
     if (s->gz)
         gzclose(s->gz);
@@ -205,7 +197,7 @@ static uint32_t data__be32(const unsigned char *p)
 }
 
 /* Reads and checks the magic and dimensions; sets ndims, dims, len. */
-static int data__idx_header(struct data__src *s, struct data_idx *out, size_t want,
+int data__idx_header(struct data__src *s, struct data_idx *out, size_t want,
                             struct data_error *err)
 {
     unsigned char h[4 + 4 * 4];
@@ -314,21 +306,6 @@ int data_idx_read(struct data_idx *out, const char *path, size_t want_ndims, str
     return rc;
 }
 
-int data_idx_peek(struct data_idx *out, const char *path, size_t want_ndims,
-                  struct data_error *err)
-{
-    struct data__src s;
-    memset(out, 0, sizeof *out);
-    if (want_ndims < 1 || want_ndims > 4)
-        return data__fail(err, QN_EINVAL, 0, 0, "IDX: unsupported rank %zu", want_ndims);
-    int rc = data__src_file(&s, path, err);
-    if (rc)
-        return rc;
-    rc = data__idx_header(&s, out, want_ndims, err);
-    data__src_close(&s);
-    return rc;
-}
-
 int data_idx_read_mem(struct data_idx *out, const void *buf, size_t len, size_t want_ndims,
                       struct data_error *err)
 {
@@ -343,7 +320,7 @@ int data_idx_read_mem(struct data_idx *out, const void *buf, size_t len, size_t 
 }
 
 /* 1 when more input follows (the byte peeked is put back), 0 at its end. */
-static int data__gz_more(gzFile gz)
+int data__gz_more(gzFile gz)
 {
     int c = gzgetc(gz);
     if (c < 0)
@@ -471,20 +448,9 @@ int data_load_fashion_mnist(struct data_set *train, struct data_set *test, const
 #define DATA_CSV_MAX_COLS 65536
 #define DATA_CSV_CELL_MAX 256
 
-/* What a column is used for. */
-enum data__role { ROLE_SKIP = -1, ROLE_LABEL = -2, ROLE_TARGET = -3 };
-
-/* A parse over the buffer: position and line number. */
-struct data__csv {
-    const char *p, *end; /* unread text */
-    size_t line;         /* 1-based number of the line at p */
-    size_t n_cols;       /* header fields */
-    char **names;        /* (n_cols) header names, owned */
-    int *role;           /* (n_cols) input index >= 0, or an enum data__role */
-};
 
 /* Next line [*b, *e) without its end-of-line; returns 0 at end of input. */
-static int data__csv_line(struct data__csv *c, const char **b, const char **e)
+int data__csv_line(struct data__csv *c, const char **b, const char **e)
 {
     if (c->p >= c->end)
         return 0;
@@ -519,13 +485,13 @@ static size_t data__count_fields(const char *b, const char *e)
     return n;
 }
 
-static int data__blank(const char *b, const char *e)
+int data__blank(const char *b, const char *e)
 {
     data__trim(&b, &e);
     return b == e;
 }
 
-static void data__csv_close(struct data__csv *c)
+void data__csv_close(struct data__csv *c)
 {
     for (size_t i = 0; c->names && i < c->n_cols; i++)
         free(c->names[i]);
@@ -543,7 +509,7 @@ static long data__col(const struct data__csv *c, const char *name)
 }
 
 /* Reads the header row into c->names. */
-static int data__csv_header(struct data__csv *c, struct data_error *err)
+int data__csv_header(struct data__csv *c, struct data_error *err)
 {
     const char *b, *e;
     if (!data__csv_line(c, &b, &e) || data__blank(b, e))
@@ -586,7 +552,7 @@ static int data__assign(struct data__csv *c, const char *name, int r, struct dat
 }
 
 /* Sets roles from opts; *d gets the number of inputs. */
-static int data__csv_roles(struct data__csv *c, const struct data_csv_opts *o, size_t *d,
+int data__csv_roles(struct data__csv *c, const struct data_csv_opts *o, size_t *d,
                            struct data_error *err)
 {
     if ((o->label == NULL) == (o->target == NULL))
@@ -656,7 +622,7 @@ static int data__store(const struct data__csv *c, size_t j, double v, struct dat
 }
 
 /* Parses one data line [b, e) into row r. */
-static int data__csv_row(const struct data__csv *c, const char *b, const char *e,
+int data__csv_row(const struct data__csv *c, const char *b, const char *e,
                          struct data_set *out, size_t r, struct data_error *err)
 {
     size_t nf = data__count_fields(b, e);

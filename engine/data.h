@@ -100,16 +100,6 @@ int data_idx_read_joined(struct data_idx *images, struct data_idx *labels, const
 void data_idx_close(struct data_idx *idx);
 
 /*
- * Reads only the header of an IDX file (gzip or raw) of rank want_ndims:
- * out gets ndims, dims and len (the data bytes the header announces, which
- * is what the file decompresses to), and no data. A caller can so refuse a
- * small compressed file that would inflate to gigabytes before reading it.
- * Errors as data_idx_read.
- */
-int data_idx_peek(struct data_idx *out, const char *path, size_t want_ndims,
-                  struct data_error *err);
-
-/*
  * Images (n, rows, cols) into a dataset of d = rows*cols inputs scaled to
  * [0, 1]: a classification set when lab (n labels) is given, n_classes =
  * largest label + 1; else one zero target per row. QN_EFORMAT when the

@@ -721,18 +721,20 @@ static void net__noise_drive(const struct net *n, size_t l, struct net_layer *L,
     double sd = L->dev->noise.drive_sd;
     if (!(sd > 0) || net__is_full(L))
         return;
+    size_t e0 = n->noise_row0 * L->n_out;
     for (size_t e = 0; e < B * L->n_out; e++)
-        L->u[e * L->n_drive] +=
-            (float)(sd * chip_normal(CHIP_TAG_NOISE_DRIVE, n->noise_seed, n->noise_step, l, e));
+        L->u[e * L->n_drive] += (float)(sd * chip_normal(CHIP_TAG_NOISE_DRIVE, n->noise_seed,
+                                                         n->noise_step, l, e0 + e));
 }
 
 /* Adds layer l's output noise to its B * n_out outputs. */
 static void net__noise_output(const struct net *n, size_t l, struct net_layer *L, size_t B)
 {
     double sd = L->dev->noise.output_sd;
+    size_t e0 = n->noise_row0 * L->n_out;
     for (size_t e = 0; sd > 0 && e < B * L->n_out; e++)
-        L->y[e] +=
-            (float)(sd * chip_normal(CHIP_TAG_NOISE_OUTPUT, n->noise_seed, n->noise_step, l, e));
+        L->y[e] += (float)(sd * chip_normal(CHIP_TAG_NOISE_OUTPUT, n->noise_seed, n->noise_step,
+                                            l, e0 + e));
 }
 
 int net_forward(struct net *n, const float *x, size_t B)

@@ -146,6 +146,9 @@ struct net {
     int noise_on;                 /* nonzero: the devices' cycle-to-cycle noise is drawn */
     uint64_t noise_seed;          /* of net_set_noise */
     uint64_t noise_step;          /* forward passes since net_set_noise (part of every key) */
+    size_t noise_row0;            /* the place in its batch of the next forward's first row (a
+                                     data-parallel shard's offset, shard.h; 0 otherwise):
+                                     the noise of element e is keyed by e + noise_row0 * n_out */
 };
 
 /*

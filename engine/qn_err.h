@@ -19,7 +19,8 @@
  * rows are only ever added at the end; QN_ERATE, a computation code, came
  * after them, and QN_ELIMIT and QN_ETIMEOUT (bounds of one request's work)
  * after it. QN_EREMOTE came with jobs on several ranks (a job that cannot
- * run there: its type, no launcher; a launch that failed).
+ * run there: its type, no launcher; a launch that failed), and QN_ELOST with
+ * Slurm (a batch job lost with its node: the job runs again).
  */
 #ifndef QN_ERR_H
 #define QN_ERR_H

@@ -572,9 +572,10 @@ static double surrogate__lr(double lr, size_t e, size_t epochs)
     return lr * (SURROGATE__LR_FLOOR + (1.0 - SURROGATE__LR_FLOOR) * c);
 }
 
-/* One step on rows perm[0..B) of the training set; adds B * loss to *sum. */
-static int surrogate__step(struct surrogate *s, struct surrogate__work *w, const size_t *perm,
-                           size_t B, double *sum)
+/* The gradient of the mean loss of rows perm[0..B) of the training set into
+ * s->mlp->grads; adds B * loss to *sum. */
+static int surrogate__batch_grad(struct surrogate *s, struct surrogate__work *w, const size_t *perm,
+                                 size_t B, double *sum)
 {
     size_t n_in = s->n_in;
     for (size_t b = 0; b < B; b++) {
@@ -586,7 +587,41 @@ static int surrogate__step(struct surrogate *s, struct surrogate__work *w, const
         return rc;
     *sum += (double)B * nn_mse_loss(w->dpred, mlp_output(s->mlp, &w->acts), w->tb, B, 1);
     mlp_zero_grad(s->mlp);
-    rc = mlp_backward(s->mlp, &w->acts, w->xb, w->dpred, B, s->mlp->grads, NULL);
+    return mlp_backward(s->mlp, &w->acts, w->xb, w->dpred, B, s->mlp->grads, NULL);
+}
+
+/* This rank's rows of the batch perm[0..B) (shard.h): their gradient scaled by
+ * their share of the batch, then the gradients and the loss summed across the
+ * ranks; adds B * the batch's loss to *sum. */
+static int surrogate__shard_grad(struct surrogate *s, struct surrogate__work *w,
+                                 const struct shard *sh, const size_t *perm, size_t B, double *sum)
+{
+    size_t off, len, n = s->mlp->n_params;
+    double part[2] = {0, 0}; /* loss times rows, ranks that failed */
+    shard_rows(sh, B, &off, &len);
+    int rc = len ? surrogate__batch_grad(s, w, perm + off, len, &part[0]) : QN_OK;
+    if (!len || rc) /* a rank that failed still takes part in the sums, with zeros */
+        mlp_zero_grad(s->mlp);
+    part[0] = rc ? 0 : part[0], part[1] = rc != QN_OK;
+    float share = (float)((double)len / (double)B);
+    for (size_t k = 0; k < n; k++)
+        s->mlp->grads[k] *= share;
+    int src = shard_sum(sh, s->mlp->grads, n);
+    if (src == QN_OK)
+        src = shard_sum64(sh, part, 2);
+    *sum += part[0];
+    if (rc || src)
+        return rc ? rc : src;
+    return part[1] > 0 ? QN_EREMOTE : QN_OK; /* another rank failed */
+}
+
+/* One step on rows perm[0..B) of the training set (this rank's share of them in a
+ * data-parallel fit); adds B * loss to *sum. */
+static int surrogate__step(struct surrogate *s, struct surrogate__work *w, const struct shard *sh,
+                           const size_t *perm, size_t B, double *sum)
+{
+    int rc = shard_active(sh) ? surrogate__shard_grad(s, w, sh, perm, B, sum)
+                              : surrogate__batch_grad(s, w, perm, B, sum);
     if (rc)
         return rc;
     optim_step(&w->opt, s->mlp->params, s->mlp->grads);
@@ -596,18 +631,24 @@ static int surrogate__step(struct surrogate *s, struct surrogate__work *w, const
 /* One epoch over a fresh permutation; *loss gets the mean standardised MSE. */
 static int surrogate__epoch(struct surrogate *s, struct surrogate__work *w,
                             const struct fit_config *cfg, const struct fit_hooks *hooks,
-                            size_t *step, double *loss)
+                            size_t *step, size_t epoch, double *loss)
 {
     double sum = 0.0;
+    const struct shard *sh = hooks ? hooks->shard : NULL;
+    size_t every = hooks ? hooks->step_metric_every : 0;
     data_permute(w->perm, w->n_train, w->rng);
     for (size_t i = 0; i < w->n_train; i += cfg->batch) {
         if (surrogate__canceled(hooks))
             return QN_ECANCELED;
         size_t B = w->n_train - i < cfg->batch ? w->n_train - i : cfg->batch;
-        int rc = surrogate__step(s, w, w->perm + i, B, &sum);
+        double part = 0.0;
+        int rc = surrogate__step(s, w, sh, w->perm + i, B, &part);
         if (rc)
             return rc;
+        sum += part;
         (*step)++;
+        if (every && *step % every == 0)
+            surrogate__metric(hooks, "step_loss", *step, epoch, part / (double)B);
     }
     *loss = sum / (double)w->n_train;
     return QN_OK;
@@ -645,7 +686,7 @@ static int surrogate__train(struct surrogate *s, struct surrogate__work *w,
     int rc = QN_OK;
     for (size_t e = 0; e < cfg->epochs; e++) {
         w->opt.cfg.lr = surrogate__lr(cfg->lr, e, cfg->epochs);
-        if ((rc = surrogate__epoch(s, w, cfg, hooks, &step, &loss)) ||
+        if ((rc = surrogate__epoch(s, w, cfg, hooks, &step, e + 1, &loss)) ||
             (rc = surrogate__validate(s, w, &rmse, &mx)))
             return rc;
         res->epochs_run = e + 1;
@@ -673,7 +714,8 @@ int surrogate_fit(const float *in, const float *out, const int *status, size_t n
     memset(&w, 0, sizeof w);
     memset(s, 0, sizeof *s);
     memset(res, 0, sizeof *res);
-    if (!surrogate__config_ok(cfg, n_in) || (n > 0 && (!in || !out)))
+    if (!surrogate__config_ok(cfg, n_in) || (n > 0 && (!in || !out)) ||
+        shard_check(hooks ? hooks->shard : NULL))
         return QN_EINVAL;
     if (n > SIZE_MAX / sizeof(float) / n_in)
         return QN_ENOMEM;

@@ -18,6 +18,7 @@
 #include "act.h"
 #include "device.h"
 #include "mlp.h"
+#include "shard.h"
 
 #define FIT_MAX_HIDDEN 8
 
@@ -71,13 +72,17 @@ struct fit_config {
     uint64_t seed;                  /* default 1 */
 };
 
-/* Called once per epoch with "train_loss" and "val_rmse" (value in output units). */
+/* Called once per epoch with "train_loss" and "val_rmse" (value in output units), and
+ * every step_metric_every steps with "step_loss" (the step's standardised MSE). */
 typedef void (*fit_metric_fn)(const char *name, size_t step, size_t epoch, double value, void *ctx);
 
 struct fit_hooks {
     fit_metric_fn metric;     /* may be NULL */
     void *ctx;                /* borrowed, passed to metric */
     const atomic_int *cancel; /* may be NULL; nonzero stops with QN_ECANCELED */
+    size_t step_metric_every; /* steps between step_loss metrics; 0 = none */
+    const struct shard *shard; /* may be NULL (one process); borrowed: a data-parallel fit,
+                                  see surrogate_fit */
 };
 
 struct fit_result {
@@ -98,6 +103,15 @@ void fit_config_default(struct fit_config *c);
  * shuffles, early stopping that keeps the best epoch's weights. Returns 0,
  * QN_EINVAL (too few usable rows, bad config), QN_ECANCELED, or QN_ENOMEM.
  * On success *s is filled (surrogate_close it).
+ *
+ * Data-parallel (hooks->shard active, shard.h): every rank calls
+ * surrogate_fit with the same rows and config; the split and the shuffles
+ * come from the seed alone, so every rank walks the same batches. Each step,
+ * rank r backpropagates its rows of the batch, scales its gradient by its
+ * share of the batch, and the ranks sum the gradients and the loss; every
+ * rank then takes the same Adam step. Validation (a forward of the frozen
+ * rows) is repeated on every rank and gives the same bits, so early stopping
+ * decides alike everywhere. A cancel must reach every rank.
  */
 int surrogate_fit(const float *in, const float *out, const int *status, size_t n, size_t n_in,
                   const struct fit_config *cfg, const struct fit_hooks *hooks,

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "net_replica.h"
 #include "nn.h"
 #include "qn_err.h"
 
@@ -34,6 +35,44 @@ int train_check_data(const struct net *n, const struct data_set *ds, enum loss_k
     return ds->y && ds->t == n->n_out ? QN_OK : QN_EINVAL;
 }
 
+#define TRAIN__MAX_REPS 64 /* replicas of one network: ES members, chips */
+/* An ES step keeps its eps_k for the gradient up to 64 MB of them; beyond, it draws them
+ * again. */
+#define TRAIN__ES_KEEP_FLOATS (16u << 20)
+
+/* Replicas of the network (net_replica.h) on which an ES step's members run in parallel. */
+struct train__es_pool {
+    struct net *reps[TRAIN__MAX_REPS]; /* (n) owned */
+    size_t n;                          /* 0: the members run on the network itself */
+};
+
+/* The ES pool of an epoch: replicas of n for the members (min(threads, P / 2) of them, the
+ * threads shared out among them), none when n has one thread or the optimizer is not ES. */
+static int train__es_pool_open(struct train__es_pool *pool, const struct net *n,
+                               const struct optim *o)
+{
+    size_t pairs = o->cfg.population / 2, T = n->n_threads;
+    pool->n = 0;
+    if (o->cfg.kind != OPTIM_ES || T < 2 || pairs < 2)
+        return QN_OK;
+    T = T < pairs ? T : pairs;
+    T = T < TRAIN__MAX_REPS ? T : TRAIN__MAX_REPS;
+    for (size_t t = 0; t < T; t++) {
+        int rc = net_replica_create(&pool->reps[t], n, n->n_threads / T);
+        if (rc)
+            return rc;
+        pool->n = t + 1;
+    }
+    return QN_OK;
+}
+
+static void train__es_pool_close(struct train__es_pool *pool)
+{
+    for (size_t t = 0; t < pool->n; t++)
+        net_destroy(pool->reps[t]);
+    pool->n = 0;
+}
+
 /* Scratch for one batch. */
 struct train__batch {
     size_t *idx;  /* (n) permutation */
@@ -42,6 +81,9 @@ struct train__batch {
     float *y;     /* (cap, t) */
     float *dout;  /* (cap, n_out) */
     int labelled; /* the dataset has labels (with mse: the one output's target) */
+    /* ES members' replicas, rebuilt every epoch (adapt may change the network between
+     * epochs). */
+    struct train__es_pool es;
 };
 
 static int train__batch_init(struct train__batch *b, const struct net *n, const struct data_set *ds)
@@ -58,19 +100,27 @@ static int train__batch_init(struct train__batch *b, const struct net *n, const 
 static void train__batch_close(struct train__batch *b)
 {
     free(b->idx), free(b->x), free(b->labels), free(b->y), free(b->dout);
+    train__es_pool_close(&b->es);
 }
 
-/* Loss of the last forward on B rows; writes dout when asked; counts correct rows. */
+/* Gathers rows idx[0..B) of ds into b; with mse on a labelled set, each row's target
+ * is its label. */
+static void train__gather(struct train__batch *b, const struct data_set *ds, enum loss_kind loss,
+                          const size_t *idx, size_t B)
+{
+    data_gather(ds, idx, B, b->x, ds->labels ? b->labels : NULL, ds->y ? b->y : NULL);
+    for (size_t k = 0; loss == LOSS_MSE && b->labelled && k < B; k++)
+        b->y[k] = (float)b->labels[k];
+}
+
+/* Loss of the last forward on B rows; writes dout when asked; counts correct rows. Reads b
+ * only (ES members on several threads share it). */
 static int train__loss(const struct net *n, enum loss_kind loss, const struct train__batch *b,
                        size_t B, float *dout, double *l, size_t *correct)
 {
     const float *out = net_output(n);
-    if (loss == LOSS_MSE && b->labelled) {
-        for (size_t k = 0; k < B; k++) {
-            b->y[k] = (float)b->labels[k];
-            *correct += fabsf(out[k] - b->y[k]) < 0.5f;
-        }
-    }
+    for (size_t k = 0; loss == LOSS_MSE && b->labelled && k < B; k++)
+        *correct += fabsf(out[k] - b->y[k]) < 0.5f;
     if (loss == LOSS_MSE) {
         *l = nn_mse_loss(dout, out, b->y, B, n->n_out);
         return QN_OK;
@@ -90,6 +140,50 @@ static int train__backprop(struct net *n, const struct train_config *cfg,
         return rc;
     memset(n->grads, 0, n->n_params * sizeof *n->grads);
     net_backward(n, b->x, b->dout, B);
+    return QN_OK;
+}
+
+/* Multiplies n's gradients by this shard's share of the batch, len / B, and sums
+ * them and the step's tot (loss times rows, correct rows, ranks that failed)
+ * across the ranks. */
+static int train__shard_sum(struct net *n, const struct shard *sh, size_t len, size_t B,
+                            double tot[3])
+{
+    float share = (float)((double)len / (double)B);
+    for (size_t k = 0; k < n->n_params; k++)
+        n->grads[k] *= share;
+    int rc = shard_sum(sh, n->grads, n->n_params);
+    return rc ? rc : shard_sum64(sh, tot, 3);
+}
+
+/* The gradient of the batch b->idx[i..i + B) of ds into n->grads and its mean loss
+ * into *l, adding its correct rows to *correct: the whole batch in one process, or
+ * this rank's rows of it and the sums across the ranks (see train_run). */
+static int train__grad(struct net *n, const struct train_config *cfg, const struct shard *sh,
+                       const struct data_set *ds, struct train__batch *b, size_t i, size_t B,
+                       double *l, size_t *correct)
+{
+    size_t off, len, c = 0;
+    shard_rows(sh, B, &off, &len);
+    train__gather(b, ds, cfg->loss, b->idx + i + off, len);
+    if (!shard_active(sh))
+        return train__backprop(n, cfg, b, B, l, correct);
+    double tot[3] = {0, 0, 0}; /* loss times rows, correct rows, ranks that failed */
+    int rc = QN_OK;
+    n->noise_row0 = off;
+    if (len)
+        rc = train__backprop(n, cfg, b, len, &tot[0], &c);
+    n->noise_row0 = 0;
+    if (!len || rc) /* a rank that failed still takes part in the sums, with zeros */
+        memset(n->grads, 0, n->n_params * sizeof *n->grads);
+    tot[0] = rc ? 0 : tot[0] * (double)len, tot[1] = (double)c, tot[2] = rc != QN_OK;
+    int src = train__shard_sum(n, sh, len, B, tot);
+    if (rc || src)
+        return rc ? rc : src;
+    if (tot[2] > 0)
+        return QN_EREMOTE; /* another rank failed */
+    *l = tot[0] / (double)B;
+    *correct += (size_t)tot[1];
     return QN_OK;
 }
 
@@ -154,51 +248,111 @@ static int train__es_utilities(const double *loss, size_t P, double *u)
     return QN_OK;
 }
 
+/* What the members of one ES step share (train__es_pair); each thread t has its own eps
+ * and generator. */
+struct train__es {
+    const struct optim *o;
+    const struct train_config *cfg;
+    const struct train__batch *b;
+    size_t B;
+    uint64_t step;
+    const float *theta;  /* (n_params) the parameters of the step, read-only */
+    uint64_t noise_step; /* the network's forward count after the forward at theta */
+    double *loss;        /* (P) member losses: 2k at theta + sigma eps_k, 2k + 1 at minus */
+    float *eps;          /* (threads, n_params) each thread's eps_k when kept is NULL */
+    float *kept;         /* (P / 2, n_params) every eps_k, kept for the gradient; or NULL */
+    gsl_rng **rng;       /* (threads) */
+};
+
+/* Pair k of the step on network m (the network itself or a replica) by thread t: both
+ * members, each forward counted as the k-th pair's in a sequential run (noise keys). */
+static int train__es_pair(struct net *m, size_t t, size_t k, void *ctx)
+{
+    struct train__es *e = ctx;
+    float *eps = e->kept ? e->kept + k * m->n_params : e->eps + t * m->n_params;
+    train__es_noise(e->o, e->cfg->seed, e->step, k, e->rng[t], eps);
+    m->noise_step = e->noise_step + 2 * k;
+    int rc = train__es_member(m, e->o, e->cfg, e->b, e->B, e->theta, eps, 1.0f, &e->loss[2 * k]);
+    if (rc == QN_OK)
+        rc = train__es_member(m, e->o, e->cfg, e->b, e->B, e->theta, eps, -1.0f,
+                              &e->loss[2 * k + 1]);
+    return rc;
+}
+
+/*
+ * The losses of the step's P members into e->loss: pairs spread over the pool's replicas
+ * (each synchronised with n first) or, without replicas, one after another on n. Either
+ * way n ends as a sequential run leaves it (its forward count past every member's, the
+ * members' solves and surrogate rows in its counters).
+ */
+static int train__es_members(struct net *n, struct train__es_pool *pool, struct train__es *e,
+                             size_t pairs)
+{
+    int track = n->track;
+    n->track = 0; /* the members are not the network's activity */
+    int rc;
+    if (pool->n == 0) {
+        rc = net_replica_run(&n, 1, pairs, train__es_pair, e);
+    } else {
+        for (size_t t = 0; t < pool->n; t++)
+            net_replica_sync(pool->reps[t], n);
+        rc = net_replica_run(pool->reps, pool->n, pairs, train__es_pair, e);
+        for (size_t t = 0; t < pool->n; t++)
+            net_replica_absorb(n, pool->reps[t]);
+    }
+    n->track = track;
+    n->noise_step = e->noise_step + (n->noise_on ? 2 * pairs : 0);
+    return rc;
+}
+
 /*
  * The ES estimate of the loss gradient for one batch into n->grads: pairs
  * k = 0..P/2-1 of members theta +- sigma eps_k (eps_k drawn from seed, step
  * and k alone), their losses rank-shaped into utilities u, and
  * g = -(1 / (P sigma)) sum_k (u+_k - u-_k) eps_k on the trainable segments
  * (0 elsewhere). The loss at theta itself (forwarded with tracking as
- * usual) goes into *l and the correct count.
+ * usual) goes into *l and the correct count. The members run in parallel on
+ * the pool's replicas when it has some; the step is the same bit for bit.
  */
 static int train__es_grad(struct net *n, const struct optim *o, const struct train_config *cfg,
-                          const struct train__batch *b, size_t B, uint64_t step, double *l,
-                          size_t *correct)
+                          const struct train__batch *b, struct train__es_pool *pool, size_t B,
+                          uint64_t step, double *l, size_t *correct)
 {
-    size_t P = o->cfg.population, N = n->n_params;
+    size_t P = o->cfg.population, N = n->n_params, T = pool->n ? pool->n : 1;
     int rc = net_forward(n, b->x, B);
     if (rc == QN_OK)
         rc = train__loss(n, cfg->loss, b, B, NULL, l, correct);
     if (rc)
         return rc;
-    float *theta = malloc(N * sizeof *theta), *eps = malloc(N * sizeof *eps);
+    float *kept = N <= TRAIN__ES_KEEP_FLOATS / (P / 2) ? malloc(P / 2 * N * sizeof *kept) : NULL;
+    float *theta = malloc(N * sizeof *theta), *eps = kept ? NULL : malloc(T * N * sizeof *eps);
     double *loss = malloc(P * sizeof *loss), *u = malloc(P * sizeof *u);
-    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-    int track = n->track;
-    rc = theta && eps && loss && u && r ? QN_OK : QN_ENOMEM;
-    if (rc == QN_OK)
+    gsl_rng *r[TRAIN__MAX_REPS] = {0};
+    for (size_t t = 0; t < T; t++)
+        r[t] = gsl_rng_alloc(gsl_rng_mt19937);
+    rc = theta && (kept || eps) && loss && u ? QN_OK : QN_ENOMEM;
+    for (size_t t = 0; t < T; t++)
+        rc = r[t] ? rc : QN_ENOMEM;
+    if (rc == QN_OK) {
         memcpy(theta, n->params, N * sizeof *theta);
-    n->track = 0; /* the members are not the network's activity */
-    for (size_t k = 0; rc == QN_OK && k < P / 2; k++) {
-        train__es_noise(o, cfg->seed, step, k, r, eps);
-        rc = train__es_member(n, o, cfg, b, B, theta, eps, 1.0f, &loss[2 * k]);
-        if (rc == QN_OK)
-            rc = train__es_member(n, o, cfg, b, B, theta, eps, -1.0f, &loss[2 * k + 1]);
+        struct train__es e = {o, cfg, b, B, step, theta, n->noise_step, loss, eps, kept, r};
+        rc = train__es_members(n, pool, &e, P / 2);
     }
-    n->track = track;
     if (rc == QN_OK)
         rc = train__es_utilities(loss, P, u);
     memset(n->grads, 0, N * sizeof *n->grads);
     for (size_t k = 0; rc == QN_OK && k < P / 2; k++) {
-        train__es_noise(o, cfg->seed, step, k, r, eps);
+        const float *ek = kept ? kept + k * N : eps;
+        if (!kept) /* drawn again: the same eps_k */
+            train__es_noise(o, cfg->seed, step, k, r[0], eps);
         float c = (float)(-(u[2 * k] - u[2 * k + 1]) / ((double)P * o->cfg.sigma));
         for (size_t s = 0; s < o->n_seg; s++)
             for (size_t i = o->seg[s].off; i < o->seg[s].off + o->seg[s].len; i++)
-                n->grads[i] += c * eps[i];
+                n->grads[i] += c * ek[i];
     }
-    gsl_rng_free(r);
-    free(theta), free(eps), free(loss), free(u);
+    for (size_t t = 0; t < T; t++)
+        gsl_rng_free(r[t]);
+    free(theta), free(eps), free(kept), free(loss), free(u);
     return rc;
 }
 
@@ -221,7 +375,7 @@ int train_evaluate_rows(struct net *n, const struct data_set *ds, enum loss_kind
         size_t B = hi - i < n->cap ? hi - i : n->cap;
         for (size_t r = 0; r < B; r++)
             b.idx[r] = i + r;
-        data_gather(ds, b.idx, B, b.x, ds->labels ? b.labels : NULL, ds->y ? b.y : NULL);
+        train__gather(&b, ds, loss, b.idx, B);
         double l = 0;
         rc = net_forward(n, b.x, B);
         if (rc == QN_OK)
@@ -252,6 +406,99 @@ int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss
     *out_accuracy = loss == LOSS_CROSS_ENTROPY || ds->labels ? (double)correct / (double)ds->n
                                                              : NAN;
     return QN_OK;
+}
+
+/* The sum of rows [lo, hi) of ds (train_evaluate_rows) into tot: loss times rows, correct
+ * rows. */
+static int train__score_slice(struct net *n, const struct data_set *ds, enum loss_kind loss,
+                              size_t lo, size_t hi, double tot[2])
+{
+    size_t nb = (hi - lo + n->cap - 1) / n->cap, correct = 0;
+    double *sums = malloc((nb ? nb : 1) * sizeof *sums);
+    if (!sums)
+        return QN_ENOMEM;
+    int rc = hi > lo ? train_evaluate_rows(n, ds, loss, lo, hi, sums, &correct) : QN_OK;
+    for (size_t k = 0; rc == QN_OK && k < nb; k++)
+        tot[0] += sums[k];
+    tot[1] = (double)correct;
+    free(sums);
+    return rc;
+}
+
+int train_evaluate_shard(struct net *n, const struct data_set *ds, enum loss_kind loss,
+                         const struct shard *sh, double *out_loss, double *out_accuracy)
+{
+    if (!shard_active(sh))
+        return train_evaluate(n, ds, loss, out_loss, out_accuracy);
+    int rc = train_check_data(n, ds, loss);
+    if (rc)
+        return rc;
+    size_t off, len;
+    shard_rows(sh, ds->n, &off, &len);
+    double tot[3] = {0, 0, 0}; /* loss sum, correct rows, ranks that failed */
+    rc = train__score_slice(n, ds, loss, off, off + len, tot);
+    tot[2] = rc != QN_OK;
+    int src = shard_sum64(sh, tot, 3); /* every rank takes part, also after a failure */
+    if (rc || src)
+        return rc ? rc : src;
+    if (tot[2] > 0)
+        return QN_EREMOTE; /* another rank failed */
+    *out_loss = tot[0] / (double)ds->n;
+    *out_accuracy = loss == LOSS_CROSS_ENTROPY || ds->labels ? tot[1] / (double)ds->n : NAN;
+    return QN_OK;
+}
+
+/* What the chips of one train_evaluate_chips share. */
+struct train__chips {
+    const struct data_set *ds;
+    enum loss_kind loss;
+    uint64_t seed; /* chip i is seed + i */
+    int noise;
+    double *out_loss, *out_accuracy; /* (count) */
+};
+
+/* Chip i on network m (the network itself or a replica): its parameters and noise, then
+ * train_evaluate. */
+static int train__chip(struct net *m, size_t t, size_t i, void *ctx)
+{
+    const struct train__chips *c = ctx;
+    (void)t;
+    net_set_chip(m, c->seed + i);
+    net_set_noise(m, c->noise, c->seed + i);
+    return train_evaluate(m, c->ds, c->loss, &c->out_loss[i], &c->out_accuracy[i]);
+}
+
+/* Chips [0, full) over min(n->n_threads, TRAIN__MAX_REPS) replicas of n, one device
+ * thread each; their counters into n. */
+static int train__chips_parallel(struct net *n, struct train__chips *c, size_t T, size_t full)
+{
+    struct net *reps[TRAIN__MAX_REPS] = {0};
+    int rc = QN_OK;
+    for (size_t t = 0; rc == QN_OK && t < T; t++)
+        rc = net_replica_create(&reps[t], n, 1);
+    if (rc == QN_OK)
+        rc = net_replica_run(reps, T, full, train__chip, c);
+    for (size_t t = 0; t < T; t++) {
+        if (reps[t])
+            net_replica_absorb(n, reps[t]);
+        net_destroy(reps[t]);
+    }
+    return rc;
+}
+
+int train_evaluate_chips(struct net *n, const struct data_set *ds, enum loss_kind loss,
+                         uint64_t seed, size_t count, int noise, double *out_loss,
+                         double *out_accuracy)
+{
+    struct train__chips c = {ds, loss, seed, noise, out_loss, out_accuracy};
+    size_t T = n->n_threads < TRAIN__MAX_REPS ? n->n_threads : TRAIN__MAX_REPS;
+    size_t full = T > 1 ? count / T * T : 0; /* whole rounds of T chips */
+    int rc = train_check_data(n, ds, loss);
+    if (rc == QN_OK && full)
+        rc = train__chips_parallel(n, &c, T, full);
+    for (size_t i = full; rc == QN_OK && i < count; i++)
+        rc = train__chip(n, 0, i, &c);
+    return rc;
 }
 
 static void train__metric(const struct train_hooks *h, const char *name, uint64_t step,
@@ -319,11 +566,15 @@ static int train__epoch(struct net *n, struct optim *o, const struct data_set *d
             return QN_ECANCELED;
         }
         size_t B = ds->n - i < cfg->batch ? ds->n - i : cfg->batch;
-        data_gather(ds, b->idx + i, B, b->x, ds->labels ? b->labels : NULL, ds->y ? b->y : NULL);
         double l = 0;
         train__population(n, cfg, step);
-        int rc = o->cfg.kind == OPTIM_ES ? train__es_grad(n, o, cfg, b, B, step, &l, &correct)
-                                         : train__backprop(n, cfg, b, B, &l, &correct);
+        int rc;
+        if (o->cfg.kind == OPTIM_ES) {
+            train__gather(b, ds, cfg->loss, b->idx + i, B);
+            rc = train__es_grad(n, o, cfg, b, &b->es, B, step, &l, &correct);
+        } else {
+            rc = train__grad(n, cfg, h ? h->shard : NULL, ds, b, i, B, &l, &correct);
+        }
         if (rc)
             return rc;
         optim_step(o, n->params, n->grads);
@@ -375,7 +626,8 @@ static int train__report(struct net *n, const struct data_set *test, const struc
     if (!isnan(res->train_accuracy))
         train__metric(h, "train_accuracy", step, epoch, res->train_accuracy);
     if (test) {
-        int rc = train_evaluate(n, test, cfg->loss, &res->test_loss, &res->test_accuracy);
+        int rc = train_evaluate_shard(n, test, cfg->loss, h ? h->shard : NULL, &res->test_loss,
+                                      &res->test_accuracy);
         if (rc)
             return rc;
         train__metric(h, "test_loss", step, epoch, res->test_loss);
@@ -385,6 +637,27 @@ static int train__report(struct net *n, const struct data_set *test, const struc
     train__metric(h, "seconds", step, epoch, secs);
     if (n->failed_solves > failed_before)
         train__metric(h, "failed_solves", step, epoch, (double)(n->failed_solves - failed_before));
+    return QN_OK;
+}
+
+/* Sums the epoch's failed solves and solves (since failed_before and solves_before)
+ * and every layer's surrogate counts across the ranks, so that every rank reports
+ * the whole run's; nothing in one process. */
+static int train__share_counts(struct net *n, const struct shard *sh, size_t failed_before,
+                               size_t solves_before)
+{
+    if (!shard_active(sh))
+        return QN_OK;
+    double c[2 + 2 * NET_MAX_LAYERS];
+    c[0] = (double)(n->failed_solves - failed_before), c[1] = (double)(n->solves - solves_before);
+    for (size_t l = 0; l < n->n_layers; l++)
+        c[2 + 2 * l] = (double)n->layer[l].sur_rows, c[3 + 2 * l] = (double)n->layer[l].ood_rows;
+    int rc = shard_sum64(sh, c, 2 + 2 * n->n_layers);
+    if (rc)
+        return rc;
+    n->failed_solves = failed_before + (size_t)c[0], n->solves = solves_before + (size_t)c[1];
+    for (size_t l = 0; l < n->n_layers; l++)
+        n->layer[l].sur_rows = (size_t)c[2 + 2 * l], n->layer[l].ood_rows = (size_t)c[3 + 2 * l];
     return QN_OK;
 }
 
@@ -442,6 +715,9 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
     for (size_t l = 0; l < n->n_layers && o->cfg.kind != OPTIM_ES; l++)
         if (n->layer[l].via == VIA_DEVICE && !dev_is_differentiable(n->layer[l].dev))
             return QN_ENOTDIFF; /* a forward-only layer cannot be backpropagated through */
+    const struct shard *sh = h ? h->shard : NULL;
+    if (shard_check(sh) || (shard_active(sh) && (cfg->adapt.enabled || o->cfg.kind == OPTIM_ES)))
+        return QN_EINVAL; /* adapt and es decide on per-rank statistics */
     int rc = train_check_data(n, train, cfg->loss);
     if (rc == QN_OK && test)
         rc = train_check_data(n, test, cfg->loss);
@@ -461,20 +737,25 @@ int train_run_from(struct net *n, struct optim *o, const struct data_set *train,
     struct train_position at = *from;
     for (size_t e = from->epoch; rc == QN_OK && e < cfg->epochs; e++) {
         double t0 = train__now();
-        size_t failed_before = n->failed_solves;
+        size_t failed_before = n->failed_solves, solves_before = n->solves;
         net_track_reset(n);
         net_domain_reset(n);
         n->track = cfg->adapt.enabled;
         if (e != from->epoch)
             at = (struct train_position){e, 0, 0, 0};
         train__scored(n, cfg); /* one chip: the chip trained on */
-        rc = train__epoch(n, o, train, cfg, h, &b, &at, &res->train_loss, &res->train_accuracy);
+        rc = train__es_pool_open(&b.es, n, o);
+        if (rc == QN_OK)
+            rc = train__epoch(n, o, train, cfg, h, &b, &at, &res->train_loss, &res->train_accuracy);
+        train__es_pool_close(&b.es);
         n->track = 0;
         train__scored(n, cfg);
         if (rc == QN_ECANCELED) {
             int prc = train__partial(n, o, cfg, h, &at);
             rc = prc ? prc : rc;
         }
+        if (rc == QN_OK)
+            rc = train__share_counts(n, sh, failed_before, solves_before);
         if (rc == QN_OK)
             rc = train__report(n, test, cfg, h, e + 1, (uint64_t)(e + 1) * steps_per_epoch,
                                train__now() - t0, failed_before, res);

@@ -15,9 +15,13 @@
  * ranks u (0.5 for the lowest down to -0.5) and takes
  * g = -(1 / (P sigma)) sum_k (u+_k - u-_k) eps_k as the gradient of the step
  * (optim.h). Only forward passes are needed, so layers via device may have
- * readouts without a gradient (spike_rate; build them forward_only). Each
- * member's forward spreads its device solves over the network's threads;
- * the members run one after another. The step's loss is the loss at theta.
+ * readouts without a gradient (spike_rate; build them forward_only). The
+ * pairs run in parallel, each thread taking whole pairs on its own replica of
+ * the network (net_replica.h; min(n_threads, P/2) replicas, built per epoch,
+ * the network's threads shared out among them); every member's forward is
+ * keyed for noise as the sequential order numbers it (forward 1 + m after the
+ * one at theta), so the step is the same bit for bit whatever the number of
+ * threads. The step's loss is the loss at theta.
  *
  * With cfg->adapt enabled, the forward passes of each epoch track every
  * layer's mean |output|, and after the epoch's report an extinction event
@@ -41,6 +45,7 @@
 #include "data.h"
 #include "net.h"
 #include "optim.h"
+#include "shard.h"
 
 enum loss_kind { LOSS_MSE, LOSS_CROSS_ENTROPY };
 
@@ -108,6 +113,8 @@ struct train_hooks {
                                         a checkpoint), updated as epochs pass, so the
                                         checkpoint hook can save it */
     train_partial_fn partial;       /* may be NULL: no checkpoint on cancel */
+    const struct shard *shard;      /* may be NULL (one process); borrowed: a data-parallel
+                                       run (shard.h), see train_run */
 };
 
 struct train_result {
@@ -128,6 +135,24 @@ struct train_result {
  * Returns 0, QN_EINVAL (shapes or labels that do not fit the network, a bad
  * adapt config), QN_ECANCELED, QN_ENOMEM, or a hook's or the forward pass's
  * error. n and o may have been rebuilt (adaptive structure), also on failure.
+ *
+ * Data-parallel (hooks->shard active): every rank calls train_run with the
+ * same network, optimizer, data and config. Each step, rank r forwards and
+ * backpropagates its rows of the batch (shard_rows; the drive and output
+ * noise of hardware-aware steps is keyed by the row's place in the whole
+ * batch, so it is the one-process noise), scales its gradient by its share
+ * of the batch, and the ranks sum the gradients, the loss and the correct
+ * count (shard_sum, shard_sum64); every rank then takes the same optimizer
+ * step, so the parameters stay identical. The epoch's test scores are
+ * computed the same way over slices of the test set, and the failed-solve
+ * and out-of-domain counts are summed, so every rank reports the same
+ * metrics and calls its hooks alike (a caller keeps one rank's). Adaptive
+ * structure and the ES optimizer are refused (QN_EINVAL): their decisions
+ * rest on per-rank statistics. A rank whose forward or backward pass fails
+ * still takes part in the step's sums, and every rank then stops (the others
+ * with QN_EREMOTE). A cancel must reach every rank (each checks its own flag
+ * before each step): a rank that stops alone leaves the others waiting in
+ * their sum.
  */
 int train_run(struct net *n, struct optim *o, const struct data_set *train,
               const struct data_set *test, const struct train_config *cfg,
@@ -158,6 +183,30 @@ int train_evaluate(struct net *n, const struct data_set *ds, enum loss_kind loss
  */
 int train_evaluate_rows(struct net *n, const struct data_set *ds, enum loss_kind loss, size_t lo,
                         size_t hi, double *sums, size_t *correct);
+
+/* As train_evaluate, each rank of the data-parallel run sh (may be NULL: one
+ * process) scoring its slice of ds's rows (train_evaluate_rows), the sums
+ * shared: every rank gets the scores of the whole set. Returns as
+ * train_evaluate, a sum's error, or QN_EREMOTE when another rank failed. */
+int train_evaluate_shard(struct net *n, const struct data_set *ds, enum loss_kind loss,
+                         const struct shard *sh, double *out_loss, double *out_accuracy);
+
+/*
+ * Scores n on chips seed .. seed + count - 1 of its device population: chip
+ * i is net_set_chip(seed + i) with noise net_set_noise(noise, seed + i), its
+ * loss and accuracy into out_loss[i] and out_accuracy[i] (count each), the
+ * numbers train_evaluate gives on that chip alone, bit for bit. With T =
+ * n->n_threads > 1, whole chips run in parallel in rounds of T on T replicas
+ * of n (net_replica.h) with one device thread each; the count mod T chips
+ * left over run one at a time on n, their solves spread over its T threads.
+ * n's counters (solves, failed solves, surrogate rows) gain every chip's; its
+ * chip and noise settings are left as the last chip run on it set them.
+ * Returns 0, QN_EINVAL (shapes), QN_ECANCELED, QN_ENOMEM; on failure, the
+ * lowest-numbered failing chip's code.
+ */
+int train_evaluate_chips(struct net *n, const struct data_set *ds, enum loss_kind loss,
+                         uint64_t seed, size_t count, int noise, double *out_loss,
+                         double *out_accuracy);
 
 /* Checks that ds fits n under loss: inputs, outputs or classes, labels.
  * mse takes targets (one per output) or, with a single output, labels (the

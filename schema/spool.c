@@ -333,6 +333,13 @@ char *spool_line_metric(int64_t step, int64_t epoch, const char *name, double va
     return text;
 }
 
+char *spool_line_checkpoint(int64_t epoch)
+{
+    char buf[48];
+    snprintf(buf, sizeof buf, "{\"checkpoint\":%lld}", (long long)epoch);
+    return strdup(buf);
+}
+
 /* A metric line's object into out. */
 static int spool__line_metric(json_t *m, struct spool_line *out)
 {
@@ -367,6 +374,12 @@ int spool_line_parse(const char *text, size_t len, struct spool_line *out)
         }
     } else if ((x = json_object_get(v, "metric"))) {
         rc = spool__line_metric(x, out);
+    } else if ((x = json_object_get(v, "checkpoint"))) {
+        if (json_is_integer(x) && json_integer_value(x) >= 0) {
+            out->kind = SPOOL_LINE_CHECKPOINT;
+            out->epoch = json_integer_value(x);
+            rc = 0;
+        }
     }
     json_decref(v);
     return rc;

@@ -35,6 +35,8 @@
  * Rank 0's standard output is one JSON object per line:
  *   {"progress": [done, total]}                      units of the type (rows)
  *   {"metric": {"step": S, "epoch": E, "name": N, "value": V}}   a metric row
+ *   {"checkpoint": E}                                the files of checkpoint E are
+ *                                                    complete (train jobs)
  * (spool_line_* write and parse them; the daemon skips any other line, such
  * as a warning mpirun printed). The daemon stores every metric row as
  * an in-process job would, in the same call, so SSE and the page see them.
@@ -132,11 +134,11 @@ int spool_remove(const char *dir);
 /* ---- rank 0's progress lines ---- */
 
 /* What one line of rank 0's output says. */
-enum spool_line_kind { SPOOL_LINE_PROGRESS, SPOOL_LINE_METRIC };
+enum spool_line_kind { SPOOL_LINE_PROGRESS, SPOOL_LINE_METRIC, SPOOL_LINE_CHECKPOINT };
 struct spool_line {
     enum spool_line_kind kind;
     uint64_t done, total; /* progress */
-    int64_t step, epoch;  /* metric */
+    int64_t step, epoch;  /* metric; checkpoint: epoch only */
     char name[64];        /* metric name */
     double value;         /* metric value (NaN and infinities travel as null: NaN) */
 };
@@ -145,6 +147,9 @@ struct spool_line {
  * free() it; NULL when out of memory). */
 char *spool_line_progress(uint64_t done, uint64_t total);
 char *spool_line_metric(int64_t step, int64_t epoch, const char *name, double value);
+/* {"checkpoint": E}: rank 0 has written the checkpoint files of epoch E
+ * (spool_checkpoint_write), which the daemon stores as the run goes on. */
+char *spool_line_checkpoint(int64_t epoch);
 
 /* Parses one line (len bytes, borrowed, without its newline). QN_EFORMAT
  * for anything else. */
@@ -181,5 +186,78 @@ int spool_sweep_result_write(const char *dir, size_t n, const double *out, const
  * QN_EFORMAT when the files do not hold exactly n rows. */
 int spool_sweep_result_read(const char *dir, size_t n, double *out, int *status, char *msg,
                             size_t cap);
+
+/* ---- train and fit jobs, data-parallel (spool_train.c) ----
+ * Both: job.json's "spec" is the type's spec plus "staged", an object of
+ * facts that are not the user's spec, which qn-mpi takes out (spool_staged_
+ * take) before parsing the rest with the type's parser:
+ *   "step_metric_every": steps between step_loss metrics (the daemon's).
+ *
+ * train: the spec is the resolved train spec (every layer's device inline,
+ * its surrogate an id, the seed explicit: what a stored model records);
+ * "staged" adds where the run starts: "epoch", "step", "loss_sum",
+ * "correct" (a struct train_position) and "t" (the optimizer's steps); the
+ * layers as spool_net.h's "network" (surrogates in surrogate-L.bin); and
+ * "n_classes" of the datasets. Files: the split and standardised rows as
+ * spool_net.h's datasets "train" and "test"; start_params.qna and
+ * start_state.qna (f32): the parameters and optimizer state the run starts
+ * from (the daemon has built the network and calibrated it, or restored its
+ * checkpoint or the "from" model). At each checkpoint rank 0 writes
+ * checkpoint-E-params.qna, checkpoint-E-state.qna (f32) and checkpoint-E-info.json
+ * {"epoch", "t"} (E the epoch), then the line {"checkpoint": E}; the daemon
+ * stores it then and removes its files. At the end rank 0 writes
+ * model_params.qna (f32) and result.json (spool_train_result_write).
+ *
+ * fit: the spec is the fit spec; "staged" adds "conditioned_on": the names
+ * of the parameters among the inputs (after the drives). Files: fit_in.qna
+ * (f32, (n, n_in)), fit_out.qna (f32, (n)), fit_status.qna (i32, (n)).
+ * Rank 0 writes surrogate.bin (surrogate_to_blob) and result.json
+ * (spool_fit_result_write).
+ */
+#define SPOOL_STAGED "staged"
+#define SPOOL_TRAIN_SET "train" /* spool_data_write prefixes */
+#define SPOOL_TEST_SET "test"
+#define SPOOL_START_PARAMS "start_params.qna"
+#define SPOOL_START_STATE "start_state.qna"
+#define SPOOL_MODEL_PARAMS "model_params.qna"
+#define SPOOL_FIT_IN "fit_in.qna"
+#define SPOOL_FIT_OUT "fit_out.qna"
+#define SPOOL_FIT_STATUS "fit_status.qna"
+#define SPOOL_SURROGATE "surrogate.bin"
+
+struct train_result;
+struct fit_result;
+
+/* Takes "staged" out of spec (changed in place) into *staged (new reference).
+ * QN_EFORMAT when it is missing or not an object. */
+int spool_staged_take(json_t *spec, json_t **staged);
+
+/* A float32 vector of n values (borrowed) into dir/name; back into a new
+ * buffer *out (free() it) that must hold exactly n values (QN_EFORMAT). */
+int spool_floats_write(const char *dir, const char *name, const float *v, size_t n, char *msg,
+                       size_t cap);
+int spool_floats_read(const char *dir, const char *name, size_t n, float **out, char *msg,
+                      size_t cap);
+
+/* Rank 0 at the checkpoint of epoch `epoch`: the parameters and optimizer
+ * state, then checkpoint-E-info.json. The daemon: that checkpoint into params
+ * (n_params) and state (n_state), the caller's, with its t; then
+ * spool_checkpoint_remove drops its files. */
+int spool_checkpoint_write(const char *dir, size_t epoch, const float *params, size_t n_params,
+                           const float *state, size_t n_state, uint64_t t, char *msg, size_t cap);
+int spool_checkpoint_read(const char *dir, size_t epoch, float *params, size_t n_params,
+                          float *state, size_t n_state, uint64_t *t, char *msg, size_t cap);
+void spool_checkpoint_remove(const char *dir, size_t epoch);
+
+/* result.json of a train run: res's figures (out_of_domain_layer for n_layers
+ * layers) and the run's failed solves; NaN travels as null. */
+int spool_train_result_write(const char *dir, const struct train_result *res, size_t n_layers,
+                             size_t failed_solves, char *msg, size_t cap);
+int spool_train_result_read(const char *dir, struct train_result *res, size_t n_layers,
+                            size_t *failed_solves, char *msg, size_t cap);
+
+/* result.json of a fit. */
+int spool_fit_result_write(const char *dir, const struct fit_result *res, char *msg, size_t cap);
+int spool_fit_result_read(const char *dir, struct fit_result *res, char *msg, size_t cap);
 
 #endif

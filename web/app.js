@@ -619,6 +619,7 @@
     [/^\/datasets\/([^/]+)$/, viewDataset, 'datasets'],
     [/^\/models$/, viewModels, 'models'],
     [/^\/models\/([^/]+)$/, viewModel, 'models'],
+    [/^\/study$/, viewStudy, 'study'],
   ];
 
   function parseHash() {
@@ -875,7 +876,7 @@
       if (FINAL.has(job.state) && histLoaded && !sweepShown) showSweep();
       if (FINAL.has(job.state) && histLoaded && job.type === 'evaluate' && !sideShown) {
         sideShown = true;
-        if (job.result && Array.isArray(job.result.chips)) chipsStrip(extra, job.result);
+        if (job.result && Array.isArray(job.result.chips)) chipsStrip(extra, job.result, job);
         evaluateSideBySide(extra, job).catch((e) => { if (e.status !== 401) extra.append(el('p', { class: 'error', text: 'cannot compare: ' + e.message })); });
       }
       const mine = !auth.who || auth.who.admin || auth.who.name === job.owner;
@@ -1556,9 +1557,33 @@
       el('section', { class: 'card spaced' }, el('h2', { text: 'Spec' }), jsonView(m.spec, 'spec')));
   }
 
+  /* Whether evaluation e (with its spec) scores the nominal network: no chip, no noise. */
+  const isNominalEval = (e) => e.spec && e.spec.chip === undefined && e.spec.chips === undefined && !(e.result && e.result.noise);
+
+  /* What an evaluation computes and on which rows, apart from chips and noise: two
+   * evaluations with the same key score the same network the same way on the same rows. */
+  const evalKey = (e) => JSON.stringify([e.result && e.result.model, e.spec.via || {}, e.spec.surrogates || {}]) + dataSig(e.spec.dataset, e.spec.split);
+
+  /* The nominal figure of evaluation e among evals (jobs with specs): the latest succeeded
+   * evaluation of the same model, computed the same way on the same rows, no chip and no
+   * noise; null when there is none. */
+  function nominalOf(e, evals) {
+    const key = evalKey(e);
+    const same = evals.filter((o) => o.id !== e.id && o.state === 'succeeded' && isNominalEval(o) && evalKey(o) === key);
+    return same.length ? same[same.length - 1] : null;
+  }
+
+  /* The evaluate jobs (with their specs) of the model that evaluation job e scored. */
+  async function evalsOfModel(e) {
+    const mid = e.result && e.result.model;
+    const list = (await apiList('/v1/jobs?type=evaluate', 'jobs')).filter((j) => j.result && j.result.model === mid);
+    return (await Promise.all(list.map((j) => api('/v1/jobs/' + j.id)))).sort((a, b) => a.id - b.id);
+  }
+
   /* An evaluation over chips (#12): each chip's score as a strip of points,
-   * with the mean, spread and range beside it. */
-  function chipsStrip(parent, r) {
+   * with the mean, spread and range beside it, then the model's nominal figure
+   * (nominalOf) when one has been scored. */
+  function chipsStrip(parent, r, job) {
     const acc = r.chips.every((c) => typeof c.accuracy === 'number');
     const key = acc ? 'accuracy' : 'rmse', unit = acc ? 'accuracy (fraction)' : 'RMSE (target units)';
     const xs = r.chips.map((c) => c.chip), ys = r.chips.map((c) => c[key]);
@@ -1568,6 +1593,66 @@
     c.note.textContent = `mean ${f(r[key + '_mean'])} ± ${acc ? (100 * r[key + '_sd']).toFixed(1) + ' pp' : fmtNum(r[key + '_sd'])}` +
       `, min ${f(r[key + '_min'])}, max ${f(r[key + '_max'])}; noise ${r.noise ? 'on' : 'off'}`;
     c.note.setAttribute('data-chips', String(r.chips.length));
+    if (!job) return;
+    evalsOfModel(job).then((evals) => {
+      const nom = nominalOf(job, evals);
+      const v = nom && (acc ? nom.result.accuracy : Math.sqrt(nom.result.loss));
+      c.note.append(nom ? el('span', { 'data-nominal': String(v) }, '; nominal (no chip, no noise; job ', refLink('jobs', nom.id),
+        `): ${acc ? pct(v) : 'RMSE ' + fmtNum(v)}`)
+        : el('span', { 'data-nominal': '' }, '; no nominal figure yet (score the model with the same via and data, without "chips")'));
+    }).catch((e) => { if (e.status !== 401) c.note.append(' (cannot look up the nominal figure: ' + e.message + ')'); });
+  }
+
+  /*
+   * A study (#/study, #/study?prefix=NAME): the table of every evaluate job whose name
+   * begins with the prefix (default "study ", the names `make study` gives its jobs; its
+   * database is build/study/study.db), one row per evaluation in the order they ran: the
+   * model and its training run's test score (as trained), how the evaluation computed the
+   * network and on which rows, its score (nominal, one chip, or over chips their mean ±
+   * sd, min and max with the chips as a strip), and beside a score on chips the model's
+   * nominal figure (nominalOf). Every figure is a stored record's, as in the table
+   * tests/study/study.sh prints.
+   */
+  async function viewStudy(root, _m, query) {
+    const prefix = query.get('prefix') || 'study ';
+    root.append(el('h1', { text: 'Study' }));
+    const [list, models] = await Promise.all([apiList('/v1/jobs?type=evaluate', 'jobs'), apiList('/v1/models', 'models')]);
+    const named = list.filter((j) => (j.name || '').startsWith(prefix)).sort((a, b) => a.id - b.id);
+    const evals = (await Promise.all(named.map((j) => api('/v1/jobs/' + j.id))));
+    const trains = new Map();
+    for (const m of models) if (m.job && evals.some((e) => evalModelId(e, models) === m.id)) trains.set(m.id, await api('/v1/jobs/' + m.job).catch(() => null));
+    root.append(el('p', { class: 'muted' }, `The evaluate jobs named "${prefix}…", ${evals.length} of them. `,
+      'Another study: ', el('code', { text: '#/study?prefix=NAME' }), '. ',
+      el('code', { text: 'make study' }), ' stores its runs in build/study/study.db: ', el('code', { text: 'qn serve --db build/study/study.db' }), ' shows them here.'));
+    const head = ['job', 'evaluation', 'model', 'as trained', 'computed', 'rows', 'score', 'min', 'max', 'chips', 'nominal'];
+    const body = evals.map((e) => studyRow(e, evals, models, trains));
+    if (!evals.length) body.push(el('tr', {}, el('td', { colspan: head.length, class: 'muted', text: 'No evaluate jobs with that name yet.' })));
+    const table = el('table', { class: 'scores', id: 'study' },
+      el('thead', {}, el('tr', {}, head.map((t, i) => el('th', { scope: 'col', class: i >= 5 && i <= 8 ? 'num' : null, text: t })))),
+      el('tbody', {}, body));
+    root.append(el('div', { class: 'table-wrap' }, table), el('p', { class: 'row' }, tableCsvButton(table, 'study')),
+      el('p', { class: 'legend-note', text: 'score: accuracy, or over chips their mean ± sample sd (percentage points); nominal: the same model computed the same way on the same rows with no chip and no noise.' }));
+  }
+
+  /* One row of the study table (viewStudy) for evaluation e. */
+  function studyRow(e, evals, models, trains) {
+    const r = e.result || {}, mid = evalModelId(e, models), m = models.find((x) => x.id === mid);
+    const t = trains.get(mid), ok = e.state === 'succeeded';
+    const chips = Array.isArray(r.chips) ? r.chips : null;
+    const nom = chips ? nominalOf(e, evals) : null;
+    const score = !ok ? e.state : chips ? `${pct(r.accuracy_mean)} ± ${(100 * r.accuracy_sd).toFixed(2)}` : pct(r.accuracy) + (e.spec.chip !== undefined ? ` (chip ${e.spec.chip})` : '');
+    const strip = chips ? el('span', { class: 'strip', 'aria-label': 'each chip\'s accuracy' }, chips.map((c) => el('span', {
+      class: 'tick', title: `chip ${c.chip}: ${pct(c.accuracy)}`,
+      style: `left: ${Math.round(100 * (c.accuracy - r.accuracy_min) / ((r.accuracy_max - r.accuracy_min) || 1))}%` }))) : null;
+    return el('tr', { 'data-job': e.id, 'data-chips': chips ? chips.length : 0 },
+      el('td', {}, refLink('jobs', e.id)), el('td', { class: 'name', text: e.name }),
+      el('td', {}, m ? refLink('models', m.id, m.name || '#' + m.id) : '–'),
+      el('td', { class: 'num', 'data-value': t && t.result ? String(t.result.test_accuracy) : null, text: t && t.result ? pct(t.result.test_accuracy) : '–' }),
+      el('td', { class: 'name', text: m ? viaText(m, e) : '–' }), el('td', { class: 'num', text: ok ? r.rows : '–' }),
+      el('td', { class: 'num', 'data-value': ok ? String(chips ? r.accuracy_mean : r.accuracy) : null, text: score }),
+      el('td', { class: 'num', text: chips ? pct(r.accuracy_min) : '–' }), el('td', { class: 'num', text: chips ? pct(r.accuracy_max) : '–' }),
+      el('td', {}, chips ? [`${chips.length} `, strip] : '–'),
+      el('td', { 'data-value': nom ? String(nom.result.accuracy) : null }, nom ? [pct(nom.result.accuracy), ' (', refLink('jobs', nom.id), ')'] : '–'));
   }
 
   /* The evaluate page's side-by-side card: this score, the score as trained, the difference. */

@@ -81,7 +81,8 @@ static const char daemon__usage[] =
     "  --http-threads N     HTTP threads (default 4)\n"
     "  --compute-threads N  threads for simulate, predict and uploads (default: CPUs, at most 4)\n"
     "  --max-body BYTES     largest JSON body (default 1M; suffixes K, M, G)\n"
-    "  --max-upload BYTES   largest dataset upload (default 256M)\n"
+    "  --max-upload BYTES   largest dataset upload, also once decompressed (default 256M;\n"
+    "                       413 beyond)\n"
     "  --max-connections N  concurrent connections (default 256)\n"
     "  --timeout S          seconds an idle connection is kept (default 60)\n"
     "  --simulate-steps N   steps one solve of POST .../simulate may take (default 1000000;\n"
@@ -434,6 +435,7 @@ int daemon_start(struct daemon *d, char *msg, size_t cap)
     d->routes.simulate_steps = d->cfg.simulate_steps;
     d->routes.simulate_seconds = d->cfg.simulate_seconds;
     d->routes.max_dataset_values = d->cfg.max_dataset_values;
+    d->routes.max_upload = d->cfg.max_upload;
     int rc = catalog_create(d->cfg.db, &d->catalog);
     if (rc == 0)
         rc = page_cache_create(DAEMON_PAGE_CACHE_BYTES, &d->routes.pages);

@@ -55,7 +55,7 @@ struct daemon_config {
     unsigned http_threads;    /* MHD thread pool (default: measured choice, daemon.c) */
     unsigned compute_threads; /* threads for simulate/predict/upload (default: CPUs, <= 4) */
     size_t max_body;          /* bytes of a JSON body */
-    size_t max_upload;        /* bytes of a dataset upload */
+    size_t max_upload;        /* bytes of a dataset upload, also once decompressed */
     unsigned max_connections; /* concurrent HTTP connections */
     unsigned timeout_s;       /* idle connection timeout */
     size_t simulate_steps;    /* steps one solve of a simulate request may take */

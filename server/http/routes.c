@@ -446,13 +446,13 @@ static int routes__dataset_upload(struct http_req *req)
     char path[64], msg[STORE_MSG_MAX + 256] = "";
     snprintf(path, sizeof path, "/proc/self/fd/%d", fileno(f)); /* the unlinked temp file */
     json_t *record = NULL;
-    int rc = catalog_dataset_upload(s, path, name, routes_ctx(req)->max_dataset_values, &record,
-                                    msg, sizeof msg);
+    int rc = catalog_dataset_upload(s, path, name, routes_ctx(req)->max_upload,
+                                    routes_ctx(req)->max_dataset_values, &record, msg, sizeof msg);
     char said[sizeof msg + 16];
     if (rc == QN_EEXIST)
         return http_reply_err(req, QN_EEXIST, "?name", "%s", msg);
-    if (rc == QN_ELIMIT)
-        return http_reply_err(req, QN_ELIMIT, NULL, "%s",
+    if (rc == QN_ELIMIT || rc == QN_ETOOLARGE)
+        return http_reply_err(req, rc, NULL, "%s",
                               routes__body_msg(msg, path, said, sizeof said));
     if (rc == QN_EFORMAT || rc == QN_EIO || rc == QN_ERANGE || rc == QN_EINVAL || rc == QN_ESPEC)
         return http_reply_err(req, QN_EFORMAT, NULL, "%s",

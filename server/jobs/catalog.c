@@ -286,11 +286,13 @@ int catalog_dataset_import(struct store *s, const char *path, const char *labels
 }
 
 int catalog_dataset_upload(struct store *s, const char *path, const char *name,
-                           uint64_t max_values, json_t **record, char *msg, size_t cap)
+                           uint64_t max_bytes, uint64_t max_values, json_t **record, char *msg,
+                           size_t cap)
 {
     *record = NULL;
     int64_t id = 0;
-    int rc = import_file_max(s, path, NULL, name, NULL, max_values, &id, msg, cap);
+    struct import_limits lim = {max_bytes, max_values};
+    int rc = import_file_max(s, path, NULL, name, NULL, &lim, &id, msg, cap);
     struct store_dataset d;
     return rc ? rc : catalog__dataset_record(&d, store_dataset_get(s, id, &d), record);
 }
@@ -441,12 +443,12 @@ int catalog_surrogate_list(struct store *s, int64_t after, size_t limit, json_t 
 static json_t *catalog__model_json(const void *p)
 {
     const struct store_model *m = p;
-    return json_pack("{sI so so so sI sI sI ss sI ss}", "id", (json_int_t)m->id, "name",
+    return json_pack("{sI so so so sI sI sI ss sI ss ss}", "id", (json_int_t)m->id, "name",
                      catalog__str_or_null(m->has_name, m->name), "job",
                      catalog__id_or_null(m->job_id), "spec", catalog__parsed(m->spec), "inputs",
                      (json_int_t)m->n_in, "outputs", (json_int_t)m->n_out, "classes",
                      (json_int_t)m->n_classes, "loss", m->loss, "params",
-                     (json_int_t)m->n_params, "created", m->created);
+                     (json_int_t)m->n_params, "created", m->created, "owner", m->owner);
 }
 
 int catalog_model_find(struct store *s, const char *ref, struct store_model *out)

@@ -95,10 +95,12 @@ void catalog_set_owner(struct store *s, const char *owner);
 int catalog_dataset_import(struct store *s, const char *path, const char *labels,
                            const char *name, const char *stem, json_t **record, char *msg,
                            size_t cap);
-/* An upload: catalog_dataset_import without labels, refusing a file of more
- * than max_values values (import_file_max: QN_ELIMIT) before reading it. */
+/* An upload: catalog_dataset_import without labels, within max_bytes
+ * decompressed bytes (QN_ETOOLARGE beyond) and max_values values
+ * (QN_ELIMIT beyond; import_file_max); 0: no limit. */
 int catalog_dataset_upload(struct store *s, const char *path, const char *name,
-                           uint64_t max_values, json_t **record, char *msg, size_t cap);
+                           uint64_t max_bytes, uint64_t max_values, json_t **record, char *msg,
+                           size_t cap);
 /* The dataset ref names into *out (catalog_dataset_free it). */
 int catalog_dataset_find(struct store *s, const char *ref, struct store_dataset *out);
 void catalog_dataset_free(struct store_dataset *d);

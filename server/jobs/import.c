@@ -1,16 +1,18 @@
 /*
  * import.c: CSV and IDX files into stored datasets (see import.h).
  *
- * Trade-off: the file is parsed whole into an engine dataset first (the
- * engine's loaders check every cell), then written to the store in one
- * transaction; a file is held twice in memory for a moment (as text or
- * bytes, then as floats) in exchange for one parser and one set of
- * messages. The CSV loader wants one target column, so every column but the
- * last is read as an input and the last as the target; together they are
- * every column in the header's order. What a file may hold is checked
- * before it is parsed (import_file_max): an IDX file's header announces its
- * decompressed size, a CSV file's cells are counted; that bound is what
- * keeps the whole-file parse's memory in check.
+ * A file streams into the store: the engine's reader (data_stream.h)
+ * inflates and parses it a chunk of rows at a time (256 KiB of floats)
+ * and each chunk is appended to the dataset's writer, which stores a block
+ * of STORE_BLOCK_ROWS rows at a time, all in one transaction. Memory is so
+ * bounded by a chunk and a block, never by the file; a file refused on its
+ * last line leaves nothing (the transaction rolls back, and the WAL it
+ * filled is truncated). What a file may hold is checked as early as it can
+ * be: an IDX header announces its decompressed bytes and values before any
+ * is read; a CSV file's are counted as it inflates and parses.
+ * Trade-off: the write transaction stays open while the file is parsed (a
+ * parse is a few seconds for the largest uploads), so other writers wait
+ * that long for the lock; in exchange no half-parsed dataset is ever seen.
  */
 #include "import.h"
 
@@ -19,12 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data.h"
+#include "data_stream.h"
 #include "qn_err.h"
 #include "spec.h"
 
-#define IMPORT_MAX_COLS 4096 /* CSV header columns */
-#define IMPORT_NAME_MAX 256  /* bytes of a CSV column name */
+#define IMPORT_MAX_COLS 4096              /* CSV header columns */
+#define IMPORT_CHUNK_BYTES ((size_t)256 << 10) /* floats parsed before they are stored */
 
 static int import__fail(char *msg, size_t cap, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -37,196 +39,95 @@ static int import__fail(char *msg, size_t cap, int rc, const char *fmt, ...)
     return rc;
 }
 
-/* 1 when the file starts like IDX: gzip magic, or 00 00 08 (unsigned bytes). */
-static int import__is_idx(const char *path, int *is_idx)
+/* The sentence of a refused file: "path: why", with the option that caps it. */
+static int import__refuse(int rc, const char *path, const struct data_error *e,
+                          const struct import_limits *lim, char *msg, size_t cap)
 {
-    unsigned char b[4] = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return QN_EIO;
-    size_t n = fread(b, 1, 4, f);
-    fclose(f);
-    *is_idx = n >= 2 && ((b[0] == 0x1f && b[1] == 0x8b) ||
-                         (n == 4 && b[0] == 0 && b[1] == 0 && b[2] == 0x08));
-    return 0;
+    const char *why = e->msg[0] ? e->msg : qn_err_msg(rc);
+    if (rc == QN_ETOOLARGE)
+        return import__fail(msg, cap, rc, "%s: %s, more than an upload may hold "
+                            "(--max-upload %llu)", path, why,
+                            (unsigned long long)lim->max_bytes);
+    return import__fail(msg, cap, rc, "%s: %s", path, why);
 }
 
-/* Column names of a CSV header into names (each a new string). */
-static int import__csv_header(const char *path, char **names, size_t *n, char *msg, size_t cap)
+/* Refuses values past the cap (0: none); `more` when only a lower bound is known. */
+static int import__values(const char *path, int is_idx, uint64_t values, int more,
+                          const struct import_limits *lim, char *msg, size_t cap)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return import__fail(msg, cap, QN_EIO, "%s: cannot open", path);
-    char field[IMPORT_NAME_MAX];
-    size_t len = 0;
-    int c, rc = 0;
-    *n = 0;
-    for (;;) {
-        c = fgetc(f);
-        if (c != ',' && c != '\n' && c != EOF) {
-            if (c != '"' && c != '\r' && !(c == ' ' && len == 0) && len + 1 < sizeof field)
-                field[len++] = (char)c;
-            continue;
-        }
-        while (len && field[len - 1] == ' ')
-            len--;
-        field[len] = '\0';
-        if (*n >= IMPORT_MAX_COLS)
-            rc = import__fail(msg, cap, QN_ERANGE, "more than %d columns", IMPORT_MAX_COLS);
-        else if (!(names[(*n)++] = strdup(field)))
-            rc = QN_ENOMEM;
-        len = 0;
-        if (rc || c != ',')
-            break;
-    }
-    fclose(f);
-    return rc;
-}
-
-/* Writes x (n, d) and, when given, labels (n) or y (n) as rows of d + 1 columns. */
-static int import__write(struct store *s, const char *name, const char *source,
-                         const struct data_set *ds, const char *const *cols, size_t n_cols,
-                         int64_t *id)
-{
-    struct store_dswriter *w = NULL;
-    int rc = store_dataset_begin(s, name, source, n_cols, cols, 0, &w);
-    if (rc)
-        return rc;
-    float *row = malloc(n_cols * sizeof *row);
-    rc = row ? 0 : QN_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < ds->n; i++) {
-        memcpy(row, ds->x + i * ds->d, ds->d * sizeof *row);
-        if (n_cols > ds->d)
-            row[ds->d] = ds->labels ? (float)ds->labels[i] : ds->y[i];
-        rc = store_dataset_append(w, row, 1);
-    }
-    free(row);
-    if (rc) {
-        store_dataset_abort(w);
-        return rc;
-    }
-    return store_dataset_finish(w, id);
-}
-
-static int import__csv(struct store *s, const char *path, const char *name, int64_t *id,
-                       char *msg, size_t cap)
-{
-    char **names = calloc(IMPORT_MAX_COLS, sizeof *names);
-    size_t n = 0;
-    struct data_set ds = {0};
-    int rc = names ? import__csv_header(path, names, &n, msg, cap) : QN_ENOMEM;
-    if (rc == 0 && n < 2)
-        rc = import__fail(msg, cap, QN_EFORMAT, "%s: a CSV dataset needs a header of at least "
-                          "two columns", path);
-    if (rc == 0) {
-        struct data_csv_opts o = {(const char *const *)names, n - 1, NULL, names[n - 1]};
-        struct data_error e = {0, 0, {0}};
-        rc = data_load_csv(&ds, path, &o, &e);
-        if (rc)
-            import__fail(msg, cap, rc, "%s: %s", path, e.msg[0] ? e.msg : qn_err_msg(rc));
-    }
-    if (rc == 0)
-        rc = import__write(s, name, "csv", &ds, (const char *const *)names, n, id);
-    data_close(&ds);
-    for (size_t i = 0; names && i < n; i++)
-        free(names[i]);
-    free(names);
-    return rc;
-}
-
-/* An images file, followed in the same file by its labels or not. */
-static int import__idx_joined(struct data_set *ds, const char *path, char *msg, size_t cap)
-{
-    struct data_idx img, lab;
-    struct data_error e = {0, 0, {0}};
-    int rc = data_idx_read_joined(&img, &lab, path, &e);
-    if (rc == 0) {
-        rc = data_idx_to_set(ds, &img, lab.len ? &lab : NULL, &e);
-        data_idx_close(&img);
-        data_idx_close(&lab);
-    }
-    return rc ? import__fail(msg, cap, rc, "%s: %s", path, e.msg[0] ? e.msg : qn_err_msg(rc)) : 0;
-}
-
-static int import__idx(struct store *s, const char *path, const char *labels, const char *name,
-                       int64_t *id, char *msg, size_t cap)
-{
-    struct data_set ds = {0};
-    struct data_error e = {0, 0, {0}};
-    int rc = 0;
-    if (labels) {
-        rc = data_load_idx(&ds, path, labels, &e);
-        if (rc)
-            import__fail(msg, cap, rc, "%s: %s", path, e.msg[0] ? e.msg : qn_err_msg(rc));
-    } else {
-        rc = import__idx_joined(&ds, path, msg, cap);
-    }
-    size_t n_cols = ds.d + (ds.labels ? 1 : 0);
-    char **cols = rc ? NULL : calloc(n_cols, sizeof *cols);
-    if (rc == 0 && !cols)
-        rc = QN_ENOMEM;
-    for (size_t j = 0; rc == 0 && j < n_cols; j++) {
-        char b[32];
-        snprintf(b, sizeof b, j < ds.d ? "p%zu" : "label", j);
-        rc = (cols[j] = strdup(b)) ? 0 : QN_ENOMEM;
-    }
-    if (rc == 0)
-        rc = import__write(s, name, "idx", &ds, (const char *const *)cols, n_cols, id);
-    for (size_t j = 0; cols && j < n_cols; j++)
-        free(cols[j]);
-    free(cols);
-    data_close(&ds);
-    return rc;
-}
-
-/* The values an IDX images file (and its labels after it) announces: the
- * images header's n x rows x cols, plus n labels. */
-static int import__idx_values(const char *path, uint64_t *values, char *msg, size_t cap)
-{
-    struct data_idx h;
-    struct data_error e = {0, 0, {0}};
-    int rc = data_idx_peek(&h, path, 3, &e);
-    if (rc)
-        return import__fail(msg, cap, rc, "%s: %s", path, e.msg[0] ? e.msg : qn_err_msg(rc));
-    *values = (uint64_t)h.len + h.dims[0];
-    return 0;
-}
-
-/* An upper bound of the cells of a CSV file: its commas and line ends. */
-static int import__csv_values(const char *path, uint64_t *values)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return QN_EIO;
-    char buf[1 << 16];
-    size_t n;
-    uint64_t cells = 1;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        for (size_t i = 0; i < n; i++)
-            cells += buf[i] == ',' || buf[i] == '\n';
-    int rc = ferror(f) ? QN_EIO : 0;
-    fclose(f);
-    *values = cells;
-    return rc;
-}
-
-/* Refuses a file that would hold more than max values (0: no limit). */
-static int import__check_size(const char *path, int is_idx, uint64_t max, char *msg, size_t cap)
-{
-    uint64_t values = 0;
-    if (!max)
-        return 0;
-    int rc = is_idx ? import__idx_values(path, &values, msg, cap) : import__csv_values(path, &values);
-    if (rc)
-        return rc == QN_EIO && !msg[0] ? import__fail(msg, cap, rc, "%s: cannot read", path) : rc;
-    if (values <= max)
+    if (!lim->max_values || values <= lim->max_values)
         return 0;
     return import__fail(msg, cap, QN_ELIMIT,
-                        "%s: the %s holds %llu values%s, more than a dataset may hold "
+                        "%s: the %s holds %s%llu values%s, more than a dataset may hold "
                         "(--max-dataset-values %llu)",
-                        path, is_idx ? "IDX file" : "CSV file", (unsigned long long)values,
+                        path, is_idx ? "IDX file" : "CSV file", more ? "more than " : "",
+                        (unsigned long long)(more ? lim->max_values : values),
                         is_idx ? " once decompressed (one byte each)" : "",
-                        (unsigned long long)max);
+                        (unsigned long long)lim->max_values);
+}
+
+/* What a stream's header tells before any row is read: the columns a
+ * dataset may have, an IDX file's values. */
+static int import__check_header(struct data_stream *ds, const char *path,
+                                const struct import_limits *lim, char *msg, size_t cap)
+{
+    size_t n_cols = data_stream_cols(ds);
+    int is_idx = data_stream_is_idx(ds);
+    if (n_cols > (is_idx ? STORE_MAX_COLS : IMPORT_MAX_COLS))
+        return import__fail(msg, cap, QN_ERANGE, "%s: %zu columns, more than %d", path, n_cols,
+                            is_idx ? STORE_MAX_COLS : IMPORT_MAX_COLS);
+    uint64_t values = (uint64_t)data_stream_rows_announced(ds) * n_cols;
+    return import__values(path, is_idx, values, 0, lim, msg, cap);
+}
+
+/* Reads every row of ds into writer w, a chunk at a time. */
+static int import__rows(struct data_stream *ds, struct store_dswriter *w, const char *path,
+                        const struct import_limits *lim, char *msg, size_t cap)
+{
+    size_t n_cols = data_stream_cols(ds), k = IMPORT_CHUNK_BYTES / (n_cols * sizeof(float));
+    k = k ? k : 1;
+    float *chunk = malloc(k * n_cols * sizeof *chunk);
+    int rc = chunk ? 0 : QN_ENOMEM;
+    uint64_t values = 0;
+    for (size_t n = 1; rc == 0 && n > 0;) {
+        struct data_error e = {0, 0, {0}};
+        rc = data_stream_read(ds, chunk, k, &n, &e);
+        if (rc) {
+            import__refuse(rc, path, &e, lim, msg, cap);
+            break;
+        }
+        values += (uint64_t)n * n_cols;
+        rc = import__values(path, data_stream_is_idx(ds), values, 1, lim, msg, cap);
+        if (rc == 0 && n)
+            rc = store_dataset_append(w, chunk, n);
+    }
+    free(chunk);
+    return rc;
+}
+
+/* Streams path (and labels) into dataset `name`, in one transaction. */
+static int import__stream(struct store *s, const char *path, const char *labels,
+                          const char *name, const struct import_limits *lim, int64_t *id,
+                          char *msg, size_t cap)
+{
+    struct data_stream *ds = NULL;
+    struct data_error e = {0, 0, {0}};
+    int rc = data_stream_open(&ds, path, labels, lim->max_bytes, &e);
+    if (rc)
+        return import__refuse(rc, path, &e, lim, msg, cap);
+    rc = import__check_header(ds, path, lim, msg, cap);
+    struct store_dswriter *w = NULL;
+    if (rc == 0)
+        rc = store_dataset_begin(s, name, data_stream_is_idx(ds) ? "idx" : "csv",
+                                 data_stream_cols(ds), data_stream_names(ds), 0, &w);
+    if (rc == 0)
+        rc = import__rows(ds, w, path, lim, msg, cap);
+    if (rc == 0)
+        rc = store_dataset_finish(w, id);
+    else
+        store_dataset_abort(w);
+    data_stream_close(ds);
+    return rc;
 }
 
 /* Is `name` taken (a built-in dataset's or a stored one's)? 1 or 0, or a store code. */
@@ -274,27 +175,16 @@ static int import__name(struct store *s, const char *name, const char *stem, cha
 int import_file(struct store *s, const char *path, const char *labels, const char *name,
                 const char *stem, int64_t *id, char *msg, size_t cap)
 {
-    return import_file_max(s, path, labels, name, stem, 0, id, msg, cap);
+    static const struct import_limits none = {0, 0};
+    return import_file_max(s, path, labels, name, stem, &none, id, msg, cap);
 }
 
 int import_file_max(struct store *s, const char *path, const char *labels, const char *name,
-                    const char *stem, uint64_t max_values, int64_t *id, char *msg, size_t cap)
+                    const char *stem, const struct import_limits *lim, int64_t *id, char *msg,
+                    size_t cap)
 {
     msg[0] = '\0';
     char chosen[STORE_NAME_MAX];
     int rc = import__name(s, name, stem, chosen, sizeof chosen, msg, cap);
-    if (rc)
-        return rc;
-    name = chosen;
-    int is_idx = 0;
-    if (import__is_idx(path, &is_idx))
-        return import__fail(msg, cap, QN_EIO, "%s: cannot open", path);
-    if (!is_idx && labels)
-        return import__fail(msg, cap, QN_EINVAL, "--labels applies to IDX images files; %s "
-                            "is not IDX", path);
-    rc = import__check_size(path, is_idx, max_values, msg, cap);
-    if (rc)
-        return rc;
-    return is_idx ? import__idx(s, path, labels, name, id, msg, cap)
-                  : import__csv(s, path, name, id, msg, cap);
+    return rc ? rc : import__stream(s, path, labels, chosen, lim, id, msg, cap);
 }

@@ -7,8 +7,10 @@
  * its magic): an images file (n, rows, cols) becomes columns p0..p{rows*cols-1}
  * scaled to [0, 1], plus "label" from an optional labels file, given apart
  * or following the images in the same file (source "idx").
- * Parsing is the engine's (engine/data.h), so a bad file is refused with the
- * loader's sentence naming line and column, and nothing is stored.
+ * Parsing is the engine's (engine/data_stream.h), so a bad file is refused
+ * with the loader's sentence naming line and column, and nothing is stored.
+ * Either file may be gzip-compressed. The file streams into the store: the
+ * memory an import takes does not grow with the file.
  */
 #ifndef QN_IMPORT_H
 #define QN_IMPORT_H
@@ -33,14 +35,23 @@
 int import_file(struct store *s, const char *path, const char *labels, const char *name,
                 const char *stem, int64_t *id, char *msg, size_t cap);
 
+/* What one upload may hold; 0 in a field: no limit. */
+struct import_limits {
+    uint64_t max_bytes;  /* decompressed bytes of the file (--max-upload) */
+    uint64_t max_values; /* values of the dataset (--max-dataset-values) */
+};
+
 /*
- * As import_file, refusing before anything is read whole a file that holds
- * more than max_values values (0: no limit): an IDX file by what its
- * header announces (so a small gzip file that inflates to gigabytes is
- * never inflated), a CSV file by its count of cells. QN_ELIMIT with a
- * sentence in msg then.
+ * As import_file within lim (borrowed): a file that decompresses to more
+ * than max_bytes is refused with QN_ETOOLARGE, one that holds more than
+ * max_values values with QN_ELIMIT, each with a sentence naming the
+ * option in msg. An IDX file is refused by what its header announces,
+ * before its data is read (so a small gzip file that would inflate to
+ * gigabytes is never inflated); a CSV file as soon as the bytes inflated
+ * or the values parsed pass the limit. Nothing is stored then.
  */
 int import_file_max(struct store *s, const char *path, const char *labels, const char *name,
-                    const char *stem, uint64_t max_values, int64_t *id, char *msg, size_t cap);
+                    const char *stem, const struct import_limits *lim, int64_t *id, char *msg,
+                    size_t cap);
 
 #endif

@@ -446,6 +446,8 @@ int job_run_with(struct store *s, const struct job_spec *js, const char *owner, 
         return QN_EINVAL;
     }
     int rc = js->ranks > 1 ? job_remote_check(remote, t, js->ranks, err) : 0;
+    if (rc == 0 && js->ranks > 1 && t->check_ranks)
+        rc = t->check_ranks(js->spec, js->ranks, err);
     if (rc)
         return rc;
     struct job_ctx ctx = {.store = s, .name = js->name, .spec = js->spec, .owner = owner,

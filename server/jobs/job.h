@@ -111,6 +111,15 @@ struct job_type {
      * output in one transaction, filling ctx->result as run does. 0 or a code
      * with ctx->reason; nothing is stored on failure. */
     int (*collect)(struct job_ctx *ctx, const char *dir);
+    /* At submission, for ranks > 1: refuses what the spec (borrowed) asks that
+     * the ranks cannot share (QN_ESPEC with *err at its field); NULL: any spec
+     * of the type runs on ranks. Called after validate. */
+    int (*check_ranks)(const json_t *spec, size_t ranks, struct spec_error *err);
+    /* While qn-mpi runs, on rank 0's line {"checkpoint": E}: stores the
+     * checkpoint of epoch E from the spool directory dir as run would, so a
+     * later attempt resumes from it. 0 or a code with ctx->reason (the run
+     * is then stopped). NULL: the type writes none. */
+    int (*checkpoint)(struct job_ctx *ctx, const char *dir, size_t epoch);
 };
 
 /* The type named `name` (borrowed, static), or NULL when this build cannot run it. */

@@ -10,8 +10,9 @@
  *
  * "chip": S scores one chip of a device population (every instance with
  * variability drawn as chip S, engine/chip.h); "chips": {"count", "seed"}
- * scores chips seed .. seed + count - 1 one after the other (each over the
- * workers' threads) and reports each and their spread. Noise is drawn,
+ * scores chips seed .. seed + count - 1, whole chips in parallel on the
+ * job's threads (train_evaluate_chips; the scores are those of one chip at a
+ * time, bit for bit), and reports each and their spread. Noise is drawn,
  * seeded by the chip, unless "noise": false.
  *
  * On several ranks (job_remote.h), stage writes the standardised rows, the
@@ -413,15 +414,17 @@ static int job_eval__chips_report(struct job_ctx *ctx, const struct job_evaluate
     return rc;
 }
 
-/* Scores chips seed, seed + 1, ... one after the other; reports them. */
+/* Scores chips seed, seed + 1, ... (train_evaluate_chips: whole chips in parallel on the
+ * job's threads); reports them. */
 static int job_eval__chips(struct job_ctx *ctx, const struct job_evaluate *p, struct net *n,
                            const struct data_set *ds)
 {
     size_t N = p->e.chips;
     double *loss = calloc(N, sizeof *loss), *acc = calloc(N, sizeof *acc);
     int rc = loss && acc ? 0 : job_fail(ctx, QN_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == 0 && i < N; i++)
-        rc = job_eval__chip(ctx, p, n, ds, p->e.chips_seed + i, &loss[i], &acc[i]);
+    if (rc == 0 && (rc = train_evaluate_chips(n, ds, p->model.loss, p->e.chips_seed, N,
+                                              p->e.noise, loss, acc)))
+        job_fail(ctx, rc, "evaluation of the chips stopped");
     if (rc == 0) {
         struct job_eval_tally t = job_eval__tally(n, ds->n);
         rc = job_eval__chips_report(ctx, p, &t, loss, acc);

@@ -7,7 +7,8 @@
  * surrogate row keeps that device's JSON, so a train job can check that a
  * layer's device and its surrogate agree without the sweep. run reads the
  * rows, fits (engine/surrogate.h) with one metric row per epoch (train_loss,
- * val_rmse), and stores the surrogate blob. Rows whose solve failed are
+ * val_rmse) and a step_loss every JOB_FIT_STEP_EVERY steps, and stores the
+ * surrogate blob. Rows whose solve failed are
  * excluded by the fit and counted in the result. A sweep that also ranged
  * over parameters of the device (columns u1, kappa, out, status) gives a
  * parameter-conditioned surrogate f(u; theta): its inputs are the drives then
@@ -20,6 +21,10 @@
 #include "job.h"
 #include "job_data.h"
 #include "qn_err.h"
+#include "spec_run.h"
+#include "spool.h"
+
+#define JOB_FIT_STEP_EVERY 20 /* steps between step_loss metrics, as train jobs */
 
 /* What prepare made. */
 struct job_fit {
@@ -198,21 +203,22 @@ static int job_fit_run(struct job_ctx *ctx)
     if (rc)
         return rc;
     struct job_fit_hooks h = {ctx, p->fit.cfg.epochs, 0};
-    struct fit_hooks hooks = {job_fit__metric, &h, ctx->cancel};
+    struct fit_hooks hooks = {.metric = job_fit__metric, .ctx = &h, .cancel = ctx->cancel,
+                              .step_metric_every = JOB_FIT_STEP_EVERY};
     struct surrogate sur = {0};
     struct fit_result res;
     memset(&res, 0, sizeof res);
     int64_t id = 0;
-    rc = surrogate_fit(d.in, d.out, d.status, d.n, d.n_in, &p->fit.cfg, &hooks, &sur, &res);
-    if (rc == QN_EINVAL)
+    const char *what;
+    rc = spec_run_fit(&p->fit, d.in, d.out, d.status, d.n, d.n_in, p->n_cond, p->cond, &hooks,
+                      &sur, &res, &what);
+    if (rc == QN_EINVAL && res.n_train == 0) /* surrogate_fit refused the rows or config */
         snprintf(ctx->reason, sizeof ctx->reason, "cannot fit: too few usable rows (%zu of %zu "
                  "excluded) or a bad configuration", res.n_excluded, d.n);
     else if (rc)
-        job_fail(ctx, rc, "fit stopped");
+        job_fail(ctx, rc, what);
     if (rc == 0 && h.rc)
         rc = job_fail(ctx, h.rc, "cannot store a metric");
-    if (rc == 0 && p->n_cond && (rc = surrogate_set_cond(&sur, p->n_cond, p->cond)))
-        job_fail(ctx, rc, "cannot name the surrogate's parameters");
     if (rc == 0 && (rc = job_fit__store(ctx, p, &sur, &res, &id)))
         job_fail(ctx, rc, "cannot store the surrogate");
     if (rc == 0)
@@ -223,8 +229,79 @@ static int job_fit_run(struct job_ctx *ctx)
     return rc;
 }
 
+/* The fit spec with "staged": the conditioning parameters' names and the
+ * step_loss interval (spool.h). New reference; NULL when out of memory. */
+static json_t *job_fit__staged_spec(const struct job_ctx *ctx, const struct job_fit *p)
+{
+    json_t *cond = json_array();
+    for (size_t k = 0; cond && k < p->n_cond; k++)
+        if (json_array_append_new(cond, json_string(p->cond[k])))
+            json_decref(cond), cond = NULL;
+    json_t *staged = cond ? json_pack("{so sI}", "conditioned_on", cond, "step_metric_every",
+                                      (json_int_t)JOB_FIT_STEP_EVERY)
+                          : NULL;
+    json_t *spec = staged ? json_deep_copy(ctx->spec) : NULL;
+    if (spec && json_object_set(spec, SPOOL_STAGED, staged) != 0)
+        json_decref(spec), spec = NULL;
+    json_decref(staged);
+    return spec;
+}
+
+/* job_type.stage: the sweep's rows as arrays, job.json with the fit spec. */
+static int job_fit_stage(struct job_ctx *ctx, const char *dir)
+{
+    const struct job_fit *p = ctx->prep;
+    struct job_sweep_data d;
+    char *why = ctx->reason;
+    size_t cap = sizeof ctx->reason;
+    int rc = job_data_sweep(ctx->store, &p->ds, &d, why, cap);
+    if (rc)
+        return rc;
+    size_t dims[2] = {d.n, d.n_in};
+    rc = spool_array_write(dir, SPOOL_FIT_IN, SPOOL_F32, 2, dims, d.in, why, cap);
+    if (rc == 0)
+        rc = spool_array_write(dir, SPOOL_FIT_OUT, SPOOL_F32, 1, &d.n, d.out, why, cap);
+    if (rc == 0)
+        rc = spool_array_write(dir, SPOOL_FIT_STATUS, SPOOL_I32, 1, &d.n, d.status, why, cap);
+    json_t *spec = rc ? NULL : job_fit__staged_spec(ctx, p);
+    if (rc == 0 && !spec)
+        rc = job_fail(ctx, QN_ENOMEM, "cannot stage the fit");
+    if (rc == 0)
+        rc = spool_job_write(dir, ctx->job_id, "fit", ctx->name, ctx->ranks, ctx->threads, spec,
+                             why, cap);
+    json_decref(spec);
+    job_data_sweep_free(&d);
+    return rc;
+}
+
+/* job_type.collect: the surrogate qn-mpi fitted, stored as run stores it. */
+static int job_fit_collect(struct job_ctx *ctx, const char *dir)
+{
+    const struct job_fit *p = ctx->prep;
+    struct fit_result res;
+    struct surrogate sur = {0};
+    void *blob = NULL;
+    size_t len = 0;
+    int64_t id = 0;
+    int rc = spool_fit_result_read(dir, &res, ctx->reason, sizeof ctx->reason);
+    if (rc == 0)
+        rc = spool_blob_read(dir, SPOOL_SURROGATE, &blob, &len, ctx->reason, sizeof ctx->reason);
+    if (rc == 0 && (rc = surrogate_from_blob(blob, len, &sur)))
+        job_fail(ctx, rc, "qn-mpi's surrogate is unreadable");
+    if (rc == 0 && (rc = job_fit__store(ctx, p, &sur, &res, &id)))
+        job_fail(ctx, rc, "cannot store the surrogate");
+    if (rc == 0)
+        rc = job_fit__result(ctx, p, id, &res, res.n_train + res.n_val + res.n_excluded);
+    if (sur.mlp)
+        surrogate_close(&sur);
+    free(blob);
+    return rc;
+}
+
 const struct job_type job_fit_type = {.name = "fit",
                                       .validate = job_fit_validate,
                                       .prepare = job_fit_prepare,
                                       .run = job_fit_run,
-                                      .release = job_fit_release};
+                                      .release = job_fit_release,
+                                      .stage = job_fit_stage,
+                                      .collect = job_fit_collect};

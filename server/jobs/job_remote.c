@@ -104,11 +104,13 @@ int job_remote_check(const struct job_remote *r, const struct job_type *t, size_
 
 /* ---- following the run ---- */
 
-/* One line of rank 0: progress to the callback, a metric row to the store.
- * Lines that are not ours are skipped; so is a metric row already stored
- * when `attached` (the lines of a run attached to again are read from the
- * start, and the daemon before the restart stored some). */
-static int job_remote__line(struct job_ctx *ctx, const char *text, int attached)
+/* One line of rank 0: progress to the callback, a metric row to the store, a
+ * checkpoint to the type's checkpoint (t's, from dir). Lines that are not
+ * ours are skipped; so is a metric row already stored when `attached` (the
+ * lines of a run attached to again are read from the start, and the daemon
+ * before the restart stored some). */
+static int job_remote__line(const struct job_type *t, struct job_ctx *ctx, const char *dir,
+                            const char *text, int attached)
 {
     struct spool_line l;
     if (spool_line_parse(text, strlen(text), &l) != 0)
@@ -118,14 +120,14 @@ static int job_remote__line(struct job_ctx *ctx, const char *text, int attached)
             ctx->progress((size_t)l.done, (size_t)l.total, ctx->progress_ctx);
         return 0;
     }
+    if (l.kind == SPOOL_LINE_CHECKPOINT)
+        return t->checkpoint ? t->checkpoint(ctx, dir, (size_t)l.epoch) : 0;
     int rc = store_metric_insert(ctx->store, ctx->job_id, l.step, l.epoch, l.name, l.value);
     if (rc == QN_EEXIST && attached)
         return 0;
     return rc ? job_fail(ctx, rc, "cannot store a metric") : 0;
 }
 
-/* Reads the run's lines until they end, the job is canceled or a line
- * cannot be stored; then waits for its end. */
 /* Whether a canceled run is left going for the next daemon: the daemon is
  * stopping (requeue), and the run has a handle to be found by. */
 static int job_remote__leaves(const struct job_ctx *ctx, struct launch_run *run)
@@ -137,15 +139,15 @@ static int job_remote__leaves(const struct job_ctx *ctx, struct launch_run *run)
 /* Reads the run's lines until they end, the job is canceled or a line
  * cannot be stored; then waits for its end. A stopping daemon's run with a
  * handle is left going instead (*detached 1, QN_ECANCELED). */
-static int job_remote__follow(struct job_ctx *ctx, struct launch_run *run, int attached,
-                              int *detached)
+static int job_remote__follow(const struct job_type *t, struct job_ctx *ctx, const char *dir,
+                              struct launch_run *run, int attached, int *detached)
 {
     const struct launch_ops *ops = ctx->remote->launcher.ops;
     char line[LAUNCH_LINE_MAX];
     int rc = 0, canceled = 0, got;
     while (rc == 0 && (got = ops->next_line(run, line, sizeof line, JOB_REMOTE_POLL_MS)) != 2) {
         if (got == 1)
-            rc = job_remote__line(ctx, line, attached);
+            rc = job_remote__line(t, ctx, dir, line, attached);
         if (ctx->cancel && atomic_load(ctx->cancel)) {
             canceled = 1;
             break;
@@ -254,7 +256,7 @@ static int job_remote__attempt(const struct job_type *t, struct job_ctx *ctx, co
     if (rc == 0 && !run && !done)
         rc = job_remote__start(t, ctx, dir, &run);
     if (rc == 0 && run)
-        rc = job_remote__follow(ctx, run, attached, detached);
+        rc = job_remote__follow(t, ctx, dir, run, attached, detached);
     if (run && *detached)
         ops->detach(run);
     else if (run)

@@ -42,6 +42,9 @@
 #include "job_model.h"
 #include "job_net.h"
 #include "qn_err.h"
+#include "spec_run.h"
+#include "spool.h"
+#include "spool_net.h"
 
 #define JOB_TRAIN_STEP_EVERY 20 /* steps between step_loss metrics */
 
@@ -53,6 +56,7 @@ struct job_train {
     struct job_netdef nd; /* the layers */
     struct job_model from; /* "from": the model training starts from */
     int have_from;
+    struct job_train_run *staged; /* on several ranks: what stage built, for collect (owned) */
 };
 
 /* What run holds. */
@@ -91,6 +95,21 @@ static int job_train_validate(const json_t *spec, struct job_refs *refs, struct 
         }
         if (t->has_from)
             job_refs_add(refs, &t->from, "/spec/from/model", "train");
+        spec_train_close(t);
+    }
+    free(t);
+    return rc;
+}
+
+/* job_type.check_ranks: adapt and es stay on one rank (spec_run_train_ranks). */
+static int job_train_check_ranks(const json_t *spec, size_t ranks, struct spec_error *err)
+{
+    struct train_spec *t = malloc(sizeof *t);
+    if (!t)
+        return spec_fail(err, "", "out of memory"), QN_ENOMEM;
+    int rc = spec_train_parse(spec, t, err);
+    if (rc == 0) {
+        rc = spec_run_train_ranks(t, ranks, err);
         spec_train_close(t);
     }
     free(t);
@@ -293,6 +312,8 @@ static int job_train_prepare(struct job_ctx *ctx)
     return rc ? rc : job_train__from(ctx, p);
 }
 
+static void job_train__staged_free(struct job_train_run *r);
+
 static void job_train_release(struct job_ctx *ctx)
 {
     struct job_train *p = ctx->prep;
@@ -304,6 +325,7 @@ static void job_train_release(struct job_ctx *ctx)
     job_data_close(&p->ds);
     if (p->have_t)
         spec_train_close(&p->t);
+    job_train__staged_free(p->staged);
     free(p);
     ctx->prep = NULL;
 }
@@ -376,28 +398,19 @@ static int job_train__data(struct job_ctx *ctx, const struct job_train *p,
     return rc ? job_fail(ctx, rc, "cannot standardise the inputs") : 0;
 }
 
-/* Builds the network and the optimizer. */
+/* Builds the network and the optimizer (spec_run_build) at the widths to build with. */
 static int job_train__build(struct job_ctx *ctx, const struct job_train *p,
                             struct job_train_run *r)
 {
     struct net_layer_spec ls[NET_MAX_LAYERS];
+    const char *what;
     job_netdef_layers(&p->nd, ls);
-    for (size_t l = 0; l < p->nd.n_layers; l++) {
+    for (size_t l = 0; l < p->nd.n_layers; l++)
         ls[l].devices = r->widths[l];
-        ls[l].forward_only = p->t.optim.kind == OPTIM_ES; /* es never backpropagates */
-    }
-    int rc = net_create(&r->net, r->train.d, ls, p->nd.n_layers, p->t.train.batch, ctx->workers,
-                        p->t.train.seed, ctx->cancel);
+    int rc = spec_run_build(&p->t, ls, r->train.d, ctx->workers, ctx->cancel, &r->net, &r->o,
+                            &what);
     if (rc)
-        return job_fail(ctx, rc, "cannot build the network");
-    for (size_t l = 0; l < p->nd.n_layers && rc == 0; l++)
-        if (p->nd.init[l] != NET_INIT_UNIFORM)
-            rc = net_init_layer(r->net, l, p->nd.init[l], p->t.train.seed);
-    if (rc)
-        return job_fail(ctx, rc, "cannot initialise the network");
-    rc = optim_init(&r->o, &p->t.optim, r->net->n_params);
-    if (rc)
-        return job_fail(ctx, rc, "cannot set up the optimizer");
+        return job_fail(ctx, rc, what);
     r->have_o = 1;
     return 0;
 }
@@ -474,39 +487,22 @@ static int job_train__trim(struct job_ctx *ctx, const struct job_train *p,
 }
 
 /* Restores the checkpoint when there is one; else copies the parameters of
- * "from"'s model, or calibrates (if asked). */
+ * "from"'s model, or calibrates (if asked): spec_run_start. */
 static int job_train__start(struct job_ctx *ctx, const struct job_train *p,
                             struct job_train_run *r)
 {
-    int rc = 0;
     const struct store_checkpoint *c = &r->cp;
-    if (!r->have_cp && p->have_from) {
-        const struct store_model *m = &p->from.row;
-        if (m->n_params != r->net->n_params) { /* checked in prepare; kept as a guard */
-            snprintf(ctx->reason, sizeof ctx->reason, "model %" PRId64 " has %zu parameters; "
-                     "the network has %zu", m->id, m->n_params, r->net->n_params);
-            rc = QN_EFORMAT;
-        } else {
-            memcpy(r->net->params, m->params, m->n_params * sizeof *m->params);
-        }
-    } else if (!r->have_cp) {
-        if (p->t.calibrate) {
-            size_t B = r->train.n < r->net->cap ? r->train.n : r->net->cap;
-            rc = net_calibrate(r->net, r->train.x, B);
-            if (rc)
-                job_fail(ctx, rc, "cannot calibrate the network");
-        }
-    } else if (c->n_params != r->net->n_params || c->n_state != optim_state_len(&r->o)) {
-        snprintf(ctx->reason, sizeof ctx->reason, "checkpoint of epoch %zu does not fit "
-                 "the network (%zu parameters, %zu expected)", c->epoch, c->n_params,
-                 r->net->n_params);
-        rc = QN_EFORMAT;
-    } else {
-        memcpy(r->net->params, c->params, c->n_params * sizeof *c->params);
-        memcpy(r->o.state, c->state, c->n_state * sizeof *c->state);
-        r->o.t = c->t;
+    struct spec_run_start st = {0};
+    if (r->have_cp)
+        st = (struct spec_run_start){c->params, c->n_params, c->state, c->n_state, c->t};
+    else if (p->have_from)
+        st = (struct spec_run_start){p->from.row.params, p->from.row.n_params, NULL, 0, 0};
+    int rc = spec_run_start(&p->t, r->net, &r->o, &st, &r->train, ctx->reason,
+                            sizeof ctx->reason);
+    if (rc && !ctx->reason[0])
+        job_fail(ctx, rc, "cannot calibrate the network");
+    if (rc == 0 && r->have_cp)
         r->start = c->epoch;
-    }
     if (!r->have_cp)
         r->from = (struct train_position){0, 0, 0, 0};
     if (rc == 0 && (rc = job_train__trim(ctx, p, r)))
@@ -589,8 +585,8 @@ static int job_train__train(struct job_ctx *ctx, const struct job_train *p,
     r->steps = (uint64_t)((r->train.n + batch - 1) / batch) * p->t.train.epochs;
     r->ctx = ctx;
     struct train_hooks h = {job_train__metric, job_train__checkpoint, r, ctx->cancel,
-                            JOB_TRAIN_STEP_EVERY, &r->as, job_train__partial};
-    int rc = train_run_from(r->net, &r->o, &r->train, &r->test, &p->t.train, &h, &r->from, res);
+                            JOB_TRAIN_STEP_EVERY, &r->as, job_train__partial, NULL};
+    int rc = spec_run_train(&p->t, r->net, &r->o, &r->train, &r->test, &h, &r->from, res);
     if (rc == QN_EINVAL && !ctx->reason[0])
         snprintf(ctx->reason, sizeof ctx->reason, "the dataset does not fit the network "
                  "(inputs, outputs or labels)");
@@ -598,16 +594,7 @@ static int job_train__train(struct job_ctx *ctx, const struct job_train *p,
         job_fail(ctx, rc, rc == QN_ECANCELED ? "training" : "training stopped");
     if (rc == 0 && r->metric_rc)
         rc = job_fail(ctx, r->metric_rc, "cannot store a metric");
-    if (rc || res->epochs_done > 0)
-        return rc;
-    /* Every epoch was done before (resumed after the last checkpoint): score it. */
-    rc = train_evaluate(r->net, &r->train, p->t.train.loss, &res->train_loss,
-                        &res->train_accuracy);
-    if (rc == 0)
-        rc = train_evaluate(r->net, &r->test, p->t.train.loss, &res->test_loss,
-                            &res->test_accuracy);
-    res->epochs_done = p->t.train.epochs;
-    return rc ? job_fail(ctx, rc, "cannot score the network") : 0;
+    return rc;
 }
 
 /*
@@ -744,6 +731,145 @@ static int job_train_run(struct job_ctx *ctx)
     return rc;
 }
 
+/* ---- on several ranks (job_remote.h; spool.h, "train and fit jobs") ---- */
+
+static void job_train__staged_free(struct job_train_run *r)
+{
+    if (!r)
+        return;
+    job_train__run_close(r);
+    free(r);
+}
+
+/* The layers as spool_net.h's "network" (their surrogates into dir), new
+ * reference into *network. */
+static int job_train__stage_network(struct job_ctx *ctx, const struct job_train *p,
+                                    const char *dir, json_t **network)
+{
+    struct spool_layer L[NET_MAX_LAYERS];
+    for (size_t l = 0; l < p->nd.n_layers; l++)
+        L[l] = (struct spool_layer){p->nd.devices[l], p->nd.dev_json[l], p->nd.via[l],
+                                    p->nd.connect[l], p->nd.have_sur[l] ? &p->nd.sur[l] : NULL};
+    return spool_net_write(dir, L, p->nd.n_layers, network, ctx->reason, sizeof ctx->reason);
+}
+
+/* The resolved spec (job_netdef_spec) with "staged" (spool.h): where the run
+ * starts, the optimizer's steps, the step_loss interval, the network (steals
+ * it) and the datasets' classes. New reference; NULL: no memory. */
+static json_t *job_train__staged_spec(struct job_ctx *ctx, const struct job_train *p,
+                                      const struct job_train_run *r, json_t *network)
+{
+    json_t *spec = job_netdef_spec(&p->nd, ctx->spec, p->t.train.seed);
+    json_t *staged = json_pack("{sI sI sf sI sI sI so sI}", "epoch", (json_int_t)r->from.epoch,
+                               "step", (json_int_t)r->from.step, "loss_sum", r->from.loss_sum,
+                               "correct", (json_int_t)r->from.correct, "t", (json_int_t)r->o.t,
+                               "step_metric_every", (json_int_t)JOB_TRAIN_STEP_EVERY, "network",
+                               network, "n_classes", (json_int_t)r->train.n_classes);
+    if (!spec || !staged || json_object_set(spec, SPOOL_STAGED, staged) != 0)
+        json_decref(spec), spec = NULL;
+    json_decref(staged);
+    return spec;
+}
+
+/* The files qn-mpi reads: rows, network and surrogates, start parameters and
+ * state, job.json. */
+static int job_train__stage_files(struct job_ctx *ctx, const struct job_train *p,
+                                  const struct job_train_run *r, const char *dir)
+{
+    char *why = ctx->reason;
+    size_t cap = sizeof ctx->reason;
+    json_t *network = NULL;
+    int rc = spool_data_write(dir, SPOOL_TRAIN_SET, &r->train, why, cap);
+    if (rc == 0)
+        rc = spool_data_write(dir, SPOOL_TEST_SET, &r->test, why, cap);
+    if (rc == 0)
+        rc = job_train__stage_network(ctx, p, dir, &network);
+    if (rc == 0)
+        rc = spool_floats_write(dir, SPOOL_START_PARAMS, r->net->params, r->net->n_params, why,
+                                cap);
+    if (rc == 0)
+        rc = spool_floats_write(dir, SPOOL_START_STATE, r->o.state, optim_state_len(&r->o), why,
+                                cap);
+    json_t *spec = rc ? NULL : job_train__staged_spec(ctx, p, r, network);
+    if (rc)
+        json_decref(network);
+    else if (!spec)
+        rc = QN_ENOMEM;
+    if (rc == 0)
+        rc = spool_job_write(dir, ctx->job_id, "train", ctx->name, ctx->ranks, ctx->threads, spec,
+                             why, cap);
+    json_decref(spec);
+    return rc && !why[0] ? job_fail(ctx, rc, "cannot stage the run") : rc;
+}
+
+/* job_type.stage: as run up to the training itself (data, resume point,
+ * network, calibration or restore, metric trim), then the spool's files. */
+static int job_train_stage(struct job_ctx *ctx, const char *dir)
+{
+    struct job_train *p = ctx->prep;
+    struct job_train_run *r = calloc(1, sizeof *r);
+    if (!r)
+        return job_fail(ctx, QN_ENOMEM, "cannot stage the run");
+    p->staged = r;
+    r->ctx = ctx;
+    int rc = job_train__data(ctx, p, r);
+    if (rc == 0)
+        rc = job_train__resume_point(ctx, p, r);
+    if (rc == 0)
+        rc = job_train__build(ctx, p, r);
+    if (rc == 0)
+        rc = job_train__start(ctx, p, r);
+    return rc ? rc : job_train__stage_files(ctx, p, r, dir);
+}
+
+/* job_type.checkpoint: the checkpoint of `epoch` qn-mpi wrote, stored as run
+ * stores one, its files then removed. */
+static int job_train_checkpoint(struct job_ctx *ctx, const char *dir, size_t epoch)
+{
+    struct job_train *p = ctx->prep;
+    struct job_train_run *r = p->staged;
+    size_t n = r->net->n_params, n_state = optim_state_len(&r->o);
+    float *params = malloc(n * sizeof *params);
+    if (!params)
+        return job_fail(ctx, QN_ENOMEM, "cannot read a checkpoint");
+    int rc = spool_checkpoint_read(dir, epoch, params, n, r->o.state, n_state, &r->o.t,
+                                   ctx->reason, sizeof ctx->reason);
+    if (rc == 0) {
+        float *mine = r->net->params;
+        r->net->params = params; /* the checkpoint's, for the row */
+        rc = job_train__save_checkpoint(r->net, &r->o, epoch, NULL, r);
+        r->net->params = mine;
+        spool_checkpoint_remove(dir, epoch);
+    }
+    free(params);
+    return rc;
+}
+
+/* job_type.collect: the trained parameters and figures qn-mpi wrote, then the
+ * model and the result as run saves them (the checkpoints are stored already). */
+static int job_train_collect(struct job_ctx *ctx, const char *dir)
+{
+    struct job_train *p = ctx->prep;
+    struct job_train_run *r = p->staged;
+    struct train_result res;
+    size_t failed = 0;
+    float *params = NULL;
+    int64_t id = 0;
+    int rc = spool_train_result_read(dir, &res, r->net->n_layers, &failed, ctx->reason,
+                                     sizeof ctx->reason);
+    if (rc == 0)
+        rc = spool_floats_read(dir, SPOOL_MODEL_PARAMS, r->net->n_params, &params, ctx->reason,
+                               sizeof ctx->reason);
+    if (rc == 0) {
+        memcpy(r->net->params, params, r->net->n_params * sizeof *params);
+        r->net->failed_solves += failed; /* calibration's, here, and the run's */
+    }
+    free(params);
+    if (rc == 0)
+        rc = job_train__save(ctx, p, r, &id);
+    return rc ? rc : job_train__result(ctx, id, &res, r);
+}
+
 /* A train job resumes from its last checkpoint (and trims its own metrics). */
 const struct job_type job_train_type = {.name = "train",
                                         .resumes = 1,
@@ -751,4 +877,8 @@ const struct job_type job_train_type = {.name = "train",
                                         .prepare = job_train_prepare,
                                         .run = job_train_run,
                                         .release = job_train_release,
-                                        .estimate = job_train_estimate};
+                                        .estimate = job_train_estimate,
+                                        .stage = job_train_stage,
+                                        .collect = job_train_collect,
+                                        .check_ranks = job_train_check_ranks,
+                                        .checkpoint = job_train_checkpoint};

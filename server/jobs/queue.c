@@ -355,6 +355,8 @@ int queue_submit(struct queue *q, struct store *s, const json_t *root, const cha
         rc = queue__memory_check(q, t, js.spec, err);
     if (rc == 0)
         rc = job_remote_check(q->remote, t, js.ranks, err);
+    if (rc == 0 && js.ranks > 1 && t->check_ranks)
+        rc = t->check_ranks(js.spec, js.ranks, err);
     if (rc == 0)
         rc = queue__deps_check(s, refs, &pending, err);
     if (rc == 0 && !pending) /* every input exists: resolve them all now */

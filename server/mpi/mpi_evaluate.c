@@ -228,22 +228,18 @@ static int mpi_eval__single(struct mpi_eval *e)
 
 /* ---- chips across ranks ---- */
 
-/* Scores this rank's chips into loss and acc (rank 0 gathers all of them). */
+/* Scores this rank's chips into loss and acc (rank 0 gathers all of them), whole chips in
+ * parallel on the rank's threads (train_evaluate_chips: each chip's scores bit for bit). */
 static int mpi_eval__my_chips(struct mpi_eval *e, size_t lo, size_t hi, double *loss, double *acc)
 {
-    for (size_t i = lo; i < hi; i++) {
-        uint64_t seed = e->chips_seed + i;
-        net_set_chip(e->net, seed);
-        net_set_noise(e->net, e->noise, seed);
-        int rc = train_evaluate(e->net, &e->ds, e->loss, &loss[i - lo], &acc[i - lo]);
-        if (rc) {
-            snprintf(e->m->reason, sizeof e->m->reason,
-                     "evaluation of chip %llu stopped: %s", (unsigned long long)seed,
-                     qn_err_msg(rc));
-            return rc;
-        }
-    }
-    return 0;
+    int rc = hi > lo ? train_evaluate_chips(e->net, &e->ds, e->loss, e->chips_seed + lo, hi - lo,
+                                            e->noise, loss, acc)
+                     : 0;
+    if (rc)
+        snprintf(e->m->reason, sizeof e->m->reason, "evaluation of chips %llu to %llu stopped: %s",
+                 (unsigned long long)(e->chips_seed + lo),
+                 (unsigned long long)(e->chips_seed + hi - 1), qn_err_msg(rc));
+    return rc;
 }
 
 /* One array of chip scores (mine: this rank's k) into rank 0's all, in chip order. */

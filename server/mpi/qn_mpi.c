@@ -32,10 +32,12 @@
 #define MPI__RELAY_MS 100   /* how often the main thread relays progress */
 
 /* The job types of qn-mpi, each defined in its file mpi_<type>.c. */
-extern const struct mpi_type mpi_sweep_type, mpi_evaluate_type;
+extern const struct mpi_type mpi_sweep_type, mpi_evaluate_type, mpi_fit_type, mpi_train_type;
 static const struct mpi_type *const mpi__types[] = {
     &mpi_sweep_type,
     &mpi_evaluate_type,
+    &mpi_fit_type,
+    &mpi_train_type,
 };
 
 static const struct mpi_type *mpi__find(const char *name)

@@ -292,6 +292,22 @@ const struct migration migrate_list[] = {
      "CREATE INDEX datasets_by_owner_name ON datasets (owner, name);\n"
      "CREATE INDEX surrogates_by_owner_name ON surrogates (owner, name);\n"
     },
+    {8, "0008_model_owners",
+     "-- 0008_model_owners.sql: models get an owner (issue 16).\n"
+     "--\n"
+     "-- A model's name resolves within its owner first, as a device's, a\n"
+     "-- dataset's and a surrogate's do since 0007: Bob's model named like\n"
+     "-- Alice's no longer stands in for hers in her evaluate and predict\n"
+     "-- requests or in her train's \"from\". The owner is the user name of the\n"
+     "-- train job that made the model; models whose job is gone, or that were\n"
+     "-- made without users, are 'local''s. Never edit this file once released;\n"
+     "-- add 0009_*.sql instead.\n"
+     "\n"
+     "ALTER TABLE models ADD COLUMN owner TEXT NOT NULL DEFAULT 'local';\n"
+     "UPDATE models SET owner = COALESCE((SELECT jobs.owner FROM jobs WHERE jobs.id = models.job_id),\n"
+     "                                   'local');\n"
+     "CREATE INDEX models_by_owner_name ON models (owner, name);\n"
+    },
     {9, "0009_launch_handle",
      "-- 0009_launch_handle.sql: a job's run outside the daemon can be found again\n"
      "-- (issue 13).\n"

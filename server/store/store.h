@@ -136,7 +136,9 @@ int store_dataset_append(struct store_dswriter *w, const float *rows, size_t n_r
 /* Writes the last block, the row count, and commits. Frees w whatever the
  * result; on failure everything is rolled back. The id into *id (may be NULL). */
 int store_dataset_finish(struct store_dswriter *w, int64_t *id);
-/* Rolls everything back and frees w (NULL is fine). */
+/* Rolls everything back and frees w (NULL is fine). After a write that
+ * stored blocks, finish (failed) and abort truncate the WAL the rolled-back
+ * blocks may have filled (store_wal_truncate). */
 void store_dataset_abort(struct store_dswriter *w);
 
 int store_dataset_get(struct store *s, int64_t id, struct store_dataset *out);
@@ -268,12 +270,16 @@ struct store_model {
     float *scaler;             /* (n_scaler) = (2, n_in): input mean then std (owned when read) */
     size_t n_scaler;
     char created[STORE_TIME_MAX];
+    char owner[STORE_NAME_MAX]; /* its owner's user name (the connection's when stored: the
+                                   train job's owner) */
 };
 
 /* Stores a model (fields borrowed); the new id into *id (may be NULL). Replaces
  * the one an earlier attempt of in->job_id stored, in one transaction. */
 int store_model_insert(struct store *s, const struct store_model *in, int64_t *id);
 int store_model_get(struct store *s, int64_t id, struct store_model *out);
+/* The newest model named `name` within the connection's owner, else within
+ * local's; "owner/name" names that owner's (store_set_owner). */
 int store_model_get_by_name(struct store *s, const char *name, struct store_model *out);
 int store_model_get_by_job(struct store *s, int64_t job_id, struct store_model *out);
 void store_model_free(struct store_model *m);

@@ -189,12 +189,12 @@ int store_surrogate_list(struct store *s, int64_t after, size_t limit,
 /* store__model_row's columns, the arrays left out, then the parameter count. */
 #define STORE_CATALOG__MODEL_COLS                                                               \
     "SELECT id, name, job_id, spec, n_in, n_out, n_classes, loss, NULL, NULL, created,"        \
-    " length(params) / 4 FROM models "
+    " owner, length(params) / 4 FROM models "
 
 static int store_catalog__model_row(sqlite3_stmt *st, void *p)
 {
     int rc = store__model_row(st, p);
-    ((struct store_model *)p)->n_params = (size_t)sqlite3_column_int64(st, 11);
+    ((struct store_model *)p)->n_params = (size_t)sqlite3_column_int64(st, 12);
     return rc;
 }
 
@@ -221,8 +221,8 @@ int store_model_summary(struct store *s, int64_t id, struct store_model *out)
 
 int store_model_summary_by_name(struct store *s, const char *name, struct store_model *out)
 {
-    return store__get_by(s, STORE_CATALOG__MODEL_COLS STORE__BY_NAME, 0, name,
-                         store_catalog__model_row, store__model_free_v, out);
+    return store__get_by_name(s, STORE_CATALOG__MODEL_COLS, name, store_catalog__model_row,
+                              store__model_free_v, out);
 }
 
 /* ---- the connection -------------------------------------------------------------- */

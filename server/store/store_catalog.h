@@ -78,8 +78,9 @@ void store_surrogate_list_free(struct store_surrogate *list, size_t n);
 /*
  * Models as their records show them: every field but the arrays (params and
  * scaler NULL, n_scaler 0) and n_params the parameter count. The list as
- * above (store_model_list_free it); one by id or the newest by name
- * (store_model_free it; QN_ENOTFOUND when absent).
+ * above (store_model_list_free it); one by id or by name as
+ * store_model_get_by_name resolves it (store_model_free it; QN_ENOTFOUND
+ * when absent).
  */
 int store_model_list(struct store *s, int64_t after, size_t limit, struct store_model **out,
                      size_t *n);

@@ -180,6 +180,8 @@ int store_dataset_finish(struct store_dswriter *w, int64_t *id)
      * the WAL's space back now (best effort: busy readers leave it be). */
     if (rc == 0 && (double)w->n_rows * (double)w->n_cols * sizeof(float) >= STORE_WAL_LARGE)
         store_wal_truncate(w->s);
+    else if (rc != 0 && w->block > 0) /* rolled back: what it spilled into the WAL */
+        store_wal_truncate(w->s);
     free(w->buf);
     free(w);
     return rc;
@@ -191,6 +193,10 @@ void store_dataset_abort(struct store_dswriter *w)
         return;
     if (!sqlite3_get_autocommit(w->s->db))
         store__exec(w->s, "ROLLBACK");
+    /* Blocks written before the abort may have spilled into the WAL: give
+     * that space back (best effort, as after a large commit). */
+    if (w->block > 0)
+        store_wal_truncate(w->s);
     free(w->buf);
     free(w);
 }

@@ -30,9 +30,9 @@ const char *store__owner(const struct store *s);
 int store__get_by_name(struct store *s, const char *cols, const char *name,
                        int (*row)(sqlite3_stmt *, void *), void (*free_row)(void *), void *out);
 
-/* The key clauses of the get functions: by id, and the newest by name or by job. */
+/* The key clauses of the get functions: by id, and the newest by job (by
+ * name: store__get_by_name). */
 #define STORE__BY_ID "WHERE id = ?1"
-#define STORE__BY_NAME "WHERE name = ?1 ORDER BY id DESC LIMIT 1"
 #define STORE__BY_JOB "WHERE job_id = ?1 ORDER BY id DESC LIMIT 1"
 
 /* The list page end every list query shares: ?1 after, ?2 limit. */

@@ -160,7 +160,8 @@ static int store__model_add(struct store *s, const void *row, int64_t *id)
     sqlite3_stmt *st = NULL;
     int rc = store__prep(s,
                          "INSERT INTO models (name, job_id, spec, n_in, n_out, n_classes, loss,"
-                         " params, scaler) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                         " params, scaler, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                         " ?10)",
                          &st);
     if (rc)
         return rc;
@@ -174,6 +175,7 @@ static int store__model_add(struct store *s, const void *row, int64_t *id)
     rc = store__bind_blob(st, 8, in->params, in->n_params * sizeof(float));
     if (rc == 0)
         rc = store__bind_blob(st, 9, in->scaler, in->n_scaler * sizeof(float));
+    store__bind_text(st, 10, store__owner(s));
     return store__exec_insert(s, st, rc, id);
 }
 
@@ -183,8 +185,8 @@ int store_model_insert(struct store *s, const struct store_model *in, int64_t *i
 }
 
 #define STORE__MODEL_COLS                                                                       \
-    "SELECT id, name, job_id, spec, n_in, n_out, n_classes, loss, params, scaler, created"     \
-    " FROM models "
+    "SELECT id, name, job_id, spec, n_in, n_out, n_classes, loss, params, scaler, created,"    \
+    " owner FROM models "
 
 int store__model_row(sqlite3_stmt *st, void *p)
 {
@@ -205,6 +207,7 @@ int store__model_row(sqlite3_stmt *st, void *p)
     if (err == 0)
         err = store__col_floats(st, 9, &m->scaler, &m->n_scaler);
     store__col_text(st, 10, m->created, sizeof m->created);
+    store__col_text(st, 11, m->owner, sizeof m->owner);
     return err;
 }
 
@@ -218,8 +221,8 @@ int store_model_get(struct store *s, int64_t id, struct store_model *out)
 
 int store_model_get_by_name(struct store *s, const char *name, struct store_model *out)
 {
-    return store__get_by(s, STORE__MODEL_COLS STORE__BY_NAME, 0, name, store__model_row,
-                         store__model_free_v, out);
+    return store__get_by_name(s, STORE__MODEL_COLS, name, store__model_row, store__model_free_v,
+                              out);
 }
 
 int store_model_get_by_job(struct store *s, int64_t job_id, struct store_model *out)

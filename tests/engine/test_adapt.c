@@ -531,7 +531,7 @@ static void test_resume_after_event(void **state)
     struct adapt_state asa;
     adapt_state_init(&asa);
     struct saved sv = {.at = 3, .live = &asa};
-    struct train_hooks ha = {on_metric, on_checkpoint, &sv, NULL, 0, &asa, NULL};
+    struct train_hooks ha = {on_metric, on_checkpoint, &sv, NULL, 0, &asa, NULL, NULL};
     struct train_result ra;
     assert_int_equal(train_run(a, &oa, &tr, &te, &cfg, &ha, 0, &ra), 0);
     assert_true(sv.done);
@@ -556,7 +556,7 @@ static void test_resume_after_event(void **state)
     ob.t = sv.t;
     struct adapt_state asb = sv.as;
     struct saved sb = {.at = 0, .live = &asb};
-    struct train_hooks hb = {on_metric, NULL, &sb, NULL, 0, &asb, NULL};
+    struct train_hooks hb = {on_metric, NULL, &sb, NULL, 0, &asb, NULL, NULL};
     struct train_result rb;
     assert_int_equal(train_run(b, &ob, &tr, &te, &cfg, &hb, 3, &rb), 0);
     assert_int_equal(b->n_params, a->n_params);

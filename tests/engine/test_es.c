@@ -5,7 +5,8 @@
  * for a large population); determinism from the seed; refused
  * configurations; spirals learned by forward passes alone; and a layer of
  * Hodgkin-Huxley devices read out as spike rates, trained in situ via
- * device, whose solves are counted exactly.
+ * device, whose solves are counted exactly; and the members evaluated in
+ * parallel give the step of one thread bit for bit.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -229,6 +230,83 @@ static void test_es_spike_rate(void **state)
     data_close(&ds);
 }
 
+/*
+ * The step does not depend on the thread count: a network of crn_relu devices via device
+ * (kappa spread lognormal, drive and output noise), trained hardware-aware by ES (a fresh
+ * chip and noise every step, so every member's noise key matters) for 2 epochs of 3
+ * steps on 1, 2 and 3 threads (members in parallel on replicas), ends with the same
+ * parameters bit for bit, the same losses and the same count of solves; so does the
+ * exact tanh network of the spirals on 1 and 2 threads.
+ */
+static struct net *es_crn_net(struct dev_model *crn, struct dev_model *id, size_t threads)
+{
+    struct dev_error err;
+    dev_model_init(crn, DEV_CRN_RELU);
+    assert_int_equal(dev_model_set_param(crn, "kappa", 0.05), 0);
+    for (size_t i = 0; i < crn->n_params; i++)
+        if (strcmp(crn->param_names[i], "kappa") == 0)
+            crn->vary[i] = (struct dev_spread){DEV_DIST_LOGNORMAL, 0.3};
+    crn->noise = (struct dev_noise){0.05, 0.05};
+    if (dev_model_prepare(crn, &err))
+        fail_msg("prepare: %s: %s", err.field, err.msg);
+    neuron(id, ACT_IDENTITY);
+    struct net_layer_spec spec[2] = {{4, crn, VIA_DEVICE, NULL, 1, 0},
+                                     {2, id, VIA_EXACT, NULL, 0, 0}};
+    struct net *n = NULL;
+    assert_int_equal(net_create(&n, 2, spec, 2, 8, threads, 3, NULL), 0);
+    return n;
+}
+
+/* Trains n by ES (population 10) with cfg on ds; the result into r. */
+static void es_train(struct net *n, const struct data_set *ds, const struct train_config *cfg,
+                     struct train_result *r)
+{
+    struct optim o;
+    struct optim_config oc;
+    es_config(&oc, 10, 0.05, 0.05);
+    assert_int_equal(optim_init(&o, &oc, n->n_params), 0);
+    assert_int_equal(train_run(n, &o, ds, ds, cfg, NULL, 0, r), 0);
+    optim_close(&o);
+}
+
+static void test_es_threads(void **state)
+{
+    (void)state;
+    struct data_set ds;
+    assert_int_equal(data_gen_spirals(&ds, 24, 2, 0.1, 5), 0);
+    struct train_config cfg = {LOSS_CROSS_ENTROPY, 2, 8, 4, 0, {0}, TRAIN_HARDWARE_AWARE, 0};
+    struct dev_model crn[3], id[3];
+    struct net *n[3];
+    struct train_result r[3];
+    for (size_t t = 0; t < 3; t++) {
+        n[t] = es_crn_net(&crn[t], &id[t], t + 1);
+        es_train(n[t], &ds, &cfg, &r[t]);
+    }
+    /* 6 steps of 8 rows at theta and 10 members, then 2 test passes of 24 rows */
+    assert_int_equal(n[0]->solves, (6 * 8 * 11 + 2 * 24) * 4);
+    for (size_t t = 1; t < 3; t++) {
+        assert_memory_equal(n[0]->params, n[t]->params, n[0]->n_params * sizeof(float));
+        assert_true(r[0].train_loss == r[t].train_loss);
+        assert_true(r[0].test_loss == r[t].test_loss);
+        assert_int_equal(n[0]->solves, n[t]->solves);
+    }
+    for (size_t t = 0; t < 3; t++) {
+        net_destroy(n[t]);
+        dev_model_close(&crn[t]), dev_model_close(&id[t]);
+    }
+    struct fx f;
+    fx_init(&f);
+    cfg = (struct train_config){LOSS_MSE, 3, 16, 2, 0, {0}, TRAIN_NOMINAL, 0};
+    for (size_t t = 0; t < 2; t++) {
+        assert_int_equal(net_create(&n[t], 2, f.spec, 2, 16, t + 1, 7, NULL), 0);
+        es_train(n[t], &f.ds, &cfg, &r[t]);
+    }
+    assert_memory_equal(n[0]->params, n[1]->params, n[0]->n_params * sizeof(float));
+    net_destroy(n[0]), net_destroy(n[1]);
+    fx_close(&f);
+    data_close(&ds);
+}
+
 int main(void)
 {
     gsl_set_error_handler_off();
@@ -237,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_es_config),
         cmocka_unit_test(test_es_spirals),
         cmocka_unit_test(test_es_spike_rate),
+        cmocka_unit_test(test_es_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -434,7 +434,7 @@ static void test_resume_identical(void **state)
     struct run_log la = {0};
     la.saved_params = malloc(a->n_params * sizeof(float));
     la.saved_state = malloc(optim_state_len(&oa) * sizeof(float));
-    struct train_hooks ha = {log_metric, save_checkpoint, &la, NULL, 0, NULL, NULL};
+    struct train_hooks ha = {log_metric, save_checkpoint, &la, NULL, 0, NULL, NULL, NULL};
     struct train_result ra;
     assert_int_equal(train_run(a, &oa, &x.tr, &x.te, &cfg, &ha, 0, &ra), 0);
     assert_int_equal(la.checkpoints, 1);
@@ -448,7 +448,7 @@ static void test_resume_identical(void **state)
     memcpy(ob.state, la.saved_state, optim_state_len(&ob) * sizeof(float));
     ob.t = la.saved_t;
     struct run_log lb = {0};
-    struct train_hooks hb = {log_metric, NULL, &lb, NULL, 0, NULL, NULL};
+    struct train_hooks hb = {log_metric, NULL, &lb, NULL, 0, NULL, NULL, NULL};
     struct train_result rb;
     assert_int_equal(train_run(b, &ob, &x.tr, &x.te, &cfg, &hb, 2, &rb), 0);
     assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
@@ -516,9 +516,9 @@ static void test_resume_mid_epoch(void **state)
     cut.cut_at = 11; /* 8 steps an epoch: the 3rd step of epoch 2 */
     cut.params = malloc(b->n_params * sizeof(float));
     cut.state = malloc(optim_state_len(&ob) * sizeof(float));
-    struct train_hooks hf = {cut_metric, NULL, &full, NULL, 1, NULL, NULL};
-    struct train_hooks hc = {cut_metric, NULL, &cut, &cut.cancel, 1, NULL, cut_partial};
-    struct train_hooks hr = {cut_metric, NULL, &rest, NULL, 1, NULL, NULL};
+    struct train_hooks hf = {cut_metric, NULL, &full, NULL, 1, NULL, NULL, NULL};
+    struct train_hooks hc = {cut_metric, NULL, &cut, &cut.cancel, 1, NULL, cut_partial, NULL};
+    struct train_hooks hr = {cut_metric, NULL, &rest, NULL, 1, NULL, NULL, NULL};
     struct train_result r;
     assert_int_equal(train_run(a, &oa, &x.tr, &x.te, &cfg, &hf, 0, &r), 0);
     assert_int_equal(train_run(b, &ob, &x.tr, &x.te, &cfg, &hc, 0, &r), QN_ECANCELED);

@@ -194,7 +194,7 @@ static void test_crn_fit_accuracy(void **state)
     struct fit_config c;
     fit_config_default(&c);
     struct seen seen = {0, 0, 0, 0, INFINITY, 1};
-    struct fit_hooks hooks = {seen_metric, &seen, NULL};
+    struct fit_hooks hooks = {seen_metric, &seen, NULL, 0, NULL};
     struct surrogate s;
     struct fit_result r;
     assert_int_equal(surrogate_fit(d.in, d.out, d.status, d.n, 1, &c, &hooks, &s, &r), 0);
@@ -756,7 +756,7 @@ static void test_cancel(void **state)
     struct fit_config c;
     quick_config(&c, 50);
     atomic_int flag = 1;
-    struct fit_hooks hooks = {NULL, NULL, &flag};
+    struct fit_hooks hooks = {NULL, NULL, &flag, 0, NULL};
     struct surrogate s;
     struct fit_result r;
     assert_int_equal(surrogate_fit(d.in, d.out, d.status, d.n, 2, &c, &hooks, &s, &r),

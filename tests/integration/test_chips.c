@@ -2,11 +2,12 @@
  * test_chips.c: device populations through the real `qn` binary (issue 12).
  * A small network of crn_relu devices with kappa spread lognormal cv 0.3 and
  * output noise is trained (nominally) via device on 60 spiral points; an
- * evaluate job over 3 chips then gives, chip by chip, exactly what three
- * evaluate jobs of one chip each give, and its summary is the mean, sample
- * sd, min and max of the list; "noise": false changes the scores; "chip" on
- * a model with no variability is refused with the reason, and so is a chip
- * count out of range. A sweep over (u1, kappa) stores the columns u1, kappa,
+ * evaluate job over 3 chips (on 2 worker threads: whole chips in parallel)
+ * then gives, chip by chip, exactly what three evaluate jobs of one chip each
+ * give and what the same job on 1 thread gives, and its summary is the
+ * mean, sample sd, min and max of the list; "noise": false changes the
+ * scores; "chip" on a model with no variability is refused with the reason,
+ * and so is a chip count out of range. A sweep over (u1, kappa) stores the columns u1, kappa,
  * out, status, each row the fixed point at its own kappa; a range on a
  * parameter the device lacks is refused at its path and stores nothing; a
  * fit on the sweep is conditioned on kappa (its result and record say so);
@@ -115,6 +116,15 @@ static void test_chips_equal_one_by_one(void **state)
         json_decref(one);
     }
     assert_true(distinct > 0); /* the chips differ */
+    /* one worker thread scores the chips one at a time: the same list, bit for bit */
+    json_t *seq = qt_run_job(f, "q.db",
+                             "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},"
+                             "\"dataset\":" SPIRALS ",\"split\":\"all\","
+                             "\"chips\":{\"count\":3,\"seed\":5}}}",
+                             "1", 0);
+    assert_true(json_equal(result(seq, "chips"), chips));
+    assert_true(json_equal(result(seq, "solves"), result(rec, "solves")));
+    json_decref(seq);
     const json_t *r = json_object_get(rec, "result");
     double mean = sum / 3, ss = 0;
     for (size_t i = 0; i < 3; i++)

@@ -386,7 +386,7 @@ static void cr_check_metrics(sqlite3 *db, const struct cr_job *j)
              j->id,
              train ? "'step_loss', 'train_loss', 'train_accuracy', 'test_loss', 'test_accuracy',"
                      " 'seconds') AND name NOT LIKE 'out_of_domain%%'"
-                   : "'train_loss', 'val_rmse')");
+                   : "'train_loss', 'val_rmse', 'step_loss')");
     assert_int_equal(qd_db_int(db, sql), 0); /* nothing unexpected (checked above) */
     if (!train)
         return;

@@ -1263,6 +1263,27 @@ static int64_t record_int(struct fx *f, const char *path, const char *token, con
     return v;
 }
 
+/* Submits job as token and polls it until it ends; fails unless it
+ * succeeded. Its record (new reference). */
+static json_t *run_as(struct fx *f, const char *token, const char *job)
+{
+    json_t *j = call(f, "POST", "/v1/jobs", token, job, 201);
+    int64_t id = json_integer_value(json_object_get(j, "id"));
+    json_decref(j);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
+    json_t *rec = NULL;
+    for (double t0 = qd_now(); qd_now() - t0 < 120; qd_nap_ms(50)) {
+        json_decref(rec);
+        rec = call(f, "GET", path, token, NULL, 200);
+        if (qd_is_final(json_string_value(json_object_get(rec, "state"))))
+            break;
+    }
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded") != 0)
+        fail_msg("%s: %s", job, json_dumps(rec, 0));
+    return rec;
+}
+
 /* Trains a small regression on `dataset` (JSON) as token; the id of the
  * dataset its model records. */
 static int64_t trained_on(struct fx *f, const char *token, const char *dataset)
@@ -1274,19 +1295,7 @@ static int64_t trained_on(struct fx *f, const char *token, const char *dataset)
              "{\"devices\":1,\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":"
              "\"identity\"}}}],\"loss\":\"mse\",\"epochs\":1,\"batch\":4}}",
              dataset);
-    json_t *j = call(f, "POST", "/v1/jobs", token, job, 201);
-    int64_t id = json_integer_value(json_object_get(j, "id"));
-    json_decref(j);
-    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, id);
-    json_t *rec = NULL;
-    for (double t0 = qd_now(); qd_now() - t0 < 120; qd_nap_ms(50)) {
-        json_decref(rec);
-        rec = call(f, "GET", path, token, NULL, 200);
-        if (qd_is_final(json_string_value(json_object_get(rec, "state"))))
-            break;
-    }
-    if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded") != 0)
-        fail_msg("train on %s: %s", dataset, json_dumps(rec, 0));
+    json_t *rec = run_as(f, token, job);
     snprintf(path, sizeof path, "/v1/models/%" PRId64,
              (int64_t)json_integer_value(json_object_get(json_object_get(rec, "result"), "model")));
     json_decref(rec);
@@ -1326,6 +1335,140 @@ static void test_auth_owned_names(void **state)
     json_decref(a);
     json_decref(b);
     expect_error(f, "POST", "/v1/devices", f->alice, dev, (size_t)-1, 0, 409, "exists");
+}
+
+/* A train job named `name` of xor through device "cell" via surrogate
+ * "sur" (both by name), from model `from` when not NULL. */
+static char *cell_train(const char *name, const char *from)
+{
+    char *job = malloc(1024);
+    assert_non_null(job);
+    snprintf(job, 1024,
+             "{\"type\":\"train\",\"name\":\"%s\",\"spec\":{\"dataset\":\"xor\",\"network\":"
+             "[{\"devices\":2,\"device\":\"cell\",\"via\":\"surrogate\",\"surrogate\":\"sur\"},"
+             "{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":"
+             "\"identity\"}},\"via\":\"exact\"}],\"loss\":\"cross_entropy\",\"epochs\":2,"
+             "\"batch\":4,\"seed\":1%s%s%s}}",
+             name, from ? ",\"from\":{\"model\":\"" : "", from ? from : "", from ? "\"}" : "");
+    return job;
+}
+
+/* As token: device "cell" (a neuron with `activation`), a sweep of it and
+ * surrogate "sur" fitted on it, then model "m" trained through them (job
+ * cell_train). The ids of the surrogate and the model. */
+static void cell_model(struct fx *f, const char *token, const char *activation, int64_t *sur,
+                       int64_t *model)
+{
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"name\":\"cell\",\"kind\":\"neuron\",\"params\":{\"activation\":\"%s\"}}",
+             activation);
+    json_decref(call(f, "POST", "/v1/devices", token, body, 201));
+    json_t *rec = run_as(f, token, "{\"type\":\"sweep\",\"spec\":{\"device\":\"cell\","
+                                   "\"samples\":128,\"ranges\":{\"u1\":[-3,3]}}}");
+    snprintf(body, sizeof body,
+             "{\"type\":\"fit\",\"name\":\"sur\",\"spec\":{\"dataset\":{\"job\":%" PRId64
+             "},\"hidden\":[8],\"epochs\":10,\"batch\":32,\"patience\":5}}",
+             (int64_t)json_integer_value(json_object_get(rec, "id")));
+    json_decref(rec);
+    json_decref(run_as(f, token, body));
+    *sur = record_int(f, "/v1/surrogates/sur", token, "id");
+    char *job = cell_train("m", NULL);
+    rec = run_as(f, token, job);
+    free(job);
+    *model = json_integer_value(json_object_get(json_object_get(rec, "result"), "model"));
+    json_decref(rec);
+}
+
+/* Model id as token: its owner, and what its spec records of the layer
+ * through the surrogate (the surrogate's id, the device's activation). */
+static void expect_model_used(struct fx *f, const char *token, int64_t id, const char *owner,
+                              int64_t sur, const char *activation)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/v1/models/%" PRId64, id);
+    json_t *m = call(f, "GET", path, token, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(m, "owner")), owner);
+    json_t *l0 = json_array_get(json_object_get(json_object_get(m, "spec"), "network"), 0);
+    assert_int_equal(json_integer_value(json_object_get(l0, "surrogate")), sur);
+    assert_true(json_is_true(json_object_get(l0, "surrogate_matched")));
+    json_t *dev = json_object_get(l0, "device");
+    assert_true(json_is_object(dev)); /* inline: the definition used, not a name */
+    assert_string_equal(json_string_value(json_object_get(json_object_get(dev, "params"),
+                                                          "activation")),
+                        activation);
+    json_decref(m);
+}
+
+/* Evaluates model `ref` on xor as token: the model id its result names. */
+static int64_t evaluated(struct fx *f, const char *token, const char *ref)
+{
+    char job[256];
+    snprintf(job, sizeof job,
+             "{\"type\":\"evaluate\",\"spec\":{\"model\":\"%s\",\"dataset\":\"xor\","
+             "\"split\":\"test\"}}",
+             ref);
+    json_t *rec = run_as(f, token, job);
+    int64_t id = json_integer_value(json_object_get(json_object_get(rec, "result"), "model"));
+    json_decref(rec);
+    return id;
+}
+
+/*
+ * Models are owned too (issue 16, item 6): Alice and Bob each make a device
+ * "cell", a surrogate "sur" of it and a model "m" through both, Bob last.
+ * Alice's names stay hers: GET /v1/models/m, predict on it, an evaluate of
+ * "m" and a train "from" "m" all reach her model, though Bob's is newer
+ * (before, the newest "m" of anyone's); "bobby/m" or the id reach his. Each
+ * model records the surrogate id and the device definition its owner's
+ * names resolved to, and a train from "m" records her model's id.
+ */
+static void test_auth_owned_models(void **state)
+{
+    struct fx *f = *state;
+    char bob[80]; /* "bob" was revoked by an earlier test: a fresh member */
+    add_user(f, "bobby", 0, bob, sizeof bob);
+    int64_t a_sur, a_m, b_sur, b_m;
+    cell_model(f, f->alice, "tanh", &a_sur, &a_m);
+    cell_model(f, bob, "relu", &b_sur, &b_m);
+    assert_true(b_sur > a_sur && b_m > a_m);
+    expect_model_used(f, f->alice, a_m, "alice", a_sur, "tanh");
+    expect_model_used(f, bob, b_m, "bobby", b_sur, "relu");
+    assert_int_equal(record_int(f, "/v1/models/m", f->alice, "id"), a_m);
+    assert_int_equal(record_int(f, "/v1/models/m", bob, "id"), b_m);
+    json_t *l = call(f, "GET", "/v1/models", f->alice, NULL, 200);
+    json_t *m;
+    size_t i, seen = 0;
+    json_array_foreach(json_object_get(l, "models"), i, m) {
+        int64_t id = json_integer_value(json_object_get(m, "id"));
+        const char *owner = json_string_value(json_object_get(m, "owner"));
+        seen += (id == a_m && strcmp(owner, "alice") == 0) + (id == b_m && strcmp(owner, "bobby") == 0);
+    }
+    assert_int_equal(seen, 2);
+    json_decref(l);
+    /* predict by name is predict by her model's id */
+    const char *rows = "{\"rows\":[[0,0],[0,1],[1,0],[1,1]]}";
+    char path[64];
+    snprintf(path, sizeof path, "/v1/models/%" PRId64 "/predict", a_m);
+    json_t *by_id = call(f, "POST", path, f->alice, rows, 200);
+    json_t *by_name = call(f, "POST", "/v1/models/m/predict", f->alice, rows, 200);
+    assert_true(json_equal(json_object_get(by_id, "outputs"), json_object_get(by_name, "outputs")));
+    json_decref(by_id);
+    json_decref(by_name);
+    assert_int_equal(evaluated(f, f->alice, "m"), a_m);
+    assert_int_equal(evaluated(f, f->alice, "bobby/m"), b_m);
+    assert_int_equal(evaluated(f, bob, "m"), b_m);
+    /* a train from "m" starts from hers, and its model records that id */
+    char *job = cell_train("m2", "m");
+    json_t *rec = run_as(f, f->alice, job);
+    free(job);
+    snprintf(path, sizeof path, "/v1/models/%" PRId64,
+             (int64_t)json_integer_value(json_object_get(json_object_get(rec, "result"), "model")));
+    json_decref(rec);
+    m = call(f, "GET", path, f->alice, NULL, 200);
+    json_t *from = json_object_get(json_object_get(m, "spec"), "from");
+    assert_int_equal(json_integer_value(json_object_get(from, "model")), a_m);
+    json_decref(m);
 }
 
 /* Whether hay[n] contains needle[m]. */
@@ -1424,6 +1567,7 @@ int main(void)
         cmocka_unit_test(test_auth_revoke),
         cmocka_unit_test(test_auth_revoke_closes_stream),
         cmocka_unit_test(test_auth_owned_names),
+        cmocka_unit_test(test_auth_owned_models),
         cmocka_unit_test(test_tokens_not_stored),
     };
     const struct CMUnitTest startup[] = {

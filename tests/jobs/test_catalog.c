@@ -370,7 +370,7 @@ static void test_model_records(void **state)
     int64_t last = 0;
     assert_int_equal(catalog_model_get(f->s, "net", &one), 0);
     expect_keys(one, "id", "name", "job", "spec", "inputs", "outputs", "classes", "loss",
-                "params", "created", NULL);
+                "params", "created", "owner", NULL);
     assert_int_equal(json_integer_value(json_object_get(one, "params")), 7);
     assert_string_equal(json_string_value(json_object_get(one, "loss")), "cross_entropy");
     assert_true(json_is_null(json_object_get(one, "job")));

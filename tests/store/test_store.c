@@ -559,6 +559,50 @@ static void test_metric_ids_never_reused(void **state)
     store_close(s);
 }
 
+/* 0008_model_owners on a version-7 database gives each model its train
+ * job's owner, 'local' when the job is gone, and resolves names by owner. */
+static void test_model_owners_migration(void **state)
+{
+    struct fx *f = *state;
+    assert_true(migrate_count >= 8);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+    for (size_t i = 0; i < 7; i++)
+        assert_int_equal(sqlite3_exec(h, migrate_list[i].sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h,
+                                  "PRAGMA user_version = 7;"
+                                  "INSERT INTO jobs (id, type, name, owner, state, spec) VALUES"
+                                  " (1, 'train', 'm', 'alice', 'succeeded', '{}'),"
+                                  " (2, 'train', 'm', 'bob', 'succeeded', '{}');"
+                                  "INSERT INTO models (id, name, job_id, spec, n_in, n_out,"
+                                  " n_classes, loss, params, scaler) VALUES"
+                                  " (10, 'm', 1, '{}', 1, 1, 0, 'mse', x'', x''),"
+                                  " (11, 'm', 2, '{}', 1, 1, 0, 'mse', x'', x''),"
+                                  " (12, 'old', NULL, '{}', 1, 1, 0, 'mse', x'', x'')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+    struct store *s = open_ok(f);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), migrate_latest());
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM models WHERE (id, owner) IN (VALUES"
+                                    " (10, 'alice'), (11, 'bob'), (12, 'local'))"),
+                     3);
+    struct store_model m;
+    store_set_owner(s, "alice");
+    assert_int_equal(store_model_get_by_name(s, "m", &m), 0);
+    assert_int_equal(m.id, 10); /* hers, though bob's is newer */
+    assert_string_equal(m.owner, "alice");
+    store_model_free(&m);
+    assert_int_equal(store_model_get_by_name(s, "bob/m", &m), 0);
+    assert_int_equal(m.id, 11);
+    store_model_free(&m);
+    assert_int_equal(store_model_get_by_name(s, "old", &m), 0); /* local's, for everyone */
+    store_model_free(&m);
+    store_set_owner(s, "carol");
+    assert_int_equal(store_model_get_by_name(s, "m", &m), QN_ENOTFOUND);
+    store_close(s);
+}
+
 /* 0005_metric_ids on a version-4 database keeps every row and id, the UNIQUE
  * index and the foreign key, continues the ids after the largest, and gives
  * the metric query its (job_id, id) index. */
@@ -795,6 +839,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jobs_and_metrics, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_job_launch_handle, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_metric_ids_never_reused, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_model_owners_migration, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_metric_ids_migration_keeps_rows, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_surrogates_models_checkpoints, fx_setup, fx_teardown),

@@ -23,6 +23,9 @@
 //   - smoothing keeps the raw curves, faint; charts download as CSV (values
 //     exact) and PNG, the runs table as CSV; at 390 px the runs table shows
 //     state, progress and headline; a device's drive range is its sweep's;
+//   - a model scored on chips: one point per chip, with the nominal figure
+//     beside them; the study view tabulates the evaluations its prefix names
+//     (scores, chips, nominal figures) from the stored records;
 //   - compare: several metrics against wall time, legends with values, the
 //     hyperparameters and final figures, the spec diff, evaluate runs too;
 //   - no console errors or uncaught exceptions;
@@ -357,6 +360,30 @@ async function main() {
           check(/mean [0-9.]+ %/.test(note) && /min [0-9.]+ %/.test(note) && /max [0-9.]+ %/.test(note),
             'the evaluate page draws one point per chip, with mean, spread and range', note);
           await checkAxes(page, 'chips');
+          // Its nominal figure beside it, and the study view: evaluations named "study web: ..." as one table.
+          const post = async (name, extra) => waitJob(base, (await http(base, '/v1/jobs', { method: 'POST', body: { type: 'evaluate',
+            name, spec: Object.assign({ model: { job: ct.id }, dataset: { name: 'spirals', samples: 200 } }, extra) } })).json.id);
+          const nominal = await post('study web: nominal', {});
+          const three = await post('study web: on 3 chips', { chips: { count: 3, seed: 2 } });
+          await post('not in the study', { chip: 4 });
+          await page.goto(`${base}/#/jobs/${three.id}`);
+          await page.waitForSelector('[data-chart="chips"] + .legend-note [data-nominal]');
+          const nomText = await page.getAttribute('[data-chart="chips"] + .legend-note [data-nominal]', 'data-nominal');
+          check(nominal.state === 'succeeded' && Number(nomText) === nominal.result.accuracy,
+            'a score on chips shows the nominal figure beside it', `${nomText} vs ${JSON.stringify(nominal.result)}`);
+          await page.goto(`${base}/#/study?prefix=study web:`);
+          await page.waitForSelector('#study tbody tr[data-job]');
+          const study = await page.$$eval('#study tbody tr[data-job]', (trs) => trs.map((t) => ({ job: Number(t.dataset.job),
+            chips: Number(t.dataset.chips), vals: Array.from(t.querySelectorAll('td[data-value]')).map((d) => Number(d.dataset.value)),
+            ticks: t.querySelectorAll('.strip .tick').length })));
+          const want = [{ job: nominal.id, chips: 0, vals: [ct.result.test_accuracy, nominal.result.accuracy], ticks: 0 },
+            { job: three.id, chips: 3, vals: [ct.result.test_accuracy, three.result.accuracy_mean, nominal.result.accuracy], ticks: 3 }];
+          check(JSON.stringify(study) === JSON.stringify(want), 'the study view tabulates the evaluations named by its prefix, chips beside the nominal figure',
+            `${JSON.stringify(study)} want ${JSON.stringify(want)}`);
+          await shot(page, 'study', 1280);
+          await page.setViewportSize({ width: 1280, height: 900 });
+          await checkLinks(page, `${base}/#/study?prefix=study web:`, 'the study view', '#study',
+            [`#/jobs/${three.id}`, `#/jobs/${nominal.id}`, `#/models/${ct.result.model}`]);
         }
         // Compare: two metrics against wall time, legends with values, hyperparameters, the spec diff.
         await page.goto(`${base}/#/compare?ids=${jobId},${tj.id}&metrics=train_loss,test_accuracy&x=time`);
