@@ -8,7 +8,8 @@
  * Debian's PMIx plugin. Then a real `qn serve --slurm` (QN_BIN, qn-mpi
  * beside it): a sweep in the daemon and the same sweep on 2 ranks as a Slurm
  * batch job both succeed with the same dataset bytes, one batch job
- * completed, and no row keeps a Slurm id after it; a running
+ * completed, and no row keeps a Slurm id after it; a train on 2 ranks (a
+ * layer via device) succeeds with its model and metrics stored; a running
  * batch job's cancel over HTTP becomes scancel (Slurm says CANCELLED), the
  * job ends canceled with no dataset and no spool directory; kill -9 of the
  * daemon while its batch job is queued or running, then a restart: the job
@@ -58,6 +59,13 @@
     "\"spec\":{\"device\":{\"kind\":\"hodgkin_huxley\",\"params\":{\"gain\":1.0},"                 \
     "\"readout\":{\"kind\":\"spike_rate\",\"t_max\":200}},\"samples\":" #n ","                     \
     "\"ranges\":{\"u1\":[0,15]}}}"
+/* A train job on 2 ranks: spirals, 4 crn_relu devices via device, 1 epoch. */
+#define TRAIN_JOB                                                                                  \
+    "{\"type\":\"train\",\"resources\":{\"ranks\":2},\"spec\":{\"dataset\":{\"name\":"            \
+    "\"spirals\",\"samples\":300},\"network\":[{\"devices\":4,\"device\":{\"kind\":"            \
+    "\"crn_relu\"},\"via\":\"device\"},{\"devices\":2,\"device\":{\"kind\":\"neuron\","           \
+    "\"params\":{\"activation\":\"identity\"}}}],\"epochs\":1,\"batch\":64,\"seed\":1,"           \
+    "\"checkpoint_every\":1}}"
 /* Seconds a job through Slurm may take to end (ASan, a loaded machine). */
 #define SLURM_DEADLINE_S 300
 
@@ -299,6 +307,25 @@ static void test_sweep_two_ranks(void **state)
     assert_false(spool_dir_exists(d, two));
 }
 
+/* A train on 2 ranks through Slurm: one batch job, a model and its metrics stored. */
+static void test_train_two_ranks(void **state)
+{
+    struct qd *d = *state;
+    need_cluster(__func__);
+    start_slurm_daemon(d);
+    int64_t id = qd_submit(d, NULL, TRAIN_JOB);
+    expect_final(d, id, "succeeded");
+    assert_int_equal(slurm_jobs_of(d, id), 1);
+    char sql[128];
+    sqlite3 *db = qd_db_open(d->db);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM models WHERE job_id = %" PRId64, id);
+    assert_int_equal(qd_db_int(db, sql), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) > 0 FROM metrics WHERE job_id = %" PRId64, id);
+    assert_int_equal(qd_db_int(db, sql), 1);
+    sqlite3_close(db);
+    assert_false(spool_dir_exists(d, id));
+}
+
 /* A running batch job canceled over HTTP: scancel, canceled, nothing stored. */
 static void test_cancel_is_scancel(void **state)
 {
@@ -465,6 +492,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_srun_pmix_two_ranks, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_sweep_two_ranks, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_train_two_ranks, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_is_scancel, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kill_daemon_attaches, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_leaves_batch_job, fx_setup, fx_teardown),
