@@ -4,6 +4,7 @@
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "qn_err.h"
 
@@ -16,7 +17,7 @@ const char *adapt_score_name(enum adapt_score k)
 
 void adapt_config_default(struct adapt_config *c)
 {
-    *c = (struct adapt_config){0, 1, 1, 0.1, 0.1, 4096, 1, ADAPT_PASSTHROUGH, 1e-3, 0.0};
+    *c = (struct adapt_config){0, 1, 1, 0.1, 0.1, 4096, 1, ADAPT_PASSTHROUGH, 1e-3, 0.0, 65536};
 }
 
 void adapt_state_init(struct adapt_state *s)
@@ -29,7 +30,8 @@ int adapt_config_check(const struct adapt_config *c)
     if (!(c->grow >= 0 && c->grow <= 1) || !(c->prune >= 0 && c->prune < 1) ||
         !(c->perturb >= 0 && c->perturb <= 1e-3) || !(c->min_delta >= 0 && c->min_delta < 1) ||
         c->min_devices < 1 ||
-        c->min_devices > c->max_devices || c->max_devices > MLP_MAX_WIDTH)
+        c->min_devices > c->max_devices || c->max_devices > MLP_MAX_WIDTH ||
+        c->max_cells < 1 || c->max_cells > NET_MAX_CELLS)
         return QN_EINVAL;
     return QN_OK;
 }
@@ -61,6 +63,17 @@ void adapt_scores(const struct net *n, size_t l, enum adapt_score kind, double *
         double heb = L->act_rows ? L->heb_sum[j] / (double)L->act_rows : 0.0;
         score[j] = kind == ADAPT_WEIGHT ? sqrt(ss) : kind == ADAPT_HEBBIAN ? heb : act * sqrt(ss);
     }
+}
+
+void adapt_cell_scores(const struct net *n, size_t l, enum adapt_score kind, double *score)
+{
+    const struct net_layer *L = &n->layer[l];
+    const float *a = n->params + L->off_w;
+    double rows = L->act_rows ? (double)L->act_rows : 1.0;
+    for (size_t c = 0; c < L->n_cells; c++)
+        score[c] = kind == ADAPT_WEIGHT    ? fabs((double)a[c])
+                   : kind == ADAPT_HEBBIAN ? L->cheb[c] / rows
+                                           : L->cact[c] / rows;
 }
 
 /* Sort key: score, ties to the lower index. */
@@ -102,17 +115,13 @@ static void adapt__counts(size_t w, const struct adapt_config *c, size_t *pruned
     *pruned = p, *grown = g;
 }
 
-int adapt_plan(const double *score, size_t w, const struct adapt_config *c, size_t *src,
-               float *share, size_t *width, size_t *grown, size_t *pruned)
+/* Each of w entries' fate by score (0 keep, 1 prune, 2 split; p pruned, g split) into
+ * fate. Returns 0 or QN_ENOMEM. */
+static int adapt__fates(const double *score, size_t w, size_t p, size_t g, unsigned char *fate)
 {
-    size_t p, g;
-    adapt__counts(w, c, &p, &g);
     struct adapt__key *keys = malloc((w ? w : 1) * sizeof *keys);
-    unsigned char *fate = malloc(w ? w : 1); /* 0 keep, 1 prune, 2 split */
-    if (!keys || !fate) {
-        free(keys), free(fate);
+    if (!keys)
         return QN_ENOMEM;
-    }
     for (size_t j = 0; j < w; j++)
         keys[j] = (struct adapt__key){score[j], j}, fate[j] = 0;
     qsort(keys, w, sizeof *keys, adapt__cmp);
@@ -120,6 +129,45 @@ int adapt_plan(const double *score, size_t w, const struct adapt_config *c, size
         fate[keys[i].idx] = 1;
     for (size_t i = 0; i < g; i++)
         fate[keys[w - 1 - i].idx] = 2;
+    free(keys);
+    return QN_OK;
+}
+
+int adapt_cell_plan(const double *score, size_t C, const struct adapt_config *c, size_t *from,
+                    float *a_fac, float *b_fac, size_t *cells, size_t *grown, size_t *pruned)
+{
+    struct adapt_config bounds = *c;
+    bounds.min_devices = 1, bounds.max_devices = c->max_cells;
+    size_t p, g;
+    adapt__counts(C, &bounds, &p, &g);
+    unsigned char *fate = malloc(C ? C : 1);
+    if (!fate || adapt__fates(score, C, p, g, fate)) {
+        free(fate);
+        return QN_ENOMEM;
+    }
+    size_t m = 0;
+    for (size_t k = 0; k < C; k++) {
+        if (fate[k] == 1)
+            continue;
+        from[m] = k, a_fac[m] = fate[k] == 2 ? 0.5f : 1.0f, b_fac[m++] = 1.0f;
+        if (fate[k] == 2) /* the branch B: half of A's a, no bias */
+            from[m] = k, a_fac[m] = 0.5f, b_fac[m++] = 0.0f;
+    }
+    *cells = m, *grown = g, *pruned = p;
+    free(fate);
+    return QN_OK;
+}
+
+int adapt_plan(const double *score, size_t w, const struct adapt_config *c, size_t *src,
+               float *share, size_t *width, size_t *grown, size_t *pruned)
+{
+    size_t p, g;
+    adapt__counts(w, c, &p, &g);
+    unsigned char *fate = malloc(w ? w : 1); /* 0 keep, 1 prune, 2 split */
+    if (!fate || adapt__fates(score, w, p, g, fate)) {
+        free(fate);
+        return QN_ENOMEM;
+    }
     size_t m = 0;
     for (size_t j = 0; j < w; j++) {
         if (fate[j] == 1)
@@ -129,7 +177,7 @@ int adapt_plan(const double *score, size_t w, const struct adapt_config *c, size
             src[m] = j, share[m++] = 0.5f;
     }
     *width = m, *grown = g, *pruned = p;
-    free(keys), free(fate);
+    free(fate);
     return QN_OK;
 }
 
@@ -153,28 +201,105 @@ static void adapt__perturb(struct net *n, size_t l, const size_t *src, double pe
     }
 }
 
-/* Plans every hidden layer into src/share (2 * width entries each). */
-static int adapt__plan_all(const struct net *n, const struct adapt_config *c, size_t **src,
-                           float **share, struct net_remap *m, struct adapt_event *ev)
+/* Breaks the symmetry of every split pair of cells (A and its branch B, adjacent with
+ * the same from) in edge layer l: a and b get d added on B and subtracted on A, d
+ * uniform in [-perturb, perturb]. */
+static void adapt__perturb_cells(struct net *n, size_t l, const size_t *from, double perturb,
+                                 gsl_rng *r)
 {
-    for (size_t l = 0; l + 1 < n->n_layers; l++) {
-        size_t w = n->layer[l].n_out;
-        double *score = malloc(w * sizeof *score);
-        src[l] = malloc(2 * w * sizeof *src[l]);
-        share[l] = malloc(2 * w * sizeof *share[l]);
-        if (!score || !src[l] || !share[l]) {
-            free(score);
-            return QN_ENOMEM;
+    struct net_layer *L = &n->layer[l];
+    for (size_t c = 1; c < L->n_cells; c++) {
+        if (from[c] != from[c - 1])
+            continue;
+        for (size_t off = L->off_w; off <= L->off_b; off += L->off_b - L->off_w) {
+            float d = (float)(perturb * (2 * gsl_rng_uniform(r) - 1));
+            n->params[off + c] += d, n->params[off + c - 1] -= d;
         }
-        adapt_scores(n, l, c->score, score);
-        ev[l].layer = l;
-        int rc = adapt_plan(score, w, c, src[l], share[l], &m->width[l], &ev[l].grown,
-                            &ev[l].pruned);
-        ev[l].width = m->width[l];
-        m->src[l] = src[l], m->share[l] = share[l];
+    }
+}
+
+/* What an event plans, per layer (owned arrays). */
+struct adapt__plans {
+    size_t *src[NET_MAX_LAYERS];    /* node layers: 2 width entries */
+    float *share[NET_MAX_LAYERS];
+    size_t *from[NET_MAX_LAYERS];   /* edge layers: 2 n_cells entries each */
+    float *a_fac[NET_MAX_LAYERS], *b_fac[NET_MAX_LAYERS];
+};
+
+static void adapt__plans_free(struct adapt__plans *p)
+{
+    for (size_t l = 0; l < NET_MAX_LAYERS; l++)
+        free(p->src[l]), free(p->share[l]), free(p->from[l]), free(p->a_fac[l]),
+            free(p->b_fac[l]);
+}
+
+/* Whether layer l of n adapts: an edge layer (its cells), or a hidden node layer
+ * whose next layer is a node layer (its width). */
+static int adapt__adapts(const struct net *n, size_t l)
+{
+    return n->layer[l].edge || (l + 1 < n->n_layers && !n->layer[l + 1].edge);
+}
+
+/* Plans hidden node layer l into p and m, its outcome into e. */
+static int adapt__plan_nodes(const struct net *n, size_t l, const struct adapt_config *c,
+                             struct adapt__plans *p, struct net_remap *m, struct adapt_event *e)
+{
+    size_t w = n->layer[l].n_out;
+    double *score = malloc(w * sizeof *score);
+    p->src[l] = malloc(2 * w * sizeof *p->src[l]);
+    p->share[l] = malloc(2 * w * sizeof *p->share[l]);
+    if (!score || !p->src[l] || !p->share[l]) {
         free(score);
+        return QN_ENOMEM;
+    }
+    adapt_scores(n, l, c->score, score);
+    *e = (struct adapt_event){.layer = l};
+    int rc = adapt_plan(score, w, c, p->src[l], p->share[l], &m->width[l], &e->grown, &e->pruned);
+    e->width = m->width[l];
+    m->src[l] = p->src[l], m->share[l] = p->share[l];
+    free(score);
+    return rc;
+}
+
+/* Plans edge layer l's cells into p and m, its outcome into e. */
+static int adapt__plan_cells(const struct net *n, size_t l, const struct adapt_config *c,
+                             struct adapt__plans *p, struct net_cell_remap *m,
+                             struct adapt_event *e)
+{
+    size_t C = n->layer[l].n_cells;
+    double *score = malloc(C * sizeof *score);
+    p->from[l] = malloc(2 * C * sizeof *p->from[l]);
+    p->a_fac[l] = malloc(2 * C * sizeof *p->a_fac[l]);
+    p->b_fac[l] = malloc(2 * C * sizeof *p->b_fac[l]);
+    if (!score || !p->from[l] || !p->a_fac[l] || !p->b_fac[l]) {
+        free(score);
+        return QN_ENOMEM;
+    }
+    adapt_cell_scores(n, l, c->score, score);
+    *e = (struct adapt_event){.layer = l, .width = n->layer[l].n_out};
+    int rc = adapt_cell_plan(score, C, c, p->from[l], p->a_fac[l], p->b_fac[l], &m->cells[l],
+                             &e->grown, &e->pruned);
+    e->cells = m->cells[l];
+    m->from[l] = p->from[l], m->a_fac[l] = p->a_fac[l], m->b_fac[l] = p->b_fac[l];
+    free(score);
+    return rc;
+}
+
+/* Plans every layer that adapts (the others keep their widths); outcomes into ev,
+ * their number into *n_ev. */
+static int adapt__plan_all(const struct net *n, const struct adapt_config *c,
+                           struct adapt__plans *p, struct net_remap *m, struct net_cell_remap *cm,
+                           struct adapt_event *ev, size_t *n_ev)
+{
+    for (size_t l = 0; l < n->n_layers; l++) {
+        m->width[l] = n->layer[l].n_out;
+        if (!adapt__adapts(n, l))
+            continue;
+        int rc = n->layer[l].edge ? adapt__plan_cells(n, l, c, p, cm, &ev[*n_ev])
+                                  : adapt__plan_nodes(n, l, c, p, m, &ev[*n_ev]);
         if (rc)
             return rc;
+        ++*n_ev;
     }
     return QN_OK;
 }
@@ -183,30 +308,37 @@ int adapt_event(struct net *n, struct optim *o, const struct adapt_config *c, ui
                 const struct adapt_state *s, struct adapt_event *ev, size_t *n_ev)
 {
     *n_ev = 0;
-    if (n->n_layers < 2)
-        return QN_EINVAL;
-    for (size_t l = 0; l < n->n_layers; l++)
+    size_t adapting = 0;
+    for (size_t l = 0; l < n->n_layers; l++) {
         if (n->layer[l].k)
             return QN_EINVAL;
-    size_t *src[NET_MAX_LAYERS] = {0};
-    float *share[NET_MAX_LAYERS] = {0};
-    struct net_remap m = {{0}, {0}, {0}};
-    size_t last = n->n_layers - 1;
-    m.width[last] = n->layer[last].n_out;
-    int rc = adapt__plan_all(n, c, src, share, &m, ev);
+        adapting += (size_t)adapt__adapts(n, l);
+    }
+    if (!adapting)
+        return QN_EINVAL;
+    struct adapt__plans p = {{0}, {0}, {0}, {0}, {0}};
+    struct net_remap m;
+    struct net_cell_remap cm;
+    memset(&m, 0, sizeof m);
+    memset(&cm, 0, sizeof cm);
+    size_t planned = 0;
+    int rc = adapt__plan_all(n, c, &p, &m, &cm, ev, &planned);
     gsl_rng *r = rc ? NULL : gsl_rng_alloc(gsl_rng_mt19937);
     if (!rc && !r)
         rc = QN_ENOMEM;
     if (!rc)
-        rc = net_remap(n, &m, o);
+        rc = net_remap_cells(n, &m, &cm, o);
     if (!rc) {
         gsl_rng_set(r, seed * 6364136223846793005u + 1442695040888963407u * (s->events + 1));
-        for (size_t l = 0; l < last; l++)
-            adapt__perturb(n, l, src[l], c->perturb, r);
-        *n_ev = last;
+        for (size_t l = 0; l < n->n_layers; l++) {
+            if (p.src[l])
+                adapt__perturb(n, l, p.src[l], c->perturb, r);
+            else if (p.from[l])
+                adapt__perturb_cells(n, l, p.from[l], c->perturb, r);
+        }
+        *n_ev = planned;
     }
     gsl_rng_free(r);
-    for (size_t l = 0; l < NET_MAX_LAYERS; l++)
-        free(src[l]), free(share[l]);
+    adapt__plans_free(&p);
     return rc;
 }

@@ -42,6 +42,23 @@
  * originals. Adam (or SGD) moments follow the devices: copied on split,
  * dropped on prune (net_remap).
  *
+ * Edge layers (net.h) adapt their cells instead, the last layer too; their
+ * nodes keep their number, and so does a hidden node layer that feeds an
+ * edge layer (its devices are the cells' inputs). Scores of cell c on edge
+ * i -> j, over the rows r of the last epoch: passthrough = mean_r |f(u_c(r))|
+ * (the cell's output: what it passes to node j); weight = |a_c|; hebbian =
+ * mean_r |x_i(r)| |y_j(r)|, x the layer's (scaled) inputs and y its node
+ * outputs (the co-activity of the cell's two ends; cells on one edge tie).
+ * An event in an edge layer of C cells: the round(prune * C) lowest-scoring
+ * cells are deleted (at least one cell stays), then the round(grow * C)
+ * highest-scoring survivors split (fewer if the count would exceed
+ * max_cells): cell A (a, b) becomes A (a / 2, b) and a branch B (a / 2, 0)
+ * on the same edge, right after A. A device linear in its drive, f(u) =
+ * k u, computes the same sum (k (a x + b)); others change (relu cells: not
+ * at all where a x / 2 + b and a x / 2 are both >= 0). The perturbation
+ * (as for devices: d added to B's a and b, subtracted from A's) keeps a
+ * linear sum exact.
+ *
  * Everything is a function of the network, the last epoch's statistics,
  * the seed and the event count, so a run resumed from a checkpoint (which
  * must store the widths and struct adapt_state) repeats the same events.
@@ -70,6 +87,8 @@ struct adapt_config {
                              (default 1e-3); 0 = exact copies */
     double min_delta;     /* relative improvement an epoch needs not to be stale, [0, 1)
                              (default 0) */
+    size_t max_cells;     /* cells an edge layer may grow to, [1, NET_MAX_CELLS] (default
+                             65536) */
 };
 
 /* What survives between epochs (and must be checkpointed). */
@@ -83,8 +102,9 @@ struct adapt_state {
 struct adapt_event {
     size_t layer;         /* layer index */
     size_t width;         /* width after the event */
-    size_t grown;         /* devices that split */
-    size_t pruned;        /* devices removed */
+    size_t grown;         /* devices (edge layers: cells) that split */
+    size_t pruned;        /* devices (edge layers: cells) removed */
+    size_t cells;         /* edge layers: cells after the event; 0 for node layers */
 };
 
 void adapt_config_default(struct adapt_config *c);
@@ -101,6 +121,18 @@ int adapt_due(const struct adapt_config *c, struct adapt_state *s, size_t epoch,
 /* Scores of layer l's devices into score (n_out) (l must not be the last layer). */
 void adapt_scores(const struct net *n, size_t l, enum adapt_score kind, double *score);
 
+/* Scores of edge layer l's cells into score (n_cells). */
+void adapt_cell_scores(const struct net *n, size_t l, enum adapt_score kind, double *score);
+
+/*
+ * The plan for an edge layer of C cells with scores score[C] (borrowed):
+ * for each new cell the old cell it comes from (from, at least 2C entries)
+ * and the factors of its a and b (a_fac, b_fac, as many), their number in
+ * *cells, and the counts. Returns 0 or QN_ENOMEM.
+ */
+int adapt_cell_plan(const double *score, size_t C, const struct adapt_config *c, size_t *from,
+                    float *a_fac, float *b_fac, size_t *cells, size_t *grown, size_t *pruned);
+
 /*
  * The plan for one layer of width w with scores score[w] (borrowed): src
  * (at least 2w entries) and share (as many) of the new devices, their number
@@ -115,7 +147,7 @@ int adapt_plan(const double *score, size_t w, const struct adapt_config *c, size
  * NULL), with scores from the statistics net_forward tracked since the last
  * net_track_reset. seed and s->events seed the perturbation. The layers'
  * outcomes go into ev (NET_MAX_LAYERS entries) and their number into *n_ev.
- * Returns 0, QN_EINVAL (a full layer, no hidden layer), or QN_ENOMEM (then
+ * Returns 0, QN_EINVAL (a full layer, nothing that adapts), or QN_ENOMEM (then
  * n and o are unchanged).
  */
 int adapt_event(struct net *n, struct optim *o, const struct adapt_config *c, uint64_t seed,

@@ -24,12 +24,14 @@
 #include <string.h>
 
 #include "chip.h"
+#include "net_cells.h"
 #include "nn.h"
 #include "optim.h"
 #include "qn_err.h"
 
 static const char *const net__via_names[] = {"exact", "surrogate", "device", "physics_aware"};
 static const char *const net__connect_names[] = {"random", "local", "tree"};
+static const char *const net__cells_names[] = {"node", "edge"};
 
 const char *net_via_name(enum net_via v)
 {
@@ -41,6 +43,12 @@ const char *net_connect_name(enum net_connect c)
 {
     assert((size_t)c < sizeof net__connect_names / sizeof net__connect_names[0]);
     return net__connect_names[c];
+}
+
+const char *net_cells_name(enum net_cells c)
+{
+    assert((size_t)c < sizeof net__cells_names / sizeof net__cells_names[0]);
+    return net__cells_names[c];
 }
 
 /* ---- construction -------------------------------------------------------------------------- */
@@ -58,7 +66,12 @@ static int net__layer_ok(const struct net_layer *L)
     int sur = L->via == VIA_SURROGATE || L->via == VIA_PHYSICS_AWARE;
     int solves = L->via == VIA_DEVICE || L->via == VIA_PHYSICS_AWARE ||
                  (L->via == VIA_EXACT && net__is_full(L));
-    return L->n_out > 0 && L->n_in > 0 && L->n_w == (L->k ? L->k : L->n_in) &&
+    if (L->edge && (L->n_drive != 1 || L->k || L->n_w != 1 || L->n_elem != L->n_cells ||
+                    !L->csrc || !L->cdst || !L->ye || L->ye == L->y))
+        return 0;
+    if (!L->edge && (L->n_elem != L->n_out || L->ye != L->y))
+        return 0;
+    return L->n_out > 0 && L->n_in > 0 && L->n_w == (L->edge ? 1 : L->k ? L->k : L->n_in) &&
            L->k <= L->n_in && (L->k ? L->n_drive == 2 * L->k : L->n_drive <= 2) &&
            L->n_drive >= 1 && L->n_drive <= DEV_MAX_INPUTS && L->u && L->g && L->y && L->tmp &&
            L->xs && (L->n_drive != 2 || L->k || (L->xsq && L->tmp2)) && (!L->k || L->conn) &&
@@ -79,8 +92,8 @@ static int net__shapes_ok(const struct net *n)
     for (size_t l = 0; l < n->n_layers; l++) {
         const struct net_layer *L = &n->layer[l];
         if (L->n_in != width || L->off_w != off || !net__layer_ok(L) ||
-            L->off_b != off + L->n_out * L->n_w ||
-            L->off_s != L->off_b + (net__is_full(L) ? 0 : L->n_out))
+            L->off_b != off + L->n_elem * L->n_w ||
+            L->off_s != L->off_b + (net__is_full(L) ? 0 : L->n_elem))
             return 0;
         width = L->n_out;
         off = L->off_s + 1;
@@ -111,6 +124,8 @@ static int net__check_via(const struct net_layer *L, enum net_via via, const str
         return QN_EINVAL;
     if (via == VIA_EXACT && dev_is_ode(L->dev))
         return QN_EINVAL;
+    if (L->edge && L->dev->drive != DRIVE_DOT)
+        return QN_EINVAL; /* a cell has one drive, a x + b */
     if (via == VIA_DEVICE && !dev_is_differentiable(L->dev) && !L->forward_only)
         return QN_ENOTDIFF;
     size_t idx[DEV_MAX_PARAMS];
@@ -123,7 +138,7 @@ static int net__check_via(const struct net_layer *L, enum net_via via, const str
 /* Allocates what computing layer L with its current via needs. */
 static int net__layer_alloc_via(struct net *n, struct net_layer *L)
 {
-    size_t rows = n->cap * L->n_out;
+    size_t rows = L->chunk;
     size_t S = L->sur ? L->sur->n_in : 0; /* the surrogate's inputs: drives, then parameters */
     if (L->sur && !L->sscratch) {
         L->sscratch = malloc(rows * (S + 1) * sizeof *L->sscratch);
@@ -159,6 +174,9 @@ static void net__layer_free(struct net *n, struct net_layer *L)
     free(L->sscratch), free(L->conn), free(L->act_sum), free(L->heb_sum), free(L->uc);
     free(L->gc);
     free(L->theta);
+    free(L->csrc), free(L->cdst), free(L->cact), free(L->cheb);
+    if (L->edge)
+        free(L->ye);
     if (L->sacts.slab)
         mlp_acts_close(&L->sacts);
     for (size_t t = 0; L->works && t < n->n_threads; t++)
@@ -168,40 +186,48 @@ static void net__layer_free(struct net *n, struct net_layer *L)
 
 /* Sets up layer l from its spec; params offsets are assigned by the caller. */
 static int net__layer_init(struct net *n, struct net_layer *L, size_t n_in,
-                           const struct net_layer_spec *s)
+                           const struct net_layer_spec *s, const struct net_cells_spec *cs)
 {
     L->n_in = n_in;
-    L->n_out = s->devices;
+    L->n_out = L->n_elem = s->devices;
     L->dev = s->dev;
     L->via = s->via;
     L->sur = s->sur;
     L->forward_only = s->forward_only;
     L->connect = s->connect;
-    L->k = s->dev->drive == DRIVE_FULL ? (size_t)s->dev->fan_in : 0;
+    L->edge = cs && cs->cells == NET_CELLS_EDGE;
+    L->k = s->dev->drive == DRIVE_FULL && !L->edge ? (size_t)s->dev->fan_in : 0;
     L->n_drive = L->k ? 2 * L->k : s->dev->drive == DRIVE_DOT_SQ ? 2 : 1;
-    L->n_w = L->k ? L->k : n_in;
+    L->n_w = L->edge ? 1 : L->k ? L->k : n_in;
     if (s->devices == 0 || s->devices > MLP_MAX_WIDTH || (L->k && L->k < 1))
         return QN_EINVAL;
     int rc = net__check_via(L, s->via, s->sur);
+    if (rc == QN_OK && L->edge)
+        rc = net_cells_init(L, cs);
     if (rc)
         return rc;
-    size_t c = n->cap;
+    size_t c = n->cap, E = L->n_elem;
+    L->chunk = c * E;
+    if (L->edge && L->chunk > NET_SUR_CHUNK)
+        L->chunk = NET_SUR_CHUNK;
     L->act_sum = calloc(L->n_out, sizeof *L->act_sum);
     L->heb_sum = calloc(L->n_out, sizeof *L->heb_sum);
     if (!L->act_sum || !L->heb_sum)
         return QN_ENOMEM;
-    L->u = malloc(c * L->n_out * L->n_drive * sizeof *L->u);
-    L->g = malloc(c * L->n_out * L->n_drive * sizeof *L->g);
+    L->u = malloc(c * E * L->n_drive * sizeof *L->u);
+    L->g = malloc(c * E * L->n_drive * sizeof *L->g);
     L->y = malloc(c * L->n_out * sizeof *L->y);
-    L->tmp = malloc(c * (L->n_out > L->n_in ? L->n_out : L->n_in) * sizeof *L->tmp);
+    L->ye = L->edge ? malloc(c * E * sizeof *L->ye) : L->y;
+    size_t wide = L->n_out > L->n_in ? L->n_out : L->n_in;
+    L->tmp = malloc(c * (E > wide ? E : wide) * sizeof *L->tmp);
     int sq = s->dev->drive == DRIVE_DOT_SQ;
     L->xsq = sq ? malloc(c * n_in * sizeof *L->xsq) : NULL;
     L->tmp2 = sq ? malloc(c * n_in * sizeof *L->tmp2) : NULL;
     L->xs = malloc(c * n_in * sizeof *L->xs);
     L->conn = L->k ? malloc(L->n_out * L->k * sizeof *L->conn) : NULL;
     int vary = dev_has_variability(s->dev);
-    L->theta = vary ? calloc(L->n_out * s->dev->n_params, sizeof *L->theta) : NULL;
-    if (!L->u || !L->g || !L->y || !L->tmp || !L->xs || (sq && (!L->xsq || !L->tmp2)) ||
+    L->theta = vary ? calloc(E * s->dev->n_params, sizeof *L->theta) : NULL;
+    if (!L->u || !L->g || !L->y || !L->ye || !L->tmp || !L->xs || (sq && (!L->xsq || !L->tmp2)) ||
         (L->k && !L->conn) || (vary && !L->theta))
         return QN_ENOMEM;
     return net__layer_alloc_via(n, L);
@@ -280,27 +306,29 @@ static int net__connect(struct net *n, uint64_t seed)
 }
 
 /* Layer L's initial weights from r: uniform U(-s, s) with s = sqrt(3 / n_w) (unit
- * drive variance for unit inputs; n_w = n_in, or k for full layers) and biases 0;
- * or normal, weights and biases N(0, 1). */
+ * drive variance for unit inputs; n_w = n_in, k for full layers, 1 for a cell's
+ * a) and biases 0; normal, weights and biases N(0, 1); or unit (edge layers):
+ * weights 1, biases 0. */
 static void net__draw_layer(struct net *n, const struct net_layer *L, enum net_init init,
                             gsl_rng *r)
 {
     assert(L->n_w > 0);
     float s = (float)sqrt(3.0 / (double)L->n_w);
-    size_t n_wb = L->off_s - L->off_w; /* A, then b (none for full layers) */
+    size_t n_wb = L->off_s - L->off_w, n_a = L->n_elem * L->n_w; /* A, then b (none: full) */
     for (size_t i = 0; i < n_wb; i++) {
         if (init == NET_INIT_NORMAL)
             n->params[L->off_w + i] = (float)gsl_ran_ugaussian(r);
+        else if (init == NET_INIT_UNIT)
+            n->params[L->off_w + i] = i < n_a ? 1.0f : 0.0f;
         else
-            n->params[L->off_w + i] =
-                i < L->n_out * L->n_w ? (float)((2 * gsl_rng_uniform(r) - 1) * s) : 0.0f;
+            n->params[L->off_w + i] = i < n_a ? (float)((2 * gsl_rng_uniform(r) - 1) * s) : 0.0f;
     }
 }
 
 int net_init_layer(struct net *n, size_t l, enum net_init init, uint64_t seed)
 {
-    if (l >= n->n_layers)
-        return QN_EINVAL;
+    if (l >= n->n_layers || (init == NET_INIT_UNIT && !n->layer[l].edge))
+        return QN_EINVAL; /* every weight 1 on a node layer: identical devices */
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     if (!r)
         return QN_ENOMEM;
@@ -329,6 +357,13 @@ static int net__init_params(struct net *n, uint64_t seed)
 int net_create(struct net **out, size_t n_in, const struct net_layer_spec *spec, size_t n_layers,
                size_t cap, size_t n_threads, uint64_t seed, const atomic_int *cancel)
 {
+    return net_create_cells(out, n_in, spec, NULL, n_layers, cap, n_threads, seed, cancel);
+}
+
+int net_create_cells(struct net **out, size_t n_in, const struct net_layer_spec *spec,
+                     const struct net_cells_spec *cells, size_t n_layers, size_t cap,
+                     size_t n_threads, uint64_t seed, const atomic_int *cancel)
+{
     *out = NULL;
     if (n_layers < 1 || n_layers > NET_MAX_LAYERS || cap < 1 || n_in < 1 || n_in > MLP_MAX_WIDTH)
         return QN_EINVAL;
@@ -341,10 +376,10 @@ int net_create(struct net **out, size_t n_in, const struct net_layer_spec *spec,
     int rc = QN_OK;
     for (size_t l = 0; l < n_layers && rc == QN_OK; l++) {
         struct net_layer *L = &n->layer[l];
-        rc = net__layer_init(n, L, width, &spec[l]);
+        rc = net__layer_init(n, L, width, &spec[l], cells ? &cells[l] : NULL);
         L->off_w = off;
-        L->off_b = off + L->n_out * L->n_w;
-        L->off_s = L->off_b + (net__is_full(L) ? 0 : L->n_out);
+        L->off_b = off + L->n_elem * L->n_w;
+        L->off_s = L->off_b + (net__is_full(L) ? 0 : L->n_elem);
         off = L->off_s + 1;
         width = L->n_out;
         maxw = width > maxw ? width : maxw;
@@ -427,7 +462,7 @@ static void *net__solve_range(void *arg)
         double in[DEV_MAX_INPUTS], out = 0, g[DEV_MAX_INPUTS] = {0};
         for (size_t d = 0; d < k; d++)
             in[d] = L->u[e * k + d];
-        int rc = j->theta ? dev_work_set_params(j->w, j->theta + (e % L->n_out) * np) : 0;
+        int rc = j->theta ? dev_work_set_params(j->w, j->theta + (e % L->n_elem) * np) : 0;
         if (!rc)
             rc = j->grad ? dev_eval_grad(j->w, in, &out, g) : dev_eval(j->w, in, &out);
         j->solved++;
@@ -440,7 +475,7 @@ static void *net__solve_range(void *arg)
             out = 0;
             memset(g, 0, sizeof g);
         }
-        L->y[e] = (float)out;
+        L->ye[e] = (float)out;
         for (size_t d = 0; j->grad && d < k; d++)
             L->g[e * k + d] = (float)g[d];
     }
@@ -449,10 +484,10 @@ static void *net__solve_range(void *arg)
     return NULL;
 }
 
-/* Solves all B * n_out elements over the layer's threads. */
+/* Solves all B * n_elem elements over the layer's threads. */
 static int net__solve_all(struct net *n, struct net_layer *L, size_t B, int grad)
 {
-    size_t total = B * L->n_out, T = n->n_threads;
+    size_t total = B * L->n_elem, T = n->n_threads;
     struct net__job jobs[64];
     pthread_t tid[64];
     assert(L->works && T >= 1);
@@ -498,33 +533,33 @@ static float net__act_slope(enum act_kind k, float z, float y)
  * z = u1 - eps u2, y = f(z), dy/du = f'(z) (1, -eps). */
 static void net__exact(struct net_layer *L, size_t B)
 {
-    size_t E = B * L->n_out, k = L->n_drive;
+    size_t E = B * L->n_elem, k = L->n_drive;
     float eps = L->dev->kind == DEV_ALMOST_NEURON ? (float)L->dev->eps : 0.0f;
     float *z = L->tmp;
     for (size_t e = 0; e < E; e++)
         z[e] = k == 2 ? L->u[2 * e] - eps * L->u[2 * e + 1] : L->u[e];
-    nn_act_forward(L->y, z, E, L->dev->activation);
+    nn_act_forward(L->ye, z, E, L->dev->activation);
     enum act_kind act = L->dev->activation;
     if (k == 1) {
         for (size_t e = 0; e < E; e++)
-            L->g[e] = net__act_slope(act, z[e], L->y[e]);
+            L->g[e] = net__act_slope(act, z[e], L->ye[e]);
         return;
     }
     for (size_t e = 0; e < E; e++) {
-        float slope = net__act_slope(act, z[e], L->y[e]);
+        float slope = net__act_slope(act, z[e], L->ye[e]);
         L->g[2 * e] = slope;
         L->g[2 * e + 1] = -eps * slope;
     }
 }
 
 /*
- * The inputs of a parameter-conditioned surrogate for `rows` elements of
- * layer l into L->uc (rows, sur->n_in): each element's drives, then the
- * parameters the surrogate takes, at its device instance's values (device j
- * of the chip of net_set_chip; the nominal values when no chip is set or the
- * device has no variability).
+ * The inputs of a parameter-conditioned surrogate for elements [e0, e0 +
+ * rows) of layer l into L->uc (rows, sur->n_in): each element's drives, then
+ * the parameters the surrogate takes, at its device instance's values
+ * (device or cell j of the chip of net_set_chip; the nominal values when no
+ * chip is set or the device has no variability).
  */
-static void net__cond_inputs(const struct net *n, struct net_layer *L, size_t rows)
+static void net__cond_inputs(const struct net *n, struct net_layer *L, size_t e0, size_t rows)
 {
     const struct surrogate *s = L->sur;
     size_t K = L->n_drive, S = s->n_in, np = L->dev->n_params, idx[DEV_MAX_PARAMS];
@@ -532,37 +567,42 @@ static void net__cond_inputs(const struct net *n, struct net_layer *L, size_t ro
     assert(rc == QN_OK); /* net__check_via refused the rest */
     (void)rc;
     for (size_t e = 0; e < rows; e++) {
-        size_t j = e % L->n_out;
+        size_t j = (e0 + e) % L->n_elem;
         const double *theta = n->chip_on && L->theta ? L->theta + j * np : L->dev->params;
-        memcpy(L->uc + e * S, L->u + e * K, K * sizeof *L->uc);
+        memcpy(L->uc + e * S, L->u + (e0 + e) * K, K * sizeof *L->uc);
         for (size_t k = 0; k < s->n_cond; k++)
             L->uc[e * S + K + k] = (float)theta[idx[k]];
     }
 }
 
 /*
- * The surrogate's answer for `rows` drives of L->u into y and L->g, with the
- * drives beyond its domain clamped into it (in L->uc; L->u stays as it was,
- * for the device) and counted: the slope across a clamped input is 0. A
- * conditioned surrogate also gets each instance's parameters (clamped and
- * counted alike); only the slopes with respect to the drives are kept.
+ * The surrogate's answer for elements [e0, e0 + rows) of L->u (rows at most
+ * L->chunk) into y + e0 and L->g, with the drives beyond its domain clamped
+ * into it (in L->uc; L->u stays as it was, for the device) and counted: the
+ * slope across a clamped input is 0. A conditioned surrogate also gets each
+ * instance's parameters (clamped and counted alike); only the slopes with
+ * respect to the drives are kept.
  */
-static int net__surrogate(const struct net *n, struct net_layer *L, size_t rows, float *y)
+static int net__surrogate_rows(const struct net *n, struct net_layer *L, size_t e0, size_t rows,
+                               float *y)
 {
     const struct surrogate *s = L->sur;
     size_t K = L->n_drive, S = s->n_in;
+    const float *u = L->u + e0 * K;
+    float *gu = L->g + e0 * K;
+    assert(rows <= L->chunk); /* the surrogate's buffers hold a chunk */
     if (!s->n_cond && !s->has_domain) /* nothing to add, clamp or count: no copy */
-        return surrogate_eval(s, &L->sacts, L->u, rows, y, L->g, L->sscratch);
+        return surrogate_eval(s, &L->sacts, u, rows, y + e0, gu, L->sscratch);
     if (s->n_cond)
-        net__cond_inputs(n, L, rows);
+        net__cond_inputs(n, L, e0, rows);
     else
-        memcpy(L->uc, L->u, rows * K * sizeof *L->uc);
+        memcpy(L->uc, u, rows * K * sizeof *L->uc);
     size_t outside = surrogate_clamp(s, L->uc, rows, NULL);
-    float *g = s->n_cond ? L->gc : L->g; /* (rows, S) */
-    int rc = surrogate_eval(s, &L->sacts, L->uc, rows, y, g, L->sscratch);
+    float *g = s->n_cond ? L->gc : gu; /* (rows, S) */
+    int rc = surrogate_eval(s, &L->sacts, L->uc, rows, y + e0, g, L->sscratch);
     for (size_t e = 0; rc == QN_OK && (outside || s->n_cond) && e < rows; e++)
         for (size_t d = 0; d < K; d++)
-            L->g[e * K + d] = L->uc[e * S + d] != L->u[e * K + d] ? 0.0f : g[e * S + d];
+            gu[e * K + d] = L->uc[e * S + d] != u[e * K + d] ? 0.0f : g[e * S + d];
     if (L->sur->has_domain) { /* without one nothing can be said: the fraction stays unknown */
         L->sur_rows += rows;
         L->ood_rows += outside;
@@ -570,10 +610,20 @@ static int net__surrogate(const struct net *n, struct net_layer *L, size_t rows,
     return rc;
 }
 
+/* The surrogate's answer for the first `rows` elements of L->u into y and L->g,
+ * a chunk of rows at a time (one chunk for node layers). */
+static int net__surrogate(const struct net *n, struct net_layer *L, size_t rows, float *y)
+{
+    int rc = QN_OK;
+    for (size_t e0 = 0; rc == QN_OK && e0 < rows; e0 += L->chunk)
+        rc = net__surrogate_rows(n, L, e0, rows - e0 < L->chunk ? rows - e0 : L->chunk, y);
+    return rc;
+}
+
 /* y and g of layer L for B rows whose drives are in L->u. */
 static int net__respond(struct net *n, struct net_layer *L, size_t B)
 {
-    size_t rows = B * L->n_out;
+    size_t rows = B * L->n_elem;
     switch (L->via) {
     case VIA_EXACT:
         if (net__is_full(L))
@@ -582,7 +632,7 @@ static int net__respond(struct net *n, struct net_layer *L, size_t B)
         return QN_OK;
     case VIA_SURROGATE:
         assert(L->sur && L->sscratch && L->uc && surrogate_n_drives(L->sur) == L->n_drive);
-        return net__surrogate(n, L, rows, L->y);
+        return net__surrogate(n, L, rows, L->ye);
     case VIA_DEVICE: {
         int grad = dev_is_differentiable(L->dev) && !L->forward_only;
         if (!grad) /* a forward-only layer: dy/du is 0, and no sensitivities are solved */
@@ -615,9 +665,12 @@ static void net__drives_full(struct net_layer *L, const float *A, size_t B)
 }
 
 /* Adds |y| of B rows into L->act_sum, and |y_j| times the row's mean |x_i| (the
- * scaled inputs L->xs) into L->heb_sum (tracking for adaptive structure). */
+ * scaled inputs L->xs) into L->heb_sum (tracking for adaptive structure); edge
+ * layers also track their cells. */
 static void net__track(struct net_layer *L, size_t B)
 {
+    if (L->edge)
+        net_cells_track(L, B);
     for (size_t r = 0; r < B; r++) {
         double pre = 0;
         for (size_t i = 0; i < L->n_in; i++)
@@ -637,6 +690,10 @@ void net_track_reset(struct net *n)
     for (size_t l = 0; l < n->n_layers; l++) {
         memset(n->layer[l].act_sum, 0, n->layer[l].n_out * sizeof *n->layer[l].act_sum);
         memset(n->layer[l].heb_sum, 0, n->layer[l].n_out * sizeof *n->layer[l].heb_sum);
+        if (n->layer[l].edge) {
+            memset(n->layer[l].cact, 0, n->layer[l].n_cells * sizeof *n->layer[l].cact);
+            memset(n->layer[l].cheb, 0, n->layer[l].n_cells * sizeof *n->layer[l].cheb);
+        }
         n->layer[l].act_rows = 0;
     }
 }
@@ -667,6 +724,10 @@ static void net__drives(const struct net *n, struct net_layer *L, const float *x
         net__drives_full(L, A, B);
         return;
     }
+    if (L->edge) {
+        net_cells_drives(L, A, b, B);
+        return;
+    }
     if (L->n_drive == 1) {
         nn_dense_forward(L->u, x, A, b, B, L->n_in, L->n_out);
         return;
@@ -688,7 +749,7 @@ void net_set_chip(struct net *n, uint64_t seed)
     for (size_t l = 0; l < n->n_layers; l++) {
         struct net_layer *L = &n->layer[l];
         size_t np = L->dev->n_params;
-        for (size_t j = 0; L->theta && j < L->n_out; j++)
+        for (size_t j = 0; L->theta && j < L->n_elem; j++)
             chip_draw(L->dev, seed, l, j, L->theta + j * np);
     }
     n->chip_on = 1;
@@ -715,26 +776,26 @@ void net_set_noise(struct net *n, int on, uint64_t seed)
     n->noise_step = 0;
 }
 
-/* Adds layer l's drive noise to u1 of its B * n_out elements (dot and dot_sq drives). */
+/* Adds layer l's drive noise to u1 of its B * n_elem elements (dot and dot_sq drives). */
 static void net__noise_drive(const struct net *n, size_t l, struct net_layer *L, size_t B)
 {
     double sd = L->dev->noise.drive_sd;
     if (!(sd > 0) || net__is_full(L))
         return;
-    size_t e0 = n->noise_row0 * L->n_out;
-    for (size_t e = 0; e < B * L->n_out; e++)
+    size_t e0 = n->noise_row0 * L->n_elem;
+    for (size_t e = 0; e < B * L->n_elem; e++)
         L->u[e * L->n_drive] += (float)(sd * chip_normal(CHIP_TAG_NOISE_DRIVE, n->noise_seed,
                                                          n->noise_step, l, e0 + e));
 }
 
-/* Adds layer l's output noise to its B * n_out outputs. */
+/* Adds layer l's output noise to its B * n_elem device outputs. */
 static void net__noise_output(const struct net *n, size_t l, struct net_layer *L, size_t B)
 {
     double sd = L->dev->noise.output_sd;
-    size_t e0 = n->noise_row0 * L->n_out;
-    for (size_t e = 0; sd > 0 && e < B * L->n_out; e++)
-        L->y[e] += (float)(sd * chip_normal(CHIP_TAG_NOISE_OUTPUT, n->noise_seed, n->noise_step,
-                                            l, e0 + e));
+    size_t e0 = n->noise_row0 * L->n_elem;
+    for (size_t e = 0; sd > 0 && e < B * L->n_elem; e++)
+        L->ye[e] += (float)(sd * chip_normal(CHIP_TAG_NOISE_OUTPUT, n->noise_seed, n->noise_step,
+                                             l, e0 + e));
 }
 
 int net_forward(struct net *n, const float *x, size_t B)
@@ -754,6 +815,8 @@ int net_forward(struct net *n, const float *x, size_t B)
             return rc;
         if (n->noise_on)
             net__noise_output(n, l, L, B);
+        if (L->edge)
+            net_cells_sum(L, B);
         if (n->track)
             net__track(L, B);
         in = L->y;
@@ -800,6 +863,10 @@ static void net__layer_backward(struct net *n, struct net_layer *L, const float 
         memset(dx, 0, B * L->n_in * sizeof *dx);
     if (net__is_full(L)) {
         net__layer_backward_full(L, dA, dy, dx, B);
+        return;
+    }
+    if (L->edge) {
+        net_cells_backward(L, A, dA, db, dy, dx, B);
         return;
     }
     for (size_t e = 0; e < E; e++)
@@ -940,6 +1007,19 @@ static void net__calibrate_domain(struct net *n, struct net_layer *L, size_t B, 
         b[j] = (float)(f * b[j] + (1 - f) * mean);
 }
 
+/* Calibrates edge layer L on B rows of its inputs `in`: the input scale makes
+ * s x of rms 1 (with a surrogate, half the spread of the drives it was
+ * fitted on) and every cell's b is 0 (the surrogate's mean drive); a stays. */
+static void net__calibrate_edge(struct net *n, struct net_layer *L, const float *in, size_t B)
+{
+    double in_rms = net__rms(in, B * L->n_in);
+    double want_std = L->sur ? 0.5 * L->sur->in_std[0] : 1.0;
+    n->params[L->off_s] = in_rms > 1e-12 ? (float)(want_std / in_rms) : 1.0f;
+    float *b = n->params + L->off_b;
+    for (size_t c = 0; c < L->n_cells; c++)
+        b[c] = L->sur ? (float)L->sur->in_mean[0] : 0.0f;
+}
+
 int net_calibrate(struct net *n, const float *x, size_t B)
 {
     assert(net__shapes_ok(n));
@@ -949,12 +1029,17 @@ int net_calibrate(struct net *n, const float *x, size_t B)
     const float *in = x;
     for (size_t l = 0; l < n->n_layers; l++) {
         struct net_layer *L = &n->layer[l];
-        if (net__is_full(L)) {
-            net__calibrate_full(n, L, in, B);
+        if (net__is_full(L) || L->edge) {
+            if (L->edge)
+                net__calibrate_edge(n, L, in, B);
+            else
+                net__calibrate_full(n, L, in, B);
             net__drives(n, L, in, B);
             int rc = net__respond(n, L, B);
             if (rc)
                 return rc;
+            if (L->edge)
+                net_cells_sum(L, B);
             in = L->y;
             continue;
         }
@@ -984,8 +1069,9 @@ int net_calibrate(struct net *n, const float *x, size_t B)
 
 /* ---- changes of architecture --------------------------------------------------------------- */
 
-/* Whether remap m fits n (see net_remap). */
-static int net__remap_check(const struct net *n, const struct net_remap *m)
+/* Whether remap m and cm fit n (see net_remap_cells). */
+static int net__remap_check(const struct net *n, const struct net_remap *m,
+                            const struct net_cell_remap *cm)
 {
     for (size_t l = 0; l < n->n_layers; l++) {
         const struct net_layer *L = &n->layer[l];
@@ -996,8 +1082,19 @@ static int net__remap_check(const struct net *n, const struct net_remap *m)
             return QN_EINVAL; /* the outputs are the task's */
         if (net__is_full(L) && (m->src[l] || (l > 0 && m->src[l - 1])))
             return QN_EINVAL; /* the wiring is not remapped */
+        if (L->edge && (m->src[l] || (l > 0 && m->src[l - 1])))
+            return QN_EINVAL; /* an edge layer's nodes stay; its cells change */
+        const size_t *from = cm ? cm->from[l] : NULL;
+        if (!L->edge && from)
+            return QN_EINVAL;
         for (size_t j = 0; m->src[l] && j < w; j++)
             if (m->src[l][j] >= L->n_out)
+                return QN_EINVAL;
+        size_t nc = from ? cm->cells[l] : 0;
+        if (from && (nc == 0 || nc > NET_MAX_CELLS))
+            return QN_EINVAL;
+        for (size_t c = 0; from && c < nc; c++)
+            if (from[c] >= L->n_cells)
                 return QN_EINVAL;
     }
     return QN_OK;
@@ -1006,11 +1103,15 @@ static int net__remap_check(const struct net *n, const struct net_remap *m)
 /* For every parameter i of the new network nn, the old parameter map[i] it comes from
  * and the factor fac[i] it is multiplied by. */
 static void net__remap_index(const struct net *n, const struct net *nn, const struct net_remap *m,
-                             size_t *map, float *fac)
+                             const struct net_cell_remap *cm, size_t *map, float *fac)
 {
     assert(nn->n_layers == n->n_layers && nn->n_in == n->n_in && nn->n_out == n->n_out);
     for (size_t l = 0; l < nn->n_layers; l++) {
         const struct net_layer *O = &n->layer[l], *N = &nn->layer[l];
+        if (N->edge) {
+            net_cells_remap_index(O, N, cm, l, map, fac);
+            continue;
+        }
         const size_t *src = m->src[l], *psrc = l ? m->src[l - 1] : NULL;
         const float *psh = l ? m->share[l - 1] : NULL;
         for (size_t j = 0; j < N->n_out; j++) {
@@ -1048,28 +1149,42 @@ static int net__remap_optim(const struct net *nn, const struct optim *o, const s
 
 int net_remap(struct net *n, const struct net_remap *m, struct optim *o)
 {
+    return net_remap_cells(n, m, NULL, o);
+}
+
+int net_remap_cells(struct net *n, const struct net_remap *m, const struct net_cell_remap *cm,
+                    struct optim *o)
+{
     assert(!o || o->n == n->n_params); /* o was built over n's slab */
-    int rc = net__remap_check(n, m);
+    int rc = net__remap_check(n, m, cm);
     if (rc)
         return rc;
     struct net_layer_spec spec[NET_MAX_LAYERS];
+    struct net_cells_spec cs[NET_MAX_LAYERS];
+    size_t *cells[NET_MAX_LAYERS] = {0};
+    struct net *nn = NULL;
+    size_t *map = NULL;
+    float *fac = NULL;
+    struct optim no;
     for (size_t l = 0; l < n->n_layers; l++) {
         const struct net_layer *L = &n->layer[l];
         spec[l] = (struct net_layer_spec){m->width[l], L->dev, L->via, L->sur, L->forward_only,
                                           L->connect};
+        cs[l] = (struct net_cells_spec){NET_CELLS_NODE, 0, NULL, NULL};
+        if (L->edge && (rc = net_cells_remap_list(L, cm, l, &cs[l], &cells[l])))
+            goto fail;
     }
-    struct net *nn = NULL;
-    rc = net_create(&nn, n->n_in, spec, n->n_layers, n->cap, n->n_threads, n->seed, n->cancel);
+    rc = net_create_cells(&nn, n->n_in, spec, cs, n->n_layers, n->cap, n->n_threads, n->seed,
+                          n->cancel);
     if (rc)
-        return rc;
-    size_t *map = malloc(nn->n_params * sizeof *map);
-    float *fac = malloc(nn->n_params * sizeof *fac);
-    struct optim no;
+        goto fail;
+    map = malloc(nn->n_params * sizeof *map);
+    fac = malloc(nn->n_params * sizeof *fac);
     if (!map || !fac) {
         rc = QN_ENOMEM;
         goto fail;
     }
-    net__remap_index(n, nn, m, map, fac);
+    net__remap_index(n, nn, m, cm, map, fac);
     for (size_t i = 0; i < nn->n_params; i++)
         nn->params[i] = n->params[map[i]] * fac[i];
     if (o && (rc = net__remap_optim(nn, o, map, &no)))
@@ -1089,6 +1204,8 @@ int net_remap(struct net *n, const struct net_remap *m, struct optim *o)
     }
 fail:
     free(map), free(fac);
+    for (size_t l = 0; l < NET_MAX_LAYERS; l++)
+        free(cells[l]);
     net_destroy(nn);
     return rc;
 }

@@ -39,6 +39,16 @@
  * surrogate and physics_aware layers alike (physics_aware's forward is the
  * device's own; only its slope is clamped).
  *
+ * A layer of edge cells (`cells` NET_CELLS_EDGE, one-drive devices only)
+ * is a sparse list of cells instead: cell c connects input src[c] to output
+ * dst[c] and is a device of its own with drive u_c = a_c (s x_src) + b_c;
+ * output j is the sum of the outputs of the cells with dst j (0 when none).
+ * Its parameters are a (n_cells) at off_w and b (n_cells) at off_b. The
+ * cells' drives are evaluated as one batch of (B, n_cells) elements through
+ * the same paths as a node layer's (closed forms, surrogate, device solves);
+ * a cell is a device instance of its own (chips, noise). Several cells may
+ * share an edge (branches); an edge without cells costs nothing.
+ *
  * Parameters (every layer's A, b, s) and gradients are two float slabs, so
  * optimizers and checkpoints treat the whole network as one array; the s
  * entries are frozen (net_freeze_fixed, which train_run calls). Nothing
@@ -65,7 +75,16 @@ enum net_via { VIA_EXACT, VIA_SURROGATE, VIA_DEVICE, VIA_PHYSICS_AWARE };
 /* How a layer's weights start: uniform (the default, see net_create) or
  * normal, every weight and bias drawn from N(0, 1) as in the classic
  * networks (no fan-in scaling). */
-enum net_init { NET_INIT_UNIFORM, NET_INIT_NORMAL };
+enum net_init { NET_INIT_UNIFORM, NET_INIT_NORMAL, NET_INIT_UNIT };
+
+/* What a layer is made of: devices at its nodes (the default) or cells on its edges. */
+enum net_cells { NET_CELLS_NODE, NET_CELLS_EDGE };
+
+/* The most cells an edge layer may hold. */
+#define NET_MAX_CELLS ((size_t)1 << 20)
+
+/* Rows of drives an edge layer hands its surrogate at once (bounds its MLP buffers). */
+#define NET_SUR_CHUNK ((size_t)1 << 16)
 
 /* How a layer of full devices is wired to the layer below (see above). */
 enum net_connect { NET_CONNECT_RANDOM, NET_CONNECT_LOCAL, NET_CONNECT_TREE };
@@ -86,6 +105,17 @@ struct net_layer_spec {
     enum net_connect connect;     /* full drive only: the wiring (fan-in is dev->fan_in) */
 };
 
+/* What a layer's devices sit on (net_create_cells); all zero: node devices. Kept
+ * apart from net_layer_spec so that its positional initialisers stay valid. */
+struct net_cells_spec {
+    enum net_cells cells;         /* node devices (the default) or edge cells (one-drive
+                                     devices only) */
+    size_t n_cells;               /* edge: the cells of src/dst; 0 with both NULL: one cell
+                                     per edge, cell j * n_in + i on edge i -> j */
+    const size_t *src;            /* (n_cells) borrowed: each cell's input, < n_in */
+    const size_t *dst;            /* (n_cells) borrowed: each cell's output, < devices */
+};
+
 struct net_layer {
     size_t n_in, n_out;           /* inputs from the layer below, devices */
     size_t n_drive;               /* inputs per device: 1 (dot), 2 (dot_sq) or 2k (full) */
@@ -97,20 +127,29 @@ struct net_layer {
     enum net_via via;
     const struct surrogate *sur;  /* borrowed */
     int forward_only;             /* see net_layer_spec */
+    int edge;                     /* nonzero: a layer of edge cells (n_drive 1) */
+    size_t n_cells;               /* edge: cells */
+    size_t *csrc, *cdst;          /* (n_cells) owned: each cell's input and output (edge) */
+    size_t n_elem;                /* devices evaluated per row: n_out, or n_cells (edge) */
+    float *ye;                    /* (cap, n_elem) the devices' outputs: y itself for node
+                                     layers (not owned), the cells' outputs for edge layers
+                                     (owned) */
+    size_t chunk;                 /* rows per surrogate call: cap * n_elem, at most
+                                     NET_SUR_CHUNK for edge layers */
     size_t off_w, off_b, off_s;   /* A (n_out, n_w), b (n_out; none for full), s (1) in the slabs */
     float *xs;                    /* (cap, n_in) the scaled inputs s * x of the last forward */
-    float *u;                     /* (cap, n_out, n_drive) drives (full: the device inputs x, a)
+    float *u;                     /* (cap, n_elem, n_drive) drives (full: the device inputs x, a)
                                      of the last forward */
     float *y;                     /* (cap, n_out) outputs */
-    float *g;                     /* (cap, n_out, n_drive) dy/du (full: dy/dx_i, dy/da_i) */
+    float *g;                     /* (cap, n_elem, n_drive) dy/du (full: dy/dx_i, dy/da_i) */
     float *xsq;                   /* (cap, n_in) squared inputs (dot_sq) */
     float *tmp;                   /* (cap, max(n_in, n_out)) scratch */
     float *tmp2;                  /* (cap, n_in) backward scratch (dot_sq) */
-    struct mlp_acts sacts;        /* surrogate activations for cap * n_out rows */
-    float *uc;                    /* (cap, n_out, sur->n_in) the surrogate's inputs (the drives,
+    struct mlp_acts sacts;        /* surrogate activations for chunk rows */
+    float *uc;                    /* (chunk, sur->n_in) the surrogate's inputs (the drives,
                                      then a conditioned surrogate's parameters), clamped to its
                                      domain */
-    float *gc;                    /* (cap, n_out, sur->n_in) a conditioned surrogate's slopes
+    float *gc;                    /* (chunk, sur->n_in) a conditioned surrogate's slopes
                                      (NULL for others: they write g directly) */
     size_t sur_rows;              /* device evaluations through the surrogate since net_domain_reset */
     size_t ood_rows;              /* of which had a drive outside its domain (and were clamped) */
@@ -120,7 +159,9 @@ struct net_layer {
     double *heb_sum;              /* (n_out) sum over those rows of |y_j| times the mean |x_i| of
                                      the layer's (scaled) inputs: Hebbian co-activity */
     size_t act_rows;              /* rows in act_sum */
-    double *theta;                /* (n_out, dev->n_params) owned: each device's parameters on
+    double *cact;                 /* (n_cells) edge: sum of each cell's |output| while tracking */
+    double *cheb;                 /* (n_cells) edge: sum of |x_src| |y_dst| while tracking */
+    double *theta;                /* (n_elem, dev->n_params) owned: each device's parameters on
                                      the chip of net_set_chip; NULL when the device has no
                                      variability */
 };
@@ -148,7 +189,7 @@ struct net {
     uint64_t noise_step;          /* forward passes since net_set_noise (part of every key) */
     size_t noise_row0;            /* the place in its batch of the next forward's first row (a
                                      data-parallel shard's offset, shard.h; 0 otherwise):
-                                     the noise of element e is keyed by e + noise_row0 * n_out */
+                                     the noise of element e is keyed by e + noise_row0 * n_elem */
 };
 
 /*
@@ -165,12 +206,22 @@ struct net {
 int net_create(struct net **out, size_t n_in, const struct net_layer_spec *spec,
                size_t n_layers, size_t cap, size_t n_threads, uint64_t seed,
                const atomic_int *cancel);
+
+/* As net_create, with cells[l] saying what layer l's devices sit on (cells may
+ * be NULL: every layer of node devices). Also QN_EINVAL for an edge layer of a
+ * device whose drive is not dot, more than NET_MAX_CELLS cells, or a cell's
+ * input or output out of range. */
+int net_create_cells(struct net **out, size_t n_in, const struct net_layer_spec *spec,
+                     const struct net_cells_spec *cells, size_t n_layers, size_t cap,
+                     size_t n_threads, uint64_t seed, const atomic_int *cancel);
 void net_destroy(struct net *n);
 
 /*
  * Draws layer l's weights and biases again as `init` says (uniform: as
- * net_create does; normal: every weight and bias N(0, 1)) from a generator
- * seeded with seed and l. Returns 0, QN_EINVAL (l out of range), QN_ENOMEM.
+ * net_create does; normal: every weight and bias N(0, 1); unit: every
+ * weight 1 and bias 0, edge layers only) from a generator seeded with seed
+ * and l. Returns 0, QN_EINVAL (l out of range, unit on a node layer),
+ * QN_ENOMEM.
  */
 int net_init_layer(struct net *n, size_t l, enum net_init init, uint64_t seed);
 
@@ -231,7 +282,8 @@ int net_has_variability(const struct net *n);
 /*
  * Turns the devices' cycle-to-cycle noise on (from `seed`, counting forward
  * passes from 0) or off. With noise on, forward pass k adds to element e
- * (row-major (B, n_out)) of layer l the drive noise drive_sd times
+ * (row-major (B, n_elem): devices, or an edge layer's cells) of layer l
+ * the drive noise drive_sd times
  * chip_normal(CHIP_TAG_NOISE_DRIVE, seed, k, l, e) to u1 before the device
  * answers, and the output noise output_sd times chip_normal(
  * CHIP_TAG_NOISE_OUTPUT, seed, k, l, e) to y after, whatever the layer's via.
@@ -247,6 +299,9 @@ const char *net_via_name(enum net_via v);
 
 /* The name of a connectivity ("random", "local", "tree"). */
 const char *net_connect_name(enum net_connect c);
+
+/* The name of what a layer is made of ("node", "edge"). */
+const char *net_cells_name(enum net_cells c);
 
 /* Sets every layer's act_sum and act_rows to zero. */
 void net_track_reset(struct net *n);
@@ -273,6 +328,17 @@ struct net_remap {
     const float *share[NET_MAX_LAYERS];
 };
 
+/* Edge layers' cells in a change of architecture: new cell c of layer l is old
+ * cell from[l][c] (NULL: the cells stay) on the same edge, with a = a_old *
+ * a_fac[l][c] and b = b_old * b_fac[l][c] (NULL: 1); cells[l] new cells. The
+ * layer below an edge layer keeps its width. Arrays borrowed. */
+struct net_cell_remap {
+    size_t cells[NET_MAX_LAYERS];
+    const size_t *from[NET_MAX_LAYERS];
+    const float *a_fac[NET_MAX_LAYERS];
+    const float *b_fac[NET_MAX_LAYERS];
+};
+
 /*
  * Rebuilds n in place with the architecture m (same devices, vias,
  * surrogates, cap, threads, seed). When o is not NULL the optimizer is
@@ -281,9 +347,14 @@ struct net_remap {
  * dropped), t is kept, and the fixed input scales are frozen again (other
  * frozen ranges are not carried over). Returns 0, QN_EINVAL (a full layer
  * whose wiring would change, widths out of range, the last layer's width
- * changed, an index out of range), or QN_ENOMEM; on failure n and o are
- * unchanged.
+ * changed, the width below an edge layer changed, an index out of range,
+ * cells out of range), or QN_ENOMEM; on failure n and o are unchanged.
  */
 int net_remap(struct net *n, const struct net_remap *m, struct optim *o);
+
+/* As net_remap, with edge layers' cells remapped as cm says (cm may be NULL:
+ * every cell stays). */
+int net_remap_cells(struct net *n, const struct net_remap *m, const struct net_cell_remap *cm,
+                    struct optim *o);
 
 #endif

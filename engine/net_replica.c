@@ -12,14 +12,17 @@
 int net_replica_create(struct net **out, const struct net *src, size_t n_threads)
 {
     struct net_layer_spec spec[NET_MAX_LAYERS];
+    struct net_cells_spec cells[NET_MAX_LAYERS]; /* edge layers: their cell lists as they are */
     for (size_t l = 0; l < src->n_layers; l++) {
         const struct net_layer *L = &src->layer[l];
         spec[l] =
             (struct net_layer_spec){L->n_out, L->dev, L->via, L->sur, L->forward_only, L->connect};
+        cells[l] = L->edge ? (struct net_cells_spec){NET_CELLS_EDGE, L->n_cells, L->csrc, L->cdst}
+                           : (struct net_cells_spec){NET_CELLS_NODE, 0, NULL, NULL};
     }
     struct net *r = NULL;
-    int rc =
-        net_create(&r, src->n_in, spec, src->n_layers, src->cap, n_threads, src->seed, src->cancel);
+    int rc = net_create_cells(&r, src->n_in, spec, cells, src->n_layers, src->cap, n_threads,
+                              src->seed, src->cancel);
     if (rc)
         return rc;
     for (size_t l = 0; l < src->n_layers; l++) /* the wiring as it is now */
@@ -38,7 +41,7 @@ void net_replica_sync(struct net *dst, const struct net *src)
         const struct net_layer *S = &src->layer[l];
         struct net_layer *D = &dst->layer[l];
         if (S->theta)
-            memcpy(D->theta, S->theta, S->n_out * S->dev->n_params * sizeof *D->theta);
+            memcpy(D->theta, S->theta, S->n_elem * S->dev->n_params * sizeof *D->theta);
         D->sur_rows = D->ood_rows = 0;
     }
     dst->chip_on = src->chip_on, dst->chip_seed = src->chip_seed;

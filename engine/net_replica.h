@@ -27,7 +27,7 @@
 
 /*
  * A replica of src with n_threads device threads (0 = 1) into *out
- * (net_destroy it): src's current layers (widths, vias, surrogates, wiring)
+ * (net_destroy it): src's current layers (widths, vias, surrogates, wiring, cell lists)
  * with its parameters, chip and noise settings (net_replica_sync). src is
  * borrowed; its devices and surrogates must outlive the replica. Returns 0
  * or what net_create returns (QN_ENOMEM).

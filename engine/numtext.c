@@ -5,6 +5,7 @@
  */
 #include "numtext.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,56 @@ static int numtext__integer(char *f, const char *e, int zeros)
     return n;
 }
 
+/* Significant digits of the mantissa of e ("-1.2500e3" has 3). */
+static int numtext__mantissa_digits(const char *e)
+{
+    int n = 0, last = 0;
+    for (const char *c = e; *c && *c != 'e'; c++)
+        if (*c >= '0' && *c <= '9') {
+            n++;
+            if (*c != '0')
+                last = n;
+        }
+    return last ? last : 1;
+}
+
+/*
+ * The fewest significant digits p (1..max_digits) whose correctly rounded
+ * "%.*e" reads back to v, with the text into e (NUMTEXT_MAX bytes).
+ *
+ * Every decimal of at most `exact` digits (DBL_DIG 15, FLT_DIG 6) survives
+ * the trip to a normal double (float) and back to that many digits. So when
+ * the `exact`-digit rounding of a normal v reads back, its digits without
+ * the trailing zeros are the shortest: a shorter text that read back would
+ * be that rounding. One try answers for 1..exact digits, where counting up
+ * from 1 took up to 15 snprintf/strtod pairs (a metric page's reals cost
+ * most of a request's CPU that way). Subnormals, whose precision is less,
+ * still count up.
+ */
+static int numtext__digits(char *e, double v, int max_digits, int is_float)
+{
+    int exact = is_float ? FLT_DIG : DBL_DIG;
+    double a = fabs(v);
+    int normal = is_float ? a >= (double)FLT_MIN : a >= DBL_MIN;
+    int p = 1;
+    if (normal) {
+        snprintf(e, NUMTEXT_MAX, "%.*e", exact - 1, v);
+        if (numtext__reads_back(e, v, is_float)) {
+            p = numtext__mantissa_digits(e);
+            snprintf(e, NUMTEXT_MAX, "%.*e", p - 1, v);
+            return p;
+        }
+        p = exact + 1;
+    }
+    for (; p < max_digits; p++) {
+        snprintf(e, NUMTEXT_MAX, "%.*e", p - 1, v);
+        if (numtext__reads_back(e, v, is_float))
+            return p;
+    }
+    snprintf(e, NUMTEXT_MAX, "%.*e", p - 1, v);
+    return p;
+}
+
 /* The shortest text of v with at most max_digits significant digits. */
 static size_t numtext__shortest(char *buf, double v, int max_digits, int is_float)
 {
@@ -61,13 +112,7 @@ static size_t numtext__shortest(char *buf, double v, int max_digits, int is_floa
     if (isinf(v))
         return (size_t)snprintf(buf, NUMTEXT_MAX, v < 0 ? "-inf" : "inf");
     char e[NUMTEXT_MAX], f[NUMTEXT_MAX];
-    int p = 1;
-    for (; p < max_digits; p++) {
-        snprintf(e, sizeof e, "%.*e", p - 1, v);
-        if (numtext__reads_back(e, v, is_float))
-            break;
-    }
-    snprintf(e, sizeof e, "%.*e", p - 1, v);
+    int p = numtext__digits(e, v, max_digits, is_float);
     int exp10 = atoi(strchr(e, 'e') + 1);
     size_t le = numtext__tidy_exponent(e);
     if (exp10 >= NUMTEXT_POS_MIN && exp10 <= NUMTEXT_POS_MAX) {

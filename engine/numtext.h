@@ -10,9 +10,10 @@
  * zeros), as Python's repr and JavaScript do. Used for every number we print
  * as a real: JSON (records, the API, events, the command line) and CSV.
  *
- * Trade-off: up to 17 snprintf/strtod pairs per number rather than a
- * dedicated shortest-digits algorithm (Ryu, Grisu): C has no such routine,
- * and the texts we write hold at most a few thousand reals.
+ * Trade-off: a few snprintf/strtod pairs per number (one try answers for
+ * up to 15 digits, then 16 and 17 are tried; subnormals count up from 1)
+ * rather than a dedicated shortest-digits algorithm (Ryu, Grisu): C has no
+ * such routine. A metric page's reals are most of its request's CPU.
  */
 #ifndef QN_NUMTEXT_H
 #define QN_NUMTEXT_H

@@ -679,6 +679,8 @@ static int train__adapt(struct net *n, struct optim *o, const struct train_confi
         train__metric(h, "structure_layer", step + i, epoch, (double)ev[i].layer);
         train__metric(h, "structure_grown", step + i, epoch, (double)ev[i].grown);
         train__metric(h, "structure_pruned", step + i, epoch, (double)ev[i].pruned);
+        if (n->layer[ev[i].layer].edge)
+            train__metric(h, "cells", step + i, epoch, (double)ev[i].cells);
     }
     return QN_OK;
 }

@@ -30,7 +30,9 @@
  * o->state change; read them again after train_run. Each layer's part of an
  * event is four metrics at step (epoch's last step + i), i the layer's
  * index: "structure" (its width after the event), "structure_layer",
- * "structure_grown", "structure_pruned". A checkpoint taken after an event
+ * "structure_grown", "structure_pruned"; an edge layer's part also has
+ * "cells" (its cell count after the event; grown and pruned count cells,
+ * structure is its unchanged width). A checkpoint taken after an event
  * holds the new widths; to resume, rebuild the network with them and restore
  * *hooks->adapt_state saved with the checkpoint.
  */

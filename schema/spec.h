@@ -259,7 +259,7 @@ int spec_fit_parse(const json_t *spec, struct fit_spec *out, struct spec_error *
 void spec_fit_close(struct fit_spec *f);
 
 /* One layer of a train job's "network": {"devices", "device", "via", "surrogate", "twin",
- * "connect", "fan_in", "init"}. */
+ * "connect", "fan_in", "init", "cells", "cell_list"}. */
 struct train_layer_spec {
     size_t devices;            /* required, 1..65536 */
     struct spec_ref device;    /* required: id, name, {"id": N} or inline object */
@@ -273,7 +273,13 @@ struct train_layer_spec {
     size_t fan_in;             /* "fan_in" 1..16: must equal the full device's fan_in; 0 = not
                                   given (the device's) */
     int has_init;              /* "init" given (then "calibrate" defaults to false) */
-    enum net_init init;        /* "uniform" (default) | "normal" (weights and biases N(0, 1)) */
+    enum net_init init;        /* "uniform" (default) | "normal" (weights and biases N(0, 1)) |
+                                  "unit" (edge cells only: a = 1, b = 0) */
+    enum net_cells cells;      /* "cells": "node" (default) | "edge" (one-drive devices) */
+    size_t n_cells;            /* "cell_list": {"src": [..], "dst": [..]} (edge only; what a
+                                  saved model stores): the cells; 0 = one per edge */
+    size_t *cell_src;          /* (n_cells) owned: each cell's input */
+    size_t *cell_dst;          /* (n_cells) owned: each cell's output, < devices */
 };
 
 /*
@@ -284,10 +290,12 @@ struct train_layer_spec {
  * "connect" (and a "fan_in" that matches, if given); via "exact" needs an
  * analytic kind (neuron, almost_neuron) and via "device" a differentiable
  * readout (not spike_rate), except with the es optimizer. "adapt" {"after_epochs", "patience", "grow",
- * "prune", "max_devices", "min_devices", "score", "perturb", "min_delta"} goes into
- * train.adapt (adapt.h; defaults from adapt_config_default) and needs two or
- * more layers, no full layer, and hidden widths within [min_devices,
- * max_devices]. Returns 0, QN_ESPEC,
+ * "prune", "max_devices", "min_devices", "score", "perturb", "min_delta",
+ * "max_cells"} goes into train.adapt (adapt.h; defaults from
+ * adapt_config_default) and needs an edge layer or two or more layers, no
+ * full layer, and the widths of hidden node layers that adapt within
+ * [min_devices, max_devices]. A layer of "cells": "edge" needs a device of
+ * drive dot. Returns 0, QN_ESPEC,
  * or QN_EPARSE (an inline device's expression) with *err; on success the
  * caller spec_train_close's *out (about 10 KB).
  */

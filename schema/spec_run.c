@@ -15,15 +15,26 @@ int spec_run_build(const struct train_spec *t, const struct net_layer_spec *ls, 
                    size_t n_threads, const atomic_int *cancel, struct net **net, struct optim *o,
                    const char **what)
 {
+    return spec_run_build_cells(t, ls, NULL, n_in, n_threads, cancel, net, o, what);
+}
+
+int spec_run_build_cells(const struct train_spec *t, const struct net_layer_spec *ls,
+                         const struct net_cells_spec *cells, size_t n_in, size_t n_threads,
+                         const atomic_int *cancel, struct net **net, struct optim *o,
+                         const char **what)
+{
     struct net_layer_spec spec[NET_MAX_LAYERS];
+    struct net_cells_spec own[NET_MAX_LAYERS];
     for (size_t l = 0; l < t->n_layers; l++) {
+        const struct train_layer_spec *L = &t->layers[l];
         spec[l] = ls[l];
         spec[l].forward_only = t->optim.kind == OPTIM_ES; /* es never backpropagates */
+        own[l] = (struct net_cells_spec){L->cells, L->n_cells, L->cell_src, L->cell_dst};
     }
     *net = NULL;
     *what = "cannot build the network";
-    int rc =
-        net_create(net, n_in, spec, t->n_layers, t->train.batch, n_threads, t->train.seed, cancel);
+    int rc = net_create_cells(net, n_in, spec, cells ? cells : own, t->n_layers, t->train.batch,
+                              n_threads, t->train.seed, cancel);
     if (rc)
         return rc;
     *what = "cannot initialise the network";

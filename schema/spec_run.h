@@ -34,6 +34,14 @@ int spec_run_build(const struct train_spec *t, const struct net_layer_spec *ls, 
                    size_t n_threads, const atomic_int *cancel, struct net **net, struct optim *o,
                    const char **what);
 
+/* As spec_run_build, with cells[l] saying what layer l's devices sit on (edge
+ * cells and their lists: a checkpoint's, say); cells NULL: the spec's own
+ * ("cells" and "cell_list" of each layer). */
+int spec_run_build_cells(const struct train_spec *t, const struct net_layer_spec *ls,
+                         const struct net_cells_spec *cells, size_t n_in, size_t n_threads,
+                         const atomic_int *cancel, struct net **net, struct optim *o,
+                         const char **what);
+
 /* What a train run starts from, besides a fresh network. */
 struct spec_run_start {
     const float *params; /* (n_params) borrowed: a checkpoint's or the "from" model's

@@ -12,6 +12,7 @@
  * runner once resolved (net_set_via refuses the same combinations).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qn_err.h"
@@ -29,11 +30,12 @@ static const char *const spec__train_fields[] = {
  * (whether the surrogate's fingerprint was the device's); read, not used. */
 static const char *const spec__layer_fields[] = {"devices", "device",  "via",
                                                  "surrogate", "twin", "surrogate_matched",
-                                                 "connect", "fan_in", "init"};
+                                                 "connect", "fan_in", "init", "cells",
+                                                 "cell_list"};
 static const char *const spec__adapt_fields[] = {"after_epochs", "patience",    "grow",
                                                  "prune",        "max_devices", "min_devices",
                                                  "score",        "perturb",
-                                                 "min_delta"};
+                                                 "min_delta",    "max_cells"};
 static const char *const spec__optim_fields[] = {"name",  "lr",  "momentum",     "beta1",
                                                  "beta2", "eps", "weight_decay", "decoupled",
                                                  "population", "sigma"};
@@ -44,6 +46,11 @@ int spec_layer_wiring(const struct train_layer_spec *L, const struct dev_model *
                       const char *base, struct spec_error *err)
 {
     char p[SPEC_PATH_MAX];
+    spec_path_key(p, sizeof p, base, "cells");
+    if (L->cells == NET_CELLS_EDGE && m->drive != DRIVE_DOT)
+        return spec_fail(err, p, "an edge cell is a device of one drive, u = a x + b; this "
+                         "device's drive is %s (%s)", dev_drive_name(m->drive),
+                         m->drive == DRIVE_FULL ? "a fan-in of inputs" : "two drives");
     if (m->drive != DRIVE_FULL) {
         spec_path_key(p, sizeof p, base, L->has_connect ? "connect" : "fan_in");
         if (L->has_connect || L->fan_in)
@@ -133,6 +140,72 @@ static int spec__layer_wiring(const json_t *v, const char *base, struct train_la
     return 0;
 }
 
+/* The indices of `key` ("src" or "dst") of "cell_list" at base into a new array. */
+static int spec__cell_index(const json_t *v, const char *base, const char *key, size_t n,
+                            size_t **out, struct spec_error *err)
+{
+    char p[SPEC_PATH_MAX];
+    spec_path_key(p, sizeof p, base, key);
+    const json_t *a = json_object_get(v, key);
+    if (!json_is_array(a) || json_array_size(a) != n)
+        return spec_fail(err, p, "must be an array of %zu cell indices (as many as \"src\")",
+                         n);
+    if (!(*out = malloc(n * sizeof **out)))
+        return spec_fail(err, p, "out of memory"), QN_ENOMEM;
+    for (size_t c = 0; c < n; c++) {
+        const json_t *x = json_array_get(a, c);
+        if (!json_is_integer(x) || json_integer_value(x) < 0 ||
+            json_integer_value(x) >= SPEC_DEVICES_MAX)
+            return spec_fail(err, p, "entry %zu must be an integer in [0, %d)", c,
+                             SPEC_DEVICES_MAX);
+        (*out)[c] = (size_t)json_integer_value(x);
+    }
+    return 0;
+}
+
+/* "cells" and "cell_list" of a layer, and "init": "unit", which needs edge cells. */
+static int spec__layer_cells(const json_t *v, const char *base, struct train_layer_spec *L,
+                             struct spec_error *err)
+{
+    static const char *const fields[] = {"src", "dst"};
+    char p[SPEC_PATH_MAX], lp[SPEC_PATH_MAX];
+    const json_t *x = json_object_get(v, "cells"), *list = json_object_get(v, "cell_list");
+    const char *names[] = {net_cells_name(NET_CELLS_NODE), net_cells_name(NET_CELLS_EDGE)};
+    int k = NET_CELLS_NODE, rc;
+    spec_path_key(p, sizeof p, base, "cells");
+    if (x && (rc = spec_get_enum(x, p, names, 2, &k, err)))
+        return rc;
+    L->cells = (enum net_cells)k;
+    spec_path_key(p, sizeof p, base, "init");
+    if (L->has_init && L->init == NET_INIT_UNIT && L->cells != NET_CELLS_EDGE)
+        return spec_fail(err, p, "\"unit\" (every weight 1, every bias 0) applies to edge "
+                         "cells only: on a layer of node devices every device would compute "
+                         "the same and stay so");
+    spec_path_key(lp, sizeof lp, base, "cell_list");
+    if (!list)
+        return 0;
+    if (L->cells != NET_CELLS_EDGE)
+        return spec_fail(err, lp, "applies only to a layer of \"cells\": \"edge\"");
+    if (!json_is_object(list))
+        return spec_fail(err, lp, "must be an object {\"src\": [..], \"dst\": [..]}");
+    if ((rc = spec_check_fields(list, lp, fields, 2, err)))
+        return rc;
+    size_t n = json_array_size(json_object_get(list, "src"));
+    spec_path_key(p, sizeof p, lp, "src");
+    if (n < 1 || n > NET_MAX_CELLS)
+        return spec_fail(err, p, "must be an array of 1 to %zu cell inputs", NET_MAX_CELLS);
+    if ((rc = spec__cell_index(list, lp, "src", n, &L->cell_src, err)) ||
+        (rc = spec__cell_index(list, lp, "dst", n, &L->cell_dst, err)))
+        return rc;
+    L->n_cells = n;
+    spec_path_key(p, sizeof p, lp, "dst");
+    for (size_t c = 0; c < n; c++)
+        if (L->cell_dst[c] >= L->devices)
+            return spec_fail(err, p, "entry %zu is %zu: the layer has %zu devices", c,
+                             L->cell_dst[c], L->devices);
+    return 0;
+}
+
 /* Layer i of "network". */
 static int spec__layer(const json_t *v, size_t i, int es, struct train_layer_spec *L,
                        struct spec_error *err)
@@ -154,13 +227,15 @@ static int spec__layer(const json_t *v, size_t i, int es, struct train_layer_spe
         return rc;
     spec_path_key(p, sizeof p, base, "init");
     if ((x = json_object_get(v, "init"))) {
-        static const char *const inits[] = {"uniform", "normal"};
+        static const char *const inits[] = {"uniform", "normal", "unit"};
         int k;
-        if ((rc = spec_get_enum(x, p, inits, 2, &k, err)))
+        if ((rc = spec_get_enum(x, p, inits, 3, &k, err)))
             return rc;
         L->has_init = 1;
         L->init = (enum net_init)k;
     }
+    if ((rc = spec__layer_cells(v, base, L, err)))
+        return rc;
     spec_path_key(p, sizeof p, base, "surrogate");
     if ((x = json_object_get(v, "surrogate"))) {
         if ((rc = spec_ref_parse(x, p, 0, &L->surrogate, err)))
@@ -252,6 +327,7 @@ static int spec__adapt_values(const json_t *v, struct adapt_config *c, struct sp
         (rc = spec__adapt_num(v, "prune", 0, 1, 1, &c->prune, err)) ||
         (rc = spec__adapt_num(v, "perturb", 0, 1e-3, 0, &c->perturb, err)) ||
         (rc = spec__adapt_num(v, "min_delta", 0, 1, 1, &c->min_delta, err)) ||
+        (rc = spec__adapt_int(v, "max_cells", 1, (int64_t)NET_MAX_CELLS, &c->max_cells, err)) ||
         (sc && (rc = spec_get_enum(sc, "/spec/adapt/score", names, 3, &x, err))))
         return rc;
     if (sc)
@@ -276,9 +352,13 @@ static int spec__adapt(const json_t *v, struct train_spec *t, struct spec_error 
     c->enabled = 1;
     if (rc || (rc = spec__adapt_values(v, c, err)))
         return rc;
-    if (t->n_layers < 2)
+    int edges = 0;
+    for (size_t i = 0; i < t->n_layers; i++)
+        edges |= t->layers[i].cells == NET_CELLS_EDGE;
+    if (t->n_layers < 2 && !edges)
         return spec_fail(err, "/spec/adapt", "needs a hidden layer (a network of 2 or more "
-                         "layers); the last layer never adapts");
+                         "layers) or a layer of edge cells; the last layer's devices never "
+                         "adapt");
     char base[SPEC_PATH_MAX], p[SPEC_PATH_MAX];
     for (size_t i = 0; i < t->n_layers; i++) {
         spec_path_index(base, sizeof base, "/spec/network", i);
@@ -287,10 +367,30 @@ static int spec__adapt(const json_t *v, struct train_spec *t, struct spec_error 
                              "needs dot or dot_sq layers");
         size_t w = t->layers[i].devices;
         spec_path_key(p, sizeof p, base, "devices");
-        if (i + 1 < t->n_layers && (w < c->min_devices || w > c->max_devices))
+        int nodes_adapt = i + 1 < t->n_layers && t->layers[i].cells == NET_CELLS_NODE &&
+                          t->layers[i + 1].cells == NET_CELLS_NODE;
+        if (nodes_adapt && (w < c->min_devices || w > c->max_devices))
             return spec_fail(err, p, "must be within adapt's min_devices and max_devices "
                              "(%zu to %zu)", c->min_devices, c->max_devices);
     }
+    return 0;
+}
+
+/* Layer i's cell inputs must be devices of layer i - 1 (layer 0's inputs are the
+ * dataset's, checked when the network is built). */
+static int spec__cell_inputs(const struct train_spec *t, size_t i, struct spec_error *err)
+{
+    const struct train_layer_spec *L = &t->layers[i];
+    char base[SPEC_PATH_MAX];
+    spec_path_index(base, sizeof base, "/spec/network", i);
+    for (size_t c = 0; i > 0 && c < L->n_cells; c++)
+        if (L->cell_src[c] >= t->layers[i - 1].devices) {
+            char lp[SPEC_PATH_MAX], p[SPEC_PATH_MAX];
+            spec_path_key(lp, sizeof lp, base, "cell_list");
+            spec_path_key(p, sizeof p, lp, "src");
+            return spec_fail(err, p, "entry %zu is %zu: layer %zu has %zu devices", c,
+                             L->cell_src[c], i - 1, t->layers[i - 1].devices);
+        }
     return 0;
 }
 
@@ -307,7 +407,7 @@ static int spec__network(const json_t *v, struct train_spec *t, struct spec_erro
         t->n_layers = i + 1; /* so a failure closes what this layer holds */
         int rc = spec__layer(json_array_get(v, i), i, t->optim.kind == OPTIM_ES, &t->layers[i],
                              err);
-        if (rc)
+        if (rc || (rc = spec__cell_inputs(t, i, err)))
             return rc;
     }
     return 0;
@@ -578,6 +678,8 @@ void spec_train_close(struct train_spec *t)
     for (size_t i = 0; i < t->n_layers && i < NET_MAX_LAYERS; i++) {
         spec_ref_close(&t->layers[i].device);
         spec_ref_close(&t->layers[i].surrogate);
+        free(t->layers[i].cell_src), free(t->layers[i].cell_dst);
+        t->layers[i].cell_src = t->layers[i].cell_dst = NULL;
     }
     t->n_layers = 0;
 }

@@ -17,6 +17,30 @@ static void spool__sur_name(char *name, size_t cap, size_t l)
     snprintf(name, cap, "surrogate-%zu.bin", l);
 }
 
+/* A JSON array of the n indices v (new reference; NULL: no memory). */
+static json_t *spool__indices(const size_t *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, json_integer((json_int_t)v[i])))
+            json_decref(a), a = NULL;
+    return a;
+}
+
+/* "cells": "edge" and the "cell_list" of an edge layer into o. Returns 0 or QN_ENOMEM. */
+static int spool__cells_write(const struct net_cells_spec *c, json_t *o)
+{
+    if (!c || c->cells != NET_CELLS_EDGE)
+        return 0;
+    if (json_object_set_new(o, "cells", json_string(net_cells_name(NET_CELLS_EDGE))))
+        return QN_ENOMEM;
+    if (!c->src)
+        return 0;
+    json_t *list = json_pack("{so so}", "src", spool__indices(c->src, c->n_cells), "dst",
+                             spool__indices(c->dst, c->n_cells));
+    return !list || json_object_set_new(o, "cell_list", list) ? QN_ENOMEM : 0;
+}
+
 /* One layer's object, and its surrogate into dir. */
 static int spool__layer_write(const char *dir, const struct spool_layer *L, size_t l,
                               json_t **out, char *msg, size_t cap)
@@ -25,6 +49,8 @@ static int spool__layer_write(const char *dir, const struct spool_layer *L, size
                      "via", net_via_name(L->via), "connect", net_connect_name(L->connect),
                      "surrogate", L->sur != NULL);
     if (!*out)
+        return QN_ENOMEM;
+    if (spool__cells_write(L->cells, *out))
         return QN_ENOMEM;
     if (!L->sur)
         return 0;
@@ -72,6 +98,35 @@ static int spool__find(const char *name, const char *(*name_of)(int), int n)
 static const char *spool__via(int i) { return net_via_name((enum net_via)i); }
 static const char *spool__connect(int i) { return net_connect_name((enum net_connect)i); }
 
+/* An edge layer's "cells" and "cell_list" of o into n (layer l); a node layer's
+ * absence of them. Returns 0, QN_EFORMAT, or QN_ENOMEM. */
+static int spool__cells_open(const json_t *o, size_t l, struct spool_net *n)
+{
+    const json_t *c = json_object_get(o, "cells"), *list = json_object_get(o, "cell_list");
+    n->cells[l] = (struct net_cells_spec){NET_CELLS_NODE, 0, NULL, NULL};
+    if (!c && !list)
+        return 0;
+    if (!json_is_string(c) || strcmp(json_string_value(c), net_cells_name(NET_CELLS_EDGE)) != 0)
+        return QN_EFORMAT;
+    n->cells[l].cells = NET_CELLS_EDGE;
+    if (!list)
+        return 0;
+    const json_t *src = json_object_get(list, "src"), *dst = json_object_get(list, "dst");
+    size_t k = json_array_size(src);
+    if (k < 1 || k > NET_MAX_CELLS || json_array_size(dst) != k)
+        return QN_EFORMAT;
+    if (!(n->cell_buf[l] = malloc(2 * k * sizeof *n->cell_buf[l])))
+        return QN_ENOMEM;
+    for (size_t i = 0; i < 2 * k; i++) {
+        const json_t *x = json_array_get(i < k ? src : dst, i % k);
+        if (!json_is_integer(x) || json_integer_value(x) < 0)
+            return QN_EFORMAT;
+        n->cell_buf[l][i] = (size_t)json_integer_value(x);
+    }
+    n->cells[l] = (struct net_cells_spec){NET_CELLS_EDGE, k, n->cell_buf[l], n->cell_buf[l] + k};
+    return 0;
+}
+
 /* Layer l of the network: its device prepared, its surrogate loaded. */
 static int spool__layer_open(const char *dir, json_t *o, size_t l, int forward_only,
                              struct spool_net *n, char *msg, size_t cap)
@@ -87,6 +142,11 @@ static int spool__layer_open(const char *dir, json_t *o, size_t l, int forward_o
         spool__find(connect, spool__connect, 3) < 0) {
         snprintf(msg, cap, "network layer %zu of the job file is malformed", l);
         return QN_EFORMAT;
+    }
+    int rc = spool__cells_open(o, l, n);
+    if (rc) {
+        snprintf(msg, cap, "network layer %zu of the job file has a malformed cell list", l);
+        return rc;
     }
     if (spec_device_parse(device, "/device", &n->dev[l], &e)) {
         snprintf(msg, cap, "network layer %zu: %s: %s", l, e.path, e.msg);
@@ -140,6 +200,7 @@ void spool_net_close(struct spool_net *n)
             dev_model_close(&n->dev[l]);
         if (n->have_sur[l])
             surrogate_close(&n->sur[l]);
+        free(n->cell_buf[l]);
     }
     memset(n, 0, sizeof *n);
 }

@@ -5,6 +5,8 @@
  * A network travels as job.json's "network" array, one object per layer:
  *   {"devices": N, "device": {...inline device...}, "via": "device",
  *    "connect": "random", "surrogate": true}
+ * and, for a layer of edge cells, "cells": "edge" and its "cell_list"
+ * {"src": [..], "dst": [..]} (absent: one cell per edge)
  * with the layer's frozen surrogate, when "surrogate" is true, in
  * surrogate-L.bin (L the layer's index; the store's blob bytes). The
  * parameters of a trained model go in an array file of their own (f32).
@@ -31,12 +33,16 @@ struct spool_layer {
     enum net_via via;
     enum net_connect connect;
     const struct surrogate *sur;   /* NULL: none */
+    const struct net_cells_spec *cells; /* NULL: node devices */
 };
 
 /* A network's layers rebuilt from the spool: what net_create takes. */
 struct spool_net {
     size_t n_layers;
     struct net_layer_spec ls[NET_MAX_LAYERS]; /* pointing into dev and sur below */
+    struct net_cells_spec cells[NET_MAX_LAYERS]; /* what net_create_cells takes: node devices,
+                                                    or edge cells (lists in cell_buf) */
+    size_t *cell_buf[NET_MAX_LAYERS];         /* owned: an edge layer's src then dst */
     struct dev_model dev[NET_MAX_LAYERS];     /* prepared (have_dev) */
     int have_dev[NET_MAX_LAYERS];
     struct surrogate sur[NET_MAX_LAYERS];     /* loaded (have_sur) */

@@ -57,7 +57,7 @@
 #define DAEMON_DEFAULT_HTTP_THREADS 4
 #define DAEMON_MAX_WORKERS 1024
 #define DAEMON_MAX_HTTP_THREADS 256
-/* Finished jobs' metric pages kept as their JSON text (server/http/page_cache.h):
+/* Metric pages and job lists kept as their JSON text (server/http/page_cache.h):
  * 1000-row pages are ~100 KB; at most 128 pages are kept. */
 #define DAEMON_PAGE_CACHE_BYTES ((size_t)32 << 20)
 
@@ -71,6 +71,7 @@ static const char daemon__usage[] =
     "                [--max-streams N] [--max-streams-per-user N]\n"
     "                [--spool DIR] [--launcher TEMPLATE]\n"
     "                [--slurm [--partition P] [--account A]]\n"
+    "                [--min-body-rate BYTES] [--body-grace S] [--http-nice N]\n"
     "\n"
     "  --db PATH            database (default ./quasineuron.db)\n"
     "  --bind ADDR          listen address (default 127.0.0.1; any other address needs\n"
@@ -106,7 +107,11 @@ static const char daemon__usage[] =
     "                       with scancel; the spool must be a filesystem the nodes share.\n"
     "                       Refused when sbatch is not on PATH\n"
     "  --partition P        --slurm: sbatch --partition\n"
-    "  --account A          --slurm: sbatch --account\n";
+    "  --account A          --slurm: sbatch --account\n"
+    "  --min-body-rate BYTES  bytes/s a request body must keep up once --body-grace has\n"
+    "                       passed (default 1024; 0: none; 408 and the connection closed)\n"
+    "  --body-grace S       seconds from the request head before that holds (default 10)\n"
+    "  --http-nice N        HTTP threads run N nicer than the job workers (default 0)\n";
 
 /* Parses a decimal with an optional K/M/G suffix (binary) into [lo, hi]. */
 static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -168,6 +173,8 @@ static void daemon__defaults(struct daemon_config *c)
     c->max_per_client = DAEMON_DEFAULT_PER_CLIENT;
     c->max_streams = DAEMON_DEFAULT_STREAMS;
     c->max_streams_per_user = DAEMON_DEFAULT_USER_STREAMS;
+    c->min_body_rate = DAEMON_DEFAULT_BODY_RATE;
+    c->body_grace_s = DAEMON_DEFAULT_BODY_GRACE;
 }
 
 /* One numeric option: name, bounds, where it goes. */
@@ -199,6 +206,9 @@ static const struct daemon_opt daemon__opts[] = {
     DAEMON_OPT_U("--max-connections-per-client", 1, 100000, max_per_client),
     DAEMON_OPT_Z("--max-streams", 1, 100000, 0, max_streams),
     DAEMON_OPT_Z("--max-streams-per-user", 1, 100000, 0, max_streams_per_user),
+    DAEMON_OPT_U("--min-body-rate", 0, 1u << 30, min_body_rate),
+    DAEMON_OPT_U("--body-grace", 1, 3600, body_grace_s),
+    DAEMON_OPT_U("--http-nice", 0, 19, http_nice),
 };
 
 /* Applies one numeric option; 0, QN_EINVAL (bad value), QN_ENOTFOUND (not numeric). */
@@ -318,7 +328,8 @@ static int daemon__start_jobs(struct daemon *d)
     struct workers_config wc = {.db = d->cfg.db, .n = d->cfg.workers ? d->cfg.workers : 1,
                                 .job_threads = d->cfg.job_threads, .log = stderr,
                                 .max_job_memory = d->cfg.max_job_memory,
-                                .remote = d->remote.launcher.ops ? &d->remote : NULL};
+                                .remote = d->remote.launcher.ops ? &d->remote : NULL,
+                                .changes = catalog_changes(d->catalog)};
     char msg[STORE_MSG_MAX] = "";
     if (workers_create(&wc, &r->workers, msg, sizeof msg)) {
         fprintf(stderr, "qn: cannot start the worker pool: %s\n", msg);
@@ -405,6 +416,9 @@ static int daemon__http(struct daemon *d, char *msg, size_t cap)
         .max_connections = d->cfg.max_connections,
         .max_per_client = d->cfg.max_per_client,
         .timeout_s = d->cfg.timeout_s,
+        .min_body_rate = d->cfg.min_body_rate,
+        .body_grace_s = d->cfg.body_grace_s,
+        .nice = d->cfg.http_nice,
         .compute_threads = d->cfg.compute_threads,
         .auth = daemon__auth,
         .auth_ctx = d->catalog,

@@ -41,6 +41,8 @@
 #define DAEMON_DEFAULT_STREAMS 128    /* event streams: half the connections */
 #define DAEMON_DEFAULT_USER_STREAMS 16 /* event streams of one user (the page shares one) */
 #define DAEMON_DEFAULT_TIMEOUT 60 /* seconds a connection may stay idle */
+#define DAEMON_DEFAULT_BODY_RATE 1024 /* bytes/s a request body must keep up (slow bodies) */
+#define DAEMON_DEFAULT_BODY_GRACE 10  /* seconds from the head before that floor holds */
 #define DAEMON_DEFAULT_SIM_STEPS 1000000 /* steps of one solve of a simulate request */
 #define DAEMON_DEFAULT_SIM_SECONDS 5     /* seconds one simulate request may compute */
 #define DAEMON_DEFAULT_DS_VALUES 100000000 /* values of an uploaded dataset (Fashion-MNIST's
@@ -70,6 +72,9 @@ struct daemon_config {
     int slurm;                /* --slurm: jobs on several ranks are Slurm batch jobs */
     const char *partition;    /* --partition (--slurm; NULL: Slurm's default) */
     const char *account;      /* --account (--slurm; NULL: the user's default) */
+    unsigned min_body_rate;   /* bytes/s a body must keep up (0: none) */
+    unsigned body_grace_s;    /* seconds from the head before min_body_rate holds */
+    unsigned http_nice;       /* HTTP threads run this much nicer (0: as the workers) */
 };
 
 struct daemon {

@@ -31,7 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +64,7 @@ struct http_server {
     int loopback;                    /* bound to a loopback address */
     unsigned port;                   /* bound port */
     atomic_int closing;              /* set by http_quiesce: new requests get 503 */
+    int nice;                        /* the nice value MHD's threads take (cfg.nice applied) */
     const struct http_route *routes[HTTP_MAX_ROUTES]; /* borrowed */
     size_t n_routes;
 
@@ -108,6 +111,8 @@ struct http_req {
     int io_error;                    /* the upload file could not be written */
     int io_errno;                    /* errno of that failure (ENOSPC: disk full) */
     int close;                       /* reply with Connection: close (bad framing) */
+    unsigned cut;                    /* the connection was closed without a reply: the
+                                        status the log gives it (408: a slow body), 0: none */
     json_t *json;
     struct user user;
     struct store *store;             /* borrowed from the pool during the handler */
@@ -239,6 +244,17 @@ static struct MHD_Response *http__json_text_resp(char *text)
     }
     MHD_add_response_header(resp, "Content-Type", "application/json");
     return resp;
+}
+
+int http_reply_json_text(struct http_req *req, unsigned status, char *text, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
+    if (!resp) {
+        free(text);
+        return QN_ENOMEM;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    return http_reply_response(req, status, resp);
 }
 
 /* The last resort when an error body cannot be built: QN_ENOMEM's row, formatted
@@ -874,6 +890,26 @@ static void http__take(struct http_req *req, const char *data, size_t n)
     req->body[req->body_len] = '\0';
 }
 
+/*
+ * The body rate floor: once body_grace_s have passed since the head, the
+ * body must have arrived at min_body_rate bytes/s at least (a slow-body
+ * attack sends a byte now and then, each one renewing MHD's idle timeout).
+ * Checked as each chunk arrives; 1 when the body is too slow. libmicrohttpd
+ * 0.9.75 queues no reply before the whole body is in, so the caller closes
+ * the connection without one (so no JSON error either); the access log
+ * says 408.
+ */
+static int http__too_slow(struct http_req *req)
+{
+    const struct http_config *cfg = &req->srv->cfg;
+    size_t have = req->upload ? req->upload_len : req->body_len;
+    if (!cfg->min_body_rate ||
+        http__since(&req->t0) <= cfg->body_grace_s + (double)have / cfg->min_body_rate)
+        return 0;
+    req->cut = 408; /* Request Timeout, for the log only */
+    return 1;
+}
+
 /* The deepest nesting of [ and { in JSON text (strings skipped). */
 static size_t http__json_depth(const char *s, size_t n)
 {
@@ -1077,7 +1113,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
     if (*upload_data_size) {
         http__take(req, upload_data, *upload_data_size);
         *upload_data_size = 0;
-        return MHD_YES;
+        return http__too_slow(req) ? MHD_NO : MHD_YES; /* MHD_NO closes the connection */
     }
     http__finish(req);
     return MHD_YES;
@@ -1168,8 +1204,8 @@ static void http__completed(void *cls, struct MHD_Connection *conn, void **con_c
     if (!req)
         return;
     double sec = http__since(&req->t0);
-    if (!req->replied)
-        req->status = 499; /* the client went away before an answer */
+    if (!req->replied) /* cut by us (a slow body), or the client went away before an answer */
+        req->status = req->cut ? req->cut : 499;
     http__count(req->srv, req, sec);
     http__log(req, sec);
     http__free_req(req);
@@ -1244,6 +1280,21 @@ static void http__mhd_log(void *cls, const char *fmt, va_list ap)
         buf[--n] = '\0';
     /* MHD's messages may quote the request (a header, the URL): escaped. */
     fprintf(stderr, "qn: http: %s\n", qn_log_escape(clean, sizeof clean, buf));
+}
+
+/*
+ * MHD's connection notice, on the thread that will serve the connection:
+ * that thread takes the server's nice value (Linux nice is per thread;
+ * setting an absolute value is the same every time, so once per connection
+ * does no harm).
+ */
+static void http__on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                                enum MHD_ConnectionNotificationCode code)
+{
+    (void)c, (void)socket_ctx;
+    struct http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED && srv->cfg.nice)
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), srv->nice);
 }
 
 /* The directory of the database file (uploads are written there, not to a RAM /tmp). */
@@ -1327,6 +1378,9 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
         return QN_EINVAL;
     }
     srv->loopback = http_is_loopback(srv->bind);
+    errno = 0; /* -1 is a nice value: errno tells a failure */
+    int want = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)) + (int)srv->cfg.nice;
+    srv->nice = errno ? 0 : want > 19 ? 19 : want;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     unsigned threads = srv->cfg.threads > 1 ? srv->cfg.threads : 0;
@@ -1342,7 +1396,8 @@ int http_start(struct http_server *srv, char *msg, size_t cap)
         srv->cfg.max_per_client,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
         srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, srv->cfg.timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MHD_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MHD_MEMORY, MHD_OPTION_NOTIFY_CONNECTION,
+        http__on_connection, srv, MHD_OPTION_NOTIFY_COMPLETED,
         http__completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, http__unescape, srv, MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(msg, cap, "cannot listen on %s port %u (address in use, or not an address of "

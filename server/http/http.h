@@ -123,6 +123,9 @@ struct http_config {
     unsigned max_connections; /* concurrent connections */
     unsigned max_per_client;  /* concurrent connections from one address (0: no limit) */
     unsigned timeout_s;       /* idle seconds before a connection is closed */
+    unsigned min_body_rate;   /* bytes/s a body must keep up after body_grace_s (0: none) */
+    unsigned body_grace_s;    /* seconds from the head a body may take before the floor holds */
+    unsigned nice;            /* MHD's threads run this much nicer than the caller (0-19) */
     unsigned compute_threads; /* threads for HTTP_F_SLOW handlers; 0: run them inline */
     struct catalog *catalog;  /* the database's connection pool (borrowed) */
     http_auth_fn auth;        /* checks tokens (NULL: everyone is "local", an admin) */
@@ -224,6 +227,9 @@ int http_reply_err(struct http_req *req, int code, const char *path, const char 
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
+/* A JSON reply of text[len], ready JSON text (a newline at its end): steals
+ * text (malloc'd; freed once sent, or here on failure). */
+int http_reply_json_text(struct http_req *req, unsigned status, char *text, size_t len);
 /* A copy of text[len] with the given content type. */
 int http_reply_text(struct http_req *req, unsigned status, const char *content_type,
                     const char *text, size_t len);

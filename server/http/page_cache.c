@@ -1,4 +1,4 @@
-/* page_cache.c: finished jobs' metric pages, least recently used dropped first. */
+/* page_cache.c: kept reply pages by (job, key, generation), least recently used dropped first. */
 #include "page_cache.h"
 
 #include <pthread.h>
@@ -10,9 +10,10 @@
 #define PAGE_CACHE_SLOTS 128 /* pages kept at most (a linear scan stays cheap) */
 
 struct page_cache_entry {
-    int64_t job;                  /* 0: a free slot */
+    int64_t job;                  /* 0: a page of no one job */
     char key[PAGE_CACHE_KEY_MAX];
-    char *text;                   /* (len) owned */
+    uint64_t gen;                 /* the generation it was made at (0: for good) */
+    char *text;                   /* (len) owned; NULL: a free slot */
     size_t len;
     uint64_t used;                /* the tick of its last use */
 };
@@ -53,19 +54,20 @@ static struct page_cache_entry *page_cache__find(struct page_cache *c, int64_t j
                                                  const char *key)
 {
     for (size_t i = 0; i < PAGE_CACHE_SLOTS; i++)
-        if (c->e[i].job == job && strcmp(c->e[i].key, key) == 0)
+        if (c->e[i].text && c->e[i].job == job && strcmp(c->e[i].key, key) == 0)
             return &c->e[i];
     return NULL;
 }
 
-int page_cache_get(struct page_cache *c, int64_t job, const char *key, char **text, size_t *len)
+int page_cache_get(struct page_cache *c, int64_t job, const char *key, uint64_t gen, char **text,
+                   size_t *len)
 {
-    if (!c || job <= 0)
+    if (!c || job < 0)
         return 0;
     int rc = 0;
     pthread_mutex_lock(&c->mu);
     struct page_cache_entry *e = page_cache__find(c, job, key);
-    if (e) {
+    if (e && e->gen == gen) {
         *text = malloc(e->len ? e->len : 1);
         if (*text) {
             memcpy(*text, e->text, e->len);
@@ -93,7 +95,7 @@ static struct page_cache_entry *page_cache__victim(struct page_cache *c)
 {
     struct page_cache_entry *v = &c->e[0];
     for (size_t i = 0; i < PAGE_CACHE_SLOTS; i++) {
-        if (c->e[i].job == 0)
+        if (!c->e[i].text)
             return &c->e[i];
         if (c->e[i].used < v->used)
             v = &c->e[i];
@@ -102,10 +104,10 @@ static struct page_cache_entry *page_cache__victim(struct page_cache *c)
     return v;
 }
 
-void page_cache_put(struct page_cache *c, int64_t job, const char *key, const char *text,
-                    size_t len)
+void page_cache_put(struct page_cache *c, int64_t job, const char *key, uint64_t gen,
+                    const char *text, size_t len)
 {
-    if (!c || job <= 0 || strlen(key) >= PAGE_CACHE_KEY_MAX || len > c->max_bytes)
+    if (!c || job < 0 || strlen(key) >= PAGE_CACHE_KEY_MAX || len > c->max_bytes)
         return;
     char *copy = malloc(len ? len : 1);
     if (!copy)
@@ -118,12 +120,13 @@ void page_cache_put(struct page_cache *c, int64_t job, const char *key, const ch
     while (c->bytes + len > c->max_bytes) { /* the least recently used go first */
         struct page_cache_entry *v = NULL;
         for (size_t i = 0; i < PAGE_CACHE_SLOTS; i++)
-            if (c->e[i].job && (!v || c->e[i].used < v->used))
+            if (c->e[i].text && (!v || c->e[i].used < v->used))
                 v = &c->e[i];
         page_cache__drop(c, v);
     }
     e = page_cache__victim(c);
     e->job = job;
+    e->gen = gen;
     strcpy(e->key, key);
     e->text = copy;
     e->len = len;

@@ -1,11 +1,15 @@
 /*
- * page_cache.h: replies that cannot change, kept as their JSON text.
+ * page_cache.h: replies kept as their text while what they show stays the same.
  *
  * A finished job's metrics never change, so the page GET
  * /v1/jobs/{id}/metrics answers for one query is the same every time; a
- * dashboard asks it again and again. The cache keeps such pages by (job,
- * query key), up to a byte budget, dropping the least recently used. It is
- * thread-safe (one mutex); the cache owns its copies, callers own theirs.
+ * dashboard asks it again and again. A running job's pages and the job
+ * list change only when a commit changes jobs or metrics (store_changes,
+ * store.h): they are kept under the count they were made at and are not
+ * answered for another. The cache keeps pages by (job, query key) with that
+ * generation (0: for good), up to a byte budget, dropping the least
+ * recently used. It is thread-safe (one mutex); the cache owns its copies,
+ * callers own theirs.
  */
 #ifndef QN_PAGE_CACHE_H
 #define QN_PAGE_CACHE_H
@@ -21,12 +25,15 @@ struct page_cache; /* opaque */
 int page_cache_create(size_t max_bytes, struct page_cache **out);
 /* Frees c and its pages (NULL is fine). */
 void page_cache_destroy(struct page_cache *c);
-/* A copy of the page of (job, key) into *text, *len (the caller frees it):
+/* A copy of the page of (job, key) made at generation gen into *text, *len
+ * (the caller frees it; job 0 is a page of no one job, such as the list):
  * 1 when there is one, 0 when not (or c is NULL), QN_ENOMEM. */
-int page_cache_get(struct page_cache *c, int64_t job, const char *key, char **text, size_t *len);
-/* Keeps a copy of text[len] as the page of (job, key) (c NULL, a key too
- * long, a page over the budget or no memory: nothing is kept). */
-void page_cache_put(struct page_cache *c, int64_t job, const char *key, const char *text,
-                    size_t len);
+int page_cache_get(struct page_cache *c, int64_t job, const char *key, uint64_t gen, char **text,
+                   size_t *len);
+/* Keeps a copy of text[len] as the page of (job, key) at generation gen, in
+ * place of any other generation's (c NULL, a key too long, a page over the
+ * budget or no memory: nothing is kept). */
+void page_cache_put(struct page_cache *c, int64_t job, const char *key, uint64_t gen,
+                    const char *text, size_t len);
 
 #endif

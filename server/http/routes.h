@@ -28,7 +28,7 @@ struct routes_ctx {
     double simulate_seconds; /* seconds one simulate request may compute (0: no limit) */
     uint64_t max_dataset_values; /* values one uploaded dataset may hold (0: no limit) */
     uint64_t max_upload;         /* bytes an upload may decompress to (0: no limit) */
-    struct page_cache *pages; /* finished jobs' metric pages (owned by the wiring; NULL: none) */
+    struct page_cache *pages; /* kept metric and list pages (owned by the wiring; NULL: none) */
 };
 
 /* The context of req's server (borrowed). */

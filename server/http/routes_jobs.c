@@ -7,6 +7,15 @@
  * Nothing here waits on a job. Records, lists and metric rows come from
  * the catalog (catalog.h); the metric decimation (max_points) is the
  * store's one metric query (store_catalog.h), shared with the event pump.
+ *
+ * A dashboard asks the same pages again and again: the job list, a job's
+ * record, a running job's metrics. They are kept as their reply text
+ * (page_cache.h) under the count of commits that changed their table
+ * (catalog_changes_read: jobs for the list and records, metrics for metric
+ * pages; a training run writes metrics, not jobs), read before the page is
+ * made, and answered while the count stays the same; a finished job's
+ * metric pages are kept for good. Most of a request's CPU was turning rows into JSON text; a kept page
+ * costs a copy.
  */
 #include "routes_jobs.h"
 
@@ -120,6 +129,149 @@ static int routes_jobs__reply_job(struct http_req *req, struct store *s, int64_t
     return http_reply_json(req, status, r);
 }
 
+/* ---- pages kept while jobs and metrics stay the same -------------------------------- */
+
+/*
+ * A job list or a job's record is kept as its reply text and the places
+ * where a running job's progress goes: progress moves with every training
+ * step and is not in the store, so it is written in when the page is sent.
+ * A kept list or record is one block: a struct routes_jobs__live, its
+ * spots[n], then text[len].
+ */
+struct routes_jobs__spot {
+    size_t at;  /* the progress goes before text[at] (a record's closing brace) */
+    int64_t id; /* of this job, running when the page was made */
+};
+
+struct routes_jobs__live {
+    size_t n;   /* spots */
+    size_t len; /* bytes of text */
+};
+
+/* A list page being made: the block above, grown by doubling. */
+struct routes_jobs__page {
+    struct routes_jobs__spot *spots; /* (n) of cap_spots (owned) */
+    size_t n, cap_spots;
+    char *text;                      /* (len) of cap (owned) */
+    size_t len, cap;
+};
+
+/* Appends text[n] to p. 0 or QN_ENOMEM. */
+static int routes_jobs__add_text(struct routes_jobs__page *p, const char *text, size_t n)
+{
+    if (n > p->cap - p->len) {
+        size_t cap = p->cap ? p->cap : 4096;
+        while (cap - p->len < n)
+            cap *= 2;
+        char *t = realloc(p->text, cap);
+        if (!t)
+            return QN_ENOMEM;
+        p->text = t;
+        p->cap = cap;
+    }
+    memcpy(p->text + p->len, text, n);
+    p->len += n;
+    return 0;
+}
+
+/* Appends a record's JSON text (steals record) and, for a running job, the
+ * spot of its progress: before the closing brace. 0 or QN_ENOMEM. */
+static int routes_jobs__add_record(struct routes_jobs__page *p, json_t *record, int running,
+                                   int64_t id)
+{
+    char *text = record ? spec_dumps(record, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(record);
+    int rc = text ? routes_jobs__add_text(p, text, strlen(text)) : QN_ENOMEM;
+    free(text);
+    if (rc || !running)
+        return rc;
+    if (p->n == p->cap_spots) {
+        size_t cap = p->cap_spots ? 2 * p->cap_spots : 8;
+        struct routes_jobs__spot *s = realloc(p->spots, cap * sizeof *s);
+        if (!s)
+            return QN_ENOMEM;
+        p->spots = s;
+        p->cap_spots = cap;
+    }
+    p->spots[p->n].at = p->len - 1;
+    p->spots[p->n++].id = id;
+    return 0;
+}
+
+/* p as one kept block (malloc'd) into *out, *size; frees p. 0 or QN_ENOMEM. */
+static int routes_jobs__seal(struct routes_jobs__page *p, char **out, size_t *size)
+{
+    struct routes_jobs__live h = {p->n, p->len};
+    *size = sizeof h + p->n * sizeof *p->spots + p->len;
+    *out = malloc(*size);
+    if (*out) {
+        memcpy(*out, &h, sizeof h);
+        if (p->n)
+            memcpy(*out + sizeof h, p->spots, p->n * sizeof *p->spots);
+        memcpy(*out + sizeof h + p->n * sizeof *p->spots, p->text, p->len);
+    }
+    free(p->spots);
+    free(p->text);
+    return *out ? 0 : QN_ENOMEM;
+}
+
+/* Replies 200 with a kept block's text, the running jobs' progress written
+ * in (as routes_jobs__record adds it). */
+static int routes_jobs__send_live(struct http_req *req, const char *block)
+{
+    struct routes_ctx *d = routes_ctx(req);
+    struct routes_jobs__live h;
+    memcpy(&h, block, sizeof h);
+    const char *spots = block + sizeof h, *text = spots + h.n * sizeof(struct routes_jobs__spot);
+    enum { PROGRESS_MAX = 96 }; /* ,"progress":{"done":N,"total":N}: 70 bytes at most */
+    char *out = malloc(h.len + h.n * PROGRESS_MAX);
+    if (!out)
+        return QN_ENOMEM;
+    size_t w = 0, r = 0;
+    int live = d->workers && !atomic_load(&d->stopping);
+    for (size_t i = 0; i < h.n; i++) {
+        struct routes_jobs__spot sp;
+        uint64_t done = 0, total = 0;
+        memcpy(&sp, spots + i * sizeof sp, sizeof sp);
+        memcpy(out + w, text + r, sp.at - r);
+        w += sp.at - r;
+        r = sp.at;
+        if (live && workers_progress(d->workers, sp.id, &done, &total) == 0)
+            w += (size_t)snprintf(out + w, PROGRESS_MAX,
+                                  ",\"progress\":{\"done\":%" PRIu64 ",\"total\":%" PRIu64 "}",
+                                  done, total);
+    }
+    memcpy(out + w, text + r, h.len - r);
+    return http_reply_json_text(req, 200, out, w + h.len - r);
+}
+
+/* The kept page of (job, key) made at generation gen: what replying with it
+ * returned (0 or a code), or 1 when there is none. live: a list block
+ * (routes_jobs__send_live), else the reply text itself. */
+static int routes_jobs__cached(struct http_req *req, int64_t job, const char *key, uint64_t gen,
+                               int live)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (page_cache_get(routes_ctx(req)->pages, job, key, gen, &text, &len) != 1)
+        return 1;
+    if (!live)
+        return http_reply_json_text(req, 200, text, len);
+    int rc = routes_jobs__send_live(req, text);
+    free(text);
+    return rc;
+}
+
+/* The generation pages made now from table t are kept under (its count of
+ * changes plus one: 0 means for good) into *gen; 0 when none may be kept. */
+static int routes_jobs__generation(struct http_req *req, enum store_watched t, uint64_t *gen)
+{
+    if (!routes_ctx(req)->pages || catalog_changes_read(http_req_catalog(req), t, gen) != 0)
+        return 0;
+    *gen += 1;
+    return 1;
+}
+
 /* ---- POST /v1/jobs ---------------------------------------------------------------- */
 
 static int routes_jobs__submit(struct http_req *req)
@@ -171,56 +323,141 @@ static int routes_jobs__filter(struct http_req *req, struct store_job_filter *f)
     return 0;
 }
 
-/* The records of jobs[n] into a new array *out. */
-static int routes_jobs__records(struct routes_ctx *d, struct catalog_job *jobs, size_t n,
-                                json_t **out)
+/* The list page of jobs[n] (next: the cursor of the next page, 0: none) as a
+ * kept block into *out, *size: the text http_reply_json would send for
+ * {"jobs": [records], "next": next}, without the progress. */
+static int routes_jobs__list_block(struct catalog_job *jobs, size_t n, int64_t next, char **out,
+                                   size_t *size)
 {
-    json_t *items = json_array();
-    int rc = items ? 0 : QN_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = json_array_append_new(items, routes_jobs__record(d, &jobs[i])) ? QN_ENOMEM : 0;
-    if (rc)
-        json_decref(items);
+    struct routes_jobs__page p = {0};
+    char tail[48];
+    int rc = routes_jobs__add_text(&p, "{\"jobs\":[", 9);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (i)
+            rc = routes_jobs__add_text(&p, ",", 1);
+        if (rc == 0)
+            rc = routes_jobs__add_record(&p, jobs[i].record, jobs[i].state == JOB_RUNNING,
+                                         jobs[i].id);
+        jobs[i].record = NULL; /* stolen */
+    }
+    if (next)
+        snprintf(tail, sizeof tail, "],\"next\":%" PRId64 "}\n", next);
     else
-        *out = items;
-    return rc;
+        snprintf(tail, sizeof tail, "],\"next\":null}\n");
+    if (rc == 0)
+        rc = routes_jobs__add_text(&p, tail, strlen(tail));
+    if (rc) {
+        free(p.spots);
+        free(p.text);
+        return rc;
+    }
+    return routes_jobs__seal(&p, out, size);
+}
+
+/* The kept list's key: the filter and the page, each string with its length
+ * before it (so no two queries share one); 0 when it does not fit. */
+static int routes_jobs__list_key(char *key, const struct store_job_filter *f, int64_t after,
+                                 size_t limit)
+{
+    const char *v[3] = {f->state, f->type, f->owner};
+    size_t w = 0;
+    for (int i = 0; i < 3 && w < PAGE_CACHE_KEY_MAX; i++)
+        w += (size_t)(v[i] ? snprintf(key + w, PAGE_CACHE_KEY_MAX - w, "%zu:%s ", strlen(v[i]), v[i])
+                           : snprintf(key + w, PAGE_CACHE_KEY_MAX - w, "- "));
+    if (w < PAGE_CACHE_KEY_MAX)
+        w += (size_t)snprintf(key + w, PAGE_CACHE_KEY_MAX - w, "%" PRId64 " %zu", after, limit);
+    return w < PAGE_CACHE_KEY_MAX;
 }
 
 static int routes_jobs__list(struct http_req *req)
 {
     struct store_job_filter f;
-    size_t limit, n = 0;
+    size_t limit, n = 0, size = 0;
     int64_t after;
+    uint64_t gen = 0;
     struct store *s;
-    if (routes_jobs__filter(req, &f) || http_req_page(req, &limit, &after) ||
-        http_req_store_or_reply(req, &s))
+    char key[PAGE_CACHE_KEY_MAX];
+    if (routes_jobs__filter(req, &f) || http_req_page(req, &limit, &after))
+        return 0;
+    int keep = routes_jobs__generation(req, STORE_WATCH_JOBS, &gen) &&
+               routes_jobs__list_key(key, &f, after, limit);
+    int rc = keep ? routes_jobs__cached(req, 0, key, gen, 1) : 1;
+    if (rc != 1)
+        return rc;
+    if (http_req_store_or_reply(req, &s))
         return 0;
     struct catalog_job *jobs = NULL;
-    json_t *items = NULL;
-    int rc = catalog_job_list(s, &f, after, limit, CATALOG_JOB_PRIORITY, &jobs, &n);
+    char *block = NULL;
+    rc = catalog_job_list(s, &f, after, limit, CATALOG_JOB_PRIORITY, &jobs, &n);
     if (rc == 0)
-        rc = routes_jobs__records(routes_ctx(req), jobs, n, &items);
-    int64_t last = n ? jobs[n - 1].id : 0;
+        rc = routes_jobs__list_block(jobs, n, n == limit ? jobs[n - 1].id : 0, &block, &size);
     catalog_job_list_free(jobs, n);
     if (rc)
         return rc;
-    json_t *next = json_array_size(items) == limit && last ? json_integer(last) : json_null();
-    return http_reply_json(req, 200, json_pack("{so so}", "jobs", items, "next", next));
+    if (keep)
+        page_cache_put(routes_ctx(req)->pages, 0, key, gen, block, size);
+    rc = routes_jobs__send_live(req, block);
+    free(block);
+    return rc;
 }
 
 /* ---- GET /v1/jobs/{id} -------------------------------------------------------------- */
+
+/* Job j's record with its spec (what routes_jobs__record gives) as a kept
+ * block: a running job's progress goes before the spec. Takes j's record
+ * and reads its spec. 0 or QN_ENOMEM. */
+static int routes_jobs__record_block(struct catalog_job *j, char **out, size_t *size)
+{
+    struct routes_jobs__page p = {0};
+    char *spec = NULL;
+    int rc = routes_jobs__add_record(&p, j->record, j->state == JOB_RUNNING, j->id);
+    j->record = NULL;
+    if (rc == 0 && j->spec) { /* {...record} -> {...record,"spec":...} */
+        spec = spec_dumps(j->spec, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+        p.len--;
+        rc = spec ? routes_jobs__add_text(&p, ",\"spec\":", 8) : QN_ENOMEM;
+        if (rc == 0)
+            rc = routes_jobs__add_text(&p, spec, strlen(spec));
+        if (rc == 0)
+            rc = routes_jobs__add_text(&p, "}", 1);
+    }
+    if (rc == 0)
+        rc = routes_jobs__add_text(&p, "\n", 1);
+    free(spec);
+    if (rc) {
+        free(p.spots);
+        free(p.text);
+        return rc;
+    }
+    return routes_jobs__seal(&p, out, size);
+}
 
 static int routes_jobs__get(struct http_req *req)
 {
     struct store *s;
     struct catalog_job j;
     int64_t id;
+    uint64_t gen = 0;
+    char *block = NULL;
+    size_t size = 0;
+    if (http_req_param_id(req, "id", "job", &id))
+        return 0;
+    int keep = routes_jobs__generation(req, STORE_WATCH_JOBS, &gen);
+    int rc = keep ? routes_jobs__cached(req, id, "record", gen, 1) : 1;
+    if (rc != 1)
+        return rc;
     if (http_req_store_or_reply(req, &s) ||
         routes_jobs__load(req, s, &id, CATALOG_JOB_PRIORITY | CATALOG_JOB_SPEC, &j))
         return 0;
-    json_t *r = routes_jobs__record(routes_ctx(req), &j);
+    rc = routes_jobs__record_block(&j, &block, &size);
     catalog_job_close(&j);
-    return http_reply_json(req, 200, r);
+    if (rc)
+        return rc;
+    if (keep) /* "record" is no metric query's key: those begin with a digit */
+        page_cache_put(routes_ctx(req)->pages, id, "record", gen, block, size);
+    rc = routes_jobs__send_live(req, block);
+    free(block);
+    return rc;
 }
 
 /* ---- POST /v1/jobs/{id}/cancel -------------------------------------------------------- */
@@ -301,20 +538,6 @@ static int routes_jobs__metric_rows(const struct store_metric *rows, size_t n, j
     return rc;
 }
 
-/* The page of a finished job (its metrics cannot change) from the cache:
- * what replying with it returned, or 1 when it is not there. */
-static int routes_jobs__cached(struct http_req *req, struct page_cache *pages, int64_t job,
-                               const char *key)
-{
-    char *text = NULL;
-    size_t len = 0;
-    if (page_cache_get(pages, job, key, &text, &len) != 1)
-        return 1;
-    int rc = http_reply_text(req, 200, "application/json", text, len);
-    free(text);
-    return rc;
-}
-
 static int routes_jobs__metrics(struct http_req *req)
 {
     struct page_cache *pages = routes_ctx(req)->pages;
@@ -324,19 +547,26 @@ static int routes_jobs__metrics(struct http_req *req)
     struct store_metric *rows = NULL;
     size_t n = 0;
     json_t *items = NULL;
-    if (routes_jobs__mq(req, &q) || http_req_store_or_reply(req, &s) ||
-        routes_jobs__load(req, s, &q.job, 0, &j))
+    uint64_t gen = 0;
+    if (routes_jobs__mq(req, &q) || http_req_param_id(req, "id", "job", &q.job))
         return 0;
-    int finished = j.state == JOB_SUCCEEDED || j.state == JOB_FAILED || j.state == JOB_CANCELED;
-    catalog_job_close(&j);
     char key[PAGE_CACHE_KEY_MAX];
     snprintf(key, sizeof key, "%" PRId64 " %zu %zu %s", q.after, q.limit, q.max_points,
              q.name ? q.name : "");
-    int cached = finished ? routes_jobs__cached(req, pages, q.job, key) : 1;
-    if (cached != 1)
-        return cached;
+    /* A finished job's page (kept for good), else one made since the last metric commit. */
+    int keep = routes_jobs__generation(req, STORE_WATCH_METRICS, &gen);
+    int rc = routes_jobs__cached(req, q.job, key, 0, 0);
+    if (rc == 1 && keep)
+        rc = routes_jobs__cached(req, q.job, key, gen, 0);
+    if (rc != 1)
+        return rc;
+    if (http_req_store_or_reply(req, &s) || routes_jobs__load(req, s, &q.job, 0, &j))
+        return 0;
+    if (j.state == JOB_SUCCEEDED || j.state == JOB_FAILED || j.state == JOB_CANCELED)
+        gen = 0, keep = 1; /* its metrics cannot change */
+    catalog_job_close(&j);
     int64_t last = q.after;
-    int rc = catalog_metric_list(s, &q, &rows, &n);
+    rc = catalog_metric_list(s, &q, &rows, &n);
     int more = rc == 0 && q.limit && n == q.limit; /* the row past the limit */
     if (rc == 0)
         rc = routes_jobs__metric_rows(rows, more ? n - 1 : n, &items, &last);
@@ -345,19 +575,16 @@ static int routes_jobs__metrics(struct http_req *req)
         return http_reply_err(req, rc, NULL, "cannot read the metrics: %s", catalog_errmsg(s));
     json_t *page = json_pack("{so sI sb}", "metrics", items, "next", (json_int_t)last, "more",
                              more);
-    if (!finished || !pages || !page)
-        return http_reply_json(req, 200, page);
     /* The text http_reply_json would send (JSON, then a newline), kept for next time. */
-    char *text = spec_dumps(page, JSON_COMPACT | JSON_ENSURE_ASCII);
+    char *text = page ? spec_dumps(page, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(page);
     if (!text)
         return QN_ENOMEM;
     size_t len = strlen(text);
     text[len] = '\n'; /* over the NUL: text[len + 1] is the reply */
-    page_cache_put(pages, q.job, key, text, len + 1);
-    rc = http_reply_text(req, 200, "application/json", text, len + 1);
-    free(text);
-    return rc;
+    if (keep)
+        page_cache_put(pages, q.job, key, gen, text, len + 1);
+    return http_reply_json_text(req, 200, text, len + 1);
 }
 
 /* ---- GET /v1/jobs/{id}/events ------------------------------------------------------------ */

@@ -25,6 +25,7 @@ struct catalog {
     pthread_mutex_t mu;                        /* guards pool and n_pool */
     struct store *pool[CATALOG_POOL_IDLE_MAX]; /* idle connections (owned) */
     size_t n_pool;
+    struct store_changes changes;              /* counted by every connection it opens */
 };
 
 int catalog_create(const char *db, struct catalog **out)
@@ -56,6 +57,13 @@ void catalog_destroy(struct catalog *c)
 
 const char *catalog_db(const struct catalog *c) { return c->db; }
 
+struct store_changes *catalog_changes(struct catalog *c) { return &c->changes; }
+
+int catalog_changes_read(struct catalog *c, enum store_watched t, uint64_t *n)
+{
+    return store_changes_read(&c->changes, t, n);
+}
+
 struct store *catalog_acquire(struct catalog *c)
 {
     struct store *s = NULL;
@@ -70,6 +78,7 @@ struct store *catalog_acquire(struct catalog *c)
         fprintf(stderr, "qn: cannot open %s: %s\n", c->db, msg);
         return NULL;
     }
+    store_watch(s, &c->changes); /* a failure marks the count untrusted */
     return s;
 }
 

@@ -40,6 +40,14 @@ void catalog_destroy(struct catalog *c);
 /* The database path (borrowed, lives as long as c). */
 const char *catalog_db(const struct catalog *c);
 
+/* The counts of commits that changed jobs, and metrics (store_changes in
+ * store.h), moved by c's connections and by those given to store_watch with
+ * them (the workers'): borrowed, lives as long as c. */
+struct store_changes *catalog_changes(struct catalog *c);
+/* The count of table t into *n: 0, or QN_EINVAL when it cannot be trusted
+ * (then keep no page made from jobs or metrics). */
+int catalog_changes_read(struct catalog *c, enum store_watched t, uint64_t *n);
+
 /* Borrows a connection (opens one when none is idle); NULL when the
  * database cannot be opened (the reason goes to stderr). Give it back with
  * catalog_release. */

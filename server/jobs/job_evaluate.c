@@ -508,7 +508,8 @@ static int job_eval__stage_net(struct job_ctx *ctx, const struct job_evaluate *p
     for (size_t l = 0; l < nd->n_layers; l++)
         L[l] = (struct spool_layer){.devices = nd->devices[l], .device = nd->dev_json[l],
                                     .via = nd->via[l], .connect = nd->connect[l],
-                                    .sur = nd->have_sur[l] ? &nd->sur[l] : NULL};
+                                    .sur = nd->have_sur[l] ? &nd->sur[l] : NULL,
+                                    .cells = &nd->cells[l]};
     return spool_net_write(dir, L, nd->n_layers, network, ctx->reason, sizeof ctx->reason);
 }
 

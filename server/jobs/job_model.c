@@ -102,8 +102,8 @@ int job_model_net(const struct job_model *m, size_t cap, size_t n_threads, const
     for (size_t l = 0; l < m->nd.n_layers; l++)
         ls[l].forward_only = 1; /* only scored: a spike-rate device may be used via device */
     struct net *n = NULL;
-    int rc =
-        net_create(&n, m->row.n_in, ls, m->nd.n_layers, cap, n_threads, m->t.train.seed, cancel);
+    int rc = net_create_cells(&n, m->row.n_in, ls, m->nd.cells, m->nd.n_layers, cap, n_threads,
+                              m->t.train.seed, cancel);
     if (rc)
         return rc;
     if (n->n_params != m->row.n_params || n->n_out != m->row.n_out) {

@@ -32,6 +32,7 @@ static int job_net__layer(struct store *s, const struct train_layer_spec *L, siz
     nd->connect[l] = L->connect;
     nd->init[l] = L->init;
     nd->twin[l] = L->twin;
+    nd->cells[l] = (struct net_cells_spec){L->cells, L->n_cells, L->cell_src, L->cell_dst};
     snprintf(p, sizeof p, "/spec/network/%zu", l);
     if ((rc = spec_layer_wiring(L, &nd->dev[l], p, err)))
         return rc;
@@ -92,6 +93,30 @@ void job_netdef_layers(const struct job_netdef *nd, struct net_layer_spec *out)
         out[l].forward_only = 0;
         out[l].connect = nd->connect[l];
     }
+}
+
+int job_netdef_has_edges(const struct job_netdef *nd)
+{
+    for (size_t l = 0; l < nd->n_layers; l++)
+        if (nd->cells[l].cells == NET_CELLS_EDGE)
+            return 1;
+    return 0;
+}
+
+/* A JSON array of the n indices v. */
+static json_t *job_net__indices(const size_t *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, json_integer((json_int_t)v[i])))
+            json_decref(a), a = NULL;
+    return a;
+}
+
+json_t *job_net_cell_list(const struct net_layer *L)
+{
+    return json_pack("{so so}", "src", job_net__indices(L->csrc, L->n_cells), "dst",
+                     job_net__indices(L->cdst, L->n_cells));
 }
 
 json_t *job_netdef_spec(const struct job_netdef *nd, const json_t *spec, uint64_t seed)

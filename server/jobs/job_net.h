@@ -29,6 +29,8 @@ struct job_netdef {
     int64_t sur_id[NET_MAX_LAYERS];          /* its id in the store */
     int twin[NET_MAX_LAYERS];                /* the layer said "twin": another device's surrogate */
     int sur_matched[NET_MAX_LAYERS];         /* the surrogate's fingerprint is the device's */
+    struct net_cells_spec cells[NET_MAX_LAYERS]; /* node devices or edge cells; a cell list
+                                                    borrowed from the train spec */
 };
 
 /*
@@ -53,6 +55,12 @@ int job_netdef_chip_matters(const struct job_netdef *nd, size_t l);
 
 /* The engine's layer specs (pointing into nd, which must outlive the net). */
 void job_netdef_layers(const struct job_netdef *nd, struct net_layer_spec *out);
+
+/* Nonzero when some layer of nd is a layer of edge cells. */
+int job_netdef_has_edges(const struct job_netdef *nd);
+
+/* {"src": [..], "dst": [..]} of edge layer L's cells (new reference; NULL: no memory). */
+json_t *job_net_cell_list(const struct net_layer *L);
 
 /* A copy of the spec object `spec` (borrowed) with every network layer's
  * device inline and surrogate an id, and the seed explicit: what a model

@@ -21,7 +21,12 @@
  * saved model's spec gives every layer its final width ("devices"), so
  * evaluation and prediction rebuild it as it is; the result adds "widths".
  * Structure events are metric rows ("structure", "structure_layer",
- * "structure_grown", "structure_pruned"; see train.h).
+ * "structure_grown", "structure_pruned", and "cells" for edge layers; see
+ * train.h). Layers of edge cells change their cell lists instead: the
+ * "arch" of a network with edge layers also has "cells", per layer null or
+ * {"src": [..], "dst": [..]}, and the saved model's spec gives each edge
+ * layer its final "cell_list"; the result adds "cells" (per layer, the
+ * count, or null for node layers).
  *
  * "from": {"model": ref} starts training from a stored model (job_model.c
  * opens it in prepare): its network must be this spec's (layers, widths,
@@ -69,6 +74,9 @@ struct job_train_run {
     size_t start;      /* epochs done before this run (resume) */
     struct train_position from; /* where to start: start epochs, then from.step steps */
     size_t widths[NET_MAX_LAYERS]; /* the widths to build with (the spec's, or a checkpoint's) */
+    struct net_cells_spec cells[NET_MAX_LAYERS]; /* the cells to build with (the spec's, the
+                                                    "from" model's, or a checkpoint's) */
+    size_t *cell_buf[NET_MAX_LAYERS]; /* owned: a checkpoint's lists (src, then dst) */
     struct adapt_state as; /* the adaptive schedule (restored with a checkpoint) */
     struct store_checkpoint cp; /* the checkpoint to resume from */
     int have_cp;
@@ -124,7 +132,8 @@ static int job_train_check_ranks(const json_t *spec, size_t ranks, struct spec_e
  * drives, their derivatives, outputs and scratch (JOB_TRAIN_FLOATS_PER_UNIT).
  * The first layer's input width is taken as 1 (the dataset is not read
  * here) and a full device's fan-in as its "fan_in" or 1, so the figure
- * never overstates; the product n_in x devices dominates any large network.
+ * never overstates (an edge layer holds a and b per cell, and per row each
+ * cell's drive, slope and output); the product n_in x devices dominates any large network.
  */
 #define JOB_TRAIN_FLOATS_PER_PARAM 8
 #define JOB_TRAIN_FLOATS_PER_UNIT 6
@@ -145,8 +154,9 @@ static int job_train_estimate(const json_t *spec, uint64_t *bytes, char *msg, si
         const struct train_layer_spec *L = &t->layers[l];
         double n = (double)L->devices, fan = L->has_connect ? (L->fan_in ? (double)L->fan_in : 1)
                                                             : width;
-        params += n * fan + n + 1;
-        units += n + width;
+        double cells = L->n_cells ? (double)L->n_cells : n * fan; /* edge layers */
+        params += L->cells == NET_CELLS_EDGE ? 2 * cells + 1 : n * fan + n + 1;
+        units += n + width + (L->cells == NET_CELLS_EDGE ? cells : 0);
         width = n;
     }
     double b = 4.0 * (JOB_TRAIN_FLOATS_PER_PARAM * params +
@@ -219,6 +229,10 @@ static int job_train__same_layers(const struct job_netdef *a, const struct job_n
         if (a->devices[l] != m->devices[l])
             return snprintf(msg, cap, "has %zu devices in layer %zu, this network %zu",
                             m->devices[l], l, a->devices[l]), 0;
+        if (a->cells[l].cells != m->cells[l].cells)
+            return snprintf(msg, cap, "has %s cells in layer %zu, this network %s",
+                            net_cells_name(m->cells[l].cells), l,
+                            net_cells_name(a->cells[l].cells)), 0;
         if (x->drive != y->drive || x->fan_in != y->fan_in ||
             (x->drive == DRIVE_FULL && a->connect[l] != m->connect[l]))
             return snprintf(msg, cap, "drives layer %zu otherwise (%s, fan-in %d; this "
@@ -238,7 +252,8 @@ static int job_train__same_params(const struct job_train *p, const struct job_mo
     for (size_t l = 0; l < p->nd.n_layers; l++)
         ls[l].forward_only = 1;
     struct net *n = NULL;
-    int rc = net_create(&n, m->row.n_in, ls, p->nd.n_layers, 1, 1, p->t.train.seed, NULL);
+    int rc = net_create_cells(&n, m->row.n_in, ls, m->nd.cells, p->nd.n_layers, 1, 1,
+                              p->t.train.seed, NULL);
     if (rc) {
         snprintf(msg, cap, "cannot be built as this network: %s", qn_err_msg(rc));
         return 0;
@@ -334,6 +349,8 @@ static void job_train__run_close(struct job_train_run *r)
 {
     if (r->have_cp)
         store_checkpoint_free(&r->cp);
+    for (size_t l = 0; l < NET_MAX_LAYERS; l++)
+        free(r->cell_buf[l]);
     net_destroy(r->net);
     if (r->have_o)
         optim_close(&r->o);
@@ -407,8 +424,8 @@ static int job_train__build(struct job_ctx *ctx, const struct job_train *p,
     job_netdef_layers(&p->nd, ls);
     for (size_t l = 0; l < p->nd.n_layers; l++)
         ls[l].devices = r->widths[l];
-    int rc = spec_run_build(&p->t, ls, r->train.d, ctx->workers, ctx->cancel, &r->net, &r->o,
-                            &what);
+    int rc = spec_run_build_cells(&p->t, ls, r->cells, r->train.d, ctx->workers, ctx->cancel,
+                                  &r->net, &r->o, &what);
     if (rc)
         return job_fail(ctx, rc, what);
     r->have_o = 1;
@@ -456,12 +473,51 @@ static int job_train__arch_read(const struct store_checkpoint *c, size_t n_layer
     return rc;
 }
 
+/* The cell list {"src", "dst"} of one edge layer of an "arch" into r (layer l). */
+static int job_train__arch_list(const json_t *v, struct job_train_run *r, size_t l)
+{
+    const json_t *src = json_object_get(v, "src"), *dst = json_object_get(v, "dst");
+    size_t n = json_array_size(src);
+    if (n < 1 || n > NET_MAX_CELLS || json_array_size(dst) != n)
+        return QN_EFORMAT;
+    if (!(r->cell_buf[l] = malloc(2 * n * sizeof *r->cell_buf[l])))
+        return QN_ENOMEM;
+    for (size_t c = 0; c < 2 * n; c++) {
+        const json_t *x = json_array_get(c < n ? src : dst, c % n);
+        if (!json_is_integer(x) || json_integer_value(x) < 0)
+            return QN_EFORMAT;
+        r->cell_buf[l][c] = (size_t)json_integer_value(x);
+    }
+    r->cells[l] = (struct net_cells_spec){NET_CELLS_EDGE, n, r->cell_buf[l], r->cell_buf[l] + n};
+    return QN_OK;
+}
+
+/* The edge layers' cell lists of checkpoint c's "arch" ("cells": per layer null or
+ * {"src", "dst"}; absent: none changed) into r. Returns 0 or QN_EFORMAT. */
+static int job_train__arch_cells(const struct store_checkpoint *c, struct job_train_run *r)
+{
+    json_t *a = c->arch ? json_loads(c->arch, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    const json_t *cells = json_object_get(a, "cells");
+    int rc = QN_OK;
+    for (size_t l = 0; cells && rc == QN_OK && l < json_array_size(cells); l++) {
+        const json_t *v = json_array_get(cells, l);
+        if (json_is_null(v))
+            continue;
+        rc = r->cells[l].cells == NET_CELLS_EDGE ? job_train__arch_list(v, r, l) : QN_EFORMAT;
+    }
+    json_decref(a);
+    return rc == QN_ENOMEM ? rc : rc ? QN_EFORMAT : QN_OK;
+}
+
 /* Reads the last checkpoint when there is one (r->cp, with its widths and schedule). */
 static int job_train__resume_point(struct job_ctx *ctx, const struct job_train *p,
                                    struct job_train_run *r)
 {
-    for (size_t l = 0; l < p->nd.n_layers; l++)
+    for (size_t l = 0; l < p->nd.n_layers; l++) {
         r->widths[l] = p->nd.devices[l];
+        r->cells[l] = p->have_from && p->nd.cells[l].cells == NET_CELLS_EDGE ? p->from.nd.cells[l]
+                                                                           : p->nd.cells[l];
+    }
     adapt_state_init(&r->as);
     int rc = store_checkpoint_last(ctx->store, ctx->job_id, &r->cp);
     if (rc == QN_ENOTFOUND)
@@ -470,6 +526,8 @@ static int job_train__resume_point(struct job_ctx *ctx, const struct job_train *
         return job_fail(ctx, rc, "cannot read the checkpoints");
     r->have_cp = 1;
     rc = job_train__arch_read(&r->cp, p->nd.n_layers, r->widths, &r->as, &r->from);
+    if (rc == 0)
+        rc = job_train__arch_cells(&r->cp, r);
     return rc ? job_fail(ctx, rc, "cannot read the checkpoint's architecture") : 0;
 }
 
@@ -523,6 +581,25 @@ static void job_train__metric(const char *name, uint64_t step, size_t epoch, dou
         ctx->progress(step < r->steps ? step : r->steps, r->steps, ctx->progress_ctx);
 }
 
+/* Per layer of n, its cell list ({"src", "dst"}; lists 1) or count (lists 0), or null
+ * for a node layer; NULL (no JSON) when n has no edge layer or out of memory. */
+static json_t *job_train__cells_json(const struct net *n, int lists)
+{
+    int edges = 0;
+    for (size_t l = 0; l < n->n_layers; l++)
+        edges |= n->layer[l].edge;
+    json_t *a = edges ? json_array() : NULL;
+    for (size_t l = 0; a && l < n->n_layers; l++) {
+        const struct net_layer *L = &n->layer[l];
+        json_t *v = !L->edge ? json_null()
+                    : lists  ? job_net_cell_list(L)
+                             : json_integer((json_int_t)L->n_cells);
+        if (json_array_append_new(a, v))
+            json_decref(a), a = NULL;
+    }
+    return a;
+}
+
 /* The "arch" JSON of n and the schedule as (new text, free() it; NULL: no memory). */
 static char *job_train__arch_text(const struct net *n, const struct adapt_state *as,
                                   const struct train_position *at)
@@ -533,6 +610,11 @@ static char *job_train__arch_text(const struct net *n, const struct adapt_state 
             break;
     json_t *a = json_pack("{so so sI sI}", "widths", w, "best_loss", job_real(as->best_loss),
                           "stale", (json_int_t)as->stale, "events", (json_int_t)as->events);
+    json_t *cells = a ? job_train__cells_json(n, 1) : NULL;
+    if (a && cells && json_object_set_new(a, "cells", cells)) {
+        json_decref(a);
+        a = NULL;
+    }
     if (a && at && at->step && /* a checkpoint inside an epoch (taken on cancel) */
         json_object_update_new(a, json_pack("{sI sf sI}", "step", (json_int_t)at->step,
                                             "loss_sum", at->loss_sum, "correct",
@@ -638,12 +720,15 @@ static int job_train__save(struct job_ctx *ctx, const struct job_train *p,
         spec = NULL;
     }
     json_t *layers = json_object_get(spec, "network");
-    for (size_t l = 0; spec && l < r->net->n_layers; l++) /* the widths it ended with */
-        if (json_object_set_new(json_array_get(layers, l), "devices",
-                                json_integer((json_int_t)r->net->layer[l].n_out))) {
+    for (size_t l = 0; spec && l < r->net->n_layers; l++) { /* the widths and cells it ended with */
+        const struct net_layer *L = &r->net->layer[l];
+        json_t *layer = json_array_get(layers, l);
+        if (json_object_set_new(layer, "devices", json_integer((json_int_t)L->n_out)) ||
+            (L->edge && json_object_set_new(layer, "cell_list", job_net_cell_list(L)))) {
             json_decref(spec);
             spec = NULL;
         }
+    }
     char *text = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
     json_decref(spec);
     if (!text)
@@ -699,6 +784,9 @@ static int job_train__result(struct job_ctx *ctx, int64_t id, const struct train
                             "failed_solves", (json_int_t)r->net->failed_solves, "params",
                             (json_int_t)r->net->n_params, "widths", w, "events",
                             (json_int_t)r->as.events);
+    json_t *cells = ctx->result ? job_train__cells_json(r->net, 0) : NULL;
+    if (cells && json_object_set_new(ctx->result, "cells", cells))
+        return QN_ENOMEM;
     json_t *sur = ctx->result ? job_train__surrogates(&p->nd, res) : NULL;
     if (ctx->result && (!sur || json_object_set_new(ctx->result, "surrogates", sur) ||
                         json_object_set_new(ctx->result, "out_of_domain",
@@ -749,7 +837,8 @@ static int job_train__stage_network(struct job_ctx *ctx, const struct job_train 
     struct spool_layer L[NET_MAX_LAYERS];
     for (size_t l = 0; l < p->nd.n_layers; l++)
         L[l] = (struct spool_layer){p->nd.devices[l], p->nd.dev_json[l], p->nd.via[l],
-                                    p->nd.connect[l], p->nd.have_sur[l] ? &p->nd.sur[l] : NULL};
+                                    p->nd.connect[l], p->nd.have_sur[l] ? &p->nd.sur[l] : NULL,
+                                    &p->nd.cells[l]};
     return spool_net_write(dir, L, p->nd.n_layers, network, ctx->reason, sizeof ctx->reason);
 }
 

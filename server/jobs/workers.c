@@ -65,6 +65,7 @@ struct workers {
     size_t job_threads;        /* job_ctx.workers */
     FILE *log;                 /* borrowed, may be NULL */
     const struct job_remote *remote; /* borrowed, may be NULL */
+    struct store_changes *changes; /* counts the threads' commits (borrowed, may be NULL) */
     struct queue *q;           /* owned */
     struct workers_slot *slots;      /* (n) */
     size_t n;
@@ -348,6 +349,8 @@ static void *workers__main(void *arg)
             fprintf(w->log, "qn: worker %zu cannot open the database: %s\n", t->index, msg);
         return NULL;
     }
+    if (w->changes)
+        store_watch(s, w->changes); /* a failure marks the count untrusted */
     size_t failures = 0; /* claims failed in a row */
     while (!atomic_load(&w->stop)) {
         uint64_t seen = workers__gen(w);
@@ -389,6 +392,7 @@ static struct workers *workers__alloc(const struct workers_config *cfg)
     w->job_threads = cfg->job_threads ? cfg->job_threads : 1;
     w->log = cfg->log;
     w->remote = cfg->remote;
+    w->changes = cfg->changes;
     w->db = strdup(cfg->db);
     w->slots = calloc(cfg->n, sizeof *w->slots);
     if (!w->db || !w->slots) {
@@ -427,6 +431,8 @@ static int workers__open_queue(struct workers *w, char *msg, size_t cap)
     int rc = store_open(w->db, &w->boot, why, sizeof why);
     if (rc)
         return workers__say(msg, cap, "cannot open the database", why), rc;
+    if (w->changes)
+        store_watch(w->boot, w->changes);
     rc = queue_create(w->boot, w->log, &w->q);
     if (rc == 0)
         rc = queue_recover(w->q, w->boot, &requeued);

@@ -42,6 +42,7 @@ struct workers_config {
     uint64_t max_job_memory; /* bytes one submitted job may need (0: no limit) */
     const struct job_remote *remote; /* jobs asking ranks > 1 (job_remote.h; borrowed, must
                                         outlive the pool; NULL: such jobs are refused) */
+    struct store_changes *changes; /* counts the workers' commits (borrowed; NULL: none) */
 };
 
 /*

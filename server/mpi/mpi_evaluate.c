@@ -104,8 +104,8 @@ static int mpi_eval__setup(struct mpi_eval *e)
     }
     rc = spool_net_open(m->dir, json_object_get(spec, "network"), 1, &e->sn, m->reason,
                         sizeof m->reason);
-    if (rc == 0 && (rc = net_create(&e->net, n_in, e->sn.ls, e->sn.n_layers, e->batch,
-                                    m->job.threads, seed, NULL)))
+    if (rc == 0 && (rc = net_create_cells(&e->net, n_in, e->sn.ls, e->sn.cells, e->sn.n_layers,
+                                          e->batch, m->job.threads, seed, NULL)))
         snprintf(m->reason, sizeof m->reason, "cannot build the network: %s", qn_err_msg(rc));
     if (rc == 0)
         rc = mpi_eval__params(e);

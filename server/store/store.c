@@ -17,6 +17,7 @@
 #include "store.h"
 
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +145,74 @@ int store_wal_truncate(struct store *s)
         rc = store_sqlite_err(sr == SQLITE_DONE ? SQLITE_ERROR : sr);
     sqlite3_finalize(st);
     return rc;
+}
+
+/* The update hook of a watched connection: notes a change to jobs or metrics. */
+static void store__on_update(void *arg, int op, const char *db, const char *table,
+                             sqlite3_int64 rowid)
+{
+    (void)op, (void)db, (void)rowid;
+    struct store *s = arg;
+    if (strcmp(table, "jobs") == 0)
+        s->dirty |= 1u << STORE_WATCH_JOBS;
+    else if (strcmp(table, "metrics") == 0)
+        s->dirty |= 1u << STORE_WATCH_METRICS;
+}
+
+/* The rollback hook of a watched connection: what it changed is gone. */
+static void store__on_rollback(void *arg) { ((struct store *)arg)->dirty = 0; }
+
+/*
+ * The WAL hook of a watched connection, called after each commit (the write
+ * lock released): moves the count of each table the commit changed.
+ * It replaces SQLite's automatic checkpoint, so it checkpoints as that did
+ * (passively, once the WAL holds autockpt pages).
+ */
+static int store__on_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct store *s = arg;
+    for (int t = 0; t < STORE_WATCH_N; t++)
+        if (s->dirty & (1u << t))
+            atomic_fetch_add(&s->changes->n[t], 1);
+    s->dirty = 0;
+    if (s->autockpt > 0 && pages >= s->autockpt)
+        sqlite3_wal_checkpoint(db, name);
+    return SQLITE_OK;
+}
+
+/* The connection's PRAGMA text value (first column of the first row) into buf. */
+static void store__pragma(struct store *s, const char *sql, char *buf, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        store__col_text(st, 0, buf, cap);
+    sqlite3_finalize(st);
+}
+
+int store_watch(struct store *s, struct store_changes *c)
+{
+    char mode[16], ckpt[16];
+    store__pragma(s, "PRAGMA journal_mode", mode, sizeof mode);
+    if (strcmp(mode, "wal") != 0) {
+        atomic_store(&c->broken, 1);
+        return QN_EINVAL;
+    }
+    store__pragma(s, "PRAGMA wal_autocheckpoint", ckpt, sizeof ckpt);
+    s->autockpt = atoi(ckpt);
+    s->changes = c;
+    s->dirty = 0;
+    sqlite3_update_hook(s->db, store__on_update, s);
+    sqlite3_rollback_hook(s->db, store__on_rollback, s);
+    sqlite3_wal_hook(s->db, store__on_commit, s);
+    return 0;
+}
+
+int store_changes_read(struct store_changes *c, enum store_watched t, uint64_t *n)
+{
+    *n = atomic_load(&c->n[t]);
+    return atomic_load(&c->broken) ? QN_EINVAL : 0;
 }
 
 void store_set_owner(struct store *s, const char *owner)

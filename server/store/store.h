@@ -77,6 +77,38 @@ int store_wal_truncate(struct store *s);
  */
 void store_set_owner(struct store *s, const char *owner);
 
+/* ---- change counting ---------------------------------------------------- */
+
+/* The tables whose commits are counted. */
+enum store_watched {
+    STORE_WATCH_JOBS,    /* jobs: records, states (the job list, a job's record) */
+    STORE_WATCH_METRICS, /* metrics: a job's metric pages */
+    STORE_WATCH_N
+};
+
+/*
+ * Counts of the commits that changed jobs, and metrics, shared by the
+ * connections that watch them (store_watch). A page made from one table
+ * (the job list from jobs, a running job's metrics from metrics) stays true
+ * while its count stays the same: read the count, then make the page; the
+ * count moves after the commit (SQLite's WAL hook), so a page kept under a
+ * count never misses a commit that count has not seen. Only watched
+ * connections move them: writes of other processes go unseen (while `qn
+ * serve` holds its database, no other process runs jobs: dblock.h).
+ * Zero-initialise it; not freed.
+ */
+struct store_changes {
+    _Atomic uint64_t n[STORE_WATCH_N]; /* commits that changed each table */
+    _Atomic int broken; /* a connection could not be watched: no count can be trusted */
+};
+
+/* Makes s count its commits into c (borrowed; it must outlive s). 0, or
+ * QN_EINVAL when s is not in WAL mode (c is then marked broken). */
+int store_watch(struct store *s, struct store_changes *c);
+/* The count of table t into *n; QN_EINVAL when it cannot be trusted (a
+ * connection was not watched). */
+int store_changes_read(struct store_changes *c, enum store_watched t, uint64_t *n);
+
 /* ---- devices ---------------------------------------------------------- */
 
 struct store_device {

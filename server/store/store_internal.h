@@ -19,6 +19,9 @@
 struct store {
     sqlite3 *db; /* the connection (owned) */
     char owner[64]; /* whose names resolve first and who owns new rows ("" = local) */
+    struct store_changes *changes; /* counts this connection's commits (borrowed; NULL: none) */
+    unsigned dirty; /* bit t: the open transaction changed table t (store_watch) */
+    int autockpt;   /* WAL pages that start a checkpoint after a commit (store_watch) */
 };
 
 /* The connection's owner: its user name, or "local". */

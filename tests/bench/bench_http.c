@@ -34,14 +34,20 @@
  * the clients go round the finished jobs). It prints the same figures, the
  * CPU's name, and the trains' speed under the mix against the
  * BENCH_QUIET_MS just before it, as a ratio; the target is p99 < 50 ms,
- * >= 1000 requests/s and the trains slowed less than 2x.
- * QN_BENCH_MIX_ONLY=1 runs the mix alone.
+ * >= 1000 requests/s and the trains slowed less than 2x. Beside the
+ * latencies it prints the daemon's CPU time in its HTTP threads per request
+ * (from /proc: the machine's other load does not change it as it changes
+ * latencies) and the load average; then the same mix once the trains are
+ * canceled, as the reference of the requests/s, p50 and p99 ratios.
+ * QN_BENCH_MIX_ONLY=1 runs the mix alone; QN_BENCH_HTTP_THREADS=N and
+ * QN_BENCH_HTTP_NICE=N start the daemons with --http-threads N, --http-nice N.
  *
  * A missed target is reported, not fatal (timings on a shared machine are
  * noisy); the program fails only when the daemon or the jobs cannot be set
  * up. The daemon is stopped with SIGTERM at the end (SIGKILL after 20 s).
  */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -553,6 +559,54 @@ static int bench_make_finished(unsigned port, int64_t *ids, size_t n)
     return 0;
 }
 
+/* CPU seconds the daemon's threads have used: its HTTP threads (libmicrohttpd's,
+ * named "MHD-...") into *http, all the others (the job workers above all) into
+ * *other. Both 0 when /proc cannot be read. */
+static void bench_daemon_cpu(pid_t pid, double *http, double *other)
+{
+    char path[64];
+    long hz = sysconf(_SC_CLK_TCK);
+    *http = *other = 0;
+    snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
+    DIR *dir = opendir(path);
+    for (struct dirent *e; dir && (e = readdir(dir));) {
+        char stat[512], file[320];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(file, sizeof file, "%s/%s/stat", path, e->d_name);
+        FILE *f = fopen(file, "r");
+        size_t n = f ? fread(stat, 1, sizeof stat - 1, f) : 0;
+        if (f)
+            fclose(f);
+        stat[n] = '\0';
+        /* "tid (comm) state ..." : utime and stime are the 14th and 15th fields. */
+        const char *close = strrchr(stat, ')');
+        unsigned long ut = 0, st = 0;
+        if (!close || sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                             &ut, &st) != 2)
+            continue;
+        double sec = (double)(ut + st) / (double)hz;
+        if (strncmp(strchr(stat, '(') + 1, "MHD", 3) == 0)
+            *http += sec;
+        else
+            *other += sec;
+    }
+    if (dir)
+        closedir(dir);
+}
+
+/* The 1-minute load average (from /proc/loadavg), -1 when unknown. */
+static double bench_loadavg(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f && fscanf(f, "%lf", &l) != 1)
+        l = -1;
+    if (f)
+        fclose(f);
+    return l;
+}
+
 /* The CPU's model name (from /proc/cpuinfo) into buf. */
 static void bench_cpu(char *buf, size_t cap)
 {
@@ -597,17 +651,22 @@ static int bench_run_mix(struct qd *d, double seconds)
            ncpu, cpu, BENCH_FINISHED, jobs[0], jobs[1],
            fashion ? "Fashion-MNIST (784-128-10)" : "spirals (2-64-64-2)", BENCH_CLIENTS, seconds);
     fflush(stdout);
+    double hq, o0, o1, h2, o2, h3, o3; /* CPU seconds: HTTP threads (hq unused), others */
+    bench_daemon_cpu(d->pid, &hq, &o0);
     double s0 = bench_steps(d->port, jobs), t0 = qd_now();
     qd_nap_ms(BENCH_QUIET_MS);
     double s1 = bench_steps(d->port, jobs), t1 = qd_now();
+    bench_daemon_cpu(d->pid, &hq, &o1);
     struct bench_mix mix = {jobs, {0, 0}, finished, BENCH_FINISHED};
     for (int i = 0; i < 2; i++)
         mix.since[i] = bench_last_metric(d->port, jobs[i]);
     double s2 = bench_steps(d->port, jobs), t2 = qd_now();
+    bench_daemon_cpu(d->pid, &h2, &o2);
     struct bench_result busy;
     if (bench_load(d->port, bench_setup_mix, &mix, seconds, &busy) != 0)
         return -1;
     double s3 = bench_steps(d->port, jobs), t3 = qd_now();
+    bench_daemon_cpu(d->pid, &h3, &o3);
     char st[2][32];
     bench_state(d->port, jobs[0], st[0], sizeof st[0]);
     bench_state(d->port, jobs[1], st[1], sizeof st[1]);
@@ -619,12 +678,29 @@ static int bench_run_mix(struct qd *d, double seconds)
     double slow = loaded > 0 ? quiet / loaded : 1e9;
     printf("    training: %.0f steps/s (both jobs) under the mix, %.0f steps/s in the %.0f s "
            "before it: slowed x%.2f\n", loaded, quiet, BENCH_QUIET_MS / 1e3, slow);
+    printf("    daemon CPU: %.3f ms in its HTTP threads per request (%.0f%% of a CPU); its other\n"
+           "    threads (the trains) %.0f%% of a CPU under the mix, %.0f%% before it; load average %.2f\n",
+           busy.requests ? (h3 - h2) * 1e3 / (double)busy.requests : 0,
+           100 * (h3 - h2) / (t3 - t2), 100 * (o3 - o2) / (t3 - t2), 100 * (o1 - o0) / (t1 - t0),
+           bench_loadavg());
     if (!trained)
         printf("    (the jobs were '%s' and '%s' at the end, not both running)\n", st[0], st[1]);
     int met = trained && busy.p99 < BENCH_MIX_P99_MS && rate >= BENCH_MIX_RATE &&
               slow < BENCH_MIX_SLOWDOWN && busy.errors == 0;
     printf("  target (p99 < %.0f ms, >= %.0f req/s, training slowed < x%.0f, no errors): %s\n",
            BENCH_MIX_P99_MS, BENCH_MIX_RATE, BENCH_MIX_SLOWDOWN, met ? "met" : "NOT MET");
+    /* The reference: the same mix with the trains canceled (their pages are
+     * then finished ones, kept for good: a little less work than live ones). */
+    struct bench_result idle;
+    bench_daemon_cpu(d->pid, &h2, &o2);
+    if (bench_load(d->port, bench_setup_mix, &mix, seconds, &idle) != 0)
+        return -1;
+    bench_daemon_cpu(d->pid, &h3, &o3);
+    bench_print("reference, the same mix with the workers idle", &idle);
+    printf("    daemon CPU: %.3f ms in its HTTP threads per request; load average %.2f\n",
+           idle.requests ? (h3 - h2) * 1e3 / (double)idle.requests : 0, bench_loadavg());
+    printf("  training load / idle: req/s x%.2f, p50 x%.2f, p99 x%.2f\n",
+           rate / ((double)idle.requests / idle.seconds), busy.p50 / idle.p50, busy.p99 / idle.p99);
     return 0;
 }
 
@@ -699,6 +775,25 @@ static int bench_run(struct qd *d, double seconds)
     return 0;
 }
 
+/* The daemon's extra arguments: --http-threads QN_BENCH_HTTP_THREADS and
+ * --http-nice QN_BENCH_HTTP_NICE when set (to compare), else none. */
+static const char *const *bench_serve_args(void)
+{
+    static const char *args[5];
+    static const char *const opt[2][2] = {{"QN_BENCH_HTTP_THREADS", "--http-threads"},
+                                          {"QN_BENCH_HTTP_NICE", "--http-nice"}};
+    size_t n = 0;
+    for (int i = 0; i < 2; i++) {
+        const char *v = getenv(opt[i][0]);
+        if (v && *v) {
+            args[n++] = opt[i][1];
+            args[n++] = v;
+        }
+    }
+    args[n] = NULL;
+    return args;
+}
+
 int main(void)
 {
     struct qd d;
@@ -708,7 +803,7 @@ int main(void)
         return 1;
     if (qd_init(&d, 2) != 0)
         goto fail_tmp;
-    if (qd_spawn(&d, NULL, 20) != 0) {
+    if (qd_spawn(&d, bench_serve_args(), 20) != 0) {
         char *log = qt_read_file(d.log, NULL);
         fprintf(stderr, "bench_http: qn serve did not start (%s); log:\n%s\n", QN_BIN,
                 log ? log : "");
@@ -723,7 +818,7 @@ int main(void)
         qt_rmtree(d.dir);
         if (qd_init(&d, 2) != 0)
             goto fail_tmp;
-        if (qd_spawn(&d, NULL, 20) != 0) {
+        if (qd_spawn(&d, bench_serve_args(), 20) != 0) {
             fprintf(stderr, "bench_http: qn serve did not start for the mix\n");
             rc = 1;
             goto fail_daemon;

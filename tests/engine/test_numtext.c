@@ -6,6 +6,9 @@
  * the same value (strtod, strtof), and one significant digit fewer, rounded
  * correctly by printf, does not (so no shorter text exists); decimals of up
  * to 15 digits come back with no more digits than they were written with.
+ * The digit count is also checked against counting up from one digit (what
+ * numtext did before its one-try shortcut for up to 15 digits) on random
+ * bits and on reals such as training computes (sums, quotients, logs).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -153,6 +156,63 @@ static void test_decimals_come_back(void **state)
     }
 }
 
+/* The fewest digits whose rounding reads back, counted up from 1 (the reference). */
+static int count_up(double v, int max_digits, int is_float)
+{
+    char t[64];
+    for (int p = 1; p < max_digits; p++) {
+        snprintf(t, sizeof t, "%.*e", p - 1, v);
+        if (is_float ? strtof(t, NULL) == (float)v : strtod(t, NULL) == v)
+            return p;
+    }
+    return max_digits;
+}
+
+/* numtext's digits of v (a double, or a float when is_float) are count_up's. */
+static void expect_count_up(double v, int is_float)
+{
+    char b[NUMTEXT_MAX];
+    if (is_float)
+        numtext_float(b, (float)v);
+    else
+        numtext_double(b, v);
+    int want = count_up(v, is_float ? 9 : 17, is_float);
+    if (v == 0 || (is_float && (float)v == 0)) /* "0": no significant digit to count */
+        assert_string_equal(b, signbit(v) ? "-0" : "0");
+    else if (sig_digits(b) != want)
+        fail_msg("%.17g (%s): '%s' has %d digits, counting up gives %d", v,
+                 is_float ? "float" : "double", b, sig_digits(b), want);
+}
+
+static void test_same_as_counting_up(void **state)
+{
+    (void)state;
+    uint64_t seed = 0x6a09e667f3bcc908u;
+    for (int i = 0; i < 20000; i++) {
+        uint64_t bits = rng(&seed);
+        double v;
+        float f;
+        uint32_t fb = (uint32_t)bits;
+        memcpy(&v, &bits, sizeof v);
+        memcpy(&f, &fb, sizeof f);
+        if (isfinite(v))
+            expect_count_up(v, 0);
+        if (isfinite(f))
+            expect_count_up((double)f, 1);
+    }
+    double loss = 0;
+    for (int i = 1; i <= 20000; i++) { /* short and long reals alike */
+        double k = (double)i;
+        loss += log(k) / k;
+        double cases[] = {k / 8, k / 3, k / 1000, 0.1 * k, loss, 1.7e9 + k / 7, 1e-300 * k,
+                          DBL_MIN * k, 4.9e-324 * k};
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            expect_count_up(cases[c], 0);
+            expect_count_up((double)(float)cases[c], 1);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_random_doubles),
         cmocka_unit_test(test_random_floats),
         cmocka_unit_test(test_decimals_come_back),
+        cmocka_unit_test(test_same_as_counting_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

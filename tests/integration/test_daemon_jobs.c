@@ -460,6 +460,147 @@ static void test_finished_metric_pages_cached(void **state)
     stop_cleanly(f);
 }
 
+/* The job's row of a job list page (borrowed from list; fails when absent). */
+static json_t *list_row(json_t *list, int64_t id)
+{
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(list, "jobs"), i, row)
+    if (json_integer_value(json_object_get(row, "id")) == id)
+        return row;
+    fail_msg("job %" PRId64 " is not in the list", id);
+    return NULL;
+}
+
+/* The job list (a new reference). */
+static json_t *job_list(struct fx *f)
+{
+    json_t *r = NULL;
+    assert_int_equal(http(f, "GET", "/v1/jobs", NULL, NULL, &r), 200);
+    return r;
+}
+
+/* A job's state as the database has it (into out). */
+static void db_state(sqlite3 *db, int64_t id, char *out, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    out[0] = '\0';
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT state FROM jobs WHERE id = ?1", -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+}
+
+/* The rows of job id's metric page since `since` (1000 at most). */
+static size_t page_rows(struct fx *f, int64_t id, int64_t since)
+{
+    char q[64];
+    snprintf(q, sizeof q, "?since=%" PRId64 "&limit=1000", since);
+    json_t *p = metric_page(f, id, q);
+    size_t n = json_array_size(json_object_get(p, "metrics"));
+    json_decref(p);
+    return n;
+}
+
+/*
+ * The job list and a running job's metric pages are kept by the daemon
+ * while no commit changes jobs or metrics; none is answered once one has.
+ * What the database holds, read directly before a request, must be in the
+ * reply: after a metric insert the same metric query shows the new rows,
+ * after a state change the list shows the new state, after a submission
+ * (no metric written meanwhile) the list has the new job. A running job's list
+ * row is its record without the spec, with its progress written in.
+ */
+static void test_live_pages_follow_changes(void **state)
+{
+    struct fx *f = *state;
+    daemon_start(f, 1);
+    int64_t a = submit(f, NULL, TRAIN_JOB(100000, 20000, 32));
+    json_t *made = NULL; /* b's record as the submission answers it (not a kept page) */
+    assert_int_equal(http(f, "POST", "/v1/jobs", NULL, TRAIN_JOB(1, 200, 4), &made), 201);
+    int64_t b = json_integer_value(json_object_get(made, "id")); /* queued behind a */
+    wait_state(f, a, "running", 30);
+    sqlite3 *db = qd_db_open(f->d.db);
+    /* The same query again and again: each reply holds every row committed before it. */
+    char q[160];
+    int64_t since = qd_db_int(db, "SELECT coalesce(max(id), 0) FROM metrics");
+    snprintf(q, sizeof q, "SELECT count(*) FROM metrics WHERE job_id = %" PRId64 " AND id > %" PRId64,
+             a, since);
+    size_t grew = 0;
+    for (int i = 0; i < 200 && grew < 3; i++) {
+        int64_t rows = qd_db_int(db, q), now;
+        if (rows >= 1000) /* past one page */
+            break;
+        size_t n1 = page_rows(f, a, since), n2 = page_rows(f, a, since);
+        assert_true(n1 >= (size_t)rows && n2 >= n1);
+        double t0 = qd_now(); /* until the database has a row the last page did not */
+        while ((now = qd_db_int(db, q)) <= (int64_t)n2 && qd_now() - t0 < 30)
+            qd_nap_ms(2);
+        if (now > (int64_t)n2 && now < 1000) {
+            assert_true(page_rows(f, a, since) >= (size_t)now);
+            grew++;
+        }
+    }
+    assert_true(grew >= 1);
+    /* The list (asked twice: the second from the cache) against the records. */
+    json_t *l1 = job_list(f), *l2 = job_list(f);
+    char path[64], st[32];
+    json_t *rec = NULL;
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, b);
+    for (int i = 0; i < 2; i++) { /* made, then kept: both as the submission answered */
+        json_decref(rec);
+        assert_int_equal(http(f, "GET", path, NULL, NULL, &rec), 200);
+        assert_true(json_equal(rec, made));
+    }
+    json_decref(made);
+    json_object_del(rec, "spec");
+    assert_true(json_equal(list_row(l2, b), rec));
+    assert_string_equal(json_string_value(json_object_get(list_row(l1, b), "state")), "queued");
+    json_decref(rec);
+    json_t *pa = json_object_get(list_row(l2, a), "progress");
+    assert_true(json_integer_value(json_object_get(pa, "total")) > 0);
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64, a); /* a running job's record */
+    assert_int_equal(http(f, "GET", path, NULL, NULL, &rec), 200);
+    assert_true(json_integer_value(json_object_get(json_object_get(rec, "progress"), "total")) > 0);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(rec, "spec"), "epochs")),
+                     100000);
+    json_decref(rec);
+    json_decref(l1);
+    json_decref(l2);
+    /* Cancel a: once the database says canceled, so does the list; b then runs. */
+    snprintf(path, sizeof path, "/v1/jobs/%" PRId64 "/cancel", a);
+    json_t *r = NULL;
+    assert_int_equal(http(f, "POST", path, NULL, NULL, &r), 202);
+    json_decref(r);
+    double t0 = qd_now();
+    for (db_state(db, a, st, sizeof st); strcmp(st, "canceled") != 0 && qd_now() - t0 < 30;
+         db_state(db, a, st, sizeof st))
+        qd_nap_ms(2);
+    assert_string_equal(st, "canceled");
+    json_t *l3 = job_list(f);
+    assert_string_equal(json_string_value(json_object_get(list_row(l3, a), "state")), "canceled");
+    assert_null(json_object_get(list_row(l3, a), "progress"));
+    json_decref(l3);
+    wait_state(f, b, "succeeded", TRAIN_DEADLINE_S);
+    db_state(db, b, st, sizeof st);
+    json_t *l4 = job_list(f);
+    assert_string_equal(json_string_value(json_object_get(list_row(l4, b), "state")), st);
+    json_decref(l4);
+    /* Nothing runs, nothing writes metrics: a submission (a commit to jobs only)
+     * is in the next list, and a kept list of before is not answered. */
+    json_decref(job_list(f));
+    int64_t c = submit(f, NULL,
+                       "{\"type\": \"sweep\", \"spec\": {\"device\": " HH ", \"samples\": 4,"
+                       " \"ranges\": {\"u1\": [0, 15]}}}");
+    json_t *l5 = job_list(f);
+    list_row(l5, c);
+    json_decref(l5);
+    sqlite3_close(db);
+    stop_cleanly(f);
+}
+
 /* The largest epoch among a job's train_loss rows so far. */
 static int64_t epochs_done(struct fx *f, int64_t id)
 {
@@ -781,6 +922,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sse_reconnect_misses_nothing, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_one_runner_per_database, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_finished_metric_pages_cached, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_live_pages_follow_changes, fx_setup, fx_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

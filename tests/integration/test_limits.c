@@ -24,9 +24,16 @@
  * memory of a 50 MB upload is that of a 10 MB one (it streams into the
  * store); a client that leaves mid-upload leaves nothing.
  *
+ * Connections: one source gets at most --max-connections-per-client; a
+ * user at most --max-streams-per-user event streams; a body slower than
+ * --min-body-rate once --body-grace has passed is cut (its connection
+ * closed, logged 408, nothing stored). --http-nice sets the nice value of
+ * the HTTP threads only.
+ *
  * Each test starts its own daemon with the options it needs and stops it
- * with SIGTERM. Nothing here waits on a clock: the one deadline is a
- * client's timeout far beyond what the bounded work takes.
+ * with SIGTERM. Nothing here asserts on a clock: the deadlines are a
+ * client's timeout far beyond what the bounded work takes, and the slow
+ * body waits 3 s against a grace of 1 s.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,6 +42,7 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
@@ -413,6 +421,115 @@ static void test_connections_per_client(void **state)
     stop(d);
 }
 
+/* What arrives on fd within 30 s until the daemon closes it: the bytes read
+ * (at most cap - 1, NUL-terminated into buf), or -1 when it stays open. */
+static long until_closed(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    for (double t0 = qd_now(); qd_now() - t0 < 30;)
+        if (poll(&p, 1, 100) > 0) {
+            ssize_t r = read(fd, buf + n, cap - 1 - n);
+            if (r <= 0 || (n += (size_t)r) == cap - 1) {
+                buf[n] = '\0';
+                return (long)n;
+            }
+        }
+    return -1;
+}
+
+/*
+ * A slow body (a few bytes, then more only after --body-grace has passed,
+ * each renewing the idle timeout) is cut: the daemon closes the connection
+ * when the late bytes arrive, logs the request as 408, and stores nothing;
+ * a body sent at once is served. Before, the connection stayed open for as
+ * long as the client kept trickling. (The test waits 3 s against a grace of
+ * 1 s: the daemon measures from the head, which it reads at once.)
+ */
+static void test_slow_body_cut(void **state)
+{
+    struct qd *d = *state;
+    static const char *const extra[] = {"--body-grace", "1", "--min-body-rate", "1024", NULL};
+    qd_start_with(d, extra);
+    long log_from = qd_file_size(d->log);
+    int fd = hold_connection(d, "127.0.0.1",
+                             "POST /v1/devices HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                             "{\"name\": ");
+    assert_true(fd >= 0);
+    qd_nap_ms(3000); /* 9 bytes in 3 s: far below 1024 bytes/s once the second of grace ended */
+    assert_int_equal(write(fd, "\"slow\"", 6), 6);
+    char buf[256];
+    long got = until_closed(fd, buf, sizeof buf);
+    close(fd);
+    if (got != 0)
+        fail_msg("the slow body's connection %s", got < 0 ? "stayed open" : "got a reply");
+    json_t *j = NULL;
+    assert_int_equal(qd_http(d, "POST", "/v1/devices", NULL,
+                             "{\"name\": \"fast\", \"kind\": \"neuron\"}", &j), 201);
+    json_decref(j);
+    assert_int_equal(qd_http(d, "GET", "/v1/devices/fast", NULL, NULL, NULL), 200);
+    assert_int_equal(qd_http(d, "GET", "/v1/devices/slow", NULL, NULL, NULL), 404);
+    stop(d);
+    char *log = qt_read_file(d->log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log + log_from, "POST /v1/devices 408"));
+    free(log);
+}
+
+/* The nice values of the daemon's threads whose name starts with `prefix`:
+ * how many have `nice` into *same, how many neither it nor 0 into *other. */
+static void thread_nice(pid_t pid, const char *prefix, int nice, int *same, int *other)
+{
+    char path[64];
+    *same = *other = 0;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    assert_non_null(dir);
+    for (struct dirent *e; (e = readdir(dir));) {
+        char file[320];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(file, sizeof file, "%s/%s/stat", path, e->d_name);
+        char *stat = qt_read_file(file, NULL);
+        const char *close = stat ? strrchr(stat, ')') : NULL;
+        int n = 0;
+        /* "tid (comm) state ...": the nice value is the 19th field. */
+        if (close && strncmp(strchr(stat, '(') + 1, prefix, strlen(prefix)) == 0 &&
+            sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %d",
+                   &n) == 1) {
+            if (n == nice)
+                (*same)++;
+            else if (n != 0)
+                (*other)++;
+        }
+        free(stat);
+    }
+    closedir(dir);
+}
+
+/* --http-nice 5: the threads that served connections (libmicrohttpd's, named
+ * MHD-...) run at nice 5 (a pool thread that served none is still at 0),
+ * the others (the workers) as they were. */
+static void test_http_nice(void **state)
+{
+    struct qd *d = *state;
+    static const char *const extra[] = {"--http-nice", "5", NULL};
+    qd_start_with(d, extra);
+    for (int i = 0; i < 8; i++) /* a new connection each: they spread over the pool */
+        assert_int_equal(qd_http(d, "GET", "/healthz", NULL, NULL, NULL), 200);
+    int same = 0, other = 0;
+    thread_nice(d->pid, "MHD", 5, &same, &other);
+    assert_true(same >= 1);
+    assert_int_equal(other, 0);
+    thread_nice(d->pid, "qn", 0, &same, &other);
+    assert_true(same >= 1);
+    assert_int_equal(other, 0);
+    thread_nice(d->pid, "qn", 5, &same, &other);
+    assert_int_equal(same, 0);
+    stop(d);
+}
+
 /* Event streams are capped per user: a third stream of one user is 503. */
 static void test_streams_per_user(void **state)
 {
@@ -681,6 +798,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upload_client_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connections_per_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streams_per_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_body_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_nice, setup, teardown),
     };
     int fails = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

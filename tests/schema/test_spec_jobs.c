@@ -605,6 +605,34 @@ static const struct bad bad_cases[] = {
               "\"init\": \"zeros\"}]}",
      "/spec/network/0/init", "normal"},
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1, "
+              "\"init\": \"unit\"}]}",
+     "/spec/network/0/init", "edge cells only"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1, "
+              "\"cells\": \"edges\"}]}",
+     "/spec/network/0/cells", "edge"},
+    {K_TRAIN, NET1("{\"devices\": 1, \"cells\": \"edge\", \"device\": {\"kind\": "
+                   "\"almost_neuron\", \"drive\": \"dot_sq\"}}"),
+     "/spec/network/0/cells", "two drives"},
+    {K_TRAIN, NET1("{\"devices\": 1, \"cells\": \"edge\", \"device\": {\"kind\": "
+                   "\"neuron\", \"drive\": \"full\", \"fan_in\": 2}, \"connect\": \"tree\"}"),
+     "/spec/network/0/cells", "fan-in"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1, "
+              "\"cell_list\": {\"src\": [0], \"dst\": [0]}}]}",
+     "/spec/network/0/cell_list", "edge"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1, "
+              "\"cells\": \"edge\", \"cell_list\": {\"src\": [0, 1], \"dst\": [0]}}]}",
+     "/spec/network/0/cell_list/dst", "2 cell indices"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1}, "
+              "{\"devices\": 1, \"device\": 1, \"cells\": \"edge\", \"cell_list\": "
+              "{\"src\": [0, 2], \"dst\": [0, 0]}}]}",
+     "/spec/network/1/cell_list/src", "layer 0 has 2 devices"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
+              "\"adapt\": {}}",
+     "/spec/adapt", "edge cells"},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1, "
+              "\"cells\": \"edge\"}], \"adapt\": {\"max_cells\": 0}}",
+     "/spec/adapt/max_cells", NULL},
+    {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1, "
               "\"init\": 1}]}",
      "/spec/network/0/init", NULL},
     {K_TRAIN, "{\"dataset\": \"xor\", \"network\": [{\"devices\": 1, \"device\": 1}], "
@@ -925,6 +953,19 @@ static void test_adapt_min_delta(void **state)
     assert_int_equal(spec_train_parse(j, t, &err), 0);
     assert_double_equal(t->train.adapt.min_delta, 0.02, 0);
     assert_int_equal(t->train.adapt.score, ADAPT_HEBBIAN);
+    spec_train_close(t);
+    json_decref(j);
+    /* edge cells: one layer may adapt; max_cells defaults as the schema says; a cell list */
+    j = load("{\"dataset\": \"xor\", \"network\": [{\"devices\": 2, \"device\": 1, "
+             "\"cells\": \"edge\", \"init\": \"unit\", \"cell_list\": {\"src\": [1, 0, 0], "
+             "\"dst\": [0, 1, 1]}}], \"adapt\": {}}");
+    assert_int_equal(spec_train_parse(j, t, &err), 0);
+    check_int_default(aprops, "max_cells", (long long)t->train.adapt.max_cells);
+    assert_int_equal(t->layers[0].cells, NET_CELLS_EDGE);
+    assert_int_equal(t->layers[0].init, NET_INIT_UNIT);
+    assert_int_equal(t->layers[0].n_cells, 3);
+    assert_int_equal(t->layers[0].cell_src[0], 1);
+    assert_int_equal(t->layers[0].cell_dst[2], 1);
     spec_train_close(t);
     json_decref(j);
     /* es: its fields, and a spike_rate layer via device, which backprop refuses */

@@ -28,10 +28,12 @@
 #include "migrate.h"
 #include "qn_err.h"
 #include "qn_test.h"
+#include "qt_daemon.h"
 #include "store.h"
 #include "store_internal.h" /* store_sqlite: raw access to inspect the database */
 #include "store_catalog.h"
 #include "store_queue.h"
+#include "store_tx.h"
 
 /* Per-test state: a temp dir and the database path in it. */
 struct fx {
@@ -823,6 +825,74 @@ static void test_dataset_lookups(void **state)
     store_close(s);
 }
 
+/* The count of table t in c (it must be trusted). */
+static uint64_t changes(struct store_changes *c, enum store_watched t)
+{
+    uint64_t n = 0;
+    assert_int_equal(store_changes_read(c, t, &n), 0);
+    return n;
+}
+
+/* The counts of jobs and metrics are (jobs, metrics). */
+static void expect_changes(struct store_changes *c, uint64_t jobs, uint64_t metrics)
+{
+    assert_int_equal(changes(c, STORE_WATCH_JOBS), jobs);
+    assert_int_equal(changes(c, STORE_WATCH_METRICS), metrics);
+}
+
+/* store_watch: a table's count moves once per commit that changed it, on
+ * any watched connection, and only after the commit; not for a rollback, a
+ * read or another table. A connection that cannot be watched (not WAL)
+ * makes the counts untrusted. */
+static void test_watch_counts_commits(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = open_ok(f), *t = open_ok(f), *m = NULL;
+    struct store_changes c = {0};
+    int64_t job = 0;
+    assert_int_equal(store_watch(s, &c), 0);
+    assert_int_equal(store_watch(t, &c), 0);
+    expect_changes(&c, 0, 0);
+    assert_int_equal(store_job_insert(s, "sweep", "j", NULL, 0, JOB_RUNNING, "{}", &job), 0);
+    expect_changes(&c, 1, 0);
+    assert_int_equal(store_begin(t), 0); /* another watched connection, in a transaction */
+    assert_int_equal(store_metric_insert(t, job, 1, 1, "loss", 0.5), 0);
+    assert_int_equal(store_metric_insert(t, job, 2, 1, "loss", 0.25), 0);
+    expect_changes(&c, 1, 0); /* not committed yet: pages made now are still true */
+    assert_int_equal(store_end(t, 0), 0);
+    expect_changes(&c, 1, 1); /* one commit */
+    assert_int_equal(store_begin(t), 0);
+    assert_int_equal(store_metric_insert(t, job, 3, 1, "loss", 0.125), 0);
+    assert_int_equal(store_end(t, QN_EINVAL), QN_EINVAL); /* rolled back */
+    expect_changes(&c, 1, 1);
+    assert_int_equal(store_device_insert(s, "d", "neuron", "{}", NULL), 0); /* another table */
+    struct store_job j;
+    assert_int_equal(store_job_get(t, job, &j), 0); /* a read */
+    store_job_free(&j);
+    expect_changes(&c, 1, 1);
+    assert_int_equal(store_job_set_state(t, job, JOB_SUCCEEDED, "{}", NULL), 0);
+    expect_changes(&c, 2, 1);
+    /* The WAL hook stands in for SQLite's automatic checkpoint: commits of
+     * thousands of pages in all leave a WAL of about 1000 pages, not all. */
+    char wal[700];
+    snprintf(wal, sizeof wal, "%s-wal", f->db);
+    for (int i = 0; i < 2000; i++)
+        assert_int_equal(store_metric_insert(s, job, 10 + i, 2, "loss", 1.0 / (i + 1)), 0);
+    expect_changes(&c, 2, 2001);
+    long wal_pages = qd_file_size(wal) / 4096;
+    printf("WAL after 2000 commits: %ld pages\n", wal_pages);
+    assert_true(wal_pages > 0 && wal_pages < 1500);
+    /* An in-memory database has no WAL: its commits could not be counted. */
+    char msg[STORE_MSG_MAX];
+    assert_int_equal(store_open(":memory:", &m, msg, sizeof msg), 0);
+    assert_int_equal(store_watch(m, &c), QN_EINVAL);
+    uint64_t n = 0;
+    assert_int_equal(store_changes_read(&c, STORE_WATCH_JOBS, &n), QN_EINVAL);
+    store_close(m);
+    store_close(t);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -846,6 +916,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dataset_lookups, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_arch_and_step_trim, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_watch_counts_commits, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
