@@ -66,12 +66,13 @@ BENCH_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 
 # Debian packages, by what needs them: building qn and running it (with the
 # Fashion-MNIST data, and cmocka), then the tests (libcurl for the HTTP tests,
-# Chromium and node for the browser test), then the fuzzers (clang). Each
+# Chromium and node for the browser test, Slurm and munge for the single-node
+# cluster of test_slurm), then the fuzzers (clang). Each
 # target installs only what it needs: `make demo` does not fetch a browser.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev \
 	libgsl-dev libopenblas-dev libcmocka-dev zlib1g-dev dataset-fashion-mnist \
 	openmpi-bin libopenmpi-dev
-DEB_TEST_PKGS := libcurl4-openssl-dev curl chromium
+DEB_TEST_PKGS := libcurl4-openssl-dev curl chromium slurm-wlm munge
 # The browser test's node and npm (Debian's, unless a node with npm is already installed).
 DEB_TEST_PKGS += $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 DEB_FUZZ_PKGS := clang libclang-rt-14-dev

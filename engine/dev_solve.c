@@ -57,8 +57,11 @@ struct dev__ctx {
     double *Jp;                /* (n, n_in) scratch */
     double *gy;                /* (n) scratch */
     double *gin;               /* (n_in) scratch */
-    double hh_current;         /* hodgkin_huxley: the injected current of the current solve */
+    double u1;                 /* built-in kinds: the drive u1 of the current solve */
 };
+
+/* A right-hand side callback as GSL's odeiv2 calls it. */
+typedef int (*dev__rhs_fn)(double t, const double y[], double f[], void *params);
 
 /*
  * Accepted points of one solve, for dev_trajectory, thinned as they come:
@@ -137,13 +140,23 @@ static int dev__gsl_rhs(double t, const double y[], double f[], void *params)
     return GSL_SUCCESS;
 }
 
-/* The plain hodgkin_huxley system (no sensitivities, no quadrature) without
- * dispatch: the current is fixed per solve, so it is computed once there. */
+/* crn_relu's plain system with the solve's drive (st->ctx.u1): what a
+ * hand-written loop would pass GSL, with no dispatch on the kind. */
+static int dev__gsl_rhs_crn(double t, const double y[], double f[], void *params)
+{
+    (void)t;
+    const struct dev__ctx *x = params;
+    f[0] = dev__crn_rhs(x->d->compiled->p[DEV__P_KAPPA], x->u1, y[0]);
+    return GSL_SUCCESS;
+}
+
+/* hodgkin_huxley's plain system with the solve's drive, likewise. */
 static int dev__gsl_rhs_hh(double t, const double y[], double f[], void *params)
 {
     (void)t;
     const struct dev__ctx *x = params;
-    dev__hh_rhs(x->d->compiled->p, x->hh_current, y, f);
+    const double *p = x->d->compiled->p;
+    dev__hh_rhs(p, p[DEV__P_GAIN] * x->u1, y, f);
     return GSL_SUCCESS;
 }
 
@@ -205,14 +218,28 @@ static gsl_odeiv2_driver *dev__driver_new(struct dev_solver_state *st, const str
                                          d->solver.h0, d->solver.atol, d->solver.rtol);
 }
 
+/* The right-hand side callback of mode `sens`. The plain system of a built-in
+ * kind (no sensitivities, no quadrature) gets one with its drive fixed per
+ * solve: rk8pd calls it 13 times a step, and for a one-state device the
+ * general callback's dispatch (mode, kind, drive) cost as much as the
+ * formula. The values are the same bits (dev__crn_rhs, dev__hh_rhs). */
+static dev__rhs_fn dev__rhs_for(const struct dev_model *d, int sens)
+{
+    if (sens || d->readout.kind == READ_TIME_AVERAGE)
+        return dev__gsl_rhs;
+    if (d->kind == DEV_CRN_RELU)
+        return dev__gsl_rhs_crn;
+    if (d->kind == DEV_HODGKIN_HUXLEY)
+        return dev__gsl_rhs_hh;
+    return dev__gsl_rhs;
+}
+
 /* Allocates the driver of mode `sens` for dimension dim (and the event
  * location driver when the readout locates events). */
 static int dev__driver_alloc(struct dev_solver_state *st, const struct dev_model *d, int sens,
                              size_t dim)
 {
-    int hh = d->kind == DEV_HODGKIN_HUXLEY && dim == d->compiled->n;
-    st->sys[sens] = (gsl_odeiv2_system){hh ? dev__gsl_rhs_hh : dev__gsl_rhs, dev__gsl_jac, dim,
-                                        &st->ctx};
+    st->sys[sens] = (gsl_odeiv2_system){dev__rhs_for(d, sens), dev__gsl_jac, dim, &st->ctx};
     int peak = d->readout.kind == READ_PEAK; /* spikes are located without integrating */
     st->drv[sens] = dev__driver_new(st, d, sens);
     if (st->drv[sens] && peak)
@@ -575,6 +602,14 @@ static int dev__observe(struct dev_work *w, struct dev__track *tr, double t, con
     return rc;
 }
 
+/* Nonzero when the readout looks at every accepted point; final and
+ * time_average read the end of the integration only (a recorded trajectory
+ * still observes every point, for its outputs). */
+static int dev__watches(const struct dev_model *d)
+{
+    return d->readout.kind != READ_FINAL && d->readout.kind != READ_TIME_AVERAGE;
+}
+
 static int dev__canceled(const struct dev_work *w)
 {
     return (w->cancel && atomic_load(w->cancel)) || (w->should_stop && w->should_stop(w->stop_ctx));
@@ -592,8 +627,11 @@ static int dev__integrate(struct dev_work *w, const double *in, int sens, struct
     st->ctx.in = in;
     st->ctx.sens = sens;
     st->ctx.quad = d->readout.kind == READ_TIME_AVERAGE;
-    if (d->kind == DEV_HODGKIN_HUXLEY)
-        st->ctx.hh_current = dev__hh_current(d, in);
+    if (d->kind == DEV_CRN_RELU || d->kind == DEV_HODGKIN_HUXLEY) {
+        double u[2];
+        dev__drive_values(d, in, u);
+        st->ctx.u1 = u[0];
+    }
     memset(st->y, 0, dim * sizeof *st->y);
     memcpy(st->y, d->y0, n * sizeof *st->y);
     gsl_odeiv2_driver_reset(drv);
@@ -603,7 +641,7 @@ static int dev__integrate(struct dev_work *w, const double *in, int sens, struct
     int rc = dev__observe(w, tr, *t, st->y, in, sens, 1);
     if (rc == QN_OK && rec && dev__record(rec, n, *t, st->y, tr->last_out))
         rc = QN_ENOMEM;
-    int locates = dev__locates(d);
+    int locates = dev__locates(d), watch = rec || dev__watches(d);
     assert(!locates || st->yp); /* dev_work_init allocated it for this readout */
     for (size_t steps = 0; rc == QN_OK && *t < t_max && !tr->steady; steps++) {
         if (steps >= d->solver.max_steps)
@@ -623,7 +661,8 @@ static int dev__integrate(struct dev_work *w, const double *in, int sens, struct
             return QN_EDIVERGED;
         if (s != GSL_SUCCESS)
             return QN_ESOLVER;
-        rc = dev__observe(w, tr, *t, st->y, in, sens, 0);
+        if (watch)
+            rc = dev__observe(w, tr, *t, st->y, in, sens, 0);
         if (rc == QN_OK && rec && dev__record(rec, n, *t, st->y, tr->last_out))
             rc = QN_ENOMEM;
     }

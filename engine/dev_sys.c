@@ -43,7 +43,7 @@ static void dev__drives(const struct dev_model *d, const double *in, double u[2]
 }
 
 /* The drives u[2] only (the right-hand side needs no derivatives). */
-static void dev__drive_values(const struct dev_model *d, const double *in, double u[2])
+void dev__drive_values(const struct dev_model *d, const double *in, double u[2])
 {
     if (d->drive != DRIVE_FULL) {
         u[0] = in[0], u[1] = d->drive == DRIVE_DOT_SQ ? in[1] : 0;
@@ -183,13 +183,6 @@ static void dev__hh_jac(const double *p, const double *y, double *J)
     }
 }
 
-double dev__hh_current(const struct dev_model *d, const double *in)
-{
-    double u[2];
-    dev__drive_values(d, in, u);
-    return d->compiled->p[DEV__P_GAIN] * u[0];
-}
-
 /* ---- user kinds ---------------------------------------------------------------------------- */
 
 /* The expression variables [y, params, in, t] into v. */
@@ -223,7 +216,7 @@ void dev__sys_rhs(const struct dev_model *d, double t, const double *y, const do
     switch (d->kind) {
     case DEV_CRN_RELU:
         dev__drive_values(d, in, u);
-        f[0] = c->p[DEV__P_KAPPA] + u[0] * y[0] - y[0] * y[0];
+        f[0] = dev__crn_rhs(c->p[DEV__P_KAPPA], u[0], y[0]);
         return;
     case DEV_HODGKIN_HUXLEY:
         dev__drive_values(d, in, u);

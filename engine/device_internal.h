@@ -57,12 +57,21 @@ void dev__hh_initial_state(struct dev_model *d);
  * alpha_m beta_m alpha_h beta_h alpha_n beta_n, into r[6]. */
 void dev__hh_rates0(double V, double r[6]);
 
-/* The Hodgkin-Huxley right-hand side f[4] at state y[4] = (V, m, h, n) for
- * the built-in parameters p (DEV__P_* slots) and injected current I. */
+/* crn_relu's right-hand side kappa + u y - y^2: the one formula that
+ * dev__sys_rhs and the solver's fixed-drive callback share, so both give the
+ * same bits. */
+static inline double dev__crn_rhs(double kappa, double u, double y)
+{
+    return kappa + u * y - y * y;
+}
+
+/* hodgkin_huxley's right-hand side f[4] at the state y[4] (V, m, h, n) with
+ * the applied current I (gain times the drive); parameters p by DEV__P_*. */
 void dev__hh_rhs(const double *p, double I, const double *y, double *f);
 
-/* The current hodgkin_huxley d injects for inputs in: gain times the drive. */
-double dev__hh_current(const struct dev_model *d, const double *in);
+/* The drives u[2] of a built-in kind at inputs in[n_in]: u1 and (dot_sq) u2;
+ * a full drive's sums. They are fixed for a whole solve. */
+void dev__drive_values(const struct dev_model *d, const double *in, double u[2]);
 
 /* The base ODE system of a prepared model at time t, state y[n], inputs in[n_in]. */
 void dev__sys_rhs(const struct dev_model *d, double t, const double *y, const double *in,

@@ -19,7 +19,8 @@
  * rows are only ever added at the end; QN_ERATE, a computation code, came
  * after them, and QN_ELIMIT and QN_ETIMEOUT (bounds of one request's work)
  * after it. QN_EREMOTE came with jobs on several ranks (a job that cannot
- * run there: its type, no launcher; a launch that failed).
+ * run there: its type, no launcher; a launch that failed), and QN_ELOST with
+ * Slurm (a batch job lost with its node: the job runs again).
  */
 #ifndef QN_ERR_H
 #define QN_ERR_H
@@ -72,7 +73,8 @@
       "the request needs more than a request may use")                                             \
     X(QN_ETIMEOUT, -36, "timeout", 503, "timeout", "the request ran out of time")               \
     X(QN_EREMOTE, -37, "not_distributed", 422, "not_distributed",                                 \
-      "the job cannot run on several ranks here")
+      "the job cannot run on several ranks here")                                                  \
+    X(QN_ELOST, -38, "lost", 503, "lost", "the run was lost with its node (it may run again)")
 
 enum qn_err {
 #define QN_ERR_ENUM(sym, val, name, status, wire, msg) sym = val,
@@ -81,7 +83,7 @@ enum qn_err {
 };
 
 /* Rows in the table (QN_OK included). */
-#define QN_ERR_COUNT 38
+#define QN_ERR_COUNT 39
 
 /* The short name of a code ("not_converged"); "unknown" for codes not in the table. */
 const char *qn_err_name(int err);

@@ -2,12 +2,16 @@
  * sweep.c: solving a device over many input rows on a pool of threads.
  *
  * The calling thread and n_threads - 1 helpers each own a struct dev_work and
- * take chunks of SWEEP_CHUNK rows from one atomic counter. Row i is only ever
- * written by the thread that claimed it, to out[i] and status[i], and a solve
- * depends only on its row, so the result is byte-identical for any number of
- * threads. Progress is counted under a mutex, which also serialises the
- * user's callback; it is called when at least ~1% more rows are done than at
- * the last call (so at most once per chunk) and once at the end.
+ * take chunks of rows from one atomic counter (about a 64th of a thread's
+ * share, SWEEP_CHUNK_MIN to SWEEP_CHUNK_MAX rows: a large sweep of cheap
+ * solves claims, counts and shares cache lines between threads rarely, and
+ * the threads still finish within one chunk's time of each other). Row i is
+ * only ever written by the thread that claimed it, to out[i] and status[i],
+ * and a solve depends only on its row, so the result is byte-identical for
+ * any number of threads and any chunk size. Finished rows are counted with
+ * an atomic add; a mutex serialises the user's progress callback, which is
+ * called when at least ~1% more rows are done than at the last call (so at
+ * most once per chunk) and once at the end.
  *
  * Trade-off: if a helper thread cannot be created the sweep goes on with the
  * threads it has (the output does not depend on the count); only a failure to
@@ -23,7 +27,8 @@
 
 #include "qn_err.h"
 
-#define SWEEP_CHUNK 16        /* rows claimed at a time */
+#define SWEEP_CHUNK_MIN 16    /* rows claimed at a time, at least */
+#define SWEEP_CHUNK_MAX 256   /* and at most */
 #define SWEEP_MAX_THREADS 256 /* more threads than this are not created */
 
 /* State shared by all workers of one sweep. */
@@ -37,13 +42,14 @@ struct sweep__shared {
     double *out;                     /* (n) outputs, borrowed */
     int *status;                     /* (n) statuses, borrowed */
     const struct sweep_hooks *hooks; /* borrowed, never NULL */
-    _Alignas(64) atomic_size_t next; /* first row not yet claimed (own cache line:
-                                        every claim writes it) */
+    size_t chunk;                    /* rows claimed at a time */
+    _Alignas(64) atomic_size_t next; /* first row not yet claimed (own cache line with
+                                        done: every claim writes both) */
+    atomic_size_t done;              /* rows finished */
     _Alignas(64) atomic_int stop;    /* nonzero: a worker failed or the sweep was canceled */
     atomic_int canceled;             /* nonzero: a solve was stopped by cancel */
-    _Alignas(64) pthread_mutex_t mu; /* guards done, reported, err and the callback */
-    size_t done;                     /* rows finished */
-    size_t reported;                 /* done at the last progress call */
+    _Alignas(64) pthread_mutex_t mu; /* guards err, the callback and writes of reported */
+    atomic_size_t reported;          /* done at the last progress call */
     size_t step;                     /* rows between progress calls (~1%) */
     int err;                         /* first setup failure of a worker (0 if none) */
 };
@@ -55,14 +61,25 @@ static int sweep__cancel_requested(const struct sweep__shared *s)
            atomic_load_explicit(&s->stop, memory_order_relaxed);
 }
 
-/* Adds `rows` finished rows and calls the progress callback when due. */
+/* Whether a progress call is due with `done` rows finished. */
+static int sweep__due(const struct sweep__shared *s, size_t done)
+{
+    size_t reported = atomic_load_explicit(&s->reported, memory_order_relaxed);
+    return done > reported && (done - reported >= s->step || done == s->n);
+}
+
+/* Adds `rows` finished rows and calls the progress callback when due; the
+ * calls see `done` grow, and the last one is n when every row was solved. */
 static void sweep__progress(struct sweep__shared *s, size_t rows)
 {
+    size_t done = atomic_fetch_add_explicit(&s->done, rows, memory_order_relaxed) + rows;
+    if (!s->hooks->progress || !sweep__due(s, done))
+        return;
     pthread_mutex_lock(&s->mu);
-    s->done += rows;
-    if (s->hooks->progress && (s->done - s->reported >= s->step || s->done == s->n)) {
-        s->reported = s->done;
-        s->hooks->progress(s->done, s->n, s->hooks->ctx);
+    done = atomic_load(&s->done);
+    if (sweep__due(s, done)) {
+        atomic_store_explicit(&s->reported, done, memory_order_relaxed);
+        s->hooks->progress(done, s->n, s->hooks->ctx);
     }
     pthread_mutex_unlock(&s->mu);
 }
@@ -118,10 +135,10 @@ static void *sweep__worker(void *arg)
         return NULL;
     }
     for (;;) {
-        size_t lo = atomic_fetch_add(&s->next, SWEEP_CHUNK);
+        size_t lo = atomic_fetch_add(&s->next, s->chunk);
         if (lo >= s->n || sweep__cancel_requested(s))
             break;
-        size_t hi = s->n - lo < SWEEP_CHUNK ? s->n : lo + SWEEP_CHUNK;
+        size_t hi = s->n - lo < s->chunk ? s->n : lo + s->chunk;
         size_t rows = sweep__chunk(s, &w, lo, hi);
         if (rows)
             sweep__progress(s, rows);
@@ -187,18 +204,24 @@ int sweep_run_params(const struct dev_model *d, const double *in, size_t n, size
     if (n == 0)
         return 0;
     size_t n_in = dev_n_inputs(d), width = n_in + n_par;
-    if (n_in == 0 || n > SIZE_MAX / width - SWEEP_CHUNK * (SWEEP_MAX_THREADS + 1))
+    if (n_in == 0 || n > SIZE_MAX / width - SWEEP_CHUNK_MAX * (SWEEP_MAX_THREADS + 1))
         return QN_EINVAL;
-    size_t chunks = (n + SWEEP_CHUNK - 1) / SWEEP_CHUNK;
+    size_t chunks = (n + SWEEP_CHUNK_MIN - 1) / SWEEP_CHUNK_MIN;
     n_threads = n_threads == 0 ? 1 : n_threads;
     n_threads = n_threads > SWEEP_MAX_THREADS ? SWEEP_MAX_THREADS : n_threads;
     n_threads = n_threads > chunks ? chunks : n_threads;
+    size_t chunk = n / (64 * n_threads);
+    chunk = chunk < SWEEP_CHUNK_MIN   ? SWEEP_CHUNK_MIN
+            : chunk > SWEEP_CHUNK_MAX ? SWEEP_CHUNK_MAX
+                                      : chunk;
 
     struct sweep__shared s = {.d = d, .in = in, .n = n, .n_in = n_in, .n_par = n_par,
                               .par = par, .out = out,
                               .status = status, .hooks = hooks ? hooks : &no_hooks,
-                              .step = n / 100 ? n / 100 : 1};
+                              .step = n / 100 ? n / 100 : 1, .chunk = chunk};
     atomic_init(&s.next, 0);
+    atomic_init(&s.done, 0);
+    atomic_init(&s.reported, 0);
     atomic_init(&s.stop, 0);
     atomic_init(&s.canceled, 0);
     if (pthread_mutex_init(&s.mu, NULL) != 0)
@@ -207,7 +230,7 @@ int sweep_run_params(const struct dev_model *d, const double *in, size_t n, size
     int rc = sweep__pool(&s, n_threads);
     if (rc == 0)
         rc = s.err;
-    if (rc == 0 && (s.done < n || atomic_load(&s.canceled)))
+    if (rc == 0 && (atomic_load(&s.done) < n || atomic_load(&s.canceled)))
         rc = QN_ECANCELED;
     pthread_mutex_destroy(&s.mu);
     return rc;

@@ -70,6 +70,7 @@ static const char daemon__usage[] =
     "                [--max-dataset-values N] [--max-connections-per-client N]\n"
     "                [--max-streams N] [--max-streams-per-user N]\n"
     "                [--spool DIR] [--launcher TEMPLATE]\n"
+    "                [--slurm [--partition P] [--account A]]\n"
     "                [--min-body-rate BYTES] [--body-grace S] [--http-nice N]\n"
     "                [--header-timeout S]\n"
     "\n"
@@ -102,6 +103,12 @@ static const char daemon__usage[] =
     "                       spool directory, {threads} the threads per rank (default\n"
     "                       'mpirun --oversubscribe -n {ranks} {cmd}', --allow-run-as-root\n"
     "                       added as root)\n"
+    "  --slurm              jobs on several ranks are Slurm batch jobs instead: sbatch (ranks\n"
+    "                       as tasks, srun --mpi=pmix inside), followed with squeue, canceled\n"
+    "                       with scancel; the spool must be a filesystem the nodes share.\n"
+    "                       Refused when sbatch is not on PATH\n"
+    "  --partition P        --slurm: sbatch --partition\n"
+    "  --account A          --slurm: sbatch --account\n"
     "  --min-body-rate BYTES  bytes/s a request body must keep up once --body-grace has\n"
     "                       passed (default 1024; 0: none; 408 and the connection closed)\n"
     "  --body-grace S       seconds from the request head before that holds (default 10)\n"
@@ -249,6 +256,10 @@ static int daemon__parse(int argc, char **argv, struct daemon_config *c)
         }
         memcpy(name, arg, nl);
         name[nl] = '\0';
+        if (strcmp(name, "--slurm") == 0 && !eq) { /* the one option without a value */
+            c->slurm = 1;
+            continue;
+        }
         if (eq)
             val = eq + 1;
         else if (i + 1 < argc)
@@ -265,6 +276,10 @@ static int daemon__parse(int argc, char **argv, struct daemon_config *c)
             c->spool = val;
         else if (strcmp(name, "--launcher") == 0 && *val)
             c->launcher = val;
+        else if (strcmp(name, "--partition") == 0 && *val)
+            c->partition = val;
+        else if (strcmp(name, "--account") == 0 && *val)
+            c->account = val;
         else {
             int rc = daemon__num_opt(c, name, val);
             if (rc == QN_ENOTFOUND)
@@ -488,9 +503,23 @@ static int daemon__remote(struct daemon *d)
 {
     struct launcher L;
     char msg[SPOOL_PATH_MAX + 128] = "";
-    if (launch_local_init(&L, d->cfg.launcher, msg, sizeof msg)) {
-        fprintf(stderr, "qn: --launcher: %s\n", msg);
+    const struct daemon_config *c = &d->cfg;
+    if (c->slurm && c->launcher) {
+        fprintf(stderr, "qn: --slurm and --launcher: give one of them\n");
         return 2;
+    }
+    if (!c->slurm && (c->partition || c->account)) {
+        fprintf(stderr, "qn: --%s needs --slurm\n", c->partition ? "partition" : "account");
+        return 2;
+    }
+    if (c->slurm ? launch_slurm_init(&L, c->partition, c->account, msg, sizeof msg)
+                 : launch_local_init(&L, c->launcher, msg, sizeof msg)) {
+        fprintf(stderr, "qn: %s%s\n", c->slurm ? "" : "--launcher: ", msg);
+        return 2;
+    }
+    if (c->slurm && L.ops->check(&L, msg, sizeof msg)) { /* asked for by name: must work */
+        fprintf(stderr, "qn: refusing to start: %s\n", msg);
+        return 1;
     }
     if (job_remote_init(&d->remote, &L, d->cfg.spool, d->cfg.db, msg, sizeof msg)) {
         fprintf(stderr, "qn: refusing to start: %s (--spool DIR)\n", msg);

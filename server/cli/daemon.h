@@ -70,6 +70,9 @@ struct daemon_config {
     size_t max_streams_per_user; /* open event streams of one user */
     const char *spool;        /* --spool: jobs on several ranks are staged here (NULL: DB.spool) */
     const char *launcher;     /* --launcher: the command template (NULL: mpirun, launch.h) */
+    int slurm;                /* --slurm: jobs on several ranks are Slurm batch jobs */
+    const char *partition;    /* --partition (--slurm; NULL: Slurm's default) */
+    const char *account;      /* --account (--slurm; NULL: the user's default) */
     unsigned min_body_rate;   /* bytes/s a body must keep up (0: none) */
     unsigned body_grace_s;    /* seconds from the head before min_body_rate holds */
     unsigned header_timeout_s; /* seconds a request head may take to arrive */

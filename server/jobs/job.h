@@ -54,12 +54,17 @@ struct job_ctx {
     const json_t *spec;        /* the job's "spec" object (borrowed) */
     size_t workers;            /* threads the job may use, >= 1 */
     const atomic_int *cancel;  /* nonzero asks the job to stop (borrowed, may be NULL) */
+    const atomic_int *requeue; /* nonzero with cancel: the daemon is stopping and the job goes
+                                  back to the queue (borrowed, may be NULL) */
     job_progress_fn progress;  /* may be NULL */
     void *progress_ctx;        /* passed to progress (borrowed) */
     size_t ranks;              /* "resources": 0 or 1 runs in this process; more runs on
                                   qn-mpi's ranks through remote (job_remote.h) */
     size_t threads;            /* threads per rank when ranks > 1 */
     const struct job_remote *remote; /* the launcher and spool (borrowed; NULL: none) */
+    const char *handle;        /* the launcher's handle of a run an earlier daemon started
+                                  (a Slurm job id, from the job's row; borrowed; NULL or "":
+                                  none): the run is attached to instead of started again */
 
     void *prep;                /* the type's prepared state: made by prepare, freed by release */
     json_t *result;            /* out of run: the result object (new reference) */

@@ -17,6 +17,7 @@
 #include "qn_err.h"
 
 #define JOB_REMOTE_POLL_MS 200 /* the cancel flag is looked at least this often */
+#define JOB_REMOTE_ATTEMPTS 3  /* runs of a job whose run is lost with its node (QN_ELOST) */
 
 /* Creates dir when missing, then proves it writable by making a file in it. */
 static int job_remote__writable(const char *dir, char *msg, size_t cap)
@@ -105,9 +106,11 @@ int job_remote_check(const struct job_remote *r, const struct job_type *t, size_
 
 /* One line of rank 0: progress to the callback, a metric row to the store, a
  * checkpoint to the type's checkpoint (t's, from dir). Lines that are not
- * ours are skipped. */
+ * ours are skipped; so is a metric row already stored when `attached` (the
+ * lines of a run attached to again are read from the start, and the daemon
+ * before the restart stored some). */
 static int job_remote__line(const struct job_type *t, struct job_ctx *ctx, const char *dir,
-                            const char *text)
+                            const char *text, int attached)
 {
     struct spool_line l;
     if (spool_line_parse(text, strlen(text), &l) != 0)
@@ -120,24 +123,39 @@ static int job_remote__line(const struct job_type *t, struct job_ctx *ctx, const
     if (l.kind == SPOOL_LINE_CHECKPOINT)
         return t->checkpoint ? t->checkpoint(ctx, dir, (size_t)l.epoch) : 0;
     int rc = store_metric_insert(ctx->store, ctx->job_id, l.step, l.epoch, l.name, l.value);
+    if (rc == QN_EEXIST && attached)
+        return 0;
     return rc ? job_fail(ctx, rc, "cannot store a metric") : 0;
 }
 
+/* Whether a canceled run is left going for the next daemon: the daemon is
+ * stopping (requeue), and the run has a handle to be found by. */
+static int job_remote__leaves(const struct job_ctx *ctx, struct launch_run *run)
+{
+    const struct launch_ops *ops = ctx->remote->launcher.ops;
+    return ctx->requeue && atomic_load(ctx->requeue) && ops->detach && ops->handle(run);
+}
+
 /* Reads the run's lines until they end, the job is canceled or a line
- * cannot be stored; then waits for its end. */
+ * cannot be stored; then waits for its end. A stopping daemon's run with a
+ * handle is left going instead (*detached 1, QN_ECANCELED). */
 static int job_remote__follow(const struct job_type *t, struct job_ctx *ctx, const char *dir,
-                              struct launch_run *run)
+                              struct launch_run *run, int attached, int *detached)
 {
     const struct launch_ops *ops = ctx->remote->launcher.ops;
     char line[LAUNCH_LINE_MAX];
     int rc = 0, canceled = 0, got;
     while (rc == 0 && (got = ops->next_line(run, line, sizeof line, JOB_REMOTE_POLL_MS)) != 2) {
         if (got == 1)
-            rc = job_remote__line(t, ctx, dir, line);
+            rc = job_remote__line(t, ctx, dir, line, attached);
         if (ctx->cancel && atomic_load(ctx->cancel)) {
             canceled = 1;
             break;
         }
+    }
+    if (canceled && rc == 0 && job_remote__leaves(ctx, run)) {
+        *detached = 1;
+        return QN_ECANCELED;
     }
     if (rc || canceled)
         ops->cancel(run);
@@ -152,26 +170,24 @@ static int job_remote__follow(const struct job_type *t, struct job_ctx *ctx, con
     return wrc;
 }
 
-/* Starts qn-mpi on the staged dir and follows it to its end. */
-static int job_remote__launch(const struct job_type *t, struct job_ctx *ctx, const char *dir)
+/* Records the run's handle on the job's row (a Slurm job id: a daemon that
+ * restarts attaches to it), or clears it (NULL). */
+static int job_remote__keep_handle(struct job_ctx *ctx, const char *handle)
 {
-    const struct job_remote *r = ctx->remote;
-    struct launch_job lj = {.id = ctx->job_id, .dir = dir, .qn_mpi = r->qn_mpi,
-                            .ranks = ctx->ranks, .threads = ctx->threads ? ctx->threads : 1};
-    struct launch_run *run = NULL;
-    int rc = r->launcher.ops->start(&r->launcher, &lj, &run, ctx->reason, sizeof ctx->reason);
-    if (rc)
-        return rc;
-    rc = job_remote__follow(t, ctx, dir, run);
-    r->launcher.ops->destroy(run);
-    return rc;
+    int rc = store_job_set_handle(ctx->store, ctx->job_id, handle);
+    return rc ? job_fail(ctx, rc, "cannot record the run's handle on the job") : 0;
+}
+
+/* The launch_job of ctx in dir. */
+static struct launch_job job_remote__lj(const struct job_ctx *ctx, const char *dir)
+{
+    return (struct launch_job){.id = ctx->job_id, .dir = dir, .qn_mpi = ctx->remote->qn_mpi,
+                               .ranks = ctx->ranks, .threads = ctx->threads ? ctx->threads : 1};
 }
 
 /* The job's spool directory, made empty: an earlier attempt's is removed. */
-static int job_remote__dir(struct job_ctx *ctx, char *dir, size_t cap)
+static int job_remote__dir(struct job_ctx *ctx, const char *dir)
 {
-    if (snprintf(dir, cap, "%s/job-%" PRId64, ctx->remote->spool, ctx->job_id) >= (int)cap)
-        return job_fail(ctx, QN_ERANGE, "the spool directory's path is too long");
     spool_remove(dir);
     if (mkdir(dir, 0755) != 0) {
         snprintf(ctx->reason, sizeof ctx->reason, "cannot create %s: %s", dir, strerror(errno));
@@ -180,19 +196,99 @@ static int job_remote__dir(struct job_ctx *ctx, char *dir, size_t cap)
     return 0;
 }
 
+/* Stages the job afresh in dir and starts it; its handle goes on the row. */
+static int job_remote__start(const struct job_type *t, struct job_ctx *ctx, const char *dir,
+                             struct launch_run **run)
+{
+    const struct launcher *L = &ctx->remote->launcher;
+    struct launch_job lj = job_remote__lj(ctx, dir);
+    int rc = job_remote__dir(ctx, dir);
+    if (rc == 0)
+        rc = t->stage(ctx, dir);
+    if (rc == 0)
+        rc = L->ops->start(L, &lj, run, ctx->reason, sizeof ctx->reason);
+    const char *handle = rc == 0 ? L->ops->handle(*run) : NULL;
+    if (rc == 0 && handle && (rc = job_remote__keep_handle(ctx, handle)) != 0) {
+        L->ops->destroy(*run); /* cancels it: a run the row cannot find must not go on */
+        *run = NULL;
+    }
+    return rc;
+}
+
+/*
+ * The run an earlier daemon started for this job (ctx->handle, from the
+ * job's row), if the launcher can attach to it: 0 with *run; 0 with *run
+ * NULL and *done 1 when the run is gone but left its result in dir; 0 with
+ * both unset when there is nothing to attach to (start afresh).
+ */
+static int job_remote__reattach(struct job_ctx *ctx, const char *dir, struct launch_run **run,
+                                int *done)
+{
+    const struct launcher *L = &ctx->remote->launcher;
+    struct launch_job lj = job_remote__lj(ctx, dir);
+    char msg[256], result[SPOOL_PATH_MAX];
+    *run = NULL;
+    *done = 0;
+    if (!ctx->handle || !ctx->handle[0] || !L->ops->attach)
+        return 0;
+    int rc = L->ops->attach(L, &lj, ctx->handle, run, msg, sizeof msg);
+    if (rc == QN_ENOTFOUND) {
+        *done = spool_path(result, sizeof result, dir, SPOOL_RESULT) == 0 &&
+                access(result, F_OK) == 0;
+        return 0;
+    }
+    if (rc)
+        snprintf(ctx->reason, sizeof ctx->reason, "cannot attach to run %s: %s", ctx->handle, msg);
+    return rc;
+}
+
+/* One run of the job to its end: attached to the run of an earlier daemon
+ * when the row names one, else staged and started; *detached as in
+ * job_remote__follow. */
+static int job_remote__attempt(const struct job_type *t, struct job_ctx *ctx, const char *dir,
+                               int *detached)
+{
+    const struct launch_ops *ops = ctx->remote->launcher.ops;
+    struct launch_run *run = NULL;
+    int done = 0;
+    int rc = job_remote__reattach(ctx, dir, &run, &done);
+    int attached = run != NULL;
+    if (rc == 0 && !run && !done)
+        rc = job_remote__start(t, ctx, dir, &run);
+    if (rc == 0 && run)
+        rc = job_remote__follow(t, ctx, dir, run, attached, detached);
+    if (run && *detached)
+        ops->detach(run);
+    else if (run)
+        ops->destroy(run);
+    return rc;
+}
+
 static int job_remote__run(const struct job_type *t, struct job_ctx *ctx)
 {
     char dir[SPOOL_PATH_MAX];
-    int rc = job_remote__dir(ctx, dir, sizeof dir);
-    if (rc)
+    if (snprintf(dir, sizeof dir, "%s/job-%" PRId64, ctx->remote->spool, ctx->job_id) >=
+        (int)sizeof dir)
+        return job_fail(ctx, QN_ERANGE, "the spool directory's path is too long");
+    int rc = QN_ELOST, detached = 0;
+    for (int attempt = 1; rc == QN_ELOST && attempt <= JOB_REMOTE_ATTEMPTS; attempt++) {
+        rc = job_remote__attempt(t, ctx, dir, &detached);
+        ctx->handle = NULL; /* a second attempt starts afresh */
+    }
+    if (detached) /* the daemon stops; its run, spool and handle wait for the next one */
         return rc;
-    rc = t->stage(ctx, dir);
-    if (rc == 0)
-        rc = job_remote__launch(t, ctx, dir);
+    if (rc == QN_ELOST) {
+        char lost[sizeof ctx->reason];
+        snprintf(lost, sizeof lost, "%s", ctx->reason);
+        snprintf(ctx->reason, sizeof ctx->reason, "lost %d times: %s", JOB_REMOTE_ATTEMPTS, lost);
+    }
     if (rc == 0)
         rc = t->collect(ctx, dir);
+    /* Only now: a daemon killed before this line attaches again and collects
+     * the same files (the output replaces its earlier attempt's). */
+    int hrc = job_remote__keep_handle(ctx, NULL);
     spool_remove(dir);
-    return rc;
+    return rc ? rc : hrc;
 }
 
 int job_execute(const struct job_type *t, struct job_ctx *ctx)

@@ -18,6 +18,18 @@
  *      failure is the job's failure with qn-mpi's reason (error.txt, else
  *      the last line of stderr.txt), with nothing of its output stored;
  *   4. removes SPOOL/job-ID/ however the job ended.
+ * A launcher whose runs outlive the daemon (Slurm) gives each run a handle
+ * (the Slurm job id), kept on the job's row (store_job_set_handle) from the
+ * start until the output is stored: a daemon that restarts (kill -9) finds
+ * the job requeued with its handle and attaches to that run (follows it,
+ * collects its result) instead of staging and starting it again; when the
+ * run is gone and left result.json, the result is collected as it is. A
+ * daemon that stops cleanly (SIGTERM: its jobs are requeued) leaves such a
+ * run going, with its spool directory and handle, for the next start to
+ * attach to, instead of canceling it. A run lost with its node (QN_ELOST
+ * from the launcher's wait) is staged and run again, up to
+ * JOB_REMOTE_ATTEMPTS runs in all (a train job resumes from its last
+ * checkpoint, which the stage writes).
  * Only the daemon opens the database; qn-mpi sees the spool and its output.
  */
 #ifndef QN_JOB_REMOTE_H

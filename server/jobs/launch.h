@@ -23,10 +23,11 @@
  *   handle   the text to store on the job's row to find the run again after
  *            the daemon restarts (the Slurm job id), or NULL when a run cannot
  *            outlive the daemon (local: mpirun gets SIGTERM when the daemon
- *            dies); borrowed from r. The jobs table has no column for it yet:
- *            the Slurm backend adds one (its migration), has the runner
- *            (job_remote.c, after start) store it, and a requeued job whose
- *            row holds one is attached rather than staged and started again.
+ *            dies); borrowed from r. The runner (job_remote.c) stores it on
+ *            the job's row right after start (jobs.launch_handle, migration
+ *            0009) and clears it once the output is stored; a requeued job
+ *            whose row holds one is attached rather than staged and started
+ *            again.
  *   attach   the reverse of handle: the run of a job whose row holds
  *            `handle`, as start would have returned it (NULL when the backend
  *            has no handles). QN_ENOTFOUND when the run is gone.
@@ -42,8 +43,13 @@
  *            it exited 0, QN_EREMOTE with the reason in reason otherwise:
  *            DIR/error.txt (qn-mpi's own), else the last line of
  *            DIR/stderr.txt with a word in it, else the status or signal that
- *            ended it.
+ *            ended it. QN_ELOST (with a reason) when the run was lost with
+ *            its machine, not ended by qn-mpi or a cancel (Slurm's NODE_FAIL):
+ *            the runner may run the job again.
  *   destroy  frees r (a run not waited for is canceled and waited for first).
+ *   detach   frees r and leaves the run going (the daemon stops, and the next
+ *            one attaches to it by its handle); NULL for backends without
+ *            handles, whose runs end with the daemon.
  *
  * Every function is called from the one worker thread that runs the job,
  * except check (any thread). Backends must not use the database: the
@@ -84,12 +90,14 @@ struct launch_ops {
     void (*cancel)(struct launch_run *r);
     int (*wait)(struct launch_run *r, char *reason, size_t cap);
     void (*destroy)(struct launch_run *r);
+    void (*detach)(struct launch_run *r);
 };
 
 /* A configured launcher: its ops and the backend's settings. */
 struct launcher {
     const struct launch_ops *ops;
-    char template_[LAUNCH_TEMPLATE_MAX]; /* local: the command template */
+    char template_[LAUNCH_TEMPLATE_MAX]; /* local: the command template; slurm: sbatch's
+                                            options ("--partition=P --account=A ") */
     void *backend;                       /* other backends' settings (theirs) */
 };
 
@@ -104,5 +112,18 @@ struct launcher {
  */
 extern const struct launch_ops launch_local_ops;
 int launch_local_init(struct launcher *L, const char *template_, char *msg, size_t cap);
+
+/*
+ * The Slurm backend (launch_slurm.c): qn-mpi as a batch job (ranks as tasks,
+ * threads as CPUs per task, `srun --mpi=pmix` inside), submitted with sbatch
+ * --parsable, followed with squeue (sacct, then the spool, once squeue has
+ * forgotten it), canceled with scancel; its handle is the Slurm job id.
+ * partition and account (may be NULL or "") become sbatch's --partition and
+ * --account, kept in L->template_. QN_EINVAL (msg) for a value that is not
+ * a plain Slurm name.
+ */
+extern const struct launch_ops launch_slurm_ops;
+int launch_slurm_init(struct launcher *L, const char *partition, const char *account, char *msg,
+                      size_t cap);
 
 #endif

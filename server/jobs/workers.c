@@ -232,8 +232,9 @@ static void workers__run(struct workers_slot *t, struct store *s, const struct s
     const struct job_type *type = job_type_find(j->type);
     struct job_ctx ctx = {.store = s, .job_id = j->id, .name = j->name, .owner = j->owner,
                           .workers = w->job_threads, .cancel = &t->cancel,
+                          .requeue = &t->requeue,
                           .progress = workers__progress, .progress_ctx = t,
-                          .remote = w->remote};
+                          .remote = w->remote, .handle = j->handle};
     int rc;
     workers__register(t, j);
     if (!type) {

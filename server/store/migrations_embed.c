@@ -308,6 +308,20 @@ const struct migration migrate_list[] = {
      "                                   'local');\n"
      "CREATE INDEX models_by_owner_name ON models (owner, name);\n"
     },
+    {9, "0009_launch_handle",
+     "-- 0009_launch_handle.sql: a job's run outside the daemon can be found again\n"
+     "-- (issue 13).\n"
+     "--\n"
+     "-- A job on several ranks submitted to Slurm runs as a batch job that\n"
+     "-- outlives the daemon. Its launcher's handle (the Slurm job id) is stored\n"
+     "-- on the job's row while it runs, so a daemon that restarts (kill -9, a\n"
+     "-- reboot) attaches to that batch job and collects its result instead of\n"
+     "-- running the job a second time. NULL: the job has no such run (it runs in\n"
+     "-- the daemon's process, or under mpirun, which dies with the daemon).\n"
+     "-- Never edit this file once released; add 0010_*.sql instead.\n"
+     "\n"
+     "ALTER TABLE jobs ADD COLUMN launch_handle TEXT;\n"
+    },
 };
 
 const size_t migrate_count = sizeof migrate_list / sizeof migrate_list[0];

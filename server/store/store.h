@@ -34,6 +34,7 @@
 #define STORE_MAX_COLS 100000 /* columns of a dataset (a block stays < 2 GiB) */
 #define STORE_NAME_MAX 128    /* bytes of a device, dataset or job name, with NUL */
 #define STORE_TIME_MAX 32     /* bytes of an ISO-8601 time, with NUL */
+#define STORE_HANDLE_MAX 64   /* bytes of a launcher's handle (a Slurm job id), with NUL */
 #define STORE_MSG_MAX 256     /* bytes of an error message, with NUL */
 
 struct store; /* opaque: one connection */
@@ -216,6 +217,7 @@ struct store_job {
     char created[STORE_TIME_MAX];
     char started[STORE_TIME_MAX];  /* "" until it runs */
     char finished[STORE_TIME_MAX]; /* "" until it ends */
+    char handle[STORE_HANDLE_MAX]; /* its run's launcher handle (a Slurm job id), "" when none */
 };
 
 /* Stores a job. owner NULL means "local"; spec is the spec JSON text. */
@@ -229,6 +231,11 @@ int store_job_get(struct store *s, int64_t id, struct store_job *out);
  */
 int store_job_set_state(struct store *s, int64_t id, enum store_job_state state,
                         const char *result, const char *error);
+/* Stores the launcher's handle of job id's run (a Slurm job id: the run
+ * outlives the daemon, which attaches to it again after a restart), or
+ * clears it (NULL or ""). QN_ERANGE for a handle of STORE_HANDLE_MAX bytes
+ * or more, QN_ENOTFOUND when there is no such job. */
+int store_job_set_handle(struct store *s, int64_t id, const char *handle);
 /* Moves job id back to running for a new attempt: result, error and
  * finished are cleared, started is kept. QN_ENOTFOUND if absent. */
 int store_job_restart(struct store *s, int64_t id);

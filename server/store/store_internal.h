@@ -44,7 +44,7 @@ int store__get_by_name(struct store *s, const char *cols, const char *name,
 /* The columns store__job_row reads, in its order. */
 #define STORE__JOB_COLS                                                                         \
     "SELECT id, type, name, owner, priority, state, spec, result, error, created, started,"     \
-    " finished FROM jobs "
+    " finished, launch_handle FROM jobs "
 
 /* The connection's SQLite handle (borrowed): for the store's own files, and
  * for tests that inspect or damage a database on purpose. */

@@ -115,6 +115,7 @@ int store__job_row(sqlite3_stmt *st, void *p)
     store__col_text(st, 9, j->created, sizeof j->created);
     store__col_text(st, 10, j->started, sizeof j->started);
     store__col_text(st, 11, j->finished, sizeof j->finished);
+    store__col_text(st, 12, j->handle, sizeof j->handle);
     return err;
 }
 
@@ -145,6 +146,22 @@ int store_job_set_state(struct store *s, int64_t id, enum store_job_state state,
     store__bind_text(st, 2, store_job_state_name(state));
     store__bind_text(st, 3, result);
     store__bind_text(st, 4, error);
+    rc = store__exec_stmt(st);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = QN_ENOTFOUND;
+    return rc;
+}
+
+int store_job_set_handle(struct store *s, int64_t id, const char *handle)
+{
+    sqlite3_stmt *st = NULL;
+    if (handle && strlen(handle) >= STORE_HANDLE_MAX)
+        return QN_ERANGE;
+    int rc = store__prep(s, "UPDATE jobs SET launch_handle = ?2 WHERE id = ?1", &st);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    store__bind_text(st, 2, handle && *handle ? handle : NULL);
     rc = store__exec_stmt(st);
     if (rc == 0 && sqlite3_changes(s->db) == 0)
         rc = QN_ENOTFOUND;

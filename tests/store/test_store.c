@@ -32,6 +32,7 @@
 #include "store.h"
 #include "store_internal.h" /* store_sqlite: raw access to inspect the database */
 #include "store_catalog.h"
+#include "store_queue.h"
 #include "store_tx.h"
 
 /* Per-test state: a temp dir and the database path in it. */
@@ -488,6 +489,47 @@ static void test_jobs_and_metrics(void **state)
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM metrics WHERE time > 1.7e9"), 2);
 }
 
+/* A job's launch handle (a Slurm job id) is stored, read back, kept when the
+ * job is requeued at start-up (the restarted daemon attaches with it) and
+ * cleared; one too long, or of no such job, is refused. */
+static int requeue_move(void *ctx, int64_t id, const char *type, const char *owner,
+                        enum store_job_state from, enum store_job_state to, const char *why)
+{
+    (void)ctx, (void)id, (void)type, (void)owner, (void)from, (void)to, (void)why;
+    return 0;
+}
+
+static void test_job_launch_handle(void **state)
+{
+    struct fx *f = *state;
+    struct store *s = open_ok(f);
+    int64_t id = 0;
+    struct store_job j;
+    char big[STORE_HANDLE_MAX + 1];
+    assert_int_equal(store_job_insert(s, "sweep", "slurm", NULL, 0, JOB_RUNNING, "{}", &id), 0);
+    assert_int_equal(store_job_get(s, id, &j), 0);
+    assert_string_equal(j.handle, "");
+    store_job_free(&j);
+    assert_int_equal(store_job_set_handle(s, id, "4711"), 0);
+    size_t n = 0;
+    assert_int_equal(store_queue_requeue_all(s, requeue_move, NULL, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_job_get(s, id, &j), 0);
+    assert_int_equal(j.state, JOB_QUEUED);
+    assert_string_equal(j.handle, "4711");
+    store_job_free(&j);
+    assert_int_equal(store_job_set_handle(s, id, NULL), 0);
+    assert_int_equal(store_job_get(s, id, &j), 0);
+    assert_string_equal(j.handle, "");
+    store_job_free(&j);
+    memset(big, '7', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(store_job_set_handle(s, id, big), QN_ERANGE);
+    assert_int_equal(store_job_set_handle(s, id + 1, "1"), QN_ENOTFOUND);
+    store_close(s);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM jobs WHERE launch_handle IS NULL"), 1);
+}
+
 /* Metric ids are SSE event ids: after store_metric_delete_after (a resumed
  * train job) the rows written next get ids above every id ever given. */
 static void test_metric_ids_never_reused(void **state)
@@ -865,6 +907,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_export_csv, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_devices, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_jobs_and_metrics, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_job_launch_handle, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_metric_ids_never_reused, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_model_owners_migration, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_metric_ids_migration_keeps_rows, fx_setup,
