@@ -207,21 +207,6 @@ static void test_edge_refusals_http(void **state)
     sqlite3_close(db);
 }
 
-/* Skips the test when mpirun is not on PATH. */
-static void need_mpirun(const char *test)
-{
-    const char *path = getenv("PATH");
-    char full[1024];
-    for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
-        size_t n = strcspn(p, ":");
-        snprintf(full, sizeof full, "%.*s/mpirun", (int)n, p);
-        if (access(full, X_OK) == 0)
-            return;
-        p += n + (p[n] == ':');
-    }
-    qt_skip_test(test, "mpirun is not on PATH (Debian's openmpi-bin): qn-mpi cannot be launched");
-}
-
 /* The result of evaluating model 1 on AND's test split on `ranks` ranks (new reference). */
 static json_t *evaluate_on(struct qd *d, int ranks)
 {
@@ -244,7 +229,7 @@ static json_t *evaluate_on(struct qd *d, int ranks)
 static void test_edge_on_ranks(void **state)
 {
     struct qd *d = *state;
-    need_mpirun(__func__);
+    qt_need_mpirun(__func__);
     qd_start(d);
     json_t *rec = qd_wait_final(d, NULL, qd_submit(d, NULL, edge_job), 120);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");

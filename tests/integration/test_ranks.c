@@ -75,21 +75,6 @@ static int fx_teardown(void **state)
     return 0;
 }
 
-/* Skips the test when mpirun is not on PATH. */
-static void need_mpirun(const char *test)
-{
-    const char *path = getenv("PATH");
-    char full[1024];
-    for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
-        size_t n = strcspn(p, ":");
-        snprintf(full, sizeof full, "%.*s/mpirun", (int)n, p);
-        if (access(full, X_OK) == 0)
-            return;
-        p += n + (p[n] == ':');
-    }
-    qt_skip_test(test, "mpirun is not on PATH (Debian's openmpi-bin): qn-mpi cannot be launched");
-}
-
 /* Processes whose command line contains `needle` (the test's own spool path). */
 static int processes_with(const char *needle)
 {
@@ -156,7 +141,7 @@ static void job_dir(const struct fx *f, int64_t id, char *out, size_t cap)
 static void test_sweep_on_two_ranks(void **state)
 {
     struct fx *f = *state;
-    need_mpirun(__func__);
+    qt_need_mpirun(__func__);
     qd_start(&f->d);
     int64_t id = qd_submit(&f->d, NULL, CRN_SWEEP(2000, 2));
     json_t *rec = qd_wait_final(&f->d, NULL, id, 120);
@@ -182,7 +167,7 @@ static void test_sweep_on_two_ranks(void **state)
 static void test_evaluate_metrics_served(void **state)
 {
     struct fx *f = *state;
-    need_mpirun(__func__);
+    qt_need_mpirun(__func__);
     qd_start(&f->d);
     json_decref(qd_wait_final(&f->d, NULL, qd_submit(&f->d, NULL, TRAIN_JOB), 120));
     int64_t id = qd_submit(&f->d, NULL, EVALUATE_JOB);
@@ -213,7 +198,7 @@ static void test_evaluate_metrics_served(void **state)
 static void test_cancel_on_two_ranks(void **state)
 {
     struct fx *f = *state;
-    need_mpirun(__func__);
+    qt_need_mpirun(__func__);
     qd_start(&f->d);
     int64_t id = qd_submit(&f->d, NULL, HH_SWEEP(200000, 2));
     char spool[1024];
@@ -245,7 +230,7 @@ static void test_cancel_on_two_ranks(void **state)
 static void test_kill9_leaves_no_ranks(void **state)
 {
     struct fx *f = *state;
-    need_mpirun(__func__);
+    qt_need_mpirun(__func__);
     qd_start(&f->d);
     int64_t id = qd_submit(&f->d, NULL, HH_SWEEP(4000, 2));
     char spool[1024];

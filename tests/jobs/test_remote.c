@@ -218,25 +218,10 @@ static void test_check_and_init(void **state)
     assert_non_null(strstr(msg, file));
 }
 
-/* mpirun on PATH, or the test skips. */
-static void need_mpirun(const char *test)
-{
-    const char *path = getenv("PATH");
-    char full[1024];
-    for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
-        size_t n = strcspn(p, ":");
-        snprintf(full, sizeof full, "%.*s/mpirun", (int)n, p);
-        if (access(full, X_OK) == 0)
-            return;
-        p += n + (p[n] == ':');
-    }
-    qt_skip_test(test, "mpirun is not on PATH (Debian's openmpi-bin): qn-mpi cannot be launched");
-}
-
 static void test_metric_lines_stored(void **state)
 {
     struct qt_store *f = *state;
-    need_mpirun(__func__);
+    qt_need_mpirun(__func__);
     char tmpl[700], msg[SPOOL_PATH_MAX + 128];
     assert_int_equal(qt_write_file(f->dir, "wrap.sh",
                                    "echo '{\"metric\":{\"step\":4,\"epoch\":1,\"name\":\"probe\","

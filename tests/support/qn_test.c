@@ -39,6 +39,20 @@ void qt_skip_test(const char *test, const char *why)
     skip();
 }
 
+void qt_need_mpirun(const char *test)
+{
+    const char *path = getenv("PATH");
+    char full[1024];
+    for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(full, sizeof full, "%.*s/mpirun", (int)n, p);
+        if (access(full, X_OK) == 0)
+            return;
+        p += n + (p[n] == ':');
+    }
+    qt_skip_test(test, "mpirun is not on PATH (Debian's openmpi-bin): qn-mpi cannot be launched");
+}
+
 int qt_tmpdir(char *buf, size_t cap)
 {
     const char *base = getenv("TMPDIR");

@@ -105,4 +105,8 @@ void *qt_run_job(const struct qt_dir *f, const char *db, const char *job, const 
 #define qt_skip(why) qt_skip_test(__func__, (why))
 void qt_skip_test(const char *test, const char *why);
 
+/* Skips `test` (as qt_skip_test) when mpirun is not on PATH (Debian's
+ * openmpi-bin), so qn-mpi cannot be launched; returns when it is. */
+void qt_need_mpirun(const char *test);
+
 #endif
