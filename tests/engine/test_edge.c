@@ -40,13 +40,6 @@
 /* An edge layer with one cell per edge. */
 static const struct net_cells_spec EDGE = {NET_CELLS_EDGE, 0, NULL, NULL};
 
-static void neuron(struct dev_model *d, enum act_kind act)
-{
-    dev_model_init(d, DEV_NEURON);
-    d->activation = act;
-    qt_dev_prepare(d);
-}
-
 /* The device of layer L at drive u, in double. */
 static double ref_device(const struct net_layer *L, double u)
 {
@@ -147,7 +140,7 @@ static void check_grad(struct net *n)
 static void grad_case(const struct dev_model *dev, enum net_via via, const struct surrogate *sur)
 {
     struct dev_model tanhd;
-    neuron(&tanhd, ACT_TANH);
+    qt_neuron(&tanhd, ACT_TANH);
     size_t src[6] = {0, 1, 1, 2, 3, 0}, dst[6] = {0, 0, 0, 1, 0, 1};
     struct net_layer_spec spec[2] = {{4, &tanhd, VIA_EXACT, NULL, 0, 0}, {2, dev, via, sur, 0, 0}};
     struct net_cells_spec cs[2] = {{NET_CELLS_NODE, 0, NULL, NULL}, {NET_CELLS_EDGE, 6, src, dst}};
@@ -168,10 +161,10 @@ static void test_grad_exact(void **state)
 {
     (void)state;
     struct dev_model d;
-    neuron(&d, ACT_TANH);
+    qt_neuron(&d, ACT_TANH);
     grad_case(&d, VIA_EXACT, NULL);
     dev_model_close(&d);
-    neuron(&d, ACT_SOFTPLUS);
+    qt_neuron(&d, ACT_SOFTPLUS);
     grad_case(&d, VIA_EXACT, NULL);
     dev_model_close(&d);
 }
@@ -316,8 +309,8 @@ static void test_split_and_prune(void **state)
 {
     (void)state;
     struct dev_model id, relu;
-    neuron(&id, ACT_IDENTITY);
-    neuron(&relu, ACT_RELU);
+    qt_neuron(&id, ACT_IDENTITY);
+    qt_neuron(&relu, ACT_RELU);
     struct adapt_config c;
     adapt_config_default(&c);
     c.grow = 1.0 / 3, c.prune = 1.0 / 3;
@@ -376,7 +369,7 @@ static void test_scores_and_event(void **state)
 {
     (void)state;
     struct dev_model id;
-    neuron(&id, ACT_IDENTITY);
+    qt_neuron(&id, ACT_IDENTITY);
     struct net *n = hand_net(&id);
     float x[2 * 2] = {0.3f, 0.8f, -0.4f, 1.2f};
     n->track = 1;
@@ -433,7 +426,7 @@ static void test_init_and_refusals(void **state)
 {
     (void)state;
     struct dev_model t, sq;
-    neuron(&t, ACT_TANH);
+    qt_neuron(&t, ACT_TANH);
     dev_model_init(&sq, DEV_ALMOST_NEURON);
     sq.drive = DRIVE_DOT_SQ;
     qt_dev_prepare(&sq);
@@ -522,7 +515,7 @@ static void test_one_layer_trains_and_resumes(void **state)
     assert_int_equal(data_gen_gate(&ds, DATA_GATE_AND, 200, 0.1, 3), 0);
     assert_int_equal(data_split(&ds, 0.2, 1, &tr, &te), 0);
     struct dev_model t;
-    neuron(&t, ACT_TANH);
+    qt_neuron(&t, ACT_TANH);
     struct net_layer_spec spec = {2, &t, VIA_EXACT, NULL, 0, 0};
     struct train_config cfg = {LOSS_CROSS_ENTROPY, 12, 16, 9, 1, {0}, TRAIN_NOMINAL, 0};
     adapt_config_default(&cfg.adapt);
@@ -588,7 +581,7 @@ static void test_replicas_and_es(void **state)
 {
     (void)state;
     struct dev_model t;
-    neuron(&t, ACT_TANH);
+    qt_neuron(&t, ACT_TANH);
     size_t src[5] = {0, 1, 1, 0, 1}, dst[5] = {0, 0, 0, 1, 1};
     struct net_cells_spec cs = {NET_CELLS_EDGE, 5, src, dst};
     struct net_layer_spec spec = {2, &t, VIA_EXACT, NULL, 0, 0};

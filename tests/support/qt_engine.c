@@ -22,6 +22,13 @@ void qt_dev_prepare(struct dev_model *d)
         fail_msg("prepare: %s: %s", err.field, err.msg);
 }
 
+void qt_neuron(struct dev_model *d, enum act_kind act)
+{
+    dev_model_init(d, DEV_NEURON);
+    d->activation = act;
+    qt_dev_prepare(d);
+}
+
 void qt_make_surrogate(struct surrogate *s, size_t n_in, uint64_t seed)
 {
     memset(s, 0, sizeof *s);

@@ -1,7 +1,7 @@
 /*
  * qt_engine.h: helpers shared by the engine tests (compiled into every test
  * and bench program, as every tests/support .c file): preparing a device
- * model or failing the test, a small random surrogate MLP and an independent
+ * model or failing the test, a neuron device, a small random surrogate MLP and an independent
  * float64 forward of it, and a snapshot of a network's parameters with its
  * optimizer's state (what a checkpoint holds) to resume a run from.
  *
@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "act.h"
+
 struct dev_model;
 struct surrogate;
 struct net;
@@ -21,6 +23,10 @@ struct optim;
 
 /* dev_model_prepare, failing the test with the error's field and message. */
 void qt_dev_prepare(struct dev_model *d);
+
+/* d as a neuron device with activation act, prepared (as qt_dev_prepare);
+ * dev_model_close it. */
+void qt_neuron(struct dev_model *d, enum act_kind act);
 
 /* A small random surrogate MLP (n_in -> 6 tanh -> 1, parameters from seed)
  * with input scaling mean 0.1 (k + 1), std 1.5 + k for input k, and output
