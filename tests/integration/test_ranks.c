@@ -26,7 +26,6 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
-#include <dirent.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
@@ -75,40 +74,14 @@ static int fx_teardown(void **state)
     return 0;
 }
 
-/* Processes whose command line contains `needle` (the test's own spool path). */
-static int processes_with(const char *needle)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL) {
-        char path[300], buf[4096];
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-        FILE *f = fopen(path, "rb");
-        size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-        if (f)
-            fclose(f);
-        for (size_t i = 0; i < len; i++)
-            if (buf[i] == '\0')
-                buf[i] = ' ';
-        buf[len] = '\0';
-        n += strstr(buf, needle) != NULL;
-    }
-    closedir(d);
-    return n;
-}
-
 /* Polls until no process names `needle`; fails after timeout s. */
 static void wait_no_process(const char *needle, double timeout)
 {
     double t0 = qd_now();
-    while (processes_with(needle) > 0) {
+    while (qt_processes_with(needle) > 0) {
         if (qd_now() - t0 > timeout)
             fail_msg("%d process(es) still run with '%s' in their command line",
-                     processes_with(needle), needle);
+                     qt_processes_with(needle), needle);
         qd_nap_ms(50);
     }
 }
@@ -204,7 +177,7 @@ static void test_cancel_on_two_ranks(void **state)
     char spool[1024];
     snprintf(spool, sizeof spool, "%s.spool/job-%" PRId64, f->d.db, id);
     double t0 = qd_now();
-    while (processes_with(spool) < 3) { /* mpirun and two ranks of qn-mpi */
+    while (qt_processes_with(spool) < 3) { /* mpirun and two ranks of qn-mpi */
         if (qd_now() - t0 > 60)
             fail_msg("qn-mpi did not start on 2 ranks within 60 s:\n%s", qd_log_tail(f->d.log));
         qd_nap_ms(20);
@@ -236,7 +209,7 @@ static void test_kill9_leaves_no_ranks(void **state)
     char spool[1024];
     job_dir(f, id, spool, sizeof spool);
     double t0 = qd_now();
-    while (processes_with(spool) < 3) {
+    while (qt_processes_with(spool) < 3) {
         if (qd_now() - t0 > 60)
             fail_msg("qn-mpi did not start on 2 ranks within 60 s:\n%s", qd_log_tail(f->d.log));
         qd_nap_ms(20);

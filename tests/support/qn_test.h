@@ -52,6 +52,11 @@ int qt_qn(const char *cwd, const char *input, struct qt_run *r, ...);
 
 void qt_run_free(struct qt_run *r);
 
+/* The number of processes whose command line (/proc/PID/cmdline, arguments
+ * joined by spaces, its first 4 KiB) contains needle; fails the test when
+ * /proc cannot be read. */
+int qt_processes_with(const char *needle);
+
 /* Number of lines (newline-terminated) in s. */
 size_t qt_count_lines(const char *s);
 
