@@ -27,6 +27,29 @@ static json_t *spool__indices(const size_t *v, size_t n)
     return a;
 }
 
+json_t *spool_cell_list(const size_t *src, const size_t *dst, size_t n)
+{
+    return json_pack("{so so}", "src", spool__indices(src, n), "dst", spool__indices(dst, n));
+}
+
+int spool_cell_list_read(const json_t *list, size_t **buf, struct net_cells_spec *out)
+{
+    const json_t *src = json_object_get(list, "src"), *dst = json_object_get(list, "dst");
+    size_t k = json_array_size(src);
+    if (k < 1 || k > NET_MAX_CELLS || json_array_size(dst) != k)
+        return QN_EFORMAT;
+    if (!(*buf = malloc(2 * k * sizeof **buf)))
+        return QN_ENOMEM;
+    for (size_t i = 0; i < 2 * k; i++) {
+        const json_t *x = json_array_get(i < k ? src : dst, i % k);
+        if (!json_is_integer(x) || json_integer_value(x) < 0)
+            return QN_EFORMAT;
+        (*buf)[i] = (size_t)json_integer_value(x);
+    }
+    *out = (struct net_cells_spec){NET_CELLS_EDGE, k, *buf, *buf + k};
+    return 0;
+}
+
 /* "cells": "edge" and the "cell_list" of an edge layer into o. Returns 0 or QN_ENOMEM. */
 static int spool__cells_write(const struct net_cells_spec *c, json_t *o)
 {
@@ -36,8 +59,7 @@ static int spool__cells_write(const struct net_cells_spec *c, json_t *o)
         return QN_ENOMEM;
     if (!c->src)
         return 0;
-    json_t *list = json_pack("{so so}", "src", spool__indices(c->src, c->n_cells), "dst",
-                             spool__indices(c->dst, c->n_cells));
+    json_t *list = spool_cell_list(c->src, c->dst, c->n_cells);
     return !list || json_object_set_new(o, "cell_list", list) ? QN_ENOMEM : 0;
 }
 
@@ -109,22 +131,7 @@ static int spool__cells_open(const json_t *o, size_t l, struct spool_net *n)
     if (!json_is_string(c) || strcmp(json_string_value(c), net_cells_name(NET_CELLS_EDGE)) != 0)
         return QN_EFORMAT;
     n->cells[l].cells = NET_CELLS_EDGE;
-    if (!list)
-        return 0;
-    const json_t *src = json_object_get(list, "src"), *dst = json_object_get(list, "dst");
-    size_t k = json_array_size(src);
-    if (k < 1 || k > NET_MAX_CELLS || json_array_size(dst) != k)
-        return QN_EFORMAT;
-    if (!(n->cell_buf[l] = malloc(2 * k * sizeof *n->cell_buf[l])))
-        return QN_ENOMEM;
-    for (size_t i = 0; i < 2 * k; i++) {
-        const json_t *x = json_array_get(i < k ? src : dst, i % k);
-        if (!json_is_integer(x) || json_integer_value(x) < 0)
-            return QN_EFORMAT;
-        n->cell_buf[l][i] = (size_t)json_integer_value(x);
-    }
-    n->cells[l] = (struct net_cells_spec){NET_CELLS_EDGE, k, n->cell_buf[l], n->cell_buf[l] + k};
-    return 0;
+    return list ? spool_cell_list_read(list, &n->cell_buf[l], &n->cells[l]) : 0;
 }
 
 /* Layer l of the network: its device prepared, its surrogate loaded. */

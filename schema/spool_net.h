@@ -67,6 +67,21 @@ int spool_net_open(const char *dir, const json_t *network, int forward_only,
                    struct spool_net *out, char *msg, size_t cap);
 void spool_net_close(struct spool_net *n);
 
+/* An edge layer's cell list as JSON, {"src": [..], "dst": [..]} from the n
+ * indices src and dst (what the spool, checkpoints' "arch" and results
+ * carry). New reference, NULL when out of memory. */
+json_t *spool_cell_list(const size_t *src, const size_t *dst, size_t n);
+
+/*
+ * Reads such a cell list (borrowed) into *out, NET_CELLS_EDGE with its
+ * src and dst pointing into *buf: a new array of 2 n indices (src then dst)
+ * that the caller owns and frees, also when this fails (left as it was when
+ * nothing was allocated). 0; QN_EFORMAT when the lists are empty, longer than
+ * NET_MAX_CELLS, of different lengths or hold anything but indices >= 0
+ * (*out untouched); QN_ENOMEM.
+ */
+int spool_cell_list_read(const json_t *list, size_t **buf, struct net_cells_spec *out);
+
 /* The out-of-domain fraction of every layer that evaluated a surrogate since
  * net_domain_reset ({"0": 0.012}), or null when none did: what an evaluate
  * job reports, on one process or several. New reference, NULL when out of

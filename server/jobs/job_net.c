@@ -9,6 +9,7 @@
 
 #include "job.h"
 #include "qn_err.h"
+#include "spool_net.h"
 
 /* "/spec/network/<l>/<key>" into p. */
 static void job_net__path(char *p, size_t cap, size_t l, const char *key)
@@ -103,20 +104,9 @@ int job_netdef_has_edges(const struct job_netdef *nd)
     return 0;
 }
 
-/* A JSON array of the n indices v. */
-static json_t *job_net__indices(const size_t *v, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++)
-        if (json_array_append_new(a, json_integer((json_int_t)v[i])))
-            json_decref(a), a = NULL;
-    return a;
-}
-
 json_t *job_net_cell_list(const struct net_layer *L)
 {
-    return json_pack("{so so}", "src", job_net__indices(L->csrc, L->n_cells), "dst",
-                     job_net__indices(L->cdst, L->n_cells));
+    return spool_cell_list(L->csrc, L->cdst, L->n_cells);
 }
 
 json_t *job_netdef_spec(const struct job_netdef *nd, const json_t *spec, uint64_t seed)

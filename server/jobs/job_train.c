@@ -473,25 +473,6 @@ static int job_train__arch_read(const struct store_checkpoint *c, size_t n_layer
     return rc;
 }
 
-/* The cell list {"src", "dst"} of one edge layer of an "arch" into r (layer l). */
-static int job_train__arch_list(const json_t *v, struct job_train_run *r, size_t l)
-{
-    const json_t *src = json_object_get(v, "src"), *dst = json_object_get(v, "dst");
-    size_t n = json_array_size(src);
-    if (n < 1 || n > NET_MAX_CELLS || json_array_size(dst) != n)
-        return QN_EFORMAT;
-    if (!(r->cell_buf[l] = malloc(2 * n * sizeof *r->cell_buf[l])))
-        return QN_ENOMEM;
-    for (size_t c = 0; c < 2 * n; c++) {
-        const json_t *x = json_array_get(c < n ? src : dst, c % n);
-        if (!json_is_integer(x) || json_integer_value(x) < 0)
-            return QN_EFORMAT;
-        r->cell_buf[l][c] = (size_t)json_integer_value(x);
-    }
-    r->cells[l] = (struct net_cells_spec){NET_CELLS_EDGE, n, r->cell_buf[l], r->cell_buf[l] + n};
-    return QN_OK;
-}
-
 /* The edge layers' cell lists of checkpoint c's "arch" ("cells": per layer null or
  * {"src", "dst"}; absent: none changed) into r. Returns 0 or QN_EFORMAT. */
 static int job_train__arch_cells(const struct store_checkpoint *c, struct job_train_run *r)
@@ -503,7 +484,9 @@ static int job_train__arch_cells(const struct store_checkpoint *c, struct job_tr
         const json_t *v = json_array_get(cells, l);
         if (json_is_null(v))
             continue;
-        rc = r->cells[l].cells == NET_CELLS_EDGE ? job_train__arch_list(v, r, l) : QN_EFORMAT;
+        rc = r->cells[l].cells == NET_CELLS_EDGE
+                 ? spool_cell_list_read(v, &r->cell_buf[l], &r->cells[l])
+                 : QN_EFORMAT;
     }
     json_decref(a);
     return rc == QN_ENOMEM ? rc : rc ? QN_EFORMAT : QN_OK;

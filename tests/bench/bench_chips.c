@@ -40,33 +40,13 @@
 #include "sweep.h"
 #include "train.h"
 
+#include "qt_bench.h"
+#include "qt_daemon.h"
+
 #define REPS 3        /* epochs timed per network (best of) */
 #define BATCH 128
 #define N_SWEEP1 2000 /* sweep points of the nominal surrogate */
 #define N_SWEEP2 4000 /* sweep points of the conditioned surrogate */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The CPU's model name from /proc/cpuinfo into buf ("unknown" when absent). */
-static void cpu_name(char *buf, size_t cap)
-{
-    snprintf(buf, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-            snprintf(buf, cap, "%s", strchr(line, ':') + 2);
-            buf[strcspn(buf, "\n")] = 0;
-            break;
-        }
-    if (f)
-        fclose(f);
-}
 
 /* The devices: nominal crn_relu, the same with kappa lognormal cv 0.3 and
  * output noise 0.02, and identity outputs; the surrogates fitted to crn_relu. */
@@ -180,9 +160,9 @@ static int epoch(struct net *n, const struct data_set *train, enum train_chip mo
         return rc;
     struct train_config cfg = {LOSS_CROSS_ENTROPY, 1, BATCH, 2, 0, {0}, mode, 7};
     struct train_result res;
-    double t0 = now();
+    double t0 = qd_now();
     rc = train_run(n, &o, train, NULL, &cfg, NULL, 0, &res);
-    *secs = fmin(*secs, now() - t0);
+    *secs = fmin(*secs, qd_now() - t0);
     *acc = res.train_accuracy;
     optim_close(&o);
     return rc;
@@ -190,13 +170,13 @@ static int epoch(struct net *n, const struct data_set *train, enum train_chip mo
 
 static int bench(struct models *m, const struct data_set *train)
 {
-    double t0 = now();
+    double t0 = qd_now();
     int rc = fit(&m->crn, N_SWEEP1, 0, &m->sur1, &m->rmse1);
     m->have1 = rc == 0;
     if (!rc)
         rc = fit(&m->crn, N_SWEEP2, 1, &m->sur2, &m->rmse2);
     m->have2 = m->have1 && rc == 0;
-    m->fit_secs = now() - t0;
+    m->fit_secs = qd_now() - t0;
     if (rc)
         return rc;
     struct net *nom = NULL, *cond = NULL;
@@ -244,7 +224,7 @@ int main(int argc, char **argv)
     int state = blas_env_select(argc, argv);
     gsl_set_error_handler_off();
     char cpu[128];
-    cpu_name(cpu, sizeof cpu);
+    qb_cpu_name(cpu, sizeof cpu);
     printf("CPU %s; OpenBLAS core %s (%s), threads %d\n", cpu, blas_env_corename(),
            blas_env_state_name(state), openblas_get_num_threads());
     struct data_set train;

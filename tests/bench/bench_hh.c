@@ -27,8 +27,9 @@
 #include <gsl/gsl_odeiv2.h>
 
 #include "device.h"
-#include "device_internal.h" /* dev_hermite_cross: the same spike location */
 #include "qn_err.h"
+
+#include "qt_bench.h"
 
 #define N_SOLVES 1000
 #define REPS 3
@@ -38,68 +39,6 @@ static double cpu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* ---- the reference: textbook HH, a bare GSL loop ------------------------------------------- */
-
-/* x / (1 - exp(-x/c)), continuous through x = 0. */
-static double ref_vtrap(double x, double c)
-{
-    double s = x / c;
-    return fabs(s) < 1e-6 ? c * (1 + s / 2 + s * s / 12) : x / (1 - exp(-s));
-}
-
-static int ref_rhs(double t, const double y[], double f[], void *params)
-{
-    (void)t;
-    double I = *(const double *)params, V = y[0], m = y[1], h = y[2], n = y[3];
-    double am = 0.1 * ref_vtrap(V + 40, 10), bm = 4 * exp(-(V + 65) / 18);
-    double ah = 0.07 * exp(-(V + 65) / 20), bh = 1 / (1 + exp(-(V + 35) / 10));
-    double an = 0.01 * ref_vtrap(V + 55, 10), bn = 0.125 * exp(-(V + 65) / 80);
-    f[0] = I - 120.0 * m * m * m * h * (V - 50.0) - 36.0 * n * n * n * n * (V + 77.0) -
-           0.3 * (V + 54.4);
-    f[1] = am * (1 - m) - bm * m;
-    f[2] = ah * (1 - h) - bh * h;
-    f[3] = an * (1 - n) - bn * n;
-    return GSL_SUCCESS;
-}
-
-/* Integrates each drive to t_max; rate[i] as spike_rate defines it, count[i]
- * the spikes after the transient. */
-static void ref_solve(const struct dev_model *d, const double *u, size_t n, double *rate,
-                      size_t *count)
-{
-    double I = 0;
-    gsl_odeiv2_system sys = {ref_rhs, NULL, 4, &I};
-    gsl_odeiv2_driver *drv = gsl_odeiv2_driver_alloc_y_new(
-        &sys, gsl_odeiv2_step_rk8pd, d->solver.h0, d->solver.atol, d->solver.rtol);
-    double t_max = d->readout.t_max, transient = dev_transient(&d->readout);
-    for (size_t i = 0; i < n; i++) {
-        I = u[i];
-        gsl_odeiv2_driver_reset(drv);
-        double t = 0, h = d->solver.h0, y[4], yp[4], f0[4], f1[4], first = 0, last = 0;
-        memcpy(y, d->y0, sizeof y);
-        size_t late = 0;
-        int rc = GSL_SUCCESS;
-        while (t < t_max && rc == GSL_SUCCESS) {
-            double tp = t;
-            memcpy(yp, y, sizeof y);
-            rc = gsl_odeiv2_evolve_apply(drv->e, drv->c, drv->s, &sys, &t, t_max, &h, y);
-            if (!(yp[0] < 0 && y[0] >= 0 && t > transient))
-                continue;
-            ref_rhs(tp, yp, f0, &I);
-            ref_rhs(t, y, f1, &I);
-            double tc = y[0] > 0 ? dev_hermite_cross(tp, yp[0], f0[0], t, y[0], f1[0], 0.0) : t;
-            if (tc >= transient && late++ == 0)
-                first = tc;
-            last = tc >= transient ? tc : last;
-        }
-        count[i] = late;
-        rate[i] = rc != GSL_SUCCESS ? NAN
-                  : late >= 2       ? 1000.0 * (double)(late - 1) / (last - first)
-                                    : 0.0;
-    }
-    gsl_odeiv2_driver_free(drv);
 }
 
 /* ---- the device ---------------------------------------------------------------------------- */
@@ -128,24 +67,6 @@ static int setup(struct dev_model *d)
     return rc;
 }
 
-/* The CPU model from /proc/cpuinfo into buf. */
-static void cpu_model(char *buf, size_t cap)
-{
-    snprintf(buf, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f)) {
-        char *c = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && c) {
-            snprintf(buf, cap, "%s", c + 2);
-            buf[strcspn(buf, "\n")] = 0;
-            break;
-        }
-    }
-    if (f)
-        fclose(f);
-}
-
 /* The largest relative difference between the rates a[n] and b[n]. */
 static double max_rel_diff(const double *a, const double *b, size_t n)
 {
@@ -171,7 +92,7 @@ static size_t count_mismatch(struct dev_model *d, const double *u, size_t n)
     struct dev_work w;
     if (dev_work_init(&w, &c, NULL))
         return n;
-    gsl_odeiv2_system sys = {ref_rhs, NULL, 4, &I};
+    gsl_odeiv2_system sys = {qb_hh_rhs, NULL, 4, &I};
     gsl_odeiv2_driver *drv = gsl_odeiv2_driver_alloc_y_new(
         &sys, gsl_odeiv2_step_rk8pd, d->solver.h0, d->solver.atol, d->solver.rtol);
     for (size_t i = 0; drv && i < n; i++) {
@@ -212,7 +133,7 @@ int main(void)
     int rc = 0;
     for (int r = 0; r < REPS && !rc; r++) {
         double t0 = cpu_now();
-        ref_solve(&d, u, N_SOLVES, r_ref, c_ref);
+        qb_hh_direct(&d, d.y0, 1.0, u, N_SOLVES, r_ref, c_ref);
         best_ref = fmin(best_ref, cpu_now() - t0);
         t0 = cpu_now();
         rc = dev_solve_all(&w, u, N_SOLVES, r_dev);
@@ -221,7 +142,7 @@ int main(void)
     size_t spiking = 0;
     for (size_t i = 0; i < N_SOLVES; i++)
         spiking += c_ref[i] >= 2;
-    cpu_model(cpu, sizeof cpu);
+    qb_cpu_name(cpu, sizeof cpu);
     if (!rc) {
         printf("hodgkin_huxley spike_rate t_max 500 ms, %d drives u1 in [-20, 40] (%zu spiking), "
                "CPU %s\n",

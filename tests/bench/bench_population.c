@@ -38,33 +38,13 @@
 #include "surrogate.h"
 #include "train.h"
 
+#include "qt_bench.h"
+#include "qt_daemon.h"
+
 #define ROWS 2048 /* rows per chip */
 #define CAP 256   /* rows per forward pass, as evaluate's */
 
 static int bench_reps = 3; /* best of; set once in main from QN_BENCH_REPS */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The CPU's model name from /proc/cpuinfo into buf ("unknown" when absent). */
-static void cpu_name(char *buf, size_t cap)
-{
-    snprintf(buf, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-            snprintf(buf, cap, "%s", strchr(line, ':') + 2);
-            buf[strcspn(buf, "\n")] = 0;
-            break;
-        }
-    if (f)
-        fclose(f);
-}
 
 static int check(int rc, const char *what)
 {
@@ -156,7 +136,7 @@ static int image_net(const struct models *m, enum net_via via, size_t threads, s
 /* Seconds to score C chips one at a time on n (its threads spread each chip's solves). */
 static int chips_one_by_one(struct net *n, const struct data_set *ds, size_t C, double *secs)
 {
-    double t0 = now(), l, a;
+    double t0 = qd_now(), l, a;
     for (size_t i = 0; i < C; i++) {
         net_set_chip(n, 1 + i);
         net_set_noise(n, 1, 1 + i);
@@ -164,16 +144,16 @@ static int chips_one_by_one(struct net *n, const struct data_set *ds, size_t C, 
         if (rc)
             return rc;
     }
-    *secs = now() - t0;
+    *secs = qd_now() - t0;
     return QN_OK;
 }
 
 /* Seconds to score C chips with train_evaluate_chips on n. */
 static int chips_parallel(struct net *n, const struct data_set *ds, size_t C, double *secs)
 {
-    double l[64], a[64], t0 = now();
+    double l[64], a[64], t0 = qd_now();
     int rc = train_evaluate_chips(n, ds, LOSS_CROSS_ENTROPY, 1, C, 1, l, a);
-    *secs = now() - t0;
+    *secs = qd_now() - t0;
     return rc;
 }
 
@@ -221,9 +201,9 @@ static int es_epoch(const struct net_layer_spec *spec, size_t threads, const str
     }
     struct train_config cfg = {LOSS_CROSS_ENTROPY, 1, 64, 1, 0, {0}, TRAIN_NOMINAL, 0};
     struct train_result res;
-    double t0 = now();
+    double t0 = qd_now();
     rc = train_run(n, &o, ds, NULL, &cfg, NULL, 0, &res);
-    *secs = now() - t0;
+    *secs = qd_now() - t0;
     optim_close(&o);
     net_destroy(n);
     return rc;
@@ -253,7 +233,7 @@ int main(void)
 {
     gsl_set_error_handler_off();
     char cpu[128];
-    cpu_name(cpu, sizeof cpu);
+    qb_cpu_name(cpu, sizeof cpu);
     const char *env = getenv("QN_BENCH_THREADS");
     size_t T = env && atoi(env) > 1 ? (size_t)atoi(env) : 2;
     const char *reps = getenv("QN_BENCH_REPS");

@@ -27,18 +27,13 @@
 
 #include "design.h"
 #include "device.h"
-#include "device_internal.h" /* dev_hermite_cross: the same spike location */
 #include "qn_err.h"
 #include "sweep.h"
 
-#define REPS 3
+#include "qt_bench.h"
+#include "qt_daemon.h"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#define REPS 3
 
 /* ---- direct crn_relu: dy/dt = kappa + u y - y^2 ---------------------------------------------- */
 
@@ -84,80 +79,16 @@ static void direct_crn(const struct dev_model *d, const double *u, size_t n, dou
 
 /* ---- direct Hodgkin-Huxley (classic squid-axon constants) --------------------------------- */
 
-/* x / (1 - exp(-x/c)), continuous through x = 0. */
-static double vtrap(double x, double c)
-{
-    double s = x / c;
-    if (fabs(s) < 1e-6)
-        return c * (1 + s / 2 + s * s / 12);
-    return x / (1 - exp(-s));
-}
-
-static void hh_rates(double V, double r[6])
-{
-    r[0] = 0.1 * vtrap(V + 40, 10);
-    r[1] = 4 * exp(-(V + 65) / 18);
-    r[2] = 0.07 * exp(-(V + 65) / 20);
-    r[3] = 1 / (1 + exp(-(V + 35) / 10));
-    r[4] = 0.01 * vtrap(V + 55, 10);
-    r[5] = 0.125 * exp(-(V + 65) / 80);
-}
-
-static int hh_rhs(double t, const double y[], double f[], void *params)
-{
-    (void)t;
-    double I = *(const double *)params, V = y[0], m = y[1], h = y[2], n = y[3], r[6];
-    hh_rates(V, r);
-    double ina = 120.0 * m * m * m * h * (V - 50.0);
-    double ik = 36.0 * n * n * n * n * (V + 77.0);
-    double il = 0.3 * (V + 54.4);
-    f[0] = (I - ina - ik - il) / 1.0;
-    f[1] = r[0] * (1 - m) - r[1] * m;
-    f[2] = r[2] * (1 - h) - r[3] * h;
-    f[3] = r[4] * (1 - n) - r[5] * n;
-    return GSL_SUCCESS;
-}
-
-/* Integrates each point to t_max; out = the sustained rate as spike_rate
- * defines it: 1000 / the mean interval between the upward 0 mV crossings
- * after the transient, each crossing located between the two steps around
- * it by the cubic Hermite interpolant of V (values and dV/dt at both). */
+/* Integrates each point to t_max from the resting state at -65 mV (qb_hh_direct
+ * with d's gain); out = the sustained rate as spike_rate defines it. */
 static void direct_hh(const struct dev_model *d, const double *u, size_t n, double *out)
 {
-    double I = 0, gain = 1.0, r[6], y0[4] = {-65, 0, 0, 0};
+    double gain = 1.0, r[6], y0[4] = {-65, 0, 0, 0};
     dev_model_param(d, "gain", &gain);
-    hh_rates(-65, r);
+    qb_hh_rates(-65, r);
     for (int g = 0; g < 3; g++)
         y0[1 + g] = r[2 * g] / (r[2 * g] + r[2 * g + 1]);
-    gsl_odeiv2_system sys = {hh_rhs, NULL, 4, &I};
-    gsl_odeiv2_driver *drv = gsl_odeiv2_driver_alloc_y_new(
-        &sys, gsl_odeiv2_step_rk8pd, d->solver.h0, d->solver.atol, d->solver.rtol);
-    double t_max = d->readout.t_max, transient = dev_transient(&d->readout);
-    for (size_t i = 0; i < n; i++) {
-        I = gain * u[i];
-        gsl_odeiv2_driver_reset(drv);
-        double t = 0, h = d->solver.h0, y[4], yp[4], f0[4], f1[4], first = 0, last = 0;
-        memcpy(y, y0, sizeof y);
-        size_t late = 0;
-        int rc = GSL_SUCCESS;
-        while (t < t_max && rc == GSL_SUCCESS) {
-            double tp = t;
-            memcpy(yp, y, sizeof y);
-            rc = gsl_odeiv2_evolve_apply(drv->e, drv->c, drv->s, &sys, &t, t_max, &h, y);
-            if (!(yp[0] < 0 && y[0] >= 0 && t > transient))
-                continue;
-            hh_rhs(tp, yp, f0, &I);
-            hh_rhs(t, y, f1, &I);
-            double tc = y[0] > 0 ? dev_hermite_cross(tp, yp[0], f0[0], t, y[0], f1[0], 0.0) : t;
-            if (tc >= transient && late++ == 0)
-                first = tc;
-            last = tc >= transient ? tc : last;
-        }
-        out[i] = rc != GSL_SUCCESS ? NAN
-                 : late >= 2       ? 1000.0 * (double)(late - 1) / (last - first)
-                                   : 0.0;
-    }
-    gsl_odeiv2_driver_free(drv);
+    qb_hh_direct(d, y0, gain, u, n, out, NULL);
 }
 
 /* ---- timing -------------------------------------------------------------------------------- */
@@ -189,21 +120,21 @@ static int devloop(const struct dev_model *d, const double *u, size_t n, double 
 /* One interleaved repetition of the four timings; returns 0 or an error. */
 static int bench_rep(struct bench *b, double *out_direct, double *out_sweep, int *status)
 {
-    double t0 = now();
+    double t0 = qd_now();
     b->direct(b->d, b->u, b->n, out_direct);
-    double dt = now() - t0;
+    double dt = qd_now() - t0;
     b->best[0] = fmin(b->best[0], dt);
     for (size_t w = 1; w <= 2; w++) {
-        t0 = now();
+        t0 = qd_now();
         int rc = sweep_run(b->d, b->u, b->n, w, out_sweep, status, NULL);
-        dt = now() - t0;
+        dt = qd_now() - t0;
         if (rc)
             return rc;
         b->best[w] = fmin(b->best[w], dt);
     }
-    t0 = now();
+    t0 = qd_now();
     int rc = devloop(b->d, b->u, b->n, out_direct);
-    b->best[3] = fmin(b->best[3], now() - t0);
+    b->best[3] = fmin(b->best[3], qd_now() - t0);
     if (rc)
         return rc;
     b->direct(b->d, b->u, b->n, out_direct); /* leave the direct outputs for the check */

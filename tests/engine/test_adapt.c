@@ -24,15 +24,10 @@
 #include "qn_err.h"
 #include "train.h"
 
+#include "qt_engine.h"
+
 #define ROWS 32
 #define N_IN 3
-
-static void prepare(struct dev_model *d)
-{
-    struct dev_error err;
-    if (dev_model_prepare(d, &err))
-        fail_msg("prepare: %s: %s", err.field, err.msg);
-}
 
 /* Devices used by the tests: tanh and softplus neurons, an identity readout. */
 struct devs {
@@ -43,13 +38,13 @@ static void devs_init(struct devs *d)
 {
     dev_model_init(&d->tanhd, DEV_NEURON);
     d->tanhd.activation = ACT_TANH;
-    prepare(&d->tanhd);
+    qt_dev_prepare(&d->tanhd);
     dev_model_init(&d->soft, DEV_NEURON);
     d->soft.activation = ACT_SOFTPLUS;
-    prepare(&d->soft);
+    qt_dev_prepare(&d->soft);
     dev_model_init(&d->ident, DEV_NEURON);
     d->ident.activation = ACT_IDENTITY;
-    prepare(&d->ident);
+    qt_dev_prepare(&d->ident);
 }
 
 static void devs_close(struct devs *d)
@@ -462,9 +457,7 @@ struct saved {
     size_t at;                      /* the epoch to save at */
     int done;
     size_t widths[NET_MAX_LAYERS];
-    float *params, *state;
-    size_t n_params, n_state;
-    uint64_t t;
+    struct qt_snap snap;
     struct adapt_state as;
     const struct adapt_state *live; /* the run's state */
     size_t structure_rows;
@@ -489,11 +482,7 @@ static int on_checkpoint(const struct net *n, const struct optim *o, size_t epoc
     s->done = 1;
     for (size_t l = 0; l < n->n_layers; l++)
         s->widths[l] = n->layer[l].n_out;
-    s->n_params = n->n_params, s->n_state = optim_state_len(o), s->t = o->t;
-    s->params = malloc(s->n_params * sizeof *s->params);
-    s->state = malloc(s->n_state * sizeof *s->state);
-    memcpy(s->params, n->params, s->n_params * sizeof *s->params);
-    memcpy(s->state, o->state, s->n_state * sizeof *s->state);
+    qt_snap_take(&s->snap, n, o);
     s->as = *s->live;
     return 0;
 }
@@ -507,10 +496,10 @@ static void test_resume_after_event(void **state)
     struct dev_model tanhd, ident;
     dev_model_init(&tanhd, DEV_NEURON);
     tanhd.activation = ACT_TANH;
-    prepare(&tanhd);
+    qt_dev_prepare(&tanhd);
     dev_model_init(&ident, DEV_NEURON);
     ident.activation = ACT_IDENTITY;
-    prepare(&ident);
+    qt_dev_prepare(&ident);
     struct net_layer_spec spec[3] = {{12, &tanhd, VIA_EXACT, NULL, 0, 0},
                                      {8, &tanhd, VIA_EXACT, NULL, 0, 0},
                                      {2, &ident, VIA_EXACT, NULL, 0, 0}};
@@ -549,11 +538,9 @@ static void test_resume_after_event(void **state)
     struct net *b = NULL;
     struct optim ob;
     assert_int_equal(net_create(&b, 2, rs, 3, 32, 1, 3, NULL), 0);
-    assert_int_equal(b->n_params, sv.n_params);
+    assert_int_equal(b->n_params, sv.snap.n_params);
     assert_int_equal(optim_init(&ob, &oc, b->n_params), 0);
-    memcpy(b->params, sv.params, sv.n_params * sizeof(float));
-    memcpy(ob.state, sv.state, sv.n_state * sizeof(float));
-    ob.t = sv.t;
+    qt_snap_restore(&sv.snap, b, &ob);
     struct adapt_state asb = sv.as;
     struct saved sb = {.at = 0, .live = &asb};
     struct train_hooks hb = {on_metric, NULL, &sb, NULL, 0, &asb, NULL, NULL};
@@ -567,7 +554,7 @@ static void test_resume_after_event(void **state)
     assert_true(sv.last_loss == sb.last_loss);
     assert_true(ra.test_accuracy == rb.test_accuracy);
 
-    free(sv.params), free(sv.state);
+    qt_snap_free(&sv.snap);
     optim_close(&oa), optim_close(&ob);
     net_destroy(a), net_destroy(b);
     dev_model_close(&tanhd), dev_model_close(&ident);
@@ -594,7 +581,7 @@ static void test_refusals(void **state)
     struct dev_model f;
     dev_model_init(&f, DEV_NEURON);
     f.drive = DRIVE_FULL, f.fan_in = 2;
-    prepare(&f);
+    qt_dev_prepare(&f);
     struct net_layer_spec spec[2] = {{4, &f, VIA_EXACT, NULL, 0, NET_CONNECT_TREE},
                                      {2, &d.ident, VIA_EXACT, NULL, 0, 0}};
     assert_int_equal(net_create(&n, 4, spec, 2, 4, 1, 1, NULL), 0);

@@ -32,66 +32,19 @@
 #include "qn_err.h"
 #include "train.h"
 
+#include "qt_engine.h"
+
 #define ROWS 5
 #define N_IN 3
 
 /* An edge layer with one cell per edge. */
 static const struct net_cells_spec EDGE = {NET_CELLS_EDGE, 0, NULL, NULL};
 
-static void prepare(struct dev_model *d)
-{
-    struct dev_error err;
-    if (dev_model_prepare(d, &err))
-        fail_msg("prepare: %s: %s", err.field, err.msg);
-}
-
-static void neuron(struct dev_model *d, enum act_kind act)
-{
-    dev_model_init(d, DEV_NEURON);
-    d->activation = act;
-    prepare(d);
-}
-
-/* A small random one-drive surrogate MLP (1 -> 6 tanh -> 1) with scaling. */
-static void make_surrogate(struct surrogate *s, uint64_t seed)
-{
-    memset(s, 0, sizeof *s);
-    size_t sizes[3] = {1, 6, 1};
-    enum act_kind act[2] = {ACT_TANH, ACT_IDENTITY};
-    assert_int_equal(mlp_create(&s->mlp, 2, sizes, act), 0);
-    assert_int_equal(mlp_init_params(s->mlp, seed), 0);
-    s->n_in = 1;
-    s->in_mean[0] = 0.1f, s->in_std[0] = 1.5f;
-    s->out_mean = 0.3f, s->out_std = 2.0f;
-}
-
-/* Float64 forward of the surrogate at drive u. */
-static double ref_surrogate(const struct surrogate *s, double u)
-{
-    const struct mlp *m = s->mlp;
-    double a[64], z[64];
-    size_t w = 1;
-    a[0] = (u - s->in_mean[0]) / s->in_std[0];
-    for (size_t l = 0; l < m->n_layers; l++) {
-        struct mlp_layer_view v = mlp_layer_view(m, m->params, l);
-        size_t out = m->sizes[l + 1];
-        for (size_t j = 0; j < out; j++) {
-            double acc = v.b[j];
-            for (size_t i = 0; i < w; i++)
-                acc += (double)v.w[j * w + i] * a[i];
-            z[j] = act_eval(m->act[l], acc);
-        }
-        memcpy(a, z, out * sizeof *a);
-        w = out;
-    }
-    return a[0] * s->out_std + s->out_mean;
-}
-
 /* The device of layer L at drive u, in double. */
 static double ref_device(const struct net_layer *L, double u)
 {
     if (L->via == VIA_SURROGATE)
-        return ref_surrogate(L->sur, u);
+        return qt_ref_surrogate(L->sur, &u);
     return act_eval(L->dev->activation, u);
 }
 
@@ -187,7 +140,7 @@ static void check_grad(struct net *n)
 static void grad_case(const struct dev_model *dev, enum net_via via, const struct surrogate *sur)
 {
     struct dev_model tanhd;
-    neuron(&tanhd, ACT_TANH);
+    qt_neuron(&tanhd, ACT_TANH);
     size_t src[6] = {0, 1, 1, 2, 3, 0}, dst[6] = {0, 0, 0, 1, 0, 1};
     struct net_layer_spec spec[2] = {{4, &tanhd, VIA_EXACT, NULL, 0, 0}, {2, dev, via, sur, 0, 0}};
     struct net_cells_spec cs[2] = {{NET_CELLS_NODE, 0, NULL, NULL}, {NET_CELLS_EDGE, 6, src, dst}};
@@ -208,10 +161,10 @@ static void test_grad_exact(void **state)
 {
     (void)state;
     struct dev_model d;
-    neuron(&d, ACT_TANH);
+    qt_neuron(&d, ACT_TANH);
     grad_case(&d, VIA_EXACT, NULL);
     dev_model_close(&d);
-    neuron(&d, ACT_SOFTPLUS);
+    qt_neuron(&d, ACT_SOFTPLUS);
     grad_case(&d, VIA_EXACT, NULL);
     dev_model_close(&d);
 }
@@ -220,10 +173,10 @@ static void test_grad_surrogate(void **state)
 {
     (void)state;
     struct surrogate sur;
-    make_surrogate(&sur, 3);
+    qt_make_surrogate(&sur, 1, 3);
     struct dev_model crn;
     dev_model_init(&crn, DEV_CRN_RELU);
-    prepare(&crn);
+    qt_dev_prepare(&crn);
     grad_case(&crn, VIA_SURROGATE, &sur);
     dev_model_close(&crn);
     surrogate_close(&sur);
@@ -235,12 +188,12 @@ static void test_surrogate_chunks(void **state)
 {
     (void)state;
     struct surrogate sur;
-    make_surrogate(&sur, 5);
+    qt_make_surrogate(&sur, 1, 5);
     assert_int_equal(surrogate_tabulate(&sur), 0);
     assert_true(sur.table_n > 0);
     struct dev_model crn;
     dev_model_init(&crn, DEV_CRN_RELU);
-    prepare(&crn);
+    qt_dev_prepare(&crn);
     enum { IN = 700, OUT = 3, B = 32 };
     struct net_layer_spec spec = {OUT, &crn, VIA_SURROGATE, &sur, 0, 0};
     struct net *n = NULL;
@@ -286,10 +239,10 @@ static void test_via_device(void **state)
 {
     (void)state;
     struct surrogate sur;
-    make_surrogate(&sur, 7);
+    qt_make_surrogate(&sur, 1, 7);
     struct dev_model crn;
     dev_model_init(&crn, DEV_CRN_RELU);
-    prepare(&crn);
+    qt_dev_prepare(&crn);
     size_t src[5] = {0, 1, 1, 2, 0}, dst[5] = {0, 0, 0, 1, 1};
     struct net_cells_spec cs = {NET_CELLS_EDGE, 5, src, dst};
     float x[2 * N_IN] = {0.4f, -1, 0.2f, 1.5f, -0.3f, 0.9f};
@@ -356,8 +309,8 @@ static void test_split_and_prune(void **state)
 {
     (void)state;
     struct dev_model id, relu;
-    neuron(&id, ACT_IDENTITY);
-    neuron(&relu, ACT_RELU);
+    qt_neuron(&id, ACT_IDENTITY);
+    qt_neuron(&relu, ACT_RELU);
     struct adapt_config c;
     adapt_config_default(&c);
     c.grow = 1.0 / 3, c.prune = 1.0 / 3;
@@ -416,7 +369,7 @@ static void test_scores_and_event(void **state)
 {
     (void)state;
     struct dev_model id;
-    neuron(&id, ACT_IDENTITY);
+    qt_neuron(&id, ACT_IDENTITY);
     struct net *n = hand_net(&id);
     float x[2 * 2] = {0.3f, 0.8f, -0.4f, 1.2f};
     n->track = 1;
@@ -473,10 +426,10 @@ static void test_init_and_refusals(void **state)
 {
     (void)state;
     struct dev_model t, sq;
-    neuron(&t, ACT_TANH);
+    qt_neuron(&t, ACT_TANH);
     dev_model_init(&sq, DEV_ALMOST_NEURON);
     sq.drive = DRIVE_DOT_SQ;
-    prepare(&sq);
+    qt_dev_prepare(&sq);
     struct net_layer_spec spec[2] = {{3, &t, VIA_EXACT, NULL, 0, 0},
                                      {2, &t, VIA_EXACT, NULL, 0, 0}};
     struct net_cells_spec cs[2] = {{NET_CELLS_NODE, 0, NULL, NULL}, EDGE};
@@ -508,9 +461,7 @@ struct saved {
     int done;
     size_t cells;
     size_t *src, *dst;
-    float *params, *state;
-    size_t n_params, n_state;
-    uint64_t t;
+    struct qt_snap snap;
     struct adapt_state as;
     const struct adapt_state *live;
     size_t cell_rows;
@@ -542,11 +493,7 @@ static int on_checkpoint(const struct net *n, const struct optim *o, size_t epoc
     s->dst = malloc(s->cells * sizeof *s->dst);
     memcpy(s->src, L->csrc, s->cells * sizeof *s->src);
     memcpy(s->dst, L->cdst, s->cells * sizeof *s->dst);
-    s->n_params = n->n_params, s->n_state = optim_state_len(o), s->t = o->t;
-    s->params = malloc(s->n_params * sizeof *s->params);
-    s->state = malloc(s->n_state * sizeof *s->state);
-    memcpy(s->params, n->params, s->n_params * sizeof *s->params);
-    memcpy(s->state, o->state, s->n_state * sizeof *s->state);
+    qt_snap_take(&s->snap, n, o);
     s->as = *s->live;
     return 0;
 }
@@ -568,7 +515,7 @@ static void test_one_layer_trains_and_resumes(void **state)
     assert_int_equal(data_gen_gate(&ds, DATA_GATE_AND, 200, 0.1, 3), 0);
     assert_int_equal(data_split(&ds, 0.2, 1, &tr, &te), 0);
     struct dev_model t;
-    neuron(&t, ACT_TANH);
+    qt_neuron(&t, ACT_TANH);
     struct net_layer_spec spec = {2, &t, VIA_EXACT, NULL, 0, 0};
     struct train_config cfg = {LOSS_CROSS_ENTROPY, 12, 16, 9, 1, {0}, TRAIN_NOMINAL, 0};
     adapt_config_default(&cfg.adapt);
@@ -604,11 +551,9 @@ static void test_one_layer_trains_and_resumes(void **state)
     struct net *b = NULL;
     struct optim ob;
     assert_int_equal(net_create_cells(&b, 2, &spec, &rs, 1, 16, 1, 3, NULL), 0);
-    assert_int_equal(b->n_params, sv.n_params);
+    assert_int_equal(b->n_params, sv.snap.n_params);
     assert_int_equal(optim_init(&ob, &oc, b->n_params), 0);
-    memcpy(b->params, sv.params, sv.n_params * sizeof(float));
-    memcpy(ob.state, sv.state, sv.n_state * sizeof(float));
-    ob.t = sv.t;
+    qt_snap_restore(&sv.snap, b, &ob);
     struct adapt_state asb = sv.as;
     struct saved sb = {.at = 0, .live = &asb};
     struct train_hooks hb = {on_metric, NULL, &sb, NULL, 0, &asb, NULL, NULL};
@@ -622,7 +567,7 @@ static void test_one_layer_trains_and_resumes(void **state)
     assert_true(sv.last_loss == sb.last_loss);
     assert_true(ra.test_accuracy == rb.test_accuracy);
 
-    free(sv.src), free(sv.dst), free(sv.params), free(sv.state);
+    free(sv.src), free(sv.dst), qt_snap_free(&sv.snap);
     optim_close(&oa), optim_close(&ob);
     net_destroy(a), net_destroy(b);
     dev_model_close(&t);
@@ -636,7 +581,7 @@ static void test_replicas_and_es(void **state)
 {
     (void)state;
     struct dev_model t;
-    neuron(&t, ACT_TANH);
+    qt_neuron(&t, ACT_TANH);
     size_t src[5] = {0, 1, 1, 0, 1}, dst[5] = {0, 0, 0, 1, 1};
     struct net_cells_spec cs = {NET_CELLS_EDGE, 5, src, dst};
     struct net_layer_spec spec = {2, &t, VIA_EXACT, NULL, 0, 0};

@@ -23,14 +23,7 @@
 #include "qn_err.h"
 #include "train.h"
 
-static void neuron(struct dev_model *d, enum act_kind act)
-{
-    struct dev_error err;
-    dev_model_init(d, DEV_NEURON);
-    d->activation = act;
-    if (dev_model_prepare(d, &err))
-        fail_msg("prepare: %s: %s", err.field, err.msg);
-}
+#include "qt_engine.h"
 
 static void es_config(struct optim_config *oc, size_t population, double sigma, double lr)
 {
@@ -47,7 +40,7 @@ struct fx {
 
 static void fx_init(struct fx *f)
 {
-    neuron(&f->th, ACT_TANH), neuron(&f->id, ACT_IDENTITY);
+    qt_neuron(&f->th, ACT_TANH), qt_neuron(&f->id, ACT_IDENTITY);
     f->spec[0] = (struct net_layer_spec){4, &f->th, VIA_EXACT, NULL, 0, 0};
     f->spec[1] = (struct net_layer_spec){1, &f->id, VIA_EXACT, NULL, 0, 0};
     assert_int_equal(data_gen_spirals(&f->ds, 64, 2, 0.1, 3), 0);
@@ -149,7 +142,7 @@ static void test_es_spirals(void **state)
 {
     (void)state;
     struct dev_model th, id;
-    neuron(&th, ACT_TANH), neuron(&id, ACT_IDENTITY);
+    qt_neuron(&th, ACT_TANH), qt_neuron(&id, ACT_IDENTITY);
     struct net_layer_spec spec[2] = {{16, &th, VIA_EXACT, NULL, 0, 0},
                                      {2, &id, VIA_EXACT, NULL, 0, 0}};
     struct data_set all, tr, te;
@@ -193,7 +186,7 @@ static void test_es_spike_rate(void **state)
     hh.readout.t_max = 100;
     if (dev_model_prepare(&hh, &err))
         fail_msg("prepare: %s: %s", err.field, err.msg);
-    neuron(&id, ACT_IDENTITY);
+    qt_neuron(&id, ACT_IDENTITY);
     struct net_layer_spec spec[2] = {{3, &hh, VIA_DEVICE, NULL, 1, 0},
                                      {2, &id, VIA_EXACT, NULL, 0, 0}};
     struct data_set ds;
@@ -249,7 +242,7 @@ static struct net *es_crn_net(struct dev_model *crn, struct dev_model *id, size_
     crn->noise = (struct dev_noise){0.05, 0.05};
     if (dev_model_prepare(crn, &err))
         fail_msg("prepare: %s: %s", err.field, err.msg);
-    neuron(id, ACT_IDENTITY);
+    qt_neuron(id, ACT_IDENTITY);
     struct net_layer_spec spec[2] = {{4, crn, VIA_DEVICE, NULL, 1, 0},
                                      {2, id, VIA_EXACT, NULL, 0, 0}};
     struct net *n = NULL;

@@ -20,52 +20,10 @@
 #include "nn.h"
 #include "train.h"
 
+#include "qt_engine.h"
+
 #define B_ROWS 5
 #define N_IN 3
-
-static void prepare(struct dev_model *d)
-{
-    struct dev_error err;
-    if (dev_model_prepare(d, &err))
-        fail_msg("prepare: %s: %s", err.field, err.msg);
-}
-
-/* A small random surrogate MLP (n_in -> 6 tanh -> 1) with scaling. */
-static void make_surrogate(struct surrogate *s, size_t n_in, uint64_t seed)
-{
-    memset(s, 0, sizeof *s);
-    size_t sizes[3] = {n_in, 6, 1};
-    enum act_kind act[2] = {ACT_TANH, ACT_IDENTITY};
-    assert_int_equal(mlp_create(&s->mlp, 2, sizes, act), 0);
-    assert_int_equal(mlp_init_params(s->mlp, seed), 0);
-    s->n_in = n_in;
-    for (size_t k = 0; k < n_in; k++)
-        s->in_mean[k] = 0.1f * (float)(k + 1), s->in_std[k] = 1.5f + (float)k;
-    s->out_mean = 0.3f, s->out_std = 2.0f;
-}
-
-/* Float64 forward of the surrogate on drives u[n_in]. */
-static double ref_surrogate(const struct surrogate *s, const double *u)
-{
-    const struct mlp *m = s->mlp;
-    double a[64], z[64];
-    size_t w = s->n_in;
-    for (size_t k = 0; k < w; k++)
-        a[k] = (u[k] - s->in_mean[k]) / s->in_std[k];
-    for (size_t l = 0; l < m->n_layers; l++) {
-        struct mlp_layer_view v = mlp_layer_view(m, m->params, l);
-        size_t out = m->sizes[l + 1];
-        for (size_t j = 0; j < out; j++) {
-            double acc = v.b[j];
-            for (size_t i = 0; i < w; i++)
-                acc += (double)v.w[j * w + i] * a[i];
-            z[j] = act_eval(m->act[l], acc);
-        }
-        memcpy(a, z, out * sizeof *a);
-        w = out;
-    }
-    return a[0] * s->out_std + s->out_mean;
-}
 
 /* Float64 forward of the whole network with parameters p; returns the mean MSE loss vs target. */
 static double ref_loss(const struct net *n, const double *p, const float *x, const float *target)
@@ -87,7 +45,7 @@ static double ref_loss(const struct net *n, const double *p, const float *x, con
                         v[L->k + i] = p[L->off_w + j * L->k + i];
                     }
                     if (L->via == VIA_SURROGATE)
-                        y = ref_surrogate(L->sur, v);
+                        y = qt_ref_surrogate(L->sur, v);
                     else
                         assert_int_equal(dev_eval(&w, v, &y), 0);
                     out[b * L->n_out + j] = y;
@@ -100,7 +58,7 @@ static double ref_loss(const struct net *n, const double *p, const float *x, con
                 }
                 double y = 0;
                 if (L->via == VIA_SURROGATE)
-                    y = ref_surrogate(L->sur, u);
+                    y = qt_ref_surrogate(L->sur, u);
                 else
                     assert_int_equal(dev_eval(&w, u, &y), 0);
                 out[b * L->n_out + j] = y;
@@ -161,7 +119,7 @@ static void grad_case(struct dev_model *dev, enum net_via via, const struct surr
     struct dev_model ident;
     dev_model_init(&ident, DEV_NEURON);
     ident.activation = ACT_IDENTITY;
-    prepare(&ident);
+    qt_dev_prepare(&ident);
     struct net_layer_spec spec[2] = {{4, dev, via, sur, 0, 0}, {2, &ident, VIA_EXACT, NULL, 0, 0}};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, N_IN, spec, 2, 8, 2, 7, NULL), 0);
@@ -181,7 +139,7 @@ static void test_grad_exact(void **state)
         struct dev_model d;
         dev_model_init(&d, DEV_NEURON);
         d.activation = (enum act_kind)k;
-        prepare(&d);
+        qt_dev_prepare(&d);
         grad_case(&d, VIA_EXACT, NULL);
         dev_model_close(&d);
     }
@@ -189,7 +147,7 @@ static void test_grad_exact(void **state)
     dev_model_init(&a, DEV_ALMOST_NEURON);
     a.drive = DRIVE_DOT_SQ;
     a.activation = ACT_SIGMOID;
-    prepare(&a);
+    qt_dev_prepare(&a);
     grad_case(&a, VIA_EXACT, NULL);
     dev_model_close(&a);
 }
@@ -199,10 +157,10 @@ static void test_physics_aware(void **state)
 {
     (void)state;
     struct surrogate sur;
-    make_surrogate(&sur, 1, 5);
+    qt_make_surrogate(&sur, 1, 5);
     struct dev_model crn;
     dev_model_init(&crn, DEV_CRN_RELU);
-    prepare(&crn);
+    qt_dev_prepare(&crn);
     struct net_layer_spec pa = {3, &crn, VIA_PHYSICS_AWARE, &sur, 0, 0};
     struct net_layer_spec su = {3, &crn, VIA_SURROGATE, &sur, 0, 0};
     struct net *a = NULL, *b = NULL;
@@ -232,10 +190,10 @@ static void test_surrogate_domain(void **state)
 {
     (void)state;
     struct surrogate sur;
-    make_surrogate(&sur, 1, 5);
+    qt_make_surrogate(&sur, 1, 5);
     struct dev_model crn;
     dev_model_init(&crn, DEV_CRN_RELU);
-    prepare(&crn);
+    qt_dev_prepare(&crn);
     struct net_layer_spec su = {3, &crn, VIA_SURROGATE, &sur, 0, 0};
     struct net *n = NULL;
     float x0[N_IN] = {0.4f, -1, 0.2f};
@@ -257,9 +215,9 @@ static void test_surrogate_domain(void **state)
         double u = n->layer[0].u[e], uc = fmin(fmax(u, -0.5), 0.7), h = 1e-3;
         int out = uc != u;
         outside += (size_t)out;
-        assert_true(fabs(net_output(n)[e] - ref_surrogate(&sur, &uc)) < 1e-5);
+        assert_true(fabs(net_output(n)[e] - qt_ref_surrogate(&sur, &uc)) < 1e-5);
         double up = uc + h, um = uc - h;
-        double slope = (ref_surrogate(&sur, &up) - ref_surrogate(&sur, &um)) / (2 * h);
+        double slope = (qt_ref_surrogate(&sur, &up) - qt_ref_surrogate(&sur, &um)) / (2 * h);
         assert_true(out ? n->layer[0].g[e] == 0.0f : fabs(n->layer[0].g[e] - slope) < 1e-3);
     }
     assert_true(outside > 0 && outside < 6); /* the case covers both sides */
@@ -280,15 +238,15 @@ static void test_grad_surrogate(void **state)
 {
     (void)state;
     struct surrogate s1, s2;
-    make_surrogate(&s1, 1, 3);
-    make_surrogate(&s2, 2, 4);
+    qt_make_surrogate(&s1, 1, 3);
+    qt_make_surrogate(&s2, 2, 4);
     struct dev_model crn, near;
     dev_model_init(&crn, DEV_CRN_RELU);
-    prepare(&crn);
+    qt_dev_prepare(&crn);
     grad_case(&crn, VIA_SURROGATE, &s1);
     dev_model_init(&near, DEV_ALMOST_NEURON);
     near.drive = DRIVE_DOT_SQ;
-    prepare(&near);
+    qt_dev_prepare(&near);
     grad_case(&near, VIA_SURROGATE, &s2);
     /* a surrogate with the wrong number of drives is refused */
     struct net_layer_spec bad = {4, &crn, VIA_SURROGATE, &s2, 0, 0};
@@ -306,7 +264,7 @@ static void test_grad_device(void **state)
     struct dev_model crn;
     dev_model_init(&crn, DEV_CRN_RELU);
     dev_model_set_param(&crn, "kappa", 0.1);
-    prepare(&crn);
+    qt_dev_prepare(&crn);
     grad_case(&crn, VIA_DEVICE, NULL); /* steady state: implicit function theorem */
     dev_model_close(&crn);
 
@@ -319,13 +277,13 @@ static void test_grad_device(void **state)
     relax.readout.t_max = 1.5;
     relax.solver.rtol = 1e-12;
     relax.solver.atol = 1e-12;
-    prepare(&relax);
+    qt_dev_prepare(&relax);
     grad_case(&relax, VIA_DEVICE, NULL);
     dev_model_close(&relax);
 
     struct dev_model hh;
     dev_model_init(&hh, DEV_HODGKIN_HUXLEY);
-    prepare(&hh);
+    qt_dev_prepare(&hh);
     struct net_layer_spec spec = {4, &hh, VIA_DEVICE, NULL, 0, 0};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, N_IN, &spec, 1, 8, 1, 1, NULL), QN_ENOTDIFF);
@@ -402,10 +360,10 @@ static void spirals_fx_init(struct spirals_fx *x)
     assert_int_equal(data_split(&x->ds, 0.2, 1, &x->tr, &x->te), 0);
     dev_model_init(&x->tanhd, DEV_NEURON);
     x->tanhd.activation = ACT_TANH;
-    prepare(&x->tanhd);
+    qt_dev_prepare(&x->tanhd);
     dev_model_init(&x->ident, DEV_NEURON);
     x->ident.activation = ACT_IDENTITY;
-    prepare(&x->ident);
+    qt_dev_prepare(&x->ident);
     x->spec[0] = (struct net_layer_spec){16, &x->tanhd, VIA_EXACT, NULL, 0, 0};
     x->spec[1] = (struct net_layer_spec){2, &x->ident, VIA_EXACT, NULL, 0, 0};
 }
@@ -544,11 +502,11 @@ static void test_xor_network(void **state)
     struct dev_model sig;
     dev_model_init(&sig, DEV_NEURON);
     sig.activation = ACT_TANH;
-    prepare(&sig);
+    qt_dev_prepare(&sig);
     struct dev_model ident;
     dev_model_init(&ident, DEV_NEURON);
     ident.activation = ACT_IDENTITY;
-    prepare(&ident);
+    qt_dev_prepare(&ident);
     struct net_layer_spec spec[2] = {{4, &sig, VIA_EXACT, NULL, 0, 0}, {2, &ident, VIA_EXACT, NULL, 0, 0}};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, 2, spec, 2, 4, 1, 2, NULL), 0);
@@ -580,12 +538,12 @@ static void full_grad_case(struct dev_model *dev, enum net_via via, const struct
     struct dev_model ident, fid;
     dev_model_init(&ident, DEV_NEURON);
     ident.activation = ACT_IDENTITY;
-    prepare(&ident);
+    qt_dev_prepare(&ident);
     dev_model_init(&fid, DEV_NEURON);
     fid.activation = ACT_TANH;
     fid.drive = DRIVE_FULL;
     fid.fan_in = 3;
-    prepare(&fid);
+    qt_dev_prepare(&fid);
     struct net_layer_spec spec[3] = {{4, dev, via, sur, 0, c},
                                      {3, &fid, VIA_EXACT, NULL, 0, c},
                                      {2, &ident, VIA_EXACT, NULL, 0, 0}};
@@ -607,20 +565,20 @@ static void test_full_grad(void **state)
     tn.activation = ACT_SIGMOID;
     tn.drive = DRIVE_FULL;
     tn.fan_in = 3;
-    prepare(&tn);
+    qt_dev_prepare(&tn);
     for (int c = NET_CONNECT_RANDOM; c <= NET_CONNECT_TREE; c++)
         full_grad_case(&tn, VIA_EXACT, NULL, (enum net_connect)c);
     dev_model_init(&crn, DEV_CRN_RELU);
     dev_model_set_param(&crn, "kappa", 0.1);
     crn.drive = DRIVE_FULL;
     crn.fan_in = 3;
-    prepare(&crn);
+    qt_dev_prepare(&crn);
     full_grad_case(&crn, VIA_DEVICE, NULL, NET_CONNECT_TREE); /* implicit function theorem */
     struct surrogate s6, s2;
-    make_surrogate(&s6, 6, 8);
+    qt_make_surrogate(&s6, 6, 8);
     full_grad_case(&crn, VIA_SURROGATE, &s6, NET_CONNECT_LOCAL);
     /* a surrogate must take the 2k inputs; the fan-in must fit the layer below */
-    make_surrogate(&s2, 2, 9);
+    qt_make_surrogate(&s2, 2, 9);
     struct net_layer_spec bad = {4, &crn, VIA_SURROGATE, &s2, 0, 0};
     struct net *n = NULL;
     assert_int_equal(net_create(&n, N_IN, &bad, 1, 8, 1, 1, NULL), QN_EINVAL);
@@ -638,7 +596,7 @@ static void test_full_wiring(void **state)
     dev_model_init(&f, DEV_NEURON);
     f.drive = DRIVE_FULL;
     f.fan_in = 3;
-    prepare(&f);
+    qt_dev_prepare(&f);
     struct net *n = NULL, *m = NULL;
     struct net_layer_spec tree = {4, &f, VIA_EXACT, NULL, 0, NET_CONNECT_TREE};
     assert_int_equal(net_create(&n, 6, &tree, 1, 2, 1, 1, NULL), 0);
@@ -686,10 +644,10 @@ static void test_full_xor_pairs(void **state)
     struct dev_model th, id;
     dev_model_init(&th, DEV_NEURON);
     th.activation = ACT_TANH, th.drive = DRIVE_FULL, th.fan_in = 3;
-    prepare(&th);
+    qt_dev_prepare(&th);
     dev_model_init(&id, DEV_NEURON);
     id.activation = ACT_IDENTITY, id.drive = DRIVE_FULL, id.fan_in = 3;
-    prepare(&id);
+    qt_dev_prepare(&id);
     struct net_layer_spec spec[2] = {{6, &th, VIA_EXACT, NULL, 0, NET_CONNECT_TREE},
                                      {2, &id, VIA_EXACT, NULL, 0, NET_CONNECT_TREE}};
     struct net *n = NULL;

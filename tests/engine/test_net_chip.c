@@ -37,15 +37,10 @@
 #include "optim.h"
 #include "train.h"
 
+#include "qt_engine.h"
+
 #define B_ROWS 4
 #define N_IN 3
-
-static void prepare(struct dev_model *d)
-{
-    struct dev_error err;
-    if (dev_model_prepare(d, &err))
-        fail_msg("prepare: %s: %s", err.field, err.msg);
-}
 
 /* crn_relu with kappa 0.05 spread lognormal cv 0.3 (prepared). */
 static void crn_chip(struct dev_model *d)
@@ -55,7 +50,7 @@ static void crn_chip(struct dev_model *d)
     for (size_t i = 0; i < d->n_params; i++)
         if (strcmp(d->param_names[i], "kappa") == 0)
             d->vary[i] = (struct dev_spread){DEV_DIST_LOGNORMAL, 0.3};
-    prepare(d);
+    qt_dev_prepare(d);
 }
 
 /* The same device prepared alone with the parameters theta (no variability). */
@@ -64,7 +59,7 @@ static void crn_alone(const struct dev_model *chip, const double *theta, struct 
     dev_model_init(d, DEV_CRN_RELU);
     for (size_t i = 0; i < chip->n_params; i++)
         assert_int_equal(dev_model_set_param(d, chip->param_names[i], theta[i]), 0);
-    prepare(d);
+    qt_dev_prepare(d);
 }
 
 static void inputs(float *x, size_t n)
@@ -185,7 +180,7 @@ static void test_grad_per_instance(void **state)
     crn_chip(&crn);
     dev_model_init(&ident, DEV_NEURON);
     ident.activation = ACT_IDENTITY;
-    prepare(&ident);
+    qt_dev_prepare(&ident);
     struct net_layer_spec spec[2] = {{4, &crn, VIA_DEVICE, NULL, 0, 0},
                                      {2, &ident, VIA_EXACT, NULL, 0, 0}};
     struct net *n = NULL;
@@ -240,7 +235,7 @@ static void test_noise(void **state)
     dev_model_init(&id, DEV_NEURON);
     id.activation = ACT_IDENTITY;
     id.noise = (struct dev_noise){0.1, 0.2};
-    prepare(&id);
+    qt_dev_prepare(&id);
     assert_true(dev_has_noise(&id));
     struct net_layer_spec spec = {3, &id, VIA_EXACT, NULL, 0, 0};
     struct net *n = NULL;
@@ -297,7 +292,7 @@ static void kind_with(struct dev_model *d, enum dev_kind kind, const char *name,
     assert_int_equal(dev_model_set_param(d, name, value), 0);
     if (kind == DEV_ODE || kind == DEV_REACTIONS)
         assert_non_null(d->output_src = strdup(d->state_names[0]));
-    prepare(d);
+    qt_dev_prepare(d);
 }
 
 /* dev_work_set_params for every way a kind reads its parameters (expressions,
@@ -526,7 +521,7 @@ static void conditioned_grad(int table, double tol)
     crn_chip(&crn);
     dev_model_init(&ident, DEV_NEURON);
     ident.activation = ACT_IDENTITY;
-    prepare(&ident);
+    qt_dev_prepare(&ident);
     struct surrogate s;
     make_cond_surrogate(&s, "kappa", table);
     struct net_layer_spec spec[2] = {{4, &crn, VIA_SURROGATE, &s, 0, 0},
@@ -598,7 +593,7 @@ static struct net *chip_net(struct dev_model *crn, struct dev_model *ident, size
     crn->noise = (struct dev_noise){0.05, 0.05};
     dev_model_init(ident, DEV_NEURON);
     ident->activation = ACT_IDENTITY;
-    prepare(ident);
+    qt_dev_prepare(ident);
     struct net_layer_spec spec[2] = {{4, crn, VIA_DEVICE, NULL, 0, 0},
                                      {2, ident, VIA_EXACT, NULL, 0, 0}};
     struct net *n = NULL;

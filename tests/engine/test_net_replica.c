@@ -26,12 +26,7 @@
 #include "qn_err.h"
 #include "train.h"
 
-static void prepare(struct dev_model *d)
-{
-    struct dev_error err;
-    if (dev_model_prepare(d, &err))
-        fail_msg("prepare: %s: %s", err.field, err.msg);
-}
+#include "qt_engine.h"
 
 /* crn_relu, kappa 0.05 spread lognormal cv 0.3, drive and output noise 0.05; and
  * identity neurons. */
@@ -47,10 +42,10 @@ static void devices_init(struct devices *d)
         if (strcmp(d->crn.param_names[i], "kappa") == 0)
             d->crn.vary[i] = (struct dev_spread){DEV_DIST_LOGNORMAL, 0.3};
     d->crn.noise = (struct dev_noise){0.05, 0.05};
-    prepare(&d->crn);
+    qt_dev_prepare(&d->crn);
     dev_model_init(&d->ident, DEV_NEURON);
     d->ident.activation = ACT_IDENTITY;
-    prepare(&d->ident);
+    qt_dev_prepare(&d->ident);
 }
 
 static void devices_close(struct devices *d)

@@ -31,6 +31,8 @@
 #include "surrogate.h"
 #include "train.h"
 
+#include "qt_engine.h"
+
 #define MAX_RANKS 3
 #define MAX_STEPS 512
 #define REL_TOL 1e-5
@@ -300,15 +302,6 @@ static void check_scenario(const struct scenario *sc, const struct fit_data *fd)
     }
 }
 
-static void neuron(struct dev_model *d, enum act_kind act)
-{
-    struct dev_error err;
-    dev_model_init(d, DEV_NEURON);
-    d->activation = act;
-    if (dev_model_prepare(d, &err))
-        fail_msg("prepare: %s: %s", err.field, err.msg);
-}
-
 static void scenario_close(struct scenario *sc)
 {
     data_close(&sc->train);
@@ -321,7 +314,7 @@ static void test_train_xent(void **state)
 {
     (void)state;
     struct dev_model th, id;
-    neuron(&th, ACT_TANH), neuron(&id, ACT_IDENTITY);
+    qt_neuron(&th, ACT_TANH), qt_neuron(&id, ACT_IDENTITY);
     struct scenario sc = {.n_layers = 2, .have_test = 1};
     sc.spec[0] = (struct net_layer_spec){8, &th, VIA_EXACT, NULL, 0, 0};
     sc.spec[1] = (struct net_layer_spec){2, &id, VIA_EXACT, NULL, 0, 0};
@@ -341,7 +334,7 @@ static void test_train_noise(void **state)
 {
     (void)state;
     struct dev_model th, id;
-    neuron(&th, ACT_TANH), neuron(&id, ACT_IDENTITY);
+    qt_neuron(&th, ACT_TANH), qt_neuron(&id, ACT_IDENTITY);
     th.noise.drive_sd = 0.1, th.noise.output_sd = 0.05;
     struct scenario sc = {.n_layers = 2};
     sc.spec[0] = (struct net_layer_spec){6, &th, VIA_EXACT, NULL, 0, 0};
@@ -366,7 +359,7 @@ static void test_train_device(void **state)
     dev_model_init(&crn, DEV_CRN_RELU);
     if (dev_model_prepare(&crn, &err))
         fail_msg("prepare: %s: %s", err.field, err.msg);
-    neuron(&id, ACT_IDENTITY);
+    qt_neuron(&id, ACT_IDENTITY);
     struct scenario sc = {.n_layers = 2};
     sc.spec[0] = (struct net_layer_spec){3, &crn, VIA_DEVICE, NULL, 0, 0};
     sc.spec[1] = (struct net_layer_spec){1, &id, VIA_EXACT, NULL, 0, 0};
@@ -390,7 +383,7 @@ static void test_train_physics_aware(void **state)
     assert_int_equal(dev_model_set_param(&crn, "kappa", 0.01), 0);
     if (dev_model_prepare(&crn, &err))
         fail_msg("prepare: %s: %s", err.field, err.msg);
-    neuron(&id, ACT_IDENTITY);
+    qt_neuron(&id, ACT_IDENTITY);
     float u[200], y[200];
     for (size_t i = 0; i < 200; i++) {
         double z = -4.0 + 8.0 * (double)i / 199.0;
@@ -459,7 +452,7 @@ static void test_refused(void **state)
 {
     (void)state;
     struct dev_model th, id;
-    neuron(&th, ACT_TANH), neuron(&id, ACT_IDENTITY);
+    qt_neuron(&th, ACT_TANH), qt_neuron(&id, ACT_IDENTITY);
     struct net_layer_spec spec[2] = {{4, &th, VIA_EXACT, NULL, 0, 0},
                                      {2, &id, VIA_EXACT, NULL, 0, 0}};
     struct data_set ds;

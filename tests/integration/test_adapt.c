@@ -23,42 +23,6 @@
 #include "qn_test.h"
 #include "qt_daemon.h"
 
-/* Runs `qn ARGS... --db db --workers 1` and checks the exit status; the stdout record
- * (new reference) when want is 0 or 1, else NULL (stderr must then hold needle). */
-static json_t *qn(const struct qt_dir *f, const char *db, const char *job, const char *resume_id,
-                  int want, const char *needle)
-{
-    struct qt_run r;
-    if (resume_id)
-        assert_int_equal(qt_qn(f->dir, NULL, &r, "resume", resume_id, "--db", db, "--workers",
-                               "1", NULL), 0);
-    else
-        assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, "--workers", "1", NULL),
-                         0);
-    if (r.status != want)
-        fail_msg("qn exited %d, wanted %d; stderr:\n%s\nstdout:\n%s", r.status, want, r.err,
-                 r.out);
-    json_t *rec = NULL;
-    if (want == 2) {
-        if (needle && !strstr(r.err, needle))
-            fail_msg("stderr lacks '%s': %s", needle, r.err);
-    } else {
-        rec = json_loads(r.out, 0, NULL);
-        if (!rec)
-            fail_msg("stdout is not JSON: %s", r.out);
-    }
-    qt_run_free(&r);
-    return rec;
-}
-
-static const json_t *result(const json_t *rec, const char *key)
-{
-    const json_t *v = json_object_get(json_object_get(rec, "result"), key);
-    if (!v)
-        fail_msg("result has no '%s'", key);
-    return v;
-}
-
 /* Runs sql on dir/db (read-write); the first column of the first row as an
  * integer (-1: none); an SQLite error fails the test. */
 static long long db_int(const struct qt_dir *f, const char *db, const char *sql)
@@ -79,7 +43,7 @@ static const char adapt_job[] =
 /* The widths array of a train record as w[0..3). */
 static void widths_of(const json_t *rec, long long *w)
 {
-    const json_t *a = result(rec, "widths");
+    const json_t *a = qd_result(rec, "widths");
     assert_int_equal(json_array_size(a), 3);
     for (size_t l = 0; l < 3; l++)
         w[l] = json_integer_value(json_array_get(a, l));
@@ -88,14 +52,14 @@ static void widths_of(const json_t *rec, long long *w)
 static void test_adapt_run(void **state)
 {
     struct qt_dir *f = *state;
-    json_t *rec = qn(f, "a.db", adapt_job, NULL, 0, NULL);
+    json_t *rec = qd_qn_job(f, "a.db", adapt_job, NULL, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
     long long w[3];
     widths_of(rec, w);
     assert_int_equal(w[2], 2);
     assert_true(w[0] >= 4 && w[0] <= 20 && w[1] >= 4 && w[1] <= 20);
     assert_true(w[0] != 12 || w[1] != 8);
-    assert_int_equal(json_integer_value(result(rec, "events")), 5); /* after epochs 1..5 */
+    assert_int_equal(json_integer_value(qd_result(rec, "events")), 5); /* after epochs 1..5 */
     /* one structure row per event and hidden layer, with layer, grown, pruned beside it */
     assert_int_equal(db_int(f, "a.db", "SELECT count(*) FROM metrics WHERE name = 'structure'"),
                      10);
@@ -110,7 +74,7 @@ static void test_adapt_run(void **state)
     assert_int_equal(db_int(f, "a.db", q), w[1]);
     /* the model has the final widths: params and spec */
     long long n_params = (2 * w[0] + w[0] + 1) + (w[0] * w[1] + w[1] + 1) + (w[1] * 2 + 2 + 1);
-    assert_int_equal(json_integer_value(result(rec, "params")), n_params);
+    assert_int_equal(json_integer_value(qd_result(rec, "params")), n_params);
     assert_int_equal(db_int(f, "a.db", "SELECT json_extract(spec, '$.network[0].devices') "
                                        "FROM models"), w[0]);
     /* checkpoints carry the architecture */
@@ -118,8 +82,10 @@ static void test_adapt_run(void **state)
                                        "checkpoints WHERE epoch = 6"), w[1]);
     json_decref(rec);
     /* an evaluation rebuilds the adapted model */
-    rec = qn(f, "a.db", "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":"
-                        "{\"name\":\"spirals\",\"samples\":600}}}", NULL, 0, NULL);
+    rec = qd_qn_job(f, "a.db",
+                    "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":"
+                    "{\"name\":\"spirals\",\"samples\":600}}}",
+                    NULL, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
     json_decref(rec);
 }
@@ -128,8 +94,8 @@ static void test_adapt_run(void **state)
 static void test_adapt_resume(void **state)
 {
     struct qt_dir *f = *state;
-    json_t *a = qn(f, "a.db", adapt_job, NULL, 0, NULL), *b = qn(f, "b.db", adapt_job, NULL, 0,
-                                                                 NULL);
+    json_t *a = qd_qn_job(f, "a.db", adapt_job, NULL, 0, NULL),
+           *b = qd_qn_job(f, "b.db", adapt_job, NULL, 0, NULL);
     json_decref(b);
     /* as if job 1 of b.db had died after its epoch-3 checkpoint */
     db_int(f, "b.db", "DELETE FROM checkpoints WHERE epoch > 3");
@@ -137,14 +103,14 @@ static void test_adapt_resume(void **state)
     db_int(f, "b.db", "UPDATE jobs SET state = 'failed'");
     assert_true(db_int(f, "b.db", "SELECT json_extract(arch, '$.widths[0]') FROM checkpoints "
                                   "WHERE epoch = 3") != 12);
-    b = qn(f, "b.db", NULL, "1", 0, NULL);
+    b = qd_qn_job(f, "b.db", NULL, "1", 0, NULL);
     assert_string_equal(json_string_value(json_object_get(b, "state")), "succeeded");
-    assert_int_equal(json_integer_value(result(b, "resumed_from")), 3);
+    assert_int_equal(json_integer_value(qd_result(b, "resumed_from")), 3);
     long long wa[3], wb[3];
     widths_of(a, wa);
     widths_of(b, wb);
     assert_memory_equal(wa, wb, sizeof wa);
-    assert_true(json_equal(result(a, "test_accuracy"), result(b, "test_accuracy")));
+    assert_true(json_equal(qd_result(a, "test_accuracy"), qd_result(b, "test_accuracy")));
     size_t la, lb;
     void *pa = qd_db_model_params(f->dir, "a.db", &la), *pb = qd_db_model_params(f->dir, "b.db", &lb);
     assert_non_null(pa);
@@ -170,15 +136,17 @@ static void test_full_layers(void **state)
         "\"params\":{\"activation\":\"tanh\"}},\"connect\":\"tree\",\"fan_in\":3},"
         "{\"devices\":2,\"device\":{\"kind\":\"neuron\",\"params\":{\"activation\":"
         "\"identity\"}}}]}}";
-    json_t *rec = qn(f, "c.db", job, NULL, 0, NULL);
-    assert_true(json_real_value(result(rec, "test_accuracy")) >= 0.95);
-    assert_int_equal(json_integer_value(result(rec, "params")), 6 * 2 + 1 + 8 * 3 + 1 + 8 * 2 +
-                                                                    2 + 1);
+    json_t *rec = qd_qn_job(f, "c.db", job, NULL, 0, NULL);
+    assert_true(json_real_value(qd_result(rec, "test_accuracy")) >= 0.95);
+    assert_int_equal(json_integer_value(qd_result(rec, "params")),
+                     6 * 2 + 1 + 8 * 3 + 1 + 8 * 2 + 2 + 1);
     json_decref(rec);
-    rec = qn(f, "c.db", "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":"
-                        "{\"name\":\"xor\",\"samples\":400,\"noise\":0.1},\"via\":{\"1\":"
-                        "\"device\"}}}", NULL, 0, NULL);
-    assert_true(json_real_value(result(rec, "accuracy")) >= 0.95);
+    rec = qd_qn_job(f, "c.db",
+                    "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":"
+                    "{\"name\":\"xor\",\"samples\":400,\"noise\":0.1},\"via\":{\"1\":"
+                    "\"device\"}}}",
+                    NULL, 0, NULL);
+    assert_true(json_real_value(qd_result(rec, "accuracy")) >= 0.95);
     json_decref(rec);
     /* Specs qn run refuses (exit 2), each with words its message must hold. */
     static const struct {
@@ -206,7 +174,7 @@ static void test_full_layers(void **state)
          "/spec/network/0/devices"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        json_decref(qn(f, "c.db", bad[i].spec, NULL, 2, bad[i].says));
+        json_decref(qd_qn_job(f, "c.db", bad[i].spec, NULL, 2, bad[i].says));
 }
 
 int main(void)

@@ -619,18 +619,6 @@ static void test_job_cancel_queued(void **state)
     assert_int_equal(qd_stop(d, SIGTERM), 0);
 }
 
-static int qd_setup(void **state)
-{
-    *state = qd_fixture_new(sizeof(struct qd), 1);
-    return *state ? 0 : -1;
-}
-
-static int qd_teardown(void **state)
-{
-    qd_fixture_free(*state);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -645,7 +633,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigint_cancels, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_job_surrogate_model_commands, qt_dir_setup,
                                         qt_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_job_cancel_queued, qd_setup, qd_teardown),
+        cmocka_unit_test_setup_teardown(test_job_cancel_queued, qd_fixture_setup,
+                                        qd_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_demo_sigterm_stops_daemon, qt_dir_setup,
                                         qt_dir_teardown),
     };

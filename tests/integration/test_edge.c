@@ -28,39 +28,6 @@
 #include "qn_test.h"
 #include "qt_daemon.h"
 
-/* Runs `qn run -` (job on stdin) or `qn resume ID` on db with one worker and checks the
- * exit status; the stdout record (new reference) when want is 0, else NULL (stderr must
- * then hold needle). */
-static json_t *qn(const struct qt_dir *f, const char *db, const char *job, const char *resume_id,
-                  int want, const char *needle)
-{
-    struct qt_run r;
-    if (resume_id)
-        assert_int_equal(
-            qt_qn(f->dir, NULL, &r, "resume", resume_id, "--db", db, "--workers", "1", NULL), 0);
-    else
-        assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, "--workers", "1", NULL), 0);
-    if (r.status != want)
-        fail_msg("qn exited %d, wanted %d; stderr:\n%s\nstdout:\n%s", r.status, want, r.err, r.out);
-    json_t *rec = NULL;
-    if (want != 0) {
-        if (needle && !strstr(r.err, needle))
-            fail_msg("stderr lacks '%s': %s", needle, r.err);
-    } else if (!(rec = json_loads(r.out, 0, NULL))) {
-        fail_msg("stdout is not JSON: %s", r.out);
-    }
-    qt_run_free(&r);
-    return rec;
-}
-
-static const json_t *result(const json_t *rec, const char *key)
-{
-    const json_t *v = json_object_get(json_object_get(rec, "result"), key);
-    if (!v)
-        fail_msg("result has no '%s'", key);
-    return v;
-}
-
 static long long db_int(const struct qt_dir *f, const char *db, const char *sql)
 {
     return qd_db_file_int(f->dir, db, SQLITE_OPEN_READWRITE, 1, sql);
@@ -81,15 +48,15 @@ static const char edge_job[] =
 static void test_edge_run(void **state)
 {
     struct qt_dir *f = *state;
-    json_t *rec = qn(f, "a.db", edge_job, NULL, 0, NULL);
+    json_t *rec = qd_qn_job(f, "a.db", edge_job, NULL, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
-    const json_t *cells = result(rec, "cells");
+    const json_t *cells = qd_result(rec, "cells");
     assert_int_equal(json_array_size(cells), 1);
     long long nc = json_integer_value(json_array_get(cells, 0));
     assert_true(nc > 4 && nc <= 40);
-    assert_int_equal(json_integer_value(result(rec, "events")), 6); /* after epochs 2..7 */
-    assert_int_equal(json_integer_value(result(rec, "params")), 2 * nc + 1);
-    assert_true(json_real_value(result(rec, "test_accuracy")) >= 0.95);
+    assert_int_equal(json_integer_value(qd_result(rec, "events")), 6); /* after epochs 2..7 */
+    assert_int_equal(json_integer_value(qd_result(rec, "params")), 2 * nc + 1);
+    assert_true(json_real_value(qd_result(rec, "test_accuracy")) >= 0.95);
     /* one cells row per event, at the step of its structure row */
     assert_int_equal(db_int(f, "a.db",
                             "SELECT count(*) FROM metrics m JOIN metrics s ON "
@@ -109,15 +76,15 @@ static void test_edge_run(void **state)
                             "SELECT json_array_length(arch, '$.cells[0].dst') FROM "
                             "checkpoints WHERE epoch = 8"),
                      nc);
-    double acc = json_real_value(result(rec, "test_accuracy"));
+    double acc = json_real_value(qd_result(rec, "test_accuracy"));
     json_decref(rec);
     /* an evaluation rebuilds it: on the training run's own split it scores what training did */
-    rec = qn(f, "a.db",
-             "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":"
-             "{\"name\":\"and\",\"samples\":400,\"noise\":0.1}}}",
-             NULL, 0, NULL);
+    rec = qd_qn_job(f, "a.db",
+                    "{\"type\":\"evaluate\",\"spec\":{\"model\":{\"job\":1},\"dataset\":"
+                    "{\"name\":\"and\",\"samples\":400,\"noise\":0.1}}}",
+                    NULL, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
-    assert_true(json_real_value(result(rec, "accuracy")) >= 0.95 && acc >= 0.95);
+    assert_true(json_real_value(qd_result(rec, "accuracy")) >= 0.95 && acc >= 0.95);
     json_decref(rec);
 }
 
@@ -125,7 +92,8 @@ static void test_edge_run(void **state)
 static void test_edge_resume(void **state)
 {
     struct qt_dir *f = *state;
-    json_t *a = qn(f, "a.db", edge_job, NULL, 0, NULL), *b = qn(f, "b.db", edge_job, NULL, 0, NULL);
+    json_t *a = qd_qn_job(f, "a.db", edge_job, NULL, 0, NULL),
+           *b = qd_qn_job(f, "b.db", edge_job, NULL, 0, NULL);
     json_decref(b);
     db_int(f, "b.db", "DELETE FROM checkpoints WHERE epoch > 4");
     db_int(f, "b.db", "DELETE FROM models");
@@ -133,11 +101,11 @@ static void test_edge_resume(void **state)
     assert_true(db_int(f, "b.db",
                        "SELECT json_array_length(arch, '$.cells[0].src') FROM "
                        "checkpoints WHERE epoch = 4") != 4);
-    b = qn(f, "b.db", NULL, "1", 0, NULL);
+    b = qd_qn_job(f, "b.db", NULL, "1", 0, NULL);
     assert_string_equal(json_string_value(json_object_get(b, "state")), "succeeded");
-    assert_int_equal(json_integer_value(result(b, "resumed_from")), 4);
-    assert_true(json_equal(result(a, "cells"), result(b, "cells")));
-    assert_true(json_equal(result(a, "test_accuracy"), result(b, "test_accuracy")));
+    assert_int_equal(json_integer_value(qd_result(b, "resumed_from")), 4);
+    assert_true(json_equal(qd_result(a, "cells"), qd_result(b, "cells")));
+    assert_true(json_equal(qd_result(a, "test_accuracy"), qd_result(b, "test_accuracy")));
     size_t la, lb;
     void *pa = qd_db_model_params(f->dir, "a.db", &la),
          *pb = qd_db_model_params(f->dir, "b.db", &lb);
@@ -185,7 +153,7 @@ static void test_edge_refusals(void **state)
 {
     struct qt_dir *f = *state;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        json_decref(qn(f, "c.db", bad[i].spec, NULL, 2, bad[i].path));
+        json_decref(qd_qn_job(f, "c.db", bad[i].spec, NULL, 2, bad[i].path));
     assert_int_equal(db_int(f, "c.db", "SELECT count(*) FROM jobs"), 0);
 }
 
@@ -205,21 +173,6 @@ static void test_edge_refusals_http(void **state)
     sqlite3 *db = qd_db_open(d->db);
     assert_int_equal(qd_db_int(db, "SELECT count(*) FROM jobs"), 0);
     sqlite3_close(db);
-}
-
-/* Skips the test when mpirun is not on PATH. */
-static void need_mpirun(const char *test)
-{
-    const char *path = getenv("PATH");
-    char full[1024];
-    for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
-        size_t n = strcspn(p, ":");
-        snprintf(full, sizeof full, "%.*s/mpirun", (int)n, p);
-        if (access(full, X_OK) == 0)
-            return;
-        p += n + (p[n] == ':');
-    }
-    qt_skip_test(test, "mpirun is not on PATH (Debian's openmpi-bin): qn-mpi cannot be launched");
 }
 
 /* The result of evaluating model 1 on AND's test split on `ranks` ranks (new reference). */
@@ -244,11 +197,11 @@ static json_t *evaluate_on(struct qd *d, int ranks)
 static void test_edge_on_ranks(void **state)
 {
     struct qd *d = *state;
-    need_mpirun(__func__);
+    qt_need_mpirun(__func__);
     qd_start(d);
     json_t *rec = qd_wait_final(d, NULL, qd_submit(d, NULL, edge_job), 120);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "succeeded");
-    assert_true(json_integer_value(json_array_get(result(rec, "cells"), 0)) != 4);
+    assert_true(json_integer_value(json_array_get(qd_result(rec, "cells"), 0)) != 4);
     json_decref(rec);
     json_t *one = evaluate_on(d, 1), *two = evaluate_on(d, 2);
     assert_true(json_equal(json_object_get(one, "accuracy"), json_object_get(two, "accuracy")));
@@ -259,26 +212,15 @@ static void test_edge_on_ranks(void **state)
     assert_int_equal(qd_stop(d, SIGTERM), 0);
 }
 
-static int qd_setup(void **state)
-{
-    *state = qd_fixture_new(sizeof(struct qd), 1);
-    return *state ? 0 : -1;
-}
-
-static int qd_teardown(void **state)
-{
-    qd_fixture_free(*state);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_edge_run, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_edge_resume, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_edge_refusals, qt_dir_setup, qt_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_edge_refusals_http, qd_setup, qd_teardown),
-        cmocka_unit_test_setup_teardown(test_edge_on_ranks, qd_setup, qd_teardown),
+        cmocka_unit_test_setup_teardown(test_edge_refusals_http, qd_fixture_setup,
+                                        qd_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_edge_on_ranks, qd_fixture_setup, qd_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,7 +26,6 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
-#include <dirent.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
@@ -75,55 +74,14 @@ static int fx_teardown(void **state)
     return 0;
 }
 
-/* Skips the test when mpirun is not on PATH. */
-static void need_mpirun(const char *test)
-{
-    const char *path = getenv("PATH");
-    char full[1024];
-    for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
-        size_t n = strcspn(p, ":");
-        snprintf(full, sizeof full, "%.*s/mpirun", (int)n, p);
-        if (access(full, X_OK) == 0)
-            return;
-        p += n + (p[n] == ':');
-    }
-    qt_skip_test(test, "mpirun is not on PATH (Debian's openmpi-bin): qn-mpi cannot be launched");
-}
-
-/* Processes whose command line contains `needle` (the test's own spool path). */
-static int processes_with(const char *needle)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL) {
-        char path[300], buf[4096];
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-        FILE *f = fopen(path, "rb");
-        size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-        if (f)
-            fclose(f);
-        for (size_t i = 0; i < len; i++)
-            if (buf[i] == '\0')
-                buf[i] = ' ';
-        buf[len] = '\0';
-        n += strstr(buf, needle) != NULL;
-    }
-    closedir(d);
-    return n;
-}
-
 /* Polls until no process names `needle`; fails after timeout s. */
 static void wait_no_process(const char *needle, double timeout)
 {
     double t0 = qd_now();
-    while (processes_with(needle) > 0) {
+    while (qt_processes_with(needle) > 0) {
         if (qd_now() - t0 > timeout)
             fail_msg("%d process(es) still run with '%s' in their command line",
-                     processes_with(needle), needle);
+                     qt_processes_with(needle), needle);
         qd_nap_ms(50);
     }
 }
@@ -156,7 +114,7 @@ static void job_dir(const struct fx *f, int64_t id, char *out, size_t cap)
 static void test_sweep_on_two_ranks(void **state)
 {
     struct fx *f = *state;
-    need_mpirun(__func__);
+    qt_need_mpirun(__func__);
     qd_start(&f->d);
     int64_t id = qd_submit(&f->d, NULL, CRN_SWEEP(2000, 2));
     json_t *rec = qd_wait_final(&f->d, NULL, id, 120);
@@ -182,7 +140,7 @@ static void test_sweep_on_two_ranks(void **state)
 static void test_evaluate_metrics_served(void **state)
 {
     struct fx *f = *state;
-    need_mpirun(__func__);
+    qt_need_mpirun(__func__);
     qd_start(&f->d);
     json_decref(qd_wait_final(&f->d, NULL, qd_submit(&f->d, NULL, TRAIN_JOB), 120));
     int64_t id = qd_submit(&f->d, NULL, EVALUATE_JOB);
@@ -213,13 +171,13 @@ static void test_evaluate_metrics_served(void **state)
 static void test_cancel_on_two_ranks(void **state)
 {
     struct fx *f = *state;
-    need_mpirun(__func__);
+    qt_need_mpirun(__func__);
     qd_start(&f->d);
     int64_t id = qd_submit(&f->d, NULL, HH_SWEEP(200000, 2));
     char spool[1024];
     snprintf(spool, sizeof spool, "%s.spool/job-%" PRId64, f->d.db, id);
     double t0 = qd_now();
-    while (processes_with(spool) < 3) { /* mpirun and two ranks of qn-mpi */
+    while (qt_processes_with(spool) < 3) { /* mpirun and two ranks of qn-mpi */
         if (qd_now() - t0 > 60)
             fail_msg("qn-mpi did not start on 2 ranks within 60 s:\n%s", qd_log_tail(f->d.log));
         qd_nap_ms(20);
@@ -245,13 +203,13 @@ static void test_cancel_on_two_ranks(void **state)
 static void test_kill9_leaves_no_ranks(void **state)
 {
     struct fx *f = *state;
-    need_mpirun(__func__);
+    qt_need_mpirun(__func__);
     qd_start(&f->d);
     int64_t id = qd_submit(&f->d, NULL, HH_SWEEP(4000, 2));
     char spool[1024];
     job_dir(f, id, spool, sizeof spool);
     double t0 = qd_now();
-    while (processes_with(spool) < 3) {
+    while (qt_processes_with(spool) < 3) {
         if (qd_now() - t0 > 60)
             fail_msg("qn-mpi did not start on 2 ranks within 60 s:\n%s", qd_log_tail(f->d.log));
         qd_nap_ms(20);

@@ -21,7 +21,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -125,31 +124,6 @@ static void test_lines_and_failure(void **state)
     L.ops->destroy(run);
 }
 
-/* Processes whose command line contains needle. */
-static int processes_with(const char *needle)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
-    while (d && (e = readdir(d)) != NULL) {
-        char path[300], buf[4096];
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-        FILE *fp = fopen(path, "rb");
-        size_t len = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
-        if (fp)
-            fclose(fp);
-        for (size_t i = 0; i < len; i++)
-            buf[i] = buf[i] ? buf[i] : ' ';
-        buf[len] = '\0';
-        n += strstr(buf, needle) != NULL;
-    }
-    if (d)
-        closedir(d);
-    return n;
-}
-
 static void test_cancel_group(void **state)
 {
     struct qt_dir *f = *state;
@@ -170,20 +144,20 @@ static void test_cancel_group(void **state)
     assert_int_equal(got, 1);
     assert_string_equal(line, "started");
     /* The script and its child (whose command line is briefly empty while it execs). */
-    for (int i = 0; i < 200 && processes_with(dir) < 2; i++) {
+    for (int i = 0; i < 200 && qt_processes_with(dir) < 2; i++) {
         struct timespec t = {0, 50000000L};
         nanosleep(&t, NULL);
     }
-    assert_true(processes_with(dir) >= 2);
+    assert_true(qt_processes_with(dir) >= 2);
     L.ops->cancel(run);
     assert_int_equal(L.ops->wait(run, reason, sizeof reason), QN_EREMOTE);
     assert_non_null(strstr(reason, "signal 9"));
     L.ops->destroy(run);
-    for (int i = 0; i < 200 && processes_with(dir) > 0; i++) {
+    for (int i = 0; i < 200 && qt_processes_with(dir) > 0; i++) {
         struct timespec t = {0, 50000000L};
         nanosleep(&t, NULL);
     }
-    assert_int_equal(processes_with(dir), 0);
+    assert_int_equal(qt_processes_with(dir), 0);
 }
 
 static int no_stage_validate(const json_t *spec, struct job_refs *refs, struct spec_error *err)
@@ -218,25 +192,10 @@ static void test_check_and_init(void **state)
     assert_non_null(strstr(msg, file));
 }
 
-/* mpirun on PATH, or the test skips. */
-static void need_mpirun(const char *test)
-{
-    const char *path = getenv("PATH");
-    char full[1024];
-    for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
-        size_t n = strcspn(p, ":");
-        snprintf(full, sizeof full, "%.*s/mpirun", (int)n, p);
-        if (access(full, X_OK) == 0)
-            return;
-        p += n + (p[n] == ':');
-    }
-    qt_skip_test(test, "mpirun is not on PATH (Debian's openmpi-bin): qn-mpi cannot be launched");
-}
-
 static void test_metric_lines_stored(void **state)
 {
     struct qt_store *f = *state;
-    need_mpirun(__func__);
+    qt_need_mpirun(__func__);
     char tmpl[700], msg[SPOOL_PATH_MAX + 128];
     assert_int_equal(qt_write_file(f->dir, "wrap.sh",
                                    "echo '{\"metric\":{\"step\":4,\"epoch\":1,\"name\":\"probe\","

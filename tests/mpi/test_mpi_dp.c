@@ -331,18 +331,6 @@ static void test_resume(void **state)
     free(pa), free(pb);
 }
 
-static int daemon_setup(void **state)
-{
-    *state = qd_fixture_new(sizeof(struct qd), 1);
-    return *state ? 0 : -1;
-}
-
-static int daemon_teardown(void **state)
-{
-    qd_fixture_free(*state);
-    return 0;
-}
-
 /* Through `qn serve`: a 2-rank train succeeds, its metrics (from rank 0's
  * lines) are served with the job, and its checkpoints are stored. */
 static void test_train_daemon(void **state)
@@ -416,7 +404,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_train_surrogate, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_train_device, qt_dir_setup, qt_dir_teardown),
         cmocka_unit_test_setup_teardown(test_resume, qt_dir_setup, qt_dir_teardown),
-        cmocka_unit_test_setup_teardown(test_train_daemon, daemon_setup, daemon_teardown),
+        cmocka_unit_test_setup_teardown(test_train_daemon, qd_fixture_setup, qd_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_refused, qt_dir_setup, qt_dir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

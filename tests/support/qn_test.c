@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
@@ -37,6 +38,20 @@ void qt_skip_test(const char *test, const char *why)
     printf("SKIP: %s: %s\n", test, why);
     fflush(stdout);
     skip();
+}
+
+void qt_need_mpirun(const char *test)
+{
+    const char *path = getenv("PATH");
+    char full[1024];
+    for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(full, sizeof full, "%.*s/mpirun", (int)n, p);
+        if (access(full, X_OK) == 0)
+            return;
+        p += n + (p[n] == ':');
+    }
+    qt_skip_test(test, "mpirun is not on PATH (Debian's openmpi-bin): qn-mpi cannot be launched");
 }
 
 int qt_tmpdir(char *buf, size_t cap)
@@ -177,6 +192,31 @@ void qt_run_free(struct qt_run *r)
     free(r->out);
     free(r->err);
     r->out = r->err = NULL;
+}
+
+int qt_processes_with(const char *needle)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        char path[300], buf[4096];
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        FILE *f = fopen(path, "rb");
+        size_t len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        for (size_t i = 0; i < len; i++)
+            if (buf[i] == '\0')
+                buf[i] = ' ';
+        buf[len] = '\0';
+        n += strstr(buf, needle) != NULL;
+    }
+    closedir(d);
+    return n;
 }
 
 size_t qt_count_lines(const char *s)

@@ -52,6 +52,11 @@ int qt_qn(const char *cwd, const char *input, struct qt_run *r, ...);
 
 void qt_run_free(struct qt_run *r);
 
+/* The number of processes whose command line (/proc/PID/cmdline, arguments
+ * joined by spaces, its first 4 KiB) contains needle; fails the test when
+ * /proc cannot be read. */
+int qt_processes_with(const char *needle);
+
 /* Number of lines (newline-terminated) in s. */
 size_t qt_count_lines(const char *s);
 
@@ -104,5 +109,9 @@ void *qt_run_job(const struct qt_dir *f, const char *db, const char *job, const 
  */
 #define qt_skip(why) qt_skip_test(__func__, (why))
 void qt_skip_test(const char *test, const char *why);
+
+/* Skips `test` (as qt_skip_test) when mpirun is not on PATH (Debian's
+ * openmpi-bin), so qn-mpi cannot be launched; returns when it is. */
+void qt_need_mpirun(const char *test);
 
 #endif

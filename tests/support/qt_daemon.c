@@ -188,6 +188,50 @@ void qd_fixture_free(void *state)
     free(d);
 }
 
+int qd_fixture_setup(void **state)
+{
+    *state = qd_fixture_new(sizeof(struct qd), 1);
+    return *state ? 0 : -1;
+}
+
+int qd_fixture_teardown(void **state)
+{
+    qd_fixture_free(*state);
+    return 0;
+}
+
+/* ---- the qn binary ---------------------------------------------------------------- */
+
+json_t *qd_qn_job(const struct qt_dir *f, const char *db, const char *job, const char *resume_id,
+                  int want, const char *needle)
+{
+    struct qt_run r;
+    if (resume_id)
+        assert_int_equal(
+            qt_qn(f->dir, NULL, &r, "resume", resume_id, "--db", db, "--workers", "1", NULL), 0);
+    else
+        assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, "--workers", "1", NULL), 0);
+    if (r.status != want)
+        fail_msg("qn exited %d, wanted %d; stderr:\n%s\nstdout:\n%s", r.status, want, r.err, r.out);
+    json_t *rec = NULL;
+    if (want != 0 && want != 1) {
+        if (needle && !strstr(r.err, needle))
+            fail_msg("stderr lacks '%s': %s", needle, r.err);
+    } else if (!(rec = json_loads(r.out, 0, NULL))) {
+        fail_msg("stdout is not JSON: %s", r.out);
+    }
+    qt_run_free(&r);
+    return rec;
+}
+
+const json_t *qd_result(const json_t *rec, const char *key)
+{
+    const json_t *v = json_object_get(json_object_get(rec, "result"), key);
+    if (!v)
+        fail_msg("result has no '%s'", key);
+    return v;
+}
+
 /* ---- HTTP ------------------------------------------------------------------------ */
 
 size_t qd_buf_write(char *data, size_t sz, size_t nm, void *u)

@@ -3,7 +3,8 @@
  * HTTP benchmark: start it on an ephemeral loopback port with its stderr
  * appended to a log file, stop it with a signal (teardowns kill what is
  * left), talk to it with libcurl, poll a job to a final state, and read the
- * database with the SQLite C API.
+ * database with the SQLite C API; also run a job through `qn run` or `qn
+ * resume` on a database without a daemon.
  *
  * Compiled into every test and bench program (every tests/support .c file), so it uses
  * only what they all link: libc/POSIX, libcurl, jansson, SQLite and cmocka.
@@ -80,6 +81,27 @@ void *qd_fixture_new(size_t size, int workers);
 
 /* Its teardown: qd_kill, removes the directory, frees the state (may be NULL). */
 void qd_fixture_free(void *state);
+
+/* cmocka setup and teardown for a test whose state is one struct qd with one
+ * worker (qd_fixture_new, qd_fixture_free). */
+int qd_fixture_setup(void **state);
+int qd_fixture_teardown(void **state);
+
+/* ---- the qn binary ---------------------------------------------------------------- */
+
+/*
+ * Runs `qn run -` (job on stdin) or, when resume_id is not NULL, `qn resume
+ * resume_id`, on database db in f->dir with `--workers 1`, and fails the test
+ * unless it exits with `want`. Returns qn's stdout record (new reference)
+ * when want is 0 or 1; else NULL, and stderr must then hold needle (when not
+ * NULL).
+ */
+struct qt_dir;
+json_t *qd_qn_job(const struct qt_dir *f, const char *db, const char *job, const char *resume_id,
+                  int want, const char *needle);
+
+/* The member `key` of rec's "result" (borrowed); fails the test when it is missing. */
+const json_t *qd_result(const json_t *rec, const char *key);
 
 /* ---- HTTP ------------------------------------------------------------------------ */
 
