@@ -219,8 +219,11 @@ int main(void)
     struct bench b[2] = {{"crn_relu", &crn, u_crn, N_CRN, direct_crn, {0}},
                          {"hodgkin_huxley", &hh, u_hh, N_HH, direct_hh, {0}}};
     int rc = bench_run(&b[0], 1e-6);
+    /* The device's HH rates share exponentials (dev_sys.c) where the direct loop
+     * writes the textbook's six: the same solve within the device's rtol 1e-6,
+     * not the same bits, so rates (Hz) are compared to 1e-4. */
     if (!rc)
-        rc = bench_run(&b[1], 0.0);
+        rc = bench_run(&b[1], 1e-4);
     printf("note: crn_relu steady_state ends with a Newton polish, so it integrates less "
            "than the direct loop (which must reach |f| < tol); hodgkin_huxley is like for like.\n");
     dev_model_close(&crn);
