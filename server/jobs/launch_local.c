@@ -41,7 +41,7 @@ extern char **environ;
 
 #define LAUNCH__DEFAULT "mpirun --oversubscribe -n {ranks} {cmd}"
 #define LAUNCH__DEFAULT_ROOT "mpirun --allow-run-as-root --oversubscribe -n {ranks} {cmd}"
-#define LAUNCH__POLL_MS 50 /* wait: how often the child is looked at */
+#define LAUNCH__POLL_MS 50 /* wait: how often a canceled child is looked at */
 
 /* One running template. */
 struct launch_run {
@@ -376,17 +376,27 @@ static int launch__verdict(const struct launch_run *r, char *reason, size_t cap)
     return QN_EREMOTE;
 }
 
+/* Reaps the child; blocks when `block`, else only looks. 1 once it is reaped. */
+static int launch__reap(struct launch_run *r, int block)
+{
+    pid_t got;
+    while ((got = waitpid(r->pid, &r->status, block ? 0 : WNOHANG)) < 0 && errno == EINTR)
+        ;
+    if (got == r->pid || got < 0)
+        r->waited = 1;
+    return r->waited;
+}
+
+/* A run that was not canceled is waited for in waitpid itself, so its end
+ * is seen the moment it comes; a canceled one is looked at every
+ * LAUNCH__POLL_MS, to send SIGKILL when its grace is over. */
 static int launch_local_wait(struct launch_run *r, char *reason, size_t cap)
 {
     struct timespec ms = {0, LAUNCH__POLL_MS * 1000000L};
     while (!r->waited) {
-        pid_t got = waitpid(r->pid, &r->status, WNOHANG);
-        if (got == r->pid || (got < 0 && errno != EINTR)) {
-            r->waited = 1;
+        if (launch__reap(r, !r->cancel_at.tv_sec || r->killed))
             break;
-        }
-        if (r->cancel_at.tv_sec && !r->killed &&
-            launch__ms_since(&r->cancel_at) > LAUNCH_GRACE_MS) {
+        if (!r->killed && launch__ms_since(&r->cancel_at) > LAUNCH_GRACE_MS) {
             kill(-r->pid, SIGKILL);
             r->killed = 1;
         }

@@ -79,26 +79,49 @@ int mpi_emit(const struct mpi_ctx *m, const char *line)
 
 /* ---- work on a thread, progress on the main thread ---- */
 
+/* The main thread relays progress every MPI__RELAY_MS while the work runs,
+ * and wakes at once when it ends (the condition below): a run's last line
+ * and its result are not held back by a sleep. Once its own work ended,
+ * rank 0 waits for the other ranks' last counts with blocking receives,
+ * as the collective that follows would. */
 struct mpi__work {
     int (*fn)(void *arg, atomic_size_t *done);
     void *arg;
     atomic_size_t done;   /* units this rank finished */
     atomic_int finished;  /* fn returned */
     int rc;               /* its code */
+    pthread_mutex_t lock; /* guards the wake-up on `ended` */
+    pthread_cond_t ended; /* signalled once when fn returned */
 };
+
+static void mpi__work_end(struct mpi__work *w)
+{
+    pthread_mutex_lock(&w->lock);
+    atomic_store(&w->finished, 1);
+    pthread_cond_signal(&w->ended);
+    pthread_mutex_unlock(&w->lock);
+}
 
 static void *mpi__work_main(void *p)
 {
     struct mpi__work *w = p;
     w->rc = w->fn(w->arg, &w->done);
-    atomic_store(&w->finished, 1);
+    mpi__work_end(w);
     return NULL;
 }
 
-static void mpi__sleep_relay(void)
+/* Waits MPI__RELAY_MS, or less when the work ends meanwhile. */
+static void mpi__wait_relay(struct mpi__work *w)
 {
-    struct timespec t = {0, MPI__RELAY_MS * 1000000L};
-    nanosleep(&t, NULL);
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_nsec += MPI__RELAY_MS * 1000000L;
+    t.tv_sec += t.tv_nsec / 1000000000L;
+    t.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&w->lock);
+    while (!atomic_load(&w->finished) && pthread_cond_timedwait(&w->ended, &w->lock, &t) == 0)
+        ;
+    pthread_mutex_unlock(&w->lock);
 }
 
 /* A rank other than 0: sends its count when it changed, and its last one. */
@@ -115,24 +138,27 @@ static void mpi__relay_send(struct mpi__work *w)
         if (d != sent)
             MPI_Send(&d, 1, MPI_UINT64_T, 0, MPI__TAG_PROGRESS, MPI_COMM_WORLD);
         sent = d;
-        mpi__sleep_relay();
+        mpi__wait_relay(w);
     }
 }
 
-/* Rank 0: receives what has arrived; counts the ranks whose work ended. */
-static void mpi__relay_drain(uint64_t *count, int *ended)
+/* Rank 0: receives one count (blocking when `block`, else only one that has
+ * arrived; 0 when none had); counts the ranks whose work ended. */
+static int mpi__relay_recv(uint64_t *count, int *ended, int block)
 {
     int flag = 1;
-    while (flag) {
-        MPI_Status st;
+    MPI_Status st;
+    if (block)
+        MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &st);
+    else
         MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
-        if (!flag)
-            break;
-        uint64_t d;
-        MPI_Recv(&d, 1, MPI_UINT64_T, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        count[st.MPI_SOURCE] = d;
-        *ended += st.MPI_TAG == MPI__TAG_DONE;
-    }
+    if (!flag)
+        return 0;
+    uint64_t d;
+    MPI_Recv(&d, 1, MPI_UINT64_T, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    count[st.MPI_SOURCE] = d;
+    *ended += st.MPI_TAG == MPI__TAG_DONE;
+    return 1;
 }
 
 /* Rank 0: sums the counts and prints a line when the sum grew by ~1%. */
@@ -142,9 +168,12 @@ static void mpi__relay_print(struct mpi_ctx *m, struct mpi__work *w, size_t tota
     int ended = 0; /* ranks other than 0 whose work ended */
     uint64_t step = total / 100 ? total / 100 : 1;
     for (int last = 0; !last;) {
-        last = atomic_load(&w->finished) && ended == m->size - 1;
-        if (count)
-            mpi__relay_drain(count, &ended);
+        int mine = atomic_load(&w->finished);
+        /* This rank's work ended: the others' last counts are awaited, one at a time. */
+        int block = mine && ended < m->size - 1;
+        while (count && mpi__relay_recv(count, &ended, block))
+            block = 0;
+        last = mine && ended == m->size - 1;
         uint64_t sum = atomic_load(&w->done);
         for (int r = 1; count && r < m->size; r++)
             sum += count[r];
@@ -155,8 +184,10 @@ static void mpi__relay_print(struct mpi_ctx *m, struct mpi__work *w, size_t tota
             free(line);
             printed = sum;
         }
-        if (!last && !(atomic_load(&w->finished) && ended == m->size - 1))
-            mpi__sleep_relay();
+        if (!count && mine) /* no memory for the counts: the others' are not relayed */
+            break;
+        if (!mine)
+            mpi__wait_relay(w);
     }
     free(count);
 }
@@ -166,11 +197,13 @@ int mpi_work(struct mpi_ctx *m, int (*work)(void *arg, atomic_size_t *done), voi
 {
     struct mpi__work w = {.fn = work, .arg = arg};
     pthread_t t;
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.ended, NULL);
     int created = pthread_create(&t, NULL, mpi__work_main, &w) == 0;
     if (!created) { /* the other ranks still relay: end this rank's part at once */
         snprintf(m->reason, sizeof m->reason, "rank %d cannot start a thread", m->rank);
         w.rc = QN_ENOMEM;
-        atomic_store(&w.finished, 1);
+        mpi__work_end(&w);
     }
     if (m->rank == 0)
         mpi__relay_print(m, &w, total);
@@ -178,6 +211,8 @@ int mpi_work(struct mpi_ctx *m, int (*work)(void *arg, atomic_size_t *done), voi
         mpi__relay_send(&w);
     if (created)
         pthread_join(t, NULL);
+    pthread_cond_destroy(&w.ended);
+    pthread_mutex_destroy(&w.lock);
     return w.rc;
 }
 

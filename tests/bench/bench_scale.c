@@ -18,8 +18,12 @@
  *     sums), per call;
  *   - a training step of 784-128-10 (relu, identity) on one thread:
  *     forward + backward at per-rank batches 128, 16 and 2, and Adam's update;
- *   - the start of a run on 2 ranks: `qn run --ranks 2` of a 16-point sweep
- *     less `qn run --workers 2` of it (mpirun, MPI_Init, staging);
+ *   - the start of a run on R = 1, 2 and 4 ranks (mpirun --oversubscribe):
+ *     `qn run --ranks 2` of a 16-point sweep with mpirun's -n made R (a
+ *     wrapper first on PATH), less `qn run --workers 2` of it, medians of 5
+ *     (staging, mpirun, MPI_Init, the relay, collecting), fitted as
+ *     start(R) = a + b log2 R by least squares: a the fixed costs, b those of
+ *     a doubling of the launch;
  *   - 2 ranks x 1 thread (`qn run --ranks 2`) against 1 process x 2 threads
  *     (`qn run --workers 2`) on the same HH sweep (QN_BENCH_SCALE_HH points,
  *     default 4000; goal: time(1x2) / time(2x1) >= 0.9), best of 2.
@@ -31,7 +35,7 @@
  *   sweep of N = 10^6 HH points, P ranks of 1 thread against 1 process:
  *     T1 = N (t_hh + c_design + c_store)
  *     TP = N t_hh / P * (1 + imbalance(P)) + N (c_design + c_gather + c_store)
- *          + c_start * (1 + log2(P / 2))
+ *          + a + b log2 P
  *     imbalance(P) = cv * sqrt(2 ln P) / sqrt(N / P)   (the slowest of P
  *     slices of independent rows; Sobol' slices are more even than that)
  *     E = T1 / (P TP)
@@ -54,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,7 +109,8 @@ struct costs {
     double ar_1, ar_n;            /* allreduce of 1 float, of NET_PARAMS floats (0: not measured) */
     double step[3];               /* forward + backward at batches 128, 16, 2 */
     double adam;                  /* Adam's update of NET_PARAMS */
-    double c_start;               /* a run's start on 2 ranks (0: not measured) */
+    double start[3];              /* a run's start on 1, 2, 4 ranks (0: not measured) */
+    double start_a, start_b;      /* start(R) = a + b log2 R, fitted to them */
     double t_1x2, t_2x1;          /* the HH sweep: 1 process x 2 threads, 2 ranks x 1 thread */
 };
 
@@ -371,6 +377,75 @@ static int qn_timed(const char *dir, const char *job, const char *arg, const cha
     return rc;
 }
 
+/* mpirun with the number after -n replaced by $QN_BENCH_NP: put first on
+ * PATH, it makes `qn run --ranks 2` run on any number of ranks, 1 included
+ * (--ranks 1 would run in qn's own process). */
+static const char MPIRUN_WRAPPER[] =
+    "#!/bin/sh\n"
+    "np=\n"
+    "for a do\n"
+    "    shift\n"
+    "    if [ -n \"$np\" ]; then set -- \"$@\" \"$QN_BENCH_NP\"; np=\n"
+    "    elif [ \"$a\" = -n ]; then set -- \"$@\" -n; np=1\n"
+    "    else set -- \"$@\" \"$a\"; fi\n"
+    "done\n"
+    "exec /usr/bin/mpirun \"$@\"\n";
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The start of a run on 1, 2 and 4 ranks (the median of 5 runs of the tiny
+ * sweep through the wrapper less that of the same in one process) and its
+ * least-squares fit a + b log2 R. */
+static int measure_start(struct costs *c, const char *dir)
+{
+    char bin[600], wrapper[640], path[8192];
+    const char *old = getenv("PATH");
+    snprintf(bin, sizeof bin, "%s/bin", dir);
+    snprintf(wrapper, sizeof wrapper, "%s/mpirun", bin);
+    snprintf(path, sizeof path, "%s:%s", bin, old ? old : "/usr/bin:/bin");
+    char *saved = old ? strdup(old) : NULL;
+    double one = 0;
+    int rc = mkdir(bin, 0755) || qt_write_file(bin, "mpirun", MPIRUN_WRAPPER) ||
+             chmod(wrapper, 0755) || (old && !saved) || setenv("PATH", path, 1);
+    /* Rounds of the four runs in turn, so that the others' load moves them alike. */
+    double t[4][5] = {{0}}; /* 1, 2, 4 ranks, one process; by round */
+    for (int round = 0; rc == 0 && round < 5; round++)
+        for (int k = 0; rc == 0 && k < 4; k++) {
+            char np[8];
+            snprintf(np, sizeof np, "%d", 1 << k);
+            rc = k < 3 ? setenv("QN_BENCH_NP", np, 1) ||
+                             qn_timed(dir, "tiny.json", "--ranks", "2", &t[k][round])
+                       : qn_timed(dir, "tiny.json", "--workers", "2", &t[k][round]);
+        }
+    if (saved)
+        setenv("PATH", saved, 1);
+    free(saved);
+    unsetenv("QN_BENCH_NP");
+    if (rc) {
+        printf("scale: qn run --ranks failed: the start of a run not measured\n");
+        return -1;
+    }
+    for (int k = 0; k < 4; k++)
+        qsort(t[k], 5, sizeof t[k][0], cmp_double);
+    one = t[3][2];
+    for (int k = 0; k < 3; k++)
+        c->start[k] = fmax(0, t[k][2] - one);
+    /* Least squares over x = log2 R = 0, 1, 2. */
+    double mx = 1, my = (c->start[0] + c->start[1] + c->start[2]) / 3;
+    c->start_b = ((0 - mx) * (c->start[0] - my) + (1 - mx) * (c->start[1] - my) +
+                  (2 - mx) * (c->start[2] - my)) / 2;
+    c->start_a = my - c->start_b * mx;
+    printf("scale: a run's start (qn run --ranks less --workers 2, 16-point sweep, medians of 5; "
+           "one process %.3f s): 1 rank %.3f s, 2 ranks %.3f s, 4 ranks %.3f s; fit a + b log2 R: "
+           "a %.3f s, b %.3f s\n",
+           one, c->start[0], c->start[1], c->start[2], c->start_a, c->start_b);
+    return 0;
+}
+
 static void measure_ranks(struct costs *c, const char *dir)
 {
     const char *e = getenv("QN_BENCH_SCALE_HH");
@@ -385,16 +460,9 @@ static void measure_ranks(struct costs *c, const char *dir)
                        "{\"kind\": \"crn_relu\"}, \"samples\": 16, \"ranges\": {\"u1\": [0, 1]}}}";
     if (qt_write_file(dir, "hh.json", job) || qt_write_file(dir, "tiny.json", tiny))
         return;
-    double a = 0, b = 0, best_a = HUGE_VAL, best_b = HUGE_VAL;
-    for (int k = 0; k < 3; k++) {
-        if (qn_timed(dir, "tiny.json", "--ranks", "2", &a) ||
-            qn_timed(dir, "tiny.json", "--workers", "2", &b)) {
-            printf("scale: qn run --ranks 2 failed: ranks not measured\n");
-            return;
-        }
-        best_a = fmin(best_a, a), best_b = fmin(best_b, b);
-    }
-    c->c_start = fmax(0, best_a - best_b);
+    if (measure_start(c, dir))
+        return;
+    double a = 0, b = 0;
     c->t_1x2 = c->t_2x1 = HUGE_VAL;
     for (int k = 0; k < 2; k++) {
         if (qn_timed(dir, "hh.json", "--workers", "2", &a) ||
@@ -403,9 +471,8 @@ static void measure_ranks(struct costs *c, const char *dir)
         c->t_1x2 = fmin(c->t_1x2, a), c->t_2x1 = fmin(c->t_2x1, b);
     }
     printf("scale: HH sweep of %ld points (spike_rate over 500 ms): 1 process x 2 threads "
-           "%.2f s, 2 ranks x 1 thread %.2f s: ratio %.3f (goal >= 0.9); a run's start on "
-           "2 ranks %.3f s\n",
-           n > 0 ? n : HH_POINTS, c->t_1x2, c->t_2x1, c->t_1x2 / c->t_2x1, c->c_start);
+           "%.2f s, 2 ranks x 1 thread %.2f s: ratio %.3f (goal >= 0.9)\n",
+           n > 0 ? n : HH_POINTS, c->t_1x2, c->t_2x1, c->t_1x2 / c->t_2x1);
 }
 
 /* ---- the model --------------------------------------------------------------------------- */
@@ -427,12 +494,18 @@ static double allreduce_at(const struct costs *c, double P)
     return 2 * (P - 1) * alpha + 2 * (P - 1) / P * nbeta;
 }
 
+/* The start of a run on P ranks, from the fit. */
+static double start_at(const struct costs *c, double P)
+{
+    return c->start_a + c->start_b * log2(P);
+}
+
 static double sweep_eff(const struct costs *c, double P)
 {
     double N = SWEEP_N, t1 = N * (c->t_hh + c->c_design + c->c_store);
     double imb = c->cv_hh * sqrt(2 * log(P)) / sqrt(N / P);
     double tp = N * c->t_hh / P * (1 + imb) + N * (c->c_design + c->c_gather + c->c_store) +
-                c->c_start * (1 + log2(P / 2));
+                start_at(c, P);
     return t1 / (P * tp);
 }
 
@@ -456,13 +529,13 @@ static void print_model(const struct costs *c)
     printf("scale: model inputs: HH solve %.3f ms (cv %.2f), crn_relu %.2f us, neuron %.3f us; "
            "per row: design %.3f us, store %.3f us, gather %.4f us; allreduce at 2 ranks: "
            "1 float %.2f us, %d floats %.3f ms; 784-128-10 forward+backward %.3f / %.3f / %.3f ms "
-           "at batch 128 / 16 / 2, Adam %.3f ms; start on 2 ranks %.3f s\n",
+           "at batch 128 / 16 / 2, Adam %.3f ms; start a %.3f s + b %.3f s log2 P\n",
            c->t_hh * 1e3, c->cv_hh, c->t_crn * 1e6, c->t_neuron * 1e6, c->c_design * 1e6,
            c->c_store * 1e6, c->c_gather * 1e6, c->ar_1 * 1e6, NET_PARAMS, c->ar_n * 1e3,
-           c->step[0] * 1e3, c->step[1] * 1e3, c->step[2] * 1e3, c->adam * 1e3, c->c_start);
+           c->step[0] * 1e3, c->step[1] * 1e3, c->step[2] * 1e3, c->adam * 1e3, c->start_a, c->start_b);
     printf("scale: efficiency at P ranks | HH sweep, 10^6 points | train 784-128-10 exact: "
            "batch 128 split, 128 a rank | crn_relu via device: batch 128 split, 128 a rank "
-           "| allreduce\n");
+           "| allreduce | start\n");
     const double ranks[3] = {8, 64, 512};
     for (int k = 0; k < 3; k++) {
         double P = ranks[k], ar = allreduce_at(c, P), t = step_at(c, 128);
@@ -473,9 +546,9 @@ static void print_model(const struct costs *c)
             snprintf(device, sizeof device, "%.1f%%",
                      100 * split_eff(c, P, td, device_step_at(c, 128 / P)));
         }
-        printf("scale: P = %-4.0f | %5.1f%% | %6s, %5.1f%% | %6s, %5.1f%% | %.2f ms\n", P,
+        printf("scale: P = %-4.0f | %5.1f%% | %6s, %5.1f%% | %6s, %5.1f%% | %.2f ms | %.2f s\n", P,
                100 * sweep_eff(c, P), exact, 100 * (t + c->adam) / (t + ar + c->adam), device,
-               100 * (td + c->adam) / (td + ar + c->adam), ar * 1e3);
+               100 * (td + c->adam) / (td + ar + c->adam), ar * 1e3, start_at(c, P));
     }
 }
 
