@@ -39,6 +39,8 @@
  * (from /proc: the machine's other load does not change it as it changes
  * latencies) and the load average; then the same mix once the trains are
  * canceled, as the reference of the requests/s, p50 and p99 ratios.
+ * QN_BENCH_WRK=1 drives the mix with wrk (2 threads, the same connections; the
+ * tool issue 16 measured with; `apt-get install wrk`) instead of curl threads.
  * QN_BENCH_MIX_ONLY=1 runs the mix alone; QN_BENCH_HTTP_THREADS=N and
  * QN_BENCH_HTTP_NICE=N start the daemons with --http-threads N, --http-nice N.
  *
@@ -54,6 +56,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -627,6 +630,87 @@ static void bench_cpu(char *buf, size_t cap)
         fclose(f);
 }
 
+/* A wrk duration ("1.23ms", "456.78us", "1.02s") in ms; NaN when unreadable. */
+static double bench_wrk_ms(const char *t)
+{
+    char *end;
+    double v = strtod(t, &end);
+    if (end == t)
+        return NAN;
+    return !strncmp(end, "us", 2) ? v / 1e3 : !strncmp(end, "ms", 2) ? v : *end == 's' ? v * 1e3
+                                                                                      : NAN;
+}
+
+/*
+ * The mix driven by wrk (Debian's package), the tool issue 16 measured with:
+ * 2 threads and BENCH_CLIENTS connections, each asking in turn the job list,
+ * a running job's record, its metrics since the load began and a finished
+ * job's full page (a Lua script, written to a temporary file). Fills
+ * r->requests, seconds, p50, p99, max, errors (non-2xx replies and socket
+ * errors); the per-route figures stay empty. 0, or -1 when wrk is missing
+ * or its output cannot be read.
+ */
+static int bench_load_wrk(unsigned port, const struct bench_mix *a, double seconds,
+                          struct bench_result *r)
+{
+    char script[] = "/tmp/qn-bench-wrk-XXXXXX";
+    int fd = mkstemp(script);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f)
+        return -1;
+    fprintf(f, "local p = {\n");
+    for (size_t i = 0; i < 2 * a->nfinished; i++) {
+        size_t k = i % 2;
+        fprintf(f, "\"/v1/jobs\", \"/v1/jobs/%" PRId64 "\", \"/v1/jobs/%" PRId64
+                   "/metrics?since=%" PRId64 "\", \"/v1/jobs/%" PRId64 "/metrics\",\n",
+                a->running[k], a->running[k], a->since[k], a->finished[i % a->nfinished]);
+    }
+    fprintf(f, "}\nlocal i = 0\nsetup = function(t) end\n"
+               "init = function(args) i = math.random(#p) - 1 end\n"
+               "request = function() i = i %% #p + 1\n  return wrk.format(\"GET\", p[i]) end\n");
+    fclose(f);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "wrk -t2 -c%d -d%.0fs --latency -s %s http://127.0.0.1:%u 2>&1",
+             BENCH_CLIENTS, seconds, script, port);
+    memset(r, 0, sizeof *r);
+    r->p50 = r->p99 = NAN;
+    FILE *p = popen(cmd, "r");
+    char line[256];
+    double rate = 0;
+    while (p && fgets(line, sizeof line, p)) {
+        char t[32];
+        size_t n;
+        double sec;
+        if (sscanf(line, " 50%% %31s", t) == 1)
+            r->p50 = bench_wrk_ms(t);
+        else if (sscanf(line, " 99%% %31s", t) == 1)
+            r->p99 = bench_wrk_ms(t);
+        else if (sscanf(line, " Latency %*s %*s %31s", t) == 1)
+            r->max = bench_wrk_ms(t);
+        else if (sscanf(line, " %zu requests in %lfs", &n, &sec) == 2)
+            r->requests = n, r->seconds = sec;
+        else if (sscanf(line, " Non-2xx or 3xx responses: %zu", &n) == 1)
+            r->errors += n;
+        else if (sscanf(line, "Requests/sec: %lf", &rate) == 1)
+            ;
+        else if (!strncmp(line, "  Socket errors:", 16)) {
+            size_t e[4];
+            if (sscanf(line, "  Socket errors: connect %zu, read %zu, write %zu, timeout %zu",
+                       &e[0], &e[1], &e[2], &e[3]) == 4)
+                r->errors += e[0] + e[1] + e[2] + e[3];
+        }
+    }
+    int st = p ? pclose(p) : -1;
+    unlink(script);
+    if (st != 0 || !r->requests || isnan(r->p99)) {
+        fprintf(stderr, "bench_http: wrk failed or printed no figures (is it installed?)\n");
+        return -1;
+    }
+    r->mean = r->seconds * 1e3 * BENCH_CLIENTS / (double)r->requests; /* Little's law */
+    snprintf(r->first_error, sizeof r->first_error, "non-2xx replies or socket errors (wrk)");
+    return 0;
+}
+
 /* The realistic mix on a started daemon: BENCH_FINISHED finished jobs, two
  * trains, BENCH_CLIENTS clients asking the mix for `seconds`; the trains'
  * speed under the load against the BENCH_QUIET_MS before it. 0 or -1. */
@@ -663,7 +747,9 @@ static int bench_run_mix(struct qd *d, double seconds)
     double s2 = bench_steps(d->port, jobs), t2 = qd_now();
     bench_daemon_cpu(d->pid, &h2, &o2);
     struct bench_result busy;
-    if (bench_load(d->port, bench_setup_mix, &mix, seconds, &busy) != 0)
+    int wrk = getenv("QN_BENCH_WRK") != NULL;
+    if ((wrk ? bench_load_wrk(d->port, &mix, seconds, &busy)
+             : bench_load(d->port, bench_setup_mix, &mix, seconds, &busy)) != 0)
         return -1;
     double s3 = bench_steps(d->port, jobs), t3 = qd_now();
     bench_daemon_cpu(d->pid, &h3, &o3);
@@ -693,7 +779,8 @@ static int bench_run_mix(struct qd *d, double seconds)
      * then finished ones, kept for good: a little less work than live ones). */
     struct bench_result idle;
     bench_daemon_cpu(d->pid, &h2, &o2);
-    if (bench_load(d->port, bench_setup_mix, &mix, seconds, &idle) != 0)
+    if ((wrk ? bench_load_wrk(d->port, &mix, seconds, &idle)
+             : bench_load(d->port, bench_setup_mix, &mix, seconds, &idle)) != 0)
         return -1;
     bench_daemon_cpu(d->pid, &h3, &o3);
     bench_print("reference, the same mix with the workers idle", &idle);
