@@ -59,21 +59,7 @@ struct job_evaluate {
  * spec error at /spec/model. */
 static int job_eval__model(struct job_ctx *ctx, struct job_evaluate *p)
 {
-    const struct spec_ref *ref = &p->e.model;
-    const char *path = "/spec/model";
-    int rc;
-    if (ref->kind == REF_JOB && (rc = job_ref_check(ctx->store, ref->id, "train", path, &ctx->err)))
-        return rc;
-    struct spec_error e = {{0}, {0}};
-    rc = job_model_open(ctx->store, ref, &p->model, &e);
-    if (rc == QN_ENOTFOUND)
-        return ref->kind == REF_NAME
-                   ? spec_fail(&ctx->err, path, "no model named '%s'", ref->name)
-                   : spec_fail(&ctx->err, path, "no model %s %" PRId64,
-                               ref->kind == REF_JOB ? "made by job" : "with id", ref->id);
-    if (rc)
-        return spec_fail(&ctx->err, path, "%s", e.msg[0] ? e.msg : qn_err_msg(rc));
-    return 0;
+    return job_model_resolve(ctx->store, &p->e.model, "/spec/model", &p->model, &ctx->err);
 }
 
 /* Applies the "surrogates" and "via" entries of layer l. */

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "job_data.h"
 #include "qn_err.h"
 
 /* Reads the model row ref names into m->row. */
@@ -126,6 +127,24 @@ int job_model_forward(const struct job_model *m, struct net *net, float *x, size
 {
     int rc = data_scaler_apply_rows(&m->scaler, x, n, m->row.n_in);
     return rc ? rc : net_forward(net, x, n);
+}
+
+int job_model_resolve(struct store *s, const struct spec_ref *ref, const char *path,
+                      struct job_model *m, struct spec_error *err)
+{
+    int rc;
+    if (ref->kind == REF_JOB && (rc = job_ref_check(s, ref->id, "train", path, err)))
+        return rc;
+    struct spec_error e = {{0}, {0}};
+    rc = job_model_open(s, ref, m, &e);
+    if (rc == QN_ENOTFOUND)
+        return ref->kind == REF_NAME
+                   ? spec_fail(err, path, "no model named '%s'", ref->name)
+                   : spec_fail(err, path, "no model %s %" PRId64,
+                               ref->kind == REF_JOB ? "made by job" : "with id", ref->id);
+    if (rc)
+        return spec_fail(err, path, "%s", e.msg[0] ? e.msg : qn_err_msg(rc));
+    return 0;
 }
 
 void job_model_close(struct job_model *m)

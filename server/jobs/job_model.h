@@ -73,6 +73,16 @@ int job_model_scale(const struct job_model *m, struct data_set *ds);
  */
 int job_model_forward(const struct job_model *m, struct net *net, float *x, size_t n);
 
+/*
+ * job_model_open for a spec's reference found at JSON path `path`: a
+ * {"job": N} must name a succeeded train job (job_ref_check), and every
+ * failure to find or rebuild the model is QN_ESPEC with *err at path ("no
+ * model named 'x'", "no model with id N", ...). job_model_close(m) after,
+ * also on failure.
+ */
+int job_model_resolve(struct store *s, const struct spec_ref *ref, const char *path,
+                      struct job_model *m, struct spec_error *err);
+
 void job_model_close(struct job_model *m);
 
 #endif

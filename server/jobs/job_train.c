@@ -274,21 +274,12 @@ static int job_train__from(struct job_ctx *ctx, struct job_train *p)
 {
     const struct spec_ref *ref = &p->t.from;
     const char *path = "/spec/from/model";
-    int rc;
     if (!p->t.has_from)
         return 0;
-    if (ref->kind == REF_JOB && (rc = job_ref_check(ctx->store, ref->id, "train", path, &ctx->err)))
-        return rc;
-    struct spec_error e = {{0}, {0}};
-    p->have_from = 1;
-    rc = job_model_open(ctx->store, ref, &p->from, &e);
-    if (rc == QN_ENOTFOUND)
-        return ref->kind == REF_NAME
-                   ? spec_fail(&ctx->err, path, "no model named '%s'", ref->name)
-                   : spec_fail(&ctx->err, path, "no model %s %" PRId64,
-                               ref->kind == REF_JOB ? "made by job" : "with id", ref->id);
+    p->have_from = 1; /* a zeroed model closes as well as an opened one */
+    int rc = job_model_resolve(ctx->store, ref, path, &p->from, &ctx->err);
     if (rc)
-        return spec_fail(&ctx->err, path, "%s", e.msg[0] ? e.msg : qn_err_msg(rc));
+        return rc;
     char why[256];
     if (!job_train__same_layers(&p->nd, &p->from.nd, why, sizeof why) ||
         !job_train__same_params(p, &p->from, why, sizeof why))

@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "qn_test.h"
+#include "qt_bench.h"
 #include "qt_daemon.h"
 
 #define BENCH_CLIENTS 32       /* concurrent clients, one connection each */
@@ -610,26 +611,6 @@ static double bench_loadavg(void)
     return l;
 }
 
-/* The CPU's model name (from /proc/cpuinfo) into buf. */
-static void bench_cpu(char *buf, size_t cap)
-{
-    snprintf(buf, cap, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0) {
-            char *v = strchr(line, ':');
-            if (v) {
-                v += strspn(v + 1, " ") + 1;
-                v[strcspn(v, "\n")] = '\0';
-                snprintf(buf, cap, "%s", v);
-            }
-            break;
-        }
-    if (f)
-        fclose(f);
-}
-
 /* A wrk duration ("1.23ms", "456.78us", "1.02s") in ms; NaN when unreadable. */
 static double bench_wrk_ms(const char *t)
 {
@@ -726,7 +707,7 @@ static int bench_run_mix(struct qd *d, double seconds)
     if (bench_wait_training(d->port, jobs, 1) != 0)
         return -1;
     char cpu[128];
-    bench_cpu(cpu, sizeof cpu);
+    qb_cpu_name(cpu, sizeof cpu);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     printf("bench_http mix: qn serve (2 workers) on %ld x %s; %d finished jobs of over 1000\n"
            "  metric rows, jobs %" PRId64 " and %" PRId64 " training %s; %d clients for %.0f s, each\n"

@@ -72,34 +72,13 @@
 #include "optim.h"
 #include "qn_err.h"
 #include "qn_test.h"
+#include "qt_bench.h"
+#include "qt_daemon.h"
 #include "store.h"
 
 #define HH_POINTS 20000   /* the 2x1 against 1x2 sweep, by default */
 #define SWEEP_N 1e6       /* the modelled sweep */
 #define NET_PARAMS 101770 /* 784-128-10: 784*128 + 128 + 128*10 + 10 */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The CPU's model name from /proc/cpuinfo into buf ("unknown" when absent). */
-static void cpu_name(char *buf, size_t cap)
-{
-    snprintf(buf, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-            snprintf(buf, cap, "%s", strchr(line, ':') + 2);
-            buf[strcspn(buf, "\n")] = 0;
-            break;
-        }
-    if (f)
-        fclose(f);
-}
 
 /* What was measured (seconds unless said). */
 struct costs {
@@ -127,9 +106,9 @@ static int solve_cost(struct dev_model *d, size_t n, double lo, double hi, doubl
     if (rc == 0)
         rc = dev_work_init(&w, d, NULL);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        double t0 = now();
+        double t0 = qd_now();
         dev_eval(&w, &u[i], &out);
-        double dt = now() - t0;
+        double dt = qd_now() - t0;
         s += dt, s2 += dt * dt;
     }
     if (rc == 0) {
@@ -173,9 +152,9 @@ static int measure_rows(struct costs *c, const char *dir)
     float buf[CHUNK * 3];
     if (!u)
         return -1;
-    double t0 = now();
+    double t0 = qd_now();
     int rc = design_generate(DESIGN_SOBOL, N, 1, &lo, &hi, 1, u);
-    c->c_design = (now() - t0) / N;
+    c->c_design = (qd_now() - t0) / N;
     char db[600], msg[256];
     snprintf(db, sizeof db, "%s/rows.db", dir);
     struct store *s = NULL;
@@ -183,7 +162,7 @@ static int measure_rows(struct costs *c, const char *dir)
     const char *cols[] = {"u1", "out", "status"};
     if (rc == 0)
         rc = store_open(db, &s, msg, sizeof msg);
-    t0 = now();
+    t0 = qd_now();
     if (rc == 0)
         rc = store_dataset_begin(s, "rows", "sweep", 3, cols, 0, &w);
     for (size_t r0 = 0; rc == 0 && r0 < N; r0 += CHUNK) {
@@ -194,7 +173,7 @@ static int measure_rows(struct costs *c, const char *dir)
     }
     if (rc == 0)
         rc = store_dataset_finish(w, NULL);
-    c->c_store = (now() - t0) / N;
+    c->c_store = (qd_now() - t0) / N;
     store_close(s);
     free(u);
     return rc ? -1 : 0;
@@ -297,12 +276,12 @@ static double step_time(struct net *n, const float *x, const float *dout, size_t
     double best = HUGE_VAL;
     int reps = b >= 128 ? 50 : 400;
     for (int k = 0; k < 3; k++) {
-        double t0 = now();
+        double t0 = qd_now();
         for (int i = 0; i < reps; i++) {
             net_forward(n, x, b);
             net_backward(n, x, dout, b);
         }
-        best = fmin(best, (now() - t0) / reps);
+        best = fmin(best, (qd_now() - t0) / reps);
     }
     return best;
 }
@@ -337,10 +316,10 @@ static int measure_steps(struct costs *c)
     if (rc == 0) {
         double best = HUGE_VAL;
         for (int k = 0; k < 5; k++) {
-            double t0 = now();
+            double t0 = qd_now();
             for (int i = 0; i < 100; i++)
                 optim_step(&o, n->params, n->grads);
-            best = fmin(best, (now() - t0) / 100);
+            best = fmin(best, (qd_now() - t0) / 100);
         }
         c->adam = best;
         optim_close(&o);
@@ -368,9 +347,9 @@ static int qn_timed(const char *dir, const char *job, const char *arg, const cha
         unlink(p);
     }
     struct qt_run r;
-    double t0 = now();
+    double t0 = qd_now();
     int rc = qt_qn(dir, NULL, &r, "run", job, "--db", db, arg, value, NULL);
-    *secs = now() - t0;
+    *secs = qd_now() - t0;
     if (rc == 0 && r.status != 0)
         fprintf(stderr, "bench_scale: qn run %s %s %s: %s\n", job, arg, value, r.err), rc = -1;
     if (rc == 0)
@@ -560,7 +539,7 @@ int main(void)
     double load[3] = {0, 0, 0};
     memset(&c, 0, sizeof c);
     gsl_set_error_handler_off();
-    cpu_name(cpu, sizeof cpu);
+    qb_cpu_name(cpu, sizeof cpu);
     getloadavg(load, 3);
     printf("scale: %s; load average %.2f %.2f %.2f\n", cpu, load[0], load[1], load[2]);
     int rc = qt_tmpdir(dir, sizeof dir) ? -1 : 0;

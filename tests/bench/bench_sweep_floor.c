@@ -44,6 +44,8 @@
 #include "design.h"
 #include "qn_err.h"
 #include "qn_test.h"
+#include "qt_bench.h"
+#include "qt_daemon.h"
 #include "store.h"
 
 #define FLOOR_POINTS 400000
@@ -60,31 +62,10 @@ static double clock_secs(clockid_t id)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double now(void)
-{
-    return clock_secs(CLOCK_MONOTONIC);
-}
-
 /* One timing: wall and CPU (user + system) seconds. */
 struct span {
     double wall, cpu;
 };
-
-/* The CPU's model name from /proc/cpuinfo into buf ("unknown" when absent). */
-static void cpu_name(char *buf, size_t cap)
-{
-    snprintf(buf, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0 && strchr(line, ':')) {
-            snprintf(buf, cap, "%s", strchr(line, ':') + 2);
-            buf[strcspn(buf, "\n")] = 0;
-            break;
-        }
-    if (f)
-        fclose(f);
-}
 
 /* ---- the bare loop ------------------------------------------------------------------------- */
 
@@ -149,7 +130,7 @@ static int qn_run(const char *dir, size_t w, struct span *sp)
         snprintf(path, sizeof path, "%s%s", db, suffix[i]);
         unlink(path);
     }
-    double t0 = now();
+    double t0 = qd_now();
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -165,7 +146,7 @@ static int qn_run(const char *dir, size_t w, struct span *sp)
     struct rusage ru;
     if (wait4(pid, &status, 0, &ru) != pid)
         return -1;
-    sp->wall = now() - t0;
+    sp->wall = qd_now() - t0;
     sp->cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
               (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
@@ -221,10 +202,10 @@ static int measure(const char *dir, const double *u, size_t n, double *bare, str
     for (int k = 0; k < 3; k++)
         best[k] = (struct span){HUGE_VAL, HUGE_VAL};
     for (int r = 0; r < FLOOR_REPS; r++) {
-        double t0 = now(), c0 = clock_secs(CLOCK_PROCESS_CPUTIME_ID);
+        double t0 = qd_now(), c0 = clock_secs(CLOCK_PROCESS_CPUTIME_ID);
         if (bare_loop(u, n, bare))
             return -1;
-        span_min(&best[0], (struct span){now() - t0, clock_secs(CLOCK_PROCESS_CPUTIME_ID) - c0});
+        span_min(&best[0], (struct span){qd_now() - t0, clock_secs(CLOCK_PROCESS_CPUTIME_ID) - c0});
         for (size_t w = 1; w <= 2; w++) {
             struct span sp;
             if (qn_run(dir, w, &sp)) {
@@ -241,7 +222,7 @@ static void report(size_t n, const struct span best[3], size_t bad, double worst
 {
     char cpu[200];
     double load[3] = {0, 0, 0};
-    cpu_name(cpu, sizeof cpu);
+    qb_cpu_name(cpu, sizeof cpu);
     getloadavg(load, 3);
     printf("sweep floor: crn_relu final at t_max %g, %zu Sobol' points, rk8pd; %s; "
            "load average %.2f %.2f %.2f\n",
