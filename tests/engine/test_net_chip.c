@@ -141,6 +141,26 @@ static void test_instance_is_device_alone(void **state)
     surrogate_close(&s);
 }
 
+/* Inputs x[B_ROWS * N_IN] and targets target[B_ROWS * 2] for a gradient
+ * check: forward, mean squared error and net_backward into n->grads (zeroed
+ * first). Returns n's parameters as doubles (malloc'd, to perturb). */
+static double *mse_backward(struct net *n, float *x, float *target)
+{
+    float dout[B_ROWS * 2];
+    inputs(x, B_ROWS * N_IN);
+    for (size_t i = 0; i < B_ROWS * 2; i++)
+        target[i] = (float)cos(0.9 * (double)i);
+    assert_int_equal(net_forward(n, x, B_ROWS), 0);
+    nn_mse_loss(dout, net_output(n), target, B_ROWS, 2);
+    memset(n->grads, 0, n->n_params * sizeof *n->grads);
+    net_backward(n, x, dout, B_ROWS);
+    double *p = malloc(n->n_params * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n->n_params; i++)
+        p[i] = n->params[i];
+    return p;
+}
+
 /* Float64 loss of layer 0 (crn instances, each its own model at theta) and
  * layer 1 (identity neurons) with parameters p, MSE against target. */
 static double ref_loss(const struct net *n, struct dev_model *alone, const double *p,
@@ -188,18 +208,8 @@ static void test_grad_per_instance(void **state)
     net_set_chip(n, 11);
     for (size_t j = 0; j < 4; j++)
         crn_alone(&crn, n->layer[0].theta + j * crn.n_params, &alone[j]);
-    float x[B_ROWS * N_IN], target[B_ROWS * 2], dout[B_ROWS * 2];
-    inputs(x, B_ROWS * N_IN);
-    for (size_t i = 0; i < B_ROWS * 2; i++)
-        target[i] = (float)cos(0.9 * (double)i);
-    assert_int_equal(net_forward(n, x, B_ROWS), 0);
-    nn_mse_loss(dout, net_output(n), target, B_ROWS, 2);
-    memset(n->grads, 0, n->n_params * sizeof *n->grads);
-    net_backward(n, x, dout, B_ROWS);
-    double *p = malloc(n->n_params * sizeof *p);
-    assert_non_null(p);
-    for (size_t i = 0; i < n->n_params; i++)
-        p[i] = n->params[i];
+    float x[B_ROWS * N_IN], target[B_ROWS * 2];
+    double *p = mse_backward(n, x, target);
     size_t checked = 0;
     for (size_t i = 0; i < n->n_params; i++) {
         if (i == n->layer[0].off_s || i == n->layer[1].off_s)
@@ -535,18 +545,8 @@ static void conditioned_grad(int table, double tol)
         k++;
     for (size_t j = 0; j < 4; j++)
         kappa[j] = (float)n->layer[0].theta[j * crn.n_params + k];
-    float x[B_ROWS * N_IN], target[B_ROWS * 2], dout[B_ROWS * 2];
-    inputs(x, B_ROWS * N_IN);
-    for (size_t i = 0; i < B_ROWS * 2; i++)
-        target[i] = (float)cos(0.9 * (double)i);
-    assert_int_equal(net_forward(n, x, B_ROWS), 0);
-    nn_mse_loss(dout, net_output(n), target, B_ROWS, 2);
-    memset(n->grads, 0, n->n_params * sizeof *n->grads);
-    net_backward(n, x, dout, B_ROWS);
-    double *p = malloc(n->n_params * sizeof *p);
-    assert_non_null(p);
-    for (size_t i = 0; i < n->n_params; i++)
-        p[i] = n->params[i];
+    float x[B_ROWS * N_IN], target[B_ROWS * 2];
+    double *p = mse_backward(n, x, target);
     size_t checked = 0;
     double worst = 0;
     for (size_t i = 0; i < n->n_params; i++) {
