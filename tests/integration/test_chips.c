@@ -49,13 +49,7 @@ static json_t *run_job(const struct qt_dir *f, const char *job, int want_status)
 /* A job that must be refused (exit 2, nothing on stdout) with needle in stderr. */
 static void expect_refused(const struct qt_dir *f, const char *job, const char *needle)
 {
-    struct qt_run r;
-    assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", "q.db", NULL), 0);
-    qt_expect_status(&r, 2);
-    assert_string_equal(r.out, "");
-    if (!strstr(r.err, needle))
-        fail_msg("stderr lacks '%s': %s", needle, r.err);
-    qt_run_free(&r);
+    qt_run_refused(f, "q.db", job, needle, NULL);
 }
 
 static const json_t *result(const json_t *rec, const char *key)

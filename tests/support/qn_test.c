@@ -276,6 +276,19 @@ void *qt_run_job(const struct qt_dir *f, const char *db, const char *job, const 
     return rec;
 }
 
+void qt_run_refused(const struct qt_dir *f, const char *db, const char *job, const char *needle,
+                    const char *needle2)
+{
+    struct qt_run r;
+    assert_int_equal(qt_qn(f->dir, job, &r, "run", "-", "--db", db, NULL), 0);
+    qt_expect_status(&r, 2);
+    assert_string_equal(r.out, "");
+    if (!strstr(r.err, needle) || (needle2 && !strstr(r.err, needle2)))
+        fail_msg("stderr lacks '%s'%s%s: %s", needle, needle2 ? " or " : "",
+                 needle2 ? needle2 : "", r.err);
+    qt_run_free(&r);
+}
+
 int qt_store_setup(void **state)
 {
     struct qt_store *f = calloc(1, sizeof *f);

@@ -98,6 +98,12 @@ void *qt_one_record(const struct qt_run *r);
 void *qt_run_job(const struct qt_dir *f, const char *db, const char *job, const char *workers,
                  int want_status);
 
+/* Runs `qn run - --db db` in f->dir with the job text on stdin; it must be
+ * refused (exit 2, nothing on stdout) with `needle` and, unless NULL,
+ * `needle2` in stderr. */
+void qt_run_refused(const struct qt_dir *f, const char *db, const char *job, const char *needle,
+                    const char *needle2);
+
 /*
  * Skips the running cmocka test for a reason that lies outside the code under
  * test (a package, a CPU feature or a privilege this machine lacks; never a
