@@ -72,7 +72,7 @@ static const char daemon__usage[] =
     "                [--spool DIR] [--launcher TEMPLATE]\n"
     "                [--slurm [--partition P] [--account A]]\n"
     "                [--min-body-rate BYTES] [--body-grace S] [--http-nice N]\n"
-    "                [--header-timeout S]\n"
+    "                [--header-timeout S] [--http-cpu PERCENT]\n"
     "\n"
     "  --db PATH            database (default ./quasineuron.db)\n"
     "  --bind ADDR          listen address (default 127.0.0.1; any other address needs\n"
@@ -115,7 +115,10 @@ static const char daemon__usage[] =
     "  --http-nice N        HTTP threads run N nicer than the job workers (default 0)\n"
     "  --header-timeout S   seconds a request head may take to arrive, from the connection's\n"
     "                       start or the end of its previous request (default 10; the\n"
-    "                       connection is closed without a reply)\n";
+    "                       connection is closed without a reply)\n"
+    "  --http-cpu PERCENT   while jobs run, the HTTP threads use at most this percent of one\n"
+    "                       CPU, so clients that ask without pause cannot starve the jobs\n"
+    "                       (default 25 per CPU; 0: no cap)\n";
 
 /* Parses a decimal with an optional K/M/G suffix (binary) into [lo, hi]. */
 static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -180,6 +183,7 @@ static void daemon__defaults(struct daemon_config *c)
     c->min_body_rate = DAEMON_DEFAULT_BODY_RATE;
     c->body_grace_s = DAEMON_DEFAULT_BODY_GRACE;
     c->header_timeout_s = DAEMON_DEFAULT_HEADER_TIMEOUT;
+    c->http_cpu = DAEMON_HTTP_CPU_PER_CPU * (unsigned)daemon_cpus();
 }
 
 /* One numeric option: name, bounds, where it goes. */
@@ -215,6 +219,7 @@ static const struct daemon_opt daemon__opts[] = {
     DAEMON_OPT_U("--body-grace", 1, 3600, body_grace_s),
     DAEMON_OPT_U("--http-nice", 0, 19, http_nice),
     DAEMON_OPT_U("--header-timeout", 1, 3600, header_timeout_s),
+    DAEMON_OPT_U("--http-cpu", 0, 100000, http_cpu),
 };
 
 /* Applies one numeric option; 0, QN_EINVAL (bad value), QN_ENOTFOUND (not numeric). */
@@ -322,6 +327,12 @@ static int daemon__check_db(const struct daemon_config *c)
     return 0;
 }
 
+/* The jobs the worker pool runs (the HTTP threads' CPU budget holds while any do). */
+static size_t daemon__jobs_running(void *workers)
+{
+    return workers_busy(workers);
+}
+
 /* Starts the worker pool and the event pump when they are built in. With
  * more than one worker, jobs already run side by side, so OpenBLAS keeps to
  * the calling thread: its own threads would only oversubscribe the cores and
@@ -342,6 +353,7 @@ static int daemon__start_jobs(struct daemon *d)
         return QN_EIO;
     }
     http_metrics_add(d->http, workers_metrics, r->workers);
+    http_set_busy(d->http, daemon__jobs_running, r->workers);
     struct events_config ec = {.catalog = d->catalog, .workers = r->workers,
                                .stopping = &r->stopping, .max_streams = d->cfg.max_streams,
                                .max_per_user = d->cfg.max_streams_per_user};
@@ -426,6 +438,7 @@ static int daemon__http(struct daemon *d, char *msg, size_t cap)
         .body_grace_s = d->cfg.body_grace_s,
         .header_timeout_s = d->cfg.header_timeout_s,
         .nice = d->cfg.http_nice,
+        .cpu_percent = d->cfg.http_cpu,
         .compute_threads = d->cfg.compute_threads,
         .auth = daemon__auth,
         .auth_ctx = d->catalog,

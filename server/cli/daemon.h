@@ -43,6 +43,8 @@
 #define DAEMON_DEFAULT_TIMEOUT 60 /* seconds a connection may stay idle */
 #define DAEMON_DEFAULT_BODY_RATE 1024 /* bytes/s a request body must keep up (slow bodies) */
 #define DAEMON_DEFAULT_BODY_GRACE 10  /* seconds from the head before that floor holds */
+#define DAEMON_HTTP_CPU_PER_CPU 25 /* --http-cpu default: a quarter of the machine (issue 16:
+                                      two trains keep over half their speed under a flood) */
 #define DAEMON_DEFAULT_HEADER_TIMEOUT 10 /* seconds a request head may take (slowloris) */
 #define DAEMON_DEFAULT_SIM_STEPS 1000000 /* steps of one solve of a simulate request */
 #define DAEMON_DEFAULT_SIM_SECONDS 5     /* seconds one simulate request may compute */
@@ -77,6 +79,8 @@ struct daemon_config {
     unsigned body_grace_s;    /* seconds from the head before min_body_rate holds */
     unsigned header_timeout_s; /* seconds a request head may take to arrive */
     unsigned http_nice;       /* HTTP threads run this much nicer (0: as the workers) */
+    unsigned http_cpu;        /* percent of one CPU the HTTP threads may use while jobs run
+                                 (0: no cap; default DAEMON_HTTP_CPU_PER_CPU per CPU) */
 };
 
 struct daemon {

@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu_budget.h"
 #include "head_deadline.h"
 #include "qn_err.h"
 #include "qn_log.h"
@@ -91,6 +92,7 @@ struct http_server {
     size_t n_hooks;
 
     struct head_deadline *deadline;  /* the request-head deadline (NULL: none) */
+    struct cpu_budget *budget;       /* the request threads' CPU while jobs run (NULL: none) */
 };
 
 struct http_arena {
@@ -1097,6 +1099,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
     struct http_req *req = *con_cls;
     if (!req) {
         head_deadline_busy(srv->deadline, http__watched(conn), 1);
+        cpu_budget_pace(srv->budget);
         req = calloc(1, sizeof *req);
         if (!req)
             return MHD_NO;
@@ -1237,6 +1240,12 @@ static void http__completed(void *cls, struct MHD_Connection *conn, void **con_c
 
 /* ---- /metrics ------------------------------------------------------------------ */
 
+void http_set_busy(struct http_server *srv, size_t (*busy)(void *ctx), void *ctx)
+{
+    if (srv->budget)
+        cpu_budget_set_busy(srv->budget, busy, ctx);
+}
+
 int http_metrics_add(struct http_server *srv, http_metrics_fn fn, void *ctx)
 {
     if (srv->n_hooks == HTTP_MAX_HOOKS)
@@ -1276,6 +1285,12 @@ void http_metrics_write(struct http_server *srv, FILE *out)
                  "# TYPE qn_http_head_timeouts_total counter\n"
                  "qn_http_head_timeouts_total %" PRIu64 "\n",
             head_deadline_reaped(srv->deadline));
+    if (srv->budget)
+        fprintf(out, "# HELP qn_http_cpu_budget_wait_seconds_total Seconds request threads "
+                     "waited so that jobs keep the CPU (--http-cpu).\n"
+                     "# TYPE qn_http_cpu_budget_wait_seconds_total counter\n"
+                     "qn_http_cpu_budget_wait_seconds_total %.6f\n",
+                cpu_budget_slept(srv->budget));
     for (size_t i = 0; i < srv->n_hooks; i++)
         srv->hooks[i](out, srv->hook_ctx[i]);
 }
@@ -1379,7 +1394,8 @@ int http_create(const struct http_config *cfg, struct http_server **out, char *m
     pthread_mutex_init(&srv->count_mu, NULL);
     pthread_mutex_init(&srv->cq_mu, NULL);
     pthread_cond_init(&srv->cq_cv, NULL);
-    if (!srv->bind || !srv->tmpdir) {
+    if (!srv->bind || !srv->tmpdir ||
+        (cfg->cpu_percent && cpu_budget_create(cfg->cpu_percent, &srv->budget) != 0)) {
         http_destroy(srv);
         snprintf(msg, cap, "out of memory");
         return QN_ENOMEM;
@@ -1487,6 +1503,7 @@ void http_destroy(struct http_server *srv)
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd); /* every connection's CLOSED notice has run */
     head_deadline_destroy(srv->deadline);
+    cpu_budget_destroy(srv->budget);
     pthread_mutex_destroy(&srv->count_mu);
     pthread_mutex_destroy(&srv->cq_mu);
     pthread_cond_destroy(&srv->cq_cv);

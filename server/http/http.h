@@ -129,6 +129,8 @@ struct http_config {
     unsigned min_body_rate;   /* bytes/s a body must keep up after body_grace_s (0: none) */
     unsigned body_grace_s;    /* seconds from the head a body may take before the floor holds */
     unsigned nice;            /* MHD's threads run this much nicer than the caller (0-19) */
+    unsigned cpu_percent;     /* while jobs run (http_set_busy), MHD's threads use at most this
+                                 percent of one CPU (0: no cap; cpu_budget.h) */
     unsigned compute_threads; /* threads for HTTP_F_SLOW handlers; 0: run them inline */
     struct catalog *catalog;  /* the database's connection pool (borrowed) */
     http_auth_fn auth;        /* checks tokens (NULL: everyone is "local", an admin) */
@@ -164,6 +166,9 @@ void http_destroy(struct http_server *srv);
  * pool: workers busy, solves/s). fn is called on a request thread; ctx borrowed. */
 typedef void (*http_metrics_fn)(FILE *out, void *ctx);
 int http_metrics_add(struct http_server *srv, http_metrics_fn fn, void *ctx);
+/* Says when the CPU budget (cfg.cpu_percent) holds: while busy(ctx) is
+ * nonzero (the jobs running; ctx borrowed, and must outlive srv). */
+void http_set_busy(struct http_server *srv, size_t (*busy)(void *ctx), void *ctx);
 /* Writes the HTTP counters, then every registered writer's lines, to out. */
 void http_metrics_write(struct http_server *srv, FILE *out);
 

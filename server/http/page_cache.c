@@ -13,6 +13,7 @@ struct page_cache_entry {
     int64_t job;                  /* 0: a page of no one job */
     char key[PAGE_CACHE_KEY_MAX];
     uint64_t gen;                 /* the generation it was made at (0: for good) */
+    uint64_t tag;                 /* the caller's number kept with it */
     char *text;                   /* (len) owned; NULL: a free slot */
     size_t len;
     uint64_t used;                /* the tick of its last use */
@@ -59,19 +60,23 @@ static struct page_cache_entry *page_cache__find(struct page_cache *c, int64_t j
     return NULL;
 }
 
-int page_cache_get(struct page_cache *c, int64_t job, const char *key, uint64_t gen, char **text,
-                   size_t *len)
+/* A copy of the page of (job, key) when its generation is *gen (any_gen 0)
+ * or any (any_gen 1: its generation and tag into *gen, *tag). */
+static int page_cache__copy(struct page_cache *c, int64_t job, const char *key, int any_gen,
+                            uint64_t *gen, uint64_t *tag, char **text, size_t *len)
 {
     if (!c || job < 0)
         return 0;
     int rc = 0;
     pthread_mutex_lock(&c->mu);
     struct page_cache_entry *e = page_cache__find(c, job, key);
-    if (e && e->gen == gen) {
+    if (e && (any_gen || e->gen == *gen)) {
         *text = malloc(e->len ? e->len : 1);
         if (*text) {
             memcpy(*text, e->text, e->len);
             *len = e->len;
+            *gen = e->gen;
+            *tag = e->tag;
             e->used = ++c->tick;
             rc = 1;
         } else {
@@ -80,6 +85,19 @@ int page_cache_get(struct page_cache *c, int64_t job, const char *key, uint64_t 
     }
     pthread_mutex_unlock(&c->mu);
     return rc;
+}
+
+int page_cache_get(struct page_cache *c, int64_t job, const char *key, uint64_t gen, char **text,
+                   size_t *len)
+{
+    uint64_t tag;
+    return page_cache__copy(c, job, key, 0, &gen, &tag, text, len);
+}
+
+int page_cache_latest(struct page_cache *c, int64_t job, const char *key, uint64_t *gen,
+                      uint64_t *tag, char **text, size_t *len)
+{
+    return page_cache__copy(c, job, key, 1, gen, tag, text, len);
 }
 
 /* Empties slot e. Under the mutex. */
@@ -107,6 +125,12 @@ static struct page_cache_entry *page_cache__victim(struct page_cache *c)
 void page_cache_put(struct page_cache *c, int64_t job, const char *key, uint64_t gen,
                     const char *text, size_t len)
 {
+    page_cache_put_tagged(c, job, key, gen, 0, text, len);
+}
+
+void page_cache_put_tagged(struct page_cache *c, int64_t job, const char *key, uint64_t gen,
+                           uint64_t tag, const char *text, size_t len)
+{
     if (!c || job < 0 || strlen(key) >= PAGE_CACHE_KEY_MAX || len > c->max_bytes)
         return;
     char *copy = malloc(len ? len : 1);
@@ -127,6 +151,7 @@ void page_cache_put(struct page_cache *c, int64_t job, const char *key, uint64_t
     e = page_cache__victim(c);
     e->job = job;
     e->gen = gen;
+    e->tag = tag;
     strcpy(e->key, key);
     e->text = copy;
     e->len = len;

@@ -35,5 +35,14 @@ int page_cache_get(struct page_cache *c, int64_t job, const char *key, uint64_t 
  * budget or no memory: nothing is kept). */
 void page_cache_put(struct page_cache *c, int64_t job, const char *key, uint64_t gen,
                     const char *text, size_t len);
+/* page_cache_put with a number kept beside the page (what a caller needs to
+ * extend it: the rows in a metric page). */
+void page_cache_put_tagged(struct page_cache *c, int64_t job, const char *key, uint64_t gen,
+                           uint64_t tag, const char *text, size_t len);
+/* A copy of the page of (job, key) whatever its generation, into *text, *len
+ * (the caller frees it), with its generation and tag into *gen, *tag: 1 when
+ * there is one, 0 when not (or c is NULL), QN_ENOMEM. */
+int page_cache_latest(struct page_cache *c, int64_t job, const char *key, uint64_t *gen,
+                      uint64_t *tag, char **text, size_t *len);
 
 #endif

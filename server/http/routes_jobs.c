@@ -14,8 +14,12 @@
  * (catalog_changes_read: jobs for the list and records, metrics for metric
  * pages; a training run writes metrics, not jobs), read before the page is
  * made, and answered while the count stays the same; a finished job's
- * metric pages are kept for good. Most of a request's CPU was turning rows into JSON text; a kept page
- * costs a copy.
+ * metric pages are kept for good. A running job's full page (`limit` rows
+ * and more after them) cannot change while no metric row is deleted: it is
+ * kept under the count of those trims instead (a live chart that asks from
+ * where the load began otherwise rebuilt 1000 rows at every commit, 20
+ * steps of a train). Most of a request's CPU was turning rows into JSON
+ * text; a kept page costs a copy.
  */
 #include "routes_jobs.h"
 
@@ -521,9 +525,12 @@ static int routes_jobs__mq(struct http_req *req, struct store_metric_query *q)
     return 0;
 }
 
+#define ROUTES_JOBS_PAGE_HEAD "{\"metrics\":["
+#define ROUTES_JOBS_PAGE_TAIL "],\"next\":"
+
 /* rows[n] as JSON into a new array *out; *last the last id (unchanged when n is 0). */
 static int routes_jobs__metric_rows(const struct store_metric *rows, size_t n, json_t **out,
-                           int64_t *last)
+                                    int64_t *last)
 {
     json_t *a = json_array();
     int rc = a ? 0 : QN_ENOMEM;
@@ -538,6 +545,61 @@ static int routes_jobs__metric_rows(const struct store_metric *rows, size_t n, j
     return rc;
 }
 
+/*
+ * The reply text of a metric page (what http_reply_json would send: the JSON
+ * {"metrics": [...], "next": last, "more": more} and a newline) into *out,
+ * its length into *len: the rows of prev (the text of an earlier page of the
+ * same query, NULL: none) then rows[n]. 0 or QN_ENOMEM.
+ */
+static int routes_jobs__page_text(const char *prev, const struct store_metric *rows, size_t n,
+                                  int64_t last, int more, char **out, size_t *len)
+{
+    json_t *items = NULL;
+    int rc = routes_jobs__metric_rows(rows, n, &items, &last);
+    char *a = rc ? NULL : spec_dumps(items, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(items);
+    if (!a)
+        return QN_ENOMEM;
+    const char *old = prev ? prev + strlen(ROUTES_JOBS_PAGE_HEAD) : "";
+    size_t old_len = prev ? (size_t)(strstr(prev, ROUTES_JOBS_PAGE_TAIL) - old) : 0;
+    size_t a_len = strlen(a) - 2; /* without its brackets */
+    size_t cap = strlen(ROUTES_JOBS_PAGE_HEAD) + old_len + 1 + a_len + 64;
+    char *t = malloc(cap);
+    if (t) {
+        int k = snprintf(t, cap, "%s%.*s%s%.*s%s%" PRId64 ",\"more\":%s}\n",
+                         ROUTES_JOBS_PAGE_HEAD, (int)old_len, old, old_len && n ? "," : "",
+                         (int)a_len, a + 1, ROUTES_JOBS_PAGE_TAIL, last,
+                         more ? "true" : "false");
+        *len = (size_t)k;
+    }
+    free(a);
+    *out = t;
+    return t ? 0 : QN_ENOMEM;
+}
+
+/* The id after which the rows of page text p end (its "next"); 0 or -1 when
+ * p is not such a page. */
+static int routes_jobs__page_next(const char *p, int64_t *next)
+{
+    const char *tail = strncmp(p, ROUTES_JOBS_PAGE_HEAD, strlen(ROUTES_JOBS_PAGE_HEAD)) == 0
+                           ? strstr(p, ROUTES_JOBS_PAGE_TAIL)
+                           : NULL;
+    char *end;
+    if (!tail)
+        return -1;
+    long long v = strtoll(tail + strlen(ROUTES_JOBS_PAGE_TAIL), &end, 10);
+    *next = v;
+    return *end == ',' ? 0 : -1;
+}
+
+/*
+ * GET /v1/jobs/{id}/metrics. Pages are kept (see the header): a finished
+ * job's for good; a running job's page of rows (no max_points) under the
+ * count of metric trims (its key names it), for good while full, else under
+ * the count of metric commits, and when that moved it grows from the kept
+ * one by the rows after it: metric rows are appended in id order, so the
+ * rows a page showed stay its first rows until a trim.
+ */
 static int routes_jobs__metrics(struct http_req *req)
 {
     struct page_cache *pages = routes_ctx(req)->pages;
@@ -546,45 +608,59 @@ static int routes_jobs__metrics(struct http_req *req)
     struct store_metric_query q = {0};
     struct store_metric *rows = NULL;
     size_t n = 0;
-    json_t *items = NULL;
-    uint64_t gen = 0;
+    uint64_t gen = 0, trims = 0;
     if (routes_jobs__mq(req, &q) || http_req_param_id(req, "id", "job", &q.job))
         return 0;
-    char key[PAGE_CACHE_KEY_MAX];
+    char key[PAGE_CACHE_KEY_MAX], live[PAGE_CACHE_KEY_MAX];
     snprintf(key, sizeof key, "%" PRId64 " %zu %zu %s", q.after, q.limit, q.max_points,
              q.name ? q.name : "");
-    /* A finished job's page (kept for good), else one made since the last metric commit. */
     int keep = routes_jobs__generation(req, STORE_WATCH_METRICS, &gen);
+    int grows = keep && q.limit && routes_jobs__generation(req, STORE_WATCH_TRIMS, &trims) &&
+                snprintf(live, sizeof live, "%s t%" PRIu64, key, trims) < (int)sizeof live;
     int rc = routes_jobs__cached(req, q.job, key, 0, 0);
-    if (rc == 1 && keep)
+    if (rc == 1 && grows) {
+        rc = routes_jobs__cached(req, q.job, live, 0, 0);
+        if (rc == 1)
+            rc = routes_jobs__cached(req, q.job, live, gen, 0);
+    } else if (rc == 1 && keep) {
         rc = routes_jobs__cached(req, q.job, key, gen, 0);
+    }
     if (rc != 1)
         return rc;
     if (http_req_store_or_reply(req, &s) || routes_jobs__load(req, s, &q.job, 0, &j))
         return 0;
     if (j.state == JOB_SUCCEEDED || j.state == JOB_FAILED || j.state == JOB_CANCELED)
-        gen = 0, keep = 1; /* its metrics cannot change */
+        gen = 0, keep = 1, grows = 0; /* its metrics cannot change */
     catalog_job_close(&j);
+    /* A running job's kept page, to grow by the rows after it. */
+    char *prev = NULL, *text = NULL;
+    size_t prev_len, len = 0;
+    uint64_t prev_gen, prev_rows = 0;
     int64_t last = q.after;
+    if (grows && page_cache_latest(pages, q.job, live, &prev_gen, &prev_rows, &prev,
+                                   &prev_len) == 1) {
+        if (prev_gen && prev_rows < q.limit - 1 && routes_jobs__page_next(prev, &last) == 0) {
+            q.after = last;
+            q.limit -= prev_rows;
+        } else {
+            free(prev);
+            prev = NULL, prev_rows = 0;
+        }
+    }
     rc = catalog_metric_list(s, &q, &rows, &n);
     int more = rc == 0 && q.limit && n == q.limit; /* the row past the limit */
     if (rc == 0)
-        rc = routes_jobs__metric_rows(rows, more ? n - 1 : n, &items, &last);
+        rc = routes_jobs__page_text(prev, rows, more ? n - 1 : n, last, more, &text, &len);
     catalog_metric_list_free(rows, n);
+    free(prev);
     if (rc)
         return http_reply_err(req, rc, NULL, "cannot read the metrics: %s", catalog_errmsg(s));
-    json_t *page = json_pack("{so sI sb}", "metrics", items, "next", (json_int_t)last, "more",
-                             more);
-    /* The text http_reply_json would send (JSON, then a newline), kept for next time. */
-    char *text = page ? spec_dumps(page, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(page);
-    if (!text)
-        return QN_ENOMEM;
-    size_t len = strlen(text);
-    text[len] = '\n'; /* over the NUL: text[len + 1] is the reply */
-    if (keep)
-        page_cache_put(pages, q.job, key, gen, text, len + 1);
-    return http_reply_json_text(req, 200, text, len + 1);
+    if (grows)
+        page_cache_put_tagged(pages, q.job, live, more ? 0 : gen,
+                              prev_rows + (more ? n - 1 : n), text, len);
+    else if (keep)
+        page_cache_put(pages, q.job, key, gen, text, len);
+    return http_reply_json_text(req, 200, text, len);
 }
 
 /* ---- GET /v1/jobs/{id}/events ------------------------------------------------------------ */

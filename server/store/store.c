@@ -147,16 +147,17 @@ int store_wal_truncate(struct store *s)
     return rc;
 }
 
-/* The update hook of a watched connection: notes a change to jobs or metrics. */
+/* The update hook of a watched connection: notes a change to jobs or metrics
+ * (and a metric row deleted or changed, which is more than an append). */
 static void store__on_update(void *arg, int op, const char *db, const char *table,
                              sqlite3_int64 rowid)
 {
-    (void)op, (void)db, (void)rowid;
+    (void)db, (void)rowid;
     struct store *s = arg;
     if (strcmp(table, "jobs") == 0)
         s->dirty |= 1u << STORE_WATCH_JOBS;
     else if (strcmp(table, "metrics") == 0)
-        s->dirty |= 1u << STORE_WATCH_METRICS;
+        s->dirty |= 1u << STORE_WATCH_METRICS | (op != SQLITE_INSERT ? 1u << STORE_WATCH_TRIMS : 0);
 }
 
 /* The rollback hook of a watched connection: what it changed is gone. */

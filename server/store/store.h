@@ -83,6 +83,8 @@ void store_set_owner(struct store *s, const char *owner);
 enum store_watched {
     STORE_WATCH_JOBS,    /* jobs: records, states (the job list, a job's record) */
     STORE_WATCH_METRICS, /* metrics: a job's metric pages */
+    STORE_WATCH_TRIMS,   /* metrics deleted or rewritten (a resumed train trims its own): a
+                            full page of a running job stays true until one */
     STORE_WATCH_N
 };
 

@@ -123,6 +123,32 @@ static void test_generations(void **state)
     page_cache_destroy(c);
 }
 
+/* page_cache_latest answers whatever generation is kept, with its tag: what
+ * a growing metric page is extended from. */
+static void test_latest_and_tag(void **state)
+{
+    (void)state;
+    struct page_cache *c = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    uint64_t gen = 99, tag = 99;
+    assert_int_equal(page_cache_create(1000, &c), 0);
+    assert_int_equal(page_cache_latest(c, 4, "k t0", &gen, &tag, &text, &len), 0);
+    page_cache_put_tagged(c, 4, "k t0", 12, 3, "three rows", 10);
+    assert_int_equal(has_gen(c, 4, "k t0", 13, "", 0), 0); /* not for another generation */
+    assert_int_equal(page_cache_latest(c, 4, "k t0", &gen, &tag, &text, &len), 1);
+    assert_true(len == 10 && memcmp(text, "three rows", 10) == 0);
+    assert_int_equal(gen, 12);
+    assert_int_equal(tag, 3);
+    free(text);
+    page_cache_put(c, 4, "k t0", 13, "untagged", 8); /* replaces it, tag 0 */
+    assert_int_equal(page_cache_latest(c, 4, "k t0", &gen, &tag, &text, &len), 1);
+    assert_true(gen == 13 && tag == 0 && len == 8);
+    free(text);
+    assert_int_equal(page_cache_latest(NULL, 4, "k t0", &gen, &tag, &text, &len), 0);
+    page_cache_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +157,7 @@ int main(void)
         cmocka_unit_test(test_more_pages_than_slots),
         cmocka_unit_test(test_what_is_not_kept),
         cmocka_unit_test(test_generations),
+        cmocka_unit_test(test_latest_and_tag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -601,6 +601,91 @@ static void test_live_pages_follow_changes(void **state)
     stop_cleanly(f);
 }
 
+/* Page p (a metric page) holds exactly the database's first rows of job id
+ * after `since`, in order, each field equal; "next" is its last id (since
+ * when empty). Returns its row count. */
+static size_t page_is_database(sqlite3 *db, const json_t *p, int64_t id, int64_t since)
+{
+    json_t *m = json_object_get(p, "metrics");
+    size_t n = json_array_size(m), i = 0;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT id, step, epoch, name, value FROM metrics WHERE "
+                                        "job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, since);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)n);
+    for (; sqlite3_step(st) == SQLITE_ROW; i++) {
+        json_t *r = json_array_get(m, i);
+        assert_int_equal(json_integer_value(json_object_get(r, "id")), sqlite3_column_int64(st, 0));
+        assert_int_equal(json_integer_value(json_object_get(r, "step")),
+                         sqlite3_column_int64(st, 1));
+        assert_int_equal(json_integer_value(json_object_get(r, "epoch")),
+                         sqlite3_column_int64(st, 2));
+        assert_string_equal(json_string_value(json_object_get(r, "name")),
+                            (const char *)sqlite3_column_text(st, 3));
+        assert_true(json_number_value(json_object_get(r, "value")) ==
+                    sqlite3_column_double(st, 4));
+    }
+    sqlite3_finalize(st);
+    assert_int_equal(i, n); /* the database has every row the page shows */
+    int64_t last = n ? json_integer_value(json_object_get(json_array_get(m, n - 1), "id")) : since;
+    assert_int_equal(json_integer_value(json_object_get(p, "next")), last);
+    return n;
+}
+
+/*
+ * A running job's page is kept and grows from the kept one by the rows
+ * after it (routes_jobs.c): asked again and again while the job writes,
+ * every reply is the database's rows after `since` exactly, at least those
+ * committed before the request, at most the limit; once full ("more") it is
+ * the same page every time.
+ */
+static void test_growing_pages_match_database(void **state)
+{
+    struct fx *f = *state;
+    daemon_start(f, 1);
+    int64_t a = submit(f, NULL, TRAIN_JOB(100000, 20000, 32));
+    wait_state(f, a, "running", 30);
+    sqlite3 *db = qd_db_open(f->d.db);
+    int64_t since = qd_db_int(db, "SELECT coalesce(max(id), 0) FROM metrics");
+    char q[64], count[160];
+    snprintf(q, sizeof q, "?since=%" PRId64 "&limit=200", since);
+    snprintf(count, sizeof count,
+             "SELECT count(*) FROM metrics WHERE job_id = %" PRId64 " AND id > %" PRId64, a,
+             since);
+    size_t asked = 0, grew = 0, prev = 0;
+    json_t *full = NULL;
+    for (double t0 = qd_now(); !full && qd_now() - t0 < 60; asked++) {
+        int64_t before = qd_db_int(db, count);
+        json_t *p = metric_page(f, a, q);
+        size_t n = page_is_database(db, p, a, since);
+        assert_true(n >= (size_t)(before < 200 ? before : 200) && n <= 200);
+        int more = json_is_true(json_object_get(p, "more")); /* a row past the limit */
+        assert_true(!more || n == 200);
+        grew += n > prev;
+        prev = n;
+        if (more)
+            full = p;
+        else
+            json_decref(p);
+    }
+    printf("%zu requests, the page grew %zu times to %zu rows\n", asked, grew, prev);
+    assert_non_null(full);
+    assert_true(grew >= 3);
+    for (int i = 0; i < 3; i++) { /* full: the same page while the job writes on */
+        qd_nap_ms(50);
+        json_t *p = metric_page(f, a, q);
+        assert_true(json_equal(p, full));
+        json_decref(p);
+    }
+    json_decref(full);
+    sqlite3_close(db);
+    stop_cleanly(f);
+}
+
 /* The largest epoch among a job's train_loss rows so far. */
 static int64_t epochs_done(struct fx *f, int64_t id)
 {
@@ -923,6 +1008,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_runner_per_database, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_finished_metric_pages_cached, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_live_pages_follow_changes, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_growing_pages_match_database, fx_setup, fx_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -842,7 +842,7 @@ static void expect_changes(struct store_changes *c, uint64_t jobs, uint64_t metr
 
 /* store_watch: a table's count moves once per commit that changed it, on
  * any watched connection, and only after the commit; not for a rollback, a
- * read or another table. A connection that cannot be watched (not WAL)
+ * read or another table; metric trims only for deleted rows. A connection that cannot be watched (not WAL)
  * makes the counts untrusted. */
 static void test_watch_counts_commits(void **state)
 {
@@ -879,6 +879,14 @@ static void test_watch_counts_commits(void **state)
     for (int i = 0; i < 2000; i++)
         assert_int_equal(store_metric_insert(s, job, 10 + i, 2, "loss", 1.0 / (i + 1)), 0);
     expect_changes(&c, 2, 2001);
+    /* Appends leave the trims alone; a delete of metric rows (a resumed train
+     * trims its own) moves them, once per commit, and the metrics too. */
+    assert_int_equal(changes(&c, STORE_WATCH_TRIMS), 0);
+    assert_int_equal(store_metric_delete_after(t, job, 1), 0);
+    assert_int_equal(changes(&c, STORE_WATCH_TRIMS), 1);
+    expect_changes(&c, 2, 2002);
+    assert_int_equal(store_metric_delete_after(t, job, 5), 0); /* deletes nothing */
+    assert_int_equal(changes(&c, STORE_WATCH_TRIMS), 1);
     long wal_pages = qd_file_size(wal) / 4096;
     printf("WAL after 2000 commits: %ld pages\n", wal_pages);
     assert_true(wal_pages > 0 && wal_pages < 1500);
