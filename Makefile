@@ -72,7 +72,7 @@ BENCH_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRC))
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev \
 	libgsl-dev libopenblas-dev libcmocka-dev zlib1g-dev dataset-fashion-mnist \
 	openmpi-bin libopenmpi-dev
-DEB_TEST_PKGS := libcurl4-openssl-dev curl chromium slurm-wlm munge
+DEB_TEST_PKGS := libcurl4-openssl-dev curl chromium slurm-wlm munge wrk
 # The browser test's node and npm (Debian's, unless a node with npm is already installed).
 DEB_TEST_PKGS += $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 DEB_FUZZ_PKGS := clang libclang-rt-14-dev

@@ -1,4 +1,4 @@
-/* cpu_budget.c: the request threads' share of the CPU while jobs run (cpu_budget.h). */
+/* cpu_budget.c: turns for requests while jobs run, and the thread that keeps them (cpu_budget.h). */
 #include "cpu_budget.h"
 
 #include <pthread.h>
@@ -7,18 +7,32 @@
 
 #include "qn_err.h"
 
-struct cpu_budget {
-    double rate;              /* CPU seconds per second while busy */
-    cpu_budget_busy_fn busy;  /* NULL: always busy */
-    void *busy_ctx;
-    pthread_mutex_t mu;
-    double tokens;            /* CPU seconds in hand; negative: owed (mu) */
-    double at;                /* CLOCK_MONOTONIC seconds of the last fill (mu) */
-    double slept;             /* seconds slept in all (mu) */
+struct cpu_budget__waiting {
+    void *item;
+    double turn;
 };
 
-/* The calling thread's CPU seconds at its last charge (-1: none yet). */
-static _Thread_local double cpu_budget__seen = -1;
+struct cpu_budget {
+    double rate; /* CPU seconds per second while busy */
+    cpu_budget_hold_fn release;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;                /* the queue changed, or stop */
+    pthread_t thread;
+    int started, stop;                /* (mu) */
+    cpu_budget_busy_fn busy;          /* NULL: always busy (mu) */
+    void *busy_ctx;                   /* (mu) */
+    double cost;                      /* moving average of a request's CPU seconds (mu) */
+    double next;                      /* the next free turn (mu) */
+    struct cpu_budget__waiting *q;    /* the queue, q[head..head+n) in a ring of cap (mu) */
+    size_t head, n, cap;
+    double waited;                    /* (mu) */
+};
+
+/* The calling thread's CPU seconds at its previous turn (of budget `of`). */
+static _Thread_local struct {
+    const struct cpu_budget *of;
+    double seen;
+} cpu_budget__mine;
 
 static double cpu_budget__clock(clockid_t id)
 {
@@ -27,18 +41,63 @@ static double cpu_budget__clock(clockid_t id)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int cpu_budget_create(unsigned percent, struct cpu_budget **out)
+static struct timespec cpu_budget__ts(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    return ts;
+}
+
+/* The pacing thread: releases each queued request at its turn (all of them
+ * at once when stopping). */
+static void *cpu_budget__main(void *arg)
+{
+    struct cpu_budget *b = arg;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (!b->n && !b->stop)
+            pthread_cond_wait(&b->cv, &b->mu);
+        if (!b->n)
+            break; /* stopping, nothing waits */
+        struct cpu_budget__waiting w = b->q[b->head];
+        double now = cpu_budget__clock(CLOCK_MONOTONIC);
+        if (w.turn > now && !b->stop) {
+            struct timespec ts = cpu_budget__ts(w.turn);
+            pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+            continue;
+        }
+        b->head = (b->head + 1) % b->cap;
+        b->n--;
+        b->release(w.item); /* under mu: cpu_budget_wait held it under mu */
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+int cpu_budget_create(unsigned percent, cpu_budget_hold_fn release, struct cpu_budget **out)
 {
     struct cpu_budget *b = calloc(1, sizeof *b);
     if (!b)
         return QN_ENOMEM;
-    if (pthread_mutex_init(&b->mu, NULL) != 0) {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int ok = pthread_mutex_init(&b->mu, NULL) == 0;
+    if (ok && pthread_cond_init(&b->cv, &ca) != 0) {
+        pthread_mutex_destroy(&b->mu);
+        ok = 0;
+    }
+    pthread_condattr_destroy(&ca);
+    if (!ok) {
         free(b);
         return QN_ENOMEM;
     }
     b->rate = percent / 100.0;
-    b->tokens = CPU_BUDGET_BURST;
-    b->at = cpu_budget__clock(CLOCK_MONOTONIC);
+    b->release = release;
+    if (b->rate > 0 && pthread_create(&b->thread, NULL, cpu_budget__main, b) != 0) {
+        cpu_budget_destroy(b);
+        return QN_EIO;
+    }
+    b->started = b->rate > 0;
     *out = b;
     return 0;
 }
@@ -51,57 +110,97 @@ void cpu_budget_set_busy(struct cpu_budget *b, cpu_budget_busy_fn busy, void *ct
     pthread_mutex_unlock(&b->mu);
 }
 
+void cpu_budget_stop(struct cpu_budget *b)
+{
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->mu);
+    int join = b->started && !b->stop;
+    b->stop = 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    if (join)
+        pthread_join(b->thread, NULL); /* every queued request released */
+}
+
 void cpu_budget_destroy(struct cpu_budget *b)
 {
     if (!b)
         return;
+    cpu_budget_stop(b);
+    pthread_cond_destroy(&b->cv);
     pthread_mutex_destroy(&b->mu);
+    free(b->q);
     free(b);
 }
 
-/* Fills the bucket for the time since the last fill, takes `used` from it
- * and says how long the caller sleeps to pay what it owes. Under b->mu. */
-static double cpu_budget__charge(struct cpu_budget *b, double used, int busy)
+/* The CPU the calling thread used since its previous turn on b. */
+static double cpu_budget__used(const struct cpu_budget *b)
 {
-    double now = cpu_budget__clock(CLOCK_MONOTONIC);
-    b->tokens += (now - b->at) * b->rate;
-    b->at = now;
-    if (b->tokens > CPU_BUDGET_BURST || !busy)
-        b->tokens = CPU_BUDGET_BURST; /* idle time, or no job: nothing is owed */
-    b->tokens -= used;
-    if (!(b->tokens < -CPU_BUDGET_SLACK))
-        return 0;
-    double wait = -b->tokens / b->rate;
-    return wait < CPU_BUDGET_MAX_SLEEP ? wait : CPU_BUDGET_MAX_SLEEP;
+    double cpu = cpu_budget__clock(CLOCK_THREAD_CPUTIME_ID);
+    double used = cpu_budget__mine.of == b ? cpu - cpu_budget__mine.seen : 0;
+    cpu_budget__mine.of = b;
+    cpu_budget__mine.seen = cpu;
+    return used;
 }
 
-double cpu_budget_pace(struct cpu_budget *b)
+double cpu_budget_turn(struct cpu_budget *b)
 {
     if (!b || !(b->rate > 0))
         return 0;
-    double cpu = cpu_budget__clock(CLOCK_THREAD_CPUTIME_ID);
-    double used = cpu_budget__seen < 0 ? 0 : cpu - cpu_budget__seen;
-    cpu_budget__seen = cpu;
+    double used = cpu_budget__used(b);
     pthread_mutex_lock(&b->mu);
     cpu_budget_busy_fn busy = b->busy;
     void *ctx = b->busy_ctx;
     pthread_mutex_unlock(&b->mu);
     int holds = !busy || busy(ctx) > 0;
+    double now = cpu_budget__clock(CLOCK_MONOTONIC), turn = 0;
     pthread_mutex_lock(&b->mu);
-    double wait = cpu_budget__charge(b, used, holds);
-    b->slept += wait;
-    pthread_mutex_unlock(&b->mu);
-    if (wait > 0) {
-        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
-        nanosleep(&ts, NULL);
+    b->cost += CPU_BUDGET_AVERAGE * (used - b->cost);
+    if (!holds || b->next < now - CPU_BUDGET_BURST / b->rate)
+        b->next = holds ? now - CPU_BUDGET_BURST / b->rate : now; /* no backlog beyond the burst */
+    if (holds) {
+        turn = b->next;
+        b->next += b->cost / b->rate;
+        if (turn > now + CPU_BUDGET_MAX_WAIT)
+            turn = now + CPU_BUDGET_MAX_WAIT;
     }
-    return wait;
+    pthread_mutex_unlock(&b->mu);
+    return turn > now ? turn : 0;
 }
 
-double cpu_budget_slept(struct cpu_budget *b)
+int cpu_budget_wait(struct cpu_budget *b, void *item, double turn, cpu_budget_hold_fn hold)
+{
+    int rc = 0;
+    pthread_mutex_lock(&b->mu);
+    if (b->stop || !b->started) {
+        rc = QN_EBUSY;
+    } else if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 64;
+        struct cpu_budget__waiting *q = malloc(cap * sizeof *q);
+        if (!q)
+            rc = QN_ENOMEM;
+        for (size_t i = 0; q && i < b->n; i++)
+            q[i] = b->q[(b->head + i) % b->cap];
+        if (q) {
+            free(b->q);
+            b->q = q, b->head = 0, b->cap = cap;
+        }
+    }
+    if (rc == 0) {
+        hold(item);
+        b->q[(b->head + b->n++) % b->cap] = (struct cpu_budget__waiting){item, turn};
+        b->waited += turn - cpu_budget__clock(CLOCK_MONOTONIC);
+        pthread_cond_signal(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+double cpu_budget_waited(struct cpu_budget *b)
 {
     pthread_mutex_lock(&b->mu);
-    double s = b->slept;
+    double s = b->waited;
     pthread_mutex_unlock(&b->mu);
     return s;
 }

@@ -128,6 +128,7 @@ struct http_req {
     int replied;
     unsigned status;
     int offloaded;                   /* handed to a compute thread, connection suspended */
+    int paced;                       /* had its turn under the CPU budget (or waits for it) */
     struct MHD_Response *pending;    /* the reply a compute thread made, queued on resume */
     struct http_req *cq_next;
     struct timespec t0;
@@ -1040,6 +1041,19 @@ static void http__queue_pending(struct http_req *req)
     }
 }
 
+/* The CPU budget's hold and release of a waiting request (cpu_budget.h). */
+static void http__hold(void *req) { MHD_suspend_connection(((struct http_req *)req)->conn); }
+static void http__release(void *req) { MHD_resume_connection(((struct http_req *)req)->conn); }
+
+/* Before the handler: 1 when the request waits for its turn under the CPU
+ * budget (its connection suspended until then), 0 when it runs now. */
+static int http__pace(struct http_req *req)
+{
+    req->paced = 1;
+    double turn = cpu_budget_turn(req->srv->budget);
+    return turn > 0 && cpu_budget_wait(req->srv->budget, req, turn, http__hold) == 0;
+}
+
 /* The last call: limits, body parsing, the handler. */
 static void http__finish(struct http_req *req)
 {
@@ -1099,7 +1113,6 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
     struct http_req *req = *con_cls;
     if (!req) {
         head_deadline_busy(srv->deadline, http__watched(conn), 1);
-        cpu_budget_pace(srv->budget);
         req = calloc(1, sizeof *req);
         if (!req)
             return MHD_NO;
@@ -1134,6 +1147,8 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         *upload_data_size = 0;
         return http__too_slow(req) ? MHD_NO : MHD_YES; /* MHD_NO closes the connection */
     }
+    if (!req->paced && http__pace(req)) /* waits for its turn: called again at it */
+        return MHD_YES;
     http__finish(req);
     return MHD_YES;
 }
@@ -1290,7 +1305,7 @@ void http_metrics_write(struct http_server *srv, FILE *out)
                      "waited so that jobs keep the CPU (--http-cpu).\n"
                      "# TYPE qn_http_cpu_budget_wait_seconds_total counter\n"
                      "qn_http_cpu_budget_wait_seconds_total %.6f\n",
-                cpu_budget_slept(srv->budget));
+                cpu_budget_waited(srv->budget));
     for (size_t i = 0; i < srv->n_hooks; i++)
         srv->hooks[i](out, srv->hook_ctx[i]);
 }
@@ -1395,7 +1410,7 @@ int http_create(const struct http_config *cfg, struct http_server **out, char *m
     pthread_mutex_init(&srv->cq_mu, NULL);
     pthread_cond_init(&srv->cq_cv, NULL);
     if (!srv->bind || !srv->tmpdir ||
-        (cfg->cpu_percent && cpu_budget_create(cfg->cpu_percent, &srv->budget) != 0)) {
+        (cfg->cpu_percent && cpu_budget_create(cfg->cpu_percent, http__release, &srv->budget))) {
         http_destroy(srv);
         snprintf(msg, cap, "out of memory");
         return QN_ENOMEM;
@@ -1500,6 +1515,7 @@ void http_destroy(struct http_server *srv)
     pthread_mutex_unlock(&srv->cq_mu);
     for (size_t i = 0; i < srv->n_compute; i++)
         pthread_join(srv->compute[i], NULL); /* every offloaded connection is resumed */
+    cpu_budget_stop(srv->budget); /* every waiting connection is resumed, none waits again */
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd); /* every connection's CLOSED notice has run */
     head_deadline_destroy(srv->deadline);

@@ -39,10 +39,12 @@
  * (from /proc: the machine's other load does not change it as it changes
  * latencies) and the load average; then the same mix once the trains are
  * canceled, as the reference of the requests/s, p50 and p99 ratios.
- * QN_BENCH_WRK=1 drives the mix with wrk (2 threads, the same connections; the
- * tool issue 16 measured with; `apt-get install wrk`) instead of curl threads.
- * QN_BENCH_MIX_ONLY=1 runs the mix alone; QN_BENCH_HTTP_THREADS=N and
- * QN_BENCH_HTTP_NICE=N start the daemons with --http-threads N, --http-nice N.
+ * The mix is driven by wrk (2 threads, the same connections; the tool issue
+ * 16 measured with; `make bench` installs it) when it is installed, by curl
+ * threads otherwise or with QN_BENCH_CURL=1.
+ * QN_BENCH_MIX_ONLY=1 runs the mix alone; QN_BENCH_HTTP_THREADS=N,
+ * QN_BENCH_HTTP_NICE=N and QN_BENCH_HTTP_CPU=P start the daemons with
+ * --http-threads N, --http-nice N, --http-cpu P.
  *
  * A missed target is reported, not fatal (timings on a shared machine are
  * noisy); the program fails only when the daemon or the jobs cannot be set
@@ -692,6 +694,14 @@ static int bench_load_wrk(unsigned port, const struct bench_mix *a, double secon
     return 0;
 }
 
+/* Whether the mix is driven by wrk: when it is installed (make bench installs
+ * it), unless QN_BENCH_CURL=1 asks for the curl clients. */
+static int bench_use_wrk(void)
+{
+    const char *curl = getenv("QN_BENCH_CURL");
+    return !(curl && *curl && strcmp(curl, "0")) && system("command -v wrk >/dev/null 2>&1") == 0;
+}
+
 /* The realistic mix on a started daemon: BENCH_FINISHED finished jobs, two
  * trains, BENCH_CLIENTS clients asking the mix for `seconds`; the trains'
  * speed under the load against the BENCH_QUIET_MS before it. 0 or -1. */
@@ -728,7 +738,7 @@ static int bench_run_mix(struct qd *d, double seconds)
     double s2 = bench_steps(d->port, jobs), t2 = qd_now();
     bench_daemon_cpu(d->pid, &h2, &o2);
     struct bench_result busy;
-    int wrk = getenv("QN_BENCH_WRK") != NULL;
+    int wrk = bench_use_wrk();
     if ((wrk ? bench_load_wrk(d->port, &mix, seconds, &busy)
              : bench_load(d->port, bench_setup_mix, &mix, seconds, &busy)) != 0)
         return -1;
@@ -843,15 +853,17 @@ static int bench_run(struct qd *d, double seconds)
     return 0;
 }
 
-/* The daemon's extra arguments: --http-threads QN_BENCH_HTTP_THREADS and
- * --http-nice QN_BENCH_HTTP_NICE when set (to compare), else none. */
+/* The daemon's extra arguments: --http-threads QN_BENCH_HTTP_THREADS,
+ * --http-nice QN_BENCH_HTTP_NICE and --http-cpu QN_BENCH_HTTP_CPU when set
+ * (to compare), else none. */
 static const char *const *bench_serve_args(void)
 {
-    static const char *args[5];
-    static const char *const opt[2][2] = {{"QN_BENCH_HTTP_THREADS", "--http-threads"},
-                                          {"QN_BENCH_HTTP_NICE", "--http-nice"}};
+    static const char *args[7];
+    static const char *const opt[3][2] = {{"QN_BENCH_HTTP_THREADS", "--http-threads"},
+                                          {"QN_BENCH_HTTP_NICE", "--http-nice"},
+                                          {"QN_BENCH_HTTP_CPU", "--http-cpu"}};
     size_t n = 0;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         const char *v = getenv(opt[i][0]);
         if (v && *v) {
             args[n++] = opt[i][1];
