@@ -118,7 +118,7 @@ static const char daemon__usage[] =
     "                       connection is closed without a reply)\n"
     "  --http-cpu PERCENT   while jobs run, the HTTP threads use at most this percent of one\n"
     "                       CPU, so clients that ask without pause cannot starve the jobs\n"
-    "                       (default 10 per CPU; 0: no cap)\n";
+    "                       (default 15 per CPU; 0: no cap)\n";
 
 /* Parses a decimal with an optional K/M/G suffix (binary) into [lo, hi]. */
 static int daemon__parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)

@@ -43,7 +43,7 @@
 #define DAEMON_DEFAULT_TIMEOUT 60 /* seconds a connection may stay idle */
 #define DAEMON_DEFAULT_BODY_RATE 1024 /* bytes/s a request body must keep up (slow bodies) */
 #define DAEMON_DEFAULT_BODY_GRACE 10  /* seconds from the head before that floor holds */
-#define DAEMON_HTTP_CPU_PER_CPU 10 /* --http-cpu default: a tenth of the machine (issue 16:
+#define DAEMON_HTTP_CPU_PER_CPU 15 /* --http-cpu default: 15% of the machine (issue 16:
                                       jobs keep over half their speed under a flood of requests
                                       and those are still answered by the thousand a second) */
 #define DAEMON_DEFAULT_HEADER_TIMEOUT 10 /* seconds a request head may take (slowloris) */
