@@ -35,7 +35,9 @@
  * whole periods (state unchanged), counts the spikes it skipped, and
  * integrates the last two or three periods to t_max as before: about 630
  * steps instead of 2600 for a firing Hodgkin-Huxley device, the same value to
- * the solver's tolerance.
+ * the solver's tolerance. Likewise a solve whose state sits on a stable fixed
+ * point below the threshold stops there (dev__at_rest): nothing later can
+ * cross.
  *
  * Trade-off: a GSL driver is allocated per state dimension in use (plain and
  * with sensitivities) once per dev_work, so a sweep allocates nothing per row.
@@ -60,6 +62,8 @@
 #define DEV__CYCLE_KEEP 3        /* crossings kept to recognise a periodic spike train */
 #define DEV__CYCLE_TOL 0.1       /* error scales within which successive cycles are the same */
 #define DEV__CYCLE_FLOOR 0.01    /* error scales below which a change is rounding */
+#define DEV__REST_TOL 100.0      /* error scales from a stable fixed point that count as on it */
+#define DEV__REST_EVERY 4        /* accepted steps between looks for a rest state */
 
 /* What the GSL system callbacks see. */
 struct dev__ctx {
@@ -420,6 +424,8 @@ struct dev__track {
     double first_late, last_late; /* spike_rate: their first and last times */
     int skip;        /* nonzero: this solve may skip the cycles of a periodic train */
     int fresh;       /* a crossing was noted since the last periodicity check */
+    int rest;        /* nonzero: this solve may stop at a rest state (dev__at_rest) */
+    double rest_below; /* try dev__at_rest when |f| falls below this */
     size_t n_cross;  /* crossings noted (the last DEV__CYCLE_KEEP are kept) */
     double change;   /* dev__cycle_change at the previous crossing (HUGE_VAL: none yet) */
     struct dev__crossing cross[DEV__CYCLE_KEEP]; /* the newest last */
@@ -504,6 +510,7 @@ static void dev__point_grad(struct dev_solver_state *st, const struct dev_model 
 
 static void dev__steady_check(struct dev_work *w, struct dev__track *tr, double t,
                               const double *in);
+static int dev__at_rest(struct dev_work *w, struct dev__track *tr, double t, const double *in);
 
 /* Integrates from the previous accepted point (t0, st->yp) to t1 into st->yr. */
 static int dev__reach(struct dev_work *w, int sens, double t0, double t1)
@@ -717,6 +724,21 @@ static int dev__canceled(const struct dev_work *w)
     return (w->cancel && atomic_load(w->cancel)) || (w->should_stop && w->should_stop(w->stop_ctx));
 }
 
+/* The largest difference between the states a[n] and b[n] in units of the
+ * solver's error scale atol + rtol |a_i| (what its step control holds each
+ * component's local error to); NaN counts as infinitely far. */
+static double dev__scaled_diff(const struct dev_solver *s, const double *a, const double *b,
+                               size_t n)
+{
+    double e = 0;
+    for (size_t i = 0; i < n; i++) {
+        double r = fabs(a[i] - b[i]) / (s->atol + s->rtol * fabs(a[i]));
+        if (!(r <= e))
+            e = r;
+    }
+    return e;
+}
+
 /*
  * How far the newest crossing is from repeating the one before, in the
  * solver's error scales: the larger of the change of the interspike interval
@@ -822,7 +844,9 @@ static int dev__integrate(struct dev_work *w, const double *in, int sens, struct
     *tr = (struct dev__track){.peak = -HUGE_VAL, .try_below = DEV__NEWTON_TRIGGER,
                               .skip = !rec && !sens && dev__skips_cycles(d) &&
                                       dev__autonomous(d),
+                              .rest_below = HUGE_VAL,
                               .change = HUGE_VAL};
+    tr->rest = tr->skip;
     int rc = dev__observe(w, tr, *t, st->y, in, sens, 1);
     if (rc == QN_OK && rec && dev__record(rec, n, *t, st->y, tr->last_out))
         rc = QN_ENOMEM;
@@ -853,6 +877,8 @@ static int dev__integrate(struct dev_work *w, const double *in, int sens, struct
             if (dev__periodic(w, tr, in))
                 dev__skip_cycles(w, tr, drv, t);
         }
+        if (rc == QN_OK && tr->rest && steps % DEV__REST_EVERY == 0 && dev__at_rest(w, tr, *t, in))
+            break; /* nothing later is counted */
         if (rc == QN_OK && rec && dev__record(rec, n, *t, st->y, tr->last_out))
             rc = QN_ENOMEM;
     }
@@ -912,20 +938,20 @@ static int dev__factor(struct dev_solver_state *st, const struct dev_model *d, d
     return dev__lu(st->lu, n, st->piv);
 }
 
-/* Polishes the near-steady state st->y with Newton's method into y_out[n].
- * The polish counts only when |f| ends below tol and the state moved little
- * (a jump would mean another fixed point): QN_ENOTCONV otherwise. */
-static int dev__newton(struct dev_work *w, double t, const double *in, double *y_out)
+/* Newton's method on f(y) = 0 from y[n], in place. Returns 0 when it
+ * converged (f vanished, or the last step was at rounding level), else
+ * QN_ENOTCONV (a singular Jacobian, or DEV__NEWTON_ITERS steps). */
+static int dev__newton_iterate(struct dev_work *w, double t, const double *in, double *y)
 {
     const struct dev_model *d = w->model;
     struct dev_solver_state *st = w->st;
     size_t n = d->compiled->n;
-    double y[DEV_MAX_STATES];
-    memcpy(y, st->y, n * sizeof *y);
     for (int it = 0; it < DEV__NEWTON_ITERS; it++) {
         dev__sys_rhs(d, t, y, in, st->f);
-        if (dev__maxabs(st->f, n) == 0 || dev__factor(st, d, t, y, in))
-            break; /* exact, or singular: keep what we have */
+        if (dev__maxabs(st->f, n) == 0)
+            return QN_OK;
+        if (dev__factor(st, d, t, y, in))
+            return QN_ENOTCONV;
         for (size_t i = 0; i < n; i++)
             st->bx[i] = -st->f[i];
         dev__lu_solve(st->lu, n, st->piv, st->bx);
@@ -936,8 +962,22 @@ static int dev__newton(struct dev_work *w, double t, const double *in, double *y
             size = fmax(size, fabs(y[i]));
         }
         if (!(step > 1e-15 * (1 + size)))
-            break;
+            return QN_OK;
     }
+    return QN_ENOTCONV;
+}
+
+/* Polishes the near-steady state st->y with Newton's method into y_out[n].
+ * The polish counts only when |f| ends below tol and the state moved little
+ * (a jump would mean another fixed point): QN_ENOTCONV otherwise. */
+static int dev__newton(struct dev_work *w, double t, const double *in, double *y_out)
+{
+    const struct dev_model *d = w->model;
+    struct dev_solver_state *st = w->st;
+    size_t n = d->compiled->n;
+    double y[DEV_MAX_STATES];
+    memcpy(y, st->y, n * sizeof *y);
+    (void)dev__newton_iterate(w, t, in, y); /* judged by where it ends, below */
     dev__sys_rhs(d, t, y, in, st->f);
     double moved = 0, scale = 0;
     for (size_t i = 0; i < n; i++) {
@@ -967,6 +1007,44 @@ static int dev__stable(struct dev_solver_state *st, const struct dev_model *d, d
         if (!(GSL_REAL(gsl_vector_complex_get(st->eval, i)) < 0))
             return 0;
     return 1;
+}
+
+/*
+ * Nonzero when the state st->y at t rests: it lies within DEV__REST_TOL of
+ * the solver's error scales (atol + rtol |y_i|) of a fixed point y* (Newton
+ * converged) that is stable (every eigenvalue of J(y*) has a negative real
+ * part) and whose output is below the threshold by ten times as many of the
+ * output's error scales. From there the solution only decays into y*, in its
+ * linearisation's regime (for Hodgkin-Huxley 100 scales are about 0.01 mV
+ * and at most 1e-4 of a gate; the rest state's basin shrinks to that only
+ * right next to the drive where it loses stability, which the equivalence
+ * test tests/engine/test_device_cycles.c samples densely), so no later
+ * crossing can come. Why not 1: rk8pd at its stability limit (a hyperpolarised HH is
+ * stiff) holds the state only to about one scale of y*, so it would never
+ * rest. Tried when |f(y)| has fallen below a quarter of where it was last
+ * tried (Newton and the eigenvalues cost a few right-hand sides).
+ */
+static int dev__at_rest(struct dev_work *w, struct dev__track *tr, double t, const double *in)
+{
+    const struct dev_model *d = w->model;
+    struct dev_solver_state *st = w->st;
+    size_t n = d->compiled->n;
+    double thr = d->readout.threshold, y[DEV_MAX_STATES];
+    if (!(tr->last_out < thr))
+        return 0;
+    dev__sys_rhs(d, t, st->y, in, st->f);
+    double fn = dev__maxabs(st->f, n);
+    if (!(fn < tr->rest_below))
+        return 0;
+    tr->rest_below = fn / 4;
+    memcpy(y, st->y, n * sizeof *y);
+    memcpy(y, st->y, n * sizeof *y);
+    if (dev__newton_iterate(w, t, in, y) ||
+        !(dev__scaled_diff(&d->solver, st->y, y, n) <= DEV__REST_TOL))
+        return 0;
+    double out = dev__sys_out(d, t, y, in);
+    double margin = 10 * DEV__REST_TOL * (d->solver.atol + d->solver.rtol * fabs(out));
+    return thr - out > margin && dev__stable(st, d, t, y, in);
 }
 
 /* Decides whether the integration has reached a steady state: the right-hand

@@ -43,9 +43,9 @@ enum dev_readout_kind {
     READ_SPIKE_COUNT
 };
 enum dev_method { ODE_RK8PD, ODE_RKF45, ODE_MSBDF };
-/* What a spike readout does once the spike train is periodic (dev_solve.c):
- * skip the repeated cycles (the same value to the solver's tolerance), or
- * integrate every one of them. */
+/* What a spike readout does once the spike train is periodic or has come to
+ * rest (dev_solve.c): skip the repeated cycles and the rest (the same value
+ * to the solver's tolerance), or integrate every step to t_max. */
 enum dev_cycles { DEV_CYCLES_SKIP, DEV_CYCLES_INTEGRATE };
 /* How one parameter spreads from device instance to device instance (chip.h draws it). */
 enum dev_dist { DEV_DIST_NONE, DEV_DIST_NORMAL, DEV_DIST_LOGNORMAL, DEV_DIST_UNIFORM };
@@ -60,7 +60,7 @@ struct dev_readout {
     double transient; /* spike_rate: spikes before this time are the onset, not counted (ms) */
     int transient_set; /* 0: transient is the default, min(50, t_max / 2) (dev_transient) */
     enum dev_cycles cycles; /* spike_rate, spike_count: skip (default) or integrate the
-                               cycles of a periodic spike train */
+                               cycles of a periodic spike train and a rest state */
 };
 
 /* Which GSL stepper and how tightly. */

@@ -14,11 +14,11 @@
  * other processes on the machine's cores disturb it little; best of REPS,
  * interleaved.
  *
- * The device skips the repeated cycles of a periodic spike train (readout
- * "cycles": "skip", the default); it is also timed integrating every cycle
- * ("integrate", the cost before skipping), over all drives and over the
- * firing (two spikes or more after the transient) and the resting ones
- * apart, where nothing repeats.
+ * The device skips the repeated cycles of a periodic spike train and stops
+ * at a rest state (readout "cycles": "skip", the default); it is also timed
+ * integrating every step ("integrate", the cost before skipping), over all
+ * drives and over the firing (two spikes or more after the transient) and
+ * the resting ones apart.
  *
  * It also checks the outputs: every drive must give the same spike count in
  * both, and the rates must agree within the device's rtol (relative).
