@@ -26,6 +26,7 @@ static const char *const dev__drive_names[] = {"dot", "dot_sq", "full"};
 static const char *const dev__readout_names[] = {"steady_state", "final", "time_average", "peak",
                                                  "spike_rate", "spike_count"};
 static const char *const dev__method_names[] = {"rk8pd", "rkf45", "msbdf"};
+static const char *const dev__cycles_names[] = {"skip", "integrate"};
 
 const char *dev_kind_name(enum dev_kind k)
 {
@@ -50,6 +51,11 @@ const char *dev_readout_name(enum dev_readout_kind k)
 const char *dev_method_name(enum dev_method k)
 {
     return dev__method_names[k];
+}
+
+const char *dev_cycles_name(enum dev_cycles k)
+{
+    return dev__cycles_names[k];
 }
 
 /* The built-in parameters of each kind with their defaults. */
@@ -86,7 +92,8 @@ void dev_model_init(struct dev_model *d, enum dev_kind kind)
     for (size_t i = 0; i < sizeof dev__defaults / sizeof dev__defaults[0]; i++)
         if (dev__defaults[i].kind == kind)
             dev_model_set_param(d, dev__defaults[i].name, dev__defaults[i].value);
-    d->readout = (struct dev_readout){READ_STEADY_STATE, 200.0, 1e-10, 0.0, 50.0, 0};
+    d->readout = (struct dev_readout){READ_STEADY_STATE, 200.0, 1e-10, 0.0, 50.0, 0,
+                                      DEV_CYCLES_SKIP};
     d->solver = (struct dev_solver){ODE_RK8PD, 1e-8, 1e-10, 1e-3, 1000000};
     if (kind == DEV_CRN_RELU) {
         d->n_states = 1;

@@ -43,6 +43,10 @@ enum dev_readout_kind {
     READ_SPIKE_COUNT
 };
 enum dev_method { ODE_RK8PD, ODE_RKF45, ODE_MSBDF };
+/* What a spike readout does once the spike train is periodic or has come to
+ * rest (dev_solve.c): skip the repeated cycles and the rest (the same value
+ * to the solver's tolerance), or integrate every step to t_max. */
+enum dev_cycles { DEV_CYCLES_SKIP, DEV_CYCLES_INTEGRATE };
 /* How one parameter spreads from device instance to device instance (chip.h draws it). */
 enum dev_dist { DEV_DIST_NONE, DEV_DIST_NORMAL, DEV_DIST_LOGNORMAL, DEV_DIST_UNIFORM };
 #define DEV_CV_MAX 5.0 /* the largest relative spread a spec may ask for */
@@ -55,6 +59,8 @@ struct dev_readout {
     double threshold; /* spike_rate, spike_count: upward crossings of this level are spikes */
     double transient; /* spike_rate: spikes before this time are the onset, not counted (ms) */
     int transient_set; /* 0: transient is the default, min(50, t_max / 2) (dev_transient) */
+    enum dev_cycles cycles; /* spike_rate, spike_count: skip (default) or integrate the
+                               cycles of a periodic spike train and a rest state */
 };
 
 /* Which GSL stepper and how tightly. */
@@ -247,5 +253,6 @@ const char *dev_drive_name(enum dev_drive k);
 double dev_transient(const struct dev_readout *r);
 const char *dev_readout_name(enum dev_readout_kind k);
 const char *dev_method_name(enum dev_method k);
+const char *dev_cycles_name(enum dev_cycles k);
 
 #endif

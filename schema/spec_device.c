@@ -33,6 +33,7 @@
 #define SPEC__N_KINDS 6
 #define SPEC__N_DRIVES 3
 #define SPEC__N_READOUTS 6
+#define SPEC__N_CYCLES 2
 #define SPEC__N_METHODS 3
 #define SPEC__N_ACTS 5
 
@@ -156,6 +157,7 @@ static const char *spec__kind_name(int k) { return dev_kind_name((enum dev_kind)
 static const char *spec__drive_name(int k) { return dev_drive_name((enum dev_drive)k); }
 static const char *spec__readout_name(int k) { return dev_readout_name((enum dev_readout_kind)k); }
 static const char *spec__method_name(int k) { return dev_method_name((enum dev_method)k); }
+static const char *spec__cycles_name(int k) { return dev_cycles_name((enum dev_cycles)k); }
 static const char *spec__act_name(int k) { return act_name((enum act_kind)k); }
 
 /* ---- field parsers, in table order ---- */
@@ -346,7 +348,7 @@ static int spec__reactions(const json_t *v, const char *path, struct dev_model *
 }
 
 static const char *const spec__readout_fields[] = {"kind", "t_max", "tol", "threshold",
-                                                   "transient"};
+                                                   "transient", "cycles"};
 
 static int spec__readout(const json_t *v, const char *path, struct dev_model *d,
                          struct spec_error *err)
@@ -376,6 +378,13 @@ static int spec__readout(const json_t *v, const char *path, struct dev_model *d,
         spec_path_key(p, sizeof p, path, "transient");
         rc = spec_get_number(f, p, &d->readout.transient, err);
         d->readout.transient_set = 1;
+    }
+    if (!rc && (f = json_object_get(v, "cycles"))) {
+        int x;
+        spec_path_key(p, sizeof p, path, "cycles");
+        rc = spec__enum(f, p, spec__cycles_name, SPEC__N_CYCLES, &x, err);
+        if (!rc)
+            d->readout.cycles = (enum dev_cycles)x;
     }
     return rc;
 }

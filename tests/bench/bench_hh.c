@@ -14,6 +14,12 @@
  * other processes on the machine's cores disturb it little; best of REPS,
  * interleaved.
  *
+ * The device skips the repeated cycles of a periodic spike train and stops
+ * at a rest state (readout "cycles": "skip", the default); it is also timed
+ * integrating every step ("integrate", the cost before skipping), over all
+ * drives and over the firing (two spikes or more after the transient) and
+ * the resting ones apart.
+ *
  * It also checks the outputs: every drive must give the same spike count in
  * both, and the rates must agree within the device's rtol (relative).
  */
@@ -54,13 +60,15 @@ static int dev_solve_all(struct dev_work *w, const double *u, size_t n, double *
     return 0;
 }
 
-/* The study's HH device (tests/study/dev_hh_chip.json, variability aside). */
-static int setup(struct dev_model *d)
+/* The study's HH device (tests/study/dev_hh_chip.json, variability aside),
+ * skipping or integrating repeated cycles. */
+static int setup(struct dev_model *d, enum dev_cycles cycles)
 {
     struct dev_error err;
     dev_model_init(d, DEV_HODGKIN_HUXLEY);
     d->readout.kind = READ_SPIKE_RATE;
     d->readout.t_max = 500.0;
+    d->readout.cycles = cycles;
     int rc = dev_model_prepare(d, &err);
     if (rc)
         fprintf(stderr, "bench_hh: %s: %s\n", err.field, err.msg);
@@ -116,15 +124,61 @@ static size_t count_mismatch(struct dev_model *d, const double *u, size_t n)
     return bad;
 }
 
+/* CPU seconds of the best of REPS passes of dev_eval over u[n] (into rate[n]);
+ * a negative value when a solve fails. */
+static double time_solves(struct dev_work *w, const double *u, size_t n, double *rate)
+{
+    double best = HUGE_VAL;
+    for (int r = 0; r < REPS; r++) {
+        double t0 = cpu_now();
+        if (dev_solve_all(w, u, n, rate))
+            return -1;
+        best = fmin(best, cpu_now() - t0);
+    }
+    return best;
+}
+
+/* One row of the skip / integrate table: ms per solve and their ratio. */
+static void print_cycles_row(const char *what, size_t n, double skip, double full)
+{
+    if (n == 0)
+        return;
+    printf("  %-8s %4zu drives  skip %.3f ms  integrate %.3f ms  ratio skip/integrate %.2f\n",
+           what, n, 1e3 * skip / (double)n, 1e3 * full / (double)n, skip / full);
+}
+
+/* Times skip against integrate over all drives, the firing ones (fire[i]
+ * nonzero) and the resting ones. Returns 0 or QN_ESOLVER when a solve failed. */
+static int bench_cycles(struct dev_work *skip, struct dev_work *full, const double *u,
+                        const int *fire)
+{
+    static double sub[2][N_SOLVES], out[N_SOLVES];
+    size_t m[2] = {0, 0};
+    for (size_t i = 0; i < N_SOLVES; i++)
+        sub[fire[i] ? 0 : 1][m[fire[i] ? 0 : 1]++] = u[i];
+    double ts = time_solves(skip, u, N_SOLVES, out), tf = time_solves(full, u, N_SOLVES, out);
+    double fs = time_solves(skip, sub[0], m[0], out), ff = time_solves(full, sub[0], m[0], out);
+    double rs = time_solves(skip, sub[1], m[1], out), rf = time_solves(full, sub[1], m[1], out);
+    if (ts < 0 || tf < 0 || fs < 0 || ff < 0 || rs < 0 || rf < 0)
+        return QN_ESOLVER;
+    printf("  repeated cycles (readout cycles skip vs integrate, best of %d):\n", REPS);
+    print_cycles_row("all", N_SOLVES, ts, tf);
+    print_cycles_row("firing", m[0], fs, ff);
+    print_cycles_row("resting", m[1], rs, rf);
+    return 0;
+}
+
 int main(void)
 {
-    static double u[N_SOLVES], r_dev[N_SOLVES], r_ref[N_SOLVES];
+    static double u[N_SOLVES], r_dev[N_SOLVES], r_ref[N_SOLVES], r_full[N_SOLVES];
     static size_t c_ref[N_SOLVES];
-    struct dev_model d;
-    struct dev_work w;
+    static int fire[N_SOLVES];
+    struct dev_model d, full;
+    struct dev_work w, wf;
     char cpu[128];
     gsl_set_error_handler_off();
-    if (setup(&d) || dev_work_init(&w, &d, NULL))
+    if (setup(&d, DEV_CYCLES_SKIP) || dev_work_init(&w, &d, NULL) ||
+        setup(&full, DEV_CYCLES_INTEGRATE) || dev_work_init(&wf, &full, NULL))
         return 1;
     srand(12);
     for (size_t i = 0; i < N_SOLVES; i++)
@@ -140,9 +194,13 @@ int main(void)
         best_dev = fmin(best_dev, cpu_now() - t0);
     }
     size_t spiking = 0;
-    for (size_t i = 0; i < N_SOLVES; i++)
-        spiking += c_ref[i] >= 2;
+    for (size_t i = 0; i < N_SOLVES; i++) {
+        fire[i] = c_ref[i] >= 2;
+        spiking += (size_t)fire[i];
+    }
     qb_cpu_name(cpu, sizeof cpu);
+    if (!rc)
+        rc = dev_solve_all(&wf, u, N_SOLVES, r_full);
     if (!rc) {
         printf("hodgkin_huxley spike_rate t_max 500 ms, %d drives u1 in [-20, 40] (%zu spiking), "
                "CPU %s\n",
@@ -152,12 +210,15 @@ int main(void)
         printf("  ratio device / bare loop     %.2f (below 1: the device is cheaper)\n",
                best_dev / best_ref);
         printf("  check: largest relative rate difference %.2e (device rtol %.0e); drives whose "
-               "spike counts differ: %zu\n",
+               "spike counts differ: %zu; skip vs integrate %.2e\n",
                max_rel_diff(r_dev, r_ref, N_SOLVES), d.solver.rtol,
-               count_mismatch(&d, u, N_SOLVES));
+               count_mismatch(&d, u, N_SOLVES), max_rel_diff(r_dev, r_full, N_SOLVES));
+        rc = bench_cycles(&w, &wf, u, fire);
     }
     dev_work_close(&w);
+    dev_work_close(&wf);
     dev_model_close(&d);
+    dev_model_close(&full);
     if (rc)
         fprintf(stderr, "bench_hh: %s\n", qn_err_msg(rc));
     return rc ? 1 : 0;

@@ -815,6 +815,8 @@ static void test_trajectory_thinned_and_bounded(void **state)
     struct dev_model d;
     dev_model_init(&d, DEV_HODGKIN_HUXLEY);
     d.readout.t_max = 2000; /* ~100 spikes: tens of thousands of steps */
+    d.readout.cycles = DEV_CYCLES_INTEGRATE; /* dev_eval integrates every step too, as a
+                                                recorded trajectory does */
     prepare(&d);
     struct dev_work w;
     assert_int_equal(dev_work_init(&w, &d, NULL), 0);

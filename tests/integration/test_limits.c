@@ -67,10 +67,11 @@
 #define HH_ENDLESS                                                                             \
     "{\"name\": \"hh-endless\", \"kind\": \"hodgkin_huxley\", \"readout\": {\"kind\": "       \
     "\"spike_rate\", \"t_max\": 1e9}, \"solver\": {\"max_steps\": 1000000000}}"
-/* 50 s of membrane: ~0.15 s a solve here, minutes for a 1000-point curve. */
+/* 50 s of membrane, every cycle integrated (not skipped once the spike train
+ * repeats): ~0.15 s a solve here, minutes for a 1000-point curve. */
 #define HH_LONG                                                                                \
     "{\"name\": \"hh-long\", \"kind\": \"hodgkin_huxley\", \"readout\": {\"kind\": "          \
-    "\"spike_rate\", \"t_max\": 50000}}"
+    "\"spike_rate\", \"t_max\": 50000, \"cycles\": \"integrate\"}}"
 #define HH_CURVE "{\"curve\": {\"input\": \"u1\", \"from\": 0, \"to\": 20, \"points\": 1000}}"
 
 /* The error code and message of a JSON error body (borrowed from j). */

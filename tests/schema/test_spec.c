@@ -185,6 +185,10 @@ static void test_device_defaults(void **state)
     assert_double_equal(param(&d, "gain"), 1.0, 0);
     assert_int_equal(d.readout.kind, READ_SPIKE_RATE);
     assert_double_equal(d.readout.t_max, 500, 0);
+    assert_int_equal(d.readout.cycles, DEV_CYCLES_SKIP);
+    dev_model_close(&d);
+    device_ok("{\"kind\": \"hodgkin_huxley\", \"readout\": {\"cycles\": \"integrate\"}}", &d);
+    assert_int_equal(d.readout.cycles, DEV_CYCLES_INTEGRATE);
     dev_model_close(&d);
 
     /* ode: output defaults to the first state, in the spec's order. */
@@ -284,6 +288,10 @@ static const struct bad_case device_cases[] = {
     {"{\"kind\": \"crn_relu\", \"readout\": {\"threshold\": null}}",
      "/spec/device/readout/threshold", QN_ESPEC},
     {"{\"kind\": \"crn_relu\", \"readout\": 5}", "/spec/device/readout", QN_ESPEC},
+    {"{\"kind\": \"hodgkin_huxley\", \"readout\": {\"cycles\": \"jump\"}}",
+     "/spec/device/readout/cycles", QN_ESPEC},
+    {"{\"kind\": \"hodgkin_huxley\", \"readout\": {\"cycles\": 1}}",
+     "/spec/device/readout/cycles", QN_ESPEC},
     {"{\"kind\": \"crn_relu\", \"solver\": {\"method\": \"euler\"}}", "/spec/device/solver/method",
      QN_ESPEC},
     {"{\"kind\": \"crn_relu\", \"solver\": {\"rtol\": \"1e-8\"}}", "/spec/device/solver/rtol",
@@ -958,6 +966,7 @@ static json_t *model_value(const struct dev_model *d, const char *p)
     if (strcmp(p, "readout/tol") == 0) return json_real(d->readout.tol);
     if (strcmp(p, "readout/threshold") == 0) return json_real(d->readout.threshold);
     if (strcmp(p, "readout/transient") == 0) return json_real(d->readout.transient);
+    if (strcmp(p, "readout/cycles") == 0) return json_string(dev_cycles_name(d->readout.cycles));
     if (strcmp(p, "solver/method") == 0) return json_string(dev_method_name(d->solver.method));
     if (strcmp(p, "solver/rtol") == 0) return json_real(d->solver.rtol);
     if (strcmp(p, "solver/atol") == 0) return json_real(d->solver.atol);
@@ -1180,9 +1189,13 @@ static void test_device_fingerprint(void **state)
     free(fa), free(fb), free(fc), free(fd);
     dev_model_close(&a), dev_model_close(&b), dev_model_close(&c), dev_model_close(&d);
     /* spellings that do not change the physics: whitespace in expressions, a
-     * reaction's "Y + Y" for "2 Y" and the reactions' order, and a readout
-     * field the readout does not read (threshold of a steady state) */
+     * reaction's "Y + Y" for "2 Y" and the reactions' order, a readout
+     * field the readout does not read (threshold of a steady state), and
+     * whether a periodic spike train's cycles are skipped or integrated (the
+     * same values to the solver's tolerance: tests/engine/test_device_cycles.c) */
     const char *same[][2] = {
+        {"{\"kind\": \"hodgkin_huxley\"}",
+         "{\"kind\": \"hodgkin_huxley\", \"readout\": {\"cycles\": \"integrate\"}}"},
         {"{\"kind\": \"ode\", \"state\": {\"y\": 0}, \"rhs\": {\"y\": \"tanh(u1) - y\"}}",
          "{\"kind\": \"ode\", \"state\": {\"y\": 0}, \"rhs\": {\"y\": \"tanh(u1)-y\"}, "
          "\"readout\": {\"kind\": \"steady_state\", \"threshold\": 5}}"},
@@ -1192,7 +1205,7 @@ static void test_device_fingerprint(void **state)
          "{\"kind\": \"reactions\", \"species\": {\"Y\": 1}, \"params\": {\"kappa\": 0.01}, "
          "\"reactions\": [\"Y->0@neg(u1)\", \"Y -> Y + Y @ pos( u1 )\", \"Y + Y -> Y @ 1.0\", "
          "\"0 -> Y @ kappa\"]}"}};
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         device_ok(same[i][0], &a);
         device_ok(same[i][1], &b);
         assert_int_equal(spec_device_differences(&a, &b, diff, sizeof diff), 0);
