@@ -14,9 +14,9 @@
 #      forward, twin backward) and via device, scored on the real device.
 #   3. Hodgkin-Huxley, gK lognormal cv 0.1: nominal and hardware-aware through
 #      a surrogate conditioned on gk, scored through the real ODE on chips
-#      1..10 and the first 250 test images (an HH solve costs about 1.0 ms
-#      of one core here, bench_hh: 10 chips x 1000 images would take 21 minutes
-#      a model).
+#      1..10 and the first 1000 test images (an HH solve skips the repeated
+#      cycles of its spike train and stops at rest: about 0.3 ms of one core
+#      here, bench_hh, against 1.0-1.2 ms integrating all 500 ms).
 #
 # Usage: tests/study/study.sh [QN] (default build/qn). Environment: OUT (the
 # folder of the database, the job records and the table; default
@@ -104,7 +104,7 @@ T=$OUT/table.md
     printf '| physics_aware (real forward, twin backward) | – | %s |\n' "$(pct eval_mm_pat accuracy)"
     printf '| via device (real ODE both ways) | – | %s |\n' "$(pct eval_mm_device accuracy)"
     echo
-    echo "3. hodgkin_huxley, gK lognormal cv 0.1 (the first 250 test images, chips 1..10):"
+    echo "3. hodgkin_huxley, gK lognormal cv 0.1 (the first 1000 test images, chips 1..10):"
     echo
     echo "| training | nominal device | 10 chips, mean ± sd | min | max |"
     echo "|---|---|---|---|---|"
