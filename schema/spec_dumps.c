@@ -16,7 +16,7 @@ static int spec__num_char(char c)
 }
 
 /* Writes the shortest form of the real token t[0..n) at w; returns its length
- * (at most n: the shortest digits never need more than %.17g wrote). */
+ * (at most n: where the shortest form is longer, jansson's text stays). */
 static size_t spec__real(char *w, const char *t, size_t n)
 {
     char tok[64], b[NUMTEXT_MAX + 2];
@@ -31,7 +31,8 @@ static size_t spec__real(char *w, const char *t, size_t n)
         memcpy(b + m, ".0", 3);
         m += 2;
     }
-    if (m > n) { /* cannot happen (see above); keep jansson's text */
+    if (m > n) { /* jansson's "%.17g" is shorter for 1e16 <= |v| < 1e17 (positional
+                    where numtext takes an exponent): keep it */
         memmove(w, t, n);
         return n;
     }

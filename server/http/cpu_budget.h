@@ -5,57 +5,68 @@
  * screen of a lab, wrk) take whatever CPU the request threads are given: on a
  * 2-CPU machine 32 such connections held two trains to 40% of their speed
  * (issue 16) however cheap each request was. So while jobs run, requests
- * take turns spaced so that the request threads use `percent` of one CPU:
- * as a request is about to run its handler, its thread charges the CPU time
- * it used since its previous turn (its clock, CLOCK_THREAD_CPUTIME_ID:
- * parsing, the handler, sending the previous reply) to a moving average of
- * a request's cost, and the request gets the next turn on a clock that
- * advances by cost / budget per request (a backlog of CPU_BUDGET_BURST of
- * CPU may be caught up at once). A request whose turn is later waits in a
- * queue, first come first served, while its thread serves others: the
- * caller holds it (http.c suspends the connection) and a pacing thread
- * releases it at its turn. Sleeping on the request threads instead held
- * every other connection of a sleeping thread too, and requests waited for
- * several rounds (p99 160-470 ms at 20%). With no job running every turn is
- * now. Threads of the compute pool (simulate, predict, uploads) have their
- * own bound (their count) and are not charged. Thread-safe.
+ * are admitted, first come first served, at the pace that keeps the request
+ * threads to `percent` of one CPU. A clock says when the CPU the threads have
+ * used is paid for at that rate: admitting a request books the moving
+ * average of a request's cost on it, and as a request is about to run its
+ * handler, its thread charges what it used since its previous one (its
+ * clock, CLOCK_THREAD_CPUTIME_ID: parsing, the handler, sending the reply)
+ * in place of the bookings of the requests it ran since, so the clock
+ * follows the CPU really used (the pacing thread's own too). A request comes in at once while the clock is not ahead of
+ * now and nobody waits; otherwise it waits in a queue (the caller holds it:
+ * http.c suspends the connection) and a pacing thread lets the first one in
+ * whenever the clock has caught up (to a millisecond: it wakes for several
+ * at a time), while the request threads serve others.
+ * A backlog of CPU_BUDGET_BURST of CPU may be caught up at once, and a debt
+ * of more than CPU_BUDGET_MAX_WAIT is forgiven (one long request does not
+ * stall everyone after it). With no job running everyone comes in at once.
+ * Sleeping on the request threads instead held every other connection of a
+ * sleeping thread too (p99 160-470 ms at 20%), and turns handed out from
+ * the average alone lagged it: after a few expensive requests the cheap ones
+ * waited 60-70 ms. Threads of the compute pool (simulate, predict, uploads)
+ * have their own bound (their count) and are not charged. Thread-safe.
  */
 #ifndef QN_CPU_BUDGET_H
 #define QN_CPU_BUDGET_H
 
 #include <stddef.h>
 
-#define CPU_BUDGET_BURST 0.005   /* CPU seconds of turns a backlog may catch up at once */
-#define CPU_BUDGET_MAX_WAIT 0.5  /* seconds one request waits at most */
-#define CPU_BUDGET_AVERAGE 0.05  /* weight of each request in the moving average of the cost */
+#define CPU_BUDGET_BURST 0.005   /* CPU seconds a backlog may catch up at once */
+#define CPU_BUDGET_MAX_WAIT 0.5  /* seconds of debt kept at most */
+#define CPU_BUDGET_SLACK 0.001   /* seconds early a waiting request may come in */
+#define CPU_BUDGET_AVERAGE 0.2   /* weight of each request in the moving average of the cost */
 
 struct cpu_budget; /* opaque */
 
 /* Nonzero while the budget holds (jobs run). */
 typedef size_t (*cpu_budget_busy_fn)(void *ctx);
-/* Holds (before it is queued) or releases (at its turn) a waiting request. */
+/* Holds a request before it is queued to wait. */
 typedef void (*cpu_budget_hold_fn)(void *item);
+/* Releases a waiting request as it comes in, with the CPU seconds booked for
+ * it (hand them to cpu_budget_ran on the thread that runs it). */
+typedef void (*cpu_budget_release_fn)(void *item, double booked);
 
 /* A budget of `percent` of one CPU into *out, with its pacing thread, which
- * calls release(item) for each request whose turn has come. percent 0: no
- * budget (every turn is now, no thread). QN_ENOMEM, QN_EIO (no thread). */
-int cpu_budget_create(unsigned percent, cpu_budget_hold_fn release, struct cpu_budget **out);
+ * calls release(item) for each waiting request as it comes in. percent 0:
+ * no budget (everyone comes in at once, no thread). QN_ENOMEM, QN_EIO (no
+ * thread). */
+int cpu_budget_create(unsigned percent, cpu_budget_release_fn release, struct cpu_budget **out);
 /* Says when the budget holds: while busy(ctx) is nonzero (until then: always). */
 void cpu_budget_set_busy(struct cpu_budget *b, cpu_budget_busy_fn busy, void *ctx);
-/* Releases every waiting request and stops the pacing thread: later
- * cpu_budget_wait calls are refused (NULL is fine; once is enough). */
+/* Lets every waiting request in and stops the pacing thread: later requests
+ * come in at once (NULL is fine; once is enough). */
 void cpu_budget_stop(struct cpu_budget *b);
 /* Stops b and frees it (NULL is fine). */
 void cpu_budget_destroy(struct cpu_budget *b);
-/* On a request thread as a request is about to run: charges the thread's
- * CPU since its previous turn and gives the request its turn: 0 when it is
- * now, else the CLOCK_MONOTONIC second it comes. b NULL: 0. */
-double cpu_budget_turn(struct cpu_budget *b);
-/* Queues item until `turn`: hold(item) is called first, under the lock the
- * pacing thread takes to release it. QN_EBUSY when b is stopping (item not
- * held, not queued: run it now), QN_ENOMEM. */
-int cpu_budget_wait(struct cpu_budget *b, void *item, double turn, cpu_budget_hold_fn hold);
-/* Seconds requests have waited for their turns in all (for /metrics). */
+/* On a request thread as a request (item) is about to run its handler:
+ * charges the thread's CPU since its previous request, and 0 when it comes
+ * in now; 1 when it waits (hold(item) was called first, under the lock the
+ * pacing thread takes to release it). b NULL, stopped or out of memory: 0. */
+int cpu_budget_admit(struct cpu_budget *b, void *item, cpu_budget_hold_fn hold);
+/* On the request thread that runs a request released from the queue, as it
+ * runs: what was booked for it, which the thread's next charge takes back. */
+void cpu_budget_ran(struct cpu_budget *b, double booked);
+/* Seconds requests have waited to come in, in all (for /metrics). */
 double cpu_budget_waited(struct cpu_budget *b);
 
 #endif

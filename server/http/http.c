@@ -128,7 +128,9 @@ struct http_req {
     int replied;
     unsigned status;
     int offloaded;                   /* handed to a compute thread, connection suspended */
-    int paced;                       /* had its turn under the CPU budget (or waits for it) */
+    int paced;                       /* came in under the CPU budget (or waits to) */
+    int waited;                      /* it waited to come in: booked is what was booked */
+    double booked;                   /* CPU seconds booked for it as it came in (cpu_budget.h) */
     struct MHD_Response *pending;    /* the reply a compute thread made, queued on resume */
     struct http_req *cq_next;
     struct timespec t0;
@@ -1043,15 +1045,20 @@ static void http__queue_pending(struct http_req *req)
 
 /* The CPU budget's hold and release of a waiting request (cpu_budget.h). */
 static void http__hold(void *req) { MHD_suspend_connection(((struct http_req *)req)->conn); }
-static void http__release(void *req) { MHD_resume_connection(((struct http_req *)req)->conn); }
+static void http__release(void *item, double booked)
+{
+    struct http_req *req = item;
+    req->booked = booked;
+    req->waited = 1;
+    MHD_resume_connection(req->conn);
+}
 
-/* Before the handler: 1 when the request waits for its turn under the CPU
+/* Before the handler: 1 when the request waits to come in under the CPU
  * budget (its connection suspended until then), 0 when it runs now. */
 static int http__pace(struct http_req *req)
 {
     req->paced = 1;
-    double turn = cpu_budget_turn(req->srv->budget);
-    return turn > 0 && cpu_budget_wait(req->srv->budget, req, turn, http__hold) == 0;
+    return cpu_budget_admit(req->srv->budget, req, http__hold);
 }
 
 /* The last call: limits, body parsing, the handler. */
@@ -1147,8 +1154,12 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *conn, cons
         *upload_data_size = 0;
         return http__too_slow(req) ? MHD_NO : MHD_YES; /* MHD_NO closes the connection */
     }
-    if (!req->paced && http__pace(req)) /* waits for its turn: called again at it */
+    if (!req->paced && http__pace(req)) /* waits to come in: called again then */
         return MHD_YES;
+    if (req->waited) { /* it waited: this thread runs it now */
+        req->waited = 0;
+        cpu_budget_ran(srv->budget, req->booked);
+    }
     http__finish(req);
     return MHD_YES;
 }

@@ -528,53 +528,41 @@ static int routes_jobs__mq(struct http_req *req, struct store_metric_query *q)
 #define ROUTES_JOBS_PAGE_HEAD "{\"metrics\":["
 #define ROUTES_JOBS_PAGE_TAIL "],\"next\":"
 
-/* rows[n] as JSON into a new array *out; *last the last id (unchanged when n is 0). */
-static int routes_jobs__metric_rows(const struct store_metric *rows, size_t n, json_t **out,
-                                    int64_t *last)
-{
-    json_t *a = json_array();
-    int rc = a ? 0 : QN_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = json_array_append_new(a, catalog_metric_json(&rows[i])) ? QN_ENOMEM : 0;
-        *last = rows[i].id;
-    }
-    if (rc)
-        json_decref(a);
-    else
-        *out = a;
-    return rc;
-}
+#define ROUTES_JOBS_ROW_MAX 512 /* bytes of a metric row's text (a 63-byte name all escaped) */
 
 /*
  * The reply text of a metric page (what http_reply_json would send: the JSON
  * {"metrics": [...], "next": last, "more": more} and a newline) into *out,
  * its length into *len: the rows of prev (the text of an earlier page of the
- * same query, NULL: none) then rows[n]. 0 or QN_ENOMEM.
+ * same query, NULL: none) then rows[n] (catalog_metric_text; last becomes
+ * the last one's id). 0 or QN_ENOMEM.
  */
 static int routes_jobs__page_text(const char *prev, const struct store_metric *rows, size_t n,
                                   int64_t last, int more, char **out, size_t *len)
 {
-    json_t *items = NULL;
-    int rc = routes_jobs__metric_rows(rows, n, &items, &last);
-    char *a = rc ? NULL : spec_dumps(items, JSON_COMPACT | JSON_ENSURE_ASCII);
-    json_decref(items);
-    if (!a)
-        return QN_ENOMEM;
     const char *old = prev ? prev + strlen(ROUTES_JOBS_PAGE_HEAD) : "";
     size_t old_len = prev ? (size_t)(strstr(prev, ROUTES_JOBS_PAGE_TAIL) - old) : 0;
-    size_t a_len = strlen(a) - 2; /* without its brackets */
-    size_t cap = strlen(ROUTES_JOBS_PAGE_HEAD) + old_len + 1 + a_len + 64;
+    size_t cap = strlen(ROUTES_JOBS_PAGE_HEAD) + old_len + n * (ROUTES_JOBS_ROW_MAX + 1) + 64;
     char *t = malloc(cap);
-    if (t) {
-        int k = snprintf(t, cap, "%s%.*s%s%.*s%s%" PRId64 ",\"more\":%s}\n",
-                         ROUTES_JOBS_PAGE_HEAD, (int)old_len, old, old_len && n ? "," : "",
-                         (int)a_len, a + 1, ROUTES_JOBS_PAGE_TAIL, last,
-                         more ? "true" : "false");
-        *len = (size_t)k;
+    if (!t)
+        return QN_ENOMEM;
+    size_t k = (size_t)snprintf(t, cap, "%s%.*s", ROUTES_JOBS_PAGE_HEAD, (int)old_len, old);
+    for (size_t i = 0; i < n; i++) {
+        if (old_len || i)
+            t[k++] = ',';
+        size_t m = catalog_metric_text(&rows[i], t + k, ROUTES_JOBS_ROW_MAX);
+        if (!m) {
+            free(t);
+            return QN_ENOMEM;
+        }
+        k += m;
+        last = rows[i].id;
     }
-    free(a);
+    k += (size_t)snprintf(t + k, cap - k, "%s%" PRId64 ",\"more\":%s}\n", ROUTES_JOBS_PAGE_TAIL,
+                          last, more ? "true" : "false");
     *out = t;
-    return t ? 0 : QN_ENOMEM;
+    *len = k;
+    return 0;
 }
 
 /* The id after which the rows of page text p end (its "next"); 0 or -1 when

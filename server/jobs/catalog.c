@@ -7,6 +7,8 @@
  */
 #include "catalog.h"
 
+#include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include "import.h"
 #include "job.h"
 #include "mlp.h"
+#include "numtext.h"
 #include "queue.h"
 #include "qn_err.h"
 #include "surrogate.h"
@@ -602,6 +605,82 @@ int catalog_metric_list(struct store *s, const struct store_metric_query *q,
 void catalog_metric_list_free(struct store_metric *list, size_t n)
 {
     store_metric_list_free(list, n);
+}
+
+/* v as jansson writes a real (jsonp_dtostr: "%.17g", ".0" when it has
+ * neither '.' nor 'e', the exponent without '+' and leading zeros) into buf. */
+static size_t catalog__jansson_real(char *buf, size_t cap, double v)
+{
+    int n = snprintf(buf, cap, "%.17g", v);
+    if (!strchr(buf, '.') && !strchr(buf, 'e') && (size_t)n + 3 <= cap) {
+        memcpy(buf + n, ".0", 3);
+        n += 2;
+    }
+    char *e = strchr(buf, 'e');
+    if (e) {
+        char *from = e + 1, *to = e + 1;
+        if (*from == '+')
+            from++;
+        else if (*from == '-')
+            from++, to++;
+        while (*from == '0' && from[1])
+            from++;
+        memmove(to, from, strlen(from) + 1);
+        n = (int)strlen(buf);
+    }
+    return (size_t)n;
+}
+
+/* A real as spec_dumps writes it: the shortest round-trip text, ".0" added
+ * to an integral one, unless jansson's text is shorter (spec__real keeps it
+ * then: "%.17g" writes 1e16..1e17 positionally, numtext with an exponent);
+ * null when not finite (job_real). buf: NUMTEXT_MAX + 8 bytes. */
+static const char *catalog__real(char *buf, double v)
+{
+    if (!isfinite(v))
+        return "null";
+    size_t n = numtext_double(buf, v);
+    if (!strpbrk(buf, ".en"))
+        memcpy(buf + n, ".0", 3), n += 2;
+    char j[NUMTEXT_MAX + 8];
+    if (strchr(buf, 'e') && catalog__jansson_real(j, sizeof j, v) < n)
+        memcpy(buf, j, strlen(j) + 1);
+    return buf;
+}
+
+/* s as a JSON string (quoted) in jansson's ASCII form into *out: as it is
+ * when it needs no escape, else by jansson (a new string in *owned). */
+static const char *catalog__quoted(const char *s, char *buf, size_t cap, char **owned)
+{
+    *owned = NULL;
+    size_t n = strlen(s);
+    int plain = n + 3 <= cap;
+    for (const char *c = s; plain && *c; c++)
+        plain = *c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\';
+    if (plain) {
+        buf[0] = '"';
+        memcpy(buf + 1, s, n);
+        memcpy(buf + 1 + n, "\"", 2);
+        return buf;
+    }
+    json_t *j = json_string(s);
+    *owned = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(j);
+    return *owned;
+}
+
+size_t catalog_metric_text(const struct store_metric *m, char *buf, size_t cap)
+{
+    char value[NUMTEXT_MAX + 8], time[NUMTEXT_MAX + 8], name[96], *owned;
+    const char *q = catalog__quoted(m->name, name, sizeof name, &owned);
+    int n = q ? snprintf(buf, cap,
+                         "{\"id\":%" PRId64 ",\"step\":%" PRId64 ",\"epoch\":%" PRId64
+                         ",\"name\":%s,\"value\":%s,\"time\":%s}",
+                         m->id, m->step, m->epoch, q, catalog__real(value, m->value),
+                         catalog__real(time, m->time))
+               : -1;
+    free(owned);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
 json_t *catalog_metric_json(const struct store_metric *m)

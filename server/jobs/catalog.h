@@ -187,5 +187,11 @@ void catalog_metric_list_free(struct store_metric *list, size_t n);
 /* {"id","step","epoch","name","value","time"} ("value" null when not finite):
  * a row of GET /v1/jobs/{id}/metrics and the data of an SSE metric event. */
 json_t *catalog_metric_json(const struct store_metric *m);
+/* The same row as the JSON text spec_dumps(catalog_metric_json(m),
+ * JSON_COMPACT | JSON_ENSURE_ASCII) gives, byte for byte, written straight
+ * from the row (no tree, no second pass over the reals: a 1000-row page
+ * took 5-7 ms that way), at buf (cap bytes, NUL-terminated). Its length, or
+ * 0 when it does not fit or out of memory. */
+size_t catalog_metric_text(const struct store_metric *m, char *buf, size_t cap);
 
 #endif

@@ -25,6 +25,7 @@
 #include "mlp.h"
 #include "qn_err.h"
 #include "qn_test.h"
+#include "spec_dumps.h"
 #include "surrogate.h"
 
 
@@ -470,9 +471,48 @@ static void test_metric_records(void **state)
     catalog_metric_list_free(rows, n);
 }
 
+/* catalog_metric_text is the text spec_dumps makes of catalog_metric_json,
+ * byte for byte: 20,000 rows of doubles from random bit patterns (every
+ * exponent, subnormals, values not finite), the edge values and names that
+ * need escapes. */
+static void test_metric_text_is_the_json(void **state)
+{
+    (void)state;
+    static const double edge[] = {0.0, -0.0, 1.0, 2.0, -3.0, 0.1, 1e-300, 5e-324, 2.2250738585072014e-308,
+                                  1.7976931348623157e308, 1e15, 1e16, 123456789012345678.0,
+                                  1764619535.123456, 0.30000000000000004, NAN, INFINITY, -INFINITY};
+    static const char *const names[] = {"step_loss", "a\"b", "back\\slash", "tab\there", "/x",
+                                        "\x7f", "caf\xc3\xa9", "\x01"};
+    uint64_t x = 88172645463325252ull;
+    char text[600];
+    for (size_t i = 0; i < 20000 + sizeof edge / sizeof edge[0]; i++) {
+        double v[2];
+        for (int k = 0; k < 2; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+            memcpy(&v[k], &x, sizeof v[k]);
+        }
+        if (i < sizeof edge / sizeof edge[0])
+            v[0] = edge[i], v[1] = edge[(i + 3) % (sizeof edge / sizeof edge[0])];
+        if (!isfinite(v[1]))
+            v[1] = 1764619535.25; /* a time is a time (json_real refuses the rest) */
+        struct store_metric m = {(int64_t)(x >> 1), -(int64_t)i, (int64_t)i * 7,
+                                 (char *)names[i % (sizeof names / sizeof names[0])], v[0], v[1]};
+        json_t *j = catalog_metric_json(&m);
+        char *want = spec_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+        size_t n = catalog_metric_text(&m, text, sizeof text);
+        if (n != strlen(want) || strcmp(text, want) != 0)
+            fail_msg("row %zu: %s, not %s", i, text, want);
+        free(want);
+        json_decref(j);
+    }
+    struct store_metric m = {1, 2, 3, "step_loss", 0.5, 1.5};
+    assert_int_equal(catalog_metric_text(&m, text, 20), 0); /* does not fit */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_metric_text_is_the_json),
         cmocka_unit_test_setup_teardown(test_device_add_refuses_bad_spec, qt_store_setup, qt_store_teardown),
         cmocka_unit_test_setup_teardown(test_device_records, qt_store_setup, qt_store_teardown),
         cmocka_unit_test_setup_teardown(test_dataset_records, qt_store_setup, qt_store_teardown),
