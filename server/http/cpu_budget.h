@@ -6,25 +6,28 @@
  * 2-CPU machine 32 such connections held two trains to 40% of their speed
  * (issue 16) however cheap each request was. So while jobs run, requests
  * are admitted, first come first served, at the pace that keeps the request
- * threads to `percent` of one CPU. A clock says when the CPU the threads have
- * used is paid for at that rate: admitting a request books the moving
- * average of a request's cost on it, and as a request is about to run its
- * handler, its thread charges what it used since its previous one (its
- * clock, CLOCK_THREAD_CPUTIME_ID: parsing, the handler, sending the reply)
- * in place of the bookings of the requests it ran since, so the clock
- * follows the CPU really used (the pacing thread's own too). A request comes in at once while the clock is not ahead of
- * now and nobody waits; otherwise it waits in a queue (the caller holds it:
- * http.c suspends the connection) and a pacing thread lets the first one in
+ * threads to `percent` of one CPU. A clock says when the CPU the threads
+ * have used is paid for at that rate. Admitting a request books the moving
+ * average of a request's cost on it; as each request is about to run its
+ * handler, its thread charges the CPU it used since its previous charge
+ * (its clock, CLOCK_THREAD_CPUTIME_ID: the previous request's handler and
+ * reply, this one's parsing) in place of the booking of the request it ran
+ * since, so the clock follows the CPU really used (the pacing thread's own
+ * too). A request comes in at once while the clock is not ahead of now and
+ * nobody waits; otherwise it waits in a queue (the caller holds it: http.c
+ * suspends the connection) and a pacing thread lets the first ones in
  * whenever the clock has caught up (to a millisecond: it wakes for several
- * at a time), while the request threads serve others.
- * A backlog of CPU_BUDGET_BURST of CPU may be caught up at once, and a debt
- * of more than CPU_BUDGET_MAX_WAIT is forgiven (one long request does not
- * stall everyone after it). With no job running everyone comes in at once.
- * Sleeping on the request threads instead held every other connection of a
- * sleeping thread too (p99 160-470 ms at 20%), and turns handed out from
- * the average alone lagged it: after a few expensive requests the cheap ones
- * waited 60-70 ms. Threads of the compute pool (simulate, predict, uploads)
- * have their own bound (their count) and are not charged. Thread-safe.
+ * at a time), while the request threads serve others. A backlog of
+ * CPU_BUDGET_BURST of CPU may be caught up at once, and a debt of more than
+ * CPU_BUDGET_MAX_WAIT is forgiven (one long request does not stall everyone
+ * after it). With no job running everyone comes in at once.
+ * Tried first: sleeping on the request threads, which held every other
+ * connection of a sleeping thread too (p99 160-470 ms at 20%); turns handed
+ * out from the average alone, whose samples spanned several requests (the
+ * threads took 42% of a CPU at 30%, and after a few expensive requests the
+ * cheap ones waited 60-170 ms). Threads of the compute pool (simulate,
+ * predict, uploads) have their own bound (their count) and are not
+ * charged. Thread-safe.
  */
 #ifndef QN_CPU_BUDGET_H
 #define QN_CPU_BUDGET_H
@@ -64,7 +67,8 @@ void cpu_budget_destroy(struct cpu_budget *b);
  * pacing thread takes to release it). b NULL, stopped or out of memory: 0. */
 int cpu_budget_admit(struct cpu_budget *b, void *item, cpu_budget_hold_fn hold);
 /* On the request thread that runs a request released from the queue, as it
- * runs: what was booked for it, which the thread's next charge takes back. */
+ * runs: charges the thread's CPU since its previous charge, and notes what
+ * was booked for this request, which the thread's next charge takes back. */
 void cpu_budget_ran(struct cpu_budget *b, double booked);
 /* Seconds requests have waited to come in, in all (for /metrics). */
 double cpu_budget_waited(struct cpu_budget *b);
