@@ -22,4 +22,10 @@ char *spec_dumps(const json_t *v, size_t flags);
  * returns the new length. */
 size_t spec_dumps_reals(char *text);
 
+#define SPEC_DUMPS_REAL_MAX 40 /* bytes of a real's text, its NUL included */
+/* The text spec_dumps writes for json_real(v) (v finite) into b
+ * (SPEC_DUMPS_REAL_MAX bytes), without making one: for rows written
+ * straight to text. Its length. */
+size_t spec_dumps_real(char *b, double v);
+
 #endif

@@ -533,15 +533,14 @@ static int routes_jobs__mq(struct http_req *req, struct store_metric_query *q)
 /*
  * The reply text of a metric page (what http_reply_json would send: the JSON
  * {"metrics": [...], "next": last, "more": more} and a newline) into *out,
- * its length into *len: the rows of prev (the text of an earlier page of the
- * same query, NULL: none) then rows[n] (catalog_metric_text; last becomes
- * the last one's id). 0 or QN_ENOMEM.
+ * its length into *len: the rows old[old_len] (an earlier page's, without
+ * brackets: routes_jobs__page_rows) then rows[n] (catalog_metric_text; last
+ * becomes the last one's id). 0 or QN_ENOMEM.
  */
-static int routes_jobs__page_text(const char *prev, const struct store_metric *rows, size_t n,
-                                  int64_t last, int more, char **out, size_t *len)
+static int routes_jobs__page_text(const char *old, size_t old_len,
+                                  const struct store_metric *rows, size_t n, int64_t last,
+                                  int more, char **out, size_t *len)
 {
-    const char *old = prev ? prev + strlen(ROUTES_JOBS_PAGE_HEAD) : "";
-    size_t old_len = prev ? (size_t)(strstr(prev, ROUTES_JOBS_PAGE_TAIL) - old) : 0;
     size_t cap = strlen(ROUTES_JOBS_PAGE_HEAD) + old_len + n * (ROUTES_JOBS_ROW_MAX + 1) + 64;
     char *t = malloc(cap);
     if (!t)
@@ -565,19 +564,27 @@ static int routes_jobs__page_text(const char *prev, const struct store_metric *r
     return 0;
 }
 
-/* The id after which the rows of page text p end (its "next"); 0 or -1 when
- * p is not such a page. */
-static int routes_jobs__page_next(const char *p, int64_t *next)
+/* The rows of page text p[len] (routes_jobs__page_text's), without their
+ * brackets, into *rows, *rows_len, and the id after which they end (its
+ * "next") into *next; 0, or -1 when p is not such a page. The tail is
+ * looked for from the end: it is the last few bytes of a 100 KB page. */
+static int routes_jobs__page_rows(const char *p, size_t len, const char **rows,
+                                  size_t *rows_len, int64_t *next)
 {
-    const char *tail = strncmp(p, ROUTES_JOBS_PAGE_HEAD, strlen(ROUTES_JOBS_PAGE_HEAD)) == 0
-                           ? strstr(p, ROUTES_JOBS_PAGE_TAIL)
-                           : NULL;
-    char *end;
-    if (!tail)
+    size_t head = strlen(ROUTES_JOBS_PAGE_HEAD), tail = strlen(ROUTES_JOBS_PAGE_TAIL);
+    if (len < head + tail || strncmp(p, ROUTES_JOBS_PAGE_HEAD, head) != 0)
         return -1;
-    long long v = strtoll(tail + strlen(ROUTES_JOBS_PAGE_TAIL), &end, 10);
+    const char *t = p + len - tail;
+    while (t > p + head && memcmp(t, ROUTES_JOBS_PAGE_TAIL, tail) != 0)
+        t--;
+    char *end;
+    long long v = strtoll(t + tail, &end, 10);
+    if (memcmp(t, ROUTES_JOBS_PAGE_TAIL, tail) != 0 || *end != ',')
+        return -1;
+    *rows = p + head;
+    *rows_len = (size_t)(t - *rows);
     *next = v;
-    return *end == ',' ? 0 : -1;
+    return 0;
 }
 
 /*
@@ -622,23 +629,25 @@ static int routes_jobs__metrics(struct http_req *req)
     catalog_job_close(&j);
     /* A running job's kept page, to grow by the rows after it. */
     char *prev = NULL, *text = NULL;
-    size_t prev_len, len = 0;
+    const char *old = "";
+    size_t prev_len, old_len = 0, len = 0;
     uint64_t prev_gen, prev_rows = 0;
     int64_t last = q.after;
     if (grows && page_cache_latest(pages, q.job, live, &prev_gen, &prev_rows, &prev,
                                    &prev_len) == 1) {
-        if (prev_gen && prev_rows < q.limit - 1 && routes_jobs__page_next(prev, &last) == 0) {
+        if (prev_gen && prev_rows < q.limit - 1 &&
+            routes_jobs__page_rows(prev, prev_len, &old, &old_len, &last) == 0) {
             q.after = last;
             q.limit -= prev_rows;
         } else {
-            free(prev);
-            prev = NULL, prev_rows = 0;
+            old = "", old_len = 0, prev_rows = 0;
         }
     }
     rc = catalog_metric_list(s, &q, &rows, &n);
     int more = rc == 0 && q.limit && n == q.limit; /* the row past the limit */
     if (rc == 0)
-        rc = routes_jobs__page_text(prev, rows, more ? n - 1 : n, last, more, &text, &len);
+        rc = routes_jobs__page_text(old, old_len, rows, more ? n - 1 : n, last, more, &text,
+                                    &len);
     catalog_metric_list_free(rows, n);
     free(prev);
     if (rc)

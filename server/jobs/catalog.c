@@ -17,9 +17,9 @@
 #include "import.h"
 #include "job.h"
 #include "mlp.h"
-#include "numtext.h"
 #include "queue.h"
 #include "qn_err.h"
+#include "spec_dumps.h"
 #include "surrogate.h"
 #include "users.h"
 
@@ -607,44 +607,12 @@ void catalog_metric_list_free(struct store_metric *list, size_t n)
     store_metric_list_free(list, n);
 }
 
-/* v as jansson writes a real (jsonp_dtostr: "%.17g", ".0" when it has
- * neither '.' nor 'e', the exponent without '+' and leading zeros) into buf. */
-static size_t catalog__jansson_real(char *buf, size_t cap, double v)
-{
-    int n = snprintf(buf, cap, "%.17g", v);
-    if (!strchr(buf, '.') && !strchr(buf, 'e') && (size_t)n + 3 <= cap) {
-        memcpy(buf + n, ".0", 3);
-        n += 2;
-    }
-    char *e = strchr(buf, 'e');
-    if (e) {
-        char *from = e + 1, *to = e + 1;
-        if (*from == '+')
-            from++;
-        else if (*from == '-')
-            from++, to++;
-        while (*from == '0' && from[1])
-            from++;
-        memmove(to, from, strlen(from) + 1);
-        n = (int)strlen(buf);
-    }
-    return (size_t)n;
-}
-
-/* A real as spec_dumps writes it: the shortest round-trip text, ".0" added
- * to an integral one, unless jansson's text is shorter (spec__real keeps it
- * then: "%.17g" writes 1e16..1e17 positionally, numtext with an exponent);
- * null when not finite (job_real). buf: NUMTEXT_MAX + 8 bytes. */
+/* A real as spec_dumps writes it; null when not finite (job_real). */
 static const char *catalog__real(char *buf, double v)
 {
     if (!isfinite(v))
         return "null";
-    size_t n = numtext_double(buf, v);
-    if (!strpbrk(buf, ".en"))
-        memcpy(buf + n, ".0", 3), n += 2;
-    char j[NUMTEXT_MAX + 8];
-    if (strchr(buf, 'e') && catalog__jansson_real(j, sizeof j, v) < n)
-        memcpy(buf, j, strlen(j) + 1);
+    spec_dumps_real(buf, v);
     return buf;
 }
 
@@ -671,7 +639,7 @@ static const char *catalog__quoted(const char *s, char *buf, size_t cap, char **
 
 size_t catalog_metric_text(const struct store_metric *m, char *buf, size_t cap)
 {
-    char value[NUMTEXT_MAX + 8], time[NUMTEXT_MAX + 8], name[96], *owned;
+    char value[SPEC_DUMPS_REAL_MAX], time[SPEC_DUMPS_REAL_MAX], name[96], *owned;
     const char *q = catalog__quoted(m->name, name, sizeof name, &owned);
     int n = q ? snprintf(buf, cap,
                          "{\"id\":%" PRId64 ",\"step\":%" PRId64 ",\"epoch\":%" PRId64

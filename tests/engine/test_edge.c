@@ -175,8 +175,7 @@ static void test_grad_surrogate(void **state)
     struct surrogate sur;
     qt_make_surrogate(&sur, 1, 3);
     struct dev_model crn;
-    dev_model_init(&crn, DEV_CRN_RELU);
-    qt_dev_prepare(&crn);
+    qt_crn(&crn);
     grad_case(&crn, VIA_SURROGATE, &sur);
     dev_model_close(&crn);
     surrogate_close(&sur);
@@ -192,8 +191,7 @@ static void test_surrogate_chunks(void **state)
     assert_int_equal(surrogate_tabulate(&sur), 0);
     assert_true(sur.table_n > 0);
     struct dev_model crn;
-    dev_model_init(&crn, DEV_CRN_RELU);
-    qt_dev_prepare(&crn);
+    qt_crn(&crn);
     enum { IN = 700, OUT = 3, B = 32 };
     struct net_layer_spec spec = {OUT, &crn, VIA_SURROGATE, &sur, 0, 0};
     struct net *n = NULL;
@@ -241,8 +239,7 @@ static void test_via_device(void **state)
     struct surrogate sur;
     qt_make_surrogate(&sur, 1, 7);
     struct dev_model crn;
-    dev_model_init(&crn, DEV_CRN_RELU);
-    qt_dev_prepare(&crn);
+    qt_crn(&crn);
     size_t src[5] = {0, 1, 1, 2, 0}, dst[5] = {0, 0, 0, 1, 1};
     struct net_cells_spec cs = {NET_CELLS_EDGE, 5, src, dst};
     float x[2 * N_IN] = {0.4f, -1, 0.2f, 1.5f, -0.3f, 0.9f};

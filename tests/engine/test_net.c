@@ -159,8 +159,7 @@ static void test_physics_aware(void **state)
     struct surrogate sur;
     qt_make_surrogate(&sur, 1, 5);
     struct dev_model crn;
-    dev_model_init(&crn, DEV_CRN_RELU);
-    qt_dev_prepare(&crn);
+    qt_crn(&crn);
     struct net_layer_spec pa = {3, &crn, VIA_PHYSICS_AWARE, &sur, 0, 0};
     struct net_layer_spec su = {3, &crn, VIA_SURROGATE, &sur, 0, 0};
     struct net *a = NULL, *b = NULL;
@@ -192,8 +191,7 @@ static void test_surrogate_domain(void **state)
     struct surrogate sur;
     qt_make_surrogate(&sur, 1, 5);
     struct dev_model crn;
-    dev_model_init(&crn, DEV_CRN_RELU);
-    qt_dev_prepare(&crn);
+    qt_crn(&crn);
     struct net_layer_spec su = {3, &crn, VIA_SURROGATE, &sur, 0, 0};
     struct net *n = NULL;
     float x0[N_IN] = {0.4f, -1, 0.2f};
@@ -241,8 +239,7 @@ static void test_grad_surrogate(void **state)
     qt_make_surrogate(&s1, 1, 3);
     qt_make_surrogate(&s2, 2, 4);
     struct dev_model crn, near;
-    dev_model_init(&crn, DEV_CRN_RELU);
-    qt_dev_prepare(&crn);
+    qt_crn(&crn);
     grad_case(&crn, VIA_SURROGATE, &s1);
     dev_model_init(&near, DEV_ALMOST_NEURON);
     near.drive = DRIVE_DOT_SQ;

@@ -161,7 +161,7 @@ static void test_queue_in_order_and_stop(void **state)
         nap();
     for (int i = 0; i < 3; i++) {
         assert_ptr_equal(order[i], &it[i]);
-        assert_true(it[i].booked >= 0);
+        assert_true(it[i].booked > 0); /* the average had the 8 ms request in it */
     }
     cpu_budget_stop(b);
     assert_int_equal(cpu_budget_admit(b, &late, hold), 0); /* stopped: in at once */

@@ -561,29 +561,36 @@ static void test_metric_ids_never_reused(void **state)
     store_close(s);
 }
 
+/* f's database as the first `version` migrations leave it (user_version
+ * set), then `rows` run on it: what an older qn left behind. */
+static void db_at_version(struct fx *f, size_t version, const char *rows)
+{
+    assert_true(migrate_count > version);
+    sqlite3 *h = NULL;
+    char v[40];
+    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+    for (size_t i = 0; i < version; i++)
+        assert_int_equal(sqlite3_exec(h, migrate_list[i].sql, NULL, NULL, NULL), SQLITE_OK);
+    snprintf(v, sizeof v, "PRAGMA user_version = %zu", version);
+    assert_int_equal(sqlite3_exec(h, v, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, rows, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+}
+
 /* 0008_model_owners on a version-7 database gives each model its train
  * job's owner, 'local' when the job is gone, and resolves names by owner. */
 static void test_model_owners_migration(void **state)
 {
     struct fx *f = *state;
-    assert_true(migrate_count >= 8);
-    sqlite3 *h = NULL;
-    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
-    for (size_t i = 0; i < 7; i++)
-        assert_int_equal(sqlite3_exec(h, migrate_list[i].sql, NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h,
-                                  "PRAGMA user_version = 7;"
-                                  "INSERT INTO jobs (id, type, name, owner, state, spec) VALUES"
-                                  " (1, 'train', 'm', 'alice', 'succeeded', '{}'),"
-                                  " (2, 'train', 'm', 'bob', 'succeeded', '{}');"
-                                  "INSERT INTO models (id, name, job_id, spec, n_in, n_out,"
-                                  " n_classes, loss, params, scaler) VALUES"
-                                  " (10, 'm', 1, '{}', 1, 1, 0, 'mse', x'', x''),"
-                                  " (11, 'm', 2, '{}', 1, 1, 0, 'mse', x'', x''),"
-                                  " (12, 'old', NULL, '{}', 1, 1, 0, 'mse', x'', x'')",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(h);
+    db_at_version(f, 7,
+                  "INSERT INTO jobs (id, type, name, owner, state, spec) VALUES"
+                  " (1, 'train', 'm', 'alice', 'succeeded', '{}'),"
+                  " (2, 'train', 'm', 'bob', 'succeeded', '{}');"
+                  "INSERT INTO models (id, name, job_id, spec, n_in, n_out,"
+                  " n_classes, loss, params, scaler) VALUES"
+                  " (10, 'm', 1, '{}', 1, 1, 0, 'mse', x'', x''),"
+                  " (11, 'm', 2, '{}', 1, 1, 0, 'mse', x'', x''),"
+                  " (12, 'old', NULL, '{}', 1, 1, 0, 'mse', x'', x'')");
     struct store *s = open_ok(f);
     assert_int_equal(sql_int(f->db, "PRAGMA user_version"), migrate_latest());
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM models WHERE (id, owner) IN (VALUES"
@@ -611,23 +618,14 @@ static void test_model_owners_migration(void **state)
 static void test_metric_ids_migration_keeps_rows(void **state)
 {
     struct fx *f = *state;
-    assert_true(migrate_count >= 5);
-    sqlite3 *h = NULL;
-    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
-    for (size_t i = 0; i < 4; i++)
-        assert_int_equal(sqlite3_exec(h, migrate_list[i].sql, NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h,
-                                  "PRAGMA user_version = 4;"
-                                  "INSERT INTO jobs (id, type, name, state, spec) VALUES"
-                                  " (1, 'train', 'a', 'running', '{}'),"
-                                  " (2, 'train', 'b', 'running', '{}');"
-                                  "INSERT INTO metrics (id, job_id, step, epoch, name, value, time)"
-                                  " VALUES (3, 1, 10, 0, 'step_loss', 0.5, 1.8e9),"
-                                  " (7, 2, 10, 0, 'step_loss', NULL, 1.8e9),"
-                                  " (40, 1, 20, 1, 'step_loss', 0.25, 1.8e9)",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(h);
+    db_at_version(f, 4,
+                  "INSERT INTO jobs (id, type, name, state, spec) VALUES"
+                  " (1, 'train', 'a', 'running', '{}'),"
+                  " (2, 'train', 'b', 'running', '{}');"
+                  "INSERT INTO metrics (id, job_id, step, epoch, name, value, time)"
+                  " VALUES (3, 1, 10, 0, 'step_loss', 0.5, 1.8e9),"
+                  " (7, 2, 10, 0, 'step_loss', NULL, 1.8e9),"
+                  " (40, 1, 20, 1, 'step_loss', 0.25, 1.8e9)");
 
     struct store *s = open_ok(f);
     assert_int_equal(sql_int(f->db, "PRAGMA user_version"), migrate_latest());

@@ -29,6 +29,12 @@ void qt_neuron(struct dev_model *d, enum act_kind act)
     qt_dev_prepare(d);
 }
 
+void qt_crn(struct dev_model *d)
+{
+    dev_model_init(d, DEV_CRN_RELU);
+    qt_dev_prepare(d);
+}
+
 void qt_make_surrogate(struct surrogate *s, size_t n_in, uint64_t seed)
 {
     memset(s, 0, sizeof *s);

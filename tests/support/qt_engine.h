@@ -27,6 +27,8 @@ void qt_dev_prepare(struct dev_model *d);
 /* d as a neuron device with activation act, prepared (as qt_dev_prepare);
  * dev_model_close it. */
 void qt_neuron(struct dev_model *d, enum act_kind act);
+/* d as the built-in crn_relu device with its defaults, prepared; dev_model_close it. */
+void qt_crn(struct dev_model *d);
 
 /* A small random surrogate MLP (n_in -> 6 tanh -> 1, parameters from seed)
  * with input scaling mean 0.1 (k + 1), std 1.5 + k for input k, and output
